@@ -1,0 +1,1 @@
+"""Alerting: detectors, alert lifecycle, evidence, sinks and the durable outbox."""

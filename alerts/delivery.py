@@ -1,0 +1,118 @@
+"""Outbox delivery: one loop per sink, retries with capped exponential backoff.
+
+A sink that is down only delays its own queue (the other sinks' loops keep going); its entries
+stay in the outbox (durable on Redis) and go out when it comes back. After ``max_attempts`` an
+entry is abandoned for that sink and logged as an error (bounded retries, nothing stuck forever).
+Delivery times are wall-clock (``clock``), unlike detection, which runs on event time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from alerts.outbox import Outbox, OutboxEntry
+from alerts.sinks.base import Sink
+from monitor.lifecycle import Service
+
+log = structlog.get_logger("alerts.delivery")
+MIN_WAIT_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 50
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 300.0
+    poll_interval_s: float = 1.0
+    batch_size: int = 50
+    send_timeout_s: float = 30.0
+
+    def delay_s(self, attempts: int) -> float:
+        """Delay before attempt ``attempts + 1`` (``attempts`` failures so far, >= 1)."""
+        return float(min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempts - 1, 60)))
+
+
+class OutboxDelivery(Service):
+    def __init__(
+        self, outbox: Outbox, sinks: Sequence[Sink], policy: RetryPolicy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.outbox = outbox
+        self.sinks = list(sinks)
+        self.policy = policy
+        self._clock = clock
+        self._wakeups = {s.name: asyncio.Event() for s in self.sinks}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(s), name=f"alert-delivery:{s.name}") for s in self.sinks]
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        """New entries were enqueued: deliver now instead of at the next poll."""
+        for event in self._wakeups.values():
+            event.set()
+
+    async def flush(self, timeout_s: float) -> None:
+        """Deliver what is due now, for shutdown; entries that fail stay in the outbox."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                for sink in self.sinks:
+                    await self.deliver_due(sink)
+
+    async def deliver_due(self, sink: Sink) -> int:
+        """One pass over (at most a batch of) the due entries of ``sink``; returns how many it tried."""
+        entries = await self.outbox.due(sink.name, self._clock(), self.policy.batch_size)
+        for entry in entries:
+            await self._deliver_one(sink, entry)
+        return len(entries)
+
+    async def _deliver_one(self, sink: Sink, entry: OutboxEntry) -> None:
+        nid = entry.notification.id
+        try:
+            await asyncio.wait_for(sink.send(entry.notification), self.policy.send_timeout_s)
+        except Exception as exc:
+            attempts = entry.attempts + 1
+            if attempts >= self.policy.max_attempts:
+                await self.outbox.abandon(sink.name, nid)
+                log.error("alert_delivery_abandoned", sink=sink.name, notification_id=nid,
+                          attempts=attempts, error=str(exc))
+            else:
+                delay_s = self.policy.delay_s(attempts)
+                await self.outbox.mark_failed(sink.name, nid, self._clock() + delay_s)
+                log.warning("alert_delivery_failed", sink=sink.name, notification_id=nid,
+                            attempts=attempts, retry_in_s=delay_s, error=str(exc))
+            return
+        await self.outbox.mark_delivered(sink.name, nid, self._clock())
+        log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)
+
+    async def _run(self, sink: Sink) -> None:
+        wakeup = self._wakeups[sink.name]
+        while True:
+            wakeup.clear()
+            try:
+                tried = await self.deliver_due(sink)
+                next_due = await self.outbox.next_due_s(sink.name)
+            except Exception as exc:  # the outbox backend itself is down: keep the loop alive
+                log.error("alert_outbox_unavailable", sink=sink.name, error=str(exc))
+                tried, next_due = 0, None
+            if tried >= self.policy.batch_size:
+                continue  # more may be due right now
+            wait_s = self.policy.poll_interval_s
+            if next_due is not None:
+                wait_s = min(wait_s, max(MIN_WAIT_S, next_due - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), wait_s)

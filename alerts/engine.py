@@ -1,0 +1,202 @@
+"""The alert engine: closed buckets -> detectors -> lifecycle -> evidence -> outbox -> sinks.
+
+``evaluate(now_s)`` is driven by event time: ``now_s`` is the watermark (e.g.
+``Watermark.closed_until_s``); every bucket ``[t, t + bucket_s)`` with ``t + bucket_s <= now_s`` that
+was not evaluated yet is evaluated once, oldest first, at most ``max_catchup_buckets`` per call
+(older ones are skipped and logged). The cursor (end of the last evaluated bucket) is stored with
+the alert states, so calling ``evaluate`` twice, or after a restart, never evaluates a bucket twice.
+The first call ever evaluates only the newest closed bucket.
+
+Per bucket, the keys evaluated are those with messages in that bucket plus those with a pending or
+firing alert (an empty bucket counts as quiet, so alerts on keys that fall silent still resolve).
+Start/stop runs the outbox delivery loops; ``stop`` flushes what is due before closing sinks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import structlog
+
+from alerts.delivery import OutboxDelivery, RetryPolicy
+from alerts.detectors import DetectorConfig, KeySeries, Signal, detect
+from alerts.evidence import collect_evidence
+from alerts.lifecycle import AlertState, LifecyclePolicy, prunable, step
+from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.outbox import Outbox, OutboxFullError
+from alerts.sinks.base import Sink
+from alerts.state import AlertStateStore
+from monitor.config import AlertSettings
+from monitor.lifecycle import Service
+from monitor.windows.base import WindowStore
+
+log = structlog.get_logger("alerts.engine")
+FETCH_CONCURRENCY = 16
+FLUSH_TIMEOUT_S = 5.0
+LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
+
+
+def _live_keys(states: dict[str, AlertState]) -> set[str]:
+    return {s.window_key for s in states.values() if s.status in LIVE}
+
+
+class AlertEngine(Service):
+    def __init__(
+        self,
+        store: WindowStore,
+        settings: AlertSettings,
+        state: AlertStateStore,
+        outbox: Outbox,
+        sinks: Sequence[Sink],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.state = state
+        self.outbox = outbox
+        self.sinks = list(sinks)
+        self.detector_config = DetectorConfig.from_settings(settings, store.bucket_s)
+        self.policy = LifecyclePolicy.from_settings(settings)
+        self._clock = clock
+        self.delivery = OutboxDelivery(
+            outbox,
+            self.sinks,
+            RetryPolicy(
+                max_attempts=settings.delivery_max_attempts,
+                backoff_initial_s=settings.delivery_backoff_initial_s,
+                backoff_max_s=settings.delivery_backoff_max_s,
+                poll_interval_s=settings.delivery_poll_interval_s,
+                batch_size=settings.delivery_batch_size,
+                send_timeout_s=settings.sink_timeout_s * settings.webhook_max_attempts + 5.0,
+            ),
+            clock=clock,
+        )
+        self._lock = asyncio.Lock()
+
+    async def _start(self) -> None:
+        await self.state.start()
+        await self.outbox.start()
+        for sink in self.sinks:
+            await sink.start()
+        await self.delivery.start()
+
+    async def _stop(self) -> None:
+        await self.delivery.stop()
+        await self.delivery.flush(FLUSH_TIMEOUT_S)
+        for sink in self.sinks:
+            await sink.stop()
+        await self.outbox.stop()
+        await self.state.stop()
+
+    async def evaluate(self, now_s: int) -> list[Notification]:
+        """Evaluate every not-yet-evaluated closed bucket up to ``now_s`` (event time); see module doc."""
+        async with self._lock:
+            return await self._evaluate(now_s)
+
+    def _first_bucket(self, cursor: int | None, closed_end: int) -> int:
+        b = self.store.bucket_s
+        if cursor is None:
+            return closed_end - b
+        first = max(cursor, closed_end - self.settings.max_catchup_buckets * b)
+        if first > cursor:
+            log.warning("alert_buckets_skipped", from_s=cursor, to_s=first, buckets=(first - cursor) // b)
+        return first
+
+    async def _keys(self, first: int, states: dict[str, AlertState]) -> list[str]:
+        tracked = _live_keys(states)
+        keys = sorted(set(await self.store.active_keys(first)) - tracked)
+        room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
+        if len(keys) > room:
+            log.error("alert_keys_truncated", keys=len(keys) + len(tracked), evaluated=room + len(tracked))
+        return sorted(tracked) + keys[:room]
+
+    async def _series(self, keys: Sequence[str], first: int, closed_end: int) -> dict[str, KeySeries]:
+        since = first - self.detector_config.history_s
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def fetch(key: str) -> KeySeries:
+            async with gate:
+                return KeySeries(key, await self.store.buckets(key, since, closed_end))
+
+        return {s.key: s for s in await asyncio.gather(*(fetch(k) for k in keys))}
+
+    async def _with_evidence(self, notification: Notification) -> Notification:
+        if notification.status is not AlertStatus.FIRING:
+            return notification
+        items: list[AlertItem] = []
+        for item in notification.alerts:
+            sig = item.signal
+            evidence = await collect_evidence(
+                self.store, item.window_key, sig.bucket_start_s, sig.bucket_end_s,
+                self.settings.evidence_top_n,
+            )
+            items.append(replace(item, evidence=evidence))
+        return replace(notification, alerts=tuple(items))
+
+    async def _evaluate(self, now_s: int) -> list[Notification]:
+        b = self.store.bucket_s
+        closed_end = now_s - now_s % b
+        cursor = await self.state.get_cursor()
+        first = self._first_bucket(cursor, closed_end)
+        if first >= closed_end:
+            return []
+        states = await self.state.load_states()
+        silences = await self.state.list_silences()
+        keys = await self._keys(first, states)
+        series = await self._series(keys, first, closed_end)
+        changed: set[str] = set()
+        notifications: list[Notification] = []
+        for start in range(first, closed_end, b):
+            live = _live_keys(states)
+            signals: list[Signal] = [
+                detect(ks, start, self.detector_config)
+                for key, ks in series.items()
+                if key in live or ks.at(start).volume > 0
+            ]
+            result = step(states, signals, start + b, self.policy, silences)
+            states.update(result.states)
+            changed.update(result.states)
+            for key, reason in result.suppressed:
+                log.info("alert_suppressed", key=key, reason=reason, bucket_start_s=start)
+            for n in result.notifications:
+                notifications.append(await self._with_evidence(n))
+        await self._enqueue(notifications)
+        deleted = self._prune(states, closed_end)
+        await self.state.commit([states[k] for k in sorted(changed - set(deleted))], deleted, closed_end)
+        if notifications:
+            self.delivery.wake()
+        return notifications
+
+    async def _enqueue(self, notifications: Sequence[Notification]) -> None:
+        for n in notifications:
+            try:
+                fresh = await self.outbox.enqueue(n, self._clock())
+            except OutboxFullError as exc:
+                log.error("alert_dropped_outbox_full", notification_id=n.id, error=str(exc))
+                continue
+            log.warning(
+                "alert_fired" if n.status is AlertStatus.FIRING else "alert_resolved",
+                notification_id=n.id, group=n.group_key, keys=[a.window_key for a in n.alerts],
+                neg_share=[round(a.signal.neg_share, 4) for a in n.alerts], duplicate=not fresh,
+            )
+
+    def _prune(self, states: dict[str, AlertState], now_s: int) -> list[str]:
+        """Dedup keys to delete: states that no longer matter, then the oldest idle ones over the cap."""
+        deleted = [k for k, s in states.items() if prunable(s, now_s, self.policy)]
+        for k in deleted:
+            del states[k]
+        excess = len(states) - self.settings.max_alert_states
+        if excess > 0:
+            idle = sorted(
+                (s for s in states.values() if s.status in (AlertStatus.INACTIVE, AlertStatus.RESOLVED)),
+                key=lambda s: s.updated_at_s,
+            )[:excess]
+            for s in idle:
+                del states[s.dedup_key]
+            deleted += [s.dedup_key for s in idle]
+            log.warning("alert_states_capped", dropped=len(idle))
+        return deleted

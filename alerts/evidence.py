@@ -1,0 +1,73 @@
+"""Alert evidence: the most negative messages of the alerting bucket, PII-masked.
+
+Masking runs here, before a notification is built, so nothing unmasked ever reaches the outbox,
+a sink or a log line. It deliberately over-masks: any run of 7+ digits (phones, account, card and
+ID numbers) is masked, because a masked share price costs nothing and a leaked account number does.
+Thousands separators with commas ("1,250,000") and ISO dates are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from alerts.model import EvidenceEntry
+from monitor.windows.base import WindowStore
+
+EMAIL_MASK = "[email]"
+NUMBER_MASK = "[number]"
+IBAN_MASK = "[iban]"
+
+# RFC 5322 dot-atom local part (all of its specials) at a dotted domain.
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+# A digit run with phone/account separators; kept only if it holds 7+ digits (see _mask_number).
+_NUMBER = re.compile(r"\+?\(?\d(?:[\d ().\-/]*\d)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MIN_MASKED_DIGITS = 7
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    if digits < MIN_MASKED_DIGITS or _ISO_DATE.fullmatch(text):
+        return text
+    return NUMBER_MASK
+
+
+def mask_pii(text: str) -> str:
+    """Mask emails, IBANs and long digit runs (phones, accounts, cards, IDs)."""
+    text = _EMAIL.sub(EMAIL_MASK, text)
+    text = _IBAN.sub(IBAN_MASK, text)
+    return _NUMBER.sub(_mask_number, text)
+
+
+def mask_url(url: str | None) -> str | None:
+    """Keep the link usable but drop query and fragment (where tokens and emails ride along)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, _EMAIL.sub(EMAIL_MASK, parts.path), "", ""))
+
+
+async def collect_evidence(
+    store: WindowStore, key: str, start_s: int, end_s: int, limit: int
+) -> tuple[EvidenceEntry, ...]:
+    """Top ``limit`` most negative messages of ``key`` in ``[start_s, end_s)``, masked."""
+    if limit <= 0:
+        return ()
+    items = await store.top_negative(key, start_s, end_s, limit)
+    return tuple(
+        EvidenceEntry(
+            message_id=item.message_id,
+            source=item.source,
+            text=mask_pii(item.text),
+            score=item.score,
+            event_time_s=item.event_time_s,
+            url=mask_url(item.url),
+        )
+        for item in items
+    )

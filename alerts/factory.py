@@ -1,0 +1,67 @@
+"""Build the alerting stack from settings: memory or Redis backends chosen by ``windows.store_url``.
+
+``memory://`` -> in-process state and outbox (embedded mode: nothing survives a restart);
+``redis://`` / ``rediss://`` -> Redis under ``<windows.key_prefix>:alerts`` (survives restarts,
+shared by every daemon instance; the silences CLI needs this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from alerts.engine import AlertEngine
+from alerts.outbox import MemoryOutbox, Outbox, RedisOutbox
+from alerts.sinks import build_sinks
+from alerts.state import AlertStateStore, MemoryAlertStateStore, RedisAlertStateStore
+from monitor.config import ConfigError, Settings
+from monitor.windows.base import WindowStore
+
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
+
+
+def alerts_key_prefix(settings: Settings) -> str:
+    return f"{settings.windows.key_prefix}:alerts"
+
+
+def _backend(settings: Settings) -> str:
+    scheme = urlsplit(settings.windows.store_url).scheme
+    if scheme == "memory" or scheme in REDIS_SCHEMES:
+        return scheme
+    raise ConfigError(
+        f"windows.store_url scheme {scheme!r} is not supported by alerts -- use memory:// or redis://"
+    )
+
+
+def uses_redis(settings: Settings) -> bool:
+    return _backend(settings) in REDIS_SCHEMES
+
+
+def build_state_store(settings: Settings) -> AlertStateStore:
+    if uses_redis(settings):
+        return RedisAlertStateStore(
+            settings.windows.store_url, alerts_key_prefix(settings), settings.alerts.max_silences
+        )
+    return MemoryAlertStateStore(settings.alerts.max_silences)
+
+
+def build_outbox(settings: Settings, sink_names: Sequence[str]) -> Outbox:
+    a = settings.alerts
+    if uses_redis(settings):
+        return RedisOutbox(
+            settings.windows.store_url, alerts_key_prefix(settings), sink_names,
+            max_entries=a.outbox_max_entries, ids_kept=a.outbox_delivered_ids_kept,
+        )
+    return MemoryOutbox(sink_names, max_entries=a.outbox_max_entries, ids_kept=a.outbox_delivered_ids_kept)
+
+
+def build_alerting(settings: Settings, store: WindowStore) -> AlertEngine:
+    """The engine over ``store`` (the pipeline's window store), with state/outbox/sinks from settings."""
+    sinks = build_sinks(settings)
+    return AlertEngine(
+        store,
+        settings.alerts,
+        build_state_store(settings),
+        build_outbox(settings, [s.name for s in sinks]),
+        sinks,
+    )

@@ -1,0 +1,285 @@
+"""Pure alert state machine (Alertmanager-like): inactive -> pending -> firing -> resolved.
+
+``step`` takes the states, the detector signals of one closed bucket and that bucket's end as
+``now_s`` (event time; no clock in here, so a replay reproduces live decisions) and returns the new
+states plus the notifications to send. Rules, in order:
+
+- pending: the condition must hold for ``for_s`` before the alert fires;
+- firing is announced once per episode; a new episode within ``cooldown_s`` of the previous firing
+  notice is tracked but announced only once the cooldown has passed and it still fires;
+- a still-firing alert is re-announced every ``repeat_interval_s`` (0 = never);
+- resolution needs ``resolve_after_buckets`` consecutive quiet buckets (hysteresis), times
+  ``flap_resolve_factor`` while the alert is flapping (``flap_max_episodes`` episodes within
+  ``flap_window_s``; a comeback of an alert held firing by that rule counts as an episode too, so a
+  steadily flapping series stays firing and silent); only an announced episode gets a resolved notice;
+- silences are checked before anything is announced; a silenced episode is announced when the
+  silence ends if it is still firing;
+- announcements of one step are grouped by related keys (``ticker:TSLA`` with
+  ``topic_ticker:earnings|TSLA``, see ``group_items``) and status into one ``Notification``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from alerts.detectors import Signal
+from alerts.model import AlertItem, AlertStatus, Notification, Silence
+
+if TYPE_CHECKING:
+    from monitor.config import AlertSettings
+
+RULE = "negative_sentiment"
+MAX_EPISODES_KEPT = 50
+
+
+def dedup_key(rule: str, window_key: str) -> str:
+    """Stable id of one alert: the same rule on the same window key is always the same alert."""
+    return hashlib.sha256(f"{rule}\x00{window_key}".encode()).hexdigest()[:20]
+
+
+def group_key(window_key: str) -> str:
+    """The key a silence on a ticker also covers: every per-ticker key maps to ``ticker:<T>``."""
+    if window_key.startswith("topic_ticker:") and "|" in window_key:
+        return "ticker:" + window_key.rsplit("|", 1)[1]
+    return window_key
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePolicy:
+    for_s: int = 0
+    cooldown_s: int = 1800
+    repeat_interval_s: int = 4 * 3600
+    resolve_after_buckets: int = 2
+    flap_window_s: int = 4 * 3600
+    flap_max_episodes: int = 3
+    flap_resolve_factor: int = 3
+
+    @classmethod
+    def from_settings(cls, s: AlertSettings) -> LifecyclePolicy:
+        return cls(
+            for_s=s.for_s,
+            cooldown_s=s.cooldown_s,
+            repeat_interval_s=s.repeat_interval_s,
+            resolve_after_buckets=s.resolve_after_buckets,
+            flap_window_s=s.flap_window_s,
+            flap_max_episodes=s.flap_max_episodes,
+            flap_resolve_factor=s.flap_resolve_factor,
+        )
+
+    @property
+    def memory_s(self) -> int:
+        """How long a resolved state still matters (cooldown, flap counting) before it can be pruned."""
+        return max(self.cooldown_s, self.flap_window_s, self.repeat_interval_s)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    dedup_key: str
+    rule: str
+    window_key: str
+    status: AlertStatus = AlertStatus.INACTIVE
+    pending_since_s: int | None = None
+    started_at_s: int | None = None
+    resolved_at_s: int | None = None
+    quiet_buckets: int = 0
+    notified: bool = False
+    """Whether the current episode's firing notice went out (so it needs a resolved notice)."""
+    last_firing_notified_s: int | None = None
+    sequence: int = 0
+    """Notifications sent for this alert so far; part of each notification's idempotency id."""
+    episode_starts_s: tuple[int, ...] = ()
+    updated_at_s: int = 0
+    last_signal: Signal | None = None
+
+    def flapping(self, now_s: int, policy: LifecyclePolicy) -> bool:
+        recent = [t for t in self.episode_starts_s if now_s - t < policy.flap_window_s]
+        return len(recent) >= policy.flap_max_episodes
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    states: dict[str, AlertState]
+    """Every state this step touched (by dedup key), to be saved."""
+    notifications: list[Notification]
+    suppressed: list[tuple[str, str]]
+    """(window key, reason) of announcements held back: ``silenced`` or ``cooldown``."""
+
+
+def silenced(window_key: str, now_s: int, silences: Sequence[Silence]) -> bool:
+    group = group_key(window_key)
+    return any(
+        s.active_at(now_s) and (s.matches_key(window_key) or s.matches_key(group)) for s in silences
+    )
+
+
+def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: LifecyclePolicy,
+              repeat: bool = False) -> tuple[AlertState, AlertItem]:
+    seq = state.sequence + 1
+    signal = state.last_signal
+    assert signal is not None, "announced states always carry their latest signal"
+    item = AlertItem(
+        dedup_key=state.dedup_key,
+        rule=state.rule,
+        window_key=state.window_key,
+        status=status,
+        sequence=seq,
+        started_at_s=state.started_at_s if state.started_at_s is not None else now_s,
+        signal=signal,
+        flapping=state.flapping(now_s, policy),
+        repeat=repeat,
+    )
+    return replace(state, sequence=seq), item
+
+
+def _advance(
+    state: AlertState, signal: Signal, now_s: int, policy: LifecyclePolicy, muted: bool
+) -> tuple[AlertState, AlertItem | None, str | None]:
+    """One key, one bucket. Returns (new state, item to announce or None, suppression reason)."""
+    st = replace(state, updated_at_s=now_s, last_signal=signal)
+    if signal.active:
+        if st.status is AlertStatus.FIRING and st.quiet_buckets >= policy.resolve_after_buckets:
+            # held firing only because it flaps: this comeback counts as an episode, so a series
+            # that keeps flapping stays flapping (and quiet) instead of resolving once the window rolls
+            st = replace(st, episode_starts_s=(*st.episode_starts_s, now_s)[-MAX_EPISODES_KEPT:])
+        st = replace(st, quiet_buckets=0)
+        if st.status in (AlertStatus.INACTIVE, AlertStatus.RESOLVED):
+            st = replace(st, status=AlertStatus.PENDING, pending_since_s=now_s)
+        if st.status is AlertStatus.PENDING and now_s - (st.pending_since_s or now_s) >= policy.for_s:
+            episodes = (*st.episode_starts_s, now_s)[-MAX_EPISODES_KEPT:]
+            st = replace(st, status=AlertStatus.FIRING, started_at_s=now_s, resolved_at_s=None,
+                         notified=False, episode_starts_s=episodes)
+        if st.status is not AlertStatus.FIRING:
+            return st, None, None
+        if muted:
+            return st, None, "silenced"
+        if not st.notified:
+            last = st.last_firing_notified_s
+            if last is not None and now_s - last < policy.cooldown_s:
+                return st, None, "cooldown"
+            st, item = _announce(st, AlertStatus.FIRING, now_s, policy)
+            return replace(st, notified=True, last_firing_notified_s=now_s), item, None
+        last = st.last_firing_notified_s or now_s
+        if policy.repeat_interval_s and now_s - last >= policy.repeat_interval_s:
+            st, item = _announce(st, AlertStatus.FIRING, now_s, policy, repeat=True)
+            return replace(st, last_firing_notified_s=now_s), item, None
+        return st, None, None
+
+    if st.status is AlertStatus.PENDING:
+        return replace(st, status=AlertStatus.INACTIVE, pending_since_s=None), None, None
+    if st.status is not AlertStatus.FIRING:
+        return st, None, None
+    st = replace(st, quiet_buckets=st.quiet_buckets + 1)
+    needed = policy.resolve_after_buckets
+    if st.flapping(now_s, policy):
+        needed *= policy.flap_resolve_factor
+    if st.quiet_buckets < needed:
+        return st, None, None
+    was_notified = st.notified
+    st = replace(st, status=AlertStatus.RESOLVED, resolved_at_s=now_s, notified=False, pending_since_s=None)
+    if not was_notified:
+        return st, None, None
+    if muted:
+        return st, None, "silenced"
+    st, item = _announce(st, AlertStatus.RESOLVED, now_s, policy)
+    return st, item, None
+
+
+def _dimensions(window_key: str) -> set[str]:
+    """The topic/ticker dimensions a key is about (``all`` is about everything)."""
+    kind, _, value = window_key.partition(":")
+    if kind == "topic_ticker" and "|" in value:
+        topic, ticker = value.rsplit("|", 1)
+        return {f"topic:{topic}", f"ticker:{ticker}"}
+    return {window_key}
+
+
+def _label(keys: Sequence[str]) -> str:
+    dims = set().union(*(_dimensions(k) for k in keys))
+    for prefix in ("all", "ticker:", "topic:"):
+        matching = sorted(d for d in dims if d.startswith(prefix))
+        if matching:
+            return matching[0]
+    return sorted(keys)[0]
+
+
+def _related_components(dims: Sequence[set[str]]) -> list[list[int]]:
+    """Connected components (union-find) of "shares a dimension, or one of them is ``all``"."""
+    parent = list(range(len(dims)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(dims)):
+        for j in range(i):
+            if dims[i] & dims[j] or "all" in dims[i] | dims[j]:
+                parent[root(i)] = root(j)
+    components: dict[int, list[int]] = {}
+    for i in range(len(dims)):
+        components.setdefault(root(i), []).append(i)
+    return list(components.values())
+
+
+def group_items(items: Sequence[AlertItem], now_s: int) -> list[Notification]:
+    """One notification per (connected group of related keys, status).
+
+    Keys are related when they share a topic or ticker dimension (``ticker:TSLA`` and
+    ``topic_ticker:earnings|TSLA``; ``topic:earnings`` and the same topic_ticker key); ``all``
+    relates to everything that fires with it, so a market-wide move pages once.
+    """
+    notifications = []
+    for status in sorted({i.status for i in items}):
+        members = sorted((i for i in items if i.status is status), key=lambda a: a.window_key)
+        for component in _related_components([_dimensions(m.window_key) for m in members]):
+            group = [members[i] for i in component]
+            digest = hashlib.sha256("\n".join(a.item_id for a in group).encode()).hexdigest()[:24]
+            notifications.append(Notification(
+                id=digest, group_key=_label([a.window_key for a in group]), status=status,
+                event_time_s=now_s, alerts=tuple(group),
+            ))
+    return sorted(notifications, key=lambda n: (n.status, n.group_key))
+
+
+def step(
+    states: Mapping[str, AlertState],
+    signals: Sequence[Signal],
+    now_s: int,
+    policy: LifecyclePolicy,
+    silences: Sequence[Silence] = (),
+    rule: str = RULE,
+) -> StepResult:
+    """Advance every alert that has a signal for the bucket ending at ``now_s``.
+
+    Keys without an existing state and without an active signal are skipped (nothing to track).
+    """
+    touched: dict[str, AlertState] = {}
+    items: list[AlertItem] = []
+    suppressed: list[tuple[str, str]] = []
+    for signal in signals:
+        dk = dedup_key(rule, signal.key)
+        state = states.get(dk)
+        if state is None:
+            if not signal.active:
+                continue
+            state = AlertState(dedup_key=dk, rule=rule, window_key=signal.key)
+        new, item, reason = _advance(state, signal, now_s, policy, silenced(signal.key, now_s, silences))
+        touched[dk] = new
+        if item is not None:
+            items.append(item)
+        if reason is not None:
+            suppressed.append((signal.key, reason))
+    return StepResult(states=touched, notifications=group_items(items, now_s), suppressed=suppressed)
+
+
+def prunable(state: AlertState, now_s: int, policy: LifecyclePolicy) -> bool:
+    """A state that no longer influences any decision and can be deleted."""
+    if state.status is AlertStatus.INACTIVE:
+        return not state.episode_starts_s or now_s - state.updated_at_s >= policy.memory_s
+    if state.status is AlertStatus.RESOLVED:
+        return now_s - (state.resolved_at_s or state.updated_at_s) >= policy.memory_s
+    return False

@@ -1,0 +1,136 @@
+"""Value objects that leave the alerting core: notifications, their items and evidence, silences.
+
+Frozen dataclasses, serialized with one pydantic ``TypeAdapter`` each, so the outbox, the state
+store and every sink agree on one wire format (JSON) without hand-written converters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from alerts.detectors import Signal
+
+
+class AlertStatus(StrEnum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceEntry:
+    """One (PII-masked) message backing an alert."""
+
+    message_id: str
+    source: str
+    text: str
+    score: float
+    event_time_s: int
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    """One alert (rule x window key) inside a notification."""
+
+    dedup_key: str
+    rule: str
+    window_key: str
+    status: AlertStatus
+    sequence: int
+    started_at_s: int
+    signal: Signal
+    flapping: bool = False
+    repeat: bool = False
+    evidence: tuple[EvidenceEntry, ...] = ()
+
+    @property
+    def item_id(self) -> str:
+        """Stable id of this (alert, state, sequence): the unit of exactly-once delivery."""
+        return f"{self.dedup_key}:{self.status}:{self.sequence}"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What a sink delivers: related alerts (same group) that changed state in one evaluation."""
+
+    id: str
+    group_key: str
+    status: AlertStatus
+    event_time_s: int
+    alerts: tuple[AlertItem, ...]
+
+    @property
+    def title(self) -> str:
+        keys = ", ".join(a.window_key for a in self.alerts)
+        if self.status is AlertStatus.RESOLVED:
+            return f"[RESOLVED] negative sentiment back to normal: {keys}"
+        return f"[FIRING] negative sentiment spike: {keys}"
+
+    def summary_lines(self) -> list[str]:
+        """Human-readable lines (Slack, email): numbers first, then the masked evidence."""
+        lines = [self.title]
+        for a in self.alerts:
+            s = a.signal
+            lines.append(
+                f"- {a.window_key}: neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%}"
+                f" ({s.baseline_kind}), z={s.z_ewma:.1f}/{s.z_robust:.1f}, cusum={s.cusum:.1f},"
+                f" volume={s.volume}, mean_score={s.mean_score:+.2f},"
+                f" detectors={','.join(s.triggered) or '-'}"
+                + (" [flapping]" if a.flapping else "")
+            )
+            for ev in a.evidence:
+                link = f" <{ev.url}>" if ev.url else ""
+                lines.append(f"    {ev.score:+.2f} [{ev.source}] {ev.text}{link}")
+        return lines
+
+    def to_json(self) -> bytes:
+        return _NOTIFICATION.dump_json(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = _NOTIFICATION.dump_python(self, mode="json")
+        return result
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Notification:
+        return _NOTIFICATION.validate_json(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mutes notifications whose window key (or group key) matches ``matcher`` until ``ends_at_s``.
+
+    ``matcher`` is an exact key (``ticker:TSLA``) or a prefix ending in ``*`` (``topic:*``).
+    Times are epoch seconds, compared with the evaluated bucket's end (event time, = wall time live).
+    """
+
+    id: str
+    matcher: str
+    starts_at_s: int
+    ends_at_s: int
+    comment: str = ""
+    created_by: str = ""
+
+    def matches_key(self, key: str) -> bool:
+        if self.matcher.endswith("*"):
+            return key.startswith(self.matcher[:-1])
+        return key == self.matcher
+
+    def active_at(self, now_s: int) -> bool:
+        return self.starts_at_s <= now_s < self.ends_at_s
+
+    def to_json(self) -> bytes:
+        return _SILENCE.dump_json(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Silence:
+        return _SILENCE.validate_json(data)
+
+
+_NOTIFICATION: TypeAdapter[Notification] = TypeAdapter(Notification)
+_SILENCE: TypeAdapter[Silence] = TypeAdapter(Silence)

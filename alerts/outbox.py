@@ -1,0 +1,262 @@
+"""Durable alert outbox: notifications wait here until every sink has them.
+
+Enqueue is idempotent per notification id (a hash of the (dedup key, state, sequence) of its
+alerts), so re-running an evaluation after a crash enqueues nothing twice. Each sink has its own
+queue of due entries; ``mark_delivered`` records the id as delivered for that sink, so a sink gets a
+notification at most once from the outbox (and at least once while it keeps coming back: the HTTP
+request whose 200 got lost is the only duplicate, and it carries the id for the receiver).
+
+Bounded: at most ``max_entries`` undelivered notifications (enqueue raises ``OutboxFullError``
+beyond, which the engine logs), and the newest ``ids_kept`` enqueued/delivered ids per set.
+Memory and Redis implementations share tests/unit/alerts/test_outbox_contract.py.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from alerts.model import Notification
+from monitor.lifecycle import Service
+from monitor.types import Lifecycle
+
+
+class OutboxFullError(Exception):
+    """The outbox holds ``max_entries`` undelivered notifications."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    notification: Notification
+    attempts: int
+
+
+class Outbox(Lifecycle, Protocol):
+    sink_names: tuple[str, ...]
+
+    async def enqueue(self, notification: Notification, now_s: float) -> bool:
+        """Queue for every sink; False if this id was already enqueued. Durable on return."""
+        ...
+
+    async def due(self, sink: str, now_s: float, limit: int) -> list[OutboxEntry]:
+        """Entries of ``sink`` whose next attempt is due, oldest first."""
+        ...
+
+    async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None: ...
+
+    async def mark_failed(self, sink: str, notification_id: str, retry_at_s: float) -> None:
+        """Count a failed attempt and schedule the next one."""
+        ...
+
+    async def abandon(self, sink: str, notification_id: str) -> None:
+        """Give up on one sink (attempts exhausted); the notification stays for the others."""
+        ...
+
+    async def is_delivered(self, sink: str, notification_id: str) -> bool: ...
+
+    async def pending(self, sink: str) -> int:
+        """Undelivered entries of ``sink`` (due or waiting for a retry)."""
+        ...
+
+    async def next_due_s(self, sink: str) -> float | None:
+        """When the earliest entry of ``sink`` becomes due, or None when it has none."""
+        ...
+
+
+def _bounded_add(ids: OrderedDict[str, float], key: str, at: float, keep: int) -> None:
+    ids[key] = at
+    while len(ids) > keep:
+        ids.popitem(last=False)
+
+
+class MemoryOutbox(Service):
+    """In-process outbox; durable only as long as the process (embedded default, tests)."""
+
+    def __init__(self, sink_names: Sequence[str], max_entries: int = 10_000, ids_kept: int = 50_000) -> None:
+        self.sink_names = tuple(sink_names)
+        self.max_entries = max_entries
+        self.ids_kept = ids_kept
+        self._payloads: dict[str, Notification] = {}
+        self._remaining: dict[str, int] = {}
+        self._queues: dict[str, dict[str, tuple[float, int]]] = {s: {} for s in self.sink_names}
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._delivered: dict[str, OrderedDict[str, float]] = {s: OrderedDict() for s in self.sink_names}
+
+    async def enqueue(self, notification: Notification, now_s: float) -> bool:
+        nid = notification.id
+        if nid in self._seen:
+            return False
+        if len(self._payloads) >= self.max_entries:
+            raise OutboxFullError(f"{len(self._payloads)} undelivered notifications")
+        _bounded_add(self._seen, nid, now_s, self.ids_kept)
+        if not self.sink_names:
+            return True
+        self._payloads[nid] = notification
+        self._remaining[nid] = len(self.sink_names)
+        for sink in self.sink_names:
+            self._queues[sink][nid] = (now_s, 0)
+        return True
+
+    async def due(self, sink: str, now_s: float, limit: int) -> list[OutboxEntry]:
+        ready = sorted((at, nid, n) for nid, (at, n) in self._queues[sink].items() if at <= now_s)
+        return [OutboxEntry(self._payloads[nid], attempts) for _, nid, attempts in ready[:limit]]
+
+    def _done(self, sink: str, nid: str) -> bool:
+        if self._queues[sink].pop(nid, None) is None:
+            return False
+        self._remaining[nid] -= 1
+        if self._remaining[nid] <= 0:
+            del self._remaining[nid]
+            del self._payloads[nid]
+        return True
+
+    async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
+        if self._done(sink, notification_id):
+            _bounded_add(self._delivered[sink], notification_id, now_s, self.ids_kept)
+
+    async def mark_failed(self, sink: str, notification_id: str, retry_at_s: float) -> None:
+        queue = self._queues[sink]
+        if notification_id in queue:
+            queue[notification_id] = (retry_at_s, queue[notification_id][1] + 1)
+
+    async def abandon(self, sink: str, notification_id: str) -> None:
+        self._done(sink, notification_id)
+
+    async def is_delivered(self, sink: str, notification_id: str) -> bool:
+        return notification_id in self._delivered[sink]
+
+    async def pending(self, sink: str) -> int:
+        return len(self._queues[sink])
+
+    async def next_due_s(self, sink: str) -> float | None:
+        return min((at for at, _ in self._queues[sink].values()), default=None)
+
+
+_ENQUEUE = """
+-- KEYS: seen, payloads, remaining, queue:<sink>... ; ARGV: id, json, now, max_entries, ids_kept
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1) end
+if #KEYS > 3 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[1], #KEYS - 3)
+  for i = 4, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1]) end
+end
+return 1
+"""
+
+_DONE = """
+-- KEYS: queue, attempts, payloads, remaining, delivered ; ARGV: id, now, ids_kept, record(1/0)
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HINCRBY', KEYS[4], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+  local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[3])
+  if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[5], 0, extra - 1) end
+end
+return 1
+"""
+
+_FAILED = """
+-- KEYS: queue, attempts ; ARGV: id, retry_at
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+"""
+
+
+class RedisOutbox(Service):
+    """Redis outbox: one payload hash, one due-time sorted set per sink, all under one hash tag."""
+
+    def __init__(
+        self, url: str, key_prefix: str, sink_names: Sequence[str], max_entries: int = 10_000,
+        ids_kept: int = 50_000,
+    ) -> None:
+        self.url = url
+        self.sink_names = tuple(sink_names)
+        self.max_entries = max_entries
+        self.ids_kept = ids_kept
+        self._tag = "{" + key_prefix + "}"
+        self._redis: aioredis.Redis | None = None
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._tag, "outbox", *parts))
+
+    async def _start(self) -> None:
+        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        await self._redis.ping()
+        self._enqueue = self._redis.register_script(_ENQUEUE)
+        self._done_script = self._redis.register_script(_DONE)
+        self._failed = self._redis.register_script(_FAILED)
+
+    async def _stop(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisOutbox used before start()")
+        return self._redis
+
+    async def enqueue(self, notification: Notification, now_s: float) -> bool:
+        keys = [self._key("seen"), self._key("payloads"), self._key("remaining")]
+        keys += [self._key("queue", s) for s in self.sink_names]
+        args: list[str | float] = [
+            notification.id, notification.to_json().decode(), now_s, self.max_entries, self.ids_kept
+        ]
+        result = int(await self._enqueue(keys=keys, args=args))
+        if result < 0:
+            raise OutboxFullError(f"outbox holds {self.max_entries} undelivered notifications")
+        return result == 1
+
+    async def due(self, sink: str, now_s: float, limit: int) -> list[OutboxEntry]:
+        found = await self.redis.zrangebyscore(self._key("queue", sink), "-inf", now_s, 0, limit)
+        ids = [str(i) for i in found]
+        if not ids:
+            return []
+        payloads = await self.redis.hmget(self._key("payloads"), ids)
+        attempts = await self.redis.hmget(self._key("attempts", sink), ids)
+        entries = []
+        for nid, payload, tries in zip(ids, payloads, attempts, strict=True):
+            if payload is None:  # orphaned id (payload lost): drop it rather than spin on it
+                await self.abandon(sink, nid)
+                continue
+            entries.append(OutboxEntry(Notification.from_json(payload), int(tries or 0)))
+        return entries
+
+    async def _finish(self, sink: str, nid: str, now_s: float, record: bool) -> None:
+        keys = [self._key("queue", sink), self._key("attempts", sink), self._key("payloads"),
+                self._key("remaining"), self._key("delivered", sink)]
+        await self._done_script(keys=keys, args=[nid, now_s, self.ids_kept, "1" if record else "0"])
+
+    async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
+        await self._finish(sink, notification_id, now_s, record=True)
+
+    async def abandon(self, sink: str, notification_id: str) -> None:
+        await self._finish(sink, notification_id, 0.0, record=False)
+
+    async def mark_failed(self, sink: str, notification_id: str, retry_at_s: float) -> None:
+        keys = [self._key("queue", sink), self._key("attempts", sink)]
+        await self._failed(keys=keys, args=[notification_id, retry_at_s])
+
+    async def is_delivered(self, sink: str, notification_id: str) -> bool:
+        return await self.redis.zscore(self._key("delivered", sink), notification_id) is not None
+
+    async def pending(self, sink: str) -> int:
+        return int(await self.redis.zcard(self._key("queue", sink)))
+
+    async def next_due_s(self, sink: str) -> float | None:
+        first = await self.redis.zrange(self._key("queue", sink), 0, 0, withscores=True)
+        return float(first[0][1]) if first else None

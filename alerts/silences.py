@@ -1,0 +1,102 @@
+"""Silences: create, list and expire them (used by ``monitor silences ...``).
+
+A silence mutes notifications whose window key or group key matches (``ticker:TSLA`` also mutes
+``topic_ticker:earnings|TSLA``; ``topic:*`` mutes every topic). It starts ``lookback_s`` in the
+past (allowed lateness + one bucket by default) because the buckets evaluated "now" ended that
+long ago in event time, and a silence made now must mute the next notifications.
+Silences need a shared store: with ``windows.store_url = memory://`` the CLI refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from alerts.factory import build_state_store, uses_redis
+from alerts.model import Silence
+from alerts.state import AlertStateStore, SilenceLimitError
+from monitor.config import Settings
+
+
+async def create_silence(
+    store: AlertStateStore, matcher: str, duration_s: int, now_s: int, *,
+    comment: str = "", created_by: str = "", lookback_s: int = 0, max_duration_s: int = 7 * 86_400,
+) -> Silence:
+    matcher = matcher.strip()
+    if not matcher or matcher == "*":
+        raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
+    if not 0 < duration_s <= max_duration_s:
+        raise ValueError(f"--duration-s must be in 1..{max_duration_s} (alerts.max_silence_duration_s)")
+    silence = Silence(
+        id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=now_s - lookback_s,
+        ends_at_s=now_s + duration_s, comment=comment, created_by=created_by,
+    )
+    await store.add_silence(silence, now_s)
+    return silence
+
+
+async def list_silences(store: AlertStateStore, now_s: int, include_expired: bool = False) -> list[Silence]:
+    return [s for s in await store.list_silences() if include_expired or s.ends_at_s > now_s]
+
+
+async def expire_silence(store: AlertStateStore, silence_id: str, now_s: int) -> bool:
+    return await store.expire_silence(silence_id, now_s)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor silences", description="Mute alerts by window key.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="mute a key or key prefix for a while")
+    create.add_argument("--matcher", required=True, help="exact key (ticker:TSLA) or prefix (topic:*)")
+    create.add_argument("--duration-s", type=int, required=True, help="how long, in seconds")
+    create.add_argument("--comment", default="", help="why (shown in listings)")
+    create.add_argument("--created-by", default="", help="who")
+    lst = sub.add_parser("list", help="show live silences")
+    lst.add_argument("--all", action="store_true", help="include expired ones")
+    expire = sub.add_parser("expire", help="end a silence now")
+    expire.add_argument("id")
+    return parser
+
+
+async def _run(args: argparse.Namespace, settings: Settings, now_s: int) -> int:
+    store = build_state_store(settings)
+    async with store:
+        if args.command == "create":
+            lookback_s = settings.windows.allowed_lateness_s + settings.windows.bucket_s
+            silence = await create_silence(
+                store, args.matcher, args.duration_s, now_s, comment=args.comment,
+                created_by=args.created_by, lookback_s=lookback_s,
+                max_duration_s=settings.alerts.max_silence_duration_s,
+            )
+            print(json.dumps(asdict(silence)))
+            return 0
+        if args.command == "list":
+            for s in await list_silences(store, now_s, include_expired=args.all):
+                print(json.dumps(asdict(s)))
+            return 0
+        if await expire_silence(store, args.id, now_s):
+            print(f"expired {args.id}")
+            return 0
+        print(f"no silence with id {args.id!r} -- see 'monitor silences list --all'")
+        return 1
+
+
+def silence_command(argv: Sequence[str], settings: Settings) -> int:
+    """``monitor silences create|list|expire``; returns the exit code (2 = usage/config error)."""
+    try:
+        args = _parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not uses_redis(settings):
+        print("silences need a shared store: set windows.store_url to redis://... (memory:// is per process)")
+        return 2
+    try:
+        return asyncio.run(_run(args, settings, int(time.time())))
+    except (ValueError, SilenceLimitError) as exc:
+        print(f"error: {exc}")
+        return 2

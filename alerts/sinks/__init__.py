@@ -1,0 +1,70 @@
+"""Alert sinks, chosen by URL scheme from ``alerts.sinks`` (see ``SINK_FACTORIES``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from alerts.sinks.base import Sink, SinkError, sink_name
+from alerts.sinks.file import FileSink
+from alerts.sinks.http import HttpPoster
+from alerts.sinks.kafka import KafkaSink
+from alerts.sinks.log import LogSink
+from alerts.sinks.slack import SlackSink
+from alerts.sinks.smtp import SmtpSink, SmtpTarget
+from alerts.sinks.webhook import WebhookSink
+from monitor.config import ConfigError, Settings
+
+__all__ = ["SINK_FACTORIES", "Sink", "SinkError", "build_sink", "build_sinks", "sink_name"]
+
+
+def _poster(name: str, settings: Settings) -> HttpPoster:
+    a = settings.alerts
+    return HttpPoster(name, a.sink_timeout_s, a.webhook_max_attempts, a.webhook_backoff_s)
+
+
+def _webhook(url: str, name: str, settings: Settings) -> Sink:
+    secret = settings.alerts.webhook_secret
+    if not secret:
+        raise ConfigError(
+            "alerts.sinks has a webhook sink but alerts.webhook_secret is empty -- "
+            "set MONITOR_ALERTS__WEBHOOK_SECRET (webhooks are always signed)"
+        )
+    return WebhookSink(url, name, secret, _poster(name, settings))
+
+
+SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
+    "log": lambda url, name, s: LogSink(name),
+    "file": lambda url, name, s: FileSink.from_url(url, name),
+    "webhook+http": _webhook,
+    "webhook+https": _webhook,
+    "slack+http": lambda url, name, s: SlackSink(url, name, _poster(name, s)),
+    "slack+https": lambda url, name, s: SlackSink(url, name, _poster(name, s)),
+    "kafka": lambda url, name, s: KafkaSink.from_url(url, name, s.kafka, s.alerts.sink_timeout_s),
+    "smtp": lambda url, name, s: SmtpSink(
+        SmtpTarget.from_url(url), name, s.alerts.sink_timeout_s,
+        username=s.alerts.smtp_username, password=s.alerts.smtp_password,
+    ),
+}
+
+
+def build_sink(url: str, settings: Settings) -> Sink:
+    scheme = urlsplit(url).scheme
+    factory = SINK_FACTORIES.get(scheme)
+    if factory is None:
+        raise ConfigError(
+            f"alerts.sinks: unknown scheme {scheme!r} in {sink_name(url)}"
+            f" -- use one of {sorted(SINK_FACTORIES)}"
+        )
+    try:
+        return factory(url, sink_name(url), settings)
+    except ValueError as exc:
+        raise ConfigError(f"alerts.sinks: {exc}") from exc
+
+
+def build_sinks(settings: Settings) -> list[Sink]:
+    sinks = [build_sink(url, settings) for url in settings.alerts.sinks]
+    names = [s.name for s in sinks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"alerts.sinks: duplicate sinks {names} -- list each sink once")
+    return sinks

@@ -1,0 +1,44 @@
+"""The ``Sink`` protocol and what every sink shares: a safe display name and a delivery error.
+
+A sink delivers one notification per ``send`` and raises on failure; retrying across outages is
+the outbox's job (alerts/outbox.py), so a sink only retries what is cheap to retry in-line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from alerts.model import Notification
+from monitor.types import Lifecycle
+
+NON_SECRET_PATH_SCHEMES = frozenset({"log", "file", "kafka"})
+
+
+class SinkError(Exception):
+    """A notification could not be delivered (the outbox will retry it)."""
+
+
+class Sink(Lifecycle, Protocol):
+    name: str
+    """Stable, secret-free identity: the outbox keys delivery records by it."""
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver or raise. Idempotent receivers can dedupe on ``notification.id``."""
+        ...
+
+
+def sink_name(url: str) -> str:
+    """``scheme://host[:port]`` (+ path for log/file/kafka) and a short hash of the full URL.
+
+    Webhook paths and query strings often carry tokens (Slack's do), so they never appear in
+    names, logs or Redis keys; the hash keeps two sinks on one host apart.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.scheme in NON_SECRET_PATH_SCHEMES:
+        return f"{parts.scheme}://{host}{parts.path}"
+    return f"{parts.scheme}://{host}#{hashlib.sha256(url.encode()).hexdigest()[:8]}"

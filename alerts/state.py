@@ -1,0 +1,174 @@
+"""Where alert states, silences and the evaluation cursor live, so a restart resumes, not re-fires.
+
+``AlertStateStore`` has a memory and a Redis implementation passing one contract suite
+(tests/unit/alerts/test_state_contract.py). ``commit`` writes states, deletions and the cursor
+atomically (MULTI/EXEC on Redis): after a crash either the whole evaluation is visible or none
+of it, and re-running it yields the same notification ids, which the outbox drops as duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from pydantic import TypeAdapter
+
+from alerts.lifecycle import AlertState
+from alerts.model import Silence
+from monitor.lifecycle import Service
+from monitor.types import Lifecycle
+
+_STATE: TypeAdapter[AlertState] = TypeAdapter(AlertState)
+
+
+class SilenceLimitError(Exception):
+    """Too many live silences; expire some first."""
+
+
+class AlertStateStore(Lifecycle, Protocol):
+    async def load_states(self) -> dict[str, AlertState]:
+        """Every stored alert state by dedup key."""
+        ...
+
+    async def get_cursor(self) -> int | None:
+        """End (event time) of the last evaluated bucket, or None before the first evaluation."""
+        ...
+
+    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int) -> None:
+        """Atomically upsert ``states``, delete the ``deleted`` dedup keys and move the cursor."""
+        ...
+
+    async def add_silence(self, silence: Silence, now_s: int) -> None:
+        """Store a silence (expired ones are pruned first); raise ``SilenceLimitError`` when full."""
+        ...
+
+    async def list_silences(self) -> list[Silence]:
+        """All stored silences, by start time."""
+        ...
+
+    async def expire_silence(self, silence_id: str, now_s: int) -> bool:
+        """End a silence at ``now_s``; False if no such silence exists."""
+        ...
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _expired(silences: Sequence[Silence], now_s: int) -> list[str]:
+    return [s.id for s in silences if s.ends_at_s <= now_s]
+
+
+class MemoryAlertStateStore(Service):
+    """In-process store (embedded default, tests). Silences here are visible to this process only."""
+
+    def __init__(self, max_silences: int = 1_000) -> None:
+        self.max_silences = max_silences
+        self._states: dict[str, AlertState] = {}
+        self._silences: dict[str, Silence] = {}
+        self._cursor: int | None = None
+
+    async def load_states(self) -> dict[str, AlertState]:
+        return dict(self._states)
+
+    async def get_cursor(self) -> int | None:
+        return self._cursor
+
+    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int) -> None:
+        for st in states:
+            self._states[st.dedup_key] = st
+        for dk in deleted:
+            self._states.pop(dk, None)
+        self._cursor = cursor_s
+
+    async def add_silence(self, silence: Silence, now_s: int) -> None:
+        for sid in _expired(list(self._silences.values()), now_s):
+            del self._silences[sid]
+        if len(self._silences) >= self.max_silences:
+            raise SilenceLimitError(f"{len(self._silences)} live silences (max {self.max_silences})")
+        self._silences[silence.id] = silence
+
+    async def list_silences(self) -> list[Silence]:
+        return sorted(self._silences.values(), key=lambda s: (s.starts_at_s, s.id))
+
+    async def expire_silence(self, silence_id: str, now_s: int) -> bool:
+        current = self._silences.get(silence_id)
+        if current is None:
+            return False
+        end = min(current.ends_at_s, now_s)
+        self._silences[silence_id] = Silence(
+            id=current.id, matcher=current.matcher, starts_at_s=min(current.starts_at_s, end),
+            ends_at_s=end, comment=current.comment, created_by=current.created_by,
+        )
+        return True
+
+
+class RedisAlertStateStore(Service):
+    """Redis hashes under one hash tag (``{prefix}``), so it also works on Redis Cluster."""
+
+    def __init__(self, url: str, key_prefix: str, max_silences: int = 1_000) -> None:
+        self.url = url
+        self.max_silences = max_silences
+        tag = "{" + key_prefix + "}"
+        self.states_key = f"{tag}:states"
+        self.cursor_key = f"{tag}:cursor"
+        self.silences_key = f"{tag}:silences"
+        self._redis: aioredis.Redis | None = None
+
+    async def _start(self) -> None:
+        self._redis = aioredis.Redis.from_url(self.url)
+        await self._redis.ping()
+
+    async def _stop(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisAlertStateStore used before start()")
+        return self._redis
+
+    async def load_states(self) -> dict[str, AlertState]:
+        raw = await self.redis.hgetall(self.states_key)
+        return {_text(k): _STATE.validate_json(v) for k, v in raw.items()}
+
+    async def get_cursor(self) -> int | None:
+        raw = await self.redis.get(self.cursor_key)
+        return None if raw is None else int(raw)
+
+    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if states:
+                pipe.hset(self.states_key, mapping={s.dedup_key: _STATE.dump_json(s) for s in states})
+            if deleted:
+                pipe.hdel(self.states_key, *deleted)
+            pipe.set(self.cursor_key, cursor_s)
+            await pipe.execute()
+
+    async def add_silence(self, silence: Silence, now_s: int) -> None:
+        expired = _expired(await self.list_silences(), now_s)
+        if expired:
+            await self.redis.hdel(self.silences_key, *expired)
+        if await self.redis.hlen(self.silences_key) >= self.max_silences:
+            raise SilenceLimitError(f"too many live silences (max {self.max_silences})")
+        await self.redis.hset(self.silences_key, silence.id, silence.to_json())
+
+    async def list_silences(self) -> list[Silence]:
+        raw = await self.redis.hgetall(self.silences_key)
+        return sorted((Silence.from_json(v) for v in raw.values()), key=lambda s: (s.starts_at_s, s.id))
+
+    async def expire_silence(self, silence_id: str, now_s: int) -> bool:
+        raw = await self.redis.hget(self.silences_key, silence_id)
+        if raw is None:
+            return False
+        current = Silence.from_json(raw)
+        end = min(current.ends_at_s, now_s)
+        updated = Silence(
+            id=current.id, matcher=current.matcher, starts_at_s=min(current.starts_at_s, end),
+            ends_at_s=end, comment=current.comment, created_by=current.created_by,
+        )
+        await self.redis.hset(self.silences_key, silence_id, updated.to_json())
+        return True

@@ -1,0 +1,1 @@
+"""Message sources: Kafka consumer, file/Kafka replay, schema validation and dead-lettering."""

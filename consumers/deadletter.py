@@ -1,0 +1,150 @@
+"""Dead letters: input that failed validation, kept with *why* and *where from*, never silently dropped.
+
+A source hands every rejected record to a ``DeadLetterSink`` and moves on, so one bad message can never
+crash the daemon or block its partition. ``send`` returns only once the record is stored (file written,
+or DLQ produce acknowledged): the source may then count the record as processed and commit past it.
+
+- ``KafkaDeadLetter`` (source kind ``kafka``): the original bytes, unchanged, as the value of a record on
+  ``kafka.dead_letter_topic``; reason/detail/origin/time go in headers (``dlq.*``), so the payload can be
+  re-fed to the input topic once the producer is fixed.
+- ``FileDeadLetter`` (any other source): one JSON object per line with reason, detail, origin, the payload
+  as text (undecodable bytes replaced) plus ``raw_b64`` when it is not UTF-8, and ``dead_lettered_at``.
+  Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so).
+
+The sink's lifecycle belongs to whoever built it (the app), not to the source that uses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from monitor.config import KafkaSettings, Settings
+from monitor.lifecycle import Service
+from monitor.types import Lifecycle
+
+log = structlog.get_logger(__name__)
+
+MAX_DETAIL_CHARS = 1_000
+"""Details are produced by our validators, but may quote input: keep them short."""
+
+
+class DeadLetterSink(Lifecycle, Protocol):
+    """Stores rejected input. ``origin`` says where it came from (topic/partition/offset or file/line)."""
+
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None: ...
+
+
+def _json_safe(origin: Mapping[str, object]) -> dict[str, object]:
+    return {str(k): v if isinstance(v, str | int | float | bool) or v is None else str(v)
+            for k, v in origin.items()}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dead_letter_record(
+    raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *, max_raw_bytes: int
+) -> dict[str, Any]:
+    """The JSON-ready form of one dead letter, with the payload bounded to ``max_raw_bytes``."""
+    kept = raw[:max_raw_bytes]
+    record: dict[str, Any] = {
+        "reason": reason,
+        "detail": detail[:MAX_DETAIL_CHARS],
+        "origin": _json_safe(origin),
+        "dead_lettered_at": _now_iso(),
+        "raw_size": len(raw),
+        "raw_truncated": len(raw) > max_raw_bytes,
+    }
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        record["raw"] = kept.decode("utf-8", errors="replace")
+        record["raw_b64"] = base64.b64encode(kept).decode("ascii")
+    else:
+        record["raw"] = kept.decode("utf-8", errors="ignore")  # the cut may split one trailing character
+    return record
+
+
+class FileDeadLetter(Service):
+    """Appends dead letters to a JSONL file (created with its parent directories on start)."""
+
+    def __init__(self, path: Path, *, max_raw_bytes: int = 16_384) -> None:
+        self.path = path
+        self.max_raw_bytes = max_raw_bytes
+        self.count = 0
+        self._fh: IO[str] | None = None
+
+    async def _start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    async def _stop(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
+        if self._fh is None:
+            raise RuntimeError("FileDeadLetter.send() before start()")
+        record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes)
+        # One small write + flush per rare event: cheaper than a thread hop, and a crash loses nothing.
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        self.count += 1
+        log.warning("message_dead_lettered", reason=reason, origin=record["origin"], sink="file")
+
+
+class KafkaDeadLetter(Service):
+    """Produces dead letters to ``settings.dead_letter_topic`` (acks=all; ``send`` waits for the ack)."""
+
+    def __init__(self, settings: KafkaSettings, *, max_raw_bytes: int = 900_000) -> None:
+        self.settings = settings
+        self.topic = settings.dead_letter_topic
+        self.max_raw_bytes = max_raw_bytes
+        """Below the producer's 1 MiB request limit, so an oversized payload still gets through."""
+        self.count = 0
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _start(self) -> None:
+        from consumers.kafka import client_kwargs  # kafka.py imports this module for typing only
+
+        self._producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=False, **client_kwargs(self.settings, "dead-letter")
+        )
+        await self._producer.start()
+
+    async def _stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
+        if self._producer is None:
+            raise RuntimeError("KafkaDeadLetter.send() before start()")
+        headers = [
+            ("dlq.reason", reason.encode()),
+            ("dlq.detail", detail[:MAX_DETAIL_CHARS].encode()),
+            ("dlq.origin", json.dumps(_json_safe(origin)).encode()),
+            ("dlq.at", _now_iso().encode()),
+        ]
+        if len(raw) > self.max_raw_bytes:
+            headers.append(("dlq.truncated_from", str(len(raw)).encode()))
+        await self._producer.send_and_wait(self.topic, raw[: self.max_raw_bytes], headers=headers)
+        self.count += 1
+        log.warning("message_dead_lettered", reason=reason, origin=_json_safe(origin), sink="kafka")
+
+
+def build_dead_letter(settings: Settings) -> DeadLetterSink:
+    """Kafka DLQ topic when consuming from Kafka, else the JSONL file ``source.dead_letter_path``."""
+    if settings.source.kind == "kafka":
+        return KafkaDeadLetter(settings.kafka)
+    return FileDeadLetter(settings.source.dead_letter_path)

@@ -1,0 +1,419 @@
+"""Kafka source: the news and comments topics, consumed in a group, acknowledged at-least-once.
+
+Message schema (record value; see consumers/schema.py for the validator) -- one UTF-8 JSON object::
+
+    {"id": "reuters-0001",                 # required, unique (the dedup key downstream)
+     "source": "news" | "comment",         # optional: defaults from the topic (news topic -> news)
+     "text": "Acme shares plunge ...",     # required, non-empty, <= source.max_text_chars
+     "published_at": "2026-11-24T14:03:00Z" | 1795960980 | 1795960980000,  # ISO-8601 or epoch s/ms
+     "tickers": ["ACME"], "lang": "en", "url": "https://...", "meta": {...}}  # optional
+
+Event time is the payload's ``published_at``; the broker timestamp is ignored (brokers may stamp
+log-append time). Keys are ignored; ordering only matters per partition.
+
+How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
+
+    async with build_dead_letter(settings) as dlq, KafkaSource(settings, dlq) as source:
+        async for batch in source.batches(max_records, timeout_ms):   # [] when idle for timeout_ms
+            ...classify, update windows durably...
+            await source.commit(batch)      # only after the window updates are durable
+
+- ``commit(records)`` commits, per partition, the highest offset + 1 among ``records``: everything
+  before it in that partition counts as done. Commits never move a partition's offset backwards, and
+  commits for partitions this consumer no longer owns are skipped (the new owner redelivers them).
+- Malformed records never reach the pipeline: they go to the dead-letter sink (``send`` awaited, so a
+  DLQ outage stops consumption instead of losing data) and count as processed. A dead record right
+  after a committed record is committed along with it; a run of dead records with nothing pending
+  before it is committed by the source itself. So a poison message is written to the DLQ once, and
+  neither crashes the consumer nor blocks its partition.
+- Bounded prefetch: at most ``max_poll_records`` per poll; when more than ``max_buffered_records``
+  records are yielded but not committed, every assigned partition is paused (aiokafka's fetcher stops)
+  until commits bring the backlog down to half of it. ``max_buffered_records`` must exceed what the
+  pipeline holds before it commits (``max_poll_records`` x in-flight batches), or consumption stalls.
+- Rebalance: revoked partitions lose their uncommitted tracking; their records will be redelivered to
+  the new owner, which the idempotent window store absorbs.
+
+``KafkaRangeReader`` reads the same topics between two *payload* event times for replay/backtests, with
+no consumer group (it never moves production offsets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
+from aiokafka.helpers import create_ssl_context
+
+from consumers.schema import InvalidMessage, parse_message
+from monitor.config import KafkaSettings, Settings, SourceSettings
+from monitor.lifecycle import Service
+from monitor.types import RawMessage, SourceKind, SourceRecord
+
+if TYPE_CHECKING:
+    from consumers.deadletter import DeadLetterSink
+
+log = structlog.get_logger(__name__)
+
+MAX_KEY_CHARS = 200
+
+
+def client_kwargs(settings: KafkaSettings, role: str) -> dict[str, Any]:
+    """Connection keyword arguments shared by every aiokafka client (consumer, producers, admin)."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": f"{settings.client_id}-{role}",
+        "request_timeout_ms": settings.request_timeout_ms,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = create_ssl_context()
+    if settings.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = settings.sasl_password
+    return kwargs
+
+
+def topic_kinds(settings: KafkaSettings) -> dict[str, SourceKind]:
+    return {settings.news_topic: SourceKind.NEWS, settings.comments_topic: SourceKind.COMMENT}
+
+
+def record_origin(record: Any) -> dict[str, object]:
+    """Where a consumed record came from, for dead letters."""
+    key = record.key.decode("utf-8", errors="replace")[:MAX_KEY_CHARS] if record.key else None
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "timestamp_ms": record.timestamp, "key": key}
+
+
+def parse_record(record: Any, source: SourceSettings, default_source: SourceKind | None) -> RawMessage:
+    """Validate one consumed record's value; raises ``InvalidMessage``."""
+    if record.value is None:
+        raise InvalidMessage("bad_json", "empty record value (tombstone)")
+    return parse_message(record.value, max_message_bytes=source.max_message_bytes,
+                         max_text_chars=source.max_text_chars, default_source=default_source)
+
+
+async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) -> None:
+    """Dead-letter a consumed record with its original bytes and where it came from."""
+    await dead_letter.send(record.value or b"", exc.reason, exc.detail, record_origin(record))
+
+
+@dataclass(slots=True)
+class _Seen:
+    offset: int
+    dead: bool
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._source._forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._source._adopt(assigned)
+
+
+class KafkaSource(Service):
+    """``Source`` over the news + comments topics; a record's ``position`` is ``(TopicPartition, offset)``."""
+
+    def __init__(self, settings: Settings, dead_letter: DeadLetterSink) -> None:
+        self.kafka = settings.kafka
+        self.source_settings = settings.source
+        self.dead_letter = dead_letter
+        self.read_count = 0
+        self.dead_count = 0
+        self._kinds = topic_kinds(settings.kafka)
+        self._consumer: AIOKafkaConsumer | None = None
+        # Per owned partition: offsets handed out (or dead-lettered) and not committed yet, in order.
+        self._pending: dict[TopicPartition, deque[_Seen]] = {}
+        # Per owned partition: the committed (or start) offset in this assignment; commits only go up.
+        self._committed: dict[TopicPartition, int] = {}
+        self._commit_lock = asyncio.Lock()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("KafkaSource is not started")
+        return self._consumer
+
+    @property
+    def backlog(self) -> int:
+        """Records handed out (or dead-lettered) and not committed yet, over all owned partitions."""
+        return sum(len(q) for q in self._pending.values())
+
+    @property
+    def paused(self) -> bool:
+        """True while consumption is paused because the backlog exceeds ``max_buffered_records``."""
+        return not self._resumed.is_set()
+
+    async def _start(self) -> None:
+        k = self.kafka
+        consumer = AIOKafkaConsumer(
+            group_id=k.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=k.auto_offset_reset,
+            max_poll_records=k.max_poll_records,
+            session_timeout_ms=k.session_timeout_ms,
+            heartbeat_interval_ms=max(100, k.session_timeout_ms // 3),
+            **client_kwargs(k, "source"),
+        )
+        consumer.subscribe(list(self._kinds), listener=_Listener(self))
+        await consumer.start()
+        self._consumer = consumer
+        log.info("kafka_source_started", topics=list(self._kinds), group_id=k.group_id)
+
+    async def _stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        self._pending.clear()
+        self._committed.clear()
+        self._resumed.set()
+        if consumer is not None:
+            await consumer.stop()
+        log.info("kafka_source_stopped", read=self.read_count, dead=self.dead_count)
+
+    # --- rebalance callbacks -------------------------------------------------------------------------
+
+    def _forget(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
+        for tp in revoked:
+            self._pending.pop(tp, None)
+            self._committed.pop(tp, None)
+        log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
+        self._maybe_resume()
+
+    def _adopt(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        for tp in assigned:
+            self._pending.setdefault(tp, deque())
+        if self.paused and self._consumer is not None:
+            self._consumer.pause(*assigned)
+        log.info("partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned])
+
+    # --- consuming ----------------------------------------------------------------------------------
+
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+        """Yield batches of valid records until stopped; malformed ones are dead-lettered.
+
+        A batch is empty when nothing valid arrived within ``timeout_ms`` (or while paused), so a caller
+        blocked in ``async for`` still sees its stop flag on an idle stream.
+        """
+        limit = max(1, min(max_records, self.kafka.max_poll_records))
+        while self._consumer is not None:
+            fetch_timeout_ms = timeout_ms
+            if self.paused:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._resumed.wait(), timeout_ms / 1000)
+                # Still poll (returns at once, nothing from paused partitions): aiokafka leaves the
+                # group when getmany is not called for max_poll_interval_ms.
+                fetch_timeout_ms = 0
+                if self._consumer is None:
+                    return
+            try:
+                fetched = await self._consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=limit)
+            except ConsumerStoppedError:
+                return
+            batch: list[SourceRecord] = []
+            for tp, records in fetched.items():
+                batch.extend(await self._accept(tp, records))
+            if self.backlog > self.kafka.max_buffered_records:
+                self._pause()
+            yield batch  # possibly empty: the caller regains control every timeout_ms, e.g. to stop
+
+    async def _accept(self, tp: TopicPartition, records: Sequence[Any]) -> list[SourceRecord]:
+        pending = self._pending.get(tp)
+        if pending is None or not records:  # revoked while the fetch was in flight
+            return []
+        self._committed.setdefault(tp, records[0].offset)
+        kind = self._kinds[tp.topic]
+        good: list[SourceRecord] = []
+        for record in records:
+            try:
+                msg = parse_record(record, self.source_settings, kind)
+            except InvalidMessage as exc:
+                await reject(self.dead_letter, record, exc)
+                self.dead_count += 1
+                pending.append(_Seen(record.offset, dead=True))
+                continue
+            self.read_count += 1
+            pending.append(_Seen(record.offset, dead=False))
+            good.append(SourceRecord(msg, (tp, record.offset)))
+        if pending[0].dead:  # nothing handed out is pending before these: they are done already
+            await self._commit_partitions({tp: self._committed[tp]})
+        return good
+
+    def _pause(self) -> None:
+        if self.paused or self._consumer is None:
+            return
+        self._resumed.clear()
+        self._consumer.pause(*self._consumer.assignment())
+        log.info("consumption_paused", backlog=self.backlog, max_buffered=self.kafka.max_buffered_records)
+
+    def _maybe_resume(self) -> None:
+        if not self.paused or self.backlog > self.kafka.max_buffered_records // 2:
+            return
+        self._resumed.set()
+        if self._consumer is not None:
+            self._consumer.resume(*self._consumer.assignment())
+        log.info("consumption_resumed", backlog=self.backlog)
+
+    # --- acknowledging ------------------------------------------------------------------------------
+
+    async def commit(self, records: Sequence[SourceRecord]) -> None:
+        """Commit, per partition, the highest offset + 1 among ``records`` (and dead records right after)."""
+        upto: dict[TopicPartition, int] = {}
+        for record in records:
+            tp, offset = record.position
+            upto[tp] = max(upto.get(tp, 0), offset + 1)
+        await self._commit_partitions(upto)
+
+    async def _commit_partitions(self, upto: dict[TopicPartition, int]) -> None:
+        async with self._commit_lock:
+            offsets: dict[TopicPartition, int] = {}
+            for tp, target in upto.items():
+                pending = self._pending.get(tp)
+                if pending is None or tp not in self._committed:
+                    log.debug("commit_skipped_not_owned", topic=tp.topic, partition=tp.partition)
+                    continue
+                while pending and pending[0].offset < target:
+                    pending.popleft()
+                while pending and pending[0].dead:  # dead letters are processed: carry them along
+                    target = pending.popleft().offset + 1
+                if target > self._committed[tp]:
+                    offsets[tp] = target
+            if offsets and self._consumer is not None:
+                try:
+                    await self._consumer.commit(offsets)
+                except (CommitFailedError, IllegalStateError) as exc:
+                    # A rebalance took the partitions: the new owner redelivers (at-least-once).
+                    log.warning("commit_failed", error=str(exc), partitions=len(offsets))
+                else:
+                    for tp, offset in offsets.items():
+                        if tp in self._committed:
+                            self._committed[tp] = offset
+        self._maybe_resume()
+
+
+class KafkaRangeReader(Service):
+    """``Source`` over [start, end) by *payload* event time, for replay and backtests.
+
+    ``topics`` defaults to the news + comments topics (other topics: the payload must carry ``source``);
+    ``None`` bounds are open. Scans every partition from its beginning offset up to the end offset seen at
+    start (later records are not read), keeping records whose ``published_at`` falls in the range. No
+    consumer group: production offsets never move; ``commit`` only records progress. It scans rather than
+    seeking with ``offsets_for_times``: broker timestamps are not payload times (late publishers,
+    log-append time), so they cannot bound the scan safely, and tansu answers that request wrongly.
+    Malformed records go to ``dead_letter`` when given (a backtest should not feed the production DLQ),
+    else they are only counted.
+    Batches come in partition order, not global event-time order: the pipeline's watermark handles that.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str] | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
+        if (start is not None and start.tzinfo is None) or (end is not None and end.tzinfo is None):
+            raise ValueError("start and end must be timezone-aware datetimes")
+        self.kafka = settings.kafka
+        self.source_settings = settings.source
+        self.start_time, self.end_time = start, end
+        self.dead_letter = dead_letter
+        self.read_count = 0
+        self.dead_count = 0
+        self.skipped_count = 0
+        self.committed: tuple[TopicPartition, int] | None = None
+        known = topic_kinds(settings.kafka)
+        # Other topics: the payload must say its ``source``.
+        self._kinds = {t: known.get(t) for t in topics} if topics else dict[str, SourceKind | None](known)
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, max_poll_records=self.kafka.max_poll_records,
+            **client_kwargs(self.kafka, "range-reader"),
+        )
+        await self._consumer.start()
+
+    async def _stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        await consumer.topics()  # refreshes metadata
+        tps: list[TopicPartition] = []
+        for topic in self._kinds:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                log.warning("range_topic_missing", topic=topic)
+                continue
+            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        return tps
+
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+        """Yield the in-range records of the snapshot, then end."""
+        if self._consumer is None:
+            raise RuntimeError("KafkaRangeReader is not started")
+        consumer = self._consumer
+        tps = await self._partitions(consumer)
+        begin = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > begin[tp]}
+        consumer.assign(list(remaining))
+        for tp in remaining:
+            consumer.seek(tp, begin[tp])
+        log.info("range_scan_started", partitions=len(remaining), records=sum(end[t] - begin[t] for t in tps))
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=timeout_ms, max_records=max_records)
+            batch: list[SourceRecord] = []
+            for tp, records in fetched.items():
+                for record in records:
+                    if record.offset < end[tp]:
+                        msg = await self._parse(tp, record)
+                        if msg is not None:
+                            batch.append(SourceRecord(msg, (tp, record.offset)))
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            if batch:
+                yield batch
+        log.info("range_scan_finished", read=self.read_count, dead=self.dead_count,
+                 skipped=self.skipped_count)
+
+    async def _parse(self, tp: TopicPartition, record: Any) -> RawMessage | None:
+        try:
+            msg = parse_record(record, self.source_settings, self._kinds[tp.topic])
+        except InvalidMessage as exc:
+            self.dead_count += 1
+            if self.dead_letter is not None:
+                await reject(self.dead_letter, record, exc)
+            return None
+        if (self.start_time is not None and msg.event_time < self.start_time) or (
+            self.end_time is not None and msg.event_time >= self.end_time
+        ):
+            self.skipped_count += 1
+            return None
+        self.read_count += 1
+        return msg
+
+    async def commit(self, records: Sequence[SourceRecord]) -> None:
+        if records:
+            self.committed = records[-1].position

@@ -1,0 +1,124 @@
+"""Wires the service together from ``Settings`` and runs it with an ordered start/stop.
+
+Start order: dead-letter → window store → alerting (state, outbox delivery) → micro-batcher →
+source → HTTP → scheduler. Stop runs in reverse, so on SIGTERM the source stops reading, in-flight
+batches drain and commit, the outbox flushes, and only then do connections close.
+Signals are *not* handled here: the CLI entry point installs them and calls ``request_stop``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AsyncExitStack
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from alerts.engine import AlertEngine, build_alerting
+from consumers.deadletter import DeadLetterSink, build_dead_letter
+from consumers.replay import FileReplaySource
+from monitor.batching import MicroBatcher
+from monitor.classify import build_classifier
+from monitor.config import Settings
+from monitor.http import HttpServer
+from monitor.pipeline import Pipeline, PipelineStats
+from monitor.types import Classifier, Source
+from monitor.windows.base import WindowStore
+from monitor.windows.factory import build_window_store
+
+log = structlog.get_logger(__name__)
+
+
+def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
+    if settings.source.kind == "kafka":
+        from consumers.kafka import KafkaSource
+
+        return KafkaSource(settings, dead_letter)
+    return FileReplaySource(
+        settings.source.replay_paths,
+        dead_letter,
+        max_message_bytes=settings.source.max_message_bytes,
+        max_text_chars=settings.source.max_text_chars,
+        speed=settings.source.replay_speed,
+    )
+
+
+class MonitorApp:
+    """One daemon instance. Components may be injected (tests, backtests); otherwise built from settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier: Classifier | None = None,
+        source: Source | None = None,
+        store: WindowStore | None = None,
+        alerting: AlertEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dead_letter = build_dead_letter(settings)
+        self.store = store or build_window_store(settings.windows)
+        self.classifier = classifier or build_classifier(settings.classifier)
+        self.alerting = alerting or build_alerting(settings, self.store)
+        self.source = source or build_source(settings, self.dead_letter)
+        b = settings.batching
+        self.batcher = MicroBatcher(
+            self.classifier, max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms,
+            max_queue_messages=b.max_queue_messages,
+        )
+        self.pipeline = Pipeline(
+            self.source, self.batcher, self.store, self.dead_letter, self.alerting,
+            allowed_lateness_s=settings.windows.allowed_lateness_s,
+            max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms,
+            max_in_flight_batches=b.max_in_flight_batches,
+        )
+        self.http: HttpServer | None = None
+        if settings.http.enabled:
+            self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready)
+        self._ready = False
+        self._started_at = time.monotonic()
+
+    def ready(self) -> bool:
+        return self._ready and not self.pipeline.finished.is_set()
+
+    def request_stop(self) -> None:
+        log.info("shutdown_requested")
+        self.pipeline.request_stop()
+
+    def _scheduler(self) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        sweep_s = self.settings.alerts.sweep_interval_s
+        if self.settings.source.kind == "kafka":
+            scheduler.add_job(self._idle_sweep, "interval", seconds=sweep_s, id="idle-sweep",
+                              max_instances=1, coalesce=True)
+        scheduler.add_job(self._progress, "interval", seconds=max(sweep_s, 10.0), id="progress",
+                          max_instances=1, coalesce=True)
+        return scheduler
+
+    async def _idle_sweep(self) -> None:
+        idle_after_s = self.settings.windows.allowed_lateness_s + self.settings.windows.bucket_s
+        await self.pipeline.idle_tick(int(time.time()), idle_after_s)
+
+    async def _progress(self) -> None:
+        s = self.pipeline.stats
+        log.info("pipeline_progress", read=s.read, applied=s.applied, duplicates=s.duplicates, late=s.late,
+                 notifications=s.notifications, watermark_s=self.pipeline.watermark.value_s)
+
+    async def run(self) -> PipelineStats:
+        """Start everything, process until the source ends or a stop is requested, stop everything."""
+        async with AsyncExitStack() as stack:
+            for part in (self.dead_letter, self.store, self.alerting, self.batcher, self.source, self.http):
+                if part is not None:
+                    await stack.enter_async_context(part)
+            scheduler = self._scheduler()
+            scheduler.start()
+            stack.callback(scheduler.shutdown, wait=False)
+            self._ready = True
+            log.info("monitor_started", source=self.settings.source.kind, classifier=self.classifier.name,
+                     store=self.settings.windows.store_url.split("@")[-1])
+            try:
+                stats = await self.pipeline.run(close_all_at_end=self.settings.source.kind == "replay")
+            finally:
+                self._ready = False
+        log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
+        return stats

@@ -1,0 +1,97 @@
+"""Run one replay per parameter set, classifying each distinct text only once across the sweep."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.model import AlertStatus, Notification
+from monitor.config import Settings
+from monitor.pipeline import Evaluator, PipelineStats
+from monitor.types import Classifier, Prediction
+from monitor.windows.memory import MemoryWindowStore
+
+
+class CachedClassifier:
+    """Memoizes predictions by text (bounded LRU): a sweep re-runs windows and detection, not the model."""
+
+    def __init__(self, inner: Classifier, max_entries: int = 500_000) -> None:
+        self.inner = inner
+        self.name = f"cached({inner.name})"
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, Prediction] = OrderedDict()
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, pred in zip(missing, self.inner.predict(missing), strict=True):
+                self._cache[text] = pred
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return [self._cache[t] for t in texts]
+
+
+class RecordingEvaluator:
+    """Delegates to the alert engine and keeps every notification it produced."""
+
+    def __init__(self, inner: Evaluator) -> None:
+        self.inner = inner
+        self.notifications: list[Notification] = []
+
+    async def evaluate(self, now_s: int) -> Sequence[object]:
+        notes = await self.inner.evaluate(now_s)
+        self.notifications.extend(n for n in notes if isinstance(n, Notification))
+        return notes
+
+
+@dataclass(slots=True)
+class RunResult:
+    params: dict[str, float]
+    notifications: list[Notification]
+    store: MemoryWindowStore
+    stats: PipelineStats
+
+    @property
+    def firing(self) -> list[Notification]:
+        return [n for n in self.notifications if n.status is AlertStatus.FIRING]
+
+
+def parse_sweep(specs: Sequence[str]) -> list[dict[str, float]]:
+    """``["z_threshold=2.5,3", "min_volume=10,20"]`` → the cartesian product of settings updates."""
+    axes: list[tuple[str, list[float]]] = []
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if not name or not values:
+            raise ValueError(f"--sweep {spec!r}: expected NAME=V1,V2,... (e.g. z_threshold=2.5,3,4)")
+        axes.append((name.strip(), [float(v) for v in values.split(",")]))
+    if not axes:
+        return [{}]
+    names = [a[0] for a in axes]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(a[1] for a in axes))]
+
+
+def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
+    update: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in type(settings.alerts).model_fields:
+            raise ValueError(f"--sweep {name}: not an [alerts] setting")
+        current = getattr(settings.alerts, name)
+        update[name] = int(value) if isinstance(current, int) and not isinstance(current, bool) else value
+    return settings.model_copy(update={"alerts": settings.alerts.model_copy(update=update)})
+
+
+async def run_once(settings: Settings, classifier: Classifier, params: dict[str, float]) -> RunResult:
+    from monitor.app import MonitorApp
+
+    tuned = settings_with(settings, params)
+    store = MemoryWindowStore(
+        tuned.windows.bucket_s, tuned.windows.retention_s, tuned.windows.top_negative_per_bucket
+    )
+    app = MonitorApp(tuned, classifier=classifier, store=store)
+    recorder = RecordingEvaluator(app.alerting)
+    app.pipeline.evaluator = recorder
+    stats = await app.run()
+    return RunResult(params, recorder.notifications, store, stats)

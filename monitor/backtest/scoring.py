@@ -1,0 +1,137 @@
+"""Pure scoring of fired alerts against labelled incidents.
+
+Matching rule (documented in the README): a firing notification *matches* an incident when it
+fires inside ``[incident.start - early_s, incident.end + late_s]`` and one of its window keys is
+the incident key or belongs to its group (``topic_ticker:*|BA`` belongs to ``ticker:BA``).
+Aggregate keys (``all``, ``topic:*``) that fire inside an incident window are *attributed* to it
+(the incident moved the aggregate): neither hits nor false alarms. Everything else is a false alarm.
+Lead time is detection delay: first matching notification minus incident start (negative = early).
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from consumers.schema import parse_event_time
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    key: str
+    start_s: int
+    end_s: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FiredAlert:
+    """One firing notification, reduced to what scoring needs."""
+
+    at_s: int
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    alerts: int
+    hits: int
+    attributed: int
+    false_alarms: int
+    incidents: int
+    detected: int
+    precision: float
+    recall: float
+    false_alarms_per_day: float
+    lead_time_median_s: float | None
+    lead_time_p90_s: float | None
+    lead_times_s: tuple[int | None, ...]
+
+
+def load_incidents(path: Path) -> list[Incident]:
+    """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = {"key", "start", "end"} - set(rows[0] if rows else {})
+    if missing:
+        raise ValueError(f"{path}: incident file needs columns key,start,end (missing {sorted(missing)})")
+    return [
+        Incident(
+            key=row["key"],
+            start_s=int(parse_event_time(_num(row["start"])).timestamp()),
+            end_s=int(parse_event_time(_num(row["end"])).timestamp()),
+            description=row.get("description", "") or "",
+        )
+        for row in rows
+    ]
+
+
+def _num(value: str) -> str | float:
+    return float(value) if value.replace(".", "", 1).isdigit() else value
+
+
+def _belongs(key: str, incident_key: str) -> bool:
+    if key == incident_key:
+        return True
+    if incident_key.startswith("ticker:") and key.startswith("topic_ticker:"):
+        return key.rsplit("|", 1)[-1] == incident_key.split(":", 1)[1]
+    return False
+
+
+def _aggregate(key: str) -> bool:
+    return key == "all" or key.startswith("topic:")
+
+
+def _percentile(values: Sequence[int], q: float) -> float:
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def score(
+    alerts: Sequence[FiredAlert],
+    incidents: Sequence[Incident],
+    *,
+    span_s: int,
+    early_s: int = 0,
+    late_s: int = 3600,
+) -> Scores:
+    first_hit: dict[int, int] = {}
+    hits = attributed = false_alarms = 0
+    for alert in alerts:
+        inside = [
+            (i, inc) for i, inc in enumerate(incidents) if inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s
+        ]
+        matched = [i for i, inc in inside if any(_belongs(k, inc.key) for k in alert.keys)]
+        if matched:
+            hits += 1
+            for i in matched:
+                first_hit[i] = min(first_hit.get(i, alert.at_s), alert.at_s)
+        elif inside and all(_aggregate(k) for k in alert.keys):
+            attributed += 1
+        else:
+            false_alarms += 1
+    lead = tuple(first_hit[i] - inc.start_s if i in first_hit else None for i, inc in enumerate(incidents))
+    found = [v for v in lead if v is not None]
+    scored = hits + false_alarms
+    return Scores(
+        alerts=len(alerts),
+        hits=hits,
+        attributed=attributed,
+        false_alarms=false_alarms,
+        incidents=len(incidents),
+        detected=len(found),
+        precision=hits / scored if scored else 0.0,
+        recall=len(found) / len(incidents) if incidents else 0.0,
+        false_alarms_per_day=false_alarms / max(span_s / DAY_S, 1e-9),
+        lead_time_median_s=float(statistics.median(found)) if found else None,
+        lead_time_p90_s=_percentile(found, 0.9) if found else None,
+        lead_times_s=lead,
+    )

@@ -1,0 +1,124 @@
+"""Dynamic micro-batching in front of the classifier.
+
+Callers submit small groups of texts (one source poll, one partition, one HTTP request) and await
+their predictions; a single worker coalesces pending requests until ``max_batch_size`` texts are
+waiting or ``max_wait_ms`` has passed since the oldest one arrived, then runs ONE classifier call
+off the event loop. The request queue is bounded (``max_queue_messages``) so a slow model pushes
+back on the source instead of growing memory. Length bucketing (sort + pad per sub-batch) happens
+inside the classifier, where the tokenizer knows real lengths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+
+from monitor import metrics
+from monitor.lifecycle import Service
+from monitor.types import Classifier, Prediction
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Request:
+    texts: Sequence[str]
+    future: asyncio.Future[list[Prediction]]
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher(Service):
+    """Coalesces concurrent ``classify`` calls into model batches; one inference thread."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        max_batch_size: int,
+        max_wait_ms: int,
+        max_queue_messages: int,
+    ) -> None:
+        self.classifier = classifier
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._capacity = asyncio.Semaphore(max_queue_messages)
+        self._max_queue_messages = max_queue_messages
+        self._worker: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._worker = asyncio.create_task(self._run(), name="micro-batcher")
+
+    async def _stop(self) -> None:
+        # Drain: let queued requests finish, then stop the worker.
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    async def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predictions for ``texts`` in order. Waits (backpressure) while the queue is full."""
+        if not texts:
+            return []
+        if not self.started:
+            raise RuntimeError("MicroBatcher.classify() called before start()")
+        # Reserve capacity per text; a request larger than the bound reserves the whole bound.
+        need = min(len(texts), self._max_queue_messages)
+        for _ in range(need):
+            await self._capacity.acquire()
+        future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(texts, future))
+        try:
+            return await future
+        finally:
+            for _ in range(need):
+                self._capacity.release()
+
+    async def _collect(self) -> list[_Request]:
+        first = await self._queue.get()
+        batch, size = [first], len(first.texts)
+        deadline = first.enqueued_at + self.max_wait_s
+        while size < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and self._queue.empty():
+                break
+            try:
+                nxt = await asyncio.wait_for(self._queue.get(), timeout=max(remaining, 0.0))
+            except TimeoutError:
+                break
+            batch.append(nxt)
+            size += len(nxt.texts)
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            texts = [t for req in batch for t in req.texts]
+            started = time.monotonic()
+            try:
+                preds = await loop.run_in_executor(self._executor, self.classifier.predict, texts)
+            except Exception as exc:  # a model failure fails the requests, never the worker
+                log.exception("inference_failed", texts=len(texts))
+                for req in batch:
+                    if not req.future.done():
+                        req.future.set_exception(exc)
+                continue
+            metrics.INFERENCE_SECONDS.observe(time.monotonic() - started)
+            metrics.BATCH_SIZE.observe(len(texts))
+            offset = 0
+            for req in batch:
+                n = len(req.texts)
+                if not req.future.done():
+                    req.future.set_result(preds[offset : offset + n])
+                offset += n

@@ -1,0 +1,111 @@
+"""``monitor`` command line: run | replay | backtest | train | eval | bench | silences | config.
+
+This is the only place that installs signal handlers: SIGTERM/SIGINT request a graceful stop
+(drain in-flight batches, commit, flush the outbox) and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.logging import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    settings = load_settings(args.config, **overrides)
+    configure_logging(settings.log.level, args.log_format or settings.log.format)
+    return settings
+
+
+async def _serve(settings: Settings) -> int:
+    from monitor.app import MonitorApp
+
+    app = MonitorApp(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.request_stop)
+    stats = await app.run()
+    print(
+        f"processed {stats.read} messages: {stats.applied} new, {stats.duplicates} duplicates, "
+        f"{stats.late} late; {stats.notifications} alert notifications",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve(_settings(args)))
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(settings.model_dump_json(indent=2, exclude={"kafka": {"sasl_password"}, "alerts": {"webhook_secret"}}))
+    return 0
+
+
+def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
+    """Sub-commands implemented elsewhere take the remaining argv (they have their own parsers)."""
+
+    def run(args: argparse.Namespace) -> int:
+        module_name, func_name = target.split(":")
+        module = __import__(module_name, fromlist=[func_name])
+        func: Callable[..., int] = getattr(module, func_name)
+        if getattr(func, "needs_settings", False):
+            return func(args.rest, _settings(args))
+        configure_logging("INFO", args.log_format or "console")
+        return func(args.rest)
+
+    return run
+
+
+DELEGATED = {
+    "replay": ("monitor.replay:replay_command", "replay history from JSONL/CSV files or a Kafka topic"),
+    "backtest": ("monitor.backtest:backtest_command", "score alerts against labelled incidents"),
+    "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads"),
+    "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split"),
+    "silences": ("alerts.silences:silence_command", "create / list / expire alert silences"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor", description="finsent real-time sentiment monitor")
+    parser.add_argument("--config", type=Path, default=None, help="TOML config (default configs/default.toml)")
+    parser.add_argument("--log-format", choices=["json", "console"], default=None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon (Kafka or file replay, per config)")
+    run.set_defaults(func=cmd_run)
+    cfg = sub.add_parser("config", help="print the effective configuration (secrets hidden)")
+    cfg.set_defaults(func=cmd_config)
+    for name, (target, help_text) in DELEGATED.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_delegate(target))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args.rest = [*getattr(args, "rest", []), *unknown]
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

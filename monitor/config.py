@@ -1,0 +1,294 @@
+"""Settings: ``configs/*.toml`` overridden by ``MONITOR_*`` environment variables.
+
+Nested keys use ``__`` in the environment: ``MONITOR_WINDOWS__BUCKET_S=60`` overrides
+``[windows] bucket_s``. Secrets (passwords, webhook keys) come from the environment only.
+Every setting carries its unit in its name.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as: which key, what is wrong, how to fix it."""
+
+
+class KafkaSettings(BaseModel):
+    """Connection and consumer-group settings for the Kafka source and Kafka sinks."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list."""
+    group_id: str = "finsent-monitor"
+    """Consumer group; backtests use their own group so they never move production offsets."""
+    news_topic: str = "news"
+    comments_topic: str = "comments"
+    dead_letter_topic: str = "finsent.dead-letter"
+    client_id: str = "finsent-monitor"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    """From the environment only (``MONITOR_KAFKA__SASL_PASSWORD``)."""
+    max_poll_records: int = Field(500, ge=1, le=10_000)
+    """Upper bound on records fetched per poll (bounded prefetch)."""
+    max_buffered_records: int = Field(5_000, ge=1)
+    """Partitions are paused while this many records wait downstream."""
+    session_timeout_ms: int = Field(10_000, ge=1_000)
+    request_timeout_ms: int = Field(30_000, ge=1_000)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+
+class SourceSettings(BaseModel):
+    """Where messages come from."""
+
+    kind: Literal["replay", "kafka"] = "replay"
+    """``replay`` reads JSONL/CSV files (embedded default); ``kafka`` consumes the topics in [kafka]."""
+    replay_paths: list[Path] = Field(default_factory=lambda: [REPO_ROOT / "data" / "demo_stream.jsonl"])
+    replay_speed: float = Field(0.0, ge=0.0)
+    """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time."""
+    dead_letter_path: Path = Path("var/dead-letter.jsonl")
+    """Dead-letter file used when the source is not Kafka."""
+    max_message_bytes: int = Field(64_000, ge=256)
+    """Larger payloads are dead-lettered as ``oversized``."""
+    max_text_chars: int = Field(10_000, ge=16)
+
+
+class ClassifierSettings(BaseModel):
+    """Which model labels messages and how inference is batched."""
+
+    kind: Literal["transformer", "lexicon"] = "transformer"
+    """``transformer``: two-head encoder (bundled default or any local/hub path). ``lexicon``: keyword
+    baseline, fast and dependency-free, used by tests and as a degraded mode."""
+    model_path: str | None = None
+    """Local directory or hub id for ``from_pretrained``; empty = the bundled default model."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """``auto`` = bf16/fp16 on CUDA, float32 on CPU."""
+    quantize_int8: bool = False
+    """CPU only: dynamic int8 quantization of Linear layers (see benchmarks/RESULTS.md for its cost)."""
+    max_length_tokens: int = Field(128, ge=8, le=512)
+    num_threads: int = Field(0, ge=0)
+    """torch intra-op threads on CPU; 0 = number of cores."""
+
+
+class BatchingSettings(BaseModel):
+    """Dynamic micro-batching in front of the classifier."""
+
+    max_batch_size: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(20, ge=0, le=10_000)
+    max_in_flight_batches: int = Field(2, ge=1, le=64)
+    max_queue_messages: int = Field(10_000, ge=1)
+
+
+class WindowSettings(BaseModel):
+    """Event-time buckets kept per topic, per ticker and per (topic, ticker)."""
+
+    store_url: str = "memory://"
+    """``memory://`` or ``redis://[:password@]host:port/db`` (``rediss://`` for TLS)."""
+    key_prefix: str = "finsent"
+    """Redis key namespace; backtests use their own prefix."""
+    bucket_s: int = Field(300, ge=1)
+    retention_s: int = Field(7 * 24 * 3600, ge=60)
+    """Buckets (and message-id dedup markers) expire after this long."""
+    allowed_lateness_s: int = Field(600, ge=0)
+    """Messages older than watermark - allowed lateness are late (dead-lettered as ``late``)."""
+    top_negative_per_bucket: int = Field(5, ge=0, le=100)
+    """How many most-negative messages each bucket keeps as alert evidence."""
+
+
+class AlertSettings(BaseModel):
+    """Detection thresholds and delivery; see alerts/ for the semantics.
+
+    Detection and lifecycle times are *event* time (bucket boundaries); delivery times (backoff,
+    timeouts) are wall time.
+    """
+
+    sinks: list[str] = Field(default_factory=lambda: ["log://"])
+    """Sink URLs: log://, file:///path.jsonl, webhook+https://host/path, slack+https://..., kafka://topic,
+    smtp://host:port?from=a@b&to=c@d,e@f (add ``&starttls=1`` for STARTTLS)."""
+    sweep_interval_s: float = Field(15.0, gt=0)
+    """How often the scheduler sweeps detection for quiet streams (detection also runs on window close)."""
+    baseline_buckets: int = Field(24, ge=3)
+    """Rolling baseline length in buckets (used until enough same-time-of-day history exists)."""
+    min_baseline_buckets: int = Field(6, ge=1)
+    """Fewer baseline buckets than this (cold start, sparse key) = no alert (``insufficient_history``)."""
+    min_volume: int = Field(20, ge=1)
+    """Messages a bucket needs before it can alert (low-volume guard)."""
+    z_threshold: float = Field(3.0, gt=0)
+    """Spike threshold in sigmas; must be exceeded vs both the EWMA and the median+MAD baseline."""
+    min_neg_share: float = Field(0.4, ge=0, le=1)
+    """Absolute floor: a bucket with a smaller negative share never alerts (fraction 0..1)."""
+    ewma_alpha: float = Field(0.3, gt=0, le=1)
+    """Smoothing factor of the EWMA baseline (higher = shorter memory)."""
+    min_sigma_share: float = Field(0.03, gt=0, le=1)
+    """Floor of the baseline standard deviation of the negative share (fraction 0..1)."""
+    cusum_buckets: int = Field(6, ge=1, le=288)
+    """Buckets the CUSUM drift detector accumulates over (ending with the evaluated bucket)."""
+    cusum_k_sigma: float = Field(0.5, ge=0)
+    """CUSUM slack per bucket, in sigmas."""
+    cusum_h_sigma: float = Field(5.0, gt=0)
+    """CUSUM decision threshold, in sigmas."""
+    score_drop_threshold: float = Field(0.5, ge=0, le=2)
+    """Alert when the mean sentiment score (-1..1) falls this much below the baseline; 0 = off."""
+    seasonal_days: int = Field(7, ge=0, le=28)
+    """Previous days searched for same-time-of-day baseline buckets; 0 = rolling baseline only."""
+    seasonal_min_days: int = Field(3, ge=1)
+    """Days that must have same-time-of-day buckets before the seasonal baseline is used."""
+    seasonal_halfwidth_s: int = Field(1800, ge=0, le=43_200)
+    """Half-width of the same-time-of-day slot searched on each previous day."""
+    for_s: int = Field(0, ge=0)
+    """An abnormal condition must hold this long (event time) before the alert fires."""
+    cooldown_s: int = Field(1800, ge=0)
+    """Minimum event time between two firing notifications of the same alert (new episodes in
+    between are tracked but only notified once the cooldown has passed and they still fire)."""
+    repeat_interval_s: int = Field(4 * 3600, ge=0)
+    """Re-notify a still-firing alert after this long; 0 = never repeat."""
+    resolve_after_buckets: int = Field(2, ge=1)
+    """Consecutive quiet buckets before a firing alert resolves (and the resolved notice goes out)."""
+    flap_window_s: int = Field(4 * 3600, ge=0)
+    """Window in which firing episodes are counted to detect flapping."""
+    flap_max_episodes: int = Field(3, ge=2, le=50)
+    """This many episodes within ``flap_window_s`` mark an alert as flapping."""
+    flap_resolve_factor: int = Field(3, ge=1, le=100)
+    """A flapping alert needs ``resolve_after_buckets * flap_resolve_factor`` quiet buckets to resolve."""
+    evidence_top_n: int = Field(5, ge=0, le=50)
+    """Most negative messages attached to a firing alert (PII-masked)."""
+    max_catchup_buckets: int = Field(12, ge=1, le=10_000)
+    """Most closed buckets one ``evaluate`` call processes after a pause (older ones are skipped)."""
+    max_keys_per_evaluation: int = Field(10_000, ge=1)
+    """Upper bound on window keys evaluated per bucket (the most recently active are kept)."""
+    max_alert_states: int = Field(10_000, ge=10)
+    """Upper bound on stored alert states; the oldest inactive ones are pruned first."""
+    max_silences: int = Field(1_000, ge=1)
+    """Upper bound on stored silences (expired ones are pruned first)."""
+    max_silence_duration_s: int = Field(7 * 86_400, ge=60)
+    """Longest silence that can be created."""
+    outbox_max_entries: int = Field(10_000, ge=10)
+    """Pending notifications kept in the outbox; enqueue fails (logged) beyond this."""
+    outbox_delivered_ids_kept: int = Field(50_000, ge=10)
+    """Delivered/enqueued notification ids remembered for idempotency (newest kept)."""
+    delivery_max_attempts: int = Field(50, ge=1)
+    """Outbox attempts per notification and sink before it is abandoned (logged as an error)."""
+    delivery_backoff_initial_s: float = Field(1.0, gt=0)
+    """First outbox retry delay; doubles per failed attempt."""
+    delivery_backoff_max_s: float = Field(300.0, gt=0)
+    """Cap of the outbox retry delay."""
+    delivery_poll_interval_s: float = Field(1.0, gt=0)
+    """Idle delivery loops re-check the outbox this often (an enqueue wakes them at once)."""
+    delivery_batch_size: int = Field(50, ge=1, le=1_000)
+    """Notifications one delivery loop takes from the outbox at a time."""
+    sink_timeout_s: float = Field(10.0, gt=0)
+    """Network timeout of one sink request (webhook, Slack, SMTP, Kafka send)."""
+    webhook_max_attempts: int = Field(3, ge=1, le=10)
+    """In-sink attempts per webhook/Slack send before the outbox takes over the retrying."""
+    webhook_backoff_s: float = Field(0.5, ge=0)
+    """First in-sink retry delay of webhook/Slack sends; doubles per attempt."""
+    webhook_secret: str | None = None
+    """HMAC-SHA256 key for webhook signatures; from the environment only."""
+    smtp_username: str | None = None
+    """SMTP login for the smtp:// sink (optional)."""
+    smtp_password: str | None = None
+    """SMTP password; from the environment only (``MONITOR_ALERTS__SMTP_PASSWORD``)."""
+    thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per-key overrides, e.g. ``[alerts.thresholds."ticker:TSLA"] z_threshold = 4``; a key ending in
+    ``*`` is a prefix (``"ticker:*"``). Exact keys win over prefixes, longer prefixes over shorter.
+    Allowed names: z_threshold, min_volume, min_neg_share, cusum_k_sigma, cusum_h_sigma,
+    score_drop_threshold."""
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_threshold_names(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        allowed = {"z_threshold", "min_volume", "min_neg_share", "cusum_k_sigma", "cusum_h_sigma",
+                   "score_drop_threshold"}
+        for key, names in value.items():
+            unknown = sorted(set(names) - allowed)
+            if unknown:
+                raise ValueError(f"alerts.thresholds.{key!r}: unknown {unknown}; allowed {sorted(allowed)}")
+        return value
+
+
+class HttpSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    """0 = pick a free port (logged at start)."""
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(BaseSettings):
+    """The whole service configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid")
+
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    windows: WindowSettings = Field(default_factory=WindowSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file (passed as init kwargs).
+        return (env_settings, init_settings)
+
+
+_HINTS = {
+    "extra_forbidden": "remove it or check its spelling against configs/default.toml",
+    "literal_error": "use one of the allowed values",
+    "missing": "add it to the config file or set the MONITOR_* variable",
+}
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = "MONITOR_" + "__".join(str(p) for p in err["loc"]).upper()
+        hint = _HINTS.get(err["type"], "fix the value")
+        lines.append(f"  {key} = {err.get('input')!r}: {err['msg']} -- {hint} (in the file, or via {env})")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load ``path`` (default configs/default.toml, or $MONITOR_CONFIG) then env, then ``overrides``."""
+    chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+    try:
+        data: dict[str, Any] = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {chosen} not found -- pass --config with an existing file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {chosen} is not valid TOML: {exc}") from exc
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, str(chosen))) from exc

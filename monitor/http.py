@@ -1,0 +1,80 @@
+"""HTTP side door: liveness, readiness, Prometheus metrics and a read-only view of windows.
+
+``/healthz`` answers while the process runs; ``/readyz`` only once every component started and the
+pipeline has not failed; ``/metrics`` is the Prometheus text format; ``/windows`` shows recent
+buckets of one key. Extra routes (alerts, silences) are added by the app via ``add_routes``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.lifecycle import Service
+from monitor.windows.base import WindowStore
+from monitor.windows.buckets import ALL_KEY
+
+log = structlog.get_logger(__name__)
+MAX_WINDOW_BUCKETS = 2_000
+
+
+class HttpServer(Service):
+    def __init__(self, host: str, port: int, store: WindowStore, ready: Callable[[], bool]) -> None:
+        self.host = host
+        self.port = port
+        self.store = store
+        self.ready = ready
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/windows", self._windows)
+        self._runner: web.AppRunner | None = None
+        self.bound_port: int | None = None
+
+    def add_routes(self, routes: list[web.RouteDef]) -> None:
+        self.app.add_routes(routes)
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.bound_port = int(sockets[0].getsockname()[1]) if sockets else self.port
+        log.info("http_listening", host=self.host, port=self.bound_port)
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ok = self.ready()
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _windows(self, request: web.Request) -> web.Response:
+        key = request.query.get("key", ALL_KEY)
+        try:
+            minutes = int(request.query.get("minutes", "60"))
+            end_s = int(request.query.get("end_s", str(int(time.time()))))
+        except ValueError:
+            return web.json_response({"error": "minutes and end_s must be integers"}, status=400)
+        start_s = end_s - max(minutes, 1) * 60
+        buckets = await self.store.buckets(key, start_s, end_s + self.store.bucket_s)
+        rows = [
+            {"start_s": b.start_s, "volume": b.volume, "negative": b.negative, "neutral": b.neutral,
+             "positive": b.positive, "neg_share": round(b.neg_share, 4), "mean_score": round(b.mean_score, 4)}
+            for b in buckets[-MAX_WINDOW_BUCKETS:]
+        ]
+        return web.json_response({"key": key, "bucket_s": self.store.bucket_s, "buckets": rows})

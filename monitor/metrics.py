@@ -1,0 +1,25 @@
+"""Prometheus metrics, defined once per process (served by monitor/http.py at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("finsent_messages_total", "Messages processed into windows", ["source"])
+DUPLICATES = Counter("finsent_duplicate_messages_total", "Redelivered messages ignored by the window store")
+DEAD_LETTERS = Counter("finsent_dead_letters_total", "Messages sent to the dead-letter sink", ["reason"])
+LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
+INFERENCE_SECONDS = Histogram(
+    "finsent_inference_seconds", "Classifier call latency per micro-batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZE = Histogram(
+    "finsent_batch_size", "Texts per classifier call", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+)
+END_TO_END_SECONDS = Histogram(
+    "finsent_batch_processing_seconds", "Source batch to durable windows + commit",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WATERMARK = Gauge("finsent_watermark_seconds", "Event-time watermark (epoch seconds)")
+IN_FLIGHT = Gauge("finsent_in_flight_batches", "Batches classified but not yet committed")
+ALERT_EVALUATIONS = Counter("finsent_alert_evaluations_total", "Detection sweeps run")
+NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications produced", ["state"])

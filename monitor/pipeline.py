@@ -1,0 +1,208 @@
+"""The processing loop: source → micro-batched classification → durable windows → commit → detection.
+
+Two tasks joined by a bounded queue of in-flight batches (``max_in_flight_batches``): the reader
+pulls a source batch, filters late messages, and starts its classification; the writer awaits
+classifications *in source order*, applies them to the window store, and only then commits the
+source offsets (at-least-once; the store's per-id idempotency turns redelivery into exactly-once
+counts). After each durable batch the writer evaluates alerts for every bucket the watermark closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from consumers.deadletter import DeadLetterSink
+from consumers.schema import message_to_dict
+from monitor import metrics
+from monitor.batching import MicroBatcher
+from monitor.types import ClassifiedMessage, Prediction, Source, SourceRecord
+from monitor.watermark import Watermark
+from monitor.windows.base import WindowStore
+
+log = structlog.get_logger(__name__)
+
+
+class Evaluator(Protocol):
+    """Anything that evaluates detection at an event-time bucket boundary (the AlertEngine)."""
+
+    async def evaluate(self, now_s: int) -> Sequence[object]: ...
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    batches: int = 0
+    notifications: int = 0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    records: list[SourceRecord]
+    kept: list[SourceRecord]
+    predictions: asyncio.Task[list[Prediction]] | None
+    read_at: float
+    closes: list[int]
+    """Bucket boundaries the watermark closed once this batch was observed: evaluated right after
+    this batch is durable, so detection never runs ahead of the data it reads."""
+
+
+_DONE = None
+APPLY_ATTEMPTS = 6
+
+
+class Pipeline:
+    """Runs until the source is exhausted (replay) or ``request_stop()`` (SIGTERM), then drains."""
+
+    def __init__(
+        self,
+        source: Source,
+        batcher: MicroBatcher,
+        store: WindowStore,
+        dead_letter: DeadLetterSink,
+        evaluator: Evaluator | None,
+        *,
+        allowed_lateness_s: int,
+        max_batch_size: int,
+        max_wait_ms: int,
+        max_in_flight_batches: int,
+    ) -> None:
+        self.source = source
+        self.batcher = batcher
+        self.store = store
+        self.dead_letter = dead_letter
+        self.evaluator = evaluator
+        self.watermark = Watermark(store.bucket_s, allowed_lateness_s)
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        self.stats = PipelineStats()
+        self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
+        self._stop = asyncio.Event()
+        self.finished = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, close_all_at_end: bool = True) -> PipelineStats:
+        """Process until exhausted or stopped. ``close_all_at_end`` closes every bucket when the
+        source is exhausted (replay), so the last windows are evaluated too."""
+        # TaskGroup: if the writer fails (store down past its retries), the reader is cancelled
+        # too and nothing more is committed; uncommitted records are redelivered after restart.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._write_loop(), name="pipeline-writer")
+            try:
+                exhausted = await self._read_loop()
+            finally:
+                await self._queue.put(_DONE)
+        if exhausted and close_all_at_end and self.watermark.max_event_s is not None:
+            self.watermark.advance_to(self.watermark.max_event_s + self.watermark.allowed_lateness_s
+                                      + self.store.bucket_s)
+            await self._evaluate(self.watermark.newly_closed())
+        self.finished.set()
+        log.info("pipeline_finished", exhausted=exhausted, **self._stats_dict())
+        return self.stats
+
+    def _stats_dict(self) -> dict[str, int]:
+        s = self.stats
+        return {"read": s.read, "applied": s.applied, "duplicates": s.duplicates, "late": s.late,
+                "batches": s.batches, "notifications": s.notifications}
+
+    async def _read_loop(self) -> bool:
+        """Returns True when the source ran dry, False when stopped."""
+        async for records in self.source.batches(self.max_batch_size, self.max_wait_ms):
+            if records:
+                await self._submit(records)
+            if self._stop.is_set():
+                return False
+        return True
+
+    async def _submit(self, records: list[SourceRecord]) -> None:
+        kept: list[SourceRecord] = []
+        for rec in records:
+            if self.watermark.observe(int(rec.message.event_time.timestamp())):
+                kept.append(rec)
+            else:
+                await self._dead_letter_late(rec)
+        self.stats.read += len(records)
+        task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
+        metrics.IN_FLIGHT.inc()
+        closes = self.watermark.newly_closed()
+        await self._queue.put(_InFlight(records, kept, task, time.monotonic(), closes))
+
+    async def _dead_letter_late(self, rec: SourceRecord) -> None:
+        self.stats.late += 1
+        metrics.LATE.inc()
+        metrics.DEAD_LETTERS.labels("late").inc()
+        raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
+        detail = f"event time behind watermark {self.watermark.value_s} - bucket already closed"
+        await self.dead_letter.send(raw, "late", detail, {"position": str(rec.position)})
+
+    async def _write_loop(self) -> None:
+        while (item := await self._queue.get()) is not _DONE:
+            if item.predictions is None:  # a watermark tick with no data (idle sweep)
+                await self._evaluate(item.closes)
+                continue
+            try:
+                preds = await item.predictions
+                classified = [ClassifiedMessage(r.message, p) for r, p in zip(item.kept, preds, strict=True)]
+                fresh = await self._apply_with_retry(classified)
+                await self.source.commit(item.records)
+            finally:
+                metrics.IN_FLIGHT.dec()
+            self._account(classified, fresh, item.read_at)
+            await self._evaluate(item.closes)
+
+    async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
+        """Bounded retries with capped backoff: a Redis blip must not kill the daemon, but an
+        outage must not hide either (the last error propagates and stops the pipeline)."""
+        delay_s = 0.2
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                return await self.store.apply(classified)
+            except Exception as exc:  # backend-specific errors (redis, sockets) are all transient here
+                if attempt == APPLY_ATTEMPTS:
+                    raise
+                log.warning("window_apply_retrying", attempt=attempt, error=repr(exc), delay_s=delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _account(self, classified: list[ClassifiedMessage], fresh: int, read_at: float) -> None:
+        self.stats.batches += 1
+        self.stats.applied += fresh
+        self.stats.duplicates += len(classified) - fresh
+        metrics.DUPLICATES.inc(len(classified) - fresh)
+        for item in classified:
+            metrics.MESSAGES.labels(str(item.message.source)).inc()
+        metrics.END_TO_END_SECONDS.observe(time.monotonic() - read_at)
+        if self.watermark.max_event_s is not None:
+            metrics.WATERMARK.set(self.watermark.max_event_s)
+
+    async def _evaluate(self, boundaries: list[int]) -> None:
+        if self.evaluator is None:
+            return
+        for boundary in boundaries:
+            notes = await self.evaluator.evaluate(boundary)
+            metrics.ALERT_EVALUATIONS.inc()
+            self.stats.notifications += len(notes)
+
+    async def idle_tick(self, wall_now_s: int, idle_after_s: int) -> None:
+        """Scheduler hook for live sources: when no message arrived for ``idle_after_s``, let
+        wall-clock time advance the watermark so quiet streams still close buckets (and resolve).
+        The tick travels through the in-flight queue, behind any batch not yet durable."""
+        max_event = self.watermark.max_event_s
+        if max_event is None or wall_now_s - max_event < idle_after_s or self._queue.full():
+            return
+        self.watermark.advance_to(wall_now_s - idle_after_s)
+        closes = self.watermark.newly_closed()
+        if closes:
+            await self._queue.put(_InFlight([], [], None, time.monotonic(), closes))

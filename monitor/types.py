@@ -1,0 +1,99 @@
+"""Value objects and Protocols shared by every stage of the pipeline.
+
+Everything that crosses a stage boundary is defined here so that sources, classifiers,
+window stores and sinks can be swapped (by config) without touching the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, Self, runtime_checkable
+
+
+class SourceKind(StrEnum):
+    NEWS = "news"
+    COMMENT = "comment"
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+SENTIMENTS: tuple[Sentiment, ...] = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A validated input message. ``event_time`` is the payload's ``published_at`` (UTC, aware)."""
+
+    id: str
+    source: SourceKind
+    text: str
+    event_time: datetime
+    tickers: tuple[str, ...] = ()
+    lang: str = "en"
+    url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One forward pass's output for one text.
+
+    ``score`` is the signed sentiment score in [-1, 1]: P(positive) - P(negative).
+    """
+
+    topic: str
+    topic_confidence: float
+    sentiment: Sentiment
+    sentiment_confidence: float
+    score: float
+    sentiment_probs: tuple[float, float, float] = (0.0, 1.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedMessage:
+    message: RawMessage
+    prediction: Prediction
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A message together with the opaque position its source needs to acknowledge it."""
+
+    message: RawMessage
+    position: Any = None
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Every long-lived part: ``start()``/``stop()`` (idempotent) and ``async with``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+class Classifier(Protocol):
+    """Batched text classifier. ``predict`` is synchronous and CPU/GPU bound: call it off the loop."""
+
+    name: str
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+
+class Source(Lifecycle, Protocol):
+    """Yields batches of validated records; ``commit`` acknowledges everything up to those records."""
+
+    def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]: ...
+
+    async def commit(self, records: Sequence[SourceRecord]) -> None: ...

@@ -1,0 +1,1 @@
+"""Event-time window aggregation: pure bucket math plus memory and Redis stores."""

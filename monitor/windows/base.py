@@ -1,0 +1,35 @@
+"""The ``WindowStore`` protocol every backend implements (see tests/contract for the shared suite)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from monitor.types import ClassifiedMessage, Lifecycle
+from monitor.windows.buckets import BucketStats, EvidenceItem
+
+
+class WindowStore(Lifecycle, Protocol):
+    """Event-time bucket aggregates, idempotent per message id.
+
+    ``apply`` must be atomic per message and idempotent: a message id already applied (within
+    ``retention_s``) changes nothing, so redelivery after a crash never double-counts.
+    """
+
+    bucket_s: int
+
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+        """Add a batch; return how many messages were new (not seen before). Durable on return."""
+        ...
+
+    async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
+        """Non-empty buckets of ``key`` with ``start_s <= bucket start < end_s``, oldest first."""
+        ...
+
+    async def active_keys(self, since_s: int) -> list[str]:
+        """Keys that have at least one bucket starting at or after ``since_s`` (sorted)."""
+        ...
+
+    async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:
+        """The most negative evidence messages of ``key`` over the range, most negative first."""
+        ...

@@ -1,0 +1,133 @@
+"""Pure window math: bucket boundaries, dimension keys and per-bucket statistics.
+
+No I/O here: both stores call these functions, so memory and Redis agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from monitor.types import ClassifiedMessage, Sentiment
+
+ALL_KEY = "all"
+
+
+def bucket_start_s(event_time: datetime, bucket_s: int) -> int:
+    """Epoch second at which the bucket holding ``event_time`` starts (tumbling, aligned to epoch)."""
+    ts = int(event_time.timestamp())
+    return ts - ts % bucket_s
+
+
+def to_datetime(epoch_s: int) -> datetime:
+    return datetime.fromtimestamp(epoch_s, tz=UTC)
+
+
+def topic_key(topic: str) -> str:
+    return f"topic:{topic}"
+
+
+def ticker_key(ticker: str) -> str:
+    return f"ticker:{ticker.upper()}"
+
+
+def topic_ticker_key(topic: str, ticker: str) -> str:
+    return f"topic_ticker:{topic}|{ticker.upper()}"
+
+
+def dimension_keys(topic: str, tickers: Iterable[str]) -> list[str]:
+    """Every window key one message contributes to: all, its topic, each ticker, each (topic, ticker)."""
+    keys = [ALL_KEY, topic_key(topic)]
+    for ticker in sorted({t.upper() for t in tickers if t}):
+        keys.append(ticker_key(ticker))
+        keys.append(topic_ticker_key(topic, ticker))
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStats:
+    """Aggregates of one key in one bucket. Value object: add with ``merge``."""
+
+    key: str
+    start_s: int
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    score_sum: float = 0.0
+
+    @property
+    def volume(self) -> int:
+        return self.negative + self.neutral + self.positive
+
+    @property
+    def neg_share(self) -> float:
+        return self.negative / self.volume if self.volume else 0.0
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.volume if self.volume else 0.0
+
+    def merge(self, other: BucketStats) -> BucketStats:
+        return BucketStats(
+            key=self.key,
+            start_s=self.start_s,
+            negative=self.negative + other.negative,
+            neutral=self.neutral + other.neutral,
+            positive=self.positive + other.positive,
+            score_sum=self.score_sum + other.score_sum,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Increment:
+    """What one message adds to one (key, bucket)."""
+
+    key: str
+    start_s: int
+    sentiment: Sentiment
+    score: float
+
+    def as_stats(self) -> BucketStats:
+        return BucketStats(
+            key=self.key,
+            start_s=self.start_s,
+            negative=int(self.sentiment is Sentiment.NEGATIVE),
+            neutral=int(self.sentiment is Sentiment.NEUTRAL),
+            positive=int(self.sentiment is Sentiment.POSITIVE),
+            score_sum=self.score,
+        )
+
+
+def increments(item: ClassifiedMessage, bucket_s: int) -> list[Increment]:
+    """The increments one classified message contributes to every key it belongs to."""
+    start = bucket_start_s(item.message.event_time, bucket_s)
+    pred = item.prediction
+    return [
+        Increment(key=k, start_s=start, sentiment=pred.sentiment, score=pred.score)
+        for k in dimension_keys(pred.topic, item.message.tickers)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    """A message kept as evidence for alerts on a bucket (the most negative ones)."""
+
+    message_id: str
+    source: str
+    text: str
+    score: float
+    event_time_s: int
+    url: str | None = None
+
+
+def evidence_of(item: ClassifiedMessage) -> EvidenceItem:
+    msg = item.message
+    return EvidenceItem(
+        message_id=msg.id,
+        source=str(msg.source),
+        text=msg.text,
+        score=item.prediction.score,
+        event_time_s=int(msg.event_time.timestamp()),
+        url=msg.url,
+    )

@@ -1,0 +1,326 @@
+"""``WindowStore`` on Redis: one atomic Lua call per batch, idempotent per message id.
+
+Key layout (``P`` = ``key_prefix``; ``W`` = a window key such as ``ticker:TSLA``; ``B`` = bucket start)::
+
+    {P}:seen:<message id>   string  dedup marker, ``SET NX EX retention_s``
+    {P}:b:W:B               hash    neg / neu / pos (HINCRBY), score_sum (HINCRBYFLOAT)
+    {P}:ev:W:B              zset    top-N most negative evidence; score = sentiment score
+    {P}:idx:W               zset    bucket starts of W (member = score = B)
+    {P}:active              zset    window key -> its newest bucket start (ZADD GT)
+
+Why it is shaped this way:
+
+- **Atomic idempotency.** The script sets the seen marker and applies the increments of a message in
+  one step, so a crash or redelivery can never count a message twice or half. Every key the script
+  touches is passed in ``KEYS`` (as Redis Cluster requires) and the script is declared with a
+  ``#!lua`` shebang, so an out-of-memory server rejects it *before* it writes anything (no partial
+  batch). This needs Redis >= 7.0. Inputs that Redis would reject mid-script (non-finite scores)
+  are refused in Python first, because Lua scripts are not rolled back on error. A batch larger
+  than ``max_messages_per_call`` becomes several calls (bounding how long Redis is blocked); each is
+  atomic, and a retry after a failure between them still counts nothing twice.
+- **Cluster-safe keys, at a price.** Every key carries the hash tag ``{P}``, so one batch (which
+  touches many window keys) lives in one slot and one script call stays legal in Redis Cluster.
+  The price: a whole namespace sits on one shard. Scale by giving independent deployments their
+  own prefixes; tagging per window key instead would split a message's effects across slots and
+  lose the atomic seen-marker-plus-increments step.
+- **Retention.** ``EXPIRE retention_s`` is set on every key a batch touches, and it is wall-clock:
+  when replaying old history the TTL counts from the write, not from the event time. Event-time
+  retention is separate: after each batch the script drops index entries older than
+  ``newest bucket start - retention_s`` (newest over the whole namespace, as in
+  ``MemoryWindowStore``), and readers apply the same horizon to keys the batch did not touch.
+- **Floats.** ``score_sum`` is summed by HINCRBYFLOAT (long double, stored with 17 significant
+  digits). Scores travel as Python ``repr`` strings, never through Lua numbers (which print with
+  14 digits). Sums therefore agree with a Python fold to rounding error, not bit for bit: the
+  addition order and precision differ (the contract suite allows 1e-9 relative).
+- **Evidence ties.** Members are ``<message id> NUL <compact JSON of EvidenceItem>``, so Redis'
+  (score, member) order equals ``(score, message_id)`` order: among equal scores the smallest ids
+  are kept, as in ``MemoryWindowStore`` (exact for ids without NUL characters).
+- **Durability.** "Durable on return" means the script returned: the write is in Redis memory and
+  visible to every reader. Whether it survives a Redis crash is decided by Redis persistence
+  (``appendonly yes`` with ``appendfsync always|everysec``), not by this module.
+
+Reads are pipelined (two round trips: index, then buckets); they are not a snapshot, so a batch
+landing in between may show in the second step.
+
+AUTH and TLS come from the URL: ``redis://[user]:password@host:port/db``, ``rediss://`` for TLS,
+``unix:///path/redis.sock?db=0`` for a local socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from typing import cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from monitor.lifecycle import Service
+from monitor.types import ClassifiedMessage, Sentiment
+from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
+
+SENTIMENT_FIELDS: dict[Sentiment, str] = {
+    Sentiment.NEGATIVE: "neg",
+    Sentiment.NEUTRAL: "neu",
+    Sentiment.POSITIVE: "pos",
+}
+
+# KEYS: active, seen x M, (bucket hash, evidence zset) x S, index zset x W
+# ARGV: retention_s, top_n, M, S, W, (bucket start, window key, index no.) x S,
+#       then per message: sentiment field, score, evidence member or "", n, n slot numbers (0-based)
+APPLY_LUA = """#!lua
+local retention = tonumber(ARGV[1])
+local top_n = tonumber(ARGV[2])
+local m, s = tonumber(ARGV[3]), tonumber(ARGV[4])
+local slot_key0 = 1 + m
+local idx_key0 = slot_key0 + 2 * s
+local touched = {}
+local fresh = 0
+local pos = 6 + 3 * s
+for i = 1, m do
+  local field, score, member, n = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], tonumber(ARGV[pos + 3])
+  if redis.call('SET', KEYS[1 + i], '1', 'NX', 'EX', retention) then
+    fresh = fresh + 1
+    for j = 1, n do
+      local slot = tonumber(ARGV[pos + 3 + j])
+      local h = KEYS[slot_key0 + 2 * slot + 1]
+      redis.call('HINCRBY', h, field, 1)
+      redis.call('HINCRBYFLOAT', h, 'score_sum', score)
+      if member ~= '' then
+        local ev = KEYS[slot_key0 + 2 * slot + 2]
+        redis.call('ZADD', ev, score, member)
+        redis.call('ZREMRANGEBYRANK', ev, top_n, -1)
+      end
+      touched[slot] = true
+    end
+  end
+  pos = pos + 4 + n
+end
+if fresh == 0 then return 0 end
+local active = KEYS[1]
+local indexes = {}
+for slot, _ in pairs(touched) do
+  local a = 6 + 3 * slot
+  local start, window, idx = ARGV[a], ARGV[a + 1], KEYS[idx_key0 + tonumber(ARGV[a + 2])]
+  redis.call('EXPIRE', KEYS[slot_key0 + 2 * slot + 1], retention)
+  redis.call('EXPIRE', KEYS[slot_key0 + 2 * slot + 2], retention)
+  redis.call('ZADD', idx, start, start)
+  redis.call('ZADD', active, 'GT', start, window)
+  indexes[idx] = true
+end
+local newest = redis.call('ZRANGE', active, -1, -1, 'WITHSCORES')
+local horizon = '(' .. (tonumber(newest[2]) - retention)
+for idx, _ in pairs(indexes) do
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', horizon)
+  redis.call('EXPIRE', idx, retention)
+end
+redis.call('ZREMRANGEBYSCORE', active, '-inf', horizon)
+redis.call('EXPIRE', active, retention)
+return fresh
+"""
+
+
+class StoreUnavailableError(ConnectionError):
+    """Redis could not be reached or refused us at start; the message names ``windows.store_url``."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for logs and error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def encode_evidence(ev: EvidenceItem) -> str:
+    """Sorted-set member: the id first (tie-break order), then the item as compact JSON."""
+    payload = json.dumps(dataclasses.asdict(ev), separators=(",", ":"), ensure_ascii=True)
+    return f"{ev.message_id}\x00{payload}"
+
+
+def decode_evidence(member: str) -> EvidenceItem:
+    # JSON escapes NUL, so the last NUL always starts the payload, even if the id holds one.
+    return EvidenceItem(**json.loads(member.rsplit("\x00", 1)[1]))
+
+
+class KeySpace:
+    """Names of every key under one prefix (see the module docstring for the layout)."""
+
+    def __init__(self, prefix: str) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"windows.key_prefix {prefix!r}: must be non-empty and contain no braces")
+        self.tag = f"{{{prefix}}}"
+        self.active = f"{self.tag}:active"
+
+    def seen(self, message_id: str) -> str:
+        return f"{self.tag}:seen:{message_id}"
+
+    def bucket(self, window: str, start_s: int) -> str:
+        return f"{self.tag}:b:{window}:{start_s}"
+
+    def evidence(self, window: str, start_s: int) -> str:
+        return f"{self.tag}:ev:{window}:{start_s}"
+
+    def index(self, window: str) -> str:
+        return f"{self.tag}:idx:{window}"
+
+
+def build_apply_call(
+    items: Sequence[ClassifiedMessage], keys: KeySpace, *, bucket_s: int, retention_s: int, top_n: int
+) -> tuple[list[str], list[str]]:
+    """``(KEYS, ARGV)`` for ``APPLY_LUA``; pure, so the encoding is unit-tested without Redis."""
+    slots: dict[tuple[str, int], int] = {}
+    windows: dict[str, int] = {}
+    messages: list[str] = []
+    for item in items:
+        score = item.prediction.score
+        if not math.isfinite(score):
+            raise ValueError(f"message {item.message.id!r}: sentiment score {score!r} is not finite")
+        member = encode_evidence(evidence_of(item)) if top_n > 0 and score < 0 else ""
+        refs = [
+            str(slots.setdefault((inc.key, inc.start_s), len(slots))) for inc in increments(item, bucket_s)
+        ]
+        messages += [SENTIMENT_FIELDS[item.prediction.sentiment], repr(score), member, str(len(refs)), *refs]
+    slot_keys: list[str] = []
+    slot_args: list[str] = []
+    for window, start in slots:
+        slot_keys += [keys.bucket(window, start), keys.evidence(window, start)]
+        slot_args += [str(start), window, str(windows.setdefault(window, len(windows) + 1))]
+    key_list = [keys.active, *(keys.seen(i.message.id) for i in items), *slot_keys]
+    key_list += [keys.index(w) for w in windows]
+    head = [str(retention_s), str(top_n), str(len(items)), str(len(slots)), str(len(windows))]
+    return key_list, head + slot_args + messages
+
+
+def stats_of(window: str, start_s: int, fields: dict[str, str]) -> BucketStats:
+    return BucketStats(
+        key=window,
+        start_s=start_s,
+        negative=int(fields.get("neg", 0)),
+        neutral=int(fields.get("neu", 0)),
+        positive=int(fields.get("pos", 0)),
+        score_sum=float(fields.get("score_sum", 0.0)),
+    )
+
+
+class RedisWindowStore(Service):
+    """Event-time buckets in Redis shared by every daemon instance (same contract as memory)."""
+
+    _apply: AsyncScript
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str,
+        bucket_s: int,
+        retention_s: int,
+        top_negative_per_bucket: int,
+        max_messages_per_call: int = 1024,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        if bucket_s < 1 or retention_s < 1 or top_negative_per_bucket < 0 or max_messages_per_call < 1:
+            raise ValueError("bucket_s, retention_s, max_messages_per_call must be >= 1; top_n >= 0")
+        self.url = url
+        self.keys = KeySpace(key_prefix)
+        self.bucket_s = bucket_s
+        self.retention_s = retention_s
+        self.top_n = top_negative_per_bucket
+        self.max_messages_per_call = max_messages_per_call
+        """Larger batches are split into several script calls (bounds how long Redis is blocked)."""
+        self.connect_timeout_s = connect_timeout_s
+        self._client: aioredis.Redis | None = None
+
+    async def _start(self) -> None:
+        client = aioredis.Redis.from_url(
+            self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s
+        )
+        try:
+            await client.ping()
+            await client.script_load(APPLY_LUA)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await client.aclose()
+            raise StoreUnavailableError(
+                f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
+                "redis-server is running and the host/port/password in the URL "
+                "(or set MONITOR_WINDOWS__STORE_URL)"
+            ) from exc
+        except ResponseError as exc:
+            await client.aclose()
+            raise StoreUnavailableError(
+                f"windows.store_url {redact_url(self.url)}: Redis rejected the window script ({exc}) "
+                "-- RedisWindowStore needs Redis >= 7.0 and an ACL user allowed to run scripts"
+            ) from exc
+        self._client = client
+        self._apply = client.register_script(APPLY_LUA)
+
+    async def _stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RuntimeError("RedisWindowStore is not started: call start() or use `async with`")
+        return self._client
+
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+        client = self.client  # fails fast when not started, even for an empty batch
+        fresh = 0
+        for first in range(0, len(items), self.max_messages_per_call):
+            chunk = items[first : first + self.max_messages_per_call]
+            keys, args = build_apply_call(
+                chunk, self.keys, bucket_s=self.bucket_s, retention_s=self.retention_s, top_n=self.top_n
+            )
+            fresh += int(await self._apply(keys=keys, args=args, client=client))
+        return fresh
+
+    async def _bucket_starts(self, key: str, start_s: int, end_s: int) -> list[int]:
+        """Bucket starts of ``key`` in ``[start_s, end_s)``, minus those past event-time retention."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(self.keys.active, -1, -1, withscores=True)
+        pipe.zrangebyscore(self.keys.index(key), start_s, f"({end_s}")
+        newest, starts = await pipe.execute()
+        if not newest:
+            return []
+        horizon = int(newest[0][1]) - self.retention_s
+        return [int(s) for s in starts if int(s) >= horizon]
+
+    async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
+        starts = await self._bucket_starts(key, start_s, end_s)
+        if not starts:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self.keys.bucket(key, start))
+        rows: list[dict[str, str]] = await pipe.execute()
+        return [stats_of(key, start, row) for start, row in zip(starts, rows, strict=True) if row]
+
+    async def active_keys(self, since_s: int) -> list[str]:
+        # The script prunes this index whenever the horizon moves, so no horizon filter is needed.
+        found = await self.client.zrangebyscore(self.keys.active, since_s, "+inf")
+        return sorted(cast(list[str], found))
+
+    async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:
+        if limit <= 0:
+            return []
+        starts = await self._bucket_starts(key, start_s, end_s)
+        if not starts:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for start in starts:
+            pipe.zrange(self.keys.evidence(key, start), 0, limit - 1)
+        members: list[list[str]] = await pipe.execute()
+        items = [decode_evidence(m) for per_bucket in members for m in per_bucket]
+        items.sort(key=lambda e: (e.score, e.message_id))
+        return items[:limit]

@@ -1,0 +1,157 @@
+"""Sinks against real local servers: webhook (HMAC), Slack, SMTP (aiosmtpd), file, log, Kafka failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from structlog.testing import capture_logs
+
+from alerts.lifecycle import LifecyclePolicy, step
+from alerts.model import Notification
+from alerts.sinks import SinkError, build_sink, build_sinks
+from alerts.sinks.kafka import KafkaSink
+from alerts.sinks.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, verify_signature
+from monitor.config import ConfigError, KafkaSettings, Settings
+from tests.integration.alerts.receivers import Recorder, http_receiver
+from tests.servers import free_port
+from tests.unit.alerts.builders import DAY0_S, signal
+
+SECRET = "s3cret-for-tests"
+
+
+def notification() -> Notification:
+    now = DAY0_S + 300
+    return step({}, [signal("ticker:TSLA", now, True)], now, LifecyclePolicy()).notifications[0]
+
+
+def settings(*sinks: str, **alerts: Any) -> Settings:
+    return Settings(alerts={"sinks": list(sinks), "webhook_secret": SECRET, "webhook_backoff_s": 0.01,
+                            "sink_timeout_s": 2.0, **alerts})
+
+
+async def test_webhook_signature_verifies_in_the_receiving_server() -> None:
+    rec = Recorder(check=lambda body, h: verify_signature(SECRET, body, h.get(SIGNATURE_HEADER)))
+    n = notification()
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"webhook+{base}/hooks/risk", settings())
+        async with sink:
+            await sink.send(n)
+    [req] = rec.requests
+    assert req.status == 200 and req.headers[ID_HEADER] == n.id
+    assert Notification.from_json(req.body) == n
+
+
+async def test_webhook_signed_with_another_secret_is_rejected_and_raises() -> None:
+    rec = Recorder(check=lambda body, h: verify_signature(SECRET, body, h.get(SIGNATURE_HEADER)))
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"webhook+{base}/h", settings(webhook_secret="wrong", webhook_max_attempts=3))
+        async with sink:
+            with pytest.raises(SinkError, match="HTTP 401"):
+                await sink.send(notification())
+    assert len(rec.requests) == 1  # a permanent 4xx is not retried
+
+
+async def test_webhook_retries_a_5xx_in_line_then_succeeds() -> None:
+    rec = Recorder(statuses=[503, 200])
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"webhook+{base}/h", settings(webhook_max_attempts=3))
+        async with sink:
+            await sink.send(notification())
+    assert [r.status for r in rec.requests] == [503, 200]
+
+
+async def test_slack_sink_posts_incoming_webhook_json() -> None:
+    rec = Recorder()
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"slack+{base}/services/T0/B0/XYZ", settings())
+        async with sink:
+            await sink.send(notification())
+    payload = json.loads(rec.requests[0].body)
+    assert payload["text"].startswith("[FIRING]") and "ticker:TSLA" in payload["text"]
+    assert payload["blocks"][0]["type"] == "header"
+    assert "neg_share 70%" in payload["blocks"][1]["text"]["text"]
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+async def test_smtp_message_is_received_by_a_real_smtp_server() -> None:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        sink = build_sink(f"smtp://127.0.0.1:{port}?from=alerts@desk.example&to=risk@desk.example,"
+                          "oncall@desk.example", settings())
+        async with sink:
+            await sink.send(notification())
+    finally:
+        controller.stop()
+    [(sender, rcpts, raw)] = inbox.messages
+    assert sender == "alerts@desk.example" and rcpts == ["risk@desk.example", "oncall@desk.example"]
+    msg = message_from_bytes(raw)
+    assert msg["Subject"].startswith("[FIRING]") and "ticker:TSLA" in msg.get_payload()
+
+
+async def test_smtp_server_down_raises_sink_error() -> None:
+    sink = build_sink(f"smtp://127.0.0.1:{free_port()}?from=a@x.example&to=b@x.example", settings())
+    with pytest.raises(SinkError):
+        await sink.send(notification())
+
+
+async def test_file_sink_appends_one_json_line_per_notification(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "alerts.jsonl"
+    sink = build_sink(f"file://{path}", settings())
+    n = notification()
+    await sink.send(n)
+    await sink.send(n)
+    lines = path.read_bytes().splitlines()
+    assert [Notification.from_json(line) for line in lines] == [n, n]
+
+
+async def test_log_sink_emits_structured_event() -> None:
+    sink = build_sink("log://", settings())
+    with capture_logs() as logs:
+        await sink.send(notification())
+    [event] = [e for e in logs if e["event"] == "alert_notified"]
+    assert event["keys"] == ["ticker:TSLA"] and event["status"] == "firing"
+
+
+async def test_kafka_sink_with_unreachable_broker_raises_sink_error() -> None:
+    sink = KafkaSink("alerts", "kafka://alerts", KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"), 1.0)
+    with pytest.raises(SinkError):
+        await asyncio.wait_for(sink.send(notification()), 10)
+    await sink.stop()
+
+
+def test_sink_names_never_contain_url_secrets() -> None:
+    sinks = build_sinks(settings("slack+https://hooks.slack.com/services/T0/B0/SECRETTOKEN",
+                                 "webhook+https://hooks.example/risk?token=SECRETTOKEN", "kafka://finsent.alerts",
+                                 "file:///var/alerts.jsonl", "log://"))
+    names = [s.name for s in sinks]
+    assert not any("SECRETTOKEN" in n for n in names)
+    assert names[2:] == ["kafka://finsent.alerts", "file:///var/alerts.jsonl", "log://"]
+    assert isinstance(sinks[1], WebhookSink)
+
+
+def test_bad_sink_configuration_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="webhook_secret"):
+        build_sinks(Settings(alerts={"sinks": ["webhook+https://h.example/x"]}))
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        build_sinks(settings("pagerduty://x"))
+    with pytest.raises(ConfigError, match="to="):
+        build_sinks(settings("smtp://localhost:25?from=a@x.example"))
+    with pytest.raises(ConfigError, match="duplicate"):
+        build_sinks(settings("log://", "log://"))

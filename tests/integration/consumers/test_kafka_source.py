@@ -1,0 +1,279 @@
+"""KafkaSource, KafkaDeadLetter and KafkaRangeReader against a real broker (tansu, see tests/kafka_broker.py).
+
+Every test uses its own topics and consumer group on the session's broker. Sessions are 1 s so that
+group joins are fast on tansu (see the quirks in tests/kafka_broker.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumers.deadletter import KafkaDeadLetter
+from consumers.kafka import KafkaRangeReader, KafkaSource
+from monitor.config import KafkaSettings, Settings, SourceSettings
+from monitor.types import SourceKind, SourceRecord
+from tests.kafka_broker import create_topics, unique_name
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def payload(msg_id: str, published_at: object, **extra: Any) -> bytes:
+    body = {"id": msg_id, "text": f"text of {msg_id}", "published_at": published_at, **extra}
+    return json.dumps(body).encode()
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+async def make_settings(bootstrap: str, news_partitions: int = 1, **kafka: Any) -> Settings:
+    """Settings with fresh news/comments/DLQ topics and a fresh group."""
+    news, comments, dlq = unique_name("news"), unique_name("comments"), unique_name("dlq")
+    await create_topics(bootstrap, {news: news_partitions, comments: 1, dlq: 1})
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap, "group_id": unique_name("group"), "news_topic": news,
+        "comments_topic": comments, "dead_letter_topic": dlq, "session_timeout_ms": 1000, **kafka,
+    }
+    return Settings(source=SourceSettings(kind="kafka"), kafka=KafkaSettings(**options))
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            # A broker timestamp far from the payload time: event time must come from the payload.
+            await producer.send_and_wait(topic, value, partition=partition, timestamp_ms=1_000_000_000_000)
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def consuming(source: KafkaSource) -> AsyncIterator[list[SourceRecord]]:
+    """Run ``source.batches`` in a background task (as the pipeline does), collecting records."""
+    got: list[SourceRecord] = []
+
+    async def run() -> None:
+        async for batch in source.batches(100, 100):
+            got.extend(batch)
+
+    task = asyncio.create_task(run())
+    try:
+        yield got
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def committed_offsets(settings: Settings, topic: str, partitions: int) -> list[int | None]:
+    k = settings.kafka
+    reader = AIOKafkaConsumer(bootstrap_servers=k.bootstrap_servers, group_id=k.group_id)
+    await reader.start()
+    try:
+        return [await reader.committed(TopicPartition(topic, p)) for p in range(partitions)]
+    finally:
+        await reader.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await reader.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        reader.assign([tp])
+        reader.seek(tp, 0)
+        records: list[Any] = []
+        deadline = time.monotonic() + 10
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in (await reader.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await reader.stop()
+
+
+def ids(records: list[SourceRecord]) -> list[str]:
+    return [r.message.id for r in records]
+
+
+async def test_records_arrive_with_payload_event_time_and_source_kind_from_their_topic(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap)
+    k = settings.kafka
+    await produce(kafka_bootstrap, k.news_topic, [payload("n1", iso(T0), tickers=["acme"])])
+    await produce(kafka_bootstrap, k.comments_topic, [payload("c1", int(T0.timestamp() * 1000) + 1500)])
+    dlq = KafkaDeadLetter(k)
+    async with dlq, KafkaSource(settings, dlq) as source, consuming(source) as got:
+        await wait_until(lambda: len(got) == 2, "two records")
+    by_id = {r.message.id: r for r in got}
+    assert by_id["n1"].message.source is SourceKind.NEWS
+    assert by_id["n1"].message.event_time == T0
+    assert by_id["n1"].message.tickers == ("ACME",)
+    assert by_id["n1"].position == (TopicPartition(k.news_topic, 0), 0)
+    assert by_id["c1"].message.source is SourceKind.COMMENT
+    assert by_id["c1"].message.event_time == T0 + timedelta(seconds=1.5)
+
+
+async def test_malformed_records_go_to_the_dead_letter_topic_with_reason_and_consumption_continues(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap)
+    k = settings.kafka
+    bad_json, no_text = b"{not json", json.dumps({"id": "x", "published_at": iso(T0)}).encode()
+    await produce(kafka_bootstrap, k.news_topic,
+                  [payload("a", iso(T0)), bad_json, payload("b", iso(T0)), no_text, payload("c", iso(T0))])
+    dlq = KafkaDeadLetter(k)
+    async with dlq, KafkaSource(settings, dlq) as source, consuming(source) as got:
+        await wait_until(lambda: len(got) == 3, "three valid records")
+        assert source.dead_count == 2
+    assert ids(got) == ["a", "b", "c"]
+    dead = await read_topic(kafka_bootstrap, k.dead_letter_topic, 2)
+    assert [r.value for r in dead] == [bad_json, no_text]
+    headers = [dict(r.headers) for r in dead]
+    assert [h["dlq.reason"] for h in headers] == [b"bad_json", b"missing_field"]
+    origins = [json.loads(h["dlq.origin"]) for h in headers]
+    assert [(o["topic"], o["partition"], o["offset"]) for o in origins] == [(k.news_topic, 0, 1),
+                                                                           (k.news_topic, 0, 3)]
+
+
+async def test_dead_lettered_records_are_committed_so_a_restart_does_not_dead_letter_them_again(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap, news_partitions=2)
+    k = settings.kafka
+    await produce(kafka_bootstrap, k.news_topic, [payload("a", iso(T0)), b"bad-after-good"], partition=0)
+    await produce(kafka_bootstrap, k.news_topic, [b"only-bad-1", b"only-bad-2"], partition=1)
+    dlq = KafkaDeadLetter(k)
+    async with dlq:
+        async with KafkaSource(settings, dlq) as source, consuming(source) as got:
+            await wait_until(lambda: len(got) == 1 and source.dead_count == 3, "one valid, three dead")
+            await source.commit(got)
+            # p0: "a" committed carries the dead record after it; p1: all-dead run committed by the source.
+            assert await committed_offsets(settings, k.news_topic, 2) == [2, 2]
+        await produce(kafka_bootstrap, k.news_topic, [payload("after-restart", iso(T0))], partition=1)
+        async with KafkaSource(settings, dlq) as source, consuming(source) as got:
+            await wait_until(lambda: len(got) == 1, "the record produced after the restart")
+            await asyncio.sleep(0.5)
+            assert ids(got) == ["after-restart"]
+            assert source.dead_count == 0
+    assert len(await read_topic(kafka_bootstrap, k.dead_letter_topic, 3)) == 3
+
+
+async def test_restart_in_the_same_group_resumes_after_committed_offsets_and_redelivers_the_rest(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap, news_partitions=2)
+    k = settings.kafka
+    for p in (0, 1):
+        await produce(kafka_bootstrap, k.news_topic, [payload(f"p{p}-{i}", iso(T0)) for i in range(6)], p)
+    dlq = KafkaDeadLetter(k)
+    async with dlq:
+        async with KafkaSource(settings, dlq) as source, consuming(source) as got:
+            await wait_until(lambda: len(got) == 12, "all twelve records")
+            # Acknowledge p0 up to offset 3 with one record (everything before it counts as done).
+            await source.commit([r for r in got if r.message.id == "p0-3"])
+        async with KafkaSource(settings, dlq) as source, consuming(source) as again:
+            await wait_until(lambda: len(again) == 8, "the eight uncommitted records")
+            await asyncio.sleep(0.5)
+    assert sorted(ids(again)) == sorted(["p0-4", "p0-5"] + [f"p1-{i}" for i in range(6)])
+
+
+async def test_partitions_pause_while_uncommitted_records_exceed_the_buffer_and_resume_after_commit(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap, max_poll_records=5, max_buffered_records=3)
+    k = settings.kafka
+    await produce(kafka_bootstrap, k.news_topic, [payload(f"m{i}", iso(T0)) for i in range(10)])
+    dlq = KafkaDeadLetter(k)
+    async with dlq, KafkaSource(settings, dlq) as source, consuming(source) as got:
+        await wait_until(lambda: len(got) == 5, "the first poll of five")
+        assert source.paused
+        assert source.consumer.paused() == source.consumer.assignment()
+        assert TopicPartition(k.news_topic, 0) in source.consumer.paused()
+        await asyncio.sleep(1.0)
+        assert len(got) == 5, "a paused source must not hand out more records"
+        await source.commit(got)
+        assert not source.paused
+        assert source.consumer.paused() == set()
+        await wait_until(lambda: len(got) == 10, "the rest after the commit")
+    assert ids(got) == [f"m{i}" for i in range(10)]
+
+
+async def test_idle_stream_yields_empty_batches_so_the_caller_regains_control(kafka_bootstrap: str) -> None:
+    settings = await make_settings(kafka_bootstrap)
+    dlq = KafkaDeadLetter(settings.kafka)
+    async with dlq, KafkaSource(settings, dlq) as source:
+        batches = source.batches(100, 100)
+        try:
+            assert await asyncio.wait_for(anext(batches), 5.0) == []
+            assert await asyncio.wait_for(anext(batches), 5.0) == []
+        finally:
+            await batches.aclose()
+
+
+async def test_range_reader_returns_exactly_the_records_whose_payload_time_is_in_start_to_end(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap, news_partitions=2)
+    k = settings.kafka
+    start, end = T0, T0 + timedelta(hours=1)
+    # Offsets deliberately out of event-time order; boundaries at start (in) and end (out).
+    await produce(kafka_bootstrap, k.news_topic, [
+        payload("late-in", iso(end - timedelta(milliseconds=1))),
+        payload("before", iso(start - timedelta(seconds=1))),
+        payload("at-start", iso(start)),
+        b"malformed",
+    ], partition=0)
+    await produce(kafka_bootstrap, k.news_topic, [
+        payload("at-end", iso(end)),
+        payload("middle", int((start + timedelta(minutes=30)).timestamp())),
+    ], partition=1)
+    await produce(kafka_bootstrap, k.comments_topic, [
+        payload("comment-in", iso(start + timedelta(minutes=5))),
+        payload("comment-out", iso(end + timedelta(days=1))),
+    ])
+    reader = KafkaRangeReader(settings, start=start, end=end)
+    async with reader:
+        got = [r async for batch in reader.batches(2, 200) for r in batch]
+    assert sorted(ids(got)) == ["at-start", "comment-in", "late-in", "middle"]
+    assert {r.message.id: r.message.source for r in got}["comment-in"] is SourceKind.COMMENT
+    assert (reader.read_count, reader.skipped_count, reader.dead_count) == (4, 3, 1)
+
+
+async def test_range_reader_with_explicit_topics_and_open_bounds_reads_every_valid_record_of_those_topics(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap)
+    k = settings.kafka
+    other = unique_name("other")
+    await create_topics(kafka_bootstrap, {other: 1})
+    await produce(kafka_bootstrap, k.news_topic, [payload("n1", iso(T0)), payload("n2", 1)])
+    await produce(kafka_bootstrap, k.comments_topic, [payload("not-asked-for", iso(T0))])
+    await produce(kafka_bootstrap, other, [payload("o1", iso(T0), source="comment"),
+                                           payload("no-kind", iso(T0))])
+    async with KafkaRangeReader(settings, [k.news_topic, other]) as reader:
+        got = [r async for batch in reader.batches(100, 200) for r in batch]
+    assert {r.message.id: r.message.source for r in got} == {
+        "n1": SourceKind.NEWS, "n2": SourceKind.NEWS, "o1": SourceKind.COMMENT}
+    assert reader.dead_count == 1  # "no-kind": a topic with no default kind needs "source" in the payload

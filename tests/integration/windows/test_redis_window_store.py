@@ -1,0 +1,240 @@
+"""RedisWindowStore against a real redis-server: round trips, key layout, TTLs, slots, AUTH, errors."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from monitor.config import WindowSettings
+from monitor.types import ClassifiedMessage
+from monitor.windows.buckets import ALL_KEY
+from monitor.windows.factory import build_window_store
+from monitor.windows.redis import RedisWindowStore, StoreUnavailableError
+from tests.contract.messages import T0, classified
+from tests.servers import require_binary
+
+pytestmark = pytest.mark.integration
+
+RETENTION_S = 3600
+
+
+def new_store(url: str, **overrides: int) -> RedisWindowStore:
+    options = {"bucket_s": 60, "retention_s": RETENTION_S, "top_negative_per_bucket": 2, **overrides}
+    return RedisWindowStore(url, key_prefix=f"it-{uuid.uuid4().hex}", **options)
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisWindowStore]:
+    async with new_store(redis_url) as started:
+        yield started
+
+
+async def prefix_keys(raw: aioredis.Redis, store: RedisWindowStore) -> list[str]:
+    return sorted([k async for k in raw.scan_iter(match=f"{store.keys.tag}:*", count=1000)])
+
+
+async def script_calls(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def batch(size: int) -> list[ClassifiedMessage]:
+    return [classified(f"m{n}", at_s=T0 + n, score=-n / size, tickers=["TSLA"]) for n in range(size)]
+
+
+async def test_a_batch_is_applied_with_a_single_script_call(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    before = await script_calls(raw)
+
+    assert await store.apply(batch(200)) == 200
+
+    assert await script_calls(raw) - before == 1
+
+
+async def test_batches_over_the_call_limit_are_split_into_bounded_script_calls(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    async with new_store(redis_url, max_messages_per_call=10) as store:
+        before = await script_calls(raw)
+
+        fresh = await store.apply(batch(25) + batch(25))
+
+        assert (fresh, await script_calls(raw) - before) == (25, 5)
+        assert [b.volume for b in await store.buckets(ALL_KEY, T0, T0 + 60)] == [25]
+
+
+async def test_one_message_writes_exactly_the_documented_keys(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    await store.apply([classified("m1", at_s=T0 + 5, score=-0.5, topic="mna")])
+
+    tag = store.keys.tag
+    assert await prefix_keys(raw, store) == sorted(
+        [f"{tag}:active", f"{tag}:seen:m1"]
+        + [f"{tag}:{kind}:{w}:{T0}" for kind in ("b", "ev") for w in ("all", "topic:mna")]
+        + [f"{tag}:idx:all", f"{tag}:idx:topic:mna"]
+    )
+    assert await raw.hgetall(f"{tag}:b:all:{T0}") == {"neg": "1", "score_sum": "-0.5"}
+    assert await raw.zrange(f"{tag}:idx:all", 0, -1, withscores=True) == [(str(T0), float(T0))]
+    assert await raw.zrange(f"{tag}:active", 0, -1, withscores=True) == [
+        ("all", float(T0)),
+        ("topic:mna", float(T0)),
+    ]
+
+
+async def test_every_key_written_expires_within_retention(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    await store.apply(batch(20))
+
+    keys = await prefix_keys(raw, store)
+
+    ttls = [await raw.ttl(k) for k in keys]
+    assert keys and all(0 < ttl <= RETENTION_S for ttl in ttls), dict(zip(keys, ttls, strict=True))
+
+
+async def test_all_keys_of_a_prefix_share_one_cluster_hash_slot(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    await store.apply([classified(f"m{n}", at_s=T0 + 60 * n, tickers=[f"T{n}"]) for n in range(10)])
+
+    slots = {key_slot(k.encode()) for k in await prefix_keys(raw, store)}
+
+    assert slots == {key_slot(store.keys.tag.encode())}
+
+
+async def test_index_entries_past_event_time_retention_are_pruned_from_redis(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    await store.apply([classified("old", at_s=T0)])
+    await store.apply([classified("new", at_s=T0 + RETENTION_S + 60)])
+
+    starts = await raw.zrange(store.keys.index(ALL_KEY), 0, -1)
+
+    assert starts == [str(T0 + RETENTION_S + 60)]
+
+
+async def test_evidence_set_holds_at_most_top_n_members(store: RedisWindowStore, raw: aioredis.Redis) -> None:
+    await store.apply(batch(30))
+
+    assert await raw.zcard(store.keys.evidence(ALL_KEY, T0)) == 2
+
+
+async def test_non_finite_score_fails_the_batch_before_anything_is_written(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    with pytest.raises(ValueError, match="not finite"):
+        await store.apply([classified("ok", at_s=T0), classified("nan", at_s=T0, score=math.nan)])
+
+    assert await prefix_keys(raw, store) == []
+
+
+async def test_apply_reloads_the_script_after_redis_loses_its_script_cache(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    await raw.script_flush()
+
+    assert await store.apply(batch(3)) == 3
+
+
+@pytest.fixture
+def acl_user(redis_url: str) -> Iterator[tuple[str, str]]:
+    """A password-protected ACL user on the session server (the default user stays open)."""
+    name, password = f"u{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.acl_setuser(name, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"])
+        yield name, password
+        admin.acl_deluser(name)
+
+
+def with_credentials(redis_url: str, user: str, password: str) -> str:
+    parts = urlsplit(redis_url)
+    return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
+
+
+async def test_credentials_in_the_url_authenticate(redis_url: str, acl_user: tuple[str, str]) -> None:
+    async with new_store(with_credentials(redis_url, *acl_user)) as store:
+        assert await store.apply(batch(2)) == 2
+
+
+async def test_wrong_password_fails_start_naming_the_setting_without_leaking_it(
+    redis_url: str, acl_user: tuple[str, str]
+) -> None:
+    store = new_store(with_credentials(redis_url, acl_user[0], "wrong-secret"))
+
+    with pytest.raises(StoreUnavailableError, match=r"windows\.store_url") as raised:
+        await store.start()
+
+    assert "wrong-secret" not in str(raised.value) and "***" in str(raised.value)
+    assert not store.started
+
+
+async def test_unreachable_redis_fails_start_naming_the_setting() -> None:
+    store = new_store("redis://127.0.0.1:1/0")
+
+    with pytest.raises(StoreUnavailableError, match=r"windows\.store_url redis://127\.0\.0\.1:1/0"):
+        await store.start()
+
+
+async def test_stop_is_idempotent_and_closes_the_client(redis_url: str) -> None:
+    store = new_store(redis_url)
+    await store.start()
+
+    await store.stop()
+    await store.stop()
+
+    with pytest.raises(RuntimeError, match="not started"):
+        await store.buckets(ALL_KEY, 0, T0)
+
+
+@pytest.fixture
+def unix_socket_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server listening only on a unix socket (tests/servers.py starts TCP ones)."""
+    socket_path = tmp_path / "redis.sock"
+    binary = require_binary("redis-server", "install it: apt-get install -y redis-server")
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(socket_path), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not open its socket"
+            time.sleep(0.02)
+        yield f"unix://{socket_path}?db=0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_unix_socket_url_from_the_factory_reaches_redis(unix_socket_url: str) -> None:
+    settings = WindowSettings(store_url=unix_socket_url, key_prefix="sock")
+
+    async with build_window_store(settings) as store:
+        assert isinstance(store, RedisWindowStore)
+        assert await store.apply(batch(3)) == 3
+        assert await store.active_keys(0) == [
+            "all",
+            "ticker:TSLA",
+            "topic:earnings",
+            "topic_ticker:earnings|TSLA",
+        ]

@@ -1,0 +1,64 @@
+"""PII masking of evidence, and evidence collection from the window store."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.evidence import collect_evidence, mask_pii, mask_url
+from monitor.windows.memory import MemoryWindowStore
+from tests.unit.alerts.builders import DAY0_S, messages
+
+SEPARATORS = st.sampled_from([" ", "-", ".", ""])
+
+
+@st.composite
+def phone_numbers(draw: st.DrawFn) -> str:
+    country = draw(st.one_of(st.just(""), st.from_regex(r"\+[1-9]\d{0,2}", fullmatch=True)))
+    groups = draw(st.lists(st.from_regex(r"\d{2,4}", fullmatch=True), min_size=2, max_size=4))
+    if sum(len(g) for g in groups) < 7:
+        groups.append(draw(st.from_regex(r"\d{4}", fullmatch=True)))
+    sep = draw(SEPARATORS)
+    area = f"({groups[0]}) " if draw(st.booleans()) else groups[0] + sep
+    return (country + " " if country else "") + area + sep.join(groups[1:])
+
+
+surrounding = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=surrounding, email=st.emails(), phone=phone_numbers(), after=surrounding)
+def test_masked_text_never_contains_the_original_email_or_phone(before: str, email: str, phone: str,
+                                                                after: str) -> None:
+    masked = mask_pii(f"{before} contact {email} or call {phone} {after}")
+    assert email not in masked
+    assert phone not in masked
+
+
+def test_account_iban_and_card_numbers_are_masked() -> None:
+    text = "IBAN DE89 3704 0044 0532 0130 00, card 4111-1111-1111-1111, acct 12345678, id AB1234567"
+    masked = mask_pii(text)
+    for secret in ("3704 0044", "4111-1111", "12345678", "1234567"):
+        assert secret not in masked
+
+
+def test_prices_amounts_and_dates_are_kept() -> None:
+    text = "TSLA fell 12.5% to $182.40 on 2024-01-15 after a $1,250,000 fine in Q3 2023"
+    assert mask_pii(text) == text
+
+
+def test_url_keeps_path_but_drops_query_and_credentials() -> None:
+    url = "https://user:pw@news.example.com/a/tsla-falls?email=jo@x.com&token=abc#frag"
+    assert mask_url(url) == "https://news.example.com/a/tsla-falls"
+
+
+async def test_collected_evidence_is_most_negative_first_and_masked() -> None:
+    store = MemoryWindowStore(bucket_s=300, retention_s=86_400, top_negative_per_bucket=5)
+    await store.apply(messages(DAY0_S, 6, 4, text="Call jane.doe@bank.com at +1 212 555 0100 re: TSLA",
+                               url="https://n.example/x?u=jane.doe@bank.com"))
+    evidence = await collect_evidence(store, "ticker:TSLA", DAY0_S, DAY0_S + 300, 3)
+    assert len(evidence) == 3
+    assert [e.score for e in evidence] == sorted(e.score for e in evidence)
+    for e in evidence:
+        assert "jane.doe" not in e.text and "555" not in e.text and "[email]" in e.text
+        assert e.url == "https://n.example/x"

@@ -1,0 +1,102 @@
+"""FileDeadLetter (JSONL) and the sink factory; the Kafka DLQ is covered in tests/integration/consumers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.deadletter import FileDeadLetter, KafkaDeadLetter, build_dead_letter, dead_letter_record
+from monitor.config import Settings, SourceSettings
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+async def test_each_dead_letter_is_one_json_line_with_reason_detail_origin_payload_and_time(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "var" / "dead.jsonl"  # parent directory does not exist yet
+    async with FileDeadLetter(path) as sink:
+        await sink.send(b'{"id": 1', "bad_json", "not valid UTF-8 JSON", {"file": "in.jsonl", "line": 7})
+        await sink.send(b'{"id": "x"}', "missing_field", "text is required",
+                        {"topic": "news", "partition": 2, "offset": 41})
+    first, second = lines(path)
+    assert first["reason"] == "bad_json"
+    assert first["detail"] == "not valid UTF-8 JSON"
+    assert first["origin"] == {"file": "in.jsonl", "line": 7}
+    assert first["raw"] == '{"id": 1'
+    assert "raw_b64" not in first
+    assert first["raw_truncated"] is False
+    at = datetime.fromisoformat(first["dead_lettered_at"])
+    assert abs(datetime.now(UTC) - at) < timedelta(minutes=1)
+    assert second["origin"] == {"topic": "news", "partition": 2, "offset": 41}
+
+
+async def test_non_utf8_payload_keeps_exact_bytes_in_base64_and_readable_text(tmp_path: Path) -> None:
+    raw = b"caf\xe9 \xff{"
+    async with FileDeadLetter(tmp_path / "dead.jsonl") as sink:
+        await sink.send(raw, "bad_json", "not UTF-8", {"file": "x", "line": 1})
+    (record,) = lines(tmp_path / "dead.jsonl")
+    assert base64.b64decode(record["raw_b64"]) == raw
+    assert record["raw"] == "caf\ufffd \ufffd{"
+
+
+async def test_oversized_payload_is_cut_to_the_bound_and_flagged(tmp_path: Path) -> None:
+    raw = b"x" * 5_000
+    async with FileDeadLetter(tmp_path / "dead.jsonl", max_raw_bytes=1_000) as sink:
+        await sink.send(raw, "oversized", "d" * 10_000, {"topic": "news"})
+    (record,) = lines(tmp_path / "dead.jsonl")
+    assert record["raw"] == "x" * 1_000
+    assert record["raw_truncated"] is True
+    assert record["raw_size"] == 5_000
+    assert len(record["detail"]) == 1_000
+    assert len((tmp_path / "dead.jsonl").read_bytes()) < 2_500
+
+
+@given(raw=st.binary(max_size=64), bound=st.integers(min_value=1, max_value=80))
+def test_any_payload_gives_a_bounded_json_record_that_keeps_undecodable_bytes(raw: bytes, bound: int) -> None:
+    record = dead_letter_record(raw, "bad_json", "detail", {"offset": 3}, max_raw_bytes=bound)
+    json.dumps(record)
+    assert len(record["raw"].encode("utf-8")) <= 3 * bound
+    if "raw_b64" in record:
+        assert base64.b64decode(record["raw_b64"]) == raw[:bound]
+    else:
+        assert raw.decode("utf-8").startswith(record["raw"])
+
+
+async def test_restarted_sink_appends_instead_of_truncating(tmp_path: Path) -> None:
+    path = tmp_path / "dead.jsonl"
+    for n in range(2):
+        async with FileDeadLetter(path) as sink:
+            await sink.send(b"{}", "missing_field", "id is required", {"file": "f", "line": n})
+    assert [r["origin"]["line"] for r in lines(path)] == [0, 1]
+
+
+async def test_non_json_origin_values_are_written_as_strings(tmp_path: Path) -> None:
+    async with FileDeadLetter(tmp_path / "dead.jsonl") as sink:
+        await sink.send(b"{}", "bad_field", "x", {"file": tmp_path / "in.jsonl", "line": 3})
+    (record,) = lines(tmp_path / "dead.jsonl")
+    assert record["origin"] == {"file": str(tmp_path / "in.jsonl"), "line": 3}
+
+
+async def test_send_before_start_raises(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="before start"):
+        await FileDeadLetter(tmp_path / "dead.jsonl").send(b"{}", "bad_json", "x", {})
+
+
+def test_factory_uses_the_kafka_topic_for_a_kafka_source_and_the_file_otherwise(tmp_path: Path) -> None:
+    kafka_sink = build_dead_letter(Settings(source=SourceSettings(kind="kafka")))
+    assert isinstance(kafka_sink, KafkaDeadLetter)
+    assert kafka_sink.topic == "finsent.dead-letter"
+    path = tmp_path / "dead.jsonl"
+    file_sink = build_dead_letter(Settings(source=SourceSettings(kind="replay", dead_letter_path=path)))
+    assert isinstance(file_sink, FileDeadLetter)
+    assert file_sink.path == path

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.schema import InvalidMessage, message_to_dict, parse_message
+from monitor.types import SourceKind
+
+LIMITS = {"max_message_bytes": 4_000, "max_text_chars": 1_000}
+
+
+def _wire(**fields: object) -> bytes:
+    base: dict[str, object] = {
+        "id": "m1", "source": "news", "text": "Acme beats estimates",
+        "published_at": "2026-11-24T14:03:00Z", "tickers": ["acme"],
+    }
+    base.update(fields)
+    return json.dumps({k: v for k, v in base.items() if v is not ...}).encode()
+
+
+def test_valid_message_takes_event_time_from_payload_and_normalises_tickers() -> None:
+    msg = parse_message(_wire(tickers=["$acme", "ACME", "bz"]), **LIMITS)
+    assert msg.event_time == datetime(2026, 11, 24, 14, 3, tzinfo=UTC)
+    assert msg.tickers == ("ACME", "BZ")
+    assert msg.source is SourceKind.NEWS
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1_764_000_000, datetime.fromtimestamp(1_764_000_000, tz=UTC)),
+        (1_764_000_000_000, datetime.fromtimestamp(1_764_000_000, tz=UTC)),
+        ("2026-11-24T15:03:00+01:00", datetime(2026, 11, 24, 14, 3, tzinfo=UTC)),
+        ("2026-11-24T14:03:00", datetime(2026, 11, 24, 14, 3, tzinfo=UTC)),
+    ],
+)
+def test_published_at_accepts_epoch_seconds_millis_and_iso_offsets(value: object, expected: datetime) -> None:
+    assert parse_message(_wire(published_at=value), **LIMITS).event_time == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "bad_json"),
+        (b"\xff\xfe", "bad_json"),
+        (b"[1, 2]", "bad_json"),
+        (_wire(text=...), "missing_field"),
+        (_wire(text="   "), "empty_text"),
+        (_wire(text=42), "bad_field"),
+        (_wire(id=...), "missing_field"),
+        (_wire(published_at=...), "missing_field"),
+        (_wire(published_at="yesterday"), "bad_timestamp"),
+        (_wire(published_at=True), "bad_timestamp"),
+        (_wire(published_at=-5), "bad_timestamp"),
+        (_wire(source="tweet"), "bad_field"),
+        (_wire(tickers=[1, 2]), "bad_field"),
+        (_wire(text="x" * 1_001), "oversized"),
+        (b" " * 4_001, "oversized"),
+    ],
+)
+def test_malformed_message_raises_invalid_message_with_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(raw, **LIMITS)
+    assert info.value.reason == reason
+
+
+def test_missing_source_uses_the_topic_default() -> None:
+    msg = parse_message(_wire(source=...), **LIMITS, default_source=SourceKind.COMMENT)
+    assert msg.source is SourceKind.COMMENT
+
+
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_either_parse_or_raise_invalid_message(raw: bytes) -> None:
+    try:
+        parse_message(raw, **LIMITS)
+    except InvalidMessage as exc:
+        assert exc.reason in {"bad_json", "missing_field", "bad_field", "bad_timestamp", "oversized", "empty_text"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["id", "source", "text", "published_at", "tickers", "lang", "url", "meta"]),
+                       json_values))
+def test_arbitrary_json_objects_never_raise_anything_but_invalid_message(obj: dict[str, object]) -> None:
+    try:
+        parse_message(json.dumps(obj).encode(), **LIMITS)
+    except InvalidMessage:
+        pass
+
+
+@given(
+    st.text(min_size=1, max_size=200).filter(lambda t: t.strip() == t and t.strip()),
+    st.lists(st.from_regex(r"[A-Z]{1,5}", fullmatch=True), max_size=4, unique=True),
+    st.integers(min_value=0, max_value=4_000_000_000),
+)
+def test_wire_roundtrip_preserves_message(text: str, tickers: list[str], epoch_s: int) -> None:
+    raw = _wire(text=text, tickers=tickers, published_at=epoch_s)
+    msg = parse_message(raw, **LIMITS)
+    again = parse_message(json.dumps(message_to_dict(msg)).encode(), **LIMITS)
+    assert again == msg

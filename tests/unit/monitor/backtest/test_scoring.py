@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.backtest.runner import parse_sweep
+from monitor.backtest.scoring import FiredAlert, Incident, load_incidents, score
+
+DAY = 86_400
+INCIDENTS = [Incident("ticker:BA", 10_000, 14_000), Incident("ticker:NVDA", 50_000, 53_000)]
+
+
+def test_alert_on_incident_key_inside_its_window_is_a_hit_with_delay() -> None:
+    s = score([FiredAlert(10_600, ("ticker:BA",))], INCIDENTS, span_s=DAY)
+    assert (s.hits, s.false_alarms, s.detected) == (1, 0, 1)
+    assert s.precision == 1.0
+    assert s.recall == 0.5
+    assert s.lead_times_s == (600, None)
+
+
+def test_grouped_topic_ticker_key_counts_for_its_ticker_incident() -> None:
+    s = score([FiredAlert(50_100, ("topic_ticker:earnings|NVDA",))], INCIDENTS, span_s=DAY)
+    assert s.hits == 1 and s.lead_times_s == (None, 100)
+
+
+def test_alert_on_another_key_or_outside_the_window_is_a_false_alarm() -> None:
+    alerts = [FiredAlert(10_600, ("ticker:TSLA",)), FiredAlert(30_000, ("ticker:BA",))]
+    s = score(alerts, INCIDENTS, span_s=2 * DAY, late_s=3600)
+    assert s.false_alarms == 2
+    assert s.false_alarms_per_day == 1.0
+    assert s.precision == 0.0
+
+
+def test_aggregate_key_during_an_incident_is_attributed_not_a_false_alarm() -> None:
+    s = score([FiredAlert(11_000, ("all",)), FiredAlert(90_000, ("all",))], INCIDENTS, span_s=DAY)
+    assert (s.attributed, s.false_alarms, s.hits) == (1, 1, 0)
+
+
+def test_lead_time_percentiles_use_the_first_hit_per_incident() -> None:
+    alerts = [FiredAlert(10_300, ("ticker:BA",)), FiredAlert(10_900, ("ticker:BA",)),
+              FiredAlert(51_200, ("ticker:NVDA",))]
+    s = score(alerts, INCIDENTS, span_s=DAY)
+    assert s.lead_times_s == (300, 1200)
+    assert s.lead_time_median_s == 750
+    assert s.lead_time_p90_s == pytest.approx(300 + 0.9 * 900)
+
+
+def test_incident_csv_accepts_iso_and_epoch_times(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("key,start,end,description\nticker:BA,2026-11-03T14:00:00Z,1793718600,grounding\n")
+    [inc] = load_incidents(path)
+    assert (inc.key, inc.start_s, inc.end_s, inc.description) == ("ticker:BA", 1793714400, 1793718600, "grounding")
+
+
+def test_sweep_is_the_cartesian_product_of_axes() -> None:
+    grid = parse_sweep(["z_threshold=2,3", "min_volume=10,20,30"])
+    assert len(grid) == 6
+    assert {"z_threshold": 3.0, "min_volume": 30.0} in grid
+    with pytest.raises(ValueError, match="NAME=V1"):
+        parse_sweep(["z_threshold"])

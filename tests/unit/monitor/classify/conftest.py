@@ -1,0 +1,95 @@
+"""Tiny randomly initialised BERT models (seconds, no downloads) for the transformer code paths."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+_WORD_BLOB = """shares plunge after fraud probe stock downgraded misses estimates bankruptcy beats record
+surge upgrade strong profit the a to of and on in at for company reports results quarter apple fed rates
+oil gold bitcoin ceo merger deal lawsuit market stocks rise fall"""
+WORDS = _WORD_BLOB.split()
+TOPICS = ["earnings", "markets", "other"]
+SENTIMENTS = ["negative", "neutral", "positive"]
+
+
+def _tiny_tokenizer(directory: Path):  # type: ignore[no-untyped-def]
+    from transformers import BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz0123456789", *WORDS]
+    directory.mkdir(parents=True, exist_ok=True)
+    return BertTokenizer(vocab={token: i for i, token in enumerate(dict.fromkeys(vocab))})
+
+
+def _tiny_bert_config(vocab_size: int):  # type: ignore[no-untyped-def]
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain tiny BertModel + tokenizer directory, usable as ``--base-model``."""
+    import torch
+    from transformers import BertModel
+
+    directory = tmp_path_factory.mktemp("tiny_base")
+    tokenizer = _tiny_tokenizer(directory)
+    torch.manual_seed(0)
+    BertModel(_tiny_bert_config(tokenizer.vocab_size)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full save_pretrained two-head model directory with random weights."""
+    import torch
+
+    from monitor.classify.model import FinSentConfig, FinSentModel
+
+    directory = tmp_path_factory.mktemp("tiny_two_head")
+    tokenizer = _tiny_tokenizer(directory)
+    torch.manual_seed(0)
+    config = FinSentConfig(
+        encoder=_tiny_bert_config(tokenizer.vocab_size).to_dict(),
+        topic_labels=TOPICS,
+        sentiment_labels=SENTIMENTS,
+        sentiment_temperature=1.5,
+    )
+    FinSentModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def tiny_csv(tmp_path: Path) -> Path:
+    """A 60-row ``text,label`` CSV in the shared dataset's format (0 bearish, 1 bullish, 2 neutral)."""
+    rows = [
+        ("shares plunge after fraud probe", 0),
+        ("stock downgraded, misses estimates", 0),
+        ("company reports bankruptcy", 0),
+        ("apple beats estimates, record profit", 1),
+        ("stock surge after upgrade", 1),
+        ("strong quarter results", 1),
+        ("company reports results", 2),
+        ("fed rates on the market", 2),
+        ("oil and gold at the market", 2),
+        ("ceo of the company", 2),
+    ]
+    path = tmp_path / "train.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for _ in range(6):
+            writer.writerows(rows)
+    return path

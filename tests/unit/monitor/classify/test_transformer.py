@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.classify import build_classifier
+from monitor.classify.transformer import TransformerClassifier
+from monitor.config import ClassifierSettings
+from monitor.types import Prediction
+
+TEXTS = [
+    "shares plunge after fraud probe and the company reports bankruptcy on the market",
+    "ok",
+    "apple beats estimates",
+    "",
+    "中国股市大涨 投资者情绪乐观",
+    "fed rates rise https://t.co/abc123",
+    "the ceo of the company at the merger deal lawsuit on oil and gold and bitcoin",
+]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model_dir: Path) -> TransformerClassifier:
+    return TransformerClassifier(ClassifierSettings(model_path=str(tiny_model_dir)), sub_batch_size=2)
+
+
+def _close(a: Prediction, b: Prediction) -> bool:
+    return (a.topic, a.sentiment) == (b.topic, b.sentiment) and all(
+        x == pytest.approx(y, abs=1e-5) for x, y in zip(a.sentiment_probs, b.sentiment_probs, strict=True)
+    )
+
+
+def test_batched_predictions_equal_one_by_one_predictions(classifier: TransformerClassifier) -> None:
+    batched = classifier.predict(TEXTS)
+    for text, prediction in zip(TEXTS, batched, strict=True):
+        assert _close(prediction, classifier.predict([text])[0])
+
+
+def test_length_bucketing_restores_the_callers_order(classifier: TransformerClassifier) -> None:
+    forward = classifier.predict(TEXTS)
+    backward = classifier.predict(TEXTS[::-1])
+    assert all(_close(a, b) for a, b in zip(forward, backward[::-1], strict=True))
+    assert len({p.sentiment_probs for p in forward}) > 3  # distinct texts really got distinct outputs
+
+
+def test_probabilities_sum_to_one_and_score_is_pos_minus_neg(classifier: TransformerClassifier) -> None:
+    topic, _ = classifier.predict_proba(TEXTS)
+    assert topic.sum(-1).tolist() == pytest.approx([1.0] * len(TEXTS), abs=1e-5)
+    for p in classifier.predict(TEXTS):
+        neg, neu, pos = p.sentiment_probs
+        assert neg + neu + pos == pytest.approx(1.0, abs=1e-5)
+        assert p.score == pytest.approx(pos - neg, abs=1e-6)
+        assert p.topic in {"earnings", "markets", "other"}
+        assert p.sentiment_confidence == pytest.approx(max(p.sentiment_probs), abs=1e-6)
+
+
+def test_empty_input_list_returns_no_predictions(classifier: TransformerClassifier) -> None:
+    assert classifier.predict([]) == []
+
+
+def test_empty_and_chinese_texts_get_valid_predictions(classifier: TransformerClassifier) -> None:
+    for p in classifier.predict(["", "中国股市大涨", "   "]):
+        assert -1.0 <= p.score <= 1.0
+
+
+def test_text_longer_than_max_length_is_truncated_not_rejected(tiny_model_dir: Path) -> None:
+    settings = ClassifierSettings(model_path=str(tiny_model_dir), max_length_tokens=8)
+    assert len(TransformerClassifier(settings).predict(["stock " * 500])) == 1
+
+
+def test_int8_quantized_model_predicts_close_to_float32(
+    tiny_model_dir: Path, classifier: TransformerClassifier
+) -> None:
+    int8 = TransformerClassifier(ClassifierSettings(model_path=str(tiny_model_dir), quantize_int8=True))
+    assert int8.name.endswith("-int8")
+    for a, b in zip(int8.predict(TEXTS), classifier.predict(TEXTS), strict=True):
+        assert a.score == pytest.approx(b.score, abs=0.05)
+
+
+def test_factory_builds_transformer_classifier_from_model_path(tiny_model_dir: Path) -> None:
+    built = build_classifier(ClassifierSettings(kind="transformer", model_path=str(tiny_model_dir)))
+    assert isinstance(built, TransformerClassifier)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from monitor.batching import MicroBatcher
+from monitor.pipeline import Pipeline
+from monitor.types import ClassifiedMessage, RawMessage
+from monitor.windows.memory import MemoryWindowStore
+from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
+
+BUCKET_S = 60
+
+
+class RecordingEvaluator:
+    """Records each evaluated boundary and how many messages before it the store held then."""
+
+    def __init__(self, store: MemoryWindowStore | None = None) -> None:
+        self.boundaries: list[int] = []
+        self.volume_before: list[int] = []
+        self.store = store
+
+    async def evaluate(self, now_s: int) -> Sequence[object]:
+        self.boundaries.append(now_s)
+        if self.store is not None:
+            self.volume_before.append(sum(b.volume for b in await self.store.buckets("all", 0, now_s)))
+        return []
+
+
+class CommitCheckingSource(ListSource):
+    """Asserts at commit time that the store already holds every committed message."""
+
+    def __init__(self, batches: Sequence[Sequence[RawMessage]], store: MemoryWindowStore) -> None:
+        super().__init__(batches)
+        self.store = store
+        self.volume_at_commit: list[int] = []
+
+    async def commit(self, records):  # type: ignore[no-untyped-def]
+        buckets = await self.store.buckets("all", 0, 10**10)
+        self.volume_at_commit.append(sum(b.volume for b in buckets))
+        await super().commit(records)
+
+
+async def _run(source: ListSource, store: MemoryWindowStore, evaluator: RecordingEvaluator | None = None,
+               dead: CollectingDeadLetter | None = None, lateness_s: int = 0) -> Pipeline:
+    clf = RecordingClassifier()
+    async with MicroBatcher(clf, max_batch_size=16, max_wait_ms=1, max_queue_messages=100) as batcher:
+        pipe = Pipeline(source, batcher, store, dead or CollectingDeadLetter(), evaluator,
+                        allowed_lateness_s=lateness_s, max_batch_size=16, max_wait_ms=1, max_in_flight_batches=2)
+        await pipe.run()
+    return pipe
+
+
+def _store() -> MemoryWindowStore:
+    return MemoryWindowStore(bucket_s=BUCKET_S, retention_s=10**6)
+
+
+async def test_redelivered_messages_are_counted_once() -> None:
+    first = [msg("a", "bad news", 100), msg("b", "good news", 110)]
+    again = [msg("a", "bad news", 100), msg("c", "meh", 115)]
+    store = _store()
+    pipe = await _run(ListSource([first, again]), store)
+    buckets = await store.buckets("all", 0, 1000)
+    assert sum(b.volume for b in buckets) == 3
+    assert pipe.stats.duplicates == 1
+
+
+async def test_offsets_are_committed_only_after_window_updates_are_applied() -> None:
+    store = _store()
+    batches = [[msg(f"m{i}-{j}", "bad", 100 + i) for j in range(3)] for i in range(4)]
+    source = CommitCheckingSource(batches, store)
+    await _run(source, store)
+    assert source.volume_at_commit == [3, 6, 9, 12]
+    assert source.committed == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+
+
+async def test_late_message_is_dead_lettered_with_reason_and_not_counted() -> None:
+    store, dead = _store(), CollectingDeadLetter()
+    stream = [[msg("a", "x", 1000), msg("b", "x", 1200), msg("late", "x", 1010)]]
+    pipe = await _run(ListSource(stream), store, dead=dead, lateness_s=30)
+    assert [d[1] for d in dead.items] == ["late"]
+    assert b'"late"' in dead.items[0][0]
+    assert pipe.stats.late == 1
+    assert sum(b.volume for b in await store.buckets("all", 0, 10_000)) == 2
+
+
+async def test_each_closed_bucket_is_evaluated_once_in_event_time_order() -> None:
+    store = _store()
+    evaluator = RecordingEvaluator(store)
+    stream = [[msg("a", "x", 30)], [msg("b", "x", 130), msg("c", "x", 250)], [msg("d", "x", 260)]]
+    await _run(ListSource(stream), store, evaluator)
+    # the first message closes nothing before 0; the second batch closes 60..240; end of replay closes 300
+    assert evaluator.boundaries == [0, 60, 120, 180, 240, 300]
+    # detection never runs ahead of the data: everything before a boundary is durable when it is evaluated
+    assert evaluator.volume_before == [0, 1, 1, 2, 2, 4]
+
+
+class FailingStore(MemoryWindowStore):
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+        raise ConnectionError("redis down")
+
+
+async def test_store_outage_stops_the_pipeline_without_committing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.pipeline.APPLY_ATTEMPTS", 2)
+    source = ListSource([[msg("a", "x", 100)], [msg("b", "x", 200)]])
+    with pytest.raises(ExceptionGroup) as info:
+        await _run(source, FailingStore(bucket_s=BUCKET_S, retention_s=10**6))
+    assert info.group_contains(ConnectionError)
+    assert source.committed == []

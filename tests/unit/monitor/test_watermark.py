@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.watermark import Watermark
+
+
+def test_message_in_an_already_closed_bucket_is_late() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=30)
+    assert wm.observe(1_000)
+    assert wm.observe(1_200)  # watermark 1170 -> buckets ending <= 1140 are closed
+    assert wm.is_late(1_079)  # bucket [1020, 1080) closed
+    assert not wm.is_late(1_150)  # bucket [1140, 1200) still open
+    assert not wm.observe(1_000)
+
+
+def test_newly_closed_reports_each_boundary_once_in_order() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=0)
+    wm.observe(125)
+    assert wm.newly_closed() == [120]
+    assert wm.newly_closed() == []
+    wm.observe(370)
+    assert wm.newly_closed() == [180, 240, 300, 360]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=100_000), max_size=200), st.integers(1, 5))
+def test_lateness_verdicts_do_not_depend_on_batching(events: list[int], splits: int) -> None:
+    one = Watermark(bucket_s=60, allowed_lateness_s=90)
+    verdicts = [one.observe(e) for e in events]
+    other = Watermark(bucket_s=60, allowed_lateness_s=90)
+    chunk = max(1, len(events) // splits)
+    split_verdicts: list[bool] = []
+    for i in range(0, len(events), chunk):
+        split_verdicts += [other.observe(e) for e in events[i : i + chunk]]
+        other.newly_closed()
+    assert verdicts == split_verdicts
+    assert one.max_event_s == other.max_event_s
