@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -204,7 +204,7 @@ class KafkaSource(Service):
 
     # --- consuming ----------------------------------------------------------------------------------
 
-    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncGenerator[list[SourceRecord], None]:
         """Yield batches of valid records until stopped; malformed ones are dead-lettered.
 
         A batch is empty when nothing valid arrived within ``timeout_ms`` (or while paused), so a caller
@@ -367,7 +367,7 @@ class KafkaRangeReader(Service):
             tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
         return tps
 
-    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncGenerator[list[SourceRecord], None]:
         """Yield the in-range records of the snapshot, then end."""
         if self._consumer is None:
             raise RuntimeError("KafkaRangeReader is not started")

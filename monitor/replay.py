@@ -83,9 +83,9 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
 
     source = None
     if kafka is not None and kafka.kafka_topic:
-        from consumers.kafka_range import KafkaRangeSource
+        from consumers.kafka import KafkaRangeReader
 
-        source = KafkaRangeSource(settings, kafka.kafka_topic, start=kafka.start, end=kafka.end)
+        source = KafkaRangeReader(settings, kafka.kafka_topic, start=kafka.start, end=kafka.end)
     app = MonitorApp(settings, source=source)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

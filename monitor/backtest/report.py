@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from alerts.detectors import DetectorConfig, KeySeries, detect  # noqa: E402
@@ -21,6 +22,11 @@ PLOT_MARGIN_S = 12 * 3600
 
 def _ts(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, tz=UTC)
+
+
+def _x(epoch_s: float) -> float:
+    """Matplotlib date number of an epoch time (typed float, unlike passing datetimes)."""
+    return float(mdates.date2num(_ts(epoch_s)))  # type: ignore[no-untyped-call]
 
 
 def _fmt_s(value: float | None) -> str:
@@ -36,15 +42,17 @@ async def plot_incident(result: RunResult, incident: Incident, settings: Setting
     shown = [b for b in history if lo <= b.start_s < hi]
     signals = [detect(series, b.start_s, cfg) for b in shown]
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.axvspan(_ts(incident.start_s), _ts(incident.end_s), color="orange", alpha=0.25, label="labelled incident")
-    ax.plot([_ts(b.start_s) for b in shown], [b.neg_share for b in shown], ".-", label="negative share")
-    ax.plot([_ts(s.bucket_start_s) for s in signals], [s.baseline_neg_share for s in signals], "--",
+    ax.axvspan(_x(incident.start_s), _x(incident.end_s), color="orange", alpha=0.25, label="labelled incident")
+    ax.plot([_x(b.start_s) for b in shown], [b.neg_share for b in shown], ".-", label="negative share")
+    ax.plot([_x(s.bucket_start_s) for s in signals], [s.baseline_neg_share for s in signals], "--",
             label="baseline (EWMA)")
     fired = [n for n in result.firing if any(a.window_key == incident.key or
                                              a.window_key.endswith("|" + incident.key.split(":")[-1])
                                              for a in n.alerts)]
     for i, note in enumerate(fired):
-        ax.axvline(_ts(note.event_time_s), color="red", lw=1.5, label="alert fired" if i == 0 else None)
+        ax.axvline(_x(note.event_time_s), color="red", lw=1.5, label="alert fired" if i == 0 else None)
+    ax.xaxis_date()
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{incident.key}: {incident.description}")
     ax.set_ylabel("negative share per bucket")
