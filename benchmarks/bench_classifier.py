@@ -72,6 +72,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--model", default=None, help="model dir or hub id; default: the bundled model")
     p.add_argument("--texts", type=int, default=512, help="messages from sent_valid.csv")
     p.add_argument("--batch-size", type=int, default=64, help="micro-batch size for (b) and (c)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per variant; the fastest is reported")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for the FLOP/s ratio (CUDA)")
     p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv")
@@ -83,7 +84,8 @@ def main(argv: Sequence[str]) -> int:
     cuda = batched.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     print(
-        f"{len(texts)} texts, batch {args.batch_size}, device {batched.device}, dtype {batched.dtype}, "
+        f"{len(texts)} texts (naive: raw text; ours: URLs stripped), batch {args.batch_size}, "
+        f"device {batched.device}, dtype {batched.dtype}, "
         f"torch threads {torch.get_num_threads()} (of {available_cpus()} cpus)"
     )
 
@@ -116,10 +118,13 @@ def main(argv: Sequence[str]) -> int:
         if clf is None:
             for t in texts[:8]:
                 naive_one(t)  # warm-up
-            seconds, lat = timed([partial(naive_one, t) for t in texts], sync)
+            calls: list[Callable[[], object]] = [partial(naive_one, t) for t in texts]
         else:
             clf.predict(batches[0])  # warm-up
-            seconds, lat = timed([partial(clf.predict, b) for b in batches], sync)
+            calls = [partial(clf.predict, b) for b in batches]
+        # Best of N: on a shared machine the slowest runs measure the neighbours, not the code.
+        runs = [timed(calls, sync) for _ in range(max(1, args.repeat))]
+        seconds, lat = min(runs, key=lambda run: run[0])
         results.append(Result(name, len(texts), seconds, lat, unit, tokens))
 
     base = results[0].rate
@@ -134,7 +139,8 @@ def main(argv: Sequence[str]) -> int:
     work = flops_per_token(batched, mean_len)
     for r in results:
         achieved = r.tokens * work / r.seconds
-        line = f"{r.name}: ~{achieved / 1e9:.1f} GFLOP/s achieved ({r.tokens} tokens)"
+        kind = "effective (int8 ops)" if "int8" in r.name else "achieved"
+        line = f"{r.name}: ~{achieved / 1e9:.1f} GFLOP/s {kind} ({r.tokens} tokens)"
         if cuda and args.peak_tflops:
             line += f", {100 * achieved / (args.peak_tflops * 1e12):.2f}% of {args.peak_tflops} TFLOP/s peak"
         print(line)

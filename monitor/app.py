@@ -14,7 +14,8 @@ from contextlib import AsyncExitStack
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from alerts.engine import AlertEngine, build_alerting
+from alerts.engine import AlertEngine
+from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor.batching import MicroBatcher

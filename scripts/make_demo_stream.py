@@ -80,6 +80,11 @@ INCIDENTS = [
     },
 ]
 BACKGROUND_TICKERS = ["BA", "NVDA", "WFC"]
+MALFORMED_AFTER = {
+    500: '{"id": "broken-1", "source": "news", "text": "truncated record',
+    1500: '{"id": "broken-2", "source": "news", "published_at": "2026-11-03T10:00:00Z"}',
+    2500: '{"id": "broken-3", "source": "comment", "text": "when?", "published_at": "next tuesday"}',
+}
 
 
 def rhythm_weight(minute_of_day: int) -> float:
@@ -159,8 +164,10 @@ def main() -> None:
     stream, incidents = build(args.dataset)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with (args.out_dir / "demo_stream.jsonl").open("w", encoding="utf-8") as fh:
-        for m in stream:
+        for n, m in enumerate(stream):
             fh.write(json.dumps(m, ensure_ascii=False) + "\n")
+            if n in MALFORMED_AFTER:  # a realistic feed has garbage: it must be dead-lettered, not crash
+                fh.write(MALFORMED_AFTER[n] + "\n")
     with (args.out_dir / "demo_incidents.csv").open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["key", "start", "end", "description"])
         writer.writeheader()

@@ -61,6 +61,14 @@ def resolve_base(base: str | None) -> str:
     return str(packaged_base_dir()) if base in (None, PACKAGED_BASE) else str(base)
 
 
+_MACHINE_SPECIFIC_KEYS = ("_name_or_path", "id2label", "label2id")
+
+
+def portable_encoder_config(spec: dict[str, object]) -> dict[str, object]:
+    """The encoder's config without local paths or its (unused) single-head label maps."""
+    return {k: v for k, v in spec.items() if k not in _MACHINE_SPECIFIC_KEYS}
+
+
 def new_model(
     base: str | None, topic_labels: list[str], sentiment_labels: list[str]
 ) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
@@ -68,7 +76,7 @@ def new_model(
     source = resolve_base(base)
     encoder = AutoModel.from_pretrained(source)
     config = FinSentConfig(
-        encoder=encoder.config.to_dict(),
+        encoder=portable_encoder_config(encoder.config.to_dict()),
         topic_labels=topic_labels,
         sentiment_labels=sentiment_labels,
         base_model=base or PACKAGED_BASE,
@@ -100,6 +108,7 @@ def save_delta(model: FinSentModel, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(output)
     save_file(delta_state(model), str(output / DELTA_WEIGHTS), metadata={"format": "pt"})
+    (output / DELTA_WEIGHTS).chmod(0o644)  # safetensors creates it owner-only; it is a shipped artifact
 
 
 def save_full(model: FinSentModel, tokenizer: PreTrainedTokenizerBase, output: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,10 @@ from pathlib import Path
 from monitor.classify.topics import Taxonomy
 from monitor.types import SENTIMENTS
 
-DATASET_DIR = Path("/work/shared/datasets/twitter-financial-news-sentiment")
+DATASET_DIR = Path(
+    os.environ.get("MONITOR_DATASET_DIR", "/work/shared/datasets/twitter-financial-news-sentiment")
+)
+"""Directory of ``sent_train.csv`` / ``sent_valid.csv``; override with ``MONITOR_DATASET_DIR``."""
 SENTIMENT_LABELS: list[str] = [s.value for s in SENTIMENTS]
 """Sentiment head label order: negative, neutral, positive."""
 

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--patience", type=int, default=2, help="epochs without macro-F1 gain before stopping")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4, help="encoder layers; heads use 10x")
+    p.add_argument("--lr", type=float, default=2e-4, help="encoder layers; heads use 10x")
     p.add_argument("--topic-loss-weight", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--num-threads", type=int, default=0, help="0 = all available cores")

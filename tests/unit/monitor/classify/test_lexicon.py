@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.classify import build_classifier
 from monitor.classify.lexicon import LexiconClassifier
@@ -79,3 +81,15 @@ def test_factory_builds_lexicon_without_importing_torch() -> None:
 
 def test_factory_returns_the_lexicon_classifier_for_kind_lexicon() -> None:
     assert isinstance(build_classifier(ClassifierSettings(kind="lexicon")), LexiconClassifier)
+
+
+_SHARED = LexiconClassifier()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_gets_a_valid_prediction(text: str) -> None:
+    prediction = _SHARED.predict_one(text)
+    assert sum(prediction.sentiment_probs) == pytest.approx(1.0)
+    assert -1.0 <= prediction.score <= 1.0
+    assert prediction.topic in _SHARED.taxonomy.names

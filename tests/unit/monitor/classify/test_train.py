@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model, new_model, normalize_text
@@ -93,3 +95,11 @@ def test_full_export_is_a_standard_save_pretrained_directory(
 
 def test_normalize_text_drops_urls_and_squeezes_whitespace() -> None:
     assert normalize_text("  $AAPL up  https://t.co/xyz  now\n") == "$AAPL up now"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=80))
+def test_normalize_text_is_idempotent_and_leaves_no_urls(text: str) -> None:
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+    assert "http://" not in once and "https://" not in once
