@@ -49,16 +49,23 @@ class OutboxDelivery(Service):
         self._clock = clock
         self._wakeups = {s.name: asyncio.Event() for s in self.sinks}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def _start(self) -> None:
+        self._stopping = False
         self._tasks = [asyncio.create_task(self._run(s), name=f"alert-delivery:{s.name}") for s in self.sinks]
 
     async def _stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Let each loop finish the send in hand (cancelling mid-send would resend it), then end."""
+        self._stopping = True
+        self.wake()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self.policy.send_timeout_s)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
 
     def wake(self) -> None:
@@ -83,7 +90,8 @@ class OutboxDelivery(Service):
     async def _deliver_one(self, sink: Sink, entry: OutboxEntry) -> None:
         nid = entry.notification.id
         try:
-            await asyncio.wait_for(sink.send(entry.notification), self.policy.send_timeout_s)
+            async with asyncio.timeout(self.policy.send_timeout_s):
+                await sink.send(entry.notification)
         except Exception as exc:
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
@@ -101,7 +109,7 @@ class OutboxDelivery(Service):
 
     async def _run(self, sink: Sink) -> None:
         wakeup = self._wakeups[sink.name]
-        while True:
+        while not self._stopping:
             wakeup.clear()
             try:
                 tried = await self.deliver_due(sink)
@@ -115,4 +123,5 @@ class OutboxDelivery(Service):
             if next_due is not None:
                 wait_s = min(wait_s, max(MIN_WAIT_S, next_due - self._clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), wait_s)
+                async with asyncio.timeout(wait_s):  # not wait_for: on 3.11 it can swallow a cancel
+                    await wakeup.wait()

@@ -9,10 +9,11 @@ Thousands separators with commas ("1,250,000") and ISO dates are left alone.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
-from alerts.model import EvidenceEntry
 from monitor.windows.base import WindowStore
+from monitor.windows.buckets import EvidenceItem
 
 EMAIL_MASK = "[email]"
 NUMBER_MASK = "[number]"
@@ -55,19 +56,11 @@ def mask_url(url: str | None) -> str | None:
 
 async def collect_evidence(
     store: WindowStore, key: str, start_s: int, end_s: int, limit: int
-) -> tuple[EvidenceEntry, ...]:
+) -> tuple[EvidenceItem, ...]:
     """Top ``limit`` most negative messages of ``key`` in ``[start_s, end_s)``, masked."""
     if limit <= 0:
         return ()
     items = await store.top_negative(key, start_s, end_s, limit)
     return tuple(
-        EvidenceEntry(
-            message_id=item.message_id,
-            source=item.source,
-            text=mask_pii(item.text),
-            score=item.score,
-            event_time_s=item.event_time_s,
-            url=mask_url(item.url),
-        )
-        for item in items
+        replace(item, text=mask_pii(item.text), url=mask_url(item.url)) for item in items
     )

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from alerts.detectors import Signal
+from monitor.windows.buckets import EvidenceItem
 
 
 class AlertStatus(StrEnum):
@@ -20,18 +21,6 @@ class AlertStatus(StrEnum):
     PENDING = "pending"
     FIRING = "firing"
     RESOLVED = "resolved"
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceEntry:
-    """One (PII-masked) message backing an alert."""
-
-    message_id: str
-    source: str
-    text: str
-    score: float
-    event_time_s: int
-    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +36,8 @@ class AlertItem:
     signal: Signal
     flapping: bool = False
     repeat: bool = False
-    evidence: tuple[EvidenceEntry, ...] = ()
+    evidence: tuple[EvidenceItem, ...] = ()
+    """The most negative messages of the bucket, PII-masked (alerts/evidence.py)."""
 
     @property
     def item_id(self) -> str:

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 from alerts.model import Notification
+from alerts.redis_client import RedisBacked
 from monitor.lifecycle import Service
 from monitor.types import Lifecycle
 
@@ -175,7 +174,7 @@ return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 """
 
 
-class RedisOutbox(Service):
+class RedisOutbox(RedisBacked):
     """Redis outbox: one payload hash, one due-time sorted set per sink, all under one hash tag."""
 
     def __init__(
@@ -187,28 +186,15 @@ class RedisOutbox(Service):
         self.max_entries = max_entries
         self.ids_kept = ids_kept
         self._tag = "{" + key_prefix + "}"
-        self._redis: aioredis.Redis | None = None
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._tag, "outbox", *parts))
 
     async def _start(self) -> None:
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
-        await self._redis.ping()
-        self._enqueue = self._redis.register_script(_ENQUEUE)
-        self._done_script = self._redis.register_script(_DONE)
-        self._failed = self._redis.register_script(_FAILED)
-
-    async def _stop(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        if self._redis is None:
-            raise RuntimeError("RedisOutbox used before start()")
-        return self._redis
+        await super()._start()
+        self._enqueue = self.redis.register_script(_ENQUEUE)
+        self._done_script = self.redis.register_script(_DONE)
+        self._failed = self.redis.register_script(_FAILED)
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
         keys = [self._key("seen"), self._key("payloads"), self._key("remaining")]

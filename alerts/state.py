@@ -9,13 +9,14 @@ of it, and re-running it yields the same notification ids, which the outbox drop
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from pydantic import TypeAdapter
 
 from alerts.lifecycle import AlertState
 from alerts.model import Silence
+from alerts.redis_client import RedisBacked
 from monitor.lifecycle import Service
 from monitor.types import Lifecycle
 
@@ -52,8 +53,9 @@ class AlertStateStore(Lifecycle, Protocol):
         ...
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _ended(silence: Silence, now_s: int) -> Silence:
+    end = min(silence.ends_at_s, now_s)
+    return replace(silence, starts_at_s=min(silence.starts_at_s, end), ends_at_s=end)
 
 
 def _expired(silences: Sequence[Silence], now_s: int) -> list[str]:
@@ -96,15 +98,11 @@ class MemoryAlertStateStore(Service):
         current = self._silences.get(silence_id)
         if current is None:
             return False
-        end = min(current.ends_at_s, now_s)
-        self._silences[silence_id] = Silence(
-            id=current.id, matcher=current.matcher, starts_at_s=min(current.starts_at_s, end),
-            ends_at_s=end, comment=current.comment, created_by=current.created_by,
-        )
+        self._silences[silence_id] = _ended(current, now_s)
         return True
 
 
-class RedisAlertStateStore(Service):
+class RedisAlertStateStore(RedisBacked):
     """Redis hashes under one hash tag (``{prefix}``), so it also works on Redis Cluster."""
 
     def __init__(self, url: str, key_prefix: str, max_silences: int = 1_000) -> None:
@@ -114,26 +112,10 @@ class RedisAlertStateStore(Service):
         self.states_key = f"{tag}:states"
         self.cursor_key = f"{tag}:cursor"
         self.silences_key = f"{tag}:silences"
-        self._redis: aioredis.Redis | None = None
-
-    async def _start(self) -> None:
-        self._redis = aioredis.Redis.from_url(self.url)
-        await self._redis.ping()
-
-    async def _stop(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        if self._redis is None:
-            raise RuntimeError("RedisAlertStateStore used before start()")
-        return self._redis
 
     async def load_states(self) -> dict[str, AlertState]:
         raw = await self.redis.hgetall(self.states_key)
-        return {_text(k): _STATE.validate_json(v) for k, v in raw.items()}
+        return {str(k): _STATE.validate_json(v) for k, v in raw.items()}
 
     async def get_cursor(self) -> int | None:
         raw = await self.redis.get(self.cursor_key)
@@ -164,11 +146,5 @@ class RedisAlertStateStore(Service):
         raw = await self.redis.hget(self.silences_key, silence_id)
         if raw is None:
             return False
-        current = Silence.from_json(raw)
-        end = min(current.ends_at_s, now_s)
-        updated = Silence(
-            id=current.id, matcher=current.matcher, starts_at_s=min(current.starts_at_s, end),
-            ends_at_s=end, comment=current.comment, created_by=current.created_by,
-        )
-        await self.redis.hset(self.silences_key, silence_id, updated.to_json())
+        await self.redis.hset(self.silences_key, silence_id, _ended(Silence.from_json(raw), now_s).to_json())
         return True

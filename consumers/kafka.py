@@ -159,6 +159,10 @@ class KafkaSource(Service):
         """True while consumption is paused because the backlog exceeds ``max_buffered_records``."""
         return not self._resumed.is_set()
 
+    def lanes(self) -> frozenset[TopicPartition]:
+        """Assigned partitions: each is a watermark lane (see monitor/watermark.py)."""
+        return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
+
     async def _start(self) -> None:
         k = self.kafka
         consumer = AIOKafkaConsumer(
@@ -249,7 +253,7 @@ class KafkaSource(Service):
                 continue
             self.read_count += 1
             pending.append(_Seen(record.offset, dead=False))
-            good.append(SourceRecord(msg, (tp, record.offset)))
+            good.append(SourceRecord(msg, (tp, record.offset), lane=tp))
         if pending[0].dead:  # nothing handed out is pending before these: they are done already
             await self._commit_partitions({tp: self._committed[tp]})
         return good
@@ -343,6 +347,11 @@ class KafkaRangeReader(Service):
         # Other topics: the payload must say its ``source``.
         self._kinds = {t: known.get(t) for t in topics} if topics else dict[str, SourceKind | None](known)
         self._consumer: AIOKafkaConsumer | None = None
+        self._remaining: set[TopicPartition] = set()
+
+    def lanes(self) -> frozenset[TopicPartition]:
+        """Partitions still being scanned: a finished partition stops holding the watermark."""
+        return frozenset(self._remaining)
 
     async def _start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -376,6 +385,7 @@ class KafkaRangeReader(Service):
         begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if end[tp] > begin[tp]}
+        self._remaining = remaining
         consumer.assign(list(remaining))
         for tp in remaining:
             consumer.seek(tp, begin[tp])
@@ -388,7 +398,7 @@ class KafkaRangeReader(Service):
                     if record.offset < end[tp]:
                         msg = await self._parse(tp, record)
                         if msg is not None:
-                            batch.append(SourceRecord(msg, (tp, record.offset)))
+                            batch.append(SourceRecord(msg, (tp, record.offset), lane=tp))
             for tp in list(remaining):
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)

@@ -90,15 +90,15 @@ class MonitorApp:
         scheduler = AsyncIOScheduler(timezone="UTC")
         sweep_s = self.settings.alerts.sweep_interval_s
         if self.settings.source.kind == "kafka":
-            scheduler.add_job(self._idle_sweep, "interval", seconds=sweep_s, id="idle-sweep",
+            idle_sweep_s = min(sweep_s, self.settings.windows.idle_timeout_s / 2)
+            scheduler.add_job(self._idle_sweep, "interval", seconds=idle_sweep_s, id="idle-sweep",
                               max_instances=1, coalesce=True)
         scheduler.add_job(self._progress, "interval", seconds=max(sweep_s, 10.0), id="progress",
                           max_instances=1, coalesce=True)
         return scheduler
 
     async def _idle_sweep(self) -> None:
-        idle_after_s = self.settings.windows.allowed_lateness_s + self.settings.windows.bucket_s
-        await self.pipeline.idle_tick(int(time.time()), idle_after_s)
+        await self.pipeline.idle_tick(time.monotonic(), self.settings.windows.idle_timeout_s)
 
     async def _progress(self) -> None:
         s = self.pipeline.stats

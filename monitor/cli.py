@@ -89,16 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.set_defaults(func=cmd_config)
     for name, (target, help_text) in DELEGATED.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(target))
+        p.set_defaults(func=_delegate(target), rest=[])
     return parser
+
+
+def _split_delegated(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``[global options] COMMAND [its own options]`` at a delegated command: argparse's
+    REMAINDER mis-parses a remainder that starts with an option."""
+    for i, token in enumerate(argv):
+        if token in DELEGATED and (i == 0 or argv[i - 1] not in ("--config", "--log-format")):
+            return argv[: i + 1], argv[i + 1 :]
+    return argv, []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        args.rest = [*getattr(args, "rest", []), *unknown]
+    head, rest = _split_delegated(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(head)
+    args.rest = rest
     try:
         code: int = args.func(args)
     except ConfigError as exc:

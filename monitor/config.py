@@ -102,6 +102,9 @@ class WindowSettings(BaseModel):
     """Buckets (and message-id dedup markers) expire after this long."""
     allowed_lateness_s: int = Field(600, ge=0)
     """Messages older than watermark - allowed lateness are late (dead-lettered as ``late``)."""
+    idle_timeout_s: float = Field(30.0, gt=0)
+    """Wall-clock silence after which a partition stops holding the watermark; when every partition
+    is silent this long, event time advances with the wall clock (live mode only)."""
     top_negative_per_bucket: int = Field(5, ge=0, le=100)
     """How many most-negative messages each bucket keeps as alert evidence."""
 

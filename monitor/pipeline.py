@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,6 +87,9 @@ class Pipeline:
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
         self._stop = asyncio.Event()
+        self._lanes: frozenset[Hashable] = frozenset()
+        self._lane_seen: dict[Hashable, float] = {}
+        self._last_data_at: float | None = None
         self.finished = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -125,13 +128,28 @@ class Pipeline:
                 return False
         return True
 
+    def _sync_lanes(self) -> None:
+        lanes_of = getattr(self.source, "lanes", None)
+        if lanes_of is None:
+            return
+        lanes = lanes_of()
+        if lanes != self._lanes:
+            now = time.monotonic()
+            self._lane_seen = {lane: self._lane_seen.get(lane, now) for lane in lanes}
+            self._lanes = lanes
+            self.watermark.expect_lanes(lanes)
+
     async def _submit(self, records: list[SourceRecord]) -> None:
+        self._sync_lanes()
         kept: list[SourceRecord] = []
+        now = time.monotonic()
         for rec in records:
-            if self.watermark.observe(int(rec.message.event_time.timestamp())):
+            if self.watermark.observe(int(rec.message.event_time.timestamp()), rec.lane):
                 kept.append(rec)
             else:
                 await self._dead_letter_late(rec)
+            self._lane_seen[rec.lane] = now
+        self._last_data_at = now
         self.stats.read += len(records)
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
         metrics.IN_FLIGHT.inc()
@@ -195,14 +213,23 @@ class Pipeline:
             metrics.ALERT_EVALUATIONS.inc()
             self.stats.notifications += len(notes)
 
-    async def idle_tick(self, wall_now_s: int, idle_after_s: int) -> None:
-        """Scheduler hook for live sources: when no message arrived for ``idle_after_s``, let
-        wall-clock time advance the watermark so quiet streams still close buckets (and resolve).
+    async def idle_tick(self, now_monotonic: float, idle_after_s: float) -> None:
+        """Scheduler hook for live sources, driven by processing time.
+
+        A lane (partition) silent for ``idle_after_s`` stops holding the watermark. When *every*
+        lane is silent, event time is assumed to keep flowing at wall-clock pace from the newest
+        event seen (minus ``idle_after_s``), so a quiet stream still closes buckets and resolves
+        alerts, while a backlog of old history is never overtaken by the wall clock.
         The tick travels through the in-flight queue, behind any batch not yet durable."""
-        max_event = self.watermark.max_event_s
-        if max_event is None or wall_now_s - max_event < idle_after_s or self._queue.full():
-            return
-        self.watermark.advance_to(wall_now_s - idle_after_s)
+        self._sync_lanes()
+        idle = [lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s]
+        if idle:
+            self.watermark.mark_idle(idle)
+        newest = self.watermark.max_event_s
+        if newest is not None and self._last_data_at is not None:
+            quiet_s = now_monotonic - self._last_data_at
+            if quiet_s >= idle_after_s:
+                self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))
         closes = self.watermark.newly_closed()
         if closes:
-            await self._queue.put(_InFlight([], [], None, time.monotonic(), closes))
+            await self._queue.put(_InFlight([], [], None, now_monotonic, closes))

@@ -6,7 +6,7 @@ window stores and sinks can be swapped (by config) without touching the pipeline
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -64,10 +64,15 @@ class ClassifiedMessage:
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """A message together with the opaque position its source needs to acknowledge it."""
+    """A message together with the opaque position its source needs to acknowledge it.
+
+    ``lane`` names the independently ordered input it came from (a Kafka partition); the watermark
+    is tracked per lane. None = the source is one ordered stream.
+    """
 
     message: RawMessage
     position: Any = None
+    lane: Hashable = None
 
 
 @runtime_checkable

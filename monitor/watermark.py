@@ -1,18 +1,22 @@
 """Event-time watermark: which buckets are closed, and which messages arrive too late.
 
-Pure and order-dependent only: judging each message against the watermark as it was when the
-message arrived makes the result independent of how the source chopped the stream into batches,
-so a live run and a replay of the same ordered stream close the same buckets and drop the same
-late messages.
+Lanes: each independently ordered input (a Kafka partition; one lane for a file) tracks its own
+newest event time, and the watermark is the *minimum* over the lanes minus ``allowed_lateness_s``,
+so a partition that lags (consumer skew, a slow producer) does not make the others' data late.
+A lane the source declared (an assigned partition) holds the watermark until it delivers data or
+is marked idle (no data for a while, decided by the caller's clock: this module has none).
+The watermark never moves backwards.
 
-Policy: ``watermark = max event time seen - allowed_lateness_s``. A bucket is closed once the
-watermark passes its end; a message whose bucket is already closed is *late*: it is counted in
-``finsent_late_messages_total`` and dead-lettered with reason ``late`` (never silently dropped),
-because its bucket has already been evaluated for alerts.
+Policy: a bucket is closed once the watermark passes its end; a message whose bucket is already
+closed is *late*: counted in ``finsent_late_messages_total`` and dead-lettered with reason ``late``
+(never silently dropped), because its bucket has already been evaluated for alerts.
+Each message is judged against the watermark as it was when the message arrived, which makes the
+verdicts independent of how the source chopped the stream into batches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 MAX_BOUNDARIES_PER_ADVANCE = 10_000
@@ -22,18 +26,39 @@ MAX_BOUNDARIES_PER_ADVANCE = 10_000
 class Watermark:
     bucket_s: int
     allowed_lateness_s: int
-    max_event_s: int | None = None
-    _reported_until_s: int | None = field(default=None)
+    _lanes: dict[Hashable, int] = field(default_factory=dict)
+    _expected: set[Hashable] = field(default_factory=set)
+    _idle: set[Hashable] = field(default_factory=set)
+    _value_s: int | None = None
+    _reported_until_s: int | None = None
+    _first_event_s: int | None = None
+
+    @property
+    def max_event_s(self) -> int | None:
+        """Newest event time seen on any lane."""
+        return max(self._lanes.values()) if self._lanes else None
 
     @property
     def value_s(self) -> int | None:
-        return None if self.max_event_s is None else self.max_event_s - self.allowed_lateness_s
+        return self._value_s
 
     @property
     def closed_until_s(self) -> int | None:
-        """End of the newest closed bucket (a bucket boundary), or None before any message."""
-        wm = self.value_s
+        """End of the newest closed bucket (a bucket boundary), or None while nothing is closed."""
+        wm = self._value_s
         return None if wm is None else wm - wm % self.bucket_s
+
+    def expect_lanes(self, lanes: Iterable[Hashable]) -> None:
+        """Lanes the source will deliver (assigned partitions); each holds the watermark until it
+        has data or is marked idle. Lanes no longer expected stop holding it."""
+        self._expected = set(lanes)
+        for gone in [lane for lane in self._lanes if lane not in self._expected]:
+            del self._lanes[gone]
+        self._recompute()
+
+    def mark_idle(self, lanes: Iterable[Hashable]) -> None:
+        self._idle.update(lanes)
+        self._recompute()
 
     def is_late(self, event_s: int) -> bool:
         closed = self.closed_until_s
@@ -42,18 +67,32 @@ class Watermark:
         bucket_end = event_s - event_s % self.bucket_s + self.bucket_s
         return bucket_end <= closed
 
-    def observe(self, event_s: int) -> bool:
-        """Record a message; returns False (and records nothing) if it is late."""
+    def observe(self, event_s: int, lane: Hashable = None) -> bool:
+        """Record a message on ``lane``; returns False (and records nothing) if it is late."""
         if self.is_late(event_s):
             return False
-        if self.max_event_s is None or event_s > self.max_event_s:
-            self.max_event_s = event_s
+        if event_s > self._lanes.get(lane, event_s - 1):
+            self._lanes[lane] = event_s
+        if self._first_event_s is None or event_s < self._first_event_s:
+            self._first_event_s = event_s
+        self._idle.discard(lane)
+        self._recompute()
         return True
 
+    def _recompute(self) -> None:
+        active = [t for lane, t in self._lanes.items() if lane not in self._idle]
+        waiting = self._expected - self._lanes.keys() - self._idle
+        if waiting or not active:
+            return
+        self._raise_to(min(active) - self.allowed_lateness_s)
+
+    def _raise_to(self, value_s: int) -> None:
+        if self._value_s is None or value_s > self._value_s:
+            self._value_s = value_s
+
     def advance_to(self, event_s: int) -> None:
-        """Move event time forward without a message (idle source, end of replay)."""
-        if self.max_event_s is None or event_s > self.max_event_s:
-            self.max_event_s = event_s
+        """Move event time to ``event_s`` without a message (idle source, end of replay)."""
+        self._raise_to(event_s - self.allowed_lateness_s)
 
     def newly_closed(self) -> list[int]:
         """Bucket boundaries closed since the previous call, oldest first (bounded)."""
@@ -61,9 +100,11 @@ class Watermark:
         if closed is None:
             return []
         if self._reported_until_s is None:
-            self._reported_until_s = closed
-            return [closed]
-        start = self._reported_until_s + self.bucket_s
+            # the first report starts at the end of the oldest bucket that holds data
+            first = self._first_event_s if self._first_event_s is not None else closed
+            start = min(first - first % self.bucket_s + self.bucket_s, closed)
+        else:
+            start = self._reported_until_s + self.bucket_s
         if closed < start:
             return []
         first = max(start, closed - (MAX_BOUNDARIES_PER_ADVANCE - 1) * self.bucket_s)

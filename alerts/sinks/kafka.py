@@ -61,17 +61,16 @@ class KafkaSink(Service):
             if self._producer is None:
                 producer = AIOKafkaProducer(**self._options)
                 try:
-                    await asyncio.wait_for(producer.start(), self._timeout_s)
+                    async with asyncio.timeout(self._timeout_s):
+                        await producer.start()
                 except BaseException:
                     await producer.stop()
                     raise
                 self._producer = producer
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
+            async with asyncio.timeout(self._timeout_s):
+                await self._producer.send_and_wait(
                     self.topic, value=notification.to_json(), key=notification.group_key.encode()
-                ),
-                self._timeout_s,
-            )
+                )
         except SinkError:
             raise
         except Exception as exc:

@@ -18,7 +18,8 @@ class Daemon:
     """One ``monitor run`` process configured via ``MONITOR_*`` variables; logs (JSON) go to a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = {**os.environ, **env, "MONITOR_LOG__FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **env, "MONITOR_LOG__FORMAT": "json", "PYTHONUNBUFFERED": "1",
+                    "PYTHONPATH": str(REPO_ROOT)}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

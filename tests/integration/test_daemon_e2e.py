@@ -71,6 +71,7 @@ class Scenario:
             "MONITOR_WINDOWS__KEY_PREFIX": self.prefix,
             "MONITOR_WINDOWS__BUCKET_S": str(BUCKET_S),
             "MONITOR_WINDOWS__ALLOWED_LATENESS_S": "60",
+            "MONITOR_WINDOWS__IDLE_TIMEOUT_S": "2",
             "MONITOR_CLASSIFIER__KIND": "lexicon",
             "MONITOR_BATCHING__MAX_BATCH_SIZE": "32",
             "MONITOR_ALERTS__SINKS": json.dumps(["log://", f"file://{self.alerts_path}"]),

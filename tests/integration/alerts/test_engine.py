@@ -83,7 +83,8 @@ async def test_daily_rhythm_in_a_multi_day_series_does_not_fire() -> None:
     anomaly = 3 * 24 + 24 * 2 + 3  # day 5, 03:00: a real overnight spike
     pattern[anomaly] = SPIKE
     overrides = {"seasonal_halfwidth_s": hour, "baseline_buckets": 12}
-    seasonal_fired, rolling_fired = [], []
+    seasonal_fired: list[Notification] = []
+    rolling_fired: list[Notification] = []
     for seasonal_days, fired in ((7, seasonal_fired), (0, rolling_fired)):
         store = window_store(hour)
         engine = memory_engine(store, alert_settings(seasonal_days=seasonal_days, **overrides), [])

@@ -130,7 +130,8 @@ async def test_log_sink_emits_structured_event() -> None:
 
 
 async def test_kafka_sink_with_unreachable_broker_raises_sink_error() -> None:
-    sink = KafkaSink("alerts", "kafka://alerts", KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"), 1.0)
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    sink = KafkaSink("alerts", "kafka://alerts", kafka, timeout_s=1.0)
     with pytest.raises(SinkError):
         await asyncio.wait_for(sink.send(notification()), 10)
     await sink.stop()

@@ -10,10 +10,12 @@ from typing import Any
 
 from alerts.detectors import Signal
 from alerts.engine import AlertEngine
+from alerts.model import Notification
 from alerts.outbox import MemoryOutbox
 from alerts.sinks.base import Sink
 from alerts.state import MemoryAlertStateStore
 from monitor.config import AlertSettings
+from monitor.lifecycle import Service
 from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment, SourceKind
 from monitor.windows.buckets import BucketStats
 from monitor.windows.memory import MemoryWindowStore
@@ -85,21 +87,12 @@ def memory_engine(store: MemoryWindowStore, settings: AlertSettings, sinks: list
     return AlertEngine(store, settings, MemoryAlertStateStore(), MemoryOutbox([s.name for s in sinks]), sinks)
 
 
-class RecordingSink:
-    """A sink double that records what it is sent (for engine tests that are not about I/O)."""
+class RecordingSink(Service):
+    """A sink double that records what it is sent (for tests that are not about I/O)."""
 
     def __init__(self, name: str = "recording://") -> None:
         self.name = name
-        self.sent: list[Any] = []
+        self.sent: list[Notification] = []
 
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def __aenter__(self) -> RecordingSink:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None: ...
-
-    async def send(self, notification: Any) -> None:
+    async def send(self, notification: Notification) -> None:
         self.sent.append(notification)

@@ -23,7 +23,7 @@ def phone_numbers(draw: st.DrawFn) -> str:
     return (country + " " if country else "") + area + sep.join(groups[1:])
 
 
-surrounding = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+surrounding = st.text(st.characters(codec="utf-8"), max_size=40)
 
 
 @settings(max_examples=200, deadline=None)

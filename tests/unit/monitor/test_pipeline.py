@@ -90,7 +90,7 @@ async def test_each_closed_bucket_is_evaluated_once_in_event_time_order() -> Non
     evaluator = RecordingEvaluator(store)
     stream = [[msg("a", "x", 30)], [msg("b", "x", 130), msg("c", "x", 250)], [msg("d", "x", 260)]]
     await _run(ListSource(stream), store, evaluator)
-    # the first message closes nothing before 0; the second batch closes 60..240; end of replay closes 300
+    # the first message closes nothing; the second batch closes 60..240; end of replay closes 300
     assert evaluator.boundaries == [0, 60, 120, 180, 240, 300]
     # detection never runs ahead of the data: everything before a boundary is durable when it is evaluated
     assert evaluator.volume_before == [0, 1, 1, 2, 2, 4]

@@ -24,6 +24,16 @@ def test_newly_closed_reports_each_boundary_once_in_order() -> None:
     assert wm.newly_closed() == [180, 240, 300, 360]
 
 
+def test_first_report_covers_every_bucket_since_the_oldest_data() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=0)
+    wm.expect_lanes({"p0", "p1"})
+    wm.observe(10, "p0")
+    wm.observe(250, "p0")
+    assert wm.newly_closed() == []  # p1 holds the watermark
+    wm.mark_idle({"p1"})
+    assert wm.newly_closed() == [60, 120, 180, 240]
+
+
 @given(st.lists(st.integers(min_value=0, max_value=100_000), max_size=200), st.integers(1, 5))
 def test_lateness_verdicts_do_not_depend_on_batching(events: list[int], splits: int) -> None:
     one = Watermark(bucket_s=60, allowed_lateness_s=90)
@@ -36,3 +46,36 @@ def test_lateness_verdicts_do_not_depend_on_batching(events: list[int], splits: 
         other.newly_closed()
     assert verdicts == split_verdicts
     assert one.max_event_s == other.max_event_s
+
+
+def test_lagging_partition_holds_the_watermark_so_its_data_is_not_late() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=0)
+    wm.expect_lanes({"p0", "p1"})
+    for t in range(0, 600, 10):
+        assert wm.observe(t, "p0")
+    assert wm.value_s is None  # p1 has not delivered yet: nothing closes, nothing is late
+    assert wm.observe(5, "p1")
+    assert wm.value_s == 5
+    assert wm.observe(100, "p1")
+    assert wm.closed_until_s == 60
+    assert not wm.observe(30, "p1")  # older than p1's own progress past a closed bucket: late
+
+
+def test_idle_lane_stops_holding_and_the_watermark_never_moves_back() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=0)
+    wm.expect_lanes({"p0", "p1"})
+    wm.observe(300, "p0")
+    wm.mark_idle({"p1"})
+    assert wm.value_s == 300
+    wm.observe(100, "p1")  # p1 wakes up behind: late data is refused, the watermark stays
+    assert wm.value_s == 300
+
+
+def test_revoked_lane_no_longer_holds_the_watermark() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=0)
+    wm.expect_lanes({"p0", "p1"})
+    wm.observe(200, "p0")
+    wm.observe(100, "p1")
+    assert wm.value_s == 100
+    wm.expect_lanes({"p0"})
+    assert wm.value_s == 200

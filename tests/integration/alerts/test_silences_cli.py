@@ -1,0 +1,47 @@
+"""``monitor silences create|list|expire`` against a real Redis, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from alerts.silences import silence_command
+from monitor.config import Settings
+
+
+def redis_settings(redis_url: str) -> Settings:
+    return Settings(windows={"store_url": redis_url, "key_prefix": f"cli-{uuid.uuid4().hex}",
+                             "bucket_s": 300, "allowed_lateness_s": 600})
+
+
+def test_create_list_expire_round_trip(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = redis_settings(redis_url)
+    before = int(time.time())
+    assert silence_command(["create", "--matcher", "ticker:TSLA", "--duration-s", "3600",
+                            "--comment", "earnings call"], settings) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["matcher"] == "ticker:TSLA" and created["comment"] == "earnings call"
+    assert created["starts_at_s"] <= before - 900  # covers buckets still being evaluated
+    assert before + 3600 <= created["ends_at_s"] <= int(time.time()) + 3600
+
+    assert silence_command(["list"], settings) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [created["id"]]
+
+    assert silence_command(["expire", created["id"]], settings) == 0
+    capsys.readouterr()
+    assert silence_command(["list"], settings) == 0
+    assert capsys.readouterr().out == ""
+    assert silence_command(["list", "--all"], settings) == 0
+    assert created["id"] in capsys.readouterr().out
+    assert silence_command(["expire", "nope"], settings) == 1
+
+
+def test_invalid_requests_exit_2(redis_url: str) -> None:
+    settings = redis_settings(redis_url)
+    assert silence_command(["create", "--matcher", "*", "--duration-s", "60"], settings) == 2
+    assert silence_command(["create", "--matcher", "all", "--duration-s", str(30 * 86_400)], settings) == 2
+    assert silence_command(["bogus"], settings) == 2
+    assert silence_command(["list"], Settings()) == 2  # memory:// cannot share silences with the daemon
