@@ -34,6 +34,9 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
         if not obj.get(key):
             obj.pop(key, None)
     obj.pop("meta", None)
+    published = obj.get("published_at")
+    if isinstance(published, str) and published.strip().replace(".", "", 1).isdigit():
+        obj["published_at"] = float(published)  # CSV has no types: epoch seconds/ms arrive as text
     return obj
 
 

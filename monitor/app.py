@@ -22,6 +22,7 @@ from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.config import Settings
 from monitor.http import HttpServer
+from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
 from monitor.types import Classifier, Source
 from monitor.windows.base import WindowStore
@@ -76,6 +77,7 @@ class MonitorApp:
         self.http: HttpServer | None = None
         if settings.http.enabled:
             self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready)
+            self.http.add_routes(AlertsApi.for_engine(self.alerting, settings).routes())
         self._ready = False
         self._started_at = time.monotonic()
 

@@ -1,4 +1,6 @@
-"""file:///path.jsonl -- one JSON notification per line, appended and fsynced (off the event loop)."""
+"""file:///abs/path.jsonl or file://relative/path.jsonl -- one JSON notification per line, appended and
+fsynced (off the event loop). A host part is read as the first segment of a relative path, so
+``file://var/alerts.jsonl`` means ``./var/alerts.jsonl`` (never ``/alerts.jsonl`` on host ``var``)."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ class FileSink(Service):
     @classmethod
     def from_url(cls, url: str, name: str) -> FileSink:
         parts = urlsplit(url)
-        if not parts.path:
+        if not parts.path and not parts.netloc:
             raise ValueError(f"file sink URL {url!r} needs a path: file:///var/alerts.jsonl")
+        if parts.netloc:
+            return cls(Path(unquote(parts.netloc + parts.path)), name)
         return cls(Path(unquote(parts.path)), name)
 
     def _append(self, line: bytes) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 from monitor.config import REPO_ROOT
 
+PRODUCTION_CONFIG = REPO_ROOT / "configs" / "production.toml"
+
 
 class Daemon:
     """One ``monitor run`` process configured via ``MONITOR_*`` variables; logs (JSON) go to a file."""
@@ -26,7 +28,7 @@ class Daemon:
     def start(self) -> Daemon:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "--config", str(REPO_ROOT / "configs" / "production.toml"), "run"],
+            [sys.executable, "-m", "monitor.cli", "--config", str(PRODUCTION_CONFIG), "run"],
             cwd=self.log_path.parent, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         return self

@@ -11,7 +11,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,32 +19,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.windows.redis import RedisWindowStore
 from tests.integration.daemon import Daemon
+from tests.integration.streams import BUCKET_S, T0, stream
 from tests.kafka_broker import create_topics, unique_name
 
 pytestmark = pytest.mark.integration
-
-BUCKET_S = 60
-T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-NEGATIVE = "ACME shares plunge after fraud probe, analysts downgrade"
-NEUTRAL = "ACME to hold annual meeting on Tuesday"
-POSITIVE = "ACME beats estimates, raises guidance"
-
-
-def stream(buckets: int = 40, surge: range = range(30, 33), per_bucket: int = 24) -> list[dict[str, object]]:
-    """A steady ACME stream (~8% negative) with a negative surge in ``surge`` buckets."""
-    out: list[dict[str, object]] = []
-    for b in range(buckets):
-        for i in range(per_bucket):
-            if b in surge:
-                text = NEGATIVE if i % 10 else NEUTRAL
-            else:
-                text = NEGATIVE if i % 12 == 0 else (POSITIVE if i % 3 == 0 else NEUTRAL)
-            ts = T0 + timedelta(seconds=b * BUCKET_S + i * (BUCKET_S // per_bucket))
-            out.append({"id": f"m-{b}-{i}", "source": "news", "text": f"{text} #{b}-{i}",
-                        "published_at": ts.isoformat().replace("+00:00", "Z"), "tickers": ["ACME"],
-                        "url": f"https://news.example.com/{b}/{i}"})
-    return out
-
 
 MALFORMED = [b"{not json", json.dumps({"id": "x1", "text": "no time"}).encode(),
              json.dumps({"id": "x2", "text": "bad time", "published_at": "soon"}).encode()]
@@ -122,8 +100,13 @@ def scenario(tmp_path: Path, kafka_bootstrap: str, redis_url: str) -> Iterator[S
     yield s
 
 
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
 def _metric(port: int, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    body = _get(port, "/metrics")
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                if line.startswith(name) and not line.startswith("#"))
 
@@ -142,7 +125,7 @@ async def test_surge_on_kafka_fires_one_alert_with_windows_in_redis_and_bad_inpu
             assert time.monotonic() < deadline, f"no firing alert for ticker:ACME\n{daemon.tail()}"
             daemon.assert_alive()
             await asyncio.sleep(0.2)
-        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+        health = json.loads(await asyncio.to_thread(_get, port, "/healthz"))
         assert health["status"] == "ok"
         assert _metric(port, "finsent_messages_total") == len(messages)
     finally:

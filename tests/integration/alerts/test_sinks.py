@@ -121,6 +121,15 @@ async def test_file_sink_appends_one_json_line_per_notification(tmp_path: Path) 
     assert [Notification.from_json(line) for line in lines] == [n, n]
 
 
+async def test_file_sink_url_with_host_part_is_a_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    sink = build_sink("file://var/alerts.jsonl", settings())
+    await sink.send(notification())
+    assert len((tmp_path / "var" / "alerts.jsonl").read_bytes().splitlines()) == 1
+
+
 async def test_log_sink_emits_structured_event() -> None:
     sink = build_sink("log://", settings())
     with capture_logs() as logs:

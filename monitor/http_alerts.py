@@ -1,0 +1,296 @@
+"""HTTP routes for alerts and silences, plus a read-only dashboard page (added via ``add_routes``).
+
+- ``GET /alerts``: live (pending/firing) alert states from the engine's state store, firing first;
+- ``GET /silences`` (``?all=1`` includes expired ones), ``POST /silences``, ``DELETE /silences/{id}``:
+  the same operations and rules as ``monitor silences`` (alerts/silences.py does the work);
+- ``GET /``: plain HTML (no scripts, no external assets) with firing alerts, live silences and the
+  busiest window keys of the last hour (``?end_s=`` picks another hour, as on ``/windows``).
+
+Silences are created on the daemon's own state store, so unlike the CLI this also works with
+``memory://`` (the daemon that serves the request is the one that evaluates alerts).
+Every list is capped: a listing says ``total`` and ``truncated`` instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from alerts.engine import AlertEngine
+from alerts.lifecycle import AlertState, silenced
+from alerts.model import AlertStatus, Silence
+from alerts.silences import create_silence, expire_silence, list_silences
+from alerts.state import AlertStateStore, SilenceLimitError
+from monitor.config import Settings
+from monitor.windows.base import WindowStore
+
+MAX_ALERTS = 500
+MAX_SILENCES = 500
+MAX_TEXT_CHARS = 500
+"""Longest ``comment`` / ``created_by`` accepted (they are shown in listings and the dashboard)."""
+TOP_KEYS = 20
+MAX_KEYS_SCANNED = 1_000
+"""Most window keys the dashboard sums to rank the busiest ones (keeps one page view cheap)."""
+TOP_KEYS_WINDOW_S = 3600
+FETCH_CONCURRENCY = 16
+SILENCE_FIELDS = {"matcher": str, "duration_s": int, "comment": str, "created_by": str}
+# create_silence words its errors for the CLI; the API names the JSON field instead of the flag.
+_CLI_FLAGS = {"--matcher": "matcher", "--duration-s": "duration_s"}
+LIVE_ORDER = {AlertStatus.FIRING: 0, AlertStatus.PENDING: 1}
+
+
+class FieldError(ValueError):
+    """A request field is missing or malformed; ``field`` names it in the 400 answer."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVolume:
+    key: str
+    volume: int
+    negative: int
+
+    @property
+    def neg_share(self) -> float:
+        return self.negative / self.volume if self.volume else 0.0
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def _since_s(state: AlertState) -> int | None:
+    return state.started_at_s if state.status is AlertStatus.FIRING else state.pending_since_s
+
+
+def alert_json(state: AlertState, silences: Sequence[Silence], now_s: int) -> dict[str, Any]:
+    return {
+        "key": state.window_key,
+        "dedup_key": state.dedup_key,
+        "rule": state.rule,
+        "status": str(state.status),
+        "since_s": _since_s(state),
+        "silenced": silenced(state.window_key, now_s, silences),
+        "last_signal": None if state.last_signal is None else asdict(state.last_signal),
+    }
+
+
+def silence_json(silence: Silence, now_s: int) -> dict[str, Any]:
+    return {**asdict(silence), "active": silence.active_at(now_s)}
+
+
+def parse_silence_request(body: object) -> dict[str, Any]:
+    """The JSON body of ``POST /silences`` as keyword arguments, or ``FieldError``.
+
+    Only types and sizes are checked here; the matcher and duration rules are create_silence's.
+    """
+    if not isinstance(body, dict):
+        raise FieldError("body", "body must be a JSON object")
+    unknown = sorted(set(body) - set(SILENCE_FIELDS))
+    if unknown:
+        raise FieldError(unknown[0], f"unknown field(s): {', '.join(unknown)}")
+    for name in ("matcher", "duration_s"):
+        if name not in body:
+            raise FieldError(name, f"{name} is required")
+    out: dict[str, Any] = {}
+    for name, kind in SILENCE_FIELDS.items():
+        value = body.get(name, "")
+        # bool is an int subclass: {"duration_s": true} is a client bug, not one second
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise FieldError(name, f"{name} must be {'an integer' if kind is int else 'a string'}")
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+            raise FieldError(name, f"{name} must be at most {MAX_TEXT_CHARS} characters")
+        out[name] = value
+    return out
+
+
+def _cli_error_field(message: str) -> tuple[str, str]:
+    for flag, field in _CLI_FLAGS.items():
+        if flag in message:
+            return field, message.replace(flag, field)
+    return "body", message
+
+
+async def top_keys(store: WindowStore, start_s: int, end_s: int, limit: int = TOP_KEYS,
+                   max_keys: int = MAX_KEYS_SCANNED) -> tuple[list[KeyVolume], int]:
+    """The ``limit`` keys with the most messages in buckets starting in ``[start_s, end_s)``.
+
+    At most ``max_keys`` active keys are summed; returns (ranking, number of active keys).
+    """
+    keys = await store.active_keys(start_s)
+    gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+    async def total(key: str) -> KeyVolume:
+        async with gate:
+            buckets = await store.buckets(key, start_s, end_s)
+        return KeyVolume(key, sum(b.volume for b in buckets), sum(b.negative for b in buckets))
+
+    volumes = await asyncio.gather(*(total(k) for k in keys[:max_keys]))
+    ranked = sorted((v for v in volumes if v.volume), key=lambda v: (-v.volume, v.key))
+    return ranked[:limit], len(keys)
+
+
+def _utc(epoch_s: int | None) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str) -> str:
+    if not rows:
+        return f"<p>{html.escape(empty)}</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class AlertsApi:
+    """The routes over one alert state store and one window store (those of the running engine)."""
+
+    def __init__(self, state: AlertStateStore, store: WindowStore, *, lookback_s: int,
+                 max_silence_duration_s: int, clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.store = store
+        self.lookback_s = lookback_s
+        """How far back a new silence starts (same as the CLI: allowed lateness + one bucket)."""
+        self.max_silence_duration_s = max_silence_duration_s
+        self._clock = clock
+
+    @classmethod
+    def for_engine(cls, engine: AlertEngine, settings: Settings) -> AlertsApi:
+        w = settings.windows
+        return cls(engine.state, engine.store, lookback_s=w.allowed_lateness_s + w.bucket_s,
+                   max_silence_duration_s=settings.alerts.max_silence_duration_s)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self._dashboard),
+            web.get("/alerts", self._alerts),
+            web.get("/silences", self._silences),
+            web.post("/silences", self._create_silence),
+            web.delete("/silences/{id}", self._expire_silence),
+        ]
+
+    def _now_s(self) -> int:
+        return int(self._clock())
+
+    async def live_alerts(self) -> list[AlertState]:
+        """Pending and firing states, firing first, then newest first."""
+        states = [s for s in (await self.state.load_states()).values() if s.status in LIVE_ORDER]
+        return sorted(states, key=lambda s: (LIVE_ORDER[s.status], -(_since_s(s) or 0), s.window_key))
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("status")
+        if wanted is not None and wanted not in ("pending", "firing"):
+            return _error(400, "status must be 'pending' or 'firing'", "status")
+        now_s = self._now_s()
+        states = [s for s in await self.live_alerts() if wanted is None or s.status == wanted]
+        silences = await self.state.list_silences()
+        return web.json_response({
+            "alerts": [alert_json(s, silences, now_s) for s in states[:MAX_ALERTS]],
+            "total": len(states), "truncated": len(states) > MAX_ALERTS,
+        })
+
+    async def _silences(self, request: web.Request) -> web.Response:
+        now_s = self._now_s()
+        include_expired = request.query.get("all", "") in ("1", "true")
+        found = await list_silences(self.state, now_s, include_expired=include_expired)
+        return web.json_response({
+            "silences": [silence_json(s, now_s) for s in found[:MAX_SILENCES]],
+            "total": len(found), "truncated": len(found) > MAX_SILENCES,
+        })
+
+    async def _create_silence(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "body must be JSON", "body")
+        try:
+            fields = parse_silence_request(body)
+        except FieldError as exc:
+            return _error(400, str(exc), exc.field)
+        now_s = self._now_s()
+        try:
+            silence = await create_silence(
+                self.state, fields["matcher"], fields["duration_s"], now_s, comment=fields["comment"],
+                created_by=fields["created_by"], lookback_s=self.lookback_s,
+                max_duration_s=self.max_silence_duration_s,
+            )
+        except ValueError as exc:
+            field, message = _cli_error_field(str(exc))
+            return _error(400, message, field)
+        except SilenceLimitError as exc:
+            return _error(409, f"{exc} -- expire some silences first")
+        return web.json_response(silence_json(silence, now_s), status=201)
+
+    async def _expire_silence(self, request: web.Request) -> web.Response:
+        silence_id = request.match_info["id"]
+        if not await expire_silence(self.state, silence_id, self._now_s()):
+            return _error(404, f"no silence with id {silence_id!r}", "id")
+        return web.json_response({"expired": silence_id})
+
+    def last_hour(self, end_s: int) -> tuple[int, int]:
+        """Bucket starts ``[start, end)`` of the hour up to ``end_s``, its (open) bucket included."""
+        b = self.store.bucket_s
+        end = end_s - end_s % b + b
+        return min(end - b, end - TOP_KEYS_WINDOW_S), end
+
+    async def _dashboard(self, request: web.Request) -> web.Response:
+        now_s = self._now_s()
+        try:
+            end_s = int(request.query.get("end_s", str(now_s)))
+        except ValueError:
+            return _error(400, "end_s must be an integer (epoch seconds)", "end_s")
+        firing = [s for s in await self.live_alerts() if s.status is AlertStatus.FIRING]
+        silences = await list_silences(self.state, now_s)
+        busiest, active = await top_keys(self.store, *self.last_hour(end_s))
+        return web.Response(text=render_dashboard(firing, silences, busiest, active, now_s),
+                            content_type="text/html")
+
+
+def render_dashboard(firing: Sequence[AlertState], silences: Sequence[Silence], busiest: Sequence[KeyVolume],
+                     active_keys: int, now_s: int) -> str:
+    """The dashboard page; every value is HTML-escaped (keys and comments come from outside)."""
+    alert_rows = []
+    for s in firing[:MAX_ALERTS]:
+        sig = s.last_signal
+        numbers: tuple[object, ...] = ("-", "-", "-") if sig is None else (
+            f"{sig.neg_share:.0%}", f"{sig.baseline_neg_share:.0%}", sig.volume)
+        alert_rows.append((s.window_key, _utc(_since_s(s)), *numbers,
+                           "yes" if silenced(s.window_key, now_s, silences) else "no"))
+    silence_rows = [(s.id, s.matcher, _utc(s.ends_at_s), s.created_by, s.comment)
+                    for s in silences[:MAX_SILENCES]]
+    key_rows = [(k.key, k.volume, f"{k.neg_share:.0%}") for k in busiest]
+    scanned = "" if active_keys <= MAX_KEYS_SCANNED else f" (first {MAX_KEYS_SCANNED} of {active_keys} keys)"
+    sections: Mapping[str, str] = {
+        f"Firing alerts ({len(firing)})": _table(
+            ("key", "since", "neg share", "baseline", "volume", "silenced"), alert_rows,
+            "Nothing is firing."),
+        f"Silences ({len(silences)})": _table(
+            ("id", "matcher", "ends", "by", "comment"), silence_rows, "No live silences."),
+        f"Busiest keys, last hour{scanned}": _table(
+            ("key", "volume", "neg share"), key_rows, "No messages in the last hour."),
+    }
+    body = "".join(f"<h2>{html.escape(title)}</h2>{table}" for title, table in sections.items())
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\">"
+        "<title>finsent monitor</title><style>body{font-family:sans-serif;margin:2em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
+        f"</style></head><body><h1>finsent monitor</h1><p>{_utc(now_s)}</p>{body}</body></html>"
+    )
