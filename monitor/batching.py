@@ -11,6 +11,7 @@ inside the classifier, where the tokenizer knows real lengths.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from monitor.lifecycle import Service
 from monitor.types import Classifier, Prediction
 
 log = structlog.get_logger(__name__)
+DRAIN_TIMEOUT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -57,9 +59,10 @@ class MicroBatcher(Service):
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
     async def _stop(self) -> None:
-        # Drain: let queued requests finish, then stop the worker.
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        # Drain: let queued requests finish (bounded), then stop the worker.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._queue.join()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -93,7 +96,9 @@ class MicroBatcher(Service):
             if remaining <= 0 and self._queue.empty():
                 break
             try:
-                nxt = await asyncio.wait_for(self._queue.get(), timeout=max(remaining, 0.0))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    nxt = await self._queue.get()
             except TimeoutError:
                 break
             batch.append(nxt)
@@ -114,6 +119,9 @@ class MicroBatcher(Service):
                     if not req.future.done():
                         req.future.set_exception(exc)
                 continue
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
             metrics.INFERENCE_SECONDS.observe(time.monotonic() - started)
             metrics.BATCH_SIZE.observe(len(texts))
             offset = 0

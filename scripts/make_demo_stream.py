@@ -128,7 +128,7 @@ def build(dataset: Path, seed: int = 7) -> tuple[list[dict[str, object]], list[d
             out.append(message(f"news-{day}-{i}", "news", text, ts, sorted(set(CASHTAG.findall(text))),
                                f"https://news.example.com/{day}/{i}"))
         for i in range(250):
-            t = rng.choice(BACKGROUND_TICKERS + ["AAPL", "TSLA", "MSFT", "AMZN", "JPM", "XOM"])
+            t = rng.choice([*BACKGROUND_TICKERS, "AAPL", "TSLA", "MSFT", "AMZN", "JPM", "XOM"])
             pool = rng.choices([NEUTRAL_COMMENTS, POSITIVE_COMMENTS, NEGATIVE_COMMENTS], weights=[6, 3, 1])[0]
             out.append(message(f"comment-{day}-{i}", "comment", rng.choice(pool).replace("{t}", t),
                                sample_time(rng, day), [t], None))

@@ -9,13 +9,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
 
-from alerts.detectors import DetectorConfig, KeySeries, detect  # noqa: E402
-from monitor.backtest.runner import RunResult  # noqa: E402
-from monitor.backtest.scoring import Incident, Scores  # noqa: E402
-from monitor.config import Settings  # noqa: E402
+from alerts.detectors import DetectorConfig, KeySeries, detect
+from monitor.backtest.runner import RunResult
+from monitor.backtest.scoring import Incident, Scores
+from monitor.config import Settings
 
 PLOT_MARGIN_S = 12 * 3600
 

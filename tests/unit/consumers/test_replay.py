@@ -55,5 +55,5 @@ async def test_speed_factor_paces_by_event_time(tmp_path: Path) -> None:
 
 async def test_missing_replay_file_is_a_clear_error(tmp_path: Path) -> None:
     source = FileReplaySource([tmp_path / "nope.jsonl"], CollectingDeadLetter(), max_message_bytes=1, max_text_chars=1)
-    with pytest.raises(FileNotFoundError, match="source.replay_paths"):
+    with pytest.raises(FileNotFoundError, match=r"source\.replay_paths"):
         await source.start()
