@@ -21,7 +21,9 @@ of one message. (b) is measured while the source is a backlog: a message's laten
 source batch (read -> classified -> applied -> committed), *including* waiting behind up to
 ``max_in_flight_batches`` earlier batches -- the latency a saturated daemon has, not an idle one.
 Throughput counts from the first read to the end of the pipeline's final detection pass; service
-start/stop (Redis connect, thread pool) is outside both. Default runtime: ~1-2 minutes on 2 CPU cores.
+start/stop (Redis connect, thread pool) is outside both. The "detection share" column is the part of the
+wall time spent in ``AlertEngine.evaluate``. Default runtime: ~4.5 minutes on 2 busy shared CPU cores,
+most of it alert detection against Redis; ``--stores memory`` or ``--no-detection`` is much quicker.
 """
 
 from __future__ import annotations
@@ -189,9 +191,7 @@ async def windowed_messages(store: WindowStore) -> tuple[int, int]:
     return sum(b.volume for b in buckets), sum(b.negative for b in buckets)
 
 
-async def run_naive(
-    settings: Settings, classifier: Classifier, labels: tuple[str, str], detect: bool
-) -> Result:
+async def run_naive(settings: Settings, classifier: Classifier, labels: tuple[str, str], detect: bool) -> Result:
     store = build_window_store(settings.windows)
     dead_letter = FileDeadLetter(settings.source.dead_letter_path)
     alerting = TimedEvaluator(build_alerting(settings, store))
@@ -239,9 +239,7 @@ def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-async def run_ours(
-    settings: Settings, classifier: Classifier, labels: tuple[str, str], detect: bool
-) -> Result:
+async def run_ours(settings: Settings, classifier: Classifier, labels: tuple[str, str], detect: bool) -> Result:
     store = build_window_store(settings.windows)
     dead_letter = FileDeadLetter(settings.source.dead_letter_path)
     source = TimedSource(replay_source(settings, dead_letter))
@@ -408,9 +406,7 @@ def main(argv: Sequence[str]) -> int:
         help="limit of the slow naive transformer run (first N lines); 0 = no limit",
     )
     p.add_argument("--stores", default="memory,redis", help="comma-separated: memory,redis")
-    p.add_argument(
-        "--classifiers", default="transformer,lexicon", help="comma-separated: transformer,lexicon"
-    )
+    p.add_argument("--classifiers", default="transformer,lexicon", help="comma-separated: transformer,lexicon")
     p.add_argument("--repeat", type=int, default=1, help="runs per variant; the fastest is reported")
     p.add_argument(
         "--no-detection",

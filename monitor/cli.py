@@ -50,18 +50,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    print(settings.model_dump_json(indent=2, exclude={"kafka": {"sasl_password"}, "alerts": {"webhook_secret"}}))
+    secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
+    print(settings.model_dump_json(indent=2, exclude=secrets))
     return 0
 
 
-def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
+def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace], int]:
     """Sub-commands implemented elsewhere take the remaining argv (they have their own parsers)."""
 
     def run(args: argparse.Namespace) -> int:
         module_name, func_name = target.split(":")
         module = __import__(module_name, fromlist=[func_name])
         func: Callable[..., int] = getattr(module, func_name)
-        if getattr(func, "needs_settings", False):
+        if needs_settings:
             return func(args.rest, _settings(args))
         configure_logging("INFO", args.log_format or "console")
         return func(args.rest)
@@ -69,12 +70,13 @@ def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+# name: (module:function, help, whether the function takes the loaded Settings too)
 DELEGATED = {
-    "replay": ("monitor.replay:replay_command", "replay history from JSONL/CSV files or a Kafka topic"),
-    "backtest": ("monitor.backtest:backtest_command", "score alerts against labelled incidents"),
-    "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads"),
-    "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split"),
-    "silences": ("alerts.silences:silence_command", "create / list / expire alert silences"),
+    "replay": ("monitor.replay:replay_command", "replay history from JSONL/CSV files or a Kafka topic", True),
+    "backtest": ("monitor.backtest:backtest_command", "score alerts against labelled incidents", True),
+    "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads", False),
+    "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split", False),
+    "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
 }
 
 
@@ -87,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     cfg = sub.add_parser("config", help="print the effective configuration (secrets hidden)")
     cfg.set_defaults(func=cmd_config)
-    for name, (target, help_text) in DELEGATED.items():
+    for name, (target, help_text, needs_settings) in DELEGATED.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
-        p.set_defaults(func=_delegate(target), rest=[])
+        p.set_defaults(func=_delegate(target, needs_settings), rest=[])
     return parser
 
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,13 @@ class ConfigError(Exception):
     """A configuration problem, phrased as: which key, what is wrong, how to fix it."""
 
 
-class KafkaSettings(BaseModel):
+class _Section(BaseModel):
+    """Sections reject unknown keys, so a typo fails at start instead of being silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
     """Connection and consumer-group settings for the Kafka source and Kafka sinks."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -48,7 +54,7 @@ class KafkaSettings(BaseModel):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
 
-class SourceSettings(BaseModel):
+class SourceSettings(_Section):
     """Where messages come from."""
 
     kind: Literal["replay", "kafka"] = "replay"
@@ -63,7 +69,7 @@ class SourceSettings(BaseModel):
     max_text_chars: int = Field(10_000, ge=16)
 
 
-class ClassifierSettings(BaseModel):
+class ClassifierSettings(_Section):
     """Which model labels messages and how inference is batched."""
 
     kind: Literal["transformer", "lexicon"] = "transformer"
@@ -81,7 +87,7 @@ class ClassifierSettings(BaseModel):
     """torch intra-op threads on CPU; 0 = number of cores."""
 
 
-class BatchingSettings(BaseModel):
+class BatchingSettings(_Section):
     """Dynamic micro-batching in front of the classifier."""
 
     max_batch_size: int = Field(64, ge=1, le=4096)
@@ -90,7 +96,7 @@ class BatchingSettings(BaseModel):
     max_queue_messages: int = Field(10_000, ge=1)
 
 
-class WindowSettings(BaseModel):
+class WindowSettings(_Section):
     """Event-time buckets kept per topic, per ticker and per (topic, ticker)."""
 
     store_url: str = "memory://"
@@ -109,7 +115,7 @@ class WindowSettings(BaseModel):
     """How many most-negative messages each bucket keeps as alert evidence."""
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(_Section):
     """Detection thresholds and delivery; see alerts/ for the semantics.
 
     Detection and lifecycle times are *event* time (bucket boundaries); delivery times (backoff,
@@ -220,14 +226,14 @@ class AlertSettings(BaseModel):
         return value
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
 
 
-class LogSettings(BaseModel):
+class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "console"] = "json"
 

@@ -120,5 +120,3 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
           f"{stats.notifications} alert notifications -> {args.report}")
     return 0
 
-
-replay_command.needs_settings = True  # type: ignore[attr-defined]

@@ -98,5 +98,3 @@ def backtest_command(argv: Sequence[str], settings: Settings) -> int:
     args = build_parser().parse_args(list(argv))
     return asyncio.run(_main(args, settings))
 
-
-backtest_command.needs_settings = True  # type: ignore[attr-defined]

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import DELEGATED, _split_delegated, main
+
+
+@pytest.mark.parametrize("name", sorted(DELEGATED))
+def test_every_delegated_command_resolves_to_a_function_taking_the_declared_arguments(name: str) -> None:
+    target, _, needs_settings = DELEGATED[name]
+    module_name, func_name = target.split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    assert len(inspect.signature(func).parameters) == (2 if needs_settings else 1)
+
+
+def test_delegated_command_options_are_passed_through_untouched() -> None:
+    head, rest = _split_delegated(["--config", "x.toml", "replay", "--input", "a.jsonl", "--speed", "10"])
+    assert head == ["--config", "x.toml", "replay"]
+    assert rest == ["--input", "a.jsonl", "--speed", "10"]
+
+
+def test_config_error_exits_2_naming_the_key_and_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[windows]\nbucket_s = 'five minutes'\n[source]\nkind = 'carrier-pigeon'\n")
+    assert main(["--config", str(cfg), "config"]) == 2
+    err = capsys.readouterr().err
+    assert "windows.bucket_s" in err and "MONITOR_WINDOWS__BUCKET_S" in err
+    assert "source.kind" in err and "use one of the allowed values" in err
+
+
+def test_unknown_config_key_is_rejected_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text("[windows]\nbukcet_s = 60\n")
+    assert main(["--config", str(cfg), "config"]) == 2
+    assert "windows.bukcet_s" in capsys.readouterr().err
+
+
+def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MONITOR_WINDOWS__BUCKET_S", "42")
+    monkeypatch.setenv("MONITOR_ALERTS__WEBHOOK_SECRET", "s3cret")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert '"bucket_s": 42' in out
+    assert "s3cret" not in out
