@@ -73,6 +73,7 @@ class MonitorApp:
             allowed_lateness_s=settings.windows.allowed_lateness_s,
             max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms,
             max_in_flight_batches=b.max_in_flight_batches,
+            max_buckets_per_evaluation=settings.alerts.max_catchup_buckets,
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:

@@ -75,6 +75,7 @@ class Pipeline:
         max_batch_size: int,
         max_wait_ms: int,
         max_in_flight_batches: int,
+        max_buckets_per_evaluation: int = 1,
     ) -> None:
         self.source = source
         self.batcher = batcher
@@ -84,6 +85,8 @@ class Pipeline:
         self.watermark = Watermark(store.bucket_s, allowed_lateness_s)
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
+        self.max_buckets_per_evaluation = max(1, max_buckets_per_evaluation)
+        self._evaluated_once = False
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
         self._stop = asyncio.Event()
@@ -205,11 +208,26 @@ class Pipeline:
         if self.watermark.max_event_s is not None:
             metrics.WATERMARK.set(self.watermark.max_event_s)
 
+    def _evaluation_points(self, boundaries: list[int]) -> list[int]:
+        """One evaluator call per ``max_buckets_per_evaluation`` consecutive closed buckets (the
+        evaluator reads each key's history once per call and evaluates every bucket up to the
+        point in order). The very first boundary gets a call of its own, so where evaluation
+        starts does not depend on how the first batch happened to be cut."""
+        points: list[int] = []
+        rest = boundaries
+        if rest and not self._evaluated_once:
+            points.append(rest[0])
+            rest = rest[1:]
+            self._evaluated_once = True
+        step = self.max_buckets_per_evaluation
+        points += [rest[min(i + step, len(rest)) - 1] for i in range(0, len(rest), step)]
+        return points
+
     async def _evaluate(self, boundaries: list[int]) -> None:
         if self.evaluator is None:
             return
-        for boundary in boundaries:
-            notes = await self.evaluator.evaluate(boundary)
+        for point in self._evaluation_points(boundaries):
+            notes = await self.evaluator.evaluate(point)
             metrics.ALERT_EVALUATIONS.inc()
             self.stats.notifications += len(notes)
 

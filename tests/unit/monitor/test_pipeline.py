@@ -108,3 +108,12 @@ async def test_store_outage_stops_the_pipeline_without_committing(monkeypatch: p
         await _run(source, FailingStore(bucket_s=BUCKET_S, retention_s=10**6))
     assert info.group_contains(ConnectionError)
     assert source.committed == []
+
+
+def test_closed_buckets_are_evaluated_in_chunks_after_a_first_call_of_its_own() -> None:
+    pipe = Pipeline(ListSource([]), None, _store(), CollectingDeadLetter(), None,  # type: ignore[arg-type]
+                    allowed_lateness_s=0, max_batch_size=1, max_wait_ms=1, max_in_flight_batches=1,
+                    max_buckets_per_evaluation=3)
+    assert pipe._evaluation_points([60, 120, 180, 240, 300, 360, 420]) == [60, 240, 420]
+    assert pipe._evaluation_points([480, 540]) == [540]
+    assert pipe._evaluation_points([]) == []
