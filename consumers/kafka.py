@@ -310,6 +310,10 @@ class KafkaSource(Service):
         self._maybe_resume()
 
 
+RANGE_IDLE_MS = 500
+RANGE_MAX_IDLE_ROUNDS = 3
+
+
 class KafkaRangeReader(Service):
     """``Source`` over [start, end) by *payload* event time, for replay and backtests.
 
@@ -377,7 +381,12 @@ class KafkaRangeReader(Service):
         return tps
 
     async def batches(self, max_records: int, timeout_ms: int) -> AsyncGenerator[list[SourceRecord], None]:
-        """Yield the in-range records of the snapshot, then end."""
+        """Yield the in-range records up to (at least) the end offsets seen at start, then end.
+
+        A partition is finished once its position reached that end offset *and* a fetch round
+        of ``RANGE_IDLE_MS`` returned nothing: the end offset is only a hint (tansu under-reports
+        it), so the scan reads on until the partition is caught up. Records appended past the
+        snapshot are harmless: selection is by payload event time."""
         if self._consumer is None:
             raise RuntimeError("KafkaRangeReader is not started")
         consumer = self._consumer
@@ -390,17 +399,25 @@ class KafkaRangeReader(Service):
         for tp in remaining:
             consumer.seek(tp, begin[tp])
         log.info("range_scan_started", partitions=len(remaining), records=sum(end[t] - begin[t] for t in tps))
+        empty_rounds = 0
         while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=timeout_ms, max_records=max_records)
+            at_end = {tp for tp in remaining if await consumer.position(tp) >= end[tp]}
+            wait_ms = max(timeout_ms, RANGE_IDLE_MS) if at_end == remaining else timeout_ms
+            fetched = await consumer.getmany(*remaining, timeout_ms=wait_ms, max_records=max_records)
             batch: list[SourceRecord] = []
             for tp, records in fetched.items():
                 for record in records:
-                    if record.offset < end[tp]:
-                        msg = await self._parse(tp, record)
-                        if msg is not None:
-                            batch.append(SourceRecord(msg, (tp, record.offset), lane=tp))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
+                    msg = await self._parse(tp, record)
+                    if msg is not None:
+                        batch.append(SourceRecord(msg, (tp, record.offset), lane=tp))
+            empty_rounds = 0 if any(fetched.values()) else empty_rounds + 1
+            if empty_rounds:
+                # caught up; after a few idle rounds even a partition short of its end offset
+                # (control records, a broker's inexact end offset) is done: bounded, never hangs
+                done = set(remaining) if empty_rounds >= RANGE_MAX_IDLE_ROUNDS else at_end
+                if done - at_end:
+                    log.warning("range_scan_stalled", partitions=[f"{t.topic}:{t.partition}" for t in done - at_end])
+                for tp in done:
                     remaining.discard(tp)
                     consumer.pause(tp)
             if batch:

@@ -22,6 +22,8 @@ Verified with tansu 0.6.0 + aiokafka 0.14 (probe scripts, then the tests in test
 - quirk, ``offsets_for_times`` is unusable: it answers offset 0 for every query, even for a timestamp in the
   future (with timestamp -1). The payload-time range reader therefore scans from the beginning offsets
   to the end offsets instead of seeking by time (broker time is not payload time anyway).
+- quirk, ``end_offsets`` (ListOffsets latest) can under-report the log end once the producer batches
+  (360 records acked, end offset 317): the range reader reads on until a partition is caught up.
 - record timestamps: a consumed record carries the producer's ``timestamp_ms`` (CreateTime).
 - storage is in memory: everything is gone when the process exits, which is what tests want.
 """
