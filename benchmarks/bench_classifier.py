@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.stats import percentile
 from monitor.classify.dataset import DATASET_DIR, read_csv
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.transformer import TransformerClassifier, available_cpus
@@ -44,8 +45,7 @@ class Result:
         return self.messages / self.seconds
 
     def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+        return percentile(self.latencies_ms, q)
 
 
 def timed(calls: Sequence[Callable[[], object]], sync: Callable[[], None]) -> tuple[float, list[float]]:

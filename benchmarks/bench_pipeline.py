@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.engine import AlertEngine
 from alerts.factory import build_alerting
+from benchmarks.stats import percentile
 from consumers.deadletter import FileDeadLetter
 from consumers.replay import FileReplaySource
 from monitor.app import MonitorApp
@@ -88,8 +89,7 @@ class Result:
         return self.messages / self.seconds
 
     def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+        return percentile(self.latencies_ms, q)
 
 
 def write_input(path: Path, count: int, source: Path = DEMO_STREAM) -> Path:

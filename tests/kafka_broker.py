@@ -37,11 +37,12 @@ import struct
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.servers import free_port, wait_for_port
@@ -152,3 +153,15 @@ async def create_topics(bootstrap: str, partitions_by_topic: Mapping[str, int]) 
     errors = [(t, code, msg) for t, code, msg in response.topic_errors if code != 0]
     if errors:
         raise RuntimeError(f"create_topics failed: {errors}")
+
+
+async def produce_round_robin(bootstrap: str, topic: str, values: Sequence[bytes], partitions: int) -> None:
+    """Produce ``values`` in order, spread over partitions ``0..partitions-1`` in turn; flushed on return."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for n, value in enumerate(values):
+            await producer.send(topic, value, partition=n % partitions)
+        await producer.flush()
+    finally:
+        await producer.stop()

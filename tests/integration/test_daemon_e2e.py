@@ -10,17 +10,17 @@ import asyncio
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from monitor.windows.redis import RedisWindowStore
 from tests.integration.daemon import Daemon
 from tests.integration.streams import BUCKET_S, T0, stream
-from tests.kafka_broker import create_topics, unique_name
+from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -61,17 +61,8 @@ class Scenario:
     def daemon(self, name: str) -> Daemon:
         return Daemon(self.env(), self.tmp_path / f"{name}.log")
 
-    async def produce(self, messages: list[dict[str, object]], raw: list[bytes] = ()) -> None:  # type: ignore[assignment]
-        producer = AIOKafkaProducer(bootstrap_servers=self.kafka)
-        await producer.start()
-        try:
-            for m in messages:
-                await producer.send(self.news, json.dumps(m).encode(), partition=hash(m["id"]) % 2)
-            for r in raw:
-                await producer.send(self.news, r, partition=0)
-            await producer.flush()
-        finally:
-            await producer.stop()
+    async def produce(self, messages: list[dict[str, object]], raw: Sequence[bytes] = ()) -> None:
+        await produce_round_robin(self.kafka, self.news, [*(json.dumps(m).encode() for m in messages), *raw], 2)
 
     async def volume(self) -> int:
         async with RedisWindowStore(self.redis_url, key_prefix=self.prefix, bucket_s=BUCKET_S,

@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from alerts.model import Notification
 from monitor.app import MonitorApp
 from monitor.backtest.runner import RecordingEvaluator
 from monitor.config import Settings, load_settings
 from tests.integration.streams import BUCKET_S, stream
-from tests.kafka_broker import create_topics, unique_name
+from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +66,7 @@ async def test_live_kafka_run_and_file_replay_fire_identical_alerts(tmp_path: Pa
     messages = stream(buckets=40, surge=range(30, 33))
     news, comments = unique_name("news"), unique_name("comments")
     await create_topics(kafka_bootstrap, {news: 3, comments: 1})
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    try:
-        for n, m in enumerate(messages):
-            await producer.send(news, json.dumps(m).encode(), partition=n % 3)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in messages], 3)
     path = tmp_path / "history.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in messages))
     end_s = _end_of_data(messages)

@@ -8,12 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from monitor.cli import main
 from monitor.config import DEFAULT_CONFIG
 from tests.integration.streams import BUCKET_S, T0, stream
-from tests.kafka_broker import create_topics, unique_name
+from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +28,7 @@ def _notes(path: Path) -> list[tuple[str, int, list[str]]]:
 
 async def _produce(bootstrap: str, topic: str, messages: list[dict[str, object]]) -> None:
     await create_topics(bootstrap, {topic: 3})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for n, m in enumerate(messages):
-            await producer.send(topic, json.dumps(m).encode(), partition=n % 3)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_round_robin(bootstrap, topic, [json.dumps(m).encode() for m in messages], 3)
 
 
 def test_kafka_range_replay_reads_only_the_event_time_range_and_matches_file_replay(
