@@ -41,8 +41,12 @@ class AlertItem:
 
     @property
     def item_id(self) -> str:
-        """Stable id of this (alert, state, sequence): the unit of exactly-once delivery."""
-        return f"{self.dedup_key}:{self.status}:{self.sequence}"
+        """Stable id of this (alert, episode, state, sequence): the unit of exactly-once delivery.
+
+        The episode start is part of it because ``sequence`` restarts when an old resolved state is
+        pruned: without it a later, genuinely new episode would reuse an id the outbox already
+        delivered and be dropped as a duplicate."""
+        return f"{self.dedup_key}:{self.started_at_s}:{self.status}:{self.sequence}"
 
 
 @dataclass(frozen=True, slots=True)

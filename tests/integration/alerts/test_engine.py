@@ -68,6 +68,24 @@ async def test_spike_fires_exactly_once_and_resolves_once_with_masked_evidence(t
     assert [n.id for n in delivered] == [n.id for n in ns]  # each delivered exactly once
 
 
+async def test_a_second_episode_after_the_state_was_pruned_is_delivered_under_a_new_id(tmp_path: Path) -> None:
+    store = window_store()
+    path = tmp_path / "alerts.jsonl"
+    settings = alert_settings(cooldown_s=600, flap_window_s=600)  # resolved states are pruned after 10 min
+    engine = memory_engine(store, settings, [build_sink(f"file://{path}", Settings())])
+    episode = [NORMAL] * 30 + [SPIKE] * 2 + [NORMAL] * 30
+    async with engine:
+        ns = await drive(engine, store, DAY0_S, episode + episode)
+        for _ in range(100):
+            if len(path.read_bytes().splitlines()) == len(ns) if path.exists() else False:
+                break
+            await asyncio.sleep(0.05)
+    assert [str(n.status) for n in ns] == ["firing", "resolved", "firing", "resolved"]
+    assert len({n.id for n in ns}) == 4
+    delivered = [Notification.from_json(line).id for line in path.read_bytes().splitlines()]
+    assert delivered == [n.id for n in ns]
+
+
 async def test_evaluate_twice_for_the_same_time_does_nothing_the_second_time() -> None:
     store = window_store()
     engine = memory_engine(store, alert_settings(), [])
