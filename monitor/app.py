@@ -27,6 +27,7 @@ from monitor.pipeline import Pipeline, PipelineStats
 from monitor.types import Classifier, Source
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
+from monitor.windows.redis import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +120,7 @@ class MonitorApp:
             stack.callback(scheduler.shutdown, wait=False)
             self._ready = True
             log.info("monitor_started", source=self.settings.source.kind, classifier=self.classifier.name,
-                     store=self.settings.windows.store_url.split("@")[-1])
+                     store=redact_url(self.settings.windows.store_url))
             try:
                 stats = await self.pipeline.run(close_all_at_end=self.settings.source.kind == "replay")
             finally:

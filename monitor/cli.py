@@ -50,8 +50,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    from monitor.windows.redis import redact_url
+
     secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
-    print(settings.model_dump_json(indent=2, exclude=secrets))
+    shown = settings.model_copy(update={"windows": settings.windows.model_copy(
+        update={"store_url": redact_url(settings.windows.store_url)})})
+    print(shown.model_dump_json(indent=2, exclude=secrets))
     return 0
 
 

@@ -64,8 +64,10 @@ def replay_settings(args: argparse.Namespace, settings: Settings) -> Settings:
         "http": settings.http.model_copy(update={"enabled": False}),
         "kafka": settings.kafka.model_copy(update={"group_id": f"{settings.kafka.group_id}.replay.{run_id}"}),
     }
+    dead_letter = args.report.with_name(args.report.stem + ".dead-letter.jsonl")
+    update["source"] = settings.source.model_copy(update={"dead_letter_path": dead_letter})
     if args.input:
-        update["source"] = settings.source.model_copy(
+        update["source"] = update["source"].model_copy(
             update={"kind": "replay", "replay_paths": list(args.input), "replay_speed": args.speed})
     return settings.model_copy(update=update)
 

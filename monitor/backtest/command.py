@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +47,10 @@ async def run_backtest(
 ) -> list[tuple[RunResult, Scores]]:
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
-    for params in parse_sweep(sweep):
+    for n, params in enumerate(parse_sweep(sweep)):
+        if n == 1:  # every parameter set replays the same input: report its malformed lines once
+            settings = settings.model_copy(update={
+                "source": settings.source.model_copy(update={"dead_letter_path": Path(os.devnull)})})
         result = await run_once(settings, classifier, params)
         span = await _span_s(result)
         results.append((result, score(fired_alerts(result), incidents, span_s=span, early_s=early_s, late_s=late_s)))
@@ -65,7 +69,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     incidents = load_incidents(args.events)
     isolated = settings.model_copy(update={
         "source": settings.source.model_copy(update={"kind": "replay", "replay_paths": list(args.input),
-                                                     "replay_speed": 0.0}),
+                                                     "replay_speed": 0.0,
+                                                     "dead_letter_path": args.out / "dead-letter.jsonl"}),
         "alerts": settings.alerts.model_copy(update={"sinks": []}),
         "http": settings.http.model_copy(update={"enabled": False}),
         "windows": settings.windows.model_copy(update={"store_url": "memory://"}),

@@ -33,6 +33,7 @@ def test_backtest_on_the_demo_history_detects_every_incident_without_false_alarm
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["incident_0_ticker_BA.png", "incident_1_ticker_NVDA.png", "incident_2_ticker_WFC.png"]
     assert all((out / p).stat().st_size > 10_000 for p in pngs)
+    assert len((out / "dead-letter.jsonl").read_text().splitlines()) == 3  # the demo's malformed lines
     alerts = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
     assert {a["window_key"] for n in alerts if n["status"] == "firing" for a in n["alerts"]} >= {
         "ticker:BA", "ticker:NVDA", "ticker:WFC"}
@@ -54,5 +55,6 @@ def test_replay_command_is_isolated_and_writes_alerts_to_its_report(
     notes = [json.loads(line) for line in report.read_text().splitlines()]
     assert [n["status"] for n in notes] == ["firing", "resolved"]
     assert any(a["window_key"] == "ticker:ACME" for a in notes[0]["alerts"])
-    dead = [json.loads(line) for line in (tmp_path / "var" / "dead-letter.jsonl").read_text().splitlines()]
+    dead_path = tmp_path / "alerts.dead-letter.jsonl"  # isolated next to the report, not the production file
+    dead = [json.loads(line) for line in dead_path.read_text().splitlines()]
     assert [d["reason"] for d in dead] == ["bad_json"]
