@@ -115,7 +115,7 @@ class KafkaDeadLetter(Service):
         self._producer: AIOKafkaProducer | None = None
 
     async def _start(self) -> None:
-        from consumers.kafka import client_kwargs  # kafka.py imports this module for typing only
+        from consumers.kafka_client import client_kwargs
 
         self._producer = AIOKafkaProducer(
             acks="all", enable_idempotence=False, **client_kwargs(self.settings, "dead-letter")

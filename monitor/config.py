@@ -45,6 +45,12 @@ class KafkaSettings(_Section):
     sasl_username: str | None = None
     sasl_password: str | None = None
     """From the environment only (``MONITOR_KAFKA__SASL_PASSWORD``)."""
+    ssl_cafile: str | None = None
+    """CA bundle for SSL/SASL_SSL; empty = the system CAs."""
+    ssl_certfile: str | None = None
+    """Client certificate (mutual TLS)."""
+    ssl_keyfile: str | None = None
+    """Client private key (mutual TLS)."""
     max_poll_records: int = Field(500, ge=1, le=10_000)
     """Upper bound on records fetched per poll (bounded prefetch)."""
     max_buffered_records: int = Field(5_000, ge=1)

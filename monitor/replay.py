@@ -85,7 +85,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
 
     source = None
     if kafka is not None and kafka.kafka_topic:
-        from consumers.kafka import KafkaRangeReader
+        from consumers.kafka_range import KafkaRangeReader
 
         source = KafkaRangeReader(settings, kafka.kafka_topic, start=kafka.start, end=kafka.end)
     app = MonitorApp(settings, source=source)

@@ -14,26 +14,19 @@ from aiokafka import AIOKafkaProducer
 
 from alerts.model import Notification
 from alerts.sinks.base import SinkError
+from consumers.kafka_client import client_kwargs
 from monitor.config import KafkaSettings
 from monitor.lifecycle import Service
 
 
 def producer_options(kafka: KafkaSettings, timeout_s: float) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "client_id": f"{kafka.client_id}-alerts",
-        "security_protocol": kafka.security_protocol,
+    """The shared connection/security settings (SASL, SSL) plus durable-producer options."""
+    return {
+        **client_kwargs(kafka, "alerts"),
         "acks": "all",
         "enable_idempotence": True,
         "request_timeout_ms": int(timeout_s * 1000),
     }
-    if kafka.sasl_mechanism:
-        options.update(
-            sasl_mechanism=kafka.sasl_mechanism,
-            sasl_plain_username=kafka.sasl_username,
-            sasl_plain_password=kafka.sasl_password,
-        )
-    return options
 
 
 class KafkaSink(Service):

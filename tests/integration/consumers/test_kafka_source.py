@@ -18,7 +18,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.deadletter import KafkaDeadLetter
-from consumers.kafka import KafkaRangeReader, KafkaSource
+from consumers.kafka import KafkaSource
+from consumers.kafka_range import KafkaRangeReader
 from monitor.config import KafkaSettings, Settings, SourceSettings
 from monitor.types import SourceKind, SourceRecord
 from tests.kafka_broker import create_topics, unique_name

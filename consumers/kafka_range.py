@@ -1,0 +1,161 @@
+"""Payload-time range reads of Kafka topics for ``monitor replay --kafka-topic`` and backtests.
+
+No consumer group: a range read never moves production offsets. Selection is by the payload's
+``published_at`` (broker timestamps are log-append time and ``offsets_for_times`` is unreliable on
+some brokers), so the reader scans each partition from its beginning offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from consumers.kafka_client import client_kwargs, parse_record, reject, topic_kinds
+from consumers.schema import InvalidMessage
+from monitor.config import Settings
+from monitor.lifecycle import Service
+from monitor.types import RawMessage, SourceKind, SourceRecord
+
+if TYPE_CHECKING:
+    from consumers.deadletter import DeadLetterSink
+
+log = structlog.get_logger(__name__)
+
+RANGE_IDLE_MS = 500
+RANGE_MAX_IDLE_ROUNDS = 3
+
+
+class KafkaRangeReader(Service):
+    """``Source`` over [start, end) by *payload* event time, for replay and backtests.
+
+    ``topics`` defaults to the news + comments topics (other topics: the payload must carry ``source``);
+    ``None`` bounds are open. Scans every partition from its beginning offset up to the end offset seen at
+    start (later records are not read), keeping records whose ``published_at`` falls in the range. No
+    consumer group: production offsets never move; ``commit`` only records progress. It scans rather than
+    seeking with ``offsets_for_times``: broker timestamps are not payload times (late publishers,
+    log-append time), so they cannot bound the scan safely, and tansu answers that request wrongly.
+    Malformed records go to ``dead_letter`` when given (a backtest should not feed the production DLQ),
+    else they are only counted.
+    Batches come in partition order, not global event-time order: the pipeline's watermark handles that.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str] | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
+        if (start is not None and start.tzinfo is None) or (end is not None and end.tzinfo is None):
+            raise ValueError("start and end must be timezone-aware datetimes")
+        self.kafka = settings.kafka
+        self.source_settings = settings.source
+        self.start_time, self.end_time = start, end
+        self.dead_letter = dead_letter
+        self.read_count = 0
+        self.dead_count = 0
+        self.skipped_count = 0
+        self.committed: tuple[TopicPartition, int] | None = None
+        known = topic_kinds(settings.kafka)
+        # Other topics: the payload must say its ``source``.
+        self._kinds = {t: known.get(t) for t in topics} if topics else dict[str, SourceKind | None](known)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._remaining: set[TopicPartition] = set()
+
+    def lanes(self) -> frozenset[TopicPartition]:
+        """Partitions still being scanned: a finished partition stops holding the watermark."""
+        return frozenset(self._remaining)
+
+    async def _start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, max_poll_records=self.kafka.max_poll_records,
+            **client_kwargs(self.kafka, "range-reader"),
+        )
+        await self._consumer.start()
+
+    async def _stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        await consumer.topics()  # refreshes metadata
+        tps: list[TopicPartition] = []
+        for topic in self._kinds:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                log.warning("range_topic_missing", topic=topic)
+                continue
+            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        return tps
+
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncGenerator[list[SourceRecord], None]:
+        """Yield the in-range records up to (at least) the end offsets seen at start, then end.
+
+        A partition is finished once its position reached that end offset *and* a fetch round
+        of ``RANGE_IDLE_MS`` returned nothing: the end offset is only a hint (tansu under-reports
+        it), so the scan reads on until the partition is caught up. Records appended past the
+        snapshot are harmless: selection is by payload event time."""
+        if self._consumer is None:
+            raise RuntimeError("KafkaRangeReader is not started")
+        consumer = self._consumer
+        tps = await self._partitions(consumer)
+        begin = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > begin[tp]}
+        self._remaining = remaining
+        consumer.assign(list(remaining))
+        for tp in remaining:
+            consumer.seek(tp, begin[tp])
+        log.info("range_scan_started", partitions=len(remaining), records=sum(end[t] - begin[t] for t in tps))
+        empty_rounds = 0
+        while remaining:
+            at_end = {tp for tp in remaining if await consumer.position(tp) >= end[tp]}
+            wait_ms = max(timeout_ms, RANGE_IDLE_MS) if at_end == remaining else timeout_ms
+            fetched = await consumer.getmany(*remaining, timeout_ms=wait_ms, max_records=max_records)
+            batch: list[SourceRecord] = []
+            for tp, records in fetched.items():
+                for record in records:
+                    msg = await self._parse(tp, record)
+                    if msg is not None:
+                        batch.append(SourceRecord(msg, (tp, record.offset), lane=tp))
+            empty_rounds = 0 if any(fetched.values()) else empty_rounds + 1
+            if empty_rounds:
+                # caught up; after a few idle rounds even a partition short of its end offset
+                # (control records, a broker's inexact end offset) is done: bounded, never hangs
+                done = set(remaining) if empty_rounds >= RANGE_MAX_IDLE_ROUNDS else at_end
+                if done - at_end:
+                    log.warning("range_scan_stalled", partitions=[f"{t.topic}:{t.partition}" for t in done - at_end])
+                for tp in done:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            if batch:
+                yield batch
+        log.info("range_scan_finished", read=self.read_count, dead=self.dead_count,
+                 skipped=self.skipped_count)
+
+    async def _parse(self, tp: TopicPartition, record: Any) -> RawMessage | None:
+        try:
+            msg = parse_record(record, self.source_settings, self._kinds[tp.topic])
+        except InvalidMessage as exc:
+            self.dead_count += 1
+            if self.dead_letter is not None:
+                await reject(self.dead_letter, record, exc)
+            return None
+        if (self.start_time is not None and msg.event_time < self.start_time) or (
+            self.end_time is not None and msg.event_time >= self.end_time
+        ):
+            self.skipped_count += 1
+            return None
+        self.read_count += 1
+        return msg
+
+    async def commit(self, records: Sequence[SourceRecord]) -> None:
+        if records:
+            self.committed = records[-1].position
