@@ -162,10 +162,14 @@ class Pipeline:
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
         metrics.LATE.inc()
-        metrics.DEAD_LETTERS.labels("late").inc()
-        raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
         detail = f"event time behind watermark {self.watermark.value_s} - bucket already closed"
-        await self.dead_letter.send(raw, "late", detail, {"position": str(rec.position)})
+        await self._dead_letter(rec, "late", detail)
+
+    async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
+        """A valid message the pipeline cannot count, kept in its wire form with the reason."""
+        metrics.DEAD_LETTERS.labels(reason).inc()
+        raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
+        await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
 
     async def _write_loop(self) -> None:
         while (item := await self._queue.get()) is not _DONE:
@@ -173,14 +177,38 @@ class Pipeline:
                 await self._evaluate(item.closes)
                 continue
             try:
-                preds = await item.predictions
-                classified = [ClassifiedMessage(r.message, p) for r, p in zip(item.kept, preds, strict=True)]
+                classified = await self._classified(item)
                 fresh = await self._apply_with_retry(classified)
                 await self.source.commit(item.records)
             finally:
                 metrics.IN_FLIGHT.dec()
             self._account(classified, fresh, item.read_at)
             await self._evaluate(item.closes)
+
+    async def _classified(self, item: _InFlight) -> list[ClassifiedMessage]:
+        """The batch's predictions. If the batched call fails, each message is retried alone: the
+        ones that still fail are dead-lettered (``classifier_error``) so one poison text cannot
+        crash-loop the daemon; if *every* message fails the model itself is broken, and the error
+        propagates (nothing is committed, nothing is dead-lettered)."""
+        assert item.predictions is not None
+        try:
+            preds = await item.predictions
+            return [ClassifiedMessage(r.message, p) for r, p in zip(item.kept, preds, strict=True)]
+        except Exception as batch_error:
+            log.warning("batch_classification_failed", messages=len(item.kept), error=repr(batch_error))
+            good: list[ClassifiedMessage] = []
+            bad: list[tuple[SourceRecord, Exception]] = []
+            for rec in item.kept:
+                try:
+                    [pred] = await self.batcher.classify([rec.message.text])
+                    good.append(ClassifiedMessage(rec.message, pred))
+                except Exception as one_error:
+                    bad.append((rec, one_error))
+            if bad and not good:
+                raise batch_error
+            for rec, error in bad:
+                await self._dead_letter(rec, "classifier_error", repr(error)[:500])
+            return good
 
     async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
         """Bounded retries with capped backoff: a Redis blip must not kill the daemon, but an

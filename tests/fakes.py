@@ -26,6 +26,8 @@ class RecordingClassifier:
         self.calls.append(len(texts))
         if self.fail_with is not None:
             raise self.fail_with
+        if any("poison" in t for t in texts):
+            raise ValueError("tokenizer exploded")
         return [self._one(t) for t in texts]
 
     @staticmethod

@@ -117,3 +117,22 @@ def test_closed_buckets_are_evaluated_in_chunks_after_a_first_call_of_its_own() 
     assert pipe._evaluation_points([60, 120, 180, 240, 300, 360, 420]) == [60, 240, 420]
     assert pipe._evaluation_points([480, 540]) == [540]
     assert pipe._evaluation_points([]) == []
+
+
+async def test_a_text_that_breaks_the_model_is_dead_lettered_and_the_rest_of_its_batch_is_counted() -> None:
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[msg("a", "bad", 100), msg("p", "poison pill", 101), msg("b", "good", 102)]])
+    pipe = await _run(source, store, dead=dead)
+    assert [(d[1], b'"p"' in d[0]) for d in dead.items] == [("classifier_error", True)]
+    assert sum(b.volume for b in await store.buckets("all", 0, 10_000)) == 2
+    assert source.committed == [[0, 1, 2]]
+    assert pipe.stats.applied == 2
+
+
+async def test_a_broken_model_stops_the_pipeline_instead_of_dead_lettering_everything() -> None:
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[msg("p1", "poison", 100), msg("p2", "poison", 101)]])
+    with pytest.raises(ExceptionGroup) as info:
+        await _run(source, store, dead=dead)
+    assert info.group_contains(ValueError)
+    assert dead.items == [] and source.committed == []
