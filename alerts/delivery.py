@@ -18,6 +18,7 @@ import structlog
 
 from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink
+from monitor import metrics
 from monitor.lifecycle import Service
 
 log = structlog.get_logger("alerts.delivery")
@@ -96,15 +97,18 @@ class OutboxDelivery(Service):
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
                 await self.outbox.abandon(sink.name, nid)
+                metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
                 log.error("alert_delivery_abandoned", sink=sink.name, notification_id=nid,
                           attempts=attempts, error=str(exc))
             else:
                 delay_s = self.policy.delay_s(attempts)
                 await self.outbox.mark_failed(sink.name, nid, self._clock() + delay_s)
+                metrics.DELIVERIES.labels(sink.name, "failed").inc()
                 log.warning("alert_delivery_failed", sink=sink.name, notification_id=nid,
                             attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
         await self.outbox.mark_delivered(sink.name, nid, self._clock())
+        metrics.DELIVERIES.labels(sink.name, "delivered").inc()
         log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)
 
     async def _run(self, sink: Sink) -> None:

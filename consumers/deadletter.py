@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from monitor import metrics
 from monitor.config import KafkaSettings, Settings
 from monitor.lifecycle import Service
 from monitor.types import Lifecycle
@@ -100,6 +101,7 @@ class FileDeadLetter(Service):
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()
         self.count += 1
+        metrics.DEAD_LETTERS.labels(reason).inc()
         log.warning("message_dead_lettered", reason=reason, origin=record["origin"], sink="file")
 
 
@@ -140,6 +142,7 @@ class KafkaDeadLetter(Service):
             headers.append(("dlq.truncated_from", str(len(raw)).encode()))
         await self._producer.send_and_wait(self.topic, raw[: self.max_raw_bytes], headers=headers)
         self.count += 1
+        metrics.DEAD_LETTERS.labels(reason).inc()
         log.warning("message_dead_lettered", reason=reason, origin=_json_safe(origin), sink="kafka")
 
 

@@ -6,7 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter("finsent_messages_total", "Messages processed into windows", ["source"])
 DUPLICATES = Counter("finsent_duplicate_messages_total", "Redelivered messages ignored by the window store")
-DEAD_LETTERS = Counter("finsent_dead_letters_total", "Messages sent to the dead-letter sink", ["reason"])
+DEAD_LETTERS = Counter(
+    "finsent_dead_letters_total", "Messages sent to the dead-letter sink (counted by the sink)", ["reason"]
+)
 LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
 INFERENCE_SECONDS = Histogram(
     "finsent_inference_seconds", "Classifier call latency per micro-batch",
@@ -23,3 +25,6 @@ WATERMARK = Gauge("finsent_watermark_seconds", "Event-time watermark (epoch seco
 IN_FLIGHT = Gauge("finsent_in_flight_batches", "Batches classified but not yet committed")
 ALERT_EVALUATIONS = Counter("finsent_alert_evaluations_total", "Detection sweeps run")
 NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications produced", ["state"])
+DELIVERIES = Counter(
+    "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]
+)

@@ -167,7 +167,6 @@ class Pipeline:
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
         """A valid message the pipeline cannot count, kept in its wire form with the reason."""
-        metrics.DEAD_LETTERS.labels(reason).inc()
         raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
         await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
 
@@ -258,6 +257,8 @@ class Pipeline:
             notes = await self.evaluator.evaluate(point)
             metrics.ALERT_EVALUATIONS.inc()
             self.stats.notifications += len(notes)
+            for note in notes:
+                metrics.NOTIFICATIONS.labels(str(getattr(note, "status", "unknown"))).inc()
 
     async def idle_tick(self, now_monotonic: float, idle_after_s: float) -> None:
         """Scheduler hook for live sources, driven by processing time.

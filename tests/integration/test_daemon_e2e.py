@@ -119,6 +119,9 @@ async def test_surge_on_kafka_fires_one_alert_with_windows_in_redis_and_bad_inpu
         health = json.loads(await asyncio.to_thread(_get, port, "/healthz"))
         assert health["status"] == "ok"
         assert _metric(port, "finsent_messages_total") == len(messages)
+        assert _metric(port, "finsent_dead_letters_total") == len(MALFORMED)
+        assert _metric(port, "finsent_notifications_total") >= 1
+        assert _metric(port, 'finsent_alert_deliveries_total{outcome="delivered"') >= 1
     finally:
         code = daemon.terminate()
     assert code == 0, daemon.tail()
