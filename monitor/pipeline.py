@@ -1,10 +1,11 @@
 """The processing loop: source → micro-batched classification → durable windows → commit → detection.
 
-Two tasks joined by a bounded queue of in-flight batches (``max_in_flight_batches``): the reader
-pulls a source batch, filters late messages, and starts its classification; the writer awaits
+Three tasks joined by bounded queues: the reader pulls a source batch, filters late messages, and
+starts its classification (at most ``max_in_flight_batches`` batches in flight); the writer awaits
 classifications *in source order*, applies them to the window store, and only then commits the
 source offsets (at-least-once; the store's per-id idempotency turns redelivery into exactly-once
-counts). After each durable batch the writer evaluates alerts for every bucket the watermark closed.
+counts); the detection task evaluates alerts for every bucket the watermark closed, in order, behind
+the writer, so a slow detection pass never delays the next commit.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class _InFlight:
 
 _DONE = None
 APPLY_ATTEMPTS = 6
+MAX_PENDING_DETECTIONS = 256
 
 
 class Pipeline:
@@ -89,6 +91,7 @@ class Pipeline:
         self._evaluated_once = False
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
+        self._detections: asyncio.Queue[list[int] | None] = asyncio.Queue(maxsize=MAX_PENDING_DETECTIONS)
         self._stop = asyncio.Event()
         self._lanes: frozenset[Hashable] = frozenset()
         self._lane_seen: dict[Hashable, float] = {}
@@ -101,10 +104,11 @@ class Pipeline:
     async def run(self, *, close_all_at_end: bool = True) -> PipelineStats:
         """Process until exhausted or stopped. ``close_all_at_end`` closes every bucket when the
         source is exhausted (replay), so the last windows are evaluated too."""
-        # TaskGroup: if the writer fails (store down past its retries), the reader is cancelled
-        # too and nothing more is committed; uncommitted records are redelivered after restart.
+        # TaskGroup: if the writer or detection fails (store down past its retries), the reader is
+        # cancelled too and nothing more is committed; uncommitted records are redelivered after restart.
         async with asyncio.TaskGroup() as group:
             group.create_task(self._write_loop(), name="pipeline-writer")
+            group.create_task(self._detect_loop(), name="pipeline-detection")
             try:
                 exhausted = await self._read_loop()
             finally:
@@ -173,7 +177,7 @@ class Pipeline:
     async def _write_loop(self) -> None:
         while (item := await self._queue.get()) is not _DONE:
             if item.predictions is None:  # a watermark tick with no data (idle sweep)
-                await self._evaluate(item.closes)
+                await self._detect(item.closes)
                 continue
             try:
                 classified = await self._classified(item)
@@ -182,7 +186,19 @@ class Pipeline:
             finally:
                 metrics.IN_FLIGHT.dec()
             self._account(classified, fresh, item.read_at)
-            await self._evaluate(item.closes)
+            await self._detect(item.closes)
+        await self._detections.put(None)
+
+    async def _detect(self, boundaries: list[int]) -> None:
+        """Hand closed buckets to the detection task. Their data is durable and final (later
+        messages for them are late), so detection can run behind the writer without delaying the
+        next commit and still see exactly what a synchronous evaluation would have seen."""
+        if boundaries:
+            await self._detections.put(boundaries)
+
+    async def _detect_loop(self) -> None:
+        while (boundaries := await self._detections.get()) is not None:
+            await self._evaluate(boundaries)
 
     async def _classified(self, item: _InFlight) -> list[ClassifiedMessage]:
         """The batch's predictions. If the batched call fails, each message is retried alone: the
