@@ -93,18 +93,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     cfg = sub.add_parser("config", help="print the effective configuration (secrets hidden)")
     cfg.set_defaults(func=cmd_config)
+    for p in (run, cfg):  # `monitor run --config X` works as well as `monitor --config X run`
+        p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config")
+        p.add_argument("--log-format", choices=["json", "console"], default=argparse.SUPPRESS)
     for name, (target, help_text, needs_settings) in DELEGATED.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.set_defaults(func=_delegate(target, needs_settings), rest=[])
     return parser
 
 
+GLOBAL_OPTIONS = ("--config", "--log-format")
+
+
 def _split_delegated(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``[global options] COMMAND [its own options]`` at a delegated command: argparse's
-    REMAINDER mis-parses a remainder that starts with an option."""
+    """Split ``[global options] COMMAND [its own options]`` at a delegated command (argparse's
+    REMAINDER mis-parses a remainder that starts with an option). Global options given after the
+    command (``monitor replay --config X ...``) are moved in front of it."""
     for i, token in enumerate(argv):
-        if token in DELEGATED and (i == 0 or argv[i - 1] not in ("--config", "--log-format")):
-            return argv[: i + 1], argv[i + 1 :]
+        if token in DELEGATED and (i == 0 or argv[i - 1] not in GLOBAL_OPTIONS):
+            head, rest, own = argv[: i], argv[i + 1 :], []
+            j = 0
+            while j < len(rest):
+                name = rest[j].split("=", 1)[0]
+                if name in GLOBAL_OPTIONS:
+                    width = 1 if "=" in rest[j] else 2
+                    head += rest[j : j + width]
+                    j += width
+                else:
+                    own.append(rest[j])
+                    j += 1
+            return [*head, token], own
     return argv, []
 
 

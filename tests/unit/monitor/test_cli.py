@@ -23,6 +23,21 @@ def test_delegated_command_options_are_passed_through_untouched() -> None:
     assert rest == ["--input", "a.jsonl", "--speed", "10"]
 
 
+def test_global_options_after_a_delegated_command_are_moved_in_front() -> None:
+    head, rest = _split_delegated(["backtest", "--config", "x.toml", "--sweep", "z_threshold=3", "--log-format=json"])
+    assert head == ["--config", "x.toml", "--log-format=json", "backtest"]
+    assert rest == ["--sweep", "z_threshold=3"]
+
+
+def test_config_option_is_accepted_after_the_run_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[windows]\nbucket_s = 77\n")
+    assert main(["config", "--config", str(cfg)]) == 0
+    assert '"bucket_s": 77' in capsys.readouterr().out
+
+
 def test_config_error_exits_2_naming_the_key_and_the_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
