@@ -106,9 +106,9 @@ class AlertEngine(Service):
             log.warning("alert_buckets_skipped", from_s=cursor, to_s=first, buckets=(first - cursor) // b)
         return first
 
-    async def _keys(self, first: int, states: dict[str, AlertState]) -> list[str]:
+    async def _keys(self, first: int, closed_end: int, states: dict[str, AlertState]) -> list[str]:
         tracked = _live_keys(states)
-        keys = sorted(set(await self.store.active_keys(first)) - tracked)
+        keys = sorted(set(await self.store.active_keys(first, closed_end)) - tracked)
         room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
         if len(keys) > room:
             log.error("alert_keys_truncated", keys=len(keys) + len(tracked), evaluated=room + len(tracked))
@@ -146,7 +146,7 @@ class AlertEngine(Service):
             return []
         states = await self.state.load_states()
         silences = await self.state.list_silences()
-        keys = await self._keys(first, states)
+        keys = await self._keys(first, closed_end, states)
         series = await self._series(keys, first, closed_end)
         changed: set[str] = set()
         notifications: list[Notification] = []

@@ -59,7 +59,7 @@ class _InFlight:
 
 _DONE = None
 APPLY_ATTEMPTS = 6
-MAX_PENDING_DETECTIONS = 256
+MAX_PENDING_DETECTIONS = 32
 
 
 class Pipeline:
@@ -91,6 +91,8 @@ class Pipeline:
         self._evaluated_once = False
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
+        # Bounded lag of detection behind the writer (in batches whose buckets closed); beyond it the
+        # writer waits, so a detection backlog pushes back on the source instead of growing.
         self._detections: asyncio.Queue[list[int] | None] = asyncio.Queue(maxsize=MAX_PENDING_DETECTIONS)
         self._stop = asyncio.Event()
         self._lanes: frozenset[Hashable] = frozenset()

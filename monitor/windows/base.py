@@ -26,8 +26,10 @@ class WindowStore(Lifecycle, Protocol):
         """Non-empty buckets of ``key`` with ``start_s <= bucket start < end_s``, oldest first."""
         ...
 
-    async def active_keys(self, since_s: int) -> list[str]:
-        """Keys that have at least one bucket starting at or after ``since_s`` (sorted)."""
+    async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
+        """Keys that have at least one bucket starting in ``[since_s, until_s)`` (sorted);
+        ``until_s=None`` = no upper bound. Detection bounds it by the buckets it evaluates, so a
+        store that runs ahead of detection does not make it scan keys with only future data."""
         ...
 
     async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:

@@ -79,8 +79,8 @@ class MemoryWindowStore(Service):
         found = [s for (k, b), s in self._buckets.items() if k == key and start_s <= b < end_s]
         return sorted(found, key=lambda s: s.start_s)
 
-    async def active_keys(self, since_s: int) -> list[str]:
-        return sorted({k for (k, b) in self._buckets if b >= since_s})
+    async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
+        return sorted({k for (k, b) in self._buckets if b >= since_s and (until_s is None or b < until_s)})
 
     async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:
         items = [

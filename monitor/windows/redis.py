@@ -306,10 +306,18 @@ class RedisWindowStore(Service):
         rows: list[dict[str, str]] = await pipe.execute()
         return [stats_of(key, start, row) for start, row in zip(starts, rows, strict=True) if row]
 
-    async def active_keys(self, since_s: int) -> list[str]:
+    async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
         # The script prunes this index whenever the horizon moves, so no horizon filter is needed.
-        found = await self.client.zrangebyscore(self.keys.active, since_s, "+inf")
-        return sorted(cast(list[str], found))
+        found = cast(list[str], await self.client.zrangebyscore(self.keys.active, since_s, "+inf"))
+        if until_s is None or not found:
+            return sorted(found)
+        # {P}:active holds each key's newest bucket only: check each key's own bucket index for a
+        # bucket inside the range (one pipelined round trip, no bucket data read).
+        pipe = self.client.pipeline(transaction=False)
+        for key in found:
+            pipe.zrangebyscore(self.keys.index(key), since_s, f"({until_s}", start=0, num=1)
+        hits: list[list[str]] = await pipe.execute()
+        return sorted(k for k, hit in zip(found, hits, strict=True) if hit)
 
     async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:
         if limit <= 0:

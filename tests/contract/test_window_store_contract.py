@@ -151,6 +151,19 @@ async def test_active_keys_lists_only_keys_with_a_bucket_at_or_after_since(store
     assert await store.active_keys(T0) == ["all", "topic:earnings", "topic:macro"]
 
 
+async def test_active_keys_with_an_upper_bound_skip_keys_that_only_have_later_buckets(store: WindowStore) -> None:
+    await store.apply(
+        [
+            classified("old", at_s=T0, topic="macro"),
+            classified("new", at_s=T0 + 2 * BUCKET_S, topic="earnings"),
+        ]
+    )
+
+    assert await store.active_keys(T0, T0 + 2 * BUCKET_S) == ["all", "topic:macro"]
+    assert await store.active_keys(T0 + BUCKET_S, T0 + 2 * BUCKET_S) == []
+    assert await store.active_keys(T0, T0 + 2 * BUCKET_S + 1) == ["all", "topic:earnings", "topic:macro"]
+
+
 async def test_top_negative_is_most_negative_first_and_honours_the_limit(store: WindowStore) -> None:
     scores = {"a": -0.2, "b": -0.9, "c": -0.5}
     await store.apply([classified(i, at_s=T0 + n, score=s) for n, (i, s) in enumerate(scores.items())])
