@@ -122,7 +122,7 @@ class MonitorApp:
             log.info("monitor_started", source=self.settings.source.kind, classifier=self.classifier.name,
                      store=redact_url(self.settings.windows.store_url))
             try:
-                stats = await self.pipeline.run(close_all_at_end=self.settings.source.kind == "replay")
+                stats = await self.pipeline.run()
             finally:
                 self._ready = False
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))

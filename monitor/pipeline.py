@@ -44,6 +44,8 @@ class PipelineStats:
     late: int = 0
     batches: int = 0
     notifications: int = 0
+    evaluated_until_s: int | None = None
+    """End of the last bucket handed to detection (event time)."""
 
 
 @dataclass(slots=True)
@@ -103,9 +105,9 @@ class Pipeline:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def run(self, *, close_all_at_end: bool = True) -> PipelineStats:
-        """Process until exhausted or stopped. ``close_all_at_end`` closes every bucket when the
-        source is exhausted (replay), so the last windows are evaluated too."""
+    async def run(self) -> PipelineStats:
+        """Process until the source is exhausted (a finite replay: then every bucket is closed, so
+        the last windows are evaluated too) or a stop is requested (live: buckets stay open)."""
         # TaskGroup: if the writer or detection fails (store down past its retries), the reader is
         # cancelled too and nothing more is committed; uncommitted records are redelivered after restart.
         async with asyncio.TaskGroup() as group:
@@ -115,7 +117,7 @@ class Pipeline:
                 exhausted = await self._read_loop()
             finally:
                 await self._queue.put(_DONE)
-        if exhausted and close_all_at_end and self.watermark.max_event_s is not None:
+        if exhausted and self.watermark.max_event_s is not None:
             self.watermark.advance_to(self.watermark.max_event_s + self.watermark.allowed_lateness_s
                                       + self.store.bucket_s)
             await self._evaluate(self.watermark.newly_closed())
@@ -273,6 +275,7 @@ class Pipeline:
             return
         for point in self._evaluation_points(boundaries):
             notes = await self.evaluator.evaluate(point)
+            self.stats.evaluated_until_s = point
             metrics.ALERT_EVALUATIONS.inc()
             self.stats.notifications += len(notes)
             for note in notes:

@@ -118,7 +118,8 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.unlink(missing_ok=True)
     stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args))
+    until = "-" if stats.evaluated_until_s is None else str(stats.evaluated_until_s)
     print(f"replayed {stats.read} messages ({stats.applied} new, {stats.late} late); "
-          f"{stats.notifications} alert notifications -> {args.report}")
+          f"{stats.notifications} alert notifications -> {args.report}; detection evaluated until {until}")
     return 0
 
