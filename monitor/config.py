@@ -289,6 +289,22 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alerts", "smtp_password"))
+
+
+def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
+    """Secrets live in the environment only, never in a config file that ends up in git."""
+    for section, key in SECRET_KEYS:
+        if isinstance(data.get(section), dict) and data[section].get(key):
+            env = f"MONITOR_{section.upper()}__{key.upper()}"
+            raise ConfigError(f"{section}.{key} is a secret and may not be set in {origin} -- remove it and set {env}")
+    url = str(data.get("windows", {}).get("store_url", ""))
+    if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
+        raise ConfigError(
+            f"windows.store_url in {origin} contains a password -- remove it and set MONITOR_WINDOWS__STORE_URL"
+        )
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Load ``path`` (default configs/default.toml, or $MONITOR_CONFIG) then env, then ``overrides``."""
     chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
@@ -298,6 +314,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"config file {chosen} not found -- pass --config with an existing file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {chosen} is not valid TOML: {exc}") from exc
+    _reject_file_secrets(data, chosen)
     for section, values in overrides.items():
         if isinstance(values, dict):
             data.setdefault(section, {}).update(values)

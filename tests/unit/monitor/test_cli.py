@@ -65,3 +65,20 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys:
     assert '"bucket_s": 42' in out
     assert "s3cret" not in out and "hunter2" not in out
     assert "redis://:***@redis:6379/0" in out
+
+
+@pytest.mark.parametrize(
+    ("toml", "variable"),
+    [
+        ("[alerts]\nwebhook_secret = 'k'\n", "MONITOR_ALERTS__WEBHOOK_SECRET"),
+        ("[kafka]\nsasl_password = 'pw'\n", "MONITOR_KAFKA__SASL_PASSWORD"),
+        ("[windows]\nstore_url = 'redis://:pw@host:6379/0'\n", "MONITOR_WINDOWS__STORE_URL"),
+    ],
+)
+def test_secrets_in_a_config_file_are_refused_with_the_variable_to_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, variable: str
+) -> None:
+    cfg = tmp_path / "leaky.toml"
+    cfg.write_text(toml)
+    assert main(["--config", str(cfg), "config"]) == 2
+    assert variable in capsys.readouterr().err
