@@ -117,12 +117,13 @@ class KafkaDeadLetter(Service):
         self._producer: AIOKafkaProducer | None = None
 
     async def _start(self) -> None:
-        from consumers.kafka_client import client_kwargs
+        from consumers.kafka_client import client_kwargs, start_client
 
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             acks="all", enable_idempotence=False, **client_kwargs(self.settings, "dead-letter")
         )
-        await self._producer.start()
+        await start_client(producer, self.settings, "dead-letter producer")
+        self._producer = producer
 
     async def _stop(self) -> None:
         if self._producer is not None:

@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
 
-from consumers.kafka_client import client_kwargs, parse_record, reject, topic_kinds
+from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
 from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
@@ -131,7 +131,7 @@ class KafkaSource(Service):
             **client_kwargs(k, "source"),
         )
         consumer.subscribe(list(self._kinds), listener=_Listener(self))
-        await consumer.start()
+        await start_client(consumer, k, "consumer")
         self._consumer = consumer
         log.info("kafka_source_started", topics=list(self._kinds), group_id=k.group_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from consumers.schema import InvalidMessage, parse_message
@@ -14,6 +15,23 @@ if TYPE_CHECKING:
     from consumers.deadletter import DeadLetterSink
 
 MAX_KEY_CHARS = 200
+
+
+class KafkaUnavailableError(ConnectionError):
+    """The broker cannot be reached at start-up; the message names the setting to check."""
+
+
+async def start_client(client: Any, settings: KafkaSettings, role: str) -> None:
+    """Start an aiokafka client; if that fails, close it (no leaked connections) and raise
+    ``KafkaUnavailableError`` naming ``kafka.bootstrap_servers``."""
+    try:
+        await client.start()
+    except KafkaError as exc:
+        await client.stop()
+        raise KafkaUnavailableError(
+            f"kafka.bootstrap_servers {settings.bootstrap_servers}: the {role} cannot connect ({exc}) -- check "
+            "that the broker is up and reachable, or set MONITOR_KAFKA__BOOTSTRAP_SERVERS"
+        ) from exc
 
 
 def client_kwargs(settings: KafkaSettings, role: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumers.kafka_client import client_kwargs, parse_record, reject, topic_kinds
+from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
 from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
@@ -73,11 +73,12 @@ class KafkaRangeReader(Service):
         return frozenset(self._remaining)
 
     async def _start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, max_poll_records=self.kafka.max_poll_records,
             **client_kwargs(self.kafka, "range-reader"),
         )
-        await self._consumer.start()
+        await start_client(consumer, self.kafka, "range reader")
+        self._consumer = consumer
 
     async def _stop(self) -> None:
         consumer, self._consumer = self._consumer, None

@@ -48,6 +48,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(_settings(args)))
 
 
+# Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
+# (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
+STARTUP_ERRORS = (ConnectionError, FileNotFoundError)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from monitor.windows.redis import redact_url
@@ -136,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except STARTUP_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 
