@@ -51,6 +51,9 @@ class OutboxDelivery(Service):
         self._wakeups = {s.name: asyncio.Event() for s in self.sinks}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.active: Callable[[], bool] = lambda: True
+        """Deliver only while this returns True (in cluster mode: while this instance leads), so
+        instances sharing one Redis outbox do not send the same notification twice."""
 
     async def _start(self) -> None:
         self._stopping = False
@@ -83,6 +86,8 @@ class OutboxDelivery(Service):
 
     async def deliver_due(self, sink: Sink) -> int:
         """One pass over (at most a batch of) the due entries of ``sink``; returns how many it tried."""
+        if not self.active():
+            return 0
         entries = await self.outbox.due(sink.name, self._clock(), self.policy.batch_size)
         for entry in entries:
             await self._deliver_one(sink, entry)

@@ -20,7 +20,8 @@ from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
-from monitor.config import Settings
+from monitor.cluster import ClusterWatermark
+from monitor.config import ConfigError, Settings
 from monitor.http import HttpServer
 from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
@@ -46,6 +47,19 @@ def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
     )
 
 
+def build_cluster(settings: Settings) -> ClusterWatermark | None:
+    """Cluster coordination when ``alerts.cluster_mode`` is on (live Kafka + shared Redis only)."""
+    if not settings.alerts.cluster_mode:
+        return None
+    if settings.source.kind != "kafka" or not settings.windows.store_url.startswith(("redis://", "rediss://")):
+        raise ConfigError(
+            "alerts.cluster_mode needs source.kind = 'kafka' and a redis:// windows.store_url "
+            "(instances coordinate through the shared Redis) -- set both, or turn cluster_mode off"
+        )
+    return ClusterWatermark(settings.windows.store_url, settings.windows.key_prefix,
+                            lease_s=settings.alerts.leader_lease_s)
+
+
 class MonitorApp:
     """One daemon instance. Components may be injected (tests, backtests); otherwise built from settings."""
 
@@ -64,6 +78,10 @@ class MonitorApp:
         self.classifier = classifier or build_classifier(settings.classifier)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
+        self.cluster = build_cluster(settings)
+        if self.cluster is not None:
+            # only the leader delivers from the shared outbox, so a notification is sent once
+            self.alerting.delivery.active = lambda: self.pipeline.is_leader
         b = settings.batching
         self.batcher = MicroBatcher(
             self.classifier, max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms,
@@ -75,6 +93,7 @@ class MonitorApp:
             max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms,
             max_in_flight_batches=b.max_in_flight_batches,
             max_buckets_per_evaluation=settings.alerts.max_catchup_buckets,
+            cluster=self.cluster,
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:
@@ -97,12 +116,19 @@ class MonitorApp:
             idle_sweep_s = min(sweep_s, self.settings.windows.idle_timeout_s / 2)
             scheduler.add_job(self._idle_sweep, "interval", seconds=idle_sweep_s, id="idle-sweep",
                               max_instances=1, coalesce=True)
+        if self.cluster is not None:
+            tick_s = min(sweep_s, self.settings.alerts.leader_lease_s / 3)
+            scheduler.add_job(self._cluster_tick, "interval", seconds=tick_s, id="cluster-tick",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._progress, "interval", seconds=max(sweep_s, 10.0), id="progress",
                           max_instances=1, coalesce=True)
         return scheduler
 
     async def _idle_sweep(self) -> None:
         await self.pipeline.idle_tick(time.monotonic(), self.settings.windows.idle_timeout_s)
+
+    async def _cluster_tick(self) -> None:
+        await self.pipeline.cluster_tick(time.monotonic(), self.settings.windows.idle_timeout_s)
 
     async def _progress(self) -> None:
         s = self.pipeline.stats
@@ -112,7 +138,8 @@ class MonitorApp:
     async def run(self) -> PipelineStats:
         """Start everything, process until the source ends or a stop is requested, stop everything."""
         async with AsyncExitStack() as stack:
-            for part in (self.dead_letter, self.store, self.alerting, self.batcher, self.source, self.http):
+            for part in (self.dead_letter, self.store, self.cluster, self.alerting, self.batcher, self.source,
+                         self.http):
                 if part is not None:
                     await stack.enter_async_context(part)
             scheduler = self._scheduler()

@@ -208,6 +208,11 @@ class AlertSettings(_Section):
     """In-sink attempts per webhook/Slack send before the outbox takes over the retrying."""
     webhook_backoff_s: float = Field(0.5, ge=0)
     """First in-sink retry delay of webhook/Slack sends; doubles per attempt."""
+    cluster_mode: bool = False
+    """Several daemons share one consumer group: detection runs on one leader, up to the minimum of
+    every instance's durable watermark, coordinated in Redis (needs a redis:// windows.store_url)."""
+    leader_lease_s: float = Field(15.0, gt=0)
+    """Leader lease and instance heartbeat lifetime; a dead leader is replaced after this long."""
     webhook_secret: str | None = None
     """HMAC-SHA256 key for webhook signatures; from the environment only."""
     smtp_username: str | None = None

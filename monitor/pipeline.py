@@ -11,6 +11,7 @@ the writer, so a slow detection pass never delays the next commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Hashable, Sequence
@@ -23,6 +24,7 @@ from consumers.deadletter import DeadLetterSink
 from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
+from monitor.cluster import ClusterWatermark
 from monitor.types import ClassifiedMessage, Prediction, Source, SourceRecord
 from monitor.watermark import Watermark
 from monitor.windows.base import WindowStore
@@ -61,6 +63,7 @@ class _InFlight:
 
 _DONE = None
 APPLY_ATTEMPTS = 6
+NO_CONSTRAINT_S = 2**62
 MAX_PENDING_DETECTIONS = 32
 
 
@@ -80,8 +83,13 @@ class Pipeline:
         max_wait_ms: int,
         max_in_flight_batches: int,
         max_buckets_per_evaluation: int = 1,
+        cluster: ClusterWatermark | None = None,
     ) -> None:
         self.source = source
+        self.cluster = cluster
+        self.is_leader = False
+        self._cluster_evaluated_s: int | None = None
+        self._published_first = False
         self.batcher = batcher
         self.store = store
         self.dead_letter = dead_letter
@@ -196,13 +204,68 @@ class Pipeline:
     async def _detect(self, boundaries: list[int]) -> None:
         """Hand closed buckets to the detection task. Their data is durable and final (later
         messages for them are late), so detection can run behind the writer without delaying the
-        next commit and still see exactly what a synchronous evaluation would have seen."""
-        if boundaries:
+        next commit and still see exactly what a synchronous evaluation would have seen.
+        In cluster mode the instance publishes its durable watermark instead, and detection runs
+        on the leader up to the cluster-wide minimum."""
+        if self.cluster is not None:
+            if boundaries:
+                if not self._published_first:
+                    await self.cluster.publish_first(boundaries[0])
+                    self._published_first = True
+                await self.cluster.publish(boundaries[-1])
+            self.nudge_detection()
+        elif boundaries:
             await self._detections.put(boundaries)
+
+    def nudge_detection(self) -> None:
+        """Cluster mode: ask the detection task to check leadership and the cluster watermark."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._detections.put_nowait([])
 
     async def _detect_loop(self) -> None:
         while (boundaries := await self._detections.get()) is not None:
-            await self._evaluate(boundaries)
+            if self.cluster is None:
+                await self._evaluate(boundaries)
+            else:
+                await self._evaluate_cluster(self.cluster)
+
+    async def _evaluate_cluster(self, cluster: ClusterWatermark) -> None:
+        self.is_leader = await cluster.lead()
+        if not self.is_leader:
+            self._cluster_evaluated_s = None
+            return
+        until = await cluster.closed_until_s()
+        if until is None:
+            return
+        b = self.store.bucket_s
+        done = self._cluster_evaluated_s
+        if done is None:  # new leader: resume where the cluster stopped, or start at its first bucket
+            done = await cluster.evaluated_until_s()
+            if done is None:
+                first = await cluster.first_boundary_s()
+                if first is None:
+                    return
+                done = first - b
+        if until <= done:
+            self._cluster_evaluated_s = done
+            return
+        await self._evaluate(list(range(done + b, until + 1, b)))
+        self._cluster_evaluated_s = until
+        await cluster.set_evaluated_until(until)
+
+    async def cluster_tick(self, now_monotonic: float, idle_after_s: float) -> None:
+        """Scheduler hook (cluster mode): heartbeat, then let the detection task check for work.
+        An instance that has seen no data at all and whose partitions (if any) have been silent for
+        ``idle_after_s`` places no constraint on the cluster watermark, like an idle partition."""
+        if self.cluster is None:
+            return
+        self._sync_lanes()
+        silent = all(now_monotonic - seen >= idle_after_s for seen in self._lane_seen.values())
+        if self.watermark.max_event_s is None and silent:
+            await self.cluster.publish(NO_CONSTRAINT_S)
+        else:
+            await self.cluster.heartbeat()
+        self.nudge_detection()
 
     async def _classified(self, item: _InFlight) -> list[ClassifiedMessage]:
         """The batch's predictions. If the batched call fails, each message is retried alone: the

@@ -60,7 +60,7 @@ def replay_settings(args: argparse.Namespace, settings: Settings) -> Settings:
             "store_url": args.store,
             "key_prefix": args.namespace or f"replay:{run_id}",
         }),
-        "alerts": settings.alerts.model_copy(update={"sinks": sinks}),
+        "alerts": settings.alerts.model_copy(update={"sinks": sinks, "cluster_mode": False}),
         "http": settings.http.model_copy(update={"enabled": False}),
         "kafka": settings.kafka.model_copy(update={"group_id": f"{settings.kafka.group_id}.replay.{run_id}"}),
     }

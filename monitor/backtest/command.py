@@ -71,7 +71,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         "source": settings.source.model_copy(update={"kind": "replay", "replay_paths": list(args.input),
                                                      "replay_speed": 0.0,
                                                      "dead_letter_path": args.out / "dead-letter.jsonl"}),
-        "alerts": settings.alerts.model_copy(update={"sinks": []}),
+        "alerts": settings.alerts.model_copy(update={"sinks": [], "cluster_mode": False}),
         "http": settings.http.model_copy(update={"enabled": False}),
         "windows": settings.windows.model_copy(update={"store_url": "memory://"}),
     })
