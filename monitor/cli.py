@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -69,8 +70,7 @@ def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace
 
     def run(args: argparse.Namespace) -> int:
         module_name, func_name = target.split(":")
-        module = __import__(module_name, fromlist=[func_name])
-        func: Callable[..., int] = getattr(module, func_name)
+        func: Callable[..., int] = getattr(importlib.import_module(module_name), func_name)
         if needs_settings:
             return func(args.rest, _settings(args))
         configure_logging("INFO", args.log_format or "console")

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 from alerts.detectors import DetectorConfig, KeySeries, detect
 from monitor.backtest.runner import RunResult
-from monitor.backtest.scoring import Incident, Scores
+from monitor.backtest.scoring import Incident, Scores, belongs
 from monitor.config import Settings
 
 PLOT_MARGIN_S = 12 * 3600
@@ -46,9 +46,7 @@ async def plot_incident(result: RunResult, incident: Incident, settings: Setting
     ax.plot([_x(b.start_s) for b in shown], [b.neg_share for b in shown], ".-", label="negative share")
     ax.plot([_x(s.bucket_start_s) for s in signals], [s.baseline_neg_share for s in signals], "--",
             label="baseline (EWMA)")
-    fired = [n for n in result.firing if any(a.window_key == incident.key or
-                                             a.window_key.endswith("|" + incident.key.split(":")[-1])
-                                             for a in n.alerts)]
+    fired = [n for n in result.firing if any(belongs(a.window_key, incident.key) for a in n.alerts)]
     for i, note in enumerate(fired):
         ax.axvline(_x(note.event_time_s), color="red", lw=1.5, label="alert fired" if i == 0 else None)
     ax.xaxis_date()

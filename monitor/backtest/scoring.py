@@ -75,7 +75,8 @@ def _num(value: str) -> str | float:
     return float(value) if value.replace(".", "", 1).isdigit() else value
 
 
-def _belongs(key: str, incident_key: str) -> bool:
+def belongs(key: str, incident_key: str) -> bool:
+    """Is window ``key`` the incident's key or one of its group (``topic_ticker:*|BA`` for ``ticker:BA``)?"""
     if key == incident_key:
         return True
     if incident_key.startswith("ticker:") and key.startswith("topic_ticker:"):
@@ -109,7 +110,7 @@ def score(
         inside = [
             (i, inc) for i, inc in enumerate(incidents) if inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s
         ]
-        matched = [i for i, inc in inside if any(_belongs(k, inc.key) for k in alert.keys)]
+        matched = [i for i, inc in inside if any(belongs(k, inc.key) for k in alert.keys)]
         if matched:
             hits += 1
             for i in matched:
