@@ -123,8 +123,13 @@ class Pipeline:
             group.create_task(self._detect_loop(), name="pipeline-detection")
             try:
                 exhausted = await self._read_loop()
-            finally:
-                await self._queue.put(_DONE)
+            except BaseException:
+                # cancelled because the writer or detection failed: never wait on a queue that
+                # nobody drains any more
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(_DONE)
+                raise
+            await self._queue.put(_DONE)
         if exhausted and self.watermark.max_event_s is not None:
             self.watermark.advance_to(self.watermark.max_event_s + self.watermark.allowed_lateness_s
                                       + self.store.bucket_s)

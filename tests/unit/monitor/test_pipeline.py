@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -99,6 +101,24 @@ async def test_each_closed_bucket_is_evaluated_once_in_event_time_order() -> Non
 class FailingStore(MemoryWindowStore):
     async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
         raise ConnectionError("redis down")
+
+
+async def test_store_outage_under_a_backlog_stops_the_pipeline_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("monitor.pipeline.APPLY_ATTEMPTS", 1)
+    source = ListSource([[msg(f"m{i}", "x", 100 + i)] for i in range(50)])
+    store = FailingStore(bucket_s=BUCKET_S, retention_s=10**6)
+    async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=100) as b:
+        pipe = Pipeline(source, b, store, CollectingDeadLetter(), None, allowed_lateness_s=0, max_batch_size=1,
+                        max_wait_ms=1, max_in_flight_batches=1)
+        started = time.monotonic()
+        with pytest.raises(ExceptionGroup) as info:
+            async with asyncio.timeout(10):  # only a safety net: the pipeline must stop by itself
+                await pipe.run()
+    assert time.monotonic() - started < 5, "the reader hung on the full in-flight queue"
+    assert info.group_contains(ConnectionError)
+    assert source.committed == []
 
 
 async def test_store_outage_stops_the_pipeline_without_committing(monkeypatch: pytest.MonkeyPatch) -> None:
