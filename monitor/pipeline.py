@@ -144,13 +144,29 @@ class Pipeline:
                 "batches": s.batches, "notifications": s.notifications}
 
     async def _read_loop(self) -> bool:
-        """Returns True when the source ran dry, False when stopped."""
-        async for records in self.source.batches(self.max_batch_size, self.max_wait_ms):
-            if records:
-                await self._submit(records)
-            if self._stop.is_set():
-                return False
-        return True
+        """Returns True when the source ran dry, False when stopped. A stop request interrupts a
+        source that is waiting (a paced replay sleeping until its next event, a long poll)."""
+        batches = aiter(self.source.batches(self.max_batch_size, self.max_wait_ms))
+        stopped = asyncio.create_task(self._stop.wait())
+        try:
+            while True:
+                pending = asyncio.ensure_future(anext(batches))
+                await asyncio.wait({pending, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await pending
+                    return False
+                try:
+                    records = pending.result()
+                except StopAsyncIteration:
+                    return True
+                if records:
+                    await self._submit(records)
+                if self._stop.is_set():
+                    return False
+        finally:
+            stopped.cancel()
 
     def _sync_lanes(self) -> None:
         lanes_of = getattr(self.source, "lanes", None)

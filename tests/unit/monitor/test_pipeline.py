@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +158,24 @@ async def test_a_broken_model_stops_the_pipeline_instead_of_dead_lettering_every
         await _run(source, store, dead=dead)
     assert info.group_contains(ValueError)
     assert dead.items == [] and source.committed == []
+
+
+async def test_stop_request_interrupts_a_source_waiting_for_its_next_message(tmp_path: Path) -> None:
+    from consumers.replay import FileReplaySource
+
+    history = tmp_path / "h.jsonl"
+    history.write_text("".join(
+        json.dumps({"id": f"m{i}", "source": "news", "text": "x", "published_at": 1_000 + i * 3600}) + "\n"
+        for i in range(3)))
+    source = FileReplaySource([history], CollectingDeadLetter(), max_message_bytes=10_000, max_text_chars=100,
+                              speed=1.0)  # real time: an hour between messages
+    async with source, MicroBatcher(RecordingClassifier(), max_batch_size=8, max_wait_ms=1,
+                                    max_queue_messages=100) as batcher:
+        pipe = Pipeline(source, batcher, _store(), CollectingDeadLetter(), None, allowed_lateness_s=0,
+                        max_batch_size=8, max_wait_ms=1, max_in_flight_batches=2)
+        run = asyncio.create_task(pipe.run())
+        await asyncio.sleep(0.3)
+        pipe.request_stop()
+        async with asyncio.timeout(3):
+            stats = await run
+    assert stats.read == 1
