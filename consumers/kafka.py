@@ -119,6 +119,20 @@ class KafkaSource(Service):
         """Assigned partitions: each is a watermark lane (see monitor/watermark.py)."""
         return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
 
+    async def lagging(self, lanes: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Partitions among ``lanes`` with records on the broker not handed out yet (position below
+        the high watermark of the last fetch): silent, but not idle."""
+        consumer = self._consumer
+        if consumer is None:
+            return set()
+        owned = consumer.assignment()
+        behind: set[TopicPartition] = set()
+        for tp in lanes:
+            highwater = consumer.highwater(tp) if tp in owned else None
+            if highwater is not None and highwater > await consumer.position(tp):
+                behind.add(tp)
+        return behind
+
     async def _start(self) -> None:
         k = self.kafka
         consumer = AIOKafkaConsumer(

@@ -23,6 +23,9 @@ from alerts.redis_client import RedisBacked
 
 log = structlog.get_logger(__name__)
 
+NO_CONSTRAINT_S = 2**62
+"""Published by an instance with no data and no busy partitions: it holds nobody back."""
+
 # Keep (renew) the lease if we hold it, else take it if it is free. Atomic, so two instances never
 # both believe they lead within one lease period.
 _LEAD = """
@@ -102,7 +105,10 @@ class ClusterWatermark(RedisBacked):
             return None
         values = await self.redis.hmget(self.wm_key, alive)
         published = [int(v) for v in values if v is not None]
-        return min(published) if len(published) == len(alive) else None
+        if len(published) < len(alive):
+            return None
+        constrained = [v for v in published if v < NO_CONSTRAINT_S]
+        return min(constrained) if constrained else None
 
     async def lead(self) -> bool:
         """Take or keep the detection lease; True while this instance is the leader."""

@@ -24,9 +24,9 @@ from consumers.deadletter import DeadLetterSink
 from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
-from monitor.cluster import ClusterWatermark
+from monitor.cluster import NO_CONSTRAINT_S, ClusterWatermark
 from monitor.types import ClassifiedMessage, Prediction, Source, SourceRecord
-from monitor.watermark import Watermark
+from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
 
 log = structlog.get_logger(__name__)
@@ -63,7 +63,6 @@ class _InFlight:
 
 _DONE = None
 APPLY_ATTEMPTS = 6
-NO_CONSTRAINT_S = 2**62
 MAX_PENDING_DETECTIONS = 32
 
 
@@ -179,8 +178,17 @@ class Pipeline:
             self._lanes = lanes
             self.watermark.expect_lanes(lanes)
 
+    async def _lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
+        lagging_of = getattr(self.source, "lagging", None)
+        if lagging_of is None or not lanes:
+            return set()
+        found: set[Hashable] = await lagging_of(lanes)
+        return found
+
     async def _submit(self, records: list[SourceRecord]) -> None:
         self._sync_lanes()
+        if self.watermark.idle_lanes:
+            self.watermark.wake(await self._lagging(self.watermark.idle_lanes))
         kept: list[SourceRecord] = []
         now = time.monotonic()
         for rec in records:
@@ -270,7 +278,8 @@ class Pipeline:
         if until <= done:
             self._cluster_evaluated_s = done
             return
-        await self._evaluate(list(range(done + b, until + 1, b)))
+        first = max(done + b, until - (MAX_BOUNDARIES_PER_ADVANCE - 1) * b)  # bounded, like the watermark
+        await self._evaluate(list(range(first, until + 1, b)))
         self._cluster_evaluated_s = until
         await cluster.set_evaluated_until(until)
 
@@ -374,7 +383,8 @@ class Pipeline:
         alerts, while a backlog of old history is never overtaken by the wall clock.
         The tick travels through the in-flight queue, behind any batch not yet durable."""
         self._sync_lanes()
-        idle = [lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s]
+        silent = frozenset(lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s)
+        idle = silent - await self._lagging(silent)
         if idle:
             self.watermark.mark_idle(idle)
         newest = self.watermark.max_event_s

@@ -56,9 +56,19 @@ class Watermark:
             del self._lanes[gone]
         self._recompute()
 
+    @property
+    def idle_lanes(self) -> frozenset[Hashable]:
+        return frozenset(self._idle)
+
     def mark_idle(self, lanes: Iterable[Hashable]) -> None:
         self._idle.update(lanes)
         self._recompute()
+
+    def wake(self, lanes: Iterable[Hashable]) -> None:
+        """Idle lanes that have data waiting (a backlog not fetched yet) hold the watermark again,
+        so their data is not judged late against the lanes that happened to be fetched first.
+        The watermark does not move back: only further advance waits for them."""
+        self._idle.difference_update(lanes)
 
     def is_late(self, event_s: int) -> bool:
         closed = self.closed_until_s

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from monitor.cluster import ClusterWatermark
+from monitor.cluster import NO_CONSTRAINT_S, ClusterWatermark
 from tests.kafka_broker import unique_name
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,8 @@ async def test_cluster_watermark_is_the_minimum_over_live_instances_and_waits_fo
         assert await b.closed_until_s() == 600
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="c") as c:
         assert await c.closed_until_s() is None  # a and b left cleanly; c has not published
+        await c.publish(NO_CONSTRAINT_S)
+        assert await c.closed_until_s() is None  # nobody has data: nothing to evaluate
 
 
 async def test_an_instance_that_stops_heartbeating_drops_out(redis_url: str) -> None:
