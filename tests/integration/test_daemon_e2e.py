@@ -164,3 +164,33 @@ async def test_killed_mid_stream_and_restarted_counts_every_distinct_message_onc
         assert _metric(port, "finsent_duplicate_messages_total") >= 40
     finally:
         assert restarted.terminate() == 0, restarted.tail()
+
+
+async def test_sigterm_mid_stream_drains_and_commits_so_a_restart_redelivers_nothing(scenario: Scenario) -> None:
+    messages = stream(buckets=60, surge=range(0), per_bucket=50)
+    await scenario.produce(messages)
+    env = {"MONITOR_BATCHING__MAX_BATCH_SIZE": "8", "MONITOR_KAFKA__MAX_POLL_RECORDS": "8"}
+    first = scenario.daemon("first")
+    first.env.update(env)
+    first.start()
+    deadline = time.monotonic() + 60
+    while (applied := await scenario.volume()) < 100:
+        assert time.monotonic() < deadline, first.tail()
+        first.assert_alive()
+        await asyncio.sleep(0.05)
+    assert first.terminate() == 0, first.tail()
+    assert applied < len(messages), "SIGTERM must land mid-stream for this test to mean anything"
+    stopped_at = await scenario.volume()
+    assert stopped_at < len(messages)
+
+    second = scenario.daemon("second")
+    second.env.update(env)
+    second.start()
+    try:
+        port = int(second.wait_for_event("http_listening", 60)["port"])
+        await scenario.wait_volume(len(messages), 120, second)
+        # everything the first daemon applied was committed before it exited: nothing comes back
+        assert _metric(port, "finsent_duplicate_messages_total") == 0
+        assert _metric(port, "finsent_messages_total") == len(messages) - stopped_at
+    finally:
+        assert second.terminate() == 0, second.tail()
