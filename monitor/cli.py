@@ -11,7 +11,8 @@ import asyncio
 import importlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,19 @@ async def _serve(settings: Settings) -> int:
         f"{stats.late} late; {stats.notifications} alert notifications",
         file=sys.stderr,
     )
+    for line in notification_summary(app.pipeline.recent_notifications):
+        print(line, file=sys.stderr)
     return 0
+
+
+def notification_summary(notes: Iterable[object]) -> list[str]:
+    """One line per notification: event time (UTC) and title, for humans at the end of a run."""
+    lines = []
+    for note in notes:
+        at, title = getattr(note, "event_time_s", None), getattr(note, "title", None)
+        if isinstance(at, int) and isinstance(title, str):
+            lines.append(f"  {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M} UTC  {title}")
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:

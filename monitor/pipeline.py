@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -64,6 +65,7 @@ class _InFlight:
 _DONE = None
 APPLY_ATTEMPTS = 6
 MAX_PENDING_DETECTIONS = 32
+RECENT_NOTIFICATIONS = 50
 
 
 class Pipeline:
@@ -108,6 +110,8 @@ class Pipeline:
         self._lane_seen: dict[Hashable, float] = {}
         self._last_data_at: float | None = None
         self.finished = asyncio.Event()
+        self.recent_notifications: deque[object] = deque(maxlen=RECENT_NOTIFICATIONS)
+        """The newest notifications produced (bounded), for the end-of-run summary."""
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -371,6 +375,7 @@ class Pipeline:
             self.stats.evaluated_until_s = point
             metrics.ALERT_EVALUATIONS.inc()
             self.stats.notifications += len(notes)
+            self.recent_notifications.extend(notes)
             for note in notes:
                 metrics.NOTIFICATIONS.labels(str(getattr(note, "status", "unknown"))).inc()
 

@@ -82,3 +82,17 @@ def test_secrets_in_a_config_file_are_refused_with_the_variable_to_use(
     cfg.write_text(toml)
     assert main(["--config", str(cfg), "config"]) == 2
     assert variable in capsys.readouterr().err
+
+
+def test_end_of_run_summary_lists_each_notification_with_its_event_time() -> None:
+    from dataclasses import dataclass
+
+    from monitor.cli import notification_summary
+
+    @dataclass
+    class Note:
+        event_time_s: int
+        title: str
+
+    lines = notification_summary([Note(1_793_722_200, "[FIRING] negative sentiment spike: ticker:BA"), object()])
+    assert lines == ["  2026-11-03 16:10 UTC  [FIRING] negative sentiment spike: ticker:BA"]
