@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.backtest.report import markdown, plot_incident
-from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once
+from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings
@@ -79,8 +79,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))
     args.out.mkdir(parents=True, exist_ok=True)
     best_result = results[best][0]
-    tuned = isolated.model_copy(update={"alerts": isolated.alerts.model_copy(update={
-        k: (int(v) if isinstance(getattr(isolated.alerts, k), int) else v) for k, v in best_result.params.items()})})
+    tuned = settings_with(isolated, best_result.params)
     plots = []
     for i, inc in enumerate(incidents):
         path = args.out / f"incident_{i}_{inc.key.replace(':', '_').replace('|', '_')}.png"
