@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from consumers.deadletter import DeadLetterSink
-from consumers.schema import InvalidMessage, message_from_dict
+from consumers.schema import InvalidMessage, epoch_or_text, message_from_dict
 from monitor.lifecycle import Service
 from monitor.types import RawMessage, SourceRecord
 
@@ -34,9 +34,8 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
         if not obj.get(key):
             obj.pop(key, None)
     obj.pop("meta", None)
-    published = obj.get("published_at")
-    if isinstance(published, str) and published.strip().replace(".", "", 1).isdigit():
-        obj["published_at"] = float(published)  # CSV has no types: epoch seconds/ms arrive as text
+    if isinstance(obj.get("published_at"), str):  # CSV has no types: epoch seconds/ms arrive as text
+        obj["published_at"] = epoch_or_text(obj["published_at"])
     return obj
 
 

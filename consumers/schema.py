@@ -62,6 +62,13 @@ def parse_event_time(value: Any) -> datetime:
     raise InvalidMessage("bad_timestamp", f"published_at must be a string or number, got {type(value).__name__}")
 
 
+def epoch_or_text(text: str) -> str | float:
+    """A time written as text (CSV cell, CLI argument): epoch seconds/ms as a number, else unchanged.
+    JSON payloads are typed and go to ``parse_event_time`` directly (a quoted epoch stays invalid)."""
+    stripped = text.strip()
+    return float(stripped) if stripped.replace(".", "", 1).isdigit() else text
+
+
 def _source(value: Any, default: SourceKind | None) -> SourceKind:
     if value is None:
         if default is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from consumers.schema import parse_event_time
+from consumers.schema import epoch_or_text, parse_event_time
 from monitor.config import Settings
 from monitor.pipeline import PipelineStats
 
@@ -30,7 +30,7 @@ DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
 def parse_time(value: str) -> datetime:
     """CLI timestamps: ISO-8601 (``2026-11-03T14:00:00Z``) or epoch seconds."""
     try:
-        return parse_event_time(float(value) if value.replace(".", "", 1).isdigit() else value)
+        return parse_event_time(epoch_or_text(value))
     except Exception as exc:
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time or epoch seconds") from exc
 

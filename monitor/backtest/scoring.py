@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumers.schema import parse_event_time
+from consumers.schema import epoch_or_text, parse_event_time
 
 DAY_S = 86_400
 
@@ -63,16 +63,12 @@ def load_incidents(path: Path) -> list[Incident]:
     return [
         Incident(
             key=row["key"],
-            start_s=int(parse_event_time(_num(row["start"])).timestamp()),
-            end_s=int(parse_event_time(_num(row["end"])).timestamp()),
+            start_s=int(parse_event_time(epoch_or_text(row["start"])).timestamp()),
+            end_s=int(parse_event_time(epoch_or_text(row["end"])).timestamp()),
             description=row.get("description", "") or "",
         )
         for row in rows
     ]
-
-
-def _num(value: str) -> str | float:
-    return float(value) if value.replace(".", "", 1).isdigit() else value
 
 
 def belongs(key: str, incident_key: str) -> bool:
