@@ -51,25 +51,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def replay_settings(args: argparse.Namespace, settings: Settings) -> Settings:
-    """Derive isolated settings for one replay run."""
+def isolated_settings(
+    settings: Settings,
+    *,
+    sinks: Sequence[str],
+    dead_letter_path: Path,
+    store_url: str = "memory://",
+    key_prefix: str | None = None,
+    replay_paths: Sequence[Path] | None = None,
+    speed: float = 0.0,
+) -> Settings:
+    """Settings for a run over history that cannot touch production: its own store / Redis
+    namespace and consumer group, its own dead letters and sinks, no HTTP, no cluster role."""
     run_id = uuid.uuid4().hex[:8]
-    sinks = [f"file://{args.report}"] + (list(settings.alerts.sinks) if args.production_sinks else [])
-    update: dict[str, Any] = {
-        "windows": settings.windows.model_copy(update={
-            "store_url": args.store,
-            "key_prefix": args.namespace or f"replay:{run_id}",
-        }),
-        "alerts": settings.alerts.model_copy(update={"sinks": sinks, "cluster_mode": False}),
+    source: dict[str, Any] = {"dead_letter_path": dead_letter_path}
+    if replay_paths is not None:
+        source.update(kind="replay", replay_paths=list(replay_paths), replay_speed=speed)
+    return settings.model_copy(update={
+        "source": settings.source.model_copy(update=source),
+        "windows": settings.windows.model_copy(
+            update={"store_url": store_url, "key_prefix": key_prefix or f"replay:{run_id}"}),
+        "alerts": settings.alerts.model_copy(update={"sinks": list(sinks), "cluster_mode": False}),
         "http": settings.http.model_copy(update={"enabled": False}),
         "kafka": settings.kafka.model_copy(update={"group_id": f"{settings.kafka.group_id}.replay.{run_id}"}),
-    }
-    dead_letter = args.report.with_name(args.report.stem + ".dead-letter.jsonl")
-    update["source"] = settings.source.model_copy(update={"dead_letter_path": dead_letter})
-    if args.input:
-        update["source"] = update["source"].model_copy(
-            update={"kind": "replay", "replay_paths": list(args.input), "replay_speed": args.speed})
-    return settings.model_copy(update=update)
+    })
+
+
+def replay_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Isolated settings for one ``monitor replay`` run; alerts go to the report file."""
+    sinks = [f"file://{args.report}"] + (list(settings.alerts.sinks) if args.production_sinks else [])
+    return isolated_settings(
+        settings,
+        sinks=sinks,
+        dead_letter_path=args.report.with_name(args.report.stem + ".dead-letter.jsonl"),
+        store_url=args.store,
+        key_prefix=args.namespace,
+        replay_paths=args.input or None,
+        speed=args.speed,
+    )
 
 
 def count_lines(paths: Sequence[Path]) -> int:

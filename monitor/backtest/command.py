@@ -17,6 +17,7 @@ from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, ru
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings
+from monitor.replay import isolated_settings
 from monitor.windows.buckets import ALL_KEY
 
 
@@ -67,14 +68,8 @@ async def _span_s(result: RunResult) -> int:
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     incidents = load_incidents(args.events)
-    isolated = settings.model_copy(update={
-        "source": settings.source.model_copy(update={"kind": "replay", "replay_paths": list(args.input),
-                                                     "replay_speed": 0.0,
-                                                     "dead_letter_path": args.out / "dead-letter.jsonl"}),
-        "alerts": settings.alerts.model_copy(update={"sinks": [], "cluster_mode": False}),
-        "http": settings.http.model_copy(update={"enabled": False}),
-        "windows": settings.windows.model_copy(update={"store_url": "memory://"}),
-    })
+    isolated = isolated_settings(settings, sinks=[], dead_letter_path=args.out / "dead-letter.jsonl",
+                                 replay_paths=args.input)
     results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s)
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))
     args.out.mkdir(parents=True, exist_ok=True)
