@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -119,14 +119,14 @@ class KafkaSource(Service):
         """Assigned partitions: each is a watermark lane (see monitor/watermark.py)."""
         return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
 
-    async def lagging(self, lanes: Iterable[TopicPartition]) -> set[TopicPartition]:
+    async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
         """Partitions among ``lanes`` with records on the broker not handed out yet (position below
         the high watermark of the last fetch): silent, but not idle."""
         consumer = self._consumer
         if consumer is None:
             return set()
         owned = consumer.assignment()
-        behind: set[TopicPartition] = set()
+        behind: set[Hashable] = set()
         for tp in lanes:
             highwater = consumer.highwater(tp) if tp in owned else None
             if highwater is not None and highwater > await consumer.position(tp):

@@ -7,7 +7,7 @@ some brokers), so the reader scans each partition from its beginning offset.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,10 @@ class KafkaRangeReader(Service):
     def lanes(self) -> frozenset[TopicPartition]:
         """Partitions still being scanned: a finished partition stops holding the watermark."""
         return frozenset(self._remaining)
+
+    async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
+        """A range scan never marks partitions idle (they leave ``lanes()`` when finished)."""
+        return set()
 
     async def _start(self) -> None:
         consumer = AIOKafkaConsumer(

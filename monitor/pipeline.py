@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.cluster import NO_CONSTRAINT_S, ClusterWatermark
-from monitor.types import ClassifiedMessage, Prediction, Source, SourceRecord
+from monitor.types import ClassifiedMessage, PartitionedSource, Prediction, Source, SourceRecord
 from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
 
@@ -87,6 +88,7 @@ class Pipeline:
         cluster: ClusterWatermark | None = None,
     ) -> None:
         self.source = source
+        self._partitioned = source if isinstance(source, PartitionedSource) else None
         self.cluster = cluster
         self.is_leader = False
         self._cluster_evaluated_s: int | None = None
@@ -138,13 +140,8 @@ class Pipeline:
                                       + self.store.bucket_s)
             await self._evaluate(self.watermark.newly_closed())
         self.finished.set()
-        log.info("pipeline_finished", exhausted=exhausted, **self._stats_dict())
+        log.info("pipeline_finished", exhausted=exhausted, **dataclasses.asdict(self.stats))
         return self.stats
-
-    def _stats_dict(self) -> dict[str, int]:
-        s = self.stats
-        return {"read": s.read, "applied": s.applied, "duplicates": s.duplicates, "late": s.late,
-                "batches": s.batches, "notifications": s.notifications}
 
     async def _read_loop(self) -> bool:
         """Returns True when the source ran dry, False when stopped. A stop request interrupts a
@@ -172,10 +169,9 @@ class Pipeline:
             stopped.cancel()
 
     def _sync_lanes(self) -> None:
-        lanes_of = getattr(self.source, "lanes", None)
-        if lanes_of is None:
+        if self._partitioned is None:
             return
-        lanes = lanes_of()
+        lanes = self._partitioned.lanes()
         if lanes != self._lanes:
             now = time.monotonic()
             self._lane_seen = {lane: self._lane_seen.get(lane, now) for lane in lanes}
@@ -183,11 +179,9 @@ class Pipeline:
             self.watermark.expect_lanes(lanes)
 
     async def _lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
-        lagging_of = getattr(self.source, "lagging", None)
-        if lagging_of is None or not lanes:
+        if self._partitioned is None or not lanes:
             return set()
-        found: set[Hashable] = await lagging_of(lanes)
-        return found
+        return await self._partitioned.lagging(lanes)
 
     async def _submit(self, records: list[SourceRecord]) -> None:
         self._sync_lanes()

@@ -102,3 +102,17 @@ class Source(Lifecycle, Protocol):
     def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]: ...
 
     async def commit(self, records: Sequence[SourceRecord]) -> None: ...
+
+
+@runtime_checkable
+class PartitionedSource(Protocol):
+    """A source made of independently ordered lanes (Kafka partitions): the pipeline tracks one
+    watermark per lane, and a silent lane only counts as idle when it has nothing waiting."""
+
+    def lanes(self) -> frozenset[Hashable]:
+        """The lanes this source currently delivers (assigned partitions)."""
+        ...
+
+    async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
+        """Those of ``lanes`` that have records waiting on the broker (silent, but not idle)."""
+        ...

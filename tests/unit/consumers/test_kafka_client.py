@@ -27,3 +27,17 @@ def test_sasl_without_a_mechanism_defaults_to_plain() -> None:
     kwargs = client_kwargs(KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_username="u"), "x")
     assert kwargs["sasl_mechanism"] == "PLAIN"
     assert "ssl_context" not in kwargs
+
+
+def test_kafka_sources_are_partitioned_so_the_pipeline_tracks_a_watermark_per_partition() -> None:
+    from consumers.kafka import KafkaSource
+    from consumers.kafka_range import KafkaRangeReader
+    from consumers.replay import FileReplaySource
+    from monitor.config import Settings
+    from monitor.types import PartitionedSource
+    from tests.fakes import CollectingDeadLetter
+
+    dead = CollectingDeadLetter()
+    assert isinstance(KafkaSource(Settings(), dead), PartitionedSource)
+    assert isinstance(KafkaRangeReader(Settings()), PartitionedSource)
+    assert not isinstance(FileReplaySource([], dead, max_message_bytes=1, max_text_chars=1), PartitionedSource)
