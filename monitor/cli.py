@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -24,19 +23,25 @@ from monitor.logging import configure_logging
 log = structlog.get_logger(__name__)
 
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    settings = load_settings(args.config, **overrides)
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
     configure_logging(settings.log.level, args.log_format or settings.log.format)
     return settings
+
+
+def install_stop_signals(request_stop: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT request a graceful stop (drain, commit, flush). The only signal handling in
+    the project: every command that runs the engine installs it through here."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop)
 
 
 async def _serve(settings: Settings) -> int:
     from monitor.app import MonitorApp
 
     app = MonitorApp(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, app.request_stop)
+    install_stop_signals(app.request_stop)
     stats = await app.run()
     print(
         f"processed {stats.read} messages: {stats.applied} new, {stats.duplicates} duplicates, "

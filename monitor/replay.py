@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -101,6 +100,7 @@ def count_lines(paths: Sequence[Path]) -> int:
 
 async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Namespace | None = None) -> PipelineStats:
     from monitor.app import MonitorApp
+    from monitor.cli import install_stop_signals
 
     source = None
     if kafka is not None and kafka.kafka_topic:
@@ -108,9 +108,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
 
         source = KafkaRangeReader(settings, kafka.kafka_topic, start=kafka.start, end=kafka.end)
     app = MonitorApp(settings, source=source)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, app.request_stop)
+    install_stop_signals(app.request_stop)
     total = count_lines(settings.source.replay_paths) if source is None else None
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr)
 
