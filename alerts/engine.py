@@ -32,6 +32,7 @@ from alerts.state import AlertStateStore
 from monitor.config import AlertSettings
 from monitor.lifecycle import Service
 from monitor.windows.base import WindowStore
+from monitor.windows.buckets import align_s
 
 log = structlog.get_logger("alerts.engine")
 FETCH_CONCURRENCY = 16
@@ -139,7 +140,7 @@ class AlertEngine(Service):
 
     async def _evaluate(self, now_s: int) -> list[Notification]:
         b = self.store.bucket_s
-        closed_end = now_s - now_s % b
+        closed_end = align_s(now_s, b)
         cursor = await self.state.get_cursor()
         first = self._first_bucket(cursor, closed_end)
         if first >= closed_end:

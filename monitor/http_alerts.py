@@ -31,6 +31,7 @@ from alerts.silences import create_silence, expire_silence, list_silences
 from alerts.state import AlertStateStore, SilenceLimitError
 from monitor.config import Settings
 from monitor.windows.base import WindowStore
+from monitor.windows.buckets import align_s
 
 MAX_ALERTS = 500
 MAX_SILENCES = 500
@@ -248,7 +249,7 @@ class AlertsApi:
     def last_hour(self, end_s: int) -> tuple[int, int]:
         """Bucket starts ``[start, end)`` of the hour up to ``end_s``, its (open) bucket included."""
         b = self.store.bucket_s
-        end = end_s - end_s % b + b
+        end = align_s(end_s, b) + b
         return min(end - b, end - TOP_KEYS_WINDOW_S), end
 
     async def _dashboard(self, request: web.Request) -> web.Response:

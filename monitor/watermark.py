@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
+from monitor.windows.buckets import align_s
+
 MAX_BOUNDARIES_PER_ADVANCE = 10_000
 
 
@@ -46,7 +48,7 @@ class Watermark:
     def closed_until_s(self) -> int | None:
         """End of the newest closed bucket (a bucket boundary), or None while nothing is closed."""
         wm = self._value_s
-        return None if wm is None else wm - wm % self.bucket_s
+        return None if wm is None else align_s(wm, self.bucket_s)
 
     def expect_lanes(self, lanes: Iterable[Hashable]) -> None:
         """Lanes the source will deliver (assigned partitions); each holds the watermark until it
@@ -74,7 +76,7 @@ class Watermark:
         closed = self.closed_until_s
         if closed is None:
             return False
-        bucket_end = event_s - event_s % self.bucket_s + self.bucket_s
+        bucket_end = align_s(event_s, self.bucket_s) + self.bucket_s
         return bucket_end <= closed
 
     def observe(self, event_s: int, lane: Hashable = None) -> bool:
@@ -112,7 +114,7 @@ class Watermark:
         if self._reported_until_s is None:
             # the first report starts at the end of the oldest bucket that holds data
             first = self._first_event_s if self._first_event_s is not None else closed
-            start = min(first - first % self.bucket_s + self.bucket_s, closed)
+            start = min(align_s(first, self.bucket_s) + self.bucket_s, closed)
         else:
             start = self._reported_until_s + self.bucket_s
         if closed < start:

@@ -14,10 +14,14 @@ from monitor.types import ClassifiedMessage, Sentiment
 ALL_KEY = "all"
 
 
+def align_s(epoch_s: int, bucket_s: int) -> int:
+    """Start of the bucket holding ``epoch_s`` (tumbling buckets aligned to the epoch)."""
+    return epoch_s - epoch_s % bucket_s
+
+
 def bucket_start_s(event_time: datetime, bucket_s: int) -> int:
-    """Epoch second at which the bucket holding ``event_time`` starts (tumbling, aligned to epoch)."""
-    ts = int(event_time.timestamp())
-    return ts - ts % bucket_s
+    """Epoch second at which the bucket holding ``event_time`` starts."""
+    return align_s(int(event_time.timestamp()), bucket_s)
 
 
 def to_datetime(epoch_s: int) -> datetime:
