@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
 from consumers.schema import InvalidMessage
@@ -78,6 +78,15 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._source._adopt(assigned)
+
+
+def _partition_key(tp: TopicPartition) -> str:
+    return f"{tp.topic}:{tp.partition}"
+
+
+def _parse_partition_key(key: str) -> TopicPartition:
+    topic, _, partition = key.rpartition(":")
+    return TopicPartition(topic, int(partition))
 
 
 class KafkaSource(Service):
@@ -133,6 +142,29 @@ class KafkaSource(Service):
                 behind.add(tp)
         return behind
 
+    async def durable_offsets(self) -> dict[str, int]:
+        """Per owned partition: the first record not yet durable (the oldest one handed out and not
+        committed), or the consumer position when nothing is outstanding."""
+        consumer = self.consumer
+        out: dict[str, int] = {}
+        for tp in consumer.assignment():
+            pending = self._pending.get(tp)
+            out[_partition_key(tp)] = pending[0].offset if pending else await consumer.position(tp)
+        return out
+
+    async def has_records_beyond(self, offsets: dict[str, int]) -> bool:
+        """Asks the broker for the end offsets of ``offsets``' partitions (any partition, owned or not).
+        If the broker cannot answer, the answer is yes: detection waits rather than guesses."""
+        if not offsets:
+            return False
+        wanted = {_parse_partition_key(key): offset for key, offset in offsets.items()}
+        try:
+            ends = await self.consumer.end_offsets(list(wanted))
+        except KafkaError as exc:
+            log.warning("end_offsets_failed", error=repr(exc))
+            return True
+        return any(ends.get(tp, 0) > offset for tp, offset in wanted.items())
+
     async def _start(self) -> None:
         k = self.kafka
         consumer = AIOKafkaConsumer(
@@ -165,7 +197,7 @@ class KafkaSource(Service):
         for tp in revoked:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
-        log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
+        log.info("partitions_revoked", partitions=[_partition_key(tp) for tp in revoked])
         self._maybe_resume()
 
     def _adopt(self, assigned: Iterable[TopicPartition]) -> None:
@@ -174,7 +206,7 @@ class KafkaSource(Service):
             self._pending.setdefault(tp, deque())
         if self.paused and self._consumer is not None:
             self._consumer.pause(*assigned)
-        log.info("partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned])
+        log.info("partitions_assigned", partitions=[_partition_key(tp) for tp in assigned])
 
     # --- consuming ----------------------------------------------------------------------------------
 

@@ -9,13 +9,21 @@ engine's cursor lives in Redis, so a new leader continues exactly where the old 
 Keys (hash-tagged like the window store's): ``{P}:cluster:wm`` (hash instance -> closed-until s),
 ``{P}:cluster:alive`` (zset instance -> heartbeat deadline ms), ``{P}:cluster:leader`` (lease),
 ``{P}:cluster:first`` (zset instance -> first closed boundary: where detection starts) and
-``{P}:cluster:evaluated`` (how far the leaders have evaluated: where a new leader resumes).
+``{P}:cluster:evaluated`` (how far the leaders have evaluated: where a new leader resumes) and
+``{P}:cluster:idle`` (instance -> JSON offsets: the claim behind an instance's "no constraint").
+
+An instance with no data claims "no constraint" *as of* the durable offsets of its partitions. The
+leader checks those claims against the broker before it evaluates: if records landed past a claim
+(a backlog the idle instance has not fetched yet), that instance's data is missing, so detection
+waits for it instead of judging buckets with part of the stream.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from dataclasses import dataclass
 
 import structlog
 
@@ -46,6 +54,14 @@ return 0
 """
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    closed_until_s: int | None
+    """Minimum published closed-until over live instances; None while any has not published."""
+    idle_claims: tuple[dict[str, int], ...]
+    """Durable offsets behind each live instance's "no constraint"."""
+
+
 class ClusterWatermark(RedisBacked):
     def __init__(self, url: str, key_prefix: str, *, lease_s: float, instance_id: str | None = None) -> None:
         self.url = url
@@ -53,7 +69,7 @@ class ClusterWatermark(RedisBacked):
         self.lease_ms = int(lease_s * 1000)
         tag = f"{{{key_prefix}}}:cluster"
         self.wm_key, self.alive_key, self.leader_key = f"{tag}:wm", f"{tag}:alive", f"{tag}:leader"
-        self.first_key, self.evaluated_key = f"{tag}:first", f"{tag}:evaluated"
+        self.first_key, self.evaluated_key, self.idle_key = f"{tag}:first", f"{tag}:evaluated", f"{tag}:idle"
 
     async def _start(self) -> None:
         await super()._start()
@@ -64,6 +80,7 @@ class ClusterWatermark(RedisBacked):
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.hdel(self.wm_key, self.instance_id)
+            pipe.hdel(self.idle_key, self.instance_id)
             pipe.zrem(self.alive_key, self.instance_id)
             await pipe.execute()
             await self.redis.eval(_RELEASE, 1, self.leader_key, self.instance_id)
@@ -78,6 +95,16 @@ class ClusterWatermark(RedisBacked):
         """This instance's data before ``closed_until_s`` is durable and final."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.wm_key, self.instance_id, closed_until_s)
+        pipe.hdel(self.idle_key, self.instance_id)
+        pipe.zadd(self.alive_key, {self.instance_id: int(time.time() * 1000) + self.lease_ms})
+        await pipe.execute()
+
+    async def publish_idle(self, durable_offsets: dict[str, int]) -> None:
+        """This instance has no data: it holds nobody back as long as its partitions hold nothing
+        past ``durable_offsets``."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.wm_key, self.instance_id, NO_CONSTRAINT_S)
+        pipe.hset(self.idle_key, self.instance_id, json.dumps(durable_offsets))
         pipe.zadd(self.alive_key, {self.instance_id: int(time.time() * 1000) + self.lease_ms})
         await pipe.execute()
 
@@ -97,18 +124,23 @@ class ClusterWatermark(RedisBacked):
         await self.redis.set(self.evaluated_key, boundary_s)
 
     async def closed_until_s(self) -> int | None:
-        """Minimum published closed-until over live instances; None while any has not published."""
-        now_ms = int(time.time() * 1000)
-        await self.redis.zremrangebyscore(self.alive_key, "-inf", now_ms)
-        alive = [str(m) for m in await self.redis.zrange(self.alive_key, 0, -1)]
-        if not alive:
-            return None
-        values = await self.redis.hmget(self.wm_key, alive)
-        published = [int(v) for v in values if v is not None]
-        if len(published) < len(alive):
-            return None
-        constrained = [v for v in published if v < NO_CONSTRAINT_S]
-        return min(constrained) if constrained else None
+        return (await self.view()).closed_until_s
+
+    async def view(self) -> ClusterView:
+        """The live instances' published watermarks and idle claims, read in one transaction."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(self.alive_key, "-inf", int(time.time() * 1000))
+        pipe.zrange(self.alive_key, 0, -1)
+        pipe.hgetall(self.wm_key)
+        pipe.hgetall(self.idle_key)
+        _, alive_raw, wm_raw, idle_raw = await pipe.execute()
+        alive = [str(m) for m in alive_raw]
+        marks = {str(k): int(v) for k, v in wm_raw.items()}
+        claims = tuple(json.loads(v) for k, v in idle_raw.items() if str(k) in alive)
+        if not alive or any(i not in marks for i in alive):
+            return ClusterView(None, claims)
+        constrained = [marks[i] for i in alive if marks[i] < NO_CONSTRAINT_S]
+        return ClusterView(min(constrained) if constrained else None, claims)
 
     async def lead(self) -> bool:
         """Take or keep the detection lease; True while this instance is the leader."""

@@ -26,8 +26,8 @@ from consumers.deadletter import DeadLetterSink
 from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
-from monitor.cluster import NO_CONSTRAINT_S, ClusterWatermark
-from monitor.types import ClassifiedMessage, PartitionedSource, Prediction, Source, SourceRecord
+from monitor.cluster import ClusterWatermark
+from monitor.types import ClassifiedMessage, PartitionedSource, Prediction, SharedSource, Source, SourceRecord
 from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
 
@@ -89,6 +89,7 @@ class Pipeline:
     ) -> None:
         self.source = source
         self._partitioned = source if isinstance(source, PartitionedSource) else None
+        self._shared = source if isinstance(source, SharedSource) else None
         self.cluster = cluster
         self.is_leader = False
         self._cluster_evaluated_s: int | None = None
@@ -205,7 +206,7 @@ class Pipeline:
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
         metrics.LATE.inc()
-        detail = f"event time behind watermark {self.watermark.value_s} - bucket already closed"
+        detail = f"bucket already closed (data before {self.watermark.late_before_s} is final)"
         await self._dead_letter(rec, "late", detail)
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
@@ -261,8 +262,9 @@ class Pipeline:
         if not self.is_leader:
             self._cluster_evaluated_s = None
             return
-        until = await cluster.closed_until_s()
-        if until is None:
+        view = await cluster.view()
+        until = view.closed_until_s
+        if until is None or await self._backlog_behind_idle_claims(view.idle_claims):
             return
         b = self.store.bucket_s
         done = self._cluster_evaluated_s
@@ -281,16 +283,35 @@ class Pipeline:
         self._cluster_evaluated_s = until
         await cluster.set_evaluated_until(until)
 
+    async def _backlog_behind_idle_claims(self, claims: tuple[dict[str, int], ...]) -> bool:
+        """Records landed on an idle instance's partitions since it claimed "no constraint": its data
+        is on the way, so detection waits instead of judging buckets with part of the stream."""
+        if self._shared is None or not claims:
+            return False
+        offsets: dict[str, int] = {}
+        for claim in claims:  # during a rebalance two claims may name a partition: the lower one counts
+            for partition, offset in claim.items():
+                offsets[partition] = min(offset, offsets.get(partition, offset))
+        behind = await self._shared.has_records_beyond(offsets)
+        if behind:
+            log.debug("cluster_detection_waits_for_idle_backlog")
+        return behind
+
     async def cluster_tick(self, now_monotonic: float, idle_after_s: float) -> None:
         """Scheduler hook (cluster mode): heartbeat, then let the detection task check for work.
         An instance that has seen no data at all and whose partitions (if any) have been silent for
-        ``idle_after_s`` places no constraint on the cluster watermark, like an idle partition."""
+        ``idle_after_s`` places no constraint on the cluster watermark, like an idle partition, as of
+        its partitions' durable offsets (which the leader checks). Buckets the leader has evaluated
+        are closed here too, so a late record on this instance is dead-lettered, not miscounted."""
         if self.cluster is None:
             return
         self._sync_lanes()
+        evaluated = await self.cluster.evaluated_until_s()
+        if evaluated is not None:
+            self.watermark.close_through(evaluated)
         silent = all(now_monotonic - seen >= idle_after_s for seen in self._lane_seen.values())
         if self.watermark.max_event_s is None and silent:
-            await self.cluster.publish(NO_CONSTRAINT_S)
+            await self.cluster.publish_idle(await self._shared.durable_offsets() if self._shared else {})
         else:
             await self.cluster.heartbeat()
         self.nudge_detection()

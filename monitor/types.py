@@ -116,3 +116,18 @@ class PartitionedSource(Protocol):
     async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
         """Those of ``lanes`` that have records waiting on the broker (silent, but not idle)."""
         ...
+
+
+@runtime_checkable
+class SharedSource(PartitionedSource, Protocol):
+    """A partitioned source shared by several daemons (a consumer group). An idle member states how
+    far its partitions are durable; any member can check that claim against the broker, so a claim
+    made before a backlog landed is not trusted (monitor/cluster.py)."""
+
+    async def durable_offsets(self) -> dict[str, int]:
+        """Per owned partition (``"topic:partition"``): every record below this offset is durable."""
+        ...
+
+    async def has_records_beyond(self, offsets: dict[str, int]) -> bool:
+        """True if any partition in ``offsets`` holds a record at or past its offset."""
+        ...

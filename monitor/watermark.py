@@ -34,6 +34,7 @@ class Watermark:
     _value_s: int | None = None
     _reported_until_s: int | None = None
     _first_event_s: int | None = None
+    _closed_floor_s: int | None = None
 
     @property
     def max_event_s(self) -> int | None:
@@ -72,8 +73,20 @@ class Watermark:
         The watermark does not move back: only further advance waits for them."""
         self._idle.difference_update(lanes)
 
+    def close_through(self, boundary_s: int) -> None:
+        """Buckets ending at or before ``boundary_s`` were evaluated elsewhere (the cluster leader):
+        later data for them is late here too. They are not reported as newly closed."""
+        if self._closed_floor_s is None or boundary_s > self._closed_floor_s:
+            self._closed_floor_s = boundary_s
+
+    @property
+    def late_before_s(self) -> int | None:
+        """Data for buckets ending at or before this boundary is late (closed here or by the leader)."""
+        marks = [m for m in (self.closed_until_s, self._closed_floor_s) if m is not None]
+        return max(marks) if marks else None
+
     def is_late(self, event_s: int) -> bool:
-        closed = self.closed_until_s
+        closed = self.late_before_s
         if closed is None:
             return False
         bucket_end = align_s(event_s, self.bucket_s) + self.bucket_s

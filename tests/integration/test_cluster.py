@@ -4,14 +4,18 @@ detection runs on one leader up to the cluster-wide durable watermark (monitor/c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
+from aiokafka import TopicPartition
 
 from monitor.app import MonitorApp
+from monitor.cluster import ClusterWatermark
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.windows.redis import RedisWindowStore
 from tests.integration.streams import BUCKET_S, stream
@@ -47,52 +51,93 @@ async def _wait(
         await asyncio.sleep(0.1)
 
 
-async def test_two_instances_split_the_partitions_and_the_surge_pages_exactly_once(
+@contextlib.asynccontextmanager
+async def _pair(
     tmp_path: Path, kafka_bootstrap: str, redis_url: str
-) -> None:
+) -> AsyncIterator[tuple[list[MonitorApp], list[asyncio.Task[object]], str, str]]:
+    """Two daemons in one group over a 4-partition news topic, both owning partitions and idle;
+    yields the apps, their tasks, the news topic and the key prefix; stops both on exit."""
     news, group, prefix = unique_name("news"), unique_name("grp"), unique_name("cluster")
     await create_topics(kafka_bootstrap, {news: 4, f"{news}-comments": 1, f"{news}-dlq": 1})
-    alerts_path = tmp_path / "alerts.jsonl"
-    settings = _settings(kafka_bootstrap, redis_url, news, group, prefix, alerts_path)
+    settings = _settings(kafka_bootstrap, redis_url, news, group, prefix, tmp_path / "alerts.jsonl")
     apps = [MonitorApp(settings), MonitorApp(settings)]
     tasks: list[asyncio.Task[object]] = [asyncio.create_task(a.run()) for a in apps]  # type: ignore[misc]
-
-    def lanes(app: MonitorApp) -> frozenset[object]:
-        return app.source.lanes() if app.source.started else frozenset()  # type: ignore[attr-defined]
-
     try:
-        await _wait(lambda: all(lanes(a) for a in apps) and sum(len(lanes(a)) for a in apps) == 5, 60,
+        await _wait(lambda: all(_lanes(a) for a in apps) and sum(len(_lanes(a)) for a in apps) == 5, 60,
                     "both instances to own partitions", apps, tasks)
-        messages = stream(buckets=40, surge=range(30, 33))
-        # let every partition go idle first, then a 40-minute backlog lands on the news partitions
-        # at once (the comments partition stays empty): lagging partitions must wake up and hold
-        # the watermark, so nothing is judged late although one partition is fetched first
-        await asyncio.sleep(1.5)
-        await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in messages], 4)
-        await _wait(lambda: sum(a.pipeline.stats.read for a in apps) == len(messages), 60, "all messages", apps,
-                    tasks)
-
-        def acme_firing() -> list[dict[str, object]]:
-            if not alerts_path.exists():
-                return []
-            notes = [json.loads(line) for line in alerts_path.read_text().splitlines()]
-            return [n for n in notes if n["status"] == "firing"
-                    and any(a["window_key"] == "ticker:ACME" for a in n["alerts"])]  # type: ignore[attr-defined]
-
-        await _wait(lambda: bool(acme_firing()), 60, "the ACME alert", apps, tasks)
-        await asyncio.sleep(1.5)  # a duplicate from the other instance would arrive now
+        await asyncio.sleep(1.5)  # every partition goes idle: both instances claim "no constraint"
+        yield apps, tasks, news, prefix
     finally:
         for a in apps:
             a.request_stop()
         await asyncio.gather(*tasks)
 
+
+def _lanes(app: MonitorApp) -> frozenset[TopicPartition]:
+    return app.source.lanes() if app.source.started else frozenset()  # type: ignore[attr-defined,no-any-return]
+
+
+def _acme_firing(alerts_path: Path) -> list[dict[str, object]]:
+    if not alerts_path.exists():
+        return []
+    notes = [json.loads(line) for line in alerts_path.read_text().splitlines()]
+    return [n for n in notes if n["status"] == "firing"
+            and any(a["window_key"] == "ticker:ACME" for a in n["alerts"])]
+
+
+async def _assert_windows_hold(redis_url: str, prefix: str, expected: int) -> None:
+    async with RedisWindowStore(redis_url, key_prefix=prefix, bucket_s=BUCKET_S, retention_s=10**7,
+                                top_negative_per_bucket=5) as store:
+        assert sum(b.volume for b in await store.buckets("all", 0, 2**40)) == expected
+
+
+async def test_two_instances_split_the_partitions_and_the_surge_pages_exactly_once(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str
+) -> None:
+    alerts_path = tmp_path / "alerts.jsonl"
+    messages = stream(buckets=40, surge=range(30, 33))
+    async with _pair(tmp_path, kafka_bootstrap, redis_url) as (apps, tasks, news, prefix):
+        # a 40-minute backlog lands on the news partitions at once (the comments partition stays
+        # empty): lagging partitions must wake up and hold the watermark, so nothing is judged late
+        # although one partition is fetched first
+        await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in messages], 4)
+        await _wait(lambda: sum(a.pipeline.stats.read for a in apps) == len(messages), 60, "all messages", apps,
+                    tasks)
+        await _wait(lambda: bool(_acme_firing(alerts_path)), 60, "the ACME alert", apps, tasks)
+        await asyncio.sleep(1.5)  # a duplicate from the other instance would arrive now
+
     assert all(a.pipeline.stats.read > 0 for a in apps), "the consumer group split the partitions"
     assert [a.pipeline.stats.late for a in apps] == [0, 0]
     assert sum(a.pipeline.is_leader for a in apps) <= 1
-    assert len(acme_firing()) == 1
-    async with RedisWindowStore(redis_url, key_prefix=prefix, bucket_s=BUCKET_S, retention_s=10**7,
-                                top_negative_per_bucket=5) as store:
-        assert sum(b.volume for b in await store.buckets("all", 0, 2**40)) == len(messages)
+    assert len(_acme_firing(alerts_path)) == 1
+    await _assert_windows_hold(redis_url, prefix, len(messages))
+
+
+async def test_detection_waits_for_a_backlog_an_idle_instance_has_not_fetched_yet(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str
+) -> None:
+    """An idle instance claimed "no constraint" before the backlog landed; if the leader trusted that
+    claim it would judge every bucket with half the stream (below min_volume: the surge is missed)."""
+    alerts_path = tmp_path / "alerts.jsonl"
+    messages = stream(buckets=40, surge=range(30, 33))
+    async with _pair(tmp_path, kafka_bootstrap, redis_url) as (apps, tasks, news, prefix):
+        fast, slow = apps
+        slow.source._pause()  # type: ignore[attr-defined]  # slow to fetch: e.g. a long GC pause
+        await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in messages], 4)
+        fast_share = sum(1 for n in range(len(messages)) if TopicPartition(news, n % 4) in _lanes(fast))
+        await _wait(lambda: fast.pipeline.stats.read == fast_share, 60, "the fast instance's share", apps, tasks)
+        await asyncio.sleep(2.0)  # ten sweeps: plenty of chances to evaluate too early
+        evaluated_key = ClusterWatermark(redis_url, prefix, lease_s=1).evaluated_key  # read, without joining
+        async with aioredis.Redis.from_url(redis_url) as redis:
+            assert await redis.get(evaluated_key) is None, "detection ran without the slow instance's data"
+        assert slow.pipeline.stats.read == 0
+        slow.source._maybe_resume()  # type: ignore[attr-defined]
+        await _wait(lambda: bool(_acme_firing(alerts_path)), 60, "the ACME alert", apps, tasks)
+        await asyncio.sleep(1.5)
+
+    assert [a.pipeline.stats.late for a in apps] == [0, 0]
+    assert len(_acme_firing(alerts_path)) == 1
+    await _assert_windows_hold(redis_url, prefix, len(messages))
 
 
 def test_cluster_mode_without_kafka_and_redis_is_a_config_error() -> None:

@@ -233,6 +233,28 @@ async def test_idle_stream_yields_empty_batches_so_the_caller_regains_control(ka
             await batches.aclose()
 
 
+async def test_durable_offsets_stop_at_the_first_uncommitted_record_and_the_broker_reveals_records_beyond(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap)
+    k = settings.kafka
+    key = f"{k.news_topic}:0"
+    await produce(kafka_bootstrap, k.news_topic, [payload(f"m{i}", iso(T0)) for i in range(4)])
+    dlq = KafkaDeadLetter(k)
+    async with dlq, KafkaSource(settings, dlq) as source, consuming(source) as got:
+        await wait_until(lambda: len(got) == 4, "four records")
+        await source.commit(got[:2])
+        offsets = await source.durable_offsets()
+        assert offsets[key] == 2  # m2, m3 were handed out but are not durable yet
+        assert await source.has_records_beyond(offsets)
+        await source.commit(got)
+        offsets = await source.durable_offsets()
+        assert offsets[key] == 4
+        assert not await source.has_records_beyond(offsets)
+        await produce(kafka_bootstrap, k.news_topic, [payload("late-arrival", iso(T0))])
+        assert await source.has_records_beyond(offsets)  # a claim made before it landed is stale
+
+
 async def test_range_reader_returns_exactly_the_records_whose_payload_time_is_in_start_to_end(
     kafka_bootstrap: str,
 ) -> None:

@@ -79,3 +79,14 @@ def test_revoked_lane_no_longer_holds_the_watermark() -> None:
     assert wm.value_s == 100
     wm.expect_lanes({"p0"})
     assert wm.value_s == 200
+
+
+def test_buckets_closed_by_the_cluster_leader_make_data_late_here_without_being_reported() -> None:
+    wm = Watermark(bucket_s=60, allowed_lateness_s=120)
+    wm.close_through(600)
+    assert wm.newly_closed() == []  # closing is the leader's business: nothing to report here
+    assert wm.is_late(599) and not wm.is_late(600)
+    assert not wm.observe(30)
+    assert wm.observe(610)
+    wm.close_through(300)  # never moves back
+    assert wm.late_before_s == 600
