@@ -4,6 +4,10 @@ A sink that is down only delays its own queue (the other sinks' loops keep going
 stay in the outbox (durable on Redis) and go out when it comes back. After ``max_attempts`` an
 entry is abandoned for that sink and logged as an error (bounded retries, nothing stuck forever).
 Delivery times are wall-clock (``clock``), unlike detection, which runs on event time.
+
+Each pass claims its batch for ``claim_lease_s`` (see alerts/outbox.py), so two deliverers on one
+outbox (cluster leader handover, a late old leader) never send the same entry concurrently, and a
+deliverer that dies mid-batch only delays its entries by the lease.
 """
 
 from __future__ import annotations
@@ -33,6 +37,26 @@ class RetryPolicy:
     poll_interval_s: float = 1.0
     batch_size: int = 50
     send_timeout_s: float = 30.0
+    claim_lease_s: float = 0.0
+    """How long a claimed batch stays hidden from other deliverers; 0 (default): 2 * send_timeout_s.
+
+    Must exceed ``send_timeout_s``: a send has to end inside its lease, or a second deliverer could
+    claim and send the entry while the first is still sending it. The excess is slack: a batch
+    starts sends only during the first half of it, and the second half is left after the latest
+    possible end of a send, for recording its outcome and for clock skew between deliverers.
+    """
+
+    def __post_init__(self) -> None:
+        if not self.claim_lease_s:
+            object.__setattr__(self, "claim_lease_s", 2 * self.send_timeout_s)
+        if self.claim_lease_s <= self.send_timeout_s:
+            raise ValueError(f"claim_lease_s ({self.claim_lease_s}) must exceed send_timeout_s "
+                             f"({self.send_timeout_s})")
+
+    @property
+    def send_window_s(self) -> float:
+        """How long after its claim a batch may still start a send (see ``claim_lease_s``)."""
+        return (self.claim_lease_s - self.send_timeout_s) / 2
 
     def delay_s(self, attempts: int) -> float:
         """Delay before attempt ``attempts + 1`` (``attempts`` failures so far, >= 1)."""
@@ -85,11 +109,23 @@ class OutboxDelivery(Service):
                     await self.deliver_due(sink)
 
     async def deliver_due(self, sink: Sink) -> int:
-        """One pass over (at most a batch of) the due entries of ``sink``; returns how many it tried."""
+        """One pass over (at most a batch of) the due entries of ``sink``; returns how many it tried.
+
+        Sends start only within ``send_window_s`` of the claim, so each ends inside the lease; the
+        rest of a slow batch stays claimed and is due again when the lease ends.
+        """
         if not self.active():
             return 0
-        entries = await self.outbox.due(sink.name, self._clock(), self.policy.batch_size)
-        for entry in entries:
+        claimed_at_s = self._clock()
+        entries = await self.outbox.claim(
+            sink.name, claimed_at_s, self.policy.batch_size, self.policy.claim_lease_s
+        )
+        send_by_s = claimed_at_s + self.policy.send_window_s
+        for tried, entry in enumerate(entries):
+            if self._clock() > send_by_s:
+                log.info("alert_batch_deferred", sink=sink.name, deferred=len(entries) - tried,
+                         due_again_at_s=claimed_at_s + self.policy.claim_lease_s)
+                return tried
             await self._deliver_one(sink, entry)
         return len(entries)
 

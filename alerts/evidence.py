@@ -3,7 +3,7 @@
 Masking runs here, before a notification is built, so nothing unmasked ever reaches the outbox,
 a sink or a log line. It deliberately over-masks: any run of 7+ digits (phones, account, card and
 ID numbers) is masked, because a masked share price costs nothing and a leaked account number does.
-Thousands separators with commas ("1,250,000") and ISO dates are left alone.
+Thousands separators with commas ("1,250,000") and ISO dates (1900-2099) are left alone.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ _EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 # A digit run with phone/account separators; kept only if it holds 7+ digits (see _mask_number).
 _NUMBER = re.compile(r"\+?\(?\d(?:[\d ().\-/]*\d)?")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
+"""A plausible calendar date (kept); ``0000-00-00`` and friends are digit runs like any other."""
 MIN_MASKED_DIGITS = 7
 
 

@@ -6,9 +6,15 @@ queue of due entries; ``mark_delivered`` records the id as delivered for that si
 notification at most once from the outbox (and at least once while it keeps coming back: the HTTP
 request whose 200 got lost is the only duplicate, and it carries the id for the receiver).
 
+Deliverers ``claim`` due entries: one atomic step returns them and moves their due time to the end
+of a lease, so a second deliverer on the same outbox (a leader handover, an old leader still in its
+batch) does not get them while the first is sending. No owner is recorded: a claimer that dies just
+lets the lease run out and the entries are due again (at-least-once survives the crash), and
+``mark_failed`` ends a lease early by setting the retry time.
+
 Bounded: at most ``max_entries`` undelivered notifications (enqueue raises ``OutboxFullError``
 beyond, which the engine logs), and the newest ``ids_kept`` enqueued/delivered ids per set.
-Memory and Redis implementations share tests/unit/alerts/test_outbox_contract.py.
+Memory and Redis implementations share tests/integration/alerts/test_outbox_contract.py.
 """
 
 from __future__ import annotations
@@ -41,8 +47,11 @@ class Outbox(Lifecycle, Protocol):
         """Queue for every sink; False if this id was already enqueued. Durable on return."""
         ...
 
-    async def due(self, sink: str, now_s: float, limit: int) -> list[OutboxEntry]:
-        """Entries of ``sink`` whose next attempt is due, oldest first."""
+    async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
+        """Up to ``limit`` due entries of ``sink``, oldest first, made due again at ``now_s + lease_s``.
+
+        Atomic: concurrent claimers never get the same entry until its lease has expired.
+        """
         ...
 
     async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None: ...
@@ -100,9 +109,12 @@ class MemoryOutbox(Service):
             self._queues[sink][nid] = (now_s, 0)
         return True
 
-    async def due(self, sink: str, now_s: float, limit: int) -> list[OutboxEntry]:
-        ready = sorted((at, nid, n) for nid, (at, n) in self._queues[sink].items() if at <= now_s)
-        return [OutboxEntry(self._payloads[nid], attempts) for _, nid, attempts in ready[:limit]]
+    async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
+        queue = self._queues[sink]
+        ready = sorted((at, nid, n) for nid, (at, n) in queue.items() if at <= now_s)[:limit]
+        for _, nid, attempts in ready:
+            queue[nid] = (now_s + lease_s, attempts)
+        return [OutboxEntry(self._payloads[nid], attempts) for _, nid, attempts in ready]
 
     def _done(self, sink: str, nid: str) -> bool:
         if self._queues[sink].pop(nid, None) is None:
@@ -150,6 +162,19 @@ end
 return 1
 """
 
+_CLAIM = """
+-- KEYS: queue, payloads, attempts ; ARGV: now, limit, lease_end -> flat [id, payload, attempts]...
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+  out[#out + 1] = redis.call('HGET', KEYS[3], id)
+end
+return out
+"""
+
 _DONE = """
 -- KEYS: queue, attempts, payloads, remaining, delivered ; ARGV: id, now, ids_kept, record(1/0)
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -193,6 +218,7 @@ class RedisOutbox(RedisBacked):
     async def _start(self) -> None:
         await super()._start()
         self._enqueue = self.redis.register_script(_ENQUEUE)
+        self._claim = self.redis.register_script(_CLAIM)
         self._done_script = self.redis.register_script(_DONE)
         self._failed = self.redis.register_script(_FAILED)
 
@@ -207,17 +233,13 @@ class RedisOutbox(RedisBacked):
             raise OutboxFullError(f"outbox holds {self.max_entries} undelivered notifications")
         return result == 1
 
-    async def due(self, sink: str, now_s: float, limit: int) -> list[OutboxEntry]:
-        found = await self.redis.zrangebyscore(self._key("queue", sink), "-inf", now_s, 0, limit)
-        ids = [str(i) for i in found]
-        if not ids:
-            return []
-        payloads = await self.redis.hmget(self._key("payloads"), ids)
-        attempts = await self.redis.hmget(self._key("attempts", sink), ids)
+    async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
+        keys = [self._key("queue", sink), self._key("payloads"), self._key("attempts", sink)]
+        flat = await self._claim(keys=keys, args=[now_s, limit, now_s + lease_s])
         entries = []
-        for nid, payload, tries in zip(ids, payloads, attempts, strict=True):
+        for nid, payload, tries in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
             if payload is None:  # orphaned id (payload lost): drop it rather than spin on it
-                await self.abandon(sink, nid)
+                await self.abandon(sink, str(nid))
                 continue
             entries.append(OutboxEntry(Notification.from_json(payload), int(tries or 0)))
         return entries

@@ -6,7 +6,9 @@
 (a) naive: one ``model(**tokenizer(text))`` call per message under ``no_grad`` (what a plain
     transformers pipeline loop does); (b) ``TransformerClassifier.predict`` on micro-batches (URL
     stripping, length bucketing, inference_mode; fp16/bf16 on CUDA); (c) the same with int8 dynamic
-    quantization (CPU only). Prints messages/s, p50/p99 latency and the speed-up; on CUDA also the
+    quantization (CPU only); (d)/(e) the same micro-batches through ONNX Runtime, fp32 and int8
+    (CPU only; ``--skip-onnx`` to leave them out; the first run exports the graph into
+    ``var/onnx-cache``). Prints messages/s, p50/p99 latency and the speed-up; on CUDA also the
     achieved FLOP/s against ``--peak-tflops``. Default runtime: well under 2 minutes on 2 CPU cores.
 """
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.stats import percentile
 from monitor.classify.dataset import DATASET_DIR, read_csv
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.transformer import TransformerClassifier, available_cpus
+from monitor.classify.transformer import BucketedClassifier, TransformerClassifier, available_cpus
 from monitor.config import ClassifierSettings
 
 
@@ -76,6 +78,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for the FLOP/s ratio (CUDA)")
     p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv")
+    p.add_argument("--skip-onnx", action="store_true", help="leave out the ONNX Runtime variants")
     args = p.parse_args(list(argv))
 
     texts = read_csv(args.valid_csv, load_taxonomy()).texts[: args.texts]
@@ -105,13 +108,20 @@ def main(argv: Sequence[str]) -> int:
     batches = [texts[i : i + args.batch_size] for i in range(0, len(texts), args.batch_size)]
     naive_tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True)["input_ids"])
     our_tokens = sum(len(ids) for ids in batched._encode(texts))
-    variants: list[tuple[str, TransformerClassifier | None, str, int]] = [
+    variants: list[tuple[str, BucketedClassifier | None, str, int]] = [
         ("(a) naive per-message", None, "message", naive_tokens),
         ("(b) TransformerClassifier batched", batched, "batch", our_tokens),
     ]
     if not cuda:
         int8 = TransformerClassifier(settings.model_copy(update={"quantize_int8": True}))
         variants.append(("(c) batched + int8 dynamic", int8, "batch", our_tokens))
+    if not cuda and not args.skip_onnx:
+        from monitor.classify.onnx_runtime import OnnxClassifier
+
+        onnx = settings.model_copy(update={"runtime": "onnxruntime", "device": "cpu"})
+        variants.append(("(d) ONNX Runtime batched", OnnxClassifier(onnx), "batch", our_tokens))
+        onnx_int8 = OnnxClassifier(onnx.model_copy(update={"quantize_int8": True}))
+        variants.append(("(e) ONNX Runtime batched + int8", onnx_int8, "batch", our_tokens))
 
     results = []
     for name, clf, unit, tokens in variants:

@@ -9,7 +9,8 @@ or DLQ produce acknowledged): the source may then count the record as processed 
   re-fed to the input topic once the producer is fixed.
 - ``FileDeadLetter`` (any other source): one JSON object per line with reason, detail, origin, the payload
   as text (undecodable bytes replaced) plus ``raw_b64`` when it is not UTF-8, and ``dead_lettered_at``.
-  Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so).
+  Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so),
+  and so is the file: it rotates to ``.1`` … ``.N`` (``source.dead_letter_max_mb``/``_keep_files``).
 
 The sink's lifecycle belongs to whoever built it (the app), not to the source that uses it.
 """
@@ -21,7 +22,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -29,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 from monitor import metrics
 from monitor.config import KafkaSettings, Settings
 from monitor.lifecycle import Service
+from monitor.rotating_file import DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIB, RotatingFile
 from monitor.types import Lifecycle
 
 log = structlog.get_logger(__name__)
@@ -76,30 +78,25 @@ def dead_letter_record(
 
 
 class FileDeadLetter(Service):
-    """Appends dead letters to a JSONL file (created with its parent directories on start)."""
+    """Appends dead letters to a size-bounded JSONL file (created with its parent directories on start)."""
 
-    def __init__(self, path: Path, *, max_raw_bytes: int = 16_384) -> None:
+    def __init__(self, path: Path, *, max_raw_bytes: int = 16_384, max_bytes: int = DEFAULT_MAX_BYTES,
+                 keep: int = DEFAULT_KEEP) -> None:
         self.path = path
         self.max_raw_bytes = max_raw_bytes
+        self.file = RotatingFile(path, max_bytes=max_bytes, keep=keep)
         self.count = 0
-        self._fh: IO[str] | None = None
 
     async def _start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
-
-    async def _stop(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self.file.create()
 
     async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
-        if self._fh is None:
+        if not self.started:
             raise RuntimeError("FileDeadLetter.send() before start()")
         record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes)
-        # One small write + flush per rare event: cheaper than a thread hop, and a crash loses nothing.
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        # One small write per rare event, flushed (the file is closed after each line): cheaper than a
+        # thread hop, and a crash of the daemon loses nothing.
+        self.file.append((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         self.count += 1
         metrics.DEAD_LETTERS.labels(reason).inc()
         log.warning("message_dead_lettered", reason=reason, origin=record["origin"], sink="file")
@@ -151,4 +148,6 @@ def build_dead_letter(settings: Settings) -> DeadLetterSink:
     """Kafka DLQ topic when consuming from Kafka, else the JSONL file ``source.dead_letter_path``."""
     if settings.source.kind == "kafka":
         return KafkaDeadLetter(settings.kafka)
-    return FileDeadLetter(settings.source.dead_letter_path)
+    source = settings.source
+    return FileDeadLetter(source.dead_letter_path, max_bytes=source.dead_letter_max_mb * MIB,
+                          keep=source.dead_letter_keep_files)

@@ -70,6 +70,10 @@ class SourceSettings(_Section):
     """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time."""
     dead_letter_path: Path = Path("var/dead-letter.jsonl")
     """Dead-letter file used when the source is not Kafka."""
+    dead_letter_max_mb: int = Field(100, gt=0)
+    """The dead-letter file rotates to ``<path>.1`` before it would grow past this many MiB."""
+    dead_letter_keep_files: int = Field(5, gt=0)
+    """Rotated dead-letter files kept (``<path>.1`` … ``<path>.N``); the oldest is deleted."""
     max_message_bytes: int = Field(64_000, ge=256)
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
@@ -90,7 +94,12 @@ class ClassifierSettings(_Section):
     """CPU only: dynamic int8 quantization of Linear layers (see benchmarks/RESULTS.md for its cost)."""
     max_length_tokens: int = Field(128, ge=8, le=512)
     num_threads: int = Field(0, ge=0)
-    """torch intra-op threads on CPU; 0 = number of cores."""
+    """Intra-op threads on CPU (torch or ONNX Runtime); 0 = number of cores."""
+    runtime: Literal["torch", "onnxruntime"] = "torch"
+    """``torch``: CUDA (bf16/fp16) or CPU. ``onnxruntime``: CPU only; the model is exported to ONNX once
+    and cached in ``onnx_cache_dir`` (needs the ``onnx`` extra; see monitor/classify/onnx_runtime.py)."""
+    onnx_cache_dir: str = "var/onnx-cache"
+    """Where exported (and int8-quantized) ONNX graphs are kept, one per model fingerprint."""
 
 
 class BatchingSettings(_Section):

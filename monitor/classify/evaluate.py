@@ -16,7 +16,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from monitor.classify.dataset import DATASET_DIR, SENTIMENT_LABELS, read_csv
 from monitor.classify.lexicon import LexiconClassifier
 from monitor.classify.metrics import Report, classification_report
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.transformer import TransformerClassifier
+from monitor.classify.transformer import BucketedClassifier, TransformerClassifier
 from monitor.config import ClassifierSettings
 
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, default=Path("reports/classifier"))
     p.add_argument("--max-length", type=int, default=128, help="tokens per text at inference")
     p.add_argument("--skip-int8", action="store_true", help="do not evaluate the int8-quantized variant")
+    p.add_argument("--onnx", action="store_true", help="also evaluate the ONNX Runtime graph (fp32, and int8)")
     p.add_argument("--min-macro-f1", type=float, default=0.0, help="exit 1 if sentiment macro-F1 is lower")
     return p
 
@@ -84,7 +85,7 @@ def plot_confusion(report: Report, title: str, path: Path) -> None:
 
 
 def _score(
-    classifier: TransformerClassifier, texts: list[str], gold: list[int], weak: list[int]
+    classifier: BucketedClassifier, texts: list[str], gold: list[int], weak: list[int]
 ) -> tuple[Report, Report, torch.Tensor, float, float]:
     started = time.perf_counter()
     topic, sentiment = classifier.predict_proba(texts)
@@ -136,16 +137,27 @@ def eval_command(argv: Sequence[str]) -> int:
         "topic_rule_macro_f1": topic.macro_f1,
         "texts_per_s_fp32": rate,
     }
+    variants: list[tuple[str, Callable[[], BucketedClassifier]]] = []
     if not args.skip_int8:
-        int8 = TransformerClassifier(settings.model_copy(update={"quantize_int8": True}))
-        q_sent, q_topic, q_pred, q_ece, q_rate = _score(int8, data.texts, data.sentiments, weak)
+        variants.append(("int8", lambda: TransformerClassifier(settings.model_copy(update={"quantize_int8": True}))))
+    if args.onnx:
+        from monitor.classify.onnx_runtime import OnnxClassifier
+
+        onnx = settings.model_copy(update={"runtime": "onnxruntime"})
+        variants.append(("onnxruntime", lambda: OnnxClassifier(onnx)))
+        if not args.skip_int8:
+            variants.append(
+                ("onnxruntime_int8", lambda: OnnxClassifier(onnx.model_copy(update={"quantize_int8": True})))
+            )
+    for label, build in variants:
+        q_sent, q_topic, q_pred, q_ece, q_rate = _score(build(), data.texts, data.sentiments, weak)
         same = float((q_pred == predicted).float().mean())
         print(
-            f"int8: accuracy {q_sent.accuracy:.4f} ({q_sent.accuracy - sent.accuracy:+.4f}), macro-F1 "
+            f"{label}: accuracy {q_sent.accuracy:.4f} ({q_sent.accuracy - sent.accuracy:+.4f}), macro-F1 "
             f"{q_sent.macro_f1:.4f} ({q_sent.macro_f1 - sent.macro_f1:+.4f}), same label as fp32 {same:.4f}, "
             f"{q_rate:.0f} texts/s"
         )
-        results["int8"] = {
+        results[label] = {
             "accuracy": q_sent.accuracy,
             "macro_f1": q_sent.macro_f1,
             "ece": q_ece,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import structlog
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from monitor.classify.artifact import load_model, normalize_text
 from monitor.classify.model import FinSentModel, TwoHeadOutput, signed_score
@@ -58,31 +59,21 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if setting == "bfloat16" else torch.float32
 
 
-class TransformerClassifier:
-    """Implements ``Classifier``. Not re-entrant: call ``predict`` from one inference thread."""
+class BucketedClassifier:
+    """Implements ``Classifier`` on top of a runtime that maps padded token ids to calibrated
+    (topic, sentiment) probabilities: tokenization, length bucketing, order restoring and the
+    ``Prediction`` records are the same whichever runtime (torch here, ONNX Runtime in
+    monitor/classify/onnx_runtime.py) does the forward pass. Not re-entrant: call ``predict`` from
+    one inference thread."""
 
-    def __init__(self, settings: ClassifierSettings, sub_batch_size: int = DEFAULT_SUB_BATCH_SIZE) -> None:
-        self.device = resolve_device(settings.device)
-        self.dtype = resolve_dtype(settings.dtype, self.device)
-        self.max_length_tokens = settings.max_length_tokens
+    name: str
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, model: FinSentModel, max_length_tokens: int, sub_batch_size: int
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.max_length_tokens = max_length_tokens
         self.sub_batch_size = sub_batch_size
-        if self.device.type == "cpu":
-            # Process-wide; never more threads than cores we may run on (oversubscription thrashes).
-            threads = settings.num_threads or available_cpus()
-            torch.set_num_threads(max(1, min(threads, available_cpus())))
-        model, self.tokenizer = load_model(settings.model_path)
-        model.train(False)
-        self.quantized = settings.quantize_int8 and self.device.type == "cpu"
-        if self.quantized:
-            with warnings.catch_warnings():  # torch marks torch.ao.quantization deprecated (-> torchao)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-                model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-                    model, {nn.Linear}, dtype=torch.qint8
-                )
-        else:
-            model = model.to(device=self.device, dtype=self.dtype)  # type: ignore[call-arg]
-        self.model: FinSentModel = model
         self.topic_labels: list[str] = list(model.config.topic_labels)
         self.sentiment_labels: list[str] = list(model.config.sentiment_labels)
         self._sentiments = [Sentiment(label) for label in self.sentiment_labels]
@@ -90,15 +81,6 @@ class TransformerClassifier:
             self.sentiment_labels.index(s.value)
             for s in (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
         ]
-        suffix = "-int8" if self.quantized else ""
-        self.name = f"transformer:{settings.model_path or 'default'}{suffix}"
-        log.info(
-            "classifier_loaded",
-            name=self.name,
-            device=str(self.device),
-            dtype=str(self.dtype),
-            threads=torch.get_num_threads(),
-        )
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         encoded = self.tokenizer(
@@ -106,7 +88,8 @@ class TransformerClassifier:
         )
         return [list(ids) for ids in encoded["input_ids"]]
 
-    def _forward(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask, padded to this sub-batch's longest text only."""
         width = max(len(ids) for ids in batch)
         pad = int(self.tokenizer.pad_token_id or 0)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -114,12 +97,11 @@ class TransformerClassifier:
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
             mask[row, : len(ids)] = 1
-        if self.device.type == "cuda":
-            input_ids = input_ids.pin_memory().to(self.device, non_blocking=True)
-            mask = mask.pin_memory().to(self.device, non_blocking=True)
-        output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
-        topic, sentiment = self.model.probabilities(output)
-        return topic.cpu(), sentiment.cpu()
+        return input_ids, mask
+
+    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated (topic, sentiment) probabilities of one padded sub-batch, float32 on CPU."""
+        raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities in the caller's order, float32 on CPU."""
@@ -130,7 +112,7 @@ class TransformerClassifier:
         with torch.inference_mode():
             for start in range(0, len(order), self.sub_batch_size):
                 chunk = order[start : start + self.sub_batch_size]
-                chunk_topic, chunk_sentiment = self._forward([encoded[i] for i in chunk])
+                chunk_topic, chunk_sentiment = self._forward(*self._pad([encoded[i] for i in chunk]))
                 topic[chunk] = chunk_topic
                 sentiment[chunk] = chunk_sentiment
         return topic, sentiment
@@ -154,3 +136,52 @@ class TransformerClassifier:
             )
             for i in range(len(texts))
         ]
+
+
+def set_cpu_threads(settings: ClassifierSettings) -> int:
+    """Process-wide torch intra-op threads; never more than the cores we may run on
+    (oversubscription thrashes)."""
+    threads = max(1, min(settings.num_threads or available_cpus(), available_cpus()))
+    torch.set_num_threads(threads)
+    return threads
+
+
+class TransformerClassifier(BucketedClassifier):
+    """The two-head model on torch (CUDA bf16/fp16 or CPU fp32 / int8)."""
+
+    def __init__(self, settings: ClassifierSettings, sub_batch_size: int = DEFAULT_SUB_BATCH_SIZE) -> None:
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_dtype(settings.dtype, self.device)
+        if self.device.type == "cpu":
+            set_cpu_threads(settings)
+        model, tokenizer = load_model(settings.model_path)
+        model.train(False)
+        super().__init__(tokenizer, model, settings.max_length_tokens, sub_batch_size)
+        self.quantized = settings.quantize_int8 and self.device.type == "cpu"
+        if self.quantized:
+            with warnings.catch_warnings():  # torch marks torch.ao.quantization deprecated (-> torchao)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+                model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                    model, {nn.Linear}, dtype=torch.qint8
+                )
+        else:
+            model = model.to(device=self.device, dtype=self.dtype)  # type: ignore[call-arg]
+        self.model: FinSentModel = model
+        suffix = "-int8" if self.quantized else ""
+        self.name = f"transformer:{settings.model_path or 'default'}{suffix}"
+        log.info(
+            "classifier_loaded",
+            name=self.name,
+            device=str(self.device),
+            dtype=str(self.dtype),
+            threads=torch.get_num_threads(),
+        )
+
+    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.device.type == "cuda":
+            input_ids = input_ids.pin_memory().to(self.device, non_blocking=True)
+            mask = mask.pin_memory().to(self.device, non_blocking=True)
+        output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
+        topic, sentiment = self.model.probabilities(output)
+        return topic.cpu(), sentiment.cpu()

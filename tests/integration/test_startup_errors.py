@@ -41,3 +41,14 @@ def test_missing_replay_file_is_one_clear_error(
     monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
     assert main(["run"]) == 1
     assert "source.replay_paths" in capsys.readouterr().err
+
+
+def test_a_model_path_that_cannot_load_is_one_clear_error_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MONITOR_CLASSIFIER__MODEL_PATH", "/nonexistent/finbert-two-head")
+    monkeypatch.setenv("MONITOR_HTTP__ENABLED", "false")
+    assert main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "error: cannot load classifier.model_path='/nonexistent/finbert-two-head'" in err
+    assert "Traceback" not in err

@@ -1,6 +1,8 @@
-"""Outbox contract, run on memory and Redis: idempotent enqueue, per-sink delivery, retries, bounds."""
+"""Outbox contract, run on memory and Redis: idempotent enqueue, per-sink delivery, retries, claims, bounds."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -11,6 +13,7 @@ from tests.integration.alerts.conftest import SINKS
 from tests.unit.alerts.builders import DAY0_S, signal
 
 A, B = SINKS
+LEASE_S = 60.0
 
 
 def notification(i: int) -> Notification:
@@ -22,7 +25,7 @@ async def test_enqueue_is_idempotent_per_notification_id(outbox: Outbox) -> None
     n = notification(0)
     assert await outbox.enqueue(n, 10.0)
     assert not await outbox.enqueue(n, 11.0)
-    assert [e.notification for e in await outbox.due(A, 20.0, 10)] == [n]
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [n]
     assert await outbox.pending(A) == 1 and await outbox.pending(B) == 1
 
 
@@ -31,8 +34,8 @@ async def test_each_sink_gets_each_notification_once(outbox: Outbox) -> None:
     await outbox.enqueue(n, 10.0)
     await outbox.mark_delivered(A, n.id, 12.0)
     await outbox.mark_delivered(A, n.id, 13.0)  # a duplicate ack changes nothing
-    assert await outbox.due(A, 20.0, 10) == [] and await outbox.is_delivered(A, n.id)
-    assert [e.notification.id for e in await outbox.due(B, 20.0, 10)] == [n.id]
+    assert await outbox.claim(A, 20.0, 10, LEASE_S) == [] and await outbox.is_delivered(A, n.id)
+    assert [e.notification.id for e in await outbox.claim(B, 20.0, 10, LEASE_S)] == [n.id]
     assert not await outbox.is_delivered(B, n.id)
     await outbox.mark_delivered(B, n.id, 14.0)
     assert await outbox.pending(B) == 0
@@ -43,20 +46,70 @@ async def test_failed_entry_waits_for_its_retry_time_and_counts_attempts(outbox:
     n = notification(0)
     await outbox.enqueue(n, 10.0)
     await outbox.mark_failed(A, n.id, 30.0)
-    assert await outbox.due(A, 29.0, 10) == []
+    assert await outbox.claim(A, 29.0, 10, LEASE_S) == []
     assert await outbox.next_due_s(A) == 30.0
-    [entry] = await outbox.due(A, 30.0, 10)
+    [entry] = await outbox.claim(A, 30.0, 10, LEASE_S)
     assert entry.attempts == 1 and entry.notification == n
     await outbox.abandon(A, n.id)
     assert await outbox.pending(A) == 0 and not await outbox.is_delivered(A, n.id)
     assert await outbox.pending(B) == 1
 
 
-async def test_due_is_oldest_first_and_limited(outbox: Outbox) -> None:
+async def test_claim_is_oldest_first_and_limited(outbox: Outbox) -> None:
     ns = [notification(i) for i in range(4)]
     for i, n in enumerate(ns):
         await outbox.enqueue(n, 10.0 + i)
-    assert [e.notification.id for e in await outbox.due(A, 100.0, 2)] == [ns[0].id, ns[1].id]
+    assert [e.notification.id for e in await outbox.claim(A, 100.0, 2, LEASE_S)] == [ns[0].id, ns[1].id]
+    assert [e.notification.id for e in await outbox.claim(A, 100.0, 2, LEASE_S)] == [ns[2].id, ns[3].id]
+
+
+async def test_claimed_entries_are_not_handed_to_a_second_claimer_until_the_lease_expires(
+    outbox: Outbox,
+) -> None:
+    n = notification(0)
+    await outbox.enqueue(n, 10.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, 30.0)] == [n]
+    assert await outbox.claim(A, 20.0, 10, 30.0) == []
+    assert await outbox.claim(A, 49.9, 10, 30.0) == []
+    assert [e.notification for e in await outbox.claim(B, 20.0, 10, 30.0)] == [n]  # other sinks unaffected
+    assert [e.notification for e in await outbox.claim(A, 50.0, 10, 30.0)] == [n]
+
+
+async def test_an_entry_claimed_by_a_deliverer_that_died_is_due_again_after_the_lease(outbox: Outbox) -> None:
+    n = notification(0)
+    await outbox.enqueue(n, 10.0)
+    await outbox.claim(A, 20.0, 10, 30.0)  # ...and the claimer never reports back
+    assert await outbox.pending(A) == 1
+    assert await outbox.next_due_s(A) == 50.0
+    [entry] = await outbox.claim(A, 50.0, 10, 30.0)
+    assert entry.notification == n and entry.attempts == 0  # an unfinished claim is not a failed attempt
+
+
+async def test_a_failed_attempt_ends_the_lease_at_its_retry_time(outbox: Outbox) -> None:
+    n = notification(0)
+    await outbox.enqueue(n, 10.0)
+    await outbox.claim(A, 20.0, 10, 30.0)
+    await outbox.mark_failed(A, n.id, 25.0)
+    assert await outbox.next_due_s(A) == 25.0
+    [entry] = await outbox.claim(A, 25.0, 10, 30.0)
+    assert entry.attempts == 1
+
+
+async def test_a_delivered_claim_is_not_due_again_after_the_lease(outbox: Outbox) -> None:
+    n = notification(0)
+    await outbox.enqueue(n, 10.0)
+    await outbox.claim(A, 20.0, 10, 30.0)
+    await outbox.mark_delivered(A, n.id, 21.0)
+    assert await outbox.claim(A, 1000.0, 10, 30.0) == [] and await outbox.next_due_s(A) is None
+
+
+async def test_concurrent_claimers_never_get_the_same_entry(outbox: Outbox) -> None:
+    ns = [notification(i) for i in range(5)]
+    for n in ns:
+        await outbox.enqueue(n, 10.0)
+    batches = await asyncio.gather(*(outbox.claim(A, 20.0, 2, LEASE_S) for _ in range(6)))
+    claimed = [e.notification.id for batch in batches for e in batch]
+    assert sorted(claimed) == sorted(n.id for n in ns)
 
 
 async def test_enqueue_beyond_max_entries_fails_loudly(outbox: Outbox) -> None:

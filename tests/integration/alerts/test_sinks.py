@@ -163,5 +163,7 @@ def test_bad_sink_configuration_is_a_config_error() -> None:
         build_sinks(settings("pagerduty://x"))
     with pytest.raises(ConfigError, match="to="):
         build_sinks(settings("smtp://localhost:25?from=a@x.example"))
+    with pytest.raises(ConfigError, match="max_mb"):
+        build_sinks(settings("file:///var/alerts.jsonl?max_mb=0"))
     with pytest.raises(ConfigError, match="duplicate"):
         build_sinks(settings("log://", "log://"))

@@ -1,6 +1,11 @@
-"""Outbox delivery loop: capped exponential backoff and bounded attempts (memory outbox, fake clock)."""
+"""Outbox delivery loop: backoff, bounded attempts and claim leases (memory outbox, fake clock)."""
 
 from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
 
 from alerts.delivery import OutboxDelivery, RetryPolicy
 from alerts.lifecycle import LifecyclePolicy, step
@@ -23,9 +28,26 @@ class FlakySink(RecordingSink):
         await super().send(notification)
 
 
-def notification() -> Notification:
+class SlowSink(RecordingSink):
+    """Each send takes ``send_s``: real time (so loops interleave) and/or fake-clock time."""
+
+    def __init__(self, name: str, send_s: float = 0.0, clock: list[float] | None = None,
+                 clock_step_s: float = 0.0) -> None:
+        super().__init__(name)
+        self.send_s = send_s
+        self.clock = clock
+        self.clock_step_s = clock_step_s
+
+    async def send(self, notification: Notification) -> None:
+        await asyncio.sleep(self.send_s)
+        if self.clock is not None:
+            self.clock[0] += self.clock_step_s
+        await super().send(notification)
+
+
+def notification(i: int = 0) -> Notification:
     now = DAY0_S + 300
-    return step({}, [signal("ticker:TSLA", now, True)], now, LifecyclePolicy()).notifications[0]
+    return step({}, [signal(f"ticker:T{i}", now, True)], now, LifecyclePolicy()).notifications[0]
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -65,3 +87,65 @@ async def test_delivery_is_abandoned_after_max_attempts() -> None:
         await delivery.deliver_due(sink)
         now[0] += 100
     assert sink.calls == 3 and await outbox.pending(sink.name) == 0 and sink.sent == []
+
+
+def test_claim_lease_defaults_to_twice_the_send_timeout_and_must_outlast_a_send() -> None:
+    assert RetryPolicy(send_timeout_s=5.0).claim_lease_s == 10.0
+    assert RetryPolicy(send_timeout_s=5.0, claim_lease_s=7.0).claim_lease_s == 7.0
+    with pytest.raises(ValueError, match="claim_lease_s"):
+        RetryPolicy(send_timeout_s=5.0, claim_lease_s=5.0)
+
+
+class SharedSlowSink(SlowSink):
+    """One of several deliverers' handles on the same sink: ``done`` is set once ``expected`` went out."""
+
+    def __init__(self, shared: list[Notification], expected: int, done: asyncio.Event) -> None:
+        super().__init__("slow://", send_s=0.002)
+        self.shared, self.expected, self.done = shared, expected, done
+
+    async def send(self, notification: Notification) -> None:
+        await super().send(notification)
+        self.shared.append(notification)
+        if len(self.shared) >= self.expected:
+            self.done.set()
+
+
+async def test_two_deliverers_on_one_outbox_send_each_notification_exactly_once() -> None:
+    now = [1000.0]  # frozen: no lease expires, so any second send would be a duplicate
+    ns = [notification(i) for i in range(20)]
+    shared: list[Notification] = []
+    done = asyncio.Event()
+    sinks = [SharedSlowSink(shared, len(ns), done) for _ in range(2)]
+    outbox = MemoryOutbox(["slow://"])
+    for n in ns:
+        await outbox.enqueue(n, now[0])
+    policy = RetryPolicy(batch_size=3, poll_interval_s=0.01)
+    deliverers = [OutboxDelivery(outbox, [sink], policy, clock=lambda: now[0]) for sink in sinks]
+    for d in deliverers:
+        await d.start()
+    try:
+        async with asyncio.timeout(5):
+            await done.wait()
+    finally:
+        for d in deliverers:
+            await d.stop()
+    assert Counter(n.id for n in shared) == Counter(n.id for n in ns)
+    assert await outbox.pending("slow://") == 0
+    assert all(sink.sent for sink in sinks)  # both loops really delivered, concurrently
+
+
+async def test_a_slow_batch_stops_starting_sends_that_could_outlive_its_lease() -> None:
+    now = [0.0]
+    sink = SlowSink("slow://", clock=now, clock_step_s=6.0)
+    outbox = MemoryOutbox([sink.name])
+    policy = RetryPolicy(batch_size=5, send_timeout_s=10.0, claim_lease_s=30.0)  # sends start by +10 s
+    delivery = OutboxDelivery(outbox, [sink], policy, clock=lambda: now[0])
+    ns = sorted((notification(i) for i in range(4)), key=lambda n: n.id)  # equal due times: id order
+    for n in ns:
+        await outbox.enqueue(n, 0.0)
+    assert await delivery.deliver_due(sink) == 2  # at +0 s and +6 s; +12 s is too late
+    assert await outbox.next_due_s(sink.name) == 30.0  # the rest stays claimed until the lease ends
+    assert await delivery.deliver_due(sink) == 0
+    now[0] = 30.0
+    assert await delivery.deliver_due(sink) == 2
+    assert sink.sent == ns and await outbox.pending(sink.name) == 0

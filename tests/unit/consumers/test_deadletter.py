@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from consumers.deadletter import FileDeadLetter, KafkaDeadLetter, build_dead_letter, dead_letter_record
 from monitor.config import Settings, SourceSettings
+from monitor.rotating_file import MIB, rotated_path
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -80,6 +82,16 @@ async def test_restarted_sink_appends_instead_of_truncating(tmp_path: Path) -> N
     assert [r["origin"]["line"] for r in lines(path)] == [0, 1]
 
 
+async def test_full_file_rotates_and_keeps_only_the_configured_number_of_old_files(tmp_path: Path) -> None:
+    path = tmp_path / "dead.jsonl"
+    async with FileDeadLetter(path, max_bytes=1, keep=2) as sink:  # every line fills a file
+        for n in range(4):
+            await sink.send(b"{}", "missing_field", "id is required", {"file": "f", "line": n})
+    assert [lines(p)[0]["origin"]["line"] for p in (path, rotated_path(path, 1), rotated_path(path, 2))] == [3, 2, 1]
+    assert not rotated_path(path, 3).exists()
+    assert sink.count == 4
+
+
 async def test_non_json_origin_values_are_written_as_strings(tmp_path: Path) -> None:
     async with FileDeadLetter(tmp_path / "dead.jsonl") as sink:
         await sink.send(b"{}", "bad_field", "x", {"file": tmp_path / "in.jsonl", "line": 3})
@@ -100,3 +112,17 @@ def test_factory_uses_the_kafka_topic_for_a_kafka_source_and_the_file_otherwise(
     file_sink = build_dead_letter(Settings(source=SourceSettings(kind="replay", dead_letter_path=path)))
     assert isinstance(file_sink, FileDeadLetter)
     assert file_sink.path == path
+    assert (file_sink.file.max_bytes, file_sink.file.keep) == (100 * MIB, 5)
+
+
+def test_factory_takes_the_file_size_limit_and_kept_files_from_settings(tmp_path: Path) -> None:
+    source = SourceSettings(dead_letter_path=tmp_path / "dead.jsonl", dead_letter_max_mb=7, dead_letter_keep_files=2)
+    sink = build_dead_letter(Settings(source=source))
+    assert isinstance(sink, FileDeadLetter)
+    assert (sink.file.max_bytes, sink.file.keep) == (7 * MIB, 2)
+
+
+@pytest.mark.parametrize("key", ["dead_letter_max_mb", "dead_letter_keep_files"])
+def test_dead_letter_rotation_settings_must_be_positive(key: str) -> None:
+    with pytest.raises(ValidationError, match=key):
+        SourceSettings.model_validate({key: 0})
