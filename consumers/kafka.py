@@ -142,6 +142,21 @@ class KafkaSource(Service):
                 behind.add(tp)
         return behind
 
+    def lane_key(self, lane: Hashable) -> str:
+        assert isinstance(lane, TopicPartition)
+        return _partition_key(lane)
+
+    def partitions(self) -> frozenset[str] | None:
+        """From the consumer's cached metadata (refreshed by aiokafka as the group works)."""
+        consumer = self.consumer
+        out: set[str] = set()
+        for topic in self._kinds:
+            ids = consumer.partitions_for_topic(topic)
+            if not ids:
+                return None
+            out.update(f"{topic}:{p}" for p in ids)
+        return frozenset(out)
+
     async def durable_offsets(self) -> dict[str, int]:
         """Per owned partition: the first record not yet durable (the oldest one handed out and not
         committed), or the consumer position when nothing is outstanding."""

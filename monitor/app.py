@@ -128,7 +128,7 @@ class MonitorApp:
         await self.pipeline.idle_tick(time.monotonic(), self.settings.windows.idle_timeout_s)
 
     async def _cluster_tick(self) -> None:
-        await self.pipeline.cluster_tick(time.monotonic(), self.settings.windows.idle_timeout_s)
+        await self.pipeline.cluster_tick()
 
     async def _progress(self) -> None:
         s = self.pipeline.stats

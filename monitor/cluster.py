@@ -1,21 +1,28 @@
-"""Several daemons in one consumer group: a cluster-wide watermark and one detection leader.
+"""Several daemons in one consumer group: a per-partition cluster watermark and one detection leader.
 
 Each instance owns some partitions, so its own watermark says nothing about the others' data.
-Every instance publishes the end of its newest *durable* closed bucket; the cluster watermark is the
-minimum over the live instances (an instance that stops heartbeating for ``lease_s`` drops out).
+Every instance publishes one *mark* per partition it owns, only for durable data:
+``(closed_until_s, None)`` -- the partition's data in buckets ending at or before this is durable
+and final (later records for them are late on the owner), or ``(closed_until_s | None, offset)`` --
+an idle partition: nothing past ``offset`` on it, and it holds nobody back beyond the owner's own
+watermark (None: no constraint). A partition the owner has no data for and that is not idle has no
+mark, and holds everyone back.
+
+The cluster watermark is the minimum over the marks of live instances, and exists only when
+*every* partition of the subscribed topics has a mark: while a partition changes hands (its old
+owner stopped or crashed, the new owner has not fetched yet) detection waits. Idle marks are
+checked against the broker's end offsets before the leader evaluates (monitor/cluster_member.py),
+so records that landed on an idle partition make detection wait for them. A new owner starts from
+the previous owner's live promise for the partition, so a record the old owner would have judged
+late is late on the new owner too.
+
 One instance holds a leader lease and evaluates alerts up to the cluster watermark; the alert
 engine's cursor lives in Redis, so a new leader continues exactly where the old one stopped.
 
-Keys (hash-tagged like the window store's): ``{P}:cluster:wm`` (hash instance -> closed-until s),
+Keys (hash-tagged like the window store's): ``{P}:cluster:marks`` (hash instance -> JSON marks),
 ``{P}:cluster:alive`` (zset instance -> heartbeat deadline ms), ``{P}:cluster:leader`` (lease),
 ``{P}:cluster:first`` (zset instance -> first closed boundary: where detection starts) and
-``{P}:cluster:evaluated`` (how far the leaders have evaluated: where a new leader resumes) and
-``{P}:cluster:idle`` (instance -> JSON offsets: the claim behind an instance's "no constraint").
-
-An instance with no data claims "no constraint" *as of* the durable offsets of its partitions. The
-leader checks those claims against the broker before it evaluates: if records landed past a claim
-(a backlog the idle instance has not fetched yet), that instance's data is missing, so detection
-waits for it instead of judging buckets with part of the stream.
+``{P}:cluster:evaluated`` (how far the leaders have evaluated: where a new leader resumes).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -31,8 +39,8 @@ from alerts.redis_client import RedisBacked
 
 log = structlog.get_logger(__name__)
 
-NO_CONSTRAINT_S = 2**62
-"""Published by an instance with no data and no busy partitions: it holds nobody back."""
+LaneMark = tuple[int | None, int | None]
+"""``(closed_until_s or None for "no constraint", idle offset or None)``, see the module docstring."""
 
 # Keep (renew) the lease if we hold it, else take it if it is free. Atomic, so two instances never
 # both believe they lead within one lease period.
@@ -48,6 +56,11 @@ if not holder then
 end
 return 0
 """
+_RAISE = """
+local current = redis.call('GET', KEYS[1])
+if not current or tonumber(current) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -57,9 +70,10 @@ return 0
 @dataclass(frozen=True, slots=True)
 class ClusterView:
     closed_until_s: int | None
-    """Minimum published closed-until over live instances; None while any has not published."""
-    idle_claims: tuple[dict[str, int], ...]
-    """Durable offsets behind each live instance's "no constraint"."""
+    """Minimum mark over every partition; None while a partition (or a live instance) has no mark,
+    or when no partition constrains."""
+    idle_claims: dict[str, int]
+    """Per idle partition: the offset nothing is past, to check against the broker."""
 
 
 class ClusterWatermark(RedisBacked):
@@ -68,8 +82,8 @@ class ClusterWatermark(RedisBacked):
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.lease_ms = int(lease_s * 1000)
         tag = f"{{{key_prefix}}}:cluster"
-        self.wm_key, self.alive_key, self.leader_key = f"{tag}:wm", f"{tag}:alive", f"{tag}:leader"
-        self.first_key, self.evaluated_key, self.idle_key = f"{tag}:first", f"{tag}:evaluated", f"{tag}:idle"
+        self.marks_key, self.alive_key, self.leader_key = f"{tag}:marks", f"{tag}:alive", f"{tag}:leader"
+        self.first_key, self.evaluated_key = f"{tag}:first", f"{tag}:evaluated"
 
     async def _start(self) -> None:
         await super()._start()
@@ -79,8 +93,7 @@ class ClusterWatermark(RedisBacked):
     async def _stop(self) -> None:
         try:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hdel(self.wm_key, self.instance_id)
-            pipe.hdel(self.idle_key, self.instance_id)
+            pipe.hdel(self.marks_key, self.instance_id)
             pipe.zrem(self.alive_key, self.instance_id)
             await pipe.execute()
             await self.redis.eval(_RELEASE, 1, self.leader_key, self.instance_id)
@@ -91,20 +104,10 @@ class ClusterWatermark(RedisBacked):
         deadline_ms = int(time.time() * 1000) + self.lease_ms
         await self.redis.zadd(self.alive_key, {self.instance_id: deadline_ms})
 
-    async def publish(self, closed_until_s: int) -> None:
-        """This instance's data before ``closed_until_s`` is durable and final."""
+    async def publish(self, marks: Mapping[str, LaneMark]) -> None:
+        """This instance's marks, replacing its previous ones (a revoked partition loses its mark)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.wm_key, self.instance_id, closed_until_s)
-        pipe.hdel(self.idle_key, self.instance_id)
-        pipe.zadd(self.alive_key, {self.instance_id: int(time.time() * 1000) + self.lease_ms})
-        await pipe.execute()
-
-    async def publish_idle(self, durable_offsets: dict[str, int]) -> None:
-        """This instance has no data: it holds nobody back as long as its partitions hold nothing
-        past ``durable_offsets``."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.wm_key, self.instance_id, NO_CONSTRAINT_S)
-        pipe.hset(self.idle_key, self.instance_id, json.dumps(durable_offsets))
+        pipe.hset(self.marks_key, self.instance_id, json.dumps({k: list(v) for k, v in sorted(marks.items())}))
         pipe.zadd(self.alive_key, {self.instance_id: int(time.time() * 1000) + self.lease_ms})
         await pipe.execute()
 
@@ -121,26 +124,55 @@ class ClusterWatermark(RedisBacked):
         return None if value is None else int(value)
 
     async def set_evaluated_until(self, boundary_s: int) -> None:
-        await self.redis.set(self.evaluated_key, boundary_s)
+        """Only ever forward: a leader that lost its lease mid-evaluation cannot move it back."""
+        await self.redis.eval(_RAISE, 1, self.evaluated_key, boundary_s)
 
-    async def closed_until_s(self) -> int | None:
-        return (await self.view()).closed_until_s
-
-    async def view(self) -> ClusterView:
-        """The live instances' published watermarks and idle claims, read in one transaction."""
+    async def _live_marks(self) -> dict[str, dict[str, LaneMark] | None]:
+        """Marks per live instance (None: alive but not published yet); forgets dead instances."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.zremrangebyscore(self.alive_key, "-inf", int(time.time() * 1000))
         pipe.zrange(self.alive_key, 0, -1)
-        pipe.hgetall(self.wm_key)
-        pipe.hgetall(self.idle_key)
-        _, alive_raw, wm_raw, idle_raw = await pipe.execute()
-        alive = [str(m) for m in alive_raw]
-        marks = {str(k): int(v) for k, v in wm_raw.items()}
-        claims = tuple(json.loads(v) for k, v in idle_raw.items() if str(k) in alive)
-        if not alive or any(i not in marks for i in alive):
+        pipe.hgetall(self.marks_key)
+        _, alive_raw, marks_raw = await pipe.execute()
+        alive = {str(m) for m in alive_raw}
+        dead = [k for k in marks_raw if str(k) not in alive]
+        if dead:
+            await self.redis.hdel(self.marks_key, *dead)
+        out: dict[str, dict[str, LaneMark] | None] = dict.fromkeys(alive)
+        for instance, raw in marks_raw.items():
+            if str(instance) in alive:
+                out[str(instance)] = {k: (v[0], v[1]) for k, v in json.loads(raw).items()}
+        return out
+
+    async def closed_until_s(self, partitions: Collection[str]) -> int | None:
+        return (await self.view(partitions)).closed_until_s
+
+    async def view(self, partitions: Collection[str]) -> ClusterView:
+        """The cluster watermark over ``partitions`` (all partitions of the subscribed topics)."""
+        per_instance = await self._live_marks()
+        merged: dict[str, list[LaneMark]] = {}
+        for instance_marks in per_instance.values():
+            for partition, mark in (instance_marks or {}).items():
+                merged.setdefault(partition, []).append(mark)
+        claims: dict[str, int] = {}
+        for partition, marks in merged.items():
+            offsets = [offset for _, offset in marks if offset is not None]
+            if offsets:
+                claims[partition] = min(offsets)
+        if not per_instance or None in per_instance.values() or any(p not in merged for p in partitions):
             return ClusterView(None, claims)
-        constrained = [marks[i] for i in alive if marks[i] < NO_CONSTRAINT_S]
-        return ClusterView(min(constrained) if constrained else None, claims)
+        values = [closed for p in partitions for closed, _ in merged[p] if closed is not None]
+        return ClusterView(min(values) if values else None, claims)
+
+    async def promises(self, partitions: Collection[str]) -> dict[str, int]:
+        """Live data promises (not idle marks) for ``partitions``: what their current owners have
+        declared final, which a new owner must respect."""
+        out: dict[str, int] = {}
+        for marks in (await self._live_marks()).values():
+            for partition, (closed, offset) in (marks or {}).items():
+                if partition in partitions and closed is not None and offset is None:
+                    out[partition] = max(closed, out.get(partition, closed))
+        return out
 
     async def lead(self) -> bool:
         """Take or keep the detection lease; True while this instance is the leader."""

@@ -27,6 +27,7 @@ from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.cluster import ClusterWatermark
+from monitor.cluster_member import ClusterMember
 from monitor.types import ClassifiedMessage, PartitionedSource, Prediction, SharedSource, Source, SourceRecord
 from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
@@ -61,6 +62,9 @@ class _InFlight:
     closes: list[int]
     """Bucket boundaries the watermark closed once this batch was observed: evaluated right after
     this batch is durable, so detection never runs ahead of the data it reads."""
+    lane_closed: dict[Hashable, int] = dataclasses.field(default_factory=dict)
+    """Cluster mode: what each lane's data had closed once this batch was observed (published as
+    marks once the batch is durable)."""
 
 
 _DONE = None
@@ -89,16 +93,19 @@ class Pipeline:
     ) -> None:
         self.source = source
         self._partitioned = source if isinstance(source, PartitionedSource) else None
-        self._shared = source if isinstance(source, SharedSource) else None
         self.cluster = cluster
         self.is_leader = False
         self._cluster_evaluated_s: int | None = None
-        self._published_first = False
         self.batcher = batcher
         self.store = store
         self.dead_letter = dead_letter
         self.evaluator = evaluator
         self.watermark = Watermark(store.bucket_s, allowed_lateness_s)
+        self.member: ClusterMember | None = None
+        if cluster is not None:
+            if not isinstance(source, SharedSource):
+                raise ValueError("cluster mode needs a source shared by a consumer group (Kafka)")
+            self.member = ClusterMember(cluster, source, self.watermark)
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.max_buckets_per_evaluation = max(1, max_buckets_per_evaluation)
@@ -169,7 +176,7 @@ class Pipeline:
         finally:
             stopped.cancel()
 
-    def _sync_lanes(self) -> None:
+    async def _sync_lanes(self) -> None:
         if self._partitioned is None:
             return
         lanes = self._partitioned.lanes()
@@ -178,6 +185,8 @@ class Pipeline:
             self._lane_seen = {lane: self._lane_seen.get(lane, now) for lane in lanes}
             self._lanes = lanes
             self.watermark.expect_lanes(lanes)
+        if self.member is not None:
+            await self.member.sync_lanes(lanes)
 
     async def _lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
         if self._partitioned is None or not lanes:
@@ -185,7 +194,7 @@ class Pipeline:
         return await self._partitioned.lagging(lanes)
 
     async def _submit(self, records: list[SourceRecord]) -> None:
-        self._sync_lanes()
+        await self._sync_lanes()
         if self.watermark.idle_lanes:
             self.watermark.wake(await self._lagging(self.watermark.idle_lanes))
         kept: list[SourceRecord] = []
@@ -201,7 +210,7 @@ class Pipeline:
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
-        await self._queue.put(_InFlight(records, kept, task, time.monotonic(), closes))
+        await self._queue.put(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot()))
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
@@ -217,7 +226,7 @@ class Pipeline:
     async def _write_loop(self) -> None:
         while (item := await self._queue.get()) is not _DONE:
             if item.predictions is None:  # a watermark tick with no data (idle sweep)
-                await self._detect(item.closes)
+                await self._detect(item)
                 continue
             try:
                 classified = await self._classified(item)
@@ -226,24 +235,23 @@ class Pipeline:
             finally:
                 metrics.IN_FLIGHT.dec()
             self._account(classified, fresh, item.read_at)
-            await self._detect(item.closes)
+            await self._detect(item)
         await self._detections.put(None)
 
-    async def _detect(self, boundaries: list[int]) -> None:
-        """Hand closed buckets to the detection task. Their data is durable and final (later
-        messages for them are late), so detection can run behind the writer without delaying the
-        next commit and still see exactly what a synchronous evaluation would have seen.
-        In cluster mode the instance publishes its durable watermark instead, and detection runs
-        on the leader up to the cluster-wide minimum."""
-        if self.cluster is not None:
-            if boundaries:
-                if not self._published_first:
-                    await self.cluster.publish_first(boundaries[0])
-                    self._published_first = True
-                await self.cluster.publish(boundaries[-1])
+    def _lane_snapshot(self) -> dict[Hashable, int]:
+        return self.member.snapshot() if self.member is not None else {}
+
+    async def _detect(self, item: _InFlight) -> None:
+        """``item`` is durable: hand the buckets it closed to the detection task. Their data is
+        durable and final (later messages for them are late), so detection can run behind the
+        writer without delaying the next commit and still see exactly what a synchronous evaluation
+        would have seen. In cluster mode the instance publishes its marks instead, and detection
+        runs on the leader up to the cluster-wide minimum."""
+        if self.member is not None:
+            await self.member.durable(item.lane_closed, item.closes)
             self.nudge_detection()
-        elif boundaries:
-            await self._detections.put(boundaries)
+        elif item.closes:
+            await self._detections.put(item.closes)
 
     def nudge_detection(self) -> None:
         """Cluster mode: ask the detection task to check leadership and the cluster watermark."""
@@ -252,19 +260,15 @@ class Pipeline:
 
     async def _detect_loop(self) -> None:
         while (boundaries := await self._detections.get()) is not None:
-            if self.cluster is None:
+            if self.cluster is None or self.member is None:
                 await self._evaluate(boundaries)
             else:
-                await self._evaluate_cluster(self.cluster)
+                await self._evaluate_cluster(self.cluster, self.member)
 
-    async def _evaluate_cluster(self, cluster: ClusterWatermark) -> None:
+    async def _evaluate_cluster(self, cluster: ClusterWatermark, member: ClusterMember) -> None:
         self.is_leader = await cluster.lead()
         if not self.is_leader:
             self._cluster_evaluated_s = None
-            return
-        view = await cluster.view()
-        until = view.closed_until_s
-        if until is None or await self._backlog_behind_idle_claims(view.idle_claims):
             return
         b = self.store.bucket_s
         done = self._cluster_evaluated_s
@@ -275,45 +279,23 @@ class Pipeline:
                 if first is None:
                     return
                 done = first - b
-        if until <= done:
             self._cluster_evaluated_s = done
+        until = await member.evaluable_until_s(beyond_s=done)
+        if until is None:
             return
         first = max(done + b, until - (MAX_BOUNDARIES_PER_ADVANCE - 1) * b)  # bounded, like the watermark
         await self._evaluate(list(range(first, until + 1, b)))
         self._cluster_evaluated_s = until
         await cluster.set_evaluated_until(until)
 
-    async def _backlog_behind_idle_claims(self, claims: tuple[dict[str, int], ...]) -> bool:
-        """Records landed on an idle instance's partitions since it claimed "no constraint": its data
-        is on the way, so detection waits instead of judging buckets with part of the stream."""
-        if self._shared is None or not claims:
-            return False
-        offsets: dict[str, int] = {}
-        for claim in claims:  # during a rebalance two claims may name a partition: the lower one counts
-            for partition, offset in claim.items():
-                offsets[partition] = min(offset, offsets.get(partition, offset))
-        behind = await self._shared.has_records_beyond(offsets)
-        if behind:
-            log.debug("cluster_detection_waits_for_idle_backlog")
-        return behind
-
-    async def cluster_tick(self, now_monotonic: float, idle_after_s: float) -> None:
-        """Scheduler hook (cluster mode): heartbeat, then let the detection task check for work.
-        An instance that has seen no data at all and whose partitions (if any) have been silent for
-        ``idle_after_s`` places no constraint on the cluster watermark, like an idle partition, as of
-        its partitions' durable offsets (which the leader checks). Buckets the leader has evaluated
-        are closed here too, so a late record on this instance is dead-lettered, not miscounted."""
-        if self.cluster is None:
+    async def cluster_tick(self) -> None:
+        """Scheduler hook (cluster mode): refresh the lanes, the evaluated floor and the marks (the
+        heartbeat), then let the detection task check for work."""
+        if self.member is None:
             return
-        self._sync_lanes()
-        evaluated = await self.cluster.evaluated_until_s()
-        if evaluated is not None:
-            self.watermark.close_through(evaluated)
-        silent = all(now_monotonic - seen >= idle_after_s for seen in self._lane_seen.values())
-        if self.watermark.max_event_s is None and silent:
-            await self.cluster.publish_idle(await self._shared.durable_offsets() if self._shared else {})
-        else:
-            await self.cluster.heartbeat()
+        await self._sync_lanes()
+        await self.member.refresh_floor()
+        await self.member.publish()
         self.nudge_detection()
 
     async def _classified(self, item: _InFlight) -> list[ClassifiedMessage]:
@@ -402,7 +384,7 @@ class Pipeline:
         event seen (minus ``idle_after_s``), so a quiet stream still closes buckets and resolves
         alerts, while a backlog of old history is never overtaken by the wall clock.
         The tick travels through the in-flight queue, behind any batch not yet durable."""
-        self._sync_lanes()
+        await self._sync_lanes()
         silent = frozenset(lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s)
         idle = silent - await self._lagging(silent)
         if idle:
@@ -414,4 +396,4 @@ class Pipeline:
                 self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))
         closes = self.watermark.newly_closed()
         if closes:
-            await self._queue.put(_InFlight([], [], None, now_monotonic, closes))
+            await self._queue.put(_InFlight([], [], None, now_monotonic, closes, self._lane_snapshot()))

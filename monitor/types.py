@@ -124,6 +124,14 @@ class SharedSource(PartitionedSource, Protocol):
     far its partitions are durable; any member can check that claim against the broker, so a claim
     made before a backlog landed is not trusted (monitor/cluster.py)."""
 
+    def lane_key(self, lane: Hashable) -> str:
+        """The lane's name shared between instances (``"topic:partition"``)."""
+        ...
+
+    def partitions(self) -> frozenset[str] | None:
+        """Every partition of the subscribed topics (all owners), or None while metadata is unknown."""
+        ...
+
     async def durable_offsets(self) -> dict[str, int]:
         """Per owned partition (``"topic:partition"``): every record below this offset is durable."""
         ...

@@ -12,6 +12,12 @@ closed is *late*: counted in ``finsent_late_messages_total`` and dead-lettered w
 (never silently dropped), because its bucket has already been evaluated for alerts.
 Each message is judged against the watermark as it was when the message arrived, which makes the
 verdicts independent of how the source chopped the stream into batches.
+
+Cluster mode (``per_lane_promises``): several daemons share the partitions, so what is final is
+decided per partition. A message is late when its bucket is covered by the promise this instance
+published for its partition ("data before T is final", ``promise``) or by the buckets the cluster
+leader has already evaluated (``close_through``). An adopted partition starts with the promise its
+previous owner made; the local watermark still says which buckets this instance may close.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class Watermark:
     _reported_until_s: int | None = None
     _first_event_s: int | None = None
     _closed_floor_s: int | None = None
+    per_lane_promises: bool = False
+    _promised: dict[Hashable, int] = field(default_factory=dict)
 
     @property
     def max_event_s(self) -> int | None:
@@ -57,6 +65,8 @@ class Watermark:
         self._expected = set(lanes)
         for gone in [lane for lane in self._lanes if lane not in self._expected]:
             del self._lanes[gone]
+        for gone in [lane for lane in self._promised if lane not in self._expected]:
+            del self._promised[gone]
         self._recompute()
 
     @property
@@ -85,8 +95,22 @@ class Watermark:
         marks = [m for m in (self.closed_until_s, self._closed_floor_s) if m is not None]
         return max(marks) if marks else None
 
-    def is_late(self, event_s: int) -> bool:
-        closed = self.late_before_s
+    def promise(self, lane: Hashable, closed_until_s: int) -> None:
+        """Cluster mode: data of ``lane`` in buckets ending at or before ``closed_until_s`` is final
+        (published, or inherited from the lane's previous owner). Never moves back."""
+        if closed_until_s > self._promised.get(lane, closed_until_s - 1):
+            self._promised[lane] = closed_until_s
+
+    def lane_closed_s(self) -> dict[Hashable, int]:
+        """Per lane with data: the end of the newest bucket its own data has closed."""
+        return {lane: align_s(t - self.allowed_lateness_s, self.bucket_s) for lane, t in self._lanes.items()}
+
+    def is_late(self, event_s: int, lane: Hashable = None) -> bool:
+        if self.per_lane_promises:
+            marks = [m for m in (self._promised.get(lane), self._closed_floor_s) if m is not None]
+            closed = max(marks) if marks else None
+        else:
+            closed = self.late_before_s
         if closed is None:
             return False
         bucket_end = align_s(event_s, self.bucket_s) + self.bucket_s
@@ -94,7 +118,7 @@ class Watermark:
 
     def observe(self, event_s: int, lane: Hashable = None) -> bool:
         """Record a message on ``lane``; returns False (and records nothing) if it is late."""
-        if self.is_late(event_s):
+        if self.is_late(event_s, lane):
             return False
         if event_s > self._lanes.get(lane, event_s - 1):
             self._lanes[lane] = event_s

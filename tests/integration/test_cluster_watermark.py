@@ -6,54 +6,66 @@ import asyncio
 
 import pytest
 
-from monitor.cluster import NO_CONSTRAINT_S, ClusterView, ClusterWatermark
+from monitor.cluster import ClusterView, ClusterWatermark
 from tests.kafka_broker import unique_name
 
 pytestmark = pytest.mark.integration
 
 
-async def test_cluster_watermark_is_the_minimum_over_live_instances_and_waits_for_all(redis_url: str) -> None:
+ALL = ("news:0", "news:1")
+
+
+async def test_cluster_watermark_is_the_minimum_over_every_partition_and_waits_for_all(redis_url: str) -> None:
     prefix = unique_name("cw")
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="a") as a, \
             ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="b") as b:
-        await a.publish(600)
-        assert await a.closed_until_s() is None  # b is alive but has not published: hold
-        await b.publish(300)
-        assert await a.closed_until_s() == 300
-        await b.publish(900)
-        assert await b.closed_until_s() == 600
+        await a.publish({"news:0": (600, None)})
+        assert await a.closed_until_s(ALL) is None  # b is alive but has not published: hold
+        await b.publish({})
+        assert await a.closed_until_s(ALL) is None  # news:1 has no mark: hold
+        await b.publish({"news:1": (300, None)})
+        assert await a.closed_until_s(ALL) == 300
+        await b.publish({"news:1": (900, None)})
+        assert await b.closed_until_s(ALL) == 600
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="c") as c:
-        assert await c.closed_until_s() is None  # a and b left cleanly; c has not published
-        await c.publish(NO_CONSTRAINT_S)
-        assert await c.closed_until_s() is None  # nobody has data: nothing to evaluate
+        assert await c.closed_until_s(ALL) is None  # a and b left cleanly: their marks went with them
+        await c.publish({"news:0": (None, 5), "news:1": (None, 7)})
+        assert await c.view(ALL) == ClusterView(None, {"news:0": 5, "news:1": 7})  # all idle, no data
 
 
-async def test_idle_claims_of_live_instances_are_read_with_the_watermarks_and_cleared_by_data(
-    redis_url: str,
-) -> None:
+async def test_idle_marks_constrain_by_their_owners_watermark_and_carry_their_offsets(redis_url: str) -> None:
     prefix = unique_name("cw")
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="busy") as busy, \
             ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="idle") as idle:
-        await busy.publish(600)
-        await idle.publish_idle({"news:1": 42})
-        view = await busy.view()
-        assert view.closed_until_s == 600  # the idle instance holds nobody back...
-        assert view.idle_claims == ({"news:1": 42},)  # ...as of these offsets, which the leader checks
-        await idle.publish(300)  # data arrived: a real watermark replaces the claim
-        assert await busy.view() == ClusterView(300, ())
-    async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="c") as c:
-        assert (await c.view()).idle_claims == ()  # a clean stop withdraws the claim
+        await busy.publish({"news:0": (600, None)})
+        await idle.publish({"news:1": (None, 42)})
+        assert await busy.view(ALL) == ClusterView(600, {"news:1": 42})  # checked by the leader
+        await idle.publish({"news:1": (480, 42)})  # idle, but its owner's own data is at 480
+        assert (await busy.view(ALL)).closed_until_s == 480
 
 
-async def test_an_instance_that_stops_heartbeating_drops_out(redis_url: str) -> None:
+async def test_a_partition_marked_by_two_instances_counts_with_the_lower_mark(redis_url: str) -> None:
+    """Mid-rebalance the old owner's mark may still be live: the lower promise wins, and the new
+    owner inherits the old owner's promise so it judges lateness the same way."""
+    prefix = unique_name("cw")
+    async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="old") as old, \
+            ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="new") as new:
+        await old.publish({"news:0": (600, None), "news:1": (660, None)})
+        assert await new.promises({"news:1"}) == {"news:1": 660}
+        await new.publish({"news:1": (540, None)})
+        assert await new.closed_until_s(ALL) == 540
+
+
+async def test_an_instance_that_stops_heartbeating_drops_out_with_its_marks(redis_url: str) -> None:
     prefix = unique_name("cw")
     async with ClusterWatermark(redis_url, prefix, lease_s=0.3, instance_id="dead") as dead, \
             ClusterWatermark(redis_url, prefix, lease_s=30, instance_id="live") as live:
-        await dead.publish(100)
-        await live.publish(500)
-        assert await live.closed_until_s() == 100
+        await dead.publish({"news:0": (100, None)})
+        await live.publish({"news:0": (500, None), "news:1": (500, None)})
+        assert await live.closed_until_s(ALL) == 100
         await asyncio.sleep(0.5)  # "dead" misses its heartbeat
-        assert await live.closed_until_s() == 500
+        assert await live.closed_until_s(ALL) == 500
+        assert await live.promises({"news:0"}) == {"news:0": 500}
 
 
 async def test_only_one_instance_leads_until_its_lease_lapses(redis_url: str) -> None:
@@ -66,3 +78,12 @@ async def test_only_one_instance_leads_until_its_lease_lapses(redis_url: str) ->
         await asyncio.sleep(0.6)
         assert await b.lead()  # a's lease lapsed
         assert not await a.lead()
+
+
+async def test_the_evaluated_cursor_only_moves_forward(redis_url: str) -> None:
+    async with ClusterWatermark(redis_url, unique_name("cw"), lease_s=5) as cw:
+        await cw.set_evaluated_until(600)
+        await cw.set_evaluated_until(300)  # a stale leader finishing late
+        assert await cw.evaluated_until_s() == 600
+        await cw.set_evaluated_until(660)
+        assert await cw.evaluated_until_s() == 660

@@ -90,3 +90,27 @@ def test_buckets_closed_by_the_cluster_leader_make_data_late_here_without_being_
     assert wm.observe(610)
     wm.close_through(300)  # never moves back
     assert wm.late_before_s == 600
+
+
+def test_per_lane_promises_judge_each_partition_by_its_own_promise_and_the_evaluated_floor() -> None:
+    """Cluster mode: an adopted partition's backlog is older than this instance's own watermark but
+    not late -- only what was promised final for it (or evaluated by the leader) is."""
+    wm = Watermark(bucket_s=60, allowed_lateness_s=0, per_lane_promises=True)
+    wm.expect_lanes({"p0", "p1"})
+    wm.observe(1_000, "p0")
+    wm.observe(1_000, "p1")
+    wm.promise("p0", 960)
+    assert wm.closed_until_s == 960
+    wm.expect_lanes({"p0", "p1", "p2"})  # adopted: its previous owner promised up to 600
+    wm.promise("p2", 600)
+    assert wm.observe(700, "p2")  # older than this instance's 960, but not promised final
+    assert not wm.observe(599, "p2")
+    assert not wm.observe(900, "p0")
+    assert wm.observe(900, "p1")  # nothing promised for p1 yet
+    wm.close_through(840)
+    assert not wm.observe(800, "p1")
+    assert wm.lane_closed_s() == {"p0": 960, "p1": 960, "p2": 660}
+    wm.expect_lanes({"p0"})  # revoked lanes forget their promises
+    wm.expect_lanes({"p0", "p2"})
+    assert wm.observe(650, "p2") is False  # ...but the evaluated floor still holds
+    assert wm.observe(850, "p2")

@@ -1,0 +1,111 @@
+"""One instance's side of cluster mode: the marks it publishes and how far its leader may evaluate.
+
+The pipeline tells the member when its partitions change (``sync_lanes``), what its watermark had
+closed when a batch was read (``snapshot``) and when that batch became durable (``durable``). Marks
+are published only for durable data (see monitor/cluster.py for what a mark promises); each data
+mark is also recorded as this instance's lateness promise for the partition, so a later record the
+mark declared final is dead-lettered as ``late`` instead of counted after its bucket was judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import structlog
+
+from monitor.cluster import ClusterWatermark, LaneMark
+from monitor.types import SharedSource
+from monitor.watermark import Watermark
+
+log = structlog.get_logger(__name__)
+
+
+class ClusterMember:
+    def __init__(self, cluster: ClusterWatermark, source: SharedSource, watermark: Watermark) -> None:
+        self.cluster = cluster
+        self.source = source
+        self.watermark = watermark
+        watermark.per_lane_promises = True
+        self._lanes: frozenset[Hashable] = frozenset()
+        self._lane_closed: dict[Hashable, int] = {}
+        """Per owned lane: what its durable data has closed."""
+        self._closed_s: int | None = None
+        """What this instance's durable data has closed over all its lanes (its own watermark)."""
+        self._published: dict[str, LaneMark] | None = None
+        self._published_first = False
+
+    async def sync_lanes(self, lanes: frozenset[Hashable]) -> None:
+        """Partitions changed hands. Adopted ones start from their previous owner's live promise and
+        the cluster's evaluated buckets *before* any of their data is judged; revoked ones leave
+        this instance's marks at once, so no stale mark covers a partition someone else now reads."""
+        if lanes == self._lanes:
+            return
+        adopted = lanes - self._lanes
+        for gone in self._lanes - lanes:
+            self._lane_closed.pop(gone, None)
+        self._lanes = lanes
+        if adopted:
+            keys = {self.source.lane_key(lane): lane for lane in adopted}
+            for key, closed in (await self.cluster.promises(keys)).items():
+                self.watermark.promise(keys[key], closed)
+            await self.refresh_floor()
+        await self.publish()
+
+    async def refresh_floor(self) -> None:
+        """Buckets the leader has evaluated are closed here too."""
+        evaluated = await self.cluster.evaluated_until_s()
+        if evaluated is not None:
+            self.watermark.close_through(evaluated)
+
+    def snapshot(self) -> dict[Hashable, int]:
+        """Per lane, what its data has closed as of now (carried with a batch until it is durable)."""
+        return self.watermark.lane_closed_s()
+
+    async def durable(self, snapshot: dict[Hashable, int], closes: list[int]) -> None:
+        """A batch read with this ``snapshot`` (which closed ``closes``) is durable: publish what changed."""
+        for lane, closed in snapshot.items():
+            if lane in self._lanes and closed > self._lane_closed.get(lane, closed - 1):
+                self._lane_closed[lane] = closed
+        if closes:
+            if not self._published_first:
+                await self.cluster.publish_first(closes[0])
+                self._published_first = True
+            self._closed_s = max(closes[-1], self._closed_s or closes[-1])
+        await self.publish(only_if_changed=True)
+
+    async def _marks(self) -> dict[str, LaneMark]:
+        idle = self.watermark.idle_lanes
+        offsets = await self.source.durable_offsets() if idle & self._lanes else {}
+        marks: dict[str, LaneMark] = {}
+        for lane in self._lanes:
+            key = self.source.lane_key(lane)
+            if lane in idle and key in offsets:
+                marks[key] = (self._closed_s, offsets[key])
+            elif lane in self._lane_closed and self._closed_s is not None:
+                promised = min(self._lane_closed[lane], self._closed_s)
+                self.watermark.promise(lane, promised)  # judged final here before anyone relies on it
+                marks[key] = (promised, None)
+        return marks
+
+    async def publish(self, *, only_if_changed: bool = False) -> None:
+        """Publish the marks (doubles as the heartbeat when they did not change)."""
+        marks = await self._marks()
+        if only_if_changed and marks == self._published:
+            return
+        await self.cluster.publish(marks)
+        self._published = marks
+
+    async def evaluable_until_s(self, beyond_s: int) -> int | None:
+        """Leader: how far past ``beyond_s`` detection may go now -- the cluster watermark, unless a
+        partition has no mark or records landed past an idle mark (their owner has not fetched them
+        yet). The broker is asked only when there is something new to evaluate."""
+        partitions = self.source.partitions()
+        if partitions is None:
+            return None
+        view = await self.cluster.view(partitions)
+        if view.closed_until_s is None or view.closed_until_s <= beyond_s:
+            return None
+        if view.idle_claims and await self.source.has_records_beyond(view.idle_claims):
+            log.debug("cluster_detection_waits_for_idle_backlog")
+            return None
+        return view.closed_until_s
