@@ -215,7 +215,7 @@ class Pipeline:
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
         metrics.LATE.inc()
-        detail = f"bucket already closed (data before {self.watermark.late_before_s} is final)"
+        detail = f"event time {rec.message.event_time.isoformat()}: its bucket is already closed and final"
         await self._dead_letter(rec, "late", detail)
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:

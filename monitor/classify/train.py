@@ -25,10 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
-from monitor.classify.artifact import new_model, normalize_text, save_delta, save_full
+from monitor.classify.artifact import new_model, pad, save_delta, save_full, tokenize
 from monitor.classify.dataset import DATASET_DIR, SENTIMENT_LABELS, read_csv, stratified_split
 from monitor.classify.metrics import classification_report
 from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
@@ -75,21 +74,6 @@ def encoder_layers(model: FinSentModel) -> nn.ModuleList:
             "monitor train supports BERT-style encoders (encoder.encoder.layer); pick another base"
         )
     return layers
-
-
-def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    encoded = tokenizer([normalize_text(t) for t in texts], truncation=True, max_length=max_length)
-    return [list(ids) for ids in encoded["input_ids"]]
-
-
-def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, mask
 
 
 def frozen_states(model: FinSentModel, ids: list[list[int]], start: int, pad_id: int) -> list[torch.Tensor]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from monitor.classify.artifact import load_model, normalize_text
+from monitor.classify.artifact import load_model, pad, tokenize
 from monitor.classify.model import FinSentModel, TwoHeadOutput, signed_score
 from monitor.config import ClassifierSettings
 from monitor.types import Prediction, Sentiment
@@ -83,21 +83,11 @@ class BucketedClassifier:
         ]
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        encoded = self.tokenizer(
-            [normalize_text(t) for t in texts], truncation=True, max_length=self.max_length_tokens
-        )
-        return [list(ids) for ids in encoded["input_ids"]]
+        return tokenize(self.tokenizer, texts, self.max_length_tokens)
 
     def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask, padded to this sub-batch's longest text only."""
-        width = max(len(ids) for ids in batch)
-        pad = int(self.tokenizer.pad_token_id or 0)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            mask[row, : len(ids)] = 1
-        return input_ids, mask
+        return pad(batch, int(self.tokenizer.pad_token_id or 0))
 
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities of one padded sub-batch, float32 on CPU."""
