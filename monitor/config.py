@@ -115,7 +115,8 @@ class WindowSettings(_Section):
     """Event-time buckets kept per topic, per ticker and per (topic, ticker)."""
 
     store_url: str = "memory://"
-    """``memory://`` or ``redis://[:password@]host:port/db`` (``rediss://`` for TLS)."""
+    """``memory://`` or ``redis://[:password@]host:port/db`` (``rediss://`` for TLS; a private CA as
+    ``rediss://host:port/0?ssl_ca_certs=/path/ca.pem``)."""
     key_prefix: str = "finsent"
     """Redis key namespace; backtests use their own prefix."""
     bucket_s: int = Field(300, ge=1)

@@ -59,3 +59,42 @@ def redis_server(workdir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (openssl CLI)."""
+    openssl = require_binary("openssl", "install it: apt-get install -y openssl")
+    ca_key, ca, key, csr, cert = (workdir / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = workdir / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=finsent-test-ca"],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", ext],
+    ]
+    for step in steps:
+        subprocess.run([str(a) for a in step], check=True, capture_output=True)
+    return ca, cert, key
+
+
+@contextmanager
+def redis_tls_server(workdir: Path) -> Iterator[tuple[str, Path]]:
+    """A throwaway redis-server that only speaks TLS; yields its ``rediss://`` URL and the CA file."""
+    binary = require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
+    ca, cert, key = _make_certificates(workdir)
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, 10.0, proc)
+        yield f"rediss://127.0.0.1:{port}/0", ca
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

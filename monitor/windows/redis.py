@@ -249,10 +249,11 @@ class RedisWindowStore(Service):
             await client.script_load(APPLY_LUA)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
+            tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
             raise StoreUnavailableError(
                 f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
-                "redis-server is running and the host/port/password in the URL "
-                "(or set MONITOR_WINDOWS__STORE_URL)"
+                "redis-server is running and the host/port/password in the URL"
+                f"{tls if 'CERTIFICATE' in str(exc) else ''} (or set MONITOR_WINDOWS__STORE_URL)"
             ) from exc
         except ResponseError as exc:
             await client.aclose()
