@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
 import tempfile
 import warnings
@@ -113,10 +114,14 @@ def quantize_onnx(source: Path, path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = _atomic_target(path)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantizer logs one root INFO line per tensor
     try:
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
         os.replace(tmp, path)
     finally:
+        root.setLevel(level)
         tmp.unlink(missing_ok=True)
 
 
