@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import structlog
@@ -59,7 +60,7 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if setting == "bfloat16" else torch.float32
 
 
-class BucketedClassifier:
+class BucketedClassifier(ABC):
     """Implements ``Classifier`` on top of a runtime that maps padded token ids to calibrated
     (topic, sentiment) probabilities: tokenization, length bucketing, order restoring and the
     ``Prediction`` records are the same whichever runtime (torch here, ONNX Runtime in
@@ -89,9 +90,9 @@ class BucketedClassifier:
         """Token ids and attention mask, padded to this sub-batch's longest text only."""
         return pad(batch, int(self.tokenizer.pad_token_id or 0))
 
+    @abstractmethod
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities of one padded sub-batch, float32 on CPU."""
-        raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities in the caller's order, float32 on CPU."""
