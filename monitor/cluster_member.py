@@ -9,6 +9,7 @@ mark declared final is dead-lettered as ``late`` instead of counted after its bu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 
 import structlog
@@ -33,23 +34,28 @@ class ClusterMember:
         """What this instance's durable data has closed over all its lanes (its own watermark)."""
         self._published: dict[str, LaneMark] | None = None
         self._published_first = False
+        self._sync_lock = asyncio.Lock()
 
     async def sync_lanes(self, lanes: frozenset[Hashable]) -> None:
         """Partitions changed hands. Adopted ones start from their previous owner's live promise and
         the cluster's evaluated buckets *before* any of their data is judged; revoked ones leave
-        this instance's marks at once, so no stale mark covers a partition someone else now reads."""
-        if lanes == self._lanes:
-            return
-        adopted = lanes - self._lanes
-        for gone in self._lanes - lanes:
-            self._lane_closed.pop(gone, None)
-        self._lanes = lanes
-        if adopted:
-            keys = {self.source.lane_key(lane): lane for lane in adopted}
-            for key, closed in (await self.cluster.promises(keys)).items():
-                self.watermark.promise(keys[key], closed)
-            await self.refresh_floor()
-        await self.publish()
+        this instance's marks at once, so no stale mark covers a partition someone else now reads.
+        Serialised: the reader and the scheduler both call this, and neither may judge an adopted
+        partition's records before its inheritance is in place."""
+        async with self._sync_lock:
+            if lanes == self._lanes:
+                return
+            adopted = lanes - self._lanes
+            for gone in self._lanes - lanes:
+                self._lane_closed.pop(gone, None)
+            self._lanes = self._lanes & lanes  # revoked ones leave now; adopted ones once they inherited
+            if adopted:
+                keys = {self.source.lane_key(lane): lane for lane in adopted}
+                for key, closed in (await self.cluster.promises(keys)).items():
+                    self.watermark.promise(keys[key], closed)
+                await self.refresh_floor()
+            self._lanes = lanes
+            await self.publish()
 
     async def refresh_floor(self) -> None:
         """Buckets the leader has evaluated are closed here too."""
