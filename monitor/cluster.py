@@ -74,6 +74,8 @@ class ClusterView:
     or when no partition constrains."""
     idle_claims: dict[str, int]
     """Per idle partition: the offset nothing is past, to check against the broker."""
+    unmarked: frozenset[str] = frozenset()
+    """Partitions no live instance has a mark for (they hold the cluster watermark)."""
 
 
 class ClusterWatermark(RedisBacked):
@@ -159,8 +161,9 @@ class ClusterWatermark(RedisBacked):
             offsets = [offset for _, offset in marks if offset is not None]
             if offsets:
                 claims[partition] = min(offsets)
-        if not per_instance or None in per_instance.values() or any(p not in merged for p in partitions):
-            return ClusterView(None, claims)
+        unmarked = frozenset(p for p in partitions if p not in merged)
+        if not per_instance or None in per_instance.values() or unmarked:
+            return ClusterView(None, claims, unmarked)
         values = [closed for p in partitions for closed, _ in merged[p] if closed is not None]
         return ClusterView(min(values) if values else None, claims)
 

@@ -12,13 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 
-import structlog
-
+from monitor import metrics
 from monitor.cluster import ClusterWatermark, LaneMark
 from monitor.types import SharedSource
 from monitor.watermark import Watermark
-
-log = structlog.get_logger(__name__)
 
 
 class ClusterMember:
@@ -109,9 +106,9 @@ class ClusterMember:
         if partitions is None:
             return None
         view = await self.cluster.view(partitions)
+        metrics.CLUSTER_UNMARKED_PARTITIONS.set(len(view.unmarked))
         if view.closed_until_s is None or view.closed_until_s <= beyond_s:
             return None
-        if view.idle_claims and await self.source.has_records_beyond(view.idle_claims):
-            log.debug("cluster_detection_waits_for_idle_backlog")
-            return None
-        return view.closed_until_s
+        backlog = bool(view.idle_claims) and await self.source.has_records_beyond(view.idle_claims)
+        metrics.CLUSTER_IDLE_BACKLOG.set(int(backlog))
+        return None if backlog else view.closed_until_s

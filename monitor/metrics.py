@@ -24,6 +24,17 @@ END_TO_END_SECONDS = Histogram(
 WATERMARK = Gauge("finsent_watermark_seconds", "Event-time watermark (epoch seconds)")
 IN_FLIGHT = Gauge("finsent_in_flight_batches", "Batches classified but not yet committed")
 ALERT_EVALUATIONS = Counter("finsent_alert_evaluations_total", "Detection sweeps run")
+EVALUATED_UNTIL = Gauge(
+    "finsent_detection_evaluated_until_seconds", "End of the newest bucket detection has judged (epoch seconds)"
+)
+CLUSTER_LEADER = Gauge("finsent_cluster_leader", "1 while this instance leads detection (cluster mode)")
+CLUSTER_UNMARKED_PARTITIONS = Gauge(
+    "finsent_cluster_unmarked_partitions",
+    "Leader: partitions with no mark, holding detection back (changing hands, or not yet fetched)",
+)
+CLUSTER_IDLE_BACKLOG = Gauge(
+    "finsent_cluster_idle_backlog", "Leader: 1 while records wait past an idle partition's mark, holding detection"
+)
 NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications produced", ["state"])
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]

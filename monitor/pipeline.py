@@ -267,6 +267,7 @@ class Pipeline:
 
     async def _evaluate_cluster(self, cluster: ClusterWatermark, member: ClusterMember) -> None:
         self.is_leader = await cluster.lead()
+        metrics.CLUSTER_LEADER.set(int(self.is_leader))
         if not self.is_leader:
             self._cluster_evaluated_s = None
             return
@@ -371,6 +372,7 @@ class Pipeline:
             notes = await self.evaluator.evaluate(point)
             self.stats.evaluated_until_s = point
             metrics.ALERT_EVALUATIONS.inc()
+            metrics.EVALUATED_UNTIL.set(point)
             self.stats.notifications += len(notes)
             self.recent_notifications.extend(notes)
             for note in notes:
