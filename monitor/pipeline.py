@@ -93,7 +93,6 @@ class Pipeline:
     ) -> None:
         self.source = source
         self._partitioned = source if isinstance(source, PartitionedSource) else None
-        self.cluster = cluster
         self.is_leader = False
         self._cluster_evaluated_s: int | None = None
         self.batcher = batcher
@@ -260,12 +259,13 @@ class Pipeline:
 
     async def _detect_loop(self) -> None:
         while (boundaries := await self._detections.get()) is not None:
-            if self.cluster is None or self.member is None:
+            if self.member is None:
                 await self._evaluate(boundaries)
             else:
-                await self._evaluate_cluster(self.cluster, self.member)
+                await self._evaluate_cluster(self.member)
 
-    async def _evaluate_cluster(self, cluster: ClusterWatermark, member: ClusterMember) -> None:
+    async def _evaluate_cluster(self, member: ClusterMember) -> None:
+        cluster = member.cluster
         self.is_leader = await cluster.lead()
         metrics.CLUSTER_LEADER.set(int(self.is_leader))
         if not self.is_leader:
