@@ -154,7 +154,7 @@ class KafkaSource(Service):
             ids = consumer.partitions_for_topic(topic)
             if not ids:
                 return None
-            out.update(f"{topic}:{p}" for p in ids)
+            out.update(_partition_key(TopicPartition(topic, p)) for p in ids)
         return frozenset(out)
 
     async def durable_offsets(self) -> dict[str, int]:

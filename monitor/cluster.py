@@ -146,9 +146,6 @@ class ClusterWatermark(RedisBacked):
                 out[str(instance)] = {k: (v[0], v[1]) for k, v in json.loads(raw).items()}
         return out
 
-    async def closed_until_s(self, partitions: Collection[str]) -> int | None:
-        return (await self.view(partitions)).closed_until_s
-
     async def view(self, partitions: Collection[str]) -> ClusterView:
         """The cluster watermark over ``partitions`` (all partitions of the subscribed topics)."""
         per_instance = await self._live_marks()

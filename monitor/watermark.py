@@ -89,12 +89,6 @@ class Watermark:
         if self._closed_floor_s is None or boundary_s > self._closed_floor_s:
             self._closed_floor_s = boundary_s
 
-    @property
-    def late_before_s(self) -> int | None:
-        """Data for buckets ending at or before this boundary is late (closed here or by the leader)."""
-        marks = [m for m in (self.closed_until_s, self._closed_floor_s) if m is not None]
-        return max(marks) if marks else None
-
     def promise(self, lane: Hashable, closed_until_s: int) -> None:
         """Cluster mode: data of ``lane`` in buckets ending at or before ``closed_until_s`` is final
         (published, or inherited from the lane's previous owner). Never moves back."""
@@ -106,15 +100,12 @@ class Watermark:
         return {lane: align_s(t - self.allowed_lateness_s, self.bucket_s) for lane, t in self._lanes.items()}
 
     def is_late(self, event_s: int, lane: Hashable = None) -> bool:
-        if self.per_lane_promises:
-            marks = [m for m in (self._promised.get(lane), self._closed_floor_s) if m is not None]
-            closed = max(marks) if marks else None
-        else:
-            closed = self.late_before_s
-        if closed is None:
+        own = self._promised.get(lane) if self.per_lane_promises else self.closed_until_s
+        marks = [m for m in (own, self._closed_floor_s) if m is not None]
+        if not marks:
             return False
         bucket_end = align_s(event_s, self.bucket_s) + self.bucket_s
-        return bucket_end <= closed
+        return bucket_end <= max(marks)
 
     def observe(self, event_s: int, lane: Hashable = None) -> bool:
         """Record a message on ``lane``; returns False (and records nothing) if it is late."""

@@ -31,7 +31,7 @@ from torch import nn
 from monitor.classify import ModelLoadError
 from monitor.classify.artifact import load_model
 from monitor.classify.model import FinSentModel
-from monitor.classify.transformer import DEFAULT_SUB_BATCH_SIZE, BucketedClassifier, available_cpus
+from monitor.classify.transformer import DEFAULT_SUB_BATCH_SIZE, BucketedClassifier, cpu_threads
 from monitor.config import ClassifierSettings
 
 log = structlog.get_logger(__name__)
@@ -138,7 +138,7 @@ class OnnxClassifier(BucketedClassifier):
         super().__init__(tokenizer, model, settings.max_length_tokens, sub_batch_size)
         self.graph_path, self.exported = self._graph(model, Path(settings.onnx_cache_dir), settings.quantize_int8)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, min(settings.num_threads or available_cpus(), available_cpus()))
+        options.intra_op_num_threads = cpu_threads(settings.num_threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.graph_path), options, providers=["CPUExecutionProvider"])

@@ -32,7 +32,7 @@ from monitor.classify.dataset import DATASET_DIR, SENTIMENT_LABELS, read_csv, st
 from monitor.classify.metrics import classification_report
 from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.transformer import available_cpus
+from monitor.classify.transformer import cpu_threads
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 """(hidden states at the first trained layer, attention mask, sentiment ids, topic ids)."""
@@ -169,7 +169,7 @@ def train_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     started = time.perf_counter()
     seed_everything(args.seed)
-    torch.set_num_threads(max(1, min(args.num_threads or available_cpus(), available_cpus())))
+    torch.set_num_threads(cpu_threads(args.num_threads))
     taxonomy = load_taxonomy(args.taxonomy)
     data = read_csv(args.train_csv, taxonomy)
     texts, sentiments = data.texts, data.sentiments

@@ -129,12 +129,10 @@ class BucketedClassifier(ABC):
         ]
 
 
-def set_cpu_threads(settings: ClassifierSettings) -> int:
-    """Process-wide torch intra-op threads; never more than the cores we may run on
-    (oversubscription thrashes)."""
-    threads = max(1, min(settings.num_threads or available_cpus(), available_cpus()))
-    torch.set_num_threads(threads)
-    return threads
+def cpu_threads(requested: int) -> int:
+    """Intra-op threads for ``requested`` (0 = every core): never more than the cores we may run on,
+    because oversubscription thrashes."""
+    return max(1, min(requested or available_cpus(), available_cpus()))
 
 
 class TransformerClassifier(BucketedClassifier):
@@ -144,7 +142,7 @@ class TransformerClassifier(BucketedClassifier):
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
         if self.device.type == "cpu":
-            set_cpu_threads(settings)
+            torch.set_num_threads(cpu_threads(settings.num_threads))  # process-wide
         model, tokenizer = load_model(settings.model_path)
         model.train(False)
         super().__init__(tokenizer, model, settings.max_length_tokens, sub_batch_size)

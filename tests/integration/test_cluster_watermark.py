@@ -20,15 +20,15 @@ async def test_cluster_watermark_is_the_minimum_over_every_partition_and_waits_f
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="a") as a, \
             ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="b") as b:
         await a.publish({"news:0": (600, None)})
-        assert await a.closed_until_s(ALL) is None  # b is alive but has not published: hold
+        assert (await a.view(ALL)).closed_until_s is None  # b is alive but has not published: hold
         await b.publish({})
         assert await a.view(ALL) == ClusterView(None, {}, frozenset({"news:1"}))  # news:1 has no mark: hold
         await b.publish({"news:1": (300, None)})
-        assert await a.closed_until_s(ALL) == 300
+        assert (await a.view(ALL)).closed_until_s == 300
         await b.publish({"news:1": (900, None)})
-        assert await b.closed_until_s(ALL) == 600
+        assert (await b.view(ALL)).closed_until_s == 600
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="c") as c:
-        assert await c.closed_until_s(ALL) is None  # a and b left cleanly: their marks went with them
+        assert (await c.view(ALL)).closed_until_s is None  # a and b left cleanly: their marks went with them
         await c.publish({"news:0": (None, 5), "news:1": (None, 7)})
         assert await c.view(ALL) == ClusterView(None, {"news:0": 5, "news:1": 7})  # all idle, no data
 
@@ -53,7 +53,7 @@ async def test_a_partition_marked_by_two_instances_counts_with_the_lower_mark(re
         await old.publish({"news:0": (600, None), "news:1": (660, None)})
         assert await new.promises({"news:1"}) == {"news:1": 660}
         await new.publish({"news:1": (540, None)})
-        assert await new.closed_until_s(ALL) == 540
+        assert (await new.view(ALL)).closed_until_s == 540
 
 
 async def test_an_instance_that_stops_heartbeating_drops_out_with_its_marks(redis_url: str) -> None:
@@ -62,9 +62,9 @@ async def test_an_instance_that_stops_heartbeating_drops_out_with_its_marks(redi
             ClusterWatermark(redis_url, prefix, lease_s=30, instance_id="live") as live:
         await dead.publish({"news:0": (100, None)})
         await live.publish({"news:0": (500, None), "news:1": (500, None)})
-        assert await live.closed_until_s(ALL) == 100
+        assert (await live.view(ALL)).closed_until_s == 100
         await asyncio.sleep(0.5)  # "dead" misses its heartbeat
-        assert await live.closed_until_s(ALL) == 500
+        assert (await live.view(ALL)).closed_until_s == 500
         assert await live.promises({"news:0"}) == {"news:0": 500}
 
 
