@@ -2,10 +2,12 @@
 
 ``evaluate(now_s)`` is driven by event time: ``now_s`` is the watermark (e.g.
 ``Watermark.closed_until_s``); every bucket ``[t, t + bucket_s)`` with ``t + bucket_s <= now_s`` that
-was not evaluated yet is evaluated once, oldest first, at most ``max_catchup_buckets`` per call
-(older ones are skipped and logged). The cursor (end of the last evaluated bucket) is stored with
-the alert states, so calling ``evaluate`` twice, or after a restart, never evaluates a bucket twice.
-The first call ever evaluates only the newest closed bucket.
+was not evaluated yet is evaluated once, oldest first, in passes of at most ``max_catchup_buckets``
+buckets (bounded work and memory per pass; each pass commits its states and moves the cursor, and
+the next pass continues from there: a backlog after a pause or a restart is caught up, never
+skipped). The cursor (end of the last evaluated bucket) is stored with the alert states and only
+moves forward, so calling ``evaluate`` twice, or after a restart or a crash mid-pass, never
+evaluates a bucket twice. The first call ever evaluates only the newest closed bucket.
 
 Per bucket, the keys evaluated are those with messages in that bucket plus those with a pending or
 firing alert (an empty bucket counts as quiet, so alerts on keys that fall silent still resolve).
@@ -98,14 +100,20 @@ class AlertEngine(Service):
         async with self._lock:
             return await self._evaluate(now_s)
 
+    async def resume_point_s(self) -> int | None:
+        """The durable cursor: every bucket ending at or before it has been evaluated."""
+        return await self.state.get_cursor()
+
     def _first_bucket(self, cursor: int | None, closed_end: int) -> int:
-        b = self.store.bucket_s
-        if cursor is None:
-            return closed_end - b
-        first = max(cursor, closed_end - self.settings.max_catchup_buckets * b)
-        if first > cursor:
-            log.warning("alert_buckets_skipped", from_s=cursor, to_s=first, buckets=(first - cursor) // b)
-        return first
+        return closed_end - self.store.bucket_s if cursor is None else cursor
+
+    def _pass_end(self, first: int, closed_end: int) -> int:
+        """End of one bounded pass starting at ``first``; the next pass continues from it."""
+        end = min(closed_end, first + self.settings.max_catchup_buckets * self.store.bucket_s)
+        if end < closed_end:
+            log.info("alert_catching_up", from_s=first, to_s=end, behind_buckets=(closed_end - end)
+                     // self.store.bucket_s)
+        return end
 
     async def _keys(self, first: int, closed_end: int, states: dict[str, AlertState]) -> list[str]:
         tracked = _live_keys(states)
@@ -141,10 +149,17 @@ class AlertEngine(Service):
     async def _evaluate(self, now_s: int) -> list[Notification]:
         b = self.store.bucket_s
         closed_end = align_s(now_s, b)
-        cursor = await self.state.get_cursor()
-        first = self._first_bucket(cursor, closed_end)
-        if first >= closed_end:
-            return []
+        notifications: list[Notification] = []
+        while True:
+            cursor = await self.state.get_cursor()
+            first = self._first_bucket(cursor, closed_end)
+            if first >= closed_end:
+                return notifications
+            notifications += await self._evaluate_pass(first, self._pass_end(first, closed_end))
+
+    async def _evaluate_pass(self, first: int, closed_end: int) -> list[Notification]:
+        """Evaluate ``[first, closed_end)`` and commit states + cursor atomically (see module doc)."""
+        b = self.store.bucket_s
         states = await self.state.load_states()
         silences = await self.state.list_silences()
         keys = await self._keys(first, closed_end, states)

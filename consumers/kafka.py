@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,12 +56,17 @@ from consumers.kafka_client import client_kwargs, parse_record, reject, start_cl
 from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
+from monitor.retry import DEPENDENCIES
 from monitor.types import SourceRecord
 
 if TYPE_CHECKING:
     from consumers.deadletter import DeadLetterSink
 
 log = structlog.get_logger(__name__)
+LAG_PROBE_TIMEOUT_S = 3.0
+"""How long the lag probe waits for the broker before the lag counts as unknown (= lagging)."""
+LAG_PROBE_CACHE_S = 1.0
+"""End offsets asked of the broker are reused this long (the probe runs on the read path too)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +113,8 @@ class KafkaSource(Service):
         self._commit_lock = asyncio.Lock()
         self._resumed = asyncio.Event()
         self._resumed.set()
+        self._held = False
+        self._ends: tuple[float, dict[Any, int]] = (0.0, {})
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -129,18 +137,66 @@ class KafkaSource(Service):
         return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
 
     async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
-        """Partitions among ``lanes`` with records on the broker not handed out yet (position below
-        the high watermark of the last fetch): silent, but not idle."""
+        """Partitions among ``lanes`` with records on the broker not handed out yet: silent, but not
+        idle. Lag is the broker's end offset (asked at most every ``LAG_PROBE_CACHE_S``) or the high
+        watermark of the last fetch, whichever is higher, against the position. When the broker
+        cannot answer (down, frozen, metadata stale), *every* lane counts as lagging: event time must
+        not advance past a partition that cannot be fetched."""
         consumer = self._consumer
         if consumer is None:
-            return set()
+            return set(lanes)
         owned = consumer.assignment()
-        behind: set[Hashable] = set()
-        for tp in lanes:
-            highwater = consumer.highwater(tp) if tp in owned else None
-            if highwater is not None and highwater > await consumer.position(tp):
-                behind.add(tp)
-        return behind
+        wanted = [tp for tp in lanes if isinstance(tp, TopicPartition) and tp in owned]
+        if not wanted:
+            return set()
+        try:
+            async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
+                ends = await self._end_offsets(consumer, wanted)
+                positions = {tp: await consumer.position(tp) for tp in wanted}
+        except (KafkaError, TimeoutError, OSError) as exc:
+            DEPENDENCIES.down("kafka", exc)
+            log.warning("kafka_lag_unknown", partitions=len(wanted), error=repr(exc)[:300])
+            return set(lanes)
+        DEPENDENCIES.up("kafka")
+        return {tp for tp in wanted if max(ends.get(tp) or 0, consumer.highwater(tp) or 0) > positions[tp]}
+
+    async def _end_offsets(self, consumer: AIOKafkaConsumer, wanted: list[TopicPartition]) -> dict[Any, int]:
+        now = time.monotonic()
+        cached_at, cached = self._ends
+        if now - cached_at < LAG_PROBE_CACHE_S and all(tp in cached for tp in wanted):
+            return cached
+        ends: dict[Any, int] = await consumer.end_offsets(wanted)
+        self._ends = (now, ends)
+        return ends
+
+    async def hold(self) -> None:
+        """The pipeline cannot take more (a store outage): pause every partition and poll, which
+        fetches nothing but keeps this consumer in its group (aiokafka leaves the group when
+        ``getmany`` is not called for ``max_poll_interval_ms``). Released by the next ``batches``
+        step. Anything a racing fetch still returns is sought back, so nothing is skipped."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        if not self._held:
+            self._held = True
+            consumer.pause(*consumer.assignment())
+            log.info("consumption_held", backlog=self.backlog)
+        try:
+            fetched = await consumer.getmany(timeout_ms=0)
+        except (ConsumerStoppedError, KafkaError) as exc:
+            log.warning("kafka_hold_poll_failed", error=repr(exc)[:300])
+            return
+        for tp, records in fetched.items():
+            if records:
+                consumer.seek(tp, records[0].offset)
+
+    def _release_hold(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        if self._consumer is not None and not self.paused:
+            self._consumer.resume(*self._consumer.assignment())
+        log.info("consumption_released", backlog=self.backlog)
 
     def lane_key(self, lane: Hashable) -> str:
         assert isinstance(lane, TopicPartition)
@@ -219,7 +275,7 @@ class KafkaSource(Service):
         assigned = list(assigned)
         for tp in assigned:
             self._pending.setdefault(tp, deque())
-        if self.paused and self._consumer is not None:
+        if (self.paused or self._held) and self._consumer is not None:
             self._consumer.pause(*assigned)
         log.info("partitions_assigned", partitions=[_partition_key(tp) for tp in assigned])
 
@@ -233,6 +289,7 @@ class KafkaSource(Service):
         """
         limit = max(1, min(max_records, self.kafka.max_poll_records))
         while self._consumer is not None:
+            self._release_hold()  # the pipeline asks for more: it has room again
             fetch_timeout_ms = timeout_ms
             if self.paused:
                 with contextlib.suppress(TimeoutError):
@@ -286,7 +343,7 @@ class KafkaSource(Service):
         if not self.paused or self.backlog > self.kafka.max_buffered_records // 2:
             return
         self._resumed.set()
-        if self._consumer is not None:
+        if self._consumer is not None and not self._held:
             self._consumer.resume(*self._consumer.assignment())
         log.info("consumption_resumed", backlog=self.backlog)
 

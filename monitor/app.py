@@ -18,6 +18,7 @@ from alerts.engine import AlertEngine
 from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
+from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
@@ -25,6 +26,7 @@ from monitor.config import ConfigError, Settings
 from monitor.http import HttpServer
 from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
+from monitor.retry import DEPENDENCIES
 from monitor.types import Classifier, Source
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
@@ -97,13 +99,24 @@ class MonitorApp:
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:
-            self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready)
+            self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready,
+                                   self.not_ready_reasons)
             self.http.add_routes(AlertsApi.for_engine(self.alerting, settings).routes())
         self._ready = False
         self._started_at = time.monotonic()
+        metrics.READY.set_function(lambda: float(self.ready()))
 
     def ready(self) -> bool:
-        return self._ready and not self.pipeline.finished.is_set()
+        """Started, still running, and no dependency failing (monitor/retry.py tracks them)."""
+        return self._ready and not self.pipeline.finished.is_set() and not DEPENDENCIES.reasons()
+
+    def not_ready_reasons(self) -> list[str]:
+        reasons = DEPENDENCIES.reasons()
+        if not self._ready:
+            reasons.insert(0, "starting or stopping")
+        elif self.pipeline.finished.is_set():
+            reasons.insert(0, "pipeline finished")
+        return reasons
 
     def request_stop(self) -> None:
         log.info("shutdown_requested")

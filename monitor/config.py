@@ -189,7 +189,8 @@ class AlertSettings(_Section):
     evidence_top_n: int = Field(5, ge=0, le=50)
     """Most negative messages attached to a firing alert (PII-masked)."""
     max_catchup_buckets: int = Field(12, ge=1, le=10_000)
-    """Most closed buckets one ``evaluate`` call processes after a pause (older ones are skipped)."""
+    """Most closed buckets one detection pass processes (bounds its work); a longer backlog is caught up
+    in further passes, never skipped."""
     max_keys_per_evaluation: int = Field(10_000, ge=1)
     """Upper bound on window keys evaluated per bucket (the most recently active are kept)."""
     max_alert_states: int = Field(10_000, ge=10)

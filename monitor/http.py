@@ -1,8 +1,9 @@
 """HTTP side door: liveness, readiness, Prometheus metrics and a read-only view of windows.
 
-``/healthz`` answers while the process runs; ``/readyz`` only once every component started and the
-pipeline has not failed; ``/metrics`` is the Prometheus text format; ``/windows`` shows recent
-buckets of one key. Extra routes (alerts, silences) are added by the app via ``add_routes``.
+``/healthz`` answers while the process runs; ``/readyz`` only once every component started, the
+pipeline has not failed and no dependency is failing (503 with the reasons otherwise); ``/metrics``
+is the Prometheus text format; ``/windows`` shows recent buckets of one key. Extra routes (alerts,
+silences) are added by the app via ``add_routes``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ MAX_WINDOW_BUCKETS = 2_000
 
 
 class HttpServer(Service):
-    def __init__(self, host: str, port: int, store: WindowStore, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, host: str, port: int, store: WindowStore, ready: Callable[[], bool],
+        not_ready_reasons: Callable[[], list[str]] = list,
+    ) -> None:
         self.host = host
         self.port = port
         self.store = store
         self.ready = ready
+        self.not_ready_reasons = not_ready_reasons
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
@@ -58,7 +63,10 @@ class HttpServer(Service):
 
     async def _readyz(self, _: web.Request) -> web.Response:
         ok = self.ready()
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
+        body: dict[str, object] = {"ready": ok}
+        if not ok:
+            body["reasons"] = self.not_ready_reasons()
+        return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

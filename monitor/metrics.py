@@ -39,3 +39,12 @@ NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications prod
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]
 )
+DEPENDENCY_UP = Gauge(
+    "finsent_dependency_up", "0 while calls to this dependency fail and are being retried, else 1", ["component"]
+)
+RETRIES = Counter("finsent_dependency_retries_total", "Retried dependency calls (transient errors)", ["component"])
+READY = Gauge("finsent_ready", "1 while /readyz answers ready (every dependency reachable)")
+ALERT_DEAD_LETTERS = Counter(
+    "finsent_alert_dead_letters_total", "Notifications moved to the dead-letter outbox past the retry bound",
+    ["sink"],
+)

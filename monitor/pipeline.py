@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -28,7 +29,16 @@ from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.cluster import ClusterWatermark
 from monitor.cluster_member import ClusterMember
-from monitor.types import ClassifiedMessage, PartitionedSource, Prediction, SharedSource, Source, SourceRecord
+from monitor.retry import retrying
+from monitor.types import (
+    ClassifiedMessage,
+    HoldableSource,
+    PartitionedSource,
+    Prediction,
+    SharedSource,
+    Source,
+    SourceRecord,
+)
 from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
 
@@ -39,6 +49,15 @@ class Evaluator(Protocol):
     """Anything that evaluates detection at an event-time bucket boundary (the AlertEngine)."""
 
     async def evaluate(self, now_s: int) -> Sequence[object]: ...
+
+
+@runtime_checkable
+class ResumableEvaluator(Evaluator, Protocol):
+    """An evaluator with a durable cursor: after a restart the pipeline resumes detection there."""
+
+    async def resume_point_s(self) -> int | None:
+        """End (event time) of the last bucket evaluated before this process started, if any."""
+        ...
 
 
 @dataclass(slots=True)
@@ -68,7 +87,9 @@ class _InFlight:
 
 
 _DONE = None
-APPLY_ATTEMPTS = 6
+KEEPALIVE_S = 5.0
+"""While the in-flight queue stays full (a downstream outage), the reader asks a holdable source to
+stay in its consumer group this often, without fetching."""
 MAX_PENDING_DETECTIONS = 32
 RECENT_NOTIFICATIONS = 50
 
@@ -128,6 +149,7 @@ class Pipeline:
     async def run(self) -> PipelineStats:
         """Process until the source is exhausted (a finite replay: then every bucket is closed, so
         the last windows are evaluated too) or a stop is requested (live: buckets stay open)."""
+        await self._resume_detection()
         # TaskGroup: if the writer or detection fails (store down past its retries), the reader is
         # cancelled too and nothing more is committed; uncommitted records are redelivered after restart.
         async with asyncio.TaskGroup() as group:
@@ -149,6 +171,18 @@ class Pipeline:
         self.finished.set()
         log.info("pipeline_finished", exhausted=exhausted, **dataclasses.asdict(self.stats))
         return self.stats
+
+    async def _resume_detection(self) -> None:
+        """After a restart: buckets up to the durable cursor were evaluated, so their data is final
+        (a redelivered record for them is late, as it was before the restart), and detection goes on
+        from the cursor (the evaluator walks every bucket from there, in bounded passes)."""
+        if not isinstance(self.evaluator, ResumableEvaluator) or self.member is not None:
+            return
+        cursor = await retrying("detection", self.evaluator.resume_point_s)
+        if cursor is not None:
+            self.watermark.close_through(cursor)
+            self._evaluated_once = True
+            log.info("detection_resumed", evaluated_until_s=cursor)
 
     async def _read_loop(self) -> bool:
         """Returns True when the source ran dry, False when stopped. A stop request interrupts a
@@ -209,7 +243,20 @@ class Pipeline:
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
-        await self._queue.put(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot()))
+        await self._enqueue(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot()))
+
+    async def _enqueue(self, item: _InFlight) -> None:
+        """Backpressure: wait for room in the in-flight queue. While it stays full (the store or
+        detection is retrying through an outage), a holdable source (Kafka) is kept in its group
+        with its partitions paused, so the outage neither grows memory nor triggers a rebalance."""
+        while True:
+            try:
+                async with asyncio.timeout(KEEPALIVE_S):
+                    await self._queue.put(item)
+                return
+            except TimeoutError:
+                if isinstance(self.source, HoldableSource):
+                    await self.source.hold()
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
@@ -230,7 +277,7 @@ class Pipeline:
             try:
                 classified = await self._classified(item)
                 fresh = await self._apply_with_retry(classified)
-                await self.source.commit(item.records)
+                await retrying("source_commit", lambda: self.source.commit(item.records))
             finally:
                 metrics.IN_FLIGHT.dec()
             self._account(classified, fresh, item.read_at)
@@ -325,19 +372,9 @@ class Pipeline:
             return good
 
     async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
-        """Bounded retries with capped backoff: a Redis blip must not kill the daemon, but an
-        outage must not hide either (the last error propagates and stops the pipeline)."""
-        delay_s = 0.2
-        for attempt in range(1, APPLY_ATTEMPTS + 1):
-            try:
-                return await self.store.apply(classified)
-            except Exception as exc:  # backend-specific errors (redis, sockets) are all transient here
-                if attempt == APPLY_ATTEMPTS:
-                    raise
-                log.warning("window_apply_retrying", attempt=attempt, error=repr(exc), delay_s=delay_s)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 5.0)
-        raise AssertionError("unreachable")
+        """Retried until the store answers (monitor/retry.py): an outage pauses the pipeline (and,
+        through the bounded queues, the source) instead of killing it; idempotent per message id."""
+        return await retrying("window_store", lambda: self.store.apply(classified))
 
     def _account(self, classified: list[ClassifiedMessage], fresh: int, read_at: float) -> None:
         self.stats.batches += 1
@@ -366,10 +403,11 @@ class Pipeline:
         return points
 
     async def _evaluate(self, boundaries: list[int]) -> None:
-        if self.evaluator is None:
+        evaluator = self.evaluator
+        if evaluator is None:
             return
         for point in self._evaluation_points(boundaries):
-            notes = await self.evaluator.evaluate(point)
+            notes = await retrying("detection", functools.partial(evaluator.evaluate, point))
             self.stats.evaluated_until_s = point
             metrics.ALERT_EVALUATIONS.inc()
             metrics.EVALUATED_UNTIL.set(point)
@@ -388,11 +426,16 @@ class Pipeline:
         The tick travels through the in-flight queue, behind any batch not yet durable."""
         await self._sync_lanes()
         silent = frozenset(lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s)
-        idle = silent - await self._lagging(silent)
+        # a lane whose lag cannot be determined (broker unreachable) is lagging, never idle
+        lagging = await self._lagging(silent)
+        idle = silent - lagging
         if idle:
             self.watermark.mark_idle(idle)
         newest = self.watermark.max_event_s
-        if newest is not None and self._last_data_at is not None:
+        # event time follows the wall clock only when every lane is known to be caught up: never
+        # past a partition with unread data, or one that cannot be fetched (broker down)
+        caught_up = not lagging and (self._partitioned is None or bool(self._lanes))
+        if newest is not None and self._last_data_at is not None and caught_up:
             quiet_s = now_monotonic - self._last_data_at
             if quiet_s >= idle_after_s:
                 self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))

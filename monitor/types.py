@@ -139,3 +139,14 @@ class SharedSource(PartitionedSource, Protocol):
     async def has_records_beyond(self, offsets: dict[str, int]) -> bool:
         """True if any partition in ``offsets`` holds a record at or past its offset."""
         ...
+
+
+@runtime_checkable
+class HoldableSource(Protocol):
+    """A source that can wait without fetching and without losing its place (a consumer group
+    member): the pipeline holds it while downstream cannot take more (a store outage), and the
+    source releases itself when the pipeline asks for the next batch."""
+
+    async def hold(self) -> None:
+        """Stop fetching and stay a live member (e.g. poll with every partition paused)."""
+        ...

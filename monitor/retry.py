@@ -1,0 +1,109 @@
+"""One retry policy for every dependency call (window store, detection, alert state, outbox, commits).
+
+Why one helper: an outage of Redis or the broker must look the same everywhere -- the caller waits
+(capped exponential backoff with full jitter, so instances do not retry in lockstep), is never
+killed by an attempt limit, stays cancellable (SIGTERM still stops the daemon), logs every retry
+with its component and error, and reports the dependency down (``/readyz``, ``finsent_ready``,
+``finsent_dependency_up{component}``) until the next success. Built on ``tenacity``.
+
+Only *transient* errors are retried (connection, timeout, a restarting Redis loading its data, a
+retriable Kafka error). Anything else is a bug or bad data and propagates at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from aiokafka.errors import KafkaError
+from redis.exceptions import BusyLoadingError, ReadOnlyError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never, wait_random_exponential
+
+from monitor import metrics
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, TryAgainError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth waiting for: the dependency is unreachable or briefly unable, not the request wrong."""
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {"KafkaConnectionError",
+                                                                                "KafkaTimeoutError"}
+    return isinstance(exc, TRANSIENT)
+
+
+class Dependencies:
+    """Which dependencies are failing right now, and why: the readiness answer.
+
+    Process-wide (like the metrics registry): every retry loop reports here, ``/readyz`` reads it.
+    """
+
+    def __init__(self) -> None:
+        self._down: dict[str, str] = {}
+
+    def down(self, component: str, error: BaseException | str) -> None:
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self._down[component] = reason[:300]
+        metrics.DEPENDENCY_UP.labels(component).set(0)
+
+    def up(self, component: str) -> None:
+        if self._down.pop(component, None) is not None:
+            log.info("dependency_recovered", component=component)
+        metrics.DEPENDENCY_UP.labels(component).set(1)
+
+    def reasons(self) -> list[str]:
+        return [f"{component} unreachable: {why}" for component, why in sorted(self._down.items())]
+
+    def clear(self) -> None:
+        self._down.clear()
+
+
+DEPENDENCIES = Dependencies()
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial_s: float = 0.2
+    """Scale of the first delay (full jitter: the delay is uniform in [0, initial_s * 2**n])."""
+    max_s: float = 10.0
+    """Cap of one delay: how long a recovered dependency may wait before it is used again."""
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+async def retrying(
+    component: str, operation: Callable[[], Awaitable[T]], *, backoff: Backoff = DEFAULT_BACKOFF,
+    dependencies: Dependencies = DEPENDENCIES,
+) -> T:
+    """``await operation()`` until it succeeds; transient errors wait and retry, forever.
+
+    ``operation`` must be safe to repeat (every call site here is idempotent: the window store per
+    message id, detection by its durable cursor, the outbox per notification id, commits per offset).
+    Cancelling the caller cancels the wait (shutdown is never held hostage by an outage).
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay_s = state.next_action.sleep if state.next_action is not None else 0.0
+        dependencies.down(component, exc or "unknown error")
+        metrics.RETRIES.labels(component).inc()
+        log.warning("dependency_retrying", component=component, attempt=state.attempt_number,
+                    retry_in_s=round(delay_s, 3), error=repr(exc)[:300])
+
+    retryer = AsyncRetrying(
+        wait=wait_random_exponential(multiplier=backoff.initial_s, max=backoff.max_s),
+        stop=stop_never, retry=retry_if_exception(is_transient), before_sleep=before_sleep, reraise=True,
+    )
+    result: T = await retryer(operation)
+    dependencies.up(component)
+    return result
