@@ -2,7 +2,11 @@
 
 A sink that is down only delays its own queue (the other sinks' loops keep going); its entries
 stay in the outbox (durable on Redis) and go out when it comes back. After ``max_attempts`` an
-entry is abandoned for that sink and logged as an error (bounded retries, nothing stuck forever).
+entry moves to that sink's dead-letter outbox (logged as an error, counted in
+``finsent_alert_dead_letters_total``; ``monitor alerts redrive`` queues it again): bounded retries,
+nothing stuck forever, nothing dropped. Outbox bookkeeping after a send (delivered / failed) is
+retried through a backend outage (monitor/retry.py), so a sent notification is not sent again
+just because Redis blinked while it was being recorded.
 Delivery times are wall-clock (``clock``), unlike detection, which runs on event time.
 
 Each pass claims its batch for ``claim_lease_s`` (see alerts/outbox.py), so two deliverers on one
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink
 from monitor import metrics
 from monitor.lifecycle import Service
+from monitor.retry import DEPENDENCIES, retrying
 
 log = structlog.get_logger("alerts.delivery")
 MIN_WAIT_S = 0.02
@@ -137,18 +143,20 @@ class OutboxDelivery(Service):
         except Exception as exc:
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
-                await self.outbox.abandon(sink.name, nid)
+                await retrying("outbox", functools.partial(self.outbox.abandon, sink.name, nid, self._clock()))
                 metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
-                log.error("alert_delivery_abandoned", sink=sink.name, notification_id=nid,
-                          attempts=attempts, error=str(exc))
+                metrics.ALERT_DEAD_LETTERS.labels(sink.name).inc()
+                log.error("alert_dead_lettered", sink=sink.name, notification_id=nid,
+                          attempts=attempts, error=str(exc), redrive=f"monitor alerts redrive --sink {sink.name}")
             else:
                 delay_s = self.policy.delay_s(attempts)
-                await self.outbox.mark_failed(sink.name, nid, self._clock() + delay_s)
+                retry_at_s = self._clock() + delay_s
+                await retrying("outbox", functools.partial(self.outbox.mark_failed, sink.name, nid, retry_at_s))
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
                 log.warning("alert_delivery_failed", sink=sink.name, notification_id=nid,
                             attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
-        await self.outbox.mark_delivered(sink.name, nid, self._clock())
+        await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()
         log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)
 
@@ -160,8 +168,11 @@ class OutboxDelivery(Service):
                 tried = await self.deliver_due(sink)
                 next_due = await self.outbox.next_due_s(sink.name)
             except Exception as exc:  # the outbox backend itself is down: keep the loop alive
+                DEPENDENCIES.down("outbox", exc)
                 log.error("alert_outbox_unavailable", sink=sink.name, error=str(exc))
                 tried, next_due = 0, None
+            else:
+                DEPENDENCIES.up("outbox")
             if tried >= self.policy.batch_size:
                 continue  # more may be due right now
             wait_s = self.policy.poll_interval_s

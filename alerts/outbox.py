@@ -12,6 +12,11 @@ batch) does not get them while the first is sending. No owner is recorded: a cla
 lets the lease run out and the entries are due again (at-least-once survives the crash), and
 ``mark_failed`` ends a lease early by setting the retry time.
 
+Past the retry bound a notification is not dropped: ``abandon`` moves it (payload, attempts, when)
+to that sink's *dead-letter outbox*, listed by ``dead_letters`` and put back in the sink's queue by
+``redrive`` (``monitor alerts dead-letters`` / ``monitor alerts redrive``). The dead-letter outbox
+keeps the newest ``max_entries`` per sink; evicting one is logged as an error.
+
 Bounded: at most ``max_entries`` undelivered notifications (enqueue raises ``OutboxFullError``
 beyond, which the engine logs), and the newest ``ids_kept`` enqueued/delivered ids per set.
 Memory and Redis implementations share tests/integration/alerts/test_outbox_contract.py.
@@ -19,10 +24,13 @@ Memory and Redis implementations share tests/integration/alerts/test_outbox_cont
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import structlog
 
 from alerts.model import Notification
 from alerts.redis_client import RedisBacked
@@ -34,10 +42,23 @@ class OutboxFullError(Exception):
     """The outbox holds ``max_entries`` undelivered notifications."""
 
 
+log = structlog.get_logger("alerts.outbox")
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     notification: Notification
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A notification one sink never accepted within the retry bound."""
+
+    sink: str
+    notification: Notification
+    attempts: int
+    dead_at_s: float
 
 
 class Outbox(Lifecycle, Protocol):
@@ -60,8 +81,17 @@ class Outbox(Lifecycle, Protocol):
         """Count a failed attempt and schedule the next one."""
         ...
 
-    async def abandon(self, sink: str, notification_id: str) -> None:
-        """Give up on one sink (attempts exhausted); the notification stays for the others."""
+    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
+        """Attempts exhausted for one sink: move the entry to that sink's dead-letter outbox (the
+        notification stays queued for the other sinks)."""
+        ...
+
+    async def dead_letters(self, sink: str | None = None) -> list[DeadLetter]:
+        """Dead-lettered entries of ``sink`` (every sink when None), oldest first."""
+        ...
+
+    async def redrive(self, now_s: float, sink: str | None = None, notification_id: str | None = None) -> int:
+        """Queue dead letters again (due at ``now_s``, attempts reset); returns how many."""
         ...
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool: ...
@@ -93,6 +123,7 @@ class MemoryOutbox(Service):
         self._queues: dict[str, dict[str, tuple[float, int]]] = {s: {} for s in self.sink_names}
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._delivered: dict[str, OrderedDict[str, float]] = {s: OrderedDict() for s in self.sink_names}
+        self._dead: dict[str, OrderedDict[str, DeadLetter]] = {s: OrderedDict() for s in self.sink_names}
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
         nid = notification.id
@@ -134,8 +165,36 @@ class MemoryOutbox(Service):
         if notification_id in queue:
             queue[notification_id] = (retry_at_s, queue[notification_id][1] + 1)
 
-    async def abandon(self, sink: str, notification_id: str) -> None:
-        self._done(sink, notification_id)
+    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
+        queued = self._queues[sink].get(notification_id)
+        payload = self._payloads.get(notification_id)
+        if queued is None or payload is None or not self._done(sink, notification_id):
+            return
+        dead = self._dead[sink]
+        dead[notification_id] = DeadLetter(sink, payload, queued[1], now_s)
+        while len(dead) > self.max_entries:
+            evicted, _ = dead.popitem(last=False)
+            log.error("alert_dead_letter_evicted", sink=sink, notification_id=evicted, kept=self.max_entries)
+
+    async def dead_letters(self, sink: str | None = None) -> list[DeadLetter]:
+        sinks = self.sink_names if sink is None else (sink,)
+        letters = (d for s in sinks for d in self._dead.get(s, {}).values())
+        return sorted(letters, key=lambda d: (d.dead_at_s, d.notification.id))
+
+    async def redrive(self, now_s: float, sink: str | None = None, notification_id: str | None = None) -> int:
+        moved = 0
+        for name in self.sink_names if sink is None else (sink,):
+            dead = self._dead.get(name, OrderedDict())
+            for nid in [notification_id] if notification_id is not None else list(dead):
+                letter = dead.pop(nid, None) if nid is not None else None
+                if letter is None:
+                    continue
+                if nid not in self._payloads:
+                    self._payloads[nid] = letter.notification
+                self._remaining[nid] = self._remaining.get(nid, 0) + 1
+                self._queues[name][nid] = (now_s, 0)
+                moved += 1
+        return moved
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool:
         return notification_id in self._delivered[sink]
@@ -191,6 +250,48 @@ end
 return 1
 """
 
+_ABANDON = """
+-- KEYS: queue, attempts, payloads, remaining, dead, dead index ; ARGV: id, now, max_dead -> evicted ids
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {} end
+local payload = redis.call('HGET', KEYS[3], ARGV[1])
+local tries = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HINCRBY', KEYS[4], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+if not payload then return {} end
+redis.call('HSET', KEYS[5], ARGV[1], cjson.encode({payload = payload, attempts = tonumber(tries), at = ARGV[2]}))
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[3])
+if extra <= 0 then return {} end
+local old = redis.call('ZRANGE', KEYS[6], 0, extra - 1)
+for _, id in ipairs(old) do redis.call('HDEL', KEYS[5], id) end
+redis.call('ZREMRANGEBYRANK', KEYS[6], 0, extra - 1)
+return old
+"""
+
+_REDRIVE = """
+-- KEYS: dead, dead index, queue, payloads, remaining ; ARGV: now, id or '' (all) -> how many
+local ids = {ARGV[2]}
+if ARGV[2] == '' then ids = redis.call('ZRANGE', KEYS[2], 0, -1) end
+local moved = 0
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local entry = cjson.decode(raw)
+    redis.call('HSETNX', KEYS[4], id, entry.payload)
+    redis.call('HINCRBY', KEYS[5], id, 1)
+    redis.call('ZADD', KEYS[3], ARGV[1], id)
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
 _FAILED = """
 -- KEYS: queue, attempts ; ARGV: id, retry_at
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
@@ -221,6 +322,8 @@ class RedisOutbox(RedisBacked):
         self._claim = self.redis.register_script(_CLAIM)
         self._done_script = self.redis.register_script(_DONE)
         self._failed = self.redis.register_script(_FAILED)
+        self._abandon = self.redis.register_script(_ABANDON)
+        self._redrive = self.redis.register_script(_REDRIVE)
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
         keys = [self._key("seen"), self._key("payloads"), self._key("remaining")]
@@ -252,8 +355,29 @@ class RedisOutbox(RedisBacked):
     async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
         await self._finish(sink, notification_id, now_s, record=True)
 
-    async def abandon(self, sink: str, notification_id: str) -> None:
-        await self._finish(sink, notification_id, 0.0, record=False)
+    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
+        keys = [self._key("queue", sink), self._key("attempts", sink), self._key("payloads"),
+                self._key("remaining"), self._key("dead", sink), self._key("dead-index", sink)]
+        evicted = await self._abandon(keys=keys, args=[notification_id, now_s, self.max_entries])
+        for nid in evicted:
+            log.error("alert_dead_letter_evicted", sink=sink, notification_id=str(nid), kept=self.max_entries)
+
+    async def dead_letters(self, sink: str | None = None) -> list[DeadLetter]:
+        out: list[DeadLetter] = []
+        for name in self.sink_names if sink is None else (sink,):
+            for raw in (await self.redis.hgetall(self._key("dead", name))).values():
+                entry = json.loads(raw)
+                out.append(DeadLetter(name, Notification.from_json(entry["payload"]), int(entry["attempts"]),
+                                      float(entry["at"])))
+        return sorted(out, key=lambda d: (d.dead_at_s, d.notification.id))
+
+    async def redrive(self, now_s: float, sink: str | None = None, notification_id: str | None = None) -> int:
+        moved = 0
+        for name in self.sink_names if sink is None else (sink,):
+            keys = [self._key("dead", name), self._key("dead-index", name), self._key("queue", name),
+                    self._key("payloads"), self._key("remaining")]
+            moved += int(await self._redrive(keys=keys, args=[now_s, notification_id or ""]))
+        return moved
 
     async def mark_failed(self, sink: str, notification_id: str, retry_at_s: float) -> None:
         keys = [self._key("queue", sink), self._key("attempts", sink)]

@@ -1,4 +1,4 @@
-"""``monitor`` command line: run | replay | backtest | train | eval | bench | silences | config.
+"""``monitor`` command line: run | replay | backtest | train | eval | bench | silences | alerts | config.
 
 This is the only place that installs signal handlers: SIGTERM/SIGINT request a graceful stop
 (drain in-flight batches, commit, flush the outbox) and the process exits 0.
@@ -105,6 +105,7 @@ DELEGATED = {
     "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads", False),
     "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split", False),
     "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
+    "alerts": ("alerts.redrive:alerts_command", "list / re-drive dead-lettered alert notifications", True),
 }
 
 

@@ -82,8 +82,8 @@ DEFAULT_BACKOFF = Backoff()
 
 
 async def retrying(
-    component: str, operation: Callable[[], Awaitable[T]], *, backoff: Backoff = DEFAULT_BACKOFF,
-    dependencies: Dependencies = DEPENDENCIES,
+    component: str, operation: Callable[[], Awaitable[T]], *, backoff: Backoff | None = None,
+    dependencies: Dependencies | None = None,
 ) -> T:
     """``await operation()`` until it succeeds; transient errors wait and retry, forever.
 
@@ -92,10 +92,13 @@ async def retrying(
     Cancelling the caller cancels the wait (shutdown is never held hostage by an outage).
     """
 
+    backoff = backoff or DEFAULT_BACKOFF
+    deps = dependencies or DEPENDENCIES
+
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         delay_s = state.next_action.sleep if state.next_action is not None else 0.0
-        dependencies.down(component, exc or "unknown error")
+        deps.down(component, exc or "unknown error")
         metrics.RETRIES.labels(component).inc()
         log.warning("dependency_retrying", component=component, attempt=state.attempt_number,
                     retry_in_s=round(delay_s, 3), error=repr(exc)[:300])
@@ -104,6 +107,10 @@ async def retrying(
         wait=wait_random_exponential(multiplier=backoff.initial_s, max=backoff.max_s),
         stop=stop_never, retry=retry_if_exception(is_transient), before_sleep=before_sleep, reraise=True,
     )
-    result: T = await retryer(operation)
-    dependencies.up(component)
-    return result
+    async for attempt in retryer:
+        with attempt:
+            result = await operation()
+        if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+            deps.up(component)
+            return result
+    raise AssertionError("unreachable: tenacity either returns or re-raises")

@@ -50,7 +50,7 @@ async def test_failed_entry_waits_for_its_retry_time_and_counts_attempts(outbox:
     assert await outbox.next_due_s(A) == 30.0
     [entry] = await outbox.claim(A, 30.0, 10, LEASE_S)
     assert entry.attempts == 1 and entry.notification == n
-    await outbox.abandon(A, n.id)
+    await outbox.abandon(A, n.id, 40.0)
     assert await outbox.pending(A) == 0 and not await outbox.is_delivered(A, n.id)
     assert await outbox.pending(B) == 1
 
@@ -121,3 +121,52 @@ async def test_enqueue_beyond_max_entries_fails_loudly(outbox: Outbox) -> None:
     await outbox.mark_delivered(A, first.id, 11.0)
     await outbox.mark_delivered(B, first.id, 11.0)
     assert await outbox.enqueue(notification(5), 12.0)  # room again once fully delivered
+
+
+async def test_an_abandoned_notification_moves_to_the_dead_letter_outbox_of_its_sink_only(outbox: Outbox) -> None:
+    n, other = notification(0), notification(1)
+    await outbox.enqueue(n, 10.0)
+    await outbox.enqueue(other, 10.0)
+    await outbox.mark_failed(A, n.id, 20.0)
+    await outbox.mark_failed(A, n.id, 30.0)
+    await outbox.abandon(A, n.id, 40.0)
+    [letter] = await outbox.dead_letters(A)
+    assert (letter.sink, letter.notification, letter.attempts, letter.dead_at_s) == (A, n, 2, 40.0)
+    assert await outbox.dead_letters(B) == [] and [d.notification.id for d in await outbox.dead_letters()] == [n.id]
+    assert [e.notification.id for e in await outbox.claim(A, 100.0, 10, LEASE_S)] == [other.id]
+    assert {e.notification.id for e in await outbox.claim(B, 100.0, 10, LEASE_S)} == {n.id, other.id}
+
+
+async def test_redrive_queues_a_dead_letter_again_with_fresh_attempts_and_it_can_be_delivered(outbox: Outbox) -> None:
+    n = notification(0)
+    await outbox.enqueue(n, 10.0)
+    await outbox.mark_delivered(B, n.id, 11.0)  # the other sink is done: the payload is only dead-lettered
+    await outbox.mark_failed(A, n.id, 20.0)
+    await outbox.abandon(A, n.id, 30.0)
+    assert await outbox.pending(A) == 0
+    assert await outbox.redrive(50.0, A, "no-such-id") == 0
+    assert await outbox.redrive(50.0, A) == 1
+    assert await outbox.dead_letters() == [] and await outbox.redrive(60.0) == 0
+    [entry] = await outbox.claim(A, 50.0, 10, LEASE_S)
+    assert entry.notification == n and entry.attempts == 0
+    await outbox.mark_delivered(A, n.id, 51.0)
+    assert await outbox.is_delivered(A, n.id) and await outbox.pending(A) == 0
+
+
+async def test_redrive_by_id_moves_only_that_notification(outbox: Outbox) -> None:
+    ns = [notification(i) for i in range(3)]
+    for i, n in enumerate(ns):
+        await outbox.enqueue(n, 10.0)
+        await outbox.abandon(A, n.id, 20.0 + i)
+    assert await outbox.redrive(30.0, A, ns[1].id) == 1
+    assert [d.notification.id for d in await outbox.dead_letters(A)] == [ns[0].id, ns[2].id]
+    assert [e.notification.id for e in await outbox.claim(A, 30.0, 10, LEASE_S)] == [ns[1].id]
+
+
+async def test_the_dead_letter_outbox_is_bounded_and_keeps_the_newest(outbox: Outbox) -> None:
+    for i in range(7):  # max_entries = 5
+        n = notification(i)
+        await outbox.enqueue(n, 10.0)
+        await outbox.abandon(A, n.id, 20.0 + i)
+        await outbox.mark_delivered(B, n.id, 21.0)
+    assert [d.notification.id for d in await outbox.dead_letters(A)] == [notification(i).id for i in range(2, 7)]

@@ -12,6 +12,7 @@ from alerts.lifecycle import LifecyclePolicy, step
 from alerts.model import Notification
 from alerts.outbox import MemoryOutbox
 from alerts.sinks.base import SinkError
+from monitor import metrics
 from tests.unit.alerts.builders import DAY0_S, RecordingSink, signal
 
 
@@ -76,17 +77,22 @@ async def test_failed_delivery_is_retried_after_backoff_and_delivered_once() -> 
     assert sink.sent == [n] and sink.calls == 3
 
 
-async def test_delivery_is_abandoned_after_max_attempts() -> None:
+async def test_past_max_attempts_a_notification_moves_to_the_dead_letter_outbox_and_is_counted() -> None:
     now = [0.0]
     sink = FlakySink(failures=100)
     outbox = MemoryOutbox([sink.name])
     delivery = OutboxDelivery(outbox, [sink], RetryPolicy(max_attempts=3, backoff_initial_s=1.0),
                               clock=lambda: now[0])
-    await outbox.enqueue(notification(), 0.0)
+    n = notification()
+    await outbox.enqueue(n, 0.0)
+    before = metrics.ALERT_DEAD_LETTERS.labels(sink.name)._value.get()
     for _ in range(5):
         await delivery.deliver_due(sink)
         now[0] += 100
     assert sink.calls == 3 and await outbox.pending(sink.name) == 0 and sink.sent == []
+    [letter] = await outbox.dead_letters(sink.name)
+    assert letter.notification == n and letter.attempts == 2 and letter.dead_at_s == 200.0
+    assert metrics.ALERT_DEAD_LETTERS.labels(sink.name)._value.get() - before == 1
 
 
 def test_claim_lease_defaults_to_twice_the_send_timeout_and_must_outlast_a_send() -> None:

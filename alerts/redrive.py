@@ -1,0 +1,66 @@
+"""Dead-lettered notifications: list them and queue them again (``monitor alerts dead-letters|redrive``).
+
+A notification a sink refused past ``alerts.delivery_max_attempts`` waits in that sink's dead-letter
+outbox (alerts/outbox.py) until an operator fixed the sink and re-drives it; the running daemon
+then delivers it like any other entry (same id, so a receiver can still deduplicate).
+Needs the shared store (``windows.store_url = redis://...``): a memory outbox lives in the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+
+from alerts.factory import build_outbox, uses_redis
+from alerts.outbox import DeadLetter
+from alerts.sinks import sink_name
+from monitor.config import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor alerts", description="Dead-lettered alert notifications.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("dead-letters", "list notifications a sink never accepted"),
+                            ("redrive", "queue dead-lettered notifications for delivery again")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--sink", default=None, help="one sink by name (as in the listing); default: all")
+        p.add_argument("--id", default=None, help="one notification id; default: all of the sink(s)")
+    return parser
+
+
+def _row(letter: DeadLetter) -> str:
+    n = letter.notification
+    return json.dumps({"sink": letter.sink, "id": n.id, "status": str(n.status), "title": n.title,
+                       "event_time_s": n.event_time_s, "attempts": letter.attempts,
+                       "dead_at_s": round(letter.dead_at_s, 3)})
+
+
+async def _run(args: argparse.Namespace, settings: Settings, sinks: list[str]) -> int:
+    async with build_outbox(settings, sinks) as outbox:
+        if args.command == "dead-letters":
+            letters = [d for d in await outbox.dead_letters(args.sink) if args.id in (None, d.notification.id)]
+            for letter in letters:
+                print(_row(letter))
+            return 0
+        moved = await outbox.redrive(time.time(), args.sink, args.id)
+        print(f"re-queued {moved} notification(s)")
+        return 0 if moved or args.id is None else 1
+
+
+def alerts_command(argv: Sequence[str], settings: Settings) -> int:
+    """``monitor alerts dead-letters|redrive [--sink S] [--id ID]``; 2 = usage or config error."""
+    try:
+        args = _parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not uses_redis(settings):
+        print("dead letters need the shared store: set windows.store_url to redis://... (memory:// is per process)")
+        return 2
+    sinks = [sink_name(url) for url in settings.alerts.sinks]
+    if args.sink is not None and args.sink not in sinks:
+        print(f"error: --sink {args.sink!r} is not a configured sink -- one of {sinks} (alerts.sinks)")
+        return 2
+    return asyncio.run(_run(args, settings, sinks))

@@ -1,0 +1,48 @@
+"""The idle sweep never moves event time past a partition that has unread data or cannot be fetched."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import pytest
+
+from monitor.pipeline import Pipeline
+from monitor.windows.memory import MemoryWindowStore
+from tests.fakes import CollectingDeadLetter, ListSource
+
+BUCKET_S = 60
+LANES = frozenset({"p0", "p1"})
+
+
+class PartitionedListSource(ListSource):
+    def __init__(self, lagging: set[Hashable]) -> None:
+        super().__init__([])
+        self.behind = lagging
+
+    def lanes(self) -> frozenset[Hashable]:
+        return LANES  # type: ignore[return-value]
+
+    async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
+        return set(lanes) & self.behind
+
+
+async def _after_quiet(lagging: set[Hashable]) -> int | None:
+    store = MemoryWindowStore(bucket_s=BUCKET_S, retention_s=10**6)
+    pipe = Pipeline(PartitionedListSource(lagging), None, store, CollectingDeadLetter(), None,  # type: ignore[arg-type]
+                    allowed_lateness_s=0, max_batch_size=1, max_wait_ms=1, max_in_flight_batches=10)
+    await pipe._sync_lanes()
+    pipe.watermark.observe(10_000, "p0")  # the fast partition
+    pipe.watermark.observe(5_000, "p1")  # the slow one, with a backlog behind it
+    pipe._lane_seen = {"p0": 0.0, "p1": 0.0}
+    pipe._last_data_at = 0.0
+    await pipe.idle_tick(now_monotonic=300.0, idle_after_s=2.0)  # five minutes without a record
+    return pipe.watermark.value_s
+
+
+@pytest.mark.parametrize("lagging", [{"p1"}, {"p0", "p1"}], ids=["slow-partition-has-backlog", "broker-unreachable"])
+async def test_silence_with_lag_or_unknown_lag_does_not_advance_event_time(lagging: set[Hashable]) -> None:
+    assert await _after_quiet(lagging) == 5_000
+
+
+async def test_silence_with_every_partition_caught_up_follows_the_wall_clock() -> None:
+    assert await _after_quiet(set()) == 10_000 + 300 - 2

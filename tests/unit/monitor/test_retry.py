@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from monitor import metrics
+from monitor.retry import Backoff, Dependencies, is_transient, retrying
+
+FAST = Backoff(initial_s=0.001, max_s=0.01)
+
+
+class Flaky:
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "ok"
+
+
+async def test_transient_errors_are_retried_past_any_attempt_count_until_success() -> None:
+    deps = Dependencies()
+    op = Flaky(200, RedisConnectionError("redis down"))
+    before = metrics.RETRIES.labels("store-x")._value.get()
+    assert await retrying("store-x", op, backoff=FAST, dependencies=deps) == "ok"
+    assert op.calls == 201
+    assert metrics.RETRIES.labels("store-x")._value.get() - before == 200
+    assert deps.reasons() == []
+    assert metrics.DEPENDENCY_UP.labels("store-x")._value.get() == 1
+
+
+async def test_a_failing_dependency_is_reported_down_with_its_error_until_it_recovers() -> None:
+    deps = Dependencies()
+    gate = asyncio.Event()
+
+    async def op() -> int:
+        if not gate.is_set():
+            raise ConnectionRefusedError("connection refused")
+        return 1
+
+    task = asyncio.create_task(retrying("window_store", op, backoff=FAST, dependencies=deps))
+    await asyncio.sleep(0.05)
+    assert deps.reasons() == ["window_store unreachable: ConnectionRefusedError: connection refused"]
+    assert metrics.DEPENDENCY_UP.labels("window_store")._value.get() == 0
+    gate.set()
+    assert await task == 1
+    assert deps.reasons() == []
+
+
+async def test_a_non_transient_error_propagates_at_once() -> None:
+    op = Flaky(1, ResponseError("WRONGTYPE"))
+    with pytest.raises(ResponseError):
+        await retrying("store-y", op, backoff=FAST, dependencies=Dependencies())
+    assert op.calls == 1
+
+
+async def test_cancelling_the_caller_ends_the_retry_wait() -> None:
+    op = Flaky(10**9, TimeoutError())
+    task = asyncio.create_task(retrying("store-z", op, backoff=Backoff(1.0, 5.0), dependencies=Dependencies()))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_connection_and_timeout_errors_are_transient_and_bugs_are_not() -> None:
+    from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
+
+    assert is_transient(RedisConnectionError()) and is_transient(OSError()) and is_transient(TimeoutError())
+    assert is_transient(KafkaConnectionError())
+    assert not is_transient(ValueError()) and not is_transient(ResponseError("ERR"))
+    assert is_transient(UnknownTopicOrPartitionError()) == UnknownTopicOrPartitionError.retriable
