@@ -139,6 +139,7 @@ class Pipeline:
         self._lanes: frozenset[Hashable] = frozenset()
         self._lane_seen: dict[Hashable, float] = {}
         self._last_data_at: float | None = None
+        self._not_caught_up_at = float("-inf")
         self.finished = asyncio.Event()
         self.recent_notifications: deque[object] = deque(maxlen=RECENT_NOTIFICATIONS)
         """The newest notifications produced (bounded), for the end-of-run summary."""
@@ -427,16 +428,20 @@ class Pipeline:
         await self._sync_lanes()
         silent = frozenset(lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s)
         # a lane whose lag cannot be determined (broker unreachable) is lagging, never idle
+        probe_started = time.monotonic()
         lagging = await self._lagging(silent)
         idle = silent - lagging
         if idle:
             self.watermark.mark_idle(idle)
         newest = self.watermark.max_event_s
-        # event time follows the wall clock only when every lane is known to be caught up: never
-        # past a partition with unread data, or one that cannot be fetched (broker down)
+        # event time follows the wall clock only after every lane was known to be caught up for
+        # idle_after_s: never past a partition with unread data or one that cannot be fetched
+        # (broker down), and the outage itself does not count as quiet time
         caught_up = not lagging and (self._partitioned is None or bool(self._lanes))
+        if not caught_up:
+            self._not_caught_up_at = now_monotonic + (time.monotonic() - probe_started)
         if newest is not None and self._last_data_at is not None and caught_up:
-            quiet_s = now_monotonic - self._last_data_at
+            quiet_s = now_monotonic - max(self._last_data_at, self._not_caught_up_at)
             if quiet_s >= idle_after_s:
                 self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))
         closes = self.watermark.newly_closed()

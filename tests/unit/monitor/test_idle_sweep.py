@@ -46,3 +46,21 @@ async def test_silence_with_lag_or_unknown_lag_does_not_advance_event_time(laggi
 
 async def test_silence_with_every_partition_caught_up_follows_the_wall_clock() -> None:
     assert await _after_quiet(set()) == 10_000 + 300 - 2
+
+
+async def test_time_while_a_partition_could_not_be_fetched_does_not_count_as_quiet() -> None:
+    store = MemoryWindowStore(bucket_s=BUCKET_S, retention_s=10**6)
+    source = PartitionedListSource({"p0", "p1"})  # the broker is unreachable...
+    pipe = Pipeline(source, None, store, CollectingDeadLetter(), None,  # type: ignore[arg-type]
+                    allowed_lateness_s=0, max_batch_size=1, max_wait_ms=1, max_in_flight_batches=10)
+    await pipe._sync_lanes()
+    pipe.watermark.observe(10_000, "p0")
+    pipe.watermark.observe(10_000, "p1")
+    pipe._lane_seen = {"p0": 0.0, "p1": 0.0}
+    pipe._last_data_at = 0.0
+    await pipe.idle_tick(now_monotonic=300.0, idle_after_s=2.0)
+    source.behind = set()  # ...and back: caught up, but only just
+    await pipe.idle_tick(now_monotonic=301.0, idle_after_s=2.0)
+    assert pipe.watermark.value_s == 10_000
+    await pipe.idle_tick(now_monotonic=310.0, idle_after_s=2.0)
+    assert pipe.watermark.value_s is not None and 10_000 + 7 <= pipe.watermark.value_s <= 10_000 + 8

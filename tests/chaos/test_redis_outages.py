@@ -1,0 +1,82 @@
+"""Redis freezes (SIGSTOP) and restarts under a running daemon: it stays up, reports not-ready with
+the reason while Redis is away, resumes by itself, and ends with exact windows and the reference alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.harness import (
+    ChaosScenario,
+    RedisProcess,
+    closed_by_data_s,
+    metric,
+    port_of,
+    reference,
+    wait_ready,
+    wait_until,
+    watch_readiness,
+)
+from tests.integration.streams import BUCKET_S, stream
+from tests.kafka_broker import create_topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(180)]
+LATENESS_S = 60
+
+
+async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str) -> None:
+    messages = stream()
+    scenario = ChaosScenario(tmp_path, kafka, redis.url)
+    await create_topics(kafka, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
+    await scenario.produce(messages)
+    until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
+    expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+    assert any(n[1] == "firing" for n in expected)
+
+    daemon = scenario.start()
+    try:
+        port = port_of(daemon)
+        await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
+        if fault == "freeze":
+            redis.freeze()
+            answers = await watch_readiness(port, 5.0)
+            redis.thaw()
+        else:
+            redis.stop()
+            answers = await watch_readiness(port, 5.0)
+            redis.start()
+        daemon.assert_alive()
+        not_ready = [body for status, body in answers if status == 503]
+        assert not_ready, f"/readyz stayed ready while Redis was {fault}: {answers[-3:]}"
+        assert any("window_store unreachable" in r or "detection unreachable" in r
+                   for body in not_ready for r in body["reasons"]), not_ready[-1]
+        await scenario.wait_volume(len(messages), 90, daemon)
+        await scenario.wait_cursor(until, 60, daemon)
+        ready = await wait_ready(port, 30)
+        assert ready["status"] == 200, ready
+        assert metric(port, "finsent_ready") == 1
+        assert metric(port, "finsent_late_messages_total") == 0
+        assert metric(port, 'finsent_dependency_retries_total{component="window_store"}') >= 1
+        got = await scenario.wait_notifications(expected, until, 20)
+        assert got == expected
+        assert await scenario.volume() == len(messages)
+    finally:
+        code = daemon.terminate()
+    assert code == 0, daemon.tail()
+
+
+async def _volume_at_least(scenario: ChaosScenario, n: int) -> bool:
+    return await scenario.volume() >= n
+
+
+async def test_redis_frozen_for_5_s_mid_stream_pauses_the_daemon_which_resumes_with_exact_windows(
+    tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
+) -> None:
+    await _drill(tmp_path, kafka_bootstrap, chaos_redis, "freeze")
+
+
+async def test_redis_restarted_mid_stream_the_daemon_stays_up_and_ends_with_exact_windows(
+    tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
+) -> None:
+    await _drill(tmp_path, kafka_bootstrap, chaos_redis, "restart")
