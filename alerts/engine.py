@@ -7,7 +7,9 @@ buckets (bounded work and memory per pass; each pass commits its states and move
 the next pass continues from there: a backlog after a pause or a restart is caught up, never
 skipped). The cursor (end of the last evaluated bucket) is stored with the alert states and only
 moves forward, so calling ``evaluate`` twice, or after a restart or a crash mid-pass, never
-evaluates a bucket twice. The first call ever evaluates only the newest closed bucket.
+evaluates a bucket twice. The first call ever evaluates only the newest closed bucket, unless
+``begin_at`` set where detection starts (the pipeline does, once its first data is durable, so a
+daemon stopped before its first evaluation leaves a cursor its successor starts from).
 
 Per bucket, the keys evaluated are those with messages in that bucket plus those with a pending or
 firing alert (an empty bucket counts as quiet, so alerts on keys that fall silent still resolve).
@@ -103,6 +105,11 @@ class AlertEngine(Service):
     async def resume_point_s(self) -> int | None:
         """The durable cursor: every bucket ending at or before it has been evaluated."""
         return await self.state.get_cursor()
+
+    async def begin_at(self, start_s: int) -> None:
+        """Detection starts at bucket ``start_s`` unless it has started already (durable cursor)."""
+        if await self.state.get_cursor() is None:
+            await self.state.commit([], [], align_s(start_s, self.store.bucket_s))
 
     def _first_bucket(self, cursor: int | None, closed_end: int) -> int:
         return closed_end - self.store.bucket_s if cursor is None else cursor

@@ -59,6 +59,10 @@ class ResumableEvaluator(Evaluator, Protocol):
         """End (event time) of the last bucket evaluated before this process started, if any."""
         ...
 
+    async def begin_at(self, start_s: int) -> None:
+        """Make ``start_s`` (a bucket start) the durable start of detection, unless one exists."""
+        ...
+
 
 @dataclass(slots=True)
 class PipelineStats:
@@ -130,6 +134,7 @@ class Pipeline:
         self.max_wait_ms = max_wait_ms
         self.max_buckets_per_evaluation = max(1, max_buckets_per_evaluation)
         self._evaluated_once = False
+        self._detection_begun = False
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
         # Bounded lag of detection behind the writer (in batches whose buckets closed); beyond it the
@@ -182,8 +187,18 @@ class Pipeline:
         cursor = await retrying("detection", self.evaluator.resume_point_s)
         if cursor is not None:
             self.watermark.close_through(cursor)
-            self._evaluated_once = True
+            self._evaluated_once = self._detection_begun = True
             log.info("detection_resumed", evaluated_until_s=cursor)
+
+    async def _begin_detection(self) -> None:
+        """The first data is durable: record where detection starts (its bucket), so a daemon stopped
+        before its first evaluation does not make its successor start at the successor's data."""
+        first = self.watermark.first_event_s
+        if self._detection_begun or first is None:
+            return
+        self._detection_begun = True
+        if isinstance(self.evaluator, ResumableEvaluator) and self.member is None:
+            await retrying("detection", functools.partial(self.evaluator.begin_at, first))
 
     async def _read_loop(self) -> bool:
         """Returns True when the source ran dry, False when stopped. A stop request interrupts a
@@ -281,6 +296,7 @@ class Pipeline:
                 await retrying("source_commit", lambda: self.source.commit(item.records))
             finally:
                 metrics.IN_FLIGHT.dec()
+            await self._begin_detection()
             self._account(classified, fresh, item.read_at)
             await self._detect(item)
         await self._detections.put(None)

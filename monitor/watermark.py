@@ -50,6 +50,11 @@ class Watermark:
         return max(self._lanes.values()) if self._lanes else None
 
     @property
+    def first_event_s(self) -> int | None:
+        """Oldest event time seen (where detection of this stream starts)."""
+        return self._first_event_s
+
+    @property
     def value_s(self) -> int | None:
         return self._value_s
 

@@ -147,9 +147,13 @@ class CursorEvaluator(RecordingEvaluator):
     def __init__(self, cursor_s: int | None) -> None:
         super().__init__()
         self.cursor_s = cursor_s
+        self.began_at: list[int] = []
 
     async def resume_point_s(self) -> int | None:
         return self.cursor_s
+
+    async def begin_at(self, start_s: int) -> None:
+        self.began_at.append(start_s)
 
 
 async def test_after_a_restart_detection_resumes_at_the_durable_cursor_and_its_buckets_stay_final() -> None:
@@ -162,6 +166,14 @@ async def test_after_a_restart_detection_resumes_at_the_durable_cursor_and_its_b
     assert [d[1] for d in dead.items] == ["late"] and pipe.stats.late == 1
     assert evaluator.boundaries and evaluator.boundaries[0] > 4 * BUCKET_S
     assert evaluator.boundaries[-1] == 10 * BUCKET_S
+    assert evaluator.began_at == []  # detection had begun before the restart
+
+
+async def test_a_first_run_records_where_detection_starts_once_its_first_data_is_durable() -> None:
+    evaluator = CursorEvaluator(cursor_s=None)
+    source = ListSource([[msg("a", "x", 5 * BUCKET_S + 7)], [msg("b", "x", 6 * BUCKET_S)]])
+    await _run(source, _store(), evaluator)
+    assert evaluator.began_at == [5 * BUCKET_S + 7]
 
 
 def test_closed_buckets_are_evaluated_in_chunks_after_a_first_call_of_its_own() -> None:
