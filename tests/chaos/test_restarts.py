@@ -56,7 +56,7 @@ async def test_surge_in_open_buckets_at_a_stop_is_detected_after_the_restart_exa
     await scenario.wait_volume(len(day1), 90, daemon)
     await _stop(daemon, how)
     cursor = await scenario.cursor()
-    assert cursor is not None and cursor <= 30 * BUCKET_S + _t0(), "the surge must be open at the stop"
+    assert cursor is None or cursor <= 30 * BUCKET_S + _t0(), "the surge must be open at the stop"
 
     await scenario.produce(day2)
     daemon = scenario.start()
