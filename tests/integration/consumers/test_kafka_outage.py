@@ -1,0 +1,78 @@
+"""KafkaSource through a downstream outage (held: stays in its group, skips nothing) and a broker
+freeze (lag unknown: every partition counts as lagging, and the dependency is reported down)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from consumers.deadletter import KafkaDeadLetter
+from consumers.kafka import KafkaSource
+from monitor.retry import DEPENDENCIES
+from monitor.types import SourceRecord
+from tests.chaos.harness import BrokerProcess
+from tests.integration.consumers.test_kafka_source import T0, iso, make_settings, payload, produce
+
+pytestmark = pytest.mark.integration
+
+
+async def _next_nonempty(batches: AsyncIterator[list[SourceRecord]]) -> list[SourceRecord]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        batch = await anext(batches)
+        if batch:
+            return batch
+    raise AssertionError("no records within 15 s")
+
+
+async def test_a_held_source_stays_in_its_group_fetches_nothing_and_skips_nothing_when_released(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap, max_poll_records=5)
+    k = settings.kafka
+    await produce(kafka_bootstrap, k.news_topic, [payload(f"n{i}", iso(T0)) for i in range(30)])
+    async with KafkaDeadLetter(k) as dlq, KafkaSource(settings, dlq) as source:
+        batches = aiter(source.batches(5, 100))
+        got = await _next_nonempty(batches)
+        assigned = source.lanes()
+        for _ in range(15):  # 3 s on hold: three session timeouts
+            await source.hold()
+            await asyncio.sleep(0.2)
+        assert source.lanes() == assigned, "the held consumer must not lose its partitions"
+        assert len(got) == 5
+        while len(got) < 30:
+            got += await _next_nonempty(batches)
+    assert [r.position[1] for r in got] == list(range(30))
+
+
+async def test_while_the_broker_is_frozen_every_partition_counts_as_lagging_and_kafka_is_not_ready(
+    tmp_path: Path,
+) -> None:
+    broker = BrokerProcess(tmp_path / "tansu.log").start()
+    try:
+        settings = await make_settings(broker.bootstrap, news_partitions=2)
+        await produce(broker.bootstrap, settings.kafka.news_topic, [payload("n0", iso(T0))])
+        async with KafkaDeadLetter(settings.kafka) as dlq, KafkaSource(settings, dlq) as source:
+            batches = aiter(source.batches(10, 100))
+            await _next_nonempty(batches)
+            lanes = source.lanes()
+            assert len(lanes) == 3 and await source.lagging(lanes) == set()
+            broker.freeze()
+            try:
+                await asyncio.sleep(1.1)  # past the cached end offsets
+                assert await source.lagging(lanes) == set(lanes)
+                assert any(r.startswith("kafka unreachable") for r in DEPENDENCIES.reasons())
+            finally:
+                broker.thaw()
+            for _ in range(100):
+                if not await source.lagging(lanes):
+                    break
+                await asyncio.sleep(0.2)
+            assert await source.lagging(lanes) == set()
+            assert not any(r.startswith("kafka") for r in DEPENDENCIES.reasons())
+    finally:
+        broker.stop()
