@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint model eval bench demo-data clean redis-server
+.PHONY: install run test lint model eval bench chaos demo-data clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ eval: install
 bench: install
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
+
+# long fault drills (kill -9 loops, Redis/broker freezes, Redis restarts; ~10k messages) -> table
+chaos: install redis-server
+	$(PY) scripts/chaos.py
 
 demo-data:
 	$(PY) scripts/make_demo_stream.py

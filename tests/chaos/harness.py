@@ -20,6 +20,7 @@ from typing import Any
 
 from alerts.state import RedisAlertStateStore
 from monitor.config import Settings, load_settings
+from monitor.retry import Dependencies, retrying
 from tests.integration.daemon import Daemon
 from tests.integration.test_daemon_e2e import Scenario
 from tests.kafka_broker import tansu_binary, wait_for_metadata
@@ -126,6 +127,10 @@ class ChaosScenario(Scenario):
     def env(self) -> dict[str, str]:
         return {**super().env(), **self.overrides}
 
+    async def volume(self) -> int:
+        """Messages in the windows; waits out the drill's own Redis outages."""
+        return await retrying("chaos-check", super().volume, dependencies=Dependencies())
+
     def start(self) -> Daemon:
         self.runs += 1
         return self.daemon(f"run{self.runs}").start()
@@ -141,8 +146,11 @@ class ChaosScenario(Scenario):
         return len(self.alerts_path.read_text().splitlines()) if self.alerts_path.exists() else 0
 
     async def cursor(self) -> int | None:
-        async with RedisAlertStateStore(self.redis_url, f"{self.prefix}:alerts") as state:
-            return await state.get_cursor()
+        async def read() -> int | None:
+            async with RedisAlertStateStore(self.redis_url, f"{self.prefix}:alerts") as state:
+                return await state.get_cursor()
+
+        return await retrying("chaos-check", read, dependencies=Dependencies())
 
     async def wait_cursor(self, until_s: int, timeout_s: float, daemon: Daemon) -> None:
         deadline = time.monotonic() + timeout_s
