@@ -150,6 +150,7 @@ class MonitorApp:
 
     async def run(self) -> PipelineStats:
         """Start everything, process until the source ends or a stop is requested, stop everything."""
+        DEPENDENCIES.clear()  # readiness is about this run's dependencies
         async with AsyncExitStack() as stack:
             for part in (self.dead_letter, self.store, self.cluster, self.alerting, self.batcher, self.source,
                          self.http):
