@@ -91,6 +91,9 @@ class _InFlight:
 
 
 _DONE = None
+STOP_GRACE_S = 10.0
+"""After a stop request, retries through an outage go on this long, then the pipeline stops without
+committing what is not durable (redelivered after the restart) instead of hanging the shutdown."""
 KEEPALIVE_S = 5.0
 """While the in-flight queue stays full (a downstream outage), the reader asks a holdable source to
 stay in its consumer group this often, without fetching."""
@@ -141,6 +144,7 @@ class Pipeline:
         # writer waits, so a detection backlog pushes back on the source instead of growing.
         self._detections: asyncio.Queue[list[int] | None] = asyncio.Queue(maxsize=MAX_PENDING_DETECTIONS)
         self._stop = asyncio.Event()
+        self._stop_requested_at: float | None = None
         self._lanes: frozenset[Hashable] = frozenset()
         self._lane_seen: dict[Hashable, float] = {}
         self._last_data_at: float | None = None
@@ -150,7 +154,12 @@ class Pipeline:
         """The newest notifications produced (bounded), for the end-of-run summary."""
 
     def request_stop(self) -> None:
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
         self._stop.set()
+
+    def _stop_overdue(self) -> bool:
+        return self._stop_requested_at is not None and time.monotonic() - self._stop_requested_at > STOP_GRACE_S
 
     async def run(self) -> PipelineStats:
         """Process until the source is exhausted (a finite replay: then every bucket is closed, so
@@ -293,7 +302,8 @@ class Pipeline:
             try:
                 classified = await self._classified(item)
                 fresh = await self._apply_with_retry(classified)
-                await retrying("source_commit", lambda: self.source.commit(item.records))
+                await retrying("source_commit", lambda: self.source.commit(item.records),
+                               give_up=self._stop_overdue)
             finally:
                 metrics.IN_FLIGHT.dec()
             await self._begin_detection()
@@ -391,7 +401,7 @@ class Pipeline:
     async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
         """Retried until the store answers (monitor/retry.py): an outage pauses the pipeline (and,
         through the bounded queues, the source) instead of killing it; idempotent per message id."""
-        return await retrying("window_store", lambda: self.store.apply(classified))
+        return await retrying("window_store", lambda: self.store.apply(classified), give_up=self._stop_overdue)
 
     def _account(self, classified: list[ClassifiedMessage], fresh: int, read_at: float) -> None:
         self.stats.batches += 1
@@ -424,7 +434,8 @@ class Pipeline:
         if evaluator is None:
             return
         for point in self._evaluation_points(boundaries):
-            notes = await retrying("detection", functools.partial(evaluator.evaluate, point))
+            notes = await retrying("detection", functools.partial(evaluator.evaluate, point),
+                                   give_up=self._stop_overdue)
             self.stats.evaluated_until_s = point
             metrics.ALERT_EVALUATIONS.inc()
             metrics.EVALUATED_UNTIL.set(point)

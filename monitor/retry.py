@@ -83,13 +83,15 @@ DEFAULT_BACKOFF = Backoff()
 
 async def retrying(
     component: str, operation: Callable[[], Awaitable[T]], *, backoff: Backoff | None = None,
-    dependencies: Dependencies | None = None,
+    dependencies: Dependencies | None = None, give_up: Callable[[], bool] | None = None,
 ) -> T:
     """``await operation()`` until it succeeds; transient errors wait and retry, forever.
 
     ``operation`` must be safe to repeat (every call site here is idempotent: the window store per
     message id, detection by its durable cursor, the outbox per notification id, commits per offset).
-    Cancelling the caller cancels the wait (shutdown is never held hostage by an outage).
+    Cancelling the caller cancels the wait, and ``give_up`` (checked after each failure; e.g. "a
+    shutdown was requested a while ago") ends the retrying with the last error: shutdown is never
+    held hostage by an outage.
     """
 
     backoff = backoff or DEFAULT_BACKOFF
@@ -105,7 +107,8 @@ async def retrying(
 
     retryer = AsyncRetrying(
         wait=wait_random_exponential(multiplier=backoff.initial_s, max=backoff.max_s),
-        stop=stop_never, retry=retry_if_exception(is_transient), before_sleep=before_sleep, reraise=True,
+        stop=(lambda _: give_up()) if give_up is not None else stop_never,
+        retry=retry_if_exception(is_transient), before_sleep=before_sleep, reraise=True,
     )
     async for attempt in retryer:
         with attempt:
