@@ -163,6 +163,9 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--buckets", type=int, default=210, help="stream length in 1-minute buckets (48 msg each)")
     parser.add_argument("--only", default=",".join(FAULTS), help=f"comma-separated subset of {list(FAULTS)}")
     args = parser.parse_args(argv)
+    from monitor.logging import configure_logging
+
+    configure_logging("ERROR", "console")  # the reference run's and the checks' logs would bury the table
     messages = stream(buckets=args.buckets, surge=range(args.buckets - 30, args.buckets - 27), per_bucket=48)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="finsent-chaos-") as tmp:
