@@ -25,6 +25,8 @@ AXIS_H = 22
 HEIGHT = TOP + SHARE_H + GAP + VOLUME_H + AXIS_H
 TICK_STEPS_S = (3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400, 2 * 86_400, 7 * 86_400)
 MAX_X_TICKS = 9
+MIN_BAND_VOLUME = 10
+"""Below this many messages the 2-sigma band spans most of the axis and only adds noise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ def build_chart(points: Sequence[SeriesPoint], window: SeriesWindow, markers: Se
     for p in points:
         bx = x(p.start_s) + (step_w - bar_w) / 2
         band_y = band_h = None
-        if p.volume and p.band_low is not None and p.band_high is not None:
+        if p.volume >= MIN_BAND_VOLUME and p.band_low is not None and p.band_high is not None:
             top, bottom = ys(p.band_high / p.volume), ys(p.band_low / p.volume)
             band_y, band_h = top, max(bottom - top, 0.5)
         view.bars.append(Bar(

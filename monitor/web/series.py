@@ -3,10 +3,10 @@
 A range ends at the event-time watermark (the end of the bucket holding it), never at the wall
 clock. Long ranges are shown in coarser display buckets (sums of stored buckets, at most
 ``MAX_POINTS`` points) so a 30-day chart stays one cheap request. The baseline drawn is a *display*
-baseline: the pooled negative share of the ``baseline_s`` before each point (sum of negatives over
-sum of volume, so quiet buckets weigh little) and the negative count it predicts for the point's
-volume, with a binomial 2-sigma band. The detector's own baseline at each alert is carried by the
-alert's Signal and shown with the alert markers.
+baseline: the median negative share of the stored (non-empty) buckets in the ``baseline_s`` before
+each point, like the detector's robust baseline, so a surge does not lift "normal" for a day after it
+(a pooled share would), and the negative count it predicts for the point's volume, with a binomial
+2-sigma band. The detector's own numbers at each alert are in the alert's Signal.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,8 @@ DEFAULT_RANGE = "24h"
 MAX_POINTS = 240
 NICE_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400)
 BAND_SIGMAS = 2.0
+MIN_BASELINE_BUCKETS = 6
+"""Stored buckets the trailing window needs before a baseline is drawn."""
 MarkerKind = Literal["firing", "resolved", "pending"]
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86_400}
@@ -93,7 +96,7 @@ class SeriesPoint:
     """None for an empty point (drawn as a gap, not as 0%)."""
     mean_score: float | None
     baseline_share: float | None
-    """Pooled negative share of the ``baseline_s`` before this point; None without history."""
+    """Median bucket negative share of the ``baseline_s`` before this point; None without history."""
     expected_negative: float | None
     band_low: float | None
     band_high: float | None
@@ -101,21 +104,18 @@ class SeriesPoint:
     """False while any part of the point is past the watermark's closed buckets (may still change)."""
 
 
-class _Prefix:
-    """Prefix sums of (negative, volume) over sorted stored buckets: O(log n) range totals."""
+class _Trailing:
+    """Sorted stored buckets with O(log n) lookups of the shares in a range."""
 
     def __init__(self, buckets: Sequence[BucketStats]) -> None:
-        self.starts = [b.start_s for b in buckets]
-        self.neg = [0]
-        self.vol = [0]
-        for b in buckets:
-            self.neg.append(self.neg[-1] + b.negative)
-            self.vol.append(self.vol[-1] + b.volume)
+        kept = [b for b in buckets if b.volume]
+        self.starts = [b.start_s for b in kept]
+        self.shares = [b.neg_share for b in kept]
 
-    def totals(self, start_s: int, end_s: int) -> tuple[int, int]:
+    def median_share(self, start_s: int, end_s: int) -> float | None:
         lo = bisect.bisect_left(self.starts, start_s)
         hi = bisect.bisect_left(self.starts, end_s)
-        return self.neg[hi] - self.neg[lo], self.vol[hi] - self.vol[lo]
+        return statistics.median(self.shares[lo:hi]) if hi - lo >= MIN_BASELINE_BUCKETS else None
 
 
 def _aggregate(buckets: Iterable[BucketStats], window: SeriesWindow) -> dict[int, BucketStats]:
@@ -133,13 +133,12 @@ def build_series(buckets: Sequence[BucketStats], window: SeriesWindow, baseline_
 
     ``buckets`` are the stored buckets from ``window.start_s - baseline_s`` to ``window.end_s``."""
     ordered = sorted(buckets, key=lambda b: b.start_s)
-    prefix = _Prefix(ordered)
+    trailing = _Trailing(ordered)
     slots = _aggregate(ordered, window)
     points = []
     for t in range(window.start_s, window.end_s, window.step_s):
         b = slots.get(t, BucketStats("", t))
-        base_neg, base_vol = prefix.totals(t - baseline_s, t)
-        base = base_neg / base_vol if base_vol else None
+        base = trailing.median_share(t - baseline_s, t)
         expected = low = high = None
         if base is not None:
             expected = base * b.volume

@@ -60,7 +60,7 @@ def test_empty_points_have_no_share_and_counts_add_up() -> None:
     assert [p.neg_share for p in points] == [0.2, None, 0.5, None]
 
 
-def test_baseline_is_the_pooled_share_before_the_point_not_including_it() -> None:
+def test_baseline_is_the_median_bucket_share_before_the_point_not_including_it() -> None:
     history = [b(T0 - i * B, 1, 9) for i in range(1, 7)]  # 10% negative for the hour before
     w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
     (point,) = build_series([*history, b(T0, 18, 2)], w, baseline_s=3600)
@@ -71,9 +71,18 @@ def test_baseline_is_the_pooled_share_before_the_point_not_including_it() -> Non
     assert point.band_low < 2.0 < point.band_high < point.negative
 
 
-def test_point_without_history_has_no_baseline() -> None:
+def test_a_past_surge_does_not_lift_the_baseline_after_it() -> None:
+    quiet = [b(T0 - i * B, 1, 9) for i in range(3, 12)]
+    surge = [b(T0 - i * B, 45, 5) for i in (1, 2)]  # 90% negative, 5x the volume
     w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
-    (point,) = build_series([b(T0, 1, 1)], w, baseline_s=3600)
+    (point,) = build_series([*quiet, *surge, b(T0, 1, 9)], w, baseline_s=12 * B)
+    assert point.baseline_share == pytest.approx(0.1)  # a pooled share would say 45%
+
+
+def test_point_with_too_little_history_has_no_baseline() -> None:
+    w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
+    history = [b(T0 - i * B, 1, 9) for i in range(1, 6)]  # 5 buckets: one short
+    (point,) = build_series([*history, b(T0, 1, 1)], w, baseline_s=3600)
     assert (point.baseline_share, point.expected_negative) == (None, None)
 
 
