@@ -184,3 +184,49 @@ def build_chart(points: Sequence[SeriesPoint], window: SeriesWindow, markers: Se
         open_x = x(max(window.closed_until_s, window.start_s))
         view.open_span = Span(open_x, view.left + view.plot_w - open_x)
     return view
+
+
+@dataclass(frozen=True, slots=True)
+class Sparkline:
+    """A small share-over-volume picture for an alert card (same conventions as the big chart)."""
+
+    width: int
+    height: int
+    share_path: str
+    baseline_path: str
+    bars: list[tuple[float, float, float, float, float]]
+    """(x, width, volume y, negative y, bottom y) per non-empty point."""
+    markers: list[MarkerView]
+    share_max: str
+    span: str
+
+
+def build_sparkline(points: Sequence[SeriesPoint], window: SeriesWindow, markers: Sequence[Marker],
+                    width: int = 260, height: int = 64) -> Sparkline:
+    span_s = window.end_s - window.start_s
+    line_h, bar_h = height * 0.62, height * 0.30
+    shares = [v for p in points for v in (p.neg_share, p.baseline_share) if v is not None]
+    share_max = _nice_ceiling(max(shares, default=0.0) * 1.05, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0))
+    vol_max = max((p.volume for p in points), default=0) or 1
+
+    def x(t: float) -> float:
+        return (t - window.start_s) / span_s * width
+
+    def ys(v: float) -> float:
+        return 2 + line_h - min(v, share_max) / share_max * line_h
+
+    half, step_w = window.step_s / 2, width * window.step_s / span_s
+    bars = []
+    for p in points:
+        if p.volume:
+            bottom = float(height)
+            bars.append((x(p.start_s), max(step_w * 0.8, 0.6), bottom - p.volume / vol_max * bar_h,
+                         bottom - p.negative / vol_max * bar_h, bottom))
+    return Sparkline(
+        width=width, height=height,
+        share_path=_path([None if p.neg_share is None else (x(p.start_s + half), ys(p.neg_share)) for p in points]),
+        baseline_path=_path([None if p.baseline_share is None else (x(p.start_s + half), ys(p.baseline_share))
+                             for p in points]),
+        bars=bars, markers=[MarkerView(x(m.at_s), m.kind, m.label) for m in markers],
+        share_max=f"{share_max:.0%}", span=f"{span_s // 3600}h",
+    )

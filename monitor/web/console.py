@@ -26,7 +26,7 @@ from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus, Silence
 from alerts.silences import list_silences
 from monitor.http_alerts import AlertsApi, top_keys
-from monitor.web.chart import build_chart
+from monitor.web.chart import Sparkline, build_chart, build_sparkline
 from monitor.web.clock import ClockReading, EventClock
 from monitor.web.series import RANGES_S, RangeError, build_series, markers_in, parse_range, series_window
 from monitor.web.views import (
@@ -50,6 +50,7 @@ EVIDENCE_FETCHED = 40
 """Raw evidence items read before de-duplication (syndicated copies crowd the top)."""
 HISTORY_ROWS = 25
 BUSIEST_WINDOW_S = 3600
+SPARKLINE_RANGE = "6h"
 MAX_KEYS_LISTED = 500
 FETCH_CONCURRENCY = 8
 SECURITY_HEADERS = {
@@ -131,6 +132,19 @@ class Console:
 
         return list(await asyncio.gather(*(view(i, s) for i, s in enumerate(states))))
 
+    async def _sparklines(self, states: Sequence[AlertState],
+                          all_states: Sequence[AlertState]) -> dict[str, Sparkline]:
+        """The last 6 h of event time of each live alert's key (the first ``MAX_ALERT_CARDS``)."""
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(key: str) -> tuple[str, Sparkline]:
+            async with gate:
+                data = await self.key_series(key, SPARKLINE_RANGE, all_states)
+            return key, build_sparkline(data["points"], data["window"], data["markers"])
+
+        keys = list(dict.fromkeys(s.window_key for s in states[:MAX_ALERT_CARDS]))
+        return dict(await asyncio.gather(*(one(k) for k in keys)))
+
     def busiest_range(self, now_s: int) -> tuple[int, int]:
         """Bucket starts of the event-time hour up to ``now_s``, the bucket holding it included."""
         b = self.api.store.bucket_s
@@ -142,6 +156,7 @@ class Console:
         live = await self.api.live_alerts()
         silences = await list_silences(self.api.state, clock.now_s)
         alerts = await self._alert_views(live, clock.now_s, silences)
+        all_states = list((await self.api.state.load_states()).values())
         busiest, active = await top_keys(self.api.store, *self.busiest_range(clock.now_s))
         return {
             "clock": clock,
@@ -150,10 +165,13 @@ class Console:
             "history": history_rows(self.recent, HISTORY_ROWS),
             "silences": [(s, s.active_at(clock.now_s)) for s in silences],
             "busiest": busiest, "active_keys": active, "busiest_window_s": BUSIEST_WINDOW_S,
+            "live_states": live, "all_states": all_states,
         }
 
     async def _overview_page(self, _: web.Request) -> web.Response:
-        return self._html("overview.html", **await self.overview())
+        data = await self.overview()
+        sparklines = await self._sparklines(data["live_states"], data["all_states"])
+        return self._html("overview.html", **data, sparklines=sparklines)
 
     async def _overview_json(self, _: web.Request) -> web.Response:
         data = await self.overview()
@@ -169,13 +187,17 @@ class Console:
 
     # -- keys ---------------------------------------------------------------------------------------
 
-    async def key_series(self, key: str, range_label: str | None) -> dict[str, Any]:
+    async def key_series(self, key: str, range_label: str | None,
+                         states: Sequence[AlertState] | None = None) -> dict[str, Any]:
+        """Points, markers and alert states of ``key`` over the range ending at event-time now."""
         label, range_s = parse_range(range_label)
         clock = await self.clock.read()
         window = series_window(clock.now_s, range_s, self.api.store.bucket_s)
         buckets = await self.api.store.buckets(key, window.start_s - self.baseline_s, window.end_s)
         points = build_series(buckets, window, self.baseline_s)
-        states = [s for s in (await self.api.state.load_states()).values() if s.window_key == key]
+        if states is None:
+            states = list((await self.api.state.load_states()).values())
+        states = [s for s in states if s.window_key == key]
         markers = markers_in(key_markers(key, states, self.recent), window)
         return {"key": key, "range": label, "clock": clock, "window": window, "points": points,
                 "markers": markers, "states": states}
