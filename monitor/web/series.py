@@ -3,10 +3,12 @@
 A range ends at the event-time watermark (the end of the bucket holding it), never at the wall
 clock. Long ranges are shown in coarser display buckets (sums of stored buckets, at most
 ``MAX_POINTS`` points) so a 30-day chart stays one cheap request. The baseline drawn is a *display*
-baseline: the median negative share of the stored (non-empty) buckets in the ``baseline_s`` before
-each point, like the detector's robust baseline, so a surge does not lift "normal" for a day after it
-(a pooled share would), and the negative count it predicts for the point's volume, with a binomial
-2-sigma band. The detector's own numbers at each alert are in the alert's Signal.
+baseline: the ``baseline_s`` before each point cut into hourly blocks, each block's pooled negative
+share (negatives / volume), and the median over the non-empty blocks. Pooling within an hour keeps
+sparse keys from reading 0% (most 10-minute buckets hold no negative at all); the median across hours
+keeps a one-hour surge from lifting "normal" for a day after it (a plain pooled share would). With it
+the negative count it predicts for the point's volume and a binomial 2-sigma band. The detector's own
+numbers at each alert are in the alert's Signal.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ DEFAULT_RANGE = "24h"
 MAX_POINTS = 240
 NICE_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400)
 BAND_SIGMAS = 2.0
-MIN_BASELINE_BUCKETS = 6
-"""Stored buckets the trailing window needs before a baseline is drawn."""
+BASELINE_BLOCK_S = 3600
+MIN_BASELINE_BLOCKS = 3
+"""Non-empty blocks the trailing window needs before a baseline is drawn."""
 MarkerKind = Literal["firing", "resolved", "pending"]
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86_400}
@@ -96,7 +99,7 @@ class SeriesPoint:
     """None for an empty point (drawn as a gap, not as 0%)."""
     mean_score: float | None
     baseline_share: float | None
-    """Median bucket negative share of the ``baseline_s`` before this point; None without history."""
+    """Median hourly negative share of the ``baseline_s`` before this point; None without history."""
     expected_negative: float | None
     band_low: float | None
     band_high: float | None
@@ -105,17 +108,29 @@ class SeriesPoint:
 
 
 class _Trailing:
-    """Sorted stored buckets with O(log n) lookups of the shares in a range."""
+    """Prefix sums of (negative, volume) over sorted stored buckets: O(log n) range totals."""
 
     def __init__(self, buckets: Sequence[BucketStats]) -> None:
-        kept = [b for b in buckets if b.volume]
-        self.starts = [b.start_s for b in kept]
-        self.shares = [b.neg_share for b in kept]
+        self.starts = [b.start_s for b in buckets]
+        self.neg = [0]
+        self.vol = [0]
+        for b in buckets:
+            self.neg.append(self.neg[-1] + b.negative)
+            self.vol.append(self.vol[-1] + b.volume)
 
-    def median_share(self, start_s: int, end_s: int) -> float | None:
+    def _totals(self, start_s: int, end_s: int) -> tuple[int, int]:
         lo = bisect.bisect_left(self.starts, start_s)
         hi = bisect.bisect_left(self.starts, end_s)
-        return statistics.median(self.shares[lo:hi]) if hi - lo >= MIN_BASELINE_BUCKETS else None
+        return self.neg[hi] - self.neg[lo], self.vol[hi] - self.vol[lo]
+
+    def baseline_share(self, end_s: int, span_s: int, block_s: int) -> float | None:
+        """Median over the non-empty ``block_s`` blocks of ``[end_s - span_s, end_s)`` of their pooled share."""
+        shares = []
+        for block_end in range(end_s, end_s - span_s, -block_s):
+            neg, vol = self._totals(max(block_end - block_s, end_s - span_s), block_end)
+            if vol:
+                shares.append(neg / vol)
+        return statistics.median(shares) if len(shares) >= MIN_BASELINE_BLOCKS else None
 
 
 def _aggregate(buckets: Iterable[BucketStats], window: SeriesWindow) -> dict[int, BucketStats]:
@@ -134,11 +149,12 @@ def build_series(buckets: Sequence[BucketStats], window: SeriesWindow, baseline_
     ``buckets`` are the stored buckets from ``window.start_s - baseline_s`` to ``window.end_s``."""
     ordered = sorted(buckets, key=lambda b: b.start_s)
     trailing = _Trailing(ordered)
+    block_s = max(BASELINE_BLOCK_S, window.step_s)
     slots = _aggregate(ordered, window)
     points = []
     for t in range(window.start_s, window.end_s, window.step_s):
         b = slots.get(t, BucketStats("", t))
-        base = trailing.median_share(t - baseline_s, t)
+        base = trailing.baseline_share(t, baseline_s, block_s)
         expected = low = high = None
         if base is not None:
             expected = base * b.volume

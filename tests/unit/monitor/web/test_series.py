@@ -60,10 +60,14 @@ def test_empty_points_have_no_share_and_counts_add_up() -> None:
     assert [p.neg_share for p in points] == [0.2, None, 0.5, None]
 
 
-def test_baseline_is_the_median_bucket_share_before_the_point_not_including_it() -> None:
-    history = [b(T0 - i * B, 1, 9) for i in range(1, 7)]  # 10% negative for the hour before
+def hourly(hours_before: range, negative: int, neutral: int) -> list[BucketStats]:
+    """One 10-minute bucket per hour before T0 (sparse, like a ticker)."""
+    return [b(T0 - h * 3600, negative, neutral) for h in hours_before]
+
+
+def test_baseline_is_the_median_hourly_share_before_the_point_not_including_it() -> None:
     w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
-    (point,) = build_series([*history, b(T0, 18, 2)], w, baseline_s=3600)
+    (point,) = build_series([*hourly(range(1, 7), 1, 9), b(T0, 18, 2)], w, baseline_s=6 * 3600)
     assert point.neg_share == 0.9
     assert point.baseline_share == pytest.approx(0.1)
     assert point.expected_negative == pytest.approx(2.0)
@@ -71,18 +75,25 @@ def test_baseline_is_the_median_bucket_share_before_the_point_not_including_it()
     assert point.band_low < 2.0 < point.band_high < point.negative
 
 
-def test_a_past_surge_does_not_lift_the_baseline_after_it() -> None:
-    quiet = [b(T0 - i * B, 1, 9) for i in range(3, 12)]
-    surge = [b(T0 - i * B, 45, 5) for i in (1, 2)]  # 90% negative, 5x the volume
+def test_sparse_negatives_pool_within_the_hour_instead_of_reading_zero() -> None:
+    # per hour: one 1-negative bucket and five 0-negative ones; a median of buckets would say 0%
+    history = [b(T0 - h * 3600 + i * B, 1 if i == 0 else 0, 1) for h in range(1, 7) for i in range(6)]
     w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
-    (point,) = build_series([*quiet, *surge, b(T0, 1, 9)], w, baseline_s=12 * B)
+    (point,) = build_series(history, w, baseline_s=6 * 3600)
+    assert point.baseline_share == pytest.approx(1 / 7)
+
+
+def test_a_past_surge_does_not_lift_the_baseline_after_it() -> None:
+    quiet = hourly(range(3, 12), 1, 9)
+    surge = hourly(range(1, 3), 45, 5)  # 90% negative at 5x the volume
+    w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
+    (point,) = build_series([*quiet, *surge, b(T0, 1, 9)], w, baseline_s=12 * 3600)
     assert point.baseline_share == pytest.approx(0.1)  # a pooled share would say 45%
 
 
 def test_point_with_too_little_history_has_no_baseline() -> None:
     w = SeriesWindow(start_s=T0, end_s=T0 + B, step_s=B, closed_until_s=T0 + B)
-    history = [b(T0 - i * B, 1, 9) for i in range(1, 6)]  # 5 buckets: one short
-    (point,) = build_series([*history, b(T0, 1, 1)], w, baseline_s=3600)
+    (point,) = build_series([*hourly(range(1, 3), 1, 9), b(T0, 1, 1)], w, baseline_s=6 * 3600)
     assert (point.baseline_share, point.expected_negative) == (None, None)
 
 
