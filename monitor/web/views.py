@@ -109,9 +109,12 @@ def signal_fields(signal: object | None) -> list[Field]:
     return [Field(n, t, num) for n, t, num in out[:MAX_FIELDS] if n != "key"]
 
 
-def _get(signal: object | None, name: str) -> Any:
+def _get(signal: object | None, *names: str) -> Any:
+    """The first of ``names`` the signal has (detectors get rewritten: tolerate a renamed field)."""
     plain = _plain(signal)
-    return plain.get(name) if isinstance(plain, Mapping) else None
+    if not isinstance(plain, Mapping):
+        return None
+    return next((plain[n] for n in names if plain.get(n) is not None), None)
 
 
 def distinct_evidence(items: Iterable[EvidenceItem], limit: int) -> list[EvidenceItem]:
@@ -152,12 +155,12 @@ def since_s(state: AlertState) -> int | None:
 def alert_view(state: AlertState, now_s: int, silences: Sequence[Silence],
                evidence: Sequence[EvidenceItem] = ()) -> AlertView:
     sig = state.last_signal
-    triggered = _get(sig, "triggered")
+    triggered = _get(sig, "triggered", "detectors")
     return AlertView(
         key=state.window_key, status=str(state.status), since_s=since_s(state),
         silenced=silenced(state.window_key, now_s, silences),
         detectors=", ".join(triggered) if isinstance(triggered, list | tuple) and triggered else "-",
-        neg_share=_get(sig, "neg_share"), baseline_share=_get(sig, "baseline_neg_share"),
+        neg_share=_get(sig, "neg_share"), baseline_share=_get(sig, "baseline_neg_share", "baseline_share"),
         volume=_get(sig, "volume"), bucket_end_s=_get(sig, "bucket_end_s"),
         fields=signal_fields(sig), evidence=list(evidence),
     )
@@ -182,7 +185,7 @@ def history_rows(notifications: Iterable[object], limit: int, key: str | None = 
             continue
         parts = []
         for a in n.alerts:
-            share, base = _get(a.signal, "neg_share"), _get(a.signal, "baseline_neg_share")
+            share, base = _get(a.signal, "neg_share"), _get(a.signal, "baseline_neg_share", "baseline_share")
             if isinstance(share, float) and isinstance(base, float):
                 parts.append(f"{a.window_key} {share:.0%} vs {base:.0%}")
         rows.append(HistoryRow(n.event_time_s, str(n.status), keys, "; ".join(parts)))
