@@ -162,7 +162,7 @@ class Console:
             "clock": clock,
             "firing": [a for a in alerts if a.status == AlertStatus.FIRING],
             "pending": [a for a in alerts if a.status == AlertStatus.PENDING],
-            "history": history_rows(self.recent, HISTORY_ROWS),
+            "history": history_rows(self.recent, HISTORY_ROWS, states=all_states),
             "silences": [(s, s.active_at(clock.now_s)) for s in silences],
             "busiest": busiest, "active_keys": active, "busiest_window_s": BUSIEST_WINDOW_S,
             "live_states": live, "all_states": all_states,
@@ -230,7 +230,7 @@ class Console:
         return self._html(
             "key.html", **data, ranges=list(RANGES_S), chart=build_chart(points, window, data["markers"]),
             evidence=distinct_evidence(raw, EVIDENCE_PER_KEY), alerts=alerts, baseline_s=self.baseline_s,
-            history=history_rows(self.recent, HISTORY_ROWS, key=key),
+            history=history_rows(self.recent, HISTORY_ROWS, key=key, states=data["states"]),
             totals={"volume": sum(p.volume for p in points), "negative": sum(p.negative for p in points)},
             latest=next((p for p in reversed(points) if p.volume), None),
             last_signal_fields=signal_fields(data["states"][0].last_signal) if data["states"] else [],

@@ -174,22 +174,42 @@ class HistoryRow:
     summary: str
 
 
-def history_rows(notifications: Iterable[object], limit: int, key: str | None = None) -> list[HistoryRow]:
-    """Newest first; with ``key``, only notifications that carry it."""
+def _signal_summary(key: str, signal: object | None) -> str:
+    share, base = _get(signal, "neg_share"), _get(signal, "baseline_neg_share", "baseline_share")
+    if isinstance(share, float) and isinstance(base, float):
+        return f"{key} {share:.0%} vs {base:.0%}"
+    return ""
+
+
+def _state_rows(states: Iterable[AlertState]) -> list[HistoryRow]:
+    """Episodes kept in the (shared, persistent) alert state: they survive a restart, and in cluster
+    mode every instance sees them, while the notification history is this process's own."""
+    rows = []
+    for s in states:
+        if s.started_at_s is not None and s.status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
+            rows.append(HistoryRow(s.started_at_s, str(AlertStatus.FIRING), [s.window_key], "from alert state"))
+        if s.status is AlertStatus.RESOLVED and s.resolved_at_s is not None:
+            rows.append(HistoryRow(s.resolved_at_s, str(AlertStatus.RESOLVED), [s.window_key],
+                                   _signal_summary(s.window_key, s.last_signal) or "from alert state"))
+    return rows
+
+
+def history_rows(notifications: Iterable[object], limit: int, key: str | None = None,
+                 states: Iterable[AlertState] = ()) -> list[HistoryRow]:
+    """Newest first: this process's notifications, plus the episodes in the alert state that they do
+    not cover; with ``key``, only rows that carry it."""
     rows = []
     for n in notifications:
         if not isinstance(n, Notification):
             continue
         keys = [a.window_key for a in n.alerts]
-        if key is not None and key not in keys:
-            continue
-        parts = []
-        for a in n.alerts:
-            share, base = _get(a.signal, "neg_share"), _get(a.signal, "baseline_neg_share", "baseline_share")
-            if isinstance(share, float) and isinstance(base, float):
-                parts.append(f"{a.window_key} {share:.0%} vs {base:.0%}")
-        rows.append(HistoryRow(n.event_time_s, str(n.status), keys, "; ".join(parts)))
-    rows.sort(key=lambda r: -r.at_s)
+        summary = "; ".join(filter(None, (_signal_summary(a.window_key, a.signal) for a in n.alerts)))
+        rows.append(HistoryRow(n.event_time_s, str(n.status), keys, summary))
+    seen = {(r.at_s, r.status, k) for r in rows for k in r.keys}
+    rows += [r for r in _state_rows(states) if (r.at_s, r.status, r.keys[0]) not in seen]
+    if key is not None:
+        rows = [r for r in rows if key in r.keys]
+    rows.sort(key=lambda r: (-r.at_s, r.status))
     return rows[:limit]
 
 

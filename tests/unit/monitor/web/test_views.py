@@ -91,6 +91,15 @@ def test_history_is_newest_first_and_filters_by_key() -> None:
     assert [r.keys for r in history_rows(notes, 10, key="ticker:Y")] == [["ticker:Y"]]
 
 
+def test_history_adds_episodes_from_the_alert_state_that_no_notification_covers() -> None:
+    notes = [_notification(AlertStatus.FIRING, T)]  # this process saw the firing notice only
+    state = _state(AlertStatus.RESOLVED, started_at_s=T, resolved_at_s=T + 1200)
+    rows = history_rows(notes, 10, states=[state])
+    assert [(r.at_s, r.status, r.keys) for r in rows] == [
+        (T + 1200, "resolved", ["ticker:X"]), (T, "firing", ["ticker:X"])]
+    assert rows[1].summary.startswith("ticker:X 70%")  # the notification's row, not a duplicate from state
+
+
 def test_key_markers_come_from_notices_and_stored_episodes_of_that_key_only() -> None:
     notes = [_notification(AlertStatus.RESOLVED, T + 600), _notification(AlertStatus.FIRING, T, key="ticker:Y")]
     state = _state(AlertStatus.RESOLVED, episode_starts_s=(T,), resolved_at_s=T + 600)
