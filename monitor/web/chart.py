@@ -85,6 +85,12 @@ def _nice_ceiling(value: float, steps: Sequence[float]) -> float:
     return steps[-1] * (1 + int(value // steps[-1]))
 
 
+def _share_ceiling(points: Sequence[SeriesPoint]) -> float:
+    """Top of the share axis: a round share above every share and baseline shown."""
+    shares = [v for p in points for v in (p.neg_share, p.baseline_share) if v is not None]
+    return _nice_ceiling(max(shares, default=0.0) * 1.05, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0))
+
+
 def _volume_max(value: int) -> int:
     magnitude = 1
     while magnitude * 10 < value:
@@ -132,8 +138,7 @@ def build_chart(points: Sequence[SeriesPoint], window: SeriesWindow, markers: Se
     def x(t: float) -> float:
         return view.left + (t - window.start_s) / span_s * view.plot_w
 
-    shares = [v for p in points for v in (p.neg_share, p.baseline_share) if v is not None]
-    share_max = _nice_ceiling(max(shares, default=0.0) * 1.05, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0))
+    share_max = _share_ceiling(points)
     vol_max = _volume_max(max((p.volume for p in points), default=0))
 
     def ys(v: float) -> float:
@@ -205,8 +210,7 @@ def build_sparkline(points: Sequence[SeriesPoint], window: SeriesWindow, markers
                     width: int = 260, height: int = 64) -> Sparkline:
     span_s = window.end_s - window.start_s
     line_h, bar_h = height * 0.62, height * 0.30
-    shares = [v for p in points for v in (p.neg_share, p.baseline_share) if v is not None]
-    share_max = _nice_ceiling(max(shares, default=0.0) * 1.05, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0))
+    share_max = _share_ceiling(points)
     vol_max = max((p.volume for p in points), default=0) or 1
 
     def x(t: float) -> float:

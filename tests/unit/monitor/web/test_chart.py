@@ -58,3 +58,14 @@ def test_share_axis_covers_the_highest_share_and_ticks_are_labelled() -> None:
     chart = build_chart(build_series([stats(0, 7, 3)], w, 3600), w, [])
     assert chart.share_ticks[-1][1] == "80%" and chart.share_ticks[0][1] == "0%"
     assert chart.x_ticks
+
+
+def test_sparkline_fits_its_box_and_breaks_at_gaps() -> None:
+    from monitor.web.chart import build_sparkline
+
+    w = window(6)
+    spark = build_sparkline(build_series([stats(0, 1, 9), stats(1, 5, 5), stats(4, 2, 2)], w, 3600), w,
+                            [Marker(T0 + 2 * B, "firing", "f")])
+    assert spark.share_path.count("M") == 2 and len(spark.bars) == 3
+    assert all(0 <= x <= spark.width and 0 <= vy <= ny <= by == spark.height for x, _, vy, ny, by in spark.bars)
+    assert [m.kind for m in spark.markers] == ["firing"] and spark.span == "1h"
