@@ -50,7 +50,7 @@
   function busy() {
     const active = document.activeElement;
     if (active && active.closest && active.closest("form")) return true;
-    return Array.from(document.querySelectorAll("form input")).some(function (i) { return i.value; });
+    return Array.from(document.querySelectorAll("form input")).some(function (i) { return i.value !== i.defaultValue; });
   }
   setInterval(function () { if (!busy()) location.reload(); }, 30000);
 })();

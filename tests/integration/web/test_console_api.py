@@ -134,6 +134,7 @@ async def test_pages_render_alerts_chart_and_evidence_with_a_strict_csp(demo: Ru
     assert "<script>" not in page and "style=" not in page  # nothing inline: the CSP would block it
     status, page, _ = await text(demo.base, "/keys/ticker%3AWFC?range=6h")
     assert status == 200 and 'class="share" d="M' in page and 'class="vol"' in page and "Wells Fargo" in page
+    assert 'name="matcher" required placeholder="ticker:TSLA or topic:*" value="ticker:WFC"' in page
     assert (await text(demo.base, "/keys/ticker%3AWFC?range=2w"))[0] == 400
     status, page, _ = await text(demo.base, "/keys")
     assert status == 200 and "/keys/topic_ticker%3Aregulation_legal%7CWFC" in page
