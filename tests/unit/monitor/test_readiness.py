@@ -14,7 +14,8 @@ from tests.fakes import ListSource, RecordingClassifier
 
 async def test_readyz_is_503_with_the_reasons_while_not_ready() -> None:
     reasons = ["window_store unreachable: ConnectionError: redis down"]
-    server = HttpServer("127.0.0.1", 0, MemoryWindowStore(60, 3600), lambda: False, lambda: list(reasons))
+    server = HttpServer("127.0.0.1", 0, MemoryWindowStore(60, 3600), lambda: False,
+                        not_ready_reasons=lambda: list(reasons))
     async with server, aiohttp.ClientSession() as session:
         resp = await session.get(f"http://127.0.0.1:{server.bound_port}/readyz")
         assert resp.status == 503
