@@ -134,6 +134,31 @@ async def test_store_outage_under_a_backlog_pauses_the_pipeline_and_it_resumes_w
     assert len(source.committed) == 50
 
 
+class HoldableListSource(ListSource):
+    def __init__(self, batches: Sequence[Sequence[RawMessage]]) -> None:
+        super().__init__(batches)
+        self.holds = 0
+
+    async def hold(self) -> None:
+        self.holds += 1
+
+
+async def test_while_an_outage_keeps_the_queue_full_the_source_is_held_in_its_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("monitor.retry.DEFAULT_BACKOFF", Backoff(initial_s=0.01, max_s=0.02))
+    monkeypatch.setattr("monitor.pipeline.KEEPALIVE_S", 0.02)
+    source = HoldableListSource([[msg(f"m{i}", "x", 100 + i)] for i in range(5)])
+    store = FlakyStore(failures=30)
+    async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:
+        pipe = Pipeline(source, b, store, CollectingDeadLetter(), None, allowed_lateness_s=0, max_batch_size=1,
+                        max_wait_ms=1, max_in_flight_batches=1)
+        async with asyncio.timeout(30):
+            stats = await pipe.run()
+    assert source.holds >= 3
+    assert stats.applied == 5 and len(source.committed) == 5
+
+
 async def test_a_store_error_that_is_not_an_outage_stops_the_pipeline_without_committing() -> None:
     source = ListSource([[msg("a", "x", 100)], [msg("b", "x", 200)]])
     store = FlakyStore(failures=10**6, error=ValueError("score is not finite"))
