@@ -2,10 +2,11 @@
 
 Each drill runs the real daemon (``monitor run``: Kafka in, Redis windows, lexicon classifier, file
 sink) over the same ~10k-message stream with malformed records mixed in, against its own redis-server
-and tansu broker, while injecting one kind of fault repeatedly: kill -9 + restart loops, Redis freezes
-(SIGSTOP), Redis restarts, broker freezes. It ends with a table: fault, runs survived, messages lost
-(must be 0), double-counted (must be 0), valid messages judged late, notifications vs an uninterrupted
-in-process reference run. Exit status 1 if any drill lost, double-counted or diverged.
+and tansu broker, while injecting one kind of fault repeatedly: kill -9 + restart loops, Redis
+freezes (SIGSTOP), Redis restarts, a minute without Redis, broker freezes. It ends with a table:
+fault, runs survived, messages lost (must be 0), double-counted (must be 0), valid messages judged
+late, notifications vs an uninterrupted in-process reference run. Exit status 1 if any drill lost,
+double-counted or diverged.
 
     python scripts/chaos.py [--loops 5] [--buckets 200] [--only kill9,redis-freeze]
 """
@@ -125,6 +126,10 @@ class Drill:
             self.redis.stop()
             await asyncio.sleep(3)
             self.redis.start()
+        elif self.fault == "redis down 60 s":
+            self.redis.stop()
+            await asyncio.sleep(60)
+            self.redis.start()
         elif self.fault == "broker freeze 10 s":
             self.broker.freeze()
             await asyncio.sleep(10)
@@ -154,7 +159,10 @@ async def _wait(predicate: Callable[[], Awaitable[bool]], timeout_s: float, daem
 
 
 FAULTS = {"kill9": "kill -9 + restart", "redis-freeze": "redis freeze 5 s",
-          "redis-restart": "redis restart (3 s down)", "broker-freeze": "broker freeze 10 s"}
+          "redis-restart": "redis restart (3 s down)", "broker-freeze": "broker freeze 10 s",
+          "redis-down-60s": "redis down 60 s"}
+ONCE = {"redis-down-60s"}
+"""Drills injected once whatever ``--loops`` says (they are long)."""
 
 
 async def main(argv: list[str]) -> int:
@@ -174,7 +182,8 @@ async def main(argv: list[str]) -> int:
         expected = await reference(messages, root, BUCKET_S, LATENESS_S, until)
         for key in args.only.split(","):
             started = time.monotonic()
-            outcome = await Drill(root / key, FAULTS[key], messages, args.loops).run(expected, until)
+            loops = 1 if key in ONCE else args.loops
+            outcome = await Drill(root / key, FAULTS[key], messages, loops).run(expected, until)
             outcome.note = outcome.note or f"{time.monotonic() - started:.0f} s"
             outcomes.append(outcome)
             print(f"{outcome.fault}: {'ok' if outcome.ok else 'FAILED'} ({outcome.note})", file=sys.stderr)
