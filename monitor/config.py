@@ -204,7 +204,8 @@ class AlertSettings(_Section):
     outbox_delivered_ids_kept: int = Field(50_000, ge=10)
     """Delivered/enqueued notification ids remembered for idempotency (newest kept)."""
     delivery_max_attempts: int = Field(50, ge=1)
-    """Outbox attempts per notification and sink before it is abandoned (logged as an error)."""
+    """Outbox attempts per notification and sink before it moves to that sink's dead-letter outbox
+    (logged as an error; ``monitor alerts redrive`` queues it again)."""
     delivery_backoff_initial_s: float = Field(1.0, gt=0)
     """First outbox retry delay; doubles per failed attempt."""
     delivery_backoff_max_s: float = Field(300.0, gt=0)

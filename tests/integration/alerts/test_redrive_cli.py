@@ -73,3 +73,10 @@ async def test_redrive_refuses_an_unknown_sink_and_a_memory_store(
 
 async def _cli(argv: list[str], settings: Settings) -> int:
     return await asyncio.to_thread(alerts_command, argv, settings)
+
+
+def test_monitor_alerts_is_a_cli_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    assert main(["alerts", "dead-letters"]) == 2  # the default config keeps alerts in memory
+    assert "redis://" in capsys.readouterr().out
