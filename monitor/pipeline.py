@@ -188,14 +188,14 @@ class Pipeline:
         return self.stats
 
     async def _resume_detection(self) -> None:
-        """After a restart: buckets up to the durable cursor were evaluated, so their data is final
-        (a redelivered record for them is late, as it was before the restart), and detection goes on
-        from the cursor (the evaluator walks every bucket from there, in bounded passes)."""
+        """After a restart detection goes on from the durable cursor: whatever boundary the new
+        watermark reports first, the evaluator walks every bucket from the cursor up to it, in
+        bounded passes. Records redelivered for buckets before the cursor are not judged late (the
+        watermark starts afresh): the store counts each once, and detection never re-evaluates them."""
         if not isinstance(self.evaluator, ResumableEvaluator) or self.member is not None:
             return
         cursor = await retrying("detection", self.evaluator.resume_point_s)
         if cursor is not None:
-            self.watermark.close_through(cursor)
             self._evaluated_once = self._detection_begun = True
             log.info("detection_resumed", evaluated_until_s=cursor)
 

@@ -201,15 +201,16 @@ class CursorEvaluator(RecordingEvaluator):
         self.began_at.append(start_s)
 
 
-async def test_after_a_restart_detection_resumes_at_the_durable_cursor_and_its_buckets_stay_final() -> None:
-    # buckets up to 240 were evaluated before the restart: a redelivered record for them is late
-    # (as it was before), and detection's first point covers everything from the cursor on
+async def test_after_a_restart_a_redelivered_record_is_counted_once_and_detection_goes_on_from_the_cursor() -> None:
+    # buckets up to 240 were evaluated before the restart, and "old" was counted then; the restart
+    # redelivers it (not committed before a kill -9): a duplicate, never a dead letter
     evaluator = CursorEvaluator(cursor_s=4 * BUCKET_S)
     store, dead = _store(), CollectingDeadLetter()
-    source = ListSource([[msg("old", "x", 3 * BUCKET_S + 5), msg("a", "x", 5 * BUCKET_S), msg("b", "x", 9 * BUCKET_S)]])
+    old = msg("old", "x", 3 * BUCKET_S + 5)
+    await _run(ListSource([[old]]), store)
+    source = ListSource([[old, msg("a", "x", 5 * BUCKET_S), msg("b", "x", 9 * BUCKET_S)]])
     pipe = await _run(source, store, evaluator, dead=dead)
-    assert [d[1] for d in dead.items] == ["late"] and pipe.stats.late == 1
-    assert evaluator.boundaries and evaluator.boundaries[0] > 4 * BUCKET_S
+    assert dead.items == [] and (pipe.stats.late, pipe.stats.duplicates, pipe.stats.applied) == (0, 1, 2)
     assert evaluator.boundaries[-1] == 10 * BUCKET_S
     assert evaluator.began_at == []  # detection had begun before the restart
 
