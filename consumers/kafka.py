@@ -52,7 +52,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
-from consumers.schema import InvalidMessage
+from consumers.schema import EventTimeBounds, InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
 from monitor.types import SourceRecord
@@ -96,6 +96,7 @@ class KafkaSource(Service):
         self.kafka = settings.kafka
         self.source_settings = settings.source
         self.dead_letter = dead_letter
+        self.bounds = EventTimeBounds.from_settings(settings.source)
         self.read_count = 0
         self.dead_count = 0
         self._kinds = topic_kinds(settings.kafka)
@@ -262,7 +263,7 @@ class KafkaSource(Service):
         good: list[SourceRecord] = []
         for record in records:
             try:
-                msg = parse_record(record, self.source_settings, kind)
+                msg = parse_record(record, self.source_settings, kind, self.bounds)
             except InvalidMessage as exc:
                 await reject(self.dead_letter, record, exc)
                 self.dead_count += 1

@@ -15,7 +15,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
-from consumers.schema import InvalidMessage
+from consumers.schema import EventTimeBounds, InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
 from monitor.types import RawMessage, SourceKind, SourceRecord
@@ -58,6 +58,7 @@ class KafkaRangeReader(Service):
         self.source_settings = settings.source
         self.start_time, self.end_time = start, end
         self.dead_letter = dead_letter
+        self.bounds = EventTimeBounds.from_settings(settings.source)
         self.read_count = 0
         self.dead_count = 0
         self.skipped_count = 0
@@ -147,7 +148,7 @@ class KafkaRangeReader(Service):
 
     async def _parse(self, tp: TopicPartition, record: Any) -> RawMessage | None:
         try:
-            msg = parse_record(record, self.source_settings, self._kinds[tp.topic])
+            msg = parse_record(record, self.source_settings, self._kinds[tp.topic], self.bounds)
         except InvalidMessage as exc:
             self.dead_count += 1
             if self.dead_letter is not None:

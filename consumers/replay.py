@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from consumers.deadletter import DeadLetterSink
-from consumers.schema import InvalidMessage, epoch_or_text, message_from_dict
+from consumers.schema import EventTimeBounds, InvalidMessage, decode_json, epoch_or_text, guarded, message_from_dict
 from monitor.lifecycle import Service
 from monitor.types import RawMessage, SourceRecord
 
@@ -39,21 +39,36 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
     return obj
 
 
+def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
+    # Undecodable bytes become lone surrogates, which validation refuses as ``bad_encoding``; a row
+    # the csv module refuses (a field past its size limit) is one ``bad_csv`` record, and reading goes on.
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        reader = csv.DictReader(fh)
+        while True:
+            line_before = reader.line_num
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # the reader consumed the bad row: the next call reads on
+                yield line_before + 1, str(exc).encode(), InvalidMessage("bad_csv", str(exc)[:200])
+                continue
+            yield reader.line_num, json.dumps(row).encode(), _csv_row(row)
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes, Any]]:
     """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file."""
     if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            for n, row in enumerate(csv.DictReader(fh), start=2):
-                yield n, json.dumps(row).encode(), _csv_row(row)
+        yield from _csv_records(path)
         return
     with path.open("rb") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                yield n, line, json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                yield n, line, InvalidMessage("bad_json", f"not valid UTF-8 JSON: {exc}"[:200])
+                yield n, line, decode_json(line)
+            except InvalidMessage as exc:
+                yield n, line, exc
 
 
 class FileReplaySource(Service):
@@ -67,12 +82,15 @@ class FileReplaySource(Service):
         max_message_bytes: int,
         max_text_chars: int,
         speed: float = 0.0,
+        bounds: EventTimeBounds | None = None,
     ) -> None:
         self.paths = list(paths)
         self.dead_letter = dead_letter
         self.max_message_bytes = max_message_bytes
         self.max_text_chars = max_text_chars
         self.speed = speed
+        self.bounds = bounds
+        """Event-time plausibility (``source.max_future_s``/``min_event_time``); None = not checked."""
         self.read_count = 0
         self.dead_count = 0
         self.committed: tuple[str, int] | None = None
@@ -90,7 +108,7 @@ class FileReplaySource(Service):
             raise obj
         if len(raw) > self.max_message_bytes:
             raise InvalidMessage("oversized", f"record has {len(raw)} bytes, limit is {self.max_message_bytes}")
-        return message_from_dict(obj, max_text_chars=self.max_text_chars)
+        return guarded(lambda: message_from_dict(obj, max_text_chars=self.max_text_chars, bounds=self.bounds))
 
     async def _pace(self, msg: RawMessage) -> None:
         if self.speed <= 0:

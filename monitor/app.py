@@ -18,6 +18,7 @@ from alerts.engine import AlertEngine
 from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
+from consumers.schema import EventTimeBounds
 from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
@@ -44,6 +45,7 @@ def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
         max_message_bytes=settings.source.max_message_bytes,
         max_text_chars=settings.source.max_text_chars,
         speed=settings.source.replay_speed,
+        bounds=EventTimeBounds.from_settings(settings.source),
     )
 
 

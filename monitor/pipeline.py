@@ -219,7 +219,9 @@ class Pipeline:
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
         """A valid message the pipeline cannot count, kept in its wire form with the reason."""
-        raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
+        # never raises: odd meta values become text, unencodable characters \u-escapes
+        wire = json.dumps(message_to_dict(rec.message), ensure_ascii=False, default=str)
+        raw = wire.encode("utf-8", "backslashreplace")
         await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
 
     async def _write_loop(self) -> None:
