@@ -52,9 +52,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
-from consumers.schema import EventTimeBounds, InvalidMessage
+from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
 
 if TYPE_CHECKING:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
-from consumers.schema import EventTimeBounds, InvalidMessage, guarded, parse_message
+from consumers.schema import InvalidMessage, guarded, parse_message
 from monitor.config import KafkaSettings, SourceSettings
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
 
 if TYPE_CHECKING:

@@ -15,9 +15,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
-from consumers.schema import EventTimeBounds, InvalidMessage
+from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind, SourceRecord
 
 if TYPE_CHECKING:

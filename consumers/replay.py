@@ -19,8 +19,9 @@ from typing import Any
 import structlog
 
 from consumers.deadletter import DeadLetterSink
-from consumers.schema import EventTimeBounds, InvalidMessage, decode_json, epoch_or_text, guarded, message_from_dict
+from consumers.schema import InvalidMessage, decode_json, epoch_or_text, guarded, message_from_dict
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceRecord
 
 log = structlog.get_logger(__name__)

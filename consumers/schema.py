@@ -18,28 +18,24 @@ Event time is ``published_at`` from the payload, never the broker timestamp. Inv
 ever escapes (hostile shapes included: huge integers, unrepresentable dates, lone surrogates).
 
 Two time checks, two reasons: ``bad_timestamp`` when ``published_at`` is not a time at all or lies
-outside what the parser can represent (1970 .. 2100); ``implausible_time`` (``EventTimeBounds``) when it
-is a time but outside the configured plausibility window (``source.max_future_s`` ahead of the wall
-clock at ingest, ``source.min_event_time``), so one bogus time cannot move the watermark or the alert
-cursor out of range.
+outside what the parser can represent (1970 .. 2100); ``implausible_time`` (``monitor.time_bounds``)
+when it is a time but outside the configured plausibility window (``source.max_future_s`` ahead of
+the wall clock at ingest, ``source.min_event_time``), so one bogus time cannot move the watermark or
+the alert cursor out of range.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
-
-if TYPE_CHECKING:
-    from monitor.config import SourceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -92,39 +88,6 @@ def parse_event_time(value: Any) -> datetime:
             raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is outside 1970 .. 2100")
         return parsed
     raise InvalidMessage("bad_timestamp", f"published_at must be a string or number, got {type(value).__name__}")
-
-
-@dataclass(frozen=True, slots=True)
-class EventTimeBounds:
-    """The plausibility window for event times: at most ``max_future_s`` ahead of the wall clock at
-    ingest (0 = no limit) and not before ``min_event_time`` (None = no floor). Checked per message
-    by the sources, so an implausible time is dead-lettered (``implausible_time``) with its raw
-    bytes before it can reach the watermark. ``clock`` is injectable so tests are exact."""
-
-    max_future_s: int = 3600
-    min_event_time: datetime | None = datetime(2000, 1, 1, tzinfo=UTC)
-    clock: Callable[[], float] = time.time
-
-    @classmethod
-    def from_settings(cls, source: SourceSettings, clock: Callable[[], float] = time.time) -> EventTimeBounds:
-        return cls(source.max_future_s, source.min_event_time, clock)
-
-    def check(self, msg: RawMessage) -> RawMessage:
-        """``msg`` unchanged, or ``InvalidMessage("implausible_time")`` naming the setting to change."""
-        event_s = msg.event_time.timestamp()
-        if self.max_future_s and event_s > self.clock() + self.max_future_s:
-            raise InvalidMessage(
-                "implausible_time",
-                f"published_at {msg.event_time.isoformat()} is more than source.max_future_s="
-                f"{self.max_future_s} ahead of the wall clock",
-            )
-        if self.min_event_time is not None and msg.event_time < self.min_event_time:
-            raise InvalidMessage(
-                "implausible_time",
-                f"published_at {msg.event_time.isoformat()} is before source.min_event_time="
-                f"{self.min_event_time.isoformat()}",
-            )
-        return msg
 
 
 def epoch_or_text(text: str) -> str | float:
@@ -238,7 +201,10 @@ def message_from_dict(
         url=_optional_str(obj, "url"),
         meta=meta,
     )
-    return msg if bounds is None else bounds.check(msg)
+    problem = None if bounds is None else bounds.violation(msg.event_time)
+    if problem is not None:
+        raise InvalidMessage("implausible_time", f"published_at {problem}")
+    return msg
 
 
 def parse_message(

@@ -18,7 +18,6 @@ from alerts.engine import AlertEngine
 from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
-from consumers.schema import EventTimeBounds
 from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
@@ -26,6 +25,7 @@ from monitor.config import ConfigError, Settings
 from monitor.http import HttpServer
 from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import Classifier, Source
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store

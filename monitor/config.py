@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
 
@@ -78,10 +80,10 @@ class SourceSettings(_Section):
     max_message_bytes: int = Field(64_000, ge=256)
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
-    max_future_s: int = Field(3600, ge=0)
+    max_future_s: int = Field(DEFAULT_MAX_FUTURE_S, ge=0)
     """An event time (``published_at``) more than this far ahead of the wall clock at ingest is
     dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit."""
-    min_event_time: datetime | None = datetime(2000, 1, 1, tzinfo=UTC)
+    min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
     """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
     fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
 

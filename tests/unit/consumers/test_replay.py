@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from consumers.replay import FileReplaySource
-from consumers.schema import EventTimeBounds
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
 from tests.fakes import CollectingDeadLetter
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.schema import EventTimeBounds, InvalidMessage, guarded, message_from_dict, message_to_dict, parse_message
+from consumers.schema import InvalidMessage, guarded, message_from_dict, message_to_dict, parse_message
 from monitor.config import ConfigError, load_settings
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage
 from tests.strategies import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, any_payloads, invalid_messages, valid_payloads
 
