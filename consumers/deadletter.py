@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from monitor import metrics
-from monitor.config import KafkaSettings, Settings
+from monitor.config import ConfigError, KafkaSettings, Settings
 from monitor.lifecycle import Service
 from monitor.rotating_file import DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIB, RotatingFile
 from monitor.types import Lifecycle
@@ -116,7 +116,13 @@ class FileDeadLetter(Service):
         self.count = 0
 
     async def _start(self) -> None:
-        self.file.create()
+        try:
+            self.file.create()
+        except OSError as exc:
+            raise ConfigError(
+                f"source.dead_letter_path {self.path}: cannot create it ({exc.strerror or exc}) -- choose a "
+                "writable path (or set MONITOR_SOURCE__DEAD_LETTER_PATH)"
+            ) from exc
 
     async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
         if not self.started:

@@ -25,11 +25,11 @@ from monitor.config import ConfigError, Settings
 from monitor.http import HttpServer
 from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
+from monitor.redact import redact_url
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import Classifier, Source
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
-from monitor.windows.redis import redact_url
 
 log = structlog.get_logger(__name__)
 
