@@ -33,7 +33,7 @@ from monitor.config import AlertSettings
 from monitor.lifecycle import Service
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
-from monitor.windows.buckets import align_s, to_datetime
+from monitor.windows.buckets import align_s
 
 log = structlog.get_logger("alerts.engine")
 FETCH_CONCURRENCY = 16
@@ -98,7 +98,7 @@ class AlertEngine(Service):
         cursor = await self.state.get_cursor()
         if cursor is None or self.time_bounds is None:
             return
-        problem = self.time_bounds.violation(to_datetime(cursor - self.store.bucket_s))
+        problem = self.time_bounds.cursor_violation(cursor)
         if problem is None:
             return
         limit_s = self.time_bounds.ceiling_s()

@@ -59,7 +59,8 @@ def build_cluster(settings: Settings) -> ClusterWatermark | None:
             "(instances coordinate through the shared Redis) -- set both, or turn cluster_mode off"
         )
     return ClusterWatermark(settings.windows.store_url, settings.windows.key_prefix,
-                            lease_s=settings.alerts.leader_lease_s)
+                            lease_s=settings.alerts.leader_lease_s,
+                            time_bounds=EventTimeBounds.from_settings(settings.source))
 
 
 class MonitorApp:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_FUTURE_S = 3600
 DEFAULT_MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+CURSOR_SLACK_S = 86_400
+"""A stored cursor is repaired only this far past the ceiling (legitimate ones lie a bucket past it at most)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +52,16 @@ class EventTimeBounds:
                     "the wall clock")
         if self.min_event_time is not None and event_time < self.min_event_time:
             return f"{event_time.isoformat()} is before source.min_event_time={self.min_event_time.isoformat()}"
+        return None
+
+    def cursor_violation(self, cursor_s: int, slack_s: int = CURSOR_SLACK_S) -> str | None:
+        """None when a stored evaluation cursor (a bucket end) is plausible, else what is wrong.
+        A legitimate cursor lies at most a bucket past the ceiling of when it was written, so only
+        one more than ``slack_s`` past today's ceiling is repaired."""
+        ceiling = self.ceiling_s()
+        if ceiling is not None and cursor_s > ceiling + slack_s:
+            return (f"{datetime.fromtimestamp(cursor_s, tz=UTC).isoformat()} is more than source.max_future_s="
+                    f"{self.max_future_s} (+{slack_s} s) ahead of the wall clock")
+        if self.min_event_time is not None and cursor_s < self.min_event_time.timestamp():
+            return f"{cursor_s} is before source.min_event_time={self.min_event_time.isoformat()}"
         return None
