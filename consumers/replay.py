@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -25,6 +26,8 @@ from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceRecord
 
 log = structlog.get_logger(__name__)
+
+READ_CHUNK_BYTES = 1 << 20
 
 
 def _csv_row(row: dict[str, str]) -> dict[str, Any]:
@@ -57,13 +60,30 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
             yield reader.line_num, json.dumps(row).encode(), _csv_row(row)
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes, Any]]:
-    """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file."""
+def _bounded_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(the first ``max_line_bytes + 1`` bytes of each line, its full size): a line without newlines
+    of gigabytes is skipped in chunks, never held in memory."""
+    while line := fh.readline(max_line_bytes + 1):
+        size = len(line)
+        if size > max_line_bytes and not line.endswith(b"\n"):
+            while (rest := fh.readline(READ_CHUNK_BYTES)) and not rest.endswith(b"\n"):
+                size += len(rest)
+            size += len(rest)
+        yield line, size
+
+
+def iter_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes, Any]]:
+    """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file.
+    Lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded."""
     if path.suffix.lower() == ".csv":
         yield from _csv_records(path)
         return
+    limit = max_line_bytes if max_line_bytes is not None else sys.maxsize - 1
     with path.open("rb") as fh:
-        for n, line in enumerate(fh, start=1):
+        for n, (line, size) in enumerate(_bounded_lines(fh, limit), start=1):
+            if size > limit:
+                yield n, line[:limit], InvalidMessage("oversized", f"line has {size} bytes, limit is {limit}")
+                continue
             if not line.strip():
                 continue
             try:
@@ -126,7 +146,7 @@ class FileReplaySource(Service):
     async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
         batch: list[SourceRecord] = []
         for path in self.paths:
-            for line_no, raw, obj in iter_lines(path):
+            for line_no, raw, obj in iter_lines(path, self.max_message_bytes + 2):  # + CRLF
                 try:
                     msg = self._validate(raw, obj)
                 except InvalidMessage as exc:

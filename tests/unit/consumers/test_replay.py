@@ -127,3 +127,16 @@ async def test_csv_rows_with_huge_fields_or_broken_utf8_are_dead_lettered_and_re
     records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
     assert [r.message.id for r in records] == ["1", "4"]
     assert [d[1] for d in dead.items] == ["bad_csv", "bad_encoding"]
+
+
+async def test_a_gigantic_line_is_dead_lettered_as_oversized_without_being_held_whole(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    huge = b'{"id": "huge", "text": "' + b"x" * 5_000_000 + b'"}\n'
+    path.write_bytes(_line("a", "2026-01-01T00:00:00Z").encode() + huge + _line("b", "2026-01-01T00:00:01Z").encode()
+                     + b"y" * 3_000_000)  # and a last line with no newline at all
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["a", "b"]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [("oversized", 2), ("oversized", 4)]
+    assert all(len(d[0]) <= 10_002 for d in dead.items)
+    assert f"{len(huge)} bytes" in dead.items[0][2] and "3000000 bytes" in dead.items[1][2]
