@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from monitor.classify import ModelLoadError
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.fatal import one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
@@ -79,7 +79,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     """Every URL redacted (passwords, tokens in paths and queries), secrets shown as <set>/<unset>."""
     from monitor.redact import redact_settings
 
-    print(json.dumps(redact_settings(_settings(args).model_dump(mode="json")), indent=2))
+    print(json.dumps(redact_settings(_settings(args).model_dump(mode="json"), SECRET_KEYS), indent=2))
     return 0
 
 

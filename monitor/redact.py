@@ -14,6 +14,7 @@ secret setting (a name ending in password / secret / token / api_key) by ``<set>
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
@@ -65,19 +66,21 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, _query(parts.query) if parts.query else "", fragment))
 
 
-def _redact_value(key: str, value: Any) -> Any:
-    if _SECRET_SETTING.search(key) and not isinstance(value, dict | list):
+def _redact_value(path: tuple[str, ...], value: Any, secrets: frozenset[tuple[str, ...]]) -> Any:
+    if (path in secrets or _SECRET_SETTING.search(path[-1])) and not isinstance(value, dict | list):
         return SET if value else UNSET
     if isinstance(value, dict):
-        return {k: _redact_value(str(k), v) for k, v in value.items()}
+        return {k: _redact_value((*path, str(k)), v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact_value(key, v) for v in value]
+        return [_redact_value(path, v, secrets) for v in value]
     if isinstance(value, str) and "://" in value:
         return redact_url(value)
     return value
 
 
-def redact_settings(dump: dict[str, Any]) -> dict[str, Any]:
+def redact_settings(dump: dict[str, Any], secret_keys: Iterable[tuple[str, ...]] = ()) -> dict[str, Any]:
     """A settings dump (``model_dump(mode="json")``) safe to print: every URL redacted, every secret
-    setting shown only as ``<set>`` / ``<unset>``."""
-    return {k: _redact_value(str(k), v) for k, v in dump.items()}
+    setting (the ``(section, key)`` pairs in ``secret_keys``, and any name ending in password /
+    secret / token / api_key) shown only as ``<set>`` / ``<unset>``."""
+    secrets = frozenset(tuple(k) for k in secret_keys)
+    return {k: _redact_value((str(k),), v, secrets) for k, v in dump.items()}

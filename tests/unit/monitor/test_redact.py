@@ -63,3 +63,9 @@ def test_config_dump_masks_every_url_and_shows_secret_settings_as_set_or_unset()
     assert shown["alerts"]["smtp_username"] == "alerts"
     assert shown["alerts"]["thresholds"] == dump["alerts"]["thresholds"]
     assert shown["extra"] == {"api_key": SET, "github_token": SET}
+
+
+def test_listed_secret_keys_are_hidden_whatever_their_name() -> None:
+    shown = redact_settings({"kafka": {"sasl_password": "pw"}, "http": {"bearer": "b", "port": 1}},
+                            [("http", "bearer")])
+    assert shown == {"kafka": {"sasl_password": SET}, "http": {"bearer": SET, "port": 1}}
