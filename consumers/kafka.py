@@ -22,7 +22,9 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   before it in that partition counts as done. Commits never move a partition's offset backwards, and
   commits for partitions this consumer no longer owns are skipped (the new owner redelivers them).
 - Malformed records never reach the pipeline: they go to the dead-letter sink (``send`` awaited, so a
-  DLQ outage stops consumption instead of losing data) and count as processed. A dead record right
+  DLQ outage stops consumption instead of losing data) and count as processed. That includes event
+  times outside ``source.max_future_s``/``source.min_event_time`` (``implausible_time``) and, as a last
+  resort, any unforeseen parser exception (``parse_error``, logged with its traceback). A dead record right
   after a committed record is committed along with it; a run of dead records with nothing pending
   before it is committed by the source itself. So a poison message is written to the DLQ once, and
   neither crashes the consumer nor blocks its partition.
