@@ -63,6 +63,23 @@ def safe_text(text: str, limit: int) -> str:
     return text
 
 
+def json_bytes(obj: dict[str, Any]) -> bytes:
+    """``obj`` as UTF-8 JSON, never raising: odd values become text, a value JSON cannot hold at all
+    (an integer past the 4,300-digit limit, a cycle) becomes a marker, lone surrogates ``\\u`` escapes."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, default=str)
+    except (ValueError, TypeError, RecursionError):
+        fields: dict[str, Any] = {}
+        for key, value in obj.items():
+            try:
+                json.dumps(value, default=str)
+                fields[str(key)] = value
+            except (ValueError, TypeError, RecursionError):
+                fields[str(key)] = f"<{type(value).__name__} that JSON cannot hold>"
+        text = json.dumps(fields, ensure_ascii=False, default=str)
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _safe_value(value: object) -> object:
     if value is None or isinstance(value, bool):
         return value

@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given, settings
 
 from monitor.app import MonitorApp
+from monitor.batching import MicroBatcher
 from monitor.config import Settings
+from monitor.pipeline import Pipeline
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.buckets import ALL_KEY
+from monitor.windows.memory import MemoryWindowStore
+from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
 from tests.strategies import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, mixed_streams
 
 FAR_FUTURE_S = 2**40
@@ -56,3 +61,19 @@ async def test_hostile_stream_is_processed_to_the_end_with_every_message_counted
             bounds = EventTimeBounds()
             assert bounds.min_event_time is not None
             assert bounds.min_event_time.timestamp() <= newest <= started + bounds.max_future_s + 60
+
+
+async def test_the_pipelines_own_dead_letters_never_raise_on_odd_message_contents() -> None:
+    """A source other than ours may hand over a message with unencodable text or non-JSON meta: when
+    it is late, dead-lettering it must not crash the daemon."""
+    odd = replace(msg("odd", "text \ud800 here", 60), meta={"obj": object(), "n": 10**5_000})
+    source = ListSource([[msg("a", "x", 600)], [odd]])
+    dead = CollectingDeadLetter()
+    store = MemoryWindowStore(bucket_s=60, retention_s=10**6)
+    async with MicroBatcher(RecordingClassifier(), max_batch_size=8, max_wait_ms=1, max_queue_messages=100) as b:
+        pipe = Pipeline(source, b, store, dead, None, allowed_lateness_s=0, max_batch_size=8, max_wait_ms=1,
+                        max_in_flight_batches=2)
+        stats = await pipe.run()
+    assert stats.late == 1
+    ((raw, reason, _, _),) = dead.items
+    assert reason == "late" and b"text \\ud800 here" in raw
