@@ -57,7 +57,12 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
             except csv.Error as exc:  # the reader consumed the bad row: the next call reads on
                 yield line_before + 1, str(exc).encode(), InvalidMessage("bad_csv", str(exc)[:200])
                 continue
-            yield reader.line_num, json.dumps(row).encode(), _csv_row(row)
+            raw = json.dumps(row).encode()
+            try:
+                obj: Any = _csv_row(row)
+            except (ValueError, TypeError, AttributeError) as exc:  # a row shape nobody foresaw
+                obj = InvalidMessage("parse_error", f"unexpected error: {exc!r}"[:500])
+            yield reader.line_num, raw, obj
 
 
 def _bounded_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:

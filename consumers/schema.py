@@ -94,7 +94,12 @@ def epoch_or_text(text: str) -> str | float:
     """A time written as text (CSV cell, CLI argument): epoch seconds/ms as a number, else unchanged.
     JSON payloads are typed and go to ``parse_event_time`` directly (a quoted epoch stays invalid)."""
     stripped = text.strip()
-    return float(stripped) if stripped.replace(".", "", 1).isdigit() else text
+    if not stripped.replace(".", "", 1).isdigit():
+        return text
+    try:
+        return float(stripped)
+    except ValueError:  # isdigit() accepts digits float() does not ("²")
+        return text
 
 
 def _check_encodable(value: Any, depth: int = 0) -> None:

@@ -140,3 +140,13 @@ async def test_a_gigantic_line_is_dead_lettered_as_oversized_without_being_held_
     assert [(d[1], d[3]["line"]) for d in dead.items] == [("oversized", 2), ("oversized", 4)]
     assert all(len(d[0]) <= 10_002 for d in dead.items)
     assert f"{len(huge)} bytes" in dead.items[0][2] and "3000000 bytes" in dead.items[1][2]
+
+
+async def test_csv_times_in_odd_digits_are_bad_timestamps_not_crashes(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("id,source,text,published_at\n1,news,a,\u00b2\u00b3\n2,news,b," + "1" * 400
+                    + "\n3,news,c,1767225600\n", encoding="utf-8")
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["3"]
+    assert [d[1] for d in dead.items] == ["bad_timestamp", "bad_timestamp"]
