@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.replay import FileReplaySource
 from monitor.time_bounds import EventTimeBounds
@@ -150,3 +153,23 @@ async def test_csv_times_in_odd_digits_are_bad_timestamps_not_crashes(tmp_path: 
     records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
     assert [r.message.id for r in records] == ["3"]
     assert [d[1] for d in dead.items] == ["bad_timestamp", "bad_timestamp"]
+
+
+@given(st.binary(max_size=400))
+async def test_any_csv_body_is_read_to_the_end_without_raising(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.csv"
+        path.write_bytes(b"id,source,text,published_at,tickers\n" + body)
+        dead = CollectingDeadLetter()
+        records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+        assert all(r.message.text for r in records) and all(d[1] for d in dead.items)
+
+
+@given(st.binary(max_size=400))
+async def test_any_jsonl_body_is_read_to_the_end_without_raising(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.jsonl"
+        path.write_bytes(body)
+        dead = CollectingDeadLetter()
+        records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+        assert all(r.message.text for r in records) and all(d[1] for d in dead.items)
