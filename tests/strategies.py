@@ -199,7 +199,9 @@ def mixed_streams(draw: st.DrawFn, now_s: float | None = None, max_size: int = 3
     invalid ones interleaved at random places. None of them contains a newline (JSONL-safe)."""
     valid = draw(st.lists(valid_messages(now_s), max_size=max_size))
     valid.sort(key=lambda m: _event_s(m["published_at"]))
-    items: list[tuple[bytes, bool]] = [(to_wire({**m, "id": f"v{i}"}), True) for i, m in enumerate(valid)]
+    # unique ids that are odd but legal: NUL, braces (Redis hash tags), colons, any script
+    odd = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+    items: list[tuple[bytes, bool]] = [(to_wire({**m, "id": f"v{i}:{draw(odd)}"}), True) for i, m in enumerate(valid)]
     for _ in range(draw(st.integers(0, max_size))):
         bad = draw(invalid_messages(now_s)).replace(b"\n", b" ")
         if not bad.strip():  # a blank line is skipped by JSONL readers, not dead-lettered
