@@ -22,6 +22,7 @@ from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
 from monitor.config import ConfigError, Settings
+from monitor.enrich import build_enricher
 from monitor.http import HttpServer
 from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
@@ -94,6 +95,7 @@ class MonitorApp:
             max_in_flight_batches=b.max_in_flight_batches,
             max_buckets_per_evaluation=settings.alerts.max_catchup_buckets,
             cluster=self.cluster,
+            enricher=build_enricher(settings),
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:

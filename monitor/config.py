@@ -77,6 +77,13 @@ class SourceSettings(_Section):
     max_message_bytes: int = Field(64_000, ge=256)
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
+    watchlist_path: str = ""
+    """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
+    ambiguous; see monitor/entities/watchlist.py); empty = the bundled list of large listed companies."""
+    link_names: bool = True
+    """Link watchlist company names and aliases in the text to their tickers."""
+    link_cashtags: bool = True
+    """Link ``$CASHTAGS`` (and ``NYSE:XYZ`` symbols) in the text to tickers; payload tickers always count."""
 
 
 class ClassifierSettings(_Section):
@@ -129,6 +136,15 @@ class WindowSettings(_Section):
     is silent this long, event time advances with the wall clock (live mode only)."""
     top_negative_per_bucket: int = Field(5, ge=0, le=100)
     """How many most-negative messages each bucket keeps as alert evidence."""
+    novelty_window_s: int = Field(86_400, ge=0)
+    """Near-duplicates (retweets, syndicated copies, "UPDATE n-" reissues) of a story seen this long before
+    or after count as repeats, not as new stories; 0 = novelty off (every message is a story)."""
+    novelty_max_entries: int = Field(20_000, ge=1, le=2_000_000)
+    """Stories the per-process novelty index remembers (oldest forgotten first; about 1.3 KiB each)."""
+    novelty_min_similarity: float = Field(0.6, gt=0, le=1)
+    """Estimated Jaccard similarity (words and word pairs of the normalised text) that makes a copy."""
+    novelty_min_tokens: int = Field(4, ge=1)
+    """Messages with fewer words are never folded ("sell $TSLA" from two people is two opinions)."""
 
 
 class AlertSettings(_Section):

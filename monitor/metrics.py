@@ -9,6 +9,9 @@ DUPLICATES = Counter("finsent_duplicate_messages_total", "Redelivered messages i
 DEAD_LETTERS = Counter(
     "finsent_dead_letters_total", "Messages sent to the dead-letter sink (counted by the sink)", ["reason"]
 )
+REPEATS = Counter(
+    "finsent_repeat_messages_total", "Messages folded into an earlier story (retweets, copies, reissues)"
+)
 LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
 INFERENCE_SECONDS = Histogram(
     "finsent_inference_seconds", "Classifier call latency per micro-batch",

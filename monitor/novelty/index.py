@@ -1,0 +1,112 @@
+"""Bounded, deterministic index of recent stories: is this message a copy of one already counted?
+
+A message *repeats* an earlier story when, within ``window_s`` of event time, an indexed story has
+an estimated Jaccard similarity of at least ``min_similarity`` (unigrams + bigrams of the
+normalised text, see ``monitor.novelty.text``) and the two share a ticker (or both have none), so
+one generic headline about two companies stays two stories. Only stories are indexed, not their
+repeats: a story's copies fold into it until the window has passed since the story itself.
+
+Bounded memory: signatures live in a ring of ``max_entries`` slots (the oldest story is forgotten
+first); the LSH band table holds at most ``bands`` keys per slot and drops a slot's keys when the
+slot is reused. Decisions are remembered per message id (bounded LRU of the same size), so a
+redelivered message gets the decision it got the first time, and a message whose own story is in
+the index is never a repeat of itself.
+
+The index is per process and starts empty: after a restart, or across instances of a cluster that
+split the partitions, a copy whose story was counted elsewhere counts once more (README "Novelty").
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.novelty.minhash import BANDS, NUM_PERM, MinHasher, Signature, similarity
+from monitor.novelty.text import features, tokens
+
+
+@dataclass(frozen=True, slots=True)
+class _Story:
+    story_id: str
+    event_s: int
+    tickers: frozenset[str]
+    keys: tuple[int, ...]
+
+
+class NoveltyIndex:
+    """``decide`` returns the id of the story a message repeats, or None for a new story."""
+
+    def __init__(
+        self,
+        *,
+        window_s: int,
+        max_entries: int,
+        min_similarity: float = 0.6,
+        min_tokens: int = 4,
+        num_perm: int = NUM_PERM,
+        bands: int = BANDS,
+    ) -> None:
+        if window_s < 1 or max_entries < 1 or not 0 < min_similarity <= 1:
+            raise ValueError("window_s and max_entries must be >= 1, min_similarity in (0, 1]")
+        self.window_s = window_s
+        self.max_entries = max_entries
+        self.min_similarity = min_similarity
+        self.min_tokens = min_tokens
+        self._hasher = MinHasher(num_perm, bands)
+        self._sigs = np.zeros((max_entries, num_perm), dtype=np.uint32)
+        self._stories: list[_Story | None] = [None] * max_entries
+        self._bands: dict[int, int] = {}
+        self._next = 0
+        self._decisions: OrderedDict[str, str | None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sum(s is not None for s in self._stories)
+
+    def decide(self, message_id: str, text: str, event_s: int, tickers: tuple[str, ...]) -> str | None:
+        """The story ``message_id`` repeats (None: it is a story of its own). Same id, same answer."""
+        if message_id in self._decisions:
+            self._decisions.move_to_end(message_id)
+            return self._decisions[message_id]
+        decision = self._decide(message_id, text, event_s, frozenset(tickers))
+        self._decisions[message_id] = decision
+        if len(self._decisions) > self.max_entries:
+            self._decisions.popitem(last=False)
+        return decision
+
+    def _decide(self, message_id: str, text: str, event_s: int, tickers: frozenset[str]) -> str | None:
+        words = tokens(text)
+        if len(words) < self.min_tokens:  # "sell $TSLA" from two people is two opinions, not a copy
+            return None
+        sig = self._hasher.signature(features(words))
+        keys = self._hasher.band_keys(sig)
+        best: tuple[float, int] | None = None
+        for slot in sorted({self._bands[k] for k in keys if k in self._bands}):
+            story = self._stories[slot]
+            if story is None or abs(event_s - story.event_s) > self.window_s:
+                continue
+            if story.tickers.isdisjoint(tickers) and (story.tickers or tickers):
+                continue
+            sim = similarity(self._sigs[slot], sig)
+            if sim >= self.min_similarity and (best is None or sim > best[0]):
+                best = (sim, slot)
+        if best is not None:
+            story = self._stories[best[1]]
+            assert story is not None
+            return None if story.story_id == message_id else story.story_id
+        self._insert(_Story(message_id, event_s, tickers, tuple(keys)), sig)
+        return None
+
+    def _insert(self, story: _Story, sig: Signature) -> None:
+        slot = self._next
+        self._next = (slot + 1) % self.max_entries
+        old = self._stories[slot]
+        if old is not None:
+            for key in old.keys:
+                if self._bands.get(key) == slot:
+                    del self._bands[key]
+        self._stories[slot] = story
+        self._sigs[slot] = sig
+        for key in story.keys:
+            self._bands[key] = slot
