@@ -7,10 +7,11 @@ one generic headline about two companies stays two stories. Only stories are ind
 repeats: a story's copies fold into it until the window has passed since the story itself.
 
 Bounded memory: signatures live in a ring of ``max_entries`` slots (the oldest story is forgotten
-first); the LSH band table holds at most ``bands`` keys per slot and drops a slot's keys when the
-slot is reused. Decisions are remembered per message id (bounded LRU of the same size), so a
-redelivered message gets the decision it got the first time, and a message whose own story is in
-the index is never a repeat of itself.
+first); the LSH band table holds ``bands`` keys per slot, each naming at most ``MAX_SLOTS_PER_KEY``
+stories (the newest: one generic headline about many tickers must not grow a bucket without bound),
+and drops a slot's keys when the slot is reused. Decisions are remembered per message id (bounded
+LRU of the same size), so a redelivered message gets the decision it got the first time, and a
+message whose own story is in the index is never a repeat of itself.
 
 The index is per process and starts empty: after a restart, or across instances of a cluster that
 split the partitions, a copy whose story was counted elsewhere counts once more (README "Novelty").
@@ -25,6 +26,27 @@ import numpy as np
 
 from monitor.novelty.minhash import BANDS, NUM_PERM, MinHasher, Signature, similarity
 from monitor.novelty.text import features, tokens
+
+MAX_SLOTS_PER_KEY = 8
+
+_Slots = int | tuple[int, ...]
+"""Stories under one band key: a bare slot number for the common single story (saves memory)."""
+
+
+def _with(slots: _Slots | None, slot: int) -> _Slots:
+    if slots is None:
+        return slot
+    kept = (slots,) if isinstance(slots, int) else slots
+    return (*kept[-(MAX_SLOTS_PER_KEY - 1) :], slot)
+
+
+def _without(slots: _Slots, slot: int) -> _Slots | None:
+    kept = tuple(s for s in ((slots,) if isinstance(slots, int) else slots) if s != slot)
+    return None if not kept else kept[0] if len(kept) == 1 else kept
+
+
+def _members(slots: _Slots) -> tuple[int, ...]:
+    return (slots,) if isinstance(slots, int) else slots
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +79,7 @@ class NoveltyIndex:
         self._hasher = MinHasher(num_perm, bands)
         self._sigs = np.zeros((max_entries, num_perm), dtype=np.uint32)
         self._stories: list[_Story | None] = [None] * max_entries
-        self._bands: dict[int, int] = {}
+        self._bands: dict[int, _Slots] = {}
         self._next = 0
         self._decisions: OrderedDict[str, str | None] = OrderedDict()
 
@@ -81,18 +103,18 @@ class NoveltyIndex:
             return None
         sig = self._hasher.signature(features(words))
         keys = self._hasher.band_keys(sig)
-        best: tuple[float, int] | None = None
-        for slot in sorted({self._bands[k] for k in keys if k in self._bands}):
+        best: tuple[float, int, int] | None = None  # (-similarity, event time, slot): most similar, then oldest
+        for slot in {s for k in keys if k in self._bands for s in _members(self._bands[k])}:
             story = self._stories[slot]
             if story is None or abs(event_s - story.event_s) > self.window_s:
                 continue
             if story.tickers.isdisjoint(tickers) and (story.tickers or tickers):
                 continue
             sim = similarity(self._sigs[slot], sig)
-            if sim >= self.min_similarity and (best is None or sim > best[0]):
-                best = (sim, slot)
+            if sim >= self.min_similarity and (best is None or (-sim, story.event_s, slot) < best):
+                best = (-sim, story.event_s, slot)
         if best is not None:
-            story = self._stories[best[1]]
+            story = self._stories[best[2]]
             assert story is not None
             return None if story.story_id == message_id else story.story_id
         self._insert(_Story(message_id, event_s, tickers, tuple(keys)), sig)
@@ -104,9 +126,12 @@ class NoveltyIndex:
         old = self._stories[slot]
         if old is not None:
             for key in old.keys:
-                if self._bands.get(key) == slot:
-                    del self._bands[key]
+                rest = _without(self._bands[key], slot) if key in self._bands else None
+                if rest is None:
+                    self._bands.pop(key, None)
+                else:
+                    self._bands[key] = rest
         self._stories[slot] = story
         self._sigs[slot] = sig
         for key in story.keys:
-            self._bands[key] = slot
+            self._bands[key] = _with(self._bands.get(key), slot)
