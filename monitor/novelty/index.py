@@ -1,17 +1,18 @@
 """Bounded, deterministic index of recent stories: is this message a copy of one already counted?
 
 A message *repeats* an earlier story when, within ``window_s`` of event time, an indexed story has
-an estimated Jaccard similarity of at least ``min_similarity`` (unigrams + bigrams of the
+a Jaccard similarity of at least ``min_similarity`` (unigrams + bigrams of the
 normalised text, see ``monitor.novelty.text``) and the two share a ticker (or both have none), so
 one generic headline about two companies stays two stories. Only stories are indexed, not their
 repeats: a story's copies fold into it until the window has passed since the story itself.
 
-Bounded memory: signatures live in a ring of ``max_entries`` slots (the oldest story is forgotten
-first); the LSH band table holds ``bands`` keys per slot, each naming at most ``MAX_SLOTS_PER_KEY``
-stories (the newest: one generic headline about many tickers must not grow a bucket without bound),
-and drops a slot's keys when the slot is reused. Decisions are remembered per message id (bounded
-LRU of the same size), so a redelivered message gets the decision it got the first time, and a
-message whose own story is in the index is never a repeat of itself.
+Bounded memory: stories (their feature hashes and band keys) live in a ring of ``max_entries``
+slots (the oldest story is forgotten first); the LSH band table holds ``bands`` keys per slot, each
+naming at most ``MAX_SLOTS_PER_KEY`` stories (the newest: one generic headline about many tickers
+must not grow a bucket without bound), and drops a slot's keys when the slot is reused.
+Decisions are remembered per message id (bounded LRU of the same size), so a redelivered message
+gets the decision it got the first time, and a message whose own story is in the index is never a
+repeat of itself.
 
 The index is per process and starts empty: after a restart, or across instances of a cluster that
 split the partitions, a copy whose story was counted elsewhere counts once more (README "Novelty").
@@ -22,9 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import numpy as np
-
-from monitor.novelty.minhash import BANDS, NUM_PERM, MinHasher, Signature, similarity
+from monitor.novelty.minhash import BANDS, NUM_PERM, Hashes, MinHasher, feature_hashes, jaccard
 from monitor.novelty.text import features, tokens
 
 MAX_SLOTS_PER_KEY = 8
@@ -55,6 +54,7 @@ class _Story:
     event_s: int
     tickers: frozenset[str]
     keys: tuple[int, ...]
+    hashes: Hashes
 
 
 class NoveltyIndex:
@@ -77,7 +77,6 @@ class NoveltyIndex:
         self.min_similarity = min_similarity
         self.min_tokens = min_tokens
         self._hasher = MinHasher(num_perm, bands)
-        self._sigs = np.zeros((max_entries, num_perm), dtype=np.uint32)
         self._stories: list[_Story | None] = [None] * max_entries
         self._bands: dict[int, _Slots] = {}
         self._next = 0
@@ -101,8 +100,8 @@ class NoveltyIndex:
         words = tokens(text)
         if len(words) < self.min_tokens:  # "sell $TSLA" from two people is two opinions, not a copy
             return None
-        sig = self._hasher.signature(features(words))
-        keys = self._hasher.band_keys(sig)
+        hashes = feature_hashes(features(words))
+        keys = self._hasher.band_keys(self._hasher.signature(hashes))
         best: tuple[float, int, int] | None = None  # (-similarity, event time, slot): most similar, then oldest
         for slot in {s for k in keys if k in self._bands for s in _members(self._bands[k])}:
             story = self._stories[slot]
@@ -110,17 +109,17 @@ class NoveltyIndex:
                 continue
             if story.tickers.isdisjoint(tickers) and (story.tickers or tickers):
                 continue
-            sim = similarity(self._sigs[slot], sig)
+            sim = jaccard(story.hashes, hashes)
             if sim >= self.min_similarity and (best is None or (-sim, story.event_s, slot) < best):
                 best = (-sim, story.event_s, slot)
         if best is not None:
             story = self._stories[best[2]]
             assert story is not None
             return None if story.story_id == message_id else story.story_id
-        self._insert(_Story(message_id, event_s, tickers, tuple(keys)), sig)
+        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes))
         return None
 
-    def _insert(self, story: _Story, sig: Signature) -> None:
+    def _insert(self, story: _Story) -> None:
         slot = self._next
         self._next = (slot + 1) % self.max_entries
         old = self._stories[slot]
@@ -132,6 +131,5 @@ class NoveltyIndex:
                 else:
                     self._bands[key] = rest
         self._stories[slot] = story
-        self._sigs[slot] = sig
         for key in story.keys:
             self._bands[key] = _with(self._bands.get(key), slot)
