@@ -6,7 +6,8 @@ plus retail comments composed from phrase parts. Three labelled incidents are in
 negative news and comments about one ticker.
 
 Novelty (monitor/novelty) counts near-copies of one story once, so every composed comment and
-headline is drawn until it is a story of its own (``Distinct``); on top of that each incident has
+headline is drawn until it is a story of its own (``Distinct``, up to 200 draws: an incident whose
+phrase space runs out gets copies, as real ones do); on top of that each incident has
 explicit copies (``RT @user: ...`` retweets and ``UPDATE 1-`` reissues of an earlier headline), which
 the monitor folds into their story. Usage: python scripts/make_demo_stream.py [--dataset PATH]
 """
