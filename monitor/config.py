@@ -140,7 +140,7 @@ class WindowSettings(_Section):
     """Near-duplicates (retweets, syndicated copies, "UPDATE n-" reissues) of a story seen this long before
     or after count as repeats, not as new stories; 0 = novelty off (every message is a story)."""
     novelty_max_entries: int = Field(20_000, ge=1, le=2_000_000)
-    """Stories the per-process novelty index remembers (oldest forgotten first; about 1.7 KiB each)."""
+    """Stories the per-process novelty index remembers (oldest forgotten first; about 1.8 KiB each)."""
     novelty_min_similarity: float = Field(0.6, gt=0, le=1)
     """Estimated Jaccard similarity (words and word pairs of the normalised text) that makes a copy."""
     novelty_min_tokens: int = Field(4, ge=1)

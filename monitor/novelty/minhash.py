@@ -1,6 +1,7 @@
 """Feature hashes, MinHash signatures and LSH band keys (pure, deterministic across processes).
 
-A feature set is kept as its sorted 32-bit BLAKE2b hashes, at most ``MAX_FEATURES`` of them (the
+A feature set is kept as its sorted CRC-32 hashes (C speed; only equality matters, the MinHash
+family on top supplies the randomness), at most ``MAX_FEATURES`` of them (the
 smallest: a bottom-k sketch, exact for every headline or tweet, an unbiased estimate for long
 bodies); ``jaccard`` compares two such sets. A MinHash signature (``num_perm`` minima of a
 multiply-shift family over the hashes) is only used to find candidates: ``band_keys`` cuts it into
@@ -12,7 +13,7 @@ distinct stories of similar wording. Python's ``hash()`` is salted per process: 
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -29,10 +30,7 @@ Hashes = npt.NDArray[np.uint64]
 
 def feature_hashes(feats: Iterable[str], limit: int = MAX_FEATURES) -> Hashes:
     """The sorted distinct 32-bit hashes of ``feats`` (the ``limit`` smallest), as uint64."""
-    base = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(f.encode(), digest_size=4).digest(), "little") for f in feats),
-        dtype=np.uint64,
-    )
+    base = np.fromiter(map(zlib.crc32, map(str.encode, feats)), dtype=np.uint64)
     unique: Hashes = np.unique(base)[:limit]
     return unique
 
