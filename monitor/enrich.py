@@ -59,7 +59,8 @@ def build_enricher(settings: Settings) -> Enricher | None:
             companies = load_watchlist(src.watchlist_path) if src.link_names else []
         except WatchlistError as exc:
             raise ConfigError(str(exc)) from exc
-        linker = EntityLinker(companies, link_names=src.link_names, link_cashtags=src.link_cashtags)
+        linker = EntityLinker(companies, link_names=src.link_names, link_cashtags=src.link_cashtags,
+                              max_cashtags=src.max_cashtags_per_message)
     novelty = None
     if win.novelty_window_s > 0:
         novelty = NoveltyIndex(window_s=win.novelty_window_s, max_entries=win.novelty_max_entries,

@@ -11,6 +11,8 @@ The rules, in order (README "Entity linking"):
   ``$BF-B``), not preceded by a letter, digit or ``$`` and not followed by one: ``$AAPL``,
   ``$aapl``, ``($TSLA)`` link; ``$5``, ``$100M``, ``US$20`` and ``$AAPL2`` do not.
   A cashtag links even when it is not in the watchlist: it is as explicit as a payload ticker.
+  But a message with more than ``max_cashtags`` distinct cashtags is a ticker *list* (screener
+  spam, "stocks to watch", ETF holdings), not news about each: none of its cashtags links.
 - **Exchange-prefixed symbols**: ``NYSE:TGT``, ``NASDAQ: AAPL`` (upper case) link like cashtags.
 - **Names and aliases** link when they occur with word boundaries on both sides (no letter or digit
   next to them) and with the watchlist's spelling or in all capitals (``Apple``/``APPLE``, not
@@ -48,6 +50,8 @@ CUE_WORDS = frozenset({
     "bank", "lender", "insurer", "automaker", "chipmaker",
 })
 """Words that say "a company" next to an ambiguous name (lower case, matched as whole words)."""
+MAX_CASHTAGS = 4
+"""More distinct cashtags than this in one message make it a ticker list (see the module docstring)."""
 CUE_AFTER_WORDS = 3
 CUE_BEFORE_WORDS = 2
 _CUE_SPAN_CHARS = 60
@@ -86,9 +90,11 @@ class EntityLinker:
         link_names: bool = True,
         link_cashtags: bool = True,
         max_tickers: int = MAX_TICKERS,
+        max_cashtags: int = MAX_CASHTAGS,
     ) -> None:
         self.link_names = link_names
         self.link_cashtags = link_cashtags
+        self.max_cashtags = max_cashtags
         self.max_tickers = max_tickers
         self._automaton = ahocorasick.Automaton()
         targets: dict[str, list[_Target]] = {}
@@ -109,8 +115,9 @@ class EntityLinker:
         """``given`` (payload tickers) plus every ticker the text names, deduplicated and capped."""
         out: dict[str, None] = dict.fromkeys(given)
         if self.link_cashtags:
-            out.update(dict.fromkeys(cashtags(text)))
-            out.update(dict.fromkeys(EXCHANGE_SYMBOL.findall(text)))
+            symbols = dict.fromkeys([*cashtags(text), *EXCHANGE_SYMBOL.findall(text)])
+            if len(symbols) <= self.max_cashtags:
+                out.update(symbols)
         if self.link_names and self.surfaces:
             out.update(dict.fromkeys(self._names(text, out)))
         return tuple(list(out)[: self.max_tickers])

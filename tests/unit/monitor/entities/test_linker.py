@@ -96,7 +96,13 @@ def test_exchange_prefixed_symbols_link() -> None:
 
 def test_the_result_is_capped() -> None:
     text = " ".join(f"${a}{b}" for a in string.ascii_uppercase for b in string.ascii_uppercase[:3])
-    assert len(EntityLinker([]).tickers(text)) == MAX_TICKERS
+    assert len(EntityLinker([], max_cashtags=100).tickers(text)) == MAX_TICKERS
+
+
+def test_a_list_of_many_cashtags_links_none_of_them_but_keeps_payload_and_names(linker: EntityLinker) -> None:
+    spam = "Stocks to watch $AAPL $DY $LMT $MDVN $ITB #investing, Apple too"
+    assert linker.tickers(spam, given=("LMT",)) == ("LMT", "AAPL")
+    assert linker.tickers("$AAPL $MSFT $GOOG $AMZN move") == ("AAPL", "MSFT", "GOOG", "AMZN")
 
 
 def test_switches_turn_each_kind_of_linking_off() -> None:
