@@ -84,6 +84,9 @@ class SourceSettings(_Section):
     """Link watchlist company names and aliases in the text to their tickers."""
     link_cashtags: bool = True
     """Link ``$CASHTAGS`` (and ``NYSE:XYZ`` symbols) in the text to tickers; payload tickers always count."""
+    cashtag_scope: Literal["watchlist", "any"] = "watchlist"
+    """``watchlist``: a cashtag links only when its ticker is in the watchlist (the monitored universe; a
+    stream names thousands of small symbols, each would become an alerting key); ``any``: every cashtag."""
     max_cashtags_per_message: int = Field(4, ge=0, le=32)
     """A message with more distinct cashtags than this is a ticker list (screener spam, ETF holdings): none
     of its cashtags is linked (payload tickers and company names still are)."""

@@ -56,11 +56,12 @@ def build_enricher(settings: Settings) -> Enricher | None:
     linker = None
     if src.link_names or src.link_cashtags:
         try:
-            companies = load_watchlist(src.watchlist_path) if src.link_names else []
+            wanted = src.link_names or src.cashtag_scope == "watchlist"
+            companies = load_watchlist(src.watchlist_path) if wanted else []
         except WatchlistError as exc:
             raise ConfigError(str(exc)) from exc
         linker = EntityLinker(companies, link_names=src.link_names, link_cashtags=src.link_cashtags,
-                              max_cashtags=src.max_cashtags_per_message)
+                              max_cashtags=src.max_cashtags_per_message, cashtag_scope=src.cashtag_scope)
     novelty = None
     if win.novelty_window_s > 0:
         novelty = NoveltyIndex(window_s=win.novelty_window_s, max_entries=win.novelty_max_entries,

@@ -10,9 +10,11 @@ The rules, in order (README "Entity linking"):
 - **Cashtags**: ``$`` + a letter + up to 5 more letters, optionally a class suffix (``$BRK.B``,
   ``$BF-B``), not preceded by a letter, digit or ``$`` and not followed by one: ``$AAPL``,
   ``$aapl``, ``($TSLA)`` link; ``$5``, ``$100M``, ``US$20`` and ``$AAPL2`` do not.
-  A cashtag links even when it is not in the watchlist: it is as explicit as a payload ticker.
-  But a message with more than ``max_cashtags`` distinct cashtags is a ticker *list* (screener
-  spam, "stocks to watch", ETF holdings), not news about each: none of its cashtags links.
+  With ``cashtag_scope="watchlist"`` (the default) a cashtag links only when its ticker is in the
+  watchlist, the universe being monitored: a stream mentions thousands of small symbols, and every
+  one would become a window key that can alert; ``"any"`` links every cashtag. A message with more
+  than ``max_cashtags`` distinct cashtags is a ticker *list* (screener spam, "stocks to watch", ETF
+  holdings), not news about each: none of its cashtags links.
 - **Exchange-prefixed symbols**: ``NYSE:TGT``, ``NASDAQ: AAPL`` (upper case) link like cashtags.
 - **Names and aliases** link when they occur with word boundaries on both sides (no letter or digit
   next to them) and with the watchlist's spelling or in all capitals (``Apple``/``APPLE``, not
@@ -31,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import ahocorasick
 
@@ -91,13 +94,17 @@ class EntityLinker:
         link_cashtags: bool = True,
         max_tickers: int = MAX_TICKERS,
         max_cashtags: int = MAX_CASHTAGS,
+        cashtag_scope: Literal["watchlist", "any"] = "watchlist",
     ) -> None:
         self.link_names = link_names
         self.link_cashtags = link_cashtags
         self.max_cashtags = max_cashtags
+        self.cashtag_scope = cashtag_scope
         self.max_tickers = max_tickers
         self._automaton = ahocorasick.Automaton()
         targets: dict[str, list[_Target]] = {}
+        companies = list(companies)
+        self.universe = frozenset(c.ticker for c in companies)
         for company in companies:
             for names, ambiguous in ((company.names, False), (company.ambiguous, True)):
                 for name in names:
@@ -117,7 +124,7 @@ class EntityLinker:
         if self.link_cashtags:
             symbols = dict.fromkeys([*cashtags(text), *EXCHANGE_SYMBOL.findall(text)])
             if len(symbols) <= self.max_cashtags:
-                out.update(symbols)
+                out.update(dict.fromkeys(s for s in symbols if self.cashtag_scope == "any" or s in self.universe))
         if self.link_names and self.surfaces:
             out.update(dict.fromkeys(self._names(text, out)))
         return tuple(list(out)[: self.max_tickers])

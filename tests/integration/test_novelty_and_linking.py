@@ -39,9 +39,12 @@ def _message(mid: str, text: str, minute: int, tickers: list[str]) -> dict[str, 
 def _settings(tmp_path: Path, lines: list[dict[str, object]], **windows: object) -> Settings:
     path = tmp_path / "stream.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    watchlist = tmp_path / "universe.toml"  # the user's universe: ACME and Boeing
+    watchlist.write_text('[[company]]\nticker = "ACME"\nnames = ["Acme Corp"]\n\n'
+                         '[[company]]\nticker = "BA"\nnames = ["Boeing"]\n')
     return load_settings(
         classifier={"kind": "lexicon"},
-        source={"replay_paths": [path], "dead_letter_path": tmp_path / "dead.jsonl"},
+        source={"replay_paths": [path], "dead_letter_path": tmp_path / "dead.jsonl", "watchlist_path": str(watchlist)},
         windows={"store_url": "memory://", "bucket_s": BUCKET_S, **windows},
         alerts={"sinks": []},
         http={"enabled": False},

@@ -22,12 +22,18 @@ def test_default_settings_link_names_and_fold_copies() -> None:
     records, repeats = enricher.process([
         _rec("a", "Boeing shares plunge after regulators ground the fleet"),
         _rec("b", "RT @x: Boeing shares plunge after regulators ground the fleet"),
-        _rec("c", "$TSLA and Apple rally"),
+        _rec("c", "$TSLA and Apple rally, $ZZZZ too"),
     ])
 
     assert [r.message.tickers for r in records] == [("BA",), ("BA",), ("TSLA", "AAPL")]
     assert [r.position for r in records] == ["a", "b", "c"]
     assert repeats == {"b": "a"}
+
+
+def test_the_any_scope_links_cashtags_outside_the_watchlist() -> None:
+    enricher = build_enricher(load_settings(source={"cashtag_scope": "any", "link_names": False}))
+    assert enricher is not None
+    assert enricher.link(_rec("a", "$ZZZZ and Apple").message).tickers == ("ZZZZ",)
 
 
 def test_everything_off_builds_no_stage() -> None:

@@ -21,7 +21,7 @@ COMPANIES = [
 
 @pytest.fixture(scope="module")
 def linker() -> EntityLinker:
-    return EntityLinker(COMPANIES)
+    return EntityLinker(COMPANIES, cashtag_scope="any")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -90,13 +90,20 @@ def test_payload_tickers_come_first_and_the_union_is_deduplicated(linker: Entity
     assert linker.tickers("Apple and $MSFT and $AAPL", given=("MSFT", "IBM")) == ("MSFT", "IBM", "AAPL")
 
 
+def test_cashtags_outside_the_watchlist_link_only_with_the_any_scope() -> None:
+    scoped = EntityLinker(COMPANIES, cashtag_scope="watchlist")
+    assert scoped.tickers("$AAPL and $ZZZZ, NYSE:QQQQ") == ("AAPL",)
+    assert scoped.tickers("$ZZZZ", given=("ZZZZ",)) == ("ZZZZ",)
+    assert EntityLinker(COMPANIES, cashtag_scope="any").tickers("$AAPL and $ZZZZ") == ("AAPL", "ZZZZ")
+
+
 def test_exchange_prefixed_symbols_link() -> None:
-    assert EntityLinker([]).tickers("NYSE:TGT and NASDAQ: AAPL") == ("TGT", "AAPL")
+    assert EntityLinker([], cashtag_scope="any").tickers("NYSE:TGT and NASDAQ: AAPL") == ("TGT", "AAPL")
 
 
 def test_the_result_is_capped() -> None:
     text = " ".join(f"${a}{b}" for a in string.ascii_uppercase for b in string.ascii_uppercase[:3])
-    assert len(EntityLinker([], max_cashtags=100).tickers(text)) == MAX_TICKERS
+    assert len(EntityLinker([], max_cashtags=100, cashtag_scope="any").tickers(text)) == MAX_TICKERS
 
 
 def test_a_list_of_many_cashtags_links_none_of_them_but_keeps_payload_and_names(linker: EntityLinker) -> None:
@@ -106,8 +113,8 @@ def test_a_list_of_many_cashtags_links_none_of_them_but_keeps_payload_and_names(
 
 
 def test_switches_turn_each_kind_of_linking_off() -> None:
-    no_names = EntityLinker(COMPANIES, link_names=False)
-    no_tags = EntityLinker(COMPANIES, link_cashtags=False)
+    no_names = EntityLinker(COMPANIES, link_names=False, cashtag_scope="any")
+    no_tags = EntityLinker(COMPANIES, link_cashtags=False, cashtag_scope="any")
     assert no_names.tickers("Apple and $TSLA") == ("TSLA",)
     assert no_tags.tickers("Apple and $TSLA") == ("AAPL",)
 
@@ -122,6 +129,6 @@ def test_the_bundled_watchlist_links_common_aliases() -> None:
 
 @given(st.text(max_size=300), st.lists(st.sampled_from(["AAPL", "X", "BRK.B"]), max_size=3, unique=True))
 def test_any_text_links_without_error_and_keeps_the_payload_tickers(text: str, given_tickers: list[str]) -> None:
-    got = EntityLinker(COMPANIES).tickers(text, given=given_tickers)
+    got = EntityLinker(COMPANIES, cashtag_scope="any").tickers(text, given=given_tickers)
     assert got[: len(given_tickers)] == tuple(given_tickers)
     assert len(got) == len(set(got)) <= MAX_TICKERS
