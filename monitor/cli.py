@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -18,7 +19,8 @@ from pathlib import Path
 import structlog
 
 from monitor.classify import ModelLoadError
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
+from monitor.fatal import one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -74,13 +76,10 @@ STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    from monitor.windows.redis import redact_url
+    """Every URL redacted (passwords, tokens in paths and queries), secrets shown as <set>/<unset>."""
+    from monitor.redact import redact_settings
 
-    secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
-    shown = settings.model_copy(update={"windows": settings.windows.model_copy(
-        update={"store_url": redact_url(settings.windows.store_url)})})
-    print(shown.model_dump_json(indent=2, exclude=secrets))
+    print(json.dumps(redact_settings(_settings(args).model_dump(mode="json"), SECRET_KEYS), indent=2))
     return 0
 
 
@@ -157,11 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.rest = rest
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except STARTUP_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # one line, never a traceback wall (the traceback goes to the debug log)
+        cause = root_cause(exc)
+        if isinstance(cause, ConfigError):  # may list several keys, one per line
+            print(f"error: {cause}", file=sys.stderr)
+            return 2
+        if isinstance(cause, STARTUP_ERRORS):
+            print(f"error: {one_line(str(cause))}", file=sys.stderr)
+            return 1
+        print(f"error: {report_fatal(exc, args.command)}", file=sys.stderr)
         return 1
     return code
 

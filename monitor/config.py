@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
@@ -77,6 +80,12 @@ class SourceSettings(_Section):
     max_message_bytes: int = Field(64_000, ge=256)
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
+    max_future_s: int = Field(DEFAULT_MAX_FUTURE_S, ge=0)
+    """An event time (``published_at``) more than this far ahead of the wall clock at ingest is
+    dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit."""
+    min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
+    """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
+    fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
     watchlist_path: str = ""
     """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
     ambiguous; see monitor/entities/watchlist.py); empty = the bundled list of large listed companies."""
@@ -90,6 +99,16 @@ class SourceSettings(_Section):
     max_cashtags_per_message: int = Field(4, ge=0, le=32)
     """A message with more distinct cashtags than this is a ticker list (screener spam, ETF holdings): none
     of its cashtags is linked (payload tickers and company names still are)."""
+
+    @field_validator("min_event_time", mode="before")
+    @classmethod
+    def _empty_is_no_floor(cls, value: Any) -> Any:
+        return None if value in ("", 0) else value
+
+    @field_validator("min_event_time")
+    @classmethod
+    def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class ClassifierSettings(_Section):
@@ -274,6 +293,9 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
+    api_token: str | None = None
+    """Bearer token for write endpoints (silences); environment only (``MONITOR_HTTP__API_TOKEN``).
+    Unset = the HTTP API and dashboard are read-only (writes answer 403)."""
 
 
 class LogSettings(_Section):
@@ -326,7 +348,8 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alerts", "smtp_password"))
+SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alerts", "smtp_password"),
+               ("http", "api_token"))
 
 
 def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
