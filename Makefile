@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint model eval bench demo-data clean redis-server
+.PHONY: install run test lint model eval bench demo-data clean redis-server prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ redis-server:
 	  else echo "redis-server missing: sudo apt-get install -y redis-server" >&2; exit 1; fi; }
 	@command -v redis-server >/dev/null || { echo "redis-server still missing" >&2; exit 1; }
 
-test: install redis-server
+# promtool (rule checks) and prometheus-alertmanager (the Alertmanager sink's integration test)
+prometheus-tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq prometheus prometheus-alertmanager) >/dev/null; \
+	  else echo "promtool/alertmanager missing: sudo apt-get install -y prometheus prometheus-alertmanager" >&2; exit 1; fi; }
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { echo "prometheus tools still missing" >&2; exit 1; }
+
+test: install redis-server prometheus-tools
 	$(VENV)/bin/ruff check monitor consumers alerts tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider

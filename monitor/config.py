@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -140,6 +141,7 @@ class AlertSettings(_Section):
 
     sinks: list[str] = Field(default_factory=lambda: ["log://"])
     """Sink URLs: log://, file:///path.jsonl, webhook+https://host/path, slack+https://..., kafka://topic,
+    alertmanager+http(s)://host:9093 (Prometheus Alertmanager),
     smtp://host:port?from=a@b&to=c@d,e@f (add ``&starttls=1`` for STARTTLS)."""
     sweep_interval_s: float = Field(15.0, gt=0)
     """How often the scheduler sweeps detection for quiet streams (detection also runs on window close)."""
@@ -223,6 +225,13 @@ class AlertSettings(_Section):
     every instance's durable watermark, coordinated in Redis (needs a redis:// windows.store_url)."""
     leader_lease_s: float = Field(15.0, gt=0)
     """Leader lease and instance heartbeat lifetime; a dead leader is replaced after this long."""
+    alertmanager_severity: str = "warning"
+    """``severity`` label on alerts sent to Alertmanager (``alertmanager+http(s)://host:9093`` sinks)."""
+    alertmanager_refresh_s: float = Field(60.0, gt=0)
+    """Wall time between re-posts of firing alerts to Alertmanager (it forgets alerts not re-posted)."""
+    alertmanager_ends_after_s: float = Field(240.0, gt=0)
+    """``endsAt`` of a firing alert = now + this: Alertmanager resolves it by itself if the daemon stops
+    re-posting (keep it several times ``alertmanager_refresh_s``)."""
     webhook_secret: str | None = None
     """HMAC-SHA256 key for webhook signatures; from the environment only."""
     smtp_username: str | None = None
@@ -252,6 +261,15 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
+    public_url: str = ""
+    """Base URL under which users reach this daemon's dashboard (links in alerts, e.g. Alertmanager's
+    ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``."""
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
 
 class LogSettings(_Section):
@@ -313,6 +331,13 @@ def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
         if isinstance(data.get(section), dict) and data[section].get(key):
             env = f"MONITOR_{section.upper()}__{key.upper()}"
             raise ConfigError(f"{section}.{key} is a secret and may not be set in {origin} -- remove it and set {env}")
+    sinks = data.get("alerts", {}).get("sinks", []) if isinstance(data.get("alerts"), dict) else []
+    for sink in sinks if isinstance(sinks, list) else []:
+        if urlsplit(str(sink)).password:
+            raise ConfigError(
+                f"alerts.sinks in {origin} has a URL with a password -- remove it and set the sink list via "
+                "MONITOR_ALERTS__SINKS (a JSON list)"
+            )
     url = str(data.get("windows", {}).get("store_url", ""))
     if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
         raise ConfigError(
