@@ -39,6 +39,7 @@ NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications prod
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]
 )
+READY = Gauge("finsent_ready", "1 while the daemon is started and processing (what /readyz answers, roughly)")
 OUTBOX_PENDING = Gauge("finsent_outbox_pending", "Undelivered outbox entries per sink (due or waiting to retry)",
                        ["sink"])
 OUTBOX_OLDEST_AGE = Gauge(
@@ -81,3 +82,21 @@ def observe_topic_negative_shares(shares: dict[str, float | None]) -> None:
 
 def exported_topics() -> frozenset[str]:
     return frozenset(_topics_exported)
+
+
+def prometheus_client_value(name: str, **labels: str) -> float | None:
+    """The current value of one series in this process's registry (tests, the CLI summary)."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(name, labels)
+    return None if value is None else float(value)
+
+
+def set_build_info(model: str, runtime: str) -> None:
+    """One ``finsent_build_info`` series per process: what runs (replaces an earlier app's)."""
+    import platform
+
+    from monitor import __version__
+
+    BUILD_INFO.clear()
+    BUILD_INFO.labels(__version__, model, runtime, platform.python_version()).set(1)
