@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the labelled CSVs for `make model` / `make eval` / `make bench` (no default inside the package)
+MONITOR_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-sentiment
+export MONITOR_DATASET_DIR
 
 .PHONY: install run test lint model eval bench demo-data clean redis-server prometheus-tools
 

@@ -13,6 +13,7 @@ deliverer that dies mid-batch only delays its entries by the lease.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -86,6 +87,8 @@ class OutboxDelivery(Service):
         """The durable firing alerts (set by the engine), re-posted to ``RefreshingSink``s (Alertmanager)
         by this loop: the loop already runs only where delivery is active (the cluster leader)."""
         self._refreshed_at_s: dict[str, float] = {}
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        """Delivery outcomes of this process (``delivered``/``failed``/``abandoned``), for the run summary."""
 
     async def _start(self) -> None:
         self._stopping = False
@@ -147,17 +150,20 @@ class OutboxDelivery(Service):
             if attempts >= self.policy.max_attempts:
                 await self.outbox.abandon(sink.name, nid)
                 metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
+                self.outcomes["abandoned"] += 1
                 log.error("alert_delivery_abandoned", sink=sink.name, notification_id=nid,
                           attempts=attempts, error=str(exc))
             else:
                 delay_s = self.policy.delay_s(attempts)
                 await self.outbox.mark_failed(sink.name, nid, self._clock() + delay_s)
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
+                self.outcomes["failed"] += 1
                 log.warning("alert_delivery_failed", sink=sink.name, notification_id=nid,
                             attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
         await self.outbox.mark_delivered(sink.name, nid, self._clock())
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()
+        self.outcomes["delivered"] += 1
         log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)
 
     async def refresh_if_due(self, sink: Sink) -> float | None:

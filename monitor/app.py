@@ -156,5 +156,8 @@ class MonitorApp:
             finally:
                 self._ready = False
                 metrics.READY.set(0)
+        stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
+        stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
+        stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
         return stats

@@ -7,17 +7,20 @@ Every setting carries its unit in its name.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
+"""The source checkout (tests use it); installed code finds its files through monitor/bundled.py."""
 
 
 class ConfigError(Exception):
@@ -66,7 +69,7 @@ class SourceSettings(_Section):
 
     kind: Literal["replay", "kafka"] = "replay"
     """``replay`` reads JSONL/CSV files (embedded default); ``kafka`` consumes the topics in [kafka]."""
-    replay_paths: list[Path] = Field(default_factory=lambda: [REPO_ROOT / "data" / "demo_stream.jsonl"])
+    replay_paths: list[Path] = Field(default_factory=lambda: [DEMO_STREAM])
     replay_speed: float = Field(0.0, ge=0.0)
     """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time."""
     dead_letter_path: Path = Path("var/dead-letter.jsonl")
@@ -345,16 +348,51 @@ def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
         )
 
 
-def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Load ``path`` (default configs/default.toml, or $MONITOR_CONFIG) then env, then ``overrides``."""
-    chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+INPUT_PATHS = (("source", "replay_paths"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
+               ("kafka", "ssl_keyfile"), ("classifier", "model_path"))
+"""Settings naming files the daemon *reads*: relative values in a config file are resolved against the
+file's directory, so a config works from any working directory (and inside an installed wheel).
+Output paths (dead letters, file sinks, the ONNX cache) stay relative to the working directory: that
+is where a run writes (systemd's ``WorkingDirectory``, the container's ``WORKDIR``)."""
+
+
+def _resolve_input_paths(data: dict[str, Any], base: Path) -> None:
+    for section, key in INPUT_PATHS:
+        values = data.get(section)
+        if not isinstance(values, dict) or not values.get(key):
+            continue
+        value = values[key]
+        if isinstance(value, list):
+            values[key] = [str(base / v) if isinstance(v, str) and not Path(v).is_absolute() else v
+                           for v in value]
+        elif isinstance(value, str) and not Path(value).is_absolute() and (
+            key != "model_path" or (base / value).exists()  # else a hub id ("org/name")
+        ):
+            values[key] = str(base / value)
+
+
+def _read_config(chosen: Path) -> dict[str, Any]:
+    if chosen.is_dir():
+        raise ConfigError(f"config path {chosen} is a directory -- pass a TOML file, e.g. {chosen / 'monitor.toml'}"
+                          " (monitor init DIR writes one)")
     try:
         data: dict[str, Any] = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {chosen} not found -- pass --config with an existing file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {chosen} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {chosen} is not valid TOML: {exc}") from exc
+    return data
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load ``path`` (default: $MONITOR_CONFIG, else the packaged configs/default.toml), then the
+    environment, then ``overrides``. Relative input paths in the file are relative to the file."""
+    chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+    data = _read_config(chosen)
     _reject_file_secrets(data, chosen)
+    _resolve_input_paths(data, chosen.resolve().parent)
     for section, values in overrides.items():
         if isinstance(values, dict):
             data.setdefault(section, {}).update(values)
@@ -364,3 +402,24 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, str(chosen))) from exc
+    except SettingsError as exc:  # an environment value pydantic-settings cannot even parse
+        raise ConfigError(_env_parse_error(exc)) from exc
+
+
+def _env_parse_error(exc: SettingsError) -> str:
+    """Name the ``MONITOR_*`` variable behind a parse error: list and table settings take JSON there."""
+    for name, value in sorted(os.environ.items()):
+        parts = name.lower().removeprefix("monitor_").split("__")
+        if not name.startswith("MONITOR_") or len(parts) != 2 or parts[0] not in Settings.model_fields:
+            continue
+        section = Settings.model_fields[parts[0]].annotation
+        field = getattr(section, "model_fields", {}).get(parts[1])
+        if field is None or get_origin(field.annotation) not in (list, dict):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            example = '["log://", "file://var/alerts.jsonl"]' if get_origin(field.annotation) is list else '{"k": 1}'
+            return (f"{name}={value!r} is not JSON -- {parts[0]}.{parts[1]} is a "
+                    f"{get_origin(field.annotation).__name__}; write it as JSON, e.g. {name}='{example}'")
+    return f"cannot parse a MONITOR_* environment variable: {exc}"

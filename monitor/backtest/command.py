@@ -15,16 +15,17 @@ from pathlib import Path
 from monitor.backtest.report import markdown, plot_incident
 from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
+from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
-from monitor.config import REPO_ROOT, Settings
+from monitor.config import Settings
 from monitor.replay import isolated_settings
 from monitor.windows.buckets import ALL_KEY
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor backtest", description=__doc__)
-    p.add_argument("--input", type=Path, nargs="+", default=[REPO_ROOT / "data" / "demo_stream.jsonl"])
-    p.add_argument("--events", type=Path, default=REPO_ROOT / "data" / "demo_incidents.csv",
+    p.add_argument("--input", type=Path, nargs="+", default=[DEMO_STREAM])
+    p.add_argument("--events", type=Path, default=DEMO_INCIDENTS,
                    help="labelled incidents CSV: key,start,end[,description]")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                    help="[alerts] setting to sweep, repeatable (cartesian product)")
