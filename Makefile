@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 MONITOR_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-sentiment
 export MONITOR_DATASET_DIR
 
-.PHONY: install run test lint model eval bench demo-data clean redis-server prometheus-tools
+.PHONY: install run test lint model eval bench demo-data docs clean redis-server prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ eval: install
 bench: install
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
+
+docs: install
+	$(PY) -m monitor.settings_reference
 
 demo-data:
 	$(PY) scripts/make_demo_stream.py

@@ -30,7 +30,7 @@ class ConfigError(Exception):
 class _Section(BaseModel):
     """Sections reject unknown keys, so a typo fails at start instead of being silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class KafkaSettings(_Section):
@@ -41,12 +41,19 @@ class KafkaSettings(_Section):
     group_id: str = "finsent-monitor"
     """Consumer group; backtests use their own group so they never move production offsets."""
     news_topic: str = "news"
+    """News records (``source`` defaults to ``news``)."""
     comments_topic: str = "comments"
+    """Comment records (``source`` defaults to ``comment``)."""
     dead_letter_topic: str = "finsent.dead-letter"
+    """Invalid records are produced here with the reason in headers (live Kafka source)."""
     client_id: str = "finsent-monitor"
+    """Client id reported to the brokers (their logs and quotas)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka transport security; SSL/SASL_SSL use the ``ssl_*`` files below."""
     sasl_mechanism: str | None = None
+    """SASL mechanism, e.g. ``PLAIN``, ``SCRAM-SHA-512`` (with SASL_PLAINTEXT / SASL_SSL)."""
     sasl_username: str | None = None
+    """SASL login (the password comes from ``MONITOR_KAFKA__SASL_PASSWORD``)."""
     sasl_password: str | None = None
     """From the environment only (``MONITOR_KAFKA__SASL_PASSWORD``)."""
     ssl_cafile: str | None = None
@@ -60,8 +67,11 @@ class KafkaSettings(_Section):
     max_buffered_records: int = Field(5_000, ge=1)
     """Partitions are paused while this many records wait downstream."""
     session_timeout_ms: int = Field(10_000, ge=1_000)
+    """Consumer-group session: an instance silent this long loses its partitions to the others."""
     request_timeout_ms: int = Field(30_000, ge=1_000)
+    """Timeout of one request to a broker."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a group with no committed offset starts: ``earliest`` reads the retained history."""
 
 
 class SourceSettings(_Section):
@@ -70,6 +80,8 @@ class SourceSettings(_Section):
     kind: Literal["replay", "kafka"] = "replay"
     """``replay`` reads JSONL/CSV files (embedded default); ``kafka`` consumes the topics in [kafka]."""
     replay_paths: list[Path] = Field(default_factory=lambda: [DEMO_STREAM])
+    """JSONL/CSV files replayed in order when ``kind = "replay"``; relative paths are relative to the config file;
+    default: the bundled demo stream."""
     replay_speed: float = Field(0.0, ge=0.0)
     """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time."""
     dead_letter_path: Path = Path("var/dead-letter.jsonl")
@@ -81,6 +93,7 @@ class SourceSettings(_Section):
     max_message_bytes: int = Field(64_000, ge=256)
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
+    """Longer texts are dead-lettered as ``oversized`` (the model reads only the first tokens anyway)."""
 
 
 class ClassifierSettings(_Section):
@@ -92,11 +105,13 @@ class ClassifierSettings(_Section):
     model_path: str | None = None
     """Local directory or hub id for ``from_pretrained``; empty = the bundled default model."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` = CUDA when available, else CPU."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     """``auto`` = bf16/fp16 on CUDA, float32 on CPU."""
     quantize_int8: bool = False
     """CPU only: dynamic int8 quantization of Linear layers (see benchmarks/RESULTS.md for its cost)."""
     max_length_tokens: int = Field(128, ge=8, le=512)
+    """Tokens per text at inference; longer texts are truncated."""
     num_threads: int = Field(0, ge=0)
     """Intra-op threads on CPU (torch or ONNX Runtime); 0 = number of cores."""
     runtime: Literal["torch", "onnxruntime"] = "torch"
@@ -110,9 +125,13 @@ class BatchingSettings(_Section):
     """Dynamic micro-batching in front of the classifier."""
 
     max_batch_size: int = Field(64, ge=1, le=4096)
+    """Most texts per classifier call."""
     max_wait_ms: int = Field(20, ge=0, le=10_000)
+    """Longest a message waits for its micro-batch to fill before the batch runs anyway."""
     max_in_flight_batches: int = Field(2, ge=1, le=64)
+    """Source batches classified or being written but not yet committed (bounds memory and redelivery)."""
     max_queue_messages: int = Field(10_000, ge=1)
+    """Messages queued in front of the classifier; the source waits when it is full (backpressure)."""
 
 
 class WindowSettings(_Section):
@@ -124,6 +143,7 @@ class WindowSettings(_Section):
     key_prefix: str = "finsent"
     """Redis key namespace; backtests use their own prefix."""
     bucket_s: int = Field(300, ge=1)
+    """Width of the event-time buckets; detection judges one closed bucket at a time."""
     retention_s: int = Field(7 * 24 * 3600, ge=60)
     """Buckets (and message-id dedup markers) expire after this long."""
     allowed_lateness_s: int = Field(600, ge=0)
@@ -260,8 +280,12 @@ class AlertSettings(_Section):
 
 
 class HttpSettings(_Section):
+    """The HTTP side door: health, readiness, metrics, the alert API and the dashboard."""
+
     enabled: bool = True
+    """Serve /healthz, /readyz, /metrics, the alert API and the dashboard."""
     host: str = "127.0.0.1"
+    """Interface to bind; 127.0.0.1 keeps the API local (0.0.0.0 exposes it)."""
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
     public_url: str = ""
@@ -276,14 +300,19 @@ class HttpSettings(_Section):
 
 
 class LogSettings(_Section):
+    """Structured logs on stderr."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest log level written."""
     format: Literal["json", "console"] = "json"
+    """``json``: one object per line (log shippers); ``console``: readable, for a terminal."""
 
 
 class Settings(BaseSettings):
     """The whole service configuration."""
 
-    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid",
+                                      use_attribute_docstrings=True)
 
     source: SourceSettings = Field(default_factory=SourceSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -294,6 +323,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown_timeout_s: float = Field(30.0, gt=0)
+    """Longest a graceful stop (drain, commit, flush) may take before the process exits anyway."""
 
     @classmethod
     def settings_customise_sources(

@@ -151,7 +151,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--speed paces file replays; a Kafka range is read as fast as possible")
     for path in args.input or ():
         if not path.is_file():
-            what = "a directory" if path.is_dir() else "not found"
+            what = "is a directory" if path.is_dir() else "not found"
             parser.error(f"--input {path}: {what} -- pass JSONL/CSV files (e.g. {path}/*.jsonl)")
 
 
