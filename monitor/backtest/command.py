@@ -18,6 +18,7 @@ from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incident
 from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
 from monitor.config import Settings
+from monitor.durations import parse_duration_s
 from monitor.replay import isolated_settings
 from monitor.windows.buckets import ALL_KEY
 
@@ -29,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labelled incidents CSV: key,start,end[,description]")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                    help="[alerts] setting to sweep, repeatable (cartesian product)")
-    p.add_argument("--late-s", type=int, default=3600, help="alerts this long after an incident still count")
-    p.add_argument("--early-s", type=int, default=0, help="alerts this long before an incident still count")
+    p.add_argument("--late-s", "--late", type=parse_duration_s, default=3600,
+                   help="alerts this long after an incident still count (seconds, or 30m, 1h ...)")
+    p.add_argument("--early-s", "--early", type=parse_duration_s, default=0,
+                   help="alerts this long before an incident still count (seconds, or 30m, 1h ...)")
     p.add_argument("--out", type=Path, default=Path("reports/backtest"))
     return p
 
