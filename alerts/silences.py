@@ -42,7 +42,7 @@ async def create_silence(
     if not matcher or matcher == "*":
         raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
     if not 0 < duration_s <= max_duration_s:
-        raise ValueError(f"--duration must be 1s..{max_duration_s}s (alerts.max_silence_duration_s)")
+        raise ValueError(f"--duration-s must be in 1..{max_duration_s} (alerts.max_silence_duration_s)")
     silence = Silence(
         id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=now_s - lookback_s,
         ends_at_s=now_s + duration_s, comment=comment, created_by=created_by,

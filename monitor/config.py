@@ -339,7 +339,7 @@ class Settings(BaseSettings):
 
 
 _HINTS = {
-    "extra_forbidden": "remove it or check its spelling against configs/default.toml",
+    "extra_forbidden": "remove it or check its spelling against docs/settings.md",
     "literal_error": "use one of the allowed values",
     "missing": "add it to the config file or set the MONITOR_* variable",
 }
