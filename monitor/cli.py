@@ -83,8 +83,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     from monitor.windows.redis import redact_url
 
     secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
-    shown = settings.model_copy(update={"windows": settings.windows.model_copy(
-        update={"store_url": redact_url(settings.windows.store_url)})})
+    from alerts.sinks.base import NON_SECRET_PATH_SCHEMES, sink_name
+
+    # sink URLs may carry credentials (user:password@) or tokens in their path (Slack): show names
+    sinks = [redact_url(u) if u.split("://", 1)[0] in NON_SECRET_PATH_SCHEMES else sink_name(u)
+             for u in settings.alerts.sinks]
+    shown = settings.model_copy(update={
+        "windows": settings.windows.model_copy(update={"store_url": redact_url(settings.windows.store_url)}),
+        "alerts": settings.alerts.model_copy(update={"sinks": sinks}),
+    })
     print(shown.model_dump_json(indent=2, exclude=secrets))
     return 0
 

@@ -64,3 +64,15 @@ def test_run_verdict_flags_runs_where_nothing_got_through() -> None:
     assert run_verdict(PipelineStats(dead_letters=3)) == 1
     assert run_verdict(PipelineStats(read=9, applied=9, deliveries_abandoned=2, deliveries_delivered=1)) == 0
     assert run_verdict(PipelineStats(read=9, applied=9, deliveries_abandoned=2)) == 1
+
+
+def test_config_output_hides_credentials_and_tokens_in_sink_urls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", '["alertmanager+https://ops:hunter2@am.example:9093", '
+                                                '"slack+https://hooks.slack.com/services/T0/B0/SECRETTOKEN", '
+                                                '"file://var/alerts.jsonl?max_mb=5"]')
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "SECRETTOKEN" not in out
+    assert "alertmanager+https://am.example:9093#" in out and "file://var/alerts.jsonl?max_mb=5" in out
