@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 MONITOR_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-sentiment
 export MONITOR_DATASET_DIR
 
-.PHONY: install run test lint model eval bench demo-data docs clean redis-server prometheus-tools
+.PHONY: install run test lint model eval bench demo-data docs clean redis-server chromium prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,14 @@ prometheus-tools:
 	  else echo "promtool/alertmanager missing: sudo apt-get install -y prometheus prometheus-alertmanager" >&2; exit 1; fi; }
 	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { echo "prometheus tools still missing" >&2; exit 1; }
 
-test: install redis-server prometheus-tools
+# the dashboard's browser test drives Debian chromium through its chromedriver (fails if missing)
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else echo "chromium missing: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { echo "chromium/chromedriver still missing" >&2; exit 1; }
+
+test: install redis-server chromium prometheus-tools
 	$(VENV)/bin/ruff check monitor consumers alerts tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider

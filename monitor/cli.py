@@ -20,7 +20,7 @@ from monitor import __version__
 from monitor.classify import ModelLoadError
 from monitor.classify.dataset import DatasetError
 from monitor.classify.topics import TaxonomyError
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.durations import iso_utc
 from monitor.logging import configure_logging
 
@@ -82,7 +82,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from monitor.windows.redis import redact_url
 
-    secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
+    secrets: dict[str, set[str]] = {}
+    for section, key in SECRET_KEYS:
+        secrets.setdefault(section, set()).add(key)
     from alerts.sinks.base import NON_SECRET_PATH_SCHEMES, sink_name
 
     # sink URLs may carry credentials (user:password@) or tokens in their path (Slack): show names

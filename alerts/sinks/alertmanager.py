@@ -98,7 +98,7 @@ class AlertmanagerSink(Service):
         await self._poster.stop()
 
     def generator_url(self, window_key: str) -> str:
-        return f"{self._public_url}/keys/{quote(window_key, safe=':')}"
+        return f"{self._public_url}/keys/{quote(window_key, safe='')}"  # as the console links it
 
     def labels(self, window_key: str) -> dict[str, str]:
         return {"alertname": ALERTNAME, "key": window_key, **key_labels(window_key), "severity": self._severity}

@@ -24,6 +24,7 @@ from alerts.model import AlertStatus, Notification
 from alerts.sinks import build_sink
 from alerts.sinks.alertmanager import ALERTNAME, AlertmanagerSink
 from monitor.config import ConfigError, Settings
+from monitor.web.console import key_url
 from monitor.windows.buckets import EvidenceItem
 from tests.integration.alerts.receivers import Recorder, http_receiver
 from tests.servers import alertmanager_server
@@ -104,7 +105,8 @@ async def test_firing_alert_shows_up_in_alertmanager_with_labels_annotations_and
     assert alert["labels"] == {"alertname": ALERTNAME, "key": "topic_ticker:earnings|BA", "ticker": "BA",
                                "topic": "earnings", "severity": "warning"}
     assert alert["status"]["state"] == "active"
-    assert alert["generatorURL"] == f"{PUBLIC_URL}/keys/topic_ticker:earnings%7CBA"
+    assert alert["generatorURL"] == f"{PUBLIC_URL}/keys/topic_ticker%3Aearnings%7CBA"
+    assert alert["generatorURL"] == PUBLIC_URL + key_url("topic_ticker:earnings|BA")  # the console's key page
     assert "topic_ticker:earnings|BA" in alert["annotations"]["summary"]
     assert "neg_share 70% vs baseline 10%" in alert["annotations"]["numbers"]
     assert "Boeing halts deliveries <https://n/1>" in alert["annotations"]["evidence"]
