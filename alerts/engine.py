@@ -32,6 +32,7 @@ from alerts.state import AlertStateStore
 from monitor import metrics
 from monitor.config import AlertSettings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import align_s
 
@@ -66,8 +67,12 @@ class AlertEngine(Service):
         sinks: Sequence[Sink],
         *,
         clock: Callable[[], float] = time.time,
+        time_bounds: EventTimeBounds | None = None,
     ) -> None:
         self.store = store
+        self.time_bounds = time_bounds
+        """Plausible event times (``source.*`` settings); a stored cursor outside them is repaired at
+        start. None = not checked."""
         self.settings = settings
         self.state = state
         self.outbox = outbox
@@ -98,10 +103,28 @@ class AlertEngine(Service):
 
     async def _start(self) -> None:
         await self.state.start()
+        await self._repair_cursor()
         await self.outbox.start()
         for sink in self.sinks:
             await sink.start()
         await self.delivery.start()
+
+    async def _repair_cursor(self) -> None:
+        """A cursor outside the plausible event times (9999, stored before times were bounded) would
+        make every later bucket look evaluated: forget it, and the alert states stamped past it
+        (their cooldowns would mute every later firing), with one warning saying so."""
+        cursor = await self.state.get_cursor()
+        if cursor is None or self.time_bounds is None:
+            return
+        problem = self.time_bounds.cursor_violation(cursor)
+        if problem is None:
+            return
+        limit_s = self.time_bounds.ceiling_s()
+        states = await self.state.load_states()
+        stale = sorted(k for k, st in states.items() if limit_s is not None and st.updated_at_s > limit_s)
+        await self.state.reset_cursor(stale)
+        log.warning("alert_cursor_repaired", cursor_s=cursor, problem=f"cursor {problem}",
+                    states_dropped=len(stale), action="cursor cleared: detection restarts at the next closed bucket")
 
     async def _stop(self) -> None:
         await self.delivery.stop()

@@ -27,7 +27,7 @@ from alerts.model import Silence
 from alerts.state import AlertStateStore, SilenceLimitError
 from monitor.config import Settings
 from monitor.durations import iso_utc, parse_duration_s
-from monitor.windows.redis import redact_url
+from monitor.redact import redact_url
 
 
 def _shown(silence: Silence) -> str:

@@ -22,7 +22,9 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   before it in that partition counts as done. Commits never move a partition's offset backwards, and
   commits for partitions this consumer no longer owns are skipped (the new owner redelivers them).
 - Malformed records never reach the pipeline: they go to the dead-letter sink (``send`` awaited, so a
-  DLQ outage stops consumption instead of losing data) and count as processed. A dead record right
+  DLQ outage stops consumption instead of losing data) and count as processed. That includes event
+  times outside ``source.max_future_s``/``source.min_event_time`` (``implausible_time``) and, as a last
+  resort, any unforeseen parser exception (``parse_error``, logged with its traceback). A dead record right
   after a committed record is committed along with it; a run of dead records with nothing pending
   before it is committed by the source itself. So a poison message is written to the DLQ once, and
   neither crashes the consumer nor blocks its partition.
@@ -56,6 +58,7 @@ from consumers.schema import InvalidMessage
 from monitor import metrics
 from monitor.config import Settings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
 
 if TYPE_CHECKING:
@@ -104,6 +107,7 @@ class KafkaSource(Service):
         self.kafka = settings.kafka
         self.source_settings = settings.source
         self.dead_letter = dead_letter
+        self.bounds = EventTimeBounds.from_settings(settings.source)
         self.read_count = 0
         self.dead_count = 0
         self._kinds = topic_kinds(settings.kafka)
@@ -272,7 +276,7 @@ class KafkaSource(Service):
         good: list[SourceRecord] = []
         for record in records:
             try:
-                msg = parse_record(record, self.source_settings, kind)
+                msg = parse_record(record, self.source_settings, kind, self.bounds)
             except InvalidMessage as exc:
                 await reject(self.dead_letter, record, exc)
                 self.dead_count += 1

@@ -25,11 +25,12 @@ from monitor.cluster import ClusterWatermark
 from monitor.config import ConfigError, Settings
 from monitor.http import HttpServer
 from monitor.pipeline import Pipeline, PipelineStats
+from monitor.redact import redact_url
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import Classifier, Source
 from monitor.web import install as install_web
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
-from monitor.windows.redis import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,7 @@ def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
         max_message_bytes=settings.source.max_message_bytes,
         max_text_chars=settings.source.max_text_chars,
         speed=settings.source.replay_speed,
+        bounds=EventTimeBounds.from_settings(settings.source),
     )
 
 
@@ -58,7 +60,8 @@ def build_cluster(settings: Settings) -> ClusterWatermark | None:
             "(instances coordinate through the shared Redis) -- set both, or turn cluster_mode off"
         )
     return ClusterWatermark(settings.windows.store_url, settings.windows.key_prefix,
-                            lease_s=settings.alerts.leader_lease_s)
+                            lease_s=settings.alerts.leader_lease_s,
+                            time_bounds=EventTimeBounds.from_settings(settings.source))
 
 
 class MonitorApp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from monitor.classify.dataset import DatasetError
 from monitor.classify.topics import TaxonomyError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.durations import iso_utc
+from monitor.fatal import one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -79,22 +81,10 @@ STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetErr
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    from monitor.windows.redis import redact_url
+    """Every URL redacted (passwords, tokens in paths and queries), secrets shown as <set>/<unset>."""
+    from monitor.redact import redact_settings
 
-    secrets: dict[str, set[str]] = {}
-    for section, key in SECRET_KEYS:
-        secrets.setdefault(section, set()).add(key)
-    from alerts.sinks.base import NON_SECRET_PATH_SCHEMES, sink_name
-
-    # sink URLs may carry credentials (user:password@) or tokens in their path (Slack): show names
-    sinks = [redact_url(u) if u.split("://", 1)[0] in NON_SECRET_PATH_SCHEMES else sink_name(u)
-             for u in settings.alerts.sinks]
-    shown = settings.model_copy(update={
-        "windows": settings.windows.model_copy(update={"store_url": redact_url(settings.windows.store_url)}),
-        "alerts": settings.alerts.model_copy(update={"sinks": sinks}),
-    })
-    print(shown.model_dump_json(indent=2, exclude=secrets))
+    print(json.dumps(redact_settings(_settings(args).model_dump(mode="json"), SECRET_KEYS), indent=2))
     return 0
 
 
@@ -174,11 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.rest = rest
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except STARTUP_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # one line, never a traceback wall (the traceback goes to the debug log)
+        cause = root_cause(exc)
+        if isinstance(cause, ConfigError):  # may list several keys, one per line
+            print(f"error: {cause}", file=sys.stderr)
+            return 2
+        if isinstance(cause, STARTUP_ERRORS):
+            print(f"error: {one_line(str(cause))}", file=sys.stderr)
+            return 1
+        print(f"error: {report_fatal(exc, args.command)}", file=sys.stderr)
         return 1
     return code
 

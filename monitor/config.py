@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
+from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The source checkout (tests use it); installed code finds its files through monitor/bundled.py."""
@@ -94,6 +96,22 @@ class SourceSettings(_Section):
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
     """Longer texts are dead-lettered as ``oversized`` (the model reads only the first tokens anyway)."""
+    max_future_s: int = Field(DEFAULT_MAX_FUTURE_S, ge=0)
+    """An event time (``published_at``) more than this far ahead of the wall clock at ingest is
+    dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit."""
+    min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
+    """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
+    fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
+
+    @field_validator("min_event_time", mode="before")
+    @classmethod
+    def _empty_is_no_floor(cls, value: Any) -> Any:
+        return None if value in ("", 0) else value
+
+    @field_validator("min_event_time")
+    @classmethod
+    def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class ClassifierSettings(_Section):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
@@ -22,7 +21,7 @@ from typing import Protocol
 
 import structlog
 
-from consumers.deadletter import DeadLetterSink
+from consumers.deadletter import DeadLetterSink, json_bytes
 from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
@@ -225,7 +224,7 @@ class Pipeline:
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
         """A valid message the pipeline cannot count, kept in its wire form with the reason."""
-        raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
+        raw = json_bytes(message_to_dict(rec.message))  # never raises, whatever the message holds
         await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
 
     async def _write_loop(self) -> None:

@@ -53,7 +53,6 @@ import json
 import math
 from collections.abc import Sequence
 from typing import cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -62,6 +61,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.lifecycle import Service
+from monitor.redact import redact_url
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
 
@@ -128,17 +128,6 @@ return fresh
 
 class StoreUnavailableError(ConnectionError):
     """Redis could not be reached or refused us at start; the message names ``windows.store_url``."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe for logs and error messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def encode_evidence(ev: EvidenceItem) -> str:

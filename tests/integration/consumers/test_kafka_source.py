@@ -291,7 +291,8 @@ async def test_range_reader_with_explicit_topics_and_open_bounds_reads_every_val
     k = settings.kafka
     other = unique_name("other")
     await create_topics(kafka_bootstrap, {other: 1})
-    await produce(kafka_bootstrap, k.news_topic, [payload("n1", iso(T0)), payload("n2", 1)])
+    # epoch seconds, not ISO (a plausible time: 1970 is below source.min_event_time)
+    await produce(kafka_bootstrap, k.news_topic, [payload("n1", iso(T0)), payload("n2", int(T0.timestamp()))])
     await produce(kafka_bootstrap, k.comments_topic, [payload("not-asked-for", iso(T0))])
     await produce(kafka_bootstrap, other, [payload("o1", iso(T0), source="comment"),
                                            payload("no-kind", iso(T0))])

@@ -70,9 +70,9 @@ def test_config_output_hides_credentials_and_tokens_in_sink_urls(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MONITOR_ALERTS__SINKS", '["alertmanager+https://ops:hunter2@am.example:9093", '
-                                                '"slack+https://hooks.slack.com/services/T0/B0/SECRETTOKEN", '
+                                                '"slack+https://hooks.slack.com/services/T0/B0/Zx81Secret7Token42", '
                                                 '"file://var/alerts.jsonl?max_mb=5"]')
     assert main(["config"]) == 0
     out = capsys.readouterr().out
-    assert "hunter2" not in out and "SECRETTOKEN" not in out
-    assert "alertmanager+https://am.example:9093#" in out and "file://var/alerts.jsonl?max_mb=5" in out
+    assert "hunter2" not in out and "Zx81Secret7Token42" not in out
+    assert "alertmanager+https://ops:***@am.example:9093" in out and "file://var/alerts.jsonl?max_mb=5" in out
