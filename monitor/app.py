@@ -18,6 +18,7 @@ from alerts.engine import AlertEngine
 from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
+from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
@@ -80,6 +81,7 @@ class MonitorApp:
         self.dead_letter = build_dead_letter(settings)
         self.store = store or build_window_store(settings.windows)
         self.classifier = classifier or build_classifier(settings.classifier)
+        metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
         self.cluster = build_cluster(settings)
@@ -153,11 +155,16 @@ class MonitorApp:
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)
             self._ready = True
+            metrics.READY.set(1)
             log.info("monitor_started", source=self.settings.source.kind, classifier=self.classifier.name,
                      store=redact_url(self.settings.windows.store_url))
             try:
                 stats = await self.pipeline.run()
             finally:
                 self._ready = False
+                metrics.READY.set(0)
+        stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
+        stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
+        stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
         return stats

@@ -53,6 +53,12 @@ class PipelineStats:
     notifications: int = 0
     evaluated_until_s: int | None = None
     """End of the last bucket handed to detection (event time)."""
+    dead_letters: int = 0
+    """Rows dead-lettered during the run (filled in by MonitorApp when the run ends)."""
+    deliveries_delivered: int = 0
+    """Notifications that reached a sink (filled in by MonitorApp when the run ends)."""
+    deliveries_abandoned: int = 0
+    """Notifications a sink never got, attempts exhausted (filled in by MonitorApp when the run ends)."""
 
 
 @dataclass(slots=True)
