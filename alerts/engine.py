@@ -33,6 +33,7 @@ from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.outbox import Outbox, OutboxFullError
 from alerts.sinks.base import Sink
 from alerts.state import AlertStateStore
+from monitor import metrics
 from monitor.config import AlertSettings
 from monitor.lifecycle import Service
 from monitor.time_bounds import EventTimeBounds
@@ -47,6 +48,17 @@ LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
 
 def _live_keys(states: dict[str, AlertState]) -> set[str]:
     return {s.window_key for s in states.values() if s.status in LIVE}
+
+
+def _observe(states: dict[str, AlertState], series: dict[str, KeySeries], last_start_s: int) -> None:
+    """Firing alerts and per-topic negative share of the newest evaluated bucket, for /metrics."""
+    metrics.ALERTS_FIRING.set(sum(1 for s in states.values() if s.status is AlertStatus.FIRING))
+    shares: dict[str, float | None] = dict.fromkeys(metrics.exported_topics())
+    for key, ks in series.items():
+        if key.startswith("topic:"):
+            bucket = ks.at(last_start_s)
+            shares[key.removeprefix("topic:")] = bucket.neg_share if bucket.volume else None
+    metrics.observe_topic_negative_shares(shares)
 
 
 class AlertEngine(Service):
@@ -85,7 +97,13 @@ class AlertEngine(Service):
             ),
             clock=clock,
         )
+        self.delivery.firing = self.firing_states
         self._lock = asyncio.Lock()
+
+    async def firing_states(self) -> list[AlertState]:
+        """Announced, still-firing alerts from the durable state store (re-posted to Alertmanager)."""
+        states = await self.state.load_states()
+        return [s for s in states.values() if s.status is AlertStatus.FIRING and s.notified]
 
     async def _start(self) -> None:
         await self.state.start()
@@ -211,6 +229,7 @@ class AlertEngine(Service):
             for n in result.notifications:
                 notifications.append(await self._with_evidence(n))
         await self._enqueue(notifications)
+        _observe(states, series, closed_end - b)
         deleted = self._prune(states, closed_end)
         await self.state.commit([states[k] for k in sorted(changed - set(deleted))], deleted, closed_end)
         if notifications:

@@ -56,6 +56,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStat
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
 from consumers.schema import InvalidMessage
+from monitor import metrics
 from monitor.config import Settings
 from monitor.lifecycle import Service
 from monitor.retry import DEPENDENCIES
@@ -96,6 +97,13 @@ def _partition_key(tp: TopicPartition) -> str:
 def _parse_partition_key(key: str) -> TopicPartition:
     topic, _, partition = key.rpartition(":")
     return TopicPartition(topic, int(partition))
+
+
+def _drop_lag(partitions: Iterable[TopicPartition]) -> None:
+    """A partition this instance no longer owns has no lag of ours (its new owner reports it)."""
+    for tp in partitions:
+        with contextlib.suppress(KeyError):
+            metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
 
 
 class KafkaSource(Service):
@@ -262,6 +270,7 @@ class KafkaSource(Service):
         self._committed.clear()
         self._resumed.set()
         if consumer is not None:
+            _drop_lag(consumer.assignment())
             await consumer.stop()
         log.info("kafka_source_stopped", read=self.read_count, dead=self.dead_count)
 
@@ -272,6 +281,7 @@ class KafkaSource(Service):
         for tp in revoked:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
+        _drop_lag(revoked)
         log.info("partitions_revoked", partitions=[_partition_key(tp) for tp in revoked])
         self._maybe_resume()
 
@@ -334,7 +344,14 @@ class KafkaSource(Service):
             good.append(SourceRecord(msg, (tp, record.offset), lane=tp))
         if pending[0].dead:  # nothing handed out is pending before these: they are done already
             await self._commit_partitions({tp: self._committed[tp]})
+        self._observe_lag(tp, records[-1].offset + 1)
         return good
+
+    def _observe_lag(self, tp: TopicPartition, next_offset: int) -> None:
+        """Consumer lag = the broker's high watermark (as of this fetch) - the next offset to read."""
+        highwater = self._consumer.highwater(tp) if self._consumer is not None else None
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
 
     def _pause(self) -> None:
         if self.paused or self._consumer is None:

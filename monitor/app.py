@@ -23,6 +23,7 @@ from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
 from monitor.config import ConfigError, Settings
+from monitor.enrich import build_enricher
 from monitor.http import HttpServer
 from monitor.pipeline import Pipeline, PipelineStats
 from monitor.redact import redact_url
@@ -81,6 +82,7 @@ class MonitorApp:
         self.dead_letter = build_dead_letter(settings)
         self.store = store or build_window_store(settings.windows)
         self.classifier = classifier or build_classifier(settings.classifier)
+        metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
         self.cluster = build_cluster(settings)
@@ -99,6 +101,7 @@ class MonitorApp:
             max_in_flight_batches=b.max_in_flight_batches,
             max_buckets_per_evaluation=settings.alerts.max_catchup_buckets,
             cluster=self.cluster,
+            enricher=build_enricher(settings),
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:
@@ -171,5 +174,8 @@ class MonitorApp:
                 stats = await self.pipeline.run()
             finally:
                 self._ready = False
+        stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
+        stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
+        stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
         return stats

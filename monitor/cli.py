@@ -1,4 +1,4 @@
-"""``monitor`` command line: run | replay | backtest | train | eval | bench | silences | alerts | config.
+"""``monitor`` command line: run | replay | backtest | train | eval | silences | alerts | config | init.
 
 This is the only place that installs signal handlers: SIGTERM/SIGINT request a graceful stop
 (drain in-flight batches, commit, flush the outbox) and the process exits 0.
@@ -13,13 +13,16 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from monitor import __version__
 from monitor.classify import ModelLoadError
+from monitor.classify.dataset import DatasetError
+from monitor.classify.topics import TaxonomyError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
+from monitor.durations import iso_utc
 from monitor.fatal import one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
@@ -53,7 +56,9 @@ async def _serve(settings: Settings) -> int:
     )
     for line in notification_summary(app.pipeline.recent_notifications):
         print(line, file=sys.stderr)
-    return 0
+    from monitor.replay import run_verdict
+
+    return run_verdict(stats)
 
 
 def notification_summary(notes: Iterable[object]) -> list[str]:
@@ -62,7 +67,7 @@ def notification_summary(notes: Iterable[object]) -> list[str]:
     for note in notes:
         at, title = getattr(note, "event_time_s", None), getattr(note, "title", None)
         if isinstance(at, int) and isinstance(title, str):
-            lines.append(f"  {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M} UTC  {title}")
+            lines.append(f"  {iso_utc(at)}  {title}")
     return lines
 
 
@@ -72,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
 # (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
-STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError)
+STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError, TaxonomyError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -105,12 +110,15 @@ DELEGATED = {
     "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split", False),
     "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
     "alerts": ("alerts.redrive:alerts_command", "list / re-drive dead-lettered alert notifications", True),
+    "init": ("monitor.starter:init_command", "write a starter config (monitor.toml, production.toml) into DIR", False),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monitor", description="finsent real-time sentiment monitor")
-    parser.add_argument("--config", type=Path, default=None, help="TOML config (default configs/default.toml)")
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML config (default: $MONITOR_CONFIG, else the packaged demo config)")
     parser.add_argument("--log-format", choices=["json", "console"], default=None)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon (Kafka or file replay, per config)")

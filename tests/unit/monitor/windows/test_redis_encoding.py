@@ -94,6 +94,14 @@ def test_apply_call_sends_scores_as_exact_repr_strings() -> None:
     assert (field, float(sent), member) == ("neg", score, "")
 
 
+def test_a_repeat_is_sent_as_a_rep_count_without_evidence() -> None:
+    _, args = build_apply_call([classified("rt", at_s=T0, score=-0.9, repeat_of="story")], KeySpace("p"),
+                               bucket_s=60, retention_s=60, top_n=5)  # fmt: skip
+
+    field, _, member = args[5 + 3 * 2 :][:3]
+    assert (field, member) == ("rep", "")
+
+
 @pytest.mark.parametrize("score", [math.nan, math.inf, -math.inf])
 def test_non_finite_score_is_refused_before_anything_is_sent(score: float) -> None:
     items = [classified("ok", at_s=T0), classified("bad", at_s=T0, score=score)]
