@@ -10,6 +10,7 @@ import pytest
 
 from tests.chaos.harness import BrokerProcess, ChaosScenario, RedisProcess, metric, port_of, wait_ready, watch_readiness
 from tests.integration.streams import NEGATIVE, NEUTRAL, T0
+from tests.integration.streams import reference as story_ref
 from tests.kafka_broker import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(180)]
@@ -18,7 +19,8 @@ BUCKET_S, LATENESS_S, IDLE_S, FREEZE_S = 5, 2, 3, 10
 
 def fine_stream(n: int, spacing_s: float = 0.5) -> list[dict[str, object]]:
     """Dense event time (several messages per 5 s bucket), so any wall-clock advance shows as late data."""
-    return [{"id": f"f-{i}", "source": "news", "text": f"{NEGATIVE if i % 5 == 0 else NEUTRAL} #{i}",
+    return [{"id": f"f-{i}", "source": "news",
+             "text": f"{NEGATIVE if i % 5 == 0 else NEUTRAL} #{i} ref {story_ref(f'f-{i}')}",  # distinct stories
              "published_at": (T0 + timedelta(seconds=i * spacing_s)).isoformat().replace("+00:00", "Z"),
              "tickers": ["ACME"]} for i in range(n)]
 
