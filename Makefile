@@ -38,7 +38,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 model: install
-	$(VENV)/bin/monitor train --output monitor/classify/default_model
+	$(VENV)/bin/monitor train --output monitor/classify/default_model --num-threads 1
 
 eval: install
 	$(VENV)/bin/monitor eval

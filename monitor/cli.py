@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from monitor.classify import ModelLoadError
+from monitor.classify import DatasetError, ModelLoadError
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.logging import configure_logging
 
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
 # (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
-STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError)
+STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
