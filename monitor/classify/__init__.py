@@ -15,10 +15,6 @@ class ModelLoadError(RuntimeError):
     fix it). Defined here, away from torch, so the CLI can catch it without importing torch."""
 
 
-class DatasetError(ValueError):
-    """A labelled CSV is missing or malformed (one-line message: which file, what is wrong, the fix)."""
-
-
 def build_classifier(settings: ClassifierSettings) -> Classifier:
     """``lexicon`` -> :class:`LexiconClassifier`; ``transformer`` -> :class:`TransformerClassifier`, or
     :class:`OnnxClassifier` with ``runtime = 'onnxruntime'``."""
@@ -37,4 +33,4 @@ def build_classifier(settings: ClassifierSettings) -> Classifier:
     raise ValueError(f"classifier.kind = {settings.kind!r}: use 'transformer' or 'lexicon'")
 
 
-__all__ = ["DatasetError", "ModelLoadError", "build_classifier"]
+__all__ = ["ModelLoadError", "build_classifier"]

@@ -16,17 +16,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.classify import DatasetError
-from monitor.classify.topics import Taxonomy
+from monitor.classify.topics import Taxonomy, TaxonomyError
 from monitor.types import SENTIMENTS
 
-_SHARED = Path("/work/shared/datasets")
-DATASET_DIR = Path(os.environ.get("MONITOR_DATASET_DIR", str(_SHARED / "twitter-financial-news-sentiment")))
-"""Directory of ``sent_train.csv`` / ``sent_valid.csv``; override with ``MONITOR_DATASET_DIR``."""
-TOPIC_DATASET_DIR = Path(
-    os.environ.get("MONITOR_TOPIC_DATASET_DIR", str(_SHARED / "twitter-financial-news-topic"))
-)
-"""Directory of ``topic_train.csv`` (human topic labels); override with ``MONITOR_TOPIC_DATASET_DIR``."""
+DATASET_ENV = "MONITOR_DATASET_DIR"
+DATASET_DIR = Path(os.environ.get(DATASET_ENV, "."))
+"""Directory of ``sent_train.csv`` / ``sent_valid.csv``: ``$MONITOR_DATASET_DIR``, else the working
+directory (no machine-specific default; ``make model`` / ``make eval`` point it at ../shared/datasets)."""
+TOPIC_DATASET_ENV = "MONITOR_TOPIC_DATASET_DIR"
+TOPIC_DATASET_DIR = Path(os.environ.get(TOPIC_DATASET_ENV, "."))
+"""Directory of ``topic_train.csv`` (human topic labels): ``$MONITOR_TOPIC_DATASET_DIR``, else the working
+directory (``make model`` / ``make eval`` point it at ../shared/datasets/twitter-financial-news-topic)."""
+
+
+class DatasetError(ValueError):
+    """The labelled CSV is missing or malformed (the message says which file and how to fix it)."""
+
+
 SENTIMENT_LABELS: list[str] = [s.value for s in SENTIMENTS]
 """Sentiment head label order: negative, neutral, positive."""
 
@@ -45,41 +51,47 @@ class LabelledTexts:
         return self.labels
 
 
-def _read(path: Path, to_label: Callable[[int], int]) -> LabelledTexts:
+def _read(path: Path, to_label: Callable[[int], int], env: str, table: str) -> LabelledTexts:
     texts: list[str] = []
     labels: list[int] = []
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"text", "label"} - set(reader.fieldnames or [])
-            if missing:
-                raise DatasetError(
-                    f"{path}: no {'/'.join(sorted(missing))} column (header {reader.fieldnames}) -- "
-                    "pass a CSV with a `text,label` header"
-                )
-            for line, row in enumerate(reader, start=2):
-                try:
-                    labels.append(to_label(int(row["label"])))
-                except (TypeError, ValueError) as exc:
-                    raise DatasetError(f"{path}:{line}: bad label {row['label']!r} ({exc})") from exc
-                texts.append(row["text"] or "")
-    except FileNotFoundError as exc:
+    if not path.is_file():
         raise DatasetError(
-            f"dataset {path} not found -- point the option at the file (or set MONITOR_DATASET_DIR / "
-            "MONITOR_TOPIC_DATASET_DIR)"
-        ) from exc
+            f"dataset file {path} not found -- set {env} to the directory holding it "
+            "(e.g. ../shared/datasets/<dataset>) or pass the CSV path"
+        )
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"text", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(
+                f"{path} has no {sorted(missing)} column(s) -- a labelled CSV needs the header "
+                f"'text,label' (found {reader.fieldnames})"
+            )
+        for line, row in enumerate(reader, start=2):
+            try:
+                labels.append(to_label(int(row["label"])))
+            except (TypeError, ValueError, TaxonomyError) as exc:
+                raise DatasetError(
+                    f"{path}:{line}: label {row['label']!r} is not one of the taxonomy's [{table}] ids"
+                ) from exc
+            texts.append(row["text"] or "")
     return LabelledTexts(texts, labels)
 
 
 def read_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
     """Sentiment ``text,label`` rows, dataset labels mapped through ``[sentiment_labels]``."""
-    return _read(path, lambda label: SENTIMENT_LABELS.index(taxonomy.sentiment_of(label).value))
+    return _read(
+        path,
+        lambda label: SENTIMENT_LABELS.index(taxonomy.sentiment_of(label).value),
+        DATASET_ENV,
+        "sentiment_labels",
+    )
 
 
 def read_topic_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
     """Topic ``text,label`` rows, dataset ids mapped through ``[topic_labels]`` to indices of ``names``."""
     index = {name: i for i, name in enumerate(taxonomy.names)}
-    return _read(path, lambda label: index[taxonomy.topic_of(label)])
+    return _read(path, lambda label: index[taxonomy.topic_of(label)], TOPIC_DATASET_ENV, "topic_labels")
 
 
 def is_headline_style(text: str) -> bool:

@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 from torch import nn
 
-from monitor.classify import DatasetError
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model, new_model, normalize_text
-from monitor.classify.dataset import is_headline_style, read_csv, topic_holdout
+from monitor.classify.dataset import DatasetError, is_headline_style, read_csv, topic_holdout
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.train import (
     IGNORE,
@@ -192,6 +191,6 @@ def test_missing_dataset_is_a_one_line_error_naming_the_file(tmp_path: Path) -> 
 def test_csv_without_label_column_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "unlabelled.csv"
     path.write_text("text\nhello\n", encoding="utf-8")
-    with pytest.raises(DatasetError, match="no label column") as err:
+    with pytest.raises(DatasetError, match=r"no \['label'\] column") as err:
         read_csv(path, load_taxonomy())
     assert "\n" not in str(err.value)
