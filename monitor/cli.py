@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -80,8 +81,24 @@ def cmd_config(args: argparse.Namespace) -> int:
     secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
     shown = settings.model_copy(update={"windows": settings.windows.model_copy(
         update={"store_url": redact_url(settings.windows.store_url)})})
-    print(shown.model_dump_json(indent=2, exclude=secrets))
+    shown_json = json.loads(shown.model_dump_json(exclude=secrets))
+    shown_json["resolved"] = {"classifier_precision": _precision_line(settings, probe=args.probe)}
+    print(json.dumps(shown_json, indent=2))
     return 0
+
+
+def _precision_line(settings: Settings, probe: bool) -> str:
+    """The classifier precision on this machine: the rule (cheap), or with ``--probe`` the measured
+    choice (loads the model, ~a few seconds)."""
+    c = settings.classifier
+    if probe and c.kind == "transformer" and c.runtime == "torch":
+        from monitor.classify.transformer import TransformerClassifier
+
+        chosen = TransformerClassifier(c)
+        return f"{'int8' if chosen.quantized else chosen.precision.label} ({chosen.precision.reason})"
+    from monitor.classify.cpu_features import cpu_bf16_flag, describe_precision
+
+    return describe_precision(c.kind, c.dtype, c.device, c.quantize_int8, cpu_bf16_flag())
 
 
 def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace], int]:
@@ -117,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     cfg = sub.add_parser("config", help="print the effective configuration (secrets hidden)")
     cfg.set_defaults(func=cmd_config)
+    cfg.add_argument("--probe", action="store_true", help="load the model and measure its precision choice")
     for p in (run, cfg):  # `monitor run --config X` works as well as `monitor --config X run`
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config")
         p.add_argument("--log-format", choices=["json", "console"], default=argparse.SUPPRESS)

@@ -26,7 +26,9 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from monitor.classify.artifact import load_model, pad, tokenize
+from monitor.classify.cpu_features import cpu_bf16_flag
 from monitor.classify.model import FinSentModel, TwoHeadOutput, signed_score
+from monitor.classify.precision import Precision, choose_cpu_precision, cuda_precision
 from monitor.config import ClassifierSettings
 from monitor.types import Prediction, Sentiment
 
@@ -51,13 +53,17 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+def resolve_precision(
+    setting: str, device: torch.device, model: FinSentModel, vocab_size: int
+) -> tuple[Precision, FinSentModel]:
+    """The precision to run ``model`` in on ``device`` and the model converted to it (see
+    monitor/classify/precision.py: on CPU ``auto`` is measured by a short probe)."""
     if device.type == "cuda":
-        if setting == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[setting]
-    # CPU: fp16 matmuls are slow or unsupported; bf16 only when explicitly asked for.
-    return torch.bfloat16 if setting == "bfloat16" else torch.float32
+        precision = cuda_precision(setting)
+        return precision, model.to(device=device, dtype=precision.dtype)  # type: ignore[call-arg]
+    precision, chosen = choose_cpu_precision(setting, model, vocab_size, cpu_bf16_flag())
+    assert isinstance(chosen, FinSentModel)
+    return precision, chosen
 
 
 class BucketedClassifier(ABC):
@@ -136,11 +142,10 @@ def cpu_threads(requested: int) -> int:
 
 
 class TransformerClassifier(BucketedClassifier):
-    """The two-head model on torch (CUDA bf16/fp16 or CPU fp32 / int8)."""
+    """The two-head model on torch (CUDA bf16/fp16; CPU bf16 / bf16 autocast / fp32 by measurement, or int8)."""
 
     def __init__(self, settings: ClassifierSettings, sub_batch_size: int = DEFAULT_SUB_BATCH_SIZE) -> None:
         self.device = resolve_device(settings.device)
-        self.dtype = resolve_dtype(settings.dtype, self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(settings.num_threads))  # process-wide
         model, tokenizer = load_model(settings.model_path)
@@ -154,8 +159,10 @@ class TransformerClassifier(BucketedClassifier):
                 model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     model, {nn.Linear}, dtype=torch.qint8
                 )
+            self.precision = Precision(torch.float32, False, "classifier.quantize_int8 = true (dynamic int8 Linear)")
         else:
-            model = model.to(device=self.device, dtype=self.dtype)  # type: ignore[call-arg]
+            self.precision, model = resolve_precision(settings.dtype, self.device, model, len(tokenizer))
+        self.dtype = self.precision.dtype
         self.model: FinSentModel = model
         suffix = "-int8" if self.quantized else ""
         self.name = f"transformer:{settings.model_path or 'default'}{suffix}"
@@ -163,7 +170,8 @@ class TransformerClassifier(BucketedClassifier):
             "classifier_loaded",
             name=self.name,
             device=str(self.device),
-            dtype=str(self.dtype),
+            dtype="int8" if self.quantized else self.precision.label,
+            reason=self.precision.reason,
             threads=torch.get_num_threads(),
         )
 
@@ -171,6 +179,7 @@ class TransformerClassifier(BucketedClassifier):
         if self.device.type == "cuda":
             input_ids = input_ids.pin_memory().to(self.device, non_blocking=True)
             mask = mask.pin_memory().to(self.device, non_blocking=True)
-        output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
+        with self.precision.context(self.device):
+            output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
         topic, sentiment = self.model.probabilities(output)
         return topic.cpu(), sentiment.cpu()

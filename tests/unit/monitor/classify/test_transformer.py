@@ -22,7 +22,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model_dir: Path) -> TransformerClassifier:
-    return TransformerClassifier(ClassifierSettings(model_path=str(tiny_model_dir)), sub_batch_size=2)
+    settings = ClassifierSettings(model_path=str(tiny_model_dir), dtype="float32")  # exact: 1e-5 comparisons
+    return TransformerClassifier(settings, sub_batch_size=2)
 
 
 def _close(a: Prediction, b: Prediction) -> bool:
