@@ -34,8 +34,32 @@ from monitor.types import Prediction, Sentiment
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_SUB_BATCH_SIZE = 32
-"""Texts per forward pass after length sorting; small enough that padding stays local."""
+DEFAULT_SUB_BATCH_SIZE = 64
+"""Most texts per forward pass after length sorting (``split_sorted`` decides the actual cuts)."""
+FORWARD_OVERHEAD_TOKENS = 128
+"""Fixed cost of one more forward pass (per-module Python and kernel launches, smaller GEMMs), in
+padded-token equivalents: what ``split_sorted`` trades against padding. Measured in
+benchmarks/RESULTS.md."""
+
+
+def split_sorted(lengths: Sequence[int], max_rows: int, overhead_tokens: int = FORWARD_OVERHEAD_TOKENS) -> list[int]:
+    """Cut points of ascending ``lengths`` into sub-batches minimising padded tokens + a fixed cost
+    per sub-batch (exact dynamic programme; n is one micro-batch, so O(n * max_rows) is nothing).
+    Padding is what a tweet pays for sharing a forward pass with a long headline; a fixed sub-batch
+    size either wastes it (big) or pays the per-pass overhead too often (small)."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - max_rows), end):
+            cost = best[start] + (end - start) * lengths[end - 1] + overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    bounds, end = [], n
+    while end > 0:
+        bounds.append(end)
+        end = cut[end]
+    return bounds[::-1]
 
 
 def available_cpus() -> int:
@@ -81,6 +105,7 @@ class BucketedClassifier(ABC):
         self.tokenizer = tokenizer
         self.max_length_tokens = max_length_tokens
         self.sub_batch_size = sub_batch_size
+        self.overhead_tokens = FORWARD_OVERHEAD_TOKENS
         self.topic_labels: list[str] = list(model.config.topic_labels)
         self.sentiment_labels: list[str] = list(model.config.sentiment_labels)
         self._sentiments = [Sentiment(label) for label in self.sentiment_labels]
@@ -106,9 +131,10 @@ class BucketedClassifier(ABC):
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         topic = torch.empty((len(encoded), len(self.topic_labels)))
         sentiment = torch.empty((len(encoded), len(self.sentiment_labels)))
+        start = 0
         with torch.inference_mode():
-            for start in range(0, len(order), self.sub_batch_size):
-                chunk = order[start : start + self.sub_batch_size]
+            for end in split_sorted([len(encoded[i]) for i in order], self.sub_batch_size, self.overhead_tokens):
+                chunk, start = order[start:end], end
                 chunk_topic, chunk_sentiment = self._forward(*self._pad([encoded[i] for i in chunk]))
                 topic[chunk] = chunk_topic
                 sentiment[chunk] = chunk_sentiment
