@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint model eval bench demo-data clean redis-server
+.PHONY: install run test lint model eval bench bench-short bench-gpu demo-data clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,17 @@ model: install
 eval: install
 	$(VENV)/bin/monitor eval
 
-bench: install
+bench: install redis-server
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_soak.py            # 10 minutes live: Kafka (tansu) -> daemon -> Redis
+
+bench-short: install redis-server           # ~2 minutes: smoke versions of the classifier and soak runs
+	$(PY) benchmarks/bench_classifier.py --quick
+	$(PY) benchmarks/bench_soak.py --short
+
+bench-gpu: install                           # on an NVIDIA GPU host (< 5 min); elsewhere one line, exit 0
+	$(PY) benchmarks/bench_gpu.py
 
 demo-data:
 	$(PY) scripts/make_demo_stream.py
