@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import structlog
 import torch
@@ -127,7 +128,9 @@ class BucketedClassifier(ABC):
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities in the caller's order, float32 on CPU."""
-        encoded = self._encode(texts)
+        return self._proba(self._encode(texts))
+
+    def _proba(self, encoded: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         topic = torch.empty((len(encoded), len(self.topic_labels)))
         sentiment = torch.empty((len(encoded), len(self.sentiment_labels)))
@@ -141,9 +144,17 @@ class BucketedClassifier(ABC):
         return topic, sentiment
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        if not texts:
+        return self._predictions(self._encode(texts)) if texts else []
+
+    def prepare(self, texts: Sequence[str]) -> Callable[[], list[Prediction]]:
+        """Tokenize now (any thread: the fast tokenizer releases the GIL) and return the forward pass
+        as a call for the inference thread, so the batcher can tokenize batch i+1 while batch i runs."""
+        return partial(self._predictions, self._encode(texts) if texts else [])
+
+    def _predictions(self, encoded: list[list[int]]) -> list[Prediction]:
+        if not encoded:
             return []
-        topic, sentiment = self.predict_proba(texts)
+        topic, sentiment = self._proba(encoded)
         scores = signed_score(sentiment, self.sentiment_labels).tolist()
         topic_conf, topic_idx = topic.max(dim=-1)
         sent_conf, sent_idx = sentiment.max(dim=-1)
@@ -157,7 +168,7 @@ class BucketedClassifier(ABC):
                 score=float(scores[i]),
                 sentiment_probs=(ordered[i][0], ordered[i][1], ordered[i][2]),
             )
-            for i in range(len(texts))
+            for i in range(len(encoded))
         ]
 
 
