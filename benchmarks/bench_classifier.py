@@ -157,7 +157,7 @@ def classifier(settings: ClassifierSettings, precision: Precision | None = None)
 
 
 def variants(args: argparse.Namespace, texts: list[str]) -> tuple[list[Variant], TransformerClassifier]:
-    base = ClassifierSettings(model_path=args.model, device="cpu")
+    base = ClassifierSettings(model_path=args.model, device="cpu", num_threads=args.threads)
     default = classifier(base)
     fp32 = classifier(base.model_copy(update={"dtype": "float32"}))
     bf16 = classifier(base.model_copy(update={"dtype": "bfloat16"}))
@@ -192,6 +192,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--batch-size", type=int, default=64, help="micro-batch size (ours and the peer)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best and median reported")
     p.add_argument("--quick", action="store_true", help="128 texts, 32 naive, 2 rounds")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads for every variant; 0 = all cores")
     p.add_argument("--onnx", action="store_true", help="add the ONNX Runtime variants (export on first use)")
     p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv")
     args = p.parse_args(list(argv))
