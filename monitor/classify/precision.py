@@ -6,7 +6,10 @@ the model's shapes, and "bf16 weights" vs "fp32 weights under autocast" trade ca
 accuracy differently per host. So with ``classifier.dtype = "auto"`` on a CPU that advertises a bf16
 instruction set, the loader times a few forward passes of the real model on a synthetic batch in all
 three modes, interleaved (so a neighbour's burst hits every candidate alike), and keeps the fastest,
-but only if it beats fp32 by ``MIN_SPEEDUP`` (a tie keeps fp32's exact arithmetic). CPUs without bf16
+but only if it beats fp32 by ``MIN_SPEEDUP`` (a tie keeps fp32's exact arithmetic); between the two
+bf16 modes, autocast must win by ``AUTOCAST_MARGIN``. The two bf16 modes round differently, so a
+host where they tie may pick either after a restart: pin ``dtype = "bfloat16"`` where labels must be
+bit-identical across restarts. CPUs without bf16
 instructions skip the probe and stay in fp32 (emulated bf16 is slower there). int8 is never picked
 automatically: it changes labels (its macro-F1 cost is in ``monitor eval``); ``quantize_int8 = true``
 asks for it. On CUDA the rule is fixed: bf16 where supported, else fp16.
@@ -25,6 +28,9 @@ from torch import nn
 
 from monitor.classify.cpu_features import MIN_SPEEDUP
 
+AUTOCAST_MARGIN = 1.15
+"""bf16 autocast must beat bf16 weights by this much to be chosen: the two modes round differently
+(a handful of labels in 4,230 differ), so near a tie the choice should not flip with the noise."""
 MIN_PROBE_PARAMETERS = 5_000_000
 """Smaller models stay fp32 without a probe: their time is per-op overhead, not GEMMs, so bf16 would
 only add rounding (and a noisy probe could pick it by chance)."""
@@ -126,7 +132,7 @@ def choose_cpu_precision(
     )
     speedup = {name: times["float32"] / t for name, t in times.items()}
     summary = f"bf16 weights {speedup['bfloat16']:.1f}x, autocast {speedup['autocast']:.1f}x fp32 in probe"
-    winner = max(("bfloat16", "autocast"), key=lambda name: speedup[name])
+    winner = "autocast" if speedup["autocast"] >= AUTOCAST_MARGIN * speedup["bfloat16"] else "bfloat16"
     if speedup[winner] < MIN_SPEEDUP:
         return Precision(torch.float32, False, f"{flag}: {summary} (< {MIN_SPEEDUP}x, fp32 kept)"), model
     if winner == "bfloat16":

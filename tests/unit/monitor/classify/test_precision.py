@@ -46,6 +46,7 @@ def _fake_probe(monkeypatch: pytest.MonkeyPatch, times: dict[str, float]) -> Non
     [
         ({"float32": 3.0, "autocast": 1.5, "bfloat16": 1.0}, torch.bfloat16, False),
         ({"float32": 3.0, "autocast": 1.0, "bfloat16": 1.5}, torch.float32, True),
+        ({"float32": 3.0, "autocast": 1.0, "bfloat16": 1.1}, torch.bfloat16, False),  # autocast < 1.15x bf16
         ({"float32": 1.1, "autocast": 1.0, "bfloat16": 1.0}, torch.float32, False),  # < 1.2x: exact fp32 kept
     ],
 )
