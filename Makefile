@@ -6,8 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the labelled CSVs for `make model` / `make eval` / `make bench` (no default inside the package)
+MONITOR_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-sentiment
+export MONITOR_DATASET_DIR
 
-.PHONY: install run test lint model eval bench bench-short bench-gpu demo-data clean redis-server
+.PHONY: install run test lint model eval bench bench-short bench-gpu demo-data docs clean redis-server chromium prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +31,21 @@ redis-server:
 	  else echo "redis-server missing: sudo apt-get install -y redis-server" >&2; exit 1; fi; }
 	@command -v redis-server >/dev/null || { echo "redis-server still missing" >&2; exit 1; }
 
-test: install redis-server
+# promtool (rule checks) and prometheus-alertmanager (the Alertmanager sink's integration test)
+prometheus-tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq prometheus prometheus-alertmanager) >/dev/null; \
+	  else echo "promtool/alertmanager missing: sudo apt-get install -y prometheus prometheus-alertmanager" >&2; exit 1; fi; }
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { echo "prometheus tools still missing" >&2; exit 1; }
+
+# the dashboard's browser test drives Debian chromium through its chromedriver (fails if missing)
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else echo "chromium missing: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { echo "chromium/chromedriver still missing" >&2; exit 1; }
+
+test: install redis-server chromium prometheus-tools
 	$(VENV)/bin/ruff check monitor consumers alerts tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -46,6 +63,7 @@ eval: install
 bench: install redis-server
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) -m benchmarks.bench_entities
 	$(PY) benchmarks/bench_soak.py            # 10 minutes live: Kafka (tansu) -> daemon -> Redis
 
 bench-short: install redis-server           # ~2 minutes: smoke versions of the classifier and soak runs
@@ -54,6 +72,9 @@ bench-short: install redis-server           # ~2 minutes: smoke versions of the 
 
 bench-gpu: install                           # on an NVIDIA GPU host (< 5 min); elsewhere one line, exit 0
 	$(PY) benchmarks/bench_gpu.py
+
+docs: install
+	$(PY) -m monitor.settings_reference
 
 demo-data:
 	$(PY) scripts/make_demo_stream.py

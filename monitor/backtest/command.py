@@ -9,28 +9,36 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from tqdm import tqdm
 
 from monitor.backtest.report import markdown, plot_incident
 from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
+from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
-from monitor.config import REPO_ROOT, Settings
+from monitor.config import Settings
+from monitor.durations import parse_duration_s
 from monitor.replay import isolated_settings
 from monitor.windows.buckets import ALL_KEY
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor backtest", description=__doc__)
-    p.add_argument("--input", type=Path, nargs="+", default=[REPO_ROOT / "data" / "demo_stream.jsonl"])
-    p.add_argument("--events", type=Path, default=REPO_ROOT / "data" / "demo_incidents.csv",
+    p.add_argument("--input", type=Path, nargs="+", default=[DEMO_STREAM])
+    p.add_argument("--events", type=Path, default=DEMO_INCIDENTS,
                    help="labelled incidents CSV: key,start,end[,description]")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                    help="[alerts] setting to sweep, repeatable (cartesian product)")
-    p.add_argument("--late-s", type=int, default=3600, help="alerts this long after an incident still count")
-    p.add_argument("--early-s", type=int, default=0, help="alerts this long before an incident still count")
+    p.add_argument("--late-s", "--late", type=parse_duration_s, default=3600,
+                   help="alerts this long after an incident still count (seconds, or 30m, 1h ...)")
+    p.add_argument("--early-s", "--early", type=parse_duration_s, default=0,
+                   help="alerts this long before an incident still count (seconds, or 30m, 1h ...)")
     p.add_argument("--out", type=Path, default=Path("reports/backtest"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bar over the sweep's runs")
     return p
 
 
@@ -44,11 +52,14 @@ def _rank(s: Scores) -> tuple[float, float, float]:
 
 
 async def run_backtest(
-    settings: Settings, incidents: Sequence[Incident], sweep: Sequence[str], *, early_s: int, late_s: int
+    settings: Settings, incidents: Sequence[Incident], sweep: Sequence[str], *, early_s: int, late_s: int,
+    progress: bool = False,
 ) -> list[tuple[RunResult, Scores]]:
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
-    for n, params in enumerate(parse_sweep(sweep)):
+    combos = parse_sweep(sweep)
+    bar = tqdm(combos, desc="backtest runs", unit="run", disable=not progress, file=sys.stderr)
+    for n, params in enumerate(bar):
         if n == 1:  # every parameter set replays the same input: report its malformed lines once
             settings = settings.model_copy(update={
                 "source": settings.source.model_copy(update={"dead_letter_path": Path(os.devnull)})})
@@ -70,7 +81,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     incidents = load_incidents(args.events)
     isolated = isolated_settings(settings, sinks=[], dead_letter_path=args.out / "dead-letter.jsonl",
                                  replay_paths=args.input)
-    results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s)
+    results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s,
+                                 progress=not args.no_progress)
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))
     args.out.mkdir(parents=True, exist_ok=True)
     best_result = results[best][0]

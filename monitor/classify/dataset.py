@@ -9,13 +9,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.classify.topics import Taxonomy
+from monitor.classify.topics import Taxonomy, TaxonomyError
 from monitor.types import SENTIMENTS
 
-DATASET_DIR = Path(
-    os.environ.get("MONITOR_DATASET_DIR", "/work/shared/datasets/twitter-financial-news-sentiment")
-)
-"""Directory of ``sent_train.csv`` / ``sent_valid.csv``; override with ``MONITOR_DATASET_DIR``."""
+DATASET_ENV = "MONITOR_DATASET_DIR"
+DATASET_DIR = Path(os.environ.get(DATASET_ENV, "."))
+"""Directory of ``sent_train.csv`` / ``sent_valid.csv``: ``$MONITOR_DATASET_DIR``, else the working
+directory (no machine-specific default; ``make model`` / ``make eval`` point it at ../shared/datasets)."""
+
+
+class DatasetError(ValueError):
+    """The labelled CSV is missing or malformed (the message says which file and how to fix it)."""
 SENTIMENT_LABELS: list[str] = [s.value for s in SENTIMENTS]
 """Sentiment head label order: negative, neutral, positive."""
 
@@ -31,10 +35,25 @@ def read_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
     """Read ``text,label`` rows, mapping dataset labels through ``[sentiment_labels]``."""
     texts: list[str] = []
     sentiments: list[int] = []
+    if not path.is_file():
+        raise DatasetError(
+            f"dataset file {path} not found -- set {DATASET_ENV} to the directory holding sent_train.csv and "
+            "sent_valid.csv (e.g. ../shared/datasets/twitter-financial-news-sentiment) or pass the CSV path"
+        )
     with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        missing = {"text", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{path} has no {sorted(missing)} column(s) -- a labelled CSV needs the header "
+                               f"'text,label' (found {reader.fieldnames})")
+        for line, row in enumerate(reader, start=2):
+            try:
+                label = taxonomy.sentiment_of(int(row["label"]))
+            except (TypeError, ValueError, TaxonomyError) as exc:
+                raise DatasetError(f"{path}:{line}: label {row['label']!r} is not one of the taxonomy's "
+                                   "[sentiment_labels] ids") from exc
             texts.append(row["text"])
-            sentiments.append(SENTIMENT_LABELS.index(taxonomy.sentiment_of(int(row["label"])).value))
+            sentiments.append(SENTIMENT_LABELS.index(label.value))
     return LabelledTexts(texts, sentiments)
 
 

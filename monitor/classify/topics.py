@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import REPO_ROOT
+from monitor.bundled import TAXONOMY
 from monitor.types import Sentiment
 
-DEFAULT_TAXONOMY = REPO_ROOT / "configs" / "taxonomy.toml"
+DEFAULT_TAXONOMY = TAXONOMY
 
 _CASHTAG = re.compile(r"\$(?=[A-Za-z])")
 

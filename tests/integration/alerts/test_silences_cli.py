@@ -39,9 +39,48 @@ def test_create_list_expire_round_trip(redis_url: str, capsys: pytest.CaptureFix
     assert silence_command(["expire", "nope"], settings) == 1
 
 
+def test_silence_is_anchored_to_the_stored_detection_cursor_not_the_wall_clock(
+        redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from alerts.factory import build_state_store
+
+    settings = redis_settings(redis_url)
+    replayed_until = 1_793_893_200  # detection has judged up to 2026-11-05 15:40 (a replay, weeks ago)
+
+    async def store_cursor() -> None:
+        async with build_state_store(settings) as store:
+            await store.commit([], [], replayed_until)
+
+    asyncio.run(store_cursor())
+    assert silence_command(["create", "--matcher", "ticker:WFC", "--duration-s", "3600"], settings) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["starts_at_s"], created["ends_at_s"]) == (replayed_until - 900, replayed_until + 3600)
+
+
 def test_invalid_requests_exit_2(redis_url: str) -> None:
     settings = redis_settings(redis_url)
     assert silence_command(["create", "--matcher", "*", "--duration-s", "60"], settings) == 2
     assert silence_command(["create", "--matcher", "all", "--duration-s", str(30 * 86_400)], settings) == 2
     assert silence_command(["bogus"], settings) == 2
     assert silence_command(["list"], Settings()) == 2  # memory:// cannot share silences with the daemon
+
+
+def test_human_duration_and_iso_times_in_the_listing(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = redis_settings(redis_url)
+    before = int(time.time())
+    assert silence_command(["create", "--matcher", "ticker:BA", "--duration", "1h30m"], settings) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert before + 5400 <= created["ends_at_s"] <= int(time.time()) + 5400
+    assert created["ends_at"].endswith("Z") and created["ends_at"].startswith("20")
+    assert silence_command(["create", "--matcher", "ticker:BA", "--duration", "soon"], settings) == 2
+    assert "not a duration" in capsys.readouterr().err
+
+
+def test_redis_down_is_one_line_error_naming_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.servers import free_port
+
+    settings = Settings(windows={"store_url": f"redis://127.0.0.1:{free_port()}/0"})
+    assert silence_command(["list"], settings) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: cannot reach the silence store") and "windows.store_url" in err

@@ -59,11 +59,12 @@ def test_unknown_config_key_is_rejected_with_a_hint(tmp_path: Path, capsys: pyte
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MONITOR_WINDOWS__BUCKET_S", "42")
     monkeypatch.setenv("MONITOR_ALERTS__WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", "t0ken-xyz")
     monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", "redis://:hunter2@redis:6379/0")
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert '"bucket_s": 42' in out
-    assert "s3cret" not in out and "hunter2" not in out
+    assert "s3cret" not in out and "hunter2" not in out and "t0ken-xyz" not in out
     assert "redis://:***@redis:6379/0" in out
 
 
@@ -72,6 +73,7 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys:
     [
         ("[alerts]\nwebhook_secret = 'k'\n", "MONITOR_ALERTS__WEBHOOK_SECRET"),
         ("[kafka]\nsasl_password = 'pw'\n", "MONITOR_KAFKA__SASL_PASSWORD"),
+        ("[http]\napi_token = 't'\n", "MONITOR_HTTP__API_TOKEN"),
         ("[windows]\nstore_url = 'redis://:pw@host:6379/0'\n", "MONITOR_WINDOWS__STORE_URL"),
     ],
 )
@@ -95,7 +97,7 @@ def test_end_of_run_summary_lists_each_notification_with_its_event_time() -> Non
         title: str
 
     lines = notification_summary([Note(1_793_722_200, "[FIRING] negative sentiment spike: ticker:BA"), object()])
-    assert lines == ["  2026-11-03 16:10 UTC  [FIRING] negative sentiment spike: ticker:BA"]
+    assert lines == ["  2026-11-03T16:10:00Z  [FIRING] negative sentiment spike: ticker:BA"]
 
 
 def test_config_shows_the_classifier_precision_it_resolves_to(capsys: pytest.CaptureFixture[str]) -> None:
