@@ -43,6 +43,12 @@ padded-token equivalents: what ``split_sorted`` trades against padding. Measured
 benchmarks/RESULTS.md."""
 
 
+PAD_MULTIPLE = 8
+"""Sub-batch widths are rounded up to a multiple of this: oneDNN keeps a primitive (with reordered
+bf16 weights) per GEMM shape, so free widths made RSS grow with every new shape (462 -> 972 MiB over
+100 random batches; rounded: 464 -> 671 MiB, see benchmarks/RESULTS.md)."""
+
+
 def split_sorted(lengths: Sequence[int], max_rows: int, overhead_tokens: int = FORWARD_OVERHEAD_TOKENS) -> list[int]:
     """Cut points of ascending ``lengths`` into sub-batches minimising padded tokens + a fixed cost
     per sub-batch (exact dynamic programme; n is one micro-batch, so O(n * max_rows) is nothing).
@@ -107,6 +113,7 @@ class BucketedClassifier(ABC):
         self.max_length_tokens = max_length_tokens
         self.sub_batch_size = sub_batch_size
         self.overhead_tokens = FORWARD_OVERHEAD_TOKENS
+        self.pad_multiple = PAD_MULTIPLE
         self.topic_labels: list[str] = list(model.config.topic_labels)
         self.sentiment_labels: list[str] = list(model.config.sentiment_labels)
         self._sentiments = [Sentiment(label) for label in self.sentiment_labels]
@@ -120,7 +127,12 @@ class BucketedClassifier(ABC):
 
     def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask, padded to this sub-batch's longest text only."""
-        return pad(batch, int(self.tokenizer.pad_token_id or 0))
+        ids, mask = pad(batch, int(self.tokenizer.pad_token_id or 0))
+        extra = -ids.shape[1] % self.pad_multiple
+        if extra:
+            ids = torch.nn.functional.pad(ids, (0, extra), value=int(self.tokenizer.pad_token_id or 0))
+            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
+        return ids, mask
 
     @abstractmethod
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -108,3 +108,10 @@ def test_short_texts_do_not_share_a_pass_with_a_long_one() -> None:
     from monitor.classify.transformer import split_sorted
 
     assert split_sorted([8] * 20 + [120], max_rows=64, overhead_tokens=48) == [20, 21]
+
+
+def test_sub_batch_width_is_rounded_to_a_multiple_of_8_with_masked_padding(classifier: TransformerClassifier) -> None:
+    ids, mask = classifier._pad([[5, 6, 7], [5] * 9])
+    assert ids.shape == (2, 16)
+    assert mask.sum(dim=1).tolist() == [3, 9]
+    assert ids[0, 3:].eq(int(classifier.tokenizer.pad_token_id or 0)).all()
