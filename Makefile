@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 # the labelled CSVs for `make model` / `make eval` / `make bench` (no default inside the package)
 MONITOR_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-sentiment
 export MONITOR_DATASET_DIR
+MONITOR_TOPIC_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-topic
+export MONITOR_TOPIC_DATASET_DIR
 
 .PHONY: install run test lint model eval bench bench-short bench-gpu demo-data docs clean redis-server chromium prometheus-tools
 
@@ -55,7 +57,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 model: install
-	$(VENV)/bin/monitor train --output monitor/classify/default_model
+	$(VENV)/bin/monitor train --output monitor/classify/default_model --num-threads 1
 
 eval: install
 	$(VENV)/bin/monitor eval
