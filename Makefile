@@ -12,7 +12,7 @@ export MONITOR_DATASET_DIR
 MONITOR_TOPIC_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-topic
 export MONITOR_TOPIC_DATASET_DIR
 
-.PHONY: install run test lint model eval bench chaos demo-data docs clean redis-server chromium prometheus-tools
+.PHONY: install run test lint model eval bench bench-short bench-gpu chaos demo-data docs clean redis-server chromium prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,10 +62,18 @@ model: install
 eval: install
 	$(VENV)/bin/monitor eval
 
-bench: install
+bench: install redis-server
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) -m benchmarks.bench_entities
+	$(PY) benchmarks/bench_soak.py            # 10 minutes live: Kafka (tansu) -> daemon -> Redis
+
+bench-short: install redis-server           # ~2 minutes: smoke versions of the classifier and soak runs
+	$(PY) benchmarks/bench_classifier.py --quick
+	$(PY) benchmarks/bench_soak.py --short
+
+bench-gpu: install                           # on an NVIDIA GPU host (< 5 min); elsewhere one line, exit 0
+	$(PY) benchmarks/bench_gpu.py
 
 docs: install
 	$(PY) -m monitor.settings_reference

@@ -1,25 +1,34 @@
-"""Naive per-message inference vs the batched ``TransformerClassifier`` -- same model, same texts.
+"""The classifier against a plain ``transformers.pipeline`` peer and against the hardware, in ONE run.
 
-    python benchmarks/bench_classifier.py                 # bundled model, 512 texts from sent_valid
-    python benchmarks/bench_classifier.py --model DIR --texts 1024 --batch-size 64 --device cuda
+    python benchmarks/bench_classifier.py                  # bundled model, 512 texts from sent_valid.csv
+    python benchmarks/bench_classifier.py --quick          # 128 texts, 2 rounds (a smoke run)
+    python benchmarks/bench_classifier.py --onnx           # + ONNX Runtime fp32/int8 (exports once)
 
-(a) naive: one ``model(**tokenizer(text))`` call per message under ``no_grad`` (what a plain
-    transformers pipeline loop does); (b) ``TransformerClassifier.predict`` on micro-batches (URL
-    stripping, length bucketing, inference_mode; fp16/bf16 on CUDA); (c) the same with int8 dynamic
-    quantization (CPU only); (d)/(e) the same micro-batches through ONNX Runtime, fp32 and int8
-    (CPU only; ``--skip-onnx`` to leave them out; the first run exports the graph into
-    ``var/onnx-cache``). Prints messages/s, p50/p99 latency and the speed-up; on CUDA also the
-    achieved FLOP/s against ``--peak-tflops``. Default runtime: well under 2 minutes on 2 CPU cores.
+Variants, all in one process, on the same texts, with the same torch intra-op thread count:
+
+* peer: ``transformers.pipeline("text-classification", batch_size=64)`` over a sequence-classification
+  model with the same encoder architecture (BertForSequenceClassification from our encoder config, 3
+  labels; weights do not change the speed), raw texts, fp32 -- what a team gets out of the box;
+* naive: one ``model(**tokenizer(text))`` per message (fp32, no batching), on the first 128 texts;
+* ours, ``TransformerClassifier.predict`` on micro-batches of 64 in fp32, int8, bf16 weights, bf16
+  autocast, and **the default** (``dtype = "auto"``: what the load-time probe picked on this host).
+
+Noise: the host is shared, so measurements are interleaved (round r runs every variant once) and the
+best round per variant is reported next to the median. Ratios within one run are what count.
+Compute: useful model FLOPs from real token counts (benchmarks/work.py) over the best round's time,
+against GEMM ceilings measured in the same run, after every round, best kept (a 2048³ matmul and a
+model-shaped 1024x384x1536 one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,134 +36,213 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.stats import percentile
+from benchmarks.work import gemm_gflops, model_flops
+from monitor.classify.artifact import normalize_text
 from monitor.classify.dataset import DATASET_DIR, read_csv
-from monitor.classify.topics import load_taxonomy
-from monitor.classify.transformer import BucketedClassifier, TransformerClassifier, available_cpus
+from monitor.classify.precision import Precision
+from monitor.classify.transformer import BucketedClassifier, TransformerClassifier, available_cpus, split_sorted
 from monitor.config import ClassifierSettings
 
+SYNTHETIC = [
+    "Acme shares plunge after fraud probe https://t.co/abc123",
+    "$TSLA beats estimates and raises guidance, stock jumps 8% premarket",
+    "Fed holds rates steady; markets await the jobs report later this week",
+    "Analysts downgrade Foo Corp to underperform on weak cloud growth and rising costs",
+    "Oil slips as inventories build",
+]
 
-@dataclass(frozen=True)
-class Result:
+
+def load_texts(path: Path, count: int) -> tuple[list[str], str]:
+    """``count`` held-out texts from sent_valid.csv when the shared data is there, else synthetic ones."""
+    if path.is_file():
+        from monitor.classify.topics import load_taxonomy
+
+        return read_csv(path, load_taxonomy()).texts[:count], path.name
+    return [f"{SYNTHETIC[i % len(SYNTHETIC)]} #{i}" for i in range(count)], "synthetic texts"
+
+
+@dataclass
+class Variant:
     name: str
+    precision: str
+    calls: list[Callable[[], object]]
     messages: int
-    seconds: float
-    latencies_ms: list[float]
-    unit: str
-    tokens: int
+    lengths: list[int]
+    """Real token count of every message this variant processes (for the FLOP count)."""
+    padded_tokens: int
+    ceiling: str
+    unit: str = "batch"
+    rounds_s: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
 
-    @property
+    def run_once(self) -> None:
+        started = time.perf_counter()
+        latencies = []
+        for call in self.calls:
+            t0 = time.perf_counter()
+            call()
+            latencies.append((time.perf_counter() - t0) * 1000)
+        self.rounds_s.append(time.perf_counter() - started)
+        if self.rounds_s[-1] == min(self.rounds_s):
+            self.latencies_ms = latencies
+
     def rate(self) -> float:
-        return self.messages / self.seconds
+        return self.messages / min(self.rounds_s)
 
-    def pct(self, q: float) -> float:
-        return percentile(self.latencies_ms, q)
-
-
-def timed(calls: Sequence[Callable[[], object]], sync: Callable[[], None]) -> tuple[float, list[float]]:
-    latencies = []
-    started = time.perf_counter()
-    for call in calls:
-        t0 = time.perf_counter()
-        call()
-        sync()
-        latencies.append((time.perf_counter() - t0) * 1000)
-    return time.perf_counter() - started, latencies
+    def median_rate(self) -> float:
+        return self.messages / statistics.median(self.rounds_s)
 
 
-def flops_per_token(clf: TransformerClassifier, seq_len: float) -> float:
-    """~2 FLOPs per weight per token in the encoder's Linear layers + attention's 4·L·d per layer."""
-    cfg = clf.model.config.encoder_config()
-    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
-    linear = sum(m.weight.numel() for m in clf.model.modules() if isinstance(m, torch.nn.Linear))
-    return 2.0 * linear + 4.0 * layers * seq_len * hidden
+def bucketed_padded_tokens(lengths: Sequence[int], batch: int, clf: BucketedClassifier) -> int:
+    """Tokens a micro-batched, length-sorted run pads to (what the GEMMs really multiply), cut the
+    way ``predict`` cuts them."""
+    total = 0
+    for start in range(0, len(lengths), batch):
+        ordered = sorted(lengths[start : start + batch])
+        begin = 0
+        for end in split_sorted(ordered, clf.sub_batch_size, clf.overhead_tokens):
+            total += (end - begin) * ordered[end - 1]
+            begin = end
+    return total
+
+
+def ours(name: str, clf: BucketedClassifier, texts: list[str], batch: int, ceiling: str, label: str) -> Variant:
+    lengths = [len(ids) for ids in clf._encode(texts)]
+    batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    clf.predict(batches[0])  # warm-up (oneDNN primitives, allocator)
+    calls: list[Callable[[], object]] = [lambda b=b: clf.predict(b) for b in batches]
+    padded = bucketed_padded_tokens(lengths, batch, clf)
+    return Variant(name, label, calls, len(texts), lengths, padded, ceiling)
+
+
+def peer(clf: TransformerClassifier, texts: list[str], batch: int, max_length: int) -> Variant:
+    """``transformers.pipeline`` over BertForSequenceClassification with our encoder's architecture."""
+    from transformers import AutoModelForSequenceClassification, pipeline
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    config = clf.model.config.encoder_config()
+    config.num_labels = 3
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.train(False)
+    pipe = pipeline("text-classification", model=model, tokenizer=clf.tokenizer, device="cpu")
+    kwargs = {"batch_size": batch, "truncation": True, "max_length": max_length}
+    pipe(texts[:batch], **kwargs)
+    encoded = clf.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    lengths = [len(ids) for ids in encoded]
+    padded = sum(len(lengths[i : i + batch]) * max(lengths[i : i + batch]) for i in range(0, len(lengths), batch))
+    call: Callable[[], object] = lambda: pipe(texts, **kwargs)  # noqa: E731 -- one call = the whole list
+    return Variant(f"peer: transformers.pipeline(batch_size={batch})", "float32", [call], len(texts),
+                   lengths, padded, "float32", unit="run")
+
+
+def naive(clf: TransformerClassifier, texts: list[str], max_length: int) -> Variant:
+    tokenizer, model = clf.tokenizer, clf.model
+
+    def one(text: str) -> object:
+        enc = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.no_grad():
+            return model.probabilities(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]))
+
+    for text in texts[:4]:
+        one(text)
+    lengths = [len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) for t in texts]
+    calls: list[Callable[[], object]] = [lambda t=t: one(t) for t in texts]
+    return Variant("naive: one model(**tokenizer(text)) per message", "float32", calls, len(texts), lengths,
+                   sum(lengths), "float32", unit="message")
+
+
+def classifier(settings: ClassifierSettings, precision: Precision | None = None) -> TransformerClassifier:
+    clf = TransformerClassifier(settings)
+    if precision is not None:  # a mode the setting cannot name (bf16 autocast on fp32 weights)
+        clf.precision = precision
+    return clf
+
+
+def variants(args: argparse.Namespace, texts: list[str]) -> tuple[list[Variant], TransformerClassifier]:
+    base = ClassifierSettings(model_path=args.model, device="cpu", num_threads=args.threads)
+    default = classifier(base)
+    fp32 = classifier(base.model_copy(update={"dtype": "float32"}))
+    bf16 = classifier(base.model_copy(update={"dtype": "bfloat16"}))
+    autocast = classifier(base.model_copy(update={"dtype": "float32"}), Precision(torch.float32, True, "bench"))
+    int8 = classifier(base.model_copy(update={"quantize_int8": True}))
+    b = args.batch_size
+    out = [
+        peer(fp32, texts, b, base.max_length_tokens),
+        naive(fp32, texts[: args.naive_texts], base.max_length_tokens),
+        ours("ours: fp32", fp32, texts, b, "float32", "float32"),
+        ours("ours: int8 dynamic (quantize_int8)", int8, texts, b, "", "int8"),
+        ours("ours: bf16 weights", bf16, texts, b, "bfloat16", "bfloat16"),
+        ours("ours: bf16 autocast, fp32 weights", autocast, texts, b, "bfloat16", "float32+autocast-bf16"),
+    ]
+    chosen = "bfloat16" if default.precision.dtype == torch.bfloat16 or default.precision.autocast else "float32"
+    out.append(ours("**ours: default (dtype=auto)**", default, texts, b, chosen, default.precision.label))
+    if args.onnx:
+        from monitor.classify.onnx_runtime import OnnxClassifier
+
+        onnx = base.model_copy(update={"runtime": "onnxruntime"})
+        out.append(ours("ours: ONNX Runtime fp32", OnnxClassifier(onnx), texts, b, "float32", "float32"))
+        int8_onnx = OnnxClassifier(onnx.model_copy(update={"quantize_int8": True}))
+        out.append(ours("ours: ONNX Runtime int8", int8_onnx, texts, b, "", "int8"))
+    return out, default
 
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="model dir or hub id; default: the bundled model")
     p.add_argument("--texts", type=int, default=512, help="messages from sent_valid.csv")
-    p.add_argument("--batch-size", type=int, default=64, help="micro-batch size for (b) and (c)")
-    p.add_argument("--repeat", type=int, default=3, help="runs per variant; the fastest is reported")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for the FLOP/s ratio (CUDA)")
+    p.add_argument("--naive-texts", type=int, default=128, help="messages for the (slow) per-message loop")
+    p.add_argument("--batch-size", type=int, default=64, help="micro-batch size (ours and the peer)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best and median reported")
+    p.add_argument("--quick", action="store_true", help="128 texts, 32 naive, 2 rounds")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads for every variant; 0 = all cores")
+    p.add_argument("--onnx", action="store_true", help="add the ONNX Runtime variants (export on first use)")
     p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv")
-    p.add_argument("--skip-onnx", action="store_true", help="leave out the ONNX Runtime variants")
     args = p.parse_args(list(argv))
+    if args.quick:
+        args.texts, args.naive_texts, args.rounds = 128, 32, 2
 
-    texts = read_csv(args.valid_csv, load_taxonomy()).texts[: args.texts]
-    settings = ClassifierSettings(model_path=args.model, device=args.device)
-    batched = TransformerClassifier(settings)
-    cuda = batched.device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    print(
-        f"{len(texts)} texts (naive: raw text; ours: URLs stripped), batch {args.batch_size}, "
-        f"device {batched.device}, dtype {batched.dtype}, "
-        f"torch threads {torch.get_num_threads()} (of {available_cpus()} cpus)"
-    )
-
-    # (a) naive: fp32, one text per forward, raw text, no bucketing -- a per-message pipeline loop.
-    naive_model = TransformerClassifier(settings.model_copy(update={"dtype": "float32"})).model
-    tokenizer = batched.tokenizer
-
-    def naive_one(text: str) -> object:
-        enc = tokenizer(text, truncation=True, max_length=settings.max_length_tokens, return_tensors="pt")
-        with torch.no_grad():
-            out = naive_model(
-                input_ids=enc["input_ids"].to(batched.device),
-                attention_mask=enc["attention_mask"].to(batched.device),
-            )
-            return naive_model.probabilities(out)[1].cpu()
-
-    batches = [texts[i : i + args.batch_size] for i in range(0, len(texts), args.batch_size)]
-    naive_tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True)["input_ids"])
-    our_tokens = sum(len(ids) for ids in batched._encode(texts))
-    variants: list[tuple[str, BucketedClassifier | None, str, int]] = [
-        ("(a) naive per-message", None, "message", naive_tokens),
-        ("(b) TransformerClassifier batched", batched, "batch", our_tokens),
-    ]
-    if not cuda:
-        int8 = TransformerClassifier(settings.model_copy(update={"quantize_int8": True}))
-        variants.append(("(c) batched + int8 dynamic", int8, "batch", our_tokens))
-    if not cuda and not args.skip_onnx:
-        from monitor.classify.onnx_runtime import OnnxClassifier
-
-        onnx = settings.model_copy(update={"runtime": "onnxruntime", "device": "cpu"})
-        variants.append(("(d) ONNX Runtime batched", OnnxClassifier(onnx), "batch", our_tokens))
-        onnx_int8 = OnnxClassifier(onnx.model_copy(update={"quantize_int8": True}))
-        variants.append(("(e) ONNX Runtime batched + int8", onnx_int8, "batch", our_tokens))
-
-    results = []
-    for name, clf, unit, tokens in variants:
-        if clf is None:
-            for t in texts[:8]:
-                naive_one(t)  # warm-up
-            calls: list[Callable[[], object]] = [partial(naive_one, t) for t in texts]
-        else:
-            clf.predict(batches[0])  # warm-up
-            calls = [partial(clf.predict, b) for b in batches]
-        # Best of N: on a shared machine the slowest runs measure the neighbours, not the code.
-        runs = [timed(calls, sync) for _ in range(max(1, args.repeat))]
-        seconds, lat = min(runs, key=lambda run: run[0])
-        results.append(Result(name, len(texts), seconds, lat, unit, tokens))
-
-    base = results[0].rate
-    print("\n| variant | messages/s | p50 latency | p99 latency | speed-up vs (a) |")
-    print("|---|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r.name} | {r.rate:,.0f} | {r.pct(0.5):.1f} ms/{r.unit} | {r.pct(0.99):.1f} ms/{r.unit} | "
-            f"{r.rate / base:.1f}x |"
-        )
-    mean_len = our_tokens / len(texts)
-    work = flops_per_token(batched, mean_len)
-    for r in results:
-        achieved = r.tokens * work / r.seconds
-        kind = "effective (int8 ops)" if "int8" in r.name else "achieved"
-        line = f"{r.name}: ~{achieved / 1e9:.1f} GFLOP/s {kind} ({r.tokens} tokens)"
-        if cuda and args.peak_tflops:
-            line += f", {100 * achieved / (args.peak_tflops * 1e12):.2f}% of {args.peak_tflops} TFLOP/s peak"
-        print(line)
+    texts, origin = load_texts(args.valid_csv, args.texts)
+    all_variants, default = variants(args, texts)
+    threads = torch.get_num_threads()
+    print(f"{len(texts)} texts ({origin}), batch {args.batch_size}, torch {torch.__version__}, "
+          f"{threads} intra-op threads of {available_cpus()} cpus, load average {os.getloadavg()[0]:.1f}")
+    print(f"default precision: {default.precision.label} -- {default.precision.reason}")
+    ceilings = {"float32": 0.0, "bfloat16": 0.0}
+    square = dict(ceilings)
+    for r in range(max(1, args.rounds)):
+        for v in all_variants:
+            v.run_once()
+        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):  # best over rounds too
+            ceilings[name] = max(ceilings[name], gemm_gflops(dtype, 1024, 384, 1536))
+            square[name] = max(square[name], gemm_gflops(dtype, 2048, 2048, 2048, seconds=0.3))
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    print_tables(all_variants, default, texts, ceilings, square)
     return 0
+
+
+def print_tables(
+    all_variants: list[Variant], default: TransformerClassifier, texts: list[str],
+    ceilings: dict[str, float], square: dict[str, float],
+) -> None:
+    cfg = default.model.config.encoder_config()
+    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
+    peer_rate = all_variants[0].rate()
+    print("\n| variant | precision | msg/s (best) | msg/s (median) | p50 | p99 | vs peer | useful GFLOP/s | "
+          "of ceiling | tokens (real / padded) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for v in all_variants:
+        gflops = model_flops(default.model, layers, hidden, v.lengths) / min(v.rounds_s) / 1e9
+        share = f"{100 * gflops / ceilings[v.ceiling]:.0f}%" if v.ceiling else "(int8 ops)"
+        print(
+            f"| {v.name} | {v.precision} | {v.rate():,.0f} | {v.median_rate():,.0f} | "
+            f"{percentile(v.latencies_ms, 0.5):.1f} ms/{v.unit} | {percentile(v.latencies_ms, 0.99):.1f} ms/{v.unit} | "
+            f"{v.rate() / peer_rate:.1f}x | {gflops:,.0f} | {share} | {sum(v.lengths):,} / {v.padded_tokens:,} |"
+        )
+    print("\nGEMM ceiling measured in this run (GFLOP/s): "
+          + ", ".join(f"{k} {ceilings[k]:,.0f} at 1024x384x1536, {square[k]:,.0f} at 2048³" for k in ceilings))
+    stripped = sum(1 for t in texts if normalize_text(t) != t.strip())
+    print(f"URL/whitespace normalisation changed {stripped} of {len(texts)} texts before tokenization (ours only).")
 
 
 if __name__ == "__main__":

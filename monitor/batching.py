@@ -6,6 +6,10 @@ waiting or ``max_wait_ms`` has passed since the oldest one arrived, then runs ON
 off the event loop. The request queue is bounded (``max_queue_messages``) so a slow model pushes
 back on the source instead of growing memory. Length bucketing (sort + pad per sub-batch) happens
 inside the classifier, where the tokenizer knows real lengths.
+
+A classifier that can ``prepare`` (tokenize) apart from its forward pass gets a two-stage pipeline:
+batch i+1 is collected and tokenized in a second thread while batch i's forward pass runs, and the
+forward passes still run one at a time, in order.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -32,6 +37,13 @@ class _Request:
     texts: Sequence[str]
     future: asyncio.Future[list[Prediction]]
     enqueued_at: float = field(default_factory=time.monotonic)
+
+
+@runtime_checkable
+class PreparingClassifier(Protocol):
+    """A classifier whose CPU-side preparation (tokenization) can run apart from its forward pass."""
+
+    def prepare(self, texts: Sequence[str]) -> Callable[[], list[Prediction]]: ...
 
 
 class MicroBatcher(Service):
@@ -53,9 +65,12 @@ class MicroBatcher(Service):
         self._max_queue_messages = max_queue_messages
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._preparer: ThreadPoolExecutor | None = None
 
     async def _start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        if isinstance(self.classifier, PreparingClassifier):
+            self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
     async def _stop(self) -> None:
@@ -66,8 +81,9 @@ class MicroBatcher(Service):
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for executor in (self._executor, self._preparer):
+            if executor is not None:
+                executor.shutdown(wait=True)
 
     async def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """Predictions for ``texts`` in order. Waits (backpressure) while the queue is full."""
@@ -107,26 +123,45 @@ class MicroBatcher(Service):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = await self._collect()
-            texts = [t for req in batch for t in req.texts]
-            started = time.monotonic()
-            try:
+        running: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = await self._collect()
+                texts = [t for req in batch for t in req.texts]
+                prepared = None
+                if self._preparer is not None and isinstance(self.classifier, PreparingClassifier):
+                    prepared = loop.run_in_executor(self._preparer, self.classifier.prepare, texts)
+                if running is not None:
+                    await running  # one forward pass at a time, batches complete in order
+                running = asyncio.create_task(self._infer(batch, texts, prepared))
+        finally:
+            if running is not None and not running.done():
+                running.cancel()
+
+    async def _infer(
+        self, batch: list[_Request], texts: list[str], prepared: asyncio.Future[Callable[[], list[Prediction]]] | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            if prepared is not None:
+                preds = await loop.run_in_executor(self._executor, await prepared)
+            else:
                 preds = await loop.run_in_executor(self._executor, self.classifier.predict, texts)
-            except Exception as exc:  # a model failure fails the requests, never the worker
-                log.exception("inference_failed", texts=len(texts))
-                for req in batch:
-                    if not req.future.done():
-                        req.future.set_exception(exc)
-                continue
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-            metrics.INFERENCE_SECONDS.observe(time.monotonic() - started)
-            metrics.BATCH_SIZE.observe(len(texts))
-            offset = 0
+        except Exception as exc:  # a model failure fails the requests, never the worker
+            log.exception("inference_failed", texts=len(texts))
             for req in batch:
-                n = len(req.texts)
                 if not req.future.done():
-                    req.future.set_result(preds[offset : offset + n])
-                offset += n
+                    req.future.set_exception(exc)
+            return
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+        metrics.INFERENCE_SECONDS.observe(time.monotonic() - started)
+        metrics.BATCH_SIZE.observe(len(texts))
+        offset = 0
+        for req in batch:
+            n = len(req.texts)
+            if not req.future.done():
+                req.future.set_result(preds[offset : offset + n])
+            offset += n

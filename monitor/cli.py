@@ -84,8 +84,25 @@ def cmd_config(args: argparse.Namespace) -> int:
     """Every URL redacted (passwords, tokens in paths and queries), secrets shown as <set>/<unset>."""
     from monitor.redact import redact_settings
 
-    print(json.dumps(redact_settings(_settings(args).model_dump(mode="json"), SECRET_KEYS), indent=2))
+    settings = _settings(args)
+    shown = redact_settings(settings.model_dump(mode="json"), SECRET_KEYS)
+    shown["resolved"] = {"classifier_precision": _precision_line(settings, probe=args.probe)}
+    print(json.dumps(shown, indent=2))
     return 0
+
+
+def _precision_line(settings: Settings, probe: bool) -> str:
+    """The classifier precision on this machine: the rule (cheap), or with ``--probe`` the measured
+    choice (loads the model, ~a few seconds)."""
+    c = settings.classifier
+    if probe and c.kind == "transformer" and c.runtime == "torch":
+        from monitor.classify.transformer import TransformerClassifier
+
+        chosen = TransformerClassifier(c)
+        return f"{'int8' if chosen.quantized else chosen.precision.label} ({chosen.precision.reason})"
+    from monitor.classify.cpu_features import cpu_bf16_flag, describe_precision
+
+    return describe_precision(c.kind, c.dtype, c.device, c.quantize_int8, cpu_bf16_flag())
 
 
 def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace], int]:
@@ -125,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     cfg = sub.add_parser("config", help="print the effective configuration (secrets hidden)")
     cfg.set_defaults(func=cmd_config)
+    cfg.add_argument("--probe", action="store_true", help="load the model and measure its precision choice")
     for p in (run, cfg):  # `monitor run --config X` works as well as `monitor --config X run`
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config")
         p.add_argument("--log-format", choices=["json", "console"], default=argparse.SUPPRESS)

@@ -138,7 +138,8 @@ class ClassifierSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` = CUDA when available, else CPU."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    """``auto`` = bf16/fp16 on CUDA, float32 on CPU."""
+    """``auto`` = bf16/fp16 on CUDA; on CPU bf16 weights or bf16 autocast where the CPU has AMX-BF16 /
+    AVX512-BF16 and a load-time probe measures it faster than float32, else float32."""
     quantize_int8: bool = False
     """CPU only: dynamic int8 quantization of Linear layers (see benchmarks/RESULTS.md for its cost)."""
     max_length_tokens: int = Field(128, ge=8, le=512)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import structlog
 import torch
@@ -26,14 +27,46 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from monitor.classify.artifact import load_model, pad, tokenize
+from monitor.classify.cpu_features import cpu_bf16_flag
 from monitor.classify.model import FinSentModel, TwoHeadOutput, signed_score
+from monitor.classify.precision import Precision, choose_cpu_precision, cuda_precision
 from monitor.config import ClassifierSettings
 from monitor.types import Prediction, Sentiment
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_SUB_BATCH_SIZE = 32
-"""Texts per forward pass after length sorting; small enough that padding stays local."""
+DEFAULT_SUB_BATCH_SIZE = 64
+"""Most texts per forward pass after length sorting (``split_sorted`` decides the actual cuts)."""
+FORWARD_OVERHEAD_TOKENS = 128
+"""Fixed cost of one more forward pass (per-module Python and kernel launches, smaller GEMMs), in
+padded-token equivalents: what ``split_sorted`` trades against padding. Measured in
+benchmarks/RESULTS.md."""
+
+
+PAD_MULTIPLE = 8
+"""Sub-batch widths are rounded up to a multiple of this: oneDNN keeps a primitive (with reordered
+bf16 weights) per GEMM shape, so free widths made RSS grow with every new shape (462 -> 972 MiB over
+100 random batches; rounded: 464 -> 671 MiB, see benchmarks/RESULTS.md)."""
+
+
+def split_sorted(lengths: Sequence[int], max_rows: int, overhead_tokens: int = FORWARD_OVERHEAD_TOKENS) -> list[int]:
+    """Cut points of ascending ``lengths`` into sub-batches minimising padded tokens + a fixed cost
+    per sub-batch (exact dynamic programme; n is one micro-batch, so O(n * max_rows) is nothing).
+    Padding is what a tweet pays for sharing a forward pass with a long headline; a fixed sub-batch
+    size either wastes it (big) or pays the per-pass overhead too often (small)."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - max_rows), end):
+            cost = best[start] + (end - start) * lengths[end - 1] + overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    bounds, end = [], n
+    while end > 0:
+        bounds.append(end)
+        end = cut[end]
+    return bounds[::-1]
 
 
 def available_cpus() -> int:
@@ -51,13 +84,17 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+def resolve_precision(
+    setting: str, device: torch.device, model: FinSentModel, vocab_size: int
+) -> tuple[Precision, FinSentModel]:
+    """The precision to run ``model`` in on ``device`` and the model converted to it (see
+    monitor/classify/precision.py: on CPU ``auto`` is measured by a short probe)."""
     if device.type == "cuda":
-        if setting == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[setting]
-    # CPU: fp16 matmuls are slow or unsupported; bf16 only when explicitly asked for.
-    return torch.bfloat16 if setting == "bfloat16" else torch.float32
+        precision = cuda_precision(setting)
+        return precision, model.to(device=device, dtype=precision.dtype)  # type: ignore[call-arg]
+    precision, chosen = choose_cpu_precision(setting, model, vocab_size, cpu_bf16_flag())
+    assert isinstance(chosen, FinSentModel)
+    return precision, chosen
 
 
 class BucketedClassifier(ABC):
@@ -75,6 +112,8 @@ class BucketedClassifier(ABC):
         self.tokenizer = tokenizer
         self.max_length_tokens = max_length_tokens
         self.sub_batch_size = sub_batch_size
+        self.overhead_tokens = FORWARD_OVERHEAD_TOKENS
+        self.pad_multiple = PAD_MULTIPLE
         self.topic_labels: list[str] = list(model.config.topic_labels)
         self.sentiment_labels: list[str] = list(model.config.sentiment_labels)
         self._sentiments = [Sentiment(label) for label in self.sentiment_labels]
@@ -88,7 +127,12 @@ class BucketedClassifier(ABC):
 
     def _pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask, padded to this sub-batch's longest text only."""
-        return pad(batch, int(self.tokenizer.pad_token_id or 0))
+        ids, mask = pad(batch, int(self.tokenizer.pad_token_id or 0))
+        extra = -ids.shape[1] % self.pad_multiple
+        if extra:
+            ids = torch.nn.functional.pad(ids, (0, extra), value=int(self.tokenizer.pad_token_id or 0))
+            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
+        return ids, mask
 
     @abstractmethod
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,22 +140,33 @@ class BucketedClassifier(ABC):
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities in the caller's order, float32 on CPU."""
-        encoded = self._encode(texts)
+        return self._proba(self._encode(texts))
+
+    def _proba(self, encoded: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         topic = torch.empty((len(encoded), len(self.topic_labels)))
         sentiment = torch.empty((len(encoded), len(self.sentiment_labels)))
+        start = 0
         with torch.inference_mode():
-            for start in range(0, len(order), self.sub_batch_size):
-                chunk = order[start : start + self.sub_batch_size]
+            for end in split_sorted([len(encoded[i]) for i in order], self.sub_batch_size, self.overhead_tokens):
+                chunk, start = order[start:end], end
                 chunk_topic, chunk_sentiment = self._forward(*self._pad([encoded[i] for i in chunk]))
                 topic[chunk] = chunk_topic
                 sentiment[chunk] = chunk_sentiment
         return topic, sentiment
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        if not texts:
+        return self._predictions(self._encode(texts)) if texts else []
+
+    def prepare(self, texts: Sequence[str]) -> Callable[[], list[Prediction]]:
+        """Tokenize now (any thread: the fast tokenizer releases the GIL) and return the forward pass
+        as a call for the inference thread, so the batcher can tokenize batch i+1 while batch i runs."""
+        return partial(self._predictions, self._encode(texts) if texts else [])
+
+    def _predictions(self, encoded: list[list[int]]) -> list[Prediction]:
+        if not encoded:
             return []
-        topic, sentiment = self.predict_proba(texts)
+        topic, sentiment = self._proba(encoded)
         scores = signed_score(sentiment, self.sentiment_labels).tolist()
         topic_conf, topic_idx = topic.max(dim=-1)
         sent_conf, sent_idx = sentiment.max(dim=-1)
@@ -125,7 +180,7 @@ class BucketedClassifier(ABC):
                 score=float(scores[i]),
                 sentiment_probs=(ordered[i][0], ordered[i][1], ordered[i][2]),
             )
-            for i in range(len(texts))
+            for i in range(len(encoded))
         ]
 
 
@@ -136,11 +191,10 @@ def cpu_threads(requested: int) -> int:
 
 
 class TransformerClassifier(BucketedClassifier):
-    """The two-head model on torch (CUDA bf16/fp16 or CPU fp32 / int8)."""
+    """The two-head model on torch (CUDA bf16/fp16; CPU bf16 / bf16 autocast / fp32 by measurement, or int8)."""
 
     def __init__(self, settings: ClassifierSettings, sub_batch_size: int = DEFAULT_SUB_BATCH_SIZE) -> None:
         self.device = resolve_device(settings.device)
-        self.dtype = resolve_dtype(settings.dtype, self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(settings.num_threads))  # process-wide
         model, tokenizer = load_model(settings.model_path)
@@ -154,8 +208,10 @@ class TransformerClassifier(BucketedClassifier):
                 model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     model, {nn.Linear}, dtype=torch.qint8
                 )
+            self.precision = Precision(torch.float32, False, "classifier.quantize_int8 = true (dynamic int8 Linear)")
         else:
-            model = model.to(device=self.device, dtype=self.dtype)  # type: ignore[call-arg]
+            self.precision, model = resolve_precision(settings.dtype, self.device, model, len(tokenizer))
+        self.dtype = self.precision.dtype
         self.model: FinSentModel = model
         suffix = "-int8" if self.quantized else ""
         self.name = f"transformer:{settings.model_path or 'default'}{suffix}"
@@ -163,7 +219,8 @@ class TransformerClassifier(BucketedClassifier):
             "classifier_loaded",
             name=self.name,
             device=str(self.device),
-            dtype=str(self.dtype),
+            dtype="int8" if self.quantized else self.precision.label,
+            reason=self.precision.reason,
             threads=torch.get_num_threads(),
         )
 
@@ -171,6 +228,7 @@ class TransformerClassifier(BucketedClassifier):
         if self.device.type == "cuda":
             input_ids = input_ids.pin_memory().to(self.device, non_blocking=True)
             mask = mask.pin_memory().to(self.device, non_blocking=True)
-        output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
+        with self.precision.context(self.device):
+            output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
         topic, sentiment = self.model.probabilities(output)
         return topic.cpu(), sentiment.cpu()

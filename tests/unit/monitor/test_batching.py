@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from monitor.batching import MicroBatcher
+from monitor.types import Prediction
 from tests.fakes import RecordingClassifier
 
 
@@ -52,3 +54,65 @@ async def test_model_error_fails_the_requests_but_not_the_worker() -> None:
 async def test_classify_before_start_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="before start"):
         await _batcher(RecordingClassifier()).classify(["x"])
+
+
+class _PreparingClassifier:
+    """Records when batches are prepared (tokenized) and when their forward passes run."""
+
+    name = "preparing"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.events: list[str] = []
+        self.release_first = threading.Event()
+        self._inner = RecordingClassifier()
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        raise AssertionError("the batcher should use prepare() for a preparing classifier")
+
+    def prepare(self, texts: Sequence[str]) -> Callable[[], list[Prediction]]:
+        self.events.append(f"prepare {texts[0]}")
+
+        def forward() -> list[Prediction]:
+            self.events.append(f"forward {texts[0]}")
+            if texts[0] == "first":
+                assert self.release_first.wait(5)
+            self.events.append(f"done {texts[0]}")
+            return self._inner.predict(texts)
+
+        return forward
+
+
+async def test_next_batch_is_tokenized_while_the_previous_forward_pass_runs() -> None:
+    clf = _PreparingClassifier()
+    async with MicroBatcher(clf, max_batch_size=1, max_wait_ms=0, max_queue_messages=100) as batcher:
+        first = asyncio.create_task(batcher.classify(["first"]))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(batcher.classify(["second good"]))
+        for _ in range(100):
+            if "prepare second good" in clf.events:
+                break
+            await asyncio.sleep(0.01)
+        assert clf.events == ["prepare first", "forward first", "prepare second good"]  # overlapped
+        clf.release_first.set()
+        a, b = await asyncio.gather(first, second)
+    assert clf.events[-3:] == ["done first", "forward second good", "done second good"]  # in order, one at a time
+    assert len(a) == 1 and b[0].score > 0
+
+
+async def test_a_tokenizer_failure_fails_its_requests_only() -> None:
+    clf = _PreparingClassifier()
+    clf.release_first.set()
+    original = clf.prepare
+
+    def prepare(texts: Sequence[str]) -> Callable[[], list[Prediction]]:
+        if texts[0] == "poison":
+            raise ValueError("bad text")
+        return original(texts)
+
+    clf.prepare = prepare  # type: ignore[method-assign]
+    async with MicroBatcher(clf, max_batch_size=1, max_wait_ms=0, max_queue_messages=100) as batcher:
+        with pytest.raises(ValueError, match="bad text"):
+            await batcher.classify(["poison"])
+        assert len(await batcher.classify(["fine"])) == 1

@@ -98,3 +98,11 @@ def test_end_of_run_summary_lists_each_notification_with_its_event_time() -> Non
 
     lines = notification_summary([Note(1_793_722_200, "[FIRING] negative sentiment spike: ticker:BA"), object()])
     assert lines == ["  2026-11-03T16:10:00Z  [FIRING] negative sentiment spike: ticker:BA"]
+
+
+def test_config_shows_the_classifier_precision_it_resolves_to(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["config"]) == 0
+    resolved = json.loads(capsys.readouterr().out)["resolved"]
+    assert resolved["classifier_precision"].split()[0] in {"float32", "amx_bf16:", "avx512_bf16:"}

@@ -22,7 +22,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model_dir: Path) -> TransformerClassifier:
-    return TransformerClassifier(ClassifierSettings(model_path=str(tiny_model_dir)), sub_batch_size=2)
+    settings = ClassifierSettings(model_path=str(tiny_model_dir), dtype="float32")  # exact: 1e-5 comparisons
+    return TransformerClassifier(settings, sub_batch_size=2)
 
 
 def _close(a: Prediction, b: Prediction) -> bool:
@@ -81,3 +82,36 @@ def test_int8_quantized_model_predicts_close_to_float32(
 def test_factory_builds_transformer_classifier_from_model_path(tiny_model_dir: Path) -> None:
     built = build_classifier(ClassifierSettings(kind="transformer", model_path=str(tiny_model_dir)))
     assert isinstance(built, TransformerClassifier)
+
+
+def _padded_cost(lengths: list[int], bounds: list[int], overhead: int) -> int:
+    starts = [0, *bounds[:-1]]
+    return sum((end - start) * lengths[end - 1] + overhead for start, end in zip(starts, bounds, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sub_batch_cuts_cover_every_text_and_never_pad_more_than_fixed_chunks(seed: int) -> None:
+    import random
+
+    from monitor.classify.transformer import split_sorted
+
+    rng = random.Random(seed)
+    lengths = sorted(rng.choice([6, 9, 12, 20, 25, 40, 64, 120]) for _ in range(rng.randint(1, 90)))
+    bounds = split_sorted(lengths, max_rows=32, overhead_tokens=48)
+    assert bounds[-1] == len(lengths) and bounds == sorted(set(bounds))
+    assert all(end - start <= 32 for start, end in zip([0, *bounds[:-1]], bounds, strict=True))
+    fixed = [*range(32, len(lengths), 32), len(lengths)]
+    assert _padded_cost(lengths, bounds, 48) <= _padded_cost(lengths, fixed, 48)
+
+
+def test_short_texts_do_not_share_a_pass_with_a_long_one() -> None:
+    from monitor.classify.transformer import split_sorted
+
+    assert split_sorted([8] * 20 + [120], max_rows=64, overhead_tokens=48) == [20, 21]
+
+
+def test_sub_batch_width_is_rounded_to_a_multiple_of_8_with_masked_padding(classifier: TransformerClassifier) -> None:
+    ids, mask = classifier._pad([[5, 6, 7], [5] * 9])
+    assert ids.shape == (2, 16)
+    assert mask.sum(dim=1).tolist() == [3, 9]
+    assert ids[0, 3:].eq(int(classifier.tokenizer.pad_token_id or 0)).all()

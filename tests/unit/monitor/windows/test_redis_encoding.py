@@ -36,6 +36,16 @@ def test_evidence_member_round_trips_every_field(ev: EvidenceItem) -> None:
     assert decode_evidence(encode_evidence(ev)) == ev
 
 
+@given(ev=EVIDENCE)
+def test_evidence_member_bytes_are_those_of_the_asdict_encoding(ev: EvidenceItem) -> None:
+    # members already stored in Redis must keep matching (ZADD dedup, tie-break order)
+    import dataclasses
+    import json
+
+    legacy = json.dumps(dataclasses.asdict(ev), separators=(",", ":"), ensure_ascii=True)
+    assert encode_evidence(ev) == f"{ev.message_id}\x00{legacy}"
+
+
 @given(a=IDS, b=IDS)
 def test_evidence_members_with_equal_scores_sort_bytewise_like_their_message_ids(a: str, b: str) -> None:
     def member(message_id: str) -> bytes:

@@ -1,0 +1,256 @@
+"""The GPU check: one command for whoever is lent an NVIDIA GPU (``make bench-gpu``), < 5 minutes.
+
+    python benchmarks/bench_gpu.py                     # CUDA: bf16 + fp16, eager vs CUDA graphs, batch sweep
+    python benchmarks/bench_gpu.py --compile           # + torch.compile (max-autotune-no-cudagraphs), one batch
+    python benchmarks/bench_gpu.py --device cpu --quick   # dry run of the same code on the CPU (CI)
+
+Without a GPU it prints one line and exits 0. With a GPU but a CPU-only torch it installs the CUDA
+build of the same torch version from PyPI into ``var/gpu-site`` (the shared venv is left alone) and
+re-runs itself with it; if that fails (no network) it says so in one line.
+
+Per (dtype, mode, batch size): messages/s of the model on pre-tokenized, length-sorted batches padded
+to a length bucket (16/32/64/128, so CUDA graphs are captured once per shape), p50/p99 latency per
+batch, and achieved TFLOP/s (useful FLOPs from real token counts, benchmarks/work.py) against the
+device peak (``--peak-tflops``, else a table of dense bf16/fp16 tensor-core peaks by device name) and
+against a large matmul measured in the same run. One last row runs the product path
+(``TransformerClassifier.predict``, tokenization included) at the largest batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_classifier import load_texts
+from benchmarks.stats import percentile
+from benchmarks.work import gemm_gflops, model_flops
+from monitor.classify.dataset import DATASET_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+GPU_SITE = ROOT / "var" / "gpu-site"
+LENGTH_BUCKETS = (16, 32, 64, 128)
+PEAK_TFLOPS = {  # dense bf16/fp16 tensor-core peak (no sparsity), by a substring of the device name
+    "H200": 989.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0, "A10G": 125.0, "A10": 125.0,
+    "L40S": 362.0, "L40": 181.0, "L4": 121.0, "4090": 165.0, "3090": 71.0, "V100": 125.0, "T4": 65.0,
+}
+
+
+def nvidia_present() -> bool:
+    return shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
+
+
+def ensure_cuda_torch(argv: Sequence[str]) -> str | None:
+    """None when CUDA is usable here; else the one line explaining why not (after trying to fix a
+    CPU-only torch on a GPU host by installing the CUDA build from PyPI and re-running)."""
+    if torch.cuda.is_available():
+        return None
+    if not nvidia_present():
+        return "no NVIDIA GPU on this machine (no nvidia-smi, no /dev/nvidia0): nothing to measure"
+    if torch.version.cuda is not None or os.environ.get("FINSENT_GPU_REEXEC"):
+        return f"an NVIDIA GPU is present but torch {torch.__version__} cannot use it (driver? CUDA_VISIBLE_DEVICES?)"
+    version = torch.__version__.split("+")[0]
+    print(f"torch {torch.__version__} is CPU-only: installing torch=={version} (CUDA build) from PyPI into {GPU_SITE}")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--target", str(GPU_SITE), f"torch=={version}"], check=False
+    )
+    if done.returncode != 0:
+        return f"could not install the CUDA build of torch=={version} from PyPI (pip exit {done.returncode})"
+    env = {**os.environ, "FINSENT_GPU_REEXEC": "1", "PYTHONPATH": f"{GPU_SITE}{os.pathsep}{ROOT}"}
+    os.execve(sys.executable, [sys.executable, __file__, *argv], env)
+    return None  # not reached
+
+
+@dataclass
+class Row:
+    dtype: str
+    mode: str
+    batch: int
+    messages: int
+    seconds: float
+    latencies_ms: list[float]
+    flops: float
+
+
+def bucket(length: int) -> int:
+    return next((b for b in LENGTH_BUCKETS if length <= b), LENGTH_BUCKETS[-1])
+
+
+def padded_batches(
+    encoded: list[list[int]], batch: int, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    """Length-sorted batches of ids/mask on ``device``, each padded to its length bucket."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = []
+    for start in range(0, len(order), batch):
+        rows = [encoded[i][: LENGTH_BUCKETS[-1]] for i in order[start : start + batch]]
+        width = bucket(max(len(r) for r in rows))
+        ids = torch.zeros((batch, width), dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        out.append((ids.to(device), mask.to(device), [len(r) for r in rows]))
+    return out
+
+
+def graphed(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``forward`` replayed from a CUDA graph captured once per input shape (static buffers)."""
+    graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def run(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        key = tuple(ids.shape)
+        if key not in graphs:
+            static_ids, static_mask = ids.clone(), mask.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    forward(static_ids, static_mask)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = forward(static_ids, static_mask)
+            graphs[key] = (graph, static_ids, static_mask, out)
+        graph, static_ids, static_mask, out = graphs[key]
+        static_ids.copy_(ids)
+        static_mask.copy_(mask)
+        graph.replay()
+        return out
+
+    return run
+
+
+def measure(forward: Callable[..., object], batches: list[tuple[torch.Tensor, torch.Tensor, list[int]]],
+            sync: Callable[[], None], flops: Callable[[list[int]], float], label: tuple[str, str, int]) -> Row:
+    with torch.inference_mode():
+        for ids, mask, _ in batches[:2]:
+            forward(ids, mask)  # warm-up / capture
+        sync()
+        latencies, work = [], 0.0
+        started = time.perf_counter()
+        for ids, mask, lengths in batches:
+            t0 = time.perf_counter()
+            forward(ids, mask)
+            sync()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            work += flops(lengths)
+        seconds = time.perf_counter() - started
+    messages = sum(len(b[2]) for b in batches)
+    return Row(label[0], label[1], label[2], messages, seconds, latencies, work)
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--model", default=None, help="model dir; default: the bundled model")
+    p.add_argument("--texts", type=int, default=8192, help="messages (sent_valid.csv cycled, else synthetic)")
+    p.add_argument("--batch-sizes", default="32,64,128,256,512,1024")
+    p.add_argument("--dtypes", default="bfloat16,float16")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak; default: by device name")
+    p.add_argument("--compile", action="store_true", help="add torch.compile at the largest batch size")
+    p.add_argument("--budget-s", type=float, default=240.0, help="skip the remaining configurations after this")
+    p.add_argument("--quick", action="store_true", help="256 texts, batches 16,64, one dtype")
+    args = p.parse_args(list(argv))
+    if args.device != "cpu":
+        why = ensure_cuda_torch(argv)
+        if why is not None:
+            print(f"bench-gpu: {why}")
+            return 0
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.classify.artifact import load_model, tokenize
+    from monitor.classify.transformer import TransformerClassifier
+    from monitor.config import ClassifierSettings
+
+    began = time.perf_counter()
+    device = torch.device("cuda" if args.device != "cpu" else "cpu")
+    cuda = device.type == "cuda"
+    if args.quick:
+        args.texts, args.batch_sizes, args.dtypes = min(args.texts, 256), "16,64", args.dtypes.split(",")[0]
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    base, origin = load_texts(DATASET_DIR / "sent_valid.csv", min(args.texts, 2388))
+    texts = [base[i % len(base)] for i in range(args.texts)]
+    model, tokenizer = load_model(args.model)
+    model.train(False)
+    encoded = tokenize(tokenizer, texts, 128)
+    cfg = model.config.encoder_config()
+    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
+
+    def flops(lengths: list[int]) -> float:
+        return model_flops(model, layers, hidden, lengths)
+
+    name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
+    matmul = {dt: gemm_gflops(getattr(torch, dt), *((8192,) * 3 if cuda else (1024,) * 3), device=device.type) / 1e3
+              for dt in args.dtypes.split(",")}
+    print(f"device {name}, torch {torch.__version__}, {len(texts)} texts ({origin}), "
+          f"{sum(map(len, encoded)):,} real tokens; peak {peak or '?'} TFLOP/s; "
+          + ", ".join(f"{dt} matmul {t:,.1f} TFLOP/s" for dt, t in matmul.items()))
+    rows: list[Row] = []
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    for dt in args.dtypes.split(","):
+        dtype = getattr(torch, dt)
+        typed = load_model(args.model)[0].to(device=device, dtype=dtype)  # fresh: no bf16 -> fp16 round trip
+        typed.train(False)
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor, m: torch.nn.Module = typed) -> torch.Tensor:
+            return m.probabilities(m(input_ids=ids, attention_mask=mask))[1]
+
+        modes: list[tuple[str, Callable[..., object]]] = [("eager", forward)]
+        if cuda:
+            modes.append(("cuda graphs", graphed(forward)))
+        for batch in sizes:
+            batches = padded_batches(encoded, batch, device)
+            for mode, fn in modes:
+                if time.perf_counter() - began > args.budget_s:
+                    print(f"budget of {args.budget_s:.0f} s spent: skipping {dt} {mode} batch {batch}")
+                    continue
+                rows.append(measure(fn, batches, sync, flops, (dt, mode, batch)))
+        if args.compile and time.perf_counter() - began < args.budget_s:
+            compiled = torch.compile(forward, mode="max-autotune-no-cudagraphs", dynamic=False)
+            rows.append(measure(compiled, padded_batches(encoded, sizes[-1], device), sync, flops,
+                                (dt, "torch.compile", sizes[-1])))
+    product = TransformerClassifier(ClassifierSettings(model_path=args.model, device=device.type))
+    chunks = [texts[i : i + sizes[-1]] for i in range(0, len(texts), sizes[-1])]
+    product.predict(chunks[0])
+    t0 = time.perf_counter()
+    latencies = []
+    for chunk in chunks:
+        t1 = time.perf_counter()
+        product.predict(chunk)
+        latencies.append((time.perf_counter() - t1) * 1000)
+    rows.append(Row(product.precision.label, "product path (tokenize+predict)", sizes[-1], len(texts),
+                    time.perf_counter() - t0, latencies, flops([len(e) for e in encoded])))
+    print_rows(rows, peak, matmul)
+    print(f"total {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+def print_rows(rows: list[Row], peak: float, matmul: dict[str, float]) -> None:
+    print("\n| dtype | mode | batch | msg/s | p50 ms/batch | p99 ms/batch | TFLOP/s | of peak | of matmul |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        tflops = r.flops / r.seconds / 1e12
+        of_peak = f"{100 * tflops / peak:.1f}%" if peak else "-"
+        ref = matmul.get(r.dtype.split("+")[0])
+        of_matmul = f"{100 * tflops / ref:.1f}%" if ref else "-"
+        print(f"| {r.dtype} | {r.mode} | {r.batch} | {r.messages / r.seconds:,.0f} | "
+              f"{percentile(r.latencies_ms, 0.5):.2f} | {percentile(r.latencies_ms, 0.99):.2f} | "
+              f"{tflops:.2f} | {of_peak} | {of_matmul} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,233 @@
+"""Live soak: a producer at a fixed rate → Kafka (tansu) → the real daemon → Redis windows, for minutes.
+
+    python benchmarks/bench_soak.py                          # 10 minutes at 200 msg/s, bundled model
+    python benchmarks/bench_soak.py --short                  # 45 s (CI smoke: `make bench-short`)
+    python benchmarks/bench_soak.py --rate 300 --classifier lexicon
+
+Starts redis-server and a tansu broker on 127.0.0.1 (tests/servers.py, tests/kafka_broker.py), creates
+the news/comments topics (2 partitions each), runs ``monitor run`` exactly as in production
+(configs/production.toml + MONITOR_* overrides, HTTP on a free port, log sink only) and produces the
+demo stream's texts with fresh ids and *current* event times at ``--rate`` messages/s. Every
+``--sample-s`` it prints: produced, processed (``finsent_messages_total`` from /metrics), lag
+(= produced - processed), the processing rate over the interval and the daemon's RSS (/proc).
+
+Verdict at the end: **flat lag** = the lag over the second half never exceeds ``rate x 2 s`` above
+its first value there (it keeps up rather than falling behind), **bounded memory** = RSS at the end is
+within 15% of RSS at the half-way sample. Both are printed, not asserted: on a shared host a
+neighbour's burst shows as lag, and the numbers say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiokafka import AIOKafkaProducer
+
+from monitor.config import REPO_ROOT
+from tests.kafka_broker import create_topics, kafka_broker
+from tests.servers import free_port, redis_server
+
+PRODUCTION_CONFIG = REPO_ROOT / "configs" / "production.toml"
+DEMO_STREAM = REPO_ROOT / "data" / "demo_stream.jsonl"
+PARTITIONS = 2
+
+
+@dataclass
+class Sample:
+    at_s: float
+    produced: int
+    processed: int
+    rss_mib: float
+
+    @property
+    def lag(self) -> int:
+        return self.produced - self.processed
+
+
+def demo_messages() -> list[dict[str, object]]:
+    out = []
+    for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+            out.append({k: obj[k] for k in ("source", "text", "tickers") if k in obj})
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def processed(port: int) -> int:
+    """Sum of ``finsent_messages_total`` over sources, from the daemon's /metrics (0 before it serves)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return 0
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("finsent_messages_total{")))
+
+
+async def produce(bootstrap: str, topics: dict[str, str], rate: float, stop: asyncio.Event, counter: list[int]) -> None:
+    """``rate`` msg/s in 20 ms ticks, round-robin over partitions, event time = now."""
+    messages = demo_messages()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        started, n = time.monotonic(), 0
+        while not stop.is_set():
+            due = int((time.monotonic() - started) * rate)
+            while n < due:
+                msg = messages[n % len(messages)]
+                body = {**msg, "id": f"soak-{n}", "published_at": datetime.now(UTC).isoformat()}
+                topic = topics["comments" if msg.get("source") == "comment" else "news"]
+                await producer.send(topic, json.dumps(body).encode(), partition=n % PARTITIONS)
+                n += 1
+                counter[0] = n
+            await asyncio.sleep(0.02)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def daemon_env(
+    bootstrap: str, redis_url: str, topics: dict[str, str], http_port: int, classifier: str
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "MONITOR_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "MONITOR_KAFKA__NEWS_TOPIC": topics["news"],
+        "MONITOR_KAFKA__COMMENTS_TOPIC": topics["comments"],
+        "MONITOR_KAFKA__DEAD_LETTER_TOPIC": topics["dlq"],
+        "MONITOR_KAFKA__GROUP_ID": "soak",
+        "MONITOR_WINDOWS__STORE_URL": redis_url,
+        "MONITOR_WINDOWS__KEY_PREFIX": "soak",
+        "MONITOR_CLASSIFIER__KIND": classifier,
+        "MONITOR_ALERTS__SINKS": json.dumps(["log://"]),
+        "MONITOR_HTTP__HOST": "127.0.0.1",
+        "MONITOR_HTTP__PORT": str(http_port),
+        "MONITOR_LOG__FORMAT": "json",
+        "MONITOR_LOG__LEVEL": "WARNING",
+    }
+
+
+async def soak(args: argparse.Namespace, bootstrap: str, redis_url: str, workdir: Path) -> int:
+    topics = {"news": "soak-news", "comments": "soak-comments", "dlq": "soak-dlq"}
+    await create_topics(bootstrap, {topics["news"]: PARTITIONS, topics["comments"]: PARTITIONS, topics["dlq"]: 1})
+    port = free_port()
+    log_path = workdir / "daemon.log"
+    daemon = start_daemon(daemon_env(bootstrap, redis_url, topics, port, args.classifier), workdir, log_path)
+    try:
+        deadline = time.monotonic() + 120
+        while processed(port) == 0 and not _serving(port):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                print(f"daemon did not start (exit {daemon.poll()}); log tail:\n{log_path.read_text()[-2000:]}")
+                return 1
+            await asyncio.sleep(0.2)
+        samples = await run_producer(args, bootstrap, topics, port, daemon.pid)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=60)
+    print_verdict(args, samples)
+    print(f"daemon exited {code} after SIGTERM")
+    return 0 if code == 0 else 1
+
+
+def start_daemon(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``monitor run`` as in production; its output goes to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "--config", str(PRODUCTION_CONFIG), "run"],
+            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def _serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def run_producer(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], port: int,
+                       pid: int) -> list[Sample]:
+    stop, counter = asyncio.Event(), [0]
+    producer = asyncio.create_task(produce(bootstrap, topics, args.rate, stop, counter))
+    samples: list[Sample] = []
+    started = time.monotonic()
+    print("| t (s) | produced | processed | lag | processed msg/s | RSS MiB |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    while (elapsed := time.monotonic() - started) < args.duration_s:
+        await asyncio.sleep(min(args.sample_s, max(0.1, args.duration_s - elapsed)))
+        s = Sample(time.monotonic() - started, counter[0], await asyncio.to_thread(processed, port), rss_mib(pid))
+        prev = samples[-1] if samples else Sample(0.0, 0, 0, 0.0)
+        rate = (s.processed - prev.processed) / max(s.at_s - prev.at_s, 1e-9)
+        samples.append(s)
+        print(f"| {s.at_s:.0f} | {s.produced:,} | {s.processed:,} | {s.lag:,} | {rate:,.0f} | {s.rss_mib:,.0f} |",
+              flush=True)
+    stop.set()
+    await producer
+    return samples
+
+
+def print_verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> None:
+    if len(samples) < 2:
+        print("too few samples for a verdict")
+        return
+    half = samples[len(samples) // 2 :]
+    growth = max(s.lag for s in half) - half[0].lag
+    flat = growth <= args.rate * 2
+    memory = samples[-1].rss_mib / max(half[0].rss_mib, 1e-9)
+    overall = (samples[-1].processed - samples[0].processed) / max(samples[-1].at_s - samples[0].at_s, 1e-9)
+    print(f"\nproducer {args.rate:,.0f} msg/s for {samples[-1].at_s:.0f} s; daemon processed {overall:,.0f} msg/s "
+          f"(first to last sample); final lag {samples[-1].lag:,}")
+    print(f"flat lag: {'yes' if flat else 'NO'} (second half grew by {growth:,} messages; bound {args.rate * 2:,.0f})")
+    print(f"bounded memory: {'yes' if memory <= 1.15 else 'NO'} (RSS {half[0].rss_mib:,.0f} -> "
+          f"{samples[-1].rss_mib:,.0f} MiB over the second half, max {max(s.rss_mib for s in samples):,.0f} MiB)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=200.0, help="producer messages/s")
+    p.add_argument("--duration-s", type=float, default=600.0)
+    p.add_argument("--sample-s", type=float, default=30.0)
+    p.add_argument("--short", action="store_true", help="45 s, samples every 5 s")
+    p.add_argument("--classifier", choices=["transformer", "lexicon"], default="transformer")
+    args = p.parse_args(list(argv))
+    if args.short:
+        args.duration_s, args.sample_s = min(args.duration_s, 45.0), min(args.sample_s, 5.0)
+    with tempfile.TemporaryDirectory(prefix="finsent-soak-") as tmp, redis_server(Path(tmp)) as redis_url, \
+            kafka_broker() as bootstrap:
+        return asyncio.run(soak(args, bootstrap, redis_url, Path(tmp)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

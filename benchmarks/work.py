@@ -1,0 +1,40 @@
+"""How much compute a classifier run is, and how much the hardware can do: shared by the CPU and GPU
+benchmarks so every GFLOP/s figure is counted one way.
+
+Model FLOPs are counted from the real (unpadded) token counts: per sequence of length L, every encoder
+Linear does 2 FLOPs per weight per token, and attention adds QK^T and AV, 2·L²·d each per layer.
+Padding, softmax, layer norms and GELU are not counted: they are overhead, not useful work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def model_flops(model: nn.Module, layers: int, hidden: int, lengths: Iterable[int]) -> float:
+    """Useful FLOPs of one forward pass over sequences of these real lengths."""
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    return float(sum(2.0 * linear * n + 4.0 * layers * n * n * hidden for n in lengths))
+
+
+def gemm_gflops(dtype: torch.dtype, m: int, k: int, n: int, device: str = "cpu", seconds: float = 0.5) -> float:
+    """Best-of-several GFLOP/s of an (m x k) @ (k x n) matmul: the ceiling a model's Linears aim at."""
+    a = torch.randn(m, k, dtype=dtype, device=device)
+    b = torch.randn(k, n, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(2):
+        a @ b
+    sync()
+    best, spent = float("inf"), 0.0
+    while spent < seconds:
+        started = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        sync()
+        elapsed = (time.perf_counter() - started) / 4
+        best, spent = min(best, elapsed), spent + 4 * elapsed
+    return 2.0 * m * k * n / best / 1e9
