@@ -15,6 +15,9 @@ from monitor.types import Classifier, Prediction
 from monitor.windows.memory import MemoryWindowStore
 
 
+BACKTEST_RETENTION_S = 20 * 365 * 86_400
+
+
 class CachedClassifier:
     """Memoizes predictions by text (bounded LRU): a sweep re-runs windows and detection, not the model."""
 
@@ -87,8 +90,11 @@ async def run_once(settings: Settings, classifier: Classifier, params: dict[str,
     from monitor.app import MonitorApp
 
     tuned = settings_with(settings, params)
+    # a backtest keeps its whole history: the baselines and the plots need it (memory is bounded by
+    # the input, which the user chose)
     store = MemoryWindowStore(
-        tuned.windows.bucket_s, tuned.windows.retention_s, tuned.windows.top_negative_per_bucket
+        tuned.windows.bucket_s, max(tuned.windows.retention_s, BACKTEST_RETENTION_S),
+        tuned.windows.top_negative_per_bucket,
     )
     app = MonitorApp(tuned, classifier=classifier, store=store)
     recorder = RecordingEvaluator(app.alerting)
