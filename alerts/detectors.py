@@ -268,6 +268,8 @@ class Signal:
     """Multi-scale tests that fired, strongest first (empty for the per-bucket detectors)."""
     scale_s: int = 0
     """Window of the strongest finding (0 = the evaluated bucket alone)."""
+    expected_negatives_per_h: float = 0.0
+    """Multiscale: the baseline's expected negatives per hour over the shortest scale (for plots)."""
 
     @property
     def top(self) -> Finding | None:

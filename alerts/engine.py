@@ -25,8 +25,8 @@ from alerts.delivery import OutboxDelivery, RetryPolicy
 from alerts.detectors import DetectorConfig, KeySeries, Signal, detect
 from alerts.evidence import collect_evidence
 from alerts.lifecycle import AlertState, LifecyclePolicy, prunable, step
-from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
 from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
 from alerts.outbox import Outbox, OutboxFullError
 from alerts.sinks.base import Sink
 from alerts.state import AlertStateStore

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from alerts.baseline import KeyBaseline, Rates, StreamState, group_of
-from alerts.burst import BurstParams, PoissonCusum, burst_test
+from alerts.burst import HOUR_S, BurstParams, PoissonCusum, burst_test
 from alerts.detectors import Finding, Signal
 from alerts.shift import ShiftParams, score_test, share_test
 from monitor.windows.buckets import ALL_KEY, BucketStats
@@ -44,8 +44,8 @@ class MultiScaleConfig:
     prior_strength: float = 2.0
     min_history_s: int = 12 * 3600
     max_keys: int = 20_000
-    burst: BurstParams = BurstParams()
-    shift: ShiftParams = ShiftParams()
+    burst: BurstParams = field(default_factory=BurstParams)
+    shift: ShiftParams = field(default_factory=ShiftParams)
 
     def __post_init__(self) -> None:
         rounded = sorted({max(self.bucket_s, -(-s // self.bucket_s) * self.bucket_s) for s in self.scales_s})
@@ -212,7 +212,8 @@ class MultiScaleDetector:
             if cusum is not None:
                 findings.append(cusum)
         findings.sort(key=lambda f: (-_strength(f, cfg), f.scale_s, f.detector))
-        return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed)
+        return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed,
+                          cfg.scales_s[0])
 
     def _evict(self) -> None:
         excess = len(self.keys) - self.cfg.max_keys
@@ -225,7 +226,7 @@ class MultiScaleDetector:
 
 
 def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rates | None, st: KeyState,
-               findings: tuple[Finding, ...], suppressed: str | None) -> Signal:
+               findings: tuple[Finding, ...], suppressed: str | None, first_scale_s: int) -> Signal:
     top = findings[0] if findings else None
     volume = top.volume if top else first.volume
     negatives = top.negatives if top else first.negatives
@@ -235,10 +236,12 @@ def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rat
     base_score = rates.mean_score if rates else 0.0
     return Signal(
         key=key, bucket_start_s=start_s, bucket_end_s=start_s + bucket_s, volume=volume, neg_share=neg_share,
-        mean_score=mean_score, baseline_kind="multiscale", baseline_samples=(rates.history_s // bucket_s) if rates else 0,
+        mean_score=mean_score, baseline_kind="multiscale",
+        baseline_samples=(rates.history_s // bucket_s) if rates else 0,
         baseline_neg_share=base_share, baseline_median_neg_share=base_share, baseline_sigma=0.0,
         baseline_mad_sigma=0.0, baseline_mean_score=base_score, z_ewma=top.log10p if top else 0.0,
         z_robust=top.log10p if top else 0.0, cusum=st.cusum.value, score_drop=base_score - mean_score,
         triggered=tuple(f.name for f in findings), suppressed=suppressed, findings=findings,
         scale_s=top.scale_s if top else 0,
+        expected_negatives_per_h=first.exposure * rates.rate * HOUR_S / first_scale_s if rates else 0.0,
     )

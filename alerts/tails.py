@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from scipy.special import betainc
+from scipy.special import betainc  # type: ignore[import-untyped]
 
 MAX_LOG10P = 50.0
 """Cap: beyond 1e-50 every window is equally damning, and float underflow starts."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.backtest.report import markdown, plot_incident
-from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
+from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--late-s", type=int, default=3600, help="alerts this long after an incident still count")
     p.add_argument("--early-s", type=int, default=0, help="alerts this long before an incident still count")
     p.add_argument("--out", type=Path, default=Path("reports/backtest"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
 
@@ -44,18 +45,33 @@ def _rank(s: Scores) -> tuple[float, float, float]:
 
 
 async def run_backtest(
-    settings: Settings, incidents: Sequence[Incident], sweep: Sequence[str], *, early_s: int, late_s: int
+    settings: Settings, incidents: Sequence[Incident], sweep: Sequence[str], *, early_s: int, late_s: int,
+    progress: bool = False,
 ) -> list[tuple[RunResult, Scores]]:
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
+    keys = sorted({inc.key for inc in incidents})
     for n, params in enumerate(parse_sweep(sweep)):
         if n == 1:  # every parameter set replays the same input: report its malformed lines once
             settings = settings.model_copy(update={
                 "source": settings.source.model_copy(update={"dead_letter_path": Path(os.devnull)})})
-        result = await run_once(settings, classifier, params)
+        result = await run_once(settings, classifier, params, trace_keys=keys, progress=progress)
         span = await _span_s(result)
-        results.append((result, score(fired_alerts(result), incidents, span_s=span, early_s=early_s, late_s=late_s)))
+        first_neg = [await first_negative_s(result, inc, early_s) for inc in incidents]
+        results.append((result, score(fired_alerts(result), incidents, span_s=span, early_s=early_s,
+                                      late_s=late_s, first_negative_s=first_neg)))
     return results
+
+
+async def first_negative_s(result: RunResult, incident: Incident, early_s: int) -> int | None:
+    """Event time of the incident key's first negative message inside the incident (to the bucket,
+    refined by the bucket's kept evidence when it holds that message)."""
+    for b in await result.store.buckets(incident.key, incident.start_s - early_s, incident.end_s):
+        if b.negative:
+            kept = await result.store.top_negative(incident.key, b.start_s, b.start_s + result.store.bucket_s, 100)
+            times = [e.event_time_s for e in kept if e.event_time_s >= incident.start_s - early_s]
+            return min(times) if times else max(b.start_s, incident.start_s - early_s)
+    return None
 
 
 async def _span_s(result: RunResult) -> int:
@@ -70,18 +86,20 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     incidents = load_incidents(args.events)
     isolated = isolated_settings(settings, sinks=[], dead_letter_path=args.out / "dead-letter.jsonl",
                                  replay_paths=args.input)
-    results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s)
+    results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s,
+                                 progress=not args.no_progress)
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))
     args.out.mkdir(parents=True, exist_ok=True)
     best_result = results[best][0]
-    tuned = settings_with(isolated, best_result.params)
     plots = []
     for i, inc in enumerate(incidents):
         path = args.out / f"incident_{i}_{inc.key.replace(':', '_').replace('|', '_')}.png"
-        await plot_incident(best_result, inc, tuned, path)
+        await plot_incident(best_result, inc, path)
         plots.append(path)
     rows = [(r.params, s) for r, s in results]
-    (args.out / "report.md").write_text(markdown(rows, best, incidents, plots, args.out), encoding="utf-8")
+    false_alarms = [best_result.firing[i] for i in results[best][1].false_alarm_indices]
+    (args.out / "report.md").write_text(markdown(rows, best, incidents, plots, args.out, false_alarms),
+                                        encoding="utf-8")
     with (args.out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
         for note in best_result.notifications:
             fh.write(json.dumps(note.to_dict(), ensure_ascii=False) + "\n")
@@ -89,6 +107,9 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     print(f"best {best_result.params or 'defaults'}: precision {s.precision:.2f}, recall {s.recall:.2f}, "
           f"false alarms/day {s.false_alarms_per_day:.2f}, median detection delay "
           f"{'-' if s.lead_time_median_s is None else f'{s.lead_time_median_s / 60:.0f} min'}")
+    print(f"detected {s.detected}/{s.incidents}; firing notifications {s.alerts} ({s.alerts_per_day:.2f}/day over "
+          f"{s.span_s / 86_400:.1f} days); median delay from first negative message "
+          f"{'-' if s.from_first_negative_median_s is None else f'{s.from_first_negative_median_s / 60:.0f} min'}")
     print(f"report: {args.out / 'report.md'}")
     return 0
 
