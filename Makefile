@@ -46,6 +46,7 @@ eval: install
 bench: install
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_detection.py --no-progress
 
 demo-data:
 	$(PY) scripts/make_demo_stream.py

@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from monitor.windows.buckets import ALL_KEY, BucketStats
 
 
+MAX_QUIET_S = 3600
+"""A whole stream silent for longer than this is a collection gap, not history (only for the
+``min_history_s`` guard: the rates need no such rule, a gap carries no exposure)."""
+
+
 def group_of(key: str) -> str:
     """Shrinkage group of a window key: its kind (``ticker``, ``topic``, ``topic_ticker``, ``all``)."""
     return key.split(":", 1)[0] if ":" in key else key
@@ -88,8 +93,9 @@ class StreamState:
     horizon_s: int | None = None
     folded_all: float = 0.0
     """Decayed ``all`` volume folded up to ``horizon_s``."""
-    data_buckets: int = 0
-    """Folded buckets that had any data (stream history, gaps excluded)."""
+    history_s: int = 0
+    """Folded stream time, collection gaps (no message at all for over ``MAX_QUIET_S``) excluded."""
+    last_data_s: int | None = None
     recent_cum: deque[tuple[int, int]] = field(default_factory=deque)
     """(bucket start, cumulative all volume through that bucket) for the recent buckets."""
     recent_all: deque[BucketStats] = field(default_factory=deque)
@@ -129,7 +135,13 @@ class StreamState:
             old = self.recent_all.popleft()
             w = self.weight(horizon - old.start_s)
             self.folded_all += w * old.volume
-            self.data_buckets += 1
+            for name, members in self.members.items():
+                # exposure of the group's members: every member known when this bucket folds (each
+                # key's own exposure runs from its creation on, see KeyBaseline.catch_up)
+                self.groups.setdefault(name, Decayed()).exposure += w * members * old.volume
+            since = old.start_s - self.last_data_s if self.last_data_s is not None else self.bucket_s
+            self.history_s += since if since <= MAX_QUIET_S else self.bucket_s
+            self.last_data_s = old.start_s
         while self.recent_groups and self.recent_groups[0][0] <= horizon:
             s, sums = self.recent_groups.popleft()
             w = self.weight(horizon - s)
@@ -162,13 +174,9 @@ class StreamState:
     def group_prior(self, group: str) -> tuple[float, float, float] | None:
         """(negatives per exposure, negative share, mean score) of ``group``; None before any history."""
         g = self.groups.get(group)
-        members = self.members.get(group, 0)
-        if g is None or g.volume <= 0 or members <= 0:
+        if g is None or g.volume <= 0 or g.exposure <= 0:
             return None
-        exposure = members * self.folded_all + g.exposure
-        if exposure <= 0:
-            return None
-        return g.negative / exposure, g.negative / g.volume, g.score / g.volume
+        return g.negative / g.exposure, g.negative / g.volume, g.score / g.volume
 
 
 @dataclass(slots=True)
@@ -217,7 +225,7 @@ class KeyBaseline:
             neg_share=(prior_strength + f.negative) / (pseudo_volume + f.volume),
             share_weight=pseudo_volume + f.volume,
             mean_score=(pseudo_volume * group_score + f.score) / (pseudo_volume + f.volume),
-            history_s=stream.data_buckets * stream.bucket_s,
+            history_s=stream.history_s,
         )
 
 

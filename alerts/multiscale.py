@@ -83,6 +83,10 @@ class KeyState:
     baseline: KeyBaseline
     cusum: PoissonCusum = field(default_factory=PoissonCusum)
     last_seen_s: int = 0
+    active: bool = False
+    spent_until_s: int | None = None
+    """Once an episode ends, windows start here: a new episode needs evidence of its own, not the
+    tail of a story that already paged (a 24 h window holds a story for a whole day)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +185,9 @@ class MultiScaleDetector:
         out: list[_Window] = []
         recent = list(reversed(st.baseline.recent))
         i, neg, vol, score = 0, 0, 0, 0.0
+        spent = st.spent_until_s if st.spent_until_s is not None else end_s - self.cfg.lag_s
         for scale in self.cfg.scales_s:
-            lo = end_s - scale
+            lo = max(end_s - scale, spent)
             while i < len(recent) and recent[i].start_s >= lo:
                 b = recent[i]
                 neg, vol, score = neg + b.negative, vol + b.volume, score + b.score_sum
@@ -212,6 +217,9 @@ class MultiScaleDetector:
             if cusum is not None:
                 findings.append(cusum)
         findings.sort(key=lambda f: (-_strength(f, cfg), f.scale_s, f.detector))
+        if st.active and not findings:
+            st.spent_until_s = start_s + cfg.bucket_s
+        st.active = bool(findings)
         return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed,
                           cfg.scales_s[0])
 
