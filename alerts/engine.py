@@ -9,6 +9,13 @@ The first call ever evaluates only the newest closed bucket.
 
 Per bucket, the keys evaluated are those with messages in that bucket plus those with a pending or
 firing alert (an empty bucket counts as quiet, so alerts on keys that fall silent still resolve).
+
+Two detector families (``alerts.detection``): the per-bucket ones re-read each key's history
+(``history_s``) per call; the multiscale one (alerts/multiscale.py) keeps incremental per-key state and
+reads only the pass's new buckets, once. Its state is valid only for the bucket sequence it has
+stepped (``until_s``): when the cursor says otherwise (first call, restart, a failed evaluation, a
+skipped stretch) it is rebuilt from the store's history (``rebuild_history_s``), so detection stays a
+pure function of the stored buckets, live and in replay.
 Start/stop runs the outbox delivery loops; ``stop`` flushes what is due before closing sinks.
 """
 
