@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 from monitor.windows.buckets import ALL_KEY, BucketStats
 
-
 MAX_QUIET_S = 3600
 """A whole stream silent for longer than this is a collection gap, not history (only for the
 ``min_history_s`` guard: the rates need no such rule, a gap carries no exposure)."""
