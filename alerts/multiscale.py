@@ -181,17 +181,19 @@ class MultiScaleDetector:
                             self.cfg.burst.cusum_rate_ratio)
 
     def _windows(self, st: KeyState, start_s: int) -> list[_Window]:
+        """Negatives, volume, score and exposure of every scale's window ending with this bucket
+        (one pass over the key's recent buckets, newest first)."""
         end_s = start_s + self.cfg.bucket_s
         out: list[_Window] = []
-        recent = list(reversed(st.baseline.recent))
-        i, neg, vol, score = 0, 0, 0, 0.0
+        newest_first = reversed(st.baseline.recent)
+        pending = next(newest_first, None)
+        neg, vol, score = 0, 0, 0.0
         spent = st.spent_until_s if st.spent_until_s is not None else end_s - self.cfg.lag_s
         for scale in self.cfg.scales_s:
             lo = max(end_s - scale, spent)
-            while i < len(recent) and recent[i].start_s >= lo:
-                b = recent[i]
-                neg, vol, score = neg + b.negative, vol + b.volume, score + b.score_sum
-                i += 1
+            while pending is not None and pending.start_s >= lo:
+                neg, vol, score = neg + pending.negative, vol + pending.volume, score + pending.score_sum
+                pending = next(newest_first, None)
             out.append(_Window(neg, vol, score, self._exposure(st.baseline.key, lo, end_s, vol)))
         return out
 
