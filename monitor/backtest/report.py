@@ -87,7 +87,8 @@ async def plot_incident(result: RunResult, incident: Incident, path: Path) -> No
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     ax.set_xlim(_x(lo), _x(hi))
     ax.set_title(f"{incident.key}: {incident.description}"[:110])
-    ax.set_ylabel("messages per hour")
+    ax.set_yscale("symlog", linthresh=0.1)  # the expected rate of a sparse key is ~0.01-1 per hour
+    ax.set_ylabel("per hour (linear below 0.1, log above)")
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
