@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint model eval bench demo-data clean redis-server
+.PHONY: install run test lint model eval bench demo-data clean redis-server chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ redis-server:
 	  else echo "redis-server missing: sudo apt-get install -y redis-server" >&2; exit 1; fi; }
 	@command -v redis-server >/dev/null || { echo "redis-server still missing" >&2; exit 1; }
 
-test: install redis-server
+# the dashboard's browser test drives Debian chromium through its chromedriver (fails if missing)
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else echo "chromium missing: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { echo "chromium/chromedriver still missing" >&2; exit 1; }
+
+test: install redis-server chromium
 	$(VENV)/bin/ruff check monitor consumers alerts tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider

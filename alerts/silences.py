@@ -4,7 +4,9 @@ A silence mutes notifications whose window key or group key matches (``ticker:TS
 ``topic_ticker:earnings|TSLA``; ``topic:*`` mutes every topic). It starts ``lookback_s`` in the
 past (allowed lateness + one bucket by default) because the buckets evaluated "now" ended that
 long ago in event time, and a silence made now must mute the next notifications.
-Silences need a shared store: with ``windows.store_url = memory://`` the CLI refuses.
+Silences need a shared store: with ``windows.store_url = memory://`` the CLI refuses. Times are event
+time: the CLI anchors "now" to the detection cursor stored with the alert state (the wall clock only
+before the first evaluation), so a silence made during a replay or a backlog mutes what is judged next.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(args: argparse.Namespace, settings: Settings, now_s: int) -> int:
     store = build_state_store(settings)
     async with store:
+        # evaluation judges silences in event time: anchor to the stored detection cursor (the wall
+        # clock only before the first evaluation), as the daemon's HTTP API does
+        cursor = await store.get_cursor()
+        now_s = now_s if cursor is None else cursor
         if args.command == "create":
             lookback_s = settings.windows.allowed_lateness_s + settings.windows.bucket_s
             silence = await create_silence(

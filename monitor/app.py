@@ -23,9 +23,9 @@ from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
 from monitor.config import ConfigError, Settings
 from monitor.http import HttpServer
-from monitor.http_alerts import AlertsApi
 from monitor.pipeline import Pipeline, PipelineStats
 from monitor.types import Classifier, Source
+from monitor.web import install as install_web
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
 from monitor.windows.redis import redact_url
@@ -97,8 +97,10 @@ class MonitorApp:
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:
-            self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready)
-            self.http.add_routes(AlertsApi.for_engine(self.alerting, settings).routes())
+            self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready,
+                                   event_time_s=lambda: self.pipeline.watermark.value_s)
+            install_web(self.http, self.alerting, settings, watermark=lambda: self.pipeline.watermark.value_s,
+                        recent=self.pipeline.recent_notifications)
         self._ready = False
         self._started_at = time.monotonic()
 

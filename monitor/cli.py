@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from monitor.classify import ModelLoadError
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -77,7 +77,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from monitor.windows.redis import redact_url
 
-    secrets = {"kafka": {"sasl_password"}, "alerts": {"webhook_secret", "smtp_password"}}
+    secrets: dict[str, set[str]] = {}
+    for section, key in SECRET_KEYS:
+        secrets.setdefault(section, set()).add(key)
     shown = settings.model_copy(update={"windows": settings.windows.model_copy(
         update={"store_url": redact_url(settings.windows.store_url)})})
     print(shown.model_dump_json(indent=2, exclude=secrets))

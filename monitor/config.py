@@ -291,6 +291,9 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
+    api_token: str | None = None
+    """Bearer token for write endpoints (silences); environment only (``MONITOR_HTTP__API_TOKEN``).
+    Unset = the HTTP API and dashboard are read-only (writes answer 403)."""
 
 
 class LogSettings(_Section):
@@ -343,7 +346,8 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alerts", "smtp_password"))
+SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alerts", "smtp_password"),
+               ("http", "api_token"))
 
 
 def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:

@@ -1,14 +1,16 @@
 """HTTP side door: liveness, readiness, Prometheus metrics and a read-only view of windows.
 
 ``/healthz`` answers while the process runs; ``/readyz`` only once every component started and the
-pipeline has not failed; ``/metrics`` is the Prometheus text format; ``/windows`` shows recent
-buckets of one key. Extra routes (alerts, silences) are added by the app via ``add_routes``.
+pipeline has not failed; ``/metrics`` is the Prometheus text format; ``/windows`` shows the buckets
+of one key over the ``minutes`` up to the watermark (event time: a replay or a lag still shows the
+data being judged; the wall clock only before any event). Extra routes (alerts, silences, the
+dashboard) are added by the app via ``add_routes``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 from aiohttp import web
@@ -23,7 +25,9 @@ MAX_WINDOW_BUCKETS = 2_000
 
 
 class HttpServer(Service):
-    def __init__(self, host: str, port: int, store: WindowStore, ready: Callable[[], bool]) -> None:
+    def __init__(self, host: str, port: int, store: WindowStore, ready: Callable[[], bool],
+                 event_time_s: Callable[[], int | None] = lambda: None) -> None:
+        self.event_time_s = event_time_s
         self.host = host
         self.port = port
         self.store = store
@@ -36,7 +40,7 @@ class HttpServer(Service):
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
 
-    def add_routes(self, routes: list[web.RouteDef]) -> None:
+    def add_routes(self, routes: Sequence[web.AbstractRouteDef]) -> None:
         self.app.add_routes(routes)
 
     async def _start(self) -> None:
@@ -63,11 +67,15 @@ class HttpServer(Service):
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    def _event_now_s(self) -> int:
+        now = self.event_time_s()
+        return int(time.time()) if now is None else now
+
     async def _windows(self, request: web.Request) -> web.Response:
         key = request.query.get("key", ALL_KEY)
         try:
             minutes = int(request.query.get("minutes", "60"))
-            end_s = int(request.query.get("end_s", str(int(time.time()))))
+            end_s = int(request.query.get("end_s", str(self._event_now_s())))
         except ValueError:
             return web.json_response({"error": "minutes and end_s must be integers"}, status=400)
         start_s = end_s - max(minutes, 1) * 60

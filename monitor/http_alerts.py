@@ -1,26 +1,24 @@
-"""HTTP routes for alerts and silences, plus a read-only dashboard page (added via ``add_routes``).
+"""HTTP routes for alerts and silences (added via ``add_routes``; the dashboard is monitor/web/).
 
 - ``GET /alerts``: live (pending/firing) alert states from the engine's state store, firing first;
 - ``GET /silences`` (``?all=1`` includes expired ones), ``POST /silences``, ``DELETE /silences/{id}``:
-  the same operations and rules as ``monitor silences`` (alerts/silences.py does the work);
-- ``GET /``: plain HTML (no scripts, no external assets) with firing alerts, live silences and the
-  busiest window keys of the last hour (``?end_s=`` picks another hour, as on ``/windows``).
+  the same operations and rules as ``monitor silences`` (alerts/silences.py does the work).
 
-Silences are created on the daemon's own state store, so unlike the CLI this also works with
-``memory://`` (the daemon that serves the request is the one that evaluates alerts).
+"Now" is event time (``monitor/web/clock.py``: the watermark), because that is what evaluation
+compares silences with: a silence made during a replay or a backlog mutes the buckets judged next,
+and ``active``/``silenced`` say what evaluation will decide, not what the wall clock suggests.
+Writes need the bearer token (monitor/web/auth.py). Silences are created on the daemon's own state
+store, so unlike the CLI this also works with ``memory://``.
 Every list is capped: a listing says ``total`` and ``truncated`` instead of growing without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import json
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,7 +29,9 @@ from alerts.silences import create_silence, expire_silence, list_silences
 from alerts.state import AlertStateStore, SilenceLimitError
 from monitor.config import Settings
 from monitor.windows.base import WindowStore
-from monitor.windows.buckets import align_s
+
+if TYPE_CHECKING:
+    from monitor.web.clock import EventClock
 
 MAX_ALERTS = 500
 MAX_SILENCES = 500
@@ -40,7 +40,6 @@ MAX_TEXT_CHARS = 500
 TOP_KEYS = 20
 MAX_KEYS_SCANNED = 1_000
 """Most window keys the dashboard sums to rank the busiest ones (keeps one page view cheap)."""
-TOP_KEYS_WINDOW_S = 3600
 FETCH_CONCURRENCY = 16
 SILENCE_FIELDS = {"matcher": str, "duration_s": int, "comment": str, "created_by": str}
 # create_silence words its errors for the CLI; the API names the JSON field instead of the flag.
@@ -145,27 +144,11 @@ async def top_keys(store: WindowStore, start_s: int, end_s: int, limit: int = TO
     return ranked[:limit], len(keys)
 
 
-def _utc(epoch_s: int | None) -> str:
-    if epoch_s is None:
-        return "-"
-    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str) -> str:
-    if not rows:
-        return f"<p>{html.escape(empty)}</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 class AlertsApi:
     """The routes over one alert state store and one window store (those of the running engine)."""
 
-    def __init__(self, state: AlertStateStore, store: WindowStore, *, lookback_s: int,
-                 max_silence_duration_s: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state: AlertStateStore, store: WindowStore, clock: EventClock, *, lookback_s: int,
+                 max_silence_duration_s: int) -> None:
         self.state = state
         self.store = store
         self.lookback_s = lookback_s
@@ -174,22 +157,21 @@ class AlertsApi:
         self._clock = clock
 
     @classmethod
-    def for_engine(cls, engine: AlertEngine, settings: Settings) -> AlertsApi:
+    def for_engine(cls, engine: AlertEngine, settings: Settings, clock: EventClock) -> AlertsApi:
         w = settings.windows
-        return cls(engine.state, engine.store, lookback_s=w.allowed_lateness_s + w.bucket_s,
+        return cls(engine.state, engine.store, clock, lookback_s=w.allowed_lateness_s + w.bucket_s,
                    max_silence_duration_s=settings.alerts.max_silence_duration_s)
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/", self._dashboard),
             web.get("/alerts", self._alerts),
             web.get("/silences", self._silences),
             web.post("/silences", self._create_silence),
             web.delete("/silences/{id}", self._expire_silence),
         ]
 
-    def _now_s(self) -> int:
-        return int(self._clock())
+    async def _now_s(self) -> int:
+        return await self._clock.now_s()
 
     async def live_alerts(self) -> list[AlertState]:
         """Pending and firing states, firing first, then newest first."""
@@ -200,7 +182,7 @@ class AlertsApi:
         wanted = request.query.get("status")
         if wanted is not None and wanted not in ("pending", "firing"):
             return _error(400, "status must be 'pending' or 'firing'", "status")
-        now_s = self._now_s()
+        now_s = await self._now_s()
         states = [s for s in await self.live_alerts() if wanted is None or s.status == wanted]
         silences = await self.state.list_silences()
         return web.json_response({
@@ -209,7 +191,7 @@ class AlertsApi:
         })
 
     async def _silences(self, request: web.Request) -> web.Response:
-        now_s = self._now_s()
+        now_s = await self._now_s()
         include_expired = request.query.get("all", "") in ("1", "true")
         found = await list_silences(self.state, now_s, include_expired=include_expired)
         return web.json_response({
@@ -226,7 +208,7 @@ class AlertsApi:
             fields = parse_silence_request(body)
         except FieldError as exc:
             return _error(400, str(exc), exc.field)
-        now_s = self._now_s()
+        now_s = await self._now_s()
         try:
             silence = await create_silence(
                 self.state, fields["matcher"], fields["duration_s"], now_s, comment=fields["comment"],
@@ -242,56 +224,6 @@ class AlertsApi:
 
     async def _expire_silence(self, request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]
-        if not await expire_silence(self.state, silence_id, self._now_s()):
+        if not await expire_silence(self.state, silence_id, await self._now_s()):
             return _error(404, f"no silence with id {silence_id!r}", "id")
         return web.json_response({"expired": silence_id})
-
-    def last_hour(self, end_s: int) -> tuple[int, int]:
-        """Bucket starts ``[start, end)`` of the hour up to ``end_s``, its (open) bucket included."""
-        b = self.store.bucket_s
-        end = align_s(end_s, b) + b
-        return min(end - b, end - TOP_KEYS_WINDOW_S), end
-
-    async def _dashboard(self, request: web.Request) -> web.Response:
-        now_s = self._now_s()
-        try:
-            end_s = int(request.query.get("end_s", str(now_s)))
-        except ValueError:
-            return _error(400, "end_s must be an integer (epoch seconds)", "end_s")
-        firing = [s for s in await self.live_alerts() if s.status is AlertStatus.FIRING]
-        silences = await list_silences(self.state, now_s)
-        busiest, active = await top_keys(self.store, *self.last_hour(end_s))
-        return web.Response(text=render_dashboard(firing, silences, busiest, active, now_s),
-                            content_type="text/html")
-
-
-def render_dashboard(firing: Sequence[AlertState], silences: Sequence[Silence], busiest: Sequence[KeyVolume],
-                     active_keys: int, now_s: int) -> str:
-    """The dashboard page; every value is HTML-escaped (keys and comments come from outside)."""
-    alert_rows = []
-    for s in firing[:MAX_ALERTS]:
-        sig = s.last_signal
-        numbers: tuple[object, ...] = ("-", "-", "-") if sig is None else (
-            f"{sig.neg_share:.0%}", f"{sig.baseline_neg_share:.0%}", sig.volume)
-        alert_rows.append((s.window_key, _utc(_since_s(s)), *numbers,
-                           "yes" if silenced(s.window_key, now_s, silences) else "no"))
-    silence_rows = [(s.id, s.matcher, _utc(s.ends_at_s), s.created_by, s.comment)
-                    for s in silences[:MAX_SILENCES]]
-    key_rows = [(k.key, k.volume, f"{k.neg_share:.0%}") for k in busiest]
-    scanned = "" if active_keys <= MAX_KEYS_SCANNED else f" (first {MAX_KEYS_SCANNED} of {active_keys} keys)"
-    sections: Mapping[str, str] = {
-        f"Firing alerts ({len(firing)})": _table(
-            ("key", "since", "neg share", "baseline", "volume", "silenced"), alert_rows,
-            "Nothing is firing."),
-        f"Silences ({len(silences)})": _table(
-            ("id", "matcher", "ends", "by", "comment"), silence_rows, "No live silences."),
-        f"Busiest keys, last hour{scanned}": _table(
-            ("key", "volume", "neg share"), key_rows, "No messages in the last hour."),
-    }
-    body = "".join(f"<h2>{html.escape(title)}</h2>{table}" for title, table in sections.items())
-    return (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\">"
-        "<title>finsent monitor</title><style>body{font-family:sans-serif;margin:2em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
-        f"</style></head><body><h1>finsent monitor</h1><p>{_utc(now_s)}</p>{body}</body></html>"
-    )

@@ -1,14 +1,15 @@
 """The daemon's HTTP API on a running MonitorApp (Kafka source on tansu, Redis windows and alert state).
 
 Alerts are made by writing a spike into the app's own window store at recent wall-clock times and
-calling its engine's ``evaluate``, so the dashboard's "last hour" and the silences' "now" line up.
+calling its engine's ``evaluate``. No record goes through Kafka, so the app has no watermark and its
+event-time "now" is the detection cursor that ``evaluate`` stored (the wall clock before that).
+Writes carry the bearer token the app is configured with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 B = 300
 VOLUME = 40
+TOKEN = "http-api-test-token"
 
 
 @dataclass
@@ -53,7 +55,7 @@ async def running_app(kafka: str, redis_url: str, **alerts: Any) -> AsyncIterato
         classifier={"kind": "lexicon"},
         windows={"store_url": redis_url, "key_prefix": unique_name("http"), "bucket_s": B},
         alerts={"sinks": [], "seasonal_days": 0, "repeat_interval_s": 0, **alerts},
-        http={"host": "127.0.0.1", "port": 0},
+        http={"host": "127.0.0.1", "port": 0, "api_token": TOKEN},
     )
     app = MonitorApp(settings)
     task = asyncio.create_task(app.run())
@@ -64,7 +66,7 @@ async def running_app(kafka: str, redis_url: str, **alerts: Any) -> AsyncIterato
             assert time.monotonic() < deadline, "MonitorApp did not become ready"
             await asyncio.sleep(0.05)
         assert app.http is not None and app.http.bound_port
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session:
             yield Api(app, f"http://127.0.0.1:{app.http.bound_port}", session)
     finally:
         app.request_stop()
@@ -187,25 +189,25 @@ async def test_alerts_with_unknown_status_filter_is_400(api: Api) -> None:
     assert status == 400 and answer["field"] == "status"
 
 
-async def test_dashboard_lists_firing_alerts_silences_and_busiest_keys_html_escaped(api: Api) -> None:
+async def test_overview_lists_firing_alerts_silences_and_busiest_keys_html_escaped(api: Api) -> None:
     end_s = await fire_tsla_spike(api.app)
     await api.app.store.apply(messages(end_s - 2 * B, 1, 9, topic="macro", tickers=("AAPL",)))
     await api.json("POST", "/silences", {"matcher": "topic:macro", "duration_s": 600,
                                          "comment": "<script>alert(1)</script>"})
-    async with api.session.get(api.base + f"/?end_s={end_s}") as resp:
-        assert resp.status == 200 and resp.content_type == "text/html"
-        page = await resp.text()
-    firing, rest = page.split("<h2>Silences", 1)
-    silences, busiest = rest.split("<h2>Busiest keys", 1)
-    assert "<td>ticker:TSLA</td>" in firing and "<td>70%</td>" in firing
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in silences and "<script" not in page
-    # the hour up to end_s: its empty open bucket, the spike and 10 quiet ones; busiest first
-    rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>", busiest)
+    status, overview = await api.json("GET", "/api/overview")
+    assert status == 200 and overview["clock"]["now_s"] == end_s  # the stored detection cursor
+    assert "ticker:TSLA" in {a["key"] for a in overview["firing"]}
+    # the event-time hour up to end_s: its empty open bucket, the spike and 10 quiet ones; busiest first
     tsla = ["ticker:TSLA", "topic:earnings", "topic_ticker:earnings|TSLA"]
     aapl = ["ticker:AAPL", "topic:macro", "topic_ticker:macro|AAPL"]
-    assert rows == [("all", str(11 * VOLUME + 10))] + [(k, str(11 * VOLUME)) for k in tsla] + [
-        (k, "10") for k in aapl]
-    assert "src=" not in page and "href=" not in page  # no external assets
+    assert [(k["key"], k["volume"]) for k in overview["busiest"]] == [("all", 11 * VOLUME + 10)] + [
+        (k, 11 * VOLUME) for k in tsla] + [(k, 10) for k in aapl]
+    async with api.session.get(api.base + "/") as resp:
+        assert resp.status == 200 and resp.content_type == "text/html"
+        page = await resp.text()
+    assert 'href="/keys/ticker%3ATSLA"' in page and "70%" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
+    assert "http://" not in page and "https://" not in page  # no external assets
 
 
 async def test_metrics_is_prometheus_text_and_readyz_is_200_while_running(api: Api) -> None:

@@ -39,6 +39,25 @@ def test_create_list_expire_round_trip(redis_url: str, capsys: pytest.CaptureFix
     assert silence_command(["expire", "nope"], settings) == 1
 
 
+def test_silence_is_anchored_to_the_stored_detection_cursor_not_the_wall_clock(
+        redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from alerts.factory import build_state_store
+
+    settings = redis_settings(redis_url)
+    replayed_until = 1_793_893_200  # detection has judged up to 2026-11-05 15:40 (a replay, weeks ago)
+
+    async def store_cursor() -> None:
+        async with build_state_store(settings) as store:
+            await store.commit([], [], replayed_until)
+
+    asyncio.run(store_cursor())
+    assert silence_command(["create", "--matcher", "ticker:WFC", "--duration-s", "3600"], settings) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["starts_at_s"], created["ends_at_s"]) == (replayed_until - 900, replayed_until + 3600)
+
+
 def test_invalid_requests_exit_2(redis_url: str) -> None:
     settings = redis_settings(redis_url)
     assert silence_command(["create", "--matcher", "*", "--duration-s", "60"], settings) == 2

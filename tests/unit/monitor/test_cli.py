@@ -59,11 +59,12 @@ def test_unknown_config_key_is_rejected_with_a_hint(tmp_path: Path, capsys: pyte
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MONITOR_WINDOWS__BUCKET_S", "42")
     monkeypatch.setenv("MONITOR_ALERTS__WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", "t0ken-xyz")
     monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", "redis://:hunter2@redis:6379/0")
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert '"bucket_s": 42' in out
-    assert "s3cret" not in out and "hunter2" not in out
+    assert "s3cret" not in out and "hunter2" not in out and "t0ken-xyz" not in out
     assert "redis://:***@redis:6379/0" in out
 
 
@@ -72,6 +73,7 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys:
     [
         ("[alerts]\nwebhook_secret = 'k'\n", "MONITOR_ALERTS__WEBHOOK_SECRET"),
         ("[kafka]\nsasl_password = 'pw'\n", "MONITOR_KAFKA__SASL_PASSWORD"),
+        ("[http]\napi_token = 't'\n", "MONITOR_HTTP__API_TOKEN"),
         ("[windows]\nstore_url = 'redis://:pw@host:6379/0'\n", "MONITOR_WINDOWS__STORE_URL"),
     ],
 )

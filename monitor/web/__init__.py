@@ -1,0 +1,31 @@
+"""The daemon's web side: the analyst's console (pages + JSON), the event-time clock and write auth.
+
+``install`` adds it all to the daemon's ``HttpServer``: the alerts/silences API (monitor/http_alerts.py),
+the console routes and the bearer-token guard for writes. Templates and static files are package data,
+so an installed wheel serves the same pages with no build step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from alerts.engine import AlertEngine
+from monitor.config import Settings
+from monitor.http import HttpServer
+from monitor.http_alerts import AlertsApi
+from monitor.web.auth import bearer_auth
+from monitor.web.clock import EventClock
+from monitor.web.console import Console
+
+
+def install(http: HttpServer, engine: AlertEngine, settings: Settings, *, watermark: Callable[[], int | None],
+            recent: Sequence[object]) -> EventClock:
+    """Wire the console into ``http`` (before it starts); returns the clock it uses."""
+    clock = EventClock(watermark, engine.state)
+    api = AlertsApi.for_engine(engine, settings, clock)
+    token = settings.http.api_token or None
+    console = Console(api, clock, recent, baseline_s=settings.alerts.baseline_buckets * settings.windows.bucket_s,
+                      writes_enabled=token is not None)
+    http.app.middlewares.append(bearer_auth(token))
+    http.add_routes([*api.routes(), *console.routes()])
+    return clock

@@ -1,0 +1,232 @@
+"""Pure view-models of the dashboard: alert "why" rows, evidence, history, markers, formatting.
+
+The detectors' ``Signal`` is rendered generically (every field, nested ones flattened), never through
+a fixed list of names, so a detector that gains fields (a time scale, a tail probability) shows them
+without a dashboard change. Times are event time; the formatting helpers say UTC explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.lifecycle import AlertState, silenced
+from alerts.model import AlertStatus, Notification, Silence
+from monitor.web.series import Marker, MarkerKind
+from monitor.windows.buckets import EvidenceItem
+
+EPOCH_FLOOR_S = 1_000_000_000
+"""An ``*_s`` value above this is a point in time (2001+), below it a duration."""
+MAX_FIELDS = 80
+_SPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[^\w$%]+")
+
+
+def fmt_time(epoch_s: float | None, seconds: bool = False) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) + " UTC"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``2d 4h``, ``3h 05m``, ``12m``, ``40s``; negative values get a minus sign."""
+    if seconds is None:
+        return "-"
+    sign, s = ("-" if seconds < 0 else ""), int(abs(seconds))
+    days, rest = divmod(s, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h" if hours else f"{sign}{days}d"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{sign}{minutes}m"
+    return f"{sign}{secs}s"
+
+
+def _plain(obj: object) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump()
+    return obj
+
+
+def _format_number(name: str, value: float) -> str:
+    leaf = name.rsplit(".", 1)[-1]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if leaf.endswith("_s") and isinstance(value, int):
+        return fmt_time(value) if value > EPOCH_FLOOR_S else fmt_duration(value)
+    if "share" in leaf:
+        return f"{value:.1%}"
+    if any(w in leaf for w in ("p_value", "pvalue", "prob", "tail")):
+        return f"{value:.2g}"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _flatten(prefix: str, value: Any, out: list[tuple[str, str, bool]]) -> None:
+    value = _plain(value)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        out.append((prefix, "-" if value is None else str(value), False))
+    elif isinstance(value, int | float):
+        out.append((prefix, _format_number(prefix, value), True))
+    elif isinstance(value, Sequence):
+        if all(isinstance(v, str) for v in value):
+            out.append((prefix, ", ".join(value) or "-", False))
+        else:
+            for i, v in enumerate(value):
+                _flatten(f"{prefix}[{i}]", v, out)
+    else:
+        out.append((prefix, str(value), False))
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    text: str
+    numeric: bool
+
+
+def signal_fields(signal: object | None) -> list[Field]:
+    """Every field of a detector signal, flattened, formatted by its name (shares as %, times as UTC)."""
+    if signal is None:
+        return []
+    out: list[tuple[str, str, bool]] = []
+    _flatten("", signal, out)
+    return [Field(n, t, num) for n, t, num in out[:MAX_FIELDS] if n != "key"]
+
+
+def _get(signal: object | None, *names: str) -> Any:
+    """The first of ``names`` the signal has (detectors get rewritten: tolerate a renamed field)."""
+    plain = _plain(signal)
+    if not isinstance(plain, Mapping):
+        return None
+    return next((plain[n] for n in names if plain.get(n) is not None), None)
+
+
+def distinct_evidence(items: Iterable[EvidenceItem], limit: int) -> list[EvidenceItem]:
+    """The first ``limit`` items whose headline differs (case, spacing and punctuation ignored):
+    syndicated copies and retweets of one story count once."""
+    seen: set[str] = set()
+    out: list[EvidenceItem] = []
+    for item in items:
+        norm = _NOT_WORD.sub(" ", _SPACE.sub(" ", item.text.casefold())).strip()
+        if norm in seen:
+            continue
+        seen.add(norm)
+        out.append(item)
+        if len(out) == limit:
+            break
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    key: str
+    status: str
+    since_s: int | None
+    silenced: bool
+    detectors: str
+    neg_share: float | None
+    baseline_share: float | None
+    volume: int | None
+    bucket_end_s: int | None
+    fields: list[Field]
+    evidence: list[EvidenceItem]
+
+
+def since_s(state: AlertState) -> int | None:
+    return state.started_at_s if state.status is AlertStatus.FIRING else state.pending_since_s
+
+
+def alert_view(state: AlertState, now_s: int, silences: Sequence[Silence],
+               evidence: Sequence[EvidenceItem] = ()) -> AlertView:
+    sig = state.last_signal
+    triggered = _get(sig, "triggered", "detectors")
+    return AlertView(
+        key=state.window_key, status=str(state.status), since_s=since_s(state),
+        silenced=silenced(state.window_key, now_s, silences),
+        detectors=", ".join(triggered) if isinstance(triggered, list | tuple) and triggered else "-",
+        neg_share=_get(sig, "neg_share"), baseline_share=_get(sig, "baseline_neg_share", "baseline_share"),
+        volume=_get(sig, "volume"), bucket_end_s=_get(sig, "bucket_end_s"),
+        fields=signal_fields(sig), evidence=list(evidence),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    at_s: int
+    status: str
+    keys: list[str]
+    summary: str
+
+
+def _signal_summary(key: str, signal: object | None) -> str:
+    share, base = _get(signal, "neg_share"), _get(signal, "baseline_neg_share", "baseline_share")
+    if isinstance(share, float) and isinstance(base, float):
+        return f"{key} {share:.0%} vs {base:.0%}"
+    return ""
+
+
+def _state_rows(states: Iterable[AlertState]) -> list[HistoryRow]:
+    """Episodes kept in the (shared, persistent) alert state: they survive a restart, and in cluster
+    mode every instance sees them, while the notification history is this process's own."""
+    rows = []
+    for s in states:
+        if s.started_at_s is not None and s.status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
+            rows.append(HistoryRow(s.started_at_s, str(AlertStatus.FIRING), [s.window_key], "from alert state"))
+        if s.status is AlertStatus.RESOLVED and s.resolved_at_s is not None:
+            rows.append(HistoryRow(s.resolved_at_s, str(AlertStatus.RESOLVED), [s.window_key],
+                                   _signal_summary(s.window_key, s.last_signal) or "from alert state"))
+    return rows
+
+
+def history_rows(notifications: Iterable[object], limit: int, key: str | None = None,
+                 states: Iterable[AlertState] = ()) -> list[HistoryRow]:
+    """Newest first: this process's notifications, plus the episodes in the alert state that they do
+    not cover; with ``key``, only rows that carry it."""
+    rows = []
+    for n in notifications:
+        if not isinstance(n, Notification):
+            continue
+        keys = [a.window_key for a in n.alerts]
+        summary = "; ".join(filter(None, (_signal_summary(a.window_key, a.signal) for a in n.alerts)))
+        rows.append(HistoryRow(n.event_time_s, str(n.status), keys, summary))
+    seen = {(r.at_s, r.status, k) for r in rows for k in r.keys}
+    rows += [r for r in _state_rows(states) if (r.at_s, r.status, r.keys[0]) not in seen]
+    if key is not None:
+        rows = [r for r in rows if key in r.keys]
+    rows.sort(key=lambda r: (-r.at_s, r.status))
+    return rows[:limit]
+
+
+def key_markers(key: str, states: Iterable[AlertState], notifications: Iterable[object]) -> list[Marker]:
+    """Alert events of one key: announced notices (recent history) and the stored episode starts."""
+    out: list[Marker] = []
+    for n in notifications:
+        if isinstance(n, Notification) and any(a.window_key == key for a in n.alerts):
+            kind: MarkerKind = "resolved" if n.status is AlertStatus.RESOLVED else "firing"
+            out.append(Marker(n.event_time_s, kind, f"{kind} {fmt_time(n.event_time_s)}"))
+    for s in states:
+        if s.window_key != key:
+            continue
+        for start in s.episode_starts_s:
+            out.append(Marker(start, "firing", f"firing {fmt_time(start)}"))
+        if s.status is AlertStatus.PENDING and s.pending_since_s is not None:
+            out.append(Marker(s.pending_since_s, "pending", f"pending since {fmt_time(s.pending_since_s)}"))
+        if s.resolved_at_s is not None and s.status is AlertStatus.RESOLVED:
+            out.append(Marker(s.resolved_at_s, "resolved", f"resolved {fmt_time(s.resolved_at_s)}"))
+    return out

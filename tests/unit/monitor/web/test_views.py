@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from alerts.lifecycle import AlertState
+from alerts.model import AlertItem, AlertStatus, Notification, Silence
+from monitor.web.views import (
+    alert_view,
+    distinct_evidence,
+    fmt_duration,
+    fmt_time,
+    history_rows,
+    key_markers,
+    signal_fields,
+)
+from monitor.windows.buckets import EvidenceItem
+from tests.unit.alerts.builders import signal
+
+T = 1_793_893_200  # 2026-11-05 15:40 UTC
+
+
+@dataclass(frozen=True)
+class Scale:
+    scale_s: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class FutureSignal:
+    """A detector signal with fields the dashboard has never heard of."""
+
+    key: str
+    neg_share: float
+    tail_probability: float
+    expected_count: float
+    bucket_end_s: int
+    triggered: tuple[str, ...] = ("burst",)
+    scales: tuple[Scale, ...] = field(default_factory=tuple)
+
+
+def test_every_numeric_field_of_an_unknown_signal_is_shown_formatted_by_its_name() -> None:
+    sig = FutureSignal("ticker:X", 0.533, 0.00012, 4.25, T, scales=(Scale(1800, 0.003), Scale(86_400, 0.2)))
+    shown = {f.name: f.text for f in signal_fields(sig)}
+    assert shown == {
+        "neg_share": "53.3%", "tail_probability": "0.00012", "expected_count": "4.25",
+        "bucket_end_s": "2026-11-05 15:40 UTC", "triggered": "burst",
+        "scales[0].scale_s": "30m", "scales[0].p_value": "0.003",
+        "scales[1].scale_s": "1d", "scales[1].p_value": "0.2",
+    }
+
+
+def test_todays_signal_shows_all_its_numbers() -> None:
+    sig = signal("ticker:X", T, active=True)
+    names = {f.name for f in signal_fields(sig) if f.numeric}
+    assert {"z_ewma", "z_robust", "cusum", "baseline_neg_share", "volume", "score_drop"} <= names
+
+
+def test_distinct_evidence_counts_a_syndicated_headline_once() -> None:
+    def ev(i: int, text: str) -> EvidenceItem:
+        return EvidenceItem(f"m{i}", "news", text, -0.8, T)
+
+    items = [ev(1, "WFC hit with record fine"), ev(2, "wfc hit with  record fine!"), ev(3, "WFC sued"),
+             ev(4, "WFC probe")]
+    assert [e.message_id for e in distinct_evidence(items, 2)] == ["m1", "m3"]
+
+
+def _state(status: AlertStatus, **kw: object) -> AlertState:
+    return AlertState(dedup_key="d", rule="negative_sentiment", window_key="ticker:X", status=status,
+                      last_signal=signal("ticker:X", T, active=True), **kw)  # type: ignore[arg-type]
+
+
+def test_alert_view_is_silenced_by_a_ticker_silence_at_event_time() -> None:
+    state = _state(AlertStatus.FIRING, started_at_s=T, episode_starts_s=(T,))
+    silence = Silence("s1", "ticker:X", T - 1200, T + 3600)
+    assert alert_view(state, T, [silence]).silenced
+    assert not alert_view(state, T + 3600, [silence]).silenced  # ended in event time
+    assert alert_view(state, T, []).since_s == T
+
+
+def _notification(status: AlertStatus, at: int, key: str = "ticker:X") -> Notification:
+    item = AlertItem(dedup_key="d", rule="r", window_key=key, status=status, sequence=1, started_at_s=T,
+                     signal=signal(key, T, active=status is AlertStatus.FIRING))
+    return Notification(id=f"n{at}", group_key=key, status=status, event_time_s=at, alerts=(item,))
+
+
+def test_history_is_newest_first_and_filters_by_key() -> None:
+    notes = [_notification(AlertStatus.FIRING, T), _notification(AlertStatus.RESOLVED, T + 600),
+             _notification(AlertStatus.FIRING, T + 60, key="ticker:Y"), object()]
+    assert [(r.at_s, r.status) for r in history_rows(notes, 10)] == [
+        (T + 600, "resolved"), (T + 60, "firing"), (T, "firing")]
+    assert [r.keys for r in history_rows(notes, 10, key="ticker:Y")] == [["ticker:Y"]]
+
+
+def test_history_adds_episodes_from_the_alert_state_that_no_notification_covers() -> None:
+    notes = [_notification(AlertStatus.FIRING, T)]  # this process saw the firing notice only
+    state = _state(AlertStatus.RESOLVED, started_at_s=T, resolved_at_s=T + 1200)
+    rows = history_rows(notes, 10, states=[state])
+    assert [(r.at_s, r.status, r.keys) for r in rows] == [
+        (T + 1200, "resolved", ["ticker:X"]), (T, "firing", ["ticker:X"])]
+    assert rows[1].summary.startswith("ticker:X 70%")  # the notification's row, not a duplicate from state
+
+
+def test_key_markers_come_from_notices_and_stored_episodes_of_that_key_only() -> None:
+    notes = [_notification(AlertStatus.RESOLVED, T + 600), _notification(AlertStatus.FIRING, T, key="ticker:Y")]
+    state = _state(AlertStatus.RESOLVED, episode_starts_s=(T,), resolved_at_s=T + 600)
+    found = {(m.at_s, m.kind) for m in key_markers("ticker:X", [state], notes)}
+    assert found == {(T, "firing"), (T + 600, "resolved")}
+
+
+def test_times_say_utc_and_durations_are_human() -> None:
+    assert fmt_time(T) == "2026-11-05 15:40 UTC"
+    assert [fmt_duration(s) for s in (40, 720, 3900, 86_400, 2_260_800, -90)] == [
+        "40s", "12m", "1h 05m", "1d", "26d 4h", "-1m"]
