@@ -152,7 +152,8 @@ class AlertSettings(_Section):
     z_threshold: float = Field(3.0, gt=0)
     """Spike threshold in sigmas; must be exceeded vs both the EWMA and the median+MAD baseline."""
     min_neg_share: float = Field(0.4, ge=0, le=1)
-    """Absolute floor: a bucket with a smaller negative share never alerts (fraction 0..1)."""
+    """Absolute floor: a bucket (multiscale: a window, for the share test) with a smaller negative share
+    never alerts (fraction 0..1)."""
     ewma_alpha: float = Field(0.3, gt=0, le=1)
     """Smoothing factor of the EWMA baseline (higher = shorter memory)."""
     min_sigma_share: float = Field(0.03, gt=0, le=1)
@@ -272,7 +273,7 @@ class AlertSettings(_Section):
     """Per-key overrides, e.g. ``[alerts.thresholds."ticker:TSLA"] z_threshold = 4``; a key ending in
     ``*`` is a prefix (``"ticker:*"``). Exact keys win over prefixes, longer prefixes over shorter.
     Allowed names: z_threshold, min_volume, min_neg_share, cusum_k_sigma, cusum_h_sigma,
-    score_drop_threshold."""
+    score_drop_threshold. They tune the per-bucket detectors (``detection = bucket|both``) only."""
 
     @field_validator("thresholds")
     @classmethod
