@@ -6,8 +6,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the labelled CSVs for `make model` / `make eval` / `make bench` (no default inside the package)
+MONITOR_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-sentiment
+export MONITOR_DATASET_DIR
+MONITOR_TOPIC_DATASET_DIR ?= ../shared/datasets/twitter-financial-news-topic
+export MONITOR_TOPIC_DATASET_DIR
 
-.PHONY: install run test lint model eval bench demo-data clean redis-server chromium
+.PHONY: install run test lint model eval bench demo-data docs clean redis-server chromium prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +33,13 @@ redis-server:
 	  else echo "redis-server missing: sudo apt-get install -y redis-server" >&2; exit 1; fi; }
 	@command -v redis-server >/dev/null || { echo "redis-server still missing" >&2; exit 1; }
 
+# promtool (rule checks) and prometheus-alertmanager (the Alertmanager sink's integration test)
+prometheus-tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq prometheus prometheus-alertmanager) >/dev/null; \
+	  else echo "promtool/alertmanager missing: sudo apt-get install -y prometheus prometheus-alertmanager" >&2; exit 1; fi; }
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { echo "prometheus tools still missing" >&2; exit 1; }
+
 # the dashboard's browser test drives Debian chromium through its chromedriver (fails if missing)
 chromium:
 	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
@@ -35,7 +47,7 @@ chromium:
 	  else echo "chromium missing: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
 	@{ command -v chromium && command -v chromedriver; } >/dev/null || { echo "chromium/chromedriver still missing" >&2; exit 1; }
 
-test: install redis-server chromium
+test: install redis-server chromium prometheus-tools
 	$(VENV)/bin/ruff check monitor consumers alerts tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -45,7 +57,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 model: install
-	$(VENV)/bin/monitor train --output monitor/classify/default_model
+	$(VENV)/bin/monitor train --output monitor/classify/default_model --num-threads 1
 
 eval: install
 	$(VENV)/bin/monitor eval
@@ -54,6 +66,10 @@ bench: install
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_detection.py --no-progress
+	$(PY) -m benchmarks.bench_entities
+
+docs: install
+	$(PY) -m monitor.settings_reference
 
 demo-data:
 	$(PY) scripts/make_demo_stream.py

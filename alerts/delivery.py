@@ -13,17 +13,22 @@ deliverer that dies mid-batch only delays its entries by the lease.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from alerts.outbox import Outbox, OutboxEntry
-from alerts.sinks.base import Sink
+from alerts.sinks.base import Sink, refreshing
 from monitor import metrics
 from monitor.lifecycle import Service
+
+if TYPE_CHECKING:
+    from alerts.lifecycle import AlertState
 
 log = structlog.get_logger("alerts.delivery")
 MIN_WAIT_S = 0.02
@@ -78,6 +83,12 @@ class OutboxDelivery(Service):
         self.active: Callable[[], bool] = lambda: True
         """Deliver only while this returns True (in cluster mode: while this instance leads), so
         instances sharing one Redis outbox do not send the same notification twice."""
+        self.firing: Callable[[], Awaitable[Sequence[AlertState]]] | None = None
+        """The durable firing alerts (set by the engine), re-posted to ``RefreshingSink``s (Alertmanager)
+        by this loop: the loop already runs only where delivery is active (the cluster leader)."""
+        self._refreshed_at_s: dict[str, float] = {}
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        """Delivery outcomes of this process (``delivered``/``failed``/``abandoned``), for the run summary."""
 
     async def _start(self) -> None:
         self._stopping = False
@@ -139,18 +150,47 @@ class OutboxDelivery(Service):
             if attempts >= self.policy.max_attempts:
                 await self.outbox.abandon(sink.name, nid)
                 metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
+                self.outcomes["abandoned"] += 1
                 log.error("alert_delivery_abandoned", sink=sink.name, notification_id=nid,
                           attempts=attempts, error=str(exc))
             else:
                 delay_s = self.policy.delay_s(attempts)
                 await self.outbox.mark_failed(sink.name, nid, self._clock() + delay_s)
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
+                self.outcomes["failed"] += 1
                 log.warning("alert_delivery_failed", sink=sink.name, notification_id=nid,
                             attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
         await self.outbox.mark_delivered(sink.name, nid, self._clock())
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()
+        self.outcomes["delivered"] += 1
         log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)
+
+    async def refresh_if_due(self, sink: Sink) -> float | None:
+        """Re-post the firing alerts to a ``RefreshingSink`` when its interval has passed; returns when
+        the next refresh is due (None for other sinks). After the due outbox entries, so a resolved
+        notice in the outbox always lands after the last re-post of the alert it resolves."""
+        target = refreshing(sink)
+        if target is None or self.firing is None or not self.active():
+            return None
+        now_s = self._clock()
+        due_s = self._refreshed_at_s.get(sink.name, 0.0) + target.refresh_interval_s
+        if now_s < due_s:
+            return due_s
+        self._refreshed_at_s[sink.name] = now_s
+        try:
+            async with asyncio.timeout(self.policy.send_timeout_s):
+                await target.refresh(await self.firing())
+        except Exception as exc:
+            log.warning("alert_refresh_failed", sink=sink.name, error=str(exc))
+        return now_s + target.refresh_interval_s
+
+    async def _observe(self, sink: Sink) -> None:
+        """Outbox depth and the age of its oldest entry, per sink (for alerting on a stuck sink)."""
+        metrics.OUTBOX_PENDING.labels(sink.name).set(await self.outbox.pending(sink.name))
+        oldest_s = await self.outbox.oldest_enqueued_s(sink.name)
+        age_s = 0.0 if oldest_s is None else max(0.0, self._clock() - oldest_s)
+        metrics.OUTBOX_OLDEST_AGE.labels(sink.name).set(age_s)
 
     async def _run(self, sink: Sink) -> None:
         wakeup = self._wakeups[sink.name]
@@ -159,11 +199,15 @@ class OutboxDelivery(Service):
             try:
                 tried = await self.deliver_due(sink)
                 next_due = await self.outbox.next_due_s(sink.name)
+                await self._observe(sink)
             except Exception as exc:  # the outbox backend itself is down: keep the loop alive
                 log.error("alert_outbox_unavailable", sink=sink.name, error=str(exc))
                 tried, next_due = 0, None
             if tried >= self.policy.batch_size:
                 continue  # more may be due right now
+            refresh_due = await self.refresh_if_due(sink)
+            if refresh_due is not None:
+                next_due = refresh_due if next_due is None else min(next_due, refresh_due)
             wait_s = self.policy.poll_interval_s
             if next_due is not None:
                 wait_s = min(wait_s, max(MIN_WAIT_S, next_due - self._clock()))

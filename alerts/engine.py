@@ -37,8 +37,10 @@ from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
 from alerts.outbox import Outbox, OutboxFullError
 from alerts.sinks.base import Sink
 from alerts.state import AlertStateStore
+from monitor import metrics
 from monitor.config import AlertSettings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats, align_s
 
@@ -61,6 +63,17 @@ def _live_keys(states: dict[str, AlertState]) -> set[str]:
     return {s.window_key for s in states.values() if s.status in LIVE}
 
 
+def _observe(states: dict[str, AlertState], series: dict[str, KeySeries], last_start_s: int) -> None:
+    """Firing alerts and per-topic negative share of the newest evaluated bucket, for /metrics."""
+    metrics.ALERTS_FIRING.set(sum(1 for s in states.values() if s.status is AlertStatus.FIRING))
+    shares: dict[str, float | None] = dict.fromkeys(metrics.exported_topics())
+    for key, ks in series.items():
+        if key.startswith("topic:"):
+            bucket = ks.at(last_start_s)
+            shares[key.removeprefix("topic:")] = bucket.neg_share if bucket.volume else None
+    metrics.observe_topic_negative_shares(shares)
+
+
 class AlertEngine(Service):
     def __init__(
         self,
@@ -71,8 +84,12 @@ class AlertEngine(Service):
         sinks: Sequence[Sink],
         *,
         clock: Callable[[], float] = time.time,
+        time_bounds: EventTimeBounds | None = None,
     ) -> None:
         self.store = store
+        self.time_bounds = time_bounds
+        """Plausible event times (``source.*`` settings); a stored cursor outside them is repaired at
+        start. None = not checked."""
         self.settings = settings
         self.state = state
         self.outbox = outbox
@@ -98,14 +115,38 @@ class AlertEngine(Service):
             ),
             clock=clock,
         )
+        self.delivery.firing = self.firing_states
         self._lock = asyncio.Lock()
+
+    async def firing_states(self) -> list[AlertState]:
+        """Announced, still-firing alerts from the durable state store (re-posted to Alertmanager)."""
+        states = await self.state.load_states()
+        return [s for s in states.values() if s.status is AlertStatus.FIRING and s.notified]
 
     async def _start(self) -> None:
         await self.state.start()
+        await self._repair_cursor()
         await self.outbox.start()
         for sink in self.sinks:
             await sink.start()
         await self.delivery.start()
+
+    async def _repair_cursor(self) -> None:
+        """A cursor outside the plausible event times (9999, stored before times were bounded) would
+        make every later bucket look evaluated: forget it, and the alert states stamped past it
+        (their cooldowns would mute every later firing), with one warning saying so."""
+        cursor = await self.state.get_cursor()
+        if cursor is None or self.time_bounds is None:
+            return
+        problem = self.time_bounds.cursor_violation(cursor)
+        if problem is None:
+            return
+        limit_s = self.time_bounds.ceiling_s()
+        states = await self.state.load_states()
+        stale = sorted(k for k, st in states.items() if limit_s is not None and st.updated_at_s > limit_s)
+        await self.state.reset_cursor(stale)
+        log.warning("alert_cursor_repaired", cursor_s=cursor, problem=f"cursor {problem}",
+                    states_dropped=len(stale), action="cursor cleared: detection restarts at the next closed bucket")
 
     async def _stop(self) -> None:
         await self.delivery.stop()
@@ -238,6 +279,8 @@ class AlertEngine(Service):
             for n in result.notifications:
                 notifications.append(await self._with_evidence(n))
         await self._enqueue(notifications)
+        newest = by_bucket.get(closed_end - b, {})
+        _observe(states, series or {k: KeySeries(k, [st]) for k, st in newest.items()}, closed_end - b)
         deleted = self._prune(states, closed_end)
         await self.state.commit([states[k] for k in sorted(changed - set(deleted))], deleted, closed_end)
         if notifications:

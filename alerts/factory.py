@@ -15,6 +15,7 @@ from alerts.outbox import MemoryOutbox, Outbox, RedisOutbox
 from alerts.sinks import build_sinks
 from alerts.state import AlertStateStore, MemoryAlertStateStore, RedisAlertStateStore
 from monitor.config import ConfigError, Settings
+from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
 
 REDIS_SCHEMES = frozenset({"redis", "rediss"})
@@ -64,4 +65,5 @@ def build_alerting(settings: Settings, store: WindowStore) -> AlertEngine:
         build_state_store(settings),
         build_outbox(settings, [s.name for s in sinks]),
         sinks,
+        time_bounds=EventTimeBounds.from_settings(settings.source),
     )

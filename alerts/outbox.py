@@ -74,6 +74,10 @@ class Outbox(Lifecycle, Protocol):
         """When the earliest entry of ``sink`` becomes due, or None when it has none."""
         ...
 
+    async def oldest_enqueued_s(self, sink: str) -> float | None:
+        """When the oldest undelivered entry of ``sink`` was enqueued (its age is the alert delay)."""
+        ...
+
 
 def _bounded_add(ids: OrderedDict[str, float], key: str, at: float, keep: int) -> None:
     ids[key] = at
@@ -146,6 +150,9 @@ class MemoryOutbox(Service):
     async def next_due_s(self, sink: str) -> float | None:
         return min((at for at, _ in self._queues[sink].values()), default=None)
 
+    async def oldest_enqueued_s(self, sink: str) -> float | None:
+        return min((self._seen[nid] for nid in self._queues[sink] if nid in self._seen), default=None)
+
 
 _ENQUEUE = """
 -- KEYS: seen, payloads, remaining, queue:<sink>... ; ARGV: id, json, now, max_entries, ids_kept
@@ -191,6 +198,17 @@ end
 return 1
 """
 
+_OLDEST = """
+-- KEYS: queue, seen ; ARGV: -> the smallest enqueue time (seen score) among the queued ids, or false
+local oldest = false
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local at = redis.call('ZSCORE', KEYS[2], id)
+  if at and (not oldest or tonumber(at) < oldest) then oldest = tonumber(at) end
+end
+if oldest then return tostring(oldest) end
+return false
+"""
+
 _FAILED = """
 -- KEYS: queue, attempts ; ARGV: id, retry_at
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
@@ -221,6 +239,7 @@ class RedisOutbox(RedisBacked):
         self._claim = self.redis.register_script(_CLAIM)
         self._done_script = self.redis.register_script(_DONE)
         self._failed = self.redis.register_script(_FAILED)
+        self._oldest = self.redis.register_script(_OLDEST)
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
         keys = [self._key("seen"), self._key("payloads"), self._key("remaining")]
@@ -268,3 +287,8 @@ class RedisOutbox(RedisBacked):
     async def next_due_s(self, sink: str) -> float | None:
         first = await self.redis.zrange(self._key("queue", sink), 0, 0, withscores=True)
         return float(first[0][1]) if first else None
+
+    async def oldest_enqueued_s(self, sink: str) -> float | None:
+        """One script over the sink's queue (at most ``max_entries`` ids)."""
+        found = await self._oldest(keys=[self._key("queue", sink), self._key("seen")], args=[])
+        return None if found is None else float(found)

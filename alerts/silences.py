@@ -14,15 +14,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from redis.exceptions import RedisError
+
 from alerts.factory import build_state_store, uses_redis
 from alerts.model import Silence
 from alerts.state import AlertStateStore, SilenceLimitError
 from monitor.config import Settings
+from monitor.durations import iso_utc, parse_duration_s
+from monitor.redact import redact_url
+
+
+def _shown(silence: Silence) -> str:
+    """One JSON line per silence, with ISO times next to the epoch seconds."""
+    return json.dumps({**asdict(silence), "starts_at": iso_utc(silence.starts_at_s),
+                       "ends_at": iso_utc(silence.ends_at_s)})
 
 
 async def create_silence(
@@ -55,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create", help="mute a key or key prefix for a while")
     create.add_argument("--matcher", required=True, help="exact key (ticker:TSLA) or prefix (topic:*)")
-    create.add_argument("--duration-s", type=int, required=True, help="how long, in seconds")
+    how_long = create.add_mutually_exclusive_group(required=True)
+    how_long.add_argument("--duration", type=parse_duration_s, dest="duration_s", help="how long: 30m, 1h, 2d ...")
+    how_long.add_argument("--duration-s", type=parse_duration_s, dest="duration_s", help="the same, in seconds")
     create.add_argument("--comment", default="", help="why (shown in listings)")
     create.add_argument("--created-by", default="", help="who")
     lst = sub.add_parser("list", help="show live silences")
@@ -79,11 +92,11 @@ async def _run(args: argparse.Namespace, settings: Settings, now_s: int) -> int:
                 created_by=args.created_by, lookback_s=lookback_s,
                 max_duration_s=settings.alerts.max_silence_duration_s,
             )
-            print(json.dumps(asdict(silence)))
+            print(_shown(silence))
             return 0
         if args.command == "list":
             for s in await list_silences(store, now_s, include_expired=args.all):
-                print(json.dumps(asdict(s)))
+                print(_shown(s))
             return 0
         if await expire_silence(store, args.id, now_s):
             print(f"expired {args.id}")
@@ -104,5 +117,9 @@ def silence_command(argv: Sequence[str], settings: Settings) -> int:
     try:
         return asyncio.run(_run(args, settings, int(time.time())))
     except (ValueError, SilenceLimitError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ConnectionError, RedisError, OSError) as exc:
+        print(f"error: cannot reach the silence store {redact_url(settings.windows.store_url)} "
+              f"(windows.store_url): {exc} -- start Redis or fix MONITOR_WINDOWS__STORE_URL", file=sys.stderr)
+        return 1

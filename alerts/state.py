@@ -40,6 +40,11 @@ class AlertStateStore(Lifecycle, Protocol):
         """Atomically upsert ``states``, delete the ``deleted`` dedup keys and move the cursor."""
         ...
 
+    async def reset_cursor(self, deleted: Sequence[str]) -> None:
+        """Atomically delete the ``deleted`` dedup keys and forget the cursor (repair of an
+        implausible cursor: the next evaluation starts as the very first one did)."""
+        ...
+
     async def add_silence(self, silence: Silence, now_s: int) -> None:
         """Store a silence (expired ones are pruned first); raise ``SilenceLimitError`` when full."""
         ...
@@ -83,6 +88,11 @@ class MemoryAlertStateStore(Service):
         for dk in deleted:
             self._states.pop(dk, None)
         self._cursor = cursor_s
+
+    async def reset_cursor(self, deleted: Sequence[str]) -> None:
+        for dk in deleted:
+            self._states.pop(dk, None)
+        self._cursor = None
 
     async def add_silence(self, silence: Silence, now_s: int) -> None:
         for sid in _expired(list(self._silences.values()), now_s):
@@ -128,6 +138,13 @@ class RedisAlertStateStore(RedisBacked):
             if deleted:
                 pipe.hdel(self.states_key, *deleted)
             pipe.set(self.cursor_key, cursor_s)
+            await pipe.execute()
+
+    async def reset_cursor(self, deleted: Sequence[str]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if deleted:
+                pipe.hdel(self.states_key, *deleted)
+            pipe.delete(self.cursor_key)
             await pipe.execute()
 
     async def add_silence(self, silence: Silence, now_s: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +27,10 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from monitor import metrics
-from monitor.config import KafkaSettings, Settings
+from monitor.config import ConfigError, KafkaSettings, Settings
 from monitor.lifecycle import Service
 from monitor.rotating_file import DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIB, RotatingFile
 from monitor.types import Lifecycle
@@ -37,6 +39,10 @@ log = structlog.get_logger(__name__)
 
 MAX_DETAIL_CHARS = 1_000
 """Details are produced by our validators, but may quote input: keep them short."""
+MAX_REASON_CHARS = 64
+MAX_ORIGIN_CHARS = 512
+SMALL_RAW_BYTES = 65_536
+"""What the Kafka DLQ still sends when the broker refuses the payload as too large."""
 
 
 class DeadLetterSink(Lifecycle, Protocol):
@@ -45,9 +51,48 @@ class DeadLetterSink(Lifecycle, Protocol):
     async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None: ...
 
 
+def safe_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters and made writable as UTF-8 whatever it holds: lone
+    surrogates (from ``"\\ud800"`` escapes, or file names) become ``\\udXXX`` text instead of
+    raising ``UnicodeEncodeError`` in the very code that handles bad input."""
+    text = text[:limit]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def json_bytes(obj: dict[str, Any]) -> bytes:
+    """``obj`` as UTF-8 JSON, never raising: odd values become text, a value JSON cannot hold at all
+    (an integer past the 4,300-digit limit, a cycle) becomes a marker, lone surrogates ``\\u`` escapes."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, default=str)
+    except (ValueError, TypeError, RecursionError):
+        fields: dict[str, Any] = {}
+        for key, value in obj.items():
+            try:
+                json.dumps(value, default=str)
+                fields[str(key)] = value
+            except (ValueError, TypeError, RecursionError):
+                fields[str(key)] = f"<{type(value).__name__} that JSON cannot hold>"
+        text = json.dumps(fields, ensure_ascii=False, default=str)
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _safe_value(value: object) -> object:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return safe_text(value if isinstance(value, str) else str(value), MAX_ORIGIN_CHARS)
+
+
 def _json_safe(origin: Mapping[str, object]) -> dict[str, object]:
-    return {str(k): v if isinstance(v, str | int | float | bool) or v is None else str(v)
-            for k, v in origin.items()}
+    """Origin values as JSON scalars that always encode (huge ints and odd objects become short text)."""
+    return {safe_text(str(k), MAX_REASON_CHARS): _safe_value(v) for k, v in origin.items()}
 
 
 def _now_iso() -> str:
@@ -60,8 +105,8 @@ def dead_letter_record(
     """The JSON-ready form of one dead letter, with the payload bounded to ``max_raw_bytes``."""
     kept = raw[:max_raw_bytes]
     record: dict[str, Any] = {
-        "reason": reason,
-        "detail": detail[:MAX_DETAIL_CHARS],
+        "reason": safe_text(reason, MAX_REASON_CHARS),
+        "detail": safe_text(detail, MAX_DETAIL_CHARS),
         "origin": _json_safe(origin),
         "dead_lettered_at": _now_iso(),
         "raw_size": len(raw),
@@ -88,7 +133,13 @@ class FileDeadLetter(Service):
         self.count = 0
 
     async def _start(self) -> None:
-        self.file.create()
+        try:
+            self.file.create()
+        except OSError as exc:
+            raise ConfigError(
+                f"source.dead_letter_path {self.path}: cannot create it ({exc.strerror or exc}) -- choose a "
+                "writable path (or set MONITOR_SOURCE__DEAD_LETTER_PATH)"
+            ) from exc
 
     async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
         if not self.started:
@@ -98,8 +149,8 @@ class FileDeadLetter(Service):
         # thread hop, and a crash of the daemon loses nothing.
         self.file.append((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         self.count += 1
-        metrics.DEAD_LETTERS.labels(reason).inc()
-        log.warning("message_dead_lettered", reason=reason, origin=record["origin"], sink="file")
+        metrics.DEAD_LETTERS.labels(record["reason"]).inc()
+        log.warning("message_dead_lettered", reason=record["reason"], origin=record["origin"], sink="file")
 
 
 class KafkaDeadLetter(Service):
@@ -130,18 +181,29 @@ class KafkaDeadLetter(Service):
     async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
         if self._producer is None:
             raise RuntimeError("KafkaDeadLetter.send() before start()")
+        reason = safe_text(reason, MAX_REASON_CHARS)
+        safe_origin = _json_safe(origin)
         headers = [
             ("dlq.reason", reason.encode()),
-            ("dlq.detail", detail[:MAX_DETAIL_CHARS].encode()),
-            ("dlq.origin", json.dumps(_json_safe(origin)).encode()),
+            ("dlq.detail", safe_text(detail, MAX_DETAIL_CHARS).encode()),
+            ("dlq.origin", json.dumps(safe_origin).encode()),
             ("dlq.at", _now_iso().encode()),
         ]
-        if len(raw) > self.max_raw_bytes:
-            headers.append(("dlq.truncated_from", str(len(raw)).encode()))
-        await self._producer.send_and_wait(self.topic, raw[: self.max_raw_bytes], headers=headers)
+        try:
+            await self._produce(raw, headers, self.max_raw_bytes)
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            # the broker's (or topic's) limit is below ours: keep the head of the payload, not nothing
+            log.warning("dead_letter_payload_cut", raw_size=len(raw), kept=SMALL_RAW_BYTES, error=repr(exc))
+            await self._produce(raw, headers, SMALL_RAW_BYTES)
         self.count += 1
         metrics.DEAD_LETTERS.labels(reason).inc()
-        log.warning("message_dead_lettered", reason=reason, origin=_json_safe(origin), sink="kafka")
+        log.warning("message_dead_lettered", reason=reason, origin=safe_origin, sink="kafka")
+
+    async def _produce(self, raw: bytes, headers: list[tuple[str, bytes]], max_raw_bytes: int) -> None:
+        assert self._producer is not None
+        if len(raw) > max_raw_bytes:
+            headers = [*headers, ("dlq.truncated_from", str(len(raw)).encode())]
+        await self._producer.send_and_wait(self.topic, raw[:max_raw_bytes], headers=headers)
 
 
 def build_dead_letter(settings: Settings) -> DeadLetterSink:

@@ -22,7 +22,9 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   before it in that partition counts as done. Commits never move a partition's offset backwards, and
   commits for partitions this consumer no longer owns are skipped (the new owner redelivers them).
 - Malformed records never reach the pipeline: they go to the dead-letter sink (``send`` awaited, so a
-  DLQ outage stops consumption instead of losing data) and count as processed. A dead record right
+  DLQ outage stops consumption instead of losing data) and count as processed. That includes event
+  times outside ``source.max_future_s``/``source.min_event_time`` (``implausible_time``) and, as a last
+  resort, any unforeseen parser exception (``parse_error``, logged with its traceback). A dead record right
   after a committed record is committed along with it; a run of dead records with nothing pending
   before it is committed by the source itself. So a poison message is written to the DLQ once, and
   neither crashes the consumer nor blocks its partition.
@@ -53,8 +55,10 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStat
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
 from consumers.schema import InvalidMessage
+from monitor import metrics
 from monitor.config import Settings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
 
 if TYPE_CHECKING:
@@ -89,6 +93,13 @@ def _parse_partition_key(key: str) -> TopicPartition:
     return TopicPartition(topic, int(partition))
 
 
+def _drop_lag(partitions: Iterable[TopicPartition]) -> None:
+    """A partition this instance no longer owns has no lag of ours (its new owner reports it)."""
+    for tp in partitions:
+        with contextlib.suppress(KeyError):
+            metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+
+
 class KafkaSource(Service):
     """``Source`` over the news + comments topics; a record's ``position`` is ``(TopicPartition, offset)``."""
 
@@ -96,6 +107,7 @@ class KafkaSource(Service):
         self.kafka = settings.kafka
         self.source_settings = settings.source
         self.dead_letter = dead_letter
+        self.bounds = EventTimeBounds.from_settings(settings.source)
         self.read_count = 0
         self.dead_count = 0
         self._kinds = topic_kinds(settings.kafka)
@@ -202,6 +214,7 @@ class KafkaSource(Service):
         self._committed.clear()
         self._resumed.set()
         if consumer is not None:
+            _drop_lag(consumer.assignment())
             await consumer.stop()
         log.info("kafka_source_stopped", read=self.read_count, dead=self.dead_count)
 
@@ -212,6 +225,7 @@ class KafkaSource(Service):
         for tp in revoked:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
+        _drop_lag(revoked)
         log.info("partitions_revoked", partitions=[_partition_key(tp) for tp in revoked])
         self._maybe_resume()
 
@@ -262,7 +276,7 @@ class KafkaSource(Service):
         good: list[SourceRecord] = []
         for record in records:
             try:
-                msg = parse_record(record, self.source_settings, kind)
+                msg = parse_record(record, self.source_settings, kind, self.bounds)
             except InvalidMessage as exc:
                 await reject(self.dead_letter, record, exc)
                 self.dead_count += 1
@@ -273,7 +287,14 @@ class KafkaSource(Service):
             good.append(SourceRecord(msg, (tp, record.offset), lane=tp))
         if pending[0].dead:  # nothing handed out is pending before these: they are done already
             await self._commit_partitions({tp: self._committed[tp]})
+        self._observe_lag(tp, records[-1].offset + 1)
         return good
+
+    def _observe_lag(self, tp: TopicPartition, next_offset: int) -> None:
+        """Consumer lag = the broker's high watermark (as of this fetch) - the next offset to read."""
+        highwater = self._consumer.highwater(tp) if self._consumer is not None else None
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
 
     def _pause(self) -> None:
         if self.paused or self._consumer is None:

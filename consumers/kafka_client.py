@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
-from consumers.schema import InvalidMessage, parse_message
+from consumers.schema import InvalidMessage, guarded, parse_message
 from monitor.config import KafkaSettings, SourceSettings
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
 
 if TYPE_CHECKING:
@@ -64,12 +65,16 @@ def record_origin(record: Any) -> dict[str, object]:
             "timestamp_ms": record.timestamp, "key": key}
 
 
-def parse_record(record: Any, source: SourceSettings, default_source: SourceKind | None) -> RawMessage:
-    """Validate one consumed record's value; raises ``InvalidMessage``."""
+def parse_record(
+    record: Any, source: SourceSettings, default_source: SourceKind | None, bounds: EventTimeBounds | None = None
+) -> RawMessage:
+    """Validate one consumed record's value; raises ``InvalidMessage`` only (``parse_error`` for
+    anything the validators did not foresee), so no record can stop its partition."""
     if record.value is None:
         raise InvalidMessage("bad_json", "empty record value (tombstone)")
-    return parse_message(record.value, max_message_bytes=source.max_message_bytes,
-                         max_text_chars=source.max_text_chars, default_source=default_source)
+    return guarded(lambda: parse_message(record.value, max_message_bytes=source.max_message_bytes,
+                                         max_text_chars=source.max_text_chars, default_source=default_source,
+                                         bounds=bounds))
 
 
 async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) -> None:

@@ -18,6 +18,7 @@ from consumers.kafka_client import client_kwargs, parse_record, reject, start_cl
 from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind, SourceRecord
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class KafkaRangeReader(Service):
         self.source_settings = settings.source
         self.start_time, self.end_time = start, end
         self.dead_letter = dead_letter
+        self.bounds = EventTimeBounds.from_settings(settings.source)
         self.read_count = 0
         self.dead_count = 0
         self.skipped_count = 0
@@ -147,7 +149,7 @@ class KafkaRangeReader(Service):
 
     async def _parse(self, tp: TopicPartition, record: Any) -> RawMessage | None:
         try:
-            msg = parse_record(record, self.source_settings, self._kinds[tp.topic])
+            msg = parse_record(record, self.source_settings, self._kinds[tp.topic], self.bounds)
         except InvalidMessage as exc:
             self.dead_count += 1
             if self.dead_letter is not None:

@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
 from consumers.deadletter import DeadLetterSink
-from consumers.schema import InvalidMessage, epoch_or_text, message_from_dict
+from consumers.schema import InvalidMessage, decode_json, epoch_or_text, guarded, message_from_dict
 from monitor.lifecycle import Service
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceRecord
 
 log = structlog.get_logger(__name__)
+
+READ_CHUNK_BYTES = 1 << 20
 
 
 def _csv_row(row: dict[str, str]) -> dict[str, Any]:
@@ -39,21 +43,58 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
     return obj
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes, Any]]:
-    """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file."""
+def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
+    # Undecodable bytes become lone surrogates, which validation refuses as ``bad_encoding``; a row
+    # the csv module refuses (a field past its size limit) is one ``bad_csv`` record, and reading goes on.
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        reader = csv.DictReader(fh)
+        while True:
+            line_before = reader.line_num
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # the reader consumed the bad row: the next call reads on
+                yield line_before + 1, str(exc).encode(), InvalidMessage("bad_csv", str(exc)[:200])
+                continue
+            raw = json.dumps(row).encode()
+            try:
+                obj: Any = _csv_row(row)
+            except (ValueError, TypeError, AttributeError) as exc:  # a row shape nobody foresaw
+                obj = InvalidMessage("parse_error", f"unexpected error: {exc!r}"[:500])
+            yield reader.line_num, raw, obj
+
+
+def _bounded_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(the first ``max_line_bytes + 1`` bytes of each line, its full size): a line without newlines
+    of gigabytes is skipped in chunks, never held in memory."""
+    while line := fh.readline(max_line_bytes + 1):
+        size = len(line)
+        if size > max_line_bytes and not line.endswith(b"\n"):
+            while (rest := fh.readline(READ_CHUNK_BYTES)) and not rest.endswith(b"\n"):
+                size += len(rest)
+            size += len(rest)
+        yield line, size
+
+
+def iter_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes, Any]]:
+    """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file.
+    Lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded."""
     if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            for n, row in enumerate(csv.DictReader(fh), start=2):
-                yield n, json.dumps(row).encode(), _csv_row(row)
+        yield from _csv_records(path)
         return
+    limit = max_line_bytes if max_line_bytes is not None else sys.maxsize - 1
     with path.open("rb") as fh:
-        for n, line in enumerate(fh, start=1):
+        for n, (line, size) in enumerate(_bounded_lines(fh, limit), start=1):
+            if size > limit:
+                yield n, line[:limit], InvalidMessage("oversized", f"line has {size} bytes, limit is {limit}")
+                continue
             if not line.strip():
                 continue
             try:
-                yield n, line, json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                yield n, line, InvalidMessage("bad_json", f"not valid UTF-8 JSON: {exc}"[:200])
+                yield n, line, decode_json(line)
+            except InvalidMessage as exc:
+                yield n, line, exc
 
 
 class FileReplaySource(Service):
@@ -67,12 +108,15 @@ class FileReplaySource(Service):
         max_message_bytes: int,
         max_text_chars: int,
         speed: float = 0.0,
+        bounds: EventTimeBounds | None = None,
     ) -> None:
         self.paths = list(paths)
         self.dead_letter = dead_letter
         self.max_message_bytes = max_message_bytes
         self.max_text_chars = max_text_chars
         self.speed = speed
+        self.bounds = bounds
+        """Event-time plausibility (``source.max_future_s``/``min_event_time``); None = not checked."""
         self.read_count = 0
         self.dead_count = 0
         self.committed: tuple[str, int] | None = None
@@ -90,7 +134,7 @@ class FileReplaySource(Service):
             raise obj
         if len(raw) > self.max_message_bytes:
             raise InvalidMessage("oversized", f"record has {len(raw)} bytes, limit is {self.max_message_bytes}")
-        return message_from_dict(obj, max_text_chars=self.max_text_chars)
+        return guarded(lambda: message_from_dict(obj, max_text_chars=self.max_text_chars, bounds=self.bounds))
 
     async def _pace(self, msg: RawMessage) -> None:
         if self.speed <= 0:
@@ -107,7 +151,7 @@ class FileReplaySource(Service):
     async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
         batch: list[SourceRecord] = []
         for path in self.paths:
-            for line_no, raw, obj in iter_lines(path):
+            for line_no, raw, obj in iter_lines(path, self.max_message_bytes + 2):  # + CRLF
                 try:
                     msg = self._validate(raw, obj)
                 except InvalidMessage as exc:

@@ -7,27 +7,44 @@ One JSON object per message (Kafka record value, or one JSONL line)::
       "source": "news" | "comment",             # optional when the topic implies it
       "text": "Acme shares plunge after ...",    # required, non-empty
       "published_at": "2026-11-24T14:03:00Z",    # required: ISO-8601 with offset/Z, or epoch seconds/ms
-      "tickers": ["ACME"],                       # optional list of symbols
+      "tickers": ["ACME"],                       # optional list of symbols (the pipeline adds those the
+                                                 # text names: $CASHTAGS, watchlist names; monitor/enrich.py)
       "lang": "en",                              # optional, default "en"
       "url": "https://...",                      # optional
       "meta": {...}                              # optional, free-form, kept as-is
     }
 
 Event time is ``published_at`` from the payload, never the broker timestamp. Invalid input raises
-``InvalidMessage`` with a short machine ``reason`` so the caller can dead-letter it.
+``InvalidMessage`` with a short machine ``reason`` so the caller can dead-letter it; nothing else
+ever escapes (hostile shapes included: huge integers, unrepresentable dates, lone surrogates).
+
+Two time checks, two reasons: ``bad_timestamp`` when ``published_at`` is not a time at all or lies
+outside what the parser can represent (1970 .. 2100); ``implausible_time`` (``monitor.time_bounds``)
+when it is a time but outside the configured plausibility window (``source.max_future_s`` ahead of
+the wall clock at ingest, ``source.min_event_time``), so one bogus time cannot move the watermark or
+the alert cursor out of range.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
 
+log = structlog.get_logger(__name__)
+
 MAX_TICKERS = 32
+MAX_TICKER_CHARS = 32
 MAX_ID_CHARS = 256
+MAX_NESTING = 64
+"""Deeper ``meta`` is refused (``bad_field``) before anything recurses into it."""
 _EPOCH_MS_THRESHOLD = 10**11  # numbers above this are milliseconds
 _MIN_EPOCH_S = 0.0
 _MAX_EPOCH_S = 4102444800.0  # 2100-01-01
@@ -42,23 +59,35 @@ class InvalidMessage(Exception):
         self.detail = detail
 
 
+def _epoch_seconds(value: int | float) -> float:
+    """Epoch seconds of a number of seconds or milliseconds; range-checked *before* any float
+    conversion, so a 400-digit integer is refused instead of overflowing."""
+    if isinstance(value, int) and abs(value) > _MAX_EPOCH_S * 1000:
+        raise InvalidMessage("bad_timestamp", f"published_at epoch integer of {value.bit_length()} bits out of range")
+    seconds = float(value) / 1000.0 if abs(value) >= _EPOCH_MS_THRESHOLD else float(value)
+    if not math.isfinite(seconds) or not _MIN_EPOCH_S <= seconds <= _MAX_EPOCH_S:
+        raise InvalidMessage("bad_timestamp", f"published_at epoch {value!r} out of range")
+    return seconds
+
+
 def parse_event_time(value: Any) -> datetime:
-    """``published_at`` as an aware UTC datetime. Naive ISO strings are read as UTC."""
+    """``published_at`` as an aware UTC datetime. Naive ISO strings are read as UTC. Any time outside
+    1970 .. 2100 is ``bad_timestamp``, whatever its form (epoch, ISO with any offset)."""
     if isinstance(value, bool):
         raise InvalidMessage("bad_timestamp", "published_at must be ISO-8601 or epoch, got a boolean")
     if isinstance(value, int | float):
-        seconds = float(value) / 1000.0 if abs(value) >= _EPOCH_MS_THRESHOLD else float(value)
-        if not math.isfinite(seconds) or not _MIN_EPOCH_S <= seconds <= _MAX_EPOCH_S:
-            raise InvalidMessage("bad_timestamp", f"published_at epoch {value!r} out of range")
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return datetime.fromtimestamp(_epoch_seconds(value), tz=UTC)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is not ISO-8601") from exc
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed = parsed.astimezone(UTC)  # year 1 at +05:00 or 9999-12-31 at -05:00 overflow here
+        except (ValueError, OverflowError) as exc:
+            raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is not a valid ISO-8601 time") from exc
+        if not _MIN_EPOCH_S <= parsed.timestamp() <= _MAX_EPOCH_S:
+            raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is outside 1970 .. 2100")
+        return parsed
     raise InvalidMessage("bad_timestamp", f"published_at must be a string or number, got {type(value).__name__}")
 
 
@@ -66,7 +95,34 @@ def epoch_or_text(text: str) -> str | float:
     """A time written as text (CSV cell, CLI argument): epoch seconds/ms as a number, else unchanged.
     JSON payloads are typed and go to ``parse_event_time`` directly (a quoted epoch stays invalid)."""
     stripped = text.strip()
-    return float(stripped) if stripped.replace(".", "", 1).isdigit() else text
+    if not stripped.replace(".", "", 1).isdigit():
+        return text
+    try:
+        return float(stripped)
+    except ValueError:  # isdigit() accepts digits float() does not ("²")
+        return text
+
+
+def _check_encodable(value: Any, depth: int = 0) -> None:
+    """Refuse strings that cannot be written as UTF-8 anywhere in the object (lone surrogates from
+    ``"\\ud800"`` escapes: tokenizers, Redis keys and dead-letter writers all fail on them) and
+    nesting deeper than ``MAX_NESTING``. Cheap: ASCII strings are checked by ``isascii`` alone."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidMessage("bad_encoding", f"a string holds {exc.reason} at index {exc.start}") from exc
+        return
+    if depth >= MAX_NESTING and isinstance(value, dict | list):
+        raise InvalidMessage("bad_field", f"message nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_encodable(key, depth + 1)
+            _check_encodable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_encodable(item, depth + 1)
 
 
 def _source(value: Any, default: SourceKind | None) -> SourceKind:
@@ -75,9 +131,12 @@ def _source(value: Any, default: SourceKind | None) -> SourceKind:
             raise InvalidMessage("missing_field", "source is required (news|comment)")
         return default
     try:
-        return SourceKind(str(value).lower())
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return SourceKind(value.lower())
     except ValueError as exc:
-        raise InvalidMessage("bad_field", f"source must be news or comment, got {str(value)[:32]!r}") from exc
+        shown = value[:32] if isinstance(value, str) else type(value).__name__
+        raise InvalidMessage("bad_field", f"source must be news or comment, got {shown!r}") from exc
 
 
 def _tickers(value: Any) -> tuple[str, ...]:
@@ -87,6 +146,8 @@ def _tickers(value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise InvalidMessage("bad_field", "tickers must be a list of strings")
+    if any(len(t) > MAX_TICKER_CHARS for t in value):
+        raise InvalidMessage("bad_field", f"a ticker is longer than {MAX_TICKER_CHARS} characters")
     cleaned = tuple(dict.fromkeys(t.strip().lstrip("$").upper() for t in value if t.strip()))
     if len(cleaned) > MAX_TICKERS:
         raise InvalidMessage("bad_field", f"at most {MAX_TICKERS} tickers per message")
@@ -102,15 +163,21 @@ def _optional_str(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def message_from_dict(obj: Any, *, max_text_chars: int, default_source: SourceKind | None = None) -> RawMessage:
-    """Validate an already-decoded object (used by JSONL/CSV replay and by ``parse_message``)."""
+def message_from_dict(
+    obj: Any, *, max_text_chars: int, default_source: SourceKind | None = None, bounds: EventTimeBounds | None = None
+) -> RawMessage:
+    """Validate an already-decoded object (used by JSONL/CSV replay and by ``parse_message``);
+    with ``bounds``, an event time outside them is ``implausible_time``."""
     if not isinstance(obj, dict):
         raise InvalidMessage("bad_json", "message must be a JSON object")
+    _check_encodable(obj)
     msg_id = obj.get("id")
     if msg_id is None or (isinstance(msg_id, str) and not msg_id.strip()):
         raise InvalidMessage("missing_field", "id is required")
     if not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
         raise InvalidMessage("bad_field", "id must be a string or integer")
+    if isinstance(msg_id, int) and abs(msg_id) >= 10**MAX_ID_CHARS:  # before str(): no 4,300-digit limit hit
+        raise InvalidMessage("bad_field", f"id longer than {MAX_ID_CHARS} characters")
     msg_id = str(msg_id)
     if len(msg_id) > MAX_ID_CHARS:
         raise InvalidMessage("bad_field", f"id longer than {MAX_ID_CHARS} characters")
@@ -130,7 +197,7 @@ def message_from_dict(obj: Any, *, max_text_chars: int, default_source: SourceKi
     if not isinstance(meta, dict):
         raise InvalidMessage("bad_field", "meta must be an object")
     lang = _optional_str(obj, "lang") or "en"
-    return RawMessage(
+    msg = RawMessage(
         id=msg_id,
         source=_source(obj.get("source"), default_source),
         text=text,
@@ -140,6 +207,10 @@ def message_from_dict(obj: Any, *, max_text_chars: int, default_source: SourceKi
         url=_optional_str(obj, "url"),
         meta=meta,
     )
+    problem = None if bounds is None else bounds.violation(msg.event_time)
+    if problem is not None:
+        raise InvalidMessage("implausible_time", f"published_at {problem}")
+    return msg
 
 
 def parse_message(
@@ -148,17 +219,37 @@ def parse_message(
     max_message_bytes: int,
     max_text_chars: int,
     default_source: SourceKind | None = None,
+    bounds: EventTimeBounds | None = None,
 ) -> RawMessage:
     """Decode and validate one wire message. Raises ``InvalidMessage``; never anything else."""
     if raw is None:
         raise InvalidMessage("bad_json", "empty record value (tombstone)")
     if len(raw) > max_message_bytes:
         raise InvalidMessage("oversized", f"payload has {len(raw)} bytes, limit is {max_message_bytes}")
+    return message_from_dict(decode_json(raw), max_text_chars=max_text_chars, default_source=default_source,
+                             bounds=bounds)
+
+
+def decode_json(raw: bytes) -> Any:
+    """``json.loads`` raising only ``InvalidMessage("bad_json")``: bad UTF-8, bad JSON, nesting past the
+    recursion limit and integers past Python's 4,300-digit conversion limit (a ``ValueError``)."""
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidMessage("bad_json", f"not valid UTF-8 JSON: {exc}"[:200]) from exc
-    return message_from_dict(obj, max_text_chars=max_text_chars, default_source=default_source)
+
+
+def guarded(parse: Callable[[], RawMessage]) -> RawMessage:
+    """Runs ``parse``; an exception other than ``InvalidMessage`` (a validator bug on a shape nobody
+    foresaw) becomes ``InvalidMessage("parse_error")``, logged with its traceback. The sources' last
+    resort: one record is dead-lettered instead of the daemon crash-looping on its partition."""
+    try:
+        return parse()
+    except InvalidMessage:
+        raise
+    except Exception as exc:
+        log.error("parse_error", error=repr(exc)[:500], exc_info=True)
+        raise InvalidMessage("parse_error", f"unexpected error while parsing: {exc!r}"[:500]) from exc
 
 
 def message_to_dict(msg: RawMessage) -> dict[str, Any]:

@@ -18,17 +18,20 @@ from alerts.engine import AlertEngine
 from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
+from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
 from monitor.cluster import ClusterWatermark
 from monitor.config import ConfigError, Settings
+from monitor.enrich import build_enricher
 from monitor.http import HttpServer
 from monitor.pipeline import Pipeline, PipelineStats
+from monitor.redact import redact_url
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import Classifier, Source
 from monitor.web import install as install_web
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
-from monitor.windows.redis import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +47,7 @@ def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
         max_message_bytes=settings.source.max_message_bytes,
         max_text_chars=settings.source.max_text_chars,
         speed=settings.source.replay_speed,
+        bounds=EventTimeBounds.from_settings(settings.source),
     )
 
 
@@ -57,7 +61,8 @@ def build_cluster(settings: Settings) -> ClusterWatermark | None:
             "(instances coordinate through the shared Redis) -- set both, or turn cluster_mode off"
         )
     return ClusterWatermark(settings.windows.store_url, settings.windows.key_prefix,
-                            lease_s=settings.alerts.leader_lease_s)
+                            lease_s=settings.alerts.leader_lease_s,
+                            time_bounds=EventTimeBounds.from_settings(settings.source))
 
 
 class MonitorApp:
@@ -76,6 +81,7 @@ class MonitorApp:
         self.dead_letter = build_dead_letter(settings)
         self.store = store or build_window_store(settings.windows)
         self.classifier = classifier or build_classifier(settings.classifier)
+        metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
         self.cluster = build_cluster(settings)
@@ -94,6 +100,7 @@ class MonitorApp:
             max_in_flight_batches=b.max_in_flight_batches,
             max_buckets_per_evaluation=settings.alerts.max_catchup_buckets,
             cluster=self.cluster,
+            enricher=build_enricher(settings),
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:
@@ -148,11 +155,16 @@ class MonitorApp:
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)
             self._ready = True
+            metrics.READY.set(1)
             log.info("monitor_started", source=self.settings.source.kind, classifier=self.classifier.name,
                      store=redact_url(self.settings.windows.store_url))
             try:
                 stats = await self.pipeline.run()
             finally:
                 self._ready = False
+                metrics.READY.set(0)
+        stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
+        stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
+        stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
         return stats

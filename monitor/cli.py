@@ -1,4 +1,4 @@
-"""``monitor`` command line: run | replay | backtest | train | eval | bench | silences | config.
+"""``monitor`` command line: run | replay | backtest | train | eval | silences | config | init.
 
 This is the only place that installs signal handlers: SIGTERM/SIGINT request a graceful stop
 (drain in-flight batches, commit, flush the outbox) and the process exits 0.
@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from monitor import __version__
 from monitor.classify import ModelLoadError
+from monitor.classify.dataset import DatasetError
+from monitor.classify.topics import TaxonomyError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
+from monitor.durations import iso_utc
+from monitor.fatal import one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -51,7 +56,9 @@ async def _serve(settings: Settings) -> int:
     )
     for line in notification_summary(app.pipeline.recent_notifications):
         print(line, file=sys.stderr)
-    return 0
+    from monitor.replay import run_verdict
+
+    return run_verdict(stats)
 
 
 def notification_summary(notes: Iterable[object]) -> list[str]:
@@ -60,7 +67,7 @@ def notification_summary(notes: Iterable[object]) -> list[str]:
     for note in notes:
         at, title = getattr(note, "event_time_s", None), getattr(note, "title", None)
         if isinstance(at, int) and isinstance(title, str):
-            lines.append(f"  {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M} UTC  {title}")
+            lines.append(f"  {iso_utc(at)}  {title}")
     return lines
 
 
@@ -70,19 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
 # (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
-STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError)
+STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError, TaxonomyError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    from monitor.windows.redis import redact_url
+    """Every URL redacted (passwords, tokens in paths and queries), secrets shown as <set>/<unset>."""
+    from monitor.redact import redact_settings
 
-    secrets: dict[str, set[str]] = {}
-    for section, key in SECRET_KEYS:
-        secrets.setdefault(section, set()).add(key)
-    shown = settings.model_copy(update={"windows": settings.windows.model_copy(
-        update={"store_url": redact_url(settings.windows.store_url)})})
-    print(shown.model_dump_json(indent=2, exclude=secrets))
+    print(json.dumps(redact_settings(_settings(args).model_dump(mode="json"), SECRET_KEYS), indent=2))
     return 0
 
 
@@ -107,12 +109,15 @@ DELEGATED = {
     "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads", False),
     "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split", False),
     "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
+    "init": ("monitor.starter:init_command", "write a starter config (monitor.toml, production.toml) into DIR", False),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monitor", description="finsent real-time sentiment monitor")
-    parser.add_argument("--config", type=Path, default=None, help="TOML config (default configs/default.toml)")
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML config (default: $MONITOR_CONFIG, else the packaged demo config)")
     parser.add_argument("--log-format", choices=["json", "console"], default=None)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon (Kafka or file replay, per config)")
@@ -159,11 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.rest = rest
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except STARTUP_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # one line, never a traceback wall (the traceback goes to the debug log)
+        cause = root_cause(exc)
+        if isinstance(cause, ConfigError):  # may list several keys, one per line
+            print(f"error: {cause}", file=sys.stderr)
+            return 2
+        if isinstance(cause, STARTUP_ERRORS):
+            print(f"error: {one_line(str(cause))}", file=sys.stderr)
+            return 1
+        print(f"error: {report_fatal(exc, args.command)}", file=sys.stderr)
         return 1
     return code
 

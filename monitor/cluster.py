@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import structlog
 
 from alerts.redis_client import RedisBacked
+from monitor.time_bounds import EventTimeBounds
 
 log = structlog.get_logger(__name__)
 
@@ -79,8 +80,11 @@ class ClusterView:
 
 
 class ClusterWatermark(RedisBacked):
-    def __init__(self, url: str, key_prefix: str, *, lease_s: float, instance_id: str | None = None) -> None:
+    def __init__(self, url: str, key_prefix: str, *, lease_s: float, instance_id: str | None = None,
+                 time_bounds: EventTimeBounds | None = None) -> None:
         self.url = url
+        self.time_bounds = time_bounds
+        """Plausible event times: an evaluated-until cursor outside them is repaired at start."""
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.lease_ms = int(lease_s * 1000)
         tag = f"{{{key_prefix}}}:cluster"
@@ -89,8 +93,22 @@ class ClusterWatermark(RedisBacked):
 
     async def _start(self) -> None:
         await super()._start()
+        await self._repair_cursor()
         await self.heartbeat()
         log.info("cluster_joined", instance=self.instance_id)
+
+    async def _repair_cursor(self) -> None:
+        """The cluster's cursor outside the plausible event times (9999, stored before times were
+        bounded) would make every later bucket look evaluated: forget it (a new leader then starts at
+        the first boundary instances publish), with one warning."""
+        cursor = await self.evaluated_until_s()
+        if cursor is None or self.time_bounds is None:
+            return
+        problem = self.time_bounds.cursor_violation(cursor)
+        if problem is not None:
+            await self.redis.delete(self.evaluated_key, self.first_key)
+            log.warning("cluster_cursor_repaired", cursor_s=cursor, problem=f"cursor {problem}",
+                        action="cursor cleared: the leader restarts at the first closed bucket")
 
     async def _stop(self) -> None:
         try:

@@ -7,16 +7,22 @@ Every setting carries its unit in its name.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
+from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
+"""The source checkout (tests use it); installed code finds its files through monitor/bundled.py."""
 
 
 class ConfigError(Exception):
@@ -26,7 +32,7 @@ class ConfigError(Exception):
 class _Section(BaseModel):
     """Sections reject unknown keys, so a typo fails at start instead of being silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class KafkaSettings(_Section):
@@ -37,12 +43,19 @@ class KafkaSettings(_Section):
     group_id: str = "finsent-monitor"
     """Consumer group; backtests use their own group so they never move production offsets."""
     news_topic: str = "news"
+    """News records (``source`` defaults to ``news``)."""
     comments_topic: str = "comments"
+    """Comment records (``source`` defaults to ``comment``)."""
     dead_letter_topic: str = "finsent.dead-letter"
+    """Invalid records are produced here with the reason in headers (live Kafka source)."""
     client_id: str = "finsent-monitor"
+    """Client id reported to the brokers (their logs and quotas)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka transport security; SSL/SASL_SSL use the ``ssl_*`` files below."""
     sasl_mechanism: str | None = None
+    """SASL mechanism, e.g. ``PLAIN``, ``SCRAM-SHA-512`` (with SASL_PLAINTEXT / SASL_SSL)."""
     sasl_username: str | None = None
+    """SASL login (the password comes from ``MONITOR_KAFKA__SASL_PASSWORD``)."""
     sasl_password: str | None = None
     """From the environment only (``MONITOR_KAFKA__SASL_PASSWORD``)."""
     ssl_cafile: str | None = None
@@ -56,8 +69,11 @@ class KafkaSettings(_Section):
     max_buffered_records: int = Field(5_000, ge=1)
     """Partitions are paused while this many records wait downstream."""
     session_timeout_ms: int = Field(10_000, ge=1_000)
+    """Consumer-group session: an instance silent this long loses its partitions to the others."""
     request_timeout_ms: int = Field(30_000, ge=1_000)
+    """Timeout of one request to a broker."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a group with no committed offset starts: ``earliest`` reads the retained history."""
 
 
 class SourceSettings(_Section):
@@ -65,7 +81,9 @@ class SourceSettings(_Section):
 
     kind: Literal["replay", "kafka"] = "replay"
     """``replay`` reads JSONL/CSV files (embedded default); ``kafka`` consumes the topics in [kafka]."""
-    replay_paths: list[Path] = Field(default_factory=lambda: [REPO_ROOT / "data" / "demo_stream.jsonl"])
+    replay_paths: list[Path] = Field(default_factory=lambda: [DEMO_STREAM])
+    """JSONL/CSV files replayed in order when ``kind = "replay"``; relative paths are relative to the config file;
+    default: the bundled demo stream."""
     replay_speed: float = Field(0.0, ge=0.0)
     """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time."""
     dead_letter_path: Path = Path("var/dead-letter.jsonl")
@@ -77,6 +95,36 @@ class SourceSettings(_Section):
     max_message_bytes: int = Field(64_000, ge=256)
     """Larger payloads are dead-lettered as ``oversized``."""
     max_text_chars: int = Field(10_000, ge=16)
+    """Longer texts are dead-lettered as ``oversized`` (the model reads only the first tokens anyway)."""
+    max_future_s: int = Field(DEFAULT_MAX_FUTURE_S, ge=0)
+    """An event time (``published_at``) more than this far ahead of the wall clock at ingest is
+    dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit."""
+    min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
+    """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
+    fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
+    watchlist_path: str = ""
+    """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
+    ambiguous; see monitor/entities/watchlist.py); empty = the bundled list of large listed companies."""
+    link_names: bool = True
+    """Link watchlist company names and aliases in the text to their tickers."""
+    link_cashtags: bool = True
+    """Link ``$CASHTAGS`` (and ``NYSE:XYZ`` symbols) in the text to tickers; payload tickers always count."""
+    cashtag_scope: Literal["watchlist", "any"] = "watchlist"
+    """``watchlist``: a cashtag links only when its ticker is in the watchlist (the monitored universe; a
+    stream names thousands of small symbols, each would become an alerting key); ``any``: every cashtag."""
+    max_cashtags_per_message: int = Field(4, ge=0, le=32)
+    """A message with more distinct cashtags than this is a ticker list (screener spam, ETF holdings): none
+    of its cashtags is linked (payload tickers and company names still are)."""
+
+    @field_validator("min_event_time", mode="before")
+    @classmethod
+    def _empty_is_no_floor(cls, value: Any) -> Any:
+        return None if value in ("", 0) else value
+
+    @field_validator("min_event_time")
+    @classmethod
+    def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class ClassifierSettings(_Section):
@@ -88,11 +136,13 @@ class ClassifierSettings(_Section):
     model_path: str | None = None
     """Local directory or hub id for ``from_pretrained``; empty = the bundled default model."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` = CUDA when available, else CPU."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     """``auto`` = bf16/fp16 on CUDA, float32 on CPU."""
     quantize_int8: bool = False
     """CPU only: dynamic int8 quantization of Linear layers (see benchmarks/RESULTS.md for its cost)."""
     max_length_tokens: int = Field(128, ge=8, le=512)
+    """Tokens per text at inference; longer texts are truncated."""
     num_threads: int = Field(0, ge=0)
     """Intra-op threads on CPU (torch or ONNX Runtime); 0 = number of cores."""
     runtime: Literal["torch", "onnxruntime"] = "torch"
@@ -106,9 +156,13 @@ class BatchingSettings(_Section):
     """Dynamic micro-batching in front of the classifier."""
 
     max_batch_size: int = Field(64, ge=1, le=4096)
+    """Most texts per classifier call."""
     max_wait_ms: int = Field(20, ge=0, le=10_000)
+    """Longest a message waits for its micro-batch to fill before the batch runs anyway."""
     max_in_flight_batches: int = Field(2, ge=1, le=64)
+    """Source batches classified or being written but not yet committed (bounds memory and redelivery)."""
     max_queue_messages: int = Field(10_000, ge=1)
+    """Messages queued in front of the classifier; the source waits when it is full (backpressure)."""
 
 
 class WindowSettings(_Section):
@@ -120,6 +174,7 @@ class WindowSettings(_Section):
     key_prefix: str = "finsent"
     """Redis key namespace; backtests use their own prefix."""
     bucket_s: int = Field(300, ge=1)
+    """Width of the event-time buckets; detection judges one closed bucket at a time."""
     retention_s: int = Field(7 * 24 * 3600, ge=60)
     """Buckets (and message-id dedup markers) expire after this long."""
     allowed_lateness_s: int = Field(600, ge=0)
@@ -129,6 +184,15 @@ class WindowSettings(_Section):
     is silent this long, event time advances with the wall clock (live mode only)."""
     top_negative_per_bucket: int = Field(5, ge=0, le=100)
     """How many most-negative messages each bucket keeps as alert evidence."""
+    novelty_window_s: int = Field(86_400, ge=0)
+    """Near-duplicates (retweets, syndicated copies, "UPDATE n-" reissues) of a story seen this long before
+    or after count as repeats, not as new stories; 0 = novelty off (every message is a story)."""
+    novelty_max_entries: int = Field(20_000, ge=1, le=2_000_000)
+    """Stories the per-process novelty index remembers (oldest forgotten first; about 1.8 KiB each)."""
+    novelty_min_similarity: float = Field(0.6, gt=0, le=1)
+    """Estimated Jaccard similarity (words and word pairs of the normalised text) that makes a copy."""
+    novelty_min_tokens: int = Field(4, ge=1)
+    """Messages with fewer words are never folded ("sell $TSLA" from two people is two opinions)."""
 
 
 class AlertSettings(_Section):
@@ -140,6 +204,7 @@ class AlertSettings(_Section):
 
     sinks: list[str] = Field(default_factory=lambda: ["log://"])
     """Sink URLs: log://, file:///path.jsonl, webhook+https://host/path, slack+https://..., kafka://topic,
+    alertmanager+http(s)://host:9093 (Prometheus Alertmanager),
     smtp://host:port?from=a@b&to=c@d,e@f (add ``&starttls=1`` for STARTTLS)."""
     sweep_interval_s: float = Field(15.0, gt=0)
     """How often the scheduler sweeps detection for quiet streams (detection also runs on window close)."""
@@ -224,6 +289,13 @@ class AlertSettings(_Section):
     every instance's durable watermark, coordinated in Redis (needs a redis:// windows.store_url)."""
     leader_lease_s: float = Field(15.0, gt=0)
     """Leader lease and instance heartbeat lifetime; a dead leader is replaced after this long."""
+    alertmanager_severity: str = "warning"
+    """``severity`` label on alerts sent to Alertmanager (``alertmanager+http(s)://host:9093`` sinks)."""
+    alertmanager_refresh_s: float = Field(60.0, gt=0)
+    """Wall time between re-posts of firing alerts to Alertmanager (it forgets alerts not re-posted)."""
+    alertmanager_ends_after_s: float = Field(240.0, gt=0)
+    """``endsAt`` of a firing alert = now + this: Alertmanager resolves it by itself if the daemon stops
+    re-posting (keep it several times ``alertmanager_refresh_s``)."""
     webhook_secret: str | None = None
     """HMAC-SHA256 key for webhook signatures; from the environment only."""
     smtp_username: str | None = None
@@ -288,24 +360,42 @@ class AlertSettings(_Section):
 
 
 class HttpSettings(_Section):
+    """The HTTP side door: health, readiness, metrics, the alert API and the dashboard."""
+
     enabled: bool = True
+    """Serve /healthz, /readyz, /metrics, the alert API and the dashboard."""
     host: str = "127.0.0.1"
+    """Interface to bind; 127.0.0.1 keeps the API local (0.0.0.0 exposes it)."""
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
     api_token: str | None = None
     """Bearer token for write endpoints (silences); environment only (``MONITOR_HTTP__API_TOKEN``).
     Unset = the HTTP API and dashboard are read-only (writes answer 403)."""
+    public_url: str = ""
+    """Base URL under which users reach this daemon's dashboard (links in alerts, e.g. Alertmanager's
+    ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``."""
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
 
 class LogSettings(_Section):
+    """Structured logs on stderr."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest log level written."""
     format: Literal["json", "console"] = "json"
+    """``json``: one object per line (log shippers); ``console``: readable, for a terminal."""
 
 
 class Settings(BaseSettings):
     """The whole service configuration."""
 
-    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid",
+                                      use_attribute_docstrings=True)
 
     source: SourceSettings = Field(default_factory=SourceSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -316,6 +406,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown_timeout_s: float = Field(30.0, gt=0)
+    """Longest a graceful stop (drain, commit, flush) may take before the process exits anyway."""
 
     @classmethod
     def settings_customise_sources(
@@ -331,7 +422,7 @@ class Settings(BaseSettings):
 
 
 _HINTS = {
-    "extra_forbidden": "remove it or check its spelling against configs/default.toml",
+    "extra_forbidden": "remove it or check its spelling against docs/settings.md",
     "literal_error": "use one of the allowed values",
     "missing": "add it to the config file or set the MONITOR_* variable",
 }
@@ -357,6 +448,13 @@ def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
         if isinstance(data.get(section), dict) and data[section].get(key):
             env = f"MONITOR_{section.upper()}__{key.upper()}"
             raise ConfigError(f"{section}.{key} is a secret and may not be set in {origin} -- remove it and set {env}")
+    sinks = data.get("alerts", {}).get("sinks", []) if isinstance(data.get("alerts"), dict) else []
+    for sink in sinks if isinstance(sinks, list) else []:
+        if urlsplit(str(sink)).password:
+            raise ConfigError(
+                f"alerts.sinks in {origin} has a URL with a password -- remove it and set the sink list via "
+                "MONITOR_ALERTS__SINKS (a JSON list)"
+            )
     url = str(data.get("windows", {}).get("store_url", ""))
     if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
         raise ConfigError(
@@ -364,16 +462,51 @@ def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
         )
 
 
-def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Load ``path`` (default configs/default.toml, or $MONITOR_CONFIG) then env, then ``overrides``."""
-    chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+INPUT_PATHS = (("source", "replay_paths"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
+               ("kafka", "ssl_keyfile"), ("classifier", "model_path"))
+"""Settings naming files the daemon *reads*: relative values in a config file are resolved against the
+file's directory, so a config works from any working directory (and inside an installed wheel).
+Output paths (dead letters, file sinks, the ONNX cache) stay relative to the working directory: that
+is where a run writes (systemd's ``WorkingDirectory``, the container's ``WORKDIR``)."""
+
+
+def _resolve_input_paths(data: dict[str, Any], base: Path) -> None:
+    for section, key in INPUT_PATHS:
+        values = data.get(section)
+        if not isinstance(values, dict) or not values.get(key):
+            continue
+        value = values[key]
+        if isinstance(value, list):
+            values[key] = [str(base / v) if isinstance(v, str) and not Path(v).is_absolute() else v
+                           for v in value]
+        elif isinstance(value, str) and not Path(value).is_absolute() and (
+            key != "model_path" or (base / value).exists()  # else a hub id ("org/name")
+        ):
+            values[key] = str(base / value)
+
+
+def _read_config(chosen: Path) -> dict[str, Any]:
+    if chosen.is_dir():
+        raise ConfigError(f"config path {chosen} is a directory -- pass a TOML file, e.g. {chosen / 'monitor.toml'}"
+                          " (monitor init DIR writes one)")
     try:
         data: dict[str, Any] = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {chosen} not found -- pass --config with an existing file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {chosen} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {chosen} is not valid TOML: {exc}") from exc
+    return data
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load ``path`` (default: $MONITOR_CONFIG, else the packaged configs/default.toml), then the
+    environment, then ``overrides``. Relative input paths in the file are relative to the file."""
+    chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+    data = _read_config(chosen)
     _reject_file_secrets(data, chosen)
+    _resolve_input_paths(data, chosen.resolve().parent)
     for section, values in overrides.items():
         if isinstance(values, dict):
             data.setdefault(section, {}).update(values)
@@ -383,3 +516,24 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, str(chosen))) from exc
+    except SettingsError as exc:  # an environment value pydantic-settings cannot even parse
+        raise ConfigError(_env_parse_error(exc)) from exc
+
+
+def _env_parse_error(exc: SettingsError) -> str:
+    """Name the ``MONITOR_*`` variable behind a parse error: list and table settings take JSON there."""
+    for name, value in sorted(os.environ.items()):
+        parts = name.lower().removeprefix("monitor_").split("__")
+        if not name.startswith("MONITOR_") or len(parts) != 2 or parts[0] not in Settings.model_fields:
+            continue
+        section = Settings.model_fields[parts[0]].annotation
+        field = getattr(section, "model_fields", {}).get(parts[1])
+        if field is None or get_origin(field.annotation) not in (list, dict):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            example = '["log://", "file://var/alerts.jsonl"]' if get_origin(field.annotation) is list else '{"k": 1}'
+            return (f"{name}={value!r} is not JSON -- {parts[0]}.{parts[1]} is a "
+                    f"{get_origin(field.annotation).__name__}; write it as JSON, e.g. {name}='{example}'")
+    return f"cannot parse a MONITOR_* environment variable: {exc}"

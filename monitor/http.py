@@ -82,7 +82,8 @@ class HttpServer(Service):
         buckets = await self.store.buckets(key, start_s, end_s + self.store.bucket_s)
         rows = [
             {"start_s": b.start_s, "volume": b.volume, "negative": b.negative, "neutral": b.neutral,
-             "positive": b.positive, "neg_share": round(b.neg_share, 4), "mean_score": round(b.mean_score, 4)}
+             "positive": b.positive, "repeats": b.repeats, "neg_share": round(b.neg_share, 4),
+             "mean_score": round(b.mean_score, 4)}
             for b in buckets[-MAX_WINDOW_BUCKETS:]
         ]
         return web.json_response({"key": key, "bucket_s": self.store.bucket_s, "buckets": rows})

@@ -9,6 +9,9 @@ DUPLICATES = Counter("finsent_duplicate_messages_total", "Redelivered messages i
 DEAD_LETTERS = Counter(
     "finsent_dead_letters_total", "Messages sent to the dead-letter sink (counted by the sink)", ["reason"]
 )
+REPEATS = Counter(
+    "finsent_repeat_messages_total", "Messages folded into an earlier story (retweets, copies, reissues)"
+)
 LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
 INFERENCE_SECONDS = Histogram(
     "finsent_inference_seconds", "Classifier call latency per micro-batch",
@@ -39,3 +42,64 @@ NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications prod
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]
 )
+READY = Gauge("finsent_ready", "1 while the daemon is started and processing (what /readyz answers, roughly)")
+OUTBOX_PENDING = Gauge("finsent_outbox_pending", "Undelivered outbox entries per sink (due or waiting to retry)",
+                       ["sink"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "finsent_outbox_oldest_age_seconds", "Wall time since the oldest undelivered entry of a sink was enqueued",
+    ["sink"],
+)
+CONSUMER_LAG = Gauge(
+    "finsent_consumer_lag_records", "Records on the broker not yet fetched, per owned partition (last fetch)",
+    ["topic", "partition"],
+)
+ALERTS_FIRING = Gauge("finsent_alerts_firing", "Alerts in the firing state after the latest evaluation")
+BUILD_INFO = Gauge(
+    "finsent_build_info", "Always 1; the labels say what runs", ["version", "model", "runtime", "python"]
+)
+TOPIC_NEGATIVE_SHARE = Gauge(
+    "finsent_topic_negative_share",
+    "Negative share of the newest evaluated bucket per topic (at most MAX_TOPIC_LABELS topics)", ["topic"],
+)
+MAX_TOPIC_LABELS = 64
+"""Cap on distinct ``topic`` label values: a custom model with a huge label set cannot blow up
+Prometheus (topics past the cap are not exported; the taxonomy has 12)."""
+
+_topics_exported: set[str] = set()
+
+
+def observe_topic_negative_shares(shares: dict[str, float | None]) -> None:
+    """Set (or, for ``None`` = no messages in the bucket, remove) each topic's negative share.
+
+    Removing a quiet topic's series keeps a stale value from looking current."""
+    for topic, share in sorted(shares.items()):
+        if share is None:
+            if topic in _topics_exported:
+                TOPIC_NEGATIVE_SHARE.remove(topic)
+                _topics_exported.discard(topic)
+            continue
+        if topic in _topics_exported or len(_topics_exported) < MAX_TOPIC_LABELS:
+            _topics_exported.add(topic)
+            TOPIC_NEGATIVE_SHARE.labels(topic).set(share)
+
+
+def exported_topics() -> frozenset[str]:
+    return frozenset(_topics_exported)
+
+
+def prometheus_client_value(name: str, **labels: str) -> float | None:
+    """The current value of one series in this process's registry (tests, the CLI summary)."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(name, labels)
+    return None if value is None else float(value)
+
+
+def set_build_info(model: str, runtime: str) -> None:
+    """One ``finsent_build_info`` series per process: what runs (replaces an earlier app's)."""
+    import platform
+
+    from monitor import __version__
+
+    BUILD_INFO.clear()
+    BUILD_INFO.labels(__version__, model, runtime, platform.python_version()).set(1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
@@ -22,12 +21,13 @@ from typing import Protocol
 
 import structlog
 
-from consumers.deadletter import DeadLetterSink
+from consumers.deadletter import DeadLetterSink, json_bytes
 from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.batching import MicroBatcher
 from monitor.cluster import ClusterWatermark
 from monitor.cluster_member import ClusterMember
+from monitor.enrich import Enricher
 from monitor.types import ClassifiedMessage, PartitionedSource, Prediction, SharedSource, Source, SourceRecord
 from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
@@ -46,11 +46,19 @@ class PipelineStats:
     read: int = 0
     applied: int = 0
     duplicates: int = 0
+    repeats: int = 0
+    """Messages marked as repeats of an earlier story (novelty), counted as ``repeats`` in windows."""
     late: int = 0
     batches: int = 0
     notifications: int = 0
     evaluated_until_s: int | None = None
     """End of the last bucket handed to detection (event time)."""
+    dead_letters: int = 0
+    """Rows dead-lettered during the run (filled in by MonitorApp when the run ends)."""
+    deliveries_delivered: int = 0
+    """Notifications that reached a sink (filled in by MonitorApp when the run ends)."""
+    deliveries_abandoned: int = 0
+    """Notifications a sink never got, attempts exhausted (filled in by MonitorApp when the run ends)."""
 
 
 @dataclass(slots=True)
@@ -65,6 +73,8 @@ class _InFlight:
     lane_closed: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     """Cluster mode: what each lane's data had closed once this batch was observed (published as
     marks once the batch is durable)."""
+    repeat_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Message id -> the story it repeats (decided once, in the reader, so a retried write reuses it)."""
 
 
 _DONE = None
@@ -90,8 +100,11 @@ class Pipeline:
         max_in_flight_batches: int,
         max_buckets_per_evaluation: int = 1,
         cluster: ClusterWatermark | None = None,
+        enricher: Enricher | None = None,
     ) -> None:
         self.source = source
+        self.enricher = enricher
+        """Entity linking + novelty between parsing and classification (None = payload tickers only)."""
         self._partitioned = source if isinstance(source, PartitionedSource) else None
         self.is_leader = False
         self._cluster_evaluated_s: int | None = None
@@ -206,10 +219,16 @@ class Pipeline:
             self._lane_seen[rec.lane] = now
         self._last_data_at = now
         self.stats.read += len(records)
+        repeat_of: dict[str, str] = {}
+        if self.enricher is not None:
+            kept, repeat_of = self.enricher.process(kept)
+            self.stats.repeats += len(repeat_of)
+            metrics.REPEATS.inc(len(repeat_of))
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
-        await self._queue.put(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot()))
+        await self._queue.put(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot(),
+                                        repeat_of))
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
@@ -219,7 +238,7 @@ class Pipeline:
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
         """A valid message the pipeline cannot count, kept in its wire form with the reason."""
-        raw = json.dumps(message_to_dict(rec.message), ensure_ascii=False).encode()
+        raw = json_bytes(message_to_dict(rec.message))  # never raises, whatever the message holds
         await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
 
     async def _write_loop(self) -> None:
@@ -307,7 +326,8 @@ class Pipeline:
         assert item.predictions is not None
         try:
             preds = await item.predictions
-            return [ClassifiedMessage(r.message, p) for r, p in zip(item.kept, preds, strict=True)]
+            return [ClassifiedMessage(r.message, p, item.repeat_of.get(r.message.id))
+                    for r, p in zip(item.kept, preds, strict=True)]
         except Exception as batch_error:
             log.warning("batch_classification_failed", messages=len(item.kept), error=repr(batch_error))
             good: list[ClassifiedMessage] = []
@@ -315,7 +335,7 @@ class Pipeline:
             for rec in item.kept:
                 try:
                     [pred] = await self.batcher.classify([rec.message.text])
-                    good.append(ClassifiedMessage(rec.message, pred))
+                    good.append(ClassifiedMessage(rec.message, pred, item.repeat_of.get(rec.message.id)))
                 except Exception as one_error:
                     bad.append((rec, one_error))
             if bad and not good:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from consumers.schema import epoch_or_text, parse_event_time
 from monitor.config import Settings
+from monitor.durations import iso_utc, non_negative_float
 from monitor.pipeline import PipelineStats
 
 DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--kafka-topic", nargs="+", help="replay these topics from [kafka] bootstrap_servers")
     p.add_argument("--from", dest="start", type=parse_time, help="first event time (inclusive), Kafka only")
     p.add_argument("--to", dest="end", type=parse_time, help="last event time (exclusive), Kafka only")
-    p.add_argument("--speed", type=float, default=0.0, help="0 = max speed; 1 = real time; 10 = 10x")
+    p.add_argument("--speed", type=non_negative_float, default=0.0, help="0 = max speed; 1 = real time; 10 = 10x")
     p.add_argument("--store", default="memory://", help="memory:// (default) or a redis:// URL")
     p.add_argument("--namespace", default=None, help="Redis key namespace (default replay:<random id>)")
     p.add_argument("--report", type=Path, default=DEFAULT_REPORT, help="JSONL file receiving the alerts")
@@ -98,6 +99,21 @@ def count_lines(paths: Sequence[Path]) -> int:
     return total - sum(1 for p in paths if p.suffix.lower() == ".csv")
 
 
+def run_verdict(stats: PipelineStats) -> int:
+    """Exit code of a run: 1, with a loud line, when nothing got through (every row dead-lettered) or no
+    notification reached any sink (every delivery abandoned); 0 otherwise."""
+    code = 0
+    if stats.dead_letters and not stats.applied and not stats.duplicates:
+        print(f"error: all {stats.dead_letters} input rows were dead-lettered, none was processed -- "
+              "see the dead-letter file for the reasons", file=sys.stderr)
+        code = 1
+    if stats.deliveries_abandoned and not stats.deliveries_delivered:
+        print(f"error: every alert delivery was abandoned ({stats.deliveries_abandoned}), none delivered -- "
+              "check the sinks (alerts.sinks) and the alert_delivery_abandoned log lines", file=sys.stderr)
+        code = 1
+    return code
+
+
 async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Namespace | None = None) -> PipelineStats:
     from monitor.app import MonitorApp
     from monitor.cli import install_stop_signals
@@ -127,16 +143,30 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
         bar.close()
 
 
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that would silently do nothing, and inputs that are not files (one-line usage errors)."""
+    if args.input and (args.start is not None or args.end is not None):
+        parser.error("--from/--to select a Kafka range (with --kafka-topic); files are replayed whole")
+    if args.kafka_topic and args.speed:
+        parser.error("--speed paces file replays; a Kafka range is read as fast as possible")
+    for path in args.input or ():
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "not found"
+            parser.error(f"--input {path}: {what} -- pass JSONL/CSV files (e.g. {path}/*.jsonl)")
+
+
 def replay_command(argv: Sequence[str], settings: Settings) -> int:
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    check_args(parser, args)
     if not args.input and not args.kafka_topic:
         args.input = list(settings.source.replay_paths)
     isolated = replay_settings(args, settings)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.unlink(missing_ok=True)
     stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args))
-    until = "-" if stats.evaluated_until_s is None else str(stats.evaluated_until_s)
     print(f"replayed {stats.read} messages ({stats.applied} new, {stats.late} late); "
-          f"{stats.notifications} alert notifications -> {args.report}; detection evaluated until {until}")
-    return 0
+          f"{stats.notifications} alert notifications -> {args.report}; "
+          f"detection evaluated until {iso_utc(stats.evaluated_until_s)}")
+    return run_verdict(stats)
 

@@ -60,6 +60,9 @@ class Prediction:
 class ClassifiedMessage:
     message: RawMessage
     prediction: Prediction
+    repeat_of: str | None = None
+    """Id of the earlier story this message repeats (retweet, syndicated copy, reissue): counted as a
+    repeat, not as a story. None = a story of its own."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ class RecordingClassifier:
             return Prediction("markets", 0.9, Sentiment.NEGATIVE, 0.9, -0.8, (0.9, 0.05, 0.05))
         if "good" in text:
             return Prediction("markets", 0.9, Sentiment.POSITIVE, 0.9, 0.8, (0.05, 0.05, 0.9))
-        return Prediction("other", 0.5, Sentiment.NEUTRAL, 0.8, 0.0, (0.1, 0.8, 0.1))
+        return Prediction("general_news", 0.5, Sentiment.NEUTRAL, 0.8, 0.0, (0.1, 0.8, 0.1))
 
 
 def msg(mid: str, text: str, epoch_s: int, tickers: tuple[str, ...] = ()) -> RawMessage:

@@ -98,3 +98,32 @@ def redis_tls_server(workdir: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+ALERTMANAGER_HINT = "install it: apt-get install -y prometheus-alertmanager (make test / .ci/run does)"
+
+
+@contextmanager
+def alertmanager_server(workdir: Path, webhook_url: str) -> Iterator[str]:
+    """A throwaway Prometheus Alertmanager (no clustering) that forwards every group, resolved ones
+    included, to ``webhook_url`` within about a second; yields its base URL."""
+    binary = shutil.which("prometheus-alertmanager") or require_binary("alertmanager", ALERTMANAGER_HINT)
+    config = workdir / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n"
+        "  repeat_interval: 1h\n"
+        f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, 15.0, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from alerts.sinks.alertmanager import AlertmanagerSink
 from alerts.sinks.base import Sink, SinkError, sink_name
 from alerts.sinks.file import FileSink
 from alerts.sinks.http import HttpPoster
@@ -33,6 +34,19 @@ def _webhook(url: str, name: str, settings: Settings) -> Sink:
     return WebhookSink(url, name, secret, _poster(name, settings))
 
 
+def _alertmanager(url: str, name: str, settings: Settings) -> Sink:
+    a = settings.alerts
+    if a.alertmanager_ends_after_s <= a.alertmanager_refresh_s:
+        raise ConfigError(
+            "alerts.alertmanager_ends_after_s must exceed alerts.alertmanager_refresh_s (or firing alerts "
+            "resolve between re-posts) -- raise MONITOR_ALERTS__ALERTMANAGER_ENDS_AFTER_S"
+        )
+    return AlertmanagerSink(
+        url, name, _poster(name, settings), public_url=settings.http.base_url(), severity=a.alertmanager_severity,
+        refresh_interval_s=a.alertmanager_refresh_s, ends_after_s=a.alertmanager_ends_after_s,
+    )
+
+
 SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
     "log": lambda url, name, s: LogSink(name),
     "file": lambda url, name, s: FileSink.from_url(url, name),
@@ -40,6 +54,8 @@ SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
     "webhook+https": _webhook,
     "slack+http": lambda url, name, s: SlackSink(url, name, _poster(name, s)),
     "slack+https": lambda url, name, s: SlackSink(url, name, _poster(name, s)),
+    "alertmanager+http": _alertmanager,
+    "alertmanager+https": _alertmanager,
     "kafka": lambda url, name, s: KafkaSink.from_url(url, name, s.kafka, s.alerts.sink_timeout_s),
     "smtp": lambda url, name, s: SmtpSink(
         SmtpTarget.from_url(url), name, s.alerts.sink_timeout_s,

@@ -7,11 +7,15 @@ the outbox's job (alerts/outbox.py), so a sink only retries what is cheap to ret
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from alerts.model import Notification
 from monitor.types import Lifecycle
+
+if TYPE_CHECKING:
+    from alerts.lifecycle import AlertState
 
 NON_SECRET_PATH_SCHEMES = frozenset({"log", "file", "kafka"})
 
@@ -27,6 +31,24 @@ class Sink(Lifecycle, Protocol):
     async def send(self, notification: Notification) -> None:
         """Deliver or raise. Idempotent receivers can dedupe on ``notification.id``."""
         ...
+
+
+class RefreshingSink(Sink, Protocol):
+    """A sink whose receiver forgets alerts that are not re-posted (Alertmanager): the delivery loop
+    calls ``refresh`` every ``refresh_interval_s`` (wall time) with the durable firing states."""
+
+    refresh_interval_s: float
+
+    async def refresh(self, firing: Sequence[AlertState]) -> None:
+        """Re-post what is firing; raise on failure (the next interval tries again)."""
+        ...
+
+
+def refreshing(sink: Sink) -> RefreshingSink | None:
+    """``sink`` as a ``RefreshingSink`` when it is one (duck-typed: sinks are plain classes)."""
+    if callable(getattr(sink, "refresh", None)) and isinstance(getattr(sink, "refresh_interval_s", None), float):
+        return sink  # type: ignore[return-value]
+    return None
 
 
 def sink_name(url: str) -> str:

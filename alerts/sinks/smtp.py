@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from alerts.model import Notification
 from alerts.sinks.base import SinkError
 from monitor.lifecycle import Service
+from monitor.redact import redact_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,8 @@ class SmtpTarget:
         recipients = tuple(r.strip() for v in query.get("to", []) for r in v.split(",") if r.strip())
         sender = query.get("from", [""])[0]
         if not parts.hostname or not recipients or not sender:
-            raise ValueError(f"smtp sink URL {url!r} needs host, from= and to=: smtp://host:25?from=a@x&to=b@x")
+            raise ValueError(f"smtp sink URL {redact_url(url)!r} needs host, from= and to=: "
+                             "smtp://host:25?from=a@x&to=b@x")
         return cls(
             host=parts.hostname,
             port=parts.port or 25,

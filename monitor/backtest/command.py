@@ -9,29 +9,37 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from tqdm import tqdm
 
 from monitor.backtest.report import markdown, plot_incident
 from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
+from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
-from monitor.config import REPO_ROOT, Settings
+from monitor.config import Settings
+from monitor.durations import parse_duration_s
 from monitor.replay import isolated_settings
 from monitor.windows.buckets import ALL_KEY
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor backtest", description=__doc__)
-    p.add_argument("--input", type=Path, nargs="+", default=[REPO_ROOT / "data" / "demo_stream.jsonl"])
-    p.add_argument("--events", type=Path, default=REPO_ROOT / "data" / "demo_incidents.csv",
+    p.add_argument("--input", type=Path, nargs="+", default=[DEMO_STREAM])
+    p.add_argument("--events", type=Path, default=DEMO_INCIDENTS,
                    help="labelled incidents CSV: key,start,end[,description]")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                    help="[alerts] setting to sweep, repeatable (cartesian product)")
-    p.add_argument("--late-s", type=int, default=3600, help="alerts this long after an incident still count")
-    p.add_argument("--early-s", type=int, default=0, help="alerts this long before an incident still count")
+    p.add_argument("--late-s", "--late", type=parse_duration_s, default=3600,
+                   help="alerts this long after an incident still count (seconds, or 30m, 1h ...)")
+    p.add_argument("--early-s", "--early", type=parse_duration_s, default=0,
+                   help="alerts this long before an incident still count (seconds, or 30m, 1h ...)")
     p.add_argument("--out", type=Path, default=Path("reports/backtest"))
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (messages of each run, and the sweep's runs) on stderr")
     return p
 
 
@@ -51,7 +59,9 @@ async def run_backtest(
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
     keys = sorted({inc.key for inc in incidents})
-    for n, params in enumerate(parse_sweep(sweep)):
+    combos = parse_sweep(sweep)
+    bar = tqdm(combos, desc="backtest runs", unit="run", disable=not progress or len(combos) < 2, file=sys.stderr)
+    for n, params in enumerate(bar):
         if n == 1:  # every parameter set replays the same input: report its malformed lines once
             settings = settings.model_copy(update={
                 "source": settings.source.model_copy(update={"dead_letter_path": Path(os.devnull)})})

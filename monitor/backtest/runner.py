@@ -114,7 +114,7 @@ async def run_once(settings: Settings, classifier: Classifier, params: dict[str,
                 traces[sig.key].append(sig)
         app.alerting.signal_observer = observe
     total = count_lines(tuned.source.replay_paths) if progress else None
-    bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr,
+    bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, leave=False,
                desc=", ".join(f"{k}={v:g}" for k, v in params.items()) or "backtest")
 
     async def follow() -> None:

@@ -1,41 +1,102 @@
-"""The labelled CSVs (``text,label``) and the deterministic stratified train/validation split."""
+"""The labelled CSVs (``text,label``) and the deterministic stratified train/validation split.
+
+Two shared datasets feed the two heads: ``sent_train.csv`` (sentiment labels) and ``topic_train.csv``
+(human topic labels, ids 0-19 mapped to the canonical names by ``[topic_labels]`` in the taxonomy).
+A missing file or a CSV without a ``text``/``label`` column is a :class:`DatasetError` whose one-line
+message names the file and the fix.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.classify.topics import Taxonomy
+from monitor.classify.topics import Taxonomy, TaxonomyError
 from monitor.types import SENTIMENTS
 
-DATASET_DIR = Path(
-    os.environ.get("MONITOR_DATASET_DIR", "/work/shared/datasets/twitter-financial-news-sentiment")
-)
-"""Directory of ``sent_train.csv`` / ``sent_valid.csv``; override with ``MONITOR_DATASET_DIR``."""
+DATASET_ENV = "MONITOR_DATASET_DIR"
+DATASET_DIR = Path(os.environ.get(DATASET_ENV, "."))
+"""Directory of ``sent_train.csv`` / ``sent_valid.csv``: ``$MONITOR_DATASET_DIR``, else the working
+directory (no machine-specific default; ``make model`` / ``make eval`` point it at ../shared/datasets)."""
+TOPIC_DATASET_ENV = "MONITOR_TOPIC_DATASET_DIR"
+TOPIC_DATASET_DIR = Path(os.environ.get(TOPIC_DATASET_ENV, "."))
+"""Directory of ``topic_train.csv`` (human topic labels): ``$MONITOR_TOPIC_DATASET_DIR``, else the working
+directory (``make model`` / ``make eval`` point it at ../shared/datasets/twitter-financial-news-topic)."""
+
+
+class DatasetError(ValueError):
+    """The labelled CSV is missing or malformed (the message says which file and how to fix it)."""
+
+
 SENTIMENT_LABELS: list[str] = [s.value for s in SENTIMENTS]
 """Sentiment head label order: negative, neutral, positive."""
+
+_CASHTAG = re.compile(r"\$[A-Za-z]")
 
 
 @dataclass(frozen=True, slots=True)
 class LabelledTexts:
     texts: list[str]
-    sentiments: list[int]
-    """Ids into :data:`SENTIMENT_LABELS` (already mapped from the dataset's own label ids)."""
+    labels: list[int]
+    """Ids into the head's label list (already mapped from the dataset's own label ids)."""
+
+    @property
+    def sentiments(self) -> list[int]:
+        """Alias of ``labels`` for the sentiment CSV."""
+        return self.labels
+
+
+def _read(path: Path, to_label: Callable[[int], int], env: str, table: str) -> LabelledTexts:
+    texts: list[str] = []
+    labels: list[int] = []
+    if not path.is_file():
+        raise DatasetError(
+            f"dataset file {path} not found -- set {env} to the directory holding it "
+            "(e.g. ../shared/datasets/<dataset>) or pass the CSV path"
+        )
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"text", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(
+                f"{path} has no {sorted(missing)} column(s) -- a labelled CSV needs the header "
+                f"'text,label' (found {reader.fieldnames})"
+            )
+        for line, row in enumerate(reader, start=2):
+            try:
+                labels.append(to_label(int(row["label"])))
+            except (TypeError, ValueError, TaxonomyError) as exc:
+                raise DatasetError(
+                    f"{path}:{line}: label {row['label']!r} is not one of the taxonomy's [{table}] ids"
+                ) from exc
+            texts.append(row["text"] or "")
+    return LabelledTexts(texts, labels)
 
 
 def read_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
-    """Read ``text,label`` rows, mapping dataset labels through ``[sentiment_labels]``."""
-    texts: list[str] = []
-    sentiments: list[int] = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            texts.append(row["text"])
-            sentiments.append(SENTIMENT_LABELS.index(taxonomy.sentiment_of(int(row["label"])).value))
-    return LabelledTexts(texts, sentiments)
+    """Sentiment ``text,label`` rows, dataset labels mapped through ``[sentiment_labels]``."""
+    return _read(
+        path,
+        lambda label: SENTIMENT_LABELS.index(taxonomy.sentiment_of(label).value),
+        DATASET_ENV,
+        "sentiment_labels",
+    )
+
+
+def read_topic_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
+    """Topic ``text,label`` rows, dataset ids mapped through ``[topic_labels]`` to indices of ``names``."""
+    index = {name: i for i, name in enumerate(taxonomy.names)}
+    return _read(path, lambda label: index[taxonomy.topic_of(label)], TOPIC_DATASET_ENV, "topic_labels")
+
+
+def is_headline_style(text: str) -> bool:
+    """News-outlet style: no ``$TICKER`` cashtag (the out-of-distribution split of ``monitor train``)."""
+    return _CASHTAG.search(text) is None
 
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -50,3 +111,10 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
         held += members[:cut]
         train += members[cut:]
     return sorted(train), sorted(held)
+
+
+def topic_holdout(path: Path, taxonomy: Taxonomy, fraction: float, seed: int) -> LabelledTexts:
+    """The rows of the topic CSV that ``monitor train --valid-fraction F --seed S`` held out."""
+    data = read_topic_csv(path, taxonomy)
+    _, held = stratified_split(data.labels, fraction, seed)
+    return LabelledTexts([data.texts[i] for i in held], [data.labels[i] for i in held])

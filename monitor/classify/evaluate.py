@@ -1,183 +1,247 @@
-"""``monitor eval``: score a model on the held-out CSV (never used in training or early stopping).
+"""``monitor eval``: score both heads of a model on held-out data never used in training.
 
-Reports sentiment accuracy / macro-F1 / per-class P-R-F1 and calibration error, the topic head's
-agreement with the taxonomy rules (weak labels -- NOT human topic accuracy), the same for the int8
-dynamically-quantized model (its accuracy cost), and the lexicon baseline for reference. Writes a
-confusion-matrix PNG and ``eval.json`` into ``--report-dir``.
+* sentiment: ``sent_valid.csv`` (the held-out split; never trained or early-stopped on);
+* topic: the stratified slice of ``topic_train.csv`` that ``monitor train`` held out (same fraction and
+  seed, so the rows are exactly the ones the model did not train on).
 
-    monitor eval                                # bundled default on sent_valid.csv
+For the model (fp32), its int8 (dynamic quantization) and bf16 variants and the lexicon baseline it
+prints per-class reports, accuracy, macro-F1, calibration (ECE) and, for the variants, the share of
+labels equal to fp32's and the macro-F1 delta; it writes confusion matrices and reliability diagrams
+(PNG) and ``eval.json`` into ``--report-dir``.
+
+    monitor eval                                # bundled default
     monitor eval --model DIR --min-macro-f1 0.8 # exit 1 below the bar (CI)
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from monitor.classify.dataset import DATASET_DIR, SENTIMENT_LABELS, read_csv
+from monitor.classify.calibration import expected_calibration_error, reliability_bins
+from monitor.classify.dataset import (
+    DATASET_DIR,
+    SENTIMENT_LABELS,
+    TOPIC_DATASET_DIR,
+    LabelledTexts,
+    read_csv,
+    topic_holdout,
+)
 from monitor.classify.lexicon import LexiconClassifier
 from monitor.classify.metrics import Report, classification_report
-from monitor.classify.topics import load_taxonomy
+from monitor.classify.plots import plot_confusion, plot_reliability
+from monitor.classify.topics import Taxonomy, load_taxonomy
 from monitor.classify.transformer import BucketedClassifier, TransformerClassifier
 from monitor.config import ClassifierSettings
+
+CHUNK = 256
+"""Texts per progress-bar step."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="model dir or hub id; default: the bundled model")
-    p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv")
+    p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv", help="sentiment held-out")
+    p.add_argument("--topic-csv", type=Path, default=TOPIC_DATASET_DIR / "topic_train.csv")
+    p.add_argument("--topic-valid-fraction", type=float, default=0.1, help="as given to monitor train")
+    p.add_argument("--seed", type=int, default=13, help="as given to monitor train (picks the topic slice)")
     p.add_argument("--taxonomy", type=Path, default=None, help="default: configs/taxonomy.toml")
     p.add_argument("--report-dir", type=Path, default=Path("reports/classifier"))
     p.add_argument("--max-length", type=int, default=128, help="tokens per text at inference")
     p.add_argument("--skip-int8", action="store_true", help="do not evaluate the int8-quantized variant")
+    p.add_argument("--skip-bf16", action="store_true", help="do not evaluate the bf16 variant")
     p.add_argument("--onnx", action="store_true", help="also evaluate the ONNX Runtime graph (fp32, and int8)")
     p.add_argument("--min-macro-f1", type=float, default=0.0, help="exit 1 if sentiment macro-F1 is lower")
     return p
 
 
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:
-    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by bin size."""
-    confidence, predicted = probs.max(dim=-1)
-    correct = (predicted == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in itertools.pairwise(edges):
-        in_bin = (confidence > lo) & (confidence <= hi)
-        if in_bin.any():
-            total += float(in_bin.float().mean()) * abs(
-                float(confidence[in_bin].mean() - correct[in_bin].mean())
-            )
-    return total
+@dataclass(frozen=True, slots=True)
+class HeadScore:
+    """One head of one variant on its held-out set."""
+
+    report: Report
+    probs: torch.Tensor
+    gold: torch.Tensor
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.probs.argmax(-1)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": int(self.gold.shape[0]),
+            "accuracy": self.report.accuracy,
+            "macro_f1": self.report.macro_f1,
+            "ece": expected_calibration_error(self.probs, self.gold),
+            "per_class": {
+                c.label: {"precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+                for c in self.report.per_class
+            },
+        }
 
 
-def plot_confusion(report: Report, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.imshow(report.confusion, cmap="Blues")
-    ticks = range(len(report.labels))
-    ax.set_xticks(ticks, report.labels)
-    ax.set_yticks(ticks, report.labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    peak = max(max(row) for row in report.confusion) or 1
-    for t, row in enumerate(report.confusion):
-        for p, count in enumerate(row):
-            ax.text(
-                p, t, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black"
-            )
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+Proba = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
+"""texts -> (topic probs in the taxonomy's order, sentiment probs in SENTIMENT_LABELS order)."""
 
 
-def _score(
-    classifier: BucketedClassifier, texts: list[str], gold: list[int], weak: list[int]
-) -> tuple[Report, Report, torch.Tensor, float, float]:
-    started = time.perf_counter()
-    topic, sentiment = classifier.predict_proba(texts)
-    seconds = time.perf_counter() - started
-    # Gold labels use SENTIMENT_LABELS order; map the model's own label order onto it.
-    order = [classifier.sentiment_labels.index(label) for label in SENTIMENT_LABELS]
-    sentiment = sentiment[:, order]
-    sent_report = classification_report(gold, sentiment.argmax(-1).tolist(), SENTIMENT_LABELS)
-    topic_report = classification_report(weak, topic.argmax(-1).tolist(), classifier.topic_labels)
-    ece = expected_calibration_error(sentiment, torch.tensor(gold))
-    return sent_report, topic_report, sentiment.argmax(-1), ece, len(texts) / seconds
+def with_progress(proba: Proba, texts: list[str], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    topic, sentiment = [], []
+    for start in tqdm(range(0, len(texts), CHUNK), desc=desc, unit="chunk", leave=False):
+        t, s = proba(texts[start : start + CHUNK])
+        topic.append(t)
+        sentiment.append(s)
+    return torch.cat(topic), torch.cat(sentiment)
+
+
+def transformer_proba(classifier: BucketedClassifier, topic_names: Sequence[str]) -> Proba:
+    """The classifier's probabilities with columns reordered to the taxonomy / SENTIMENT_LABELS."""
+    missing = [t for t in topic_names if t not in classifier.topic_labels]
+    if missing:
+        raise SystemExit(
+            f"error: the model's topic labels {classifier.topic_labels} lack {missing} -- "
+            "retrain it with this taxonomy (`make model`) or pass --taxonomy"
+        )
+    topic_order = [classifier.topic_labels.index(t) for t in topic_names]
+    sentiment_order = [classifier.sentiment_labels.index(s) for s in SENTIMENT_LABELS]
+
+    def proba(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        topic, sentiment = classifier.predict_proba(texts)
+        return topic[:, topic_order], sentiment[:, sentiment_order]
+
+    return proba
+
+
+def lexicon_proba(taxonomy: Taxonomy) -> Proba:
+    lexicon = LexiconClassifier(taxonomy)
+    index = {name: i for i, name in enumerate(taxonomy.names)}
+
+    def proba(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        predictions = lexicon.predict(texts)
+        topic = torch.zeros((len(texts), len(index)))
+        for row, p in enumerate(predictions):
+            rest = (1.0 - p.topic_confidence) / max(1, len(index) - 1)
+            topic[row] = rest
+            topic[row, index[p.topic]] = p.topic_confidence
+        return topic, torch.tensor([p.sentiment_probs for p in predictions])
+
+    return proba
+
+
+def score(
+    proba: Proba, name: str, sentiment: LabelledTexts, topic: LabelledTexts, topic_names: Sequence[str]
+) -> tuple[HeadScore, HeadScore]:
+    _, s_probs = with_progress(proba, sentiment.texts, f"{name} sentiment")
+    t_probs, _ = with_progress(proba, topic.texts, f"{name} topic")
+    s_gold, t_gold = torch.tensor(sentiment.labels), torch.tensor(topic.labels)
+    return (
+        HeadScore(
+            classification_report(sentiment.labels, s_probs.argmax(-1).tolist(), SENTIMENT_LABELS), s_probs, s_gold
+        ),
+        HeadScore(classification_report(topic.labels, t_probs.argmax(-1).tolist(), list(topic_names)), t_probs, t_gold),
+    )
+
+
+def variants(
+    args: argparse.Namespace, settings: ClassifierSettings
+) -> list[tuple[str, Callable[[], BucketedClassifier]]]:
+    out: list[tuple[str, Callable[[], BucketedClassifier]]] = []
+    if not args.skip_int8:
+        out.append(("int8", lambda: TransformerClassifier(settings.model_copy(update={"quantize_int8": True}))))
+    if not args.skip_bf16:
+        out.append(("bf16", lambda: TransformerClassifier(settings.model_copy(update={"dtype": "bfloat16"}))))
+    if args.onnx:
+        from monitor.classify.onnx_runtime import OnnxClassifier
+
+        onnx = settings.model_copy(update={"runtime": "onnxruntime"})
+        out.append(("onnxruntime", lambda: OnnxClassifier(onnx)))
+        if not args.skip_int8:
+            out.append(("onnxruntime_int8", lambda: OnnxClassifier(onnx.model_copy(update={"quantize_int8": True}))))
+    return out
+
+
+def _print_head(head: str, name: str, result: HeadScore) -> None:
+    print(f"-- {name}: {head} --")
+    print(result.report.format())
+    print(f"ECE (calibrated probabilities): {expected_calibration_error(result.probs, result.gold):.4f}")
 
 
 def eval_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     taxonomy = load_taxonomy(args.taxonomy)
-    data = read_csv(args.valid_csv, taxonomy)
-    settings = ClassifierSettings(model_path=args.model, device="cpu", max_length_tokens=args.max_length)
-    fp32 = TransformerClassifier(settings)
-    name_to_id = {name: i for i, name in enumerate(fp32.topic_labels)}
-    weak = [
-        name_to_id.get(taxonomy.label(t)[0], name_to_id.get(taxonomy.default_topic, 0)) for t in data.texts
-    ]
-
-    sent, topic, predicted, ece, rate = _score(fp32, data.texts, data.sentiments, weak)
-    print(f"== {fp32.name} on {args.valid_csv.name} ({len(data.texts)} texts, {rate:.0f} texts/s) ==")
-    print(sent.format())
-    print(f"sentiment ECE (calibrated probs): {ece:.4f}")
+    names = list(taxonomy.names)
+    sentiment_data = read_csv(args.valid_csv, taxonomy)
+    topic_data = topic_holdout(args.topic_csv, taxonomy, args.topic_valid_fraction, args.seed)
     print(
-        f"topic head vs taxonomy rules (weak labels): agreement {topic.accuracy:.4f}, "
-        f"macro-F1 {topic.macro_f1:.4f}"
+        f"held-out data: {len(sentiment_data.texts)} sentiment rows ({args.valid_csv}), "
+        f"{len(topic_data.texts)} topic rows ({args.topic_valid_fraction:.0%} slice of {args.topic_csv}, "
+        f"seed {args.seed})"
     )
-    plot_confusion(
-        sent,
-        f"{fp32.name}\nacc {sent.accuracy:.3f}  macro-F1 {sent.macro_f1:.3f}",
-        args.report_dir / "confusion_sentiment.png",
+    settings = ClassifierSettings(
+        model_path=args.model, device="cpu", dtype="float32", max_length_tokens=args.max_length
     )
-    results: dict[str, Any] = {
-        "model": fp32.name,
-        "rows": len(data.texts),
-        "accuracy": sent.accuracy,
-        "macro_f1": sent.macro_f1,
-        "per_class": {
-            c.label: {"precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
-            for c in sent.per_class
-        },
-        "ece": ece,
-        "topic_rule_agreement": topic.accuracy,
-        "topic_rule_macro_f1": topic.macro_f1,
-        "texts_per_s_fp32": rate,
+    fp32 = TransformerClassifier(settings)
+    sent, topic = score(transformer_proba(fp32, names), "fp32", sentiment_data, topic_data, names)
+    _print_head("sentiment", fp32.name, sent)
+    _print_head("topic", fp32.name, topic)
+    results: dict[str, Any] = {"model": fp32.name, "fp32": {"sentiment": sent.summary(), "topic": topic.summary()}}
+    curves = {
+        "sentiment": {"fp32": reliability_bins(sent.probs, sent.gold)},
+        "topic": {"fp32": reliability_bins(topic.probs, topic.gold)},
     }
-    variants: list[tuple[str, Callable[[], BucketedClassifier]]] = []
-    if not args.skip_int8:
-        variants.append(("int8", lambda: TransformerClassifier(settings.model_copy(update={"quantize_int8": True}))))
-    if args.onnx:
-        from monitor.classify.onnx_runtime import OnnxClassifier
-
-        onnx = settings.model_copy(update={"runtime": "onnxruntime"})
-        variants.append(("onnxruntime", lambda: OnnxClassifier(onnx)))
-        if not args.skip_int8:
-            variants.append(
-                ("onnxruntime_int8", lambda: OnnxClassifier(onnx.model_copy(update={"quantize_int8": True})))
+    for label, build in variants(args, settings):
+        v_sent, v_topic = score(transformer_proba(build(), names), label, sentiment_data, topic_data, names)
+        entry: dict[str, Any] = {}
+        for head, base, other in (("sentiment", sent, v_sent), ("topic", topic, v_topic)):
+            same = float((other.predicted == base.predicted).float().mean())
+            delta = other.report.macro_f1 - base.report.macro_f1
+            entry[head] = {**other.summary(), "same_label_as_fp32": same, "macro_f1_delta": delta}
+            curves[head][label] = reliability_bins(other.probs, other.gold)
+            gain = other.report.accuracy - base.report.accuracy
+            print(
+                f"{label} {head}: accuracy {other.report.accuracy:.4f} ({gain:+.4f}), "
+                f"macro-F1 {other.report.macro_f1:.4f} ({delta:+.4f}), same label as fp32 {same:.4f}"
             )
-    for label, build in variants:
-        q_sent, q_topic, q_pred, q_ece, q_rate = _score(build(), data.texts, data.sentiments, weak)
-        same = float((q_pred == predicted).float().mean())
-        print(
-            f"{label}: accuracy {q_sent.accuracy:.4f} ({q_sent.accuracy - sent.accuracy:+.4f}), macro-F1 "
-            f"{q_sent.macro_f1:.4f} ({q_sent.macro_f1 - sent.macro_f1:+.4f}), same label as fp32 {same:.4f}, "
-            f"{q_rate:.0f} texts/s"
-        )
-        results[label] = {
-            "accuracy": q_sent.accuracy,
-            "macro_f1": q_sent.macro_f1,
-            "ece": q_ece,
-            "agreement_with_fp32": same,
-            "topic_rule_agreement": q_topic.accuracy,
-            "texts_per_s": q_rate,
-        }
-    lexicon = LexiconClassifier(taxonomy).predict(data.texts)
-    lex = classification_report(
-        data.sentiments, [SENTIMENT_LABELS.index(p.sentiment.value) for p in lexicon], SENTIMENT_LABELS
+        results[label] = entry
+    lex_sent, lex_topic = score(lexicon_proba(taxonomy), "lexicon", sentiment_data, topic_data, names)
+    results["lexicon"] = {"sentiment": lex_sent.summary(), "topic": lex_topic.summary()}
+    print(
+        f"lexicon baseline: sentiment accuracy {lex_sent.report.accuracy:.4f}, "
+        f"macro-F1 {lex_sent.report.macro_f1:.4f}; "
+        f"topic accuracy {lex_topic.report.accuracy:.4f}, macro-F1 {lex_topic.report.macro_f1:.4f}"
     )
-    print(f"lexicon baseline: accuracy {lex.accuracy:.4f}, macro-F1 {lex.macro_f1:.4f}")
-    results["lexicon"] = {"accuracy": lex.accuracy, "macro_f1": lex.macro_f1}
-    args.report_dir.mkdir(parents=True, exist_ok=True)
+    write_figures(args.report_dir, fp32.name, sent, topic, lex_topic, curves)
     (args.report_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.report_dir / 'confusion_sentiment.png'} and {args.report_dir / 'eval.json'}")
-    if sent.macro_f1 < args.min_macro_f1:
-        print(f"FAIL: macro-F1 {sent.macro_f1:.4f} < --min-macro-f1 {args.min_macro_f1}", file=sys.stderr)
+    print(f"wrote confusion matrices, reliability diagrams and eval.json to {args.report_dir}")
+    if sent.report.macro_f1 < args.min_macro_f1:
+        print(f"FAIL: macro-F1 {sent.report.macro_f1:.4f} < --min-macro-f1 {args.min_macro_f1}", file=sys.stderr)
         return 1
     return 0
+
+
+def write_figures(
+    out: Path,
+    model: str,
+    sent: HeadScore,
+    topic: HeadScore,
+    lex_topic: HeadScore,
+    curves: dict[str, dict[str, Any]],
+) -> None:
+    for head, result in (("sentiment", sent), ("topic", topic)):
+        r = result.report
+        plot_confusion(
+            r, f"{model} {head}\nacc {r.accuracy:.3f}  macro-F1 {r.macro_f1:.3f}", out / f"confusion_{head}.png"
+        )
+        plot_reliability(curves[head], f"{model} {head}: reliability", out / f"reliability_{head}.png")
+    r = lex_topic.report
+    plot_confusion(r, f"lexicon topic\nacc {r.accuracy:.3f}", out / "confusion_topic_lexicon.png")
 
 
 if __name__ == "__main__":

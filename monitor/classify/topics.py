@@ -1,23 +1,24 @@
 """Financial topic taxonomy (``configs/taxonomy.toml``): keyword/regex rules and the dataset label map.
 
-The rules serve two purposes: the :class:`~monitor.classify.lexicon.LexiconClassifier` labels topics
-with them at run time, and ``monitor train`` turns them into *weak* topic labels for the transformer's
-topic head (the shared dataset only has sentiment labels). Rules are compiled once into one regex per
-topic, so labelling a text costs a handful of regex scans.
+The topic NAMES (in label-id order) are the transformer topic head's labels, and ``[topic_labels]`` maps
+the human-labelled topic dataset's ids onto them. The keyword RULES serve only the
+:class:`~monitor.classify.lexicon.LexiconClassifier` (the fallback classifier): they are compiled once
+into one regex per topic, so labelling a text costs a handful of regex scans.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import REPO_ROOT
+from monitor.bundled import TAXONOMY
 from monitor.types import Sentiment
 
-DEFAULT_TAXONOMY = REPO_ROOT / "configs" / "taxonomy.toml"
+DEFAULT_TAXONOMY = TAXONOMY
 
 _CASHTAG = re.compile(r"\$(?=[A-Za-z])")
 
@@ -71,6 +72,8 @@ class Taxonomy:
     topics: tuple[TopicRule, ...]
     default_topic: str
     sentiment_labels: Mapping[int, Sentiment]
+    topic_labels: Mapping[int, str]
+    """Topic dataset label id -> topic name (``[topic_labels]``)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -78,7 +81,7 @@ class Taxonomy:
 
     def scores(self, text: str) -> list[int]:
         """Rule-match count per topic, in taxonomy order."""
-        normalised = _CASHTAG.sub("", text.lower())
+        normalised = _CASHTAG.sub("", html.unescape(text).lower())
         tokens = tokenize(normalised)
         return [rule.score(normalised, tokens) for rule in self.topics]
 
@@ -93,10 +96,17 @@ class Taxonomy:
             return self.default_topic, 0
         return self.topics[best].name, scores[best]
 
-    def weak_labels(self, texts: Sequence[str]) -> list[int]:
-        """Topic ids (indices into :attr:`names`) for training the topic head."""
+    def rule_labels(self, texts: Sequence[str]) -> list[int]:
+        """The rules' topic ids (indices into :attr:`names`): the lexicon baseline's answers."""
         index = {name: i for i, name in enumerate(self.names)}
         return [index[self.label(t)[0]] for t in texts]
+
+    def topic_of(self, dataset_label: int) -> str:
+        try:
+            return self.topic_labels[dataset_label]
+        except KeyError as exc:
+            known = sorted(self.topic_labels)
+            raise TaxonomyError(f"topic dataset label {dataset_label} not in [topic_labels] {known}") from exc
 
     def sentiment_of(self, dataset_label: int) -> Sentiment:
         try:
@@ -141,7 +151,17 @@ def parse_taxonomy(data: Mapping[str, object], origin: str = "<taxonomy>") -> Ta
         raise TaxonomyError(
             f"{origin}: [sentiment_labels] keys are ints, values in {list(Sentiment)}"
         ) from exc
-    return Taxonomy(tuple(topics), str(default), labels)
+    raw_topic_labels = data.get("topic_labels", {})
+    if not isinstance(raw_topic_labels, dict):
+        raise TaxonomyError(f"{origin}: [topic_labels] must map topic dataset ids to topic names")
+    try:
+        topic_labels = {int(k): str(v) for k, v in raw_topic_labels.items()}
+    except ValueError as exc:
+        raise TaxonomyError(f"{origin}: [topic_labels] keys are ints (topic dataset label ids)") from exc
+    unknown = sorted(set(topic_labels.values()) - set(names))
+    if unknown:
+        raise TaxonomyError(f"{origin}: [topic_labels] names {unknown} are not [[topics]] names -- add or rename them")
+    return Taxonomy(tuple(topics), str(default), labels, topic_labels)
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:

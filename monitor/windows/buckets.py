@@ -59,10 +59,18 @@ class BucketStats:
     neutral: int = 0
     positive: int = 0
     score_sum: float = 0.0
+    repeats: int = 0
+    """Messages folded into an earlier story (not in the sentiment counts, the score or the evidence)."""
 
     @property
     def volume(self) -> int:
+        """Distinct stories (what detectors count)."""
         return self.negative + self.neutral + self.positive
+
+    @property
+    def messages(self) -> int:
+        """Every message, stories and repeats."""
+        return self.volume + self.repeats
 
     @property
     def neg_share(self) -> float:
@@ -80,6 +88,7 @@ class BucketStats:
             neutral=self.neutral + other.neutral,
             positive=self.positive + other.positive,
             score_sum=self.score_sum + other.score_sum,
+            repeats=self.repeats + other.repeats,
         )
 
 
@@ -91,8 +100,11 @@ class Increment:
     start_s: int
     sentiment: Sentiment
     score: float
+    repeat: bool = False
 
     def as_stats(self) -> BucketStats:
+        if self.repeat:
+            return BucketStats(key=self.key, start_s=self.start_s, repeats=1)
         return BucketStats(
             key=self.key,
             start_s=self.start_s,
@@ -108,7 +120,8 @@ def increments(item: ClassifiedMessage, bucket_s: int) -> list[Increment]:
     start = bucket_start_s(item.message.event_time, bucket_s)
     pred = item.prediction
     return [
-        Increment(key=k, start_s=start, sentiment=pred.sentiment, score=pred.score)
+        Increment(key=k, start_s=start, sentiment=pred.sentiment, score=pred.score,
+                  repeat=item.repeat_of is not None)
         for k in dimension_keys(pred.topic, item.message.tickers)
     ]
 

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from monitor.config import WindowSettings
+from monitor.redact import redact_url
 from monitor.windows.base import WindowStore
 from monitor.windows.memory import MemoryWindowStore
-from monitor.windows.redis import RedisWindowStore, redact_url
+from monitor.windows.redis import RedisWindowStore
 
 
 def _memory(settings: WindowSettings) -> WindowStore:

@@ -51,7 +51,7 @@ class MemoryWindowStore(Service):
                 continue
             self._seen[item.message.id] = now
             fresh += 1
-            ev = evidence_of(item)
+            ev = evidence_of(item) if item.repeat_of is None else None
             for inc in increments(item, self.bucket_s):
                 slot = (inc.key, inc.start_s)
                 current = self._buckets.get(slot)
@@ -64,8 +64,8 @@ class MemoryWindowStore(Service):
         self._expire(now)
         return fresh
 
-    def _keep_evidence(self, slot: tuple[str, int], ev: EvidenceItem) -> None:
-        if self.top_n <= 0 or ev.score >= 0:
+    def _keep_evidence(self, slot: tuple[str, int], ev: EvidenceItem | None) -> None:
+        if ev is None or self.top_n <= 0 or ev.score >= 0:  # repeats are never evidence: one story, one line
             return
         # keep the N smallest (score, message_id): the order top_negative reads and Redis keeps
         kept = self._evidence.setdefault(slot, [])

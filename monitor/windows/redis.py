@@ -3,7 +3,7 @@
 Key layout (``P`` = ``key_prefix``; ``W`` = a window key such as ``ticker:TSLA``; ``B`` = bucket start)::
 
     {P}:seen:<message id>   string  dedup marker, ``SET NX EX retention_s``
-    {P}:b:W:B               hash    neg / neu / pos (HINCRBY), score_sum (HINCRBYFLOAT)
+    {P}:b:W:B               hash    neg / neu / pos / rep (HINCRBY), score_sum (HINCRBYFLOAT)
     {P}:ev:W:B              zset    top-N most negative evidence; score = sentiment score
     {P}:idx:W               zset    bucket starts of W (member = score = B)
     {P}:active              zset    window key -> its newest bucket start (ZADD GT)
@@ -53,7 +53,6 @@ import json
 import math
 from collections.abc import Sequence
 from typing import cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -62,6 +61,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.lifecycle import Service
+from monitor.redact import redact_url
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
 
@@ -70,10 +70,12 @@ SENTIMENT_FIELDS: dict[Sentiment, str] = {
     Sentiment.NEUTRAL: "neu",
     Sentiment.POSITIVE: "pos",
 }
+REPEAT_FIELD = "rep"
 
 # KEYS: active, seen x M, (bucket hash, evidence zset) x S, index zset x W
 # ARGV: retention_s, top_n, M, S, W, (bucket start, window key, index no.) x S,
-#       then per message: sentiment field, score, evidence member or "", n, n slot numbers (0-based)
+#       then per message: sentiment field (or "rep" for a repeat), score, evidence member or "", n, n slot
+#       numbers (0-based)
 APPLY_LUA = """#!lua
 local retention = tonumber(ARGV[1])
 local top_n = tonumber(ARGV[2])
@@ -91,7 +93,7 @@ for i = 1, m do
       local slot = tonumber(ARGV[pos + 3 + j])
       local h = KEYS[slot_key0 + 2 * slot + 1]
       redis.call('HINCRBY', h, field, 1)
-      redis.call('HINCRBYFLOAT', h, 'score_sum', score)
+      if field ~= 'rep' then redis.call('HINCRBYFLOAT', h, 'score_sum', score) end
       if member ~= '' then
         local ev = KEYS[slot_key0 + 2 * slot + 2]
         redis.call('ZADD', ev, score, member)
@@ -128,17 +130,6 @@ return fresh
 
 class StoreUnavailableError(ConnectionError):
     """Redis could not be reached or refused us at start; the message names ``windows.store_url``."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe for logs and error messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def encode_evidence(ev: EvidenceItem) -> str:
@@ -185,11 +176,13 @@ def build_apply_call(
         score = item.prediction.score
         if not math.isfinite(score):
             raise ValueError(f"message {item.message.id!r}: sentiment score {score!r} is not finite")
-        member = encode_evidence(evidence_of(item)) if top_n > 0 and score < 0 else ""
+        repeat = item.repeat_of is not None  # a repeat only counts as ``rep``: no sentiment, score or evidence
+        member = encode_evidence(evidence_of(item)) if top_n > 0 and score < 0 and not repeat else ""
+        field = REPEAT_FIELD if repeat else SENTIMENT_FIELDS[item.prediction.sentiment]
         refs = [
             str(slots.setdefault((inc.key, inc.start_s), len(slots))) for inc in increments(item, bucket_s)
         ]
-        messages += [SENTIMENT_FIELDS[item.prediction.sentiment], repr(score), member, str(len(refs)), *refs]
+        messages += [field, repr(score), member, str(len(refs)), *refs]
     slot_keys: list[str] = []
     slot_args: list[str] = []
     for window, start in slots:
@@ -209,6 +202,7 @@ def stats_of(window: str, start_s: int, fields: dict[str, str]) -> BucketStats:
         neutral=int(fields.get("neu", 0)),
         positive=int(fields.get("pos", 0)),
         score_sum=float(fields.get("score_sum", 0.0)),
+        repeats=int(fields.get(REPEAT_FIELD, 0)),
     )
 
 

@@ -23,6 +23,7 @@ def classified(
     topic: str = "earnings",
     tickers: Sequence[str] = (),
     text: str | None = None,
+    repeat_of: str | None = None,
 ) -> ClassifiedMessage:
     """A classified message at epoch second ``at_s``; ``score`` defaults to one of ``sentiment``'s sign."""
     message = RawMessage(
@@ -40,7 +41,7 @@ def classified(
         sentiment_confidence=0.9,
         score=DEFAULT_SCORES[sentiment] if score is None else score,
     )
-    return ClassifiedMessage(message=message, prediction=prediction)
+    return ClassifiedMessage(message=message, prediction=prediction, repeat_of=repeat_of)
 
 
 def fold(items: Iterable[ClassifiedMessage], bucket_s: int) -> dict[tuple[str, int], BucketStats]:
@@ -60,11 +61,12 @@ def fold(items: Iterable[ClassifiedMessage], bucket_s: int) -> dict[tuple[str, i
 def reference_evidence(
     items: Iterable[ClassifiedMessage], bucket_s: int, top_n: int
 ) -> dict[tuple[str, int], list[EvidenceItem]]:
-    """Reference evidence: per (key, bucket) the ``top_n`` smallest (score, id) among negative scores."""
+    """Reference evidence: per (key, bucket) the ``top_n`` smallest (score, id) among negative scores of
+    stories (repeats of an earlier story are never evidence)."""
     seen: set[str] = set()
     out: dict[tuple[str, int], list[EvidenceItem]] = {}
     for item in items:
-        if item.message.id in seen or item.prediction.score >= 0:
+        if item.message.id in seen or item.prediction.score >= 0 or item.repeat_of is not None:
             continue
         seen.add(item.message.id)
         for inc in increments(item, bucket_s):

@@ -55,8 +55,8 @@ async def store(store_settings: WindowSettings) -> AsyncIterator[WindowStore]:
 
 def assert_same_stats(actual: Sequence[BucketStats], expected: Sequence[BucketStats]) -> None:
     """Counts exactly; score sums to float tolerance (Redis sums in long double, in another order)."""
-    assert [(s.key, s.start_s, s.negative, s.neutral, s.positive) for s in actual] == [
-        (s.key, s.start_s, s.negative, s.neutral, s.positive) for s in expected
+    assert [(s.key, s.start_s, s.negative, s.neutral, s.positive, s.repeats) for s in actual] == [
+        (s.key, s.start_s, s.negative, s.neutral, s.positive, s.repeats) for s in expected
     ]
     assert [s.score_sum for s in actual] == pytest.approx(
         [s.score_sum for s in expected], rel=1e-9, abs=1e-12
@@ -120,6 +120,51 @@ async def test_redelivered_message_in_a_later_batch_is_counted_once(store: Windo
         await store.buckets(ALL_KEY, T0, FAR_END_S), [BucketStats(ALL_KEY, T0, negative=2, score_sum=-0.75)]
     )
     assert [e.message_id for e in await store.top_negative(ALL_KEY, T0, FAR_END_S, 10)] == ["dup", "new"]
+
+
+async def test_repeats_of_a_story_count_as_repeats_not_as_stories(store: WindowStore) -> None:
+    await store.apply([
+        classified("story", at_s=T0 + 1, score=-0.5, tickers=["TSLA"]),
+        classified("rt1", at_s=T0 + 2, score=-0.5, tickers=["TSLA"], repeat_of="story"),
+        classified("rt2", at_s=T0 + 3, sentiment=Sentiment.NEUTRAL, tickers=["TSLA"], repeat_of="story"),
+    ])
+
+    got = await store.buckets("ticker:TSLA", T0, T0 + BUCKET_S)
+
+    assert_same_stats(got, [BucketStats("ticker:TSLA", T0, negative=1, score_sum=-0.5, repeats=2)])
+    assert got[0].volume == 1 and got[0].messages == 3
+
+
+async def test_a_bucket_with_only_repeats_has_no_volume_and_no_evidence(store: WindowStore) -> None:
+    await store.apply([classified("rt", at_s=T0 + 1, score=-0.9, repeat_of="older-story")])
+
+    got = await store.buckets(ALL_KEY, T0, T0 + BUCKET_S)
+
+    assert_same_stats(got, [BucketStats(ALL_KEY, T0, repeats=1)])
+    assert got[0].volume == 0
+    assert await store.top_negative(ALL_KEY, T0, T0 + BUCKET_S, 10) == []
+
+
+async def test_evidence_holds_stories_only(store: WindowStore) -> None:
+    await store.apply([
+        classified("story", at_s=T0 + 1, score=-0.5),
+        classified("copy", at_s=T0 + 2, score=-0.9, repeat_of="story"),
+        classified("other", at_s=T0 + 3, score=-0.25),
+    ])
+
+    got = await store.top_negative(ALL_KEY, T0, T0 + BUCKET_S, 10)
+
+    assert [e.message_id for e in got] == ["story", "other"]
+
+
+async def test_redelivered_repeat_is_counted_once(store: WindowStore) -> None:
+    first = await store.apply([classified("rt", at_s=T0 + 1, repeat_of="story")])
+    again = await store.apply([classified("rt", at_s=T0 + 1, repeat_of="story")])
+
+    got = await store.buckets(ALL_KEY, T0, T0 + BUCKET_S)
+
+    assert (first, again) == (1, 0)
+    assert_same_stats(got, [BucketStats(ALL_KEY, T0, repeats=1)])
 
 
 async def test_empty_batch_returns_zero_and_creates_nothing(store: WindowStore) -> None:
@@ -270,6 +315,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[ClassifiedMessage], list[list[Clas
             score=draw(SCORES),
             topic=draw(st.sampled_from(["earnings", "macro"])),
             tickers=draw(st.lists(st.sampled_from(["TSLA", "AAPL", "msft"]), max_size=2)),
+            repeat_of=draw(st.sampled_from([None, None, "m0"])) if n else None,
         )
         for n in range(count)
     ]

@@ -11,6 +11,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.config import DEFAULT_CONFIG
+from monitor.durations import iso_utc
 from tests.integration.streams import BUCKET_S, T0, stream
 from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 
@@ -51,7 +52,7 @@ def test_kafka_range_replay_reads_only_the_event_time_range_and_matches_file_rep
     printed = capsys.readouterr().out
     assert f"replayed {len(in_range)} messages" in printed
     # a finite Kafka range closes every bucket at the end, like a file: the last one was evaluated too
-    assert f"detection evaluated until {int(T0.timestamp()) + end_s}" in printed
+    assert f"detection evaluated until {iso_utc(int(T0.timestamp()) + end_s)}" in printed
     assert len(in_range) < len(messages)
     assert main(["--config", str(DEFAULT_CONFIG), "replay", "--input", "range.jsonl", "--report", str(file_report),
                  "--no-progress"]) == 0

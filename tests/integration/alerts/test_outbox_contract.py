@@ -121,3 +121,19 @@ async def test_enqueue_beyond_max_entries_fails_loudly(outbox: Outbox) -> None:
     await outbox.mark_delivered(A, first.id, 11.0)
     await outbox.mark_delivered(B, first.id, 11.0)
     assert await outbox.enqueue(notification(5), 12.0)  # room again once fully delivered
+
+
+async def test_oldest_enqueued_is_the_enqueue_time_of_the_oldest_undelivered_entry_of_that_sink(
+    outbox: Outbox,
+) -> None:
+    assert await outbox.oldest_enqueued_s(A) is None
+    first, second = notification(0), notification(1)
+    await outbox.enqueue(first, 10.0)
+    await outbox.enqueue(second, 25.0)
+    await outbox.mark_failed(A, first.id, 500.0)  # a retry time does not make it younger
+    assert await outbox.oldest_enqueued_s(A) == 10.0
+    await outbox.mark_delivered(A, first.id, 30.0)
+    assert await outbox.oldest_enqueued_s(A) == 25.0
+    assert await outbox.oldest_enqueued_s(B) == 10.0  # the other sink still has both
+    await outbox.mark_delivered(A, second.id, 31.0)
+    assert await outbox.oldest_enqueued_s(A) is None

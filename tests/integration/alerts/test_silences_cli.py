@@ -64,3 +64,23 @@ def test_invalid_requests_exit_2(redis_url: str) -> None:
     assert silence_command(["create", "--matcher", "all", "--duration-s", str(30 * 86_400)], settings) == 2
     assert silence_command(["bogus"], settings) == 2
     assert silence_command(["list"], Settings()) == 2  # memory:// cannot share silences with the daemon
+
+
+def test_human_duration_and_iso_times_in_the_listing(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = redis_settings(redis_url)
+    before = int(time.time())
+    assert silence_command(["create", "--matcher", "ticker:BA", "--duration", "1h30m"], settings) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert before + 5400 <= created["ends_at_s"] <= int(time.time()) + 5400
+    assert created["ends_at"].endswith("Z") and created["ends_at"].startswith("20")
+    assert silence_command(["create", "--matcher", "ticker:BA", "--duration", "soon"], settings) == 2
+    assert "not a duration" in capsys.readouterr().err
+
+
+def test_redis_down_is_one_line_error_naming_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.servers import free_port
+
+    settings = Settings(windows={"store_url": f"redis://127.0.0.1:{free_port()}/0"})
+    assert silence_command(["list"], settings) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: cannot reach the silence store") and "windows.store_url" in err

@@ -291,7 +291,8 @@ async def test_range_reader_with_explicit_topics_and_open_bounds_reads_every_val
     k = settings.kafka
     other = unique_name("other")
     await create_topics(kafka_bootstrap, {other: 1})
-    await produce(kafka_bootstrap, k.news_topic, [payload("n1", iso(T0)), payload("n2", 1)])
+    # epoch seconds, not ISO (a plausible time: 1970 is below source.min_event_time)
+    await produce(kafka_bootstrap, k.news_topic, [payload("n1", iso(T0)), payload("n2", int(T0.timestamp()))])
     await produce(kafka_bootstrap, k.comments_topic, [payload("not-asked-for", iso(T0))])
     await produce(kafka_bootstrap, other, [payload("o1", iso(T0), source="comment"),
                                            payload("no-kind", iso(T0))])
@@ -300,3 +301,26 @@ async def test_range_reader_with_explicit_topics_and_open_bounds_reads_every_val
     assert {r.message.id: r.message.source for r in got} == {
         "n1": SourceKind.NEWS, "n2": SourceKind.NEWS, "o1": SourceKind.COMMENT}
     assert reader.dead_count == 1  # "no-kind": a topic with no default kind needs "source" in the payload
+
+
+async def test_consumer_lag_metric_counts_records_left_on_the_broker_per_partition(kafka_bootstrap: str) -> None:
+    from monitor import metrics
+
+    settings = await make_settings(kafka_bootstrap, max_poll_records=4, max_buffered_records=3)
+    k = settings.kafka
+    await produce(kafka_bootstrap, k.news_topic, [payload(f"m{i}", iso(T0)) for i in range(10)])
+
+    def lag() -> float | None:
+        return metrics.prometheus_client_value("finsent_consumer_lag_records", topic=k.news_topic, partition="0")
+
+    dlq = KafkaDeadLetter(k)
+    async with dlq, KafkaSource(settings, dlq) as source, consuming(source) as got:
+        await wait_until(lambda: len(got) == 4, "the first poll of four (then paused)")
+        assert lag() == 6
+        deadline = time.monotonic() + 15
+        while len(got) < 10 and time.monotonic() < deadline:  # commit as the pipeline would
+            await source.commit(got)
+            await asyncio.sleep(0.05)
+        assert len(got) == 10
+        await wait_until(lambda: lag() == 0, "lag back to zero")
+    assert lag() is None, "a stopped consumer owns no partition: its lag series is gone"

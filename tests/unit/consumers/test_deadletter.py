@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from consumers.deadletter import FileDeadLetter, KafkaDeadLetter, build_dead_letter, dead_letter_record
+from consumers.deadletter import (
+    MAX_DETAIL_CHARS,
+    SMALL_RAW_BYTES,
+    FileDeadLetter,
+    KafkaDeadLetter,
+    build_dead_letter,
+    dead_letter_record,
+)
 from monitor.config import Settings, SourceSettings
 from monitor.rotating_file import MIB, rotated_path
 
@@ -126,3 +135,52 @@ def test_factory_takes_the_file_size_limit_and_kept_files_from_settings(tmp_path
 def test_dead_letter_rotation_settings_must_be_positive(key: str) -> None:
     with pytest.raises(ValidationError, match=key):
         SourceSettings.model_validate({key: 0})
+
+
+hostile_text = st.text(st.characters(), max_size=40) | st.integers(0xD800, 0xDFFF).map(chr) | st.just("\x00" * 5_000)
+
+
+@given(raw=st.binary(max_size=64) | st.just(b"\xed\xa0\x80\x00" * 5_000), reason=hostile_text, detail=hostile_text,
+       origin_value=hostile_text | st.just(10**5_000) | st.floats())
+async def test_file_sink_writes_any_bytes_reason_detail_and_origin_as_one_valid_utf8_json_line(
+    raw: bytes, reason: str, detail: str, origin_value: object
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dead.jsonl"
+        async with FileDeadLetter(path, max_raw_bytes=1_000) as sink:
+            await sink.send(raw, reason, detail, {"file": origin_value, reason: origin_value})
+        # strict UTF-8 (no surrogate got through), one record per "\n" (U+0085/U+2028 may appear inside)
+        (line,) = path.read_bytes().decode("utf-8").rstrip("\n").split("\n")
+        record = json.loads(line)
+        assert len(record["detail"]) <= 2 * MAX_DETAIL_CHARS and record["raw_size"] == len(raw)
+
+
+async def test_surrogates_in_detail_and_origin_are_kept_readable_as_escapes(tmp_path: Path) -> None:
+    async with FileDeadLetter(tmp_path / "dead.jsonl") as sink:
+        await sink.send(b"{}", "bad_encoding", "text \ud800 here", {"file": "in\udcff.jsonl", "line": 1})
+    (record,) = lines(tmp_path / "dead.jsonl")
+    assert record["detail"] == "text \\ud800 here" and record["origin"]["file"] == "in\\udcff.jsonl"
+
+
+class _Producer:
+    """Stands in for AIOKafkaProducer: records sends, refuses values over ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent: list[tuple[bytes, dict[str, bytes]]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        if len(value) > self.limit:
+            raise MessageSizeTooLargeError(f"{len(value)} bytes")
+        self.sent.append((value, dict(headers)))
+
+
+async def test_kafka_dead_letter_encodes_surrogates_in_headers_and_cuts_what_the_broker_refuses() -> None:
+    sink = KafkaDeadLetter(Settings().kafka)
+    producer = _Producer(limit=100_000)
+    sink._producer = producer  # type: ignore[assignment]
+    await sink.send(b"x" * 500_000, "bad_\ud800", "detail \ud800\x00", {"key": "k\udcff", "offset": 10**5_000})
+    ((value, headers),) = producer.sent
+    assert len(value) == SMALL_RAW_BYTES and headers["dlq.truncated_from"] == b"500000"
+    assert headers["dlq.reason"] == b"bad_\\ud800" and headers["dlq.detail"] == b"detail \\ud800\x00"
+    assert json.loads(headers["dlq.origin"])["offset"].startswith("<integer of")

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 import ssl
+from types import SimpleNamespace
 
-from consumers.kafka_client import client_kwargs
-from monitor.config import KafkaSettings
+import pytest
+
+from consumers.kafka import KafkaSource
+from consumers.kafka_client import client_kwargs, parse_record
+from consumers.kafka_range import KafkaRangeReader
+from consumers.schema import InvalidMessage
+from monitor.config import KafkaSettings, Settings, SourceSettings
+from monitor.types import SourceKind
+from tests.fakes import CollectingDeadLetter
 
 
 def test_plaintext_clients_get_no_tls_or_sasl_options() -> None:
@@ -41,3 +49,22 @@ def test_kafka_sources_are_partitioned_so_the_pipeline_tracks_a_watermark_per_pa
     assert isinstance(KafkaSource(Settings(), dead), PartitionedSource)
     assert isinstance(KafkaRangeReader(Settings()), PartitionedSource)
     assert not isinstance(FileReplaySource([], dead, max_message_bytes=1, max_text_chars=1), PartitionedSource)
+
+
+def test_an_unforeseen_parser_error_on_a_record_becomes_a_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import consumers.kafka_client
+
+    def broken(raw: bytes, **kwargs: object) -> None:
+        raise IndexError("validator bug")
+
+    monkeypatch.setattr(consumers.kafka_client, "parse_message", broken)
+    record = SimpleNamespace(value=b"{}", key=None, topic="news", partition=0, offset=3, timestamp=0)
+    with pytest.raises(InvalidMessage) as info:
+        parse_record(record, SourceSettings(), SourceKind.NEWS)
+    assert info.value.reason == "parse_error" and "IndexError" in info.value.detail
+
+
+def test_kafka_sources_take_their_event_time_bounds_from_the_source_settings() -> None:
+    settings = Settings(source=SourceSettings(max_future_s=60, min_event_time=None))
+    for source in (KafkaSource(settings, CollectingDeadLetter()), KafkaRangeReader(settings)):
+        assert (source.bounds.max_future_s, source.bounds.min_event_time) == (60, None)

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.replay import FileReplaySource
+from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
 from tests.fakes import CollectingDeadLetter
 
@@ -57,3 +62,114 @@ async def test_missing_replay_file_is_a_clear_error(tmp_path: Path) -> None:
     source = FileReplaySource([tmp_path / "nope.jsonl"], CollectingDeadLetter(), max_message_bytes=1, max_text_chars=1)
     with pytest.raises(FileNotFoundError, match=r"source\.replay_paths"):
         await source.start()
+
+
+async def test_poison_lines_of_every_known_shape_are_dead_lettered_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    poison = [
+        b'{"id": "p1", "source": "news", "text": "x", "published_at": "0001-01-01T00:00:00+05:00"}',
+        b'{"id": "p2", "source": "news", "text": "x", "published_at": "9999-12-31T23:00:00-05:00"}',
+        b'{"id": "p3", "source": "news", "text": "x", "published_at": 1' + b"0" * 400 + b"}",
+        b'{"id": ' + b"9" * 5_000 + b', "source": "news", "text": "x", "published_at": 1767225600}',
+        b'{"id": "p5", "source": "news", "text": "x\\ud800", "published_at": 1767225600}',
+        b'{"id": "p6\\ud800", "source": "news", "text": "x", "published_at": 1767225600}',
+        b'{"id": "p7", "source": "news", "text": "x", "tickers": ["A\\udfff"], "published_at": 1767225600}',
+    ]
+    lines = [_line("a", "2026-01-01T00:00:00Z").encode(), *(p + b"\n" for p in poison),
+             _line("b", "2026-01-01T00:01:00Z").encode()]
+    path.write_bytes(b"".join(lines))
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=64_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["a", "b"]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [
+        ("bad_timestamp", 2), ("bad_timestamp", 3), ("bad_timestamp", 4), ("bad_json", 5),
+        ("bad_encoding", 6), ("bad_encoding", 7), ("bad_encoding", 8)]
+
+
+async def test_implausible_event_times_are_dead_lettered_against_the_injected_clock(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(_line("ok", "2026-01-01T01:00:00Z") + _line("future", "2026-01-01T01:00:01Z")
+                    + _line("ancient", "1999-12-31T00:00:00Z"))
+    bounds = EventTimeBounds(max_future_s=3600, clock=lambda: 1_767_225_600.0)  # 2026-01-01T00:00:00Z
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000,
+                                               bounds=bounds))
+    assert [r.message.id for r in records] == ["ok"]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [("implausible_time", 2), ("implausible_time", 3)]
+    assert "source.max_future_s" in dead.items[0][2] and "source.min_event_time" in dead.items[1][2]
+
+
+async def test_an_unforeseen_error_on_one_line_dead_letters_it_as_parse_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import consumers.replay
+
+    real = consumers.replay.message_from_dict
+
+    def flaky(obj: Any, **kwargs: Any) -> Any:
+        if obj.get("id") == "boom":
+            raise ZeroDivisionError("validator bug")
+        return real(obj, **kwargs)
+
+    monkeypatch.setattr(consumers.replay, "message_from_dict", flaky)
+    path = tmp_path / "h.jsonl"
+    path.write_text(_line("a", "2026-01-01T00:00:00Z") + _line("boom", "2026-01-01T00:00:00Z")
+                    + _line("b", "2026-01-01T00:00:00Z"))
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["a", "b"]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [("parse_error", 2)]
+    assert "ZeroDivisionError" in dead.items[0][2]
+
+
+async def test_csv_rows_with_huge_fields_or_broken_utf8_are_dead_lettered_and_reading_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_bytes(b"id,source,text,published_at\n1,news,ok,1767225600\n2,news," + b"x" * 200_000
+                     + b",1767225600\n3,news,caf\xe9,1767225600\n4,news,fine,1767225600\n")
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["1", "4"]
+    assert [d[1] for d in dead.items] == ["bad_csv", "bad_encoding"]
+
+
+async def test_a_gigantic_line_is_dead_lettered_as_oversized_without_being_held_whole(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    huge = b'{"id": "huge", "text": "' + b"x" * 5_000_000 + b'"}\n'
+    path.write_bytes(_line("a", "2026-01-01T00:00:00Z").encode() + huge + _line("b", "2026-01-01T00:00:01Z").encode()
+                     + b"y" * 3_000_000)  # and a last line with no newline at all
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["a", "b"]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [("oversized", 2), ("oversized", 4)]
+    assert all(len(d[0]) <= 10_002 for d in dead.items)
+    assert f"{len(huge)} bytes" in dead.items[0][2] and "3000000 bytes" in dead.items[1][2]
+
+
+async def test_csv_times_in_odd_digits_are_bad_timestamps_not_crashes(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("id,source,text,published_at\n1,news,a,\u00b2\u00b3\n2,news,b," + "1" * 400
+                    + "\n3,news,c,1767225600\n", encoding="utf-8")
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["3"]
+    assert [d[1] for d in dead.items] == ["bad_timestamp", "bad_timestamp"]
+
+
+@given(st.binary(max_size=400))
+async def test_any_csv_body_is_read_to_the_end_without_raising(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.csv"
+        path.write_bytes(b"id,source,text,published_at,tickers\n" + body)
+        dead = CollectingDeadLetter()
+        records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+        assert all(r.message.text for r in records) and all(d[1] for d in dead.items)
+
+
+@given(st.binary(max_size=400))
+async def test_any_jsonl_body_is_read_to_the_end_without_raising(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.jsonl"
+        path.write_bytes(body)
+        dead = CollectingDeadLetter()
+        records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+        assert all(r.message.text for r in records) and all(d[1] for d in dead.items)

@@ -97,4 +97,4 @@ def test_end_of_run_summary_lists_each_notification_with_its_event_time() -> Non
         title: str
 
     lines = notification_summary([Note(1_793_722_200, "[FIRING] negative sentiment spike: ticker:BA"), object()])
-    assert lines == ["  2026-11-03 16:10 UTC  [FIRING] negative sentiment spike: ticker:BA"]
+    assert lines == ["  2026-11-03T16:10:00Z  [FIRING] negative sentiment spike: ticker:BA"]

@@ -93,3 +93,27 @@ def tiny_csv(tmp_path: Path) -> Path:
         for _ in range(6):
             writer.writerows(rows)
     return path
+
+
+@pytest.fixture
+def tiny_topic_csv(tmp_path: Path) -> Path:
+    """A 60-row topic CSV in topic_train.csv's format: CRLF line ends, HTML entities, dataset ids 0-19."""
+    rows = [
+        ("fed rates rise on the market", 1),  # central_banks
+        ("the fed and rates", 1),
+        ("apple reports quarter results &amp; profit", 5),  # earnings
+        ("company beats estimates on record profit", 5),
+        ("oil and gold at the market", 6),  # energy_oil
+        ("oil on the rise", 6),
+        ("lawsuit and fraud probe at the company", 12),  # legal_regulation
+        ("company sued in fraud lawsuit", 12),
+        ("merger deal for the company", 13),  # mergers_acquisitions
+        ("company in merger deal &amp; stocks rise", 13),
+    ]
+    path = tmp_path / "topic.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(["text", "label"])
+        for _ in range(6):
+            writer.writerows(rows)
+    return path

@@ -56,14 +56,14 @@ def test_score_is_p_positive_minus_p_negative_and_probs_sum_to_one(lexicon: Lexi
         assert prediction.sentiment_confidence == pytest.approx(max(prediction.sentiment_probs))
 
 
-def test_empty_and_non_english_text_are_neutral_other(lexicon: LexiconClassifier) -> None:
-    for prediction in lexicon.predict(["", "   ", "中国股市大涨"]):
+def test_empty_and_non_english_text_are_neutral_general_news(lexicon: LexiconClassifier) -> None:
+    for prediction in lexicon.predict(["", "   ", "中国股市大涨", "Акции растут", "سهم"]):
         assert prediction.sentiment is Sentiment.NEUTRAL
-        assert prediction.topic == "other"
+        assert prediction.topic == "general_news"
 
 
 def test_topic_comes_from_the_taxonomy_rules(lexicon: LexiconClassifier) -> None:
-    assert lexicon.predict(["Shares plunge after fraud probe"])[0].topic == "regulation_legal"
+    assert lexicon.predict(["Judge opens fraud probe"])[0].topic == "legal_regulation"
 
 
 def test_factory_builds_lexicon_without_importing_torch() -> None:

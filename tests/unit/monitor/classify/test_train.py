@@ -8,14 +8,33 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
+from torch import nn
 
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model, new_model, normalize_text
-from monitor.classify.train import frozen_states, pad, tokenize, top_forward, train_command
+from monitor.classify.dataset import DatasetError, is_headline_style, read_csv, topic_holdout
+from monitor.classify.topics import load_taxonomy
+from monitor.classify.train import (
+    IGNORE,
+    build_parser,
+    frozen_states,
+    load_corpus,
+    masked_loss,
+    pad,
+    tokenize,
+    top_forward,
+    train_command,
+)
 from monitor.classify.transformer import TransformerClassifier
 from monitor.config import ClassifierSettings
 
 
-def _train(base: Path, csv: Path, out: Path, *extra: str) -> int:
+@pytest.fixture
+def topic_csv(tiny_topic_csv: Path) -> Path:
+    return tiny_topic_csv
+
+
+def _train(base: Path, csv: Path, out: Path, *extra: str, topic_csv: Path | None = None) -> int:
+    topic = topic_csv or csv.parent / "topic.csv"
     return train_command(
         [
             "--output",
@@ -24,6 +43,8 @@ def _train(base: Path, csv: Path, out: Path, *extra: str) -> int:
             str(base),
             "--train-csv",
             str(csv),
+            "--topic-csv",
+            str(topic),
             "--epochs",
             "2",
             "--train-layers",
@@ -54,7 +75,7 @@ def test_cached_lower_layers_plus_top_layers_equal_the_full_forward(tiny_base_di
 
 
 def test_delta_artifact_holds_only_heads_and_trained_layers_and_loads(
-    tiny_base_dir: Path, tiny_csv: Path, tmp_path: Path
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "delta"
     assert _train(tiny_base_dir, tiny_csv, out) == 0
@@ -64,14 +85,16 @@ def test_delta_artifact_holds_only_heads_and_trained_layers_and_loads(
     assert {"topic_head.weight", "sentiment_head.weight"} <= names
     model, _ = load_model(str(out))
     assert model.config.trained_layers == [1]
+    assert model.config.topic_labels == list(load_taxonomy().names)
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["best_epoch"] in (1, 2)
+    assert summary["topic_validation_rows"] == 5 and summary["held_out"]["topic"]["rows"] == 5
     prediction = TransformerClassifier(ClassifierSettings(model_path=str(out))).predict(["shares plunge"])[0]
     assert sum(prediction.sentiment_probs) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_training_is_deterministic_for_a_fixed_seed(
-    tiny_base_dir: Path, tiny_csv: Path, tmp_path: Path
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
 ) -> None:
     _train(tiny_base_dir, tiny_csv, tmp_path / "one")
     _train(tiny_base_dir, tiny_csv, tmp_path / "two")
@@ -84,7 +107,7 @@ def test_training_is_deterministic_for_a_fixed_seed(
 
 
 def test_full_export_is_a_standard_save_pretrained_directory(
-    tiny_base_dir: Path, tiny_csv: Path, tmp_path: Path
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "full"
     assert _train(tiny_base_dir, tiny_csv, out, "--full") == 0
@@ -97,9 +120,77 @@ def test_normalize_text_drops_urls_and_squeezes_whitespace() -> None:
     assert normalize_text("  $AAPL up  https://t.co/xyz  now\n") == "$AAPL up now"
 
 
+def test_normalize_text_unescapes_html_entities_as_in_the_topic_dataset() -> None:
+    assert normalize_text("Exxon &amp; more  https://t.co/QPN8Gwl7Uh") == "Exxon & more"
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.text(max_size=80))
+@given(st.text(alphabet=st.characters(blacklist_characters="&"), max_size=80))
 def test_normalize_text_is_idempotent_and_leaves_no_urls(text: str) -> None:
     once = normalize_text(text)
     assert normalize_text(once) == once
     assert "http://" not in once and "https://" not in once
+
+
+def test_masked_loss_ignores_rows_without_the_heads_label() -> None:
+    ce = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 1.0]], requires_grad=True)
+    labels = torch.tensor([0, IGNORE, 2])
+    expected = nn.functional.cross_entropy(logits[[0, 2]], torch.tensor([0, 2]))
+    assert masked_loss(ce, logits, labels).item() == pytest.approx(expected.item())
+    none = masked_loss(ce, logits, torch.tensor([IGNORE] * 3))
+    assert none.item() == 0.0 and none.requires_grad
+
+
+def _args(csv: Path, topic_csv: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return build_parser().parse_args(
+        ["--output", "x", "--train-csv", str(csv), "--topic-csv", str(topic_csv), *extra]
+    )
+
+
+def test_corpus_carries_one_label_per_row_and_holds_out_both_files(tiny_csv: Path, topic_csv: Path) -> None:
+    corpus = load_corpus(_args(tiny_csv, topic_csv))
+    assert len(corpus.texts) == 120
+    sentiment_rows = [i for i in range(120) if corpus.sentiments[i] != IGNORE]
+    topic_rows = [i for i in range(120) if corpus.topics[i] != IGNORE]
+    assert len(sentiment_rows) == len(topic_rows) == 60 and not set(sentiment_rows) & set(topic_rows)
+    assert (len(corpus.sentiment_val), len(corpus.topic_val)) == (6, 5)  # 10% of each class
+    assert not set(corpus.train) & (set(corpus.sentiment_val) | set(corpus.topic_val))
+    assert set(corpus.sentiment_val) <= set(sentiment_rows) and set(corpus.topic_val) <= set(topic_rows)
+
+
+def test_eval_topic_slice_is_exactly_the_rows_training_held_out(tiny_csv: Path, topic_csv: Path) -> None:
+    corpus = load_corpus(_args(tiny_csv, topic_csv))
+    held = topic_holdout(topic_csv, load_taxonomy(), 0.1, 13)
+    assert held.texts == [corpus.texts[i] for i in corpus.topic_val]
+    assert held.labels == [corpus.topics[i] for i in corpus.topic_val]
+
+
+def test_ood_headline_rows_never_reach_training_and_are_scored(
+    tiny_base_dir: Path, tmp_path: Path, topic_csv: Path
+) -> None:
+    csv_path = tmp_path / "mixed.csv"
+    rows = [("$ACME shares plunge after fraud probe", 0), ("$ACME beats estimates", 1), ("$ACME reports", 2)]
+    rows += [("company reports bankruptcy", 0), ("strong quarter results", 1), ("ceo of the company", 2)]
+    csv_path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows * 8), encoding="utf-8")
+    corpus = load_corpus(_args(csv_path, topic_csv, "--ood-style", "headline"))
+    assert len(corpus.ood) == 24 and all(is_headline_style(corpus.texts[i]) for i in corpus.ood)
+    assert not set(corpus.ood) & (set(corpus.train) | set(corpus.sentiment_val))
+    out = tmp_path / "ood"
+    assert _train(tiny_base_dir, csv_path, out, "--ood-style", "headline", topic_csv=topic_csv) == 0
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["ood_rows"] == 24 and summary["held_out"]["ood_headline_sentiment"]["rows"] == 24
+
+
+def test_missing_dataset_is_a_one_line_error_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"nope\.csv not found") as err:
+        read_csv(tmp_path / "nope.csv", load_taxonomy())
+    assert "\n" not in str(err.value)
+
+
+def test_csv_without_label_column_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "unlabelled.csv"
+    path.write_text("text\nhello\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"no \['label'\] column") as err:
+        read_csv(path, load_taxonomy())
+    assert "\n" not in str(err.value)

@@ -111,6 +111,19 @@ def test_increment_counts_one_message_under_its_sentiment(sentiment: Sentiment) 
     }[sentiment] == 1
 
 
+def test_a_repeat_increments_only_the_repeat_count() -> None:
+    item = classified("rt", at_s=T0, sentiment=Sentiment.NEGATIVE, score=-0.5, repeat_of="story")
+
+    stats = [i.as_stats() for i in increments(item, 60)]
+
+    assert all((s.volume, s.repeats, s.score_sum, s.messages) == (0, 1, 0.0, 1) for s in stats)
+
+
+def test_merge_adds_repeats() -> None:
+    a = BucketStats("k", 0, negative=1, repeats=2)
+    assert a.merge(BucketStats("k", 0, repeats=3)).repeats == 5
+
+
 def test_evidence_of_keeps_id_source_text_score_time_and_url() -> None:
     ev = evidence_of(classified("m", at_s=T0 + 3, score=-0.5, text="bad news"))
 

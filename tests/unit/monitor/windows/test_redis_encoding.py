@@ -16,7 +16,6 @@ from monitor.windows.redis import (
     build_apply_call,
     decode_evidence,
     encode_evidence,
-    redact_url,
 )
 from tests.contract.messages import T0, classified
 
@@ -95,24 +94,20 @@ def test_apply_call_sends_scores_as_exact_repr_strings() -> None:
     assert (field, float(sent), member) == ("neg", score, "")
 
 
+def test_a_repeat_is_sent_as_a_rep_count_without_evidence() -> None:
+    _, args = build_apply_call([classified("rt", at_s=T0, score=-0.9, repeat_of="story")], KeySpace("p"),
+                               bucket_s=60, retention_s=60, top_n=5)  # fmt: skip
+
+    field, _, member = args[5 + 3 * 2 :][:3]
+    assert (field, member) == ("rep", "")
+
+
 @pytest.mark.parametrize("score", [math.nan, math.inf, -math.inf])
 def test_non_finite_score_is_refused_before_anything_is_sent(score: float) -> None:
     items = [classified("ok", at_s=T0), classified("bad", at_s=T0, score=score)]
 
     with pytest.raises(ValueError, match=r"'bad'.*not finite"):
         build_apply_call(items, KeySpace("p"), bucket_s=60, retention_s=60, top_n=1)
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("redis://:s3cret@host:6380/0", "redis://:***@host:6380/0"),
-        ("rediss://user:s3cret@host/1", "rediss://user:***@host/1"),
-        ("redis://host:6379/0", "redis://host:6379/0"),
-    ],
-)
-def test_redacted_url_hides_only_the_password(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
 
 
 async def test_apply_before_start_raises_instead_of_connecting_lazily() -> None:

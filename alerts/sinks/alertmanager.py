@@ -1,0 +1,163 @@
+"""alertmanager+http(s)://host:9093 -- Prometheus Alertmanager's ``POST /api/v2/alerts``.
+
+One Alertmanager alert per alert item: labels ``alertname``, ``key``, ``ticker``, ``topic`` (empty
+ones left out, as Alertmanager drops them anyway), ``severity``; annotations ``summary``, ``numbers``,
+``evidence``; ``startsAt`` = the episode start (event time); ``generatorURL`` = the key's dashboard
+page under ``http.public_url``.
+
+Alertmanager forgets an alert that is not re-posted (like Prometheus does every evaluation), so a
+firing alert carries ``endsAt = now + ends_after_s`` and is re-posted every ``refresh_interval_s``
+while it fires: the outbox delivery loop calls ``refresh`` with the alerts the durable state store
+says are firing and announced (see alerts/delivery.py; this survives restarts and leader handovers,
+unlike a list kept inside the sink, and follows silences: a muted episode is not re-posted).
+A dead daemon's alerts thus resolve by themselves ``ends_after_s`` later. A resolved notice posts
+``endsAt = now``. Credentials (``user:password@``) become a Basic auth header and never reach logs;
+they come from the environment only (monitor/config.py refuses them in a config file).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from alerts.detectors import Signal
+from alerts.lifecycle import AlertState
+from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.sinks.http import HttpPoster
+from monitor.lifecycle import Service
+from monitor.windows.buckets import EvidenceItem
+
+ALERTNAME = "FinsentNegativeSentiment"
+API_PATH = "/api/v2/alerts"
+POST_CHUNK = 200
+"""Alerts per POST when re-posting many (keeps each request small)."""
+ANNOTATIONS_KEPT = 10_000
+"""Last full annotations (with evidence) kept per alert for the re-posts; oldest dropped first."""
+
+
+def key_labels(window_key: str) -> dict[str, str]:
+    """``ticker:TSLA`` -> ticker; ``topic:earnings`` -> topic; ``topic_ticker:earnings|TSLA`` -> both."""
+    kind, _, value = window_key.partition(":")
+    if kind == "ticker":
+        return {"ticker": value}
+    if kind == "topic":
+        return {"topic": value}
+    if kind == "topic_ticker" and "|" in value:
+        topic, ticker = value.rsplit("|", 1)
+        return {"topic": topic, "ticker": ticker}
+    return {}
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def numbers(signal: Signal) -> str:
+    return (
+        f"neg_share {signal.neg_share:.0%} vs baseline {signal.baseline_neg_share:.0%} ({signal.baseline_kind}),"
+        f" z={signal.z_ewma:.1f}/{signal.z_robust:.1f}, cusum={signal.cusum:.1f}, volume={signal.volume},"
+        f" mean_score={signal.mean_score:+.2f}, detectors={','.join(signal.triggered) or '-'}"
+    )
+
+
+def evidence_text(evidence: Sequence[EvidenceItem]) -> str:
+    return "\n".join(f"{ev.score:+.2f} [{ev.source}] {ev.text}" + (f" <{ev.url}>" if ev.url else "")
+                     for ev in evidence)
+
+
+class AlertmanagerSink(Service):
+    def __init__(
+        self, url: str, name: str, poster: HttpPoster, *, public_url: str, severity: str = "warning",
+        refresh_interval_s: float = 60.0, ends_after_s: float = 240.0, clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urlsplit(url.removeprefix("alertmanager+"))
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.url = base + API_PATH
+        self.name = name
+        self.refresh_interval_s = float(refresh_interval_s)
+        self.ends_after_s = ends_after_s
+        self._public_url = public_url.rstrip("/")
+        self._severity = severity
+        self._poster = poster
+        self._clock = clock
+        self._headers = {"Content-Type": "application/json"}
+        if parts.username is not None:
+            token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+        self._annotations: OrderedDict[str, dict[str, str]] = OrderedDict()
+
+    async def _stop(self) -> None:
+        await self._poster.stop()
+
+    def generator_url(self, window_key: str) -> str:
+        return f"{self._public_url}/keys/{quote(window_key, safe='')}"  # as the console links it
+
+    def labels(self, window_key: str) -> dict[str, str]:
+        return {"alertname": ALERTNAME, "key": window_key, **key_labels(window_key), "severity": self._severity}
+
+    def _alert(self, window_key: str, started_at_s: int, annotations: dict[str, str], ends_at_s: float
+               ) -> dict[str, Any]:
+        return {
+            "labels": self.labels(window_key),
+            "annotations": annotations,
+            "startsAt": iso(started_at_s),
+            "endsAt": iso(ends_at_s),
+            "generatorURL": self.generator_url(window_key),
+        }
+
+    def _annotate(self, item: AlertItem) -> dict[str, str]:
+        word = "back to normal" if item.status is AlertStatus.RESOLVED else "spike"
+        notes = {"summary": f"negative sentiment {word}: {item.window_key}", "numbers": numbers(item.signal)}
+        if item.evidence:
+            notes["evidence"] = evidence_text(item.evidence)
+        return notes
+
+    def payload(self, notification: Notification) -> list[dict[str, Any]]:
+        now_s = self._clock()
+        alerts = []
+        for item in notification.alerts:
+            notes = self._annotate(item)
+            if item.status is AlertStatus.RESOLVED:
+                self._annotations.pop(item.dedup_key, None)
+                ends_at_s = now_s
+            else:
+                self._remember(item.dedup_key, notes)
+                ends_at_s = now_s + self.ends_after_s
+            alerts.append(self._alert(item.window_key, item.started_at_s, notes, ends_at_s))
+        return alerts
+
+    def _remember(self, dedup_key: str, notes: dict[str, str]) -> None:
+        self._annotations[dedup_key] = notes
+        self._annotations.move_to_end(dedup_key)
+        while len(self._annotations) > ANNOTATIONS_KEPT:
+            self._annotations.popitem(last=False)
+
+    async def _post(self, alerts: list[dict[str, Any]]) -> None:
+        for start in range(0, len(alerts), POST_CHUNK):
+            await self._poster.post(self.url, json.dumps(alerts[start : start + POST_CHUNK]).encode(), self._headers)
+
+    async def send(self, notification: Notification) -> None:
+        await self._post(self.payload(notification))
+
+    async def refresh(self, firing: Sequence[AlertState]) -> None:
+        """Re-post every firing, announced alert so Alertmanager keeps it active (see module doc)."""
+        ends_at_s = self._clock() + self.ends_after_s
+        alerts = []
+        for state in firing:
+            if state.status is not AlertStatus.FIRING or not state.notified or state.last_signal is None:
+                continue
+            notes = self._annotations.get(state.dedup_key) or {
+                "summary": f"negative sentiment spike: {state.window_key}", "numbers": numbers(state.last_signal),
+            }
+            started_at_s = state.started_at_s if state.started_at_s is not None else state.updated_at_s
+            alerts.append(self._alert(state.window_key, started_at_s, notes, ends_at_s))
+        if alerts:
+            await self._post(alerts)

@@ -1,0 +1,102 @@
+"""Speed of entity linking and novelty per message, and the novelty index's memory per story.
+
+Texts are the bundled demo stream's (data/demo_stream.jsonl: real headlines and composed comments).
+Linking runs with the bundled watchlist and with a synthetic watchlist of 5,000 companies (15,000+
+surface forms: names, aliases, ambiguous names and their all-caps spellings), to show the cost does
+not grow with the watchlist (one Aho-Corasick pass). Run from the repo root::
+
+    python -m benchmarks.bench_entities [--repeat 5] [--names 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import time
+import tracemalloc
+from pathlib import Path
+
+from monitor.entities.linker import EntityLinker
+from monitor.entities.watchlist import Company, load_watchlist
+from monitor.novelty.index import NoveltyIndex
+
+ROOT = Path(__file__).resolve().parent.parent
+SYLLABLES = ["ab", "cor", "vex", "lin", "dra", "mo", "tek", "sol", "ri", "zan", "qu", "ent", "ix", "pha", "gen",
+             "ova", "tri", "nor", "bel", "kar", "syn", "ul", "mer", "tal"]
+SUFFIXES = ["Dynamics", "Holdings", "Systems", "Energy", "Bancorp", "Therapeutics", "Networks", "Foods", "Motors"]
+
+
+def demo_texts() -> list[str]:
+    texts = []
+    for line in (ROOT / "data" / "demo_stream.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            texts.append(str(json.loads(line)["text"]))
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return texts
+
+
+def synthetic_watchlist(count: int, seed: int = 11) -> list[Company]:
+    rng = random.Random(seed)
+    out: list[Company] = []
+    for n in range(count):
+        stem = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+        ticker = f"S{n:04d}"
+        names = (f"{stem} {rng.choice(SUFFIXES)}", f"{stem} Inc.")
+        out.append(Company(ticker, names, ambiguous=(stem,) if n % 10 == 0 else ()))
+    return out
+
+
+def time_per_message(fn: object, texts: list[str], repeat: int) -> dict[str, float]:
+    assert callable(fn)
+    runs = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        for text in texts:
+            fn(text)
+        runs.append(time.perf_counter() - began)
+    best = min(runs)
+    return {"msg_per_s": round(len(texts) / best), "us_per_msg": round(best / len(texts) * 1e6, 1),
+            "median_us_per_msg": round(statistics.median(runs) / len(texts) * 1e6, 1)}
+
+
+def novelty_memory_per_story(entries: int, texts: list[str]) -> float:
+    """Bytes the index holds per story once full (tracemalloc, after filling every slot)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index = NoveltyIndex(window_s=10**9, max_entries=entries)
+    for n in range(entries):
+        index.decide(f"m{n}", f"{texts[n % len(texts)]} story {n} ref {n * 7919} {n * 104729}", n, ("X",))
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / entries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--names", type=int, default=5000)
+    parser.add_argument("--memory-entries", type=int, default=5000)
+    args = parser.parse_args()
+    texts = demo_texts()
+    bundled = load_watchlist()
+    synthetic = synthetic_watchlist(args.names)
+    results: dict[str, object] = {"messages": len(texts)}
+    for label, companies in (("bundled", bundled), (f"synthetic_{args.names}", synthetic)):
+        linker = EntityLinker(companies)
+        stats = time_per_message(linker.tickers, texts, args.repeat)
+        results[f"link_{label}"] = {"companies": len(companies), "surface_forms": linker.surfaces, **stats}
+    index = NoveltyIndex(window_s=86_400, max_entries=20_000)
+    counter = iter(range(10**9))
+    results["novelty_decide"] = time_per_message(
+        lambda t: index.decide(f"m{next(counter)}", t, 0, ("X",)), texts, args.repeat)
+    results["novelty_bytes_per_story"] = round(novelty_memory_per_story(args.memory_entries, texts))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The stage between parsing and classification: entity linking, then novelty.
+
+Runs in the pipeline's reader, in source order, once per record, before the batch is classified:
+so the tickers a message is counted under and whether it repeats an earlier story are fixed before
+anything is written, a retried window write reuses them, and a replay of the same history makes the
+same decisions (the novelty index remembers each message id's decision).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from monitor.config import ConfigError, Settings
+from monitor.entities.linker import EntityLinker
+from monitor.entities.watchlist import WatchlistError, load_watchlist
+from monitor.novelty.index import NoveltyIndex
+from monitor.types import RawMessage, SourceRecord
+
+
+class Enricher:
+    """Links tickers from the text and marks repeats of a story already counted."""
+
+    def __init__(self, linker: EntityLinker | None, novelty: NoveltyIndex | None) -> None:
+        self.linker = linker
+        self.novelty = novelty
+
+    def link(self, msg: RawMessage) -> RawMessage:
+        if self.linker is None:
+            return msg
+        tickers = self.linker.tickers(msg.text, msg.tickers)
+        return msg if tickers == msg.tickers else dataclasses.replace(msg, tickers=tickers)
+
+    def repeat_of(self, msg: RawMessage) -> str | None:
+        """Id of the story ``msg`` repeats, None when it is a story of its own (or novelty is off)."""
+        if self.novelty is None:
+            return None
+        return self.novelty.decide(msg.id, msg.text, int(msg.event_time.timestamp()), msg.tickers)
+
+    def process(self, records: Sequence[SourceRecord]) -> tuple[list[SourceRecord], dict[str, str]]:
+        """The records with linked tickers, and ``{message id: story id}`` for those that repeat one."""
+        out: list[SourceRecord] = []
+        repeats: dict[str, str] = {}
+        for rec in records:
+            msg = self.link(rec.message)
+            story = self.repeat_of(msg)
+            if story is not None:
+                repeats[msg.id] = story
+            out.append(rec if msg is rec.message else dataclasses.replace(rec, message=msg))
+        return out, repeats
+
+
+def build_enricher(settings: Settings) -> Enricher | None:
+    """From ``[source]`` (watchlist, linking switches) and ``[windows]`` (novelty); None when all off."""
+    src, win = settings.source, settings.windows
+    linker = None
+    if src.link_names or src.link_cashtags:
+        try:
+            wanted = src.link_names or src.cashtag_scope == "watchlist"
+            companies = load_watchlist(src.watchlist_path) if wanted else []
+        except WatchlistError as exc:
+            raise ConfigError(str(exc)) from exc
+        linker = EntityLinker(companies, link_names=src.link_names, link_cashtags=src.link_cashtags,
+                              max_cashtags=src.max_cashtags_per_message, cashtag_scope=src.cashtag_scope)
+    novelty = None
+    if win.novelty_window_s > 0:
+        novelty = NoveltyIndex(window_s=win.novelty_window_s, max_entries=win.novelty_max_entries,
+                               min_similarity=win.novelty_min_similarity, min_tokens=win.novelty_min_tokens)
+    if linker is None and novelty is None:
+        return None
+    return Enricher(linker, novelty)

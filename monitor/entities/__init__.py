@@ -1,0 +1,1 @@
+"""Entity linking: tickers from the text (``$CASHTAGS``) and from company names in a watchlist."""

@@ -1,0 +1,1 @@
+"""Novelty: near-duplicate stories (retweets, syndicated copies, "UPDATE n-" reissues) count once."""

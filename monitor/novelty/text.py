@@ -1,0 +1,53 @@
+"""Text normalisation and shingling for near-duplicate detection (pure).
+
+Normalising removes what differs between copies of one story but says nothing new: retweet
+prefixes (``RT @user:``), @mentions, URLs, wire reissue prefixes (``UPDATE 2-``, ``REFILE-``,
+``CORRECTED-``, ``RPT-``, ``BRIEF-``), a trailing outlet attribution (`` - Reuters``), case and
+punctuation. Features are the unigrams and bigrams of what is left: unigrams keep a reworded
+headline close, bigrams keep word order from making unrelated headlines look alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_RETWEET = re.compile(r"^\s*(?:RT|MT)\b\s*:?\s*(?:@\w+\s*:?\s*)?", re.IGNORECASE)
+_MENTION = re.compile(r"(?<!\w)@\w+")
+_REISSUE = re.compile(
+    r"^\s*(?:(?:CORRECTED|REFILE|RPT|UPDATE\s*\d*|WRAPUP\s*\d*|BRIEF|BUZZ|EXCLUSIVE|BREAKINGVIEWS|FACTBOX)"
+    r"\s*[-:]\s*)+",
+    re.IGNORECASE,
+)
+_OUTLET = re.compile(
+    r"\s*[-\u2013\u2014|]\s*(?:Reuters|Bloomberg(?: News)?|CNBC|MarketWatch|Yahoo Finance|WSJ|Dow Jones|"
+    r"Financial Times|FT|AP|Associated Press|Barron's|Forbes|Business Insider|Seeking Alpha|Benzinga)\s*$",
+    re.IGNORECASE,
+)
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def normalise(text: str) -> str:
+    """The text reduced to what identifies its story: lower case words separated by single spaces."""
+    text = _URL.sub(" ", text)
+    previous = None
+    while previous != text:  # "RT @a: RT @b: UPDATE 1-..." peels layer by layer
+        previous = text
+        text = _RETWEET.sub("", text)
+        text = _REISSUE.sub("", text)
+    text = _MENTION.sub(" ", text)
+    text = _OUTLET.sub("", text)
+    return " ".join(_NON_WORD.sub(" ", text.casefold().replace("_", " ")).split())
+
+
+def tokens(text: str) -> list[str]:
+    """Words of the normalised text."""
+    return normalise(text).split()
+
+
+def features(words: list[str]) -> set[str]:
+    """Unigrams and bigrams (``"a b"``): the set whose Jaccard similarity defines "the same story"."""
+    out = set(words)
+    out.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    return out

@@ -1,0 +1,136 @@
+"""The ops kit in deploy/: checked with the real tools where this machine has them (promtool, amtool,
+systemd-analyze; FAIL if missing), and statically where it does not (no Docker engine here: the
+compose file and the Dockerfile are checked for structure and for files that exist, not run)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import monitor.metrics  # noqa: F401  (registers every metric)
+from tests.servers import require_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+PROMETHEUS_HINT = "install it: apt-get install -y prometheus (make test / .ci/run does)"
+METRIC = re.compile(r"\bfinsent_[a-z_]+\b")
+
+
+def run(*argv: str | Path, cwd: Path = DEPLOY) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def exported_names() -> set[str]:
+    """Every series name this process's metrics can export (labelled ones have no samples until used)."""
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "gauge": ("",), "summary": ("_sum", "_count", "")}
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        if family.name.startswith("finsent_"):
+            names.update(family.name + s for s in suffixes.get(family.type, ("",)))
+    return names
+
+
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DEPLOY / "grafana" / "dashboards" / "finsent.json").read_text())
+    return data
+
+
+def test_alerting_rules_pass_promtool_check() -> None:
+    promtool = require_binary("promtool", PROMETHEUS_HINT)
+    result = run(promtool, "check", "rules", "prometheus-rules.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 10 rules found" in result.stdout
+
+
+def test_alerting_rules_fire_as_their_unit_tests_expect() -> None:
+    promtool = require_binary("promtool", PROMETHEUS_HINT)
+    result = run(promtool, "test", "rules", "prometheus-rules.test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_config_is_valid_with_the_rules_mounted(tmp_path: Path) -> None:
+    promtool = require_binary("promtool", PROMETHEUS_HINT)
+    config = (DEPLOY / "prometheus.yml").read_text()
+    assert "/etc/prometheus/finsent-rules.yml" in config  # where compose.yml mounts the rules
+    local = tmp_path / "prometheus.yml"
+    local.write_text(config.replace("/etc/prometheus/finsent-rules.yml", str(DEPLOY / "prometheus-rules.yml")))
+    result = run(promtool, "check", "config", local)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_alertmanager_config_passes_amtool() -> None:
+    amtool = require_binary("amtool", "install it: apt-get install -y prometheus-alertmanager")
+    result = run(amtool, "check-config", "alertmanager.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rules_and_dashboard_only_reference_metrics_the_daemon_exports() -> None:
+    exported = exported_names()
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    rule_exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    panel_exprs = [t["expr"] for p in dashboard()["panels"] for t in p["targets"]]
+    referenced = {m for e in rule_exprs + panel_exprs for m in METRIC.findall(e)}
+    assert referenced and referenced <= exported, sorted(referenced - exported)
+    wanted = {"finsent_consumer_lag_records", "finsent_outbox_pending", "finsent_outbox_oldest_age_seconds",
+              "finsent_alerts_firing", "finsent_build_info", "finsent_topic_negative_share", "finsent_ready"}
+    assert wanted <= {m for e in panel_exprs for m in METRIC.findall(e)}
+
+
+def test_grafana_dashboard_is_provisionable_json_with_unique_panels_on_the_grid() -> None:
+    dash = dashboard()
+    assert dash["uid"] and dash["title"]
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dash["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24 and panel["targets"], panel["title"]
+        assert panel["datasource"]["uid"] == "prometheus"
+    datasource = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["uid"] == "prometheus"
+
+
+def test_compose_stack_has_every_service_and_mounts_files_that_exist() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"kafka", "redis", "finsent", "prometheus", "alertmanager", "grafana"}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+    build = services["finsent"]["build"]
+    assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
+    env = services["finsent"]["environment"]
+    assert json.loads(env["MONITOR_ALERTS__SINKS"])  # list settings from the environment are JSON
+
+
+def test_dockerfile_copies_only_paths_that_exist_and_runs_the_production_config() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    sources = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ") and "--from" not in line]
+    for paths in sources:
+        for path in paths:
+            assert (ROOT / path).exists(), path
+    assert 'CMD ["run", "--config", "/etc/finsent/production.toml"]' in text
+
+
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = require_binary("systemd-analyze", "install systemd")
+    unit = tmp_path / "finsent-monitor.service"
+    text = (DEPLOY / "finsent-monitor.service").read_text()
+    assert "ExecStart=/opt/finsent/bin/monitor run" in text
+    unit.write_text(text.replace("/opt/finsent/bin/monitor", "/usr/bin/true"))  # not installed here
+    result = run(analyze, "verify", "--man=no", unit, cwd=tmp_path)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+@pytest.mark.parametrize("name", ["prometheus-rules.yml", "alertmanager.yml", "compose.yml", "prometheus.yml"])
+def test_yaml_files_parse(name: str) -> None:
+    assert yaml.safe_load((DEPLOY / name).read_text())

@@ -1,0 +1,25 @@
+"""A run whose every alert delivery was abandoned does not exit 0 as if all went well."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from tests.servers import free_port
+
+
+def test_demo_run_with_only_a_dead_sink_exits_1_saying_every_delivery_was_abandoned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"CLASSIFIER__KIND": "lexicon", "ALERTS__WEBHOOK_SECRET": "k",
+                       "ALERTS__SINKS": f'["webhook+http://127.0.0.1:{free_port()}/hook"]',
+                       "ALERTS__DELIVERY_MAX_ATTEMPTS": "1", "ALERTS__WEBHOOK_MAX_ATTEMPTS": "1",
+                       "ALERTS__SINK_TIMEOUT_S": "1"}.items():
+        monkeypatch.setenv(f"MONITOR_{key}", value)
+    assert main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "[FIRING] negative sentiment spike" in err  # the alerts were found ...
+    assert "error: every alert delivery was abandoned" in err  # ... and the run says none got out

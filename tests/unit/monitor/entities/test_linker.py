@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.schema import MAX_TICKERS
+from monitor.entities.linker import EntityLinker, cashtags
+from monitor.entities.watchlist import Company, load_watchlist
+
+COMPANIES = [
+    Company("AAPL", ("Apple Inc.", "Apple")),
+    Company("JPM", ("JPMorgan Chase", "JPMorgan"), ambiguous=("Chase",)),
+    Company("TGT", ("Target Corporation",), ambiguous=("Target",)),
+    Company("V", (), ambiguous=("Visa",)),
+    Company("META", ("Meta Platforms", "Facebook"), ambiguous=("Meta",)),
+]
+
+
+@pytest.fixture(scope="module")
+def linker() -> EntityLinker:
+    return EntityLinker(COMPANIES, cashtag_scope="any")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("$AAPL up 3%", ["AAPL"]),
+    ("buying $aapl and $TSLA today", ["AAPL", "TSLA"]),
+    ("($NVDA) beats", ["NVDA"]),
+    ("$BRK.B and $BF-B", ["BRK.B", "BF-B"]),
+    ("costs $5 or $100M, US$20, $3.5bn", []),
+    ("$AAPL2 is not a ticker, nor is a$AAPL or $$AAPL", []),
+    ("$TOOLONGX", []),
+])
+def test_cashtags_need_a_letter_right_after_the_dollar_and_a_boundary_after_the_symbol(
+    text: str, expected: list[str]
+) -> None:
+    assert cashtags(text) == expected
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.sampled_from(["", "M", "bn", "k", ".5", ",000"]))
+def test_dollar_amounts_never_link(amount: int, suffix: str) -> None:
+    assert cashtags(f"raised ${amount}{suffix} from investors") == []
+
+
+def test_company_names_link_with_their_spelling_or_in_capitals(linker: EntityLinker) -> None:
+    assert linker.tickers("Apple shares fall") == ("AAPL",)
+    assert linker.tickers("APPLE SHARES FALL") == ("AAPL",)
+    assert linker.tickers("apple pie recipe") == ()
+
+
+def test_names_need_word_boundaries(linker: EntityLinker) -> None:
+    assert linker.tickers("Pineapple and Applebee's and Facebooks") == ()
+    assert linker.tickers("Apple's CEO, (Apple) and Apple-branded") == ("AAPL",)
+
+
+def test_the_longest_overlapping_name_wins(linker: EntityLinker) -> None:
+    assert linker.tickers("JPMorgan Chase reports") == ("JPM",)
+    assert linker.tickers("Meta Platforms is fined") == ("META",)
+
+
+@pytest.mark.parametrize("text", [
+    "Target misses the mark", "Chase the dream", "Visa rules for students tightened", "Meta analysis of trials",
+])
+def test_ambiguous_names_without_a_cue_do_not_link(linker: EntityLinker, text: str) -> None:
+    assert linker.tickers(text) == ()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Target shares fall after weak holiday sales", ("TGT",)),
+    ("Target's CEO steps down", ("TGT",)),
+    ("Target (TGT) cuts outlook", ("TGT",)),
+    ("Visa Inc beats", ("V",)),
+    ("analysts downgrade Visa", ("V",)),
+    ("Visa earnings beat", ("V",)),
+])
+def test_ambiguous_names_link_with_a_company_word_or_their_symbol_nearby(
+    linker: EntityLinker, text: str, expected: tuple[str, ...]
+) -> None:
+    assert linker.tickers(text) == expected
+
+
+def test_an_ambiguous_name_links_when_its_ticker_is_already_present(linker: EntityLinker) -> None:
+    assert linker.tickers("Target misses the mark", given=("TGT",)) == ("TGT",)
+    assert linker.tickers("$TGT: Target misses the mark") == ("TGT",)
+
+
+def test_payload_tickers_come_first_and_the_union_is_deduplicated(linker: EntityLinker) -> None:
+    assert linker.tickers("Apple and $MSFT and $AAPL", given=("MSFT", "IBM")) == ("MSFT", "IBM", "AAPL")
+
+
+def test_cashtags_outside_the_watchlist_link_only_with_the_any_scope() -> None:
+    scoped = EntityLinker(COMPANIES, cashtag_scope="watchlist")
+    assert scoped.tickers("$AAPL and $ZZZZ, NYSE:QQQQ") == ("AAPL",)
+    assert scoped.tickers("$ZZZZ", given=("ZZZZ",)) == ("ZZZZ",)
+    assert EntityLinker(COMPANIES, cashtag_scope="any").tickers("$AAPL and $ZZZZ") == ("AAPL", "ZZZZ")
+
+
+def test_exchange_prefixed_symbols_link() -> None:
+    assert EntityLinker([], cashtag_scope="any").tickers("NYSE:TGT and NASDAQ: AAPL") == ("TGT", "AAPL")
+
+
+def test_the_result_is_capped() -> None:
+    text = " ".join(f"${a}{b}" for a in string.ascii_uppercase for b in string.ascii_uppercase[:3])
+    assert len(EntityLinker([], max_cashtags=100, cashtag_scope="any").tickers(text)) == MAX_TICKERS
+
+
+def test_a_list_of_many_cashtags_links_none_of_them_but_keeps_payload_and_names(linker: EntityLinker) -> None:
+    spam = "Stocks to watch $AAPL $DY $LMT $MDVN $ITB #investing, Apple too"
+    assert linker.tickers(spam, given=("LMT",)) == ("LMT", "AAPL")
+    assert linker.tickers("$AAPL $MSFT $GOOG $AMZN move") == ("AAPL", "MSFT", "GOOG", "AMZN")
+
+
+def test_switches_turn_each_kind_of_linking_off() -> None:
+    no_names = EntityLinker(COMPANIES, link_names=False, cashtag_scope="any")
+    no_tags = EntityLinker(COMPANIES, link_cashtags=False, cashtag_scope="any")
+    assert no_names.tickers("Apple and $TSLA") == ("TSLA",)
+    assert no_tags.tickers("Apple and $TSLA") == ("AAPL",)
+
+
+def test_the_bundled_watchlist_links_common_aliases() -> None:
+    linker = EntityLinker(load_watchlist())
+    assert linker.tickers("Google and Facebook face EU fine") == ("GOOGL", "META")
+    assert linker.tickers("JP Morgan and Goldman Sachs cut jobs") == ("JPM", "GS")
+    assert linker.tickers("Gap widens between rich and poor") == ()
+    assert linker.tickers("Gap shares tumble on weak sales") == ("GPS",)
+
+
+@given(st.text(max_size=300), st.lists(st.sampled_from(["AAPL", "X", "BRK.B"]), max_size=3, unique=True))
+def test_any_text_links_without_error_and_keeps_the_payload_tickers(text: str, given_tickers: list[str]) -> None:
+    got = EntityLinker(COMPANIES, cashtag_scope="any").tickers(text, given=given_tickers)
+    assert got[: len(given_tickers)] == tuple(given_tickers)
+    assert len(got) == len(set(got)) <= MAX_TICKERS

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.novelty.text import features, normalise
+
+STORY = "Acme shares plunge after fraud probe"
+
+
+@pytest.mark.parametrize("copy", [
+    "RT @jane_doe: Acme shares plunge after fraud probe",
+    "RT @a: RT @b: Acme shares plunge after fraud probe",
+    "UPDATE 1-Acme shares plunge after fraud probe",
+    "REFILE-UPDATE 2-Acme shares plunge after fraud probe",
+    "CORRECTED-Acme shares plunge after fraud probe",
+    "Acme shares plunge after fraud probe https://t.co/abc123",
+    "Acme shares plunge after fraud probe - Reuters",
+    "ACME SHARES PLUNGE AFTER FRAUD PROBE!!!",
+    "@trader Acme shares plunge, after fraud probe",
+])
+def test_copies_of_a_story_normalise_to_the_same_text(copy: str) -> None:
+    assert normalise(copy) == normalise(STORY) == "acme shares plunge after fraud probe"
+
+
+def test_words_that_carry_meaning_are_kept() -> None:
+    assert normalise("Acme shares RISE 5% after $ACME beats") == "acme shares rise 5 after acme beats"
+
+
+@given(st.text(max_size=200))
+def test_normalising_is_idempotent_and_yields_lowercase_words(text: str) -> None:
+    once = normalise(text)
+    assert normalise(once) == once
+    assert once == " ".join(once.split())
+    assert once == once.casefold()
+
+
+@given(st.lists(st.text(alphabet="abcxyz", min_size=1, max_size=4), max_size=12))
+def test_features_are_the_unigrams_and_bigrams(words: list[str]) -> None:
+    feats = features(words)
+    assert set(words) <= feats
+    assert len(feats) <= 2 * len(words)
+    assert all(f"{a} {b}" in feats for a, b in itertools.pairwise(words))

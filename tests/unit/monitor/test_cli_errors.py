@@ -1,0 +1,78 @@
+"""Command-line mistakes are one-line errors with an exit code, never tracebacks or silent no-ops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.pipeline import PipelineStats
+from monitor.replay import run_verdict
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err.splitlines()[-1]
+
+
+def test_config_directory_is_exit_2_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path), "config"]) == 2
+    assert "is a directory" in one_line_error(capsys)
+
+
+def test_env_list_not_json_is_exit_2_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                                              ) -> None:
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", "log://")
+    assert main(["config"]) == 2
+    assert "MONITOR_ALERTS__SINKS" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--input", "{dir}"], "is a directory"),
+    (["--input", "{dir}/missing.jsonl"], "not found"),
+    (["--input", "{file}", "--from", "2026-11-03T00:00:00Z"], "--from/--to select a Kafka range"),
+    (["--input", "{file}", "--speed", "-2"], "must be >= 0"),
+    (["--kafka-topic", "news", "--speed", "10"], "--speed paces file replays"),
+])
+def test_replay_refuses_inputs_that_are_not_files_and_flags_that_would_do_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
+) -> None:
+    stream = tmp_path / "s.jsonl"
+    stream.write_text("")
+    args = [a.format(dir=tmp_path, file=stream) for a in argv]
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", *args])
+    assert exc.value.code == 2
+    assert message in one_line_error(capsys)
+
+
+def test_replay_where_every_row_is_dead_lettered_exits_1_with_a_loud_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    stream = tmp_path / "bad.jsonl"
+    stream.write_text('{"id": 1}\nnot json\n{"text": "no id", "published_at": "2026-11-03T00:00:00Z"}\n')
+    report = tmp_path / "alerts.jsonl"
+    assert main(["replay", "--input", str(stream), "--report", str(report), "--no-progress"]) == 1
+    assert "all 3 input rows were dead-lettered" in capsys.readouterr().err
+
+
+def test_run_verdict_flags_runs_where_nothing_got_through() -> None:
+    assert run_verdict(PipelineStats(read=5, applied=5, dead_letters=2)) == 0
+    assert run_verdict(PipelineStats(dead_letters=3)) == 1
+    assert run_verdict(PipelineStats(read=9, applied=9, deliveries_abandoned=2, deliveries_delivered=1)) == 0
+    assert run_verdict(PipelineStats(read=9, applied=9, deliveries_abandoned=2)) == 1
+
+
+def test_config_output_hides_credentials_and_tokens_in_sink_urls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", '["alertmanager+https://ops:hunter2@am.example:9093", '
+                                                '"slack+https://hooks.slack.com/services/T0/B0/Zx81Secret7Token42", '
+                                                '"file://var/alerts.jsonl?max_mb=5"]')
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "Zx81Secret7Token42" not in out
+    assert "alertmanager+https://ops:***@am.example:9093" in out and "file://var/alerts.jsonl?max_mb=5" in out

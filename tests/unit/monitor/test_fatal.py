@@ -1,0 +1,64 @@
+"""``monitor.cli.main`` turns any failure into one line naming what failed and which setting."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import redis.exceptions
+from aiokafka.errors import KafkaConnectionError
+from structlog.testing import capture_logs
+
+from monitor import cli
+from monitor.config import ConfigError
+from monitor.fatal import fatal_line, root_cause
+
+
+def _failing_run(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+    def run(args: argparse.Namespace) -> int:
+        raise exc
+
+    monkeypatch.setattr(cli, "cmd_run", run)
+
+
+def test_a_redis_error_inside_the_pipelines_task_group_is_one_line_naming_the_store_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.\nConnection refused.")
+    _failing_run(monkeypatch, ExceptionGroup("unhandled errors in a TaskGroup", [error]))
+    with capture_logs() as logs:
+        assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: monitor run failed: windows.store_url: ConnectionError: Error 111")
+    assert "MONITOR_WINDOWS__STORE_URL" in err
+    assert [e["event"] for e in logs] == ["fatal_error_traceback"]  # the traceback is kept, at debug level
+
+
+def test_a_config_error_raised_late_still_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failing_run(monkeypatch, ExceptionGroup("g", [ConfigError("alerts.cluster_mode needs redis -- set it")]))
+    assert cli.main(["run"]) == 2
+    assert capsys.readouterr().err == "error: alerts.cluster_mode needs redis -- set it\n"
+
+
+def test_an_unknown_error_says_what_failed_and_how_to_see_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failing_run(monkeypatch, ZeroDivisionError("division by zero"))
+    assert cli.main(["run"]) == 1
+    assert capsys.readouterr().err == (
+        "error: monitor run failed: ZeroDivisionError: division by zero -- set MONITOR_LOG__LEVEL=DEBUG for the "
+        "traceback\n")
+
+
+def test_kafka_errors_name_the_bootstrap_servers_and_nested_groups_are_unwrapped() -> None:
+    nested = ExceptionGroup("outer", [ExceptionGroup("inner", [KafkaConnectionError("broker gone")])])
+    assert isinstance(root_cause(nested), KafkaConnectionError)
+    assert "kafka.bootstrap_servers" in fatal_line(nested, "run")
+
+
+def test_file_errors_name_the_file() -> None:
+    line = fatal_line(PermissionError(13, "Permission denied", "/var/lib/finsent/x"), "replay")
+    assert line.startswith("monitor replay failed: Permission denied (/var/lib/finsent/x)")

@@ -1,0 +1,49 @@
+"""The pipeline with its enrichment stage: linked tickers and story repeats reach the store, a
+redelivered copy is still counted once, and a classifier retry keeps the decisions."""
+
+from __future__ import annotations
+
+from monitor.batching import MicroBatcher
+from monitor.enrich import Enricher
+from monitor.entities.linker import EntityLinker
+from monitor.entities.watchlist import Company
+from monitor.novelty.index import NoveltyIndex
+from monitor.pipeline import Pipeline
+from monitor.windows.memory import MemoryWindowStore
+from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
+
+STORY = "Acme reports bad quarter as sales collapse"
+
+
+def _enricher() -> Enricher:
+    return Enricher(EntityLinker([Company("ACME", ("Acme",))]), NoveltyIndex(window_s=3600, max_entries=100))
+
+
+async def _run(source: ListSource, store: MemoryWindowStore, clf: RecordingClassifier) -> Pipeline:
+    async with MicroBatcher(clf, max_batch_size=16, max_wait_ms=1, max_queue_messages=100) as batcher:
+        pipe = Pipeline(source, batcher, store, CollectingDeadLetter(), None, allowed_lateness_s=0,
+                        max_batch_size=16, max_wait_ms=1, max_in_flight_batches=2, enricher=_enricher())
+        await pipe.run()
+    return pipe
+
+
+async def test_copies_are_repeats_on_the_linked_ticker_and_a_redelivered_copy_counts_once() -> None:
+    first = [msg("s", STORY, 100), msg("rt", f"RT @x: {STORY}", 110)]
+    again = [msg("rt", f"RT @x: {STORY}", 110), msg("up", f"UPDATE 1-{STORY}", 115)]
+    store = MemoryWindowStore(bucket_s=60, retention_s=10**6)
+
+    pipe = await _run(ListSource([first, again]), store, RecordingClassifier())
+
+    [bucket] = await store.buckets("ticker:ACME", 0, 1000)
+    assert (bucket.negative, bucket.repeats) == (1, 2)
+    assert pipe.stats.duplicates == 1 and pipe.stats.applied == 3
+
+
+async def test_a_batch_retried_message_by_message_keeps_its_repeat_decisions() -> None:
+    batch = [msg("s", STORY, 100), msg("rt", f"RT @x: {STORY}", 110), msg("p", "poison pill text here", 111)]
+    store = MemoryWindowStore(bucket_s=60, retention_s=10**6)
+
+    await _run(ListSource([batch]), store, RecordingClassifier())
+
+    [bucket] = await store.buckets("ticker:ACME", 0, 1000)
+    assert (bucket.negative, bucket.repeats) == (1, 1)

@@ -1,0 +1,71 @@
+"""``redact_url`` / ``redact_settings``: no secret in any URL or setting reaches a log or ``monitor config``."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.redact import MASK, SET, UNSET, redact_settings, redact_url
+
+SLACK_TOKEN = "xoxbQ2w8Er4Ty6Ui9OpAsDf3"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@host:6380/0", "redis://:***@host:6380/0"),
+        ("rediss://user:s3cret@host/1", "rediss://user:***@host/1"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("rediss://:pw@h:6380/0?ssl_ca_certs=/etc/ssl/redis-ca.pem", "rediss://:***@h:6380/0?ssl_ca_certs=/etc/ssl/redis-ca.pem"),
+        (f"slack+https://hooks.slack.com/services/T0001/B0002/{SLACK_TOKEN}",
+         "slack+https://hooks.slack.com/services/T0001/B0002/***"),
+        ("webhook+https://hooks.example.com/alerts?token=abc", "webhook+https://hooks.example.com/alerts?token=***"),
+        ("webhook+https://h.example.com/in?key=k1&team=risk&api_key=zz&sig=1",
+         "webhook+https://h.example.com/in?key=***&team=risk&api_key=***&sig=***"),
+        ("webhook+https://h.example.com/in?id=9f86d081884c7d659a2feaa0c55ad015", "webhook+https://h.example.com/in?id=***"),
+        ("smtp://alerts:hunter2@mail.example.com:587?from=a@x.com&to=b@x.com,c@x.com&starttls=1",
+         "smtp://alerts:***@mail.example.com:587?from=a@x.com&to=b@x.com,c@x.com&starttls=1"),
+        ("kafka://finsent.alerts", "kafka://finsent.alerts"),
+        ("file:///var/log/alerts-2026-11-24.jsonl?max_mb=100&keep=5", "file:///var/log/alerts-2026-11-24.jsonl?max_mb=100&keep=5"),
+        ("log://", "log://"),
+        ("memory://", "memory://"),
+        ("redis://[::1]:6379/0", "redis://[::1]:6379/0"),
+        ("redis://:pw@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
+        ("redis://host:notaport/0", MASK),
+    ],
+)
+def test_url_secrets_are_masked_and_everything_else_is_kept(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@given(secret=st.text(st.characters(min_codepoint=48, max_codepoint=122).filter(str.isalnum), min_size=6, max_size=30),
+       where=st.sampled_from(["password", "token", "key", "secret", "signature", "access_token"]))
+def test_a_secret_in_the_password_or_a_secret_query_key_never_survives(secret: str, where: str) -> None:
+    assert secret not in redact_url(f"webhook+https://user:{secret}@h.example.com/p?{where}={secret}")
+
+
+def test_config_dump_masks_every_url_and_shows_secret_settings_as_set_or_unset() -> None:
+    dump = {
+        "kafka": {"bootstrap_servers": "b:9092", "sasl_password": "pw", "sasl_username": "svc"},
+        "alerts": {"sinks": [f"slack+https://hooks.slack.com/services/T1/B2/{SLACK_TOKEN}",
+                             "webhook+https://h/x?token=t0k"], "webhook_secret": None, "smtp_password": "",
+                   "smtp_username": "alerts", "thresholds": {"ticker:*": {"z_threshold": 4.0}}},
+        "windows": {"store_url": "redis://:hunter2@r:6379/0"},
+        "extra": {"api_key": "k", "github_token": "t"},
+    }
+    shown = redact_settings(dump)
+    text = repr(shown)
+    for secret in ("pw", SLACK_TOKEN, "t0k", "hunter2", "'k'", "'t'"):
+        assert secret not in text
+    assert shown["kafka"] == {"bootstrap_servers": "b:9092", "sasl_password": SET, "sasl_username": "svc"}
+    assert (shown["alerts"]["webhook_secret"], shown["alerts"]["smtp_password"]) == (UNSET, UNSET)
+    assert shown["alerts"]["smtp_username"] == "alerts"
+    assert shown["alerts"]["thresholds"] == dump["alerts"]["thresholds"]
+    assert shown["extra"] == {"api_key": SET, "github_token": SET}
+
+
+def test_listed_secret_keys_are_hidden_whatever_their_name() -> None:
+    shown = redact_settings({"kafka": {"sasl_password": "pw"}, "http": {"bearer": "b", "port": 1}},
+                            [("http", "bearer")])
+    assert shown == {"kafka": {"sasl_password": SET}, "http": {"bearer": SET, "port": 1}}
