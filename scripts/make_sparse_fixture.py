@@ -30,13 +30,19 @@ TICKERS = {  # messages per day on an ordinary weekday
     "ABCD": 30.0, "EFGH": 12.0, "IJKL": 8.0, "KLMN": 3.0, "MNOP": 6.0, "QRST": 4.0, "UVWX": 2.0,
     "WXYZ": 3.0, "BCDE": 1.5, "FGHI": 1.0, "JKLM": 5.0, "NOPQ": 2.5, "RSTU": 0.7, "VWXY": 1.2,
 }
-NEGATIVE = ["${t} shares slump after weak guidance", "${t} misses estimates, stock falls",
-            "${t} downgraded, analysts warn on margins", "${t} plunges on probe report",
-            "selling my ${t}, this looks like a disaster, shares tumble"]
-NEUTRAL = ["${t} to hold annual meeting next month", "anyone watching ${t} today?",
-           "${t} volume looks normal", "what is the consensus on ${t}?", "${t} files quarterly report"]
+NEGATIVE = ["${t} shares slump after weak guidance", "${t} misses estimates", "${t} downgraded by analysts",
+            "${t} plunges on probe report", "${t} cuts its outlook", "${t} faces a lawsuit over disclosures",
+            "${t} warns on margins", "${t} tumbles as sales fall", "${t} recall widens, stock drops",
+            "selling my ${t}, this looks like a disaster"]
+NEUTRAL = ["${t} to hold annual meeting next month", "anyone watching ${t} today?", "${t} volume looks normal",
+           "what is the consensus on ${t}?", "${t} files quarterly report", "${t} names a new board member"]
 POSITIVE = ["${t} beats estimates, raises outlook", "${t} upgraded to buy", "${t} rallies on new product",
             "bullish on ${t} into the close"]
+DETAILS = ["in early trade", "says a wire report", "ahead of the open", "traders note", "per a filing",
+           "after the bell", "on heavy volume", "a newsletter says", "analysts say", "amid a sector move",
+           "according to a blog", "chat rooms buzz", "midday update", "a desk note adds"]
+"""Every message is a template plus a detail, so the injected stories are distinct stories (the window
+store counts near-duplicates once, monitor/novelty) and the background is not one repeated line."""
 NEG_SHARE, POS_SHARE = 0.12, 0.25
 INCIDENTS = [  # key, start, duration, negatives, description
     ("KLMN", START + timedelta(days=9, hours=15, minutes=10), timedelta(minutes=40), 9, "sudden negative story"),
@@ -54,7 +60,7 @@ def hourly_factor(t: datetime) -> float:
 
 def _message(n: int, ticker: str, t: datetime, templates: list[str], rnd: random.Random) -> dict[str, object]:
     return {"id": f"sparse-{n}", "source": rnd.choice(["news", "comment"]),
-            "text": rnd.choice(templates).replace("${t}", f"${ticker}"),
+            "text": f"{rnd.choice(templates).replace('${t}', f'${ticker}')} {rnd.choice(DETAILS)}",
             "published_at": t.isoformat().replace("+00:00", "Z"), "tickers": [ticker],
             "url": f"https://example.invalid/{n}"}
 
