@@ -65,6 +65,7 @@ eval: install
 bench: install redis-server
 	$(PY) benchmarks/bench_classifier.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_detection.py --no-progress
 	$(PY) -m benchmarks.bench_entities
 	$(PY) benchmarks/bench_soak.py            # 10 minutes live: Kafka (tansu) -> daemon -> Redis
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 DAY_S = 86_400
 MAD_TO_SIGMA = 1.4826
-BaselineKind = Literal["seasonal", "rolling", "none"]
+BaselineKind = Literal["seasonal", "rolling", "none", "multiscale"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +208,39 @@ def _z(x: float, mean: float, sigma: float, volume: int, min_sigma: float) -> fl
     return (x - mean) / max(sigma, _sigma_floor(mean, volume, min_sigma))
 
 
+def scale_label(scale_s: int) -> str:
+    """``1800`` -> ``30m``, ``7200`` -> ``2h``: how scales read in alerts and reports."""
+    if scale_s % 3600 == 0:
+        return f"{scale_s // 3600}h"
+    if scale_s % 60 == 0:
+        return f"{scale_s // 60}m"
+    return f"{scale_s}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One multi-scale test that fired (alerts/multiscale.py), with every number behind it."""
+
+    detector: str
+    """``burst`` (negative count vs expected), ``share``, ``cusum`` or ``score``."""
+    scale_s: int
+    """Window length the test looked at (for ``cusum``: how long it has been accumulating)."""
+    negatives: int
+    volume: int
+    expected: float
+    """Expected negatives in the window under the baseline."""
+    log10p: float
+    """``-log10`` of the test's p-value (``cusum``: its log-likelihood ratio in nats)."""
+    baseline: float
+    """The baseline the test compared against: rate per hour (burst, cusum), share or mean score."""
+    observed: float
+    """The window's value in the same unit as ``baseline``."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.detector}@{scale_label(self.scale_s)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """Everything the detectors computed for one key's bucket; ``triggered`` non-empty = abnormal."""
@@ -231,6 +264,16 @@ class Signal:
     score_drop: float
     triggered: tuple[str, ...] = ()
     suppressed: str | None = None
+    findings: tuple[Finding, ...] = ()
+    """Multi-scale tests that fired, strongest first (empty for the per-bucket detectors)."""
+    scale_s: int = 0
+    """Window of the strongest finding (0 = the evaluated bucket alone)."""
+    expected_negatives_per_h: float = 0.0
+    """Multiscale: the baseline's expected negatives per hour over the shortest scale (for plots)."""
+
+    @property
+    def top(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
 
     @property
     def active(self) -> bool:

@@ -13,6 +13,13 @@ daemon stopped before its first evaluation leaves a cursor its successor starts 
 
 Per bucket, the keys evaluated are those with messages in that bucket plus those with a pending or
 firing alert (an empty bucket counts as quiet, so alerts on keys that fall silent still resolve).
+
+Two detector families (``alerts.detection``): the per-bucket ones re-read each key's history
+(``history_s``) per call; the multiscale one (alerts/multiscale.py) keeps incremental per-key state and
+reads only the pass's new buckets, once. Its state is valid only for the bucket sequence it has
+stepped (``until_s``): when the cursor says otherwise (first call, restart, a failed evaluation, a
+skipped stretch) it is rebuilt from the store's history (``rebuild_history_s``), so detection stays a
+pure function of the stored buckets, live and in replay.
 Start/stop runs the outbox delivery loops; ``stop`` flushes what is due before closing sinks.
 """
 
@@ -30,6 +37,7 @@ from alerts.detectors import DetectorConfig, KeySeries, Signal, detect
 from alerts.evidence import collect_evidence
 from alerts.lifecycle import AlertState, LifecyclePolicy, prunable, step
 from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
 from alerts.outbox import Outbox, OutboxFullError
 from alerts.sinks.base import Sink
 from alerts.state import AlertStateStore
@@ -38,12 +46,21 @@ from monitor.config import AlertSettings
 from monitor.lifecycle import Service
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
-from monitor.windows.buckets import align_s
+from monitor.windows.buckets import ALL_KEY, BucketStats, align_s
 
 log = structlog.get_logger("alerts.engine")
 FETCH_CONCURRENCY = 16
 FLUSH_TIMEOUT_S = 5.0
 LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
+
+
+def _merged(dense: Signal | None, multi: Signal) -> Signal:
+    """``detection = both``: the multiscale signal, plus whatever the per-bucket detectors found."""
+    if dense is None or not dense.triggered:
+        return multi
+    if not multi.triggered:
+        return dense
+    return replace(multi, triggered=(*multi.triggered, *dense.triggered))
 
 
 def _live_keys(states: dict[str, AlertState]) -> set[str]:
@@ -83,6 +100,11 @@ class AlertEngine(Service):
         self.sinks = list(sinks)
         self.detector_config = DetectorConfig.from_settings(settings, store.bucket_s)
         self.policy = LifecyclePolicy.from_settings(settings)
+        self.multiscale: MultiScaleDetector | None = None
+        if settings.detection != "bucket":
+            self.multiscale = MultiScaleDetector(MultiScaleConfig.from_settings(settings, store.bucket_s))
+        self.signal_observer: Callable[[Signal], None] | None = None
+        """Called with every signal computed (backtests record the series they plot)."""
         self._clock = clock
         self.delivery = OutboxDelivery(
             outbox,
@@ -181,15 +203,62 @@ class AlertEngine(Service):
 
         return {s.key: s for s in await asyncio.gather(*(fetch(k) for k in keys))}
 
+    async def _pass_buckets(self, keys: Sequence[str], first: int, closed_end: int
+                            ) -> dict[int, dict[str, BucketStats]]:
+        """Every key's buckets of this pass, read once, by bucket start (multiscale detection keeps the
+        history itself, so it needs only the new buckets)."""
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def fetch(key: str) -> list[BucketStats]:
+            async with gate:
+                return await self.store.buckets(key, first, closed_end)
+
+        wanted = sorted({*keys, ALL_KEY})
+        out: dict[int, dict[str, BucketStats]] = {}
+        for key, found in zip(wanted, await asyncio.gather(*(fetch(k) for k in wanted)), strict=True):
+            for stats in found:
+                out.setdefault(stats.start_s, {})[key] = stats
+        return out
+
+    async def _rebuild(self, detector: MultiScaleDetector, first: int) -> None:
+        """Fresh baselines from the store's history before ``first`` (after a start, a restart or a
+        failed evaluation: the state never runs ahead of the committed cursor)."""
+        b = self.store.bucket_s
+        fresh = MultiScaleDetector(detector.cfg)
+        since = first - self.settings.rebuild_history_s
+        history = await self.store.buckets(ALL_KEY, since, first)
+        if history:
+            keys = await self.store.active_keys(history[0].start_s, first)
+            by_bucket = await self._pass_buckets(keys, history[0].start_s, first)
+            for start in range(history[0].start_s, first, b):
+                fresh.step(start, by_bucket.get(start, {}), ())
+            log.info("alert_baselines_rebuilt", since_s=history[0].start_s, until_s=first, keys=len(keys))
+        fresh.until_s = first
+        self.multiscale = fresh
+
+    def _signals(self, start: int, series: dict[str, KeySeries], buckets: dict[str, BucketStats],
+                 live: set[str]) -> list[Signal]:
+        """Signals of one bucket: keys with data in it, plus keys with a live alert (so they resolve)."""
+        by_key: dict[str, Signal] = {}
+        if self.settings.detection != "multiscale":
+            for key, ks in series.items():
+                if key in live or ks.at(start).volume > 0:
+                    by_key[key] = detect(ks, start, self.detector_config)
+        if self.multiscale is not None:
+            wanted = {k for k, st in buckets.items() if st.volume} | live
+            for sig in self.multiscale.step(start, buckets, wanted):
+                by_key[sig.key] = _merged(by_key.get(sig.key), sig)
+        return [by_key[k] for k in sorted(by_key)]
+
     async def _with_evidence(self, notification: Notification) -> Notification:
         if notification.status is not AlertStatus.FIRING:
             return notification
         items: list[AlertItem] = []
         for item in notification.alerts:
             sig = item.signal
+            start_s = sig.bucket_end_s - sig.scale_s if sig.scale_s else sig.bucket_start_s
             evidence = await collect_evidence(
-                self.store, item.window_key, sig.bucket_start_s, sig.bucket_end_s,
-                self.settings.evidence_top_n,
+                self.store, item.window_key, start_s, sig.bucket_end_s, self.settings.evidence_top_n,
             )
             items.append(replace(item, evidence=evidence))
         return replace(notification, alerts=tuple(items))
@@ -211,16 +280,19 @@ class AlertEngine(Service):
         states = await self.state.load_states()
         silences = await self.state.list_silences()
         keys = await self._keys(first, closed_end, states)
-        series = await self._series(keys, first, closed_end)
+        dense = self.settings.detection != "multiscale"
+        series = await self._series(keys, first, closed_end) if dense else {}
+        by_bucket = await self._pass_buckets(keys, first, closed_end) if self.multiscale else {}
+        if self.multiscale is not None and self.multiscale.until_s != first:
+            await self._rebuild(self.multiscale, first)
         changed: set[str] = set()
         notifications: list[Notification] = []
         for start in range(first, closed_end, b):
             live = _live_keys(states)
-            signals: list[Signal] = [
-                detect(ks, start, self.detector_config)
-                for key, ks in series.items()
-                if key in live or ks.at(start).volume > 0
-            ]
+            signals = self._signals(start, series, by_bucket.get(start, {}), live)
+            if self.signal_observer is not None:
+                for sig in signals:
+                    self.signal_observer(sig)
             result = step(states, signals, start + b, self.policy, silences)
             states.update(result.states)
             changed.update(result.states)
@@ -229,7 +301,8 @@ class AlertEngine(Service):
             for n in result.notifications:
                 notifications.append(await self._with_evidence(n))
         await self._enqueue(notifications)
-        _observe(states, series, closed_end - b)
+        newest = by_bucket.get(closed_end - b, {})
+        _observe(states, series or {k: KeySeries(k, [st]) for k, st in newest.items()}, closed_end - b)
         deleted = self._prune(states, closed_end)
         await self.state.commit([states[k] for k in sorted(changed - set(deleted))], deleted, closed_end)
         if notifications:

@@ -15,6 +15,8 @@ from pydantic import TypeAdapter
 from alerts.detectors import Signal
 from monitor.windows.buckets import EvidenceItem
 
+MAX_FINDINGS_SHOWN = 3
+
 
 class AlertStatus(StrEnum):
     INACTIVE = "inactive"
@@ -71,13 +73,18 @@ class Notification:
         lines = [self.title]
         for a in self.alerts:
             s = a.signal
-            lines.append(
-                f"- {a.window_key}: neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%}"
-                f" ({s.baseline_kind}), z={s.z_ewma:.1f}/{s.z_robust:.1f}, cusum={s.cusum:.1f},"
-                f" volume={s.volume}, mean_score={s.mean_score:+.2f},"
-                f" detectors={','.join(s.triggered) or '-'}"
-                + (" [flapping]" if a.flapping else "")
-            )
+            flap = " [flapping]" if a.flapping else ""
+            if s.findings:
+                lines += [f"- {a.window_key}: {f.name} {f.negatives} negative of {f.volume} messages vs"
+                          f" {f.expected:.1f} expected, -log10 p {f.log10p:.1f}, baseline {f.baseline:.3g}"
+                          f" observed {f.observed:.3g}" + flap for f in s.findings[:MAX_FINDINGS_SHOWN]]
+            else:
+                lines.append(
+                    f"- {a.window_key}: neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%}"
+                    f" ({s.baseline_kind}), z={s.z_ewma:.1f}/{s.z_robust:.1f}, cusum={s.cusum:.1f},"
+                    f" volume={s.volume}, mean_score={s.mean_score:+.2f},"
+                    f" detectors={','.join(s.triggered) or '-'}" + flap
+                )
             for ev in a.evidence:
                 link = f" <{ev.url}>" if ev.url else ""
                 lines.append(f"    {ev.score:+.2f} [{ev.source}] {ev.text}{link}")

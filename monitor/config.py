@@ -218,7 +218,8 @@ class AlertSettings(_Section):
     z_threshold: float = Field(3.0, gt=0)
     """Spike threshold in sigmas; must be exceeded vs both the EWMA and the median+MAD baseline."""
     min_neg_share: float = Field(0.4, ge=0, le=1)
-    """Absolute floor: a bucket with a smaller negative share never alerts (fraction 0..1)."""
+    """Absolute floor: a bucket (multiscale: a window, for the share test) with a smaller negative share
+    never alerts (fraction 0..1)."""
     ewma_alpha: float = Field(0.3, gt=0, le=1)
     """Smoothing factor of the EWMA baseline (higher = shorter memory)."""
     min_sigma_share: float = Field(0.03, gt=0, le=1)
@@ -304,11 +305,50 @@ class AlertSettings(_Section):
     """SMTP login for the smtp:// sink (optional)."""
     smtp_password: str | None = None
     """SMTP password; from the environment only (``MONITOR_ALERTS__SMTP_PASSWORD``)."""
+    detection: Literal["bucket", "multiscale", "both"] = "bucket"
+    """``bucket``: the per-bucket spike/CUSUM/score detectors (dense streams, alerts/detectors.py).
+    ``multiscale``: count burst, share, score and Poisson CUSUM over sliding windows of several scales
+    against a long-memory, exposure-based baseline (sparse real streams, alerts/multiscale.py).
+    ``both``: either may fire."""
+    scales_s: list[int] = Field(default_factory=lambda: [1800, 7200, 21600, 86400], min_length=1)
+    """Multiscale: window lengths tested at every bucket (rounded up to whole buckets); the longest is
+    also how much recent history the baseline leaves out, so a slow story never feeds its own baseline."""
+    baseline_half_life_s: int = Field(21 * 86_400, ge=3600)
+    """Multiscale: half-life of the exponentially decayed baseline rates (weeks: a long memory)."""
+    prior_strength: float = Field(2.0, gt=0)
+    """Multiscale: pseudo-negatives of the group prior each key's rate is shrunk toward (sparse keys
+    borrow their group's rate; a key with many more negatives than this speaks for itself)."""
+    min_history_s: int = Field(12 * 3600, ge=0)
+    """Multiscale: stream time with data (gaps excluded) the folded baseline needs before any alert."""
+    max_tracked_keys: int = Field(20_000, ge=10)
+    """Multiscale: keys whose baseline state is kept in memory; the longest-silent are dropped first."""
+    rebuild_history_s: int = Field(14 * 86_400, ge=0)
+    """Multiscale: history read back from the window store to rebuild the baselines after a restart
+    (at most ``windows.retention_s`` exists)."""
+    burst_log10p: float = Field(5.0, gt=0)
+    """Multiscale: significance of the negative-count burst test, as -log10 p (5 = p 1e-5)."""
+    burst_min_negatives: int = Field(3, ge=1)
+    """Multiscale: fewest negatives in a window that may alert (burst and CUSUM)."""
+    burst_share_gate_log10p: float = Field(1.3, ge=0)
+    """Multiscale: a burst also needs the window's negative share above the key's at this -log10 p
+    (1.3 = p 0.05), so a volume surge with ordinary sentiment (an earnings beat) does not page."""
+    dispersion_shape: float = Field(10.0, gt=0)
+    """Multiscale: cap of the negative-binomial shape (variance >= mean + mean^2/shape): rates wander."""
+    share_concentration: float = Field(50.0, gt=0)
+    """Multiscale: cap of the beta-binomial concentration of a key's negative share."""
+    cusum_rate_ratio: float = Field(3.0, gt=1)
+    """Multiscale: the rate increase (x baseline) the Poisson CUSUM is tuned to."""
+    cusum_threshold_nats: float = Field(0.0, ge=0)
+    """Multiscale: Poisson CUSUM threshold (log-likelihood ratio, nats); 0 = off."""
+    shift_log10p: float = Field(5.0, gt=0)
+    """Multiscale: significance of the negative-share and score-drop tests, as -log10 p."""
+    shift_min_volume: int = Field(10, ge=1)
+    """Multiscale: messages a window needs before the share or score test may fire."""
     thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Per-key overrides, e.g. ``[alerts.thresholds."ticker:TSLA"] z_threshold = 4``; a key ending in
     ``*`` is a prefix (``"ticker:*"``). Exact keys win over prefixes, longer prefixes over shorter.
     Allowed names: z_threshold, min_volume, min_neg_share, cusum_k_sigma, cusum_h_sigma,
-    score_drop_threshold."""
+    score_drop_threshold. They tune the per-bucket detectors (``detection = bucket|both``) only."""
 
     @field_validator("thresholds")
     @classmethod

@@ -24,4 +24,6 @@ class LogSink(Service):
             neg_share=[round(a.signal.neg_share, 4) for a in notification.alerts],
             baseline_neg_share=[round(a.signal.baseline_neg_share, 4) for a in notification.alerts],
             detectors=[list(a.signal.triggered) for a in notification.alerts],
+            findings=[[f"{f.name}: {f.negatives} neg vs {f.expected:.2f} expected, -log10p {f.log10p:.1f}"
+                       for f in a.signal.findings[:3]] for a in notification.alerts],
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from monitor.backtest.report import markdown, plot_incident
-from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
+from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
 from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-s", "--early", type=parse_duration_s, default=0,
                    help="alerts this long before an incident still count (seconds, or 30m, 1h ...)")
     p.add_argument("--out", type=Path, default=Path("reports/backtest"))
-    p.add_argument("--no-progress", action="store_true", help="no progress bar over the sweep's runs")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (messages of each run, and the sweep's runs) on stderr")
     return p
 
 
@@ -57,16 +58,30 @@ async def run_backtest(
 ) -> list[tuple[RunResult, Scores]]:
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
+    keys = sorted({inc.key for inc in incidents})
     combos = parse_sweep(sweep)
-    bar = tqdm(combos, desc="backtest runs", unit="run", disable=not progress, file=sys.stderr)
+    bar = tqdm(combos, desc="backtest runs", unit="run", disable=not progress or len(combos) < 2, file=sys.stderr)
     for n, params in enumerate(bar):
         if n == 1:  # every parameter set replays the same input: report its malformed lines once
             settings = settings.model_copy(update={
                 "source": settings.source.model_copy(update={"dead_letter_path": Path(os.devnull)})})
-        result = await run_once(settings, classifier, params)
+        result = await run_once(settings, classifier, params, trace_keys=keys, progress=progress)
         span = await _span_s(result)
-        results.append((result, score(fired_alerts(result), incidents, span_s=span, early_s=early_s, late_s=late_s)))
+        first_neg = [await first_negative_s(result, inc, early_s) for inc in incidents]
+        results.append((result, score(fired_alerts(result), incidents, span_s=span, early_s=early_s,
+                                      late_s=late_s, first_negative_s=first_neg)))
     return results
+
+
+async def first_negative_s(result: RunResult, incident: Incident, early_s: int) -> int | None:
+    """Event time of the incident key's first negative message inside the incident (to the bucket,
+    refined by the bucket's kept evidence when it holds that message)."""
+    for b in await result.store.buckets(incident.key, incident.start_s - early_s, incident.end_s):
+        if b.negative:
+            kept = await result.store.top_negative(incident.key, b.start_s, b.start_s + result.store.bucket_s, 100)
+            times = [e.event_time_s for e in kept if e.event_time_s >= incident.start_s - early_s]
+            return min(times) if times else max(b.start_s, incident.start_s - early_s)
+    return None
 
 
 async def _span_s(result: RunResult) -> int:
@@ -86,14 +101,15 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))
     args.out.mkdir(parents=True, exist_ok=True)
     best_result = results[best][0]
-    tuned = settings_with(isolated, best_result.params)
     plots = []
     for i, inc in enumerate(incidents):
         path = args.out / f"incident_{i}_{inc.key.replace(':', '_').replace('|', '_')}.png"
-        await plot_incident(best_result, inc, tuned, path)
+        await plot_incident(best_result, inc, path)
         plots.append(path)
     rows = [(r.params, s) for r, s in results]
-    (args.out / "report.md").write_text(markdown(rows, best, incidents, plots, args.out), encoding="utf-8")
+    false_alarms = [best_result.firing[i] for i in results[best][1].false_alarm_indices]
+    (args.out / "report.md").write_text(markdown(rows, best, incidents, plots, args.out, false_alarms),
+                                        encoding="utf-8")
     with (args.out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
         for note in best_result.notifications:
             fh.write(json.dumps(note.to_dict(), ensure_ascii=False) + "\n")
@@ -101,6 +117,9 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     print(f"best {best_result.params or 'defaults'}: precision {s.precision:.2f}, recall {s.recall:.2f}, "
           f"false alarms/day {s.false_alarms_per_day:.2f}, median detection delay "
           f"{'-' if s.lead_time_median_s is None else f'{s.lead_time_median_s / 60:.0f} min'}")
+    print(f"detected {s.detected}/{s.incidents}; firing notifications {s.alerts} ({s.alerts_per_day:.2f}/day over "
+          f"{s.span_s / 86_400:.1f} days); median delay from first negative message "
+          f"{'-' if s.from_first_negative_median_s is None else f'{s.from_first_negative_median_s / 60:.0f} min'}")
     print(f"report: {args.out / 'report.md'}")
     return 0
 

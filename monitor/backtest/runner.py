@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import sys
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from tqdm import tqdm
+
+from alerts.detectors import Signal
 from alerts.model import AlertStatus, Notification
 from monitor.config import Settings
 from monitor.pipeline import Evaluator, PipelineStats
+from monitor.replay import count_lines
 from monitor.types import Classifier, Prediction
 from monitor.windows.memory import MemoryWindowStore
+
+BACKTEST_RETENTION_S = 20 * 365 * 86_400
 
 
 class CachedClassifier:
@@ -53,6 +61,8 @@ class RunResult:
     notifications: list[Notification]
     store: MemoryWindowStore
     stats: PipelineStats
+    traces: dict[str, list[Signal]] = field(default_factory=dict)
+    """Every signal computed for the traced keys (the incident keys), in event-time order."""
 
     @property
     def firing(self) -> list[Notification]:
@@ -83,15 +93,41 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
     return settings.model_copy(update={"alerts": settings.alerts.model_copy(update=update)})
 
 
-async def run_once(settings: Settings, classifier: Classifier, params: dict[str, float]) -> RunResult:
+async def run_once(settings: Settings, classifier: Classifier, params: dict[str, float], *,
+                   trace_keys: Collection[str] = (), progress: bool = False) -> RunResult:
     from monitor.app import MonitorApp
 
     tuned = settings_with(settings, params)
+    # a backtest keeps its whole history: the baselines and the plots need it (memory is bounded by
+    # the input, which the user chose)
     store = MemoryWindowStore(
-        tuned.windows.bucket_s, tuned.windows.retention_s, tuned.windows.top_negative_per_bucket
+        tuned.windows.bucket_s, max(tuned.windows.retention_s, BACKTEST_RETENTION_S),
+        tuned.windows.top_negative_per_bucket,
     )
     app = MonitorApp(tuned, classifier=classifier, store=store)
     recorder = RecordingEvaluator(app.alerting)
     app.pipeline.evaluator = recorder
-    stats = await app.run()
-    return RunResult(params, recorder.notifications, store, stats)
+    traces: dict[str, list[Signal]] = {k: [] for k in trace_keys}
+    if traces:
+        def observe(sig: Signal) -> None:
+            if sig.key in traces:
+                traces[sig.key].append(sig)
+        app.alerting.signal_observer = observe
+    total = count_lines(tuned.source.replay_paths) if progress else None
+    bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, leave=False,
+               desc=", ".join(f"{k}={v:g}" for k, v in params.items()) or "backtest")
+
+    async def follow() -> None:
+        while True:
+            bar.n = app.pipeline.stats.read
+            bar.refresh()
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.create_task(follow())
+    try:
+        stats = await app.run()
+    finally:
+        watcher.cancel()
+        bar.n = app.pipeline.stats.read
+        bar.close()
+    return RunResult(params, recorder.notifications, store, stats, traces)

@@ -5,7 +5,9 @@ fires inside ``[incident.start - early_s, incident.end + late_s]`` and one of it
 the incident key or belongs to its group (``topic_ticker:*|BA`` belongs to ``ticker:BA``).
 Aggregate keys (``all``, ``topic:*``) that fire inside an incident window are *attributed* to it
 (the incident moved the aggregate): neither hits nor false alarms. Everything else is a false alarm.
-Lead time is detection delay: first matching notification minus incident start (negative = early).
+Lead time is detection delay: first matching notification minus incident start (negative = early);
+it is also measured from the incident's first negative message (when the caller knows it), which is
+what a detector can react to at the earliest.
 """
 
 from __future__ import annotations
@@ -51,6 +53,22 @@ class Scores:
     lead_time_median_s: float | None
     lead_time_p90_s: float | None
     lead_times_s: tuple[int | None, ...]
+    span_s: int = 0
+    """Event-time span of the replayed history."""
+    false_alarm_indices: tuple[int, ...] = ()
+    """Positions (in the scored alert list) of the false alarms, for the report."""
+    from_first_negative_s: tuple[int | None, ...] = ()
+    """Per incident: first match minus the incident's first negative message (None = missed/unknown)."""
+
+    @property
+    def alerts_per_day(self) -> float:
+        """Firing notifications per day over the whole history (hits, attributed and false alarms)."""
+        return self.alerts / max(self.span_s / DAY_S, 1e-9)
+
+    @property
+    def from_first_negative_median_s(self) -> float | None:
+        found = [v for v in self.from_first_negative_s if v is not None]
+        return float(statistics.median(found)) if found else None
 
 
 def load_incidents(path: Path) -> list[Incident]:
@@ -99,10 +117,12 @@ def score(
     span_s: int,
     early_s: int = 0,
     late_s: int = 3600,
+    first_negative_s: Sequence[int | None] = (),
 ) -> Scores:
     first_hit: dict[int, int] = {}
     hits = attributed = false_alarms = 0
-    for alert in alerts:
+    false_idx: list[int] = []
+    for n, alert in enumerate(alerts):
         inside = [
             (i, inc) for i, inc in enumerate(incidents) if inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s
         ]
@@ -115,6 +135,7 @@ def score(
             attributed += 1
         else:
             false_alarms += 1
+            false_idx.append(n)
     lead = tuple(first_hit[i] - inc.start_s if i in first_hit else None for i, inc in enumerate(incidents))
     found = [v for v in lead if v is not None]
     scored = hits + false_alarms
@@ -131,4 +152,10 @@ def score(
         lead_time_median_s=float(statistics.median(found)) if found else None,
         lead_time_p90_s=_percentile(found, 0.9) if found else None,
         lead_times_s=lead,
+        span_s=span_s,
+        false_alarm_indices=tuple(false_idx),
+        from_first_negative_s=tuple(
+            first_hit[i] - neg if i in first_hit and neg is not None else None
+            for i, neg in enumerate(first_negative_s)
+        ),
     )

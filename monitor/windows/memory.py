@@ -37,6 +37,10 @@ class MemoryWindowStore(Service):
         self._evidence: dict[tuple[str, int], list[EvidenceItem]] = {}
         self._seen: dict[str, float] = {}
         self._newest_start_s = 0
+        # indexes, so reads and expiry cost what they return, not the whole history
+        self._starts_of: dict[str, list[int]] = {}
+        self._keys_at: dict[int, set[str]] = {}
+        self._starts: list[int] = []
 
     async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
         now = self._clock()
@@ -53,6 +57,8 @@ class MemoryWindowStore(Service):
                 current = self._buckets.get(slot)
                 stats = inc.as_stats()
                 self._buckets[slot] = stats if current is None else current.merge(stats)
+                if current is None:
+                    self._index(slot)
                 self._newest_start_s = max(self._newest_start_s, inc.start_s)
                 self._keep_evidence(slot, ev)
         self._expire(now)
@@ -66,28 +72,44 @@ class MemoryWindowStore(Service):
         bisect.insort(kept, ev, key=_evidence_order)
         del kept[self.top_n :]
 
+    def _index(self, slot: tuple[str, int]) -> None:
+        key, start = slot
+        bisect.insort(self._starts_of.setdefault(key, []), start)
+        keys = self._keys_at.get(start)
+        if keys is None:
+            keys = self._keys_at[start] = set()
+            bisect.insort(self._starts, start)
+        keys.add(key)
+
     def _expire(self, now: float) -> None:
         horizon = self._newest_start_s - self.retention_s
-        for slot in [s for s in self._buckets if s[1] < horizon]:
-            del self._buckets[slot]
-            self._evidence.pop(slot, None)
+        cut = bisect.bisect_left(self._starts, horizon)
+        for start in self._starts[:cut]:
+            for key in self._keys_at.pop(start):
+                self._buckets.pop((key, start), None)
+                self._evidence.pop((key, start), None)
+                starts = self._starts_of[key]
+                del starts[: bisect.bisect_right(starts, start)]
+                if not starts:
+                    del self._starts_of[key]
+        del self._starts[:cut]
         if len(self._seen) > 1024:
             for mid in [m for m, t in self._seen.items() if now - t >= self.retention_s]:
                 del self._seen[mid]
 
+    def _range(self, key: str, start_s: int, end_s: int) -> list[int]:
+        starts = self._starts_of.get(key, [])
+        return starts[bisect.bisect_left(starts, start_s):bisect.bisect_left(starts, end_s)]
+
     async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
-        found = [s for (k, b), s in self._buckets.items() if k == key and start_s <= b < end_s]
-        return sorted(found, key=lambda s: s.start_s)
+        return [self._buckets[(key, b)] for b in self._range(key, start_s, end_s)]
 
     async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
-        return sorted({k for (k, b) in self._buckets if b >= since_s and (until_s is None or b < until_s)})
+        lo = bisect.bisect_left(self._starts, since_s)
+        hi = len(self._starts) if until_s is None else bisect.bisect_left(self._starts, until_s)
+        return sorted(set().union(*(self._keys_at[b] for b in self._starts[lo:hi])))
 
     async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:
-        items = [
-            ev
-            for (k, b), kept in self._evidence.items()
-            if k == key and start_s <= b < end_s
-            for ev in kept
-        ]
+        items = [ev for b in self._range(key, start_s, end_s) for ev in self._evidence.get((key, b), [])]
         items.sort(key=_evidence_order)
         return items[:limit]

@@ -59,3 +59,18 @@ def test_sweep_is_the_cartesian_product_of_axes() -> None:
     assert {"z_threshold": 3.0, "min_volume": 30.0} in grid
     with pytest.raises(ValueError, match="NAME=V1"):
         parse_sweep(["z_threshold"])
+
+
+def test_false_alarms_are_listed_by_position_for_the_report() -> None:
+    alerts = [FiredAlert(10_600, ("ticker:BA",)), FiredAlert(30_000, ("ticker:TSLA",)), FiredAlert(31_000, ("all",))]
+    s = score(alerts, INCIDENTS, span_s=2 * DAY)
+    assert s.false_alarm_indices == (1, 2)
+    assert s.alerts_per_day == 1.5
+
+
+def test_delay_is_also_measured_from_the_first_negative_message() -> None:
+    alerts = [FiredAlert(12_000, ("ticker:BA",)), FiredAlert(52_000, ("ticker:NVDA",))]
+    s = score(alerts, INCIDENTS, span_s=DAY, first_negative_s=[11_000, None])
+    assert s.lead_times_s == (2_000, 2_000)
+    assert s.from_first_negative_s == (1_000, None)
+    assert s.from_first_negative_median_s == 1_000.0

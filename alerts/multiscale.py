@@ -1,0 +1,257 @@
+"""Multi-scale detection over fine buckets: one incremental state per key, advanced bucket by bucket.
+
+Per closed bucket the engine hands over every key's stats for that bucket; ``step`` advances the
+stream state (the ``all`` volume = exposure, group priors), folds each touched key's old buckets into
+its long-memory baseline, and tests every window scale (``scales_s``, e.g. 30 min, 2 h, 6 h, 24 h,
+each ending with the bucket just closed) with the count burst, share and score tests, plus the Poisson
+CUSUM. A sudden story is significant at 30 min, a slow one at 6 h or 24 h; the alert fires at the
+first bucket where *any* scale is, and says which.
+
+Pure and event-time driven: no clock, no I/O, the same bucket sequence always gives the same signals,
+whether it arrives one bucket per call (live) or many (replay). ``until_s`` tells the engine where
+the state stands, so after a restart or a failed evaluation it rebuilds from the store instead of
+counting a bucket twice.
+
+Multiple testing: a key is tested at ``len(scales_s)`` scales per bucket, but overlapping windows
+are strongly correlated (a 24 h window moved by 5 minutes is nearly the same test), so a key sees
+roughly ``sum(1 day / scale)`` effectively independent tests a day per detector, ~66 for the default
+scales. With a few hundred active keys that is ~10^4 tests a day: ``-log10 p >= 5`` keeps the chance
+of a false alarm from the tests themselves well under one a day; the remaining ones are model error
+(stories the baseline could not know about), which is what the backtest measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from alerts.baseline import KeyBaseline, Rates, StreamState, group_of
+from alerts.burst import HOUR_S, BurstParams, PoissonCusum, burst_test
+from alerts.detectors import Finding, Signal
+from alerts.shift import ShiftParams, score_test, share_test
+from monitor.windows.buckets import ALL_KEY, BucketStats
+
+if TYPE_CHECKING:
+    from monitor.config import AlertSettings
+
+
+@dataclass(frozen=True, slots=True)
+class MultiScaleConfig:
+    bucket_s: int
+    scales_s: tuple[int, ...] = (1800, 7200, 21600, 86400)
+    half_life_s: float = 21 * 86400.0
+    prior_strength: float = 2.0
+    min_history_s: int = 12 * 3600
+    max_keys: int = 20_000
+    burst: BurstParams = field(default_factory=BurstParams)
+    shift: ShiftParams = field(default_factory=ShiftParams)
+
+    def __post_init__(self) -> None:
+        rounded = sorted({max(self.bucket_s, -(-s // self.bucket_s) * self.bucket_s) for s in self.scales_s})
+        object.__setattr__(self, "scales_s", tuple(rounded))
+
+    @property
+    def lag_s(self) -> int:
+        """The baseline excludes this much recent history (the longest scale)."""
+        return max(self.scales_s)
+
+    @classmethod
+    def from_settings(cls, s: AlertSettings, bucket_s: int) -> MultiScaleConfig:
+        return cls(
+            bucket_s=bucket_s,
+            scales_s=tuple(s.scales_s),
+            half_life_s=float(s.baseline_half_life_s),
+            prior_strength=s.prior_strength,
+            min_history_s=s.min_history_s,
+            max_keys=s.max_tracked_keys,
+            burst=BurstParams(
+                log10p=s.burst_log10p, min_negatives=s.burst_min_negatives,
+                share_gate_log10p=s.burst_share_gate_log10p, dispersion_shape=s.dispersion_shape,
+                share_concentration=s.share_concentration, cusum_rate_ratio=s.cusum_rate_ratio,
+                cusum_threshold_nats=s.cusum_threshold_nats,
+            ),
+            shift=ShiftParams(
+                log10p=s.shift_log10p, min_volume=s.shift_min_volume, min_neg_share=s.min_neg_share,
+                score_drop=s.score_drop_threshold, share_concentration=s.share_concentration,
+            ),
+        )
+
+
+@dataclass(slots=True)
+class KeyState:
+    baseline: KeyBaseline
+    cusum: PoissonCusum = field(default_factory=PoissonCusum)
+    last_seen_s: int = 0
+    active: bool = False
+    spent_until_s: int | None = None
+    """Once an episode ends, windows start here: a new episode needs evidence of its own, not the
+    tail of a story that already paged (a 24 h window holds a story for a whole day)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    negatives: int
+    volume: int
+    score_sum: float
+    exposure: float
+
+
+def _strength(f: Finding, cfg: MultiScaleConfig) -> float:
+    threshold = {"burst": cfg.burst.log10p, "cusum": cfg.burst.cusum_threshold_nats}.get(f.detector, cfg.shift.log10p)
+    return f.log10p / threshold if threshold > 0 else 0.0
+
+
+class MultiScaleDetector:
+    """The per-key states plus the stream state; see the module docstring."""
+
+    def __init__(self, cfg: MultiScaleConfig) -> None:
+        self.cfg = cfg
+        self.stream = StreamState(cfg.bucket_s, cfg.lag_s, cfg.half_life_s)
+        self.keys: dict[str, KeyState] = {}
+        self.until_s: int | None = None
+        """End of the last bucket stepped (None = fresh state)."""
+
+    def step(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str]) -> list[Signal]:
+        """Advance through the bucket at ``start_s`` (consecutive buckets only) and return a signal
+        for every key in ``evaluate`` (keys with data there, keys with live alerts)."""
+        if self.until_s is not None and start_s != self.until_s:
+            raise ValueError(f"buckets must be stepped in order: expected {self.until_s}, got {start_s}")
+        all_stats = buckets.get(ALL_KEY, BucketStats(ALL_KEY, start_s))
+        groups: dict[str, BucketStats] = {}
+        for key, stats in buckets.items():
+            if key != ALL_KEY:
+                g = group_of(key)
+                groups[g] = stats if g not in groups else groups[g].merge(stats)
+        self.stream.advance(start_s, all_stats, groups)
+        for key, stats in buckets.items():
+            if stats.volume:
+                self._observe(key, stats)
+        self.until_s = start_s + self.cfg.bucket_s
+        signals = [self._signal(key, start_s) for key in sorted(set(evaluate))]
+        self._evict()
+        return signals
+
+    def _state(self, key: str, start_s: int) -> KeyState:
+        state = self.keys.get(key)
+        if state is None:
+            horizon = self.stream.horizon_s if self.stream.horizon_s is not None else start_s - self.cfg.lag_s
+            state = KeyState(KeyBaseline(key, horizon, self.stream.folded_all))
+            self.keys[key] = state
+            if key != ALL_KEY:
+                self.stream.add_member(group_of(key))
+        return state
+
+    def _exposure(self, key: str, start_s: int, end_s: int, own_volume: int) -> float:
+        """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which
+        has no rest: its count tests are off)."""
+        if key == ALL_KEY:
+            return 0.0
+        s = self.stream
+        before = s.cumulative_through(start_s - self.cfg.bucket_s)
+        through = s.cumulative_through(end_s - self.cfg.bucket_s)
+        return float(max(0, through - before - own_volume))
+
+    def _advance_cusum(self, st: KeyState, start_s: int, rates: Rates | None) -> None:
+        """Drift the CUSUM down over the buckets the key was silent in, up to ``start_s``."""
+        c = st.cusum
+        if c.last_s is None or rates is None:
+            return
+        gap_start = c.last_s + self.cfg.bucket_s
+        if gap_start >= start_s:
+            return
+        horizon = self.stream.horizon_s or 0
+        if gap_start <= horizon:
+            c.quiet(float("inf"), self.cfg.burst.cusum_rate_ratio)
+        else:
+            c.quiet(self._exposure(st.baseline.key, gap_start, start_s, 0) * rates.rate,
+                    self.cfg.burst.cusum_rate_ratio)
+        c.last_s = start_s - self.cfg.bucket_s
+
+    def _observe(self, key: str, stats: BucketStats) -> None:
+        st = self._state(key, stats.start_s)
+        st.baseline.catch_up(self.stream)
+        rates = st.baseline.rates(self.stream, self.cfg.prior_strength)
+        self._advance_cusum(st, stats.start_s, rates)
+        st.baseline.add_recent(stats)
+        st.last_seen_s = stats.start_s
+        if rates is not None and key != ALL_KEY:
+            exposure = self._exposure(key, stats.start_s, stats.start_s + self.cfg.bucket_s, stats.volume)
+            st.cusum.update(stats.start_s, stats.negative, stats.volume, exposure * rates.rate,
+                            self.cfg.burst.cusum_rate_ratio)
+
+    def _windows(self, st: KeyState, start_s: int) -> list[_Window]:
+        """Negatives, volume, score and exposure of every scale's window ending with this bucket
+        (one pass over the key's recent buckets, newest first)."""
+        end_s = start_s + self.cfg.bucket_s
+        out: list[_Window] = []
+        newest_first = reversed(st.baseline.recent)
+        pending = next(newest_first, None)
+        neg, vol, score = 0, 0, 0.0
+        spent = st.spent_until_s if st.spent_until_s is not None else end_s - self.cfg.lag_s
+        for scale in self.cfg.scales_s:
+            lo = max(end_s - scale, spent)
+            while pending is not None and pending.start_s >= lo:
+                neg, vol, score = neg + pending.negative, vol + pending.volume, score + pending.score_sum
+                pending = next(newest_first, None)
+            out.append(_Window(neg, vol, score, self._exposure(st.baseline.key, lo, end_s, vol)))
+        return out
+
+    def _signal(self, key: str, start_s: int) -> Signal:
+        cfg = self.cfg
+        st = self._state(key, start_s)
+        st.baseline.catch_up(self.stream)
+        rates = st.baseline.rates(self.stream, cfg.prior_strength)
+        self._advance_cusum(st, start_s + cfg.bucket_s, rates)
+        windows = self._windows(st, start_s)
+        findings: list[Finding] = []
+        suppressed: str | None = None
+        if rates is None or rates.history_s < cfg.min_history_s:
+            suppressed = "insufficient_history"
+        else:
+            for scale, w in zip(cfg.scales_s, windows, strict=True):
+                for f in (burst_test(w.negatives, w.volume, w.exposure, rates, scale, cfg.burst),
+                          share_test(w.negatives, w.volume, rates, scale, cfg.shift),
+                          score_test(w.negatives, w.volume, w.score_sum, rates, scale, cfg.shift)):
+                    if f is not None:
+                        findings.append(f)
+            cusum = st.cusum.finding(start_s + cfg.bucket_s, rates, cfg.burst)
+            if cusum is not None:
+                findings.append(cusum)
+        findings.sort(key=lambda f: (-_strength(f, cfg), f.scale_s, f.detector))
+        if st.active and not findings:
+            st.spent_until_s = start_s + cfg.bucket_s
+        st.active = bool(findings)
+        return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed,
+                          cfg.scales_s[0])
+
+    def _evict(self) -> None:
+        excess = len(self.keys) - self.cfg.max_keys
+        if excess <= 0:
+            return
+        for key, _ in sorted(self.keys.items(), key=lambda kv: kv[1].last_seen_s)[:excess]:
+            del self.keys[key]
+            if key != ALL_KEY:
+                self.stream.drop_member(group_of(key))
+
+
+def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rates | None, st: KeyState,
+               findings: tuple[Finding, ...], suppressed: str | None, first_scale_s: int) -> Signal:
+    top = findings[0] if findings else None
+    volume = top.volume if top else first.volume
+    negatives = top.negatives if top else first.negatives
+    neg_share = negatives / volume if volume else 0.0
+    mean_score = first.score_sum / first.volume if first.volume else 0.0
+    base_share = rates.neg_share if rates else 0.0
+    base_score = rates.mean_score if rates else 0.0
+    return Signal(
+        key=key, bucket_start_s=start_s, bucket_end_s=start_s + bucket_s, volume=volume, neg_share=neg_share,
+        mean_score=mean_score, baseline_kind="multiscale",
+        baseline_samples=(rates.history_s // bucket_s) if rates else 0,
+        baseline_neg_share=base_share, baseline_median_neg_share=base_share, baseline_sigma=0.0,
+        baseline_mad_sigma=0.0, baseline_mean_score=base_score, z_ewma=top.log10p if top else 0.0,
+        z_robust=top.log10p if top else 0.0, cusum=st.cusum.value, score_drop=base_score - mean_score,
+        triggered=tuple(f.name for f in findings), suppressed=suppressed, findings=findings,
+        scale_s=top.scale_s if top else 0,
+        expected_negatives_per_h=first.exposure * rates.rate * HOUR_S / first_scale_s if rates else 0.0,
+    )

@@ -1,0 +1,61 @@
+"""Upper-tail probabilities of count models, as ``-log10 p`` (pure math, no state).
+
+Why these two: a key's negative count in a window is Poisson given its rate, but the rate is only
+*estimated* (gamma posterior) and real rates wander (news days), so the predictive count is
+negative-binomial: Poisson when the shape is large, fatter-tailed for sparse keys with little history.
+The negatives among a window's messages are binomial given the key's negative share; the share too
+is uncertain and overdispersed, so the predictive is beta-binomial.
+
+Both are reported as ``-log10 p`` (0 = unremarkable, 6 = a one-in-a-million window under the baseline),
+the unit the thresholds use, because it adds across independent tests and reads the same at every scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.special import betainc  # type: ignore[import-untyped]
+
+MAX_LOG10P = 50.0
+"""Cap: beyond 1e-50 every window is equally damning, and float underflow starts."""
+
+
+def _log10p(p: float) -> float:
+    if p <= 0.0:
+        return MAX_LOG10P
+    return min(MAX_LOG10P, max(0.0, -math.log10(p)))
+
+
+def nbinom_log10_sf(count: int, mean: float, shape: float) -> float:
+    """``-log10 P(X >= count)`` for X negative-binomial with ``mean`` and ``shape`` (variance
+    ``mean + mean**2 / shape``). ``P(X >= c) = I_{mean/(shape+mean)}(c, shape)``."""
+    if count <= 0:
+        return 0.0
+    if mean <= 0.0:
+        return MAX_LOG10P
+    p = float(betainc(count, shape, mean / (shape + mean)))
+    return _log10p(p)
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -> float:
+    """``-log10 P(X >= count)`` for X beta-binomial(n, a, b) with ``a = share * concentration``,
+    ``b = (1 - share) * concentration``: ``count`` negatives out of ``n`` against an uncertain share."""
+    if count <= 0 or n <= 0:
+        return 0.0
+    if count > n:
+        return MAX_LOG10P
+    share = min(max(share, 1e-6), 1.0 - 1e-6)
+    a, b = share * concentration, (1.0 - share) * concentration
+    log_norm = _log_beta(a, b)
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1)
+        + _log_beta(x + a, n - x + b) - log_norm
+        for x in range(count, n + 1)
+    ]
+    top = max(log_terms)
+    p = math.exp(top) * sum(math.exp(t - top) for t in log_terms)
+    return _log10p(min(1.0, p))

@@ -1,0 +1,166 @@
+"""Multi-scale detection on sparse counts: bursts at the right scale, gaps, shrinkage, determinism."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from alerts.burst import BurstParams
+from alerts.detectors import Signal
+from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
+from monitor.windows.buckets import ALL_KEY, BucketStats
+from tests.unit.alerts.builders import DAY0_S, bucket
+
+B = 300
+DAY = 86_400
+KEY = "ticker:SPRS"
+OTHER = "ticker:BUSY"
+
+
+def cfg(**kw: object) -> MultiScaleConfig:
+    return MultiScaleConfig(bucket_s=B, **kw)  # type: ignore[arg-type]
+
+
+def background(i: int) -> dict[str, BucketStats]:
+    """Bucket ``i``: a busy ticker with 4 messages (1 negative every 4th bucket) and the sparse key
+    with one message every 96 buckets (3 a day), every 5th of them negative."""
+    t = DAY0_S + i * B
+    out = {OTHER: bucket(OTHER, t, int(i % 4 == 0), 4 - int(i % 4 == 0))}
+    if i % 96 == 0:
+        neg = int((i // 96) % 5 == 0)
+        out[KEY] = bucket(KEY, t, neg, 1 - neg)
+    return out
+
+
+def with_all(keys: dict[str, BucketStats], t: int) -> dict[str, BucketStats]:
+    total = BucketStats(ALL_KEY, t)
+    for stats in keys.values():
+        total = total.merge(BucketStats(ALL_KEY, t, stats.negative, stats.neutral, stats.positive, stats.score_sum))
+    return {**keys, ALL_KEY: total} if total.volume else keys
+
+
+def run(det: MultiScaleDetector, buckets: Iterator[tuple[int, dict[str, BucketStats]]]) -> list[Signal]:
+    out: list[Signal] = []
+    for i, keys in buckets:
+        t = DAY0_S + i * B
+        full = with_all(keys, t)
+        out += det.step(t, full, [k for k, s in full.items() if s.volume])
+    return out
+
+
+def history(days: int) -> Iterator[tuple[int, dict[str, BucketStats]]]:
+    for i in range(days * DAY // B):
+        yield i, background(i)
+
+
+def test_a_sudden_burst_on_a_sparse_key_fires_at_the_shortest_scale() -> None:
+    det = MultiScaleDetector(cfg())
+    assert not [s for s in run(det, history(4)) if s.active]
+    start = 4 * DAY // B
+    burst = ((start + j, {**background(start + j), KEY: bucket(KEY, DAY0_S + (start + j) * B, 2, 0)})
+             for j in range(3))
+    fired = [s for s in run(det, burst) if s.active and s.key == KEY]
+    assert fired, "six negatives in 15 minutes on a key with ~0.6 a day must fire"
+    top = fired[0].top
+    assert top is not None and top.detector == "burst" and top.scale_s == 1800
+    assert top.negatives >= 4 and top.expected < 0.2 and top.log10p >= 5
+    assert fired[0].triggered[0] == "burst@30m"
+
+
+def test_a_slow_story_fires_at_a_long_scale_and_never_at_the_short_one() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, history(4))
+    start = 4 * DAY // B
+    slow = []
+    for j in range(14 * 12):  # 14 hours, one negative every 40 minutes
+        i = start + j
+        keys = background(i)
+        if j % 8 == 0:
+            keys[KEY] = bucket(KEY, DAY0_S + i * B, 1, 0)
+        slow.append((i, keys))
+    fired = [s for s in run(det, iter(slow)) if s.active and s.key == KEY]
+    assert fired
+    assert all(f.scale_s >= 6 * 3600 for s in fired for f in s.findings if f.detector == "burst")
+
+
+def test_a_collection_gap_is_neither_calm_nor_a_burst() -> None:
+    """Two days without any data (the whole stream) change neither the key's rate nor alert after."""
+    det = MultiScaleDetector(cfg())
+    run(det, history(4))
+    before = det.keys[KEY].baseline.rates(det.stream, det.cfg.prior_strength)
+    gap_end = 6 * DAY // B
+    run(det, ((i, {}) for i in range(4 * DAY // B, gap_end)))
+    after_gap = [(i, background(i)) for i in range(gap_end, gap_end + 2 * DAY // B)]
+    signals = run(det, iter(after_gap))
+    assert not [s for s in signals if s.active]
+    after = det.keys[KEY].baseline.rates(det.stream, det.cfg.prior_strength)
+    assert before is not None and after is not None
+    assert after.rate == pytest.approx(before.rate, rel=0.5)
+
+
+def test_calm_tail_of_zeros_lowers_the_rate_but_a_gap_does_not() -> None:
+    calm, gap = MultiScaleDetector(cfg()), MultiScaleDetector(cfg())
+    run(calm, history(3))
+    run(gap, history(3))
+    start = 3 * DAY // B
+    run(calm, ((i, {OTHER: background(i)[OTHER]}) for i in range(start, start + 4 * DAY // B)))  # key silent
+    run(gap, ((i, {}) for i in range(start, start + 4 * DAY // B)))  # nothing at all
+    for det in (calm, gap):
+        det.keys[KEY].baseline.catch_up(det.stream)
+    calm_rate = calm.keys[KEY].baseline.rates(calm.stream, 2.0)
+    gap_rate = gap.keys[KEY].baseline.rates(gap.stream, 2.0)
+    assert calm_rate is not None and gap_rate is not None
+    assert calm_rate.rate < 0.8 * gap_rate.rate
+
+
+def test_a_key_with_one_message_borrows_its_groups_rate() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, history(3))
+    t_i = 3 * DAY // B
+    run(det, iter([(t_i, {**background(t_i), "ticker:NEW": bucket("ticker:NEW", DAY0_S + t_i * B, 0, 1)})]))
+    new = det.keys["ticker:NEW"].baseline.rates(det.stream, 2.0)
+    group = det.stream.group_prior("ticker")
+    assert new is not None and group is not None
+    assert new.rate == pytest.approx(group[0], rel=0.05)
+
+
+def test_a_volume_surge_with_ordinary_sentiment_does_not_alert() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, history(4))
+    start = 4 * DAY // B
+    surge = []
+    for j in range(6):  # 30 messages in 30 minutes, 20% negative (the key's usual share)
+        i = start + j
+        surge.append((i, {**background(i), KEY: bucket(KEY, DAY0_S + i * B, 1, 4)}))
+    assert not [s for s in run(det, iter(surge)) if s.active and s.key == KEY]
+
+
+def test_buckets_must_be_stepped_in_order() -> None:
+    det = MultiScaleDetector(cfg())
+    det.step(DAY0_S, {}, ())
+    with pytest.raises(ValueError, match="in order"):
+        det.step(DAY0_S + 2 * B, {}, ())
+
+
+def test_no_alert_before_the_baseline_has_history() -> None:
+    det = MultiScaleDetector(cfg(min_history_s=12 * 3600))
+    t = DAY0_S
+    sig = det.step(t, with_all({KEY: bucket(KEY, t, 9, 0)}, t), [KEY])
+    assert sig[0].suppressed == "insufficient_history" and not sig[0].active
+
+
+def test_poisson_cusum_accumulates_a_sustained_excess_and_reports_its_run() -> None:
+    det = MultiScaleDetector(cfg(burst=BurstParams(log10p=50, cusum_threshold_nats=6.0), scales_s=(1800, 7200)))
+    run(det, history(4))
+    start = 4 * DAY // B
+    story = []
+    for j in range(6 * 12):
+        i = start + j
+        keys = background(i)
+        if j % 6 == 0:
+            keys[KEY] = bucket(KEY, DAY0_S + i * B, 1, 0)
+        story.append((i, keys))
+    fired = [s for s in run(det, iter(story)) if s.active and s.key == KEY]
+    assert fired and fired[0].top is not None and fired[0].top.detector == "cusum"
+    assert fired[0].top.scale_s >= 3600 and fired[0].top.log10p >= 6.0
