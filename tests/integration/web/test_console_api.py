@@ -52,7 +52,8 @@ async def test_overview_is_in_event_time_with_the_firing_alert_its_numbers_and_e
     numeric = {f["name"] for f in wfc["fields"] if f["numeric"]}
     assert {"z_ewma", "z_robust", "cusum", "baseline_neg_share"} <= numeric
     headlines = [e["text"] for e in wfc["evidence"]]
-    assert headlines and all("WFC" in h or "Wells Fargo" in h for h in headlines) and len(set(headlines)) == len(headlines)
+    assert headlines and all("WFC" in h or "Wells Fargo" in h for h in headlines)
+    assert len(set(headlines)) == len(headlines)
     assert {("firing", "ticker:BA"), ("resolved", "ticker:BA"), ("firing", "ticker:WFC")} <= {
         (h["status"], k) for h in body["history"] for k in h["keys"]}
 
