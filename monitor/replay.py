@@ -23,6 +23,7 @@ from consumers.schema import epoch_or_text, parse_event_time
 from monitor.config import Settings
 from monitor.durations import iso_utc, non_negative_float
 from monitor.pipeline import PipelineStats
+from monitor.progress import run_with_progress
 
 DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
 
@@ -128,19 +129,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
     total = count_lines(settings.source.replay_paths) if source is None else None
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr)
 
-    async def follow() -> None:
-        while True:
-            bar.n = app.pipeline.stats.read
-            bar.refresh()
-            await asyncio.sleep(0.2)
-
-    watcher = asyncio.create_task(follow())
-    try:
-        return await app.run()
-    finally:
-        watcher.cancel()
-        bar.n = app.pipeline.stats.read
-        bar.close()
+    return await run_with_progress(app.run, lambda: app.pipeline.stats.read, bar, 0.2)
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

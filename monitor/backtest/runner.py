@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sys
 from collections import OrderedDict
@@ -16,6 +15,7 @@ from alerts.detectors import Signal
 from alerts.model import AlertStatus, Notification
 from monitor.config import Settings
 from monitor.pipeline import Evaluator, PipelineStats
+from monitor.progress import run_with_progress
 from monitor.replay import count_lines
 from monitor.types import Classifier, Prediction
 from monitor.windows.memory import MemoryWindowStore
@@ -117,17 +117,5 @@ async def run_once(settings: Settings, classifier: Classifier, params: dict[str,
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, leave=False,
                desc=", ".join(f"{k}={v:g}" for k, v in params.items()) or "backtest")
 
-    async def follow() -> None:
-        while True:
-            bar.n = app.pipeline.stats.read
-            bar.refresh()
-            await asyncio.sleep(0.5)
-
-    watcher = asyncio.create_task(follow())
-    try:
-        stats = await app.run()
-    finally:
-        watcher.cancel()
-        bar.n = app.pipeline.stats.read
-        bar.close()
+    stats = await run_with_progress(app.run, lambda: app.pipeline.stats.read, bar, 0.5)
     return RunResult(params, recorder.notifications, store, stats, traces)
