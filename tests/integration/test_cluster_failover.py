@@ -205,8 +205,9 @@ def _overrides(kafka: str, redis_url: str, news: str, group: str, prefix: str, a
         "classifier": {"kind": "lexicon"},
         "windows": {"store_url": redis_url, "key_prefix": prefix, "bucket_s": BUCKET_S, "allowed_lateness_s": 60,
                     "idle_timeout_s": 1.0},
+        # minutes-long test streams: the per-bucket detectors (multi-scale baselines need days of history)
         "alerts": {"sinks": [f"file://{alerts_path}"], "cluster_mode": True, "leader_lease_s": LEASE_S,
-                   "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1},
+                   "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1, "detection": "bucket"},
         "http": {"enabled": False},
     }
 

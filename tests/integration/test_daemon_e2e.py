@@ -54,6 +54,9 @@ class Scenario:
             "MONITOR_BATCHING__MAX_BATCH_SIZE": "32",
             "MONITOR_ALERTS__SINKS": json.dumps(["log://", f"file://{self.alerts_path}"]),
             "MONITOR_ALERTS__DELIVERY_POLL_INTERVAL_S": "0.2",
+            # minutes-long test streams: the per-bucket detectors (production's multi-scale baselines need
+            # days of history; they are tested in tests/integration/alerts/test_engine_multiscale_redis.py)
+            "MONITOR_ALERTS__DETECTION": "bucket",
             "MONITOR_HTTP__HOST": "127.0.0.1",
             "MONITOR_HTTP__PORT": "0",
         }
