@@ -192,7 +192,9 @@ async def test_a_lagging_instance_that_leaves_hands_its_unread_backlog_over_with
 # --- a leader that crashes ------------------------------------------------------------------------------
 
 LEASE_S = 2.0
-SESSION_TIMEOUT_MS = 1000
+SESSION_TIMEOUT_MS = 2000
+"""Long enough that a heartbeat delayed by a loaded CI host does not rebalance the pair mid-test
+(a lagging instance kicked out would hand its backlog over before the test makes it leave)."""
 
 
 def _overrides(kafka: str, redis_url: str, news: str, group: str, prefix: str, alerts_path: Path) -> dict[str, Any]:
