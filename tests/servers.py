@@ -43,22 +43,26 @@ def require_binary(name: str, install_hint: str) -> str:
 
 
 @contextmanager
+def serving(args: list[str], port: int, timeout_s: float = 10.0) -> Iterator[None]:
+    """Run a server process until the block ends: waits for ``port`` to accept, then terminates it."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout_s, proc)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
     """A throwaway redis-server; yields its URL."""
     binary = require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
     port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 10.0, proc)
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir)]
+    with serving(args, port):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
@@ -85,19 +89,11 @@ def redis_tls_server(workdir: Path) -> Iterator[tuple[str, Path]]:
     binary = require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
     ca, cert, key = _make_certificates(workdir)
     port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--tls-cert-file", str(cert),
-         "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
-         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 10.0, proc)
+    args = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--tls-cert-file", str(cert),
+            "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    with serving(args, port):
         yield f"rediss://127.0.0.1:{port}/0", ca
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 ALERTMANAGER_HINT = "install it: apt-get install -y prometheus-alertmanager (make test / .ci/run does)"
@@ -115,15 +111,7 @@ def alertmanager_server(workdir: Path, webhook_url: str) -> Iterator[str]:
         f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 15.0, proc)
+    args = [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+    with serving(args, port, timeout_s=15.0):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
