@@ -51,13 +51,13 @@ from alerts.factory import build_alerting
 from benchmarks.stats import percentile
 from consumers.deadletter import FileDeadLetter
 from consumers.replay import FileReplaySource
-from monitor.app import MonitorApp
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings, load_settings
+from monitor.engine.app import MonitorApp
+from monitor.engine.watermark import Watermark
 from monitor.lifecycle import Service
 from monitor.logging import configure_logging
 from monitor.types import ClassifiedMessage, Classifier, SourceRecord
-from monitor.watermark import Watermark
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY
 from monitor.windows.factory import build_window_store

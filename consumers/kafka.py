@@ -145,7 +145,7 @@ class KafkaSource(Service):
         return not self._resumed.is_set()
 
     def lanes(self) -> frozenset[TopicPartition]:
-        """Assigned partitions: each is a watermark lane (see monitor/watermark.py)."""
+        """Assigned partitions: each is a watermark lane (see monitor/engine/watermark.py)."""
         return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
 
     async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:

@@ -8,7 +8,7 @@ One JSON object per message (Kafka record value, or one JSONL line)::
       "text": "Acme shares plunge after ...",    # required, non-empty
       "published_at": "2026-11-24T14:03:00Z",    # required: ISO-8601 with offset/Z, or epoch seconds/ms
       "tickers": ["ACME"],                       # optional list of symbols (the pipeline adds those the
-                                                 # text names: $CASHTAGS, watchlist names; monitor/enrich.py)
+                                                 # text names: $CASHTAGS, watchlist names; monitor/engine/enrich.py)
       "lang": "en",                              # optional, default "en"
       "url": "https://...",                      # optional
       "meta": {...}                              # optional, free-form, kept as-is

@@ -44,7 +44,7 @@ def install_stop_signals(request_stop: Callable[[], None]) -> None:
 
 
 async def _serve(settings: Settings) -> int:
-    from monitor.app import MonitorApp
+    from monitor.engine.app import MonitorApp
 
     app = MonitorApp(settings)
     install_stop_signals(app.request_stop)

@@ -1,4 +1,4 @@
-"""Prometheus metrics, defined once per process (served by monitor/http.py at /metrics)."""
+"""Prometheus metrics, defined once per process (served by monitor/web/server.py at /metrics)."""
 
 from __future__ import annotations
 

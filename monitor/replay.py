@@ -22,7 +22,7 @@ from tqdm import tqdm
 from consumers.schema import epoch_or_text, parse_event_time
 from monitor.config import Settings
 from monitor.durations import iso_utc, non_negative_float
-from monitor.pipeline import PipelineStats
+from monitor.engine.pipeline import PipelineStats
 from monitor.progress import run_with_progress
 
 DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
@@ -116,8 +116,8 @@ def run_verdict(stats: PipelineStats) -> int:
 
 
 async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Namespace | None = None) -> PipelineStats:
-    from monitor.app import MonitorApp
     from monitor.cli import install_stop_signals
+    from monitor.engine.app import MonitorApp
 
     source = None
     if kafka is not None and kafka.kafka_topic:

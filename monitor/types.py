@@ -125,7 +125,7 @@ class PartitionedSource(Protocol):
 class SharedSource(PartitionedSource, Protocol):
     """A partitioned source shared by several daemons (a consumer group). An idle member states how
     far its partitions are durable; any member can check that claim against the broker, so a claim
-    made before a backlog landed is not trusted (monitor/cluster.py)."""
+    made before a backlog landed is not trusted (monitor/cluster/watermark.py)."""
 
     def lane_key(self, lane: Hashable) -> str:
         """The lane's name shared between instances (``"topic:partition"``)."""

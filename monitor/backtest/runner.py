@@ -14,7 +14,7 @@ from tqdm import tqdm
 from alerts.detectors import Signal
 from alerts.model import AlertStatus, Notification
 from monitor.config import Settings
-from monitor.pipeline import Evaluator, PipelineStats
+from monitor.engine.pipeline import Evaluator, PipelineStats
 from monitor.progress import run_with_progress
 from monitor.replay import count_lines
 from monitor.types import Classifier, Prediction
@@ -95,7 +95,7 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
 
 async def run_once(settings: Settings, classifier: Classifier, params: dict[str, float], *,
                    trace_keys: Collection[str] = (), progress: bool = False) -> RunResult:
-    from monitor.app import MonitorApp
+    from monitor.engine.app import MonitorApp
 
     tuned = settings_with(settings, params)
     # a backtest keeps its whole history: the baselines and the plots need it (memory is bounded by

@@ -1,6 +1,6 @@
 """The daemon's web side: the analyst's console (pages + JSON), the event-time clock and write auth.
 
-``install`` adds it all to the daemon's ``HttpServer``: the alerts/silences API (monitor/http_alerts.py),
+``install`` adds it all to the daemon's ``HttpServer``: the alerts/silences API (monitor/web/alerts_api.py),
 the console routes and the bearer-token guard for writes. Templates and static files are package data,
 so an installed wheel serves the same pages with no build step.
 """
@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 
 from alerts.engine import AlertEngine
 from monitor.config import Settings
-from monitor.http import HttpServer
-from monitor.http_alerts import AlertsApi
+from monitor.web.alerts_api import AlertsApi
 from monitor.web.auth import bearer_auth
 from monitor.web.clock import EventClock
 from monitor.web.console import Console
+from monitor.web.server import HttpServer
 
 
 def install(http: HttpServer, engine: AlertEngine, settings: Settings, *, watermark: Callable[[], int | None],

@@ -25,7 +25,7 @@ from alerts.evidence import collect_evidence
 from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus, Silence
 from alerts.silences import list_silences
-from monitor.http_alerts import AlertsApi, top_keys
+from monitor.web.alerts_api import AlertsApi, top_keys
 from monitor.web.chart import Sparkline, build_chart, build_sparkline
 from monitor.web.clock import ClockReading, EventClock
 from monitor.web.series import RANGES_S, RangeError, build_series, markers_in, parse_range, series_window

@@ -234,8 +234,8 @@ def reference_settings(path: Path, bucket_s: int, lateness_s: int) -> Settings:
 async def reference(messages: list[dict[str, object]], workdir: Path, bucket_s: int, lateness_s: int,
                     until_s: int) -> list[Summary]:
     """Notifications of an uninterrupted run over the same stream (in-process file replay)."""
-    from monitor.app import MonitorApp
     from monitor.backtest.runner import RecordingEvaluator
+    from monitor.engine.app import MonitorApp
 
     path = workdir / "reference.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in messages))

@@ -8,8 +8,8 @@ import platform
 from pathlib import Path
 
 from monitor import __version__, metrics
-from monitor.app import MonitorApp
 from monitor.config import Settings
+from monitor.engine.app import MonitorApp
 
 
 async def test_build_info_names_version_model_runtime_and_ready_is_1_only_while_running(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from monitor.app import MonitorApp
 from monitor.config import Settings
+from monitor.engine.app import MonitorApp
 from monitor.windows.buckets import ALL_KEY
 from tests.kafka_broker import unique_name
 from tests.strategies import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, mixed_streams

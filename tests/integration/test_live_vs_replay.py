@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from alerts.model import Notification
-from monitor.app import MonitorApp
 from monitor.backtest.runner import RecordingEvaluator
 from monitor.config import Settings, load_settings
+from monitor.engine.app import MonitorApp
 from tests.integration.streams import BUCKET_S, stream
 from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 

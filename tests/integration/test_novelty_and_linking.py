@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app import MonitorApp
 from monitor.config import Settings, load_settings
+from monitor.engine.app import MonitorApp
 from monitor.windows.buckets import bucket_start_s
 
 pytestmark = pytest.mark.integration

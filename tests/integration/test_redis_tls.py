@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app import MonitorApp
 from monitor.cli import main
 from monitor.config import load_settings
+from monitor.engine.app import MonitorApp
 from monitor.windows.redis import RedisWindowStore
 from tests.integration.streams import BUCKET_S, stream
 from tests.kafka_broker import unique_name

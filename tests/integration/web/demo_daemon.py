@@ -20,8 +20,8 @@ from typing import Any
 
 from consumers.deadletter import build_dead_letter
 from consumers.replay import FileReplaySource
-from monitor.app import MonitorApp
 from monitor.config import REPO_ROOT, Settings
+from monitor.engine.app import MonitorApp
 from monitor.types import SourceRecord
 
 DEMO = REPO_ROOT / "data" / "demo_stream.jsonl"

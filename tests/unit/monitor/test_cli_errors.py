@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.pipeline import PipelineStats
+from monitor.engine.pipeline import PipelineStats
 from monitor.replay import run_verdict
 
 

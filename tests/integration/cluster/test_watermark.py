@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from monitor.cluster import ClusterView, ClusterWatermark
+from monitor.cluster.watermark import ClusterView, ClusterWatermark
 from tests.kafka_broker import unique_name
 
 pytestmark = pytest.mark.integration

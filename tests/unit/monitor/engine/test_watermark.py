@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.watermark import Watermark
+from monitor.engine.watermark import Watermark
 
 
 def test_message_in_an_already_closed_bucket_is_late() -> None:

@@ -25,10 +25,11 @@ import structlog
 from consumers.deadletter import DeadLetterSink, json_bytes
 from consumers.schema import message_to_dict
 from monitor import metrics
-from monitor.batching import MicroBatcher
-from monitor.cluster import ClusterWatermark
-from monitor.cluster_member import ClusterMember
-from monitor.enrich import Enricher
+from monitor.cluster.member import ClusterMember
+from monitor.cluster.watermark import ClusterWatermark
+from monitor.engine.batching import MicroBatcher
+from monitor.engine.enrich import Enricher
+from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
     ClassifiedMessage,
@@ -39,7 +40,6 @@ from monitor.types import (
     Source,
     SourceRecord,
 )
-from monitor.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.windows.base import WindowStore
 
 log = structlog.get_logger(__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_settings
-from monitor.enrich import Enricher, build_enricher
+from monitor.engine.enrich import Enricher, build_enricher
 from monitor.types import RawMessage, SourceKind, SourceRecord
 
 

@@ -1,6 +1,6 @@
 """Leader failover in cluster mode: when the detection leader leaves (a clean stop or a crash), the
 other instance takes over its partitions and the lead, and resumes evaluation at the shared cursor
-(monitor/cluster.py): no bucket is skipped, none is evaluated twice, the surge pages exactly once."""
+(monitor/cluster/watermark.py): no bucket is skipped, none is evaluated twice, the surge pages exactly once."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 
 from alerts.engine import AlertEngine
-from monitor.app import MonitorApp
-from monitor.cluster import ClusterWatermark
+from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import load_settings
+from monitor.engine.app import MonitorApp
 from tests.integration.daemon import PRODUCTION_CONFIG, Daemon
 from tests.integration.streams import BUCKET_S, T0, stream
-from tests.integration.test_cluster import _acme_firing, _assert_windows_hold, _lanes, _pair, _wait
+from tests.integration.cluster.test_cluster import _acme_firing, _assert_windows_hold, _lanes, _pair, _wait
 from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 
 pytestmark = pytest.mark.integration

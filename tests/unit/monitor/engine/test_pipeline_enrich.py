@@ -3,12 +3,12 @@ redelivered copy is still counted once, and a classifier retry keeps the decisio
 
 from __future__ import annotations
 
-from monitor.batching import MicroBatcher
-from monitor.enrich import Enricher
+from monitor.engine.batching import MicroBatcher
+from monitor.engine.enrich import Enricher
+from monitor.engine.pipeline import Pipeline
 from monitor.entities.linker import EntityLinker
 from monitor.entities.watchlist import Company
 from monitor.novelty.index import NoveltyIndex
-from monitor.pipeline import Pipeline
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
 

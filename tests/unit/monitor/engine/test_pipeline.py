@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.batching import MicroBatcher
-from monitor.pipeline import Pipeline
+from monitor.engine.batching import MicroBatcher
+from monitor.engine.pipeline import Pipeline
 from monitor.retry import Backoff
 from monitor.types import ClassifiedMessage, RawMessage
 from monitor.windows.memory import MemoryWindowStore
@@ -147,7 +147,7 @@ async def test_while_an_outage_keeps_the_queue_full_the_source_is_held_in_its_gr
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("monitor.retry.DEFAULT_BACKOFF", Backoff(initial_s=0.01, max_s=0.02))
-    monkeypatch.setattr("monitor.pipeline.KEEPALIVE_S", 0.02)
+    monkeypatch.setattr("monitor.engine.pipeline.KEEPALIVE_S", 0.02)
     source = HoldableListSource([[msg(f"m{i}", "x", 100 + i)] for i in range(5)])
     store = FlakyStore(failures=30)
     async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:
@@ -172,7 +172,7 @@ async def test_a_stop_during_an_outage_ends_the_retrying_after_the_grace_without
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("monitor.retry.DEFAULT_BACKOFF", Backoff(initial_s=0.01, max_s=0.02))
-    monkeypatch.setattr("monitor.pipeline.STOP_GRACE_S", 0.2)
+    monkeypatch.setattr("monitor.engine.pipeline.STOP_GRACE_S", 0.2)
     source = ListSource([[msg("a", "x", 100)]])
     store = FlakyStore(failures=10**9)
     async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:

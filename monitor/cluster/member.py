@@ -2,7 +2,7 @@
 
 The pipeline tells the member when its partitions change (``sync_lanes``), what its watermark had
 closed when a batch was read (``snapshot``) and when that batch became durable (``durable``). Marks
-are published only for durable data (see monitor/cluster.py for what a mark promises); each data
+are published only for durable data (see monitor/cluster/watermark.py for what a mark promises); each data
 mark is also recorded as this instance's lateness promise for the partition, so a later record the
 mark declared final is dead-lettered as ``late`` instead of counted after its bucket was judged.
 """
@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Hashable
 
 from monitor import metrics
-from monitor.cluster import ClusterWatermark, LaneMark
+from monitor.cluster.watermark import ClusterWatermark, LaneMark
+from monitor.engine.watermark import Watermark
 from monitor.types import SharedSource
-from monitor.watermark import Watermark
 
 
 class ClusterMember:

@@ -19,18 +19,18 @@ from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor import metrics
-from monitor.batching import MicroBatcher
 from monitor.classify import build_classifier
-from monitor.cluster import ClusterWatermark
+from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import ConfigError, Settings
-from monitor.enrich import build_enricher
-from monitor.http import HttpServer
-from monitor.pipeline import Pipeline, PipelineStats
+from monitor.engine.batching import MicroBatcher
+from monitor.engine.enrich import build_enricher
+from monitor.engine.pipeline import Pipeline, PipelineStats
 from monitor.redact import redact_url
 from monitor.retry import DEPENDENCIES
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import Classifier, Source
 from monitor.web import install as install_web
+from monitor.web.server import HttpServer
 from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
 

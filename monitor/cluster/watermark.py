@@ -11,7 +11,7 @@ mark, and holds everyone back.
 The cluster watermark is the minimum over the marks of live instances, and exists only when
 *every* partition of the subscribed topics has a mark: while a partition changes hands (its old
 owner stopped or crashed, the new owner has not fetched yet) detection waits. Idle marks are
-checked against the broker's end offsets before the leader evaluates (monitor/cluster_member.py),
+checked against the broker's end offsets before the leader evaluates (monitor/cluster/member.py),
 so records that landed on an idle partition make detection wait for them. A new owner starts from
 the previous owner's live promise for the partition, so a record the old owner would have judged
 late is late on the new owner too.

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from monitor.pipeline import Pipeline
+from monitor.engine.pipeline import Pipeline
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import CollectingDeadLetter, ListSource
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from hypothesis import given, settings
 
-from monitor.app import MonitorApp
-from monitor.batching import MicroBatcher
 from monitor.config import Settings
-from monitor.pipeline import Pipeline
+from monitor.engine.app import MonitorApp
+from monitor.engine.batching import MicroBatcher
+from monitor.engine.pipeline import Pipeline
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.buckets import ALL_KEY
 from monitor.windows.memory import MemoryWindowStore

@@ -6,9 +6,9 @@ from collections.abc import Hashable
 
 import pytest
 
-from monitor.cluster import ClusterWatermark
-from monitor.cluster_member import ClusterMember
-from monitor.watermark import Watermark
+from monitor.cluster.member import ClusterMember
+from monitor.cluster.watermark import ClusterWatermark
+from monitor.engine.watermark import Watermark
 from tests.kafka_broker import unique_name
 
 pytestmark = pytest.mark.integration

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
-from monitor.app import MonitorApp
 from monitor.config import load_settings
-from monitor.http import HttpServer
+from monitor.engine.app import MonitorApp
 from monitor.retry import DEPENDENCIES
+from monitor.web.server import HttpServer
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import ListSource, RecordingClassifier
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.cluster import ClusterWatermark
+from monitor.cluster.watermark import ClusterWatermark
 from monitor.time_bounds import EventTimeBounds
 from tests.kafka_broker import unique_name
 

@@ -20,8 +20,8 @@ import pytest
 
 from alerts.model import AlertStatus
 from alerts.silences import list_silences
-from monitor.app import MonitorApp
 from monitor.config import Settings
+from monitor.engine.app import MonitorApp
 from tests.kafka_broker import create_topics, unique_name
 from tests.unit.alerts.builders import messages
 

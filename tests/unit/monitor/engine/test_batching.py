@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from monitor.batching import MicroBatcher
+from monitor.engine.batching import MicroBatcher
 from monitor.types import Prediction
 from tests.fakes import RecordingClassifier
 

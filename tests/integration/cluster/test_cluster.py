@@ -1,5 +1,5 @@
 """Two daemons in one consumer group share the work, and the surge still pages exactly once:
-detection runs on one leader up to the cluster-wide durable watermark (monitor/cluster.py)."""
+detection runs on one leader up to the cluster-wide durable watermark (monitor/cluster/watermark.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 
-from monitor.app import MonitorApp
-from monitor.cluster import ClusterWatermark
+from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import ConfigError, Settings, load_settings
+from monitor.engine.app import MonitorApp
 from monitor.windows.redis import RedisWindowStore
 from tests.integration.streams import BUCKET_S, stream
 from tests.kafka_broker import create_topics, produce_round_robin, unique_name
