@@ -7,6 +7,19 @@ rates wander from day to day). A count burst alone is not a *negative* story (an
 triples every kind of message), so it also needs the window's negative share to be at least mildly
 above the key's (``share_gate_log10p``, beta-binomial).
 
+Small counts. A window needs ``min_negatives`` (3) distinct negatives: at counts that small one more or
+one fewer message moves p by orders of magnitude, so the p-value leans on the model more than on the
+data. The one exception (``short_min_negatives``, off by default) is a *pair* at the *shortest* scale,
+at a stricter level (``short_log10p``). Why that is sound: ``P(X >= 2) ~ mean^2 (1 + 1/shape) / 2``, so
+p <= 1e-6 needs an expected count of about 0.0015 or less in the window: only a key that is quiet at
+that hour (the exposure is the stream's volume, so nights and weekends are quiet too) gets there, and
+for such a key two distinct negative stories within 30 minutes is itself the news: the first thing a
+real story looks like on sparse flow, before a third one comes in hours later. At longer scales a pair
+is a loose coincidence whose p depends on the rate estimate more than on the data, so it never counts
+there. Repeats (retweets, reissues) are still folded before counting: the pair is two *stories*. The
+share gate still applies. Production sets it (pair, p <= 1e-6); the dev-set numbers it was chosen by
+are in configs/production.toml and benchmarks/RESULTS.md (Issue 9).
+
 ``cusum``: the one-sided Poisson CUSUM ``S = max(0, S + n log(rho) - (rho - 1) mu)`` per fine bucket,
 the log-likelihood ratio of "the rate is ``rho`` times the baseline" since the run began. It catches a
 story that builds slower than any single window notices; its "scale" is the run's length.
@@ -30,6 +43,11 @@ class BurstParams:
     """Significance of the count test, as -log10 p."""
     min_negatives: int = 3
     """Fewest negatives in a window that may alert (a lone message is never a burst)."""
+    short_min_negatives: int = 0
+    """Fewest negatives at the *shortest* scale, when below ``min_negatives`` (0 = ``min_negatives``):
+    a tight pair of distinct negative stories on a quiet key, at the stricter ``short_log10p``."""
+    short_log10p: float = 0.0
+    """Significance a shortest-scale window below ``min_negatives`` needs (0 = ``log10p``)."""
     share_gate_log10p: float = 1.3
     """The window's negative share must be above the key's at least at this -log10 p (1.3 = p 0.05)."""
     dispersion_shape: float = 10.0
@@ -49,15 +67,26 @@ def share_log10p(negatives: int, volume: int, rates: Rates, concentration_cap: f
     return betabinom_log10_sf(negatives, volume, rates.neg_share, min(rates.share_weight, concentration_cap))
 
 
+def required_log10p(negatives: int, shortest: bool, p: BurstParams) -> float | None:
+    """The -log10 p a window with ``negatives`` needs, or None when it is too small to alert at all."""
+    if negatives >= p.min_negatives:
+        return p.log10p
+    if shortest and p.short_min_negatives and negatives >= p.short_min_negatives:
+        return max(p.short_log10p, p.log10p) if p.short_log10p else p.log10p
+    return None
+
+
 def burst_test(negatives: int, volume: int, exposure: float, rates: Rates, scale_s: int,
-               p: BurstParams) -> Finding | None:
-    """The window's negative count against its expected count; a Finding when significant."""
+               p: BurstParams, *, shortest: bool = False) -> Finding | None:
+    """The window's negative count against its expected count; a Finding when significant.
+    ``shortest``: the window is the shortest scale's (see ``BurstParams.short_min_negatives``)."""
     mean = exposure * rates.rate
-    if exposure <= 0 or negatives < p.min_negatives or negatives <= mean or rates.rate <= 0:
+    needed = required_log10p(negatives, shortest, p)
+    if exposure <= 0 or needed is None or negatives <= mean or rates.rate <= 0:
         return None
     shape = min(rates.rate_shape, p.dispersion_shape)
     lp = nbinom_log10_sf(negatives, mean, shape)
-    if lp < p.log10p:
+    if lp < needed:
         return None
     if share_log10p(negatives, volume, rates, p.share_concentration) < p.share_gate_log10p:
         return None

@@ -329,6 +329,13 @@ class AlertSettings(_Section):
     """Multiscale: significance of the negative-count burst test, as -log10 p (5 = p 1e-5)."""
     burst_min_negatives: int = Field(3, ge=1)
     """Multiscale: fewest negatives in a window that may alert (burst and CUSUM)."""
+    burst_short_min_negatives: int = Field(0, ge=0)
+    """Multiscale: fewest negatives a burst at the shortest scale (``scales_s[0]``) needs when that is
+    below ``burst_min_negatives`` (0 = no exception): a tight pair of distinct negative stories on a
+    key that is quiet at that hour, judged at ``burst_short_log10p``."""
+    burst_short_log10p: float = Field(0.0, ge=0)
+    """Multiscale: significance (-log10 p) a shortest-scale burst below ``burst_min_negatives`` needs;
+    0 = ``burst_log10p`` (a smaller value is never used: the exception is never looser)."""
     burst_share_gate_log10p: float = Field(1.3, ge=0)
     """Multiscale: a burst also needs the window's negative share above the key's at this -log10 p
     (1.3 = p 0.05), so a volume surge with ordinary sentiment (an earnings beat) does not page."""

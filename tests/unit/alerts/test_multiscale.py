@@ -164,3 +164,31 @@ def test_poisson_cusum_accumulates_a_sustained_excess_and_reports_its_run() -> N
     fired = [s for s in run(det, iter(story)) if s.active and s.key == KEY]
     assert fired and fired[0].top is not None and fired[0].top.detector == "cusum"
     assert fired[0].top.scale_s >= 3600 and fired[0].top.log10p >= 6.0
+
+
+def _pair_then_quiet(det: MultiScaleDetector) -> list[Signal]:
+    """Four days of background, then two negative stories in one bucket on the sparse key."""
+    run(det, history(4))
+    start = 4 * DAY // B
+    pair = [(start, {**background(start), KEY: bucket(KEY, DAY0_S + start * B, 2, 0)})]
+    return [s for s in run(det, iter(pair)) if s.key == KEY]
+
+
+def test_a_pair_of_negatives_fires_only_at_the_shortest_scale_when_allowed() -> None:
+    loose = BurstParams(log10p=1.0, short_min_negatives=2, short_log10p=1.0)  # every scale would find it
+    [sig] = _pair_then_quiet(MultiScaleDetector(cfg(burst=loose, scales_s=(1800, 7200))))
+    bursts = [f for f in sig.findings if f.detector == "burst"]
+    assert [f.scale_s for f in bursts] == [1800] and bursts[0].negatives == 2
+
+
+def test_a_pair_of_negatives_never_fires_without_the_exception() -> None:
+    [sig] = _pair_then_quiet(MultiScaleDetector(cfg(burst=BurstParams(log10p=1.0), scales_s=(1800, 7200))))
+    assert not [f for f in sig.findings if f.detector == "burst"]
+
+
+def test_the_pair_settings_reach_the_detector() -> None:
+    from monitor.config import AlertSettings
+
+    s = AlertSettings(burst_short_min_negatives=2, burst_short_log10p=6.5)
+    burst = MultiScaleConfig.from_settings(s, B).burst
+    assert (burst.short_min_negatives, burst.short_log10p) == (2, 6.5)
