@@ -49,7 +49,6 @@ from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats, align_s
 
 log = structlog.get_logger("alerts.engine")
-FETCH_CONCURRENCY = 16
 FLUSH_TIMEOUT_S = 5.0
 LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
 
@@ -194,28 +193,16 @@ class AlertEngine(Service):
         return sorted(tracked) + keys[:room]
 
     async def _series(self, keys: Sequence[str], first: int, closed_end: int) -> dict[str, KeySeries]:
-        since = first - self.detector_config.history_s
-        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-        async def fetch(key: str) -> KeySeries:
-            async with gate:
-                return KeySeries(key, await self.store.buckets(key, since, closed_end))
-
-        return {s.key: s for s in await asyncio.gather(*(fetch(k) for k in keys))}
+        """Every key's history up to the end of this pass, in one bulk read of the store."""
+        found = await self.store.buckets_many(keys, first - self.detector_config.history_s, closed_end)
+        return {key: KeySeries(key, found[key]) for key in keys}
 
     async def _pass_buckets(self, keys: Sequence[str], first: int, closed_end: int
                             ) -> dict[int, dict[str, BucketStats]]:
-        """Every key's buckets of this pass, read once, by bucket start (multiscale detection keeps the
-        history itself, so it needs only the new buckets)."""
-        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-        async def fetch(key: str) -> list[BucketStats]:
-            async with gate:
-                return await self.store.buckets(key, first, closed_end)
-
-        wanted = sorted({*keys, ALL_KEY})
+        """Every key's buckets of this pass, read once (one bulk read), by bucket start (multiscale
+        detection keeps the history itself, so it needs only the new buckets)."""
         out: dict[int, dict[str, BucketStats]] = {}
-        for key, found in zip(wanted, await asyncio.gather(*(fetch(k) for k in wanted)), strict=True):
+        for key, found in (await self.store.buckets_many(sorted({*keys, ALL_KEY}), first, closed_end)).items():
             for stats in found:
                 out.setdefault(stats.start_s, {})[key] = stats
         return out
