@@ -14,12 +14,14 @@ daemon stopped before its first evaluation leaves a cursor its successor starts 
 Per bucket, the keys evaluated are those with messages in that bucket plus those with a pending or
 firing alert (an empty bucket counts as quiet, so alerts on keys that fall silent still resolve).
 
-Two detector families (``alerts.detection``): the per-bucket ones re-read each key's history
-(``history_s``) per call; the multiscale one (alerts/multiscale.py) keeps incremental per-key state and
-reads only the pass's new buckets, once. Its state is valid only for the bucket sequence it has
-stepped (``until_s``): when the cursor says otherwise (first call, restart, a failed evaluation, a
-skipped stretch) it is rebuilt from the store's history (``rebuild_history_s``), so detection stays a
-pure function of the stored buckets, live and in replay.
+Two detector families (``alerts.detection``): the per-bucket ones look back ``history_s`` from each
+bucket, in a per-key history the engine keeps between passes (alerts/history.py: a pass that follows
+the previous one reads only its own buckets, any other re-reads the history); the multiscale one
+(alerts/multiscale.py) keeps incremental per-key state and reads only the pass's new buckets, once.
+Its state is valid only for the bucket sequence it has stepped (``until_s``): when the cursor says
+otherwise (first call, restart, a failed evaluation, a skipped stretch) it is rebuilt from the
+store's history (``rebuild_history_s``), so detection stays a pure function of the stored buckets,
+live and in replay.
 Start/stop runs the outbox delivery loops; ``stop`` flushes what is due before closing sinks.
 """
 
@@ -35,6 +37,7 @@ import structlog
 from alerts.delivery import OutboxDelivery, RetryPolicy
 from alerts.detectors import DetectorConfig, KeySeries, Signal, detect
 from alerts.evidence import collect_evidence
+from alerts.history import SeriesCache
 from alerts.lifecycle import AlertState, LifecyclePolicy, prunable, step
 from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
@@ -49,7 +52,6 @@ from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats, align_s
 
 log = structlog.get_logger("alerts.engine")
-FETCH_CONCURRENCY = 16
 FLUSH_TIMEOUT_S = 5.0
 LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
 
@@ -121,6 +123,8 @@ class AlertEngine(Service):
         )
         self.delivery.firing = self.firing_states
         self._lock = asyncio.Lock()
+        self._history = SeriesCache()
+        """Per-bucket detectors' history, kept between passes (alerts/history.py)."""
 
     async def firing_states(self) -> list[AlertState]:
         """Announced, still-firing alerts from the durable state store (re-posted to Alertmanager)."""
@@ -185,37 +189,36 @@ class AlertEngine(Service):
                      // self.store.bucket_s)
         return end
 
-    async def _keys(self, first: int, closed_end: int, states: dict[str, AlertState]) -> list[str]:
+    def _keys(self, active: Sequence[str], states: dict[str, AlertState]) -> list[str]:
+        """Keys to evaluate: every live alert's, then the pass's active keys up to the cap."""
         tracked = _live_keys(states)
-        keys = sorted(set(await self.store.active_keys(first, closed_end)) - tracked)
+        keys = sorted(set(active) - tracked)
         room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
         if len(keys) > room:
             log.error("alert_keys_truncated", keys=len(keys) + len(tracked), evaluated=room + len(tracked))
         return sorted(tracked) + keys[:room]
 
-    async def _series(self, keys: Sequence[str], first: int, closed_end: int) -> dict[str, KeySeries]:
+    async def _series(self, keys: Sequence[str], active: Sequence[str], first: int, closed_end: int
+                      ) -> dict[str, KeySeries]:
+        """Every evaluated key's history up to the end of this pass. After a pass that ended at
+        ``first``, only the pass's own buckets are read (alerts/history.py); otherwise the whole
+        history of every key active in it, in one bulk read of the store."""
         since = first - self.detector_config.history_s
-        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-        async def fetch(key: str) -> KeySeries:
-            async with gate:
-                return KeySeries(key, await self.store.buckets(key, since, closed_end))
-
-        return {s.key: s for s in await asyncio.gather(*(fetch(k) for k in keys))}
+        cache = self._history
+        if cache.covers(since, first):
+            cache.extend(closed_end, await self.store.buckets_many(active, first, closed_end))
+        else:
+            everyone = sorted({*keys, *active, *await self.store.active_keys(since, first)})
+            cache.reset(since, closed_end, await self.store.buckets_many(everyone, since, closed_end))
+        cache.trim(since)
+        return {key: KeySeries(key, cache.history(key)) for key in keys}
 
     async def _pass_buckets(self, keys: Sequence[str], first: int, closed_end: int
                             ) -> dict[int, dict[str, BucketStats]]:
-        """Every key's buckets of this pass, read once, by bucket start (multiscale detection keeps the
-        history itself, so it needs only the new buckets)."""
-        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-        async def fetch(key: str) -> list[BucketStats]:
-            async with gate:
-                return await self.store.buckets(key, first, closed_end)
-
-        wanted = sorted({*keys, ALL_KEY})
+        """Every key's buckets of this pass, read once (one bulk read), by bucket start (multiscale
+        detection keeps the history itself, so it needs only the new buckets)."""
         out: dict[int, dict[str, BucketStats]] = {}
-        for key, found in zip(wanted, await asyncio.gather(*(fetch(k) for k in wanted)), strict=True):
+        for key, found in (await self.store.buckets_many(sorted({*keys, ALL_KEY}), first, closed_end)).items():
             for stats in found:
                 out.setdefault(stats.start_s, {})[key] = stats
         return out
@@ -279,9 +282,10 @@ class AlertEngine(Service):
         b = self.store.bucket_s
         states = await self.state.load_states()
         silences = await self.state.list_silences()
-        keys = await self._keys(first, closed_end, states)
+        active = await self.store.active_keys(first, closed_end)
+        keys = self._keys(active, states)
         dense = self.settings.detection != "multiscale"
-        series = await self._series(keys, first, closed_end) if dense else {}
+        series = await self._series(keys, active, first, closed_end) if dense else {}
         by_bucket = await self._pass_buckets(keys, first, closed_end) if self.multiscale else {}
         if self.multiscale is not None and self.multiscale.until_s != first:
             await self._rebuild(self.multiscale, first)

@@ -164,6 +164,11 @@ class BatchingSettings(_Section):
     """Source batches classified or being written but not yet committed (bounds memory and redelivery)."""
     max_queue_messages: int = Field(10_000, ge=1)
     """Messages queued in front of the classifier; the source waits when it is full (backpressure)."""
+    gil_switch_interval_ms: float = Field(0.5, ge=0, le=100)
+    """Python's GIL switch interval while the batcher runs (``sys.setswitchinterval``); 0 = leave the
+    interpreter's 5 ms. The inference thread needs the GIL between model ops: next to a busy Python
+    thread (detection) each op waits up to the interval (benchmarks/bench_gil.py: 29% of the classifier
+    alone at 5 ms, 37% at 1 ms, 42% at 0.5 ms)."""
 
 
 class WindowSettings(_Section):

@@ -10,12 +10,18 @@ inside the classifier, where the tokenizer knows real lengths.
 A classifier that can ``prepare`` (tokenize) apart from its forward pass gets a two-stage pipeline:
 batch i+1 is collected and tokenized in a second thread while batch i's forward pass runs, and the
 forward passes still run one at a time, in order.
+
+The inference thread takes the GIL back after every model op, so while the event loop runs Python
+(detection) each op may wait a whole GIL switch interval (5 ms by default): next to a busy Python
+thread the classifier ran 3x slower (benchmarks/RESULTS.md). The batcher shortens the interval while
+it runs (``gil_switch_interval_ms``) and restores it when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,8 +62,12 @@ class MicroBatcher(Service):
         max_batch_size: int,
         max_wait_ms: int,
         max_queue_messages: int,
+        gil_switch_interval_ms: float = 0.0,
     ) -> None:
         self.classifier = classifier
+        self.gil_switch_interval_ms = gil_switch_interval_ms
+        """While started: ``sys.setswitchinterval`` in ms (0 = leave the interpreter's)."""
+        self._saved_switch_interval_s: float | None = None
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
@@ -68,6 +78,9 @@ class MicroBatcher(Service):
         self._preparer: ThreadPoolExecutor | None = None
 
     async def _start(self) -> None:
+        if self.gil_switch_interval_ms > 0:
+            self._saved_switch_interval_s = sys.getswitchinterval()
+            sys.setswitchinterval(self.gil_switch_interval_ms / 1000)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         if isinstance(self.classifier, PreparingClassifier):
             self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
@@ -84,6 +97,9 @@ class MicroBatcher(Service):
         for executor in (self._executor, self._preparer):
             if executor is not None:
                 executor.shutdown(wait=True)
+        if self._saved_switch_interval_s is not None:
+            sys.setswitchinterval(self._saved_switch_interval_s)
+            self._saved_switch_interval_s = None
 
     async def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """Predictions for ``texts`` in order. Waits (backpressure) while the queue is full."""

@@ -26,6 +26,12 @@ class WindowStore(Lifecycle, Protocol):
         """Non-empty buckets of ``key`` with ``start_s <= bucket start < end_s``, oldest first."""
         ...
 
+    async def buckets_many(self, keys: Sequence[str], start_s: int, end_s: int) -> dict[str, list[BucketStats]]:
+        """``buckets`` of every key in ``keys`` over one range, read at once: every key asked maps
+        to its list (empty when it has none). Detection reads hundreds of keys per pass; a store
+        must serve them in a number of round trips that does not grow per key (bounded chunks)."""
+        ...
+
     async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
         """Keys that have at least one bucket starting in ``[since_s, until_s)`` (sorted);
         ``until_s=None`` = no upper bound. Detection bounds it by the buckets it evaluates, so a

@@ -104,6 +104,9 @@ class MemoryWindowStore(Service):
     async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
         return [self._buckets[(key, b)] for b in self._range(key, start_s, end_s)]
 
+    async def buckets_many(self, keys: Sequence[str], start_s: int, end_s: int) -> dict[str, list[BucketStats]]:
+        return {key: await self.buckets(key, start_s, end_s) for key in keys}
+
     async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
         lo = bisect.bisect_left(self._starts, since_s)
         hi = len(self._starts) if until_s is None else bisect.bisect_left(self._starts, until_s)

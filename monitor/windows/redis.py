@@ -39,8 +39,15 @@ Why it is shaped this way:
   visible to every reader. Whether it survives a Redis crash is decided by Redis persistence
   (``appendonly yes`` with ``appendfsync always|everysec``), not by this module.
 
-Reads are pipelined (two round trips: index, then buckets); they are not a snapshot, so a batch
-landing in between may show in the second step.
+- **Reads in two round trips, whatever the number of keys.** ``buckets_many`` (detection reads every
+  active key's history per pass) runs two read-only scripts, each chunked to ``max_keys_per_read``
+  keys per call and the chunks sent as one pipeline: first every key's bucket starts from its index,
+  then the fields of every bucket hash found. Each script gets every key it reads in ``KEYS`` (the
+  bucket hashes are named only once the first step returned their starts, hence two steps), so reads
+  stay Cluster-legal; ``flags=no-writes`` lets them run on a replica or a full server. One command
+  per chunk instead of one per key or bucket: redis-py's per-command cost, not Redis, was what
+  detection spent its time on (benchmarks/RESULTS.md). Reads are not a snapshot: a batch landing
+  between the two steps may show in the second.
 
 AUTH and TLS come from the URL: ``redis://[user]:password@host:port/db``, ``rediss://`` for TLS,
 ``unix:///path/redis.sock?db=0`` for a local socket.
@@ -52,12 +59,12 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.lifecycle import Service
@@ -126,6 +133,38 @@ redis.call('ZREMRANGEBYSCORE', active, '-inf', horizon)
 redis.call('EXPIRE', active, retention)
 return fresh
 """
+
+
+# KEYS: active, index zset x N; ARGV: start_s, end_s, retention_s. Per index, its bucket starts in
+# [start_s, end_s) and not behind the event-time horizon (newest bucket start - retention_s); an empty
+# reply when the namespace holds nothing.
+STARTS_LUA = """#!lua flags=no-writes
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #newest == 0 then return {} end
+local lo = tonumber(newest[2]) - tonumber(ARGV[3])
+if tonumber(ARGV[1]) > lo then lo = ARGV[1] end
+local out = {}
+for i = 2, #KEYS do
+  out[i - 1] = redis.call('ZRANGEBYSCORE', KEYS[i], lo, '(' .. ARGV[2])
+end
+return out
+"""
+
+# KEYS: bucket hash x N; ARGV: the fields to read. The fields of every hash, flat (N x #ARGV; a
+# missing field or hash is nil).
+FIELDS_LUA = """#!lua flags=no-writes
+local out, n = {}, 0
+for i = 1, #KEYS do
+  local row = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  for j = 1, #ARGV do
+    n = n + 1
+    out[n] = row[j]
+  end
+end
+return out
+"""
+BUCKET_FIELDS = ("neg", "neu", "pos", "score_sum", REPEAT_FIELD)
+"""The fields ``FIELDS_LUA`` reads, in ``stats_of_row``'s order."""
 
 
 class StoreUnavailableError(ConnectionError):
@@ -201,22 +240,35 @@ def build_apply_call(
     return key_list, head + slot_args + messages
 
 
-def stats_of(window: str, start_s: int, fields: dict[str, str]) -> BucketStats:
+def stats_of_row(window: str, start_s: int, row: Sequence[str | None]) -> BucketStats | None:
+    """A bucket from its ``BUCKET_FIELDS`` values; None when the hash is gone (every field nil)."""
+    if all(value is None for value in row):
+        return None
+    neg, neu, pos, score_sum, rep = row
     return BucketStats(
         key=window,
         start_s=start_s,
-        negative=int(fields.get("neg", 0)),
-        neutral=int(fields.get("neu", 0)),
-        positive=int(fields.get("pos", 0)),
-        score_sum=float(fields.get("score_sum", 0.0)),
-        repeats=int(fields.get(REPEAT_FIELD, 0)),
+        negative=int(neg or 0),
+        neutral=int(neu or 0),
+        positive=int(pos or 0),
+        score_sum=float(score_sum or 0.0),
+        repeats=int(rep or 0),
     )
+
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[first : first + size] for first in range(0, len(items), size)]
 
 
 class RedisWindowStore(Service):
     """Event-time buckets in Redis shared by every daemon instance (same contract as memory)."""
 
     _apply: AsyncScript
+    _starts: AsyncScript
+    _fields: AsyncScript
 
     def __init__(
         self,
@@ -227,10 +279,13 @@ class RedisWindowStore(Service):
         retention_s: int,
         top_negative_per_bucket: int,
         max_messages_per_call: int = 1024,
+        max_keys_per_read: int = 1024,
         connect_timeout_s: float = 5.0,
     ) -> None:
-        if bucket_s < 1 or retention_s < 1 or top_negative_per_bucket < 0 or max_messages_per_call < 1:
-            raise ValueError("bucket_s, retention_s, max_messages_per_call must be >= 1; top_n >= 0")
+        if min(bucket_s, retention_s, max_messages_per_call, max_keys_per_read) < 1 or top_negative_per_bucket < 0:
+            raise ValueError(
+                "bucket_s, retention_s, max_messages_per_call, max_keys_per_read must be >= 1; top_n >= 0"
+            )
         self.url = url
         self.keys = KeySpace(key_prefix)
         self.bucket_s = bucket_s
@@ -238,6 +293,9 @@ class RedisWindowStore(Service):
         self.top_n = top_negative_per_bucket
         self.max_messages_per_call = max_messages_per_call
         """Larger batches are split into several script calls (bounds how long Redis is blocked)."""
+        self.max_keys_per_read = max_keys_per_read
+        """Keys one read-script call reads (bounds how long Redis is blocked and the reply size); a
+        longer list becomes several calls, sent in one pipeline."""
         self.connect_timeout_s = connect_timeout_s
         self._client: aioredis.Redis | None = None
 
@@ -247,7 +305,8 @@ class RedisWindowStore(Service):
         )
         try:
             await client.ping()
-            await client.script_load(APPLY_LUA)
+            for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
+                await client.script_load(source)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
             tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
@@ -264,6 +323,8 @@ class RedisWindowStore(Service):
             ) from exc
         self._client = client
         self._apply = client.register_script(APPLY_LUA)
+        self._starts = client.register_script(STARTS_LUA)
+        self._fields = client.register_script(FIELDS_LUA)
 
     async def _stop(self) -> None:
         client, self._client = self._client, None
@@ -287,26 +348,58 @@ class RedisWindowStore(Service):
             fresh += int(await self._apply(keys=keys, args=args, client=client))
         return fresh
 
-    async def _bucket_starts(self, key: str, start_s: int, end_s: int) -> list[int]:
-        """Bucket starts of ``key`` in ``[start_s, end_s)``, minus those past event-time retention."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrange(self.keys.active, -1, -1, withscores=True)
-        pipe.zrangebyscore(self.keys.index(key), start_s, f"({end_s}")
-        newest, starts = await pipe.execute()
-        if not newest:
-            return []
-        horizon = int(newest[0][1]) - self.retention_s
-        return [int(s) for s in starts if int(s) >= horizon]
+    async def _read(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[str]]]) -> list[Any]:
+        """Read-script calls ``(script, keys, args)`` in one pipeline: one round trip for any number.
+        A server that lost the scripts (restart, SCRIPT FLUSH) gets them again, once."""
+        client = self.client
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                return await pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                for script in {script for script, _, _ in calls}:
+                    await client.script_load(script.script)
+        raise AssertionError("unreachable")
+
+    async def _starts_many(self, windows: Sequence[str], start_s: int, end_s: int) -> dict[str, list[int]]:
+        """Bucket starts of each window in ``[start_s, end_s)``, minus those past event-time retention."""
+        chunks = chunked(windows, self.max_keys_per_read)
+        args = [str(start_s), str(end_s), str(self.retention_s)]
+        replies = await self._read(
+            [(self._starts, [self.keys.active, *map(self.keys.index, chunk)], args) for chunk in chunks]
+        )
+        found: dict[str, list[int]] = {}
+        for chunk, reply in zip(chunks, replies, strict=True):
+            # an empty reply: the namespace is empty (nothing is active), so every window has nothing
+            for window, starts in zip(chunk, reply, strict=False):
+                found[window] = [int(s) for s in starts]
+        return {window: found.get(window, []) for window in windows}
 
     async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
-        starts = await self._bucket_starts(key, start_s, end_s)
-        if not starts:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for start in starts:
-            pipe.hgetall(self.keys.bucket(key, start))
-        rows: list[dict[str, str]] = await pipe.execute()
-        return [stats_of(key, start, row) for start, row in zip(starts, rows, strict=True) if row]
+        return (await self.buckets_many([key], start_s, end_s))[key]
+
+    async def buckets_many(self, keys: Sequence[str], start_s: int, end_s: int) -> dict[str, list[BucketStats]]:
+        windows = list(dict.fromkeys(keys))
+        out: dict[str, list[BucketStats]] = {window: [] for window in windows}
+        if not windows or start_s >= end_s:
+            return out
+        starts = await self._starts_many(windows, start_s, end_s)
+        slots = [(window, start) for window in windows for start in starts[window]]
+        chunks = chunked(slots, self.max_keys_per_read)
+        replies = await self._read(
+            [(self._fields, [self.keys.bucket(w, s) for w, s in chunk], BUCKET_FIELDS) for chunk in chunks]
+        )
+        width = len(BUCKET_FIELDS)
+        for chunk, flat in zip(chunks, replies, strict=True):
+            for n, (window, start) in enumerate(chunk):
+                stats = stats_of_row(window, start, flat[n * width : (n + 1) * width])
+                if stats is not None:
+                    out[window].append(stats)
+        return out
 
     async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
         # The script prunes this index whenever the horizon moves, so no horizon filter is needed.
@@ -314,17 +407,14 @@ class RedisWindowStore(Service):
         if until_s is None or not found:
             return sorted(found)
         # {P}:active holds each key's newest bucket only: check each key's own bucket index for a
-        # bucket inside the range (one pipelined round trip, no bucket data read).
-        pipe = self.client.pipeline(transaction=False)
-        for key in found:
-            pipe.zrangebyscore(self.keys.index(key), since_s, f"({until_s}", start=0, num=1)
-        hits: list[list[str]] = await pipe.execute()
-        return sorted(k for k, hit in zip(found, hits, strict=True) if hit)
+        # bucket inside the range (one round trip, no bucket data read).
+        starts = await self._starts_many(found, since_s, until_s)
+        return sorted(k for k in found if starts[k])
 
     async def top_negative(self, key: str, start_s: int, end_s: int, limit: int) -> list[EvidenceItem]:
         if limit <= 0:
             return []
-        starts = await self._bucket_starts(key, start_s, end_s)
+        starts = (await self._starts_many([key], start_s, end_s))[key]
         if not starts:
             return []
         pipe = self.client.pipeline(transaction=False)

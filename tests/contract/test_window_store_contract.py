@@ -183,6 +183,57 @@ async def test_bucket_range_includes_its_start_and_excludes_its_end(store: Windo
     assert await store.buckets(ALL_KEY, T0 + 1, T0 + BUCKET_S) == []
 
 
+async def test_buckets_many_reads_each_key_like_buckets(store: WindowStore) -> None:
+    await store.apply([
+        classified("a", at_s=T0 + 1, score=-0.5, topic="mna", tickers=["TSLA"]),
+        classified("b", at_s=T0 + BUCKET_S + 2, sentiment=Sentiment.POSITIVE, score=0.25, tickers=["TSLA"]),
+        classified("c", at_s=T0 + 2 * BUCKET_S, topic="macro", repeat_of="a"),
+    ])
+    keys = [*await store.active_keys(0), "ticker:NEVER"]
+
+    got = await store.buckets_many(keys, T0, T0 + 2 * BUCKET_S)
+
+    assert list(got) == keys
+    for key in keys:
+        assert_same_stats(got[key], await store.buckets(key, T0, T0 + 2 * BUCKET_S))
+    assert [s.start_s for s in got[ALL_KEY]] == [T0, T0 + BUCKET_S]
+    assert got["ticker:NEVER"] == [] and got["topic:macro"] == []
+
+
+async def test_buckets_many_with_no_keys_an_empty_range_or_an_empty_store_reads_nothing(
+    store: WindowStore,
+) -> None:
+    assert await store.buckets_many([ALL_KEY, "topic:mna"], 0, FAR_END_S) == {ALL_KEY: [], "topic:mna": []}
+    await store.apply([classified("m", at_s=T0)])
+
+    assert await store.buckets_many([], 0, FAR_END_S) == {}
+    assert await store.buckets_many([ALL_KEY], T0 + 1, T0 + BUCKET_S) == {ALL_KEY: []}
+    assert await store.buckets_many([ALL_KEY], T0, T0) == {ALL_KEY: []}
+    assert await store.buckets_many([ALL_KEY], T0 + BUCKET_S, T0) == {ALL_KEY: []}
+
+
+async def test_buckets_many_lists_a_repeated_key_once(store: WindowStore) -> None:
+    await store.apply([classified("m", at_s=T0)])
+
+    got = await store.buckets_many([ALL_KEY, ALL_KEY], 0, FAR_END_S)
+
+    assert list(got) == [ALL_KEY] and [s.volume for s in got[ALL_KEY]] == [1]
+
+
+async def test_buckets_many_reads_hundreds_of_keys(store: WindowStore) -> None:
+    tickers = [f"T{n:03d}" for n in range(300)]
+    await store.apply(
+        [classified(f"m{n}", at_s=T0 + (n % 3) * BUCKET_S, tickers=[t]) for n, t in enumerate(tickers)]
+    )
+    keys = [f"ticker:{t}" for t in tickers]
+
+    got = await store.buckets_many(keys, T0, FAR_END_S)
+
+    assert [[(s.start_s, s.volume) for s in got[k]] for k in keys] == [
+        [(T0 + (n % 3) * BUCKET_S, 1)] for n in range(300)
+    ]
+
+
 async def test_active_keys_lists_only_keys_with_a_bucket_at_or_after_since(store: WindowStore) -> None:
     await store.apply(
         [
@@ -271,6 +322,7 @@ async def test_buckets_older_than_retention_behind_the_newest_bucket_are_dropped
     await store.apply([classified("newest", at_s=T0 + retention_s + BUCKET_S, topic="earnings")])
 
     assert await store.buckets("ticker:OLD", 0, FAR_END_S) == []
+    assert await store.buckets_many(["ticker:OLD"], 0, FAR_END_S) == {"ticker:OLD": []}
     assert await store.top_negative("ticker:OLD", 0, FAR_END_S, 10) == []
     assert [s.start_s for s in await store.buckets("topic:macro", 0, FAR_END_S)] == [T0 + retention_s]
     assert "ticker:OLD" not in await store.active_keys(0)
@@ -333,6 +385,7 @@ async def applied_view(
         fresh = sum([await store.apply(batch) for batch in batches])
         keys = await store.active_keys(0)
         stats = {k: await store.buckets(k, 0, FAR_END_S) for k in keys}
+        assert await store.buckets_many(keys, 0, FAR_END_S) == stats
         evidence = {k: [e.message_id for e in await store.top_negative(k, 0, FAR_END_S, 1000)] for k in keys}
     return fresh, stats, evidence
 

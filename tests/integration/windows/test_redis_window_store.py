@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
 from monitor.config import WindowSettings
@@ -79,6 +80,65 @@ async def test_batches_over_the_call_limit_are_split_into_bounded_script_calls(
 
         assert (fresh, await script_calls(raw) - before) == (25, 5)
         assert [b.volume for b in await store.buckets(ALL_KEY, T0, T0 + 60)] == [25]
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per request the client sends (a pipeline is one request: its commands go out packed)."""
+    sent: list[int] = []
+    send = AbstractConnection.send_packed_command
+
+    async def counting(self: AbstractConnection, command: object, check_health: bool = True) -> None:
+        sent.append(1)
+        await send(self, command, check_health)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+async def test_buckets_many_reads_any_number_of_keys_in_two_round_trips_of_bounded_script_calls(
+    redis_url: str, raw: aioredis.Redis, round_trips: list[int]
+) -> None:
+    async with new_store(redis_url, max_keys_per_read=16) as store:
+        await store.apply(
+            [classified(f"m{n}", at_s=T0 + 60 * (n % 2), tickers=[f"T{n // 2}"]) for n in range(200)]
+        )
+        keys = await store.active_keys(0)  # all, topic, 100 tickers, 100 topic_tickers
+        before, round_trips[:] = await script_calls(raw), []
+
+        got = await store.buckets_many(keys, T0, T0 + 120)
+
+        assert len(round_trips) == 2
+        index_calls, hash_calls = -(-len(keys) // 16), -(-(2 * len(keys)) // 16)
+        assert await script_calls(raw) - before == index_calls + hash_calls
+        assert [s.volume for s in got[ALL_KEY]] == [100, 100]
+        assert all([s.volume for s in got[f"ticker:T{n}"]] == [1, 1] for n in range(100))
+
+
+async def test_buckets_many_round_trips_do_not_grow_with_the_number_of_keys(
+    store: RedisWindowStore, round_trips: list[int]
+) -> None:
+    await store.apply([classified(f"m{n}", at_s=T0, tickers=[f"T{n}"]) for n in range(500)])
+    few, many = ["ticker:T0"], [f"ticker:T{n}" for n in range(500)]
+
+    counts = []
+    for keys in (few, many):
+        round_trips[:] = []
+        assert all(len(b) == 1 for b in (await store.buckets_many(keys, T0, T0 + 60)).values())
+        counts.append(len(round_trips))
+
+    assert counts == [2, 2]
+
+
+async def test_reads_reload_their_scripts_after_redis_loses_its_script_cache(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    await store.apply(batch(3))
+    await raw.script_flush()
+
+    assert [b.volume for b in (await store.buckets_many([ALL_KEY], T0, T0 + 60))[ALL_KEY]] == [3]
+    assert await store.active_keys(T0, T0 + 60) == ["all", "ticker:TSLA", "topic:earnings",
+                                                   "topic_ticker:earnings|TSLA"]
 
 
 async def test_one_message_writes_exactly_the_documented_keys(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -116,3 +117,18 @@ async def test_a_tokenizer_failure_fails_its_requests_only() -> None:
         with pytest.raises(ValueError, match="bad text"):
             await batcher.classify(["poison"])
         assert len(await batcher.classify(["fine"])) == 1
+
+
+async def test_the_gil_switch_interval_is_shortened_while_running_and_restored_on_stop() -> None:
+    before = sys.getswitchinterval()
+    batcher = MicroBatcher(RecordingClassifier(), max_batch_size=8, max_wait_ms=0, max_queue_messages=10,
+                           gil_switch_interval_ms=0.5)
+    async with batcher:
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert sys.getswitchinterval() == before
+
+
+async def test_a_zero_gil_switch_interval_leaves_the_interpreter_setting_alone() -> None:
+    before = sys.getswitchinterval()
+    async with _batcher(RecordingClassifier()):
+        assert sys.getswitchinterval() == before
