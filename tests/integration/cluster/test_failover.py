@@ -22,9 +22,9 @@ from alerts.engine import AlertEngine
 from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import load_settings
 from monitor.engine.app import MonitorApp
+from tests.integration.cluster.test_cluster import _acme_firing, _assert_windows_hold, _lanes, _pair, _wait
 from tests.integration.daemon import PRODUCTION_CONFIG, Daemon
 from tests.integration.streams import BUCKET_S, T0, stream
-from tests.integration.cluster.test_cluster import _acme_firing, _assert_windows_hold, _lanes, _pair, _wait
 from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 
 pytestmark = pytest.mark.integration
