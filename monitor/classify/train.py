@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 from transformers.masking_utils import create_bidirectional_mask
 
@@ -44,13 +45,15 @@ from monitor.classify.dataset import (
     read_topic_csv,
     stratified_split,
 )
+from monitor.classify.distill import soft_cross_entropy, teacher_probabilities
 from monitor.classify.metrics import Report, classification_report
 from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.transformer import cpu_threads
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-"""(hidden states at the first trained layer, attention mask, sentiment ids, topic ids)."""
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+"""(hidden states at the first trained layer, attention mask, sentiment ids, topic ids, and the
+teachers' sentiment and topic probabilities when distilling)."""
 IGNORE = -100
 """Label id of 'this row has no label for this head' (masked out of that head's loss)."""
 
@@ -76,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of both heads")
     p.add_argument("--warmup-fraction", type=float, default=0.06)
     p.add_argument("--topic-loss-weight", type=float, default=1.0)
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="validate and keep an exponential moving average of the weights (per step; 0 = off)",
+    )
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="training autocast dtype")
     p.add_argument(
         "--ood-style",
@@ -83,7 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="headline: keep headline-style (no cashtag) sentiment rows out of training and score them",
     )
-    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--seed", type=int, default=13, help="initialisation and batch order")
+    p.add_argument(
+        "--split-seed", type=int, default=None, help="validation slices (default: --seed); teachers must share it"
+    )
+    p.add_argument(
+        "--teacher", type=Path, action="append", default=[],
+        help="trained model dir whose calibrated probabilities label every row for both heads (repeat: mean)",
+    )
+    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teachers' soft-label loss")
     p.add_argument("--num-threads", type=int, default=0, help="0 = all available cores")
     p.add_argument("--max-examples", type=int, default=0, help="use only the first N rows of each CSV (smoke)")
     return p
@@ -147,6 +164,7 @@ def make_batches(
     index: list[int],
     size: int,
     generator: torch.Generator | None,
+    soft: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[Batch]:
     """Length-grouped batches (shuffled within pools of 50 batches when ``generator`` is given)."""
     order = list(index)
@@ -167,8 +185,10 @@ def make_batches(
         for row, i in enumerate(g):
             hidden[row, : states[i].shape[0]] = states[i]
             mask[row, : states[i].shape[0]] = 1
+        rows = torch.tensor(g)
         batches.append(
-            (hidden, mask, torch.tensor([sentiments[i] for i in g]), torch.tensor([topics[i] for i in g]))
+            (hidden, mask, torch.tensor([sentiments[i] for i in g]), torch.tensor([topics[i] for i in g]),
+             soft[0][rows] if soft else None, soft[1][rows] if soft else None)
         )
     return batches
 
@@ -179,11 +199,17 @@ def predict_logits(
     model.train(False)
     topic, sentiment = [], []
     with torch.no_grad():
-        for hidden, mask, _, _ in batches:
+        for hidden, mask, *_ in batches:
             t, s = top_forward(model, hidden, mask, start)
             topic.append(t)
             sentiment.append(s)
     return torch.cat(topic), torch.cat(sentiment)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the parameters training changes (the best epoch's, or the raw ones while the
+    moving average is validated)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def class_weights(labels: Sequence[int], n: int, power: float = 0.5) -> torch.Tensor:
@@ -225,8 +251,9 @@ def load_corpus(args: argparse.Namespace) -> Corpus:
     t_texts, t_labels = topic.texts[:limit], topic.labels[:limit]
     ood = [i for i, t in enumerate(s_texts) if args.ood_style == "headline" and is_headline_style(t)]
     in_domain = sorted(set(range(len(s_texts))) - set(ood))
-    s_train, s_val = stratified_split([s_labels[i] for i in in_domain], args.valid_fraction, args.seed)
-    t_train, t_val = stratified_split(t_labels, args.valid_fraction, args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    s_train, s_val = stratified_split([s_labels[i] for i in in_domain], args.valid_fraction, split_seed)
+    t_train, t_val = stratified_split(t_labels, args.valid_fraction, split_seed)
     offset = len(s_texts)
     return Corpus(
         texts=s_texts + t_texts,
@@ -280,10 +307,17 @@ class Trainer:
         pad_id = int(self.tokenizer.pad_token_id or 0)
         ids = tokenize(self.tokenizer, self.corpus.texts, args.max_length)
         self.states = frozen_states(self.model, ids, self.start, pad_id)
+        self.soft: tuple[torch.Tensor, torch.Tensor] | None = None
+        """Teachers' (sentiment, topic) probabilities per corpus row, when distilling."""
+        if args.teacher:
+            topic_p, sentiment_p = teacher_probabilities(
+                args.teacher, self.corpus.texts, args.max_length, self.topic_names, SENTIMENT_LABELS
+            )
+            self.soft = (sentiment_p, topic_p)
 
     def batches(self, index: list[int], size: int, generator: torch.Generator | None) -> list[Batch]:
         c = self.corpus
-        return make_batches(self.states, c.sentiments, c.topics, index, size, generator)
+        return make_batches(self.states, c.sentiments, c.topics, index, size, generator, self.soft)
 
     def sentiment_report(self, index: list[int]) -> tuple[Report, torch.Tensor, torch.Tensor]:
         batches = self.batches(index, 128, None)
@@ -314,24 +348,42 @@ class Trainer:
             weight=class_weights(topic_labels, len(self.topic_names), 0.3), ignore_index=IGNORE
         )
         params = [p for p in model.parameters() if p.requires_grad]
+        ema = (
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay))  # type: ignore[no-untyped-call]
+            if args.ema_decay
+            else None
+        )
         best_score, best_epoch, history = -1.0, 0, []
-        best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        best_state = trainable_state(model)
         for epoch in range(1, args.epochs + 1):
             epoch_started = time.perf_counter()
             model.train()
             bar = tqdm(self.batches(c.train, args.batch_size, generator), desc=f"epoch {epoch}/{args.epochs}")
-            for hidden, mask, sent, topic in bar:
+            for hidden, mask, sent, topic, soft_sent, soft_topic in bar:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
                     topic_logits, sentiment_logits = top_forward(model, hidden, mask, self.start)
                 loss = masked_loss(sentiment_loss, sentiment_logits, sent) + args.topic_loss_weight * masked_loss(
                     topic_loss, topic_logits, topic
                 )
+                if soft_sent is not None and soft_topic is not None:
+                    loss = loss + args.distill_weight * (
+                        soft_cross_entropy(sentiment_logits, soft_sent)
+                        + args.topic_loss_weight * soft_cross_entropy(topic_logits, soft_topic)
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+            raw = trainable_state(model)
+            if ema is not None:
+                print(f"epoch {epoch} raw weights: val sentiment macro-F1 "
+                      f"{self.sentiment_report(c.sentiment_val)[0].macro_f1:.4f}, "
+                      f"topic accuracy {self.topic_report()[0].accuracy:.4f}")
+                model.load_state_dict(trainable_state(ema.module), strict=False)
             sent_report = self.sentiment_report(c.sentiment_val)[0]
             topic_report = self.topic_report()[0]
             score = sent_report.macro_f1 + topic_report.accuracy
@@ -348,9 +400,9 @@ class Trainer:
                 f"topic accuracy {topic_report.accuracy:.4f} ({history[-1]['seconds']:.0f}s)"
             )
             if score > best_score:
-                best_score, best_epoch = score, epoch
-                best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-            elif epoch - best_epoch >= args.patience:
+                best_score, best_epoch, best_state = score, epoch, trainable_state(model)
+            model.load_state_dict(raw, strict=False)
+            if epoch - best_epoch >= args.patience:
                 print(f"early stop: no validation gain for {args.patience} epochs (best epoch {best_epoch})")
                 break
         model.load_state_dict(best_state, strict=False)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from monitor.classify.artifact import DELTA_WEIGHTS
+from monitor.classify.dataset import SENTIMENT_LABELS
+from monitor.classify.distill import soft_cross_entropy
+from monitor.classify.topics import load_taxonomy
+from monitor.classify.train import IGNORE, Trainer, build_parser
+from tests.unit.monitor.classify.test_train import _train
+
+
+def _args(base: Path, csv: Path, topic_csv: Path, *extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(
+        ["--output", "unused", "--base-model", str(base), "--train-csv", str(csv), "--topic-csv", str(topic_csv),
+         "--train-layers", "1", *extra]
+    )
+
+
+def test_soft_cross_entropy_of_one_hot_targets_is_the_usual_cross_entropy() -> None:
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    labels = torch.tensor([0, 2])
+    one_hot = nn.functional.one_hot(labels, 3).float()
+    expected = nn.functional.cross_entropy(logits, labels).item()
+    assert soft_cross_entropy(logits, one_hot).item() == pytest.approx(expected)
+
+
+def test_a_teacher_labels_every_row_for_both_heads(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher"
+    assert _train(tiny_base_dir, tiny_csv, teacher, topic_csv=tiny_topic_csv) == 0
+    trainer = Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(teacher)))
+    assert trainer.soft is not None
+    sentiment, topic = trainer.soft
+    rows = len(trainer.corpus.texts)
+    assert sentiment.shape == (rows, len(SENTIMENT_LABELS))
+    assert topic.shape == (rows, len(load_taxonomy(None).names))
+    assert torch.allclose(sentiment.sum(-1), torch.ones(rows), atol=1e-4)
+    # the topic tweets (no sentiment label) get the teacher's sentiment, and the other way round
+    assert any(s == IGNORE for s in trainer.corpus.sentiments) and any(t == IGNORE for t in trainer.corpus.topics)
+    batch = trainer.batches(trainer.corpus.train, 4, None)[0]
+    assert batch[4] is not None and batch[5] is not None and batch[4].shape[0] == batch[0].shape[0]
+
+
+def test_a_student_of_a_teacher_trains_differently_from_one_without(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher"
+    _train(tiny_base_dir, tiny_csv, teacher, topic_csv=tiny_topic_csv)
+    _train(tiny_base_dir, tiny_csv, tmp_path / "plain", topic_csv=tiny_topic_csv)
+    _train(tiny_base_dir, tiny_csv, tmp_path / "student", "--teacher", str(teacher), topic_csv=tiny_topic_csv)
+    plain = load_file(str(tmp_path / "plain" / DELTA_WEIGHTS))
+    student = load_file(str(tmp_path / "student" / DELTA_WEIGHTS))
+    assert not all(torch.equal(plain[k], student[k]) for k in plain)
+
+
+def test_moving_average_weights_are_the_ones_validated_and_kept(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path
+) -> None:
+    _train(tiny_base_dir, tiny_csv, tmp_path / "raw", topic_csv=tiny_topic_csv)
+    _train(tiny_base_dir, tiny_csv, tmp_path / "ema", "--ema-decay", "0.9", topic_csv=tiny_topic_csv)
+    raw = load_file(str(tmp_path / "raw" / DELTA_WEIGHTS))
+    ema = load_file(str(tmp_path / "ema" / DELTA_WEIGHTS))
+    assert raw.keys() == ema.keys()
+    assert not all(torch.equal(raw[k], ema[k]) for k in raw)
+
+
+def test_split_seed_fixes_the_validation_slices_whatever_the_seed(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path
+) -> None:
+    same = Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--seed", "5", "--split-seed", "13")).corpus
+    default = Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv)).corpus
+    assert same.sentiment_val == default.sentiment_val and same.topic_val == default.topic_val
