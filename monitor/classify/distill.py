@@ -47,14 +47,15 @@ def teacher_probabilities(
     teachers: Sequence[Path], texts: Sequence[str], max_length: int, topic_labels: Sequence[str],
     sentiment_labels: Sequence[str],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean calibrated (topic, sentiment) probabilities of the teachers, one row per text."""
+    """Mean calibrated (sentiment, topic) probabilities of the teachers, one row per text (the order
+    of the labels in a training ``Batch``)."""
     topic_sum = torch.zeros((len(texts), len(topic_labels)))
     sentiment_sum = torch.zeros((len(texts), len(sentiment_labels)))
     for path in teachers:
         topic, sentiment = _one_teacher(path, texts, max_length, (list(topic_labels), list(sentiment_labels)))
         topic_sum += topic
         sentiment_sum += sentiment
-    return topic_sum / len(teachers), sentiment_sum / len(teachers)
+    return sentiment_sum / len(teachers), topic_sum / len(teachers)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

@@ -310,10 +310,9 @@ class Trainer:
         self.soft: tuple[torch.Tensor, torch.Tensor] | None = None
         """Teachers' (sentiment, topic) probabilities per corpus row, when distilling."""
         if args.teacher:
-            topic_p, sentiment_p = teacher_probabilities(
+            self.soft = teacher_probabilities(
                 args.teacher, self.corpus.texts, args.max_length, self.topic_names, SENTIMENT_LABELS
             )
-            self.soft = (sentiment_p, topic_p)
 
     def batches(self, index: list[int], size: int, generator: torch.Generator | None) -> list[Batch]:
         c = self.corpus
@@ -378,7 +377,7 @@ class Trainer:
                 if ema is not None:
                     ema.update_parameters(model)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            raw = trainable_state(model)
+            raw = trainable_state(model) if ema is not None else None
             if ema is not None:
                 print(f"epoch {epoch} raw weights: val sentiment macro-F1 "
                       f"{self.sentiment_report(c.sentiment_val)[0].macro_f1:.4f}, "
@@ -401,7 +400,8 @@ class Trainer:
             )
             if score > best_score:
                 best_score, best_epoch, best_state = score, epoch, trainable_state(model)
-            model.load_state_dict(raw, strict=False)
+            if raw is not None:  # back to the raw weights: training goes on from them, not the average
+                model.load_state_dict(raw, strict=False)
             if epoch - best_epoch >= args.patience:
                 print(f"early stop: no validation gain for {args.patience} epochs (best epoch {best_epoch})")
                 break
