@@ -72,7 +72,7 @@ def required_log10p(negatives: int, shortest: bool, p: BurstParams) -> float | N
     if negatives >= p.min_negatives:
         return p.log10p
     if shortest and p.short_min_negatives and negatives >= p.short_min_negatives:
-        return max(p.short_log10p, p.log10p) if p.short_log10p else p.log10p
+        return max(p.short_log10p, p.log10p)  # never looser; 0 = the main level
     return None
 
 
