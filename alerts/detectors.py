@@ -181,21 +181,30 @@ def summarize(kind: BaselineKind, samples: Sequence[BucketStats], alpha: float) 
     )
 
 
+def seasonal_baseline(series: KeySeries, start_s: int, cfg: DetectorConfig) -> Baseline | None:
+    """The same-time-of-day baseline of the bucket at ``start_s``, or None with too few such days."""
+    if cfg.seasonal_days <= 0:
+        return None
+    seasonal: list[BucketStats] = []
+    days = 0
+    for day in range(cfg.seasonal_days, 0, -1):
+        centre = start_s - day * DAY_S
+        found = series.range(centre - cfg.seasonal_halfwidth_s, centre + cfg.seasonal_halfwidth_s + 1)
+        days += bool(found)
+        seasonal.extend(found)
+    return summarize("seasonal", seasonal, cfg.ewma_alpha) if days >= cfg.seasonal_min_days else None
+
+
+def rolling_baseline(series: KeySeries, anchor_s: int, cfg: DetectorConfig) -> Baseline:
+    """The ``baseline_buckets`` buckets before ``anchor_s``."""
+    rolling = series.range(anchor_s - cfg.baseline_buckets * cfg.bucket_s, anchor_s)
+    return summarize("rolling", rolling, cfg.ewma_alpha)
+
+
 def baseline_for(series: KeySeries, start_s: int, anchor_s: int, cfg: DetectorConfig) -> Baseline:
     """Seasonal baseline of the bucket at ``start_s`` if enough days exist, else the rolling one
     (the ``baseline_buckets`` buckets before ``anchor_s``)."""
-    if cfg.seasonal_days > 0:
-        seasonal: list[BucketStats] = []
-        days = 0
-        for day in range(cfg.seasonal_days, 0, -1):
-            centre = start_s - day * DAY_S
-            found = series.range(centre - cfg.seasonal_halfwidth_s, centre + cfg.seasonal_halfwidth_s + 1)
-            days += bool(found)
-            seasonal.extend(found)
-        if days >= cfg.seasonal_min_days:
-            return summarize("seasonal", seasonal, cfg.ewma_alpha)
-    rolling = series.range(anchor_s - cfg.baseline_buckets * cfg.bucket_s, anchor_s)
-    return summarize("rolling", rolling, cfg.ewma_alpha)
+    return seasonal_baseline(series, start_s, cfg) or rolling_baseline(series, anchor_s, cfg)
 
 
 def _sigma_floor(p: float, volume: int, min_sigma: float) -> float:
@@ -285,12 +294,24 @@ def detect(series: KeySeries, start_s: int, cfg: DetectorConfig) -> Signal:
     th = cfg.thresholds(series.key)
     current = series.at(start_s)
     window_start_s = start_s - (cfg.cusum_buckets - 1) * cfg.bucket_s
-    base = baseline_for(series, start_s, window_start_s, cfg)
+    # Every CUSUM step falls back to the SAME rolling baseline (anchored before the window): compute
+    # it at most once, not once per step (it was most of detection's time: a median over 144 buckets).
+    rolling: list[Baseline] = []
+
+    def base_at(t: int) -> Baseline:
+        found = seasonal_baseline(series, t, cfg)
+        if found is not None:
+            return found
+        if not rolling:
+            rolling.append(rolling_baseline(series, window_start_s, cfg))
+        return rolling[0]
+
+    base = base_at(start_s)
 
     cusum = 0.0
     for t in range(window_start_s, start_s + 1, cfg.bucket_s):
         b = series.at(t)
-        tb = base if t == start_s else baseline_for(series, t, window_start_s, cfg)
+        tb = base if t == start_s else base_at(t)
         if b.volume == 0 or tb.samples < cfg.min_baseline_buckets:
             z_t = 0.0
         else:

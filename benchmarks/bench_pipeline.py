@@ -54,6 +54,7 @@ from consumers.replay import FileReplaySource
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings, load_settings
 from monitor.engine.app import MonitorApp
+from monitor.engine.inference_process import engine_classifier, use_worker_process
 from monitor.engine.watermark import Watermark
 from monitor.lifecycle import Service
 from monitor.logging import configure_logging
@@ -386,9 +387,11 @@ async def main_async(args: argparse.Namespace) -> int:
                         alone.setdefault(kind, []).append(
                             classifier_alone(classifier, all_texts, base.batching.max_batch_size)
                         )
+                        engine_settings = clf_settings.model_copy(update={"worker": args.worker})
                         ours = await run_ours(
                             settings_for(url, f"{prefix}-ours", workdir, full),
-                            classifier,
+                            engine_classifier(engine_settings, log_level="WARNING", log_format="console")
+                            if use_worker_process(engine_settings) else classifier,
                             labels,
                             args.detection,
                         )
@@ -439,6 +442,11 @@ def main(argv: Sequence[str]) -> int:
     )
     p.add_argument("--stores", default="memory,redis", help="comma-separated: memory,redis")
     p.add_argument("--classifiers", default="transformer,lexicon", help="comma-separated: transformer,lexicon")
+    p.add_argument(
+        "--worker", choices=("auto", "thread", "process"), default="auto",
+        help="where the engine runs the model (classifier.worker; auto = what the daemon picks here); "
+        "'classifier alone' is always measured in this process",
+    )
     p.add_argument("--repeat", type=int, default=1, help="runs per variant; the fastest is reported")
     p.add_argument(
         "--no-detection",

@@ -9,7 +9,7 @@ the news/comments topics (2 partitions each), runs ``monitor run`` exactly as in
 (configs/production.toml + MONITOR_* overrides, HTTP on a free port, log sink only) and produces the
 demo stream's texts with fresh ids and *current* event times at ``--rate`` messages/s. Every
 ``--sample-s`` it prints: produced, processed (``finsent_messages_total`` from /metrics), lag
-(= produced - processed), the processing rate over the interval and the daemon's RSS (/proc).
+(= produced - processed), the processing rate over the interval and the daemon's RSS with its worker process (/proc).
 
 Verdict at the end: **flat lag** = the lag over the second half never exceeds ``rate x 2 s`` above
 its first value there (it keeps up rather than falling behind), **bounded memory** = RSS at the end is
@@ -72,13 +72,27 @@ def demo_messages() -> list[dict[str, object]]:
 
 
 def rss_mib(pid: int) -> float:
+    """RSS of the daemon and its descendants (the inference worker process, monitor/engine/inference_process.py)."""
+    total_kib = 0
+    for one in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kib / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        pass
-    return 0.0
+        return found
+    for child in map(int, children):
+        found += [child, *descendants(child)]
+    return found
 
 
 def processed(port: int) -> int:

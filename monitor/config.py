@@ -151,6 +151,11 @@ class ClassifierSettings(_Section):
     and cached in ``onnx_cache_dir`` (needs the ``onnx`` extra; see monitor/classify/onnx_runtime.py)."""
     onnx_cache_dir: str = "var/onnx-cache"
     """Where exported (and int8-quantized) ONNX graphs are kept, one per model fingerprint."""
+    worker: Literal["auto", "thread", "process"] = "auto"
+    """Where the daemon runs the model. ``process``: a spawned worker process with its own GIL, so the
+    forward pass never waits on the event loop's Python work (detection, window writes); ``thread``: an
+    inference thread in the daemon. ``auto`` = ``process`` for a transformer on a host with >= 2 usable
+    cores (benchmarks/RESULTS.md measures both), else ``thread``."""
 
 
 class BatchingSettings(_Section):

@@ -19,11 +19,11 @@ from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor import metrics
-from monitor.classify import build_classifier
 from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import ConfigError, Settings
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import build_enricher
+from monitor.engine.inference_process import engine_classifier
 from monitor.engine.pipeline import Pipeline, PipelineStats
 from monitor.redact import redact_url
 from monitor.retry import DEPENDENCIES
@@ -81,7 +81,8 @@ class MonitorApp:
         self.settings = settings
         self.dead_letter = build_dead_letter(settings)
         self.store = store or build_window_store(settings.windows)
-        self.classifier = classifier or build_classifier(settings.classifier)
+        self.classifier = classifier or engine_classifier(
+            settings.classifier, log_level=settings.log.level, log_format=settings.log.format)
         metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)

@@ -81,6 +81,8 @@ class MicroBatcher(Service):
         if self.gil_switch_interval_ms > 0:
             self._saved_switch_interval_s = sys.getswitchinterval()
             sys.setswitchinterval(self.gil_switch_interval_ms / 1000)
+        if isinstance(self.classifier, Service):  # an inference worker process (engine/inference_process.py)
+            await self.classifier.start()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         if isinstance(self.classifier, PreparingClassifier):
             self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
@@ -97,6 +99,8 @@ class MicroBatcher(Service):
         for executor in (self._executor, self._preparer):
             if executor is not None:
                 executor.shutdown(wait=True)
+        if isinstance(self.classifier, Service):
+            await self.classifier.stop()
         if self._saved_switch_interval_s is not None:
             sys.setswitchinterval(self._saved_switch_interval_s)
             self._saved_switch_interval_s = None

@@ -1,0 +1,141 @@
+"""The classifier in a worker process: its own interpreter, so its forward pass never waits for the GIL.
+
+In one process the inference thread takes the GIL back after every model op, so whenever the event
+loop runs Python (parsing, novelty, window writes, detection) the model waits: next to a busy Python
+thread the classifier ran at 42% of its alone rate even with a 0.5 ms switch interval
+(benchmarks/RESULTS.md, "GIL"). In a child process the model and the engine each get a core of their
+own; a batch crosses the process boundary as a list of strings one way and a list of ``Prediction``
+the other (tens of microseconds for a batch of 128, against tens of milliseconds of forward pass).
+
+Lifecycle: ``start()`` spawns the worker and loads the model there (a load error is raised here, as
+the same one-line ``ModelLoadError`` an in-process load gives); ``stop()`` lets the running batch end
+and shuts the worker down. A worker that dies (killed, out of memory, a crash in native code) is
+respawned once per call and the call retried; if the new one dies too the call fails, and the
+pipeline's per-message retry dead-letters the text that kills it (monitor/engine/pipeline.py).
+The worker ignores SIGINT/SIGTERM: stopping is the parent's decision, after the in-flight batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import structlog
+
+from monitor.config import ClassifierSettings
+from monitor.lifecycle import Service
+from monitor.types import Classifier, Prediction
+
+log = structlog.get_logger(__name__)
+
+LOAD_TIMEOUT_S = 600.0
+"""Longest a worker may take to load the model (hub downloads are not allowed at run time, so this
+only covers a cold disk cache and the precision probe)."""
+
+WARM_UP_TEXTS = ["Shares of $ACME fell 5% after the company cut its outlook", "Fed holds rates"] * 4
+
+_worker_classifier: Classifier | None = None
+"""The model, in the worker process only."""
+
+
+class InferenceWorkerError(RuntimeError):
+    """The inference worker process died twice in one call."""
+
+
+def _load_in_worker(settings: dict[str, Any], log_level: str, log_format: str) -> str:
+    """Worker initialisation: quiet signals, logging like the parent's, then the model. Returns its name."""
+    global _worker_classifier
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from monitor.classify import build_classifier
+    from monitor.logging import configure_logging
+
+    configure_logging(log_level, log_format)
+    _worker_classifier = build_classifier(ClassifierSettings.model_validate(settings))
+    _worker_classifier.predict(WARM_UP_TEXTS)  # first-call kernel set-up here, not on the first real batch
+    return _worker_classifier.name
+
+
+def _predict_in_worker(texts: list[str]) -> list[Prediction]:
+    if _worker_classifier is None:
+        raise InferenceWorkerError("inference worker has no model (not initialised)")
+    return _worker_classifier.predict(texts)
+
+
+class ProcessClassifier(Service):
+    """A ``Classifier`` whose model lives in one spawned worker process (see module docstring)."""
+
+    def __init__(self, settings: ClassifierSettings, *, log_level: str = "INFO", log_format: str = "json") -> None:
+        self.settings = settings
+        self._log = (log_level, log_format)
+        self.name = f"{settings.kind}:{settings.model_path or 'default'} (worker process)"
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        """Serialises respawns (they happen on the inference thread, stop on the event loop)."""
+        self._closed = False
+
+    async def _start(self) -> None:
+        self._closed = False
+        await asyncio.to_thread(self._spawn)
+
+    async def _stop(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    def _spawn(self) -> None:
+        """A fresh worker with the model loaded; raises the worker's load error."""
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            loaded = pool.submit(_load_in_worker, self.settings.model_dump(), *self._log)
+            name = loaded.result(timeout=LOAD_TIMEOUT_S)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        with self._lock:
+            old, self._pool = self._pool, (None if self._closed else pool)
+        for unused in (old, None if self._pool is pool else pool):
+            if unused is not None:
+                unused.shutdown(wait=False, cancel_futures=True)
+        self.name = f"{name} (worker process)"
+        log.info("inference_worker_started", classifier=name)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Blocking: run on the batcher's inference thread, like an in-process ``predict``."""
+        batch = list(texts)
+        for attempt in (1, 2):
+            pool = self._pool
+            if pool is None:
+                raise InferenceWorkerError("inference worker is not running (ProcessClassifier not started)")
+            try:
+                return pool.submit(_predict_in_worker, batch).result()
+            except BrokenProcessPool:
+                log.error("inference_worker_died", texts=len(batch), attempt=attempt)
+                if attempt == 1 and self._pool is pool:
+                    self._spawn()
+        raise InferenceWorkerError(f"inference worker died twice on a batch of {len(batch)} texts")
+
+
+def engine_classifier(settings: ClassifierSettings, *, log_level: str, log_format: str) -> Classifier:
+    """The daemon's classifier: in a worker process when ``classifier.worker`` says so (``auto``: a
+    transformer on a host with two or more usable cores), else in this process."""
+    if use_worker_process(settings):
+        return ProcessClassifier(settings, log_level=log_level, log_format=log_format)
+    from monitor.classify import build_classifier
+
+    return build_classifier(settings)
+
+
+def use_worker_process(settings: ClassifierSettings) -> bool:
+    if settings.worker != "auto":
+        return settings.worker == "process"
+    return settings.kind == "transformer" and len(os.sched_getaffinity(0)) >= 2

@@ -1,0 +1,89 @@
+"""The inference worker process: same predictions as in process, survives a killed worker, clear errors.
+
+These spawn a real Python worker (the lexicon model, so each start costs an interpreter, not a model).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from monitor.classify import ModelLoadError, build_classifier
+from monitor.config import ClassifierSettings
+from monitor.engine.batching import MicroBatcher
+from monitor.engine.inference_process import (
+    InferenceWorkerError,
+    ProcessClassifier,
+    engine_classifier,
+    use_worker_process,
+)
+
+TEXTS = ["Shares plunge after fraud probe", "Record profit, dividend raised", "Fed meets on Tuesday"]
+LEXICON = ClassifierSettings(kind="lexicon", worker="process")
+
+
+def _worker_pid(clf: ProcessClassifier) -> int:
+    pool = clf._pool
+    assert pool is not None and pool._processes
+    return next(iter(pool._processes))
+
+
+async def test_worker_predictions_equal_the_in_process_classifier() -> None:
+    async with ProcessClassifier(LEXICON) as clf:
+        assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
+        assert clf.name.endswith("(worker process)")
+
+
+async def test_a_killed_worker_is_respawned_and_the_call_still_answers() -> None:
+    async with ProcessClassifier(LEXICON) as clf:
+        first = _worker_pid(clf)
+        os.kill(first, signal.SIGKILL)
+        assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
+        assert _worker_pid(clf) != first
+
+
+async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
+    clf = ProcessClassifier(LEXICON)
+    with pytest.raises(InferenceWorkerError, match="not started"):
+        clf.predict(TEXTS)
+    async with clf:
+        pass
+    with pytest.raises(InferenceWorkerError, match="not started"):
+        clf.predict(TEXTS)
+
+
+async def test_a_model_that_cannot_load_fails_start_with_the_load_error(tmp_path: object) -> None:
+    settings = ClassifierSettings(model_path=str(tmp_path), worker="process", num_threads=1)
+    with pytest.raises(ModelLoadError):
+        await ProcessClassifier(settings).start()
+
+
+async def test_the_batcher_starts_and_stops_a_worker_classifier() -> None:
+    clf = ProcessClassifier(LEXICON)
+    async with MicroBatcher(clf, max_batch_size=8, max_wait_ms=1, max_queue_messages=100) as batcher:
+        assert clf.started
+        assert await batcher.classify(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
+    assert not clf.started
+
+
+@pytest.mark.parametrize(
+    ("kind", "worker", "cores", "expected"),
+    [
+        ("transformer", "auto", 2, True),
+        ("transformer", "auto", 1, False),
+        ("lexicon", "auto", 8, False),
+        ("lexicon", "process", 1, True),
+        ("transformer", "thread", 8, False),
+    ],
+)
+def test_auto_puts_a_transformer_in_a_worker_only_with_two_cores(
+    monkeypatch: pytest.MonkeyPatch, kind: str, worker: str, cores: int, expected: bool
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    settings = ClassifierSettings(kind=kind, worker=worker)  # type: ignore[arg-type]
+    assert use_worker_process(settings) is expected
+    built = engine_classifier(settings, log_level="INFO", log_format="json") if kind == "lexicon" else None
+    if built is not None:
+        assert isinstance(built, ProcessClassifier) is expected
