@@ -9,6 +9,7 @@ message names the file and the fix.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import re
@@ -118,3 +119,30 @@ def topic_holdout(path: Path, taxonomy: Taxonomy, fraction: float, seed: int) ->
     data = read_topic_csv(path, taxonomy)
     _, held = stratified_split(data.labels, fraction, seed)
     return LabelledTexts([data.texts[i] for i in held], [data.labels[i] for i in held])
+
+
+_RETWEET = re.compile(r"^RT @\w+:\s*")
+
+
+def read_unlabelled(path: Path, limit: int, seed: int, exclude: set[str]) -> list[str]:
+    """Texts of a ``.jsonl`` (``text`` field) or ``.csv`` (``text`` column) file for distillation: the
+    ``RT @user:`` prefix dropped, exact repeats and ``exclude`` (the labelled rows) left out, then
+    ``limit`` of them (0 = all) chosen by a seeded shuffle."""
+    if not path.is_file():
+        raise DatasetError(f"unlabelled text file {path} not found -- pass a .jsonl or .csv file with a 'text' field")
+    with path.open(newline="", encoding="utf-8") as handle:
+        if path.suffix == ".jsonl":
+            raw = [str(json.loads(line).get("text") or "") for line in handle if line.strip()]
+        else:
+            reader = csv.DictReader(handle)
+            if "text" not in (reader.fieldnames or ()):
+                raise DatasetError(f"{path} has no 'text' column (found {reader.fieldnames})")
+            raw = [row["text"] or "" for row in reader]
+    seen = set(exclude)
+    texts: list[str] = []
+    for text in (_RETWEET.sub("", t).strip() for t in raw):
+        if text and text not in seen:
+            seen.add(text)
+            texts.append(text)
+    random.Random(seed).shuffle(texts)
+    return texts[:limit] if limit else texts

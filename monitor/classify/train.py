@@ -43,6 +43,7 @@ from monitor.classify.dataset import (
     is_headline_style,
     read_csv,
     read_topic_csv,
+    read_unlabelled,
     stratified_split,
 )
 from monitor.classify.distill import soft_cross_entropy, teacher_probabilities
@@ -100,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher", type=Path, action="append", default=[],
         help="trained model dir whose calibrated probabilities label every row for both heads (repeat: mean)",
     )
+    p.add_argument(
+        "--unlabelled", type=Path, action="append", default=[],
+        help="extra texts (.jsonl/.csv with a 'text' field) labelled only by the teachers (repeatable)",
+    )
+    p.add_argument("--unlabelled-max", type=int, default=20_000, help="texts drawn from --unlabelled (0 = all)")
     p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teachers' soft-label loss")
     p.add_argument("--num-threads", type=int, default=0, help="0 = all available cores")
     p.add_argument("--max-examples", type=int, default=0, help="use only the first N rows of each CSV (smoke)")
@@ -255,11 +261,18 @@ def load_corpus(args: argparse.Namespace) -> Corpus:
     s_train, s_val = stratified_split([s_labels[i] for i in in_domain], args.valid_fraction, split_seed)
     t_train, t_val = stratified_split(t_labels, args.valid_fraction, split_seed)
     offset = len(s_texts)
+    extra: list[str] = []
+    for path in args.unlabelled:
+        extra += read_unlabelled(path, args.unlabelled_max, split_seed, {*s_texts, *t_texts, *extra})
+    if extra and args.unlabelled_max:
+        extra = extra[: args.unlabelled_max]
+    first_extra = offset + len(t_texts)
     return Corpus(
-        texts=s_texts + t_texts,
-        sentiments=s_labels + [IGNORE] * len(t_texts),
-        topics=[IGNORE] * len(s_texts) + t_labels,
-        train=[in_domain[i] for i in s_train] + [offset + i for i in t_train],
+        texts=s_texts + t_texts + extra,
+        sentiments=s_labels + [IGNORE] * (len(t_texts) + len(extra)),
+        topics=[IGNORE] * len(s_texts) + t_labels + [IGNORE] * len(extra),
+        train=[in_domain[i] for i in s_train] + [offset + i for i in t_train]
+        + list(range(first_extra, first_extra + len(extra))),
         sentiment_val=[in_domain[i] for i in s_val],
         topic_val=[offset + i for i in t_val],
         ood=ood,
@@ -429,6 +442,8 @@ class Trainer:
 
 def train_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    if args.unlabelled and not args.teacher:
+        raise SystemExit("error: --unlabelled needs --teacher (its texts carry no label of their own)")
     started = time.perf_counter()
     seed_everything(args.seed)
     torch.set_num_threads(cpu_threads(args.num_threads))
@@ -450,6 +465,7 @@ def train_command(argv: Sequence[str]) -> int:
         "sentiment_validation_rows": len(c.sentiment_val),
         "topic_validation_rows": len(c.topic_val),
         "ood_rows": len(c.ood),
+        "unlabelled_rows": len(c.train) - sum(1 for i in c.train if c.sentiments[i] != IGNORE or c.topics[i] != IGNORE),
         "best_epoch": best_epoch,
         "held_out": held_out,
         "history": history,

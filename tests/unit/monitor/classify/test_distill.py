@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from monitor.classify.artifact import DELTA_WEIGHTS
 from monitor.classify.dataset import SENTIMENT_LABELS
 from monitor.classify.distill import soft_cross_entropy
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.train import IGNORE, Trainer, build_parser
+from monitor.classify.train import IGNORE, Trainer, build_parser, train_command
 from tests.unit.monitor.classify.test_train import _train
 
 
@@ -78,3 +79,32 @@ def test_split_seed_fixes_the_validation_slices_whatever_the_seed(
     same = Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--seed", "5", "--split-seed", "13")).corpus
     default = Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv)).corpus
     assert same.sentiment_val == default.sentiment_val and same.topic_val == default.topic_val
+
+
+def test_unlabelled_texts_train_only_through_the_teachers_and_never_repeat_a_labelled_row(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher"
+    _train(tiny_base_dir, tiny_csv, teacher, topic_csv=tiny_topic_csv)
+    labelled = Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(teacher))).corpus
+    extra = tmp_path / "tweets.jsonl"
+    texts = ["RT @desk: $XYZ halts trading after fraud probe", "$XYZ halts trading after fraud probe",
+             "Quiet day for bonds", labelled.texts[0], ""]
+    lines = [json.dumps({"text": t}) for t in texts]
+    extra.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trainer = Trainer(
+        _args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(teacher), "--unlabelled", str(extra))
+    )
+    added = trainer.corpus.texts[len(labelled.texts):]
+    # the retweet prefix goes, the copy it makes, the labelled row and the empty text are left out
+    assert sorted(added) == ["$XYZ halts trading after fraud probe", "Quiet day for bonds"]
+    new_rows = range(len(labelled.texts), len(trainer.corpus.texts))
+    assert all(trainer.corpus.sentiments[i] == IGNORE and trainer.corpus.topics[i] == IGNORE for i in new_rows)
+    assert set(new_rows) <= set(trainer.corpus.train)
+    assert trainer.corpus.sentiment_val == labelled.sentiment_val and trainer.corpus.topic_val == labelled.topic_val
+    assert trainer.soft is not None and trainer.soft[0].shape[0] == len(trainer.corpus.texts)
+
+
+def test_unlabelled_texts_without_a_teacher_are_refused(tiny_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--unlabelled needs --teacher"):
+        train_command(["--output", str(tmp_path / "m"), "--train-csv", str(tiny_csv), "--unlabelled", str(tiny_csv)])
