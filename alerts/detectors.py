@@ -130,6 +130,9 @@ class KeySeries:
         self.key = key
         self._buckets = sorted(buckets, key=lambda b: b.start_s)
         self._starts = [b.start_s for b in self._buckets]
+        self.seasonal: dict[int, Baseline | None] = {}
+        """Seasonal baselines by bucket start: each one is a CUSUM step of ``cusum_buckets`` evaluations
+        in a row, and the series does not change while it lives."""
 
     def range(self, start_s: int, end_s: int) -> list[BucketStats]:
         """Buckets with ``start_s <= start < end_s``."""
@@ -185,6 +188,12 @@ def seasonal_baseline(series: KeySeries, start_s: int, cfg: DetectorConfig) -> B
     """The same-time-of-day baseline of the bucket at ``start_s``, or None with too few such days."""
     if cfg.seasonal_days <= 0:
         return None
+    if start_s not in series.seasonal:
+        series.seasonal[start_s] = _seasonal(series, start_s, cfg)
+    return series.seasonal[start_s]
+
+
+def _seasonal(series: KeySeries, start_s: int, cfg: DetectorConfig) -> Baseline | None:
     seasonal: list[BucketStats] = []
     days = 0
     for day in range(cfg.seasonal_days, 0, -1):
