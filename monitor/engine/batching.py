@@ -20,6 +20,7 @@ it runs (``gil_switch_interval_ms``) and restores it when it stops.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sys
 import time
@@ -36,6 +37,9 @@ from monitor.types import Classifier, Prediction
 
 log = structlog.get_logger(__name__)
 DRAIN_TIMEOUT_S = 30.0
+OUTSTANDING_BATCHES = 2
+"""Batches handed to the inference executor at once: the next one waits in its queue while one runs,
+so the model never idles while the event loop is busy (detection) between two batches."""
 
 
 @dataclass(slots=True)
@@ -143,7 +147,7 @@ class MicroBatcher(Service):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        running: asyncio.Task[None] | None = None
+        running: collections.deque[asyncio.Task[None]] = collections.deque()
         try:
             while True:
                 batch = await self._collect()
@@ -151,12 +155,13 @@ class MicroBatcher(Service):
                 prepared = None
                 if self._preparer is not None and isinstance(self.classifier, PreparingClassifier):
                     prepared = loop.run_in_executor(self._preparer, self.classifier.prepare, texts)
-                if running is not None:
-                    await running  # one forward pass at a time, batches complete in order
-                running = asyncio.create_task(self._infer(batch, texts, prepared))
+                while len(running) >= OUTSTANDING_BATCHES:
+                    await running.popleft()  # the inference executor has one worker: batches run in order
+                running.append(asyncio.create_task(self._infer(batch, texts, prepared)))
         finally:
-            if running is not None and not running.done():
-                running.cancel()
+            for task in running:
+                if not task.done():
+                    task.cancel()
 
     async def _infer(
         self, batch: list[_Request], texts: list[str], prepared: asyncio.Future[Callable[[], list[Prediction]]] | None
