@@ -54,7 +54,7 @@ from consumers.replay import FileReplaySource
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings, load_settings
 from monitor.engine.app import MonitorApp
-from monitor.engine.inference_process import engine_classifier, use_worker_process
+from monitor.engine.inference_process import ProcessClassifier, engine_classifier, use_worker_process
 from monitor.engine.watermark import Watermark
 from monitor.lifecycle import Service
 from monitor.logging import configure_logging
@@ -388,13 +388,26 @@ async def main_async(args: argparse.Namespace) -> int:
                             classifier_alone(classifier, all_texts, base.batching.max_batch_size)
                         )
                         engine_settings = clf_settings.model_copy(update={"worker": args.worker})
+                        worker = (
+                            engine_classifier(engine_settings, log_level="WARNING", log_format="console")
+                            if use_worker_process(engine_settings) else None
+                        )
+                        worker_alone = 0.0
+                        if isinstance(worker, ProcessClassifier):
+                            await worker.start()  # the engine's batcher finds it started and stops it
+                            worker_alone = classifier_alone(worker, all_texts, base.batching.max_batch_size)
+                            worker.busy_s = 0.0
                         ours = await run_ours(
                             settings_for(url, f"{prefix}-ours", workdir, full),
-                            engine_classifier(engine_settings, log_level="WARNING", log_format="console")
-                            if use_worker_process(engine_settings) else classifier,
+                            worker or classifier,
                             labels,
                             args.detection,
                         )
+                        if isinstance(worker, ProcessClassifier):
+                            ours.notes.append(
+                                f"model in a worker process: alone there {worker_alone:,.0f} msgs/s just before; "
+                                f"busy {worker.busy_s / ours.seconds:.0%} of the engine's wall time"
+                            )
                         if naive_count != total:
                             naive.notes.append(
                                 f"limited to the first {naive_count:,} input lines "

@@ -22,13 +22,15 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import structlog
 
+from monitor.classify import build_classifier
 from monitor.config import ClassifierSettings
 from monitor.lifecycle import Service
 from monitor.types import Classifier, Prediction
@@ -41,6 +43,8 @@ only covers a cold disk cache and the precision probe)."""
 
 WARM_UP_TEXTS = ["Shares of $ACME fell 5% after the company cut its outlook", "Fed holds rates"] * 4
 
+ClassifierFactory = Callable[[ClassifierSettings], Classifier]
+
 _worker_classifier: Classifier | None = None
 """The model, in the worker process only."""
 
@@ -49,16 +53,15 @@ class InferenceWorkerError(RuntimeError):
     """The inference worker process died twice in one call."""
 
 
-def _load_in_worker(settings: dict[str, Any], log_level: str, log_format: str) -> str:
+def _load_in_worker(factory: ClassifierFactory, settings: dict[str, Any], log_level: str, log_format: str) -> str:
     """Worker initialisation: quiet signals, logging like the parent's, then the model. Returns its name."""
     global _worker_classifier
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from monitor.classify import build_classifier
     from monitor.logging import configure_logging
 
     configure_logging(log_level, log_format)
-    _worker_classifier = build_classifier(ClassifierSettings.model_validate(settings))
+    _worker_classifier = factory(ClassifierSettings.model_validate(settings))
     _worker_classifier.predict(WARM_UP_TEXTS)  # first-call kernel set-up here, not on the first real batch
     return _worker_classifier.name
 
@@ -72,14 +75,21 @@ def _predict_in_worker(texts: list[str]) -> list[Prediction]:
 class ProcessClassifier(Service):
     """A ``Classifier`` whose model lives in one spawned worker process (see module docstring)."""
 
-    def __init__(self, settings: ClassifierSettings, *, log_level: str = "INFO", log_format: str = "json") -> None:
+    def __init__(
+        self, settings: ClassifierSettings, *, log_level: str = "INFO", log_format: str = "json",
+        factory: ClassifierFactory = build_classifier,
+    ) -> None:
         self.settings = settings
+        self.factory = factory
+        """Builds the model in the worker (a module-level function: it is pickled to the worker)."""
         self._log = (log_level, log_format)
         self.name = f"{settings.kind}:{settings.model_path or 'default'} (worker process)"
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         """Serialises respawns (they happen on the inference thread, stop on the event loop)."""
         self._closed = False
+        self.busy_s = 0.0
+        """Wall time spent inside ``predict`` (worker computing plus the hand-over), for benchmarks."""
 
     async def _start(self) -> None:
         self._closed = False
@@ -96,7 +106,7 @@ class ProcessClassifier(Service):
         """A fresh worker with the model loaded; raises the worker's load error."""
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         try:
-            loaded = pool.submit(_load_in_worker, self.settings.model_dump(), *self._log)
+            loaded = pool.submit(_load_in_worker, self.factory, self.settings.model_dump(), *self._log)
             name = loaded.result(timeout=LOAD_TIMEOUT_S)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -116,12 +126,15 @@ class ProcessClassifier(Service):
             pool = self._pool
             if pool is None:
                 raise InferenceWorkerError("inference worker is not running (ProcessClassifier not started)")
+            started = time.perf_counter()
             try:
                 return pool.submit(_predict_in_worker, batch).result()
             except BrokenProcessPool:
                 log.error("inference_worker_died", texts=len(batch), attempt=attempt)
                 if attempt == 1 and self._pool is pool:
                     self._spawn()
+            finally:
+                self.busy_s += time.perf_counter() - started
         raise InferenceWorkerError(f"inference worker died twice on a batch of {len(batch)} texts")
 
 
@@ -130,8 +143,6 @@ def engine_classifier(settings: ClassifierSettings, *, log_level: str, log_forma
     transformer on a host with two or more usable cores), else in this process."""
     if use_worker_process(settings):
         return ProcessClassifier(settings, log_level=log_level, log_format=log_format)
-    from monitor.classify import build_classifier
-
     return build_classifier(settings)
 
 

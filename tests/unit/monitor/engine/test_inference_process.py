@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 
 import pytest
 
@@ -19,9 +20,28 @@ from monitor.engine.inference_process import (
     engine_classifier,
     use_worker_process,
 )
+from monitor.types import Classifier, Prediction
 
 TEXTS = ["Shares plunge after fraud probe", "Record profit, dividend raised", "Fed meets on Tuesday"]
 LEXICON = ClassifierSettings(kind="lexicon", worker="process")
+
+
+class _Poisoned:
+    """The lexicon, except that a text containing POISON kills the process (a native crash)."""
+
+    name = "poisoned-lexicon"
+
+    def __init__(self, inner: Classifier) -> None:
+        self.inner = inner
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if any("POISON" in t for t in texts):
+            os._exit(3)
+        return self.inner.predict(texts)
+
+
+def poisoned_lexicon(settings: ClassifierSettings) -> Classifier:
+    return _Poisoned(build_classifier(settings))
 
 
 def _worker_pid(clf: ProcessClassifier) -> int:
@@ -42,6 +62,13 @@ async def test_a_killed_worker_is_respawned_and_the_call_still_answers() -> None
         os.kill(first, signal.SIGKILL)
         assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
         assert _worker_pid(clf) != first
+
+
+async def test_a_text_that_kills_the_worker_twice_fails_its_call_and_the_next_call_answers() -> None:
+    async with ProcessClassifier(LEXICON, factory=poisoned_lexicon) as clf:
+        with pytest.raises(InferenceWorkerError, match="died twice"):
+            clf.predict(["fine", "POISON pill"])
+        assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
 
 
 async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
