@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -86,7 +87,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     shown = redact_settings(settings.model_dump(mode="json"), SECRET_KEYS)
-    shown["resolved"] = {"classifier_precision": _precision_line(settings, probe=args.probe)}
+    shown["resolved"] = {
+        "classifier_precision": _precision_line(settings, probe=args.probe),
+        "classifier_worker": _worker_line(settings),
+    }
     print(json.dumps(shown, indent=2))
     return 0
 
@@ -103,6 +107,18 @@ def _precision_line(settings: Settings, probe: bool) -> str:
     from monitor.classify.cpu_features import cpu_bf16_flag, describe_precision
 
     return describe_precision(c.kind, c.dtype, c.device, c.quantize_int8, cpu_bf16_flag())
+
+
+def _worker_line(settings: Settings) -> str:
+    """Where the daemon will run the model here, and why (``classifier.worker``)."""
+    from monitor.engine.inference_process import use_worker_process
+
+    c = settings.classifier
+    where = "process" if use_worker_process(c) else "thread"
+    if c.worker != "auto":
+        return f"{where} (classifier.worker = {c.worker!r})"
+    cores = len(os.sched_getaffinity(0))
+    return f"{where} (auto: kind {c.kind!r}, {cores} usable core{'s' if cores != 1 else ''})"
 
 
 def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace], int]:

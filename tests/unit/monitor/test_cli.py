@@ -106,3 +106,20 @@ def test_config_shows_the_classifier_precision_it_resolves_to(capsys: pytest.Cap
     assert main(["config"]) == 0
     resolved = json.loads(capsys.readouterr().out)["resolved"]
     assert resolved["classifier_precision"].split()[0] in {"float32", "amx_bf16:", "avx512_bf16:"}
+
+
+def test_config_shows_where_the_model_runs_and_why(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert main(["config"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolved"]["classifier_worker"] == (
+        "process (auto: kind 'transformer', 2 usable cores)"
+    )
+    monkeypatch.setenv("MONITOR_CLASSIFIER__WORKER", "thread")
+    assert main(["config"]) == 0
+    resolved = json.loads(capsys.readouterr().out)["resolved"]
+    assert resolved["classifier_worker"] == "thread (classifier.worker = 'thread')"
