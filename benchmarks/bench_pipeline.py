@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -321,13 +322,20 @@ def classifier_alone(classifier: Classifier, texts: Sequence[str], batch_size: i
     return len(texts) / (time.perf_counter() - started)
 
 
-def print_ratios(results: Sequence[Result], alone: dict[str, list[float]]) -> None:
-    print("\n| classifier | store | engine msg/s (b) | classifier alone msg/s | engine / classifier alone |")
-    print("|---|---|---:|---:|---:|")
+def print_ratios(results: Sequence[Result], alone: dict[str, list[float]],
+                 pairs: dict[tuple[str, str], list[float]]) -> None:
+    """Best engine over best alone; with ``--repeat``, also the median of each run's engine rate over the
+    alone rate measured just before it (robust to a lucky or unlucky sample on a shared host)."""
+    print("\n| classifier | store | engine msg/s (b) | classifier alone msg/s | engine / classifier alone "
+          "| median of per-run ratios |")
+    print("|---|---|---:|---:|---:|---|")
     for r in results:
         if r.mode.startswith("(b)") and alone.get(r.classifier):
             best = max(alone[r.classifier])
-            print(f"| {r.classifier} | {r.store} | {r.rate:,.0f} | {best:,.0f} | {r.rate / best:.0%} |")
+            ratios = sorted(pairs.get((r.classifier, r.store), []))
+            paired = (f"{statistics.median(ratios):.0%} of {len(ratios)} ({', '.join(f'{x:.0%}' for x in ratios)})"
+                      if len(ratios) > 1 else "-")
+            print(f"| {r.classifier} | {r.store} | {r.rate:,.0f} | {best:,.0f} | {r.rate / best:.0%} | {paired} |")
 
 
 def print_table(results: Sequence[Result]) -> None:
@@ -354,6 +362,7 @@ def print_table(results: Sequence[Result]) -> None:
 async def main_async(args: argparse.Namespace) -> int:
     results: list[Result] = []
     alone: dict[str, list[float]] = {}
+    pairs: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         full = write_input(workdir / "input.jsonl", args.messages, args.input)
@@ -413,6 +422,7 @@ async def main_async(args: argparse.Namespace) -> int:
                                 f"limited to the first {naive_count:,} input lines "
                                 "(--naive-transformer-messages) to keep the run short"
                             )
+                        pairs.setdefault(labels, []).append(ours.rate / alone[kind][-1])
                         print(
                             f"{kind}/{store_name} run {run + 1}: naive {naive.rate:,.0f} msgs/s, "
                             f"ours {ours.rate:,.0f} msgs/s, classifier alone {alone[kind][-1]:,.0f} msgs/s",
@@ -427,7 +437,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 best[key] = r
         results = list(best.values())
     print_table(results)
-    print_ratios(results, alone)
+    print_ratios(results, alone, pairs)
     return 0
 
 
