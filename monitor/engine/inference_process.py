@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from monitor import metrics
 from monitor.classify import build_classifier
 from monitor.config import ClassifierSettings
 from monitor.lifecycle import Service
@@ -131,6 +132,7 @@ class ProcessClassifier(Service):
                 return pool.submit(_predict_in_worker, batch).result()
             except BrokenProcessPool:
                 log.error("inference_worker_died", texts=len(batch), attempt=attempt)
+                metrics.INFERENCE_WORKER_DEATHS.inc()
                 if attempt == 1 and self._pool is pool:
                     self._spawn()
             finally:

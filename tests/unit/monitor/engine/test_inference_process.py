@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from monitor import metrics
 from monitor.classify import ModelLoadError, build_classifier
 from monitor.config import ClassifierSettings
 from monitor.engine.batching import MicroBatcher
@@ -56,12 +57,14 @@ async def test_worker_predictions_equal_the_in_process_classifier() -> None:
         assert clf.name.endswith("(worker process)")
 
 
-async def test_a_killed_worker_is_respawned_and_the_call_still_answers() -> None:
+async def test_a_killed_worker_is_respawned_counted_and_the_call_still_answers() -> None:
+    deaths = metrics.INFERENCE_WORKER_DEATHS._value.get()
     async with ProcessClassifier(LEXICON) as clf:
         first = _worker_pid(clf)
         os.kill(first, signal.SIGKILL)
         assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
         assert _worker_pid(clf) != first
+    assert metrics.INFERENCE_WORKER_DEATHS._value.get() == deaths + 1
 
 
 async def test_a_text_that_kills_the_worker_twice_fails_its_call_and_the_next_call_answers() -> None:
