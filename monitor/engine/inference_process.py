@@ -5,7 +5,7 @@ loop runs Python (parsing, novelty, window writes, detection) the model waits: n
 thread the classifier ran at 42% of its alone rate even with a 0.5 ms switch interval
 (benchmarks/RESULTS.md, "GIL"). In a child process the model and the engine each get a core of their
 own; a batch crosses the process boundary as a list of strings one way and a list of ``Prediction``
-the other (tens of microseconds for a batch of 128, against tens of milliseconds of forward pass).
+the other (a few kB each way, against a forward pass of 100+ ms per batch).
 
 Lifecycle: ``start()`` spawns the worker and loads the model there (a load error is raised here, as
 the same one-line ``ModelLoadError`` an in-process load gives); ``stop()`` lets the running batch end
