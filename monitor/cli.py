@@ -140,6 +140,7 @@ DELEGATED = {
     "replay": ("monitor.replay:replay_command", "replay history from JSONL/CSV files or a Kafka topic", True),
     "backtest": ("monitor.backtest:backtest_command", "score alerts against labelled incidents", True),
     "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads", False),
+    "pretrain": ("monitor.classify.pretrain:pretrain_command", "adapt the encoder to finance text (masked LM)", False),
     "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split", False),
     "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
     "alerts": ("alerts.redrive:alerts_command", "list / re-drive dead-lettered alert notifications", True),

@@ -103,6 +103,25 @@ def new_model(
     return model, AutoTokenizer.from_pretrained(source)
 
 
+def init_encoder_from(model: FinSentModel, path: Path) -> None:
+    """Start ``model``'s encoder layers from an adapted encoder (``monitor pretrain``'s output).
+
+    The delta artifact stores only layers and heads over the packaged base, so the adapted encoder must
+    keep the base's embeddings bit for bit (``monitor pretrain`` freezes them); anything else is refused.
+    """
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"--init-encoder {path}: no config.json -- pass a directory written by `monitor pretrain`")
+    state = AutoModel.from_pretrained(str(path)).state_dict()
+    own = model.encoder.state_dict()
+    changed = [k for k in own if k.startswith("embeddings.") and k in state and not torch.equal(own[k], state[k])]
+    if changed or any(k not in state for k in own if not k.endswith("position_ids")):
+        raise ModelLoadError(
+            f"--init-encoder {path}: its embeddings or architecture differ from the base encoder "
+            f"({changed[:3]}) -- pretrain it from the same base, or pass it as --base-model with --full"
+        )
+    _load_encoder_weights(model, state)
+
+
 def _load_encoder_weights(model: FinSentModel, state: dict[str, torch.Tensor]) -> None:
     result = model.encoder.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("position_ids")]

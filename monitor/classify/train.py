@@ -35,7 +35,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 from transformers.masking_utils import create_bidirectional_mask
 
-from monitor.classify.artifact import new_model, pad, save_delta, save_full, tokenize
+from monitor.classify.artifact import init_encoder_from, new_model, pad, save_delta, save_full, tokenize
 from monitor.classify.dataset import (
     DATASET_DIR,
     SENTIMENT_LABELS,
@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic-csv", type=Path, default=TOPIC_DATASET_DIR / "topic_train.csv", help="topic CSV")
     p.add_argument("--taxonomy", type=Path, default=None, help="default: configs/taxonomy.toml")
     p.add_argument("--base-model", default=None, help="encoder dir or hub id; default: packaged MiniLM")
+    p.add_argument(
+        "--init-encoder", type=Path, default=None,
+        help="start the encoder layers from `monitor pretrain --output DIR` (same base; all layers train)",
+    )
     p.add_argument(
         "--valid-fraction", type=float, default=0.1, help="stratified slice of each TRAIN file held out"
     )
@@ -212,6 +216,16 @@ def predict_logits(
     return torch.cat(topic), torch.cat(sentiment)
 
 
+def warmup_linear_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_fraction`` of the steps, then linear decay to zero."""
+    warmup = max(1, round(total_steps * warmup_fraction))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
+    )
+
+
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of the parameters training changes (the best epoch's, or the raw ones while the
     moving average is validated)."""
@@ -312,6 +326,11 @@ class Trainer:
         self.model, self.tokenizer = new_model(args.base_model, self.topic_names, SENTIMENT_LABELS)
         layers = encoder_layers(self.model)
         self.start = len(layers) - max(0, min(args.train_layers, len(layers)))
+        if args.init_encoder is not None:
+            if self.start != 0:
+                raise SystemExit("error: --init-encoder trains every encoder layer (the delta stores them all): "
+                                 f"drop --train-layers {args.train_layers}")
+            init_encoder_from(self.model, args.init_encoder)
         self.model.config.trained_layers = list(range(self.start, len(layers)))
         for name, param in self.model.named_parameters():
             param.requires_grad = not name.startswith("encoder.") or any(
@@ -347,12 +366,8 @@ class Trainer:
         args, c, model = self.args, self.corpus, self.model
         generator = torch.Generator().manual_seed(args.seed)
         total_steps = -(-len(c.train) // args.batch_size) * args.epochs
-        warmup = max(1, round(total_steps * args.warmup_fraction))
         optimizer = torch.optim.AdamW(layer_groups(model, args), weight_decay=0.01)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))),
-        )
+        scheduler = warmup_linear_schedule(optimizer, total_steps, args.warmup_fraction)
         sent_labels = [c.sentiments[i] for i in c.train if c.sentiments[i] != IGNORE]
         topic_labels = [c.topics[i] for i in c.train if c.topics[i] != IGNORE]
         sentiment_loss = nn.CrossEntropyLoss(weight=class_weights(sent_labels, 3), ignore_index=IGNORE)
