@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling
+from transformers.utils import logging as transformers_logging
 
 from monitor.classify.artifact import resolve_base, tokenize
 from monitor.classify.dataset import read_unlabelled
@@ -63,6 +64,18 @@ def read_texts(paths: Sequence[Path], limit: int, seed: int) -> list[str]:
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed)).tolist()
     mixed = [texts[i] for i in order]
     return mixed[:limit] if limit else mixed
+
+
+def load_masked_lm(source: str) -> BertForMaskedLM:
+    """The encoder with a masked-LM head; a sentence encoder has none, so the head starts fresh (the
+    loader's report of those 'missing' weights is expected and kept off the terminal)."""
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        model: BertForMaskedLM = BertForMaskedLM.from_pretrained(source)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    return model
 
 
 def freeze_embeddings(model: BertForMaskedLM) -> list[nn.Parameter]:
@@ -114,12 +127,12 @@ def pretrain(args: argparse.Namespace) -> dict[str, object]:
     """Run the MLM steps and save the adapted encoder (BertModel + tokenizer) to ``args.output``."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(cpu_threads(args.num_threads))
-    source = resolve_base(args.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = BertForMaskedLM.from_pretrained(source)
     texts = read_texts(args.text, args.max_texts, args.seed)
     if len(texts) < args.batch_size:
         raise SystemExit(f"error: {len(texts)} distinct texts is fewer than one batch (--batch-size {args.batch_size})")
+    source = resolve_base(args.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = load_masked_lm(source)
     ids = tokenize(tokenizer, texts, args.max_length)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mask_probability, return_tensors="pt")
     params = freeze_embeddings(model)
@@ -142,7 +155,8 @@ def pretrain(args: argparse.Namespace) -> dict[str, object]:
     args.output.mkdir(parents=True, exist_ok=True)
     model.bert.save_pretrained(args.output)
     tokenizer.save_pretrained(args.output)
-    first, last = losses[: min(50, len(losses))], losses[-min(50, len(losses)) :]
+    window = max(1, min(50, len(losses) // 2))  # never the same steps at both ends of a short run
+    first, last = losses[:window], losses[-window:]
     summary: dict[str, object] = {
         "texts": len(texts),
         "steps": args.steps,

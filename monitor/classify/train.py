@@ -457,6 +457,9 @@ class Trainer:
 
 def train_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    if args.init_encoder is not None and not (args.init_encoder / "config.json").is_file():
+        raise SystemExit(f"error: --init-encoder {args.init_encoder}: no config.json -- pass a directory written "
+                         "by `monitor pretrain --output DIR`")
     if args.unlabelled and not args.teacher:
         raise SystemExit("error: --unlabelled needs --teacher (its texts carry no label of their own)")
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from transformers import AutoModel, BertForMaskedLM
 
 from monitor.classify import ModelLoadError
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model
+from monitor.classify.dataset import DatasetError
 from monitor.classify.pretrain import batches, masked_lm_loss, pretrain_command
 from monitor.classify.train import train_command
 
@@ -104,3 +105,14 @@ def test_init_encoder_refuses_an_encoder_with_other_embeddings(
     with pytest.raises(ModelLoadError, match="embeddings or architecture differ"):
         train_command(["--output", str(tmp_path / "m"), "--base-model", str(tiny_base_dir), "--train-csv",
                        str(tiny_csv), "--topic-csv", str(tiny_topic_csv), "--init-encoder", str(tmp_path / "other")])
+
+
+def test_init_encoder_without_a_pretrained_directory_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"no config\.json -- pass a directory written by `monitor pretrain"):
+        train_command(["--output", str(tmp_path / "m"), "--init-encoder", str(tmp_path / "missing"),
+                       "--train-csv", str(tmp_path / "absent.csv")])
+
+
+def test_pretraining_on_a_missing_text_file_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"absent\.jsonl not found"):
+        pretrain_command(["--text", str(tmp_path / "absent.jsonl"), "--output", str(tmp_path / "out")])
