@@ -109,7 +109,8 @@ def masked_lm_loss(
 def batches(ids: list[list[int]], size: int, steps: int, generator: torch.Generator) -> list[list[list[int]]]:
     """``steps`` batches of ``size`` texts from seeded permutations of the texts, epoch after epoch;
     texts of similar length share a batch (sorted within pools of 50 batches, batch order shuffled),
-    so little of each step is padding."""
+    so little of each step is padding. A pass skips the texts of its last, partial pool and of each
+    pool's partial batch; the next pass draws a new permutation, so no text is left out for long."""
     out: list[list[list[int]]] = []
     pool = size * 50
     while len(out) < steps:
