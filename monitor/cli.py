@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -111,13 +110,14 @@ def _precision_line(settings: Settings, probe: bool) -> str:
 
 def _worker_line(settings: Settings) -> str:
     """Where the daemon will run the model here, and why (``classifier.worker``)."""
+    from monitor.classify.cpu_features import available_cpus
     from monitor.engine.inference_process import use_worker_process
 
     c = settings.classifier
     where = "process" if use_worker_process(c) else "thread"
     if c.worker != "auto":
         return f"{where} (classifier.worker = {c.worker!r})"
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cpus()
     return f"{where} (auto: kind {c.kind!r}, {cores} usable core{'s' if cores != 1 else ''})"
 
 

@@ -108,9 +108,8 @@ def init_encoder_from(model: FinSentModel, path: Path) -> None:
 
     The delta artifact stores only layers and heads over the packaged base, so the adapted encoder must
     keep the base's embeddings bit for bit (``monitor pretrain`` freezes them); anything else is refused.
+    ``monitor train`` checks that ``path`` is such a directory before any work.
     """
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"--init-encoder {path}: no config.json -- pass a directory written by `monitor pretrain`")
     state = AutoModel.from_pretrained(str(path)).state_dict()
     own = model.encoder.state_dict()
     changed = [k for k in own if k.startswith("embeddings.") and k in state and not torch.equal(own[k], state[k])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -38,3 +39,11 @@ def describe_precision(kind: str, dtype: str, device: str, quantize_int8: bool, 
         return "float32 (no amx_bf16/avx512_bf16 in the cpu flags)"
     return (f"{flag}: bf16 weights or bf16 autocast, whichever the load-time probe measures faster, if "
             f">= {MIN_SPEEDUP}x fp32 (else float32); `monitor config --probe` measures it now")
+
+
+def available_cpus() -> int:
+    """Cores this process may run on (its affinity mask on Linux, else every core)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

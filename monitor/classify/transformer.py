@@ -15,7 +15,6 @@ and set ``classifier.model_path = DIR``.
 
 from __future__ import annotations
 
-import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from monitor.classify.artifact import load_model, pad, tokenize
-from monitor.classify.cpu_features import cpu_bf16_flag
+from monitor.classify.cpu_features import available_cpus, cpu_bf16_flag
 from monitor.classify.model import FinSentModel, TwoHeadOutput, signed_score
 from monitor.classify.precision import Precision, choose_cpu_precision, cuda_precision
 from monitor.config import ClassifierSettings
@@ -67,13 +66,6 @@ def split_sorted(lengths: Sequence[int], max_rows: int, overhead_tokens: int = F
         bounds.append(end)
         end = cut[end]
     return bounds[::-1]
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_device(setting: str) -> torch.device:

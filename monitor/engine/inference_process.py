@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -32,6 +31,7 @@ import structlog
 
 from monitor import metrics
 from monitor.classify import build_classifier
+from monitor.classify.cpu_features import available_cpus
 from monitor.config import ClassifierSettings
 from monitor.lifecycle import Service
 from monitor.types import Classifier, Prediction
@@ -151,4 +151,4 @@ def engine_classifier(settings: ClassifierSettings, *, log_level: str, log_forma
 def use_worker_process(settings: ClassifierSettings) -> bool:
     if settings.worker != "auto":
         return settings.worker == "process"
-    return settings.kind == "transformer" and len(os.sched_getaffinity(0)) >= 2
+    return settings.kind == "transformer" and available_cpus() >= 2
