@@ -39,8 +39,8 @@ from benchmarks.stats import percentile
 from benchmarks.work import gemm_gflops, model_flops
 from monitor.classify.artifact import normalize_text
 from monitor.classify.cpu_features import available_cpus
-from monitor.classify.dataset import DATASET_DIR, read_csv
 from monitor.classify.precision import Precision
+from monitor.classify.training.dataset import DATASET_DIR, read_csv
 from monitor.classify.transformer import BucketedClassifier, TransformerClassifier, split_sorted
 from monitor.config import ClassifierSettings
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_classifier import load_texts
 from benchmarks.stats import percentile
 from benchmarks.work import gemm_gflops, model_flops
-from monitor.classify.dataset import DATASET_DIR
+from monitor.classify.training.dataset import DATASET_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_SITE = ROOT / "var" / "gpu-site"

@@ -19,8 +19,8 @@ import structlog
 
 from monitor import __version__
 from monitor.classify import ModelLoadError
-from monitor.classify.dataset import DatasetError
 from monitor.classify.topics import TaxonomyError
+from monitor.classify.training.dataset import DatasetError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.durations import iso_utc
 from monitor.fatal import one_line, report_fatal, root_cause
@@ -139,9 +139,13 @@ def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace
 DELEGATED = {
     "replay": ("monitor.replay:replay_command", "replay history from JSONL/CSV files or a Kafka topic", True),
     "backtest": ("monitor.backtest:backtest_command", "score alerts against labelled incidents", True),
-    "train": ("monitor.classify.train:train_command", "train the topic + sentiment heads", False),
-    "pretrain": ("monitor.classify.pretrain:pretrain_command", "adapt the encoder to finance text (masked LM)", False),
-    "eval": ("monitor.classify.evaluate:eval_command", "evaluate a model on the held-out split", False),
+    "train": ("monitor.classify.training.train:train_command", "train the topic + sentiment heads", False),
+    "pretrain": (
+        "monitor.classify.training.pretrain:pretrain_command",
+        "adapt the encoder to finance text (masked LM)",
+        False,
+    ),
+    "eval": ("monitor.classify.training.evaluate:eval_command", "evaluate a model on the held-out split", False),
     "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
     "alerts": ("alerts.redrive:alerts_command", "list / re-drive dead-lettered alert notifications", True),
     "init": ("monitor.starter:init_command", "write a starter config (monitor.toml, production.toml) into DIR", False),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monitor.classify.calibration import ReliabilityBin
-from monitor.classify.metrics import Report
+from monitor.classify.training.calibration import ReliabilityBin
+from monitor.classify.training.metrics import Report
 
 
 def _pyplot() -> Any:

@@ -10,9 +10,9 @@ from transformers import AutoModel, BertForMaskedLM
 
 from monitor.classify import ModelLoadError
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model
-from monitor.classify.dataset import DatasetError
-from monitor.classify.pretrain import batches, masked_lm_loss, pretrain_command
-from monitor.classify.train import train_command
+from monitor.classify.training.dataset import DatasetError
+from monitor.classify.training.pretrain import batches, masked_lm_loss, pretrain_command
+from monitor.classify.training.train import train_command
 
 
 def _pretrain(base: Path, texts: Path, out: Path, *extra: str) -> int:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.classify.dataset import DatasetError, read_csv
 from monitor.classify.topics import load_taxonomy
+from monitor.classify.training.dataset import DatasetError, read_csv
 from monitor.cli import main
 
 

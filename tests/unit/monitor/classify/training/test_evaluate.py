@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from monitor.classify.calibration import expected_calibration_error, reliability_bins
-from monitor.classify.evaluate import eval_command
 from monitor.classify.topics import load_taxonomy
+from monitor.classify.training.calibration import expected_calibration_error, reliability_bins
+from monitor.classify.training.evaluate import eval_command
 from monitor.cli import main
 
-from .conftest import SENTIMENTS, _tiny_bert_config, _tiny_tokenizer
+from ..conftest import SENTIMENTS, _tiny_bert_config, _tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from monitor.classify.calibration import expected_calibration_error, reliability_bins
-from monitor.classify.dataset import (
+from monitor.classify.lexicon import LexiconClassifier
+from monitor.classify.topics import Taxonomy, load_taxonomy
+from monitor.classify.training.calibration import expected_calibration_error, reliability_bins
+from monitor.classify.training.dataset import (
     DATASET_DIR,
     SENTIMENT_LABELS,
     TOPIC_DATASET_DIR,
@@ -35,10 +37,8 @@ from monitor.classify.dataset import (
     read_csv,
     topic_holdout,
 )
-from monitor.classify.lexicon import LexiconClassifier
-from monitor.classify.metrics import Report, classification_report
-from monitor.classify.plots import plot_confusion, plot_reliability
-from monitor.classify.topics import Taxonomy, load_taxonomy
+from monitor.classify.training.metrics import Report, classification_report
+from monitor.classify.training.plots import plot_confusion, plot_reliability
 from monitor.classify.transformer import BucketedClassifier, TransformerClassifier
 from monitor.config import ClassifierSettings
 

@@ -30,8 +30,8 @@ from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguage
 from transformers.utils import logging as transformers_logging
 
 from monitor.classify.artifact import resolve_base, tokenize
-from monitor.classify.dataset import read_unlabelled
-from monitor.classify.train import warmup_linear_schedule
+from monitor.classify.training.dataset import read_unlabelled
+from monitor.classify.training.train import warmup_linear_schedule
 from monitor.classify.transformer import cpu_threads
 
 

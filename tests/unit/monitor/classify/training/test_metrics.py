@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.classify.metrics import classification_report
+from monitor.classify.training.metrics import classification_report
 
 
 def test_report_matches_hand_computed_precision_recall_f1() -> None:

@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model, new_model, normalize_text
-from monitor.classify.dataset import DatasetError, is_headline_style, read_csv, topic_holdout
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.train import (
+from monitor.classify.training.dataset import DatasetError, is_headline_style, read_csv, topic_holdout
+from monitor.classify.training.train import (
     IGNORE,
     build_parser,
     frozen_states,

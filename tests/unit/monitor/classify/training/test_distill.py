@@ -10,11 +10,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from monitor.classify.artifact import DELTA_WEIGHTS
-from monitor.classify.dataset import SENTIMENT_LABELS
-from monitor.classify.distill import soft_cross_entropy
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.train import IGNORE, Trainer, build_parser, train_command
-from tests.unit.monitor.classify.test_train import _train
+from monitor.classify.training.dataset import SENTIMENT_LABELS
+from monitor.classify.training.distill import soft_cross_entropy
+from monitor.classify.training.train import IGNORE, Trainer, build_parser, train_command
+from tests.unit.monitor.classify.training.test_train import _train
 
 
 def _args(base: Path, csv: Path, topic_csv: Path, *extra: str) -> argparse.Namespace:

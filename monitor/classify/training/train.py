@@ -36,7 +36,9 @@ from tqdm import tqdm
 from transformers.masking_utils import create_bidirectional_mask
 
 from monitor.classify.artifact import init_encoder_from, new_model, pad, save_delta, save_full, tokenize
-from monitor.classify.dataset import (
+from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
+from monitor.classify.topics import load_taxonomy
+from monitor.classify.training.dataset import (
     DATASET_DIR,
     SENTIMENT_LABELS,
     TOPIC_DATASET_DIR,
@@ -46,10 +48,8 @@ from monitor.classify.dataset import (
     read_unlabelled,
     stratified_split,
 )
-from monitor.classify.distill import soft_cross_entropy, teacher_probabilities
-from monitor.classify.metrics import Report, classification_report
-from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
-from monitor.classify.topics import load_taxonomy
+from monitor.classify.training.distill import soft_cross_entropy, teacher_probabilities
+from monitor.classify.training.metrics import Report, classification_report
 from monitor.classify.transformer import cpu_threads
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
