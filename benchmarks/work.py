@@ -38,3 +38,33 @@ def gemm_gflops(dtype: torch.dtype, m: int, k: int, n: int, device: str = "cpu",
         elapsed = (time.perf_counter() - started) / 4
         best, spent = min(best, elapsed), spent + 4 * elapsed
     return 2.0 * m * k * n / best / 1e9
+
+
+def linear_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    """(in, out) of every Linear in the model, in module order: one forward pass's GEMM mix."""
+    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def linear_mix_gflops(shapes: list[tuple[int, int]], rows: int, dtype: torch.dtype, seconds: float = 0.5) -> float:
+    """Sustained GFLOP/s of the model's own Linears at ``rows`` rows (one sub-batch's padded tokens),
+    timed over windows of 10 whole passes, best window kept: what the model's GEMMs could do here.
+
+    ``gemm_gflops`` keeps the best 4-call window of one matmul, which on a shared host catches bursts the
+    model never sees for a whole forward pass; this is the fairer yardstick for "how close to the
+    hardware" and is reported next to it."""
+    weights = [(torch.randn(rows, k, dtype=dtype), torch.randn(n, k, dtype=dtype)) for k, n in shapes]
+    flops = 2.0 * rows * sum(k * n for k, n in shapes)
+
+    def one_pass() -> None:
+        for x, w in weights:
+            nn.functional.linear(x, w)
+
+    one_pass()
+    best, spent = float("inf"), 0.0
+    while spent < seconds:
+        started = time.perf_counter()
+        for _ in range(10):
+            one_pass()
+        elapsed = (time.perf_counter() - started) / 10
+        best, spent = min(best, elapsed), spent + 10 * elapsed
+    return flops / best / 1e9
