@@ -13,12 +13,17 @@ and shuts the worker down. A worker that dies (killed, out of memory, a crash in
 respawned once per call and the call retried; if the new one dies too the call fails, and the
 pipeline's per-message retry dead-letters the text that kills it (monitor/engine/pipeline.py).
 The worker ignores SIGINT/SIGTERM: stopping is the parent's decision, after the in-flight batch.
+If the parent itself dies without stopping it (kill -9, the OOM killer), the worker exits at once rather
+than linger as an orphan holding the model's memory: a supervisor restarting the daemon would otherwise
+leak one model per restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import threading
 import time
@@ -54,11 +59,28 @@ class InferenceWorkerError(RuntimeError):
     """The inference worker process died twice in one call."""
 
 
+def _exit_with_parent() -> None:
+    """In the worker: exit as soon as the parent process is gone (its sentinel becomes ready). A pool
+    worker otherwise waits forever on a call queue that it holds both ends of."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _load_in_worker(factory: ClassifierFactory, settings: dict[str, Any], log_level: str, log_format: str) -> str:
-    """Worker initialisation: quiet signals, logging like the parent's, then the model. Returns its name."""
+    """Worker initialisation: quiet signals, exit with the parent, logging like the parent's, then the
+    model. Returns its name."""
     global _worker_classifier
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _exit_with_parent()
     from monitor.logging import configure_logging
 
     configure_logging(log_level, log_format)

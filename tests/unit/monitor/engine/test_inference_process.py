@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +76,52 @@ async def test_a_text_that_kills_the_worker_twice_fails_its_call_and_the_next_ca
         with pytest.raises(InferenceWorkerError, match="died twice"):
             clf.predict(["fine", "POISON pill"])
         assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
+
+
+_PARENT = """
+import asyncio, time
+from monitor.config import ClassifierSettings
+from monitor.engine.inference_process import ProcessClassifier
+
+async def main():
+    clf = ProcessClassifier(ClassifierSettings(kind="lexicon", worker="process"))
+    await clf.start()
+    print("WORKER", next(iter(clf._pool._processes)), flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Exited, or a zombie nobody reaped yet (an orphan's new parent may not reap promptly)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_the_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    root = str(Path(__file__).resolve().parents[4])
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        assert parent.stdout is not None
+        worker = next(int(line.split()[1]) for line in parent.stdout if line.startswith("WORKER "))
+        assert not _gone(worker)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(worker), f"worker {worker} outlived its SIGKILLed parent"
+    finally:
+        parent.kill()
 
 
 async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
