@@ -50,25 +50,31 @@ def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A full save_pretrained two-head model directory with random weights."""
+def save_tiny_two_head(
+    directory: Path, topics: list[str], seed: int, sentiment_temperature: float = 1.0
+) -> Path:
+    """A full save_pretrained two-head model (tiny BERT, random weights from ``seed``) in ``directory``."""
     import torch
 
     from monitor.classify.model import FinSentConfig, FinSentModel
 
-    directory = tmp_path_factory.mktemp("tiny_two_head")
     tokenizer = _tiny_tokenizer(directory)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = FinSentConfig(
         encoder=_tiny_bert_config(tokenizer.vocab_size).to_dict(),
-        topic_labels=TOPICS,
+        topic_labels=topics,
         sentiment_labels=SENTIMENTS,
-        sentiment_temperature=1.5,
+        sentiment_temperature=sentiment_temperature,
     )
     FinSentModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full save_pretrained two-head model directory with random weights."""
+    return save_tiny_two_head(tmp_path_factory.mktemp("tiny_two_head"), TOPICS, seed=0, sentiment_temperature=1.5)
 
 
 @pytest.fixture

@@ -13,25 +13,13 @@ from monitor.classify.training.calibration import expected_calibration_error, re
 from monitor.classify.training.evaluate import eval_command
 from monitor.cli import main
 
-from ..conftest import SENTIMENTS, _tiny_bert_config, _tiny_tokenizer
+from ..conftest import save_tiny_two_head
 
 
 @pytest.fixture(scope="module")
 def canonical_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny two-head model whose topic labels are the shipped taxonomy's 20 names."""
-    from monitor.classify.model import FinSentConfig, FinSentModel
-
-    directory = tmp_path_factory.mktemp("tiny_canonical")
-    tokenizer = _tiny_tokenizer(directory)
-    torch.manual_seed(1)
-    config = FinSentConfig(
-        encoder=_tiny_bert_config(tokenizer.vocab_size).to_dict(),
-        topic_labels=list(load_taxonomy().names),
-        sentiment_labels=SENTIMENTS,
-    )
-    FinSentModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_two_head(tmp_path_factory.mktemp("tiny_canonical"), list(load_taxonomy().names), seed=1)
 
 
 def test_eval_reports_both_heads_for_every_variant_and_writes_figures(
