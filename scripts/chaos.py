@@ -5,8 +5,10 @@ sink) over the same ~10k-message stream with malformed records mixed in, against
 and tansu broker, while injecting one kind of fault repeatedly: kill -9 + restart loops, Redis
 freezes (SIGSTOP), Redis restarts, a minute without Redis, broker freezes. It ends with a table:
 fault, runs survived, messages lost (must be 0), double-counted (must be 0), valid messages judged
-late, notifications vs an uninterrupted in-process reference run. Exit status 1 if any drill lost,
-double-counted or diverged.
+late, notifications vs an uninterrupted in-process reference run, child processes left behind. The
+kill -9 drill keeps the classifier in a worker process (as a transformer is by default), so a worker
+that outlives its killed daemon shows up there. Exit status 1 if any drill lost, double-counted,
+diverged or left a process behind.
 
     python scripts/chaos.py [--loops 5] [--buckets 200] [--only kill9,redis-freeze]
 """
@@ -39,6 +41,7 @@ from tests.chaos.harness import (  # noqa: E402
 from tests.integration.daemon import Daemon  # noqa: E402
 from tests.integration.streams import BUCKET_S, stream  # noqa: E402
 from tests.kafka_broker import create_topics  # noqa: E402
+from tests.processes import wait_gone  # noqa: E402
 
 LATENESS_S = 60
 MALFORMED = [b"{not json", json.dumps({"id": "x", "text": "no time"}).encode(),
@@ -54,6 +57,8 @@ class Outcome:
     lost: int = 0
     double_counted: int = 0
     late: int = 0
+    orphans: int = 0
+    """Child processes (the inference worker) still running 15 s after their daemon was killed."""
     notifications: str = ""
     ok: bool = False
     note: str = ""
@@ -81,9 +86,10 @@ class Drill:
         return self.outcome
 
     async def _run(self, expected: list[tuple[str, str, int]], until: int) -> None:
+        worker = {"MONITOR_CLASSIFIER__WORKER": "process"} if self.fault == FAULTS["kill9"] else {}
         scenario = ChaosScenario(self.workdir, self.broker.bootstrap, self.redis.url,
                                  MONITOR_KAFKA__MAX_POLL_RECORDS="50", MONITOR_BATCHING__MAX_BATCH_SIZE="32",
-                                 MONITOR_KAFKA__MAX_BUFFERED_RECORDS="1000")
+                                 MONITOR_KAFKA__MAX_BUFFERED_RECORDS="1000", **worker)
         await create_topics(self.broker.bootstrap, {scenario.news: 3, scenario.comments: 1, scenario.dlq: 1})
         raw = [json.dumps(m).encode() for m in self.messages]
         rnd = random.Random(7)
@@ -111,12 +117,14 @@ class Drill:
         self.outcome.double_counted = max(0, volume - total)
         self.outcome.late = int(self.late)
         self.outcome.notifications = f"{len(got)} / {len(expected)}" + (" equal" if got == expected else " DIFFER")
-        self.outcome.ok = got == expected and volume == total
+        self.outcome.ok = got == expected and volume == total and self.outcome.orphans == 0
 
     async def inject(self, scenario: ChaosScenario, daemon: Daemon) -> Daemon:
         if self.fault == "kill -9 + restart":
             self.late += _late(daemon)
+            children = daemon.children()
             daemon.kill()
+            self.outcome.orphans += len(wait_gone(children, 15))
             return scenario.start()
         if self.fault == "redis freeze 5 s":
             self.redis.freeze()
@@ -188,10 +196,11 @@ async def main(argv: list[str]) -> int:
             outcomes.append(outcome)
             print(f"{outcome.fault}: {'ok' if outcome.ok else 'FAILED'} ({outcome.note})", file=sys.stderr)
     print(f"\n{len(messages)} valid + {len(MALFORMED) * 5} malformed messages, 3 partitions, lexicon classifier\n")
-    print("| fault | runs survived | messages lost | double-counted | valid judged late | notifications vs reference |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| fault | runs survived | messages lost | double-counted | valid judged late | processes left behind "
+          "| notifications vs reference |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for o in outcomes:
-        cells = [o.fault, f"{o.survived}/{o.injected}", o.lost, o.double_counted, o.late, o.notifications]
+        cells = [o.fault, f"{o.survived}/{o.injected}", o.lost, o.double_counted, o.late, o.orphans, o.notifications]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     return 0 if all(o.ok for o in outcomes) else 1
 

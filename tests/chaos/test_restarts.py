@@ -1,7 +1,8 @@
 """The daemon is stopped (SIGTERM, and kill -9 loops) while a surge sits in buckets that are durable but
 not yet closed, and restarted only when later data arrives: detection resumes at its durable cursor
 and walks every bucket from there, so the notifications equal an uninterrupted run's exactly, and every
-message is counted once (0 lost, 0 double-counted)."""
+message is counted once (0 lost, 0 double-counted). The kill -9 runs keep the classifier in a worker
+process (as a transformer is by default), and no worker outlives its killed daemon."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.chaos.harness import ChaosScenario, RedisProcess, closed_by_data_s, p
 from tests.integration.daemon import Daemon
 from tests.integration.streams import BUCKET_S, stream
 from tests.kafka_broker import create_topics
+from tests.processes import wait_gone
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(180)]
 LATENESS_S = 15 * BUCKET_S  # the surge (buckets 30-33) is still open when day 1 has been read
@@ -32,7 +34,10 @@ async def _stop(daemon: Daemon, how: str) -> None:
     if how == "sigterm":
         assert daemon.terminate() == 0, daemon.tail()
     else:
+        children = daemon.children()
+        assert children, "the kill -9 drill runs the classifier in a worker process"
         daemon.kill()
+        assert not wait_gone(children, 15), "a child process outlived the killed daemon"
 
 
 @pytest.mark.parametrize("how", ["sigterm", "kill9"])
@@ -40,8 +45,9 @@ async def test_surge_in_open_buckets_at_a_stop_is_detected_after_the_restart_exa
     tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess, how: str,
 ) -> None:
     day1, day2 = two_days()
+    worker = {"MONITOR_CLASSIFIER__WORKER": "process"} if how == "kill9" else {}
     scenario = ChaosScenario(tmp_path, kafka_bootstrap, chaos_redis.url,
-                             MONITOR_WINDOWS__ALLOWED_LATENESS_S=str(LATENESS_S))
+                             MONITOR_WINDOWS__ALLOWED_LATENESS_S=str(LATENESS_S), **worker)
     await create_topics(kafka_bootstrap, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
     until = closed_by_data_s(day1 + day2, BUCKET_S, LATENESS_S)
     expected = await reference(day1 + day2, tmp_path, BUCKET_S, LATENESS_S, until)

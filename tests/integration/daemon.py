@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import REPO_ROOT
+from tests.processes import child_pids
 
 PRODUCTION_CONFIG = REPO_ROOT / "configs" / "production.toml"
 
@@ -67,8 +68,14 @@ class Daemon:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout_s)
 
+    def children(self) -> list[int]:
+        """Pids of the daemon's live child processes (the inference worker, multiprocessing's tracker)."""
+        assert self.proc is not None
+        return child_pids(self.proc.pid)
+
     def kill(self) -> None:
         """SIGKILL: a crash, nothing drained or committed."""
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(timeout=10)
+

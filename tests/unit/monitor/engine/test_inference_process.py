@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from monitor.engine.inference_process import (
     use_worker_process,
 )
 from monitor.types import Classifier, Prediction
+from tests.processes import gone, wait_gone
 
 TEXTS = ["Shares plunge after fraud probe", "Record profit, dividend raised", "Fed meets on Tuesday"]
 LEXICON = ClassifierSettings(kind="lexicon", worker="process")
@@ -94,14 +94,6 @@ if __name__ == "__main__":
 """
 
 
-def _gone(pid: int) -> bool:
-    """Exited, or a zombie nobody reaped yet (an orphan's new parent may not reap promptly)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 def test_the_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(_PARENT)
@@ -113,13 +105,10 @@ def test_the_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     try:
         assert parent.stdout is not None
         worker = next(int(line.split()[1]) for line in parent.stdout if line.startswith("WORKER "))
-        assert not _gone(worker)
+        assert not gone(worker)
         parent.kill()
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while not _gone(worker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(worker), f"worker {worker} outlived its SIGKILLed parent"
+        assert not wait_gone([worker], 15), f"worker {worker} outlived its SIGKILLed parent"
     finally:
         parent.kill()
 
