@@ -156,6 +156,12 @@ class ClassifierSettings(_Section):
     forward pass never waits on the event loop's Python work (detection, window writes); ``thread``: an
     inference thread in the daemon. ``auto`` = ``process`` for a transformer on a host with >= 2 usable
     cores (benchmarks/RESULTS.md measures both), else ``thread``."""
+    batch_timeout_s: float = Field(120.0, gt=0)
+    """Longest one micro-batch may take in the worker process. Past it the worker is taken as hung: it is
+    killed and respawned and the batch retried once, then its texts one by one, so a text that hangs the
+    model twice is dead-lettered (``classifier_error``) instead of blocking its partition. A batch takes
+    well under a second on a CPU; the default leaves room for a loaded host. Only ``worker = "process"``:
+    a model in the daemon's own thread cannot be interrupted."""
 
 
 class BatchingSettings(_Section):

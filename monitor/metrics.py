@@ -16,6 +16,10 @@ LATE = Counter("finsent_late_messages_total", "Messages older than watermark - a
 INFERENCE_WORKER_DEATHS = Counter(
     "finsent_inference_worker_deaths_total", "Inference worker processes that died mid-call (each is respawned)"
 )
+INFERENCE_WORKER_TIMEOUTS = Counter(
+    "finsent_inference_worker_timeouts_total",
+    "Inference worker processes killed after a batch outran classifier.batch_timeout_s (each is respawned)",
+)
 INFERENCE_SECONDS = Histogram(
     "finsent_inference_seconds", "Classifier call latency per micro-batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

@@ -9,9 +9,10 @@ the other (a few kB each way, against a forward pass of 100+ ms per batch).
 
 Lifecycle: ``start()`` spawns the worker and loads the model there (a load error is raised here, as
 the same one-line ``ModelLoadError`` an in-process load gives); ``stop()`` lets the running batch end
-and shuts the worker down. A worker that dies (killed, out of memory, a crash in native code) is
-respawned once per call and the call retried; if the new one dies too the call fails, and the
-pipeline's per-message retry dead-letters the text that kills it (monitor/engine/pipeline.py).
+and shuts the worker down. A worker that dies (killed, out of memory, a crash in native code), or hangs
+past ``classifier.batch_timeout_s`` and is killed for it, is respawned once per call and the call
+retried; if the new one dies or hangs too the call fails, and the pipeline's per-message retry
+dead-letters the text that kills it (monitor/engine/pipeline.py).
 The worker ignores SIGINT/SIGTERM: stopping is the parent's decision, after the in-flight batch.
 If the parent itself dies without stopping it (kill -9, the OOM killer), the worker exits at once rather
 than linger as an orphan holding the model's memory: a supervisor restarting the daemon would otherwise
@@ -56,7 +57,7 @@ _worker_classifier: Classifier | None = None
 
 
 class InferenceWorkerError(RuntimeError):
-    """The inference worker process died twice in one call."""
+    """The inference worker process died, or hung past ``classifier.batch_timeout_s``, twice in one call."""
 
 
 def _exit_with_parent() -> None:
@@ -145,21 +146,33 @@ class ProcessClassifier(Service):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Blocking: run on the batcher's inference thread, like an in-process ``predict``."""
         batch = list(texts)
+        timeout_s = self.settings.batch_timeout_s
         for attempt in (1, 2):
             pool = self._pool
             if pool is None:
                 raise InferenceWorkerError("inference worker is not running (ProcessClassifier not started)")
             started = time.perf_counter()
             try:
-                return pool.submit(_predict_in_worker, batch).result()
+                return pool.submit(_predict_in_worker, batch).result(timeout=timeout_s)
             except BrokenProcessPool:
                 log.error("inference_worker_died", texts=len(batch), attempt=attempt)
                 metrics.INFERENCE_WORKER_DEATHS.inc()
-                if attempt == 1 and self._pool is pool:
-                    self._spawn()
+            except TimeoutError:
+                log.error("inference_worker_hung", texts=len(batch), attempt=attempt, timeout_s=timeout_s)
+                metrics.INFERENCE_WORKER_TIMEOUTS.inc()
+                _kill_workers(pool)
             finally:
                 self.busy_s += time.perf_counter() - started
-        raise InferenceWorkerError(f"inference worker died twice on a batch of {len(batch)} texts")
+            if self._pool is pool:  # a live worker for the retry, or for the next call after a second loss
+                self._spawn()
+        raise InferenceWorkerError(f"inference worker died or hung twice on a batch of {len(batch)} texts")
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL a pool's worker processes: a hung forward pass cannot be asked to stop."""
+    for process in list((pool._processes or {}).values()):  # the pool offers no public handle on them
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def engine_classifier(settings: ClassifierSettings, *, log_level: str, log_format: str) -> Classifier:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,19 @@ def poisoned_lexicon(settings: ClassifierSettings) -> Classifier:
     return _Poisoned(build_classifier(settings))
 
 
+class _Hanging(_Poisoned):
+    """The lexicon, except that a text containing HANG never returns (a deadlocked native call)."""
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if any("HANG" in t for t in texts):
+            time.sleep(3600)
+        return self.inner.predict(texts)
+
+
+def hanging_lexicon(settings: ClassifierSettings) -> Classifier:
+    return _Hanging(build_classifier(settings))
+
+
 def _worker_pid(clf: ProcessClassifier) -> int:
     pool = clf._pool
     assert pool is not None and pool._processes
@@ -73,7 +87,7 @@ async def test_a_killed_worker_is_respawned_counted_and_the_call_still_answers()
 
 async def test_a_text_that_kills_the_worker_twice_fails_its_call_and_the_next_call_answers() -> None:
     async with ProcessClassifier(LEXICON, factory=poisoned_lexicon) as clf:
-        with pytest.raises(InferenceWorkerError, match="died twice"):
+        with pytest.raises(InferenceWorkerError, match="died or hung twice"):
             clf.predict(["fine", "POISON pill"])
         assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
 
@@ -111,6 +125,20 @@ def test_the_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         assert not wait_gone([worker], 15), f"worker {worker} outlived its SIGKILLed parent"
     finally:
         parent.kill()
+
+
+async def test_a_batch_that_hangs_the_worker_is_killed_twice_then_fails_and_the_next_call_answers() -> None:
+    timeouts = metrics.INFERENCE_WORKER_TIMEOUTS._value.get()
+    settings = LEXICON.model_copy(update={"batch_timeout_s": 0.5})
+    async with ProcessClassifier(settings, factory=hanging_lexicon) as clf:
+        hung = _worker_pid(clf)
+        started = time.monotonic()
+        with pytest.raises(InferenceWorkerError, match="died or hung twice"):
+            clf.predict(["fine", "HANG forever"])
+        assert time.monotonic() - started < 30  # two timeouts and a respawn, not an hour
+        assert not wait_gone([hung], 10), "the hung worker must be killed"
+        assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
+    assert metrics.INFERENCE_WORKER_TIMEOUTS._value.get() == timeouts + 2
 
 
 async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
