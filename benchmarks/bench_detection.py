@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -68,13 +69,13 @@ def run(args: argparse.Namespace, dev: Path, tmp: Path) -> tuple[Scores, float, 
     return scores, time.perf_counter() - started, result.stats.read
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "production.toml")
     p.add_argument("--classifier", choices=["transformer", "lexicon"], default="transformer")
     p.add_argument("--messages", type=int, default=None, help="only the first N messages (timing runs)")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     dev = Path(os.environ.get("FINSENT_DEV_SET", DEFAULT_DEV_SET))
     if not (dev / "stocknet.jsonl").is_file() or not (dev / "dev_incidents.csv").is_file():
         print(f"dev set not found: {dev} needs stocknet.jsonl and dev_incidents.csv (set FINSENT_DEV_SET)",
@@ -95,4 +96,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -15,8 +15,10 @@ import gc
 import json
 import random
 import statistics
+import sys
 import time
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.entities.linker import EntityLinker
@@ -76,12 +78,12 @@ def novelty_memory_per_story(entries: int, texts: list[str]) -> float:
     return used / entries
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--names", type=int, default=5000)
     parser.add_argument("--memory-entries", type=int, default=5000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     texts = demo_texts()
     bundled = load_watchlist()
     synthetic = synthetic_watchlist(args.names)
@@ -99,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

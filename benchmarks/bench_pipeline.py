@@ -10,8 +10,10 @@ time, so nothing is a duplicate or late). Both modes read it with
 ``FileReplaySource`` at full speed, use the same classifier instance, the same store class (a fresh,
 empty store per run) and the same ``AlertEngine`` (``alerts.sinks = []``, so delivery is not measured):
 
-(a) naive: for each message -- watermark check, ``classifier.predict([text])``, ``store.apply([one])``,
-    ``source.commit([record])``, then detection for any bucket that closed. No batching, no overlap.
+(a) naive: for each message -- watermark check, entity linking + novelty (the same ``Enricher``),
+    ``classifier.predict([text])``, ``store.apply([one])``, ``source.commit([record])``, then detection
+    for any bucket that closed. No batching, no overlap. The windows of (a) and (b) must hold the same
+    messages (the "in windows" column checks it).
 (b) ours: ``MonitorApp`` with the settings of ``configs/default.toml`` (micro-batching, classification
     overlapped with the store write of the previous batch) and the same classifier/store injected.
 
@@ -55,6 +57,7 @@ from consumers.replay import FileReplaySource
 from monitor.classify import build_classifier
 from monitor.config import REPO_ROOT, Settings, load_settings
 from monitor.engine.app import MonitorApp
+from monitor.engine.enrich import build_enricher
 from monitor.engine.inference_process import ProcessClassifier, engine_classifier, use_worker_process
 from monitor.engine.watermark import Watermark
 from monitor.lifecycle import Service
@@ -199,6 +202,7 @@ async def run_naive(settings: Settings, classifier: Classifier, labels: tuple[st
     alerting = TimedEvaluator(build_alerting(settings, store))
     source = replay_source(settings, dead_letter)
     watermark = Watermark(store.bucket_s, settings.windows.allowed_lateness_s)
+    enricher = build_enricher(settings)
     latencies_ms: list[float] = []
     read = applied = late = notifications = 0
     async with dead_letter, store, alerting.inner, source:
@@ -208,8 +212,10 @@ async def run_naive(settings: Settings, classifier: Classifier, labels: tuple[st
                 handed = time.perf_counter()
                 read += 1
                 if watermark.observe(int(rec.message.event_time.timestamp()), rec.lane):
-                    pred = classifier.predict([rec.message.text])[0]
-                    applied += await store.apply([ClassifiedMessage(rec.message, pred)])
+                    [linked], repeats = enricher.process([rec]) if enricher else ([rec], {})
+                    pred = classifier.predict([linked.message.text])[0]
+                    repeat_of = repeats.get(linked.message.id)
+                    applied += await store.apply([ClassifiedMessage(linked.message, pred, repeat_of)])
                 else:
                     late += 1
                 await source.commit([rec])

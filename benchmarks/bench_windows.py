@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.types import ClassifiedMessage, Sentiment
@@ -79,13 +81,13 @@ async def main_async(total: int, batch_sizes: list[int]) -> None:
                   f"{row['p50_ms']:>13.3f} {row['p99_ms']:>13.3f}")  # fmt: skip
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--batch-sizes", default="1,256", help="comma-separated, e.g. 1,16,256")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     asyncio.run(main_async(args.messages, [int(s) for s in args.batch_sizes.split(",")]))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
