@@ -160,8 +160,9 @@ class ClassifierSettings(_Section):
     """Longest one micro-batch may take in the worker process. Past it the worker is taken as hung: it is
     killed and respawned and the batch retried once, then its texts one by one, so a text that hangs the
     model twice is dead-lettered (``classifier_error``) instead of blocking its partition. A batch takes
-    well under a second on a CPU; the default leaves room for a loaded host. Only ``worker = "process"``:
-    a model in the daemon's own thread cannot be interrupted."""
+    well under a second on a CPU; the default leaves room for a loaded host. With ``worker = "thread"``
+    the model cannot be interrupted: the daemon reports not ready (``/readyz`` 503, dependency
+    ``classifier`` down) until the batch returns, so a supervisor can restart it."""
 
 
 class BatchingSettings(_Section):

@@ -94,6 +94,7 @@ class MonitorApp:
         self.batcher = MicroBatcher(
             self.classifier, max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms,
             max_queue_messages=b.max_queue_messages, gil_switch_interval_ms=b.gil_switch_interval_ms,
+            stall_after_s=settings.classifier.batch_timeout_s,
         )
         self.pipeline = Pipeline(
             self.source, self.batcher, self.store, self.dead_letter, self.alerting,

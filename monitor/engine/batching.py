@@ -15,6 +15,11 @@ The inference thread takes the GIL back after every model op, so while the event
 (detection) each op may wait a whole GIL switch interval (5 ms by default): next to a busy Python
 thread the classifier ran 3x slower (benchmarks/RESULTS.md). The batcher shortens the interval while
 it runs (``gil_switch_interval_ms``) and restores it when it stops.
+
+A forward pass that runs past ``stall_after_s`` (``classifier.batch_timeout_s``) makes the daemon not
+ready (the ``classifier`` dependency, on ``/readyz`` and ``finsent_dependency_up``) until it returns: a
+model in the inference thread cannot be interrupted, so a supervisor has to see it. A worker process is
+also killed and respawned at that point (engine/inference_process.py).
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import structlog
 
 from monitor import metrics
 from monitor.lifecycle import Service
+from monitor.retry import DEPENDENCIES, Dependencies
 from monitor.types import Classifier, Prediction
 
 log = structlog.get_logger(__name__)
@@ -67,8 +74,18 @@ class MicroBatcher(Service):
         max_wait_ms: int,
         max_queue_messages: int,
         gil_switch_interval_ms: float = 0.0,
+        stall_after_s: float | None = None,
+        dependencies: Dependencies | None = None,
     ) -> None:
         self.classifier = classifier
+        self.stall_after_s = stall_after_s
+        """A forward pass running longer marks the ``classifier`` dependency down (None = never)."""
+        self._deps = dependencies or DEPENDENCIES
+        self._busy_since: float | None = None
+        """Monotonic start of the forward pass running now (set in the inference thread)."""
+        self._busy_texts = 0
+        self._stalled = False
+        self._watchdog: asyncio.Task[None] | None = None
         self.gil_switch_interval_ms = gil_switch_interval_ms
         """While started: ``sys.setswitchinterval`` in ms (0 = leave the interpreter's)."""
         self._saved_switch_interval_s: float | None = None
@@ -91,15 +108,19 @@ class MicroBatcher(Service):
         if isinstance(self.classifier, PreparingClassifier):
             self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
+        if self.stall_after_s is not None:
+            self._watchdog = asyncio.create_task(self._watch(self.stall_after_s), name="inference-watchdog")
 
     async def _stop(self) -> None:
         # Drain: let queued requests finish (bounded), then stop the worker.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
                 await self._queue.join()
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        for task in (self._worker, self._watchdog):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._mark_stalled(False, 0.0, 0)
         for executor in (self._executor, self._preparer):
             if executor is not None:
                 executor.shutdown(wait=True)
@@ -163,16 +184,39 @@ class MicroBatcher(Service):
                 if not task.done():
                     task.cancel()
 
+    def _timed(self, forward: Callable[[], list[Prediction]], texts: int) -> list[Prediction]:
+        """In the inference thread: the forward pass, with its start visible to the watchdog."""
+        self._busy_since, self._busy_texts = time.monotonic(), texts
+        try:
+            return forward()
+        finally:
+            self._busy_since = None
+
+    async def _watch(self, stall_after_s: float) -> None:
+        """Marks the classifier down while one forward pass outruns ``stall_after_s``, up once it returns."""
+        while True:
+            await asyncio.sleep(min(1.0, stall_after_s / 4))
+            since = self._busy_since
+            running_s = 0.0 if since is None else time.monotonic() - since
+            self._mark_stalled(running_s > stall_after_s, running_s, self._busy_texts)
+
+    def _mark_stalled(self, stalled: bool, running_s: float, texts: int) -> None:
+        if stalled and not self._stalled:
+            log.error("inference_stalled", running_s=round(running_s, 1), texts=texts)
+            self._deps.down("classifier", f"a batch of {texts} texts has run for {running_s:.0f} s (hung model?)")
+        elif not stalled and self._stalled:
+            log.info("inference_resumed")
+            self._deps.up("classifier")
+        self._stalled = stalled
+
     async def _infer(
         self, batch: list[_Request], texts: list[str], prepared: asyncio.Future[Callable[[], list[Prediction]]] | None
     ) -> None:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
-            if prepared is not None:
-                preds = await loop.run_in_executor(self._executor, await prepared)
-            else:
-                preds = await loop.run_in_executor(self._executor, self.classifier.predict, texts)
+            forward = await prepared if prepared is not None else partial(self.classifier.predict, texts)
+            preds = await loop.run_in_executor(self._executor, self._timed, forward, len(texts))
         except Exception as exc:  # a model failure fails the requests, never the worker
             log.exception("inference_failed", texts=len(texts))
             for req in batch:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from monitor.engine.batching import MicroBatcher
+from monitor.retry import Dependencies
 from monitor.types import Prediction
 from tests.fakes import RecordingClassifier
 
@@ -132,3 +133,41 @@ async def test_a_zero_gil_switch_interval_leaves_the_interpreter_setting_alone()
     before = sys.getswitchinterval()
     async with _batcher(RecordingClassifier()):
         assert sys.getswitchinterval() == before
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_forward_pass_past_the_stall_bound_marks_the_classifier_down_until_it_returns() -> None:
+    deps = Dependencies()
+    clf = RecordingClassifier()
+    clf.gate.clear()  # the model hangs until the gate opens
+    batcher = MicroBatcher(clf, max_batch_size=8, max_wait_ms=1, max_queue_messages=100,
+                           stall_after_s=0.2, dependencies=deps)
+    async with batcher:
+        pending = asyncio.create_task(batcher.classify(["good", "bad"]))
+        await asyncio.sleep(0.1)
+        assert deps.reasons() == []  # still inside the bound
+        await _until(lambda: bool(deps.reasons()))
+        [reason] = deps.reasons()
+        assert reason.startswith("classifier unreachable: a batch of 2 texts has run for") and "hung" in reason
+        clf.gate.set()
+        assert len(await pending) == 2
+        await _until(lambda: deps.reasons() == [])
+
+
+async def test_without_a_stall_bound_a_slow_model_is_never_reported() -> None:
+    deps = Dependencies()
+    clf = RecordingClassifier()
+    clf.gate.clear()
+    async with MicroBatcher(clf, max_batch_size=8, max_wait_ms=1, max_queue_messages=100,
+                            dependencies=deps) as batcher:
+        pending = asyncio.create_task(batcher.classify(["good"]))
+        await asyncio.sleep(0.3)
+        assert deps.reasons() == []
+        clf.gate.set()
+        await pending
