@@ -9,7 +9,7 @@ Padding, softmax, layer norms and GELU are not counted: they are overhead, not u
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -21,22 +21,32 @@ def model_flops(model: nn.Module, layers: int, hidden: int, lengths: Iterable[in
     return float(sum(2.0 * linear * n + 4.0 * layers * n * n * hidden for n in lengths))
 
 
+def best_call_s(
+    call: Callable[[], object], *, per_window: int, seconds: float, warm_up: int,
+    sync: Callable[[], object] = lambda: None,
+) -> float:
+    """Seconds per ``call`` in the fastest window of ``per_window`` calls, windows repeated for about
+    ``seconds`` after ``warm_up`` calls (``sync`` ends each window: the CUDA queue, or nothing on a CPU)."""
+    for _ in range(warm_up):
+        call()
+    sync()
+    best, spent = float("inf"), 0.0
+    while spent < seconds:
+        started = time.perf_counter()
+        for _ in range(per_window):
+            call()
+        sync()
+        elapsed = (time.perf_counter() - started) / per_window
+        best, spent = min(best, elapsed), spent + per_window * elapsed
+    return best
+
+
 def gemm_gflops(dtype: torch.dtype, m: int, k: int, n: int, device: str = "cpu", seconds: float = 0.5) -> float:
     """Best-of-several GFLOP/s of an (m x k) @ (k x n) matmul: the ceiling a model's Linears aim at."""
     a = torch.randn(m, k, dtype=dtype, device=device)
     b = torch.randn(k, n, dtype=dtype, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(2):
-        a @ b
-    sync()
-    best, spent = float("inf"), 0.0
-    while spent < seconds:
-        started = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        sync()
-        elapsed = (time.perf_counter() - started) / 4
-        best, spent = min(best, elapsed), spent + 4 * elapsed
+    best = best_call_s(lambda: a @ b, per_window=4, seconds=seconds, warm_up=2, sync=sync)
     return 2.0 * m * k * n / best / 1e9
 
 
@@ -59,12 +69,4 @@ def linear_mix_gflops(shapes: list[tuple[int, int]], rows: int, dtype: torch.dty
         for x, w in weights:
             nn.functional.linear(x, w)
 
-    one_pass()
-    best, spent = float("inf"), 0.0
-    while spent < seconds:
-        started = time.perf_counter()
-        for _ in range(10):
-            one_pass()
-        elapsed = (time.perf_counter() - started) / 10
-        best, spent = min(best, elapsed), spent + 10 * elapsed
-    return flops / best / 1e9
+    return flops / best_call_s(one_pass, per_window=10, seconds=seconds, warm_up=1) / 1e9
