@@ -106,7 +106,8 @@ def bucketed_forward_rows(lengths: Sequence[int], batch: int, clf: BucketedClass
         ordered = sorted(lengths[start : start + batch])
         begin = 0
         for end in split_sorted(ordered, clf.sub_batch_size, clf.overhead_tokens):
-            rows.append((end - begin) * ordered[end - 1])
+            longest = ordered[end - 1] + -ordered[end - 1] % clf.pad_multiple  # as ``_pad`` rounds it
+            rows.append((end - begin) * longest)
             begin = end
     return rows
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import bench_classifier
-from monitor.classify.transformer import TransformerClassifier, split_sorted
+from monitor.classify.transformer import TransformerClassifier
 from monitor.config import ClassifierSettings
 
 
@@ -37,14 +38,16 @@ def test_short_run_prints_the_peer_every_variant_and_both_ceilings(
 
 def test_forward_rows_are_the_padded_sub_batches_predict_runs(tiny_model_dir: Path) -> None:
     clf = TransformerClassifier(ClassifierSettings(model_path=str(tiny_model_dir), num_threads=1))
-    lengths = [3, 40, 17, 9, 12, 5, 33, 8]
-    rows = bench_classifier.bucketed_forward_rows(lengths, 4, clf)
-    expected = []
+    texts = [" ".join(["stock"] * n) for n in (3, 40, 17, 9, 12, 5, 33, 8)]
+    shapes: list[tuple[int, int]] = []
+    forward = clf._forward
+
+    def recording(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shapes.append((ids.shape[0], ids.shape[1]))
+        return forward(ids, mask)
+
+    clf._forward = recording  # type: ignore[method-assign]
     for start in (0, 4):
-        ordered = sorted(lengths[start : start + 4])
-        begin = 0
-        for end in split_sorted(ordered, clf.sub_batch_size, clf.overhead_tokens):
-            expected.append((end - begin) * ordered[end - 1])
-            begin = end
-    assert rows == expected
-    assert sum(rows) >= sum(lengths)
+        clf.predict(texts[start : start + 4])
+    lengths = [len(ids) for ids in clf._encode(texts)]
+    assert bench_classifier.bucketed_forward_rows(lengths, 4, clf) == [rows * width for rows, width in shapes]
