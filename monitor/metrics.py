@@ -57,6 +57,11 @@ ALERT_DEAD_LETTERS = Counter(
     "finsent_alert_dead_letters_total", "Notifications moved to the dead-letter outbox past the retry bound",
     ["sink"],
 )
+HTTP_FAILURES = Counter(
+    "finsent_http_failures_total",
+    "HTTP requests not served: kind=dependency (503, a dependency unreachable), internal (500, a bug), "
+    "bad_request (a malformed HTTP request)", ["kind"],
+)
 READY = Gauge("finsent_ready", "1 while /readyz answers ready (started, processing, every dependency reachable)")
 OUTBOX_PENDING = Gauge("finsent_outbox_pending", "Undelivered outbox entries per sink (due or waiting to retry)",
                        ["sink"])

@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.lifecycle import Service
+from monitor.web.errors import contain_errors, quiet_client_errors
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY
 
@@ -37,7 +38,7 @@ class HttpServer(Service):
         self.store = store
         self.ready = ready
         self.not_ready_reasons = not_ready_reasons
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[contain_errors()])
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
@@ -49,6 +50,7 @@ class HttpServer(Service):
         self.app.add_routes(routes)
 
     async def _start(self) -> None:
+        quiet_client_errors()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -68,12 +68,12 @@ class RunningDaemon:
     source: HoldOpenSource
 
 
-def demo_settings(tmp: Path, token: str | None) -> Settings:
+def demo_settings(tmp: Path, token: str | None, store_url: str = "memory://") -> Settings:
     return Settings(
         source={"kind": "replay", "replay_paths": [str(cut_demo(tmp / "demo-cut.jsonl"))],
                 "dead_letter_path": str(tmp / "dead-letter.jsonl")},
         classifier={"kind": "lexicon"},
-        windows={"store_url": "memory://", "bucket_s": 600, "allowed_lateness_s": 600},
+        windows={"store_url": store_url, "bucket_s": 600, "allowed_lateness_s": 600},
         alerts={"sinks": [], "baseline_buckets": 144, "min_volume": 15, "z_threshold": 3.0,
                 "min_neg_share": 0.4, "cooldown_s": 1800, "resolve_after_buckets": 2},
         http={"enabled": True, "host": "127.0.0.1", "port": 0, "api_token": token},
@@ -82,8 +82,9 @@ def demo_settings(tmp: Path, token: str | None) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_demo(tmp: Path, token: str | None = TOKEN, timeout_s: float = 90.0) -> AsyncIterator[RunningDaemon]:
-    settings = demo_settings(tmp, token)
+async def running_demo(tmp: Path, token: str | None = TOKEN, timeout_s: float = 90.0,
+                       store_url: str = "memory://") -> AsyncIterator[RunningDaemon]:
+    settings = demo_settings(tmp, token, store_url)
     dead_letter = build_dead_letter(settings)
     source = HoldOpenSource(settings.source.replay_paths, dead_letter, max_message_bytes=64_000,
                             max_text_chars=10_000)
