@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from redis.exceptions import ResponseError
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +40,10 @@ def fatal_line(exc: BaseException, command: str) -> str:
     """``monitor <command> failed: <what>`` plus the setting to check when the backend is known."""
     cause = root_cause(exc)
     what = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+    if isinstance(cause, ResponseError):  # Redis answered, and said no: not a reachability problem
+        return one_line(f"monitor {command} failed: windows.store_url: Redis refused a command ({what}) -- "
+                        "check its maxmemory, the ACL user's permissions (scripts, keys) and its version "
+                        "(>= 7.0)")
     module = type(cause).__module__ + "."
     for prefix, setting, env, check in BACKEND_HINTS:
         if module.startswith(prefix):

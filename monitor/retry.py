@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
-from redis.exceptions import BusyLoadingError, ReadOnlyError, TryAgainError
+from redis.exceptions import BusyLoadingError, ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never, wait_random_exponential
@@ -30,7 +30,21 @@ T = TypeVar("T")
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, TryAgainError,
+    # a Redis at its maxmemory (noeviction) refuses writes until keys expire or an operator makes room;
+    # a cluster without a master for a slot comes back after failover. Neither is the request's fault.
+    OutOfMemoryError, ClusterDownError,
 )
+HINTS: tuple[tuple[type[BaseException], str], ...] = (
+    (OutOfMemoryError, "Redis is at its maxmemory: raise it or lower windows.retention_s (waiting until it has room)"),
+)
+"""What an operator should do about a dependency error, added to the readiness reason and the retry log."""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, plus the fix when the error is a known operational condition."""
+    text = f"{type(exc).__name__}: {exc}"
+    hint = next((h for kind, h in HINTS if isinstance(exc, kind)), None)
+    return f"{text} -- {hint}" if hint else text
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -51,8 +65,8 @@ class Dependencies:
         self._down: dict[str, str] = {}
 
     def down(self, component: str, error: BaseException | str) -> None:
-        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        self._down[component] = reason[:300]
+        reason = error if isinstance(error, str) else describe(error)
+        self._down[component] = reason[:400]
         metrics.DEPENDENCY_UP.labels(component).set(0)
 
     def up(self, component: str) -> None:
@@ -103,7 +117,7 @@ async def retrying(
         deps.down(component, exc or "unknown error")
         metrics.RETRIES.labels(component).inc()
         log.warning("dependency_retrying", component=component, attempt=state.attempt_number,
-                    retry_in_s=round(delay_s, 3), error=repr(exc)[:300])
+                    retry_in_s=round(delay_s, 3), error=describe(exc)[:400] if exc else "unknown error")
 
     retryer = AsyncRetrying(
         wait=wait_random_exponential(multiplier=backoff.initial_s, max=backoff.max_s),

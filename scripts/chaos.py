@@ -3,7 +3,7 @@
 Each drill runs the real daemon (``monitor run``: Kafka in, Redis windows, lexicon classifier, file
 sink) over the same ~10k-message stream with malformed records mixed in, against its own redis-server
 and tansu broker, while injecting one kind of fault repeatedly: kill -9 + restart loops, Redis
-freezes (SIGSTOP), Redis restarts, a minute without Redis, broker freezes. It ends with a table:
+freezes (SIGSTOP), Redis restarts, a minute without Redis, Redis at its maxmemory, broker freezes. It ends with a table:
 fault, runs survived, messages lost (must be 0), double-counted (must be 0), valid messages judged
 late, notifications vs an uninterrupted in-process reference run, child processes left behind. The
 kill -9 drill keeps the classifier in a worker process (as a transformer is by default), so a worker
@@ -138,6 +138,10 @@ class Drill:
             self.redis.stop()
             await asyncio.sleep(60)
             self.redis.start()
+        elif self.fault == "redis full 10 s":
+            await self.redis.set_maxmemory("1")
+            await asyncio.sleep(10)
+            await self.redis.set_maxmemory("0")
         elif self.fault == "broker freeze 10 s":
             self.broker.freeze()
             await asyncio.sleep(10)
@@ -168,7 +172,7 @@ async def _wait(predicate: Callable[[], Awaitable[bool]], timeout_s: float, daem
 
 FAULTS = {"kill9": "kill -9 + restart", "redis-freeze": "redis freeze 5 s",
           "redis-restart": "redis restart (3 s down)", "broker-freeze": "broker freeze 10 s",
-          "redis-down-60s": "redis down 60 s"}
+          "redis-down-60s": "redis down 60 s", "redis-full": "redis full 10 s"}
 ONCE = {"redis-down-60s"}
 """Drills injected once whatever ``--loops`` says (they are long)."""
 

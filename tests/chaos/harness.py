@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from alerts.state import RedisAlertStateStore
 from monitor.config import Settings, load_settings
 from monitor.retry import Dependencies, retrying
@@ -82,6 +84,14 @@ class RedisProcess(Proc):
         self.stop()
         time.sleep(down_s)
         self.start()
+
+    async def set_maxmemory(self, limit: str) -> None:
+        """``CONFIG SET maxmemory``: "1" makes this (noeviction) Redis refuse every write, "0" lifts it."""
+        admin = aioredis.Redis.from_url(self.url)
+        try:
+            await admin.config_set("maxmemory", limit)
+        finally:
+            await admin.aclose()
 
 
 class BrokerProcess(Proc):

@@ -1,5 +1,8 @@
-"""Redis freezes (SIGSTOP) and restarts under a running daemon: it stays up, reports not-ready with
-the reason while Redis is away, resumes by itself, and ends with exact windows and the reference alerts."""
+"""Redis freezes (SIGSTOP), restarts and fills up (maxmemory, noeviction) under a running daemon: it stays
+up, reports not-ready with the reason while Redis is away or full, resumes by itself, and ends with exact
+windows and the reference alerts. Before a full Redis counted as transient, the daemon exited on the first
+refused write ("OutOfMemoryError ... check that redis-server is up and reachable") and, restarted by a
+supervisor, exited again at the same message."""
 
 from __future__ import annotations
 
@@ -42,6 +45,10 @@ async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str) ->
             redis.freeze()
             answers = await watch_readiness(port, 5.0)
             redis.thaw()
+        elif fault == "full":
+            await redis.set_maxmemory("1")
+            answers = await watch_readiness(port, 5.0)
+            await redis.set_maxmemory("0")
         else:
             redis.stop()
             answers = await watch_readiness(port, 5.0)
@@ -51,6 +58,9 @@ async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str) ->
         assert not_ready, f"/readyz stayed ready while Redis was {fault}: {answers[-3:]}"
         assert any("window_store unreachable" in r or "detection unreachable" in r
                    for body in not_ready for r in body["reasons"]), not_ready[-1]
+        if fault == "full":
+            assert any("OutOfMemoryError" in r and "raise it or lower windows.retention_s" in r
+                       for body in not_ready for r in body["reasons"]), not_ready[-1]
         await scenario.wait_volume(len(messages), 90, daemon)
         await scenario.wait_cursor(until, 60, daemon)
         ready = await wait_ready(port, 30)
@@ -80,3 +90,9 @@ async def test_redis_restarted_mid_stream_the_daemon_stays_up_and_ends_with_exac
     tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
 ) -> None:
     await _drill(tmp_path, kafka_bootstrap, chaos_redis, "restart")
+
+
+async def test_redis_at_its_maxmemory_mid_stream_the_daemon_waits_says_why_and_resumes_when_there_is_room(
+    tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
+) -> None:
+    await _drill(tmp_path, kafka_bootstrap, chaos_redis, "full")

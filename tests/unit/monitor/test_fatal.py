@@ -62,3 +62,10 @@ def test_kafka_errors_name_the_bootstrap_servers_and_nested_groups_are_unwrapped
 def test_file_errors_name_the_file() -> None:
     line = fatal_line(PermissionError(13, "Permission denied", "/var/lib/finsent/x"), "replay")
     assert line.startswith("monitor replay failed: Permission denied (/var/lib/finsent/x)")
+
+
+def test_a_command_redis_refuses_is_not_called_a_reachability_problem() -> None:
+    line = fatal_line(redis.exceptions.NoPermissionError("NOPERM this user has no permissions to run 'evalsha'"),
+                      "run")
+    assert line.startswith("monitor run failed: windows.store_url: Redis refused a command (NoPermissionError: NOPERM")
+    assert "ACL user's permissions" in line and "up and reachable" not in line

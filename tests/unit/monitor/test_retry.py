@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.exceptions import ClusterDownError, MasterDownError, NoPermissionError, OutOfMemoryError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from monitor import metrics
 from monitor.retry import Backoff, Dependencies, is_transient, retrying
@@ -75,3 +75,26 @@ def test_connection_and_timeout_errors_are_transient_and_bugs_are_not() -> None:
     assert is_transient(KafkaConnectionError())
     assert not is_transient(ValueError()) and not is_transient(ResponseError("ERR"))
     assert is_transient(UnknownTopicOrPartitionError()) == UnknownTopicOrPartitionError.retriable
+
+
+async def test_a_redis_at_its_maxmemory_is_waited_for_and_the_reason_says_what_to_do() -> None:
+    deps = Dependencies()
+    gate = asyncio.Event()
+
+    async def op() -> int:
+        if not gate.is_set():
+            raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+        return 1
+
+    task = asyncio.create_task(retrying("window_store", op, backoff=FAST, dependencies=deps))
+    await asyncio.sleep(0.05)
+    (reason,) = deps.reasons()
+    assert reason.startswith("window_store unreachable: OutOfMemoryError: command not allowed")
+    assert "raise it or lower windows.retention_s" in reason
+    gate.set()
+    assert await task == 1 and deps.reasons() == []
+
+
+def test_a_full_redis_and_a_cluster_without_a_master_are_transient() -> None:
+    assert is_transient(OutOfMemoryError("OOM")) and is_transient(MasterDownError("MASTERDOWN"))
+    assert is_transient(ClusterDownError("CLUSTERDOWN")) and not is_transient(NoPermissionError("NOPERM"))
