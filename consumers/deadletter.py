@@ -6,7 +6,8 @@ or DLQ produce acknowledged): the source may then count the record as processed 
 
 - ``KafkaDeadLetter`` (source kind ``kafka``): the original bytes, unchanged, as the value of a record on
   ``kafka.dead_letter_topic``; reason/detail/origin/time go in headers (``dlq.*``), so the payload can be
-  re-fed to the input topic once the producer is fixed.
+  re-fed to the input topic once the producer is fixed. A broker outage is waited for like any other
+  (``monitor/retry.py``: the ``dead_letter`` dependency on ``/readyz``), never a reason to pass a record over.
 - ``FileDeadLetter`` (any other source): one JSON object per line with reason, detail, origin, the payload
   as text (undecodable bytes replaced) plus ``raw_b64`` when it is not UTF-8, and ``dead_lettered_at``.
   Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so),
@@ -32,6 +33,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from monitor import metrics
 from monitor.config import ConfigError, KafkaSettings, Settings
 from monitor.lifecycle import Service
+from monitor.retry import retrying
 from monitor.rotating_file import DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIB, RotatingFile
 from monitor.types import Lifecycle
 
@@ -122,6 +124,12 @@ def dead_letter_record(
     return record
 
 
+class DeadLetterWriteError(RuntimeError):
+    """The dead-letter file cannot be written (disk full, permissions): the run stops rather than pass over
+    a record it cannot keep. Not an ``OSError``, so no retry loop waits on it: a file replay is a batch job
+    that nobody watches on ``/readyz``, and a one-line error that names the path is what its operator needs."""
+
+
 class FileDeadLetter(Service):
     """Appends dead letters to a size-bounded JSONL file (created with its parent directories on start)."""
 
@@ -147,7 +155,14 @@ class FileDeadLetter(Service):
         record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes)
         # One small write per rare event, flushed (the file is closed after each line): cheaper than a
         # thread hop, and a crash of the daemon loses nothing.
-        self.file.append((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        try:
+            self.file.append((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise DeadLetterWriteError(
+                f"source.dead_letter_path {self.path}: cannot write a dead letter ({exc.strerror or exc}) -- free "
+                "space or choose another path (MONITOR_SOURCE__DEAD_LETTER_PATH); the record was not passed "
+                "over: a rerun reads it again"
+            ) from exc
         self.count += 1
         metrics.DEAD_LETTERS.labels(record["reason"]).inc()
         log.warning("message_dead_lettered", reason=record["reason"], origin=record["origin"], sink="file")
@@ -190,11 +205,11 @@ class KafkaDeadLetter(Service):
             ("dlq.at", _now_iso().encode()),
         ]
         try:
-            await self._produce(raw, headers, self.max_raw_bytes)
+            await retrying("dead_letter", lambda: self._produce(raw, headers, self.max_raw_bytes))
         except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
             # the broker's (or topic's) limit is below ours: keep the head of the payload, not nothing
             log.warning("dead_letter_payload_cut", raw_size=len(raw), kept=SMALL_RAW_BYTES, error=repr(exc))
-            await self._produce(raw, headers, SMALL_RAW_BYTES)
+            await retrying("dead_letter", lambda: self._produce(raw, headers, SMALL_RAW_BYTES))
         self.count += 1
         metrics.DEAD_LETTERS.labels(reason).inc()
         log.warning("message_dead_lettered", reason=reason, origin=safe_origin, sink="kafka")

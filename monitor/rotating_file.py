@@ -14,10 +14,12 @@ One process writes a path; a lock serialises threads, since a cancelled ``to_thr
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BYTES = 100 * MIB
@@ -36,6 +38,16 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_all(fh: BinaryIO, data: bytes) -> None:
+    """An unbuffered write may be short (e.g. at a file size limit): write on until all is out or it fails."""
+    view = memoryview(data)
+    while view:
+        written = fh.write(view)
+        if not written:
+            raise OSError(errno.EIO, "short write: 0 bytes written")
+        view = view[written:]
 
 
 class RotatingFile:
@@ -60,15 +72,24 @@ class RotatingFile:
         self.path.open("ab").close()
 
     def append(self, line: bytes) -> None:
-        """Write ``line`` (newline included) in one piece, rotating first if it would not fit."""
+        """Write ``line`` (newline included) in one piece, rotating first if it would not fit.
+
+        All or nothing: when the write fails part-way (disk full, file size limit), the file is cut back to
+        where the line began before the error is raised, so a retry never leaves a torn line behind it."""
         with self._lock:
             rotated = self._rotate_if_full(len(line))
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as fh:
-                fh.write(line)
-                fh.flush()
-                if self.fsync:
-                    os.fsync(fh.fileno())
+            with self.path.open("ab", buffering=0) as fh:
+                start = fh.tell()
+                try:
+                    _write_all(fh, line)
+                    if self.fsync:
+                        os.fsync(fh.fileno())
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                            os.ftruncate(fh.fileno(), start)
+                    raise
             if rotated and self.fsync:
                 _fsync_dir(self.path.parent)
 

@@ -15,7 +15,7 @@ from consumers.kafka import KafkaSource
 from monitor.retry import DEPENDENCIES
 from monitor.types import SourceRecord
 from tests.chaos.harness import BrokerProcess
-from tests.integration.consumers.test_kafka_source import T0, iso, make_settings, payload, produce
+from tests.integration.consumers.test_kafka_source import T0, iso, make_settings, payload, produce, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -74,5 +74,32 @@ async def test_while_the_broker_is_frozen_every_partition_counts_as_lagging_and_
                 await asyncio.sleep(0.2)
             assert await source.lagging(lanes) == set()
             assert not any(r.startswith("kafka") for r in DEPENDENCIES.reasons())
+    finally:
+        broker.stop()
+
+
+async def test_a_dead_letter_sent_while_the_broker_is_frozen_waits_for_it_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """aiokafka gives up on a produce after ``request_timeout_ms``; the dead letter must not (before, the
+    KafkaTimeoutError ended the daemon when a malformed record met a broker outage longer than that)."""
+    broker = BrokerProcess(tmp_path / "tansu.log").start()
+    try:
+        settings = await make_settings(broker.bootstrap, request_timeout_ms=1000)
+        async with KafkaDeadLetter(settings.kafka) as dlq:
+            await dlq.send(b"warm-up", "bad_json", "connects the producer", {"partition": 0, "offset": 0})
+            broker.freeze()
+            try:
+                sending = asyncio.create_task(dlq.send(b"{not json", "bad_json", "while frozen",
+                                                       {"partition": 0, "offset": 1}))
+                await asyncio.sleep(3.5)  # more than three request timeouts
+                assert not sending.done(), sending
+                assert any(r.startswith("dead_letter unreachable") for r in DEPENDENCIES.reasons())
+            finally:
+                broker.thaw()
+            await asyncio.wait_for(sending, 60)
+        assert not any(r.startswith("dead_letter") for r in DEPENDENCIES.reasons())
+        values = [r.value for r in await read_topic(broker.bootstrap, settings.kafka.dead_letter_topic, 2)]
+        assert b"{not json" in values
     finally:
         broker.stop()

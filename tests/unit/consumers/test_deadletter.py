@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from consumers.deadletter import (
     MAX_DETAIL_CHARS,
     SMALL_RAW_BYTES,
+    DeadLetterWriteError,
     FileDeadLetter,
     KafkaDeadLetter,
     build_dead_letter,
@@ -184,3 +185,16 @@ async def test_kafka_dead_letter_encodes_surrogates_in_headers_and_cuts_what_the
     assert len(value) == SMALL_RAW_BYTES and headers["dlq.truncated_from"] == b"500000"
     assert headers["dlq.reason"] == b"bad_\\ud800" and headers["dlq.detail"] == b"detail \\ud800\x00"
     assert json.loads(headers["dlq.origin"])["offset"].startswith("<integer of")
+
+
+async def test_a_dead_letter_file_that_cannot_be_written_stops_with_the_path_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "dead.jsonl"
+    async with FileDeadLetter(path) as sink:
+        path.unlink()
+        path.mkdir()  # the path turned unwritable under the running sink (as a full disk or a lost mount)
+        with pytest.raises(DeadLetterWriteError) as caught:
+            await sink.send(b"{}", "missing_field", "id is required", {"file": "f", "line": 1})
+    message = str(caught.value)
+    assert message.startswith(f"source.dead_letter_path {path}: cannot write a dead letter (Is a directory)")
+    assert "MONITOR_SOURCE__DEAD_LETTER_PATH" in message and not isinstance(caught.value, OSError)
+    assert sink.count == 0

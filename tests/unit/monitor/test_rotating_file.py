@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor.config import REPO_ROOT
 from monitor.rotating_file import RotatingFile, rotated_path
 
 
@@ -109,3 +114,36 @@ def test_fsynced_file_rotates_like_any_other(tmp_path: Path) -> None:
 def test_non_positive_limits_are_rejected(tmp_path: Path, max_bytes: int, keep: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RotatingFile(tmp_path / "out.jsonl", max_bytes=max_bytes, keep=keep)
+
+
+LIMITED_WRITER = """
+import resource, signal, sys
+from pathlib import Path
+from monitor.rotating_file import RotatingFile
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed at the limit
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+out = RotatingFile(Path(sys.argv[1]), max_bytes=1 << 20)
+for n in range(4):
+    try:
+        out.append(b'{"n": %d, "pad": "%s"}\\n' % (n, b"x" * 40))
+        print("ok", n)
+    except OSError as exc:
+        print("failed", n, exc.errno)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+out.append(b'{"n": 9}\\n')  # the retry after the operator made room
+"""
+
+
+def test_a_write_that_fails_part_way_leaves_no_torn_line_behind(tmp_path: Path) -> None:
+    """A real file size limit (RLIMIT_FSIZE, in a child process) cuts the third line in the middle: the
+    kernel writes what fits and then refuses. The file must end at the last whole line, so the retry's line
+    follows it cleanly (before, the torn half stayed and the next line was glued to it)."""
+    path = tmp_path / "dead-letter.jsonl"
+    line_bytes = len(b'{"n": 0, "pad": "%s"}\n' % (b"x" * 40))
+    limit = 2 * line_bytes + 10  # room for two lines and a piece of the third
+    result = subprocess.run([sys.executable, "-c", LIMITED_WRITER, str(path), str(limit)], capture_output=True,
+                            text=True, timeout=60, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:4] == ["ok 0", "ok 1", f"failed 2 {errno.EFBIG}", f"failed 3 {errno.EFBIG}"]
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [0, 1, 9]
