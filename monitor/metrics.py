@@ -62,6 +62,11 @@ HTTP_FAILURES = Counter(
     "HTTP requests not served: kind=dependency (503, a dependency unreachable), internal (500, a bug), "
     "bad_request (a malformed HTTP request)", ["kind"],
 )
+WINDOW_STORE_RESETS = Counter(
+    "finsent_window_store_resets_total",
+    "Times the window store's Redis was found to have lost its data under the running daemon (windows, "
+    "baselines and alert state gone: detection blind until the baselines rebuild)",
+)
 READY = Gauge("finsent_ready", "1 while /readyz answers ready (started, processing, every dependency reachable)")
 OUTBOX_PENDING = Gauge("finsent_outbox_pending", "Undelivered outbox entries per sink (due or waiting to retry)",
                        ["sink"])

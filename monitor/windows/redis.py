@@ -71,6 +71,7 @@ from monitor.lifecycle import Service
 from monitor.redact import redact_url
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
+from monitor.windows.epoch import CHECK_EVERY_S, StoreEpoch, report_loss
 
 SENTIMENT_FIELDS: dict[Sentiment, str] = {
     Sentiment.NEGATIVE: "neg",
@@ -197,6 +198,7 @@ class KeySpace:
             raise ValueError(f"windows.key_prefix {prefix!r}: must be non-empty and contain no braces")
         self.tag = f"{{{prefix}}}"
         self.active = f"{self.tag}:active"
+        self.epoch = f"{self.tag}:epoch"
 
     def seen(self, message_id: str) -> str:
         return f"{self.tag}:seen:{message_id}"
@@ -281,6 +283,7 @@ class RedisWindowStore(Service):
         max_messages_per_call: int = 1024,
         max_keys_per_read: int = 1024,
         connect_timeout_s: float = 5.0,
+        epoch_check_every_s: float = CHECK_EVERY_S,
     ) -> None:
         if min(bucket_s, retention_s, max_messages_per_call, max_keys_per_read) < 1 or top_negative_per_bucket < 0:
             raise ValueError(
@@ -297,6 +300,8 @@ class RedisWindowStore(Service):
         """Keys one read-script call reads (bounds how long Redis is blocked and the reply size); a
         longer list becomes several calls, sent in one pipeline."""
         self.connect_timeout_s = connect_timeout_s
+        self.epoch = StoreEpoch(self.keys.epoch, check_every_s=epoch_check_every_s)
+        """Notices Redis losing the namespace under the running store (monitor/windows/epoch.py)."""
         self._client: aioredis.Redis | None = None
 
     async def _start(self) -> None:
@@ -307,6 +312,7 @@ class RedisWindowStore(Service):
             await client.ping()
             for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
                 await client.script_load(source)
+            await self.epoch.adopt(client)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
             tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
@@ -339,6 +345,8 @@ class RedisWindowStore(Service):
 
     async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
         client = self.client  # fails fast when not started, even for an empty batch
+        if self.epoch.due() and await self.epoch.check(client):
+            report_loss(redact_url(self.url), self.retention_s)
         fresh = 0
         for first in range(0, len(items), self.max_messages_per_call):
             chunk = items[first : first + self.max_messages_per_call]

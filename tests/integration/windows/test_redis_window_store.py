@@ -15,7 +15,9 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
+from structlog.testing import capture_logs
 
+from monitor import metrics
 from monitor.config import WindowSettings
 from monitor.types import ClassifiedMessage
 from monitor.windows.buckets import ALL_KEY
@@ -148,7 +150,7 @@ async def test_one_message_writes_exactly_the_documented_keys(
 
     tag = store.keys.tag
     assert await prefix_keys(raw, store) == sorted(
-        [f"{tag}:active", f"{tag}:seen:m1"]
+        [f"{tag}:active", f"{tag}:epoch", f"{tag}:seen:m1"]
         + [f"{tag}:{kind}:{w}:{T0}" for kind in ("b", "ev") for w in ("all", "topic:mna")]
         + [f"{tag}:idx:all", f"{tag}:idx:topic:mna"]
     )
@@ -160,15 +162,16 @@ async def test_one_message_writes_exactly_the_documented_keys(
     ]
 
 
-async def test_every_key_written_expires_within_retention(
+async def test_every_key_written_expires_within_retention_but_the_epoch_marker(
     store: RedisWindowStore, raw: aioredis.Redis
 ) -> None:
     await store.apply(batch(20))
 
-    keys = await prefix_keys(raw, store)
+    keys = [k for k in await prefix_keys(raw, store) if k != store.keys.epoch]
 
     ttls = [await raw.ttl(k) for k in keys]
     assert keys and all(0 < ttl <= RETENTION_S for ttl in ttls), dict(zip(keys, ttls, strict=True))
+    assert await raw.ttl(store.keys.epoch) == -1  # the one key without a TTL: retention must never remove it
 
 
 async def test_all_keys_of_a_prefix_share_one_cluster_hash_slot(
@@ -204,7 +207,7 @@ async def test_non_finite_score_fails_the_batch_before_anything_is_written(
     with pytest.raises(ValueError, match="not finite"):
         await store.apply([classified("ok", at_s=T0), classified("nan", at_s=T0, score=math.nan)])
 
-    assert await prefix_keys(raw, store) == []
+    assert await prefix_keys(raw, store) == [store.keys.epoch]
 
 
 async def test_apply_reloads_the_script_after_redis_loses_its_script_cache(
@@ -298,3 +301,62 @@ async def test_unix_socket_url_from_the_factory_reaches_redis(unix_socket_url: s
             "topic:earnings",
             "topic_ticker:earnings|TSLA",
         ]
+
+
+async def delete_namespace(raw: aioredis.Redis, store: RedisWindowStore) -> None:
+    """What a Redis restart without persistence, or a FLUSHALL, does to this namespace."""
+    await raw.delete(*await prefix_keys(raw, store))
+
+
+async def test_a_namespace_wiped_under_the_running_store_is_reported_once_as_lost_data(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    before = metrics.WINDOW_STORE_RESETS._value.get()
+    async with new_store(redis_url, epoch_check_every_s=0) as store:
+        with capture_logs() as logs:
+            await store.apply(batch(3))
+            await delete_namespace(raw, store)
+            await store.apply([classified("after", at_s=T0 + 120)])
+            await store.apply([classified("later", at_s=T0 + 180)])
+    lost = [e for e in logs if e["event"] == "window_store_lost_data"]
+    assert [e["log_level"] for e in lost] == ["error"]
+    assert "appendonly yes" in lost[0]["fix"] and "blind" in lost[0]["impact"]
+    assert metrics.WINDOW_STORE_RESETS._value.get() == before + 1
+
+
+async def test_a_first_start_and_a_restart_on_a_kept_namespace_are_not_losses(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    store = new_store(redis_url, epoch_check_every_s=0)
+    with capture_logs() as logs:
+        async with store:  # an empty namespace: the marker is created, nothing is reported
+            await store.apply(batch(3))
+        async with store:  # the daemon restarted: it adopts the marker it finds
+            await store.apply([classified("again", at_s=T0 + 60)])
+    assert [e for e in logs if e["event"] == "window_store_lost_data"] == []
+
+
+async def test_every_instance_sharing_a_wiped_namespace_reports_the_loss_once(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    first = new_store(redis_url, epoch_check_every_s=0)
+    second = RedisWindowStore(redis_url, key_prefix=first.keys.tag[1:-1], bucket_s=60, retention_s=RETENTION_S,
+                              top_negative_per_bucket=2, epoch_check_every_s=0)
+    async with first, second:
+        await first.apply(batch(2))
+        await delete_namespace(raw, first)
+        with capture_logs() as logs:
+            await first.apply([classified("a", at_s=T0 + 60)])   # finds the marker gone, writes a new one
+            await second.apply([classified("b", at_s=T0 + 60)])  # finds a marker it never saw
+            await first.apply([classified("c", at_s=T0 + 120)])
+            await second.apply([classified("d", at_s=T0 + 120)])
+    assert len([e for e in logs if e["event"] == "window_store_lost_data"]) == 2
+
+
+async def test_the_marker_is_read_at_most_once_per_check_interval(redis_url: str, raw: aioredis.Redis) -> None:
+    async with new_store(redis_url, epoch_check_every_s=3600) as store:
+        await store.apply(batch(2))
+        await delete_namespace(raw, store)
+        with capture_logs() as logs:
+            await store.apply([classified("soon", at_s=T0 + 60)])
+    assert [e for e in logs if e["event"] == "window_store_lost_data"] == []  # noticed at the next check
