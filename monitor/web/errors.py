@@ -29,7 +29,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 from monitor import metrics
-from monitor.retry import is_transient
+from monitor.retry import describe, is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,8 @@ class LogThrottle:
 
 
 def reason_of(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
+    """The same words ``/readyz`` uses (with the fix, for a known condition such as a full Redis)."""
+    return describe(exc)[:MAX_REASON_CHARS]
 
 
 def wants_html(request: web.Request) -> bool:
