@@ -29,6 +29,7 @@ from monitor.cluster.member import ClusterMember
 from monitor.cluster.watermark import ClusterWatermark
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import Enricher
+from monitor.engine.poison import isolate
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
@@ -393,30 +394,13 @@ class Pipeline:
         self.nudge_detection()
 
     async def _classified(self, item: _InFlight) -> list[ClassifiedMessage]:
-        """The batch's predictions. If the batched call fails, each message is retried alone: the
-        ones that still fail are dead-lettered (``classifier_error``) so one poison text cannot
-        crash-loop the daemon; if *every* message fails the model itself is broken, and the error
-        propagates (nothing is committed, nothing is dead-lettered)."""
+        """The batch's predictions; texts the model fails on are dead-lettered (``classifier_error``), a
+        broken model stops the pipeline (monitor/engine/poison.py)."""
         assert item.predictions is not None
-        try:
-            preds = await item.predictions
-            return [ClassifiedMessage(r.message, p, item.repeat_of.get(r.message.id))
-                    for r, p in zip(item.kept, preds, strict=True)]
-        except Exception as batch_error:
-            log.warning("batch_classification_failed", messages=len(item.kept), error=repr(batch_error))
-            good: list[ClassifiedMessage] = []
-            bad: list[tuple[SourceRecord, Exception]] = []
-            for rec in item.kept:
-                try:
-                    [pred] = await self.batcher.classify([rec.message.text])
-                    good.append(ClassifiedMessage(rec.message, pred, item.repeat_of.get(rec.message.id)))
-                except Exception as one_error:
-                    bad.append((rec, one_error))
-            if bad and not good:
-                raise batch_error
-            for rec, error in bad:
-                await self._dead_letter(rec, "classifier_error", repr(error)[:500])
-            return good
+        labelled, rejected = await isolate(item.kept, item.predictions, self.batcher.classify)
+        for rec, why in rejected:
+            await self._dead_letter(rec, "classifier_error", why)
+        return [ClassifiedMessage(r.message, p, item.repeat_of.get(r.message.id)) for r, p in labelled]
 
     async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
         """Retried until the store answers (monitor/retry.py): an outage pauses the pipeline (and,

@@ -9,8 +9,9 @@ import pytest
 
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.pipeline import Pipeline
+from monitor.engine.poison import BrokenModelError
 from monitor.retry import Backoff
-from monitor.types import ClassifiedMessage, RawMessage
+from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
 
@@ -47,8 +48,9 @@ class CommitCheckingSource(ListSource):
 
 
 async def _run(source: ListSource, store: MemoryWindowStore, evaluator: RecordingEvaluator | None = None,
-               dead: CollectingDeadLetter | None = None, lateness_s: int = 0) -> Pipeline:
-    clf = RecordingClassifier()
+               dead: CollectingDeadLetter | None = None, lateness_s: int = 0,
+               clf: RecordingClassifier | None = None) -> Pipeline:
+    clf = clf or RecordingClassifier()
     async with MicroBatcher(clf, max_batch_size=16, max_wait_ms=1, max_queue_messages=100) as batcher:
         pipe = Pipeline(source, batcher, store, dead or CollectingDeadLetter(), evaluator,
                         allowed_lateness_s=lateness_s, max_batch_size=16, max_wait_ms=1, max_in_flight_batches=2)
@@ -243,10 +245,54 @@ async def test_a_text_that_breaks_the_model_is_dead_lettered_and_the_rest_of_its
 
 async def test_a_broken_model_stops_the_pipeline_instead_of_dead_lettering_everything() -> None:
     store, dead = _store(), CollectingDeadLetter()
-    source = ListSource([[msg("p1", "poison", 100), msg("p2", "poison", 101)]])
+    source = ListSource([[msg("a", "bad", 100), msg("b", "good", 101)]])
     with pytest.raises(ExceptionGroup) as info:
-        await _run(source, store, dead=dead)
-    assert info.group_contains(ValueError)
+        await _run(source, store, dead=dead, clf=RecordingClassifier(fail_with=ValueError("weights missing")))
+    assert info.group_contains(ValueError, match="weights missing")
+    assert dead.items == [] and source.committed == []
+
+
+async def test_a_poison_text_alone_in_its_batch_is_dead_lettered_not_a_stop() -> None:
+    """On a quiet stream a poison text arrives alone: "every message failed" is then no sign of a broken
+    model (the canary text still works), so it is dead-lettered; before, it stopped the pipeline, and
+    after each restart again."""
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[msg("p", "poison pill", 100)], [msg("b", "bad", 101)]])
+    pipe = await _run(source, store, dead=dead)
+    assert [(d[1], b'"p"' in d[0], "tokenizer exploded" in d[2]) for d in dead.items] == [
+        ("classifier_error", True, True)]
+    assert source.committed == [[0], [1]] and pipe.stats.applied == 1
+
+
+class OverflowingClassifier(RecordingClassifier):
+    """Returns NaN numbers for texts that say ``overflow`` (what an fp16 overflow does), or for all."""
+
+    def __init__(self, everything: bool = False) -> None:
+        super().__init__()
+        self.everything = everything
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        nan = float("nan")
+        broken = Prediction("markets", nan, Sentiment.NEGATIVE, nan, nan, (nan, nan, nan))
+        labels = super().predict(texts)
+        return [broken if self.everything or "overflow" in t else p for t, p in zip(texts, labels, strict=True)]
+
+
+async def test_a_text_the_model_overflows_on_is_dead_lettered_and_never_reaches_the_store() -> None:
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[msg("a", "bad", 100), msg("o", "overflow here", 101)], [msg("o2", "overflow", 102)]])
+    pipe = await _run(source, store, dead=dead, clf=OverflowingClassifier())
+    assert [(d[1], "non-finite model output" in d[2]) for d in dead.items] == [("classifier_error", True)] * 2
+    assert sum(b.volume for b in await store.buckets("all", 0, 10_000)) == 1 and pipe.stats.applied == 1
+    assert source.committed == [[0, 1], [2]]
+
+
+async def test_a_model_that_overflows_on_everything_stops_the_pipeline_with_what_to_check() -> None:
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[msg("a", "bad", 100)]])
+    with pytest.raises(ExceptionGroup) as info:
+        await _run(source, store, dead=dead, clf=OverflowingClassifier(everything=True))
+    assert info.group_contains(BrokenModelError, match="classifier.model_path")
     assert dead.items == [] and source.committed == []
 
 
