@@ -184,3 +184,21 @@ def test_auto_puts_a_transformer_in_a_worker_only_with_two_cores(
     built = engine_classifier(settings, log_level="INFO", log_format="json") if kind == "lexicon" else None
     if built is not None:
         assert isinstance(built, ProcessClassifier) is expected
+
+
+async def test_a_text_that_kills_the_worker_alone_in_its_batch_is_dead_lettered_and_the_stream_goes_on() -> None:
+    """The real worker, a native crash on one text, and that text alone in its batch (a quiet stream):
+    the canary tells it from a broken model, so it is dead-lettered and the next message is counted."""
+    from monitor.engine.pipeline import Pipeline
+    from monitor.windows.memory import MemoryWindowStore
+    from tests.fakes import CollectingDeadLetter, ListSource, msg
+
+    store, dead = MemoryWindowStore(bucket_s=60, retention_s=10**6), CollectingDeadLetter()
+    source = ListSource([[msg("p", "POISON pill", 100)], [msg("b", "Shares plunge after fraud probe", 101)]])
+    async with ProcessClassifier(LEXICON, factory=poisoned_lexicon) as clf, \
+            MicroBatcher(clf, max_batch_size=16, max_wait_ms=1, max_queue_messages=100) as batcher:
+        pipe = Pipeline(source, batcher, store, dead, None, allowed_lateness_s=0, max_batch_size=16,
+                        max_wait_ms=1, max_in_flight_batches=2)
+        await pipe.run()
+    assert [(d[1], "died or hung twice" in d[2]) for d in dead.items] == [("classifier_error", True)]
+    assert source.committed == [[0], [1]] and pipe.stats.applied == 1
