@@ -1,4 +1,4 @@
-"""``monitor`` command line: run | replay | backtest | train | eval | silences | alerts | config | init.
+"""``monitor`` command line: run | replay | backtest | train | eval | silences | alerts | config | check | init.
 
 This is the only place that installs signal handlers: SIGTERM/SIGINT request a graceful stop
 (drain in-flight batches, commit, flush the outbox) and the process exits 0.
@@ -148,6 +148,8 @@ DELEGATED = {
     "eval": ("monitor.classify.training.evaluate:eval_command", "evaluate a model on the held-out split", False),
     "silences": ("alerts.silences:silence_command", "create / list / expire alert silences", True),
     "alerts": ("alerts.redrive:alerts_command", "list / re-drive dead-lettered alert notifications", True),
+    "check": ("monitor.preflight:check_command",
+              "check every dependency the config names (Redis, Kafka, model, files) and what to fix", True),
     "init": ("monitor.starter:init_command", "write a starter config (monitor.toml, production.toml) into DIR", False),
 }
 

@@ -1,0 +1,178 @@
+"""``monitor check``: every dependency the configuration names, tried the way the daemon uses it, and what
+to fix, before a deploy or at 3 a.m. (exit 1 when anything would stop the daemon, 0 otherwise).
+
+Checked: the Redis behind the windows, alert state and outbox (reachable, version >= 7.0, and the two
+settings that decide whether data can vanish silently: ``maxmemory-policy`` must be ``noeviction``, and some
+persistence must be on), the Kafka topics the source reads and dead-letters to, the classifier (it loads and
+labels a canary text with finite numbers), and the files it writes (dead letters, ``file://`` sinks).
+Warnings are conditions the daemon survives but a risk desk should not run with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from monitor.config import Settings
+from monitor.redact import redact_url
+
+Status = Literal["ok", "warn", "FAIL"]
+TIMEOUT_S = 5.0
+"""Per network check: a dependency that does not answer within this is reported, not waited for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    status: Status
+    what: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<4}  {self.what:<16}  {self.detail}"
+
+
+async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
+    what, shown = "redis", redact_url(url)
+    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=timeout_s,
+                                     socket_timeout=timeout_s)
+    try:
+        await client.ping()
+        version = str((await client.info("server")).get("redis_version", "0"))
+        persistence = await client.info("persistence")
+        policy = await _config_value(client, "maxmemory-policy")
+        save = await _config_value(client, "save")
+    except (RedisError, OSError) as exc:
+        return [Finding("FAIL", what, f"{shown}: {type(exc).__name__}: {exc} -- check that redis-server is up and "
+                                      "reachable and the host/port/password in windows.store_url")]
+    finally:
+        await client.aclose()
+    found = [Finding("ok", what, f"{shown}: Redis {version} answers")]
+    if int(version.split(".")[0]) < 7:
+        found.append(Finding("FAIL", what, f"Redis {version}: the window scripts need Redis >= 7.0"))
+    if policy is None:
+        found.append(Finding("warn", what, "maxmemory-policy cannot be read (CONFIG refused): make sure it is "
+                                           "noeviction"))
+    elif policy != "noeviction":
+        found.append(Finding("warn", what, f"maxmemory-policy {policy}: Redis may evict windows, dedup markers and "
+                                           "alert state without a word -- set maxmemory-policy noeviction (a full "
+                                           "Redis then pauses the daemon, with the reason on /readyz)"))
+    if str(persistence.get("aof_enabled", "0")) == "0" and save == "":
+        found.append(Finding("warn", what, "no persistence (appendonly no, no save points): a Redis restart loses "
+                                           "every window, baseline and alert state -- set appendonly yes"))
+    return found
+
+
+async def _config_value(client: aioredis.Redis, name: str) -> str | None:
+    """``CONFIG GET name``, or None where CONFIG is refused (managed Redis services often rename it)."""
+    try:
+        reply = await client.config_get(name)
+    except ResponseError:
+        return None
+    value = reply.get(name)
+    return None if value is None else str(value)
+
+
+async def check_kafka(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Finding]:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaError
+
+    from consumers.kafka_client import client_kwargs
+
+    k = settings.kafka
+    quiet, level = logging.getLogger("aiokafka"), logging.getLogger("aiokafka").level
+    quiet.setLevel(logging.CRITICAL)  # the finding says it once, in one line
+    consumer = AIOKafkaConsumer(**{**client_kwargs(k, "check"), "request_timeout_ms": int(timeout_s * 1000)})
+    try:
+        await asyncio.wait_for(consumer.start(), timeout_s * 2)
+        topics = await asyncio.wait_for(consumer.topics(), timeout_s)
+        partitions = {t: len(consumer.partitions_for_topic(t) or ()) for t in topics}
+    except (KafkaError, OSError, TimeoutError) as exc:
+        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- check that the "
+                                         "broker is up and reachable, or set MONITOR_KAFKA__BOOTSTRAP_SERVERS")]
+    finally:
+        await consumer.stop()
+        quiet.setLevel(level)
+    found = [Finding("ok", "kafka", f"{k.bootstrap_servers}: broker answers ({len(topics)} topics)")]
+    for setting, topic in (("kafka.news_topic", k.news_topic), ("kafka.comments_topic", k.comments_topic),
+                           ("kafka.dead_letter_topic", k.dead_letter_topic)):
+        if topic in partitions:
+            found.append(Finding("ok", "kafka", f"{setting} {topic!r}: {partitions[topic]} partition(s)"))
+        else:
+            found.append(Finding("FAIL", "kafka", f"{setting} {topic!r} does not exist -- create it, or point "
+                                                  f"{setting} at the right topic"))
+    return found
+
+
+def check_classifier(settings: Settings) -> list[Finding]:
+    from monitor.classify import build_classifier
+    from monitor.engine.poison import CANARY_TEXT, is_finite
+
+    try:
+        classifier = build_classifier(settings.classifier)
+        [prediction] = classifier.predict([CANARY_TEXT])
+    except Exception as exc:  # any load or inference failure is the finding
+        return [Finding("FAIL", "classifier", f"{type(exc).__name__}: {exc}"[:500])]
+    if not is_finite(prediction):
+        return [Finding("FAIL", "classifier", f"{classifier.name} returns non-finite numbers on a canary text -- "
+                                              "check classifier.model_path and classifier.dtype")]
+    return [Finding("ok", "classifier", f"{classifier.name} labels a canary text {prediction.sentiment.value} "
+                                        f"({prediction.sentiment_confidence:.2f})")]
+
+
+def check_writable(what: str, path: Path, setting: str) -> Finding:
+    """The file, or the nearest directory that exists above it, must be writable by this user."""
+    target = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
+    if target != path and not target.is_dir():
+        return Finding("FAIL", what, f"{path}: {target} is a file, not a directory -- change {setting}")
+    if target == path and path.is_dir():
+        return Finding("FAIL", what, f"{path} is a directory -- {setting} must name a file")
+    if os.access(target, os.W_OK):
+        return Finding("ok", what, f"{path}: writable")
+    return Finding("FAIL", what, f"{path}: {target} is not writable by this user -- fix its permissions or "
+                                 f"change {setting}")
+
+
+def check_files(settings: Settings) -> list[Finding]:
+    from alerts.sinks import build_sinks
+    from alerts.sinks.file import FileSink
+
+    found = []
+    if settings.source.kind != "kafka":
+        found.append(check_writable("dead letters", Path(settings.source.dead_letter_path),
+                                    "source.dead_letter_path"))
+    for sink in build_sinks(settings):
+        if isinstance(sink, FileSink):
+            found.append(check_writable("alert sink", sink.path, "alerts.sinks"))
+    return found
+
+
+async def run_checks(settings: Settings) -> list[Finding]:
+    found: list[Finding] = []
+    if settings.windows.store_url.startswith(("redis://", "rediss://")):
+        found += await check_redis(settings.windows.store_url)
+    if settings.source.kind == "kafka":
+        found += await check_kafka(settings)
+    found += await asyncio.to_thread(check_classifier, settings)
+    return found + check_files(settings)
+
+
+def check_command(argv: Sequence[str], settings: Settings) -> int:
+    parser = argparse.ArgumentParser(prog="monitor check", description=__doc__.split("\n\n")[0])
+    parser.parse_args(list(argv))
+    found = asyncio.run(run_checks(settings))
+    for finding in found:
+        print(finding.line())
+    failed = sum(f.status == "FAIL" for f in found)
+    warned = sum(f.status == "warn" for f in found)
+    print(f"{failed} failed, {warned} warning(s), {len(found) - failed - warned} ok", file=sys.stderr)
+    return 1 if failed else 0

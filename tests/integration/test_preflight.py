@@ -1,0 +1,93 @@
+"""``monitor check`` against real servers: what it reports about Redis, Kafka, the model and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from monitor import cli
+from monitor.config import Settings
+from monitor.preflight import Finding, check_kafka, check_redis, check_writable
+from tests.chaos.harness import RedisProcess, running
+from tests.kafka_broker import create_topics, unique_name
+from tests.servers import free_port, redis_server
+
+pytestmark = pytest.mark.integration
+
+
+def statuses(found: list[Finding]) -> list[str]:
+    return [f.status for f in found]
+
+
+async def test_a_redis_without_persistence_and_with_an_evicting_policy_gets_a_warning_for_each(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as url:  # --save "" --appendonly no: no persistence at all
+        found = await check_redis(url)
+        assert statuses(found) == ["ok", "warn"] and "set appendonly yes" in found[1].detail
+        admin = aioredis.Redis.from_url(url)
+        await admin.config_set("maxmemory-policy", "allkeys-lru")
+        await admin.aclose()
+        found = await check_redis(url)
+    assert statuses(found) == ["ok", "warn", "warn"]
+    assert found[1].detail.startswith("maxmemory-policy allkeys-lru: Redis may evict windows")
+
+
+async def test_a_redis_with_an_append_only_file_and_noeviction_is_all_ok(tmp_path: Path) -> None:
+    with running(RedisProcess(tmp_path).start()) as redis:
+        assert isinstance(redis, RedisProcess)
+        found = await check_redis(redis.url)
+    assert statuses(found) == ["ok"] and "answers" in found[0].detail
+
+
+async def test_an_unreachable_redis_fails_naming_what_to_check() -> None:
+    (finding,) = await check_redis(f"redis://:secret@127.0.0.1:{free_port()}/0", timeout_s=1)
+    assert finding.status == "FAIL" and "windows.store_url" in finding.detail
+    assert "secret" not in finding.detail  # the URL is shown redacted
+
+
+async def test_missing_topics_fail_by_setting_and_existing_ones_report_their_partitions(kafka_bootstrap: str) -> None:
+    news, comments, dlq = unique_name("news"), unique_name("comments"), unique_name("dlq")
+    settings = Settings(source={"kind": "kafka"}, kafka={"bootstrap_servers": kafka_bootstrap, "news_topic": news,
+                                                         "comments_topic": comments, "dead_letter_topic": dlq})
+    found = await check_kafka(settings)
+    assert statuses(found) == ["ok", "FAIL", "FAIL", "FAIL"]
+    assert found[1].detail == f"kafka.news_topic {news!r} does not exist -- create it, or point kafka.news_topic " \
+                              "at the right topic"
+    await create_topics(kafka_bootstrap, {news: 3, comments: 1, dlq: 1})
+    found = await check_kafka(settings)
+    assert statuses(found) == ["ok"] * 4 and found[1].detail == f"kafka.news_topic {news!r}: 3 partition(s)"
+
+
+async def test_an_unreachable_broker_fails_in_seconds_naming_the_setting() -> None:
+    settings = Settings(source={"kind": "kafka"}, kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    (finding,) = await check_kafka(settings, timeout_s=1)
+    assert finding.status == "FAIL" and "MONITOR_KAFKA__BOOTSTRAP_SERVERS" in finding.detail
+
+
+def test_a_path_below_a_file_or_naming_a_directory_fails(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    assert check_writable("dead letters", tmp_path / "new" / "dl.jsonl", "source.dead_letter_path").status == "ok"
+    below = check_writable("dead letters", tmp_path / "file" / "dl.jsonl", "source.dead_letter_path")
+    assert below.status == "FAIL" and "is a file, not a directory" in below.detail
+    assert check_writable("alert sink", tmp_path / "dir", "alerts.sinks").status == "FAIL"
+
+
+def test_check_on_the_embedded_default_passes_and_says_so_line_by_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["ok", "classifier"], ["ok", "dead"], ["ok", "alert"]]
+    assert "0 failed" in out.err
+
+
+def test_check_exits_1_when_a_dependency_fails(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    assert cli.main(["check"]) == 1
+    assert capsys.readouterr().out.startswith("FAIL  redis")
