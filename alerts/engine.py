@@ -318,6 +318,7 @@ class AlertEngine(Service):
             try:
                 fresh = await self.outbox.enqueue(n, self._clock())
             except OutboxFullError as exc:
+                metrics.ALERTS_DROPPED.inc()
                 log.error("alert_dropped_outbox_full", notification_id=n.id, error=str(exc))
                 continue
             log.warning(

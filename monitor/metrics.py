@@ -67,6 +67,10 @@ WINDOW_STORE_RESETS = Counter(
     "Times the window store's Redis was found to have lost its data under the running daemon (windows, "
     "baselines and alert state gone: detection blind until the baselines rebuild)",
 )
+ALERTS_DROPPED = Counter(
+    "finsent_alert_notifications_dropped_total",
+    "Alert notifications never queued because the outbox was full (its sinks down for long): pages lost",
+)
 READY = Gauge("finsent_ready", "1 while /readyz answers ready (started, processing, every dependency reachable)")
 OUTBOX_PENDING = Gauge("finsent_outbox_pending", "Undelivered outbox entries per sink (due or waiting to retry)",
                        ["sink"])
