@@ -4,7 +4,8 @@ to fix, before a deploy or at 3 a.m. (exit 1 when anything would stop the daemon
 Checked: the Redis behind the windows, alert state and outbox (reachable, version >= 7.0, and the two
 settings that decide whether data can vanish silently: ``maxmemory-policy`` must be ``noeviction``, and some
 persistence must be on), the Kafka topics the source reads and dead-letters to, the classifier (it loads and
-labels a canary text with finite numbers), and the files it writes (dead letters, ``file://`` sinks).
+labels a canary text with finite numbers), the files it writes (dead letters, ``file://`` sinks) and
+Alertmanager's readiness; other sinks are listed as not tried, since a test message would notify people.
 Warnings are conditions the daemon survives but a risk desk should not run with.
 """
 
@@ -26,7 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 from monitor.config import Settings
 from monitor.redact import redact_url
 
-Status = Literal["ok", "warn", "FAIL"]
+Status = Literal["ok", "warn", "FAIL", "skip"]
 TIMEOUT_S = 5.0
 """Per network check: a dependency that does not answer within this is reported, not waited for."""
 
@@ -143,16 +144,44 @@ def check_writable(what: str, path: Path, setting: str) -> Finding:
 
 
 def check_files(settings: Settings) -> list[Finding]:
+    if settings.source.kind == "kafka":
+        return []
+    return [check_writable("dead letters", Path(settings.source.dead_letter_path), "source.dead_letter_path")]
+
+
+async def check_alertmanager(url: str, headers: dict[str, str], shown: str, timeout_s: float = TIMEOUT_S) -> Finding:
+    """Alertmanager's own readiness endpoint: no alert is sent."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session, \
+                session.get(url, headers=headers) as resp:
+            status = resp.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return Finding("FAIL", "alert sink", f"{shown}: {type(exc).__name__}: {exc} -- check the host and port of "
+                                             "the alertmanager+http(s):// URL in alerts.sinks")
+    if status != 200:
+        return Finding("FAIL", "alert sink", f"{shown}: /-/ready answered HTTP {status} -- check the URL's path "
+                                             "and credentials in alerts.sinks")
+    return Finding("ok", "alert sink", f"{shown}: Alertmanager is ready")
+
+
+async def check_sinks(settings: Settings) -> list[Finding]:
+    """File sinks must be writable and Alertmanager ready; the others are not tried (a test message would
+    notify people), and say so."""
     from alerts.sinks import build_sinks
+    from alerts.sinks.alertmanager import AlertmanagerSink
     from alerts.sinks.file import FileSink
 
     found = []
-    if settings.source.kind != "kafka":
-        found.append(check_writable("dead letters", Path(settings.source.dead_letter_path),
-                                    "source.dead_letter_path"))
     for sink in build_sinks(settings):
+        shown = redact_url(sink.name)
         if isinstance(sink, FileSink):
             found.append(check_writable("alert sink", sink.path, "alerts.sinks"))
+        elif isinstance(sink, AlertmanagerSink):
+            found.append(await check_alertmanager(*sink.readiness_probe(), shown))
+        elif not shown.startswith("log://"):
+            found.append(Finding("skip", "alert sink", f"{shown}: not tried (a test message would notify people)"))
     return found
 
 
@@ -163,7 +192,7 @@ async def run_checks(settings: Settings) -> list[Finding]:
     if settings.source.kind == "kafka":
         found += await check_kafka(settings)
     found += await asyncio.to_thread(check_classifier, settings)
-    return found + check_files(settings)
+    return found + check_files(settings) + await check_sinks(settings)
 
 
 def check_command(argv: Sequence[str], settings: Settings) -> int:
@@ -172,7 +201,8 @@ def check_command(argv: Sequence[str], settings: Settings) -> int:
     found = asyncio.run(run_checks(settings))
     for finding in found:
         print(finding.line())
-    failed = sum(f.status == "FAIL" for f in found)
-    warned = sum(f.status == "warn" for f in found)
-    print(f"{failed} failed, {warned} warning(s), {len(found) - failed - warned} ok", file=sys.stderr)
+    counts = {status: sum(f.status == status for f in found) for status in ("FAIL", "warn", "skip", "ok")}
+    print(f"{counts['FAIL']} failed, {counts['warn']} warning(s), {counts['skip']} not tried, {counts['ok']} ok",
+          file=sys.stderr)
+    failed = counts["FAIL"]
     return 1 if failed else 0

@@ -97,6 +97,11 @@ class AlertmanagerSink(Service):
     async def _stop(self) -> None:
         await self._poster.stop()
 
+    def readiness_probe(self) -> tuple[str, dict[str, str]]:
+        """URL and headers (credentials included) of Alertmanager's ``/-/ready``, for ``monitor check``."""
+        auth = {k: v for k, v in self._headers.items() if k == "Authorization"}
+        return self.url.removesuffix(API_PATH) + "/-/ready", auth
+
     def generator_url(self, window_key: str) -> str:
         return f"{self._public_url}/keys/{quote(window_key, safe='')}"  # as the console links it
 

@@ -9,10 +9,10 @@ import redis.asyncio as aioredis
 
 from monitor import cli
 from monitor.config import Settings
-from monitor.preflight import Finding, check_kafka, check_redis, check_writable
+from monitor.preflight import Finding, check_kafka, check_redis, check_sinks, check_writable
 from tests.chaos.harness import RedisProcess, running
 from tests.kafka_broker import create_topics, unique_name
-from tests.servers import free_port, redis_server
+from tests.servers import alertmanager_server, free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +91,14 @@ def test_check_exits_1_when_a_dependency_fails(
     monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
     assert cli.main(["check"]) == 1
     assert capsys.readouterr().out.startswith("FAIL  redis")
+
+
+async def test_a_ready_alertmanager_is_ok_a_missing_one_fails_and_a_webhook_is_not_tried(tmp_path: Path) -> None:
+    dead = f"alertmanager+http://127.0.0.1:{free_port()}"
+    with alertmanager_server(tmp_path, "http://127.0.0.1:9/unused") as url:
+        settings = Settings(alerts={"sinks": [f"alertmanager+{url}", dead, "webhook+https://hooks.example/T0K3N",
+                                              "log://"], "webhook_secret": "s3cret"})
+        found = await check_sinks(settings)
+    assert statuses(found) == ["ok", "FAIL", "skip"]
+    assert found[0].detail.endswith("Alertmanager is ready") and "alerts.sinks" in found[1].detail
+    assert "not tried" in found[2].detail
