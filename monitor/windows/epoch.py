@@ -56,9 +56,10 @@ class StoreEpoch:
         return lost
 
     async def _ensure(self, client: aioredis.Redis) -> str:
-        await client.set(self.key, secrets.token_hex(8), nx=True)
-        token = await client.get(self.key)
-        return str(token)
+        """The marker's token, written first if absent: one ``SET NX GET`` round trip (Redis >= 7.0)."""
+        fresh = secrets.token_hex(8)
+        found = await client.set(self.key, fresh, nx=True, get=True)
+        return fresh if found is None else str(found)
 
 
 def report_loss(url: str, retention_s: int) -> None:
