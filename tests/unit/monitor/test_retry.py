@@ -34,18 +34,30 @@ async def test_transient_errors_are_retried_past_any_attempt_count_until_success
     assert metrics.DEPENDENCY_UP.labels("store-x")._value.get() == 1
 
 
-async def test_a_failing_dependency_is_reported_down_with_its_error_until_it_recovers() -> None:
+OOM = "command not allowed when used memory > 'maxmemory'."
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (ConnectionRefusedError("connection refused"),
+     "window_store unreachable: ConnectionRefusedError: connection refused"),
+    (OutOfMemoryError(OOM),  # a full Redis is waited for, and the reason says what to do
+     f"window_store unreachable: OutOfMemoryError: {OOM} -- Redis is at its maxmemory: raise it or lower "
+     "windows.retention_s (waiting until it has room)"),
+], ids=["connection_refused", "redis_full_with_its_fix"])
+async def test_a_failing_dependency_is_reported_down_with_its_error_until_it_recovers(
+    error: Exception, reason: str
+) -> None:
     deps = Dependencies()
     gate = asyncio.Event()
 
     async def op() -> int:
         if not gate.is_set():
-            raise ConnectionRefusedError("connection refused")
+            raise error
         return 1
 
     task = asyncio.create_task(retrying("window_store", op, backoff=FAST, dependencies=deps))
     await asyncio.sleep(0.05)
-    assert deps.reasons() == ["window_store unreachable: ConnectionRefusedError: connection refused"]
+    assert deps.reasons() == [reason]
     assert metrics.DEPENDENCY_UP.labels("window_store")._value.get() == 0
     gate.set()
     assert await task == 1
@@ -75,24 +87,6 @@ def test_connection_and_timeout_errors_are_transient_and_bugs_are_not() -> None:
     assert is_transient(KafkaConnectionError())
     assert not is_transient(ValueError()) and not is_transient(ResponseError("ERR"))
     assert is_transient(UnknownTopicOrPartitionError()) == UnknownTopicOrPartitionError.retriable
-
-
-async def test_a_redis_at_its_maxmemory_is_waited_for_and_the_reason_says_what_to_do() -> None:
-    deps = Dependencies()
-    gate = asyncio.Event()
-
-    async def op() -> int:
-        if not gate.is_set():
-            raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
-        return 1
-
-    task = asyncio.create_task(retrying("window_store", op, backoff=FAST, dependencies=deps))
-    await asyncio.sleep(0.05)
-    (reason,) = deps.reasons()
-    assert reason.startswith("window_store unreachable: OutOfMemoryError: command not allowed")
-    assert "raise it or lower windows.retention_s" in reason
-    gate.set()
-    assert await task == 1 and deps.reasons() == []
 
 
 def test_a_full_redis_and_a_cluster_without_a_master_are_transient() -> None:
