@@ -8,6 +8,9 @@ nothing stuck forever, nothing dropped. Outbox bookkeeping after a send (deliver
 retried through a backend outage (monitor/retry.py), so a sent notification is not sent again
 just because Redis blinked while it was being recorded.
 Delivery times are wall-clock (``clock``), unlike detection, which runs on event time.
+When the outbox backend itself is down, each loop polls it again with capped exponential backoff and
+logs the outage once, then at most once per ``OUTAGE_LOG_EVERY_S`` (before: one ERROR line per sink
+per second for the whole outage -- 120 lines for a one-minute Redis stop with the default two sinks).
 
 Each pass claims its batch for ``claim_lease_s`` (see alerts/outbox.py), so two deliverers on one
 outbox (cluster leader handover, a late old leader) never send the same entry concurrently, and a
@@ -31,13 +34,16 @@ from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink, refreshing
 from monitor import metrics
 from monitor.lifecycle import Service
-from monitor.retry import DEPENDENCIES, retrying
+from monitor.logging import LogThrottle
+from monitor.retry import DEPENDENCIES, describe, is_transient, retrying
 
 if TYPE_CHECKING:
     from alerts.lifecycle import AlertState
 
 log = structlog.get_logger("alerts.delivery")
 MIN_WAIT_S = 0.02
+OUTAGE_LOG_EVERY_S = 60.0
+"""While the outbox backend stays down, one ``alert_outbox_unavailable`` line per sink per this long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class RetryPolicy:
     poll_interval_s: float = 1.0
     batch_size: int = 50
     send_timeout_s: float = 30.0
+    outage_max_wait_s: float = 10.0
+    """Cap of the wait between polls of an outbox backend that is down (from ``poll_interval_s``, doubling):
+    how long delivery may lag behind a recovered Redis."""
     claim_lease_s: float = 0.0
     """How long a claimed batch stays hidden from other deliverers; 0 (default): 2 * send_timeout_s.
 
@@ -72,6 +81,10 @@ class RetryPolicy:
     def delay_s(self, attempts: int) -> float:
         """Delay before attempt ``attempts + 1`` (``attempts`` failures so far, >= 1)."""
         return float(min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempts - 1, 60)))
+
+    def outage_wait_s(self, failures: int) -> float:
+        """Wait before polling the outbox backend again after ``failures`` failed polls in a row (>= 1)."""
+        return float(min(self.outage_max_wait_s, self.poll_interval_s * 2 ** min(failures - 1, 60)))
 
 
 class OutboxDelivery(Service):
@@ -193,6 +206,22 @@ class OutboxDelivery(Service):
             log.warning("alert_refresh_failed", sink=sink.name, error=str(exc))
         return now_s + target.refresh_interval_s
 
+    @staticmethod
+    def _report_failure(sink: Sink, exc: Exception, failures: int, throttle: LogThrottle) -> None:
+        """Readiness and one log line now and then; a non-transient error is a bug and keeps its traceback."""
+        transient = is_transient(exc)
+        if transient:
+            DEPENDENCIES.down("outbox", exc)
+        left_out = throttle.allow()
+        if left_out is None:
+            return
+        if transient:
+            log.error("alert_outbox_unavailable", sink=sink.name, error=describe(exc)[:400], failed_polls=failures,
+                      left_out_since_last=left_out)
+        else:
+            log.error("alert_delivery_loop_failed", sink=sink.name, failed_polls=failures,
+                      left_out_since_last=left_out, exc_info=exc)
+
     async def _observe(self, sink: Sink) -> None:
         """Outbox depth and the age of its oldest entry, per sink (for alerting on a stuck sink)."""
         metrics.OUTBOX_PENDING.labels(sink.name).set(await self.outbox.pending(sink.name))
@@ -202,24 +231,30 @@ class OutboxDelivery(Service):
 
     async def _run(self, sink: Sink) -> None:
         wakeup = self._wakeups[sink.name]
+        throttle = LogThrottle(OUTAGE_LOG_EVERY_S)
+        failures = 0
         while not self._stopping:
             wakeup.clear()
             try:
                 tried = await self.deliver_due(sink)
                 next_due = await self.outbox.next_due_s(sink.name)
                 await self._observe(sink)
-            except Exception as exc:  # the outbox backend itself is down: keep the loop alive
-                DEPENDENCIES.down("outbox", exc)
-                log.error("alert_outbox_unavailable", sink=sink.name, error=str(exc))
+            except Exception as exc:  # the outbox backend itself is down (or a bug): keep the loop alive
+                failures += 1
+                self._report_failure(sink, exc, failures, throttle)
                 tried, next_due = 0, None
             else:
+                if failures:
+                    log.info("alert_outbox_recovered", sink=sink.name, failed_polls=failures)
+                    failures = 0
+                    throttle.reset()
                 DEPENDENCIES.up("outbox")
             if tried >= self.policy.batch_size:
                 continue  # more may be due right now
-            refresh_due = await self.refresh_if_due(sink)
+            refresh_due = await self.refresh_if_due(sink) if not failures else None
             if refresh_due is not None:
                 next_due = refresh_due if next_due is None else min(next_due, refresh_due)
-            wait_s = self.policy.poll_interval_s
+            wait_s = self.policy.outage_wait_s(failures) if failures else self.policy.poll_interval_s
             if next_due is not None:
                 wait_s = min(wait_s, max(MIN_WAIT_S, next_due - self._clock()))
             with contextlib.suppress(TimeoutError):

@@ -18,7 +18,14 @@ from typing import TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
-from redis.exceptions import BusyLoadingError, ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never, wait_random_exponential
@@ -36,6 +43,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (OutOfMemoryError, "Redis is at its maxmemory: raise it or lower windows.retention_s (waiting until it has room)"),
+    # a rotated or revoked password: reconnecting fails until the URL and the server agree again
+    (AuthenticationError, "Redis refused the credentials of windows.store_url: set MONITOR_WINDOWS__STORE_URL to "
+                          "the current password and restart (waiting until then)"),
 )
 """What an operator should do about a dependency error, added to the readiness reason and the retry log."""
 

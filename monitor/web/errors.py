@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import html
 import logging
-import time
-from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -29,6 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 from monitor import metrics
+from monitor.logging import LogThrottle
 from monitor.retry import describe, is_transient
 
 log = structlog.get_logger(__name__)
@@ -38,26 +37,6 @@ RETRY_AFTER_S = 10
 LOG_EVERY_S = 30.0
 """At most one ``http_dependency_unavailable`` line per this many seconds."""
 MAX_REASON_CHARS = 300
-
-
-class LogThrottle:
-    """Lets one event through per ``every_s`` and counts the ones it held back."""
-
-    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.every_s = every_s
-        self._clock = clock
-        self._last_s: float | None = None
-        self.held_back = 0
-
-    def allow(self) -> int | None:
-        """The number held back since the last one let through, or None to hold this one back too."""
-        now = self._clock()
-        if self._last_s is not None and now - self._last_s < self.every_s:
-            self.held_back += 1
-            return None
-        self._last_s, held = now, self.held_back
-        self.held_back = 0
-        return held
 
 
 def reason_of(exc: BaseException) -> str:

@@ -6,13 +6,16 @@ import asyncio
 from collections import Counter
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from structlog.testing import capture_logs
 
 from alerts.delivery import OutboxDelivery, RetryPolicy
 from alerts.lifecycle import LifecyclePolicy, step
 from alerts.model import Notification
-from alerts.outbox import MemoryOutbox
+from alerts.outbox import MemoryOutbox, OutboxEntry
 from alerts.sinks.base import SinkError
 from monitor import metrics
+from monitor.retry import DEPENDENCIES
 from tests.unit.alerts.builders import DAY0_S, RecordingSink, signal
 
 
@@ -44,6 +47,21 @@ class SlowSink(RecordingSink):
         if self.clock is not None:
             self.clock[0] += self.clock_step_s
         await super().send(notification)
+
+
+class DownOutbox(MemoryOutbox):
+    """An outbox whose backend refuses every claim while ``error`` is set."""
+
+    def __init__(self, sink_names: list[str], error: Exception) -> None:
+        super().__init__(sink_names)
+        self.error: Exception | None = error
+        self.claims = 0
+
+    async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
+        self.claims += 1
+        if self.error is not None:
+            raise self.error
+        return await super().claim(sink, now_s, limit, lease_s)
 
 
 def notification(i: int = 0) -> Notification:
@@ -155,3 +173,46 @@ async def test_a_slow_batch_stops_starting_sends_that_could_outlive_its_lease() 
     now[0] = 30.0
     assert await delivery.deliver_due(sink) == 2
     assert sink.sent == ns and await outbox.pending(sink.name) == 0
+
+
+async def test_an_outbox_backend_outage_is_polled_with_backoff_logged_once_and_delivery_resumes_after_it() -> None:
+    sink = RecordingSink("rec://")
+    outbox = DownOutbox([sink.name], RedisConnectionError("Connection refused"))
+    n = notification()
+    await MemoryOutbox.enqueue(outbox, n, 0.0)
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(poll_interval_s=0.01, outage_max_wait_s=0.2))
+    try:
+        with capture_logs() as logs:
+            await delivery.start()
+            await asyncio.sleep(0.6)  # a poll every 10 ms would be ~60 claims; doubling waits: ~6
+            assert 3 <= outbox.claims <= 10
+            assert any(r.startswith("outbox unreachable: ConnectionError") for r in DEPENDENCIES.reasons())
+            outbox.error = None
+            async with asyncio.timeout(2):
+                while not sink.sent:
+                    await asyncio.sleep(0.01)
+        events = [e["event"] for e in logs]
+        assert events.count("alert_outbox_unavailable") == 1
+        assert events.index("alert_outbox_unavailable") < events.index("alert_outbox_recovered")
+        assert sink.sent == [n]
+        assert not any(r.startswith("outbox") for r in DEPENDENCIES.reasons())
+    finally:
+        await delivery.stop()
+        DEPENDENCIES.clear()
+
+
+async def test_a_bug_in_the_delivery_loop_keeps_its_traceback_and_does_not_mark_the_outbox_unreachable() -> None:
+    sink = RecordingSink("rec://")
+    outbox = DownOutbox([sink.name], KeyError("a bug"))
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(poll_interval_s=0.01))
+    try:
+        with capture_logs() as logs:
+            await delivery.start()
+            await asyncio.sleep(0.1)
+        failed = [e for e in logs if e["event"] == "alert_delivery_loop_failed"]
+        assert len(failed) == 1 and isinstance(failed[0]["exc_info"], KeyError)
+        assert not any(r.startswith("outbox") for r in DEPENDENCIES.reasons())
+        assert outbox.claims >= 2  # the loop is still alive
+    finally:
+        await delivery.stop()
+        DEPENDENCIES.clear()

@@ -3,7 +3,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from redis.exceptions import ClusterDownError, MasterDownError, NoPermissionError, OutOfMemoryError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    MasterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from monitor import metrics
@@ -35,6 +42,7 @@ async def test_transient_errors_are_retried_past_any_attempt_count_until_success
 
 
 OOM = "command not allowed when used memory > 'maxmemory'."
+WRONGPASS = "invalid username-password pair or user is disabled."
 
 
 @pytest.mark.parametrize(("error", "reason"), [
@@ -43,7 +51,10 @@ OOM = "command not allowed when used memory > 'maxmemory'."
     (OutOfMemoryError(OOM),  # a full Redis is waited for, and the reason says what to do
      f"window_store unreachable: OutOfMemoryError: {OOM} -- Redis is at its maxmemory: raise it or lower "
      "windows.retention_s (waiting until it has room)"),
-], ids=["connection_refused", "redis_full_with_its_fix"])
+    (AuthenticationError(WRONGPASS),  # a rotated password: waited for, and the reason names the setting
+     f"window_store unreachable: AuthenticationError: {WRONGPASS} -- Redis refused the credentials of "
+     "windows.store_url: set MONITOR_WINDOWS__STORE_URL to the current password and restart (waiting until then)"),
+], ids=["connection_refused", "redis_full_with_its_fix", "password_rotated_with_its_fix"])
 async def test_a_failing_dependency_is_reported_down_with_its_error_until_it_recovers(
     error: Exception, reason: str
 ) -> None:

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
-from monitor.web.errors import RETRY_AFTER_S, LogThrottle, contain_errors, quiet_client_errors
+from monitor.logging import LogThrottle
+from monitor.web.errors import RETRY_AFTER_S, contain_errors, quiet_client_errors
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
