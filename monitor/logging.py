@@ -15,6 +15,10 @@ from typing import Any
 
 import structlog
 
+REPEAT_LOG_EVERY_S = 60.0
+"""A third-party log line that keeps repeating goes out once per this long, with a count (``RepeatFilter``)."""
+THROTTLED_LIBRARIES = ("aiokafka",)
+"""Loggers whose repeated lines are throttled: aiokafka logs every reconnect and metadata attempt at ERROR."""
 _SECRET_KEYS = ("password", "secret", "token", "sasl_password", "webhook_secret")
 
 
@@ -44,6 +48,41 @@ class LogThrottle:
     def reset(self) -> None:
         """The condition ended: the next occurrence is news again and goes through at once."""
         self._last_s, self.held_back = None, 0
+
+
+class RepeatFilter(logging.Filter):
+    """The first of each repeating library log line goes out at once, then one per ``every_s`` with a count.
+
+    Why: aiokafka logs each reconnect, metadata and fetch attempt of an outage at ERROR. Measured with the
+    daemon on tansu killed for 60 s: 4,570 lines (76 a second; "Unable connect to node ..." alone 2,315).
+    Lines are keyed by logger, level and message template (``record.msg`` before its arguments), so two
+    different errors are never merged; at most ``max_keys`` templates are remembered.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...] = THROTTLED_LIBRARIES, every_s: float = REPEAT_LOG_EVERY_S,
+                 max_keys: int = 1_000, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.every_s = every_s
+        self.max_keys = max_keys
+        self._clock = clock
+        self._throttles: dict[tuple[str, int, str], LogThrottle] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        throttle = self._throttles.get(key)
+        if throttle is None:
+            if len(self._throttles) >= self.max_keys:
+                self._throttles.clear()
+            throttle = self._throttles[key] = LogThrottle(self.every_s, self._clock)
+        left_out = throttle.allow()
+        if left_out is None:
+            return False
+        if left_out:
+            record.msg = f"{record.msg} [{left_out} more like this left out since the last one]"
+        return True
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -80,6 +119,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
