@@ -7,6 +7,7 @@ Every setting carries its unit in its name.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
@@ -455,12 +456,34 @@ _HINTS = {
 }
 
 
+def _known_names(section: tuple[str | int, ...]) -> list[str]:
+    """The setting names valid at ``section`` (``()`` = the top-level sections), for "did you mean"."""
+    model: type[BaseModel] = Settings
+    for name in section:
+        field = model.model_fields.get(str(name))
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _unknown_key_hint(loc: tuple[str | int, ...]) -> str:
+    """The closest valid name, when a typo is the likely cause."""
+    close = difflib.get_close_matches(str(loc[-1]), _known_names(loc[:-1]), n=1, cutoff=0.6)
+    if not close:
+        return _HINTS["extra_forbidden"]
+    return f"did you mean {'.'.join(str(p) for p in (*loc[:-1], close[0]))}? (or remove it; see docs/settings.md)"
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         env = "MONITOR_" + "__".join(str(p) for p in err["loc"]).upper()
         hint = _HINTS.get(err["type"], "fix the value")
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            hint = _unknown_key_hint(tuple(err["loc"]))
         lines.append(f"  {key} = {err.get('input')!r}: {err['msg']} -- {hint} (in the file, or via {env})")
     return "\n".join(lines)
 
