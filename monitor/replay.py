@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -138,10 +138,17 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--from/--to select a Kafka range (with --kafka-topic); files are replayed whole")
     if args.kafka_topic and args.speed:
         parser.error("--speed paces file replays; a Kafka range is read as fast as possible")
-    for path in args.input or ():
+    require_files(parser, "--input", args.input or (), "pass JSONL/CSV files")
+
+
+def require_files(parser: argparse.ArgumentParser, flag: str, paths: Iterable[Path], fix: str,
+                  pattern: str = "*.jsonl") -> None:
+    """A one-line usage error for the first of ``paths`` that is not a file (for a directory, a glob of it)."""
+    for path in paths:
+        if path.is_dir():
+            parser.error(f"{flag} {path}: is a directory -- {fix} (e.g. {path}/{pattern})")
         if not path.is_file():
-            what = "is a directory" if path.is_dir() else "not found"
-            parser.error(f"--input {path}: {what} -- pass JSONL/CSV files (e.g. {path}/*.jsonl)")
+            parser.error(f"{flag} {path}: not found -- {fix}")
 
 
 def replay_command(argv: Sequence[str], settings: Settings) -> int:

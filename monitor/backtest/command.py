@@ -22,7 +22,7 @@ from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
 from monitor.config import Settings
 from monitor.durations import parse_duration_s
-from monitor.replay import isolated_settings
+from monitor.replay import isolated_settings, require_files
 from monitor.windows.buckets import ALL_KEY
 
 
@@ -125,6 +125,10 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def backtest_command(argv: Sequence[str], settings: Settings) -> int:
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    require_files(parser, "--input", args.input, "pass JSONL/CSV message files")
+    require_files(parser, "--events", [args.events], "pass a CSV with key,start,end[,description] rows",
+                  "*.csv")
     return asyncio.run(_main(args, settings))
 

@@ -48,6 +48,21 @@ def test_replay_refuses_inputs_that_are_not_files_and_flags_that_would_do_nothin
     assert message in one_line_error(capsys)
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--input", "{dir}/missing.jsonl"], "--input {dir}/missing.jsonl: not found -- pass JSONL/CSV message files"),
+    (["--events", "{dir}/missing.csv"], "--events {dir}/missing.csv: not found -- pass a CSV with key,start,end"),
+    (["--events", "{dir}"], "--events {dir}: is a directory -- pass a CSV with key,start,end[,description] rows "
+                            "(e.g. {dir}/*.csv)"),
+])
+def test_backtest_names_the_flag_of_an_input_or_events_file_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["backtest", *(a.format(dir=tmp_path) for a in argv)])
+    assert exc.value.code == 2
+    assert message.format(dir=tmp_path) in one_line_error(capsys)
+
+
 def test_replay_where_every_row_is_dead_lettered_exits_1_with_a_loud_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
