@@ -21,6 +21,7 @@ from monitor import __version__
 from monitor.classify import ModelLoadError
 from monitor.classify.topics import TaxonomyError
 from monitor.classify.training.dataset import DatasetError
+from monitor.cluster.solo import InstanceConflictError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.durations import iso_utc
 from monitor.fatal import one_line, report_fatal, root_cause
@@ -77,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
 # (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
-STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError, TaxonomyError)
+STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError, TaxonomyError,
+                  InstanceConflictError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -309,7 +309,11 @@ class AlertSettings(_Section):
     """Several daemons share one consumer group: detection runs on one leader, up to the minimum of
     every instance's durable watermark, coordinated in Redis (needs a redis:// windows.store_url)."""
     leader_lease_s: float = Field(15.0, gt=0)
-    """Leader lease and instance heartbeat lifetime; a dead leader is replaced after this long."""
+    """Leader lease and instance heartbeat lifetime; a dead leader is replaced after this long. Without
+    cluster mode, the lifetime of the single-instance lease on a Redis prefix too."""
+    instance_wait_s: float = Field(60.0, ge=0)
+    """Without cluster mode on a redis:// store, one daemon per key prefix: a second one waits this long
+    for the first to stop (a restart, a rolling deploy), then exits with a line naming it."""
     alertmanager_severity: str = "warning"
     """``severity`` label on alerts sent to Alertmanager (``alertmanager+http(s)://host:9093`` sinks)."""
     alertmanager_refresh_s: float = Field(60.0, gt=0)

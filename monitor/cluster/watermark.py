@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import structlog
 
 from alerts.redis_client import RedisBacked
+from monitor.cluster import lease
 from monitor.time_bounds import EventTimeBounds
 
 log = structlog.get_logger(__name__)
@@ -43,27 +44,9 @@ log = structlog.get_logger(__name__)
 LaneMark = tuple[int | None, int | None]
 """``(closed_until_s or None for "no constraint", idle offset or None)``, see the module docstring."""
 
-# Keep (renew) the lease if we hold it, else take it if it is free. Atomic, so two instances never
-# both believe they lead within one lease period.
-_LEAD = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
 _RAISE = """
 local current = redis.call('GET', KEYS[1])
 if not current or tonumber(current) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -116,7 +99,7 @@ class ClusterWatermark(RedisBacked):
             pipe.hdel(self.marks_key, self.instance_id)
             pipe.zrem(self.alive_key, self.instance_id)
             await pipe.execute()
-            await self.redis.eval(_RELEASE, 1, self.leader_key, self.instance_id)
+            await lease.release(self.redis, self.leader_key, self.instance_id)
         finally:
             await super()._stop()
 
@@ -194,5 +177,4 @@ class ClusterWatermark(RedisBacked):
 
     async def lead(self) -> bool:
         """Take or keep the detection lease; True while this instance is the leader."""
-        got = await self.redis.eval(_LEAD, 1, self.leader_key, self.instance_id, self.lease_ms)
-        return bool(got)
+        return await lease.take_or_keep(self.redis, self.leader_key, self.instance_id, self.lease_ms)

@@ -1,14 +1,16 @@
 """Wires the service together from ``Settings`` and runs it with an ordered start/stop.
 
-Start order: dead-letter → window store → alerting (state, outbox delivery) → micro-batcher →
-source → HTTP → scheduler. Stop runs in reverse, so on SIGTERM the source stops reading, in-flight
-batches drain and commit, the outbox flushes, and only then do connections close.
+Start order: dead-letter → window store → single-instance lease (Redis without cluster mode) →
+alerting (state, outbox delivery) → micro-batcher → source → HTTP → scheduler. Stop runs in reverse,
+so on SIGTERM the source stops reading, in-flight batches drain and commit, the outbox flushes, and
+only then do connections close.
 Signals are *not* handled here: the CLI entry point installs them and calls ``request_stop``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import structlog
@@ -19,6 +21,7 @@ from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor import metrics
+from monitor.cluster.solo import InstanceConflictError, InstanceLease
 from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import ConfigError, Settings
 from monitor.engine.batching import MicroBatcher
@@ -66,6 +69,15 @@ def build_cluster(settings: Settings) -> ClusterWatermark | None:
                             time_bounds=EventTimeBounds.from_settings(settings.source))
 
 
+def build_instance_lease(settings: Settings, on_lost: Callable[[str], None]) -> InstanceLease | None:
+    """One daemon per Redis key prefix unless cluster mode coordinates several (monitor/cluster/solo.py)."""
+    url = settings.windows.store_url
+    if settings.alerts.cluster_mode or not url.startswith(("redis://", "rediss://")):
+        return None
+    return InstanceLease(url, settings.windows.key_prefix, lease_s=settings.alerts.leader_lease_s,
+                         wait_s=settings.alerts.instance_wait_s, on_lost=on_lost)
+
+
 class MonitorApp:
     """One daemon instance. Components may be injected (tests, backtests); otherwise built from settings."""
 
@@ -87,6 +99,8 @@ class MonitorApp:
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
         self.cluster = build_cluster(settings)
+        self._lease_lost_to: str | None = None
+        self.instance_lease = build_instance_lease(settings, self._lease_lost)
         if self.cluster is not None:
             # only the leader delivers from the shared outbox, so a notification is sent once
             self.alerting.delivery.active = lambda: self.pipeline.is_leader
@@ -132,6 +146,11 @@ class MonitorApp:
         log.info("shutdown_requested")
         self.pipeline.request_stop()
 
+    def _lease_lost(self, holder: str) -> None:
+        """Another daemon took this prefix: stop (drain, commit) and exit non-zero, rather than run beside it."""
+        self._lease_lost_to = holder
+        self.request_stop()
+
     def _scheduler(self) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(timezone="UTC")
         sweep_s = self.settings.alerts.sweep_interval_s
@@ -162,8 +181,8 @@ class MonitorApp:
         """Start everything, process until the source ends or a stop is requested, stop everything."""
         DEPENDENCIES.clear()  # readiness is about this run's dependencies
         async with AsyncExitStack() as stack:
-            for part in (self.dead_letter, self.store, self.cluster, self.alerting, self.batcher, self.source,
-                         self.http):
+            for part in (self.dead_letter, self.store, self.instance_lease, self.cluster, self.alerting,
+                         self.batcher, self.source, self.http):
                 if part is not None:
                     await stack.enter_async_context(part)
             scheduler = self._scheduler()
@@ -180,4 +199,9 @@ class MonitorApp:
         stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
         stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
+        if self._lease_lost_to is not None:
+            raise InstanceConflictError(
+                f"stopped: another finsent daemon ({self._lease_lost_to}) took over Redis prefix "
+                f"{self.settings.windows.key_prefix!r} while this one could not renew its lease -- run one "
+                "instance per prefix, or set alerts.cluster_mode = true on every instance")
         return stats

@@ -1,0 +1,115 @@
+"""Without cluster mode, one daemon per Redis prefix: a second one waits for the first, then refuses in
+one line (monitor/cluster/solo.py), against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from monitor.cluster.solo import InstanceConflictError, InstanceLease
+from monitor.config import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def lease(url: str, prefix: str, *, wait_s: float = 0.0, lost: list[str] | None = None) -> InstanceLease:
+    return InstanceLease(url, prefix, lease_s=1.0, wait_s=wait_s,
+                         on_lost=(lost if lost is not None else []).append)
+
+
+async def test_a_second_instance_on_the_same_prefix_is_refused_with_the_holder_and_the_fix(redis_url: str) -> None:
+    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+    async with lease(redis_url, prefix):
+        with pytest.raises(InstanceConflictError) as info:
+            await lease(redis_url, prefix, wait_s=1.5).start()
+        text = str(info.value)
+        assert f"host {socket.gethostname()} pid {os.getpid()}" in text
+        assert f"Redis prefix {prefix!r}" in text and "alerts.cluster_mode = true" in text
+        async with lease(redis_url, f"{prefix}-other"):  # another prefix is another daemon's business
+            pass
+
+
+async def test_a_waiting_instance_takes_over_as_soon_as_the_holder_stops(redis_url: str) -> None:
+    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+    first = lease(redis_url, prefix)
+    await first.start()
+    second = lease(redis_url, prefix, wait_s=10.0)
+    waiting = asyncio.create_task(second.start())
+    await asyncio.sleep(1.5)  # longer than the lease: the first renews it, the second keeps waiting
+    assert not waiting.done()
+    began = time.monotonic()
+    await first.stop()
+    await asyncio.wait_for(waiting, 5)
+    assert time.monotonic() - began < 2.0
+    await second.stop()
+
+
+async def test_a_holder_on_this_host_whose_process_is_gone_is_taken_over_at_once(redis_url: str) -> None:
+    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    token = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started_at": "x", "id": "dead"})
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await client.set(f"{{{prefix}}}:instance", token, px=60_000)  # a kill -9 left a minute of lease
+        began = time.monotonic()
+        async with lease(redis_url, prefix, wait_s=0.0) as taken:
+            assert time.monotonic() - began < 1.0
+            assert await client.get(f"{{{prefix}}}:instance") == taken.token
+    finally:
+        await client.aclose()
+
+
+async def test_an_instance_whose_lease_was_taken_is_told_so(redis_url: str) -> None:
+    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+    lost: list[str] = []
+    told = asyncio.Event()
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with InstanceLease(redis_url, prefix, lease_s=1.0, wait_s=0.0,
+                                 on_lost=lambda holder: (lost.append(holder), told.set())):
+            intruder = json.dumps({"host": "other-host", "pid": 7, "started_at": "t", "id": "intruder"})
+            await client.set(f"{{{prefix}}}:instance", intruder, px=60_000)
+            await asyncio.wait_for(told.wait(), 3)
+        assert lost == ["host other-host pid 7 (started t)"]
+        assert await client.get(f"{{{prefix}}}:instance") == intruder  # stopping never releases another's lease
+    finally:
+        await client.aclose()
+
+
+def test_a_second_monitor_run_on_the_same_redis_prefix_exits_1_with_one_line(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MONITOR_HTTP__ENABLED": "false",
+           "MONITOR_CLASSIFIER__KIND": "lexicon", "MONITOR_WINDOWS__STORE_URL": redis_url,
+           "MONITOR_WINDOWS__KEY_PREFIX": prefix, "MONITOR_SOURCE__REPLAY_SPEED": "1",
+           "MONITOR_ALERTS__SINKS": "[]", "MONITOR_ALERTS__INSTANCE_WAIT_S": "1"}
+    cmd = [sys.executable, "-m", "monitor.cli", "run"]
+    first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "instance_lease_taken" not in _read_some(first):
+            assert time.monotonic() < deadline and first.poll() is None, "the first daemon did not start"
+        second = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        assert second.returncode == 1
+        assert "Traceback" not in second.stderr
+        last = second.stderr.rstrip().splitlines()[-1]
+        assert last.startswith(f"error: another finsent daemon (host {socket.gethostname()} pid {first.pid} ")
+        assert "alerts.instance_wait_s = 1 s" in last and "alerts.cluster_mode = true" in last
+    finally:
+        first.terminate()
+        assert first.wait(60) == 0
+
+
+def _read_some(proc: subprocess.Popen[str]) -> str:
+    assert proc.stderr is not None
+    return proc.stderr.readline()
