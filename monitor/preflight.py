@@ -24,6 +24,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from monitor.cluster.solo import describe_holder
 from monitor.config import Settings
 from monitor.redact import redact_url
 
@@ -185,10 +186,29 @@ async def check_sinks(settings: Settings) -> list[Finding]:
     return found
 
 
+async def check_instance(settings: Settings, timeout_s: float = TIMEOUT_S) -> Finding:
+    """Whether a daemon holds this prefix now (without cluster mode only one may: monitor/cluster/solo.py)."""
+    prefix = settings.windows.key_prefix
+    client = aioredis.Redis.from_url(settings.windows.store_url, decode_responses=True,
+                                     socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        holder = await client.get(f"{{{prefix}}}:instance")
+    except (RedisError, OSError) as exc:
+        return Finding("FAIL", "instance", f"cannot read the instance lease: {type(exc).__name__}: {exc}")
+    finally:
+        await client.aclose()
+    if not holder:
+        return Finding("ok", "instance", f"prefix {prefix!r}: no daemon holds it now")
+    return Finding("ok", "instance", f"prefix {prefix!r}: held by {describe_holder(str(holder))} -- a second "
+                                     "daemon waits alerts.instance_wait_s for it to stop, then exits")
+
+
 async def run_checks(settings: Settings) -> list[Finding]:
     found: list[Finding] = []
     if settings.windows.store_url.startswith(("redis://", "rediss://")):
         found += await check_redis(settings.windows.store_url)
+        if not settings.alerts.cluster_mode and all(f.status != "FAIL" for f in found):
+            found.append(await check_instance(settings))
     if settings.source.kind == "kafka":
         found += await check_kafka(settings)
     found += await asyncio.to_thread(check_classifier, settings)

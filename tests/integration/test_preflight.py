@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from monitor import cli
-from monitor.config import Settings
-from monitor.preflight import Finding, check_kafka, check_redis, check_sinks, check_writable
+from monitor.cluster.solo import InstanceLease
+from monitor.config import Settings, load_settings
+from monitor.preflight import Finding, check_instance, check_kafka, check_redis, check_sinks, check_writable
 from tests.chaos.harness import RedisProcess, running
 from tests.kafka_broker import create_topics, unique_name
 from tests.servers import alertmanager_server, free_port, redis_server
@@ -46,6 +49,15 @@ async def test_an_unreachable_redis_fails_naming_what_to_check() -> None:
     (finding,) = await check_redis(f"redis://:secret@127.0.0.1:{free_port()}/0", timeout_s=1)
     assert finding.status == "FAIL" and "windows.store_url" in finding.detail
     assert "secret" not in finding.detail  # the URL is shown redacted
+
+
+async def test_the_daemon_holding_the_prefix_is_named_and_a_free_prefix_says_so(redis_url: str) -> None:
+    settings = load_settings(windows={"store_url": redis_url, "key_prefix": "check-instance"})
+    assert (await check_instance(settings)).detail == "prefix 'check-instance': no daemon holds it now"
+    async with InstanceLease(redis_url, "check-instance", lease_s=5, wait_s=0, on_lost=print):
+        finding = await check_instance(settings)
+    assert finding.status == "ok"
+    assert finding.detail.startswith(f"prefix 'check-instance': held by host {socket.gethostname()} pid {os.getpid()} ")
 
 
 async def test_missing_topics_fail_by_setting_and_existing_ones_report_their_partitions(kafka_bootstrap: str) -> None:
