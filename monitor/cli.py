@@ -24,7 +24,7 @@ from monitor.classify.training.dataset import DatasetError
 from monitor.cluster.solo import InstanceConflictError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.durations import iso_utc
-from monitor.fatal import one_line, report_fatal, root_cause
+from monitor.fatal import StartupError, one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
 # (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
 STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError, TaxonomyError,
-                  InstanceConflictError)
+                  InstanceConflictError, StartupError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -23,6 +23,10 @@ BACKEND_HINTS = (
 )
 
 
+class StartupError(Exception):
+    """A start-up failure whose message already names the setting and the fix: printed as it is."""
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """The first error in (nested) exception groups that is not a cancellation, else ``exc``."""
     while isinstance(exc, BaseExceptionGroup):

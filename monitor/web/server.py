@@ -10,6 +10,7 @@ before any event). Extra routes (alerts, silences, the dashboard) are added by t
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Sequence
 
@@ -17,6 +18,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.fatal import StartupError
 from monitor.lifecycle import Service
 from monitor.web.errors import contain_errors, quiet_client_errors
 from monitor.windows.base import WindowStore
@@ -24,6 +26,14 @@ from monitor.windows.buckets import ALL_KEY
 
 log = structlog.get_logger(__name__)
 MAX_WINDOW_BUCKETS = 2_000
+
+
+def bind_failure(host: str, port: int, exc: OSError) -> str:
+    """What went wrong binding the HTTP port, with the setting that fixes it."""
+    why = {errno.EADDRINUSE: "is in use by another process", errno.EACCES: "needs privileges (ports < 1024)",
+           errno.EADDRNOTAVAIL: "is not an address of this host"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return (f"http {host}:{port} {why} -- set http.port / http.host (MONITOR_HTTP__PORT, MONITOR_HTTP__HOST), "
+            "or http.enabled = false to run without the HTTP side")
 
 
 class HttpServer(Service):
@@ -54,7 +64,11 @@ class HttpServer(Service):
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise StartupError(bind_failure(self.host, self.port, exc)) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = int(sockets[0].getsockname()[1]) if sockets else self.port

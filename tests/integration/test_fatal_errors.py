@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,18 @@ def test_an_unwritable_dead_letter_path_is_one_line_naming_the_setting(tmp_path:
     assert proc.returncode == 2
     assert line.startswith("error: source.dead_letter_path /sys/finsent/dead-letter.jsonl: cannot create it")
     assert "MONITOR_SOURCE__DEAD_LETTER_PATH" in line
+
+
+def test_an_http_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _monitor({"MONITOR_HTTP__ENABLED": "true", "MONITOR_HTTP__PORT": str(port)}, "run", cwd=tmp_path)
+    line = _the_error_line(proc)
+    assert proc.returncode == 1
+    assert line == (f"error: http 127.0.0.1:{port} is in use by another process -- set http.port / http.host "
+                    "(MONITOR_HTTP__PORT, MONITOR_HTTP__HOST), or http.enabled = false to run without the HTTP side")
 
 
 def test_monitor_config_prints_no_secret_from_any_url_or_setting(tmp_path: Path) -> None:
