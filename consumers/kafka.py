@@ -181,6 +181,12 @@ class KafkaSource(Service):
         self._ends = (now, ends)
         return ends
 
+    @property
+    def keepalive_s(self) -> float:
+        """A quarter of ``kafka.max_poll_interval_ms`` (at most 5 s): several polls fit before the group
+        would give this consumer's partitions away."""
+        return min(5.0, self.kafka.max_poll_interval_ms / 4000)
+
     async def hold(self) -> None:
         """The pipeline cannot take more (a store outage): pause every partition and poll, which
         fetches nothing but keeps this consumer in its group (aiokafka leaves the group when
@@ -257,6 +263,7 @@ class KafkaSource(Service):
             max_poll_records=k.max_poll_records,
             session_timeout_ms=k.session_timeout_ms,
             heartbeat_interval_ms=max(100, k.session_timeout_ms // 3),
+            max_poll_interval_ms=k.max_poll_interval_ms,
             **client_kwargs(k, "source"),
         )
         consumer.subscribe(list(self._kinds), listener=_Listener(self))

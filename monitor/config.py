@@ -71,6 +71,9 @@ class KafkaSettings(_Section):
     """Partitions are paused while this many records wait downstream."""
     session_timeout_ms: int = Field(10_000, ge=1_000)
     """Consumer-group session: an instance silent this long loses its partitions to the others."""
+    max_poll_interval_ms: int = Field(300_000, ge=1_000)
+    """Longest gap between two polls before the group gives this consumer's partitions away. A store
+    outage does not count: the daemon keeps polling (paused partitions) while it waits."""
     request_timeout_ms: int = Field(30_000, ge=1_000)
     """Timeout of one request to a broker."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"

@@ -150,6 +150,11 @@ class HoldableSource(Protocol):
     member): the pipeline holds it while downstream cannot take more (a store outage), and the
     source releases itself when the pipeline asks for the next batch."""
 
+    @property
+    def keepalive_s(self) -> float:
+        """How often ``hold`` must be called to stay a member (well inside the group's poll deadline)."""
+        ...
+
     async def hold(self) -> None:
         """Stop fetching and stay a live member (e.g. poll with every partition paused)."""
         ...

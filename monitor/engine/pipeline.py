@@ -106,8 +106,9 @@ STOP_GRACE_S = 10.0
 """After a stop request, retries through an outage go on this long, then the pipeline stops without
 committing what is not durable (redelivered after the restart) instead of hanging the shutdown."""
 KEEPALIVE_S = 5.0
-"""While the in-flight queue stays full (a downstream outage), the reader asks a holdable source to
-stay in its consumer group this often, without fetching."""
+"""While the in-flight queue stays full (a downstream outage), the reader asks a source that cannot be
+held to wait this long at a time; a holdable source (Kafka) is asked to stay in its group at its own
+``keepalive_s``, without fetching."""
 MAX_PENDING_DETECTIONS = 32
 RECENT_NOTIFICATIONS = 50
 
@@ -294,14 +295,15 @@ class Pipeline:
         """Backpressure: wait for room in the in-flight queue. While it stays full (the store or
         detection is retrying through an outage), a holdable source (Kafka) is kept in its group
         with its partitions paused, so the outage neither grows memory nor triggers a rebalance."""
+        holdable = self.source if isinstance(self.source, HoldableSource) else None
         while True:
             try:
-                async with asyncio.timeout(KEEPALIVE_S):
+                async with asyncio.timeout(holdable.keepalive_s if holdable is not None else KEEPALIVE_S):
                     await self._queue.put(item)
                 return
             except TimeoutError:
-                if isinstance(self.source, HoldableSource):
-                    await self.source.hold()
+                if holdable is not None:
+                    await holdable.hold()
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1

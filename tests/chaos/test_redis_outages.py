@@ -28,9 +28,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(18
 LATENESS_S = 60
 
 
-async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str) -> None:
+async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str, outage_s: float = 5.0,
+                 one_assignment: bool = False, **env: str) -> None:
     messages = stream()
-    scenario = ChaosScenario(tmp_path, kafka, redis.url)
+    scenario = ChaosScenario(tmp_path, kafka, redis.url, **env)
     await create_topics(kafka, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
     await scenario.produce(messages)
     until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
@@ -43,7 +44,7 @@ async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str) ->
         await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
         if fault == "freeze":
             redis.freeze()
-            answers = await watch_readiness(port, 5.0)
+            answers = await watch_readiness(port, outage_s)
             redis.thaw()
         elif fault == "full":
             await redis.set_maxmemory("1")
@@ -74,6 +75,8 @@ async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str) ->
     finally:
         code = daemon.terminate()
     assert code == 0, daemon.tail()
+    if one_assignment:  # a consumer that left its group is assigned its partitions again after the outage
+        assert daemon.log_path.read_text(encoding="utf-8").count("partitions_assigned") == 1, daemon.tail(60)
 
 
 async def _volume_at_least(scenario: ChaosScenario, n: int) -> bool:
@@ -96,3 +99,12 @@ async def test_redis_at_its_maxmemory_mid_stream_the_daemon_waits_says_why_and_r
     tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
 ) -> None:
     await _drill(tmp_path, kafka_bootstrap, chaos_redis, "full")
+
+
+async def test_a_redis_outage_longer_than_the_poll_interval_keeps_the_consumer_in_its_group(
+    tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
+) -> None:
+    """Kafka gives a consumer's partitions away when it does not poll for max_poll_interval_ms (5 min by
+    default; 2 s here, against an 8 s outage): the daemon must keep polling, paused, while it waits."""
+    await _drill(tmp_path, kafka_bootstrap, chaos_redis, "freeze", outage_s=8.0, one_assignment=True,
+                 MONITOR_KAFKA__MAX_POLL_INTERVAL_MS="2000")

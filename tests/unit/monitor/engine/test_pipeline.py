@@ -137,20 +137,21 @@ async def test_store_outage_under_a_backlog_pauses_the_pipeline_and_it_resumes_w
 
 
 class HoldableListSource(ListSource):
-    def __init__(self, batches: Sequence[Sequence[RawMessage]]) -> None:
+    def __init__(self, batches: Sequence[Sequence[RawMessage]], keepalive_s: float = 0.02) -> None:
         super().__init__(batches)
         self.holds = 0
+        self.keepalive_s = keepalive_s
 
     async def hold(self) -> None:
         self.holds += 1
 
 
-async def test_while_an_outage_keeps_the_queue_full_the_source_is_held_in_its_group(
+async def test_while_an_outage_keeps_the_queue_full_the_source_is_held_in_its_group_at_its_own_keepalive(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("monitor.retry.DEFAULT_BACKOFF", Backoff(initial_s=0.01, max_s=0.02))
-    monkeypatch.setattr("monitor.engine.pipeline.KEEPALIVE_S", 0.02)
-    source = HoldableListSource([[msg(f"m{i}", "x", 100 + i)] for i in range(5)])
+    monkeypatch.setattr("monitor.engine.pipeline.KEEPALIVE_S", 60.0)  # not the source's: it must not be used
+    source = HoldableListSource([[msg(f"m{i}", "x", 100 + i)] for i in range(5)], keepalive_s=0.02)
     store = FlakyStore(failures=30)
     async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:
         pipe = Pipeline(source, b, store, CollectingDeadLetter(), None, allowed_lateness_s=0, max_batch_size=1,
