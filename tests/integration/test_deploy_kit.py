@@ -56,6 +56,14 @@ def test_alerting_rules_fire_as_their_unit_tests_expect() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_rule_links_its_runbook_section_and_every_section_is_a_rule_or_the_sentiment_alert() -> None:
+    rules = [r for g in yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())["groups"] for r in g["rules"]]
+    sections = re.findall(r"^## (\w+)$", (DEPLOY / "RUNBOOK.md").read_text(), flags=re.MULTILINE)
+    for rule in rules:
+        assert rule["annotations"]["runbook_url"] == f"deploy/RUNBOOK.md#{rule['alert'].lower()}", rule["alert"]
+    assert sorted(sections) == sorted([r["alert"] for r in rules] + ["FinsentNegativeSentiment"])
+
+
 def test_prometheus_config_is_valid_with_the_rules_mounted(tmp_path: Path) -> None:
     promtool = require_binary("promtool", PROMETHEUS_HINT)
     config = (DEPLOY / "prometheus.yml").read_text()
