@@ -79,7 +79,7 @@ class Drill:
         try:
             await self._run(expected, until)
         except (AssertionError, TimeoutError) as exc:
-            self.outcome.note = str(exc).splitlines()[0][:120]
+            self.outcome.note = str(exc)[:4000]  # with the daemon's log tail: the diagnosis
         finally:
             self.broker.stop()
             self.redis.stop()

@@ -38,6 +38,10 @@ class InstanceConflictError(Exception):
     """Another daemon holds this prefix and did not let go within ``alerts.instance_wait_s``."""
 
 
+class LeaseWaitCancelled(Exception):
+    """A stop was requested (SIGTERM) while waiting for the lease: nothing started, nothing to undo."""
+
+
 def describe_holder(token: str) -> str:
     try:
         h = json.loads(token)
@@ -81,6 +85,11 @@ class InstanceLease(RedisBacked):
                                  "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                                  "id": uuid.uuid4().hex[:12]}, sort_keys=True)
         self._renewer: asyncio.Task[None] | None = None
+        self._stop_waiting = asyncio.Event()
+
+    def stop_waiting(self) -> None:
+        """End a wait for the lease now (a stop was requested before this daemon could start)."""
+        self._stop_waiting.set()
 
     async def _start(self) -> None:
         await super()._start()
@@ -98,7 +107,12 @@ class InstanceLease(RedisBacked):
                     f"another finsent daemon ({describe_holder(holder)}) runs on Redis prefix {self.key[1:-10]!r} "
                     f"without alerts.cluster_mode (still there after alerts.instance_wait_s = {self.wait_s:g} s) "
                     "-- stop it first, or set alerts.cluster_mode = true on every instance")
-            await asyncio.sleep(POLL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_S):
+                    await self._stop_waiting.wait()
+            if self._stop_waiting.is_set():
+                await super()._stop()
+                raise LeaseWaitCancelled(f"stopped while waiting for {describe_holder(holder)} to release {self.key}")
         _HELD_HERE.add(self.token)
         log.info("instance_lease_taken", key=self.key)
         self._renewer = asyncio.create_task(self._renew(), name="instance-lease")

@@ -21,7 +21,7 @@ from alerts.factory import build_alerting
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor import metrics
-from monitor.cluster.solo import InstanceConflictError, InstanceLease
+from monitor.cluster.solo import InstanceConflictError, InstanceLease, LeaseWaitCancelled
 from monitor.cluster.watermark import ClusterWatermark
 from monitor.config import ConfigError, Settings
 from monitor.engine.batching import MicroBatcher
@@ -145,6 +145,8 @@ class MonitorApp:
     def request_stop(self) -> None:
         log.info("shutdown_requested")
         self.pipeline.request_stop()
+        if self.instance_lease is not None:
+            self.instance_lease.stop_waiting()
 
     def _lease_lost(self, holder: str) -> None:
         """Another daemon took this prefix: stop (drain, commit) and exit non-zero, rather than run beside it."""
@@ -180,6 +182,13 @@ class MonitorApp:
     async def run(self) -> PipelineStats:
         """Start everything, process until the source ends or a stop is requested, stop everything."""
         DEPENDENCIES.clear()  # readiness is about this run's dependencies
+        try:
+            return await self._run()
+        except LeaseWaitCancelled as exc:  # SIGTERM while another daemon held the prefix: nothing ran
+            log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1), before_start=str(exc))
+            return self.pipeline.stats
+
+    async def _run(self) -> PipelineStats:
         async with AsyncExitStack() as stack:
             for part in (self.dead_letter, self.store, self.instance_lease, self.cluster, self.alerting,
                          self.batcher, self.source, self.http):

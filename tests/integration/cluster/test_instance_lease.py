@@ -4,13 +4,16 @@ one line (monitor/cluster/solo.py), against a real redis-server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +23,12 @@ from monitor.cluster.solo import InstanceConflictError, InstanceLease
 from monitor.config import REPO_ROOT
 
 pytestmark = pytest.mark.integration
+MONITOR_RUN = [sys.executable, "-m", "monitor.cli", "run"]
 
 
 def lease(url: str, prefix: str, *, wait_s: float = 0.0, lost: list[str] | None = None) -> InstanceLease:
-    return InstanceLease(url, prefix, lease_s=1.0, wait_s=wait_s,
+    """Renewed every second: a loaded CI host must not let it lapse where the test needs it held."""
+    return InstanceLease(url, prefix, lease_s=3.0, wait_s=wait_s,
                          on_lost=(lost if lost is not None else []).append)
 
 
@@ -45,7 +50,7 @@ async def test_a_waiting_instance_takes_over_as_soon_as_the_holder_stops(redis_u
     await first.start()
     second = lease(redis_url, prefix, wait_s=10.0)
     waiting = asyncio.create_task(second.start())
-    await asyncio.sleep(1.5)  # longer than the lease: the first renews it, the second keeps waiting
+    await asyncio.sleep(4.0)  # longer than the lease: the first renews it, the second keeps waiting
     assert not waiting.done()
     began = time.monotonic()
     await first.stop()
@@ -87,29 +92,47 @@ async def test_an_instance_whose_lease_was_taken_is_told_so(redis_url: str) -> N
         await client.aclose()
 
 
-def test_a_second_monitor_run_on_the_same_redis_prefix_exits_1_with_one_line(redis_url: str, tmp_path: Path) -> None:
-    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def first_daemon(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """A ``monitor run`` holding a fresh prefix (a slow replay), and the environment to start a second one."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MONITOR_HTTP__ENABLED": "false",
            "MONITOR_CLASSIFIER__KIND": "lexicon", "MONITOR_WINDOWS__STORE_URL": redis_url,
-           "MONITOR_WINDOWS__KEY_PREFIX": prefix, "MONITOR_SOURCE__REPLAY_SPEED": "1",
-           "MONITOR_ALERTS__SINKS": "[]", "MONITOR_ALERTS__INSTANCE_WAIT_S": "1"}
-    cmd = [sys.executable, "-m", "monitor.cli", "run"]
-    first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           "MONITOR_WINDOWS__KEY_PREFIX": f"solo-{uuid.uuid4().hex[:8]}", "MONITOR_SOURCE__REPLAY_SPEED": "1",
+           "MONITOR_ALERTS__SINKS": "[]"}
+    first = subprocess.Popen(MONITOR_RUN, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
     try:
-        deadline = time.monotonic() + 60
-        while "instance_lease_taken" not in _read_some(first):
-            assert time.monotonic() < deadline and first.poll() is None, "the first daemon did not start"
-        second = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-        assert second.returncode == 1
-        assert "Traceback" not in second.stderr
-        last = second.stderr.rstrip().splitlines()[-1]
-        assert last.startswith(f"error: another finsent daemon (host {socket.gethostname()} pid {first.pid} ")
-        assert "alerts.instance_wait_s = 1 s" in last and "alerts.cluster_mode = true" in last
+        wait_for_line(first, "instance_lease_taken")
+        yield first, env
     finally:
         first.terminate()
         assert first.wait(60) == 0
 
 
-def _read_some(proc: subprocess.Popen[str]) -> str:
+def wait_for_line(proc: subprocess.Popen[str], text: str, timeout_s: float = 60) -> None:
     assert proc.stderr is not None
-    return proc.stderr.readline()
+    deadline = time.monotonic() + timeout_s
+    while text not in proc.stderr.readline():
+        assert time.monotonic() < deadline and proc.poll() is None, f"no {text} line"
+
+
+def test_a_second_monitor_run_on_the_same_redis_prefix_exits_1_with_one_line(redis_url: str, tmp_path: Path) -> None:
+    with first_daemon(redis_url, tmp_path) as (first, env):
+        second = subprocess.run(MONITOR_RUN, env={**env, "MONITOR_ALERTS__INSTANCE_WAIT_S": "1"}, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120, check=False)
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr
+    last = second.stderr.rstrip().splitlines()[-1]
+    assert last.startswith(f"error: another finsent daemon (host {socket.gethostname()} pid {first.pid} ")
+    assert "alerts.instance_wait_s = 1 s" in last and "alerts.cluster_mode = true" in last
+
+
+def test_a_daemon_waiting_for_the_prefix_stops_at_once_on_sigterm(redis_url: str, tmp_path: Path) -> None:
+    with first_daemon(redis_url, tmp_path) as (_, env):
+        waiting = subprocess.Popen(MONITOR_RUN, env={**env, "MONITOR_ALERTS__INSTANCE_WAIT_S": "120"}, cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_line(waiting, "instance_waiting")
+        began = time.monotonic()
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(30) == 0
+        assert time.monotonic() - began < 10

@@ -175,8 +175,18 @@ async def test_a_slow_batch_stops_starting_sends_that_could_outlive_its_lease() 
     assert sink.sent == ns and await outbox.pending(sink.name) == 0
 
 
+class SignallingSink(RecordingSink):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.delivered = asyncio.Event()
+
+    async def send(self, notification: Notification) -> None:
+        await super().send(notification)
+        self.delivered.set()
+
+
 async def test_an_outbox_backend_outage_is_polled_with_backoff_logged_once_and_delivery_resumes_after_it() -> None:
-    sink = RecordingSink("rec://")
+    sink = SignallingSink("rec://")
     outbox = DownOutbox([sink.name], RedisConnectionError("Connection refused"))
     n = notification()
     await MemoryOutbox.enqueue(outbox, n, 0.0)
@@ -188,9 +198,7 @@ async def test_an_outbox_backend_outage_is_polled_with_backoff_logged_once_and_d
             assert 3 <= outbox.claims <= 10
             assert any(r.startswith("outbox unreachable: ConnectionError") for r in DEPENDENCIES.reasons())
             outbox.error = None
-            async with asyncio.timeout(2):
-                while not sink.sent:
-                    await asyncio.sleep(0.01)
+            await asyncio.wait_for(sink.delivered.wait(), 2)
         events = [e["event"] for e in logs]
         assert events.count("alert_outbox_unavailable") == 1
         assert events.index("alert_outbox_unavailable") < events.index("alert_outbox_recovered")
