@@ -27,6 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 from monitor.cluster.solo import describe_holder
 from monitor.config import Settings
 from monitor.redact import redact_url
+from monitor.windows.redis import CLUSTER_UNSUPPORTED, is_cluster_node
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 TIMEOUT_S = 5.0
@@ -49,6 +50,8 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
                                      socket_timeout=timeout_s)
     try:
         await client.ping()
+        if await is_cluster_node(client):
+            return [Finding("FAIL", what, f"{shown} {CLUSTER_UNSUPPORTED}")]
         version = str((await client.info("server")).get("redis_version", "0"))
         persistence = await client.info("persistence")
         policy = await _config_value(client, "maxmemory-policy")

@@ -55,12 +55,12 @@ def serving(args: list[str], port: int, timeout_s: float = 10.0) -> Iterator[Non
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A throwaway redis-server; yields its URL."""
+def redis_server(workdir: Path, *extra: str) -> Iterator[str]:
+    """A throwaway redis-server (``extra``: more options, e.g. cluster mode); yields its URL."""
     binary = require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir)]
+            "--dir", str(workdir), *extra]
     with serving(args, port):
         yield f"redis://127.0.0.1:{port}/0"
 

@@ -172,6 +172,22 @@ class StoreUnavailableError(ConnectionError):
     """Redis could not be reached or refused us at start; the message names ``windows.store_url``."""
 
 
+CLUSTER_UNSUPPORTED = (
+    "is a Redis Cluster node (cluster_enabled:1): the daemon's client speaks to one Redis and would fail on the "
+    "first key another node owns (MOVED) -- use a standalone Redis or a primary with replicas (Sentinel, or a "
+    "managed Redis with cluster mode disabled)"
+)
+
+
+async def is_cluster_node(client: aioredis.Redis) -> bool:
+    """True when the server runs in Redis Cluster mode (an ACL that refuses INFO reads as not a cluster)."""
+    try:
+        info = await client.info("cluster")
+    except ResponseError:
+        return False
+    return str(info.get("cluster_enabled", "0")) == "1"
+
+
 _EVIDENCE_FIELDS = tuple(f.name for f in dataclasses.fields(EvidenceItem))
 
 
@@ -310,9 +326,11 @@ class RedisWindowStore(Service):
         )
         try:
             await client.ping()
-            for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
-                await client.script_load(source)
-            await self.epoch.adopt(client)
+            cluster = await is_cluster_node(client)
+            if not cluster:
+                for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
+                    await client.script_load(source)
+                await self.epoch.adopt(client)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
             tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
@@ -327,6 +345,9 @@ class RedisWindowStore(Service):
                 f"windows.store_url {redact_url(self.url)}: Redis rejected the window script ({exc}) "
                 "-- RedisWindowStore needs Redis >= 7.0 and an ACL user allowed to run scripts"
             ) from exc
+        if cluster:
+            await client.aclose()
+            raise StoreUnavailableError(f"windows.store_url {redact_url(self.url)} {CLUSTER_UNSUPPORTED}")
         self._client = client
         self._apply = client.register_script(APPLY_LUA)
         self._starts = client.register_script(STARTS_LUA)

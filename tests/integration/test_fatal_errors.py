@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import REPO_ROOT
-from tests.servers import free_port
+from tests.servers import free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,20 @@ def test_an_http_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> N
     assert proc.returncode == 1
     assert line == (f"error: http 127.0.0.1:{port} is in use by another process -- set http.port / http.host "
                     "(MONITOR_HTTP__PORT, MONITOR_HTTP__HOST), or http.enabled = false to run without the HTTP side")
+
+
+def test_a_redis_cluster_node_is_one_line_saying_it_is_not_supported_and_what_to_use(tmp_path: Path) -> None:
+    cluster = ("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
+    with redis_server(tmp_path, *cluster) as url:
+        proc = _monitor({"MONITOR_WINDOWS__STORE_URL": url}, "run", cwd=tmp_path)
+        check = _monitor({"MONITOR_WINDOWS__STORE_URL": url}, "check", cwd=tmp_path)
+    line = _the_error_line(proc)
+    assert proc.returncode == 1
+    assert line.startswith(f"error: windows.store_url {url} is a Redis Cluster node (cluster_enabled:1)")
+    assert line.endswith("use a standalone Redis or a primary with replicas (Sentinel, or a managed Redis with "
+                         "cluster mode disabled)")
+    assert check.returncode == 1
+    assert any(row.startswith("FAIL  redis") and "is a Redis Cluster node" in row for row in check.stdout.splitlines())
 
 
 def test_monitor_config_prints_no_secret_from_any_url_or_setting(tmp_path: Path) -> None:
