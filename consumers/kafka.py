@@ -80,14 +80,17 @@ class _Seen:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
-    def __init__(self, source: KafkaSource) -> None:
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
         self._source = source
+        self._consumer = consumer
+        """The first assignment can come before ``KafkaSource._consumer`` is set (during start)."""
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self._source._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._source._adopt(assigned)
+        self._source._check_sole_owner(self._consumer)
 
 
 def _partition_key(tp: TopicPartition) -> str:
@@ -112,6 +115,8 @@ class KafkaSource(Service):
     def __init__(self, settings: Settings, dead_letter: DeadLetterSink) -> None:
         self.kafka = settings.kafka
         self.source_settings = settings.source
+        self.shares_group = settings.alerts.cluster_mode
+        """Cluster mode splits the partitions between instances on purpose; otherwise this daemon must own all."""
         self.dead_letter = dead_letter
         self.bounds = EventTimeBounds.from_settings(settings.source)
         self.read_count = 0
@@ -266,7 +271,7 @@ class KafkaSource(Service):
             max_poll_interval_ms=k.max_poll_interval_ms,
             **client_kwargs(k, "source"),
         )
-        consumer.subscribe(list(self._kinds), listener=_Listener(self))
+        consumer.subscribe(list(self._kinds), listener=_Listener(self, consumer))
         await start_client(consumer, k, "consumer")
         self._consumer = consumer
         log.info("kafka_source_started", topics=list(self._kinds), group_id=k.group_id)
@@ -299,6 +304,25 @@ class KafkaSource(Service):
         if (self.paused or self._held) and self._consumer is not None:
             self._consumer.pause(*assigned)
         log.info("partitions_assigned", partitions=[_partition_key(tp) for tp in assigned])
+
+    def _check_sole_owner(self, consumer: AIOKafkaConsumer) -> None:
+        """Without cluster mode, another member of the group (a stray daemon on another Redis prefix, another
+        application reusing the group id) takes part of the stream away without a word: say so, loudly."""
+        if self.shares_group:
+            metrics.PARTITIONS_ELSEWHERE.set(0)
+            return
+        owned = set(consumer.assignment())
+        elsewhere = sorted(
+            _partition_key(tp) for topic in self._kinds
+            for tp in (TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ())
+            if tp not in owned
+        )
+        metrics.PARTITIONS_ELSEWHERE.set(len(elsewhere))
+        if elsewhere:
+            log.error("partitions_elsewhere", partitions=elsewhere[:50], group_id=self.kafka.group_id,
+                      why="another member of the consumer group reads them: this daemon sees part of the stream",
+                      fix="stop the other consumer or give this daemon its own kafka.group_id; several daemons "
+                          "need alerts.cluster_mode = true")
 
     # --- consuming ----------------------------------------------------------------------------------
 

@@ -82,6 +82,11 @@ CONSUMER_LAG = Gauge(
     "finsent_consumer_lag_records", "Records on the broker not yet fetched, per owned partition (last fetch)",
     ["topic", "partition"],
 )
+PARTITIONS_ELSEWHERE = Gauge(
+    "finsent_consumer_partitions_elsewhere",
+    "Partitions of the subscribed topics the consumer group gave to another member while cluster mode is off "
+    "(this daemon then sees only part of the stream); 0 in cluster mode",
+)
 ALERTS_FIRING = Gauge("finsent_alerts_firing", "Alerts in the firing state after the latest evaluation")
 BUILD_INFO = Gauge(
     "finsent_build_info", "Always 1; the labels say what runs", ["version", "model", "runtime", "python"]

@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from structlog.testing import capture_logs
 
 from consumers.deadletter import KafkaDeadLetter
 from consumers.kafka import KafkaSource
 from consumers.kafka_range import KafkaRangeReader
+from monitor import metrics
 from monitor.config import KafkaSettings, Settings, SourceSettings
 from monitor.types import SourceKind, SourceRecord
 from tests.kafka_broker import create_topics, unique_name
@@ -324,3 +326,39 @@ async def test_consumer_lag_metric_counts_records_left_on_the_broker_per_partiti
         assert len(got) == 10
         await wait_until(lambda: lag() == 0, "lag back to zero")
     assert lag() is None, "a stopped consumer owns no partition: its lag series is gone"
+
+
+async def test_without_cluster_mode_a_second_member_of_the_group_is_reported_with_the_partitions_it_took(
+    kafka_bootstrap: str,
+) -> None:
+    settings = await make_settings(kafka_bootstrap, news_partitions=4)
+    k = settings.kafka
+    async with KafkaDeadLetter(k) as dlq, KafkaSource(settings, dlq) as first, consuming(first):
+        assert await _wait_for(lambda: len(first.consumer.assignment()) == 5)
+        assert metrics.PARTITIONS_ELSEWHERE._value.get() == 0  # sole owner of 4 news + 1 comments
+        with capture_logs() as logs:
+            async with KafkaSource(settings, dlq) as second, consuming(second):
+                assert await _wait_for(lambda: len(second.consumer.assignment()) > 0
+                                       and len(first.consumer.assignment()) < 5)
+                assert metrics.PARTITIONS_ELSEWHERE._value.get() > 0
+        reports = [e for e in logs if e["event"] == "partitions_elsewhere"]
+        assert reports and reports[-1]["group_id"] == k.group_id
+        assert "alerts.cluster_mode = true" in reports[-1]["fix"]
+
+
+async def test_in_cluster_mode_sharing_the_partitions_is_not_reported(kafka_bootstrap: str) -> None:
+    settings = await make_settings(kafka_bootstrap, news_partitions=2)
+    settings = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"cluster_mode": True})})
+    async with (KafkaDeadLetter(settings.kafka) as dlq, KafkaSource(settings, dlq) as first, consuming(first),
+                KafkaSource(settings, dlq) as second, consuming(second)):
+        assert await _wait_for(lambda: len(second.consumer.assignment()) > 0 and len(first.consumer.assignment()) < 3)
+        assert metrics.PARTITIONS_ELSEWHERE._value.get() == 0
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
