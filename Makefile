@@ -32,6 +32,7 @@ redis-server:
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; \
 	  else echo "redis-server missing: sudo apt-get install -y redis-server" >&2; exit 1; fi; }
 	@command -v redis-server >/dev/null || { echo "redis-server still missing" >&2; exit 1; }
+	@command -v redis-cli >/dev/null || { echo "redis-cli missing (it builds the test Redis Cluster): apt-get install -y redis-tools" >&2; exit 1; }
 
 # promtool (rule checks) and prometheus-alertmanager (the Alertmanager sink's integration test)
 prometheus-tools:

@@ -1,10 +1,10 @@
-"""One Redis connection per alerts backend (state store, outbox), opened on start, closed on stop."""
+"""One Redis connection per alerts backend (state store, outbox), opened on start, closed on stop; a Redis
+Cluster endpoint gets the cluster-aware client (monitor/redis_connect.py)."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from monitor.lifecycle import Service
+from monitor.redis_connect import RedisClient, connect
 
 
 class RedisBacked(Service):
@@ -14,11 +14,10 @@ class RedisBacked(Service):
     """
 
     url: str
-    _redis: aioredis.Redis | None = None
+    _redis: RedisClient | None = None
 
     async def _start(self) -> None:
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
-        await self._redis.ping()
+        self._redis = await connect(self.url, decode_responses=True)
 
     async def _stop(self) -> None:
         if self._redis is not None:
@@ -26,7 +25,7 @@ class RedisBacked(Service):
             self._redis = None
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> RedisClient:
         if self._redis is None:
             raise RuntimeError(f"{type(self).__name__} used before start()")
         return self._redis

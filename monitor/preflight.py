@@ -19,15 +19,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from monitor.cluster.solo import describe_holder
 from monitor.config import Settings
 from monitor.redact import redact_url
-from monitor.windows.redis import CLUSTER_UNSUPPORTED, is_cluster_node
+from monitor.redis_connect import connect, is_cluster_node
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 TIMEOUT_S = 5.0
@@ -50,8 +50,8 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
                                      socket_timeout=timeout_s)
     try:
         await client.ping()
-        if await is_cluster_node(client):
-            return [Finding("FAIL", what, f"{shown} {CLUSTER_UNSUPPORTED}")]
+        cluster = await is_cluster_node(client)
+        cluster_state = str(await cast(Any, client).execute_command("CLUSTER", "INFO")) if cluster else ""
         version = str((await client.info("server")).get("redis_version", "0"))
         persistence = await client.info("persistence")
         policy = await _config_value(client, "maxmemory-policy")
@@ -61,7 +61,11 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
                                       "reachable and the host/port/password in windows.store_url")]
     finally:
         await client.aclose()
-    found = [Finding("ok", what, f"{shown}: Redis {version} answers")]
+    kind = "Redis Cluster node" if cluster else "Redis"
+    found = [Finding("ok", what, f"{shown}: {kind} {version} answers")]
+    if cluster and "cluster_state:ok" not in cluster_state:
+        found.append(Finding("FAIL", what, "the Redis Cluster does not serve every slot (cluster_state is not ok) "
+                                           "-- check it with `redis-cli --cluster check HOST:PORT`"))
     if int(version.split(".")[0]) < 7:
         found.append(Finding("FAIL", what, f"Redis {version}: the window scripts need Redis >= 7.0"))
     if policy is None:
@@ -192,14 +196,15 @@ async def check_sinks(settings: Settings) -> list[Finding]:
 async def check_instance(settings: Settings, timeout_s: float = TIMEOUT_S) -> Finding:
     """Whether a daemon holds this prefix now (without cluster mode only one may: monitor/cluster/solo.py)."""
     prefix = settings.windows.key_prefix
-    client = aioredis.Redis.from_url(settings.windows.store_url, decode_responses=True,
-                                     socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
-        holder = await client.get(f"{{{prefix}}}:instance")
-    except (RedisError, OSError) as exc:
+        client = await connect(settings.windows.store_url, decode_responses=True,
+                               socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        try:
+            holder = await client.get(f"{{{prefix}}}:instance")
+        finally:
+            await client.aclose()
+    except (RedisError, RedisClusterException, OSError) as exc:
         return Finding("FAIL", "instance", f"cannot read the instance lease: {type(exc).__name__}: {exc}")
-    finally:
-        await client.aclose()
     if not holder:
         return Finding("ok", "instance", f"prefix {prefix!r}: no daemon holds it now")
     return Finding("ok", "instance", f"prefix {prefix!r}: held by {describe_holder(str(holder))} -- a second "

@@ -24,6 +24,7 @@ from redis.exceptions import (
     ClusterDownError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,9 +41,13 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     # a Redis at its maxmemory (noeviction) refuses writes until keys expire or an operator makes room;
     # a cluster without a master for a slot comes back after failover. Neither is the request's fault.
     OutOfMemoryError, ClusterDownError,
+    # a Redis Cluster mid-failover: slots without a live master, or no node reachable for a topology refresh
+    RedisClusterException,
 )
 HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (OutOfMemoryError, "Redis is at its maxmemory: raise it or lower windows.retention_s (waiting until it has room)"),
+    (RedisClusterException, "the Redis Cluster does not serve every slot now (a failover, a master down): "
+                            "waiting; `redis-cli --cluster check HOST:PORT` shows which"),
     # a rotated or revoked password: reconnecting fails until the URL and the server agree again
     (AuthenticationError, "Redis refused the credentials of windows.store_url: set MONITOR_WINDOWS__STORE_URL to "
                           "the current password and restart (waiting until then)"),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.kafka_broker import kafka_broker
-from tests.servers import redis_server
+from tests.servers import redis_cluster, redis_server
 
 # The CI machine has 2 shared cores: wall-clock based health checks would flake, not find bugs.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100)
@@ -19,6 +19,13 @@ settings.load_profile("ci")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real redis-server started for this test session (fails if redis-server is missing)."""
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one node of a real 3-master Redis Cluster started for this test session."""
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
         yield url
 
 

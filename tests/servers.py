@@ -5,6 +5,7 @@ A missing binary is a hard failure, never a skip: CI must not go green without t
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair (port, port + 10000) for a Redis Cluster node")
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -55,14 +71,42 @@ def serving(args: list[str], port: int, timeout_s: float = 10.0) -> Iterator[Non
 
 
 @contextmanager
-def redis_server(workdir: Path, *extra: str) -> Iterator[str]:
+def redis_server(workdir: Path, *extra: str, port: int | None = None) -> Iterator[str]:
     """A throwaway redis-server (``extra``: more options, e.g. cluster mode); yields its URL."""
     binary = require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
-    port = free_port()
+    port = port or free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", str(workdir), *extra]
     with serving(args, port):
         yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def redis_cluster(workdir: Path, nodes: int = 3) -> Iterator[str]:
+    """A throwaway Redis Cluster of ``nodes`` masters (no replicas); yields the first node's URL."""
+    require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
+    cli = require_binary("redis-cli", "install it: apt-get install -y redis-tools (.ci/run does)")
+    with contextlib.ExitStack() as stack:
+        urls = []
+        for i in range(nodes):
+            node_dir = workdir / f"node{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            urls.append(stack.enter_context(redis_server(
+                node_dir, "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
+                port=free_cluster_port())))
+        addresses = [url.split("//")[1].rsplit("/", 1)[0] for url in urls]
+        subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        for address in addresses:
+            host, port = address.split(":")
+            while "cluster_state:ok" not in subprocess.run(
+                [cli, "-h", host, "-p", port, "cluster", "info"], capture_output=True, text=True, timeout=10
+            ).stdout:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Redis Cluster node {address} never reported cluster_state:ok", pytrace=False)
+                time.sleep(0.1)
+        yield urls[0]
 
 
 def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:

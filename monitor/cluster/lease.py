@@ -7,7 +7,7 @@ holders never both believe they hold the lease within one lease period.
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+from monitor.redis_connect import RedisClient
 
 # Keep (renew) the lease if we hold it, else take it if it is free.
 _TAKE_OR_KEEP = """
@@ -35,16 +35,16 @@ return 0
 """
 
 
-async def take_or_keep(redis: aioredis.Redis, key: str, token: str, lease_ms: int) -> bool:
+async def take_or_keep(redis: RedisClient, key: str, token: str, lease_ms: int) -> bool:
     """True while ``token`` holds the lease (renewed for ``lease_ms`` from now)."""
     return bool(await redis.eval(_TAKE_OR_KEEP, 1, key, token, lease_ms))
 
 
-async def release(redis: aioredis.Redis, key: str, token: str) -> None:
+async def release(redis: RedisClient, key: str, token: str) -> None:
     """Give the lease up, if ``token`` still holds it (never another holder's)."""
     await redis.eval(_RELEASE, 1, key, token)
 
 
-async def replace(redis: aioredis.Redis, key: str, old_token: str, token: str, lease_ms: int) -> bool:
+async def replace(redis: RedisClient, key: str, old_token: str, token: str, lease_ms: int) -> bool:
     """Take the lease over from ``old_token`` (known dead), unless someone else took it meanwhile."""
     return bool(await redis.eval(_REPLACE, 1, key, old_token, token, lease_ms))

@@ -17,10 +17,10 @@ import secrets
 import time
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
 import structlog
 
 from monitor import metrics
+from monitor.redis_connect import RedisClient
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ class StoreEpoch:
         self._token: str | None = None
         self._checked_at: float | None = None
 
-    async def adopt(self, client: aioredis.Redis) -> None:
+    async def adopt(self, client: RedisClient) -> None:
         """At start: the marker as it is now (created when absent, which is how every namespace begins)."""
         self._token = await self._ensure(client)
         self._checked_at = self._clock()
@@ -47,7 +47,7 @@ class StoreEpoch:
     def due(self) -> bool:
         return self._checked_at is None or self._clock() - self._checked_at >= self.check_every_s
 
-    async def check(self, client: aioredis.Redis) -> bool:
+    async def check(self, client: RedisClient) -> bool:
         """True (once per loss) when the marker is gone or was replaced since ``adopt`` or the last check."""
         self._checked_at = self._clock()
         token = await self._ensure(client)
@@ -55,7 +55,7 @@ class StoreEpoch:
         self._token = token
         return lost
 
-    async def _ensure(self, client: aioredis.Redis) -> str:
+    async def _ensure(self, client: RedisClient) -> str:
         """The marker's token, written first if absent: one ``SET NX GET`` round trip (Redis >= 7.0)."""
         fresh = secrets.token_hex(8)
         found = await client.set(self.key, fresh, nx=True, get=True)

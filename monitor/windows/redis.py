@@ -61,14 +61,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.lifecycle import Service
 from monitor.redact import redact_url
+from monitor.redis_connect import RedisClient, connect
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
 from monitor.windows.epoch import CHECK_EVERY_S, StoreEpoch, report_loss
@@ -172,20 +172,6 @@ class StoreUnavailableError(ConnectionError):
     """Redis could not be reached or refused us at start; the message names ``windows.store_url``."""
 
 
-CLUSTER_UNSUPPORTED = (
-    "is a Redis Cluster node (cluster_enabled:1): the daemon's client speaks to one Redis and would fail on the "
-    "first key another node owns (MOVED) -- use a standalone Redis or a primary with replicas (Sentinel, or a "
-    "managed Redis with cluster mode disabled)"
-)
-
-
-async def is_cluster_node(client: aioredis.Redis) -> bool:
-    """True when the server runs in Redis Cluster mode (an ACL that refuses INFO reads as not a cluster)."""
-    try:
-        info = await client.info("cluster")
-    except ResponseError:
-        return False
-    return str(info.get("cluster_enabled", "0")) == "1"
 
 
 _EVIDENCE_FIELDS = tuple(f.name for f in dataclasses.fields(EvidenceItem))
@@ -318,26 +304,32 @@ class RedisWindowStore(Service):
         self.connect_timeout_s = connect_timeout_s
         self.epoch = StoreEpoch(self.keys.epoch, check_every_s=epoch_check_every_s)
         """Notices Redis losing the namespace under the running store (monitor/windows/epoch.py)."""
-        self._client: aioredis.Redis | None = None
+        self._client: RedisClient | None = None
 
     async def _start(self) -> None:
-        client = aioredis.Redis.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s
-        )
         try:
-            await client.ping()
-            cluster = await is_cluster_node(client)
-            if not cluster:
-                for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
-                    await client.script_load(source)
-                await self.epoch.adopt(client)
+            client = await connect(self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s)
+        except RedisClusterException as exc:
+            raise StoreUnavailableError(
+                f"windows.store_url {redact_url(self.url)}: cannot use this Redis Cluster ({exc}) -- every slot "
+                "needs a live master: check it with `redis-cli --cluster check HOST:PORT`"
+            ) from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            await client.aclose()
             tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
             raise StoreUnavailableError(
                 f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
                 "redis-server is running and the host/port/password in the URL"
                 f"{tls if 'CERTIFICATE' in str(exc) else ''} (or set MONITOR_WINDOWS__STORE_URL)"
+            ) from exc
+        try:
+            for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
+                await client.script_load(source)
+            await self.epoch.adopt(client)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await client.aclose()
+            raise StoreUnavailableError(
+                f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
+                "redis-server is running and the host/port/password in the URL (or set MONITOR_WINDOWS__STORE_URL)"
             ) from exc
         except ResponseError as exc:
             await client.aclose()
@@ -345,9 +337,6 @@ class RedisWindowStore(Service):
                 f"windows.store_url {redact_url(self.url)}: Redis rejected the window script ({exc}) "
                 "-- RedisWindowStore needs Redis >= 7.0 and an ACL user allowed to run scripts"
             ) from exc
-        if cluster:
-            await client.aclose()
-            raise StoreUnavailableError(f"windows.store_url {redact_url(self.url)} {CLUSTER_UNSUPPORTED}")
         self._client = client
         self._apply = client.register_script(APPLY_LUA)
         self._starts = client.register_script(STARTS_LUA)
@@ -359,7 +348,7 @@ class RedisWindowStore(Service):
             await client.aclose()
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> RedisClient:
         if self._client is None:
             raise RuntimeError("RedisWindowStore is not started: call start() or use `async with`")
         return self._client

@@ -26,15 +26,17 @@ BUCKET_S = 60
 TOP_N = 3
 FAR_END_S = T0 + 10 * 24 * 3600
 REDIS = pytest.param("redis", marks=pytest.mark.integration)
-STORE_KINDS = ["memory", REDIS]
-DURABLE_KINDS = [REDIS]
+REDIS_CLUSTER = pytest.param("redis-cluster", marks=pytest.mark.integration)
+STORE_KINDS = ["memory", REDIS, REDIS_CLUSTER]
+DURABLE_KINDS = [REDIS, REDIS_CLUSTER]
 """Backends whose state outlives the store object (the restart case only makes sense for these)."""
 
 
 def window_settings(kind: str, request: pytest.FixtureRequest) -> WindowSettings:
     """Settings for ``kind`` with a fresh key prefix; only Redis kinds start the session redis-server."""
     return WindowSettings(
-        store_url="memory://" if kind == "memory" else request.getfixturevalue("redis_url"),
+        store_url="memory://" if kind == "memory" else request.getfixturevalue(
+            "redis_cluster_url" if kind == "redis-cluster" else "redis_url"),
         key_prefix=f"contract-{uuid.uuid4().hex}",
         bucket_s=BUCKET_S,
         retention_s=3600,

@@ -105,9 +105,19 @@ def _metric(port: int, name: str) -> float:
                if line.startswith(name) and not line.startswith("#"))
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def any_redis_scenario(request: pytest.FixtureRequest, tmp_path: Path, kafka_bootstrap: str) -> Iterator[Scenario]:
+    """The scenario on a standalone redis-server and on a real 3-master Redis Cluster."""
+    url = str(request.getfixturevalue("redis_cluster_url" if request.param == "redis-cluster" else "redis_url"))
+    s = Scenario(tmp_path, kafka_bootstrap, url)
+    asyncio.run(create_topics(kafka_bootstrap, {s.news: 2, s.comments: 1, s.dlq: 1}))
+    yield s
+
+
 async def test_surge_on_kafka_fires_one_alert_with_windows_in_redis_and_bad_input_dead_lettered(
-    scenario: Scenario,
+    any_redis_scenario: Scenario,
 ) -> None:
+    scenario = any_redis_scenario
     messages = stream()
     await scenario.produce(messages, MALFORMED)
     daemon = scenario.daemon("run").start()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import REPO_ROOT
-from tests.servers import free_port, redis_server
+from tests.servers import free_cluster_port, free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -70,18 +70,18 @@ def test_an_http_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> N
                     "(MONITOR_HTTP__PORT, MONITOR_HTTP__HOST), or http.enabled = false to run without the HTTP side")
 
 
-def test_a_redis_cluster_node_is_one_line_saying_it_is_not_supported_and_what_to_use(tmp_path: Path) -> None:
+def test_a_redis_cluster_that_serves_no_slot_is_one_line_naming_the_setting_and_the_check(tmp_path: Path) -> None:
     cluster = ("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
-    with redis_server(tmp_path, *cluster) as url:
+    with redis_server(tmp_path, *cluster, port=free_cluster_port()) as url:  # a node no slot was given to
         proc = _monitor({"MONITOR_WINDOWS__STORE_URL": url}, "run", cwd=tmp_path)
         check = _monitor({"MONITOR_WINDOWS__STORE_URL": url}, "check", cwd=tmp_path)
     line = _the_error_line(proc)
     assert proc.returncode == 1
-    assert line.startswith(f"error: windows.store_url {url} is a Redis Cluster node (cluster_enabled:1)")
-    assert line.endswith("use a standalone Redis or a primary with replicas (Sentinel, or a managed Redis with "
-                         "cluster mode disabled)")
+    assert line.startswith(f"error: windows.store_url {url}: cannot use this Redis Cluster (")
+    assert line.endswith("every slot needs a live master: check it with `redis-cli --cluster check HOST:PORT`")
     assert check.returncode == 1
-    assert any(row.startswith("FAIL  redis") and "is a Redis Cluster node" in row for row in check.stdout.splitlines())
+    fails = [row for row in check.stdout.splitlines() if row.startswith("FAIL  redis")]
+    assert fails and "does not serve every slot" in fails[0], check.stdout
 
 
 def test_monitor_config_prints_no_secret_from_any_url_or_setting(tmp_path: Path) -> None:

@@ -60,6 +60,17 @@ async def test_the_daemon_holding_the_prefix_is_named_and_a_free_prefix_says_so(
     assert finding.detail.startswith(f"prefix 'check-instance': held by host {socket.gethostname()} pid {os.getpid()} ")
 
 
+async def test_a_healthy_redis_cluster_is_ok_and_its_prefix_holder_is_read_through_the_cluster(
+    redis_cluster_url: str,
+) -> None:
+    found = await check_redis(redis_cluster_url)
+    assert statuses(found) == ["ok", "warn"] and "Redis Cluster node" in found[0].detail  # warn: no persistence
+    settings = load_settings(windows={"store_url": redis_cluster_url, "key_prefix": "check-cluster"})
+    async with InstanceLease(redis_cluster_url, "check-cluster", lease_s=5, wait_s=0, on_lost=print):
+        finding = await check_instance(settings)
+    assert finding.status == "ok" and "held by host" in finding.detail
+
+
 async def test_missing_topics_fail_by_setting_and_existing_ones_report_their_partitions(kafka_bootstrap: str) -> None:
     news, comments, dlq = unique_name("news"), unique_name("comments"), unique_name("dlq")
     settings = Settings(source={"kind": "kafka"}, kafka={"bootstrap_servers": kafka_bootstrap, "news_topic": news,

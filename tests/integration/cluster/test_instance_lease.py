@@ -17,12 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from monitor.cluster.solo import InstanceConflictError, InstanceLease
 from monitor.config import REPO_ROOT
+from monitor.redis_connect import connect
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """Each test on a standalone redis-server and on a real 3-master Redis Cluster."""
+    return str(request.getfixturevalue("redis_cluster_url")) if request.param == "redis-cluster" else redis_url
 MONITOR_RUN = [sys.executable, "-m", "monitor.cli", "run"]
 
 
@@ -64,7 +70,7 @@ async def test_a_holder_on_this_host_whose_process_is_gone_is_taken_over_at_once
     dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await dead.wait()
     token = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started_at": "x", "id": "dead"})
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = await connect(redis_url, decode_responses=True)
     try:
         await client.set(f"{{{prefix}}}:instance", token, px=60_000)  # a kill -9 left a minute of lease
         began = time.monotonic()
@@ -79,7 +85,7 @@ async def test_an_instance_whose_lease_was_taken_is_told_so(redis_url: str) -> N
     prefix = f"solo-{uuid.uuid4().hex[:8]}"
     lost: list[str] = []
     told = asyncio.Event()
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = await connect(redis_url, decode_responses=True)
     try:
         async with InstanceLease(redis_url, prefix, lease_s=1.0, wait_s=0.0,
                                  on_lost=lambda holder: (lost.append(holder), told.set())):

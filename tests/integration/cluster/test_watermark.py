@@ -12,6 +12,12 @@ from tests.kafka_broker import unique_name
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """Each test on a standalone redis-server and on a real 3-master Redis Cluster."""
+    return str(request.getfixturevalue("redis_cluster_url")) if request.param == "redis-cluster" else redis_url
+
+
 ALL = ("news:0", "news:1")
 
 

@@ -10,6 +10,7 @@ from redis.exceptions import (
     NoPermissionError,
     OutOfMemoryError,
     ResponseError,
+    SlotNotCoveredError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -54,7 +55,11 @@ WRONGPASS = "invalid username-password pair or user is disabled."
     (AuthenticationError(WRONGPASS),  # a rotated password: waited for, and the reason names the setting
      f"window_store unreachable: AuthenticationError: {WRONGPASS} -- Redis refused the credentials of "
      "windows.store_url: set MONITOR_WINDOWS__STORE_URL to the current password and restart (waiting until then)"),
-], ids=["connection_refused", "redis_full_with_its_fix", "password_rotated_with_its_fix"])
+    (SlotNotCoveredError("Slot 11445 not covered by the cluster."),  # a Redis Cluster mid-failover
+     "window_store unreachable: SlotNotCoveredError: Slot 11445 not covered by the cluster. -- the Redis Cluster "
+     "does not serve every slot now (a failover, a master down): waiting; `redis-cli --cluster check HOST:PORT` "
+     "shows which"),
+], ids=["connection_refused", "redis_full_with_its_fix", "password_rotated_with_its_fix", "cluster_failover"])
 async def test_a_failing_dependency_is_reported_down_with_its_error_until_it_recovers(
     error: Exception, reason: str
 ) -> None:

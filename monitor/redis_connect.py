@@ -1,0 +1,48 @@
+"""One way to open a Redis connection: a standalone server (or a primary with replicas) or a Redis Cluster.
+
+Why auto-detect instead of a URL scheme: managed services hand out one endpoint either way, and the daemon's
+keys are hash-tagged per component (``{P}`` for windows and leases, ``{P:alerts}`` for alert state and the
+outbox), so every script and transaction touches one slot and runs the same on both. A cluster endpoint is
+recognised by ``INFO cluster`` (``cluster_enabled:1``) and reopened with the cluster-aware client, which
+follows ``MOVED``/``ASK`` redirections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
+
+RedisClient = aioredis.Redis | RedisCluster
+
+
+async def is_cluster_node(client: aioredis.Redis) -> bool:
+    """True when the server runs in Redis Cluster mode (an ACL that refuses INFO reads as not a cluster)."""
+    try:
+        info = await client.info("cluster")
+    except ResponseError:
+        return False
+    return str(info.get("cluster_enabled", "0")) == "1"
+
+
+async def connect(url: str, **options: Any) -> RedisClient:
+    """A started client for ``url``; raises what redis-py raises when the server cannot be used."""
+    client = aioredis.Redis.from_url(url, **options)
+    try:
+        await client.ping()
+        cluster = await is_cluster_node(client)
+    except BaseException:
+        await client.aclose()
+        raise
+    if not cluster:
+        return client
+    await client.aclose()
+    cluster_client = RedisCluster.from_url(url, **options)
+    try:
+        await cluster_client.initialize()
+    except BaseException:
+        await cluster_client.aclose()
+        raise
+    return cluster_client
