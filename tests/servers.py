@@ -82,8 +82,9 @@ def redis_server(workdir: Path, *extra: str, port: int | None = None) -> Iterato
 
 
 @contextmanager
-def redis_cluster(workdir: Path, nodes: int = 3) -> Iterator[str]:
-    """A throwaway Redis Cluster of ``nodes`` masters (no replicas); yields the first node's URL."""
+def redis_cluster(workdir: Path, nodes: int = 3, replicas: int = 0, node_timeout_ms: int = 15_000) -> Iterator[str]:
+    """A throwaway Redis Cluster of ``nodes`` servers (``replicas`` per master; a master silent for
+    ``node_timeout_ms`` is failed over); yields the first node's URL."""
     require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
     cli = require_binary("redis-cli", "install it: apt-get install -y redis-tools (.ci/run does)")
     with contextlib.ExitStack() as stack:
@@ -93,9 +94,9 @@ def redis_cluster(workdir: Path, nodes: int = 3) -> Iterator[str]:
             node_dir.mkdir(parents=True, exist_ok=True)
             urls.append(stack.enter_context(redis_server(
                 node_dir, "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
-                port=free_cluster_port())))
+                "--cluster-node-timeout", str(node_timeout_ms), port=free_cluster_port())))
         addresses = [url.split("//")[1].rsplit("/", 1)[0] for url in urls]
-        subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+        subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"],
                        check=True, capture_output=True, timeout=60)
         deadline = time.monotonic() + 30
         for address in addresses:
