@@ -17,7 +17,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.engine import AlertEngine
-from alerts.factory import build_alerting
+from alerts.factory import build_alerting, uses_redis
 from consumers.deadletter import DeadLetterSink, build_dead_letter
 from consumers.replay import FileReplaySource
 from monitor import metrics
@@ -71,11 +71,11 @@ def build_cluster(settings: Settings) -> ClusterWatermark | None:
 
 def build_instance_lease(settings: Settings, on_lost: Callable[[str], None]) -> InstanceLease | None:
     """One daemon per Redis key prefix unless cluster mode coordinates several (monitor/cluster/solo.py)."""
-    url = settings.windows.store_url
-    if settings.alerts.cluster_mode or not url.startswith(("redis://", "rediss://")):
+    if settings.alerts.cluster_mode or not uses_redis(settings):
         return None
-    return InstanceLease(url, settings.windows.key_prefix, lease_s=settings.alerts.leader_lease_s,
-                         wait_s=settings.alerts.instance_wait_s, on_lost=on_lost)
+    a = settings.alerts
+    return InstanceLease(settings.windows.store_url, settings.windows.key_prefix, lease_s=a.leader_lease_s,
+                         wait_s=a.instance_wait_s, on_lost=on_lost)
 
 
 class MonitorApp:

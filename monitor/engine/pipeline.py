@@ -133,6 +133,8 @@ class Pipeline:
         enricher: Enricher | None = None,
     ) -> None:
         self.source = source
+        self._holdable = source if isinstance(source, HoldableSource) else None
+        """The source again, when it can be held in its group through an outage (checked once, not per batch)."""
         self.enricher = enricher
         """Entity linking + novelty between parsing and classification (None = payload tickers only)."""
         self._partitioned = source if isinstance(source, PartitionedSource) else None
@@ -295,7 +297,7 @@ class Pipeline:
         """Backpressure: wait for room in the in-flight queue. While it stays full (the store or
         detection is retrying through an outage), a holdable source (Kafka) is kept in its group
         with its partitions paused, so the outage neither grows memory nor triggers a rebalance."""
-        holdable = self.source if isinstance(self.source, HoldableSource) else None
+        holdable = self._holdable
         while True:
             try:
                 async with asyncio.timeout(holdable.keepalive_s if holdable is not None else KEEPALIVE_S):

@@ -315,22 +315,14 @@ class RedisWindowStore(Service):
                 "needs a live master: check it with `redis-cli --cluster check HOST:PORT`"
             ) from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
-            raise StoreUnavailableError(
-                f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
-                "redis-server is running and the host/port/password in the URL"
-                f"{tls if 'CERTIFICATE' in str(exc) else ''} (or set MONITOR_WINDOWS__STORE_URL)"
-            ) from exc
+            raise self._unusable(exc) from exc
         try:
             for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
                 await client.script_load(source)
             await self.epoch.adopt(client)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
-            raise StoreUnavailableError(
-                f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
-                "redis-server is running and the host/port/password in the URL (or set MONITOR_WINDOWS__STORE_URL)"
-            ) from exc
+            raise self._unusable(exc) from exc
         except ResponseError as exc:
             await client.aclose()
             raise StoreUnavailableError(
@@ -341,6 +333,15 @@ class RedisWindowStore(Service):
         self._apply = client.register_script(APPLY_LUA)
         self._starts = client.register_script(STARTS_LUA)
         self._fields = client.register_script(FIELDS_LUA)
+
+    def _unusable(self, exc: BaseException) -> StoreUnavailableError:
+        """Redis unreachable at start: the setting, the error and what to check (TLS: where the CA goes)."""
+        tls = " (TLS: a private CA goes in the URL, rediss://host:port/0?ssl_ca_certs=/path/ca.pem)"
+        return StoreUnavailableError(
+            f"windows.store_url {redact_url(self.url)}: cannot use Redis ({exc}) -- check that "
+            "redis-server is running and the host/port/password in the URL"
+            f"{tls if 'CERTIFICATE' in str(exc) else ''} (or set MONITOR_WINDOWS__STORE_URL)"
+        )
 
     async def _stop(self) -> None:
         client, self._client = self._client, None
