@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from monitor.classify.training.dataset import DatasetError
 from monitor.cluster.solo import InstanceConflictError
 from monitor.config import SECRET_KEYS, ConfigError, Settings, load_settings
 from monitor.durations import iso_utc
-from monitor.fatal import StartupError, one_line, report_fatal, root_cause
+from monitor.fatal import ShutdownIncompleteError, StartupError, one_line, report_fatal, root_cause
 from monitor.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -44,12 +46,43 @@ def install_stop_signals(request_stop: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, request_stop)
 
 
+HARD_EXIT_AFTER_S = 15.0
+"""How long past ``shutdown_timeout_s`` a stopping process may still be alive (a thread stuck in native
+code, a task that ignores cancellation) before it exits anyway: a supervisor never waits on a hung stop."""
+
+
+def exit_if_still_running(after_s: float) -> threading.Timer:
+    """A backstop for the engine's own stop deadline: one line, then exit 1 without further clean-up."""
+
+    def hard_exit() -> None:
+        sys.stderr.write(f"error: still stopping {after_s:.0f} s after the stop request; exiting now -- messages "
+                         "not yet committed are read again at the next start\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(after_s, hard_exit)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 async def _serve(settings: Settings) -> int:
     from monitor.engine.app import MonitorApp
 
     app = MonitorApp(settings)
-    install_stop_signals(app.request_stop)
-    stats = await app.run()
+    backstop: list[threading.Timer] = []
+
+    def request_stop() -> None:
+        app.request_stop()
+        if not backstop:
+            backstop.append(exit_if_still_running(settings.shutdown_timeout_s + HARD_EXIT_AFTER_S))
+
+    install_stop_signals(request_stop)
+    try:
+        stats = await app.run()
+    finally:
+        for timer in backstop:
+            timer.cancel()
     print(
         f"processed {stats.read} messages: {stats.applied} new, {stats.duplicates} duplicates, "
         f"{stats.late} late; {stats.notifications} alert notifications",
@@ -79,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # Start-up failures a user fixes in config or infrastructure: one clear line, exit 1, no traceback.
 # (StoreUnavailableError and KafkaUnavailableError are ConnectionErrors whose message names the setting.)
 STARTUP_ERRORS = (ConnectionError, FileNotFoundError, ModelLoadError, DatasetError, TaxonomyError,
-                  InstanceConflictError, StartupError)
+                  InstanceConflictError, StartupError, ShutdownIncompleteError)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

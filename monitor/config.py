@@ -441,7 +441,10 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown_timeout_s: float = Field(30.0, gt=0)
-    """Longest a graceful stop (drain, commit, flush) may take before the process exits anyway."""
+    """Longest a graceful stop (drain, commit, flush) may take. With a dependency down, retries give up at half
+    of it and stop steps still waiting are cancelled at it: exit 1 with one line, and what was not committed is
+    read again at the next start. The process exits 15 s later whatever is left. Keep it below the
+    supervisor's kill grace (Kubernetes terminationGracePeriodSeconds, systemd TimeoutStopSec)."""
 
     @classmethod
     def settings_customise_sources(

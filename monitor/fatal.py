@@ -27,6 +27,10 @@ class StartupError(Exception):
     """A start-up failure whose message already names the setting and the fix: printed as it is."""
 
 
+class ShutdownIncompleteError(Exception):
+    """A stop that could not drain within ``shutdown_timeout_s`` (a dependency down): printed as it is, exit 1."""
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """The first error in (nested) exception groups that is not a cancellation, else ``exc``."""
     while isinstance(exc, BaseExceptionGroup):

@@ -9,6 +9,7 @@ Signals are *not* handled here: the CLI entry point installs them and calls ``re
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -28,8 +29,9 @@ from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import build_enricher
 from monitor.engine.inference_process import engine_classifier
 from monitor.engine.pipeline import Pipeline, PipelineStats
+from monitor.fatal import ShutdownIncompleteError, root_cause
 from monitor.redact import redact_url
-from monitor.retry import DEPENDENCIES
+from monitor.retry import DEPENDENCIES, describe, is_transient
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import Classifier, Source
 from monitor.web import install as install_web
@@ -38,6 +40,10 @@ from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
 
 log = structlog.get_logger(__name__)
+
+STOP_RECANCEL_S = 1.0
+"""Past ``shutdown_timeout_s`` the run is cancelled again this often: each cancel ends the stop step that
+is waiting (a flush, a lease release, a close), so every later part still gets its turn to close."""
 
 
 def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
@@ -118,6 +124,8 @@ class MonitorApp:
             max_buckets_per_evaluation=settings.alerts.max_catchup_buckets,
             cluster=self.cluster,
             enricher=build_enricher(settings),
+            # retries give up halfway, leaving the other half for the parts' own stops (outbox, lease, close)
+            stop_grace_s=settings.shutdown_timeout_s / 2,
         )
         self.http: HttpServer | None = None
         if settings.http.enabled:
@@ -128,6 +136,10 @@ class MonitorApp:
                         recent=self.pipeline.recent_notifications)
         self._ready = False
         self._started_at = time.monotonic()
+        self._run_task: asyncio.Task[PipelineStats] | None = None
+        self._stop_requested_at: float | None = None
+        self._stop_timer: asyncio.TimerHandle | None = None
+        self._cut_short = False
         metrics.READY.set_function(lambda: float(self.ready()))
 
     def ready(self) -> bool:
@@ -143,10 +155,41 @@ class MonitorApp:
         return reasons
 
     def request_stop(self) -> None:
-        log.info("shutdown_requested")
+        """Drain, commit, flush and close; bounded by ``shutdown_timeout_s`` even when a dependency is down."""
+        log.info("shutdown_requested", timeout_s=self.settings.shutdown_timeout_s)
         self.pipeline.request_stop()
         if self.instance_lease is not None:
             self.instance_lease.stop_waiting()
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+            self._arm_stop_deadline()
+
+    def _arm_stop_deadline(self) -> None:
+        if self._run_task is not None and self._stop_requested_at is not None and self._stop_timer is None:
+            left_s = self._stop_requested_at + self.settings.shutdown_timeout_s - time.monotonic()
+            self._stop_timer = asyncio.get_running_loop().call_later(max(0.0, left_s), self._cut_stop_short)
+
+    def _cut_stop_short(self) -> None:
+        """The stop is overdue: cancel what it waits on (again every STOP_RECANCEL_S until the run ends)."""
+        task = self._run_task
+        if task is None or task.done():
+            return
+        if not self._cut_short:
+            self._cut_short = True
+            log.error("shutdown_overdue", timeout_s=self.settings.shutdown_timeout_s, waiting_on=DEPENDENCIES.reasons())
+        task.cancel()
+        self._stop_timer = asyncio.get_running_loop().call_later(STOP_RECANCEL_S, self._cut_stop_short)
+
+    def _incomplete_stop(self, cause: BaseException | None) -> ShutdownIncompleteError:
+        assert self._stop_requested_at is not None
+        took_s = time.monotonic() - self._stop_requested_at
+        waiting = DEPENDENCIES.reasons() or [describe(cause) if cause else "a stop step that did not return"]
+        log.error("shutdown_incomplete", took_s=round(took_s, 1), waiting_on=waiting)
+        return ShutdownIncompleteError(
+            f"the graceful stop gave up after {took_s:.0f} s (shutdown_timeout_s = "
+            f"{self.settings.shutdown_timeout_s:g}): {'; '.join(waiting)} -- messages not yet committed are read "
+            "again at the next start (each is counted once), so nothing is lost; fix that dependency, or raise "
+            "shutdown_timeout_s (MONITOR_SHUTDOWN_TIMEOUT_S) if stops are cut short while everything is healthy")
 
     def _lease_lost(self, holder: str) -> None:
         """Another daemon took this prefix: stop (drain, commit) and exit non-zero, rather than run beside it."""
@@ -182,11 +225,34 @@ class MonitorApp:
     async def run(self) -> PipelineStats:
         """Start everything, process until the source ends or a stop is requested, stop everything."""
         DEPENDENCIES.clear()  # readiness is about this run's dependencies
+        self._run_task = asyncio.current_task()
+        self._arm_stop_deadline()
         try:
             return await self._run()
         except LeaseWaitCancelled as exc:  # SIGTERM while another daemon held the prefix: nothing ran
             log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1), before_start=str(exc))
             return self.pipeline.stats
+        except asyncio.CancelledError:
+            if not self._cut_short:
+                raise
+            self._disarm_stop_deadline()
+            task = asyncio.current_task()
+            while task is not None and task.uncancel() > 0:  # the cancels were ours: end the run normally
+                pass
+            raise self._incomplete_stop(None) from None
+        except Exception as exc:
+            cause = root_cause(exc)
+            if self._stop_requested_at is None or not is_transient(cause):
+                raise
+            raise self._incomplete_stop(cause) from exc  # the pipeline's retries gave up on the stop
+        finally:
+            self._disarm_stop_deadline()
+            self._run_task = None
+
+    def _disarm_stop_deadline(self) -> None:
+        if self._stop_timer is not None:
+            self._stop_timer.cancel()
+            self._stop_timer = None
 
     async def _run(self) -> PipelineStats:
         async with AsyncExitStack() as stack:

@@ -103,8 +103,9 @@ class _InFlight:
 
 _DONE = None
 STOP_GRACE_S = 10.0
-"""After a stop request, retries through an outage go on this long, then the pipeline stops without
-committing what is not durable (redelivered after the restart) instead of hanging the shutdown."""
+"""Default of ``Pipeline(stop_grace_s=...)``: after a stop request, retries through an outage go on this
+long, then the pipeline stops without committing what is not durable (redelivered after the restart)
+instead of hanging the shutdown. The daemon passes half of ``shutdown_timeout_s``."""
 KEEPALIVE_S = 5.0
 """While the in-flight queue stays full (a downstream outage), the reader asks a source that cannot be
 held to wait this long at a time; a holdable source (Kafka) is asked to stay in its group at its own
@@ -131,8 +132,10 @@ class Pipeline:
         max_buckets_per_evaluation: int = 1,
         cluster: ClusterWatermark | None = None,
         enricher: Enricher | None = None,
+        stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
         self.source = source
+        self.stop_grace_s = stop_grace_s
         self._holdable = source if isinstance(source, HoldableSource) else None
         """The source again, when it can be held in its group through an outage (checked once, not per batch)."""
         self.enricher = enricher
@@ -176,7 +179,7 @@ class Pipeline:
         self._stop.set()
 
     def _stop_overdue(self) -> bool:
-        return self._stop_requested_at is not None and time.monotonic() - self._stop_requested_at > STOP_GRACE_S
+        return self._stop_requested_at is not None and time.monotonic() - self._stop_requested_at > self.stop_grace_s
 
     async def run(self) -> PipelineStats:
         """Process until the source is exhausted (a finite replay: then every bucket is closed, so

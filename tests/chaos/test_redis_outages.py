@@ -6,6 +6,8 @@ supervisor, exited again at the same message."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,42 @@ async def test_a_redis_outage_longer_than_the_poll_interval_keeps_the_consumer_i
     default; 2 s here, against an 8 s outage): the daemon must keep polling, paused, while it waits."""
     await _drill(tmp_path, kafka_bootstrap, chaos_redis, "freeze", outage_s=8.0, one_assignment=True,
                  MONITOR_KAFKA__MAX_POLL_INTERVAL_MS="2000")
+
+
+async def test_sigterm_while_redis_is_down_exits_within_shutdown_timeout_and_a_restart_loses_nothing(
+    tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
+) -> None:
+    """A stop cannot drain into a dead Redis: it gives up after ``shutdown_timeout_s`` with one line, exit 1,
+    and what was not committed is read again by the next daemon (exact windows, the reference alerts)."""
+    messages = stream()
+    scenario = ChaosScenario(tmp_path, kafka_bootstrap, chaos_redis.url, MONITOR_SHUTDOWN_TIMEOUT_S="3")
+    await create_topics(kafka_bootstrap, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
+    await scenario.produce(messages)
+    until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
+    expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+
+    daemon = scenario.start()
+    try:
+        await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
+        chaos_redis.stop()
+        await asyncio.sleep(1.0)
+        started = time.monotonic()
+        code = daemon.terminate(timeout_s=30)
+        took_s = time.monotonic() - started
+    finally:
+        chaos_redis.start()
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.kill()
+    assert code == 1, daemon.tail()
+    assert took_s < 3 + 10, f"stopped after {took_s:.1f} s\n{daemon.tail()}"
+    last = daemon.tail(1)
+    assert "shutdown_timeout_s" in last and "read again" in last, daemon.tail()
+
+    again = scenario.start()
+    try:
+        await scenario.wait_volume(len(messages), 90, again)
+        await scenario.wait_cursor(until, 60, again)
+        assert metric(port_of(again), "finsent_late_messages_total") == 0
+        assert await scenario.wait_notifications(expected, until, 20) == expected
+    finally:
+        assert again.terminate() == 0, again.tail()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
+from monitor.config import REPO_ROOT
 from monitor.engine.pipeline import PipelineStats
 from monitor.replay import run_verdict
 
@@ -91,3 +95,22 @@ def test_config_output_hides_credentials_and_tokens_in_sink_urls(
     out = capsys.readouterr().out
     assert "hunter2" not in out and "Zx81Secret7Token42" not in out
     assert "alertmanager+https://ops:***@am.example:9093" in out and "file://var/alerts.jsonl?max_mb=5" in out
+
+
+def test_a_process_still_stopping_past_the_backstop_exits_1_with_one_line() -> None:
+    code = ("import time; from monitor.cli import exit_if_still_running; exit_if_still_running(0.3); "
+            "time.sleep(30)")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 1 and time.monotonic() - started < 15
+    assert done.stderr.strip().splitlines() == [
+        "error: still stopping 0 s after the stop request; exiting now -- messages not yet committed are read "
+        "again at the next start"]
+
+
+def test_the_backstop_cancelled_in_time_lets_the_process_exit_0() -> None:
+    code = ("import time; from monitor.cli import exit_if_still_running; t = exit_if_still_running(0.5); "
+            "t.cancel(); time.sleep(1.0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, cwd=REPO_ROOT)
+    assert done.returncode == 0 and done.stderr == ""

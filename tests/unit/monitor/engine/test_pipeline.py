@@ -175,12 +175,11 @@ async def test_a_stop_during_an_outage_ends_the_retrying_after_the_grace_without
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("monitor.retry.DEFAULT_BACKOFF", Backoff(initial_s=0.01, max_s=0.02))
-    monkeypatch.setattr("monitor.engine.pipeline.STOP_GRACE_S", 0.2)
     source = ListSource([[msg("a", "x", 100)]])
     store = FlakyStore(failures=10**9)
     async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:
         pipe = Pipeline(source, b, store, CollectingDeadLetter(), None, allowed_lateness_s=0, max_batch_size=1,
-                        max_wait_ms=1, max_in_flight_batches=1)
+                        max_wait_ms=1, max_in_flight_batches=1, stop_grace_s=0.2)
         run = asyncio.create_task(pipe.run())
         await asyncio.sleep(0.3)
         assert not run.done(), "an outage alone must not stop the pipeline"
