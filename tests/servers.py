@@ -100,14 +100,24 @@ def redis_cluster(workdir: Path, nodes: int = 3, replicas: int = 0, node_timeout
                        check=True, capture_output=True, timeout=60)
         deadline = time.monotonic() + 30
         for address in addresses:
-            host, port = address.split(":")
-            while "cluster_state:ok" not in subprocess.run(
-                [cli, "-h", host, "-p", port, "cluster", "info"], capture_output=True, text=True, timeout=10
-            ).stdout:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Redis Cluster node {address} never reported cluster_state:ok", pytrace=False)
-                time.sleep(0.1)
+            _wait_for_node(cli, address, "cluster_state:ok", deadline, "cluster", "info")
+            # a replica that has not finished its first sync is never promoted (its data counts as too old):
+            # a failover drill must not start before every replica is in sync
+            if "role:slave" in _cli_out(cli, address, "info", "replication"):
+                _wait_for_node(cli, address, "master_link_status:up", deadline, "info", "replication")
         yield urls[0]
+
+
+def _cli_out(cli: str, address: str, *args: str) -> str:
+    host, port = address.split(":")
+    return subprocess.run([cli, "-h", host, "-p", port, *args], capture_output=True, text=True, timeout=10).stdout
+
+
+def _wait_for_node(cli: str, address: str, expected: str, deadline: float, *args: str) -> None:
+    while expected not in _cli_out(cli, address, *args):
+        if time.monotonic() > deadline:
+            pytest.fail(f"Redis Cluster node {address} never reported {expected}", pytrace=False)
+        time.sleep(0.1)
 
 
 def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
