@@ -22,6 +22,7 @@ from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
     ClusterDownError,
+    ClusterError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -43,9 +44,14 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OutOfMemoryError, ClusterDownError,
     # a Redis Cluster mid-failover: slots without a live master, or no node reachable for a topology refresh
     RedisClusterException,
+    # a slot being moved (online resharding): redis-py follows ASK and waits out TRYAGAIN up to its redirect
+    # limit, then gives up with "TTL exhausted" (measured: the daemon exited on it mid-resharding)
+    ClusterError,
 )
 HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (OutOfMemoryError, "Redis is at its maxmemory: raise it or lower windows.retention_s (waiting until it has room)"),
+    (ClusterError, "the Redis Cluster is moving or failing over the slot of these keys (resharding, a failover): "
+                   "waiting; `redis-cli --cluster check HOST:PORT` shows the slots"),
     (RedisClusterException, "the Redis Cluster does not serve every slot now (a failover, a master down): "
                             "waiting; `redis-cli --cluster check HOST:PORT` shows which"),
     # a rotated or revoked password: reconnecting fails until the URL and the server agree again

@@ -15,7 +15,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from monitor import metrics
-from monitor.retry import Backoff, Dependencies, is_transient, retrying
+from monitor.retry import Backoff, Dependencies, describe, is_transient, retrying
 
 FAST = Backoff(initial_s=0.001, max_s=0.01)
 
@@ -108,3 +108,10 @@ def test_connection_and_timeout_errors_are_transient_and_bugs_are_not() -> None:
 def test_a_full_redis_and_a_cluster_without_a_master_are_transient() -> None:
     assert is_transient(OutOfMemoryError("OOM")) and is_transient(MasterDownError("MASTERDOWN"))
     assert is_transient(ClusterDownError("CLUSTERDOWN")) and not is_transient(NoPermissionError("NOPERM"))
+
+
+def test_a_slot_being_moved_is_transient_and_says_so() -> None:
+    from redis.exceptions import ClusterError, TryAgainError
+
+    assert is_transient(ClusterError("TTL exhausted.")) and is_transient(TryAgainError("TRYAGAIN"))
+    assert "resharding" in describe(ClusterError("TTL exhausted."))

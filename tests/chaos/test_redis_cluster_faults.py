@@ -1,5 +1,7 @@
-"""A Redis Cluster loses the master that holds the daemon's windows (kill -9) mid-stream: a replica is
-promoted, the daemon waits out the failover and ends with exact windows and the reference alerts.
+"""Redis Cluster faults under a running daemon, mid-stream: the master that holds the windows is killed -9
+(a replica is promoted), or the windows' slot is moved to another master while the daemon writes to it
+(online resharding, what a managed service does when it scales). Either way the daemon waits out the
+transition and ends with exact windows and the reference alerts.
 
 Redis replicates asynchronously, so a write acknowledged just before the kill can be lost with the master;
 the drill would show it as a missing message (it has not, in the runs so far).
@@ -87,6 +89,64 @@ async def test_the_master_holding_the_windows_killed_mid_stream_fails_over_and_n
         finally:
             code = daemon.terminate()
         assert code == 0, daemon.tail()
+
+
+async def test_the_windows_slot_moved_to_another_master_mid_stream_loses_nothing(
+    tmp_path: Path, kafka_bootstrap: str,
+) -> None:
+    messages = stream()
+    with redis_cluster(tmp_path / "cluster", nodes=3) as url:
+        scenario = ChaosScenario(tmp_path, kafka_bootstrap, url)
+        await create_topics(kafka_bootstrap, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
+        await scenario.produce(messages)
+        until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
+        expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+        first_port = int(url.rsplit(":", 1)[1].split("/")[0])
+        key = f"{{{scenario.prefix}}}:x"
+        source = master_of(first_port, key)
+        target = next(port for port, _, _ in nodes(first_port) if port != source)
+        daemon = scenario.start()
+        try:
+            port = port_of(daemon)
+            await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
+            assert await scenario.volume() < len(messages), "the move must come mid-stream"
+            moved = await migrate_slot(key, source, target)
+            assert moved > 10, f"only {moved} keys moved: the slot held nothing of the daemon's"
+            assert master_of(first_port, key) == target
+            alerts_key = f"{{{scenario.prefix}:alerts}}:x"  # alert state, outbox (MULTI/EXEC, scripts)
+            alerts_from = master_of(first_port, alerts_key)
+            alerts_to = next(port for port, _, _ in nodes(first_port) if port != alerts_from)
+            assert await migrate_slot(alerts_key, alerts_from, alerts_to) > 0
+            await scenario.wait_volume(len(messages), 120, daemon)
+            await scenario.wait_cursor(until, 60, daemon)
+            assert (await wait_ready(port, 30))["status"] == 200
+            assert metric(port, "finsent_late_messages_total") == 0
+            assert await scenario.wait_notifications(expected, until, 20) == expected
+            assert await scenario.volume() == len(messages)
+            slot = cli(source, "cluster", "keyslot", key).strip()
+            assert cli(source, "cluster", "countkeysinslot", slot).strip() == "0"
+        finally:
+            code = daemon.terminate()
+        assert code == 0, daemon.tail()
+
+
+async def migrate_slot(key: str, source: int, target: int, keys_per_step: int = 5, pause_s: float = 0.05) -> int:
+    """Move ``key``'s slot from ``source`` to ``target`` the way ``redis-cli --cluster reshard`` does
+    (IMPORTING/MIGRATING, MIGRATE in small steps, then SETSLOT NODE everywhere), slowed down so the daemon's
+    writes meet the slot half moved (ASK redirects, TRYAGAIN). Returns how many keys moved."""
+    slot = cli(source, "cluster", "keyslot", key).strip()
+    source_id, target_id = cli(source, "cluster", "myid").strip(), cli(target, "cluster", "myid").strip()
+    assert cli(target, "cluster", "setslot", slot, "importing", source_id).strip() == "OK"
+    assert cli(source, "cluster", "setslot", slot, "migrating", target_id).strip() == "OK"
+    moved = 0
+    while keys := cli(source, "cluster", "getkeysinslot", slot, str(keys_per_step)).split():
+        reply = cli(source, "migrate", "127.0.0.1", str(target), "", "0", "5000", "keys", *keys).strip()
+        assert reply in {"OK", "NOKEY"}, reply
+        moved += len(keys)
+        await asyncio.sleep(pause_s)
+    for port in (target, source, *(p for p, _, _ in nodes(source) if p not in {source, target})):
+        assert cli(port, "cluster", "setslot", slot, "node", target_id).strip() == "OK"
+    return moved
 
 
 async def wait_failover(survivor: int, key: str, victim: int, timeout_s: float) -> None:
