@@ -65,6 +65,31 @@ def time_per_message(fn: object, texts: list[str], repeat: int) -> dict[str, flo
             "median_us_per_msg": round(statistics.median(runs) / len(texts) * 1e6, 1)}
 
 
+HOSTILE_TEXTS = {
+    # the longest text the source accepts (source.max_text_chars), shaped to make a naive matcher slow
+    "spaces_around_a_dash": " " * 4_999 + "-" + " " * 5_000,
+    "mentions": "@a " * 3_333,
+    "one_ambiguous_name_repeated": "GE " * 3_333,
+    "one_name_repeated": "Ford " * 2_000,
+}
+"""Worst cases found by review (2026-12-06): before the fixes 5.9 s, 0.4 s, 0.62 s and 0.23 s each."""
+
+
+def hostile_ms(linker: EntityLinker) -> dict[str, dict[str, float]]:
+    """Milliseconds to link and to normalise for novelty one hostile 10,000-character text."""
+    from monitor.novelty.text import normalise
+
+    out = {}
+    for name, text in HOSTILE_TEXTS.items():
+        row = {}
+        for step, fn in (("link_ms", linker.tickers), ("novelty_normalise_ms", normalise)):
+            began = time.perf_counter()
+            fn(text)
+            row[step] = round((time.perf_counter() - began) * 1000, 2)
+        out[name] = row
+    return out
+
+
 def novelty_memory_per_story(entries: int, texts: list[str]) -> float:
     """Bytes the index holds per story once full (tracemalloc, after filling every slot)."""
     gc.collect()
@@ -97,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results["novelty_decide"] = time_per_message(
         lambda t: index.decide(f"m{next(counter)}", t, 0, ("X",)), texts, args.repeat)
     results["novelty_bytes_per_story"] = round(novelty_memory_per_story(args.memory_entries, texts))
+    results["hostile_10k_chars"] = hostile_ms(EntityLinker(bundled))
     print(json.dumps(results, indent=2))
 
 

@@ -30,6 +30,7 @@ The rules, in order (README "Entity linking"):
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -139,11 +140,17 @@ class EntityLinker:
         if len(found) <= 1:
             return found
         found.sort(key=lambda s: (s[0] - s[1], s[0]))
+        # kept spans never overlap, so in start order a new span need only be checked against its two
+        # neighbours: O(k log k), where comparing with every kept span was O(k^2) (a hostile "GE GE GE ..."
+        # of 10,000 characters took 0.7 s)
         kept: list[tuple[int, int, tuple[_Target, ...]]] = []
+        starts: list[int] = []
         for span in found:
-            if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
-                kept.append(span)
-        kept.sort(key=lambda s: s[0])
+            at = bisect.bisect_right(starts, span[0])
+            if (at and kept[at - 1][1] > span[0]) or (at < len(kept) and kept[at][0] < span[1]):
+                continue
+            starts.insert(at, span[0])
+            kept.insert(at, span)
         return kept
 
     def _names(self, text: str, known: dict[str, None]) -> list[str]:

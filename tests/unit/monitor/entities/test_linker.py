@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.schema import MAX_TICKERS
-from monitor.entities.linker import EntityLinker, cashtags
+from monitor.entities.linker import EntityLinker, _is_boundary, cashtags
 from monitor.entities.watchlist import Company, load_watchlist
 
 COMPANIES = [
@@ -132,3 +132,22 @@ def test_any_text_links_without_error_and_keeps_the_payload_tickers(text: str, g
     got = EntityLinker(COMPANIES, cashtag_scope="any").tickers(text, given=given_tickers)
     assert got[: len(given_tickers)] == tuple(given_tickers)
     assert len(got) == len(set(got)) <= MAX_TICKERS
+
+
+def _brute_force_spans(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The overlap rule stated plainly: longest first (leftmost among equals), keep what overlaps nothing kept."""
+    kept: list[tuple[int, int]] = []
+    for span in sorted(found, key=lambda s: (s[0] - s[1], s[0])):
+        if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
+            kept.append(span)
+    return sorted(kept)
+
+
+@given(st.lists(st.sampled_from(["Apple", "Apple Inc.", "Inc.", "Meta", "Meta Platforms", "Platforms", "x", "Chase",
+                                 "JPMorgan Chase", "Target"]), max_size=40))
+def test_overlapping_names_resolve_like_the_plain_longest_first_rule(words: list[str]) -> None:
+    linker = EntityLinker([*COMPANIES, Company("INC", ("Inc.",)), Company("PLAT", ("Platforms",))])
+    text = " ".join(words)
+    found = [(last - length + 1, last + 1) for last, (length, _) in linker._automaton.iter(text)
+             if _is_boundary(text, last - length) and _is_boundary(text, last + 1)]
+    assert [(start, end) for start, end, _ in linker._spans(text)] == _brute_force_spans(found)
