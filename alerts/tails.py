@@ -41,6 +41,13 @@ def _log_beta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
+EXACT_BETABINOM_MAX_N = 5_000
+"""Windows up to this many messages get the exact beta-binomial tail (one term per possible count, ~3.5 ms
+at the limit); larger ones the moment-matched Beta tail, O(1). The exact sum grew with the window: a day of
+a busy topic (860k messages) took ~0.6 s per test, on the event loop. From 5,000 on the two agree to
+within 0.03 in -log10 p where the thresholds sit (2-10; a 7% difference in p)."""
+
+
 def betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -> float:
     """``-log10 P(X >= count)`` for X beta-binomial(n, a, b) with ``a = share * concentration``,
     ``b = (1 - share) * concentration``: ``count`` negatives out of ``n`` against an uncertain share."""
@@ -49,6 +56,13 @@ def betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -
     if count > n:
         return MAX_LOG10P
     share = min(max(share, 1e-6), 1.0 - 1e-6)
+    if n > EXACT_BETABINOM_MAX_N:
+        return _beta_limit_log10_sf(count, n, share, concentration)
+    return _exact_betabinom_log10_sf(count, n, share, concentration)
+
+
+def _exact_betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -> float:
+    """The tail as the sum of its terms (log-sum-exp): exact, O(n - count)."""
     a, b = share * concentration, (1.0 - share) * concentration
     log_norm = _log_beta(a, b)
     log_terms = [
@@ -59,3 +73,12 @@ def betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -
     top = max(log_terms)
     p = math.exp(top) * sum(math.exp(t - top) for t in log_terms)
     return _log10p(min(1.0, p))
+
+
+def _beta_limit_log10_sf(count: int, n: int, share: float, concentration: float) -> float:
+    """The share ``X / n`` of a large beta-binomial is close to a Beta with the same mean and variance
+    (``share (1 - share) (n + c) / (n (1 + c))``); its upper tail at ``(count - 1/2) / n``."""
+    k = n * (1.0 + concentration) / (n + concentration) - 1.0
+    a, b = share * k, (1.0 - share) * k
+    x = min(1.0, max(0.0, (count - 0.5) / n))
+    return _log10p(float(betainc(b, a, 1.0 - x)))
