@@ -53,6 +53,12 @@ from monitor.windows.buckets import ALL_KEY, BucketStats, align_s
 
 log = structlog.get_logger("alerts.engine")
 FLUSH_TIMEOUT_S = 5.0
+REBUILD_READ_BUCKETS = 288
+"""A baseline rebuild reads the history this many buckets at a time (a day of 5-minute buckets), so the
+bulk read and what it holds stay bounded however long ``rebuild_history_s`` is."""
+REBUILD_YIELD_BUCKETS = 16
+"""...and lets the event loop run after stepping this many: rebuilding 14 days of a few hundred keys is
+seconds of CPU, which in one piece stalled Kafka heartbeats, lease renewal and /healthz."""
 LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
 
 
@@ -232,9 +238,14 @@ class AlertEngine(Service):
         history = await self.store.buckets(ALL_KEY, since, first)
         if history:
             keys = await self.store.active_keys(history[0].start_s, first)
-            by_bucket = await self._pass_buckets(keys, history[0].start_s, first)
-            for start in range(history[0].start_s, first, b):
-                fresh.step(start, by_bucket.get(start, {}), ())
+            read_s = REBUILD_READ_BUCKETS * b
+            for read_start in range(history[0].start_s, first, read_s):
+                read_end = min(first, read_start + read_s)
+                by_bucket = await self._pass_buckets(keys, read_start, read_end)
+                for n, start in enumerate(range(read_start, read_end, b), 1):
+                    fresh.step(start, by_bucket.get(start, {}), ())
+                    if n % REBUILD_YIELD_BUCKETS == 0:
+                        await asyncio.sleep(0)
             log.info("alert_baselines_rebuilt", since_s=history[0].start_s, until_s=first, keys=len(keys))
         fresh.until_s = first
         self.multiscale = fresh

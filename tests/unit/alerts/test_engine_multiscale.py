@@ -3,11 +3,15 @@ grouped into evaluations (live one by one, replay in chunks), and baselines rebu
 
 from __future__ import annotations
 
-from alerts.engine import AlertEngine
+import asyncio
+from collections.abc import Sequence
+
+from alerts.engine import REBUILD_READ_BUCKETS, REBUILD_YIELD_BUCKETS, AlertEngine
 from alerts.model import AlertStatus, Notification
 from alerts.outbox import MemoryOutbox
 from alerts.state import MemoryAlertStateStore
 from monitor.config import AlertSettings
+from monitor.windows.buckets import BucketStats
 from monitor.windows.memory import MemoryWindowStore
 from tests.unit.alerts.builders import DAY0_S, messages
 
@@ -76,3 +80,38 @@ async def test_a_restarted_engine_rebuilds_its_baselines_from_the_store() -> Non
     after = await evaluate_every(restarted, half, end, 12)
     assert [n.id for n in before + after] == [n.id for n in notes]
     assert restarted.multiscale is not None and restarted.multiscale.until_s == end
+
+
+class SpanRecordingStore(MemoryWindowStore):
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.spans_s: list[int] = []
+
+    async def buckets_many(self, keys: Sequence[str], start_s: int, end_s: int) -> dict[str, list[BucketStats]]:
+        self.spans_s.append(end_s - start_s)
+        return await super().buckets_many(keys, start_s, end_s)
+
+
+async def test_a_rebuild_reads_the_history_a_day_at_a_time_and_lets_other_tasks_run() -> None:
+    """Days of history are seconds of CPU: in one piece they stalled Kafka heartbeats and /healthz."""
+    store = SpanRecordingStore(B, retention_s=30 * DAY)
+    end = await sparse_history(store, 4)
+    ticks = 0
+    rebuilding = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while rebuilding:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    restarted = engine(store, settings(max_catchup_buckets=1))
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    ticks = 0
+    await restarted.evaluate(end)
+    rebuilding = False
+    await task
+    assert restarted.multiscale is not None and restarted.multiscale.until_s > DAY0_S + 3 * DAY
+    assert max(store.spans_s) <= REBUILD_READ_BUCKETS * B and len(store.spans_s) >= 4
+    assert ticks >= 4 * DAY // B // REBUILD_YIELD_BUCKETS - 1
