@@ -368,6 +368,8 @@ class KafkaSource(Service):
             except InvalidMessage as exc:
                 await reject(self.dead_letter, record, exc)
                 self.dead_count += 1
+                if self._pending.get(tp) is not pending:  # revoked while the dead letter was sent (a broker
+                    return []  # outage makes that wait long): the new owner reads from the committed offset
                 pending.append(_Seen(record.offset, dead=True))
                 continue
             self.read_count += 1
