@@ -363,7 +363,16 @@ class RedisOutbox(RedisBacked):
             if payload is None:  # orphaned id (payload lost): drop it rather than spin on it
                 await self.abandon(sink, str(nid))
                 continue
-            entries.append(OutboxEntry(Notification.from_json(payload), int(tries or 0)))
+            try:
+                notification = Notification.from_json(payload)
+            except ValueError as exc:
+                # written by another version (a rollback, a schema change): it would fail every claim, oldest
+                # first, so this sink would deliver nothing ever again. Set apart; `alerts redrive` after a fix.
+                log.error("alert_outbox_entry_unreadable", sink=sink, notification_id=str(nid),
+                          error=str(exc)[:300])
+                await self.abandon(sink, str(nid), now_s)
+                continue
+            entries.append(OutboxEntry(notification, int(tries or 0)))
         return entries
 
     async def _finish(self, sink: str, nid: str, now_s: float, record: bool) -> None:
@@ -384,10 +393,15 @@ class RedisOutbox(RedisBacked):
     async def dead_letters(self, sink: str | None = None) -> list[DeadLetter]:
         out: list[DeadLetter] = []
         for name in self.sink_names if sink is None else (sink,):
-            for raw in (await self.redis.hgetall(self._key("dead", name))).values():
+            for nid, raw in (await self.redis.hgetall(self._key("dead", name))).items():
                 entry = json.loads(raw)
-                out.append(DeadLetter(name, Notification.from_json(entry["payload"]), int(entry["attempts"]),
-                                      float(entry["at"])))
+                try:
+                    notification = Notification.from_json(entry["payload"])
+                except ValueError as exc:
+                    log.error("alert_dead_letter_unreadable", sink=name, notification_id=str(nid),
+                              error=str(exc)[:300])
+                    continue
+                out.append(DeadLetter(name, notification, int(entry["attempts"]), float(entry["at"])))
         return sorted(out, key=lambda d: (d.dead_at_s, d.notification.id))
 
     async def redrive(self, now_s: float, sink: str | None = None, notification_id: str | None = None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
+import structlog
 from pydantic import TypeAdapter
 
 from alerts.lifecycle import AlertState
@@ -21,6 +22,9 @@ from monitor.lifecycle import Service
 from monitor.types import Lifecycle
 
 _STATE: TypeAdapter[AlertState] = TypeAdapter(AlertState)
+
+
+log = structlog.get_logger("alerts.state")
 
 
 class SilenceLimitError(Exception):
@@ -124,8 +128,15 @@ class RedisAlertStateStore(RedisBacked):
         self.silences_key = f"{tag}:silences"
 
     async def load_states(self) -> dict[str, AlertState]:
-        raw = await self.redis.hgetall(self.states_key)
-        return {str(k): _STATE.validate_json(v) for k, v in raw.items()}
+        """Unreadable entries (written by another version) are left out with an error, not raised: that
+        failed every evaluation pass, so detection stopped for every key. Such an alert starts afresh."""
+        states: dict[str, AlertState] = {}
+        for key, raw in (await self.redis.hgetall(self.states_key)).items():
+            try:
+                states[str(key)] = _STATE.validate_json(raw)
+            except ValueError as exc:
+                log.error("alert_state_unreadable", dedup_key=str(key), error=str(exc)[:300])
+        return states
 
     async def get_cursor(self) -> int | None:
         raw = await self.redis.get(self.cursor_key)
