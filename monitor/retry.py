@@ -26,6 +26,7 @@ from redis.exceptions import (
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -61,15 +62,25 @@ HINTS: tuple[tuple[type[BaseException], str], ...] = (
 """What an operator should do about a dependency error, added to the readiness reason and the retry log."""
 
 
+BUSY_HINT = ("Redis is busy running a script (another client's, past busy-reply-threshold): waiting; SCRIPT KILL "
+             "or FUNCTION KILL ends it")
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return type(exc) is ResponseError and str(exc).startswith("BUSY")
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message``, plus the fix when the error is a known operational condition."""
     text = f"{type(exc).__name__}: {exc}"
-    hint = next((h for kind, h in HINTS if isinstance(exc, kind)), None)
+    hint = BUSY_HINT if _is_busy(exc) else next((h for kind, h in HINTS if isinstance(exc, kind)), None)
     return f"{text} -- {hint}" if hint else text
 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth waiting for: the dependency is unreachable or briefly unable, not the request wrong."""
+    if _is_busy(exc):
+        return True  # another client's script runs past busy-reply-threshold: Redis answers again after it
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {"KafkaConnectionError",
                                                                                 "KafkaTimeoutError"}

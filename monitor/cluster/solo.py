@@ -25,7 +25,7 @@ import structlog
 
 from alerts.redis_client import RedisBacked
 from monitor.cluster import lease
-from monitor.retry import retrying
+from monitor.retry import describe, retrying
 
 log = structlog.get_logger(__name__)
 POLL_S = 1.0
@@ -129,7 +129,13 @@ class InstanceLease(RedisBacked):
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
-            if not await retrying("instance_lease", self._keep):
+            try:
+                kept = await retrying("instance_lease", self._keep)
+            except Exception as exc:  # not an outage (retried above): a refused command, a bug. Keep trying:
+                # a renewer that died silently let the lease lapse with no one told
+                log.error("instance_lease_renewal_failed", key=self.key, error=describe(exc)[:300])
+                continue
+            if not kept:
                 holder = describe_holder(await retrying("instance_lease", self._holder))
                 log.error("instance_lease_lost", holder=holder, key=self.key,
                           why="this daemon could not renew its lease in time and another one took the prefix")
@@ -147,7 +153,7 @@ class InstanceLease(RedisBacked):
         _HELD_HERE.discard(self.token)
         if self._renewer is not None:
             self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # never skip the release and close
                 await self._renewer
             self._renewer = None
         try:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from monitor.cluster.solo import InstanceConflictError, InstanceLease
 from monitor.config import REPO_ROOT
@@ -94,6 +95,37 @@ async def test_an_instance_whose_lease_was_taken_is_told_so(redis_url: str) -> N
             await asyncio.wait_for(told.wait(), 3)
         assert lost == ["host other-host pid 7 (started t)"]
         assert await client.get(f"{{{prefix}}}:instance") == intruder  # stopping never releases another's lease
+    finally:
+        await client.aclose()
+
+
+async def test_a_renewal_refused_by_redis_is_logged_and_retried_and_the_stop_still_releases(redis_url: str) -> None:
+    """A non-transient renewal error (an ACL change, a bug) killed the renewer silently: the lease lapsed with
+    nobody told, and the stop re-raised it, skipping the release."""
+    from redis.exceptions import NoPermissionError
+
+    prefix = f"solo-{uuid.uuid4().hex[:8]}"
+    held = lease(redis_url, prefix)
+    keep = held._keep
+    refusals = 0
+
+    async def refused_once() -> bool:
+        nonlocal refusals
+        if refusals == 0:
+            refusals += 1
+            raise NoPermissionError("NOPERM this user has no permissions to run the 'evalsha' command")
+        return await keep()
+
+    held._keep = refused_once  # type: ignore[method-assign]
+    client = await connect(redis_url, decode_responses=True)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with held:
+                await asyncio.sleep(2.5)  # two renewals: the refused one, then a kept one
+                assert held._renewer is not None and not held._renewer.done()
+                assert await client.get(f"{{{prefix}}}:instance") == held.token
+        assert refusals == 1 and any(e["event"] == "instance_lease_renewal_failed" for e in logs)
+        assert await client.get(f"{{{prefix}}}:instance") is None  # released at the stop
     finally:
         await client.aclose()
 

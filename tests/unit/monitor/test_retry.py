@@ -115,3 +115,10 @@ def test_a_slot_being_moved_is_transient_and_says_so() -> None:
 
     assert is_transient(ClusterError("TTL exhausted.")) and is_transient(TryAgainError("TRYAGAIN"))
     assert "resharding" in describe(ClusterError("TTL exhausted."))
+
+
+def test_a_redis_busy_with_another_clients_script_is_waited_for_and_other_refusals_are_not() -> None:
+    busy = ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    assert is_transient(busy) and "SCRIPT KILL" in describe(busy)
+    assert not is_transient(ResponseError("ERR unknown command")) and "SCRIPT KILL" not in describe(
+        ResponseError("ERR unknown command"))
