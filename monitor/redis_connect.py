@@ -27,8 +27,17 @@ async def is_cluster_node(client: aioredis.Redis) -> bool:
     return str(info.get("cluster_enabled", "0")) == "1"
 
 
+SOCKET_TIMEOUT_S = 5.0
+"""Longest one Redis command or connect may wait unless the URL says otherwise (``?socket_timeout=1``):
+a Redis that accepts connections but never answers (frozen, a hung proxy) becomes a retried outage, not a
+pipeline, a lease and a stop waiting forever. redis-py before 8.0 had no timeout by default."""
+
+
 async def connect(url: str, **options: Any) -> RedisClient:
-    """A started client for ``url``; raises what redis-py raises when the server cannot be used."""
+    """A started client for ``url``; raises what redis-py raises when the server cannot be used.
+    The URL's query options win over ``options`` (redis-py's rule)."""
+    options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT_S)
     client = aioredis.Redis.from_url(url, **options)
     try:
         await client.ping()
