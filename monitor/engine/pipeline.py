@@ -147,7 +147,7 @@ class Pipeline:
         self.store = store
         self.dead_letter = dead_letter
         self.evaluator = evaluator
-        self.watermark = Watermark(store.bucket_s, allowed_lateness_s)
+        self.watermark = Watermark(store.bucket_s, allowed_lateness_s, wall_clock=time.time)
         self.member: ClusterMember | None = None
         if cluster is not None:
             if not isinstance(source, SharedSource):

@@ -7,6 +7,11 @@ A lane the source declared (an assigned partition) holds the watermark until it 
 is marked idle (no data for a while, decided by the caller's clock: this module has none).
 The watermark never moves backwards.
 
+Clock skew: a lane's time counts at most ``max_ahead_s`` past ``wall_clock()`` (when given). A message
+dated in the future but inside the source's plausibility bound (``source.max_future_s``, an hour) is kept
+in its own bucket, but it does not carry event time with it: one such record followed by a quiet spell
+closed the next hour's buckets, and every on-time message after it was dead-lettered as late.
+
 Policy: a bucket is closed once the watermark passes its end; a message whose bucket is already
 closed is *late*: counted in ``finsent_late_messages_total`` and dead-lettered with reason ``late``
 (never silently dropped), because its bucket has already been evaluated for alerts.
@@ -22,12 +27,14 @@ previous owner made; the local watermark still says which buckets this instance 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from monitor.windows.buckets import align_s
 
 MAX_BOUNDARIES_PER_ADVANCE = 10_000
+MAX_AHEAD_OF_CLOCK_S = 30
+"""How far past the wall clock a lane's event time may count (publishers' clocks run a little fast)."""
 
 
 @dataclass(slots=True)
@@ -43,6 +50,9 @@ class Watermark:
     _closed_floor_s: int | None = None
     per_lane_promises: bool = False
     _promised: dict[Hashable, int] = field(default_factory=dict)
+    wall_clock: Callable[[], float] | None = None
+    """Seconds since the epoch (``time.time``): caps how far ahead of it event time may move."""
+    max_ahead_s: int = MAX_AHEAD_OF_CLOCK_S
 
     @property
     def max_event_s(self) -> int | None:
@@ -116,8 +126,9 @@ class Watermark:
         """Record a message on ``lane``; returns False (and records nothing) if it is late."""
         if self.is_late(event_s, lane):
             return False
-        if event_s > self._lanes.get(lane, event_s - 1):
-            self._lanes[lane] = event_s
+        counted_s = event_s if self.wall_clock is None else min(event_s, int(self.wall_clock()) + self.max_ahead_s)
+        if counted_s > self._lanes.get(lane, counted_s - 1):
+            self._lanes[lane] = counted_s
         if self._first_event_s is None or event_s < self._first_event_s:
             self._first_event_s = event_s
         self._idle.discard(lane)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.engine.watermark import Watermark
+from monitor.engine.watermark import MAX_AHEAD_OF_CLOCK_S, Watermark
 
 
 def test_message_in_an_already_closed_bucket_is_late() -> None:
@@ -114,3 +114,22 @@ def test_per_lane_promises_judge_each_partition_by_its_own_promise_and_the_evalu
     wm.expect_lanes({"p0", "p2"})
     assert wm.observe(650, "p2") is False  # ...but the evaluated floor still holds
     assert wm.observe(850, "p2")
+
+
+def test_a_message_dated_ahead_of_the_clock_does_not_carry_event_time_with_it() -> None:
+    """One record stamped 59 minutes ahead (inside source.max_future_s) closed the next hour's buckets, so
+    every on-time message after it was late; now it counts at most MAX_AHEAD_OF_CLOCK_S past the clock."""
+    now = 1_800_000_000
+    wm = Watermark(bucket_s=300, allowed_lateness_s=60, wall_clock=lambda: now)
+    assert wm.observe(now - 10)
+    assert wm.observe(now + 59 * 60)  # kept: it is in its own (future) bucket
+    assert not wm.is_late(now + 5) and wm.observe(now + 5)
+    assert wm.value_s is not None and wm.value_s <= now + MAX_AHEAD_OF_CLOCK_S - 60
+    wm.advance_to(wm.max_event_s or 0)  # the idle sweep starts from the newest counted time
+    assert not wm.is_late(now + 5)
+
+
+def test_without_a_clock_event_time_follows_the_data() -> None:
+    wm = Watermark(bucket_s=300, allowed_lateness_s=60)
+    wm.observe(1_800_000_000 + 3_540)
+    assert wm.is_late(1_800_000_000)
