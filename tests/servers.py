@@ -120,7 +120,7 @@ def _wait_for_node(cli: str, address: str, expected: str, deadline: float, *args
         time.sleep(0.1)
 
 
-def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 signed by it (openssl CLI)."""
     openssl = require_binary("openssl", "install it: apt-get install -y openssl")
     ca_key, ca, key, csr, cert = (workdir / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
@@ -142,7 +142,7 @@ def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
 def redis_tls_server(workdir: Path) -> Iterator[tuple[str, Path]]:
     """A throwaway redis-server that only speaks TLS; yields its ``rediss://`` URL and the CA file."""
     binary = require_binary("redis-server", "install it: apt-get install -y redis-server (.ci/run does)")
-    ca, cert, key = _make_certificates(workdir)
+    ca, cert, key = make_certificates(workdir)
     port = free_port()
     args = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--tls-cert-file", str(cert),
             "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",

@@ -42,9 +42,17 @@ class HttpPoster(Service):
             if attempt:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
-                async with self._session.post(url, data=body, headers=headers) as resp:
+                # never follow a redirect: aiohttp turns a POST answered 301/302 into a bodiless GET, and an
+                # endpoint that answers that GET with 200 (Alertmanager's alert list, an SSO login page)
+                # made an alert look delivered that nobody received
+                async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                     if 200 <= resp.status < 300:
                         return
+                    if 300 <= resp.status < 400:
+                        raise SinkError(
+                            f"{self.name}: delivery failed (HTTP {resp.status} redirect to "
+                            f"{resp.headers.get('Location', '?')!r}) -- put the final URL in alerts.sinks "
+                            "(a redirected POST is not followed: it would arrive as a GET without the alert)")
                     last = f"HTTP {resp.status}"
                     if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
                         break

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from structlog.testing import capture_logs
 
@@ -19,7 +21,7 @@ from alerts.sinks.kafka import KafkaSink
 from alerts.sinks.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, verify_signature
 from monitor.config import ConfigError, KafkaSettings, Settings
 from tests.integration.alerts.receivers import Recorder, http_receiver
-from tests.servers import free_port
+from tests.servers import free_port, make_certificates
 from tests.unit.alerts.builders import DAY0_S, signal
 
 SECRET = "s3cret-for-tests"
@@ -66,6 +68,37 @@ async def test_webhook_retries_a_5xx_in_line_then_succeeds() -> None:
     assert [r.status for r in rec.requests] == [503, 200]
 
 
+async def test_a_redirected_webhook_is_a_failure_that_names_the_location_not_a_silent_delivery() -> None:
+    """aiohttp would follow a 302 with a bodiless GET; a target answering that GET with 200 (an alert list,
+    a login page) made the alert look delivered. Real server: POST answers 302, GET answers 200."""
+    got: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        got.append(request.method)
+        raise web.HTTPFound("/landing")
+
+    async def landing(request: web.Request) -> web.Response:
+        got.append(f"{request.method} landing")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", redirect)
+    app.router.add_get("/landing", landing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        sink = build_sink(f"webhook+http://127.0.0.1:{port}/hook", settings())
+        async with sink:
+            with pytest.raises(SinkError, match=r"HTTP 302 redirect to '/landing'.*final URL in alerts.sinks"):
+                await sink.send(notification())
+    finally:
+        await runner.cleanup()
+    assert got == ["POST"]
+
+
 async def test_slack_sink_posts_incoming_webhook_json() -> None:
     rec = Recorder()
     async with http_receiver(rec) as base:
@@ -103,6 +136,32 @@ async def test_smtp_message_is_received_by_a_real_smtp_server() -> None:
     assert sender == "alerts@desk.example" and rcpts == ["risk@desk.example", "oncall@desk.example"]
     msg = message_from_bytes(raw)
     assert msg["Subject"].startswith("[FIRING]") and "ticker:TSLA" in msg.get_payload()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["private-ca-given", "certificate-not-trusted"])
+async def test_smtp_starttls_verifies_the_servers_certificate(tmp_path: Path, trusted: bool) -> None:
+    """A real STARTTLS server with a certificate from a private CA: delivered when ``ca=`` names that CA,
+    refused when it does not (smtplib's default context accepted any certificate)."""
+    ca, cert, key = make_certificates(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True)
+    controller.start()
+    ca_query = f"&ca={ca}" if trusted else ""
+    try:
+        sink = build_sink(f"smtp://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example&starttls=1{ca_query}",
+                          settings())
+        async with sink:
+            if trusted:
+                await sink.send(notification())
+            else:
+                with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await sink.send(notification())
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == (1 if trusted else 0)
 
 
 async def test_smtp_server_down_raises_sink_error() -> None:
