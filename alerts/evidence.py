@@ -27,6 +27,10 @@ _NUMBER = re.compile(r"\+?\(?\d(?:[\d ().\-/]*\d)?")
 _ISO_DATE = re.compile(r"(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
 """A plausible calendar date (kept); ``0000-00-00`` and friends are digit runs like any other."""
 MIN_MASKED_DIGITS = 7
+EVIDENCE_TEXT_CHARS = 500
+"""Each evidence text is cut to this (after masking, so no number is half-masked): a notification carries up
+to ``evidence_top_n`` texts per key, and uncut 10,000-character articles across a market-wide alert
+outgrew a Kafka record (1 MiB) or a receiver's body limit, so that alert could never be delivered."""
 
 
 def _mask_number(match: re.Match[str]) -> str:
@@ -63,5 +67,9 @@ async def collect_evidence(
         return ()
     items = await store.top_negative(key, start_s, end_s, limit)
     return tuple(
-        replace(item, text=mask_pii(item.text), url=mask_url(item.url)) for item in items
+        replace(item, text=shorten(mask_pii(item.text)), url=mask_url(item.url)) for item in items
     )
+
+
+def shorten(text: str, limit: int = EVIDENCE_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"

@@ -7,7 +7,7 @@ import re
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from alerts.evidence import collect_evidence, mask_pii, mask_url
+from alerts.evidence import EVIDENCE_TEXT_CHARS, collect_evidence, mask_pii, mask_url, shorten
 from monitor.windows.memory import MemoryWindowStore
 from tests.unit.alerts.builders import DAY0_S, messages
 
@@ -74,3 +74,20 @@ async def test_collected_evidence_is_most_negative_first_and_masked() -> None:
     for e in evidence:
         assert "jane.doe" not in e.text and "555" not in e.text and "[email]" in e.text
         assert e.url == "https://n.example/x"
+
+
+async def test_long_evidence_texts_are_cut_after_masking_so_a_notification_stays_deliverable() -> None:
+    """Uncut 10,000-character articles across a market-wide alert outgrew a Kafka record (1 MiB)."""
+    store = MemoryWindowStore(bucket_s=300, retention_s=86_400, top_negative_per_bucket=5)
+    article = "Bank fails. " * 400 + "Call +1 212 555 0100 now"
+    await store.apply(messages(DAY0_S, 2, 0, text=article))
+    evidence = await collect_evidence(store, "ticker:TSLA", DAY0_S, DAY0_S + 300, 2)
+    assert evidence and all(len(e.text) == EVIDENCE_TEXT_CHARS and e.text.endswith("\u2026") for e in evidence)
+    short = await collect_evidence(store, "ticker:TSLA", DAY0_S, DAY0_S + 300, 2)
+    assert short == evidence
+    assert shorten("x" * 10) == "x" * 10
+
+
+def test_a_number_at_the_cut_is_masked_whole_before_the_cut() -> None:
+    text = "a" * (EVIDENCE_TEXT_CHARS - 5) + " +1 212 555 0100"
+    assert "555" not in shorten(mask_pii(text)) and "21" not in shorten(mask_pii(text))[-8:]
