@@ -44,6 +44,10 @@ log = structlog.get_logger("alerts.delivery")
 MIN_WAIT_S = 0.02
 OUTAGE_LOG_EVERY_S = 60.0
 """While the outbox backend stays down, one ``alert_outbox_unavailable`` line per sink per this long."""
+STOP_WAIT_S = 10.0
+"""How long a stop waits for each sink's send in hand. The default send timeout (sink_timeout_s x attempts
++ 5 = 35 s) alone outlasted the whole default shutdown_timeout_s (30 s), so one hanging sink turned every
+stop into an incomplete one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +118,12 @@ class OutboxDelivery(Service):
         self._tasks = [asyncio.create_task(self._run(s), name=f"alert-delivery:{s.name}") for s in self.sinks]
 
     async def _stop(self) -> None:
-        """Let each loop finish the send in hand (cancelling mid-send would resend it), then end."""
+        """Let each loop finish the send in hand (cancelling mid-send would resend it), then end; a send still
+        hanging after STOP_WAIT_S is cancelled: its entry stays claimed and is sent again after the lease."""
         self._stopping = True
         self.wake()
         if self._tasks:
-            _, late = await asyncio.wait(self._tasks, timeout=self.policy.send_timeout_s)
+            _, late = await asyncio.wait(self._tasks, timeout=min(self.policy.send_timeout_s, STOP_WAIT_S))
             for task in late:
                 task.cancel()
             for task in late:
@@ -133,10 +138,14 @@ class OutboxDelivery(Service):
 
     async def flush(self, timeout_s: float) -> None:
         """Deliver what is due now, for shutdown; entries that fail stay in the outbox."""
+        results: list[int | BaseException] = []
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                for sink in self.sinks:
-                    await self.deliver_due(sink)
+            async with asyncio.timeout(timeout_s):  # all sinks at once: a hanging one does not starve the rest
+                results = await asyncio.gather(*(self.deliver_due(sink) for sink in self.sinks),
+                                               return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def deliver_due(self, sink: Sink) -> int:
         """One pass over (at most a batch of) the due entries of ``sink``; returns how many it tried.

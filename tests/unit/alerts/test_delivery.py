@@ -224,3 +224,30 @@ async def test_a_bug_in_the_delivery_loop_keeps_its_traceback_and_does_not_mark_
     finally:
         await delivery.stop()
         DEPENDENCIES.clear()
+
+
+async def test_a_flush_sends_to_every_sink_at_once_so_a_hanging_sink_does_not_starve_the_others() -> None:
+    outbox = MemoryOutbox(["hanging://", "fine://"])
+    await outbox.enqueue(_note(), 0.0)
+    hanging, fine = SlowSink("hanging://", send_s=60.0), RecordingSink("fine://")
+    delivery = OutboxDelivery(outbox, [hanging, fine], RetryPolicy(), clock=lambda: 0.0)
+    async with asyncio.timeout(5):
+        await delivery.flush(0.5)
+    assert len(fine.sent) == 1 and hanging.sent == []
+
+
+async def test_a_stop_does_not_wait_for_a_hanging_send_past_stop_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("alerts.delivery.STOP_WAIT_S", 0.3)
+    outbox = MemoryOutbox(["hanging://"])
+    await outbox.enqueue(_note(), 0.0)
+    delivery = OutboxDelivery(outbox, [SlowSink("hanging://", send_s=60.0)], RetryPolicy(send_timeout_s=35.0),
+                              clock=lambda: 0.0)
+    await delivery.start()
+    await asyncio.sleep(0.2)  # the loop is inside the send
+    async with asyncio.timeout(5):
+        await delivery.stop()
+    assert await outbox.pending("hanging://") == 1  # not delivered: due again after its lease
+
+
+def _note() -> Notification:
+    return step({}, [signal("ticker:T1", DAY0_S + 300, True)], DAY0_S + 300, LifecyclePolicy()).notifications[0]
