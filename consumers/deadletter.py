@@ -180,8 +180,9 @@ class KafkaDeadLetter(Service):
         self._producer: AIOKafkaProducer | None = None
 
     async def _start(self) -> None:
-        from consumers.kafka_client import client_kwargs, start_client
+        from consumers.kafka_client import client_kwargs, require_topics, start_client
 
+        await require_topics(self.settings, ("dead_letter_topic",), "dead-letter producer")
         producer = AIOKafkaProducer(
             acks="all", enable_idempotence=False, **client_kwargs(self.settings, "dead-letter")
         )

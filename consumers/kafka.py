@@ -54,7 +54,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
-from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
+from consumers.kafka_client import client_kwargs, parse_record, reject, require_topics, start_client, topic_kinds
 from consumers.schema import InvalidMessage
 from monitor import metrics
 from monitor.config import Settings
@@ -261,6 +261,7 @@ class KafkaSource(Service):
 
     async def _start(self) -> None:
         k = self.kafka
+        await require_topics(k, ("news_topic", "comments_topic"), "consumer")
         consumer = AIOKafkaConsumer(
             group_id=k.group_id,
             enable_auto_commit=False,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from consumers.schema import InvalidMessage, guarded, parse_message
-from monitor.config import KafkaSettings, SourceSettings
+from monitor.config import ConfigError, KafkaSettings, SourceSettings
+from monitor.fatal import StartupError
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
 
@@ -35,6 +41,46 @@ async def start_client(client: Any, settings: KafkaSettings, role: str) -> None:
         ) from exc
 
 
+async def topic_partitions(settings: KafkaSettings, timeout_s: float, role: str = "check") -> dict[str, int]:
+    """Partition count of every topic the cluster has, from a short-lived consumer outside any group.
+    Raises what aiokafka raises (KafkaError, OSError) or TimeoutError; aiokafka's own retry lines are
+    silenced meanwhile (the caller says it once)."""
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    consumer = AIOKafkaConsumer(**{**client_kwargs(settings, role), "request_timeout_ms": int(timeout_s * 1000)})
+    try:
+        await asyncio.wait_for(consumer.start(), timeout_s * 2)
+        topics = await asyncio.wait_for(consumer.topics(), timeout_s)
+        return {t: len(consumer.partitions_for_topic(t) or ()) for t in topics}
+    finally:
+        await consumer.stop()
+        quiet.setLevel(level)
+
+
+def missing_topic_line(settings: KafkaSettings, setting: str) -> str:
+    """``kafka.<setting> 'name' does not exist -- ...``: the finding of ``monitor check`` and the start-up error."""
+    topic = getattr(settings, setting)
+    return (f"kafka.{setting} {topic!r} does not exist on {settings.bootstrap_servers} -- create it, or point "
+            f"kafka.{setting} (MONITOR_KAFKA__{setting.upper()}) at the right topic")
+
+
+async def require_topics(settings: KafkaSettings, wanted: Sequence[str], role: str) -> None:
+    """Refuse to start on a topic that does not exist. Subscribed to a missing topic, the consumer joined
+    its group and read nothing, without a word (tansu), or waited request_timeout_ms and then blamed the
+    broker; a missing dead-letter topic surfaced only at the first invalid record, and stopped consumption."""
+    try:
+        partitions = await topic_partitions(settings, settings.request_timeout_ms / 1000, role)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise KafkaUnavailableError(
+            f"kafka.bootstrap_servers {settings.bootstrap_servers}: the {role} cannot read the topic list "
+            f"({type(exc).__name__}: {exc}) -- check that the broker is up and reachable, or set "
+            "MONITOR_KAFKA__BOOTSTRAP_SERVERS") from exc
+    missing = [missing_topic_line(settings, name) for name in wanted if getattr(settings, name) not in partitions]
+    if missing:
+        raise StartupError("; ".join(missing))
+
+
 def client_kwargs(settings: KafkaSettings, role: str) -> dict[str, Any]:
     """Connection keyword arguments shared by every aiokafka client (consumer, producers, admin)."""
     kwargs: dict[str, Any] = {
@@ -44,6 +90,7 @@ def client_kwargs(settings: KafkaSettings, role: str) -> dict[str, Any]:
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
+        _require_readable_tls_files(settings)
         kwargs["ssl_context"] = create_ssl_context(
             cafile=settings.ssl_cafile, certfile=settings.ssl_certfile, keyfile=settings.ssl_keyfile
         )
@@ -52,6 +99,16 @@ def client_kwargs(settings: KafkaSettings, role: str) -> dict[str, Any]:
         kwargs["sasl_plain_username"] = settings.sasl_username
         kwargs["sasl_plain_password"] = settings.sasl_password
     return kwargs
+
+
+def _require_readable_tls_files(settings: KafkaSettings) -> None:
+    """The ssl module says only "[Errno 2] No such file or directory", without the path or the setting."""
+    for setting in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, setting)
+        if path and not os.access(path, os.R_OK):
+            why = "not readable by this user" if os.path.exists(path) else "not found"
+            raise ConfigError(f"kafka.{setting} {path!r}: {why} -- set kafka.{setting} "
+                              f"(MONITOR_KAFKA__{setting.upper()}) to a readable PEM file")
 
 
 def topic_kinds(settings: KafkaSettings) -> dict[str, SourceKind]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -92,33 +91,23 @@ async def _config_value(client: aioredis.Redis, name: str) -> str | None:
 
 
 async def check_kafka(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Finding]:
-    from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaError
 
-    from consumers.kafka_client import client_kwargs
+    from consumers.kafka_client import missing_topic_line, topic_partitions
 
     k = settings.kafka
-    quiet, level = logging.getLogger("aiokafka"), logging.getLogger("aiokafka").level
-    quiet.setLevel(logging.CRITICAL)  # the finding says it once, in one line
-    consumer = AIOKafkaConsumer(**{**client_kwargs(k, "check"), "request_timeout_ms": int(timeout_s * 1000)})
     try:
-        await asyncio.wait_for(consumer.start(), timeout_s * 2)
-        topics = await asyncio.wait_for(consumer.topics(), timeout_s)
-        partitions = {t: len(consumer.partitions_for_topic(t) or ()) for t in topics}
+        partitions = await topic_partitions(k, timeout_s)
     except (KafkaError, OSError, TimeoutError) as exc:
         return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- check that the "
                                          "broker is up and reachable, or set MONITOR_KAFKA__BOOTSTRAP_SERVERS")]
-    finally:
-        await consumer.stop()
-        quiet.setLevel(level)
-    found = [Finding("ok", "kafka", f"{k.bootstrap_servers}: broker answers ({len(topics)} topics)")]
-    for setting, topic in (("kafka.news_topic", k.news_topic), ("kafka.comments_topic", k.comments_topic),
-                           ("kafka.dead_letter_topic", k.dead_letter_topic)):
+    found = [Finding("ok", "kafka", f"{k.bootstrap_servers}: broker answers ({len(partitions)} topics)")]
+    for setting in ("news_topic", "comments_topic", "dead_letter_topic"):
+        topic = getattr(k, setting)
         if topic in partitions:
-            found.append(Finding("ok", "kafka", f"{setting} {topic!r}: {partitions[topic]} partition(s)"))
+            found.append(Finding("ok", "kafka", f"kafka.{setting} {topic!r}: {partitions[topic]} partition(s)"))
         else:
-            found.append(Finding("FAIL", "kafka", f"{setting} {topic!r} does not exist -- create it, or point "
-                                                  f"{setting} at the right topic"))
+            found.append(Finding("FAIL", "kafka", missing_topic_line(k, setting)))
     return found
 
 

@@ -15,6 +15,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import monitor.metrics  # noqa: F401  (registers every metric)
+from monitor.config import KafkaSettings
 from tests.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +109,11 @@ def test_grafana_dashboard_is_provisionable_json_with_unique_panels_on_the_grid(
 def test_compose_stack_has_every_service_and_mounts_files_that_exist() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "finsent", "prometheus", "alertmanager", "grafana"}
+    assert set(services) == {"kafka", "kafka-topics", "redis", "finsent", "prometheus", "alertmanager", "grafana"}
+    created = services["kafka-topics"]["command"][0]
+    for setting in ("news_topic", "comments_topic", "dead_letter_topic"):  # the daemon refuses missing topics
+        assert KafkaSettings.model_fields[setting].default in created.split("for topic in ")[1].split(";")[0]
+    assert services["finsent"]["depends_on"]["kafka-topics"] == {"condition": "service_completed_successfully"}
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]

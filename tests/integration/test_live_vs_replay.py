@@ -64,8 +64,8 @@ async def _run_replay(settings: Settings) -> list[Notification]:
 
 async def test_live_kafka_run_and_file_replay_fire_identical_alerts(tmp_path: Path, kafka_bootstrap: str) -> None:
     messages = stream(buckets=40, surge=range(30, 33))
-    news, comments = unique_name("news"), unique_name("comments")
-    await create_topics(kafka_bootstrap, {news: 3, comments: 1})
+    news, comments, dlq = unique_name("news"), unique_name("comments"), unique_name("dlq")
+    await create_topics(kafka_bootstrap, {news: 3, comments: 1, dlq: 1})
     await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in messages], 3)
     path = tmp_path / "history.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in messages))
@@ -75,7 +75,7 @@ async def test_live_kafka_run_and_file_replay_fire_identical_alerts(tmp_path: Pa
         source={"kind": "kafka"},
         kafka={"bootstrap_servers": kafka_bootstrap, "news_topic": news, "comments_topic": comments,
                "group_id": unique_name("live"), "session_timeout_ms": 1000, "max_poll_records": 37,
-               "dead_letter_topic": unique_name("dlq")},
+               "dead_letter_topic": dlq},
     ), len(messages), end_s)
     replayed = await _run_replay(_settings(source={"kind": "replay", "replay_paths": [str(path)]}))
 

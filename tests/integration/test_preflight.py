@@ -77,8 +77,8 @@ async def test_missing_topics_fail_by_setting_and_existing_ones_report_their_par
                                                          "comments_topic": comments, "dead_letter_topic": dlq})
     found = await check_kafka(settings)
     assert statuses(found) == ["ok", "FAIL", "FAIL", "FAIL"]
-    assert found[1].detail == f"kafka.news_topic {news!r} does not exist -- create it, or point kafka.news_topic " \
-                              "at the right topic"
+    assert found[1].detail == f"kafka.news_topic {news!r} does not exist on {kafka_bootstrap} -- create it, or " \
+                              "point kafka.news_topic (MONITOR_KAFKA__NEWS_TOPIC) at the right topic"
     await create_topics(kafka_bootstrap, {news: 3, comments: 1, dlq: 1})
     found = await check_kafka(settings)
     assert statuses(found) == ["ok"] * 4 and found[1].detail == f"kafka.news_topic {news!r}: 3 partition(s)"

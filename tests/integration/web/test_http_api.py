@@ -45,12 +45,12 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def running_app(kafka: str, redis_url: str, **alerts: Any) -> AsyncIterator[Api]:
-    news, comments = unique_name("news"), unique_name("comments")
-    await create_topics(kafka, {news: 1, comments: 1})
+    news, comments, dlq = unique_name("news"), unique_name("comments"), unique_name("dlq")
+    await create_topics(kafka, {news: 1, comments: 1, dlq: 1})
     settings = Settings(
         source={"kind": "kafka"},
         kafka={"bootstrap_servers": kafka, "news_topic": news, "comments_topic": comments,
-               "dead_letter_topic": unique_name("dlq"), "group_id": unique_name("grp"),
+               "dead_letter_topic": dlq, "group_id": unique_name("grp"),
                "session_timeout_ms": 1000},
         classifier={"kind": "lexicon"},
         windows={"store_url": redis_url, "key_prefix": unique_name("http"), "bucket_s": B},

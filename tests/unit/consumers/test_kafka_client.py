@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -9,7 +10,7 @@ from consumers.kafka import KafkaSource
 from consumers.kafka_client import client_kwargs, parse_record
 from consumers.kafka_range import KafkaRangeReader
 from consumers.schema import InvalidMessage
-from monitor.config import KafkaSettings, Settings, SourceSettings
+from monitor.config import ConfigError, KafkaSettings, Settings, SourceSettings
 from monitor.types import SourceKind
 from tests.fakes import CollectingDeadLetter
 
@@ -68,3 +69,15 @@ def test_kafka_sources_take_their_event_time_bounds_from_the_source_settings() -
     settings = Settings(source=SourceSettings(max_future_s=60, min_event_time=None))
     for source in (KafkaSource(settings, CollectingDeadLetter()), KafkaRangeReader(settings)):
         assert (source.bounds.max_future_s, source.bounds.min_event_time) == (60, None)
+
+
+@pytest.mark.parametrize("setting", ["ssl_cafile", "ssl_certfile", "ssl_keyfile"])
+def test_a_missing_kafka_tls_file_is_a_config_error_naming_the_setting_and_the_path(
+    tmp_path: Path, setting: str,
+) -> None:
+    """ssl said only "[Errno 2] No such file or directory": no path, no setting."""
+    missing = tmp_path / "nope.pem"
+    settings = KafkaSettings(security_protocol="SSL", **{setting: str(missing)})
+    expected = rf"kafka.{setting} '{missing}': not found -- .*MONITOR_KAFKA__{setting.upper()}"
+    with pytest.raises(ConfigError, match=expected):
+        client_kwargs(settings, "source")
