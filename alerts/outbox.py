@@ -318,6 +318,32 @@ return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 """
 
 
+_ADOPT = """
+-- KEYS: old queue, old attempts, new queue, remaining, payloads, old dead, old dead index, new dead,
+--       new dead index ; ARGV: now -> entries now queued (or dead-lettered) for the new sink
+local moved = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if redis.call('ZSCORE', KEYS[3], id) then
+    if redis.call('HINCRBY', KEYS[4], id, -1) <= 0 then
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('HDEL', KEYS[5], id)
+    end
+  else
+    redis.call('ZADD', KEYS[3], ARGV[1], id)
+    moved = moved + 1
+  end
+end
+local dead = redis.call('HGETALL', KEYS[6])
+for i = 1, #dead, 2 do
+  redis.call('HSET', KEYS[8], dead[i], dead[i + 1])
+  redis.call('ZADD', KEYS[9], redis.call('ZSCORE', KEYS[7], dead[i]) or ARGV[1], dead[i])
+  moved = moved + 1
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[6], KEYS[7])
+return moved
+"""
+
+
 class RedisOutbox(RedisBacked):
     """Redis outbox: one payload hash, one due-time sorted set per sink, all under one hash tag."""
 
@@ -343,6 +369,49 @@ class RedisOutbox(RedisBacked):
         self._abandon = self.redis.register_script(_ABANDON)
         self._redrive = self.redis.register_script(_REDRIVE)
         self._oldest = self.redis.register_script(_OLDEST)
+        self._adopt = self.redis.register_script(_ADOPT)
+        await self._report_orphans()
+
+    async def _report_orphans(self) -> None:
+        """Entries queued for a sink no longer in ``alerts.sinks`` (its URL changed, e.g. a rotated Slack
+        token: the name hashes the URL) had no delivery loop: never sent, never dead-lettered, counted against
+        ``outbox_max_entries`` for good. Sink names are registered here, and leftovers are named at start."""
+        known = self._key("sinks")
+        if self.sink_names:
+            await self.redis.sadd(known, *self.sink_names)
+        for name in await self._unconfigured():
+            pending = int(await self.redis.zcard(self._key("queue", name)))
+            dead = int(await self.redis.hlen(self._key("dead", name)))
+            if not pending and not dead:
+                await self.redis.srem(known, name)
+                continue
+            log.error("alert_outbox_orphaned", sink=name, pending=pending, dead_letters=dead,
+                      why="queued for a sink that is no longer in alerts.sinks (its URL changed?)",
+                      fix=f"monitor alerts adopt --from-sink '{name}' --sink NEW_NAME (names: monitor alerts sinks)")
+
+    async def _unconfigured(self) -> list[str]:
+        registered = {str(name) for name in await self.redis.smembers(self._key("sinks"))}
+        return sorted(registered - set(self.sink_names))
+
+    async def orphaned_sinks(self) -> dict[str, int]:
+        """Unconfigured sink names that still hold queued or dead-lettered entries, with how many."""
+        out = {}
+        for name in await self._unconfigured():
+            count = int(await self.redis.zcard(self._key("queue", name))) + int(
+                await self.redis.hlen(self._key("dead", name)))
+            if count:
+                out[name] = count
+        return out
+
+    async def adopt(self, old_sink: str, new_sink: str, now_s: float) -> int:
+        """Move what ``old_sink`` (unconfigured) holds to ``new_sink``: queued entries become due now (an id
+        the new sink already has counts once), dead letters stay dead letters. Returns how many moved."""
+        keys = [self._key("queue", old_sink), self._key("attempts", old_sink), self._key("queue", new_sink),
+                self._key("remaining"), self._key("payloads"), self._key("dead", old_sink),
+                self._key("dead-index", old_sink), self._key("dead", new_sink), self._key("dead-index", new_sink)]
+        moved = int(await self._adopt(keys=keys, args=[now_s]))
+        await self.redis.srem(self._key("sinks"), old_sink)
+        return moved
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
         keys = [self._key("seen"), self._key("payloads"), self._key("remaining")]

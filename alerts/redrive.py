@@ -1,4 +1,5 @@
-"""Dead-lettered notifications: list them and queue them again (``monitor alerts dead-letters|redrive``).
+"""Dead-lettered notifications: list them and queue them again (``monitor alerts dead-letters|redrive``);
+and a changed sink URL's backlog: list it and hand it to the new sink (``monitor alerts sinks|adopt``).
 
 A notification a sink refused past ``alerts.delivery_max_attempts`` waits in that sink's dead-letter
 outbox (alerts/outbox.py) until an operator fixed the sink and re-drives it; the running daemon
@@ -15,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from alerts.factory import build_outbox, uses_redis
-from alerts.outbox import DeadLetter
+from alerts.outbox import DeadLetter, RedisOutbox
 from alerts.sinks import sink_name
 from monitor.config import Settings
 
@@ -28,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--sink", default=None, help="one sink by name (as in the listing); default: all")
         p.add_argument("--id", default=None, help="one notification id; default: all of the sink(s)")
+    sub.add_parser("sinks", help="the configured sinks, and old sink names that still hold notifications")
+    adopt = sub.add_parser("adopt", help="move what an old sink name holds (its URL changed) to a configured sink")
+    adopt.add_argument("--from-sink", required=True, help="the old name, as `monitor alerts sinks` lists it")
+    adopt.add_argument("--sink", required=True, help="the configured sink that takes its notifications over")
     return parser
 
 
@@ -40,6 +45,21 @@ def _row(letter: DeadLetter) -> str:
 
 async def _run(args: argparse.Namespace, settings: Settings, sinks: list[str]) -> int:
     async with build_outbox(settings, sinks) as outbox:
+        assert isinstance(outbox, RedisOutbox)  # alerts_command checked uses_redis
+        if args.command == "sinks":
+            for name in sinks:
+                print(json.dumps({"sink": name, "configured": True, "pending": await outbox.pending(name)}))
+            for name, held in (await outbox.orphaned_sinks()).items():
+                print(json.dumps({"sink": name, "configured": False, "held": held}))
+            return 0
+        if args.command == "adopt":
+            if args.from_sink not in await outbox.orphaned_sinks():
+                print(f"error: --from-sink {args.from_sink!r} holds nothing, or is still configured -- see "
+                      "`monitor alerts sinks`")
+                return 2
+            moved = await outbox.adopt(args.from_sink, args.sink, time.time())
+            print(f"moved {moved} notification(s) from {args.from_sink} to {args.sink}")
+            return 0
         if args.command == "dead-letters":
             letters = [d for d in await outbox.dead_letters(args.sink) if args.id in (None, d.notification.id)]
             for letter in letters:
@@ -60,7 +80,7 @@ def alerts_command(argv: Sequence[str], settings: Settings) -> int:
         print("dead letters need the shared store: set windows.store_url to redis://... (memory:// is per process)")
         return 2
     sinks = [sink_name(url) for url in settings.alerts.sinks]
-    if args.sink is not None and args.sink not in sinks:
+    if getattr(args, "sink", None) is not None and args.sink not in sinks:
         print(f"error: --sink {args.sink!r} is not a configured sink -- one of {sinks} (alerts.sinks)")
         return 2
     return asyncio.run(_run(args, settings, sinks))

@@ -9,10 +9,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import structlog
 
 from alerts.delivery import OutboxDelivery, RetryPolicy
 from alerts.factory import build_outbox
 from alerts.model import Notification
+from alerts.outbox import RedisOutbox
 from alerts.redrive import alerts_command
 from alerts.sinks import build_sink, sink_name
 from monitor.config import Settings
@@ -80,3 +82,48 @@ def test_monitor_alerts_is_a_cli_command(capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["alerts", "dead-letters"]) == 2  # the default config keeps alerts in memory
     assert "redis://" in capsys.readouterr().out
+
+
+async def test_a_changed_sink_url_leaves_a_backlog_that_is_named_at_start_and_adopted_by_the_new_sink(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A sink's name hashes its URL, so a rotated Slack token (a new URL) used to orphan the old name's
+    queue: never delivered, never dead-lettered, invisible. Real Redis, real file sinks."""
+    prefix = f"adopt-{uuid.uuid4().hex}"
+    old_url, new_url = f"file://{tmp_path / 'old.jsonl'}", f"file://{tmp_path / 'new.jsonl'}"
+    before = Settings(windows={"store_url": redis_url, "key_prefix": prefix}, alerts={"sinks": [old_url]})
+    after = Settings(windows={"store_url": redis_url, "key_prefix": prefix}, alerts={"sinks": [new_url]})
+    old, new = sink_name(old_url), sink_name(new_url)
+    queued, shared, dead = notification(0), notification(1), notification(2)
+    async with build_outbox(before, [old]) as outbox:  # the receiver was down: a backlog, and a dead letter
+        for n in (queued, dead):
+            await outbox.enqueue(n, 0.0)
+        await outbox.abandon(old, dead.id, 5.0)
+    async with build_outbox(before, [old, new]) as outbox:  # for a while both URLs were configured
+        await outbox.enqueue(shared, 0.5)
+    with structlog.testing.capture_logs() as logs:
+        async with build_outbox(after, [new]) as outbox:  # the URL changed; a newer alert reached the new sink
+            await outbox.enqueue(notification(3), 1.0)
+    [orphan] = [e for e in logs if e["event"] == "alert_outbox_orphaned"]
+    assert (orphan["sink"], orphan["pending"], orphan["dead_letters"]) == (old, 2, 1)
+    assert "monitor alerts adopt" in orphan["fix"]
+    capsys.readouterr()
+
+    assert await _cli(["sinks"], after) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [{"sink": new, "configured": True, "pending": 2}, {"sink": old, "configured": False, "held": 3}]
+    assert await _cli(["adopt", "--from-sink", old, "--sink", new], after) == 0
+    assert "moved 2" in capsys.readouterr().out  # the shared notification was already queued there: once
+    assert await _cli(["adopt", "--from-sink", old, "--sink", new], after) == 2  # nothing left to move
+    assert "holds nothing" in capsys.readouterr().out
+    assert await _cli(["dead-letters", "--sink", new], after) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [dead.id]
+
+    sink = build_sink(new_url, after)
+    async with build_outbox(after, [new]) as outbox, sink:
+        assert await outbox.orphaned_sinks() == {}
+        assert await OutboxDelivery(outbox, [sink], RetryPolicy()).deliver_due(sink) == 3
+        assert await outbox.pending(new) == 0
+        assert isinstance(outbox, RedisOutbox) and await outbox.redis.hlen(outbox._key("payloads")) == 0  # no leak
+    sent = [json.loads(line)["id"] for line in (tmp_path / "new.jsonl").read_text().splitlines()]
+    assert sorted(sent) == sorted([queued.id, shared.id, notification(3).id])
