@@ -44,6 +44,8 @@ log = structlog.get_logger("alerts.delivery")
 MIN_WAIT_S = 0.02
 OUTAGE_LOG_EVERY_S = 60.0
 """While the outbox backend stays down, one ``alert_outbox_unavailable`` line per sink per this long."""
+RETRY_AFTER_MAX_S = 900.0
+"""A receiver's Retry-After is honoured up to this long (a misconfigured one must not park alerts for a day)."""
 STOP_WAIT_S = 10.0
 """How long a stop waits for each sink's send in hand. The default send timeout (sink_timeout_s x attempts
 + 5 = 35 s) alone outlasted the whole default shutdown_timeout_s (30 s), so one hanging sink turned every
@@ -184,12 +186,16 @@ class OutboxDelivery(Service):
                           attempts=attempts, error=str(exc), redrive=f"monitor alerts redrive --sink {sink.name}")
             else:
                 delay_s = self.policy.delay_s(attempts)
+                asked_s = getattr(exc, "retry_after_s", None)
+                if asked_s is not None:  # the receiver's Retry-After (rate limit, maintenance), bounded
+                    delay_s = max(delay_s, min(float(asked_s), RETRY_AFTER_MAX_S))
                 retry_at_s = self._clock() + delay_s
                 await retrying("outbox", functools.partial(self.outbox.mark_failed, sink.name, nid, retry_at_s))
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
                 self.outcomes["failed"] += 1
-                log.warning("alert_delivery_failed", sink=sink.name, notification_id=nid,
-                            attempts=attempts, retry_in_s=delay_s, error=str(exc))
+                report = log.error if getattr(exc, "refused", False) else log.warning
+                report("alert_delivery_refused" if getattr(exc, "refused", False) else "alert_delivery_failed",
+                       sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
         await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()

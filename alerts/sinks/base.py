@@ -21,7 +21,16 @@ NON_SECRET_PATH_SCHEMES = frozenset({"log", "file", "kafka"})
 
 
 class SinkError(Exception):
-    """A notification could not be delivered (the outbox will retry it)."""
+    """A notification could not be delivered (the outbox will retry it).
+
+    ``retry_after_s``: the receiver asked to wait this long (HTTP ``Retry-After`` on 429/503): the next
+    attempt is not sooner. ``refused``: the receiver rejects the request itself (a 4xx such as a revoked
+    webhook's 404/410): still retried, but reported as an error at once, not after the retry bound."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, refused: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.refused = refused
 
 
 class Sink(Lifecycle, Protocol):

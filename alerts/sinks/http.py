@@ -8,6 +8,8 @@ retried: resending the same body will not fix them.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 
 import aiohttp
 
@@ -54,8 +56,29 @@ class HttpPoster(Service):
                             f"{resp.headers.get('Location', '?')!r}) -- put the final URL in alerts.sinks "
                             "(a redirected POST is not followed: it would arrive as a GET without the alert)")
                     last = f"HTTP {resp.status}"
+                    retry_after_s = retry_after(resp.headers.get("Retry-After"))
+                    if retry_after_s is not None:  # asked to wait: the outbox waits, no in-line hammering
+                        raise SinkError(f"{self.name}: delivery failed ({last}, Retry-After {retry_after_s:g} s)",
+                                        retry_after_s=retry_after_s)
                     if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
-                        break
+                        raise SinkError(f"{self.name}: delivery refused ({last}) -- the receiver rejects the "
+                                        "request itself: check the sink URL and its token", refused=True)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
         raise SinkError(f"{self.name}: delivery failed ({last})")
+
+
+def retry_after(value: str | None, now_s: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` (delta seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        at = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        return None
+    return max(0.0, at.timestamp() - (time.time() if now_s is None else now_s))

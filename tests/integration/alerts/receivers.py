@@ -22,6 +22,8 @@ class Recorder:
 
     statuses: list[int] = field(default_factory=lambda: [200])
     check: Callable[[bytes, dict[str, str]], bool] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every answer (e.g. ``Retry-After``)."""
     requests: list[Received] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -31,7 +33,7 @@ class Recorder:
         if self.check is not None and not self.check(body, headers):
             status = 401
         self.requests.append(Received(body, headers, status))
-        return web.Response(status=status)
+        return web.Response(status=status, headers=self.headers)
 
     @property
     def accepted(self) -> list[Received]:

@@ -99,6 +99,26 @@ async def test_a_redirected_webhook_is_a_failure_that_names_the_location_not_a_s
     assert got == ["POST"]
 
 
+async def test_a_rate_limited_webhook_is_not_hammered_and_passes_retry_after_to_the_outbox() -> None:
+    rec = Recorder(statuses=[429], headers={"Retry-After": "7"})
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"webhook+{base}/hook", settings(webhook_max_attempts=3))
+        async with sink:
+            with pytest.raises(SinkError, match="Retry-After 7 s") as info:
+                await sink.send(notification())
+    assert info.value.retry_after_s == 7.0 and len(rec.requests) == 1
+
+
+async def test_a_webhook_that_refuses_the_request_is_a_refusal_at_the_first_answer() -> None:
+    rec = Recorder(statuses=[404])
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"slack+{base}/services/T0/B0/REVOKED", settings(webhook_max_attempts=3))
+        async with sink:
+            with pytest.raises(SinkError, match=r"refused \(HTTP 404\).*URL and its token") as info:
+                await sink.send(notification())
+    assert info.value.refused and len(rec.requests) == 1
+
+
 async def test_slack_sink_posts_incoming_webhook_json() -> None:
     rec = Recorder()
     async with http_receiver(rec) as base:

@@ -9,7 +9,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
-from alerts.delivery import OutboxDelivery, RetryPolicy
+from alerts.delivery import RETRY_AFTER_MAX_S, OutboxDelivery, RetryPolicy
 from alerts.lifecycle import LifecyclePolicy, step
 from alerts.model import Notification
 from alerts.outbox import MemoryOutbox, OutboxEntry
@@ -251,3 +251,34 @@ async def test_a_stop_does_not_wait_for_a_hanging_send_past_stop_wait(monkeypatc
 
 def _note() -> Notification:
     return step({}, [signal("ticker:T1", DAY0_S + 300, True)], DAY0_S + 300, LifecyclePolicy()).notifications[0]
+
+
+class AskingSink(RecordingSink):
+    def __init__(self, error: SinkError) -> None:
+        super().__init__("asking://")
+        self.error = error
+
+    async def send(self, notification: Notification) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(("asked_s", "expected_s"), [(120.0, 120.0), (86_400.0, RETRY_AFTER_MAX_S)])
+async def test_a_receivers_retry_after_sets_the_next_attempt_bounded(asked_s: float, expected_s: float) -> None:
+    outbox = MemoryOutbox(["asking://"])
+    await outbox.enqueue(_note(), 0.0)
+    delivery = OutboxDelivery(outbox, [AskingSink(SinkError("429", retry_after_s=asked_s))],
+                              RetryPolicy(backoff_initial_s=1.0), clock=lambda: 1_000.0)
+    await delivery.deliver_due(delivery.sinks[0])
+    assert await outbox.next_due_s("asking://") == 1_000.0 + expected_s
+
+
+async def test_a_refused_request_is_an_error_at_the_first_attempt_and_still_retried() -> None:
+    outbox = MemoryOutbox(["asking://"])
+    await outbox.enqueue(_note(), 0.0)
+    delivery = OutboxDelivery(outbox, [AskingSink(SinkError("404", refused=True))], RetryPolicy(),
+                              clock=lambda: 1_000.0)
+    with capture_logs() as logs:
+        await delivery.deliver_due(delivery.sinks[0])
+    [event] = [e for e in logs if e["event"].startswith("alert_delivery")]
+    assert (event["event"], event["log_level"]) == ("alert_delivery_refused", "error")
+    assert await outbox.pending("asking://") == 1
