@@ -25,7 +25,7 @@ from monitor.config import Settings, load_settings
 from monitor.retry import Dependencies, retrying
 from tests.integration.daemon import Daemon
 from tests.integration.test_daemon_e2e import Scenario
-from tests.kafka_broker import tansu_binary, wait_for_metadata
+from tests.kafka_broker import create_topics, tansu_binary, wait_for_metadata
 from tests.servers import free_port, require_binary, wait_for_port
 
 Summary = tuple[str, str, int]
@@ -143,6 +143,36 @@ class ChaosScenario(Scenario):
 
     def env(self) -> dict[str, str]:
         return {**super().env(), **self.overrides}
+
+    async def prepare(self, messages: list[dict[str, object]], bucket_s: int, lateness_s: int,
+                      news_partitions: int = 2) -> tuple[int, list[Summary]]:
+        """Create the topics, produce ``messages``, and return ``(until_s, expected)``: the newest boundary
+        the data closes and the notifications an uninterrupted run gives up to it."""
+        await create_topics(self.kafka, {self.news: news_partitions, self.comments: 1, self.dlq: 1})
+        await self.produce(messages)
+        until = closed_by_data_s(messages, bucket_s, lateness_s)
+        return until, await reference(messages, self.tmp_path, bucket_s, lateness_s, until)
+
+    async def wait_mid_stream(self, daemon: Daemon, total: int, at_least: int = 150) -> None:
+        """Until the daemon has windowed ``at_least`` messages and not all ``total``: where a fault should hit."""
+        deadline = time.monotonic() + 60
+        while (got := await self.volume()) < at_least:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the stream did not start: {got} messages after 60 s\n{daemon.tail()}")
+            daemon.assert_alive()
+            await asyncio.sleep(0.2)
+        assert got < total, "the fault must come mid-stream"
+
+    async def assert_recovered(self, daemon: Daemon, total: int, until_s: int, expected: list[Summary]) -> None:
+        """The drill's end state: every message windowed once, detection through ``until_s``, ready again,
+        nothing judged late, and exactly the uninterrupted run's notifications."""
+        port = port_of(daemon)
+        await self.wait_volume(total, 120, daemon)
+        await self.wait_cursor(until_s, 60, daemon)
+        assert (await wait_ready(port, 30))["status"] == 200
+        assert metric(port, "finsent_late_messages_total") == 0
+        assert await self.wait_notifications(expected, until_s, 20) == expected
+        assert await self.volume() == total
 
     async def volume(self) -> int:
         """Messages in the windows; waits out the drill's own Redis outages."""

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import ChaosScenario, closed_by_data_s, metric, port_of, reference, wait_ready, wait_until
+from tests.chaos.harness import ChaosScenario
 from tests.integration.streams import BUCKET_S, stream
-from tests.kafka_broker import create_topics, unique_name
+from tests.kafka_broker import unique_name
 from tests.servers import redis_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -38,6 +38,11 @@ def nodes(any_port: int) -> list[tuple[int, str, list[str]]]:
         fields = line.split()
         rows.append((int(fields[1].split("@")[0].rsplit(":", 1)[1]), fields[2], fields[8:]))
     return rows
+
+
+def another_node(any_port: int, than: int) -> int:
+    """A node of the cluster other than ``than`` (a master when the cluster has no replicas)."""
+    return next(port for port, _, _ in nodes(any_port) if port != than)
 
 
 def master_of(any_port: int, key: str) -> int:
@@ -59,32 +64,21 @@ async def test_the_master_holding_the_windows_killed_mid_stream_fails_over_and_n
     messages = stream()
     with redis_cluster(tmp_path / "cluster", nodes=6, replicas=1, node_timeout_ms=1000) as url:
         scenario = ChaosScenario(tmp_path, kafka_bootstrap, url)
-        await create_topics(kafka_bootstrap, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
-        await scenario.produce(messages)
-        until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
-        expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+        until, expected = await scenario.prepare(messages, BUCKET_S, LATENESS_S)
         first_port = int(url.rsplit(":", 1)[1].split("/")[0])
         while master_of(first_port, f"{{{scenario.prefix}}}:x") == first_port:  # the URL's node must live on:
             scenario.prefix = unique_name("e2e")  # a new client needs a reachable seed node
         key = f"{{{scenario.prefix}}}:x"
         victim = master_of(first_port, key)
-        survivor = next(port for port, _, _ in nodes(first_port) if port != victim)
+        survivor = another_node(first_port, victim)
         daemon = scenario.start()
         try:
-            port = port_of(daemon)
-            await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
-            assert await scenario.volume() < len(messages), "the kill must come mid-stream"
+            await scenario.wait_mid_stream(daemon, len(messages))
             pid = int(next(line for line in cli(victim, "info", "server").splitlines()
                            if line.startswith("process_id")).split(":")[1])
             os.kill(pid, signal.SIGKILL)
             await wait_failover(survivor, key, victim, 60)
-            await scenario.wait_volume(len(messages), 120, daemon)
-            await scenario.wait_cursor(until, 60, daemon)
-            assert (await wait_ready(port, 30))["status"] == 200
-            assert metric(port, "finsent_late_messages_total") == 0
-            got = await scenario.wait_notifications(expected, until, 20)
-            assert got == expected
-            assert await scenario.volume() == len(messages)
+            await scenario.assert_recovered(daemon, len(messages), until, expected)
             assert master_of(survivor, key) != victim  # a replica took over the windows' slot
         finally:
             code = daemon.terminate()
@@ -97,32 +91,22 @@ async def test_the_windows_slot_moved_to_another_master_mid_stream_loses_nothing
     messages = stream()
     with redis_cluster(tmp_path / "cluster", nodes=3) as url:
         scenario = ChaosScenario(tmp_path, kafka_bootstrap, url)
-        await create_topics(kafka_bootstrap, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
-        await scenario.produce(messages)
-        until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
-        expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+        until, expected = await scenario.prepare(messages, BUCKET_S, LATENESS_S)
         first_port = int(url.rsplit(":", 1)[1].split("/")[0])
         key = f"{{{scenario.prefix}}}:x"
         source = master_of(first_port, key)
-        target = next(port for port, _, _ in nodes(first_port) if port != source)
+        target = another_node(first_port, source)
         daemon = scenario.start()
         try:
-            port = port_of(daemon)
-            await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
-            assert await scenario.volume() < len(messages), "the move must come mid-stream"
+            await scenario.wait_mid_stream(daemon, len(messages))
             moved = await migrate_slot(key, source, target)
             assert moved > 10, f"only {moved} keys moved: the slot held nothing of the daemon's"
             assert master_of(first_port, key) == target
             alerts_key = f"{{{scenario.prefix}:alerts}}:x"  # alert state, outbox (MULTI/EXEC, scripts)
             alerts_from = master_of(first_port, alerts_key)
-            alerts_to = next(port for port, _, _ in nodes(first_port) if port != alerts_from)
+            alerts_to = another_node(first_port, alerts_from)
             assert await migrate_slot(alerts_key, alerts_from, alerts_to) > 0
-            await scenario.wait_volume(len(messages), 120, daemon)
-            await scenario.wait_cursor(until, 60, daemon)
-            assert (await wait_ready(port, 30))["status"] == 200
-            assert metric(port, "finsent_late_messages_total") == 0
-            assert await scenario.wait_notifications(expected, until, 20) == expected
-            assert await scenario.volume() == len(messages)
+            await scenario.assert_recovered(daemon, len(messages), until, expected)
             slot = cli(source, "cluster", "keyslot", key).strip()
             assert cli(source, "cluster", "countkeysinslot", slot).strip() == "0"
         finally:
@@ -163,6 +147,3 @@ async def wait_failover(survivor: int, key: str, victim: int, timeout_s: float) 
                       for port, flags, _ in nodes(survivor) if port != victim)
     pytest.fail(f"no replica took over {key}'s slot within {timeout_s:.0f} s:\n{views}", pytrace=False)
 
-
-async def _volume_at_least(scenario: ChaosScenario, n: int) -> bool:
-    return await scenario.volume() >= n

@@ -15,16 +15,12 @@ import pytest
 from tests.chaos.harness import (
     ChaosScenario,
     RedisProcess,
-    closed_by_data_s,
     metric,
     port_of,
-    reference,
     wait_ready,
-    wait_until,
     watch_readiness,
 )
 from tests.integration.streams import BUCKET_S, stream
-from tests.kafka_broker import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(180)]
 LATENESS_S = 60
@@ -34,16 +30,13 @@ async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str, ou
                  one_assignment: bool = False, **env: str) -> None:
     messages = stream()
     scenario = ChaosScenario(tmp_path, kafka, redis.url, **env)
-    await create_topics(kafka, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
-    await scenario.produce(messages)
-    until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
-    expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+    until, expected = await scenario.prepare(messages, BUCKET_S, LATENESS_S)
     assert any(n[1] == "firing" for n in expected)
 
     daemon = scenario.start()
     try:
         port = port_of(daemon)
-        await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
+        await scenario.wait_mid_stream(daemon, len(messages))
         if fault == "freeze":
             redis.freeze()
             answers = await watch_readiness(port, outage_s)
@@ -81,9 +74,6 @@ async def _drill(tmp_path: Path, kafka: str, redis: RedisProcess, fault: str, ou
         assert daemon.log_path.read_text(encoding="utf-8").count("partitions_assigned") == 1, daemon.tail(60)
 
 
-async def _volume_at_least(scenario: ChaosScenario, n: int) -> bool:
-    return await scenario.volume() >= n
-
 
 async def test_redis_frozen_for_5_s_mid_stream_pauses_the_daemon_which_resumes_with_exact_windows(
     tmp_path: Path, kafka_bootstrap: str, chaos_redis: RedisProcess,
@@ -119,14 +109,11 @@ async def test_sigterm_while_redis_is_down_exits_within_shutdown_timeout_and_a_r
     and what was not committed is read again by the next daemon (exact windows, the reference alerts)."""
     messages = stream()
     scenario = ChaosScenario(tmp_path, kafka_bootstrap, chaos_redis.url, MONITOR_SHUTDOWN_TIMEOUT_S="3")
-    await create_topics(kafka_bootstrap, {scenario.news: 2, scenario.comments: 1, scenario.dlq: 1})
-    await scenario.produce(messages)
-    until = closed_by_data_s(messages, BUCKET_S, LATENESS_S)
-    expected = await reference(messages, tmp_path, BUCKET_S, LATENESS_S, until)
+    until, expected = await scenario.prepare(messages, BUCKET_S, LATENESS_S)
 
     daemon = scenario.start()
     try:
-        await wait_until(lambda: _volume_at_least(scenario, 150), 60, "the stream to start", daemon)
+        await scenario.wait_mid_stream(daemon, len(messages))
         chaos_redis.stop()
         await asyncio.sleep(1.0)
         started = time.monotonic()
@@ -143,9 +130,6 @@ async def test_sigterm_while_redis_is_down_exits_within_shutdown_timeout_and_a_r
 
     again = scenario.start()
     try:
-        await scenario.wait_volume(len(messages), 90, again)
-        await scenario.wait_cursor(until, 60, again)
-        assert metric(port_of(again), "finsent_late_messages_total") == 0
-        assert await scenario.wait_notifications(expected, until, 20) == expected
+        await scenario.assert_recovered(again, len(messages), until, expected)
     finally:
         assert again.terminate() == 0, again.tail()

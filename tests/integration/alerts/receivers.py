@@ -45,6 +45,13 @@ async def http_receiver(recorder: Recorder) -> AsyncIterator[str]:
     """Serve ``recorder`` on 127.0.0.1 (free port); yields the base URL."""
     app = web.Application()
     app.router.add_post("/{tail:.*}", recorder.handle)
+    async with serving(app) as base:
+        yield base
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (free port); yields the base URL."""
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

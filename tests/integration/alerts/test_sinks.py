@@ -20,7 +20,7 @@ from alerts.sinks import SinkError, build_sink, build_sinks
 from alerts.sinks.kafka import KafkaSink
 from alerts.sinks.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, verify_signature
 from monitor.config import ConfigError, KafkaSettings, Settings
-from tests.integration.alerts.receivers import Recorder, http_receiver
+from tests.integration.alerts.receivers import Recorder, http_receiver, serving
 from tests.servers import free_port, make_certificates
 from tests.unit.alerts.builders import DAY0_S, signal
 
@@ -84,18 +84,11 @@ async def test_a_redirected_webhook_is_a_failure_that_names_the_location_not_a_s
     app = web.Application()
     app.router.add_post("/hook", redirect)
     app.router.add_get("/landing", landing)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        sink = build_sink(f"webhook+http://127.0.0.1:{port}/hook", settings())
+    async with serving(app) as base:
+        sink = build_sink(f"webhook+{base}/hook", settings())
         async with sink:
             with pytest.raises(SinkError, match=r"HTTP 302 redirect to '/landing'.*final URL in alerts.sinks"):
                 await sink.send(notification())
-    finally:
-        await runner.cleanup()
     assert got == ["POST"]
 
 
