@@ -133,7 +133,7 @@ class ProcessClassifier(Service):
             loaded = pool.submit(_load_in_worker, self.factory, self.settings.model_dump(), *self._log)
             name = loaded.result(timeout=LOAD_TIMEOUT_S)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _kill_workers(pool)  # a load that hung (a wedged device, a stuck mount) leaves a live worker behind
             raise
         with self._lock:
             old, self._pool = self._pool, (None if self._closed else pool)

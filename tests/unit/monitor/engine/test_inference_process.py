@@ -26,7 +26,7 @@ from monitor.engine.inference_process import (
     use_worker_process,
 )
 from monitor.types import Classifier, Prediction
-from tests.processes import gone, wait_gone
+from tests.processes import child_pids, gone, wait_gone
 
 TEXTS = ["Shares plunge after fraud probe", "Record profit, dividend raised", "Fed meets on Tuesday"]
 LEXICON = ClassifierSettings(kind="lexicon", worker="process")
@@ -202,3 +202,22 @@ async def test_a_text_that_kills_the_worker_alone_in_its_batch_is_dead_lettered_
         await pipe.run()
     assert [(d[1], "died or hung twice" in d[2]) for d in dead.items] == [("classifier_error", True)]
     assert source.committed == [[0], [1]] and pipe.stats.applied == 1
+
+
+def _resource_tracker(pid: int) -> bool:
+    """multiprocessing's resource tracker: started with the first spawned worker, it lives as long as we do."""
+    return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def hanging_on_load(settings: ClassifierSettings) -> Classifier:
+    time.sleep(3600)  # a wedged device or a stuck mount while the model loads
+    raise AssertionError("unreachable")
+
+
+async def test_a_worker_that_hangs_while_loading_is_killed_not_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.engine.inference_process.LOAD_TIMEOUT_S", 2.0)
+    before = set(child_pids(os.getpid()))
+    with pytest.raises(TimeoutError):
+        await ProcessClassifier(LEXICON, factory=hanging_on_load).start()
+    leftover = [pid for pid in child_pids(os.getpid()) if pid not in before and not _resource_tracker(pid)]
+    assert not wait_gone(leftover, 10), f"the hung worker(s) {leftover} must be killed"
