@@ -138,12 +138,18 @@ class EvidenceItem:
     url: str | None = None
 
 
+EVIDENCE_STORED_CHARS = 600
+"""Evidence keeps this much of a text (alerts show 500 after masking). A negative message is evidence in
+every window it counts in (up to 2 + 2 x 32 keys): kept whole, one 10,000-character text cost megabytes of
+Redis for the whole retention."""
+
+
 def evidence_of(item: ClassifiedMessage) -> EvidenceItem:
     msg = item.message
     return EvidenceItem(
         message_id=msg.id,
         source=str(msg.source),
-        text=msg.text,
+        text=msg.text[:EVIDENCE_STORED_CHARS],
         score=item.prediction.score,
         event_time_s=int(msg.event_time.timestamp()),
         url=msg.url,
