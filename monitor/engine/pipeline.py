@@ -169,6 +169,8 @@ class Pipeline:
         self._lane_seen: dict[Hashable, float] = {}
         self._last_data_at: float | None = None
         self._not_caught_up_at = float("-inf")
+        self._waiting_to_enqueue = 0
+        """Batches read and waiting for room in the in-flight queue (the idle sweep must not overtake them)."""
         self.finished = asyncio.Event()
         self.recent_notifications: deque[object] = deque(maxlen=RECENT_NOTIFICATIONS)
         """The newest notifications produced (bounded), for the end-of-run summary."""
@@ -301,14 +303,18 @@ class Pipeline:
         detection is retrying through an outage), a holdable source (Kafka) is kept in its group
         with its partitions paused, so the outage neither grows memory nor triggers a rebalance."""
         holdable = self._holdable
-        while True:
-            try:
-                async with asyncio.timeout(holdable.keepalive_s if holdable is not None else KEEPALIVE_S):
-                    await self._queue.put(item)
-                return
-            except TimeoutError:
-                if holdable is not None:
-                    await holdable.hold()
+        self._waiting_to_enqueue += 1
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(holdable.keepalive_s if holdable is not None else KEEPALIVE_S):
+                        await self._queue.put(item)
+                    return
+                except TimeoutError:
+                    if holdable is not None:
+                        await holdable.hold()
+        finally:
+            self._waiting_to_enqueue -= 1
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
@@ -462,7 +468,12 @@ class Pipeline:
         lane is silent, event time is assumed to keep flowing at wall-clock pace from the newest
         event seen (minus ``idle_after_s``), so a quiet stream still closes buckets and resolves
         alerts, while a backlog of old history is never overtaken by the wall clock.
-        The tick travels through the in-flight queue, behind any batch not yet durable."""
+        The tick travels through the in-flight queue, behind any batch not yet durable, and is skipped while
+        a batch waits for room in that queue: read but not queued, its data would be overtaken (its buckets
+        closed and evaluated before it is written, so detection never saw it), and nothing is quiet anyway."""
+        if self._waiting_to_enqueue:
+            self._not_caught_up_at = now_monotonic  # the wait is not quiet time either
+            return
         await self._sync_lanes()
         silent = frozenset(lane for lane, seen in self._lane_seen.items() if now_monotonic - seen >= idle_after_s)
         # a lane whose lag cannot be determined (broker unreachable) is lagging, never idle

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Hashable
 
 import pytest
 
+from monitor.engine.batching import MicroBatcher
 from monitor.engine.pipeline import Pipeline
+from monitor.types import SourceRecord
 from monitor.windows.memory import MemoryWindowStore
-from tests.fakes import CollectingDeadLetter, ListSource
+from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
 
 BUCKET_S = 60
 LANES = frozenset({"p0", "p1"})
@@ -64,3 +69,24 @@ async def test_time_while_a_partition_could_not_be_fetched_does_not_count_as_qui
     assert pipe.watermark.value_s == 10_000
     await pipe.idle_tick(now_monotonic=310.0, idle_after_s=2.0)
     assert pipe.watermark.value_s is not None and 10_000 + 7 <= pipe.watermark.value_s <= 10_000 + 8
+
+
+async def test_a_batch_waiting_for_room_in_the_queue_is_never_overtaken_by_the_idle_sweep() -> None:
+    """The writer is stuck (a store outage) and a read batch waits to be queued: the sweep must not close its
+    buckets, or detection evaluates them before the batch is written and never sees it."""
+    store = MemoryWindowStore(bucket_s=BUCKET_S, retention_s=10**6)
+    async with MicroBatcher(RecordingClassifier(), max_batch_size=8, max_wait_ms=1, max_queue_messages=100) as b:
+        pipe = Pipeline(PartitionedListSource(set()), b, store, CollectingDeadLetter(), None,
+                        allowed_lateness_s=0, max_batch_size=8, max_wait_ms=1, max_in_flight_batches=1)
+        await pipe._sync_lanes()
+        pipe.watermark.observe(10_000, "p1")
+        await pipe._queue.put(None)  # the writer is stuck: the in-flight queue is full
+        waiting = asyncio.create_task(pipe._submit([SourceRecord(msg("b", "x", 9_000), 0, lane="p0")]))
+        await asyncio.sleep(0.1)
+        before = pipe.watermark.value_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pipe.idle_tick(now_monotonic=time.monotonic() + 300, idle_after_s=2.0), 1)
+        assert pipe.watermark.value_s == before and pipe._queue.qsize() == 1
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
