@@ -280,7 +280,8 @@ class AlertSettings(_Section):
     """Most closed buckets one detection pass processes (bounds its work); a longer backlog is caught up
     in further passes, never skipped."""
     max_keys_per_evaluation: int = Field(10_000, ge=1)
-    """Upper bound on window keys evaluated per bucket (the most recently active are kept)."""
+    """Upper bound on window keys evaluated per bucket: live alerts' keys, then the market-wide and per-topic
+    keys, then the rest by name (``alert_keys_truncated`` says when keys are left out)."""
     max_alert_states: int = Field(10_000, ge=10)
     """Upper bound on stored alert states; the oldest inactive ones are pruned first."""
     max_silences: int = Field(1_000, ge=1)

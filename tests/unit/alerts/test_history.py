@@ -127,3 +127,10 @@ async def test_a_pass_that_follows_the_previous_one_reads_only_its_own_buckets()
         (end - 6 * B - history_s, end - 3 * B),  # the first pass reads the history
         (end - 3 * B, end),  # the next, its own three buckets
     ]
+
+
+def test_the_key_cap_keeps_the_market_wide_and_topic_keys_ahead_of_a_flood_of_tickers() -> None:
+    """Name order alone kept junk payload tickers (``ticker:AAAA...``) ahead of every topic key."""
+    engine = memory_engine(MemoryWindowStore(bucket_s=B, retention_s=86_400), settings(max_keys_per_evaluation=3), [])
+    active = ["ticker:AAAA", "ticker:AAAB", "topic:earnings", "all", "topic_ticker:earnings|AAAA"]
+    assert engine._keys(active, {}) == ["all", "topic:earnings", "ticker:AAAA"]
