@@ -29,7 +29,7 @@ from monitor.cluster.member import ClusterMember
 from monitor.cluster.watermark import ClusterWatermark
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import Enricher
-from monitor.engine.poison import isolate
+from monitor.engine.poison import KnownPoison, isolate
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
@@ -170,6 +170,7 @@ class Pipeline:
         self._last_data_at: float | None = None
         self._not_caught_up_at = float("-inf")
         self._waiting_to_enqueue = 0
+        self.known_poison = KnownPoison()
         """Batches read and waiting for room in the in-flight queue (the idle sweep must not overtake them)."""
         self.finished = asyncio.Event()
         self.recent_notifications: deque[object] = deque(maxlen=RECENT_NOTIFICATIONS)
@@ -292,11 +293,23 @@ class Pipeline:
             kept, repeat_of = self.enricher.process(kept)
             self.stats.repeats += len(repeat_of)
             metrics.REPEATS.inc(len(repeat_of))
+        kept = await self._set_apart_known_poison(kept)
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
         await self._enqueue(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot(),
                                       repeat_of))
+
+    async def _set_apart_known_poison(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """Copies of a text the model already failed on alone are dead-lettered without another try."""
+        kept = []
+        for rec in records:
+            why = self.known_poison.why(rec.message.text)
+            if why is None:
+                kept.append(rec)
+            else:
+                await self._dead_letter(rec, "classifier_error", f"the same text failed the model before: {why}")
+        return kept
 
     async def _enqueue(self, item: _InFlight) -> None:
         """Backpressure: wait for room in the in-flight queue. While it stays full (the store or
@@ -412,6 +425,7 @@ class Pipeline:
         assert item.predictions is not None
         labelled, rejected = await isolate(item.kept, item.predictions, self.batcher.classify)
         for rec, why in rejected:
+            self.known_poison.add(rec.message.text, why)
             await self._dead_letter(rec, "classifier_error", why)
         return [ClassifiedMessage(r.message, p, item.repeat_of.get(r.message.id)) for r, p in labelled]
 

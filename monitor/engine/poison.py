@@ -12,7 +12,9 @@ are the texts' fault and are dead-lettered; if it cannot, the model is broken an
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
@@ -25,6 +27,34 @@ CANARY_TEXT = "Shares of the company were little changed in early trading."
 """Plain text any working model labels with finite numbers."""
 
 Classify = Callable[[Sequence[str]], Awaitable[list[Prediction]]]
+
+
+KNOWN_POISON_TEXTS = 10_000
+"""How many texts the model failed on are remembered (digests only): copies of one poison text (a spam
+flood, reposts) each went through the batch twice and alone twice, with worker respawns, stalling all
+classification for every copy."""
+
+
+class KnownPoison:
+    """Texts the model already failed on alone, by digest, with why: a copy is dead-lettered at once."""
+
+    def __init__(self, max_texts: int = KNOWN_POISON_TEXTS) -> None:
+        self.max_texts = max_texts
+        self._why: OrderedDict[bytes, str] = OrderedDict()
+
+    @staticmethod
+    def _digest(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def add(self, text: str, why: str) -> None:
+        digest = self._digest(text)
+        self._why[digest] = why
+        self._why.move_to_end(digest)
+        while len(self._why) > self.max_texts:
+            self._why.popitem(last=False)
+
+    def why(self, text: str) -> str | None:
+        return self._why.get(self._digest(text))
 
 
 class BrokenModelError(RuntimeError):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from monitor.engine.batching import MicroBatcher
 from monitor.engine.pipeline import Pipeline
 from monitor.engine.poison import BrokenModelError
 from monitor.retry import Backoff
-from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment
+from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment, SourceRecord
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
 
@@ -315,3 +315,45 @@ async def test_stop_request_interrupts_a_source_waiting_for_its_next_message(tmp
         async with asyncio.timeout(3):
             stats = await run
     assert stats.read == 1
+
+
+class OneBatchAtATimeSource(ListSource):
+    """Hands out the next batch only once the previous one is committed (the copy arrives later)."""
+
+    def __init__(self, batches: Sequence[Sequence[RawMessage]]) -> None:
+        super().__init__(batches)
+        self.committed_once = asyncio.Event()
+
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+        async for batch in super().batches(max_records, timeout_ms):
+            self.committed_once.clear()
+            yield batch
+            await self.committed_once.wait()
+
+    async def commit(self, records: Sequence[SourceRecord]) -> None:
+        await super().commit(records)
+        self.committed_once.set()
+
+
+class TextRecordingClassifier(RecordingClassifier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.texts.extend(texts)
+        return super().predict(texts)
+
+
+async def test_a_copy_of_a_text_the_model_already_failed_on_is_dead_lettered_without_another_try() -> None:
+    """Each copy of a poison text (a spam flood) went through the batch twice and alone twice, with worker
+    respawns when it crashed one, stalling all classification for every copy."""
+    store, dead, clf = _store(), CollectingDeadLetter(), TextRecordingClassifier()
+    source = OneBatchAtATimeSource([[msg("p1", "poison pill", 100), msg("a", "bad", 101)],
+                                    [msg("p2", "poison pill", 102), msg("b", "good", 103)]])
+    pipe = await _run(source, store, dead=dead, clf=clf)
+    assert [(d[1], ("failed the model before" in d[2])) for d in dead.items] == [
+        ("classifier_error", False), ("classifier_error", True)]
+    tries_of_the_first_copy = clf.texts.count("poison pill")
+    assert tries_of_the_first_copy >= 2 and pipe.stats.applied == 2
+    assert source.committed == [[0, 1], [2, 3]]
