@@ -82,8 +82,8 @@ async def isolate(
 ) -> tuple[list[tuple[SourceRecord, Prediction]], list[tuple[SourceRecord, str]]]:
     """``(labelled, rejected)``: each record with its prediction, or with why the model failed on it.
 
-    Raises the batch's own error (or ``BrokenModelError`` for non-finite output) when every record
-    failed and the canary fails too."""
+    Raises the batch's own error (or ``BrokenModelError``) when a record failed and the canary fails too:
+    then the model, not the texts, is at fault, and nothing is dead-lettered."""
     batch_error: Exception | None = None
     answers: list[tuple[SourceRecord, Prediction | None, str]] = []
     try:
@@ -108,10 +108,12 @@ async def isolate(
                                      "overflowed on this text"))
         else:
             labelled.append((record, prediction))
-    if rejected and not labelled and not await model_answers(classify):
+    # the canary is asked whenever a text is rejected, not only when all were: a worker or device that died
+    # part-way through the texts one by one must not get the rest dead-lettered (and committed) as poison
+    if rejected and not await model_answers(classify):
         if batch_error is not None:
             raise batch_error
-        raise BrokenModelError(f"the classifier returned non-finite outputs for all {len(rejected)} messages of "
-                               "a batch and for a canary text: the model is broken (check classifier.model_path "
-                               "and classifier.dtype)")
+        raise BrokenModelError(f"the classifier failed {len(rejected)} of {len(records)} messages of a batch and "
+                               "a canary text: the model is broken (check classifier.model_path and "
+                               "classifier.dtype)")
     return labelled, rejected

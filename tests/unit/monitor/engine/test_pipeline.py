@@ -357,3 +357,26 @@ async def test_a_copy_of_a_text_the_model_already_failed_on_is_dead_lettered_wit
     tries_of_the_first_copy = clf.texts.count("poison pill")
     assert tries_of_the_first_copy >= 2 and pipe.stats.applied == 2
     assert source.committed == [[0, 1], [2, 3]]
+
+
+class DiesMidwayClassifier(RecordingClassifier):
+    """Answers the first texts alone, then fails everything (a worker or device lost part-way through)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = 0
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if len(texts) > 1 or self.answered >= 1:
+            raise RuntimeError("device lost")
+        self.answered += 1
+        return super().predict(texts)
+
+
+async def test_texts_failed_after_the_model_itself_broke_are_not_dead_lettered_as_poison() -> None:
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[msg("a", "bad", 100), msg("b", "good", 101), msg("c", "meh", 102)]])
+    with pytest.raises(ExceptionGroup) as info:
+        await _run(source, store, dead=dead, clf=DiesMidwayClassifier())
+    assert info.group_contains(RuntimeError, match="device lost")
+    assert dead.items == [] and source.committed == []
