@@ -229,6 +229,10 @@ class Pipeline:
         if self._detection_begun or first is None:
             return
         self._detection_begun = True
+        newest = self.watermark.max_event_s or first
+        # never before the store's retention behind the newest data: one old-dated article among the first
+        # messages (2000-01-01 passes source.min_event_time) set detection walking decades of empty buckets
+        first = max(first, newest - self.store.retention_s)
         if isinstance(self.evaluator, ResumableEvaluator) and self.member is None:
             await retrying("detection", functools.partial(self.evaluator.begin_at, first))
 

@@ -17,6 +17,8 @@ class WindowStore(Lifecycle, Protocol):
     """
 
     bucket_s: int
+    retention_s: int
+    """Event-time span kept behind the newest bucket: older buckets are gone (and never evaluated)."""
 
     async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
         """Add a batch; return how many messages were new (not seen before). Durable on return."""

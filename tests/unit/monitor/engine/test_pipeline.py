@@ -380,3 +380,14 @@ async def test_texts_failed_after_the_model_itself_broke_are_not_dead_lettered_a
         await _run(source, store, dead=dead, clf=DiesMidwayClassifier())
     assert info.group_contains(RuntimeError, match="device lost")
     assert dead.items == [] and source.committed == []
+
+
+async def test_one_old_dated_message_at_a_fresh_start_does_not_send_detection_back_decades() -> None:
+    """2000-01-01 passes source.min_event_time: as the first event it set detection walking every bucket
+    since, in passes of a few buckets, while the writer waited behind it."""
+    evaluator = CursorEvaluator(cursor_s=None)
+    store = MemoryWindowStore(bucket_s=BUCKET_S, retention_s=86_400)
+    now_s = 1_780_000_000  # in the past: event time never runs ahead of the wall clock
+    source = ListSource([[msg("old", "x", 946_684_800), msg("a", "x", now_s), msg("b", "x", now_s + 60)]])
+    await _run(source, store, evaluator)
+    assert evaluator.began_at == [now_s + 60 - 86_400]
