@@ -58,11 +58,29 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
                 yield line_before + 1, str(exc).encode(), InvalidMessage("bad_csv", str(exc)[:200])
                 continue
             raw = json.dumps(row).encode()
-            try:
-                obj: Any = _csv_row(row)
-            except (ValueError, TypeError, AttributeError) as exc:  # a row shape nobody foresaw
-                obj = InvalidMessage("parse_error", f"unexpected error: {exc!r}"[:500])
+            swallowed = _swallowed_rows(row, len(reader.fieldnames or ()))
+            obj: Any
+            if swallowed:
+                obj = InvalidMessage("bad_csv", f"an unclosed quote made one record of lines {line_before + 1}-"
+                                                f"{reader.line_num}, {swallowed} of them rows of their own -- fix "
+                                                "the quoting (the rows are in this dead letter)")
+            else:
+                try:
+                    obj = _csv_row(row)
+                except (ValueError, TypeError, AttributeError) as exc:  # a row shape nobody foresaw
+                    obj = InvalidMessage("parse_error", f"unexpected error: {exc!r}"[:500])
             yield reader.line_num, raw, obj
+
+
+def _swallowed_rows(row: dict[str, Any], fields: int) -> int:
+    """Lines inside a multi-line field that parse as a whole row of the file: an unclosed quote read them
+    into one field (before, silently: one garbage message counted, the real rows lost). A field with
+    paragraphs of prose has no such lines."""
+    if fields < 2:
+        return 0
+    inner = [line for value in row.values() if isinstance(value, str) and "\n" in value
+             for line in value.splitlines()[1:]]
+    return sum(1 for line in inner if len(next(csv.reader([line]), [])) >= fields)
 
 
 def _bounded_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:

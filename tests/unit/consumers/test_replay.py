@@ -47,6 +47,22 @@ async def test_csv_history_is_read_with_tickers_split(tmp_path: Path) -> None:
     assert [(r.message.id, r.message.tickers) for r in records] == [("1", ("ACME", "BZ")), ("2", ())]
 
 
+async def test_an_unclosed_quote_that_swallows_rows_is_a_dead_letter_and_prose_with_newlines_is_not(
+    tmp_path: Path,
+) -> None:
+    """Before, rows 2-3 ended up inside row 1's text: one garbage message counted, two real rows lost."""
+    path = tmp_path / "h.csv"
+    path.write_text('id,source,text,published_at\n1,news,"Acme falls,1767225600\n2,news,ok,1767225600\n'
+                    '3,news,fine,1767225660\n4,news,"end",1767225720\n'
+                    '5,news,"Two paragraphs.\nSecond one, calmly.",1767225780\n6,news,last,1767225840\n')
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["5", "6"]
+    [(raw, reason, detail, _origin)] = dead.items
+    assert reason == "bad_csv" and "unclosed quote" in detail and "2 of them rows" in detail
+    assert b"2,news,ok" in raw and b"3,news,fine" in raw
+
+
 async def test_speed_factor_paces_by_event_time(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     path.write_text("".join(_line(str(i), f"2026-01-01T00:00:{i * 10:02d}Z") for i in range(4)))
