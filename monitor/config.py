@@ -89,7 +89,8 @@ class SourceSettings(_Section):
     """JSONL/CSV files replayed in order when ``kind = "replay"``; relative paths are relative to the config file;
     default: the bundled demo stream."""
     replay_speed: float = Field(0.0, ge=0.0)
-    """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time."""
+    """0 = as fast as possible; 1 = real time; 10 = ten times faster than real time. A gap that would take
+    more than a minute of wall time is skipped (logged as ``replay_gap_skipped``)."""
     dead_letter_path: Path = Path("var/dead-letter.jsonl")
     """Dead-letter file used when the source is not Kafka."""
     dead_letter_max_mb: int = Field(100, gt=0)

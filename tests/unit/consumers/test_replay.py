@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from consumers.replay import FileReplaySource
 from monitor.time_bounds import EventTimeBounds
@@ -189,3 +190,18 @@ async def test_any_jsonl_body_is_read_to_the_end_without_raising(body: bytes) ->
         dead = CollectingDeadLetter()
         records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
         assert all(r.message.text for r in records) and all(d[1] for d in dead.items)
+
+
+async def test_a_paced_replay_skips_a_gap_longer_than_the_pacing_cap(tmp_path: Path) -> None:
+    """One line a year ahead made a replay at 100x sleep 3.6 days; now the gap is skipped and logged."""
+    path = tmp_path / "h.jsonl"
+    path.write_text(_line("a", "2026-01-01T00:00:00Z") + _line("b", "2026-01-01T00:00:10Z")
+                    + _line("far", "2026-12-01T00:00:00Z") + _line("c", "2026-12-01T00:00:10Z"))
+    started = time.monotonic()
+    with capture_logs() as logs:
+        records = await _read_all(FileReplaySource([path], CollectingDeadLetter(), max_message_bytes=10_000,
+                                                   max_text_chars=1000, speed=100.0))
+    elapsed = time.monotonic() - started
+    assert [r.message.id for r in records] == ["a", "b", "far", "c"]
+    assert 0.19 <= elapsed < 5  # both 10 s steps paced (0.1 s each), the 11-month gap skipped
+    assert [e["event"] for e in logs if e["event"] == "replay_gap_skipped"] == ["replay_gap_skipped"]
