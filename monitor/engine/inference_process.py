@@ -112,11 +112,14 @@ class ProcessClassifier(Service):
         self._lock = threading.Lock()
         """Serialises respawns (they happen on the inference thread, stop on the event loop)."""
         self._closed = False
+        self._spawn_failed: BaseException | None = None
+        """Why the last respawn failed: later calls fail at once instead of each waiting out a load."""
         self.busy_s = 0.0
         """Wall time spent inside ``predict`` (worker computing plus the hand-over), for benchmarks."""
 
     async def _start(self) -> None:
         self._closed = False
+        self._spawn_failed = None
         await asyncio.to_thread(self._spawn)
 
     async def _stop(self) -> None:
@@ -132,8 +135,9 @@ class ProcessClassifier(Service):
         try:
             loaded = pool.submit(_load_in_worker, self.factory, self.settings.model_dump(), *self._log)
             name = loaded.result(timeout=LOAD_TIMEOUT_S)
-        except BaseException:
+        except BaseException as exc:
             _kill_workers(pool)  # a load that hung (a wedged device, a stuck mount) leaves a live worker behind
+            self._spawn_failed = exc
             raise
         with self._lock:
             old, self._pool = self._pool, (None if self._closed else pool)
@@ -147,6 +151,9 @@ class ProcessClassifier(Service):
         """Blocking: run on the batcher's inference thread, like an in-process ``predict``."""
         batch = list(texts)
         timeout_s = self.settings.batch_timeout_s
+        if self._spawn_failed is not None:  # fail fast: every call would wait out another load timeout
+            raise InferenceWorkerError(f"the inference worker could not be restarted ({self._spawn_failed!r}) -- "
+                                       "the model is unusable in this process; restart the daemon")
         for attempt in (1, 2):
             pool = self._pool
             if pool is None:

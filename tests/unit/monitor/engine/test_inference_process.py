@@ -221,3 +221,23 @@ async def test_a_worker_that_hangs_while_loading_is_killed_not_left_behind(monke
         await ProcessClassifier(LEXICON, factory=hanging_on_load).start()
     leftover = [pid for pid in child_pids(os.getpid()) if pid not in before and not _resource_tracker(pid)]
     assert not wait_gone(leftover, 10), f"the hung worker(s) {leftover} must be killed"
+
+
+def loads_once(settings: ClassifierSettings) -> Classifier:
+    """Loads the first time; every later load fails (the device is gone). POISON kills the worker."""
+    marker = Path(os.environ["FINSENT_TEST_LOAD_MARKER"])
+    if marker.exists():
+        raise ModelLoadError("the device is gone")
+    marker.touch()
+    return _Poisoned(build_classifier(settings))
+
+
+async def test_after_a_failed_respawn_every_call_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each call used to spawn again and wait out another load (up to LOAD_TIMEOUT_S each, per text when
+    isolating a batch): hours before the daemon gave up."""
+    monkeypatch.setenv("FINSENT_TEST_LOAD_MARKER", str(tmp_path / "loaded"))
+    async with ProcessClassifier(LEXICON, factory=loads_once) as clf:
+        with pytest.raises(ModelLoadError, match="device is gone"):
+            clf.predict(["POISON kills the worker"])
+        with pytest.raises(InferenceWorkerError, match=r"could not be restarted.*device is gone"):
+            clf.predict(TEXTS)
