@@ -301,10 +301,10 @@ async def test_stop_request_interrupts_a_source_waiting_for_its_next_message(tmp
 
     history = tmp_path / "h.jsonl"
     history.write_text("".join(
-        json.dumps({"id": f"m{i}", "source": "news", "text": "x", "published_at": 1_000 + i * 3600}) + "\n"
+        json.dumps({"id": f"m{i}", "source": "news", "text": "x", "published_at": 1_000 + i * 50}) + "\n"
         for i in range(3)))
     source = FileReplaySource([history], CollectingDeadLetter(), max_message_bytes=10_000, max_text_chars=100,
-                              speed=1.0)  # real time: an hour between messages
+                              speed=1.0)  # real time: 50 s between messages (under the gap cap)
     async with source, MicroBatcher(RecordingClassifier(), max_batch_size=8, max_wait_ms=1,
                                     max_queue_messages=100) as batcher:
         pipe = Pipeline(source, batcher, _store(), CollectingDeadLetter(), None, allowed_lateness_s=0,
