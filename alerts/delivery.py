@@ -193,9 +193,10 @@ class OutboxDelivery(Service):
                 await retrying("outbox", functools.partial(self.outbox.mark_failed, sink.name, nid, retry_at_s))
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
                 self.outcomes["failed"] += 1
-                report = log.error if getattr(exc, "refused", False) else log.warning
-                report("alert_delivery_refused" if getattr(exc, "refused", False) else "alert_delivery_failed",
-                       sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=str(exc))
+                refused = bool(getattr(exc, "refused", False))
+                (log.error if refused else log.warning)(
+                    "alert_delivery_refused" if refused else "alert_delivery_failed",
+                    sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
         await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()

@@ -380,14 +380,18 @@ class RedisOutbox(RedisBacked):
         if self.sink_names:
             await self.redis.sadd(known, *self.sink_names)
         for name in await self._unconfigured():
-            pending = int(await self.redis.zcard(self._key("queue", name)))
-            dead = int(await self.redis.hlen(self._key("dead", name)))
+            pending, dead = await self._held(name)
             if not pending and not dead:
                 await self.redis.srem(known, name)
                 continue
             log.error("alert_outbox_orphaned", sink=name, pending=pending, dead_letters=dead,
                       why="queued for a sink that is no longer in alerts.sinks (its URL changed?)",
                       fix=f"monitor alerts adopt --from-sink '{name}' --sink NEW_NAME (names: monitor alerts sinks)")
+
+    async def _held(self, sink: str) -> tuple[int, int]:
+        """``(queued, dead-lettered)`` entries of ``sink``."""
+        return (int(await self.redis.zcard(self._key("queue", sink))),
+                int(await self.redis.hlen(self._key("dead", sink))))
 
     async def _unconfigured(self) -> list[str]:
         registered = {str(name) for name in await self.redis.smembers(self._key("sinks"))}
@@ -397,8 +401,7 @@ class RedisOutbox(RedisBacked):
         """Unconfigured sink names that still hold queued or dead-lettered entries, with how many."""
         out = {}
         for name in await self._unconfigured():
-            count = int(await self.redis.zcard(self._key("queue", name))) + int(
-                await self.redis.hlen(self._key("dead", name)))
+            count = sum(await self._held(name))
             if count:
                 out[name] = count
         return out

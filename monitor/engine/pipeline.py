@@ -170,8 +170,8 @@ class Pipeline:
         self._last_data_at: float | None = None
         self._not_caught_up_at = float("-inf")
         self._waiting_to_enqueue = 0
-        self.known_poison = KnownPoison()
         """Batches read and waiting for room in the in-flight queue (the idle sweep must not overtake them)."""
+        self.known_poison = KnownPoison()
         self.finished = asyncio.Event()
         self.recent_notifications: deque[object] = deque(maxlen=RECENT_NOTIFICATIONS)
         """The newest notifications produced (bounded), for the end-of-run summary."""
@@ -306,6 +306,8 @@ class Pipeline:
 
     async def _set_apart_known_poison(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """Copies of a text the model already failed on alone are dead-lettered without another try."""
+        if not self.known_poison:  # the usual case: no digest per message on the hot path
+            return records
         kept = []
         for rec in records:
             why = self.known_poison.why(rec.message.text)

@@ -53,6 +53,9 @@ class KnownPoison:
         while len(self._why) > self.max_texts:
             self._why.popitem(last=False)
 
+    def __len__(self) -> int:
+        return len(self._why)
+
     def why(self, text: str) -> str | None:
         return self._why.get(self._digest(text))
 
