@@ -34,6 +34,10 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   pipeline holds before it commits (``max_poll_records`` x in-flight batches), or consumption stalls.
 - Rebalance: revoked partitions lose their uncommitted tracking; their records will be redelivered to
   the new owner, which the idempotent window store absorbs.
+- Records the broker deleted before they were read (retention outran an outage or the lag): a
+  partition that resumes past its committed offset, or jumps while lagging, below the log start, is
+  an ERROR ``kafka_records_expired`` with the count and offsets, and ``finsent_kafka_records_expired_total``
+  (consumers/offset_gaps.py). Nothing can bring them back; the desk must know they are missing.
 
 ``consumers.kafka_range.KafkaRangeReader`` reads the same topics between two *payload* event times for
 replays and backtests, with no consumer group (it never moves production offsets).
@@ -47,7 +51,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -55,6 +59,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, require_topics, start_client, topic_kinds
+from consumers.offset_gaps import GapWatch, Loss
 from consumers.schema import InvalidMessage
 from monitor import metrics
 from monitor.config import Settings
@@ -102,6 +107,17 @@ def _parse_partition_key(key: str) -> TopicPartition:
     return TopicPartition(topic, int(partition))
 
 
+def _report_loss(loss: Loss, reset: str) -> None:
+    tp = cast(TopicPartition, loss.partition)  # the source watches TopicPartitions only
+    metrics.KAFKA_RECORDS_EXPIRED.labels(tp.topic).inc(loss.records)
+    log.error("kafka_records_expired", partition=_partition_key(tp), records=loss.records,
+              offsets=f"{loss.expected}-{loss.first_read - 1}", log_start=loss.log_start, auto_offset_reset=reset,
+              why="the broker deleted them (topic retention) before this daemon read them: their messages are in "
+                  "no window, no alert and no backtest",
+              fix="keep the topics' retention.ms above the longest outage or lag you must survive (watch "
+                  "finsent_consumer_lag_records); replay the gap from an archive with monitor replay if one exists")
+
+
 def _drop_lag(partitions: Iterable[TopicPartition]) -> None:
     """A partition this instance no longer owns has no lag of ours (its new owner reports it)."""
     for tp in partitions:
@@ -132,6 +148,8 @@ class KafkaSource(Service):
         self._resumed.set()
         self._held = False
         self._ends: tuple[float, dict[Any, int]] = (0.0, {})
+        self._gaps = GapWatch()
+        """Offsets skipped between fetches, checked against the log start: records retention deleted unread."""
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -294,6 +312,7 @@ class KafkaSource(Service):
         for tp in revoked:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
+        self._gaps.forget(revoked)
         _drop_lag(revoked)
         log.info("partitions_revoked", partitions=[_partition_key(tp) for tp in revoked])
         self._maybe_resume()
@@ -305,6 +324,24 @@ class KafkaSource(Service):
         if (self.paused or self._held) and self._consumer is not None:
             self._consumer.pause(*assigned)
         log.info("partitions_assigned", partitions=[_partition_key(tp) for tp in assigned])
+
+    async def _note_resume(self, tp: TopicPartition, first: int) -> None:
+        """A partition's first fetch in this assignment: where its committed offset says reading resumes,
+        so a fetch that starts later shows records lost to retention. Asked here, not in the rebalance
+        callback: a broker may answer the group's offsets only once the rebalance completed (tansu does),
+        and no commit of ours can have moved it before this fetch. A broker that does not answer in
+        time leaves the partition unchecked this time."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
+                committed = await consumer.committed(tp)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("kafka_committed_unknown", partition=_partition_key(tp), error=repr(exc)[:300])
+            return
+        self._gaps.start_at(tp, committed)
+        log.info("partition_resumes", partition=_partition_key(tp), committed=committed, first_offset=first)
 
     def _check_sole_owner(self, consumer: AIOKafkaConsumer) -> None:
         """Without cluster mode, another member of the group (a stray daemon on another Redis prefix, another
@@ -354,13 +391,19 @@ class KafkaSource(Service):
                 batch.extend(await self._accept(tp, records))
             if self.backlog > self.kafka.max_buffered_records:
                 self._pause()
+            await self._check_gaps()
             yield batch  # possibly empty: the caller regains control every timeout_ms, e.g. to stop
 
     async def _accept(self, tp: TopicPartition, records: Sequence[Any]) -> list[SourceRecord]:
         pending = self._pending.get(tp)
         if pending is None or not records:  # revoked while the fetch was in flight
             return []
-        self._committed.setdefault(tp, records[0].offset)
+        if tp not in self._committed:
+            await self._note_resume(tp, records[0].offset)
+            if self._pending.get(tp) is not pending:
+                return []  # revoked while the broker answered
+            self._committed[tp] = records[0].offset
+        self._gaps.observe(tp, records[0].offset, records[-1].offset)
         kind = self._kinds[tp.topic]
         good: list[SourceRecord] = []
         for record in records:
@@ -380,6 +423,21 @@ class KafkaSource(Service):
             await self._commit_partitions({tp: self._committed[tp]})
         self._observe_lag(tp, records[-1].offset + 1)
         return good
+
+    async def _check_gaps(self) -> None:
+        """Confirm skipped offsets against the broker's log start (at most once a second); each loss is
+        an ERROR with the fix and counts in ``finsent_kafka_records_expired_total``."""
+        consumer = self._consumer
+        if consumer is None or not self._gaps.suspected:
+            return
+        try:
+            async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
+                losses = await self._gaps.verify(consumer.beginning_offsets)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("kafka_log_start_unknown", error=repr(exc)[:300])
+            return
+        for loss in losses:
+            _report_loss(loss, self.kafka.auto_offset_reset)
 
     def _observe_lag(self, tp: TopicPartition, next_offset: int) -> None:
         """Consumer lag = the broker's high watermark (as of this fetch) - the next offset to read."""

@@ -82,6 +82,11 @@ CONSUMER_LAG = Gauge(
     "finsent_consumer_lag_records", "Records on the broker not yet fetched, per owned partition (last fetch)",
     ["topic", "partition"],
 )
+KAFKA_RECORDS_EXPIRED = Counter(
+    "finsent_kafka_records_expired_total",
+    "Records the broker deleted (retention) before this daemon read them, or skipped by the offset reset "
+    "that followed: their messages are in no window", ["topic"],
+)
 PARTITIONS_ELSEWHERE = Gauge(
     "finsent_consumer_partitions_elsewhere",
     "Partitions of the subscribed topics the consumer group gave to another member while cluster mode is off "

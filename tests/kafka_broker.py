@@ -24,6 +24,9 @@ Verified with tansu 0.6.0 + aiokafka 0.14 (probe scripts, then the tests in test
   to the end offsets instead of seeking by time (broker time is not payload time anyway).
 - quirk, ``end_offsets`` (ListOffsets latest) can under-report the log end once the producer batches
   (360 records acked, end offset 317): the range reader reads on until a partition is caught up.
+- missing: DeleteRecords (the connection is closed), CreatePartitions (unknown API version), transactions
+  (the transactional producer gets UnknownError); OffsetFetch inside ``on_partitions_assigned`` answers
+  "no commit" (-1) for offsets that exist, and the right offset once the rebalance completed.
 - record timestamps: a consumed record carries the producer's ``timestamp_ms`` (CreateTime).
 - storage is in memory: everything is gone when the process exits, which is what tests want.
 """

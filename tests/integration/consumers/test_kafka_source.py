@@ -196,10 +196,14 @@ async def test_restart_in_the_same_group_resumes_after_committed_offsets_and_red
             await wait_until(lambda: len(got) == 12, "all twelve records")
             # Acknowledge p0 up to offset 3 with one record (everything before it counts as done).
             await source.commit([r for r in got if r.message.id == "p0-3"])
-        async with KafkaSource(settings, dlq) as source, consuming(source) as again:
-            await wait_until(lambda: len(again) == 8, "the eight uncommitted records")
-            await asyncio.sleep(0.5)
+        with capture_logs() as logs:
+            async with KafkaSource(settings, dlq) as source, consuming(source) as again:
+                await wait_until(lambda: len(again) == 8, "the eight uncommitted records")
+                await asyncio.sleep(0.5)
     assert sorted(ids(again)) == sorted(["p0-4", "p0-5"] + [f"p1-{i}" for i in range(6)])
+    resumed = {e["partition"]: (e["committed"], e["first_offset"]) for e in logs if e["event"] == "partition_resumes"}
+    assert resumed == {f"{k.news_topic}:0": (4, 4), f"{k.news_topic}:1": (None, 0)}, "asked of the broker"
+    assert not [e for e in logs if e["event"] in ("kafka_records_expired", "kafka_committed_unknown")]
 
 
 async def test_partitions_pause_while_uncommitted_records_exceed_the_buffer_and_resume_after_commit(
