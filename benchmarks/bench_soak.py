@@ -9,7 +9,8 @@ the news/comments topics (2 partitions each), runs ``monitor run`` exactly as in
 (configs/production.toml + MONITOR_* overrides, HTTP on a free port, log sink only) and produces the
 demo stream's texts with fresh ids and *current* event times at ``--rate`` messages/s. Every
 ``--sample-s`` it prints: produced, processed (``finsent_messages_total`` from /metrics), lag
-(= produced - processed), the processing rate over the interval and the daemon's RSS with its worker process (/proc).
+(= produced - processed), the processing rate over the interval, the daemon's RSS with its worker process (/proc)
+and the event loop's lag (p99 of a probe waking every 0.25 s, ``finsent_event_loop_lag_seconds``).
 
 Verdict at the end: **flat lag** = the lag over the second half never exceeds ``rate x 2 s`` above
 its first value there (it keeps up rather than falling behind), **bounded memory** = RSS at the end is
@@ -53,6 +54,8 @@ class Sample:
     produced: int
     processed: int
     rss_mib: float
+    loop_lag: dict[float, float]
+    """Cumulative ``finsent_event_loop_lag_seconds`` bucket counts at this sample."""
 
     @property
     def lag(self) -> int:
@@ -96,15 +99,36 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def processed(port: int) -> int:
-    """Sum of ``finsent_messages_total`` over sources, from the daemon's /metrics (0 before it serves)."""
+def scrape(port: int) -> str:
+    """The daemon's /metrics text ("" before it serves)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
+            return str(reply.read().decode())
     except OSError:
-        return 0
+        return ""
+
+
+def processed(text: str) -> int:
+    """Sum of ``finsent_messages_total`` over sources."""
     return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("finsent_messages_total{")))
+
+
+def loop_lag_buckets(text: str) -> dict[float, float]:
+    """Cumulative counts of ``finsent_event_loop_lag_seconds`` by upper bound (s)."""
+    prefix = 'finsent_event_loop_lag_seconds_bucket{le="'
+    return {float(line[len(prefix):].split('"', 1)[0]): float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith(prefix)}
+
+
+def lag_quantile(new: dict[float, float], old: dict[float, float], q: float) -> str:
+    """Upper bound of the bucket holding quantile ``q`` of the probes between two scrapes ("-": none)."""
+    bounds = sorted(new)
+    counts = [new[b] - old.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return "-"
+    bound = next(b for b, c in zip(bounds, counts, strict=True) if c >= q * counts[-1])
+    return "> 10" if bound == float("inf") else f"<= {bound:g}"
 
 
 async def produce(bootstrap: str, topics: dict[str, str], rate: float, stop: asyncio.Event, counter: list[int]) -> None:
@@ -160,7 +184,7 @@ async def soak(args: argparse.Namespace, bootstrap: str, redis_url: str, workdir
     daemon = start_daemon(daemon_env(bootstrap, redis_url, topics, port, args.classifier), workdir, log_path)
     try:
         deadline = time.monotonic() + 120
-        while processed(port) == 0 and not _serving(port):
+        while not _serving(port):
             if daemon.poll() is not None or time.monotonic() > deadline:
                 print(f"daemon did not start (exit {daemon.poll()}); log tail:\n{log_path.read_text()[-2000:]}")
                 return 1
@@ -197,16 +221,17 @@ async def run_producer(args: argparse.Namespace, bootstrap: str, topics: dict[st
     producer = asyncio.create_task(produce(bootstrap, topics, args.rate, stop, counter))
     samples: list[Sample] = []
     started = time.monotonic()
-    print("| t (s) | produced | processed | lag | processed msg/s | RSS MiB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| t (s) | produced | processed | lag | processed msg/s | RSS MiB | event-loop lag p99 (s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     while (elapsed := time.monotonic() - started) < args.duration_s:
         await asyncio.sleep(min(args.sample_s, max(0.1, args.duration_s - elapsed)))
-        s = Sample(time.monotonic() - started, counter[0], await asyncio.to_thread(processed, port), rss_mib(pid))
-        prev = samples[-1] if samples else Sample(0.0, 0, 0, 0.0)
+        text = await asyncio.to_thread(scrape, port)
+        s = Sample(time.monotonic() - started, counter[0], processed(text), rss_mib(pid), loop_lag_buckets(text))
+        prev = samples[-1] if samples else Sample(0.0, 0, 0, 0.0, {})
         rate = (s.processed - prev.processed) / max(s.at_s - prev.at_s, 1e-9)
         samples.append(s)
-        print(f"| {s.at_s:.0f} | {s.produced:,} | {s.processed:,} | {s.lag:,} | {rate:,.0f} | {s.rss_mib:,.0f} |",
-              flush=True)
+        print(f"| {s.at_s:.0f} | {s.produced:,} | {s.processed:,} | {s.lag:,} | {rate:,.0f} | {s.rss_mib:,.0f} "
+              f"| {lag_quantile(s.loop_lag, prev.loop_lag, 0.99)} |", flush=True)
     stop.set()
     await producer
     return samples
@@ -226,6 +251,10 @@ def print_verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> None:
     print(f"flat lag: {'yes' if flat else 'NO'} (second half grew by {growth:,} messages; bound {args.rate * 2:,.0f})")
     print(f"bounded memory: {'yes' if memory <= 1.15 else 'NO'} (RSS {half[0].rss_mib:,.0f} -> "
           f"{samples[-1].rss_mib:,.0f} MiB over the second half, max {max(s.rss_mib for s in samples):,.0f} MiB)")
+    last, first = samples[-1].loop_lag, samples[0].loop_lag
+    stalls = last.get(float("inf"), 0.0) - last.get(1.0, 0.0) - (first.get(float("inf"), 0.0) - first.get(1.0, 0.0))
+    print(f"event loop: p99 lag {lag_quantile(last, first, 0.99)} s, p99.9 {lag_quantile(last, first, 0.999)} s, "
+          f"{stalls:,.0f} stalls over 1 s (probe every 0.25 s)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
 
 

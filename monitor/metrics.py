@@ -31,6 +31,11 @@ END_TO_END_SECONDS = Histogram(
     "finsent_batch_processing_seconds", "Source batch to durable windows + commit",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+EVENT_LOOP_LAG = Histogram(
+    "finsent_event_loop_lag_seconds",
+    "How late a probe that wakes every 0.25 s woke: the time the event loop was blocked by one callback",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 WATERMARK = Gauge("finsent_watermark_seconds", "Event-time watermark (epoch seconds)")
 IN_FLIGHT = Gauge("finsent_in_flight_batches", "Batches classified but not yet committed")
 ALERT_EVALUATIONS = Counter("finsent_alert_evaluations_total", "Detection sweeps run")

@@ -28,6 +28,7 @@ from monitor.config import ConfigError, Settings
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import build_enricher
 from monitor.engine.inference_process import engine_classifier
+from monitor.engine.loop_lag import LoopLagProbe
 from monitor.engine.pipeline import Pipeline, PipelineStats
 from monitor.fatal import ShutdownIncompleteError, root_cause
 from monitor.redact import redact_url
@@ -127,6 +128,7 @@ class MonitorApp:
             # retries give up halfway, leaving the other half for the parts' own stops (outbox, lease, close)
             stop_grace_s=settings.shutdown_timeout_s / 2,
         )
+        self.loop_lag = LoopLagProbe()
         self.http: HttpServer | None = None
         if settings.http.enabled:
             self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready,
@@ -256,8 +258,8 @@ class MonitorApp:
 
     async def _run(self) -> PipelineStats:
         async with AsyncExitStack() as stack:
-            for part in (self.dead_letter, self.store, self.instance_lease, self.cluster, self.alerting,
-                         self.batcher, self.source, self.http):
+            for part in (self.loop_lag, self.dead_letter, self.store, self.instance_lease, self.cluster,
+                         self.alerting, self.batcher, self.source, self.http):
                 if part is not None:
                     await stack.enter_async_context(part)
             scheduler = self._scheduler()
@@ -273,7 +275,8 @@ class MonitorApp:
         stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
         stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
         stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
-        log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1))
+        log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1),
+                 worst_event_loop_lag_s=round(self.loop_lag.worst_s, 3))
         if self._lease_lost_to is not None:
             raise InstanceConflictError(
                 f"stopped: another finsent daemon ({self._lease_lost_to}) took over Redis prefix "

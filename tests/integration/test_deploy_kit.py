@@ -48,7 +48,7 @@ def test_alerting_rules_pass_promtool_check() -> None:
     promtool = require_binary("promtool", PROMETHEUS_HINT)
     result = run(promtool, "check", "rules", "prometheus-rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 15 rules found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout
 
 
 def test_alerting_rules_fire_as_their_unit_tests_expect() -> None:
