@@ -41,6 +41,8 @@ from monitor.windows.base import WindowStore
 from monitor.windows.factory import build_window_store
 
 log = structlog.get_logger(__name__)
+SKEW_LOG_EVERY_S = 600.0
+"""At most one ``event_time_ahead_of_clock`` warning this often while the skew lasts."""
 
 STOP_RECANCEL_S = 1.0
 """Past ``shutdown_timeout_s`` the run is cancelled again this often: each cancel ends the stop step that
@@ -137,6 +139,7 @@ class MonitorApp:
             install_web(self.http, self.alerting, settings, watermark=lambda: self.pipeline.watermark.value_s,
                         recent=self.pipeline.recent_notifications)
         self._ready = False
+        self._skew_logged_at = float("-inf")
         self._started_at = time.monotonic()
         self._run_task: asyncio.Task[PipelineStats] | None = None
         self._stop_requested_at: float | None = None
@@ -223,6 +226,23 @@ class MonitorApp:
         s = self.pipeline.stats
         log.info("pipeline_progress", read=s.read, applied=s.applied, duplicates=s.duplicates, late=s.late,
                  notifications=s.notifications, watermark_s=self.pipeline.watermark.value_s)
+        self._check_clock_skew()
+
+    def _check_clock_skew(self) -> None:
+        """Most messages dated ahead of this host's clock: the host's clock is behind (or the publishers'
+        ahead), and event time, so every bucket close and every alert, lags by the difference."""
+        watermark = self.pipeline.watermark
+        skew = watermark.take_clock_skew()
+        now = time.monotonic()
+        if not skew.capped or skew.capped * 2 < skew.observed or now - self._skew_logged_at < SKEW_LOG_EVERY_S:
+            return
+        self._skew_logged_at = now
+        log.warning("event_time_ahead_of_clock", messages=skew.observed, ahead=skew.capped,
+                    most_ahead_s=skew.max_excess_s + watermark.max_ahead_s, host_clock=time.time(),
+                    why="event time may run at most "
+                        f"{watermark.max_ahead_s} s past this host's clock: buckets close and alerts fire late "
+                        "by the difference",
+                    fix="check the host's clock (timedatectl, chronyc tracking) and the publishers' published_at")
 
     async def run(self) -> PipelineStats:
         """Start everything, process until the source ends or a stop is requested, stop everything."""

@@ -38,6 +38,22 @@ MAX_AHEAD_OF_CLOCK_S = 30
 
 
 @dataclass(slots=True)
+class ClockSkew:
+    """Messages whose event time was held back to the wall clock, since the last report."""
+
+    observed: int = 0
+    capped: int = 0
+    max_excess_s: int = 0
+    """Most seconds a message's event time lay beyond ``wall clock + max_ahead_s``."""
+
+    def count(self, excess_s: int) -> None:
+        self.observed += 1
+        if excess_s > 0:
+            self.capped += 1
+            self.max_excess_s = max(self.max_excess_s, excess_s)
+
+
+@dataclass(slots=True)
 class Watermark:
     bucket_s: int
     allowed_lateness_s: int
@@ -53,6 +69,13 @@ class Watermark:
     wall_clock: Callable[[], float] | None = None
     """Seconds since the epoch (``time.time``): caps how far ahead of it event time may move."""
     max_ahead_s: int = MAX_AHEAD_OF_CLOCK_S
+    _skew: ClockSkew = field(default_factory=lambda: ClockSkew())
+
+    def take_clock_skew(self) -> ClockSkew:
+        """Counts since the last call (then reset): a host clock behind the publishers' shows as most
+        messages capped, and event time (so every alert) lags by the skew."""
+        report, self._skew = self._skew, ClockSkew()
+        return report
 
     @property
     def max_event_s(self) -> int | None:
@@ -126,7 +149,10 @@ class Watermark:
         """Record a message on ``lane``; returns False (and records nothing) if it is late."""
         if self.is_late(event_s, lane):
             return False
-        counted_s = event_s if self.wall_clock is None else min(event_s, int(self.wall_clock()) + self.max_ahead_s)
+        counted_s = event_s
+        if self.wall_clock is not None:
+            counted_s = min(event_s, int(self.wall_clock()) + self.max_ahead_s)
+            self._skew.count(event_s - counted_s)
         if counted_s > self._lanes.get(lane, counted_s - 1):
             self._lanes[lane] = counted_s
         if self._first_event_s is None or event_s < self._first_event_s:

@@ -133,3 +133,13 @@ def test_without_a_clock_event_time_follows_the_data() -> None:
     wm = Watermark(bucket_s=300, allowed_lateness_s=60)
     wm.observe(1_800_000_000 + 3_540)
     assert wm.is_late(1_800_000_000)
+
+
+def test_messages_held_back_to_the_clock_are_counted_until_the_next_report() -> None:
+    now = 1_800_000_000
+    wm = Watermark(bucket_s=300, allowed_lateness_s=60, wall_clock=lambda: now)
+    for ahead_s in (0, MAX_AHEAD_OF_CLOCK_S, MAX_AHEAD_OF_CLOCK_S + 5, 600):
+        wm.observe(now + ahead_s)
+    skew = wm.take_clock_skew()
+    assert (skew.observed, skew.capped, skew.max_excess_s) == (4, 2, 600 - MAX_AHEAD_OF_CLOCK_S)
+    assert wm.take_clock_skew().observed == 0
