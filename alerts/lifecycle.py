@@ -181,8 +181,9 @@ def _advance(
     st = replace(st, status=AlertStatus.RESOLVED, resolved_at_s=now_s, notified=False, pending_since_s=None)
     if not was_notified:
         return st, None, None
-    if muted:
-        return st, None, "silenced"
+    # Announced, so a receiver holds it open: its RESOLVED goes out even under a silence (a silence set
+    # while the desk handles a story mutes repeats, not the close; else webhook, Slack and email show it
+    # firing forever, and nothing after the silence would send it)
     st, item = _announce(st, AlertStatus.RESOLVED, now_s, policy)
     return st, item, None
 

@@ -88,6 +88,14 @@ def test_silenced_episode_that_ends_while_silenced_never_notifies() -> None:
     assert out == []
 
 
+def test_an_announced_alert_that_resolves_under_a_silence_still_sends_its_resolved() -> None:
+    silence = Silence(id="s1", matcher="ticker:TSLA", starts_at_s=DAY0_S + 2 * B, ends_at_s=DAY0_S + 6 * B)
+    out, states = run([True] * 3 + [False] * 7, LifecyclePolicy(repeat_interval_s=0), [silence])
+    assert statuses(out) == ["firing", "resolved"]
+    assert out[1].event_time_s < DAY0_S + 6 * B, "sent when it resolved, inside the silence"
+    assert states[dedup_key("negative_sentiment", KEY)].status is AlertStatus.RESOLVED
+
+
 def test_silence_on_a_ticker_also_mutes_its_topic_ticker_keys() -> None:
     silence = Silence(id="s1", matcher="ticker:TSLA", starts_at_s=DAY0_S, ends_at_s=DAY0_S + 99 * B)
     out, _ = run([True] * 3, LifecyclePolicy(), [silence], key="topic_ticker:earnings|TSLA")
