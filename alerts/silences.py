@@ -39,14 +39,17 @@ def _shown(silence: Silence) -> str:
 async def create_silence(
     store: AlertStateStore, matcher: str, duration_s: int, now_s: int, *,
     comment: str = "", created_by: str = "", lookback_s: int = 0, max_duration_s: int = 7 * 86_400,
+    judged_from_s: int | None = None,
 ) -> Silence:
+    """Mute ``matcher`` from ``lookback_s`` before now (or before ``judged_from_s``, the detection cursor,
+    when detection trails ``now_s``: the buckets it judges next are muted too) until ``now_s + duration_s``."""
     matcher = matcher.strip()
     if not matcher or matcher == "*":
         raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
     if not 0 < duration_s <= max_duration_s:
         raise ValueError(f"--duration-s must be in 1..{max_duration_s} (alerts.max_silence_duration_s)")
     silence = Silence(
-        id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=now_s - lookback_s,
+        id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=min(now_s, judged_from_s or now_s) - lookback_s,
         ends_at_s=now_s + duration_s, comment=comment, created_by=created_by,
     )
     await store.add_silence(silence, now_s)

@@ -15,7 +15,6 @@ Every list is capped: a listing says ``total`` and ``truncated`` instead of grow
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,8 +113,19 @@ def parse_silence_request(body: object) -> dict[str, Any]:
             raise FieldError(name, f"{name} must be {'an integer' if kind is int else 'a string'}")
         if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
             raise FieldError(name, f"{name} must be at most {MAX_TEXT_CHARS} characters")
+        if isinstance(value, str) and not _encodable(value):
+            # a "\ud800" escape: stored, it broke every page that showed the silence until it ended
+            raise FieldError(name, f"{name} holds a lone surrogate (not valid UTF-8 text)")
         out[name] = value
     return out
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cli_error_field(message: str) -> tuple[str, str]:
@@ -202,17 +212,18 @@ class AlertsApi:
     async def _create_silence(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad UTF-8 or JSON, ints past 4,300 digits, deep nesting
             return _error(400, "body must be JSON", "body")
         try:
             fields = parse_silence_request(body)
         except FieldError as exc:
             return _error(400, str(exc), exc.field)
-        now_s = await self._now_s()
+        clock = await self._clock.read()
+        now_s = clock.now_s
         try:
             silence = await create_silence(
                 self.state, fields["matcher"], fields["duration_s"], now_s, comment=fields["comment"],
-                created_by=fields["created_by"], lookback_s=self.lookback_s,
+                created_by=fields["created_by"], lookback_s=self.lookback_s, judged_from_s=clock.evaluated_until_s,
                 max_duration_s=self.max_silence_duration_s,
             )
         except ValueError as exc:
@@ -224,6 +235,9 @@ class AlertsApi:
 
     async def _expire_silence(self, request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]
-        if not await expire_silence(self.state, silence_id, await self._now_s()):
+        clock = await self._clock.read()
+        # ends where detection judges next, not at the watermark: the buckets between are not muted
+        ends_s = min(clock.now_s, clock.evaluated_until_s or clock.now_s)
+        if not await expire_silence(self.state, silence_id, ends_s):
             return _error(404, f"no silence with id {silence_id!r}", "id")
         return web.json_response({"expired": silence_id})

@@ -1,0 +1,51 @@
+"""Silences made or expired over HTTP cover the buckets detection judges *next* (from the stored cursor),
+even while this instance's watermark runs ahead of it (a backlog caught up in passes, a cluster watermark
+held back by another instance): anchored to the watermark, the next hour of judged buckets went unmuted."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from alerts.lifecycle import silenced
+from alerts.model import Silence
+from alerts.state import MemoryAlertStateStore
+from monitor.web.alerts_api import AlertsApi
+from monitor.web.clock import EventClock
+from monitor.windows.memory import MemoryWindowStore
+
+B = 300
+CURSOR = 1_700_006_400
+WATERMARK = CURSOR + 3_600
+
+
+async def _client(state: MemoryAlertStateStore) -> TestClient:  # type: ignore[type-arg]
+    api = AlertsApi(state, MemoryWindowStore(B, 86_400), EventClock(lambda: WATERMARK, state),
+                    lookback_s=B, max_silence_duration_s=86_400)
+    app = web.Application()
+    app.add_routes(api.routes())
+    return TestClient(TestServer(app))
+
+
+def _silence(body: dict[str, object]) -> Silence:
+    return Silence(**{k: body[k] for k in ("id", "matcher", "starts_at_s", "ends_at_s", "comment", "created_by")})  # type: ignore[arg-type]
+
+
+async def test_a_silence_covers_the_buckets_judged_next_and_lasts_its_duration_past_the_watermark() -> None:
+    state = MemoryAlertStateStore()
+    await state.commit([], [], CURSOR)
+    async with await _client(state) as client:
+        reply = await client.post("/silences", json={"matcher": "ticker:TSLA", "duration_s": 7_200})
+        made = _silence(await reply.json())
+    assert all(silenced("ticker:TSLA", CURSOR + n * B, [made]) for n in (1, 6, 12))
+    assert made.ends_at_s == WATERMARK + 7_200
+
+
+async def test_expiring_ends_the_silence_where_detection_judges_next() -> None:
+    state = MemoryAlertStateStore()
+    await state.commit([], [], CURSOR)
+    async with await _client(state) as client:
+        made = await (await client.post("/silences", json={"matcher": "ticker:TSLA", "duration_s": 7_200})).json()
+        assert (await client.delete(f"/silences/{made['id']}")).status == 200
+    [ended] = await state.list_silences()
+    assert ended.ends_at_s == CURSOR and not silenced("ticker:TSLA", CURSOR + B, [ended])
