@@ -48,15 +48,27 @@ def mask_pii(text: str) -> str:
     return _NUMBER.sub(_mask_number, text)
 
 
+LINK_SCHEMES = frozenset({"http", "https"})
+"""The only links evidence keeps: a message's ``url`` is untrusted input, and ``javascript:`` / ``data:``
+links would reach the console's ``href`` and every sink."""
+
+
 def mask_url(url: str | None) -> str | None:
-    """Keep the link usable but drop query and fragment (where tokens and emails ride along)."""
+    """Keep the link usable but drop query and fragment (where tokens and emails ride along). None for
+    anything but a well-formed http(s) URL: a malformed one (a port out of range, an unclosed ``[``)
+    made ``urlsplit`` raise, which failed the console's pages and the alert that quoted it."""
     if not url:
         return None
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, _EMAIL.sub(EMAIL_MASK, parts.path), "", ""))
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in LINK_SCHEMES or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 keeps its brackets
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme.lower(), netloc, _EMAIL.sub(EMAIL_MASK, parts.path), "", ""))
 
 
 async def collect_evidence(

@@ -27,7 +27,9 @@ def token_matches(header: str | None, token: str) -> bool:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    # surrogateescape: aiohttp decodes header bytes that are not UTF-8 to lone surrogates, which a plain
+    # encode() raised on (a 500 and a traceback per request) instead of a 401
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode())
 
 
 def bearer_auth(token: str | None) -> Middleware:

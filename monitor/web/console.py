@@ -43,7 +43,8 @@ from monitor.windows.buckets import align_s
 
 PACKAGE = "monitor.web"
 MAX_ALERT_CARDS = 50
-"""Alerts whose evidence is fetched per page view; the rest are listed without it."""
+"""Alerts shown (with evidence) per overview, firing first: 2,000 live alerts made a 4 MB page that held
+the event loop for a second at every 30 s refresh; the rest are counted and listed by ``/alerts``."""
 EVIDENCE_PER_ALERT = 3
 EVIDENCE_PER_KEY = 8
 EVIDENCE_FETCHED = 40
@@ -122,15 +123,15 @@ class Console:
         b = self.api.store.bucket_s
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
 
-        async def view(i: int, state: AlertState) -> AlertView:
+        async def view(state: AlertState) -> AlertView:
             span = _episode_range(state, b)
-            if i >= MAX_ALERT_CARDS or span is None:
+            if span is None:
                 return alert_view(state, now_s, silences)
             async with gate:
                 raw = await collect_evidence(self.api.store, state.window_key, *span, EVIDENCE_FETCHED)
             return alert_view(state, now_s, silences, distinct_evidence(raw, EVIDENCE_PER_ALERT))
 
-        return list(await asyncio.gather(*(view(i, s) for i, s in enumerate(states))))
+        return list(await asyncio.gather(*(view(s) for s in states[:MAX_ALERT_CARDS])))
 
     async def _sparklines(self, states: Sequence[AlertState],
                           all_states: Sequence[AlertState]) -> dict[str, Sparkline]:
@@ -162,6 +163,8 @@ class Console:
             "clock": clock,
             "firing": [a for a in alerts if a.status == AlertStatus.FIRING],
             "pending": [a for a in alerts if a.status == AlertStatus.PENDING],
+            "firing_total": sum(s.status == AlertStatus.FIRING for s in live),
+            "pending_total": sum(s.status == AlertStatus.PENDING for s in live),
             "history": history_rows(self.recent, HISTORY_ROWS, states=all_states),
             "silences": [(s, s.active_at(clock.now_s)) for s in silences],
             "busiest": busiest, "active_keys": active, "busiest_window_s": BUSIEST_WINDOW_S,
@@ -180,6 +183,8 @@ class Console:
             "clock": {**asdict(clock), "event_lag_s": clock.event_lag_s, "detection_lag_s": clock.detection_lag_s},
             "firing": [asdict(a) for a in data["firing"]],
             "pending": [asdict(a) for a in data["pending"]],
+            "firing_total": data["firing_total"], "pending_total": data["pending_total"],
+            "truncated": len(data["firing"]) + len(data["pending"]) < data["firing_total"] + data["pending_total"],
             "history": [asdict(h) for h in data["history"]],
             "silences": [{**asdict(s), "active": active} for s, active in data["silences"]],
             "busiest": [{"key": k.key, "volume": k.volume, "negative": k.negative} for k in data["busiest"]],

@@ -128,6 +128,7 @@ INVALID_SILENCES: list[tuple[Any, str]] = [
     ({"matcher": "ticker:TSLA", "duration_s": 60.5}, "duration_s"),
     ({"matcher": "ticker:TSLA", "duration_s": 60, "comment": "x" * 501}, "comment"),
     ({"matcher": "ticker:TSLA", "duration_s": 60, "created_by": None}, "created_by"),
+    ({"matcher": "ticker:TSLA", "duration_s": 60, "comment": "on it \ud800"}, "comment"),  # stored, it broke /
     ({"matcher": "ticker:TSLA", "duration_s": 60, "until": 5}, "until"),
     (["ticker:TSLA", 60], "body"),
 ]
@@ -143,9 +144,13 @@ async def test_invalid_silence_request_is_400_naming_the_field(api: Api) -> None
 
 
 async def test_silence_body_that_is_not_json_is_400(api: Api) -> None:
-    async with api.session.post(api.base + "/silences", data=b"matcher=ticker:TSLA") as resp:
-        assert resp.status == 400
-        assert (await resp.json())["field"] == "body"
+    deep = b"[" * 100_000 + b"]" * 100_000  # RecursionError in the parser
+    huge = b'{"matcher": "ticker:TSLA", "duration_s": ' + b"9" * 5_000 + b"}"  # past the int-digit limit
+    for body in (b"matcher=ticker:TSLA", deep, huge, b"\xff\xfe{}"):
+        async with api.session.post(api.base + "/silences", data=body,
+                                    headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 400, body[:40]
+            assert (await resp.json())["field"] == "body"
 
 
 async def test_silence_over_the_configured_limit_is_409(kafka_bootstrap: str, redis_url: str) -> None:

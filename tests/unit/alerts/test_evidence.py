@@ -64,6 +64,20 @@ def test_url_keeps_path_but_drops_query_and_credentials() -> None:
     assert mask_url(url) == "https://news.example.com/a/tsla-falls"
 
 
+def test_a_malformed_url_is_dropped_instead_of_raising() -> None:
+    """``urlsplit(...).port`` raises on these: one such message failed the console and the alert quoting it."""
+    for url in ("http://x:99999/", "http://x:abc/", "http://[::1/", "https://"):
+        assert mask_url(url) is None, url
+
+
+def test_only_http_links_are_kept() -> None:
+    for url in ("JaVaScRiPt:alert(1)", "data:text/html,<script>alert(1)</script>", "file:///etc/passwd",
+                "//evil.example/x", "news.example.com/a"):
+        assert mask_url(url) is None, url
+    assert mask_url("HTTP://News.example.com:8080/a") == "http://news.example.com:8080/a"
+    assert mask_url("http://[2001:db8::1]:8443/a?q=1") == "http://[2001:db8::1]:8443/a"
+
+
 async def test_collected_evidence_is_most_negative_first_and_masked() -> None:
     store = MemoryWindowStore(bucket_s=300, retention_s=86_400, top_negative_per_bucket=5)
     await store.apply(messages(DAY0_S, 6, 4, text="Call jane.doe@bank.com at +1 212 555 0100 re: TSLA",

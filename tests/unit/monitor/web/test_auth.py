@@ -20,6 +20,13 @@ def test_only_the_exact_bearer_token_matches(header: str | None, ok: bool) -> No
     assert token_matches(header, "s3cret") is ok
 
 
+def test_a_header_whose_bytes_are_not_utf8_is_a_wrong_token_not_an_error() -> None:
+    """aiohttp hands such bytes over as lone surrogates (surrogateescape); encode() raised on them (a 500)."""
+    raw = b"Bearer \xff\xfe".decode("utf-8", "surrogateescape")
+    assert token_matches(raw, "s3cret") is False
+    assert token_matches(b"Bearer s3cr\xc3\xa9t".decode("utf-8", "surrogateescape"), "s3cr\u00e9t") is True
+
+
 def test_production_config_binds_loopback_and_leaves_the_token_to_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from monitor.config import REPO_ROOT, load_settings

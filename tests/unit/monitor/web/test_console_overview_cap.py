@@ -1,0 +1,46 @@
+"""The overview shows at most ``MAX_ALERT_CARDS`` alerts and counts the rest: 2,000 live alerts made a 4 MB
+page (and a 3 MB ``/api/overview``) that held the event loop for a second at every tab's 30 s refresh."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from alerts.lifecycle import AlertState
+from alerts.model import AlertStatus
+from alerts.state import MemoryAlertStateStore
+from monitor.web.alerts_api import AlertsApi
+from monitor.web.clock import EventClock
+from monitor.web.console import MAX_ALERT_CARDS, Console
+from monitor.web.server import HttpServer
+from monitor.windows.memory import MemoryWindowStore
+from tests.unit.alerts.builders import signal
+
+NOW = 1_790_000_100
+FIRING, PENDING = 300, 20
+
+
+async def _client() -> TestClient:  # type: ignore[type-arg]
+    store, state = MemoryWindowStore(300, 86_400), MemoryAlertStateStore()
+    states = [AlertState(dedup_key=f"r:ticker:T{i}", rule="r", window_key=f"ticker:T{i}",
+                         status=AlertStatus.FIRING if i < FIRING else AlertStatus.PENDING,
+                         started_at_s=NOW - 1_200, pending_since_s=NOW - 600,
+                         last_signal=signal(f"ticker:T{i}", NOW, True))
+              for i in range(FIRING + PENDING)]
+    await state.commit(states, [], NOW)
+    clock = EventClock(lambda: NOW, state)
+    http = HttpServer("127.0.0.1", 0, store, ready=lambda: True, event_time_s=lambda: NOW)
+    api = AlertsApi(state, store, clock, lookback_s=600, max_silence_duration_s=86_400)
+    http.add_routes([*api.routes(), *Console(api, clock, [], baseline_s=86_400, writes_enabled=False).routes()])
+    return TestClient(TestServer(http.app))
+
+
+async def test_the_overview_shows_the_first_alerts_and_counts_the_rest() -> None:
+    async with await _client() as client:
+        body = await (await client.get("/api/overview")).json()
+        assert (body["firing_total"], body["pending_total"], body["truncated"]) == (FIRING, PENDING, True)
+        assert len(body["firing"]) == MAX_ALERT_CARDS and body["pending"] == []  # firing first
+        page = await (await client.get("/")).text()
+        assert f"<title>{FIRING} firing · finsent monitor</title>" in page
+        assert f"{FIRING - MAX_ALERT_CARDS} more firing" in page and f"{PENDING} more pending" in page
+        assert page.count('href="/keys/ticker%3AT') < 3 * MAX_ALERT_CARDS
+        assert len(page) < 1_000_000
