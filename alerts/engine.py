@@ -238,7 +238,10 @@ class AlertEngine(Service):
 
     async def _rebuild(self, detector: MultiScaleDetector, first: int) -> None:
         """Fresh baselines from the store's history before ``first`` (after a start, a restart or a
-        failed evaluation: the state never runs ahead of the committed cursor)."""
+        failed evaluation: the state never runs ahead of the committed cursor). Keys are evaluated as
+        the live passes do (those with data, and those with a finding until it ends), so an episode
+        that ended in the history marks its windows spent again: stepping without evaluating forgot
+        that, and after every restart the tail of a story that had paged could page again."""
         b = self.store.bucket_s
         fresh = MultiScaleDetector(detector.cfg)
         since = first - self.settings.rebuild_history_s
@@ -250,7 +253,8 @@ class AlertEngine(Service):
                 read_end = min(first, read_start + read_s)
                 by_bucket = await self._pass_buckets(keys, read_start, read_end)
                 for n, start in enumerate(range(read_start, read_end, b), 1):
-                    fresh.step(start, by_bucket.get(start, {}), ())
+                    stats = by_bucket.get(start, {})
+                    fresh.step(start, stats, {k for k, st in stats.items() if st.volume} | fresh.active)
                     if n % REBUILD_YIELD_BUCKETS == 0:
                         await asyncio.sleep(0)
             log.info("alert_baselines_rebuilt", since_s=history[0].start_s, until_s=first, keys=len(keys))

@@ -112,6 +112,9 @@ class MultiScaleDetector:
         self.keys: dict[str, KeyState] = {}
         self.until_s: int | None = None
         """End of the last bucket stepped (None = fresh state)."""
+        self.active: set[str] = set()
+        """Keys whose last signal had a finding: they are evaluated until it ends (which marks their
+        windows spent), also while the state is rebuilt from history."""
 
     def step(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str]) -> list[Signal]:
         """Advance through the bucket at ``start_s`` (consecutive buckets only) and return a signal
@@ -224,6 +227,10 @@ class MultiScaleDetector:
         if st.active and not findings:
             st.spent_until_s = start_s + cfg.bucket_s
         st.active = bool(findings)
+        if st.active:
+            self.active.add(key)
+        else:
+            self.active.discard(key)
         return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed,
                           cfg.scales_s[0])
 
@@ -233,6 +240,7 @@ class MultiScaleDetector:
             return
         for key, _ in sorted(self.keys.items(), key=lambda kv: kv[1].last_seen_s)[:excess]:
             del self.keys[key]
+            self.active.discard(key)
             if key != ALL_KEY:
                 self.stream.drop_member(group_of(key))
 

@@ -82,6 +82,31 @@ async def test_a_restarted_engine_rebuilds_its_baselines_from_the_store() -> Non
     assert restarted.multiscale is not None and restarted.multiscale.until_s == end
 
 
+async def test_after_a_restart_the_tail_of_a_story_that_already_paged_does_not_page_again() -> None:
+    """The rebuild stepped the history without evaluating it, so an episode that ended there no longer
+    marked its windows spent: a trickle of negatives after the story paged again after every restart
+    (found by review: 3 of 4 trickles differed before)."""
+    store = MemoryWindowStore(B, retention_s=30 * DAY)
+    story = 3 * DAY // B + 100
+    end = await sparse_history(store, 5, story_at_bucket=story)
+    trickle = story + 90
+    for i in range(8):  # one negative an hour
+        await store.apply(messages(DAY0_S + (trickle + 12 * i) * B, 1, 0))
+    cut = DAY0_S + (trickle - 5) * B
+    runs = []
+    for restart in (False, True):
+        state = MemoryAlertStateStore()
+        eng = AlertEngine(store, settings(max_catchup_buckets=10_000), state, MemoryOutbox([]), [])
+        await eng.evaluate(DAY0_S + B)
+        await evaluate_every(eng, DAY0_S + B, cut, 1)
+        if restart:
+            eng = AlertEngine(store, settings(max_catchup_buckets=10_000), state, MemoryOutbox([]), [])
+        runs.append([n.id for n in await evaluate_every(eng, cut, end, 1)])
+    continuous, restarted = runs
+    assert continuous == [], "the trickle is the tail of a story that paged, not a new one"
+    assert restarted == continuous
+
+
 class SpanRecordingStore(MemoryWindowStore):
     def __init__(self, *args: object, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
