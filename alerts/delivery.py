@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from alerts.delivery_order import SinkOrder
 from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink, refreshing
 from monitor import metrics
@@ -114,6 +115,9 @@ class OutboxDelivery(Service):
         self._refreshed_at_s: dict[str, float] = {}
         self.outcomes: collections.Counter[str] = collections.Counter()
         """Delivery outcomes of this process (``delivered``/``failed``/``abandoned``), for the run summary."""
+        self._orders: dict[str, SinkOrder] = {}
+        """Per sink, the entries waiting for a retry that later notices of their alerts must not overtake;
+        loaded from the outbox whenever this deliverer becomes active (alerts/delivery_order.py)."""
 
     async def _start(self) -> None:
         self._stopping = False
@@ -156,7 +160,11 @@ class OutboxDelivery(Service):
         rest of a slow batch stays claimed and is due again when the lease ends.
         """
         if not self.active():
+            self._orders.pop(sink.name, None)  # another instance delivers: reload when active again
             return 0
+        order = self._orders.get(sink.name)
+        if order is None:
+            order = self._orders[sink.name] = SinkOrder(await self.outbox.waiting_retry(sink.name))
         claimed_at_s = self._clock()
         entries = await self.outbox.claim(
             sink.name, claimed_at_s, self.policy.batch_size, self.policy.claim_lease_s
@@ -167,10 +175,15 @@ class OutboxDelivery(Service):
                 log.info("alert_batch_deferred", sink=sink.name, deferred=len(entries) - tried,
                          due_again_at_s=claimed_at_s + self.policy.claim_lease_s)
                 return tried
-            await self._deliver_one(sink, entry)
+            behind = order.blocker(entry.notification)
+            if behind is not None:  # stays claimed: due again when its lease ends, no attempt counted
+                log.info("alert_delivery_held", sink=sink.name, notification_id=entry.notification.id,
+                         behind=behind, due_again_at_s=claimed_at_s + self.policy.claim_lease_s)
+                continue
+            await self._deliver_one(sink, entry, order)
         return len(entries)
 
-    async def _deliver_one(self, sink: Sink, entry: OutboxEntry) -> None:
+    async def _deliver_one(self, sink: Sink, entry: OutboxEntry, order: SinkOrder) -> None:
         nid = entry.notification.id
         try:
             async with asyncio.timeout(self.policy.send_timeout_s):
@@ -179,6 +192,7 @@ class OutboxDelivery(Service):
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
                 await retrying("outbox", functools.partial(self.outbox.abandon, sink.name, nid, self._clock()))
+                order.done(nid)
                 metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
                 self.outcomes["abandoned"] += 1
                 metrics.ALERT_DEAD_LETTERS.labels(sink.name).inc()
@@ -191,6 +205,7 @@ class OutboxDelivery(Service):
                     delay_s = max(delay_s, min(float(asked_s), RETRY_AFTER_MAX_S))
                 retry_at_s = self._clock() + delay_s
                 await retrying("outbox", functools.partial(self.outbox.mark_failed, sink.name, nid, retry_at_s))
+                order.failed(entry.notification)
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
                 self.outcomes["failed"] += 1
                 refused = bool(getattr(exc, "refused", False))
@@ -199,6 +214,7 @@ class OutboxDelivery(Service):
                     sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
         await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))
+        order.done(nid)
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()
         self.outcomes["delivered"] += 1
         log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)

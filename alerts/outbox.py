@@ -96,6 +96,11 @@ class Outbox(Lifecycle, Protocol):
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool: ...
 
+    async def waiting_retry(self, sink: str) -> list[Notification]:
+        """Entries of ``sink`` that failed at least once and wait for their retry (the notifications
+        a later one of the same alert must not overtake: alerts/delivery_order.py)."""
+        ...
+
     async def pending(self, sink: str) -> int:
         """Undelivered entries of ``sink`` (due or waiting for a retry)."""
         ...
@@ -202,6 +207,10 @@ class MemoryOutbox(Service):
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool:
         return notification_id in self._delivered[sink]
+
+    async def waiting_retry(self, sink: str) -> list[Notification]:
+        return [self._payloads[nid] for nid, (_, attempts) in self._queues[sink].items()
+                if attempts > 0 and nid in self._payloads]
 
     async def pending(self, sink: str) -> int:
         return len(self._queues[sink])
@@ -342,6 +351,10 @@ end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[6], KEYS[7])
 return moved
 """
+
+
+WAITING_READ_CHUNK = 500
+"""Payloads per HMGET when the entries waiting for a retry are loaded (a long sink outage: thousands)."""
 
 
 class RedisOutbox(RedisBacked):
@@ -490,6 +503,22 @@ class RedisOutbox(RedisBacked):
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool:
         return await self.redis.zscore(self._key("delivered", sink), notification_id) is not None
+
+    async def waiting_retry(self, sink: str) -> list[Notification]:
+        """The ids with a failed attempt, their payloads read in chunks; an unreadable one is left to
+        ``claim``, which sets it apart."""
+        ids = sorted(str(i) for i in await self.redis.hkeys(self._key("attempts", sink)))
+        out: list[Notification] = []
+        for at in range(0, len(ids), WAITING_READ_CHUNK):
+            chunk = ids[at:at + WAITING_READ_CHUNK]
+            for raw in await self.redis.hmget(self._key("payloads"), chunk):
+                if raw is None:
+                    continue
+                try:
+                    out.append(Notification.from_json(raw))
+                except ValueError:  # pydantic's ValidationError is a ValueError
+                    continue
+        return out
 
     async def pending(self, sink: str) -> int:
         return int(await self.redis.zcard(self._key("queue", sink)))

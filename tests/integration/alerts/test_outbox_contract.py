@@ -55,6 +55,20 @@ async def test_failed_entry_waits_for_its_retry_time_and_counts_attempts(outbox:
     assert await outbox.pending(B) == 1
 
 
+async def test_entries_that_failed_wait_for_their_retry_until_delivered_or_abandoned(outbox: Outbox) -> None:
+    ns = [notification(i) for i in range(3)]
+    for n in ns:
+        await outbox.enqueue(n, 10.0)
+    assert await outbox.waiting_retry(A) == []
+    await outbox.mark_failed(A, ns[0].id, 30.0)
+    await outbox.mark_failed(A, ns[1].id, 30.0)
+    assert sorted(n.id for n in await outbox.waiting_retry(A)) == sorted([ns[0].id, ns[1].id])
+    assert await outbox.waiting_retry(B) == [], "per sink"
+    await outbox.mark_delivered(A, ns[0].id, 31.0)
+    await outbox.abandon(A, ns[1].id, 32.0)
+    assert await outbox.waiting_retry(A) == []
+
+
 async def test_claim_is_oldest_first_and_limited(outbox: Outbox) -> None:
     ns = [notification(i) for i in range(4)]
     for i, n in enumerate(ns):

@@ -1,0 +1,100 @@
+"""An alert's notifications reach each sink in the order they were made: a RESOLVED never overtakes its
+FIRING that waits for a retry (found by review: a sink that failed the FIRING once got RESOLVED, then
+FIRING, so webhook, Slack and email receivers showed the alert firing for good)."""
+
+from __future__ import annotations
+
+from alerts.delivery import OutboxDelivery, RetryPolicy
+from alerts.delivery_order import SinkOrder
+from alerts.lifecycle import AlertState, LifecyclePolicy, step
+from alerts.model import Notification
+from alerts.outbox import MemoryOutbox
+from alerts.sinks.base import SinkError
+from tests.unit.alerts.builders import DAY0_S, RecordingSink, signal
+
+B = 300
+
+
+class FailFirst(RecordingSink):
+    """Fails the first send of each notification in ``fail``."""
+
+    def __init__(self, fail: set[str]) -> None:
+        super().__init__("flaky://")
+        self.fail = set(fail)
+
+    async def send(self, notification: Notification) -> None:
+        if notification.id in self.fail:
+            self.fail.discard(notification.id)
+            raise SinkError("HTTP 503")
+        await super().send(notification)
+
+
+def episode(key: str = "ticker:TSLA") -> list[Notification]:
+    """FIRING at bucket 1, RESOLVED at bucket 4, FIRING again at bucket 6."""
+    states: dict[str, AlertState] = {}
+    out: list[Notification] = []
+    for i, active in enumerate([True, False, False, False, True, True], 1):
+        result = step(states, [signal(key, DAY0_S + i * B, active)], DAY0_S + i * B,
+                      LifecyclePolicy(repeat_interval_s=0, cooldown_s=0))
+        states.update(result.states)
+        out += result.notifications
+    return out
+
+
+async def _deliver(delivery: OutboxDelivery, sink: RecordingSink, now: list[float], until_s: float) -> None:
+    while now[0] < until_s:
+        await delivery.deliver_due(sink)
+        now[0] += 5.0
+
+
+async def test_a_resolved_waits_for_its_firing_that_failed_once() -> None:
+    firing, resolved, _ = episode()
+    now = [1_000.0]
+    sink = FailFirst({firing.id})
+    outbox = MemoryOutbox([sink.name])
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0),
+                              clock=lambda: now[0])
+    await outbox.enqueue(firing, now[0])
+    await delivery.deliver_due(sink)  # fails: retry in 60 s
+    await outbox.enqueue(resolved, now[0])  # due at once
+    await _deliver(delivery, sink, now, 1_200.0)
+    assert [n.status.value for n in sink.sent] == ["firing", "resolved"]
+
+
+async def test_the_order_holds_across_a_restart_of_the_deliverer() -> None:
+    firing, resolved, refiring = episode()
+    now = [1_000.0]
+    sink = FailFirst({firing.id})
+    outbox = MemoryOutbox([sink.name])
+    policy = RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0)
+    await outbox.enqueue(firing, now[0])
+    await OutboxDelivery(outbox, [sink], policy, clock=lambda: now[0]).deliver_due(sink)
+    for n in (resolved, refiring):
+        await outbox.enqueue(n, now[0])
+    restarted = OutboxDelivery(outbox, [sink], policy, clock=lambda: now[0])  # knows the wait from the outbox
+    await _deliver(restarted, sink, now, 1_200.0)
+    assert [n.id for n in sink.sent] == [firing.id, resolved.id, refiring.id]
+
+
+async def test_other_alerts_are_not_held_back_by_a_failing_one() -> None:
+    firing, _, _ = episode()
+    other, _, _ = episode("ticker:AAPL")
+    now = [1_000.0]
+    sink = FailFirst({firing.id})
+    outbox = MemoryOutbox([sink.name])
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0),
+                              clock=lambda: now[0])
+    await outbox.enqueue(firing, now[0])
+    await delivery.deliver_due(sink)
+    await outbox.enqueue(other, now[0])
+    await delivery.deliver_due(sink)
+    assert [n.id for n in sink.sent] == [other.id]
+
+
+def test_an_entry_holds_back_only_later_notices_of_its_alerts_until_it_is_done() -> None:
+    firing, resolved, refiring = episode()
+    order = SinkOrder([resolved])
+    assert order.blocker(refiring) == resolved.id and order.blocker(firing) is None
+    assert order.blocker(resolved) is None, "never held back by itself"
+    order.done(resolved.id)
+    assert order.blocker(refiring) is None and len(order) == 0
