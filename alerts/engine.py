@@ -43,7 +43,7 @@ from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
 from alerts.outbox import Outbox, OutboxFullError
 from alerts.sinks.base import Sink
-from alerts.state import AlertStateStore
+from alerts.state import AlertStateStore, CursorMovedError
 from monitor import metrics
 from monitor.config import AlertSettings
 from monitor.lifecycle import Service
@@ -297,9 +297,17 @@ class AlertEngine(Service):
             first = self._first_bucket(cursor, closed_end)
             if first >= closed_end:
                 return notifications
-            notifications += await self._evaluate_pass(first, self._pass_end(first, closed_end))
+            try:
+                notifications += await self._evaluate_pass(first, self._pass_end(first, closed_end), cursor)
+            except CursorMovedError as exc:
+                # another instance judged these buckets meanwhile: its states stand, ours are dropped (the
+                # detector state is rebuilt at the next pass: its end no longer matches the cursor)
+                log.warning("alert_pass_superseded", first_s=first, error=str(exc),
+                            why="another instance moved the detection cursor during this pass (a new cluster "
+                                "leader while this one stalled)")
+                return notifications
 
-    async def _evaluate_pass(self, first: int, closed_end: int) -> list[Notification]:
+    async def _evaluate_pass(self, first: int, closed_end: int, cursor: int | None) -> list[Notification]:
         """Evaluate ``[first, closed_end)`` and commit states + cursor atomically (see module doc)."""
         b = self.store.bucket_s
         states = await self.state.load_states()
@@ -330,7 +338,8 @@ class AlertEngine(Service):
         newest = by_bucket.get(closed_end - b, {})
         _observe(states, series or {k: KeySeries(k, [st]) for k, st in newest.items()}, closed_end - b)
         deleted = self._prune(states, closed_end)
-        await self.state.commit([states[k] for k in sorted(changed - set(deleted))], deleted, closed_end)
+        await self.state.commit([states[k] for k in sorted(changed - set(deleted))], deleted, closed_end,
+                                after_s=cursor)
         if notifications:
             self.delivery.wake()
         return notifications

@@ -2,8 +2,10 @@
 
 ``AlertStateStore`` has a memory and a Redis implementation passing one contract suite
 (tests/unit/alerts/test_state_contract.py). ``commit`` writes states, deletions and the cursor
-atomically (MULTI/EXEC on Redis): after a crash either the whole evaluation is visible or none
+atomically (one script on Redis): after a crash either the whole evaluation is visible or none
 of it, and re-running it yields the same notification ids, which the outbox drops as duplicates.
+It is also a compare-and-set on the cursor: a pass that stalled while another instance judged its
+buckets (a cluster leader past its lease) fails instead of moving the cursor back.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ class SilenceLimitError(Exception):
     """Too many live silences; expire some first."""
 
 
+class CursorMovedError(Exception):
+    """A commit found the cursor moved since its pass read it: another instance (a new cluster leader, while
+    this one stalled past its lease) judged those buckets meanwhile, so this pass's states are stale."""
+
+
+ANY_CURSOR = -1
+"""``commit(..., after_s=ANY_CURSOR)``: no check (repairs, tests, the first commit of a fresh start)."""
+
+
 class AlertStateStore(Lifecycle, Protocol):
     async def load_states(self) -> dict[str, AlertState]:
         """Every stored alert state by dedup key."""
@@ -40,8 +51,11 @@ class AlertStateStore(Lifecycle, Protocol):
         """End (event time) of the last evaluated bucket, or None before the first evaluation."""
         ...
 
-    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int) -> None:
-        """Atomically upsert ``states``, delete the ``deleted`` dedup keys and move the cursor."""
+    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int,
+                     after_s: int | None = ANY_CURSOR) -> None:
+        """Atomically upsert ``states``, delete the ``deleted`` dedup keys and move the cursor, only if the
+        stored cursor is still ``after_s`` (None: none stored; ``ANY_CURSOR``: no check), else raise
+        ``CursorMovedError`` and write nothing: a stale pass must not move the cursor back."""
         ...
 
     async def reset_cursor(self, deleted: Sequence[str]) -> None:
@@ -86,7 +100,10 @@ class MemoryAlertStateStore(Service):
     async def get_cursor(self) -> int | None:
         return self._cursor
 
-    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int) -> None:
+    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int,
+                     after_s: int | None = ANY_CURSOR) -> None:
+        if after_s != ANY_CURSOR and self._cursor != after_s:
+            raise CursorMovedError(f"cursor is {self._cursor}, the pass started at {after_s}")
         for st in states:
             self._states[st.dedup_key] = st
         for dk in deleted:
@@ -116,6 +133,18 @@ class MemoryAlertStateStore(Service):
         return True
 
 
+_COMMIT = """
+-- KEYS: states, cursor ; ARGV: check (1/0), expected cursor ('' = none), new cursor, n deleted, deleted...,
+--       then dedup key, state pairs -> 1, or 0 (cursor moved: nothing written)
+if ARGV[1] == '1' and (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+"""
+
+
 class RedisAlertStateStore(RedisBacked):
     """Redis hashes under one hash tag (``{prefix}``), so it also works on Redis Cluster."""
 
@@ -126,6 +155,10 @@ class RedisAlertStateStore(RedisBacked):
         self.states_key = f"{tag}:states"
         self.cursor_key = f"{tag}:cursor"
         self.silences_key = f"{tag}:silences"
+
+    async def _start(self) -> None:
+        await super()._start()
+        self._commit = self.redis.register_script(_COMMIT)
 
     async def load_states(self) -> dict[str, AlertState]:
         """Unreadable entries (written by another version) are left out with an error, not raised: that
@@ -142,14 +175,17 @@ class RedisAlertStateStore(RedisBacked):
         raw = await self.redis.get(self.cursor_key)
         return None if raw is None else int(raw)
 
-    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if states:
-                pipe.hset(self.states_key, mapping={s.dedup_key: _STATE.dump_json(s) for s in states})
-            if deleted:
-                pipe.hdel(self.states_key, *deleted)
-            pipe.set(self.cursor_key, cursor_s)
-            await pipe.execute()
+    async def commit(self, states: Sequence[AlertState], deleted: Sequence[str], cursor_s: int,
+                     after_s: int | None = ANY_CURSOR) -> None:
+        args: list[str | int | bytes] = [
+            "0" if after_s == ANY_CURSOR else "1", "" if after_s is None else str(after_s), cursor_s, len(deleted),
+            *deleted,
+        ]
+        for st in states:
+            args += [st.dedup_key, _STATE.dump_json(st)]
+        if not int(await self._commit(keys=[self.states_key, self.cursor_key], args=args)):
+            current = await self.get_cursor()
+            raise CursorMovedError(f"cursor is {current}, the pass started at {after_s}")
 
     async def reset_cursor(self, deleted: Sequence[str]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

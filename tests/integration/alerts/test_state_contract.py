@@ -6,7 +6,7 @@ import pytest
 
 from alerts.lifecycle import AlertState, dedup_key
 from alerts.model import AlertStatus, Silence
-from alerts.state import AlertStateStore, SilenceLimitError
+from alerts.state import AlertStateStore, CursorMovedError, SilenceLimitError
 from tests.unit.alerts.builders import DAY0_S, signal
 
 
@@ -31,6 +31,21 @@ async def test_commit_deletes_and_overwrites(state_store: AlertStateStore) -> No
     a2 = AlertState(dedup_key=a.dedup_key, rule=a.rule, window_key=a.window_key, status=AlertStatus.RESOLVED)
     await state_store.commit([a2], [b.dedup_key], DAY0_S + 600)
     assert await state_store.load_states() == {a.dedup_key: a2}
+
+
+async def test_a_commit_from_a_pass_whose_cursor_moved_meanwhile_writes_nothing(state_store: AlertStateStore) -> None:
+    """A stalled cluster leader's late commit moved the cursor back, so the new leader judged those buckets
+    again and sent a RESOLVED for an alert that was still spiking (found by review)."""
+    a = state("ticker:TSLA")
+    await state_store.commit([], [], DAY0_S + 300, after_s=None)  # first pass: no cursor yet
+    await state_store.commit([a], [], DAY0_S + 2_700, after_s=DAY0_S + 300)  # the new leader's pass
+    stale = AlertState(dedup_key=a.dedup_key, rule=a.rule, window_key=a.window_key, status=AlertStatus.RESOLVED)
+    with pytest.raises(CursorMovedError):
+        await state_store.commit([stale], [], DAY0_S + 600, after_s=DAY0_S + 300)  # the stalled one's
+    assert await state_store.get_cursor() == DAY0_S + 2_700
+    assert await state_store.load_states() == {a.dedup_key: a}
+    with pytest.raises(CursorMovedError):
+        await state_store.commit([], [], DAY0_S + 600, after_s=None)
 
 
 async def test_silences_are_listed_expired_and_bounded(state_store: AlertStateStore) -> None:

@@ -3,12 +3,18 @@ passes, none skipped and none twice."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from alerts.engine import AlertEngine
-from alerts.model import Notification
-from alerts.state import MemoryAlertStateStore
+from alerts.lifecycle import AlertState
+from alerts.model import Notification, Silence
+from alerts.outbox import MemoryOutbox
+from alerts.state import ANY_CURSOR, MemoryAlertStateStore
 from monitor.config import AlertSettings
+from monitor.windows.buckets import align_s
 from monitor.windows.memory import MemoryWindowStore
 from tests.unit.alerts.builders import DAY0_S, feed, memory_engine
 
@@ -29,9 +35,9 @@ class CountingState(MemoryAlertStateStore):
         super().__init__()
         self.passes: list[tuple[int | None, int]] = []
 
-    async def commit(self, states: Any, deleted: Any, cursor_s: int) -> None:
+    async def commit(self, states: Any, deleted: Any, cursor_s: int, after_s: int | None = ANY_CURSOR) -> None:
         self.passes.append((self._cursor, cursor_s))
-        await super().commit(states, deleted, cursor_s)
+        await super().commit(states, deleted, cursor_s, after_s)
 
 
 async def test_a_backlog_far_past_max_catchup_buckets_is_caught_up_in_bounded_passes_not_skipped() -> None:
@@ -52,3 +58,47 @@ async def test_a_backlog_far_past_max_catchup_buckets_is_caught_up_in_bounded_pa
     cursors = [c for _, c in state.passes]
     assert cursors == [*range(DAY0_S + B, end, 3 * B), end]
     assert all(prev is None or cur - prev <= 3 * B for prev, cur in state.passes)
+
+
+class StallingState(MemoryAlertStateStore):
+    """A commit that waits for ``stall`` (a leader stalled past its lease), on a store shared with another."""
+
+    def __init__(self, shared: MemoryAlertStateStore) -> None:
+        super().__init__()
+        self.shared = shared
+        self.stall: asyncio.Event | None = None
+
+    async def load_states(self) -> dict[str, AlertState]:
+        return await self.shared.load_states()
+
+    async def get_cursor(self) -> int | None:
+        return await self.shared.get_cursor()
+
+    async def list_silences(self) -> list[Silence]:
+        return await self.shared.list_silences()
+
+    async def commit(self, states: Any, deleted: Any, cursor_s: int, after_s: int | None = ANY_CURSOR) -> None:
+        if self.stall is not None:
+            await self.stall.wait()
+        await self.shared.commit(states, deleted, cursor_s, after_s)
+
+
+async def test_a_stalled_leaders_late_commit_does_not_move_the_cursor_back() -> None:
+    """Found by review: it did, and the new leader judged those buckets again, sending a RESOLVED for an
+    alert that was still spiking."""
+    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
+    end = await feed(store, DAY0_S, B, PATTERN)
+    shared = MemoryAlertStateStore()
+    await shared.commit([], [], DAY0_S + 25 * B)
+    old_state, new_state = StallingState(shared), StallingState(shared)
+    old = AlertEngine(store, settings(), old_state, MemoryOutbox([]), [])
+    new = AlertEngine(store, settings(), new_state, MemoryOutbox([]), [])
+    old_state.stall = asyncio.Event()
+    stalled = asyncio.create_task(old.evaluate(DAY0_S + 26 * B))
+    await asyncio.sleep(0.05)
+    await new.evaluate(end)
+    with capture_logs() as logs:
+        old_state.stall.set()
+        assert await stalled == []
+    assert await shared.get_cursor() == align_s(end, B)
+    assert [e["event"] for e in logs if e["event"] == "alert_pass_superseded"] == ["alert_pass_superseded"]
