@@ -5,8 +5,12 @@ process starts before the old one stops) would split the partitions, and each wo
 own watermark and write the same alert state and cursor: buckets judged before the other's data is in,
 alerts missed or sent twice, without a word. The lease ``{P}:instance`` turns that into a clear state. A
 second daemon waits up to ``alerts.instance_wait_s`` for the holder to stop (a restart, a rolling
-deploy), then exits with one line naming the holder and the fix. A holder on this host whose process is
-gone (kill -9, a container restart) is taken over at once instead of after its lease runs out.
+deploy), then exits with one line naming the holder and the fix. A holder whose process is gone (kill -9)
+is taken over at once instead of after its lease runs out, when that can be told for sure: same host name
+*and* same pid namespace. Two containers with one host name (host networking, a fixed ``hostname:``) are
+both pid 1 in namespaces of their own; judged by host and pid alone, the second took a live daemon's lease
+within a second, and with a restart policy the two took it from each other in turn. A restarted container
+(a new namespace) waits for its old lease to run out.
 """
 
 from __future__ import annotations
@@ -50,14 +54,25 @@ def describe_holder(token: str) -> str:
         return repr(token[:120])
 
 
+def pid_namespace() -> int | None:
+    """This process's pid namespace (the inode of ``/proc/self/ns/pid``), None where there is none (not Linux)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def dead_on_this_host(token: str) -> bool:
-    """The holder ran on this host and its process is gone (or is this very process: a restarted container)."""
+    """The holder ran on this host, in this pid namespace, and its process is gone (or has this very pid but
+    is not this process's lease). Anything else (another host, another namespace, an older token without
+    one) cannot be judged from here: its lease has to run out."""
     try:
         h = json.loads(token)
         host, pid = str(h["host"]), int(h["pid"])
-    except (ValueError, KeyError, TypeError):
+        namespace = h.get("pidns")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return False
-    if host != socket.gethostname():
+    if host != socket.gethostname() or namespace is None or namespace != pid_namespace():
         return False
     if pid == os.getpid():
         return token not in _HELD_HERE  # else a previous life of this pid (a restarted container)
@@ -81,7 +96,7 @@ class InstanceLease(RedisBacked):
         self.wait_s = wait_s
         self.on_lost = on_lost
         self._clock = clock
-        self.token = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+        self.token = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "pidns": pid_namespace(),
                                  "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                                  "id": uuid.uuid4().hex[:12]}, sort_keys=True)
         self._renewer: asyncio.Task[None] | None = None

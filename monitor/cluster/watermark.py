@@ -28,7 +28,6 @@ Keys (hash-tagged like the window store's): ``{P}:cluster:marks`` (hash instance
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -43,6 +42,25 @@ log = structlog.get_logger(__name__)
 
 LaneMark = tuple[int | None, int | None]
 """``(closed_until_s or None for "no constraint", idle offset or None)``, see the module docstring."""
+
+_REDIS_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+_HEARTBEAT = _REDIS_NOW_MS + """
+-- KEYS: alive, marks ; ARGV: instance, lease_ms, marks JSON ('' = keep the marks)
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return now
+"""
+_LIVE = _REDIS_NOW_MS + """
+-- KEYS: alive, marks -> {alive instances, marks hash as a flat list}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return {redis.call('ZRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2])}
+"""
+"""Heartbeat deadlines are set and judged on the Redis server's clock (``TIME``), never a member's own: a
+member whose clock ran 20 s behind the leader's (lease 15 s) was judged dead at every view, its marks were
+deleted and the cluster watermark never formed, so detection stalled for every key."""
 
 _RAISE = """
 local current = redis.call('GET', KEYS[1])
@@ -104,15 +122,13 @@ class ClusterWatermark(RedisBacked):
             await super()._stop()
 
     async def heartbeat(self) -> None:
-        deadline_ms = int(time.time() * 1000) + self.lease_ms
-        await self.redis.zadd(self.alive_key, {self.instance_id: deadline_ms})
+        await self.redis.eval(_HEARTBEAT, 2, self.alive_key, self.marks_key, self.instance_id, self.lease_ms, "")
 
     async def publish(self, marks: Mapping[str, LaneMark]) -> None:
         """This instance's marks, replacing its previous ones (a revoked partition loses its mark)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.marks_key, self.instance_id, json.dumps({k: list(v) for k, v in sorted(marks.items())}))
-        pipe.zadd(self.alive_key, {self.instance_id: int(time.time() * 1000) + self.lease_ms})
-        await pipe.execute()
+        payload = json.dumps({k: list(v) for k, v in sorted(marks.items())})
+        await self.redis.eval(_HEARTBEAT, 2, self.alive_key, self.marks_key, self.instance_id, self.lease_ms,
+                              payload)
 
     async def publish_first(self, boundary_s: int) -> None:
         """The first bucket boundary this instance closed (kept if already set)."""
@@ -132,11 +148,8 @@ class ClusterWatermark(RedisBacked):
 
     async def _live_marks(self) -> dict[str, dict[str, LaneMark] | None]:
         """Marks per live instance (None: alive but not published yet); forgets dead instances."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zremrangebyscore(self.alive_key, "-inf", int(time.time() * 1000))
-        pipe.zrange(self.alive_key, 0, -1)
-        pipe.hgetall(self.marks_key)
-        _, alive_raw, marks_raw = await pipe.execute()
+        alive_raw, flat = await self.redis.eval(_LIVE, 2, self.alive_key, self.marks_key)
+        marks_raw = dict(zip(flat[0::2], flat[1::2], strict=True))
         alive = {str(m) for m in alive_raw}
         dead = [k for k in marks_raw if str(k) not in alive]
         if dead:

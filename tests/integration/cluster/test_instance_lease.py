@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor.cluster.solo import InstanceConflictError, InstanceLease
+from monitor.cluster.solo import InstanceConflictError, InstanceLease, pid_namespace
 from monitor.config import REPO_ROOT
 from monitor.redis_connect import connect
 
@@ -70,7 +70,8 @@ async def test_a_holder_on_this_host_whose_process_is_gone_is_taken_over_at_once
     prefix = f"solo-{uuid.uuid4().hex[:8]}"
     dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await dead.wait()
-    token = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started_at": "x", "id": "dead"})
+    token = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "pidns": pid_namespace(), "started_at": "x",
+                        "id": "dead"})
     client = await connect(redis_url, decode_responses=True)
     try:
         await client.set(f"{{{prefix}}}:instance", token, px=60_000)  # a kill -9 left a minute of lease

@@ -74,6 +74,24 @@ async def test_an_instance_that_stops_heartbeating_drops_out_with_its_marks(redi
         assert await live.promises({"news:0"}) == {"news:0": 500}
 
 
+async def test_heartbeats_are_judged_on_the_redis_clock_not_a_members_own(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: a member whose clock ran 20 s behind (lease 15 s) was judged dead at every view, its
+    marks deleted, and the cluster watermark never formed."""
+    import time
+
+    prefix = unique_name("cw")
+    real = time.time
+    async with ClusterWatermark(redis_url, prefix, lease_s=15, instance_id="leader") as leader:
+        monkeypatch.setattr(time, "time", lambda: real() - 20)  # the member's host clock
+        async with ClusterWatermark(redis_url, prefix, lease_s=15, instance_id="member") as member:
+            await member.publish({"news:1": (600, None)})
+            monkeypatch.setattr(time, "time", real)
+            await leader.publish({"news:0": (900, None)})
+            assert (await leader.view(ALL)).closed_until_s == 600
+
+
 async def test_only_one_instance_leads_until_its_lease_lapses(redis_url: str) -> None:
     prefix = unique_name("cw")
     async with ClusterWatermark(redis_url, prefix, lease_s=0.4, instance_id="a") as a, \
