@@ -410,7 +410,8 @@ class HttpSettings(_Section):
     Unset = the HTTP API and dashboard are read-only (writes answer 403)."""
     public_url: str = ""
     """Base URL under which users reach this daemon's dashboard (links in alerts, e.g. Alertmanager's
-    ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``."""
+    ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``. On a loopback bind
+    its host name is also accepted in ``Host`` (a reverse proxy passing it; any other name gets 421)."""
 
     def base_url(self) -> str:
         if self.public_url:

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitor.fatal import StartupError
 from monitor.lifecycle import Service
 from monitor.web.errors import contain_errors, quiet_client_errors
+from monitor.web.host_check import loopback_hosts_only
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY
 
@@ -40,7 +41,7 @@ class HttpServer(Service):
     def __init__(
         self, host: str, port: int, store: WindowStore, ready: Callable[[], bool],
         event_time_s: Callable[[], int | None] = lambda: None,
-        not_ready_reasons: Callable[[], list[str]] = list,
+        not_ready_reasons: Callable[[], list[str]] = list, public_url: str = "",
     ) -> None:
         self.event_time_s = event_time_s
         self.host = host
@@ -48,7 +49,8 @@ class HttpServer(Service):
         self.store = store
         self.ready = ready
         self.not_ready_reasons = not_ready_reasons
-        self.app = web.Application(middlewares=[contain_errors()])
+        host_guard = loopback_hosts_only(host, public_url)
+        self.app = web.Application(middlewares=[contain_errors(), *([host_guard] if host_guard else [])])
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
