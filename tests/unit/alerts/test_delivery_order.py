@@ -41,54 +41,60 @@ def episode(key: str = "ticker:TSLA") -> list[Notification]:
     return out
 
 
-async def _deliver(delivery: OutboxDelivery, sink: RecordingSink, now: list[float], until_s: float) -> None:
-    while now[0] < until_s:
-        await delivery.deliver_due(sink)
-        now[0] += 5.0
+class Desk:
+    """A sink that fails ``firing``'s first send, its outbox and a deliverer, on a fake clock."""
+
+    def __init__(self, firing: Notification) -> None:
+        self.now = [1_000.0]
+        self.sink = FailFirst({firing.id})
+        self.outbox = MemoryOutbox([self.sink.name])
+        self.delivery = self.deliverer()
+
+    def deliverer(self) -> OutboxDelivery:
+        """A new one (a restart): it knows only what the outbox holds."""
+        return OutboxDelivery(self.outbox, [self.sink], RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0),
+                              clock=lambda: self.now[0])
+
+    async def enqueue(self, *ns: Notification) -> None:
+        for n in ns:
+            await self.outbox.enqueue(n, self.now[0])
+
+    async def deliver_until(self, until_s: float) -> None:
+        while self.now[0] < until_s:
+            await self.delivery.deliver_due(self.sink)
+            self.now[0] += 5.0
 
 
 async def test_a_resolved_waits_for_its_firing_that_failed_once() -> None:
     firing, resolved, _ = episode()
-    now = [1_000.0]
-    sink = FailFirst({firing.id})
-    outbox = MemoryOutbox([sink.name])
-    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0),
-                              clock=lambda: now[0])
-    await outbox.enqueue(firing, now[0])
-    await delivery.deliver_due(sink)  # fails: retry in 60 s
-    await outbox.enqueue(resolved, now[0])  # due at once
-    await _deliver(delivery, sink, now, 1_200.0)
-    assert [n.status.value for n in sink.sent] == ["firing", "resolved"]
+    desk = Desk(firing)
+    await desk.enqueue(firing)
+    await desk.delivery.deliver_due(desk.sink)  # fails: retry in 60 s
+    await desk.enqueue(resolved)  # due at once
+    await desk.deliver_until(1_200.0)
+    assert [n.status.value for n in desk.sink.sent] == ["firing", "resolved"]
 
 
 async def test_the_order_holds_across_a_restart_of_the_deliverer() -> None:
     firing, resolved, refiring = episode()
-    now = [1_000.0]
-    sink = FailFirst({firing.id})
-    outbox = MemoryOutbox([sink.name])
-    policy = RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0)
-    await outbox.enqueue(firing, now[0])
-    await OutboxDelivery(outbox, [sink], policy, clock=lambda: now[0]).deliver_due(sink)
-    for n in (resolved, refiring):
-        await outbox.enqueue(n, now[0])
-    restarted = OutboxDelivery(outbox, [sink], policy, clock=lambda: now[0])  # knows the wait from the outbox
-    await _deliver(restarted, sink, now, 1_200.0)
-    assert [n.id for n in sink.sent] == [firing.id, resolved.id, refiring.id]
+    desk = Desk(firing)
+    await desk.enqueue(firing)
+    await desk.delivery.deliver_due(desk.sink)
+    await desk.enqueue(resolved, refiring)
+    desk.delivery = desk.deliverer()
+    await desk.deliver_until(1_200.0)
+    assert [n.id for n in desk.sink.sent] == [firing.id, resolved.id, refiring.id]
 
 
 async def test_other_alerts_are_not_held_back_by_a_failing_one() -> None:
     firing, _, _ = episode()
     other, _, _ = episode("ticker:AAPL")
-    now = [1_000.0]
-    sink = FailFirst({firing.id})
-    outbox = MemoryOutbox([sink.name])
-    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(backoff_initial_s=60.0, send_timeout_s=5.0),
-                              clock=lambda: now[0])
-    await outbox.enqueue(firing, now[0])
-    await delivery.deliver_due(sink)
-    await outbox.enqueue(other, now[0])
-    await delivery.deliver_due(sink)
-    assert [n.id for n in sink.sent] == [other.id]
+    desk = Desk(firing)
+    await desk.enqueue(firing)
+    await desk.delivery.deliver_due(desk.sink)
+    await desk.enqueue(other)
+    await desk.delivery.deliver_due(desk.sink)
+    assert [n.id for n in desk.sink.sent] == [other.id]
 
 
 def test_an_entry_holds_back_only_later_notices_of_its_alerts_until_it_is_done() -> None:
