@@ -54,6 +54,8 @@ class _Request:
     texts: Sequence[str]
     future: asyncio.Future[list[Prediction]]
     enqueued_at: float = field(default_factory=time.monotonic)
+    alone: bool = False
+    """Never merged with other requests (poison isolation's one-text retries and its canary)."""
 
 
 @runtime_checkable
@@ -95,6 +97,8 @@ class MicroBatcher(Service):
         self._capacity = asyncio.Semaphore(max_queue_messages)
         self._max_queue_messages = max_queue_messages
         self._worker: asyncio.Task[None] | None = None
+        self._next: _Request | None = None
+        """A request taken from the queue that starts the next batch (an ``alone`` one met while collecting)."""
         self._executor: ThreadPoolExecutor | None = None
         self._preparer: ThreadPoolExecutor | None = None
 
@@ -130,7 +134,13 @@ class MicroBatcher(Service):
             sys.setswitchinterval(self._saved_switch_interval_s)
             self._saved_switch_interval_s = None
 
-    async def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    async def classify_alone(self, texts: Sequence[str]) -> list[Prediction]:
+        """``classify`` in a forward pass of its own: a text retried to find which one breaks the model
+        (engine/poison.py) must not share a pass with another request's poison text. Merged, a good
+        message was dead-lettered with it, and a failed canary stopped the daemon as if the model broke."""
+        return await self.classify(texts, alone=True)
+
+    async def classify(self, texts: Sequence[str], *, alone: bool = False) -> list[Prediction]:
         """Predictions for ``texts`` in order. Waits (backpressure) while the queue is full."""
         if not texts:
             return []
@@ -141,7 +151,7 @@ class MicroBatcher(Service):
         for _ in range(need):
             await self._capacity.acquire()
         future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(texts, future))
+        await self._queue.put(_Request(texts, future, alone=alone))
         try:
             return await future
         finally:
@@ -149,7 +159,9 @@ class MicroBatcher(Service):
                 self._capacity.release()
 
     async def _collect(self) -> list[_Request]:
-        first = await self._queue.get()
+        first, self._next = self._next or await self._queue.get(), None
+        if first.alone:
+            return [first]
         batch, size = [first], len(first.texts)
         deadline = first.enqueued_at + self.max_wait_s
         while size < self.max_batch_size:
@@ -161,6 +173,9 @@ class MicroBatcher(Service):
                 async with asyncio.timeout(max(remaining, 0.0)):
                     nxt = await self._queue.get()
             except TimeoutError:
+                break
+            if nxt.alone:  # it goes next, in a pass of its own
+                self._next = nxt
                 break
             batch.append(nxt)
             size += len(nxt.texts)

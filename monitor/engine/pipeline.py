@@ -429,7 +429,7 @@ class Pipeline:
         """The batch's predictions; texts the model fails on are dead-lettered (``classifier_error``), a
         broken model stops the pipeline (monitor/engine/poison.py)."""
         assert item.predictions is not None
-        labelled, rejected = await isolate(item.kept, item.predictions, self.batcher.classify)
+        labelled, rejected = await isolate(item.kept, item.predictions, self.batcher.classify_alone)
         for rec, why in rejected:
             self.known_poison.add(rec.message.text, why)
             await self._dead_letter(rec, "classifier_error", why)

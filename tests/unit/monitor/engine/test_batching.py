@@ -36,6 +36,18 @@ async def test_batches_are_capped_at_max_batch_size() -> None:
     assert max(clf.calls) <= 8
 
 
+async def test_a_request_classified_alone_never_shares_a_forward_pass() -> None:
+    """Poison isolation retries one text at a time: merged with another request's poison text, the good one
+    failed with it and was dead-lettered, and a canary merged so stopped the daemon (found by review)."""
+    clf = RecordingClassifier()
+    async with _batcher(clf, max_wait_ms=200) as batcher:
+        results = await asyncio.gather(
+            batcher.classify(["a", "b"]), batcher.classify_alone(["alone"]), batcher.classify(["c"]),
+            batcher.classify_alone(["also alone"]), batcher.classify(["d", "e"]))
+    assert clf.calls == [2, 1, 1, 1, 2]  # [a, b] / [alone] / [c] / [also alone] / [d, e]: in order
+    assert [len(r) for r in results] == [2, 1, 1, 1, 2]
+
+
 async def test_each_caller_gets_its_own_predictions_in_order() -> None:
     clf = RecordingClassifier()
     async with _batcher(clf) as batcher:
