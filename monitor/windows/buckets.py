@@ -144,6 +144,11 @@ every window it counts in (up to 2 + 2 x 32 keys): kept whole, one 10,000-charac
 Redis for the whole retention."""
 
 
+EVIDENCE_URL_MAX_CHARS = 2_048
+"""A longer link is not kept with the evidence (browsers and proxies cut URLs near this anyway): one
+63,000-character ``url`` on a comment with 32 tickers cost 4.4 MB of Redis for the whole retention."""
+
+
 def evidence_of(item: ClassifiedMessage) -> EvidenceItem:
     msg = item.message
     return EvidenceItem(
@@ -152,5 +157,5 @@ def evidence_of(item: ClassifiedMessage) -> EvidenceItem:
         text=msg.text[:EVIDENCE_STORED_CHARS],
         score=item.prediction.score,
         event_time_s=int(msg.event_time.timestamp()),
-        url=msg.url,
+        url=msg.url if msg.url is not None and len(msg.url) <= EVIDENCE_URL_MAX_CHARS else None,
     )

@@ -4,7 +4,7 @@ and evidence keeps a bounded prefix of each text."""
 
 from __future__ import annotations
 
-from monitor.windows.buckets import EVIDENCE_STORED_CHARS
+from monitor.windows.buckets import EVIDENCE_STORED_CHARS, EVIDENCE_URL_MAX_CHARS
 from monitor.windows.memory import MemoryWindowStore
 from tests.unit.alerts.builders import DAY0_S, messages
 
@@ -30,3 +30,14 @@ async def test_evidence_keeps_a_bounded_prefix_of_a_long_text() -> None:
     await store.apply(messages(DAY0_S, 1, 0, text="Bank fails. " * 2_000))
     [evidence] = await store.top_negative("ticker:TSLA", DAY0_S, DAY0_S + 300, 5)
     assert len(evidence.text) == EVIDENCE_STORED_CHARS and evidence.text.startswith("Bank fails.")
+
+
+async def test_evidence_keeps_a_link_of_ordinary_length_and_drops_a_huge_one() -> None:
+    """Found by review: one 63,000-character url on a comment with 32 tickers cost 4.4 MB of Redis for 14 days."""
+    store = MemoryWindowStore(bucket_s=300, retention_s=86_400)
+    ok = "https://news.example/" + "a" * 1_000
+    await store.apply(messages(DAY0_S, 1, 0, url=ok))
+    await store.apply(messages(DAY0_S + 300, 1, 0, url="https://x.example/" + "a" * (EVIDENCE_URL_MAX_CHARS + 1)))
+    [kept] = await store.top_negative("ticker:TSLA", DAY0_S, DAY0_S + 300, 5)
+    [dropped] = await store.top_negative("ticker:TSLA", DAY0_S + 300, DAY0_S + 600, 5)
+    assert kept.url == ok and dropped.url is None
