@@ -42,6 +42,7 @@ from monitor.types import (
     SourceRecord,
 )
 from monitor.windows.base import WindowStore
+from monitor.windows.buckets import align_s
 
 log = structlog.get_logger(__name__)
 
@@ -158,6 +159,8 @@ class Pipeline:
         self.max_buckets_per_evaluation = max(1, max_buckets_per_evaluation)
         self._evaluated_once = False
         self._detection_begun = False
+        self._resume_floor_s: int | None = None
+        """The durable cursor at a restart, until the watermark passes it (see ``_behind_cursor``)."""
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
         # Bounded lag of detection behind the writer (in batches whose buckets closed); beyond it the
@@ -213,13 +216,14 @@ class Pipeline:
     async def _resume_detection(self) -> None:
         """After a restart detection goes on from the durable cursor: whatever boundary the new
         watermark reports first, the evaluator walks every bucket from the cursor up to it, in
-        bounded passes. Records redelivered for buckets before the cursor are not judged late (the
-        watermark starts afresh): the store counts each once, and detection never re-evaluates them."""
+        bounded passes. Until the new watermark passes the cursor, a record for a bucket before it is a
+        redelivery when the store has its id (counted once either way), else late (``_behind_cursor``)."""
         if not isinstance(self.evaluator, ResumableEvaluator) or self.member is not None:
             return
         cursor = await retrying("detection", self.evaluator.resume_point_s)
         if cursor is not None:
             self._evaluated_once = self._detection_begun = True
+            self._resume_floor_s = cursor
             log.info("detection_resumed", evaluated_until_s=cursor)
 
     async def _begin_detection(self) -> None:
@@ -284,12 +288,15 @@ class Pipeline:
             self.watermark.wake(await self._lagging(self.watermark.idle_lanes))
         kept: list[SourceRecord] = []
         now = time.monotonic()
+        floor = self._resume_floor()
         for rec in records:
             if self.watermark.observe(int(rec.message.event_time.timestamp()), rec.lane):
                 kept.append(rec)
             else:
                 await self._dead_letter_late(rec)
             self._lane_seen[rec.lane] = now
+        if floor is not None:
+            kept = await self._behind_cursor(kept, floor)
         self._last_data_at = now
         self.stats.read += len(records)
         repeat_of: dict[str, str] = {}
@@ -334,6 +341,29 @@ class Pipeline:
                         await holdable.hold()
         finally:
             self._waiting_to_enqueue -= 1
+
+    def _resume_floor(self) -> int | None:
+        """The cursor of a restart while the watermark is still below it, else None (and forgotten)."""
+        floor, closed = self._resume_floor_s, self.watermark.closed_until_s
+        if floor is not None and closed is not None and closed >= floor:
+            self._resume_floor_s = floor = None  # the watermark judges lateness itself from here on
+        return floor
+
+    async def _behind_cursor(self, kept: list[SourceRecord], floor: int) -> list[SourceRecord]:
+        """Right after a restart the watermark starts afresh, below the buckets detection already judged: a
+        record for one of those that the store has not counted is late, as it was (or would have been)
+        before the restart. Counted, it landed in a judged bucket, and one dead-lettered as late just before
+        a crash was in both the dead letters and the windows (found by review)."""
+        b = self.store.bucket_s
+        behind = [r for r in kept if align_s(int(r.message.event_time.timestamp()), b) + b <= floor]
+        if not behind:
+            return kept
+        seen = await retrying("window_store", functools.partial(self.store.seen, [r.message.id for r in behind]))
+        late = {id(r) for r in behind if r.message.id not in seen}
+        for rec in kept:
+            if id(rec) in late:
+                await self._dead_letter_late(rec)
+        return [r for r in kept if id(r) not in late]
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1

@@ -24,6 +24,10 @@ class WindowStore(Lifecycle, Protocol):
         """Add a batch; return how many messages were new (not seen before). Durable on return."""
         ...
 
+    async def seen(self, message_ids: Sequence[str]) -> set[str]:
+        """Those of ``message_ids`` already applied (within ``retention_s``): a redelivery, not a new message."""
+        ...
+
     async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
         """Non-empty buckets of ``key`` with ``start_s <= bucket start < end_s``, oldest first."""
         ...

@@ -42,6 +42,11 @@ class MemoryWindowStore(Service):
         self._keys_at: dict[int, set[str]] = {}
         self._starts: list[int] = []
 
+    async def seen(self, message_ids: Sequence[str]) -> set[str]:
+        now = self._clock()
+        return {mid for mid in message_ids
+                if (at := self._seen.get(mid)) is not None and now - at < self.retention_s}
+
     async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
         now = self._clock()
         fresh = 0

@@ -153,6 +153,13 @@ return out
 
 # KEYS: bucket hash x N; ARGV: the fields to read. The fields of every hash, flat (N x #ARGV; a
 # missing field or hash is nil).
+# KEYS: seen markers; -> 1/0 per key (a script, not MGET: Redis Cluster pipelines refuse multi-key commands)
+SEEN_LUA = """#!lua flags=no-writes
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
+return out
+"""
+
 FIELDS_LUA = """#!lua flags=no-writes
 local out, n = {}, 0
 for i = 1, #KEYS do
@@ -333,6 +340,7 @@ class RedisWindowStore(Service):
         self._apply = client.register_script(APPLY_LUA)
         self._starts = client.register_script(STARTS_LUA)
         self._fields = client.register_script(FIELDS_LUA)
+        self._seen = client.register_script(SEEN_LUA)
 
     def _unusable(self, exc: BaseException) -> StoreUnavailableError:
         """Redis unreachable at start: the setting, the error and what to check (TLS: where the CA goes)."""
@@ -366,6 +374,16 @@ class RedisWindowStore(Service):
             )
             fresh += int(await self._apply(keys=keys, args=args, client=client))
         return fresh
+
+    async def seen(self, message_ids: Sequence[str]) -> set[str]:
+        """One read-only script over the seen markers per chunk, all in one round trip."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return set()
+        chunks = chunked(ids, self.max_keys_per_read)
+        replies = await self._read([(self._seen, [self.keys.seen(mid) for mid in chunk], []) for chunk in chunks])
+        return {mid for chunk, flags in zip(chunks, replies, strict=True)
+                for mid, flag in zip(chunk, flags, strict=True) if int(flag)}
 
     async def _read(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[str]]]) -> list[Any]:
         """Read-script calls ``(script, keys, args)`` in one pipeline: one round trip for any number.

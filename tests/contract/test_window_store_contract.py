@@ -124,6 +124,15 @@ async def test_redelivered_message_in_a_later_batch_is_counted_once(store: Windo
     assert [e.message_id for e in await store.top_negative(ALL_KEY, T0, FAR_END_S, 10)] == ["dup", "new"]
 
 
+async def test_seen_names_the_ids_already_counted(store: WindowStore) -> None:
+    await store.apply([classified("a", at_s=T0), classified("rt", at_s=T0)])
+    assert await store.seen(["a", "never", "rt", "a"]) == {"a", "rt"}
+    assert await store.seen([]) == set()
+    many = [f"id-{i}" for i in range(1_500)]  # past one read chunk
+    await store.apply([classified(mid, at_s=T0) for mid in many[::2]])
+    assert await store.seen(many) == set(many[::2])
+
+
 async def test_repeats_of_a_story_count_as_repeats_not_as_stories(store: WindowStore) -> None:
     await store.apply([
         classified("story", at_s=T0 + 1, score=-0.5, tickers=["TSLA"]),

@@ -217,6 +217,21 @@ async def test_after_a_restart_a_redelivered_record_is_counted_once_and_detectio
     assert evaluator.began_at == []  # detection had begun before the restart
 
 
+async def test_after_a_restart_a_record_for_a_judged_bucket_that_the_store_never_counted_is_late() -> None:
+    """Before, the fresh watermark let it in: counted in a bucket detection had judged, and one dead-lettered
+    as late just before a crash landed in both the dead letters and the windows (found by review)."""
+    evaluator = CursorEvaluator(cursor_s=4 * BUCKET_S)
+    store, dead = _store(), CollectingDeadLetter()
+    await _run(ListSource([[msg("old", "x", 3 * BUCKET_S + 5)]]), store)
+    source = ListSource([[msg("old", "x", 3 * BUCKET_S + 5), msg("new-but-late", "x", 3 * BUCKET_S + 9),
+                          msg("a", "x", 5 * BUCKET_S), msg("b", "x", 9 * BUCKET_S)]])
+    pipe = await _run(source, store, evaluator, dead=dead)
+    assert [(b'"new-but-late"' in raw, why) for raw, why, *_ in dead.items] == [(True, "late")]
+    assert (pipe.stats.late, pipe.stats.duplicates, pipe.stats.applied) == (1, 1, 2)
+    [bucket] = await store.buckets("all", 3 * BUCKET_S, 4 * BUCKET_S)
+    assert bucket.volume == 1
+
+
 async def test_a_first_run_records_where_detection_starts_once_its_first_data_is_durable() -> None:
     evaluator = CursorEvaluator(cursor_s=None)
     source = ListSource([[msg("a", "x", 5 * BUCKET_S + 7)], [msg("b", "x", 6 * BUCKET_S)]])
