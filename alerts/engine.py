@@ -28,6 +28,7 @@ Start/stop runs the outbox delivery loops; ``stop`` flushes what is due before c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -110,6 +111,8 @@ class AlertEngine(Service):
         self.settings = settings
         self.state = state
         self.outbox = outbox
+        self.undelivered_at_stop: dict[str, int] = {}
+        """Per sink, notifications still in the outbox when the engine stopped (kept on Redis, lost in memory)."""
         self.sinks = list(sinks)
         self.detector_config = DetectorConfig.from_settings(settings, store.bucket_s)
         self.policy = LifecyclePolicy.from_settings(settings)
@@ -170,6 +173,9 @@ class AlertEngine(Service):
     async def _stop(self) -> None:
         await self.delivery.stop()
         await self.delivery.flush(FLUSH_TIMEOUT_S)
+        with contextlib.suppress(Exception):  # a report only: an unreachable outbox must not fail the stop
+            self.undelivered_at_stop = {name: n for name in self.outbox.sink_names
+                                        if (n := await self.outbox.pending(name))}
         for sink in self.sinks:
             await sink.stop()
         await self.outbox.stop()

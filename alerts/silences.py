@@ -36,6 +36,29 @@ def _shown(silence: Silence) -> str:
                        "ends_at": iso_utc(silence.ends_at_s)})
 
 
+KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
+
+
+def matcher_problem(matcher: str) -> str | None:
+    """Why a matcher can match no window key (None when it can): a silence that mutes nothing looks, at
+    3 a.m., exactly like one that works (``TSLA``, ``ticker:tsla`` and ``ticker:`` were accepted)."""
+    if matcher in ("all", "all*"):
+        return None
+    kind = next((k for k in KEY_KINDS if matcher.startswith(k)), None)
+    if kind is None:
+        if any(k.startswith(matcher.removesuffix("*")) for k in KEY_KINDS) and matcher.endswith("*"):
+            return None  # a prefix of a kind ("ticker*", "topic*")
+        return (f"window keys are all, ticker:SYMBOL, topic:NAME or topic_ticker:NAME|SYMBOL -- did you mean "
+                f"ticker:{matcher.upper()}?")
+    rest = matcher[len(kind):]
+    if not rest:
+        return f"name one after {kind!r}, or end it with '*' for every one"
+    symbol = rest.rsplit("|", 1)[1] if kind == "topic_ticker:" and "|" in rest else rest if kind == "ticker:" else ""
+    if symbol != symbol.upper():
+        return f"tickers in keys are upper case -- did you mean {kind}{rest[:len(rest) - len(symbol)]}{symbol.upper()}?"
+    return None
+
+
 async def create_silence(
     store: AlertStateStore, matcher: str, duration_s: int, now_s: int, *,
     comment: str = "", created_by: str = "", lookback_s: int = 0, max_duration_s: int = 7 * 86_400,
@@ -46,6 +69,9 @@ async def create_silence(
     matcher = matcher.strip()
     if not matcher or matcher == "*":
         raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
+    problem = matcher_problem(matcher)
+    if problem is not None:
+        raise ValueError(f"--matcher {matcher!r} would mute nothing: {problem}")
     if not 0 < duration_s <= max_duration_s:
         raise ValueError(f"--duration-s must be in 1..{max_duration_s} (alerts.max_silence_duration_s)")
     silence = Silence(

@@ -78,11 +78,9 @@ async def _serve(settings: Settings) -> int:
             backstop.append(exit_if_still_running(settings.shutdown_timeout_s + HARD_EXIT_AFTER_S))
 
     install_stop_signals(request_stop)
-    try:
-        stats = await app.run()
-    finally:
-        for timer in backstop:
-            timer.cancel()
+    # the backstop stays armed past the run: the interpreter's exit joins threads (a forward pass stuck in
+    # the inference thread) and could hang there, long after "the graceful stop gave up" was printed
+    stats = await app.run()
     print(
         f"processed {stats.read} messages: {stats.applied} new, {stats.duplicates} duplicates, "
         f"{stats.late} late; {stats.notifications} alert notifications",

@@ -101,8 +101,9 @@ def count_lines(paths: Sequence[Path]) -> int:
 
 
 def run_verdict(stats: PipelineStats) -> int:
-    """Exit code of a run: 1, with a loud line, when nothing got through (every row dead-lettered) or no
-    notification reached any sink (every delivery abandoned); 0 otherwise."""
+    """Exit code of a run: 1, with a loud line, when nothing got through (every row dead-lettered), no
+    notification reached any sink (every delivery abandoned), or notifications end with the run undelivered
+    (an in-memory outbox: a sink that failed every send, found by review); 0 otherwise."""
     code = 0
     if stats.dead_letters and not stats.applied and not stats.duplicates:
         print(f"error: all {stats.dead_letters} input rows were dead-lettered, none was processed -- "
@@ -112,6 +113,15 @@ def run_verdict(stats: PipelineStats) -> int:
         print(f"error: every alert delivery was abandoned ({stats.deliveries_abandoned}), none delivered -- "
               "check the sinks (alerts.sinks) and the alert_delivery_abandoned log lines", file=sys.stderr)
         code = 1
+    for sink, count in sorted(stats.undelivered.items()):
+        if stats.undelivered_kept:
+            print(f"warning: {count} alert notifications for sink {sink} wait in the Redis outbox; the next start "
+                  "delivers them (monitor alerts sinks lists them)", file=sys.stderr)
+        else:
+            print(f"error: {count} alert notifications never reached sink {sink} and end with this run (the outbox "
+                  "is in memory) -- check that sink in alerts.sinks and the alert_delivery_failed log lines",
+                  file=sys.stderr)
+            code = 1
     return code
 
 

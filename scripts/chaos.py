@@ -111,7 +111,8 @@ class Drill:
         await scenario.wait_cursor(until, 120, daemon)
         got = await scenario.wait_notifications(expected, until, 30)
         self.late += metric(port_of(daemon), "finsent_late_messages_total")
-        assert daemon.terminate() == 0, "the daemon did not stop cleanly"
+        code = daemon.terminate()
+        assert code == 0, f"the daemon did not stop cleanly (exit {code})\n{daemon.tail(15)}"
         volume = await scenario.volume()
         self.outcome.lost = max(0, total - volume)
         self.outcome.double_counted = max(0, volume - total)

@@ -78,6 +78,21 @@ def build_cluster(settings: Settings) -> ClusterWatermark | None:
                             time_bounds=EventTimeBounds.from_settings(settings.source))
 
 
+def check_retention(settings: Settings) -> None:
+    """``windows.retention_s`` must hold the history detection needs before it may alert, else no alert
+    ever fires and nothing says why (60 s, 600 s and 900 s were accepted: 0 notifications, exit 0)."""
+    w, a = settings.windows, settings.alerts
+    needed_s = w.bucket_s + w.allowed_lateness_s + a.min_baseline_buckets * w.bucket_s
+    if a.detection != "bucket":
+        needed_s = max(needed_s, w.bucket_s + w.allowed_lateness_s + a.min_history_s)
+    if w.retention_s < needed_s:
+        raise ConfigError(
+            f"windows.retention_s = {w.retention_s} keeps less than the {needed_s} s of history detection needs "
+            f"before it may alert (windows.bucket_s, windows.allowed_lateness_s, alerts.min_baseline_buckets"
+            f"{', alerts.min_history_s' if a.detection != 'bucket' else ''}) -- raise windows.retention_s "
+            "(MONITOR_WINDOWS__RETENTION_S); a week or more is usual")
+
+
 def build_instance_lease(settings: Settings, on_lost: Callable[[str], None]) -> InstanceLease | None:
     """One daemon per Redis key prefix unless cluster mode coordinates several (monitor/cluster/solo.py)."""
     if settings.alerts.cluster_mode or not uses_redis(settings):
@@ -107,6 +122,7 @@ class MonitorApp:
         metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
+        check_retention(settings)
         self.cluster = build_cluster(settings)
         self._lease_lost_to: str | None = None
         self.instance_lease = build_instance_lease(settings, self._lease_lost)
@@ -182,6 +198,9 @@ class MonitorApp:
         if not self._cut_short:
             self._cut_short = True
             log.error("shutdown_overdue", timeout_s=self.settings.shutdown_timeout_s, waiting_on=DEPENDENCIES.reasons())
+            abort = getattr(self.classifier, "abort", None)  # a worker process stuck in a forward pass
+            if callable(abort):
+                abort()
         task.cancel()
         self._stop_timer = asyncio.get_running_loop().call_later(STOP_RECANCEL_S, self._cut_stop_short)
 
@@ -295,6 +314,8 @@ class MonitorApp:
         stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
         stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
         stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
+        stats.undelivered = dict(self.alerting.undelivered_at_stop)
+        stats.undelivered_kept = uses_redis(self.settings)
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1),
                  worst_event_loop_lag_s=round(self.loop_lag.worst_s, 3))
         if self._lease_lost_to is not None:

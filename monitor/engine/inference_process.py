@@ -129,8 +129,21 @@ class ProcessClassifier(Service):
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
+    def abort(self) -> None:
+        """The stop is overdue: kill the worker (a forward pass stuck on one batch cannot be asked to end) and
+        start no other, so the inference thread returns now. Before, each hung batch was killed only at
+        ``batch_timeout_s`` and a new worker was loaded for its retry, keeping the daemon alive for about
+        twice ``batch_timeout_s`` after SIGTERM (found by review)."""
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            _kill_workers(pool)
+
     def _spawn(self) -> None:
         """A fresh worker with the model loaded; raises the worker's load error."""
+        if self._closed:
+            raise InferenceWorkerError("the daemon is stopping: no new inference worker")
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         try:
             loaded = pool.submit(_load_in_worker, self.factory, self.settings.model_dump(), *self._log)
@@ -170,6 +183,8 @@ class ProcessClassifier(Service):
                 _kill_workers(pool)
             finally:
                 self.busy_s += time.perf_counter() - started
+            if self._closed:
+                raise InferenceWorkerError("the inference worker was stopped with the daemon")
             if self._pool is pool:  # a live worker for the retry, or for the next call after a second loss
                 self._spawn()
         raise InferenceWorkerError(f"inference worker died or hung twice on a batch of {len(batch)} texts")

@@ -84,6 +84,10 @@ class PipelineStats:
     """Notifications that reached a sink (filled in by MonitorApp when the run ends)."""
     deliveries_abandoned: int = 0
     """Notifications a sink never got, attempts exhausted (filled in by MonitorApp when the run ends)."""
+    undelivered: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Per sink, notifications still queued at the end of the run (filled in by MonitorApp)."""
+    undelivered_kept: bool = False
+    """Whether those wait in a durable (Redis) outbox for the next start, or end with the process."""
 
 
 @dataclass(slots=True)
@@ -113,6 +117,12 @@ held to wait this long at a time; a holdable source (Kafka) is asked to stay in 
 ``keepalive_s``, without fetching."""
 MAX_PENDING_DETECTIONS = 32
 RECENT_NOTIFICATIONS = 50
+
+
+def _retrieved(task: asyncio.Task[list[Prediction]]) -> None:
+    """Mark a classification's error as seen; whoever awaits the task still gets it."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Pipeline:
@@ -306,6 +316,7 @@ class Pipeline:
             metrics.REPEATS.inc(len(repeat_of))
         kept = await self._set_apart_known_poison(kept)
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
+        task.add_done_callback(_retrieved)  # a stop cut short may never await it: no "never retrieved" noise
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
         await self._enqueue(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot(),

@@ -23,3 +23,18 @@ def test_demo_run_with_only_a_dead_sink_exits_1_saying_every_delivery_was_abando
     err = capsys.readouterr().err
     assert "[FIRING] negative sentiment spike" in err  # the alerts were found ...
     assert "error: every alert delivery was abandoned" in err  # ... and the run says none got out
+
+
+def test_demo_run_whose_only_sink_fails_every_send_exits_1_saying_the_notifications_end_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: a file sink pointing at a directory failed every send (retried, never abandoned within
+    the run), the in-memory outbox was dropped at exit, and the run exited 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", f'["file://{tmp_path / "adir"}"]')
+    assert main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "[FIRING] negative sentiment spike" in err
+    assert "alert notifications never reached sink file://" in err and "end with this run" in err

@@ -63,6 +63,8 @@ def test_invalid_requests_exit_2(redis_url: str) -> None:
     assert silence_command(["create", "--matcher", "*", "--duration-s", "60"], settings) == 2
     assert silence_command(["create", "--matcher", "all", "--duration-s", str(30 * 86_400)], settings) == 2
     assert silence_command(["bogus"], settings) == 2
+    for nothing in ("TSLA", "ticker:tsla", "ticker:", "nonsense"):  # accepted before: they muted nothing
+        assert silence_command(["create", "--matcher", nothing, "--duration-s", "60"], settings) == 2, nothing
     assert silence_command(["list"], Settings()) == 2  # memory:// cannot share silences with the daemon
 
 

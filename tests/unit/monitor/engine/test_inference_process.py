@@ -5,6 +5,7 @@ These spawn a real Python worker (the lexicon model, so each start costs an inte
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -139,6 +140,23 @@ async def test_a_batch_that_hangs_the_worker_is_killed_twice_then_fails_and_the_
         assert not wait_gone([hung], 10), "the hung worker must be killed"
         assert clf.predict(TEXTS) == build_classifier(LEXICON).predict(TEXTS)
     assert metrics.INFERENCE_WORKER_TIMEOUTS._value.get() == timeouts + 2
+
+
+async def test_an_overdue_stop_kills_a_hung_worker_at_once_and_loads_no_other() -> None:
+    """Found by review: the hung batch was killed only at batch_timeout_s and a new worker loaded for its retry,
+    keeping the daemon alive for about twice batch_timeout_s after SIGTERM."""
+    settings = LEXICON.model_copy(update={"batch_timeout_s": 600.0})
+    async with ProcessClassifier(settings, factory=hanging_lexicon) as clf:
+        hung = _worker_pid(clf)
+        call = asyncio.create_task(asyncio.to_thread(clf.predict, ["HANG forever"]))
+        await asyncio.sleep(1.0)
+        started = time.monotonic()
+        clf.abort()
+        with pytest.raises(InferenceWorkerError, match="stopped with the daemon"):
+            await asyncio.wait_for(call, 30)
+        assert time.monotonic() - started < 10
+        assert not wait_gone([hung], 10), "the hung worker must be killed"
+        assert clf._pool is None or not clf._pool._processes, "no new worker"
 
 
 async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
