@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumers.schema import epoch_or_text, parse_event_time
+from consumers.schema import InvalidMessage, epoch_or_text, parse_event_time
 
 DAY_S = 86_400
 
@@ -71,22 +71,41 @@ class Scores:
         return float(statistics.median(found)) if found else None
 
 
+INCIDENT_KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
+
+
 def load_incidents(path: Path) -> list[Incident]:
-    """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    missing = {"key", "start", "end"} - set(rows[0] if rows else {})
-    if missing:
-        raise ValueError(f"{path}: incident file needs columns key,start,end (missing {sorted(missing)})")
-    return [
-        Incident(
-            key=row["key"],
-            start_s=int(parse_event_time(epoch_or_text(row["start"])).timestamp()),
-            end_s=int(parse_event_time(epoch_or_text(row["end"])).timestamp()),
-            description=row.get("description", "") or "",
-        )
-        for row in rows
-    ]
+    """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds. A bad row is a
+    ``ValueError`` naming the file, the line, the column and the fix (a missing cell was an AttributeError,
+    a bad time blamed ``published_at``, and an end before its start or a key like ``BA`` scored recall 0)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
+        reader = csv.DictReader(fh)
+        missing = {"key", "start", "end"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: incident file needs a header with columns key,start,end[,description] "
+                             f"(missing {sorted(missing)})")
+        return [_incident(row, f"{path}:{reader.line_num}") for row in reader]
+
+
+def _incident(row: dict[str, str | None], where: str) -> Incident:
+    cells = {name: (row.get(name) or "").strip() for name in ("key", "start", "end", "description")}
+    for name in ("key", "start", "end"):
+        if not cells[name]:
+            raise ValueError(f"{where}: column {name!r} is empty -- every incident needs key, start and end")
+    key = cells["key"]
+    if key != "all" and not (key.startswith(INCIDENT_KEY_KINDS) and key.split(":", 1)[1]):
+        raise ValueError(f"{where}: key {key!r} names no window -- use ticker:SYMBOL, topic:NAME, "
+                         f"topic_ticker:NAME|SYMBOL or all (did you mean ticker:{key.upper()}?)")
+    times = {}
+    for name in ("start", "end"):
+        try:
+            times[name] = int(parse_event_time(epoch_or_text(cells[name])).timestamp())
+        except InvalidMessage as exc:
+            raise ValueError(f"{where}: column {name!r} = {cells[name]!r} is not a time -- use ISO-8601 "
+                             "(2015-10-14T12:00:00Z) or epoch seconds") from exc
+    if times["end"] < times["start"]:
+        raise ValueError(f"{where}: end {cells['end']!r} is before start {cells['start']!r}")
+    return Incident(key=key, start_s=times["start"], end_s=times["end"], description=cells["description"])
 
 
 def belongs(key: str, incident_key: str) -> bool:

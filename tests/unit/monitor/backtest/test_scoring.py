@@ -53,6 +53,32 @@ def test_incident_csv_accepts_iso_and_epoch_times(tmp_path: Path) -> None:
     assert (inc.key, inc.start_s, inc.end_s, inc.description) == ("ticker:BA", 1793714400, 1793718600, "grounding")
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ("key,start,end\nticker:BA,2026-11-03T14:00:00Z\n", r"events.csv:2: column 'end' is empty"),
+    ("key,start,end\nticker:BA,yesterday,2026-11-03T15:00:00Z\n", r"events.csv:2: column 'start' = 'yesterday'"),
+    ("key,start,end\nticker:BA,2026-11-03T15:00:00Z,2026-11-03T14:00:00Z\n", r"events.csv:2: end .* is before start"),
+    ("key,start,end\nBA,2026-11-03T14:00:00Z,2026-11-03T15:00:00Z\n", r"did you mean ticker:BA\?"),
+    ("key,start,end\n", None),
+    ("key;start;end\n", r"needs a header with columns key,start,end"),
+])
+def test_a_bad_incident_row_names_the_file_line_column_and_fix(tmp_path: Path, body: str, message: str | None) -> None:
+    """Found by review: a missing cell was an AttributeError, a bad time blamed published_at, and an end before
+    its start or a bare ``BA`` key were accepted and scored recall 0."""
+    path = tmp_path / "events.csv"
+    path.write_text(body)
+    if message is None:
+        assert load_incidents(path) == []  # a header alone: no incident, not "missing columns"
+        return
+    with pytest.raises(ValueError, match=message):
+        load_incidents(path)
+
+
+def test_an_incident_file_saved_by_a_spreadsheet_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes("key,start,end\nticker:BA,2026-11-03T14:00:00Z,1793718600\n".encode("utf-8-sig"))
+    assert [i.key for i in load_incidents(path)] == ["ticker:BA"]
+
+
 def test_sweep_is_the_cartesian_product_of_axes() -> None:
     grid = parse_sweep(["z_threshold=2,3", "min_volume=10,20,30"])
     assert len(grid) == 6
