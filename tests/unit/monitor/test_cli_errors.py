@@ -85,6 +85,18 @@ def test_run_verdict_flags_runs_where_nothing_got_through() -> None:
     assert run_verdict(PipelineStats(read=9, applied=9, deliveries_abandoned=2)) == 1
 
 
+def test_run_verdict_flags_an_input_out_of_time_order_and_undelivered_notifications(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: the reversed demo replayed 4,225 of 4,230 rows as late, exit 0."""
+    assert run_verdict(PipelineStats(read=4_230, applied=5, late=4_225)) == 1
+    assert "4225 of 4230 rows were late" in capsys.readouterr().err
+    assert run_verdict(PipelineStats(read=1_000, applied=990, late=10)) == 0  # a little out of order: fine
+    assert run_verdict(PipelineStats(read=9, applied=9, undelivered={"file://x": 3})) == 1
+    assert "3 alert notifications never reached sink file://x" in capsys.readouterr().err
+    assert run_verdict(PipelineStats(read=9, applied=9, undelivered={"file://x": 3}, undelivered_kept=True)) == 0
+
+
 def test_config_output_hides_credentials_and_tokens_in_sink_urls(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
