@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
@@ -337,7 +337,7 @@ class AlertSettings(_Section):
     ``multiscale``: count burst, share, score and Poisson CUSUM over sliding windows of several scales
     against a long-memory, exposure-based baseline (sparse real streams, alerts/multiscale.py).
     ``both``: either may fire."""
-    scales_s: list[int] = Field(default_factory=lambda: [1800, 7200, 21600, 86400], min_length=1)
+    scales_s: list[PositiveInt] = Field(default_factory=lambda: [1800, 7200, 21600, 86400], min_length=1)
     """Multiscale: window lengths tested at every bucket (rounded up to whole buckets); the longest is
     also how much recent history the baseline leaves out, so a slow story never feeds its own baseline."""
     baseline_half_life_s: int = Field(21 * 86_400, ge=3600)
@@ -493,12 +493,18 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
-        env = "MONITOR_" + "__".join(str(p) for p in err["loc"]).upper()
+        named = [str(p) for p in err["loc"] if not isinstance(p, int)]  # a list item is set with its whole list
+        env = "MONITOR_" + "__".join(named).upper()
         hint = _HINTS.get(err["type"], "fix the value")
         if err["type"] == "extra_forbidden" and err["loc"]:
             hint = _unknown_key_hint(tuple(err["loc"]))
         lines.append(f"  {key} = {err.get('input')!r}: {err['msg']} -- {hint} (in the file, or via {env})")
     return "\n".join(lines)
+
+
+_LIST_EXAMPLES = {"sinks": '["log://", "file://var/alerts.jsonl"]', "replay_paths": '["data/stream.jsonl"]',
+                  "scales_s": "[1800, 7200]"}
+"""What a JSON list looks like for the list settings a user sets most (for the not-JSON hint)."""
 
 
 SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alerts", "smtp_password"),
@@ -596,7 +602,8 @@ def _env_parse_error(exc: SettingsError) -> str:
         try:
             json.loads(value)
         except ValueError:
-            example = '["log://", "file://var/alerts.jsonl"]' if get_origin(field.annotation) is list else '{"k": 1}'
+            example = (_LIST_EXAMPLES.get(parts[1], '["a", "b"]') if get_origin(field.annotation) is list
+                       else '{"k": 1}')
             return (f"{name}={value!r} is not JSON -- {parts[0]}.{parts[1]} is a "
                     f"{get_origin(field.annotation).__name__}; write it as JSON, e.g. {name}='{example}'")
     return f"cannot parse a MONITOR_* environment variable: {exc}"

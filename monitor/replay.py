@@ -36,6 +36,15 @@ def parse_time(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time or epoch seconds") from exc
 
 
+def report_file(value: str) -> Path:
+    """``--report``: a file path; a directory there failed the run with a hint about the configuration."""
+    path = Path(value)
+    if path.is_dir():
+        example = f"{value.rstrip('/')}/alerts.jsonl"
+        raise argparse.ArgumentTypeError(f"{value!r} is a directory -- give a file path, e.g. {example}")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor replay", description=__doc__)
     src = p.add_mutually_exclusive_group()
@@ -46,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=non_negative_float, default=0.0, help="0 = max speed; 1 = real time; 10 = 10x")
     p.add_argument("--store", default="memory://", help="memory:// (default) or a redis:// URL")
     p.add_argument("--namespace", default=None, help="Redis key namespace (default replay:<random id>)")
-    p.add_argument("--report", type=Path, default=DEFAULT_REPORT, help="JSONL file receiving the alerts")
+    p.add_argument("--report", type=report_file, default=DEFAULT_REPORT, help="JSONL file receiving the alerts")
     p.add_argument("--production-sinks", action="store_true", help="ALSO deliver alerts to the configured sinks")
     p.add_argument("--no-progress", action="store_true")
     return p

@@ -37,10 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="alerts this long after an incident still count (seconds, or 30m, 1h ...)")
     p.add_argument("--early-s", "--early", type=parse_duration_s, default=0,
                    help="alerts this long before an incident still count (seconds, or 30m, 1h ...)")
-    p.add_argument("--out", type=Path, default=Path("reports/backtest"))
+    p.add_argument("--out", type=output_dir, default=Path("reports/backtest"),
+                   help="directory for the report, the plots and the dead letters")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (messages of each run, and the sweep's runs) on stderr")
     return p
+
+
+def output_dir(value: str) -> Path:
+    """``--out``: a directory (made if missing); a file there gave a hint about a setting --out overrides."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a file -- give a directory (made if missing)")
+    return path
 
 
 def fired_alerts(result: RunResult) -> list[FiredAlert]:

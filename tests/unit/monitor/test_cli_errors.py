@@ -31,6 +31,23 @@ def test_env_list_not_json_is_exit_2_one_line(monkeypatch: pytest.MonkeyPatch, c
     monkeypatch.setenv("MONITOR_ALERTS__SINKS", "log://")
     assert main(["config"]) == 2
     assert "MONITOR_ALERTS__SINKS" in one_line_error(capsys)
+    monkeypatch.setenv("MONITOR_SOURCE__REPLAY_PATHS", "foo.jsonl")  # its example was a list of alert sinks
+    monkeypatch.delenv("MONITOR_ALERTS__SINKS")
+    assert main(["config"]) == 2
+    assert """MONITOR_SOURCE__REPLAY_PATHS='["data/stream.jsonl"]'""" in one_line_error(capsys)
+
+
+def test_a_bad_list_item_names_the_variable_that_sets_the_list(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", '["log://", 3]')
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert "via MONITOR_ALERTS__SINKS)" in err and "SINKS__1" not in err
+    monkeypatch.delenv("MONITOR_ALERTS__SINKS")
+    monkeypatch.setenv("MONITOR_ALERTS__SCALES_S", "[-1800]")  # was rounded up to one bucket, silently
+    assert main(["config"]) == 2
+    assert "greater than 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -39,6 +56,7 @@ def test_env_list_not_json_is_exit_2_one_line(monkeypatch: pytest.MonkeyPatch, c
     (["--input", "{file}", "--from", "2026-11-03T00:00:00Z"], "--from/--to select a Kafka range"),
     (["--input", "{file}", "--speed", "-2"], "must be >= 0"),
     (["--kafka-topic", "news", "--speed", "10"], "--speed paces file replays"),
+    (["--input", "{file}", "--report", "{dir}"], "is a directory -- give a file path"),  # hinted at the config
 ])
 def test_replay_refuses_inputs_that_are_not_files_and_flags_that_would_do_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
@@ -57,10 +75,12 @@ def test_replay_refuses_inputs_that_are_not_files_and_flags_that_would_do_nothin
     (["--events", "{dir}/missing.csv"], "--events {dir}/missing.csv: not found -- pass a CSV with key,start,end"),
     (["--events", "{dir}"], "--events {dir}: is a directory -- pass a CSV with key,start,end[,description] rows "
                             "(e.g. {dir}/*.csv)"),
+    (["--out", "{dir}/file.txt"], "argument --out: '{dir}/file.txt' is a file -- give a directory"),
 ])
 def test_backtest_names_the_flag_of_an_input_or_events_file_that_is_not_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
 ) -> None:
+    (tmp_path / "file.txt").write_text("")
     with pytest.raises(SystemExit) as exc:
         main(["backtest", *(a.format(dir=tmp_path) for a in argv)])
     assert exc.value.code == 2
