@@ -21,7 +21,7 @@ engine's cursor lives in Redis, so a new leader continues exactly where the old 
 
 Keys (hash-tagged like the window store's): ``{P}:cluster:marks`` (hash instance -> JSON marks),
 ``{P}:cluster:alive`` (zset instance -> heartbeat deadline ms), ``{P}:cluster:leader`` (lease),
-``{P}:cluster:first`` (zset instance -> first closed boundary: where detection starts) and
+``{P}:cluster:first`` (zset instance -> first closed boundary: where detection starts, until a cursor exists) and
 ``{P}:cluster:evaluated`` (how far the leaders have evaluated: where a new leader resumes).
 """
 
@@ -63,8 +63,11 @@ member whose clock ran 20 s behind the leader's (lease 15 s) was judged dead at 
 deleted and the cluster watermark never formed, so detection stalled for every key."""
 
 _RAISE = """
+-- KEYS: evaluated, first ; ARGV: boundary. Once a cursor exists the first boundaries are never read again:
+-- drop them (one member per process start, kept for ever before)
 local current = redis.call('GET', KEYS[1])
 if not current or tonumber(current) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('DEL', KEYS[2])
 return 0
 """
 
@@ -144,7 +147,7 @@ class ClusterWatermark(RedisBacked):
 
     async def set_evaluated_until(self, boundary_s: int) -> None:
         """Only ever forward: a leader that lost its lease mid-evaluation cannot move it back."""
-        await self.redis.eval(_RAISE, 1, self.evaluated_key, boundary_s)
+        await self.redis.eval(_RAISE, 2, self.evaluated_key, self.first_key, boundary_s)
 
     async def _live_marks(self) -> dict[str, dict[str, LaneMark] | None]:
         """Marks per live instance (None: alive but not published yet); forgets dead instances."""

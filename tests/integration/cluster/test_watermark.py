@@ -106,7 +106,9 @@ async def test_only_one_instance_leads_until_its_lease_lapses(redis_url: str) ->
 
 async def test_the_evaluated_cursor_only_moves_forward(redis_url: str) -> None:
     async with ClusterWatermark(redis_url, unique_name("cw"), lease_s=5) as cw:
+        await cw.publish_first(300)
         await cw.set_evaluated_until(600)
+        assert await cw.first_boundary_s() is None, "first boundaries go once a cursor exists (they piled up)"
         await cw.set_evaluated_until(300)  # a stale leader finishing late
         assert await cw.evaluated_until_s() == 600
         await cw.set_evaluated_until(660)
