@@ -1,9 +1,10 @@
-"""The stage between parsing and classification: entity linking, then novelty.
+"""Entity linking, then novelty: which tickers a message counts under, and whether it repeats a story.
 
-Runs in the pipeline's reader, in source order, once per record, before the batch is classified:
-so the tickers a message is counted under and whether it repeats an earlier story are fixed before
-anything is written, a retried window write reuses them, and a replay of the same history makes the
-same decisions (the novelty index remembers each message id's decision).
+The pipeline links in its reader, before classification (the tickers are fixed before anything is written),
+and decides novelty in its writer, in source order, once the model has accepted the batch: a story the model
+rejects (dead-lettered) is never indexed, so its first copy becomes the story instead of every copy folding
+into one that was never counted (found by review). A retried window write reuses the decisions, and a replay
+of the same history makes the same ones (the novelty index remembers each message id's decision).
 """
 
 from __future__ import annotations
@@ -37,17 +38,27 @@ class Enricher:
             return None
         return self.novelty.decide(msg.id, msg.text, int(msg.event_time.timestamp()), msg.tickers)
 
-    def process(self, records: Sequence[SourceRecord]) -> tuple[list[SourceRecord], dict[str, str]]:
-        """The records with linked tickers, and ``{message id: story id}`` for those that repeat one."""
+    def link_all(self, records: Sequence[SourceRecord]) -> list[SourceRecord]:
+        """The records with linked tickers (the reader does this before classification)."""
         out: list[SourceRecord] = []
-        repeats: dict[str, str] = {}
         for rec in records:
             msg = self.link(rec.message)
-            story = self.repeat_of(msg)
-            if story is not None:
-                repeats[msg.id] = story
             out.append(rec if msg is rec.message else dataclasses.replace(rec, message=msg))
-        return out, repeats
+        return out
+
+    def repeats(self, records: Sequence[SourceRecord]) -> dict[str, str]:
+        """``{message id: story id}`` for the records that repeat a story, decided in their order."""
+        found: dict[str, str] = {}
+        for rec in records:
+            story = self.repeat_of(rec.message)
+            if story is not None:
+                found[rec.message.id] = story
+        return found
+
+    def process(self, records: Sequence[SourceRecord]) -> tuple[list[SourceRecord], dict[str, str]]:
+        """The records with linked tickers, and ``{message id: story id}`` for those that repeat one."""
+        linked = self.link_all(records)
+        return linked, self.repeats(linked)
 
 
 def build_enricher(settings: Settings) -> Enricher | None:

@@ -102,8 +102,6 @@ class _InFlight:
     lane_closed: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     """Cluster mode: what each lane's data had closed once this batch was observed (published as
     marks once the batch is durable)."""
-    repeat_of: dict[str, str] = dataclasses.field(default_factory=dict)
-    """Message id -> the story it repeats (decided once, in the reader, so a retried write reuses it)."""
 
 
 _DONE = None
@@ -309,18 +307,14 @@ class Pipeline:
             kept = await self._behind_cursor(kept, floor)
         self._last_data_at = now
         self.stats.read += len(records)
-        repeat_of: dict[str, str] = {}
         if self.enricher is not None:
-            kept, repeat_of = self.enricher.process(kept)
-            self.stats.repeats += len(repeat_of)
-            metrics.REPEATS.inc(len(repeat_of))
+            kept = self.enricher.link_all(kept)
         kept = await self._set_apart_known_poison(kept)
         task = asyncio.create_task(self.batcher.classify([r.message.text for r in kept]))
         task.add_done_callback(_retrieved)  # a stop cut short may never await it: no "never retrieved" noise
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
-        await self._enqueue(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot(),
-                                      repeat_of))
+        await self._enqueue(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot()))
 
     async def _set_apart_known_poison(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """Copies of a text the model already failed on alone are dead-lettered without another try."""
@@ -474,7 +468,12 @@ class Pipeline:
         for rec, why in rejected:
             self.known_poison.add(rec.message.text, why)
             await self._dead_letter(rec, "classifier_error", why)
-        return [ClassifiedMessage(r.message, p, item.repeat_of.get(r.message.id)) for r, p in labelled]
+        repeat_of: dict[str, str] = {}
+        if self.enricher is not None:  # after the model: a rejected story is never indexed (engine/enrich.py)
+            repeat_of = self.enricher.repeats([r for r, _ in labelled])
+            self.stats.repeats += len(repeat_of)
+            metrics.REPEATS.inc(len(repeat_of))
+        return [ClassifiedMessage(r.message, p, repeat_of.get(r.message.id)) for r, p in labelled]
 
     async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
         """Retried until the store answers (monitor/retry.py): an outage pauses the pipeline (and,

@@ -47,3 +47,18 @@ async def test_a_batch_retried_message_by_message_keeps_its_repeat_decisions() -
 
     [bucket] = await store.buckets("ticker:ACME", 0, 1000)
     assert (bucket.negative, bucket.repeats) == (1, 1)
+
+
+async def test_when_the_model_rejects_a_story_its_first_copy_becomes_the_story() -> None:
+    """Found by review: novelty was decided before classification, so the dead-lettered story left its copies
+    folded into a story nobody counted (negative 0, volume 0, no evidence on ticker:ACME)."""
+    batches = [[msg("s", f"{STORY} poison pill", 100)],
+               [msg("rt", f"RT @x: {STORY}", 110), msg("up", f"UPDATE 1-{STORY} - Reuters", 115)]]
+    store = MemoryWindowStore(bucket_s=60, retention_s=10**6)
+
+    pipe = await _run(ListSource(batches), store, RecordingClassifier())
+
+    [bucket] = await store.buckets("ticker:ACME", 0, 1000)
+    assert (bucket.negative, bucket.volume, bucket.repeats) == (1, 1, 1)
+    assert [e.message_id for e in await store.top_negative("ticker:ACME", 0, 1000, 5)] == ["rt"]
+    assert pipe.stats.repeats == 1
