@@ -140,10 +140,22 @@ def check_writable(what: str, path: Path, setting: str) -> Finding:
                                  f"change {setting}")
 
 
+def check_readable(path: Path, setting: str) -> Finding:
+    """An input file the run reads: there, a file, readable (a missing one passed the check and failed the run)."""
+    if not path.exists():
+        return Finding("FAIL", "input", f"{path}: not found -- fix {setting}")
+    if not path.is_file():
+        return Finding("FAIL", "input", f"{path}: not a file -- {setting} lists JSONL/CSV files")
+    if not os.access(path, os.R_OK):
+        return Finding("FAIL", "input", f"{path}: not readable by this user -- fix its permissions")
+    return Finding("ok", "input", f"{path}: readable")
+
+
 def check_files(settings: Settings) -> list[Finding]:
     if settings.source.kind == "kafka":
         return []
-    return [check_writable("dead letters", Path(settings.source.dead_letter_path), "source.dead_letter_path")]
+    return [*(check_readable(Path(p), "source.replay_paths") for p in settings.source.replay_paths),
+            check_writable("dead letters", Path(settings.source.dead_letter_path), "source.dead_letter_path")]
 
 
 async def check_alertmanager(url: str, headers: dict[str, str], shown: str, timeout_s: float = TIMEOUT_S) -> Finding:

@@ -317,7 +317,9 @@ class MonitorApp:
         stats.undelivered = dict(self.alerting.undelivered_at_stop)
         stats.undelivered_kept = uses_redis(self.settings)
         log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1),
-                 worst_event_loop_lag_s=round(self.loop_lag.worst_s, 3))
+                 worst_event_loop_lag_s=round(self.loop_lag.worst_s, 3), dead_letters=stats.dead_letters,
+                 deliveries_delivered=stats.deliveries_delivered, deliveries_abandoned=stats.deliveries_abandoned,
+                 undelivered=stats.undelivered)
         if self._lease_lost_to is not None:
             raise InstanceConflictError(
                 f"stopped: another finsent daemon ({self._lease_lost_to}) took over Redis prefix "

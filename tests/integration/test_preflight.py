@@ -103,8 +103,21 @@ def test_check_on_the_embedded_default_passes_and_says_so_line_by_line(capsys: p
     assert cli.main(["check"]) == 0
     out = capsys.readouterr()
     lines = out.out.splitlines()
-    assert [line.split()[:2] for line in lines] == [["ok", "classifier"], ["ok", "dead"], ["ok", "alert"]]
+    assert [line.split()[:2] for line in lines] == [["ok", "classifier"], ["ok", "input"], ["ok", "dead"],
+                                                    ["ok", "alert"]]
     assert "0 failed" in out.err
+
+
+def test_check_fails_an_input_file_that_is_not_there(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Found by a new-user walkthrough: check passed, and the run then failed on the missing file."""
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    monkeypatch.setenv("MONITOR_SOURCE__REPLAY_PATHS", f'["{tmp_path / "nope.jsonl"}", "{tmp_path}"]')
+    assert cli.main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  input" in out and "nope.jsonl: not found -- fix source.replay_paths" in out
+    assert "not a file" in out
 
 
 def test_check_exits_1_when_a_dependency_fails(

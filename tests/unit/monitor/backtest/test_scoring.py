@@ -100,3 +100,18 @@ def test_delay_is_also_measured_from_the_first_negative_message() -> None:
     assert s.lead_times_s == (2_000, 2_000)
     assert s.from_first_negative_s == (1_000, None)
     assert s.from_first_negative_median_s == 1_000.0
+
+
+def test_sweeping_a_setting_the_configured_detection_does_not_read_is_refused() -> None:
+    """Found by a walkthrough: burst_log10p on the default per-bucket detection gave identical rows and a 'best'."""
+    from monitor.backtest.runner import READ_ONLY_BY, settings_with
+    from monitor.config import AlertSettings, load_settings
+
+    assert all(name in AlertSettings.model_fields for names in READ_ONLY_BY.values() for name in names)
+    with pytest.raises(ValueError, match=r"only alerts\.detection = 'multiscale' reads it"):
+        settings_with(load_settings(), {"burst_log10p": 4.0})
+    assert settings_with(load_settings(), {"z_threshold": 4.0}).alerts.z_threshold == 4.0
+    multiscale = load_settings(alerts={"detection": "multiscale"})
+    assert settings_with(multiscale, {"burst_log10p": 4.0}).alerts.burst_log10p == 4.0
+    with pytest.raises(ValueError, match=r"only alerts\.detection = 'bucket' reads it"):
+        settings_with(multiscale, {"z_threshold": 4.0})
