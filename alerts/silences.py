@@ -28,15 +28,13 @@ from alerts.state import AlertStateStore, SilenceLimitError
 from monitor.config import Settings
 from monitor.durations import iso_utc, parse_duration_s
 from monitor.redact import redact_url
+from monitor.windows.buckets import KEY_FORMS, KEY_KINDS
 
 
 def _shown(silence: Silence) -> str:
     """One JSON line per silence, with ISO times next to the epoch seconds."""
     return json.dumps({**asdict(silence), "starts_at": iso_utc(silence.starts_at_s),
                        "ends_at": iso_utc(silence.ends_at_s)})
-
-
-KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
 
 
 def matcher_problem(matcher: str) -> str | None:
@@ -48,8 +46,7 @@ def matcher_problem(matcher: str) -> str | None:
     if kind is None:
         if any(k.startswith(matcher.removesuffix("*")) for k in KEY_KINDS) and matcher.endswith("*"):
             return None  # a prefix of a kind ("ticker*", "topic*")
-        return (f"window keys are all, ticker:SYMBOL, topic:NAME or topic_ticker:NAME|SYMBOL -- did you mean "
-                f"ticker:{matcher.upper()}?")
+        return f"window keys are {KEY_FORMS} -- did you mean ticker:{matcher.upper()}?"
     rest = matcher[len(kind):]
     if not rest:
         return f"name one after {kind!r}, or end it with '*' for every one"

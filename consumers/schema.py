@@ -103,7 +103,7 @@ def epoch_or_text(text: str) -> str | float:
         return text
 
 
-def _check_encodable(value: Any, depth: int = 0) -> None:
+def check_encodable(value: Any, depth: int = 0) -> None:
     """Refuse strings that cannot be written as UTF-8 anywhere in the object (lone surrogates from
     ``"\\ud800"`` escapes: tokenizers, Redis keys and dead-letter writers all fail on them) and
     nesting deeper than ``MAX_NESTING``. Cheap: ASCII strings are checked by ``isascii`` alone."""
@@ -118,11 +118,11 @@ def _check_encodable(value: Any, depth: int = 0) -> None:
         raise InvalidMessage("bad_field", f"message nested deeper than {MAX_NESTING} levels")
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_encodable(key, depth + 1)
-            _check_encodable(item, depth + 1)
+            check_encodable(key, depth + 1)
+            check_encodable(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_encodable(item, depth + 1)
+            check_encodable(item, depth + 1)
 
 
 def _source(value: Any, default: SourceKind | None) -> SourceKind:
@@ -170,7 +170,7 @@ def message_from_dict(
     with ``bounds``, an event time outside them is ``implausible_time``."""
     if not isinstance(obj, dict):
         raise InvalidMessage("bad_json", "message must be a JSON object")
-    _check_encodable(obj)
+    check_encodable(obj)
     msg_id = obj.get("id")
     if msg_id is None or (isinstance(msg_id, str) and not msg_id.strip()):
         raise InvalidMessage("missing_field", "id is required")

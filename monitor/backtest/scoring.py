@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumers.schema import InvalidMessage, epoch_or_text, parse_event_time
+from monitor.windows.buckets import ALL_KEY, KEY_FORMS, KEY_KINDS
 
 DAY_S = 86_400
 
@@ -71,9 +72,6 @@ class Scores:
         return float(statistics.median(found)) if found else None
 
 
-INCIDENT_KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
-
-
 def load_incidents(path: Path) -> list[Incident]:
     """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds. A bad row is a
     ``ValueError`` naming the file, the line, the column and the fix (a missing cell was an AttributeError,
@@ -93,9 +91,9 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
         if not cells[name]:
             raise ValueError(f"{where}: column {name!r} is empty -- every incident needs key, start and end")
     key = cells["key"]
-    if key != "all" and not (key.startswith(INCIDENT_KEY_KINDS) and key.split(":", 1)[1]):
-        raise ValueError(f"{where}: key {key!r} names no window -- use ticker:SYMBOL, topic:NAME, "
-                         f"topic_ticker:NAME|SYMBOL or all (did you mean ticker:{key.upper()}?)")
+    if key != ALL_KEY and not (key.startswith(KEY_KINDS) and key.split(":", 1)[1]):
+        raise ValueError(f"{where}: key {key!r} names no window -- use {KEY_FORMS} "
+                         f"(did you mean ticker:{key.upper()}?)")
     times = {}
     for name in ("start", "end"):
         try:

@@ -26,6 +26,7 @@ from alerts.lifecycle import AlertState, silenced
 from alerts.model import AlertStatus, Silence
 from alerts.silences import create_silence, expire_silence, list_silences
 from alerts.state import AlertStateStore, SilenceLimitError
+from consumers.schema import InvalidMessage, check_encodable
 from monitor.config import Settings
 from monitor.windows.base import WindowStore
 
@@ -113,19 +114,12 @@ def parse_silence_request(body: object) -> dict[str, Any]:
             raise FieldError(name, f"{name} must be {'an integer' if kind is int else 'a string'}")
         if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
             raise FieldError(name, f"{name} must be at most {MAX_TEXT_CHARS} characters")
-        if isinstance(value, str) and not _encodable(value):
-            # a "\ud800" escape: stored, it broke every page that showed the silence until it ended
-            raise FieldError(name, f"{name} holds a lone surrogate (not valid UTF-8 text)")
+        try:
+            check_encodable(value)
+        except InvalidMessage as exc:  # a "\ud800" escape: stored, it broke every page showing the silence
+            raise FieldError(name, f"{name} holds a lone surrogate (not valid UTF-8 text)") from exc
         out[name] = value
     return out
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _cli_error_field(message: str) -> tuple[str, str]:
@@ -223,7 +217,7 @@ class AlertsApi:
         try:
             silence = await create_silence(
                 self.state, fields["matcher"], fields["duration_s"], now_s, comment=fields["comment"],
-                created_by=fields["created_by"], lookback_s=self.lookback_s, judged_from_s=clock.evaluated_until_s,
+                created_by=fields["created_by"], lookback_s=self.lookback_s, judged_from_s=clock.judged_next_s,
                 max_duration_s=self.max_silence_duration_s,
             )
         except ValueError as exc:
@@ -235,9 +229,7 @@ class AlertsApi:
 
     async def _expire_silence(self, request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]
-        clock = await self._clock.read()
-        # ends where detection judges next, not at the watermark: the buckets between are not muted
-        ends_s = min(clock.now_s, clock.evaluated_until_s or clock.now_s)
+        ends_s = (await self._clock.read()).judged_next_s  # not the watermark: the buckets between are not muted
         if not await expire_silence(self.state, silence_id, ends_s):
             return _error(404, f"no silence with id {silence_id!r}", "id")
         return web.json_response({"expired": silence_id})

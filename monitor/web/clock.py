@@ -30,6 +30,12 @@ class ClockReading:
     wall_s: int
 
     @property
+    def judged_next_s(self) -> int:
+        """Where detection judges next: the cursor while it trails "now" (a backlog, a cluster watermark
+        held back), else "now". Silences start and end here, so the buckets judged next are covered."""
+        return min(self.now_s, self.evaluated_until_s if self.evaluated_until_s is not None else self.now_s)
+
+    @property
     def event_lag_s(self) -> int | None:
         """How far event time trails the wall clock (large during a replay or a backlog)."""
         return None if self.watermark_s is None else self.wall_s - self.watermark_s

@@ -12,6 +12,10 @@ from datetime import UTC, datetime
 from monitor.types import ClassifiedMessage, Sentiment
 
 ALL_KEY = "all"
+KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
+"""Prefixes of every window key but ``all`` (see the builders below)."""
+KEY_FORMS = "all, ticker:SYMBOL, topic:NAME or topic_ticker:NAME|SYMBOL"
+"""How to name a window key, for errors about keys that name none."""
 
 
 def align_s(epoch_s: int, bucket_s: int) -> int:
