@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from alerts.model import AlertItem, AlertStatus
 from monitor.backtest.report import markdown, plot_incident
 from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
@@ -52,13 +53,27 @@ def output_dir(value: str) -> Path:
     return path
 
 
+def _episode(item: AlertItem) -> str:
+    return f"{item.dedup_key}@{item.started_at_s}"
+
+
 def fired_alerts(result: RunResult) -> list[FiredAlert]:
-    return [FiredAlert(n.event_time_s, tuple(a.window_key for a in n.alerts)) for n in result.firing]
+    """The run's firing notifications, each key with the episode it announces (reminders repeat one)."""
+    return [FiredAlert(n.event_time_s, tuple(a.window_key for a in n.alerts), tuple(_episode(a) for a in n.alerts))
+            for n in result.firing]
 
 
-def _rank(s: Scores) -> tuple[float, float, float]:
+def resolved_at_s(result: RunResult) -> dict[str, int]:
+    """Episode id -> when its RESOLVED went out."""
+    return {_episode(a): n.event_time_s for n in result.notifications if n.status is AlertStatus.RESOLVED
+            for a in n.alerts}
+
+
+def _rank(s: Scores) -> tuple[float, float, float, float]:
+    """Best = most incidents found, then fewest false alarms a day, then precision, then the shortest delay
+    (precision alone preferred a setting with 3x the false alarms that paged more often on its hits)."""
     lead = s.lead_time_median_s if s.lead_time_median_s is not None else float("inf")
-    return (s.recall, s.precision, -lead)
+    return (s.recall, -s.false_alarms_per_day, s.precision, -lead)
 
 
 async def run_backtest(
@@ -76,21 +91,11 @@ async def run_backtest(
                 "source": settings.source.model_copy(update={"dead_letter_path": Path(os.devnull)})})
         result = await run_once(settings, classifier, params, trace_keys=keys, progress=progress)
         span = await _span_s(result)
-        first_neg = [await first_negative_s(result, inc, early_s) for inc in incidents]
+        first_neg = [result.store.first_negative_s(inc.key, inc.start_s, inc.end_s) for inc in incidents]
         results.append((result, score(fired_alerts(result), incidents, span_s=span, early_s=early_s,
-                                      late_s=late_s, first_negative_s=first_neg)))
+                                      late_s=late_s, first_negative_s=first_neg,
+                                      resolved_at_s=resolved_at_s(result))))
     return results
-
-
-async def first_negative_s(result: RunResult, incident: Incident, early_s: int) -> int | None:
-    """Event time of the incident key's first negative message inside the incident (to the bucket,
-    refined by the bucket's kept evidence when it holds that message)."""
-    for b in await result.store.buckets(incident.key, incident.start_s - early_s, incident.end_s):
-        if b.negative:
-            kept = await result.store.top_negative(incident.key, b.start_s, b.start_s + result.store.bucket_s, 100)
-            times = [e.event_time_s for e in kept if e.event_time_s >= incident.start_s - early_s]
-            return min(times) if times else max(b.start_s, incident.start_s - early_s)
-    return None
 
 
 async def _span_s(result: RunResult) -> int:

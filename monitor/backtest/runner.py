@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import sys
+from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from alerts.detectors import Signal
@@ -17,7 +19,8 @@ from monitor.config import Settings
 from monitor.engine.pipeline import Evaluator, PipelineStats
 from monitor.progress import run_with_progress
 from monitor.replay import count_lines
-from monitor.types import Classifier, Prediction
+from monitor.types import ClassifiedMessage, Classifier, Prediction, Sentiment
+from monitor.windows.buckets import dimension_keys
 from monitor.windows.memory import MemoryWindowStore
 
 BACKTEST_RETENTION_S = 20 * 365 * 86_400
@@ -55,11 +58,40 @@ class RecordingEvaluator:
         return notes
 
 
+class NegativesRecorder(MemoryWindowStore):
+    """The backtest's window store, also noting when each negative message on a traced key arrived.
+
+    Why: "delay from the first negative message" was read back from the buckets' kept evidence, which holds
+    the *most* negative messages of a bucket, not the earliest, and skipped the bucket the incident starts in.
+    """
+
+    def __init__(self, *args: Any, trace_keys: Collection[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.negative_times_s: dict[str, list[int]] = {k: [] for k in trace_keys}
+
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+        if self.negative_times_s:
+            seen = await self.seen([i.message.id for i in items])
+            for item in items:
+                if item.prediction.sentiment is Sentiment.NEGATIVE and item.message.id not in seen:
+                    at_s = int(item.message.event_time.timestamp())
+                    for key in dimension_keys(item.prediction.topic, item.message.tickers):
+                        if key in self.negative_times_s:
+                            insort(self.negative_times_s[key], at_s)
+        return await super().apply(items)
+
+    def first_negative_s(self, key: str, start_s: int, end_s: int) -> int | None:
+        """When the first negative message on ``key`` inside ``[start_s, end_s]`` arrived (None: none did)."""
+        times = self.negative_times_s.get(key, [])
+        at = bisect_left(times, start_s)
+        return times[at] if at < len(times) and times[at] <= end_s else None
+
+
 @dataclass(slots=True)
 class RunResult:
     params: dict[str, float]
     notifications: list[Notification]
-    store: MemoryWindowStore
+    store: NegativesRecorder
     stats: PipelineStats
     traces: dict[str, list[Signal]] = field(default_factory=dict)
     """Every signal computed for the traced keys (the incident keys), in event-time order."""
@@ -109,8 +141,17 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
                              f"{settings.alerts.detection!r} -- sweep a setting of that detection, or pass a config "
                              f"with detection = {reader!r} (e.g. --config configs/production.toml)")
         current = getattr(settings.alerts, name)
-        update[name] = int(value) if isinstance(current, int) and not isinstance(current, bool) else value
-    return settings.model_copy(update={"alerts": settings.alerts.model_copy(update=update)})
+        if isinstance(current, int) and not isinstance(current, bool):
+            if value != int(value):
+                raise ValueError(f"--sweep {name}={value:g}: {name} is a whole number (it ran as {int(value)})")
+            value = int(value)
+        update[name] = value
+    try:  # model_copy skips validation: z_threshold=-1 ran
+        alerts = type(settings.alerts).model_validate({**settings.alerts.model_dump(), **update})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"--sweep {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    return settings.model_copy(update={"alerts": alerts})
 
 
 async def run_once(settings: Settings, classifier: Classifier, params: dict[str, float], *,
@@ -120,9 +161,9 @@ async def run_once(settings: Settings, classifier: Classifier, params: dict[str,
     tuned = settings_with(settings, params)
     # a backtest keeps its whole history: the baselines and the plots need it (memory is bounded by
     # the input, which the user chose)
-    store = MemoryWindowStore(
+    store = NegativesRecorder(
         tuned.windows.bucket_s, max(tuned.windows.retention_s, BACKTEST_RETENTION_S),
-        tuned.windows.top_negative_per_bucket,
+        tuned.windows.top_negative_per_bucket, trace_keys=trace_keys,
     )
     app = MonitorApp(tuned, classifier=classifier, store=store)
     recorder = RecordingEvaluator(app.alerting)

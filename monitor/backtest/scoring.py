@@ -1,20 +1,23 @@
 """Pure scoring of fired alerts against labelled incidents.
 
-Matching rule (documented in the README): a firing notification *matches* an incident when it
-fires inside ``[incident.start - early_s, incident.end + late_s]`` and one of its window keys is
-the incident key or belongs to its group (``topic_ticker:*|BA`` belongs to ``ticker:BA``).
-Aggregate keys (``all``, ``topic:*``) that fire inside an incident window are *attributed* to it
-(the incident moved the aggregate): neither hits nor false alarms. Everything else is a false alarm.
-Lead time is detection delay: first matching notification minus incident start (negative = early);
-it is also measured from the incident's first negative message (when the caller knows it), which is
-what a detector can react to at the earliest.
+Matching rule (documented in the README): an alert (one window key of a firing notification) *detects*
+an incident when its key is the incident key or belongs to its group (``topic_ticker:*|BA`` belongs to
+``ticker:BA``) and it fires inside ``[incident.start - early_s, incident.end + late_s]``, or its episode
+was already firing when the incident started (detected early). One alert detects one incident: the one
+under way, else the latest that just ended, else the next one. A reminder of an episode (same dedup key
+and start) takes the verdict of the episode. Aggregate keys (``all``, ``topic:*``) that fire inside an
+incident window are *attributed* to it (the incident moved the aggregate): neither hits nor false alarms.
+Everything else is a false alarm; a notification that detects an incident and also names an unrelated
+key counts as a hit *and* a false alarm. Lead time is detection delay: first detection minus incident
+start (negative = early); it is also measured from the incident's first negative message (when the
+caller knows it), which is what a detector can react to at the earliest.
 """
 
 from __future__ import annotations
 
 import csv
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,12 @@ class FiredAlert:
 
     at_s: int
     keys: tuple[str, ...]
+    episodes: tuple[str, ...] = ()
+    """Per key, the alert episode it announces (``dedup_key@started_at_s``); empty = a new one per key.
+    A reminder repeats its episode's id: scored as the episode was, not as a new alert."""
+
+    def episode_ids(self) -> tuple[str, ...]:
+        return self.episodes or tuple(f"{k}@{self.at_s}" for k in self.keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,7 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
     if key != ALL_KEY and not (key.startswith(KEY_KINDS) and key.split(":", 1)[1]):
         raise ValueError(f"{where}: key {key!r} names no window -- use {KEY_FORMS} "
                          f"(did you mean ticker:{key.upper()}?)")
+    key = _canonical_key(key)
     times = {}
     for name in ("start", "end"):
         try:
@@ -104,6 +114,16 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
     if times["end"] < times["start"]:
         raise ValueError(f"{where}: end {cells['end']!r} is before start {cells['start']!r}")
     return Incident(key=key, start_s=times["start"], end_s=times["end"], description=cells["description"])
+
+
+def _canonical_key(key: str) -> str:
+    """Tickers in window keys are upper case (consumers/schema.py): ``ticker:ba`` scored recall 0."""
+    if key.startswith("ticker:"):
+        return key.upper().replace("TICKER:", "ticker:", 1)
+    if key.startswith("topic_ticker:"):
+        head, _, ticker = key.rpartition("|")
+        return f"{head}|{ticker.upper()}" if head else key
+    return key
 
 
 def belongs(key: str, incident_key: str) -> bool:
@@ -127,6 +147,37 @@ def _percentile(values: Sequence[int], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def incident_for(key: str, at_s: int, incidents: Sequence[Incident], early_s: int, late_s: int) -> int | None:
+    """The one incident an alert on ``key`` at ``at_s`` detects: the one under way, else the latest that
+    ended within ``late_s`` before it, else the next starting within ``early_s`` (one alert detected two
+    incidents when the first one's late margin reached into the second)."""
+    near = [(i, inc) for i, inc in enumerate(incidents)
+            if belongs(key, inc.key) and inc.start_s - early_s <= at_s <= inc.end_s + late_s]
+    during = [(inc.start_s, i) for i, inc in near if inc.start_s <= at_s <= inc.end_s]
+    ended = [(inc.end_s, i) for i, inc in near if inc.end_s < at_s]
+    if during or ended:
+        return max(during or ended)[1]
+    return min(((inc.start_s, i) for i, inc in near), default=(0, None))[1]
+
+
+def _ongoing(alerts: Sequence[FiredAlert], incidents: Sequence[Incident], early_s: int,
+             resolved_at_s: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Episodes that started before an incident's early margin and were still firing at its start:
+    episode id -> (incident, episode's first notification time). The desk was already paged about the key
+    (before, the first notice was a false alarm and a reminder hours later the detection)."""
+    first: dict[str, tuple[int, str]] = {}
+    for alert in alerts:
+        for key, episode in zip(alert.keys, alert.episode_ids(), strict=True):
+            first.setdefault(episode, (alert.at_s, key))
+    found: dict[str, tuple[int, int]] = {}
+    for i, inc in enumerate(incidents):
+        for episode, (at_s, key) in first.items():
+            if (at_s < inc.start_s - early_s and resolved_at_s.get(episode, inc.start_s) >= inc.start_s
+                    and belongs(key, inc.key) and episode not in found):
+                found[episode] = (i, at_s)
+    return found
+
+
 def score(
     alerts: Sequence[FiredAlert],
     incidents: Sequence[Incident],
@@ -135,20 +186,34 @@ def score(
     early_s: int = 0,
     late_s: int = 3600,
     first_negative_s: Sequence[int | None] = (),
+    resolved_at_s: Mapping[str, int] | None = None,
 ) -> Scores:
+    """``alerts`` in firing order; ``resolved_at_s``: episode id -> when it resolved (absent = it never did,
+    or episodes are unknown)."""
     first_hit: dict[int, int] = {}
+    detected_by: dict[str, int] = {}
+    for episode, (i, at_s) in _ongoing(alerts, incidents, early_s, resolved_at_s or {}).items():
+        detected_by[episode] = i
+        first_hit[i] = min(first_hit.get(i, at_s), at_s)
     hits = attributed = false_alarms = 0
     false_idx: list[int] = []
     for n, alert in enumerate(alerts):
-        inside = [
-            (i, inc) for i, inc in enumerate(incidents) if inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s
-        ]
-        matched = [i for i, inc in inside if any(belongs(k, inc.key) for k in alert.keys)]
-        if matched:
-            hits += 1
-            for i in matched:
-                first_hit[i] = min(first_hit.get(i, alert.at_s), alert.at_s)
-        elif inside and all(_aggregate(k) for k in alert.keys):
+        hit = stray = False
+        for key, episode in zip(alert.keys, alert.episode_ids(), strict=True):
+            target = incident_for(key, alert.at_s, incidents, early_s, late_s)
+            if target is not None:
+                first_hit[target] = min(first_hit.get(target, alert.at_s), alert.at_s)
+                detected_by.setdefault(episode, target)
+                hit = True
+            elif episode in detected_by:
+                hit = True  # a reminder of an episode that detected an incident
+            elif not _aggregate(key):
+                stray = True
+        hits += hit
+        if hit and not stray:
+            continue
+        if not hit and not stray and any(
+                inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s for inc in incidents):
             attributed += 1
         else:
             false_alarms += 1

@@ -115,3 +115,73 @@ def test_sweeping_a_setting_the_configured_detection_does_not_read_is_refused() 
     assert settings_with(multiscale, {"burst_log10p": 4.0}).alerts.burst_log10p == 4.0
     with pytest.raises(ValueError, match=r"only alerts\.detection = 'bucket' reads it"):
         settings_with(multiscale, {"z_threshold": 4.0})
+
+
+def test_a_reminder_of_an_episode_that_detected_an_incident_is_not_a_false_alarm() -> None:
+    """Found by review: the default re-announces a firing alert every 4 h; the reminder after the late
+    margin was scored as a false alarm of its own."""
+    first = FiredAlert(10_600, ("ticker:BA",), ("burst:ticker:BA@10600",))
+    reminder = FiredAlert(10_600 + 4 * 3600, ("ticker:BA",), ("burst:ticker:BA@10600",))
+    s = score([first, reminder], INCIDENTS, span_s=DAY)
+    assert (s.hits, s.false_alarms, s.detected) == (2, 0, 1)
+    assert s.lead_times_s == (600, None)
+
+
+def test_an_episode_firing_before_the_labelled_start_and_still_firing_detects_it_early() -> None:
+    """Found by review: the first notice (20 min before the label) was a false alarm and a reminder 220 min
+    into the incident the detection."""
+    early = FiredAlert(10_000 - 1_200, ("ticker:BA",), ("burst:ticker:BA@8800",))
+    reminder = FiredAlert(10_000 + 13_200, ("ticker:BA",), ("burst:ticker:BA@8800",))
+    s = score([early, reminder], INCIDENTS, span_s=DAY)
+    assert (s.hits, s.false_alarms) == (2, 0)
+    assert s.lead_times_s == (-1_200, None)
+    resolved_before = score([early], INCIDENTS, span_s=DAY, resolved_at_s={"burst:ticker:BA@8800": 9_500})
+    assert (resolved_before.hits, resolved_before.false_alarms, resolved_before.detected) == (0, 1, 0)
+
+
+def test_one_alert_detects_one_incident_even_where_the_late_margin_reaches_the_next() -> None:
+    """Found by review: an alert inside the second incident also counted for the first one, just ended."""
+    incidents = [Incident("ticker:BA", 36_000, 39_600), Incident("ticker:BA", 41_400, 43_200)]
+    s = score([FiredAlert(42_000, ("ticker:BA",))], incidents, span_s=DAY)
+    assert (s.detected, s.lead_times_s) == (1, (None, 600))
+    duplicate_labels = [Incident("ticker:BA", 36_000, 39_600)] * 2
+    assert score([FiredAlert(37_000, ("ticker:BA",))], duplicate_labels, span_s=DAY).detected == 1
+
+
+def test_a_notification_that_also_names_an_unrelated_ticker_is_a_hit_and_a_false_alarm() -> None:
+    """Found by review: grouping puts keys that share a topic in one notification; a TSLA alert hid behind
+    the BA hit it was grouped with."""
+    keys = ("ticker:BA", "topic_ticker:earnings|BA", "topic_ticker:earnings|TSLA", "topic:earnings")
+    grouped = FiredAlert(10_600, keys)
+    s = score([grouped], INCIDENTS, span_s=DAY)
+    assert (s.hits, s.false_alarms, s.detected, s.false_alarm_indices) == (1, 1, 1, (0,))
+    only_related = FiredAlert(10_600, ("ticker:BA", "topic:earnings", "all"))
+    assert score([only_related], INCIDENTS, span_s=DAY).false_alarms == 0
+
+
+def test_an_incident_key_with_a_lower_case_ticker_matches_the_upper_case_window_key(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("key,start,end\nticker:ba,10000,14000\ntopic_ticker:earnings|nvda,50000,53000\n")
+    assert [i.key for i in load_incidents(path)] == ["ticker:BA", "topic_ticker:earnings|NVDA"]
+
+
+def test_the_best_sweep_row_has_fewer_false_alarms_a_day_at_equal_recall() -> None:
+    """Found by review: precision per notification picked a setting with 3x the false alarms that paged more
+    often on its hits."""
+    from monitor.backtest.command import _rank
+
+    hit = [FiredAlert(10_600 + 60 * n, ("ticker:BA",)) for n in range(12)]
+    noisy = score([*hit, *(FiredAlert(60_000 + n, ("ticker:TSLA",)) for n in range(3))], INCIDENTS, span_s=4 * DAY)
+    quiet = score([hit[0], FiredAlert(60_000, ("ticker:TSLA",))], INCIDENTS, span_s=4 * DAY)
+    assert noisy.precision > quiet.precision
+    assert _rank(quiet) > _rank(noisy)
+
+
+def test_a_swept_value_is_validated_and_a_fraction_of_a_whole_number_setting_is_refused() -> None:
+    from monitor.backtest.runner import settings_with
+    from monitor.config import load_settings
+
+    with pytest.raises(ValueError, match=r"min_volume=15.2: min_volume is a whole number"):
+        settings_with(load_settings(), {"min_volume": 15.2})
+    with pytest.raises(ValueError, match=r"--sweep z_threshold: Input should be greater than 0"):
+        settings_with(load_settings(), {"z_threshold": -1.0})

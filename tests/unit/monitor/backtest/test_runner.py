@@ -1,0 +1,29 @@
+"""The backtest's run: what it records besides the windows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from monitor.backtest.runner import NegativesRecorder
+from monitor.types import ClassifiedMessage, Prediction, Sentiment
+from tests.fakes import msg
+
+NEG = Prediction("earnings", 0.9, Sentiment.NEGATIVE, 0.6, -0.5, (0.6, 0.3, 0.1))
+VERY_NEG = Prediction("earnings", 0.9, Sentiment.NEGATIVE, 0.99, -0.98, (0.99, 0.01, 0.0))
+NEUTRAL = Prediction("earnings", 0.9, Sentiment.NEUTRAL, 0.8, 0.0, (0.1, 0.8, 0.1))
+
+
+def test_first_negative_is_the_earliest_negative_message_inside_the_span_not_the_most_negative() -> None:
+    """Found by review: it was read from the buckets' kept evidence (the most negative messages, not the
+    earliest) and skipped the bucket the incident starts in."""
+    store = NegativesRecorder(600, 86_400 * 30, 2, trace_keys=["ticker:ACME"])
+    items = [ClassifiedMessage(msg("a", "before", 1_000, ("ACME",)), NEG),       # before the incident
+             ClassifiedMessage(msg("b", "calm", 1_205, ("ACME",)), NEUTRAL),
+             ClassifiedMessage(msg("c", "mild", 1_210, ("ACME",)), NEG),          # first negative inside
+             *(ClassifiedMessage(msg(f"d{n}", "awful", 1_500 + n, ("ACME",)), VERY_NEG) for n in range(3)),
+             ClassifiedMessage(msg("e", "other", 1_100, ("OTHER",)), NEG)]
+    asyncio.run(store.apply(items))
+    asyncio.run(store.apply(items[2:3]))  # a redelivery changes nothing
+    assert store.first_negative_s("ticker:ACME", 1_200, 5_000) == 1_210
+    assert store.first_negative_s("ticker:ACME", 1_600, 5_000) is None
+    assert store.first_negative_s("ticker:OTHER", 0, 5_000) is None  # not traced
