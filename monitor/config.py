@@ -77,7 +77,8 @@ class KafkaSettings(_Section):
     request_timeout_ms: int = Field(30_000, ge=1_000)
     """Timeout of one request to a broker."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    """Where a group with no committed offset starts: ``earliest`` reads the retained history."""
+    """Where a group with no committed offset starts, and where a partition resumes when its committed offset
+    fell below the log start (records expired: ``kafka_records_expired``): ``earliest`` reads the retained history."""
 
 
 class SourceSettings(_Section):

@@ -107,7 +107,7 @@ TOPIC_NEGATIVE_SHARE = Gauge(
 )
 MAX_TOPIC_LABELS = 64
 """Cap on distinct ``topic`` label values: a custom model with a huge label set cannot blow up
-Prometheus (topics past the cap are not exported; the taxonomy has 12)."""
+Prometheus (topics past the cap are not exported; the taxonomy has 20)."""
 
 _topics_exported: set[str] = set()
 
