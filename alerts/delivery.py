@@ -47,6 +47,13 @@ OUTAGE_LOG_EVERY_S = 60.0
 """While the outbox backend stays down, one ``alert_outbox_unavailable`` line per sink per this long."""
 RETRY_AFTER_MAX_S = 900.0
 """A receiver's Retry-After is honoured up to this long (a misconfigured one must not park alerts for a day)."""
+REFRESH_RETRY_S = 10.0
+"""A failed re-post to Alertmanager is tried again this soon, not a whole refresh interval later: the alerts
+it keeps active end ``ends_after_s`` (4 intervals) after the last post that landed."""
+FIRING_MEMORY_MAX_AGE_S = 3_600.0
+"""While the state store is down, re-posts use the firing set last read from it, up to this old. An alert
+cannot resolve meanwhile (detection needs the same store), so re-posting it is right; without this a Redis
+outage of ~4 minutes let Alertmanager time out every firing alert, send RESOLVED, and page again on return."""
 STOP_WAIT_S = 10.0
 """How long a stop waits for each sink's send in hand. The default send timeout (sink_timeout_s x attempts
 + 5 = 35 s) alone outlasted the whole default shutdown_timeout_s (30 s), so one hanging sink turned every
@@ -113,6 +120,8 @@ class OutboxDelivery(Service):
         """The durable firing alerts (set by the engine), re-posted to ``RefreshingSink``s (Alertmanager)
         by this loop: the loop already runs only where delivery is active (the cluster leader)."""
         self._refreshed_at_s: dict[str, float] = {}
+        self._firing_memory: tuple[float, Sequence[AlertState]] | None = None
+        """When the firing set was last read from the state store, and what it was (FIRING_MEMORY_MAX_AGE_S)."""
         self.outcomes: collections.Counter[str] = collections.Counter()
         """Delivery outcomes of this process (``delivered``/``failed``/``abandoned``), for the run summary."""
         self._orders: dict[str, SinkOrder] = {}
@@ -232,11 +241,31 @@ class OutboxDelivery(Service):
             return due_s
         self._refreshed_at_s[sink.name] = now_s
         try:
+            firing = await self._firing_now(now_s)
             async with asyncio.timeout(self.policy.send_timeout_s):
-                await target.refresh(await self.firing())
+                await target.refresh(firing)
         except Exception as exc:
-            log.warning("alert_refresh_failed", sink=sink.name, error=str(exc))
+            log.warning("alert_refresh_failed", sink=sink.name, error=str(exc) or type(exc).__name__)
+            retry_s = min(REFRESH_RETRY_S, target.refresh_interval_s)
+            self._refreshed_at_s[sink.name] = now_s - target.refresh_interval_s + retry_s
+            return now_s + retry_s
         return now_s + target.refresh_interval_s
+
+    async def _firing_now(self, now_s: float) -> Sequence[AlertState]:
+        """The firing alerts from the state store; while it is down, the set last read (FIRING_MEMORY_MAX_AGE_S)."""
+        assert self.firing is not None
+        try:
+            async with asyncio.timeout(self.policy.send_timeout_s):
+                firing = await self.firing()
+        except Exception as exc:
+            memory = self._firing_memory
+            if memory is None or now_s - memory[0] > FIRING_MEMORY_MAX_AGE_S:
+                raise
+            log.warning("alert_refresh_from_memory", error=str(exc) or type(exc).__name__, alerts=len(memory[1]),
+                        read_s_ago=round(now_s - memory[0]))
+            return memory[1]
+        self._firing_memory = (now_s, firing)
+        return firing
 
     @staticmethod
     def _report_failure(sink: Sink, exc: Exception, failures: int, throttle: LogThrottle) -> None:
@@ -283,7 +312,7 @@ class OutboxDelivery(Service):
                 DEPENDENCIES.up("outbox")
             if tried >= self.policy.batch_size:
                 continue  # more may be due right now
-            refresh_due = await self.refresh_if_due(sink) if not failures else None
+            refresh_due = await self.refresh_if_due(sink)  # also while the outbox is down: see _firing_now
             if refresh_due is not None:
                 next_due = refresh_due if next_due is None else min(next_due, refresh_due)
             wait_s = self.policy.outage_wait_s(failures) if failures else self.policy.poll_interval_s

@@ -282,3 +282,65 @@ async def test_a_refused_request_is_an_error_at_the_first_attempt_and_still_retr
     [event] = [e for e in logs if e["event"].startswith("alert_delivery")]
     assert (event["event"], event["log_level"]) == ("alert_delivery_refused", "error")
     assert await outbox.pending("asking://") == 1
+
+
+class RefreshRecorder(RecordingSink):
+    """An Alertmanager-like sink: records every re-post; fails while ``down`` is set."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__("am://")
+        self.refresh_interval_s = interval_s
+        self.reposts: list[list[str]] = []
+        self.down = False
+
+    async def refresh(self, firing: object) -> None:
+        if self.down:
+            raise SinkError("alertmanager down")
+        self.reposts.append([s.dedup_key for s in firing])  # type: ignore[attr-defined]
+
+
+async def test_firing_alerts_are_re_posted_from_memory_while_the_state_store_is_down() -> None:
+    """Found by review: with the outbox (Redis) down the refresh stopped, so Alertmanager timed out every
+    firing alert after ends_after_s, sent RESOLVED, and paged again when Redis came back."""
+    from alerts.lifecycle import AlertState
+
+    outbox = DownOutbox(["am://"], RedisConnectionError("redis down"))
+    outbox.error = None
+    sink = RefreshRecorder(interval_s=0.05)
+    states = [AlertState(dedup_key="burst:ticker:BA", rule="burst", window_key="ticker:BA")]
+    store_down = False
+
+    async def firing() -> list[AlertState]:
+        if store_down:
+            raise RedisConnectionError("redis down")
+        return states
+
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(poll_interval_s=0.01, outage_max_wait_s=0.02))
+    delivery.firing = firing
+    async with delivery:
+        await asyncio.sleep(0.08)
+        assert sink.reposts  # read from the store
+        store_down, outbox.error = True, RedisConnectionError("redis down")
+        before = len(sink.reposts)
+        with capture_logs() as logs:
+            await asyncio.sleep(0.3)
+    assert len(sink.reposts) - before >= 3
+    assert sink.reposts[-1] == ["burst:ticker:BA"]
+    assert any(e["event"] == "alert_refresh_from_memory" for e in logs)
+
+
+async def test_a_failed_re_post_is_tried_again_before_a_whole_interval_passes() -> None:
+    now = [1000.0]
+    sink = RefreshRecorder(interval_s=60.0)
+    delivery = OutboxDelivery(MemoryOutbox(["am://"]), [sink], RetryPolicy(), clock=lambda: now[0])
+
+    async def firing() -> list[object]:
+        return []
+
+    delivery.firing = firing  # type: ignore[assignment]
+    sink.down = True
+    assert await delivery.refresh_if_due(sink) == 1010.0
+    now[0] = 1010.0
+    sink.down = False
+    assert await delivery.refresh_if_due(sink) == 1070.0
+    assert sink.reposts == [[]]
