@@ -128,7 +128,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         for note in best_result.notifications:
             fh.write(json.dumps(note.to_dict(), ensure_ascii=False) + "\n")
     s = results[best][1]
-    print(f"best {best_result.params or 'defaults'}: precision {s.precision:.2f}, recall {s.recall:.2f}, "
+    print(f"best {best_result.params or 'defaults'}: precision {s.precision_text}, recall {s.recall_text}, "
           f"false alarms/day {s.false_alarms_per_day:.2f}, median detection delay "
           f"{'-' if s.lead_time_median_s is None else f'{s.lead_time_median_s / 60:.0f} min'}")
     print(f"detected {s.detected}/{s.incidents}; firing notifications {s.alerts} ({s.alerts_per_day:.2f}/day over "

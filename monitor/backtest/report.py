@@ -127,8 +127,8 @@ def markdown(
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, (params, s) in enumerate(rows):
         cells = [f"{params.get(n, '-')}" for n in names] + [
-            str(s.alerts), f"{s.alerts_per_day:.2f}", str(s.hits), str(s.false_alarms), f"{s.precision:.2f}",
-            f"{s.recall:.2f}", f"{s.false_alarms_per_day:.2f}", _fmt_s(s.lead_time_median_s),
+            str(s.alerts), f"{s.alerts_per_day:.2f}", str(s.hits), str(s.false_alarms), s.precision_text,
+            s.recall_text, f"{s.false_alarms_per_day:.2f}", _fmt_s(s.lead_time_median_s),
             _fmt_s(s.lead_time_p90_s), _fmt_s(s.from_first_negative_median_s)]
         lines.append(("| *" if i == best else "| ") + " | ".join(cells) + " |")
     best_scores = rows[best][1]

@@ -71,6 +71,16 @@ class Scores:
     """Per incident: first match minus the incident's first negative message (None = missed/unknown)."""
 
     @property
+    def precision_text(self) -> str:
+        """Precision for people: "n/a" when nothing was scored (0.00 read as "every alert was wrong")."""
+        return f"{self.precision:.2f}" if self.hits + self.false_alarms else "n/a"
+
+    @property
+    def recall_text(self) -> str:
+        """Recall for people: "n/a" without incidents (0.00 read as "every incident was missed")."""
+        return f"{self.recall:.2f}" if self.incidents else "n/a"
+
+    @property
     def alerts_per_day(self) -> float:
         """Firing notifications per day over the whole history (hits, attributed and false alarms)."""
         return self.alerts / max(self.span_s / DAY_S, 1e-9)

@@ -185,3 +185,10 @@ def test_a_swept_value_is_validated_and_a_fraction_of_a_whole_number_setting_is_
         settings_with(load_settings(), {"min_volume": 15.2})
     with pytest.raises(ValueError, match=r"--sweep z_threshold: Input should be greater than 0"):
         settings_with(load_settings(), {"z_threshold": -1.0})
+
+
+def test_precision_without_scored_alerts_and_recall_without_incidents_read_not_applicable() -> None:
+    nothing = score([], [], span_s=DAY)
+    assert (nothing.precision_text, nothing.recall_text) == ("n/a", "n/a")
+    missed = score([FiredAlert(30_000, ("ticker:TSLA",))], INCIDENTS, span_s=DAY)
+    assert (missed.precision_text, missed.recall_text) == ("0.00", "0.00")
