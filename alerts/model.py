@@ -6,6 +6,7 @@ store and every sink agree on one wire format (JSON) without hand-written conver
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -16,6 +17,14 @@ from alerts.detectors import Signal
 from monitor.windows.buckets import EvidenceItem
 
 MAX_FINDINGS_SHOWN = 3
+
+
+def as_is(text: str) -> str:
+    return text
+
+
+def angle_link(url: str) -> str:
+    return f"<{url}>"
 
 
 class AlertStatus(StrEnum):
@@ -63,31 +72,41 @@ class Notification:
 
     @property
     def title(self) -> str:
-        keys = ", ".join(a.window_key for a in self.alerts)
+        return self.headline()
+
+    def headline(self, escape: Callable[[str], str] = as_is) -> str:
+        """The title, with each window key (user text: tickers, topics) passed through ``escape``."""
+        keys = ", ".join(escape(a.window_key) for a in self.alerts)
         if self.status is AlertStatus.RESOLVED:
             return f"[RESOLVED] negative sentiment back to normal: {keys}"
         return f"[FIRING] negative sentiment spike: {keys}"
 
-    def summary_lines(self) -> list[str]:
-        """Human-readable lines (Slack, email): numbers first, then the masked evidence."""
-        lines = [self.title]
+    def summary_lines(self, escape: Callable[[str], str] = as_is, link: Callable[[str], str] = angle_link
+                      ) -> list[str]:
+        """Human-readable lines (Slack, email): numbers first, then the masked evidence.
+
+        User-derived pieces (window keys, evidence source and text) go through ``escape`` and evidence
+        URLs through ``link``, so a markup target (Slack's mrkdwn) can neutralise them; the defaults
+        keep plain text for email."""
+        lines = [self.headline(escape)]
         for a in self.alerts:
             s = a.signal
+            key = escape(a.window_key)
             flap = " [flapping]" if a.flapping else ""
             if s.findings:
-                lines += [f"- {a.window_key}: {f.name} {f.negatives} negative of {f.volume} messages vs"
+                lines += [f"- {key}: {f.name} {f.negatives} negative of {f.volume} messages vs"
                           f" {f.expected:.1f} expected, -log10 p {f.log10p:.1f}, baseline {f.baseline:.3g}"
                           f" observed {f.observed:.3g}" + flap for f in s.findings[:MAX_FINDINGS_SHOWN]]
             else:
                 lines.append(
-                    f"- {a.window_key}: neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%}"
+                    f"- {key}: neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%}"
                     f" ({s.baseline_kind}), z={s.z_ewma:.1f}/{s.z_robust:.1f}, cusum={s.cusum:.1f},"
                     f" volume={s.volume}, mean_score={s.mean_score:+.2f},"
                     f" detectors={','.join(s.triggered) or '-'}" + flap
                 )
             for ev in a.evidence:
-                link = f" <{ev.url}>" if ev.url else ""
-                lines.append(f"    {ev.score:+.2f} [{ev.source}] {ev.text}{link}")
+                url = f" {link(ev.url)}" if ev.url else ""
+                lines.append(f"    {ev.score:+.2f} [{escape(ev.source)}] {escape(ev.text)}{url}")
         return lines
 
     def to_json(self) -> bytes:

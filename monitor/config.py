@@ -330,7 +330,8 @@ class AlertSettings(_Section):
     webhook_secret: str | None = None
     """HMAC-SHA256 key for webhook signatures; from the environment only."""
     smtp_username: str | None = None
-    """SMTP login for the smtp:// sink (optional)."""
+    """SMTP login for the smtp:// sink (optional; needs ``smtp_password``, and ``starttls=1`` in the sink URL
+    unless the relay is on loopback: a login is never sent in the clear)."""
     smtp_password: str | None = None
     """SMTP password; from the environment only (``MONITOR_ALERTS__SMTP_PASSWORD``)."""
     detection: Literal["bucket", "multiscale", "both"] = "bucket"

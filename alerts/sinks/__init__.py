@@ -47,13 +47,18 @@ def _alertmanager(url: str, name: str, settings: Settings) -> Sink:
     )
 
 
+def _slack(url: str, name: str, settings: Settings) -> Sink:
+    # only an explicit http.public_url: the default loopback address means nothing in a Slack channel
+    return SlackSink(url, name, _poster(name, settings), public_url=settings.http.public_url)
+
+
 SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
     "log": lambda url, name, s: LogSink(name),
     "file": lambda url, name, s: FileSink.from_url(url, name),
     "webhook+http": _webhook,
     "webhook+https": _webhook,
-    "slack+http": lambda url, name, s: SlackSink(url, name, _poster(name, s)),
-    "slack+https": lambda url, name, s: SlackSink(url, name, _poster(name, s)),
+    "slack+http": _slack,
+    "slack+https": _slack,
     "alertmanager+http": _alertmanager,
     "alertmanager+https": _alertmanager,
     "kafka": lambda url, name, s: KafkaSink.from_url(url, name, s.kafka, s.alerts.sink_timeout_s),

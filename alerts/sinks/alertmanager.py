@@ -2,8 +2,9 @@
 
 One Alertmanager alert per alert item: labels ``alertname``, ``key``, ``ticker``, ``topic`` (empty
 ones left out, as Alertmanager drops them anyway), ``severity``; annotations ``summary``, ``numbers``,
-``evidence``; ``startsAt`` = the episode start (event time); ``generatorURL`` = the key's dashboard
-page under ``http.public_url``.
+``evidence``; ``startsAt`` = the episode start (event time, but never after now: event time may lead the
+wall clock by up to ``source.max_future_s``, and Alertmanager refuses an ``endsAt`` before ``startsAt``
+with a 400); ``generatorURL`` = the key's dashboard page under ``http.public_url``.
 
 Alertmanager forgets an alert that is not re-posted (like Prometheus does every evaluation), so a
 firing alert carries ``endsAt = now + ends_after_s`` and is re-posted every ``refresh_interval_s``
@@ -11,8 +12,10 @@ while it fires: the outbox delivery loop calls ``refresh`` with the alerts the d
 says are firing and announced (see alerts/delivery.py; this survives restarts and leader handovers,
 unlike a list kept inside the sink, and follows silences: a muted episode is not re-posted).
 A dead daemon's alerts thus resolve by themselves ``ends_after_s`` later. A resolved notice posts
-``endsAt = now``. Credentials (``user:password@``) become a Basic auth header and never reach logs;
-they come from the environment only (monitor/config.py refuses them in a config file).
+``endsAt = now``. Many alerts go out in chunks of ``POST_CHUNK``; every chunk is posted even when one
+fails (a chunk left out would resolve its alerts early), and the failures are raised together after.
+Credentials (``user:password@``) become a Basic auth header and never reach logs; they come from the
+environment only (monitor/config.py refuses them in a config file).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from alerts.detectors import Signal
 from alerts.lifecycle import AlertState
 from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.sinks.base import SinkError
 from alerts.sinks.http import HttpPoster
 from monitor.lifecycle import Service
 from monitor.windows.buckets import EvidenceItem
@@ -108,13 +112,14 @@ class AlertmanagerSink(Service):
     def labels(self, window_key: str) -> dict[str, str]:
         return {"alertname": ALERTNAME, "key": window_key, **key_labels(window_key), "severity": self._severity}
 
-    def _alert(self, window_key: str, started_at_s: int, annotations: dict[str, str], ends_at_s: float
-               ) -> dict[str, Any]:
+    def _alert(self, window_key: str, started_at_s: int, annotations: dict[str, str], now_s: float,
+               ends_at_s: float) -> dict[str, Any]:
+        starts_at_s = min(started_at_s, now_s)  # an event time ahead of the wall clock: not after now
         return {
             "labels": self.labels(window_key),
             "annotations": annotations,
-            "startsAt": iso(started_at_s),
-            "endsAt": iso(ends_at_s),
+            "startsAt": iso(starts_at_s),
+            "endsAt": iso(max(ends_at_s, starts_at_s)),
             "generatorURL": self.generator_url(window_key),
         }
 
@@ -136,7 +141,7 @@ class AlertmanagerSink(Service):
             else:
                 self._remember(item.dedup_key, notes)
                 ends_at_s = now_s + self.ends_after_s
-            alerts.append(self._alert(item.window_key, item.started_at_s, notes, ends_at_s))
+            alerts.append(self._alert(item.window_key, item.started_at_s, notes, now_s, ends_at_s))
         return alerts
 
     def _remember(self, dedup_key: str, notes: dict[str, str]) -> None:
@@ -146,15 +151,28 @@ class AlertmanagerSink(Service):
             self._annotations.popitem(last=False)
 
     async def _post(self, alerts: list[dict[str, Any]]) -> None:
-        for start in range(0, len(alerts), POST_CHUNK):
-            await self._poster.post(self.url, json.dumps(alerts[start : start + POST_CHUNK]).encode(), self._headers)
+        """Post every chunk, then raise one ``SinkError`` for those that failed: stopping at the first
+        failure left the later chunks' alerts un-posted, and Alertmanager resolved them early."""
+        failures: list[SinkError] = []
+        chunks = range(0, len(alerts), POST_CHUNK)
+        for start in chunks:
+            try:
+                await self._poster.post(self.url, json.dumps(alerts[start : start + POST_CHUNK]).encode(),
+                                        self._headers)
+            except SinkError as exc:
+                failures.append(exc)
+        if failures:
+            waits = [f.retry_after_s for f in failures if f.retry_after_s is not None]
+            raise SinkError(f"{len(failures)} of {len(chunks)} chunks of {len(alerts)} alerts failed, first: "
+                            f"{failures[0]}", retry_after_s=max(waits, default=None),
+                            refused=any(f.refused for f in failures))
 
     async def send(self, notification: Notification) -> None:
         await self._post(self.payload(notification))
 
     async def refresh(self, firing: Sequence[AlertState]) -> None:
         """Re-post every firing, announced alert so Alertmanager keeps it active (see module doc)."""
-        ends_at_s = self._clock() + self.ends_after_s
+        now_s = self._clock()
         alerts = []
         for state in firing:
             if state.status is not AlertStatus.FIRING or not state.notified or state.last_signal is None:
@@ -163,6 +181,6 @@ class AlertmanagerSink(Service):
                 "summary": f"negative sentiment spike: {state.window_key}", "numbers": numbers(state.last_signal),
             }
             started_at_s = state.started_at_s if state.started_at_s is not None else state.updated_at_s
-            alerts.append(self._alert(state.window_key, started_at_s, notes, ends_at_s))
+            alerts.append(self._alert(state.window_key, started_at_s, notes, now_s, now_s + self.ends_after_s))
         if alerts:
             await self._post(alerts)

@@ -2,7 +2,8 @@
 
 Retries here cover blips (a 502 from a proxy, a dropped connection); longer outages fall through to
 the outbox, which retries with capped exponential backoff. 4xx answers other than 408/429 are not
-retried: resending the same body will not fix them.
+retried: resending the same body will not fix them. A redirect is refused too (a configuration
+error): its ``Location`` is shown resolved and redacted, since webhook URLs carry their token in the path.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from urllib.parse import urljoin
 
 import aiohttp
 
 from alerts.sinks.base import SinkError
 from monitor.lifecycle import Service
+from monitor.redact import redact_url
 
 RETRYABLE_4XX = frozenset({408, 429})
 
@@ -52,9 +55,10 @@ class HttpPoster(Service):
                         return
                     if 300 <= resp.status < 400:
                         raise SinkError(
-                            f"{self.name}: delivery failed (HTTP {resp.status} redirect to "
-                            f"{resp.headers.get('Location', '?')!r}) -- put the final URL in alerts.sinks "
-                            "(a redirected POST is not followed: it would arrive as a GET without the alert)")
+                            f"{self.name}: delivery refused (HTTP {resp.status} redirect to "
+                            f"{redirect_target(url, resp.headers.get('Location'))!r}) -- put the final URL in "
+                            "alerts.sinks (a redirected POST is not followed: it would arrive as a GET without "
+                            "the alert)", refused=True)
                     last = f"HTTP {resp.status}"
                     retry_after_s = retry_after(resp.headers.get("Retry-After"))
                     if retry_after_s is not None:  # asked to wait: the outbox waits, no in-line hammering
@@ -66,6 +70,17 @@ class HttpPoster(Service):
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
         raise SinkError(f"{self.name}: delivery failed ({last})")
+
+
+def redirect_target(url: str, location: str | None) -> str:
+    """Where a redirect points, for an error message: made absolute (a relative ``Location`` would slip
+    past the redaction) with its secrets masked; the token of a webhook URL otherwise reached the logs."""
+    if not location:
+        return "?"
+    try:
+        return redact_url(urljoin(url, location))
+    except ValueError:
+        return "***"
 
 
 def retry_after(value: str | None, now_s: float | None = None) -> float | None:

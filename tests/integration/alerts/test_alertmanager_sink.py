@@ -189,3 +189,21 @@ def test_a_sink_url_with_a_password_in_a_config_file_is_refused(tmp_path: Path) 
     config.write_text('[alerts]\nsinks = ["alertmanager+https://ops:hunter2@am.example:9093"]\n')
     with pytest.raises(ConfigError, match="MONITOR_ALERTS__SINKS"):
         load_settings(config)
+
+
+async def test_an_episode_starting_ahead_of_the_wall_clock_is_accepted_firing_and_resolved(
+    alertmanager: tuple[str, Recorder],
+) -> None:
+    """Event time may lead the wall clock (``source.max_future_s``): Alertmanager answered 400 to the
+    ``endsAt`` before ``startsAt`` this gave, so the alert never showed and its resolution never landed."""
+    base, _ = alertmanager
+    now_s = time.time()
+    fired, _, resolved = lifecycle("ticker:AHEAD")
+    fired, resolved = (replace(n, alerts=tuple(replace(a, started_at_s=int(now_s) + 600) for a in n.alerts))
+                       for n in (fired, resolved))
+    async with sink_for(base, Clock(now_s)) as sink:
+        await sink.send(fired)
+        [alert] = await am_alerts(base)
+        assert epoch(alert["startsAt"]) == pytest.approx(now_s, abs=1)
+        await sink.send(resolved)
+    assert await am_alerts(base) == []

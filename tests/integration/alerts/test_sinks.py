@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,25 @@ async def test_a_redirected_webhook_is_a_failure_that_names_the_location_not_a_s
     async with serving(app) as base:
         sink = build_sink(f"webhook+{base}/hook", settings())
         async with sink:
-            with pytest.raises(SinkError, match=r"HTTP 302 redirect to '/landing'.*final URL in alerts.sinks"):
+            with pytest.raises(SinkError, match=r"HTTP 302 redirect to 'http://127\.0\.0\.1:\d+/landing'.*final URL in "
+                               "alerts.sinks"):
                 await sink.send(notification())
     assert got == ["POST"]
+
+
+@pytest.mark.parametrize("location", ["https://hooks.example.com/services/T0/B0/s3cr3tT0kenXYZ123",
+                                      "/services/T0/B0/s3cr3tT0kenXYZ123"], ids=["absolute", "relative"])
+async def test_a_redirect_is_a_refusal_at_the_first_answer_that_never_shows_the_locations_token(location: str) -> None:
+    """The Location of a moved webhook carries its token; the error (logged by the outbox) showed it whole, and
+    a redirect, a configuration error, was retried like a network blip."""
+    rec = Recorder(statuses=[301], headers={"Location": location})
+    async with http_receiver(rec) as base:
+        sink = build_sink(f"slack+{base}/services/T0/B0/OLD", settings(webhook_max_attempts=3))
+        async with sink:
+            with pytest.raises(SinkError, match=r"refused \(HTTP 301 redirect to '.*/services/T0/B0/\*\*\*'") as info:
+                await sink.send(notification())
+    assert info.value.refused and len(rec.requests) == 1
+    assert "s3cr3tT0kenXYZ123" not in str(info.value)
 
 
 async def test_a_rate_limited_webhook_is_not_hammered_and_passes_retry_after_to_the_outbox() -> None:
@@ -175,6 +192,91 @@ async def test_smtp_starttls_verifies_the_servers_certificate(tmp_path: Path, tr
     finally:
         controller.stop()
     assert len(inbox.messages) == (1 if trusted else 0)
+
+
+class _PickyInbox(_Inbox):
+    """Refuses the recipients in ``unknown``; answers MAIL FROM and each RCPT TO after ``delay_s``, QUIT
+    with ``goodbye`` after ``quit_delay_s``."""
+
+    def __init__(self, unknown: tuple[str, ...] = (), delay_s: float = 0.0, quit_delay_s: float = 0.0,
+                 goodbye: str = "221 Bye") -> None:
+        super().__init__()
+        self.unknown = unknown
+        self.delay_s = delay_s
+        self.quit_delay_s = quit_delay_s
+        self.goodbye = goodbye
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.quit_delay_s)
+        return self.goodbye
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        await asyncio.sleep(self.delay_s)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        await asyncio.sleep(self.delay_s)
+        if address in self.unknown:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_smtp_recipients_the_server_refuses_are_logged_and_the_others_get_the_email_once() -> None:
+    inbox = _PickyInbox(unknown=("gone@desk.example",))
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        sink = build_sink(f"smtp://127.0.0.1:{port}?from=a@desk.example&to=risk@desk.example,gone@desk.example",
+                          settings())
+        with capture_logs() as logs:
+            await sink.send(notification())
+    finally:
+        controller.stop()
+    assert [rcpts for _, rcpts, _ in inbox.messages] == [["risk@desk.example"]]
+    [event] = [e for e in logs if e["event"] == "smtp_recipients_refused"]
+    assert event["log_level"] == "warning" and event["refused"] == {"gone@desk.example": "550 5.1.1 no such user"}
+
+
+async def test_a_slow_smtp_server_fails_the_send_at_the_sink_timeout_before_the_email_is_handed_over() -> None:
+    """Each answer comes well inside the 1 s timeout, the dialogue not: the send used to go on after the
+    delivery loop gave up (a worker thread is not cancelled), and the outbox's resend made a second email."""
+    inbox = _PickyInbox(delay_s=0.4)
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        sink = build_sink(f"smtp://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example,c@desk.example",
+                          settings(sink_timeout_s=1.0))
+        started_s = time.monotonic()
+        with pytest.raises(SinkError, match="timed out"):
+            await sink.send(notification())
+        assert time.monotonic() - started_s < 1.3
+        await asyncio.sleep(0.5)  # the server's pending answers go out; nothing is handed over
+    finally:
+        controller.stop()
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize(("quit_delay_s", "goodbye"), [(2.0, "221 Bye"), (0.0, "421 4.3.2 shutting down")],
+                         ids=["slower-than-the-timeout", "not-221"])
+async def test_an_email_the_smtp_server_accepted_is_delivered_whatever_its_goodbye(
+    quit_delay_s: float, goodbye: str,
+) -> None:
+    """smtplib's ``with`` raised for a QUIT answered with anything but 221: the outbox resent an accepted email."""
+    inbox = _PickyInbox(quit_delay_s=quit_delay_s, goodbye=goodbye)
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        sink = build_sink(f"smtp://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example",
+                          settings(sink_timeout_s=1.0))
+        await sink.send(notification())
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1
 
 
 async def test_smtp_server_down_raises_sink_error() -> None:

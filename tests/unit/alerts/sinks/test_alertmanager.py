@@ -1,0 +1,85 @@
+"""Alertmanager payload times and chunked posting (a fake poster; the real Alertmanager is in tests/integration)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alerts.lifecycle import AlertState
+from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.sinks.alertmanager import POST_CHUNK, AlertmanagerSink, iso
+from alerts.sinks.base import SinkError
+from tests.unit.alerts.builders import DAY0_S, signal
+
+NOW_S = DAY0_S + 3_600.0
+
+
+class Poster:
+    """Records each posted chunk; raises the error given for a chunk's index."""
+
+    def __init__(self, errors: dict[int, SinkError] | None = None) -> None:
+        self.chunks: list[list[dict[str, object]]] = []
+        self.errors = errors or {}
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        self.chunks.append(json.loads(body))
+        error = self.errors.get(len(self.chunks) - 1)
+        if error is not None:
+            raise error
+
+    async def stop(self) -> None:
+        pass
+
+
+def sink(poster: Poster) -> AlertmanagerSink:
+    return AlertmanagerSink("alertmanager+http://am:9093", "am", poster, public_url="http://x",  # type: ignore[arg-type]
+                            clock=lambda: NOW_S)
+
+
+def notification(status: AlertStatus, started_at_s: int) -> Notification:
+    item = AlertItem("dk", "negative_sentiment", "ticker:TSLA", status, 2, started_at_s,
+                     signal("ticker:TSLA", started_at_s, True))
+    return Notification("n", "ticker:TSLA", status, started_at_s, (item,))
+
+
+def firing(count: int, started_at_s: int = DAY0_S) -> list[AlertState]:
+    return [AlertState(dedup_key=f"d{i}", rule="r", window_key=f"ticker:T{i}", status=AlertStatus.FIRING,
+                       started_at_s=started_at_s, notified=True, last_signal=signal(f"ticker:T{i}", DAY0_S, True))
+            for i in range(count)]
+
+
+@pytest.mark.parametrize(("status", "ends_at_s"), [(AlertStatus.FIRING, NOW_S + 240), (AlertStatus.RESOLVED, NOW_S)])
+def test_an_episode_starting_ahead_of_the_wall_clock_starts_now_and_never_ends_before_it_starts(
+    status: AlertStatus, ends_at_s: float,
+) -> None:
+    [alert] = sink(Poster()).payload(notification(status, int(NOW_S) + 600))
+    assert (alert["startsAt"], alert["endsAt"]) == (iso(NOW_S), iso(ends_at_s))
+
+
+def test_an_episode_that_started_in_the_past_keeps_its_start() -> None:
+    [alert] = sink(Poster()).payload(notification(AlertStatus.FIRING, DAY0_S))
+    assert (alert["startsAt"], alert["endsAt"]) == (iso(DAY0_S), iso(NOW_S + 240))
+
+
+async def test_a_refresh_of_an_episode_ahead_of_the_wall_clock_starts_now() -> None:
+    poster = Poster()
+    await sink(poster).refresh(firing(1, started_at_s=int(NOW_S) + 600))
+    [[alert]] = poster.chunks
+    assert (alert["startsAt"], alert["endsAt"]) == (iso(NOW_S), iso(NOW_S + 240))
+
+
+async def test_a_refused_chunk_does_not_keep_the_later_chunks_from_being_re_posted() -> None:
+    poster = Poster({0: SinkError("am: delivery refused (HTTP 400)", refused=True)})
+    with pytest.raises(SinkError, match=r"1 of 3 chunks of 450 alerts failed, first: am: delivery refused") as info:
+        await sink(poster).refresh(firing(2 * POST_CHUNK + 50))
+    assert [len(c) for c in poster.chunks] == [POST_CHUNK, POST_CHUNK, 50]
+    assert info.value.refused
+
+
+async def test_several_failed_chunks_are_raised_once_with_the_longest_retry_after() -> None:
+    poster = Poster({1: SinkError("am: HTTP 503", retry_after_s=5.0), 2: SinkError("am: HTTP 429", retry_after_s=9.0)})
+    with pytest.raises(SinkError, match="2 of 3 chunks") as info:
+        await sink(poster).refresh(firing(2 * POST_CHUNK + 1))
+    assert len(poster.chunks) == 3
+    assert (info.value.retry_after_s, info.value.refused) == (9.0, False)

@@ -1,0 +1,74 @@
+"""SMTP sink configuration checks and message building; delivery to a real server is in tests/integration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from email import message_from_bytes
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.sinks import SinkError, build_sink
+from alerts.sinks.smtp import SmtpSink, SmtpTarget, build_message
+from monitor.config import ConfigError, Settings
+from monitor.windows.buckets import EvidenceItem
+from tests.unit.alerts.builders import DAY0_S, signal
+
+TARGET = SmtpTarget("relay.example", 25, "alerts@x.example", ("desk@x.example",))
+
+
+def settings(url: str, **alerts: str) -> Settings:
+    return Settings(alerts={"sinks": [url], **alerts})
+
+
+def notification(key: str = "ticker:TSLA", text: str = "Guidance cut") -> Notification:
+    item = AlertItem("dk", "negative_sentiment", key, AlertStatus.FIRING, 1, DAY0_S, signal(key, DAY0_S + 300, True),
+                     evidence=(EvidenceItem("m1", "news", text, -0.9, DAY0_S),))
+    return Notification("n1", key, AlertStatus.FIRING, DAY0_S + 300, (item,))
+
+
+def test_a_login_without_starttls_to_a_remote_relay_is_a_config_error_naming_the_setting_and_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"smtp_username.*in the clear.*add &starttls=1 to the smtp:// URL"):
+        build_sink("smtp://relay.example:25?from=a@x.example&to=b@x.example",
+                   settings("log://", smtp_username="desk", smtp_password="hunter2"))
+
+
+@pytest.mark.parametrize("host_and_query", ["relay.example:587?starttls=1&", "127.0.0.1:25?", "localhost:25?",
+                                            "[::1]:25?"])
+def test_a_login_over_starttls_or_to_a_loopback_relay_is_accepted(host_and_query: str) -> None:
+    sink = build_sink(f"smtp://{host_and_query}from=a@x.example&to=b@x.example",
+                      settings("log://", smtp_username="desk", smtp_password="hunter2"))
+    assert isinstance(sink, SmtpSink)
+
+
+@pytest.mark.parametrize(("login", "match"), [
+    ({"smtp_username": "desk"}, "smtp_password is empty.*MONITOR_ALERTS__SMTP_PASSWORD"),
+    ({"smtp_username": "desk", "smtp_password": ""}, "smtp_password is empty.*MONITOR_ALERTS__SMTP_PASSWORD"),
+    ({"smtp_password": "hunter2"}, "smtp_username is empty.*MONITOR_ALERTS__SMTP_USERNAME"),
+])
+def test_half_a_login_is_a_config_error_not_a_silently_skipped_login(login: dict[str, str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_sink("smtp://relay.example:587?from=a@x.example&to=b@x.example&starttls=1", settings("log://", **login))
+
+
+def test_a_line_break_in_a_window_key_becomes_a_space_in_the_subject_not_a_header() -> None:
+    msg = build_message(notification("ticker:ACME\r\nBCC: x@evil.example"), TARGET)
+    parsed = message_from_bytes(msg.as_bytes())
+    assert parsed["Subject"] == "[FIRING] negative sentiment spike: ticker:ACME  BCC: x@evil.example"
+    assert parsed["Bcc"] is None
+
+
+@given(st.text(max_size=60))
+def test_any_window_key_gives_a_message_with_a_one_line_subject(key: str) -> None:
+    msg = build_message(notification(f"ticker:{key}"), TARGET)
+    msg.as_bytes()
+    assert len(str(msg["Subject"]).splitlines()) == 1
+
+
+async def test_a_message_that_cannot_be_built_is_a_refusal_before_any_connection() -> None:
+    sink = SmtpSink(replace(TARGET, host="127.0.0.1", port=9), "smtp", timeout_s=0.5)
+    with pytest.raises(SinkError, match=r"cannot build the email.*surrogates") as info:
+        await sink.send(notification(text="lone surrogate \ud800"))
+    assert info.value.refused
