@@ -5,7 +5,9 @@ key's baseline (alerts/baseline.py). The predictive's shape is the gamma posteri
 ``dispersion_shape`` so even a key with years of history keeps some extra-Poisson variance (real
 rates wander from day to day). A count burst alone is not a *negative* story (an earnings beat
 triples every kind of message), so it also needs the window's negative share to be at least mildly
-above the key's (``share_gate_log10p``, beta-binomial).
+above the key's (``share_gate_log10p``, beta-binomial). A window of negatives only passes: with a handful of
+messages even 2 of 2 cannot reach p 0.05 against a key whose share is 0.21 or more, so the gate vetoed
+clear small bursts for lack of power, not for mixed sentiment.
 
 Small counts. A window needs ``min_negatives`` (3) distinct negatives: at counts that small one more or
 one fewer message moves p by orders of magnitude, so the p-value leans on the model more than on the
@@ -88,8 +90,8 @@ def burst_test(negatives: int, volume: int, exposure: float, rates: Rates, scale
     lp = nbinom_log10_sf(negatives, mean, shape)
     if lp < needed:
         return None
-    if share_log10p(negatives, volume, rates, p.share_concentration) < p.share_gate_log10p:
-        return None
+    if negatives < volume and share_log10p(negatives, volume, rates, p.share_concentration) < p.share_gate_log10p:
+        return None  # a window of negatives only is no mixed volume surge: the gate could veto it on power alone
     hours = scale_s / HOUR_S
     return Finding("burst", scale_s, negatives, volume, mean, lp, baseline=mean / hours, observed=negatives / hours)
 

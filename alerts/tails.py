@@ -62,17 +62,23 @@ def betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -
 
 
 def _exact_betabinom_log10_sf(count: int, n: int, share: float, concentration: float) -> float:
-    """The tail as the sum of its terms (log-sum-exp): exact, O(n - count)."""
+    """The tail as the sum of its terms, exact to double precision. Each term is the previous one times
+    ``(n - x)(x + a) / ((x + 1)(n - x - 1 + b))``, and the sum stops once the terms, past their peak, add
+    less than 1e-17 of it: one ``lgamma`` per call instead of four per term over ``n - count`` terms (77% of a
+    detection step's time went here, measured by review)."""
     a, b = share * concentration, (1.0 - share) * concentration
-    log_norm = _log_beta(a, b)
-    log_terms = [
-        math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1)
-        + _log_beta(x + a, n - x + b) - log_norm
-        for x in range(count, n + 1)
-    ]
-    top = max(log_terms)
-    p = math.exp(top) * sum(math.exp(t - top) for t in log_terms)
-    return _log10p(min(1.0, p))
+    log_first = (math.lgamma(n + 1) - math.lgamma(count + 1) - math.lgamma(n - count + 1)
+                 + _log_beta(count + a, n - count + b) - _log_beta(a, b))
+    term, total, log_scale = 1.0, 1.0, 0.0
+    for x in range(count, n):
+        ratio = (n - x) * (x + a) / ((x + 1) * (n - x - 1 + b))
+        term *= ratio
+        total += term
+        if ratio < 1.0 and term < total * 1e-17:
+            break
+        if total > 1e250:  # still climbing to the peak: rescale, keep the log
+            term, total, log_scale = term / total, 1.0, log_scale + math.log(total)
+    return _log10p(min(1.0, math.exp(log_first + log_scale + math.log(total))))
 
 
 def _beta_limit_log10_sf(count: int, n: int, share: float, concentration: float) -> float:

@@ -52,3 +52,14 @@ def test_required_level_by_count_and_scale(negatives: int, shortest: bool, expec
 def test_the_exception_is_never_looser_than_the_main_level() -> None:
     assert required_log10p(2, True, BurstParams(short_min_negatives=2, short_log10p=3.0)) == 5.0
     assert required_log10p(2, True, BurstParams(short_min_negatives=2)) == 5.0
+
+
+def test_a_window_of_negatives_only_passes_the_share_gate_on_a_key_whose_share_is_ordinary() -> None:
+    """Found by review: at a key share of 0.25 even 2 of 2 negatives could not reach p 0.05, so the gate
+    vetoed clear small bursts for lack of power; a window with any other message still needs it."""
+    from dataclasses import replace
+
+    ordinary = replace(QUIET, neg_share=0.25)
+    assert burst_test(2, 2, 0.5, ordinary, 1800, PAIR, shortest=True) is not None
+    assert burst_test(3, 3, 0.5, ordinary, 7200, PAIR) is not None
+    assert burst_test(2, 5, 0.5, ordinary, 1800, PAIR, shortest=True) is None  # 2 of 5: share not above

@@ -74,3 +74,28 @@ def test_fatter_tails_for_less_certain_rates() -> None:
 def test_tail_is_finite_and_monotone_in_the_count(count: int, mean: float, shape: float) -> None:
     a, b = nbinom_log10_sf(count, mean, shape), nbinom_log10_sf(count + 1, mean, shape)
     assert 0.0 <= a <= b <= MAX_LOG10P
+
+
+def _reference_betabinom_log10_sf(count: int, n: int, share: float, conc: float) -> float:
+    """Every term of the tail summed in log space (the previous implementation, 4 lgamma per term)."""
+    a, b = share * conc, (1.0 - share) * conc
+
+    def log_beta(x: float, y: float) -> float:
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+    terms = [math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1)
+             + log_beta(x + a, n - x + b) - log_beta(a, b) for x in range(count, n + 1)]
+    top = max(terms)
+    p = min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    return 50.0 if p <= 0 else min(50.0, max(0.0, -math.log10(p)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 5_000), frac=st.floats(0.0, 1.0), share=st.floats(1e-6, 1 - 1e-6),
+       conc=st.sampled_from([0.5, 2.0, 10.0, 50.0, 1e4]))
+def test_exact_beta_binomial_tail_by_term_ratios_equals_the_full_sum(n: int, frac: float, share: float,
+                                                                      conc: float) -> None:
+    """The tail is now summed by the ratio of successive terms and stops once they no longer count."""
+    count = max(1, round(frac * n))
+    assert betabinom_log10_sf(count, n, share, conc) == pytest.approx(
+        _reference_betabinom_log10_sf(count, n, share, conc), abs=1e-9)
