@@ -268,15 +268,16 @@ class AlertEngine(Service):
         self.multiscale = fresh
 
     def _signals(self, start: int, series: dict[str, KeySeries], buckets: dict[str, BucketStats],
-                 live: set[str]) -> list[Signal]:
-        """Signals of one bucket: keys with data in it, plus keys with a live alert (so they resolve)."""
+                 live: set[str], evaluated: set[str]) -> list[Signal]:
+        """Signals of one bucket: evaluated keys with data in it, plus keys with a live alert (so they resolve).
+        Multiscale detection observes every key in ``buckets``."""
         by_key: dict[str, Signal] = {}
         if self.settings.detection != "multiscale":
             for key, ks in series.items():
                 if key in live or ks.at(start).volume > 0:
                     by_key[key] = detect(ks, start, self.detector_config)
         if self.multiscale is not None:
-            wanted = {k for k, st in buckets.items() if st.volume} | live
+            wanted = {k for k, st in buckets.items() if st.volume and k in evaluated} | live
             for sig in self.multiscale.step(start, buckets, wanted):
                 by_key[sig.key] = _merged(by_key.get(sig.key), sig)
         return [by_key[k] for k in sorted(by_key)]
@@ -322,14 +323,17 @@ class AlertEngine(Service):
         keys = self._keys(active, states)
         dense = self.settings.detection != "multiscale"
         series = await self._series(keys, active, first, closed_end) if dense else {}
-        by_bucket = await self._pass_buckets(keys, first, closed_end) if self.multiscale else {}
+        # multiscale observes every active key (a key left out of evaluation by the cap still has its negatives
+        # counted: observing only the evaluated ones gave the rest exposure without negatives, a rate too low)
+        by_bucket = await self._pass_buckets(sorted({*keys, *active}), first, closed_end) if self.multiscale else {}
+        evaluated = {*keys, ALL_KEY}
         if self.multiscale is not None and self.multiscale.until_s != first:
             await self._rebuild(self.multiscale, first)
         changed: set[str] = set()
         notifications: list[Notification] = []
         for start in range(first, closed_end, b):
             live = _live_keys(states)
-            signals = self._signals(start, series, by_bucket.get(start, {}), live)
+            signals = self._signals(start, series, by_bucket.get(start, {}), live, evaluated)
             if self.signal_observer is not None:
                 for sig in signals:
                     self.signal_observer(sig)

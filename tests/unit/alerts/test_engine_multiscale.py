@@ -140,3 +140,20 @@ async def test_a_rebuild_reads_the_history_a_day_at_a_time_and_lets_other_tasks_
     assert restarted.multiscale is not None and restarted.multiscale.until_s > DAY0_S + 3 * DAY
     assert max(store.spans_s) <= REBUILD_READ_BUCKETS * B and len(store.spans_s) >= 4
     assert ticks >= 4 * DAY // B // REBUILD_YIELD_BUCKETS - 1
+
+
+async def test_keys_left_out_of_evaluation_by_the_cap_are_still_observed() -> None:
+    """Found by review: the live pass read only the evaluated keys' buckets, so a key the cap left out got the
+    stream's exposure without its own negatives (a rate too low, false bursts later) and live state differed
+    from a rebuild, which reads every key."""
+    store = MemoryWindowStore(B, retention_s=30 * DAY)
+    for i in range(24):
+        t = DAY0_S + i * B
+        for name in ("AAA", "BBB", "CCC", "ZZZ"):
+            await store.apply(messages(t, 1, 1, tickers=(name,)))
+    eng = engine(store, settings(max_keys_per_evaluation=3, max_catchup_buckets=10_000))
+    await eng.evaluate(DAY0_S + B)
+    await eng.evaluate(DAY0_S + 24 * B)
+    assert eng.multiscale is not None
+    zzz = eng.multiscale.keys.get("ticker:ZZZ")
+    assert zzz is not None and zzz.last_seen_s > 0
