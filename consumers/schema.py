@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from monitor.entities.fold import fold
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
 
@@ -42,6 +44,11 @@ log = structlog.get_logger(__name__)
 
 MAX_TICKERS = 32
 MAX_TICKER_CHARS = 32
+TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.^=_]{0,15}")
+"""A normalised ticker: upper case letters, digits, ``.`` (share class: ``BRK.B``) and the ``^``/``=``/``_`` of
+index and futures symbols (``^GSPC``, ``EURUSD=X``, ``ES_F``: real feeds send them, and a message was
+dead-lettered for one), at most 16. Never ``:``, ``|``, braces or spaces: they delimit window and Redis keys."""
+_CLASS_SEPARATORS = str.maketrans("-/", "..")
 MAX_ID_CHARS = 256
 MAX_NESTING = 64
 """Deeper ``meta`` is refused (``bad_field``) before anything recurses into it."""
@@ -139,7 +146,18 @@ def _source(value: Any, default: SourceKind | None) -> SourceKind:
         raise InvalidMessage("bad_field", f"source must be news or comment, got {shown!r}") from exc
 
 
+def normalise_ticker(raw: str) -> str:
+    """One spelling per symbol, wherever it comes from (payload, cashtag, watchlist): ``$brk-b``, ``BRK/B``
+    and ``BRK.B`` in fullwidth letters are all ``BRK.B``, so one company gets one window key: folded like
+    text (``monitor.entities.fold``: NFKC, zero-width characters dropped), ``$`` and spaces stripped,
+    ``-``/``/`` class separators made ``.``, upper case. Empty when nothing is left; check it with ``TICKER``."""
+    return fold(raw).strip().lstrip("$").strip().translate(_CLASS_SEPARATORS).upper()
+
+
 def _tickers(value: Any) -> tuple[str, ...]:
+    """Payload tickers normalised and deduplicated; blank ones (``""``, ``"$"``) are dropped as before, one
+    that is not a symbol after normalising (``AAPL US Equity``, ``a,b``) is a ``bad_field`` like an
+    over-long one: a window key must be a symbol."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -148,7 +166,10 @@ def _tickers(value: Any) -> tuple[str, ...]:
         raise InvalidMessage("bad_field", "tickers must be a list of strings")
     if any(len(t) > MAX_TICKER_CHARS for t in value):
         raise InvalidMessage("bad_field", f"a ticker is longer than {MAX_TICKER_CHARS} characters")
-    cleaned = tuple(dict.fromkeys(t.strip().lstrip("$").upper() for t in value if t.strip()))
+    cleaned = tuple(dict.fromkeys(t for t in map(normalise_ticker, value) if t))
+    bad = next((t for t in cleaned if not TICKER.fullmatch(t)), None)
+    if bad is not None:
+        raise InvalidMessage("bad_field", f"ticker {bad!r} is not a symbol (letters, digits and . ^ = _, at most 16)")
     if len(cleaned) > MAX_TICKERS:
         raise InvalidMessage("bad_field", f"at most {MAX_TICKERS} tickers per message")
     return cleaned

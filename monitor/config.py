@@ -110,7 +110,8 @@ class SourceSettings(_Section):
     fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
     watchlist_path: str = ""
     """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
-    ambiguous; see monitor/entities/watchlist.py); empty = the bundled list of large listed companies."""
+    ambiguous, optional blockers; see monitor/entities/watchlist.py); empty = the bundled list of large listed
+    companies."""
     link_names: bool = True
     """Link watchlist company names and aliases in the text to their tickers."""
     link_cashtags: bool = True
@@ -212,7 +213,10 @@ class WindowSettings(_Section):
     """Near-duplicates (retweets, syndicated copies, "UPDATE n-" reissues) of a story seen this long before
     or after count as repeats, not as new stories; 0 = novelty off (every message is a story)."""
     novelty_max_entries: int = Field(20_000, ge=1, le=2_000_000)
-    """Stories the per-process novelty index remembers (oldest forgotten first; about 1.8 KiB each)."""
+    """Stories the per-process novelty index remembers (oldest forgotten first; about 3 KiB each with the
+    decision memory). The novelty horizon is min(``novelty_window_s``, this many stories): past it a copy
+    counts again, so size it to the stories per window at peak (``finsent_novelty_evicted_in_window_total``
+    counts stories forgotten early)."""
     novelty_min_similarity: float = Field(0.6, gt=0, le=1)
     """Estimated Jaccard similarity (words and word pairs of the normalised text) that makes a copy."""
     novelty_min_tokens: int = Field(4, ge=1)

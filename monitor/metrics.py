@@ -12,6 +12,11 @@ DEAD_LETTERS = Counter(
 REPEATS = Counter(
     "finsent_repeat_messages_total", "Messages folded into an earlier story (retweets, copies, reissues)"
 )
+NOVELTY_EVICTED_IN_WINDOW = Counter(
+    "finsent_novelty_evicted_in_window_total",
+    "Stories the novelty index forgot (windows.novelty_max_entries full) while still inside "
+    "windows.novelty_window_s: their later copies count as new stories; raise novelty_max_entries",
+)
 LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
 INFERENCE_WORKER_DEATHS = Counter(
     "finsent_inference_worker_deaths_total", "Inference worker processes that died mid-call (each is respawned)"

@@ -15,16 +15,29 @@ The rules, in order (README "Entity linking"):
   one would become a window key that can alert; ``"any"`` links every cashtag. A message with more
   than ``max_cashtags`` distinct cashtags is a ticker *list* (screener spam, "stocks to watch", ETF
   holdings), not news about each: none of its cashtags links.
-- **Exchange-prefixed symbols**: ``NYSE:TGT``, ``NASDAQ: AAPL`` (upper case) link like cashtags.
+- **Exchange-prefixed symbols**: ``NYSE:TGT``, ``NASDAQ: AAPL`` (upper case) link like cashtags; the
+  exchange word itself is never a name (``AMEX: FOO`` does not link American Express).
+- Symbols from every source are normalised like payload tickers (``consumers.schema.normalise_ticker``):
+  ``$BRK-B``, ``$BRK/B`` and ``$brk.b`` are all ``BRK.B``.
 - **Names and aliases** link when they occur with word boundaries on both sides (no letter or digit
   next to them) and with the watchlist's spelling or in all capitals (``Apple``/``APPLE``, not
   ``apple``): lower-case common words stay words. Overlapping matches keep the longest
   (``JPMorgan Chase`` wins over ``Chase``).
+- **Blockers** are phrases that contain a name but mean no company: ``MARKET_PHRASES`` below (``price
+  target``, ``gap down``, ``the Dow``, ``Dow futures``...) and each company's ``blockers`` in the watchlist
+  (``Amazon rainforest``, ``Citi Field``). They take part in the longest-match rule and link nothing, so
+  ``Tesla Price Target`` links TSLA only. They match as written, in capitals, and capitalised.
 - **Ambiguous names** (common words and very short names, flagged in the watchlist: Target, Gap,
   Visa, Oracle, Shell...) link only with a second cue: the same ticker already present (payload,
   cashtag), the symbol in parentheses or after an exchange (``Target (TGT)``), or a company word
-  within three words after or two words before it (``Inc``, ``Corp``, ``shares``, ``stock``,
-  ``CEO``, ``earnings``, ``revenue``, ``guidance``, ``analysts``...).
+  within three words after or two words before it in the same sentence (``Inc``, ``Corp``, ``shares``,
+  ``stock``, ``CEO``, ``earnings``, ``revenue``, ``guidance``, ``analysts``...). Words about the market as
+  a whole are no cue: ``stocks`` and ``investors`` ("Investors Chase AI Stocks", "Dow drops as stocks
+  slide").
+- Matching runs on ``monitor.entities.fold`` of the text (zero-width characters, fullwidth letters, HTML
+  entities, curly apostrophes), and names and blockers are folded the same way: ``Tesla`` with a zero-width
+  space inside or in fullwidth letters, ``AT&amp;T``, and ``Macy's`` with a curly apostrophe link. The
+  message text itself is not changed.
 - The result is deduplicated and capped at ``max_tickers`` (payload first, then text order).
 """
 
@@ -38,22 +51,44 @@ from typing import Literal
 
 import ahocorasick
 
-from consumers.schema import MAX_TICKERS
+from consumers.schema import MAX_TICKERS, TICKER, normalise_ticker
+from monitor.entities.fold import fold
 from monitor.entities.watchlist import Company
 
-CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z]{0,5}(?:[.\-][A-Za-z]{1,2})?)(?![\w$])")
+CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z]{0,5}(?:[./\-][A-Za-z]{1,2})?)(?![\w$])")
 EXCHANGE_SYMBOL = re.compile(r"\b(?:NYSE|NASDAQ|Nasdaq|NYSEARCA|AMEX|NYSE American|OTC)\s?:\s?([A-Z][A-Z.\-]{0,9})\b")
 PAREN_SYMBOL = re.compile(r"\(\s*([A-Z][A-Z.\-]{0,9})\s*\)")
 _WORD = re.compile(r"[A-Za-z&]+")
+_SENTENCE_END = re.compile(r"(?:(?<![A-Z])\.|[!?;])(?=\s|$)")
+"""A full stop (not one after a capital: ``U.S.``), ``!``, ``?`` or ``;`` before a space: cues stop there."""
 CUE_WORDS = frozenset({
     "inc", "corp", "corporation", "co", "company", "plc", "ltd", "llc", "ag", "sa", "nv", "se", "group",
-    "holdings", "share", "shares", "shareholders", "stock", "stocks", "investors", "ceo", "cfo", "chief",
+    "holdings", "share", "shares", "shareholders", "stock", "ceo", "cfo", "chief",
     "executive", "earnings", "revenue", "revenues", "sales", "profit", "profits", "quarter", "quarterly",
     "results", "guidance", "outlook", "forecast", "dividend", "ipo", "analyst", "analysts", "downgrade",
     "downgrades", "upgrade", "upgrades", "nyse", "nasdaq", "listed", "buyback", "layoffs", "retailer",
     "bank", "lender", "insurer", "automaker", "chipmaker",
 })
-"""Words that say "a company" next to an ambiguous name (lower case, matched as whole words)."""
+"""Words that say "a company" next to an ambiguous name (lower case, matched as whole words); not
+``stocks`` or ``investors``, which are about the market ("Investors Chase AI Stocks")."""
+_GAP_MOVES = ("down", "up", "lower", "higher", "fill", "fills", "filled")
+_DOW_MOVES = (
+    "drops", "dropped", "falls", "fell", "slides", "slid", "sinks", "sank", "tumbles", "tumbled", "plunges",
+    "plunged", "slumps", "slumped", "dips", "dipped", "sheds", "shed", "loses", "lost", "rises", "rose", "gains",
+    "gained", "jumps", "jumped", "climbs", "climbed", "rallies", "rallied", "surges", "surged", "soars", "soared",
+    "adds", "added", "closes", "closed", "ends", "ended", "opens", "opened", "hits", "down", "up", "futures",
+    "industrials", "average", "index", "transports", "record",
+)
+MARKET_PHRASES: tuple[str, ...] = (
+    "price target", "price targets", "target price", "inflation target", "profit target", "earnings target",
+    "sales target", "revenue target",
+    *(f"{gap} {move}" for gap in ("gap", "gaps", "gapped") for move in _GAP_MOVES), "gap-down", "gap-up",
+    "the Dow", "Dow Jones", *(f"Dow {move}" for move in _DOW_MOVES),
+    "chase the rally", "chase rally", "chase gains", "chase yield", "chase yields", "chase returns",
+    "chase momentum", "chase the market",
+)
+"""Blockers every watchlist gets: market phrases around an ambiguous name that mean no company (Target,
+Gap, Dow, Chase). "Dow drops" may now and then be Dow Inc.; the index is the common meaning."""
 MAX_CASHTAGS = 4
 """More distinct cashtags than this in one message make it a ticker list (see the module docstring)."""
 CUE_AFTER_WORDS = 3
@@ -68,20 +103,46 @@ class _Target:
 
 
 def cashtags(text: str) -> list[str]:
-    """Cashtags of ``text`` in order of appearance, upper case, without the ``$``."""
-    return [m.upper() for m in CASHTAG.findall(text)]
+    """Cashtags of ``text`` in order of appearance, normalised (``$brk-b`` is ``BRK.B``), without the ``$``."""
+    return [normalise_ticker(m) for m in CASHTAG.findall(text)]
+
+
+def _symbol(raw: str) -> str:
+    """``raw`` normalised when that gives a ticker, else as given (payload tickers are the caller's)."""
+    cleaned = normalise_ticker(raw)
+    return cleaned if TICKER.fullmatch(cleaned) else raw
+
+
+def _capitalised(phrase: str) -> str:
+    return phrase[:1].upper() + phrase[1:]
+
+
+def _variants(phrase: str) -> set[str]:
+    """A blocker as written, in capitals, capitalised, and in title case (headline style)."""
+    return {phrase, phrase.upper(), _capitalised(phrase), " ".join(map(_capitalised, phrase.split(" ")))}
 
 
 def _is_boundary(text: str, index: int) -> bool:
     return index < 0 or index >= len(text) or not text[index].isalnum()
 
 
+def _sentence_around(text: str, start: int, end: int) -> tuple[str, str]:
+    """Up to ``_CUE_SPAN_CHARS`` before and after a match, cut where its sentence ends: a cue in the next
+    sentence ("Dow falls 300 points; stocks slide") says nothing about this name."""
+    after = text[end : end + _CUE_SPAN_CHARS]
+    stop = _SENTENCE_END.search(after)
+    before = text[max(0, start - _CUE_SPAN_CHARS) : start]
+    begin = max((m.end() for m in _SENTENCE_END.finditer(before)), default=0)
+    return before[begin:], after[: stop.start()] if stop else after
+
+
 def _has_cue_word(text: str, start: int, end: int) -> bool:
-    after = _WORD.findall(text[end : end + _CUE_SPAN_CHARS])[:CUE_AFTER_WORDS]
-    before = _WORD.findall(text[max(0, start - _CUE_SPAN_CHARS) : start])[-CUE_BEFORE_WORDS:]
-    if after and after[0].lower() == "s" and text[end : end + 1] in "'\u2019":  # possessive: Target's CEO
-        after = _WORD.findall(text[end : end + _CUE_SPAN_CHARS])[1 : CUE_AFTER_WORDS + 1]
-    return any(w.lower() in CUE_WORDS for w in (*after, *before))
+    before, after = _sentence_around(text, start, end)
+    after_words = _WORD.findall(after)
+    if after_words[:1] in (["s"], ["S"]) and after.startswith("'"):  # possessive: Target's CEO
+        after_words = after_words[1:]
+    words = (*after_words[:CUE_AFTER_WORDS], *_WORD.findall(before)[-CUE_BEFORE_WORDS:])
+    return any(w.lower() in CUE_WORDS for w in words)
 
 
 class EntityLinker:
@@ -96,6 +157,7 @@ class EntityLinker:
         max_tickers: int = MAX_TICKERS,
         max_cashtags: int = MAX_CASHTAGS,
         cashtag_scope: Literal["watchlist", "any"] = "watchlist",
+        blockers: Iterable[str] = MARKET_PHRASES,
     ) -> None:
         self.link_names = link_names
         self.link_cashtags = link_cashtags
@@ -105,29 +167,37 @@ class EntityLinker:
         self._automaton = ahocorasick.Automaton()
         targets: dict[str, list[_Target]] = {}
         companies = list(companies)
-        self.universe = frozenset(c.ticker for c in companies)
+        self.universe = frozenset(_symbol(c.ticker) for c in companies)
         for company in companies:
+            ticker = _symbol(company.ticker)
             for names, ambiguous in ((company.names, False), (company.ambiguous, True)):
-                for name in names:
+                for name in map(fold, names):
                     for surface in {name, name.upper()}:
                         found = targets.setdefault(surface, [])
-                        if all(t.ticker != company.ticker for t in found):
-                            found.append(_Target(company.ticker, ambiguous))
+                        if all(t.ticker != ticker for t in found):
+                            found.append(_Target(ticker, ambiguous))
         self.surfaces = len(targets)
+        phrases = (*blockers, *(b for c in companies for b in c.blockers))
+        blocked = {v for p in phrases for v in _variants(fold(p))} - targets.keys()  # a name beats its blocker
         for surface, found in targets.items():
             self._automaton.add_word(surface, (len(surface), tuple(found)))
         if targets:
+            for surface in blocked:
+                self._automaton.add_word(surface, (len(surface), ()))
             self._automaton.make_automaton()
 
     def tickers(self, text: str, given: Iterable[str] = ()) -> tuple[str, ...]:
         """``given`` (payload tickers) plus every ticker the text names, deduplicated and capped."""
-        out: dict[str, None] = dict.fromkeys(given)
+        out: dict[str, None] = dict.fromkeys(map(_symbol, given))
+        text = fold(text)
+        exchange = list(EXCHANGE_SYMBOL.finditer(text))
         if self.link_cashtags:
-            symbols = dict.fromkeys([*cashtags(text), *EXCHANGE_SYMBOL.findall(text)])
+            found = [*cashtags(text), *(normalise_ticker(m.group(1)) for m in exchange)]
+            symbols = dict.fromkeys(s for s in found if TICKER.fullmatch(s))
             if len(symbols) <= self.max_cashtags:
                 out.update(dict.fromkeys(s for s in symbols if self.cashtag_scope == "any" or s in self.universe))
         if self.link_names and self.surfaces:
-            out.update(dict.fromkeys(self._names(text, out)))
+            out.update(dict.fromkeys(self._names(text, out, {m.start() for m in exchange})))
         return tuple(list(out)[: self.max_tickers])
 
     def _spans(self, text: str) -> list[tuple[int, int, tuple[_Target, ...]]]:
@@ -153,16 +223,19 @@ class EntityLinker:
             kept.insert(at, span)
         return kept
 
-    def _names(self, text: str, known: dict[str, None]) -> list[str]:
+    def _names(self, text: str, known: dict[str, None], exchanges: set[int]) -> list[str]:
+        """Tickers of the name spans (blockers have none), skipping exchange words (``AMEX: FOO``)."""
         linked: list[str] = []
         symbols: set[str] | None = None
         for start, end, targets in self._spans(text):
+            if start in exchanges:
+                continue
             for target in targets:
                 if not target.ambiguous or target.ticker in known:
                     linked.append(target.ticker)
                     continue
                 if symbols is None:
-                    symbols = set(PAREN_SYMBOL.findall(text))
+                    symbols = set(map(normalise_ticker, PAREN_SYMBOL.findall(text)))
                 if target.ticker in symbols or _has_cue_word(text, start, end):
                     linked.append(target.ticker)
         return linked

@@ -7,7 +7,10 @@ one generic headline about two companies stays two stories. Only stories are ind
 repeats: a story's copies fold into it until the window has passed since the story itself.
 
 Bounded memory: stories (their feature hashes and band keys) live in a ring of ``max_entries``
-slots (the oldest story is forgotten first); the LSH band table holds ``bands`` keys per slot, each
+slots (the oldest story is forgotten first), so the horizon is ``min(window_s, max_entries stories)``:
+at 100 new stories a second 20,000 slots hold 200 s, and a copy that arrives later counts again.
+``finsent_novelty_evicted_in_window_total`` counts the stories forgotten while still inside their window
+(rising: raise ``windows.novelty_max_entries``); the LSH band table holds ``bands`` keys per slot, each
 naming at most ``MAX_SLOTS_PER_KEY`` stories (the newest: one generic headline about many tickers
 must not grow a bucket without bound), and drops a slot's keys when the slot is reused.
 Decisions are remembered per message id (bounded LRU of the same size), so a redelivered message
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from monitor import metrics
 from monitor.novelty.minhash import BANDS, NUM_PERM, Hashes, MinHasher, feature_hashes, jaccard
 from monitor.novelty.text import features, tokens
 
@@ -124,6 +128,8 @@ class NoveltyIndex:
         self._next = (slot + 1) % self.max_entries
         old = self._stories[slot]
         if old is not None:
+            if abs(story.event_s - old.event_s) <= self.window_s:  # its copies would still have folded
+                metrics.NOVELTY_EVICTED_IN_WINDOW.inc()
             for key in old.keys:
                 rest = _without(self._bands[key], slot) if key in self._bands else None
                 if rest is None:

@@ -1,6 +1,8 @@
 """Text normalisation and shingling for near-duplicate detection (pure).
 
-Normalising removes what differs between copies of one story but says nothing new: retweet
+Normalising removes what differs between copies of one story but says nothing new: how the letters are
+encoded (``monitor.entities.fold``: zero-width characters, soft hyphens, fullwidth forms, HTML entities,
+curly apostrophes; a copy with a zero-width space in every word shares no word with its story), retweet
 prefixes (``RT @user:``), @mentions, URLs, wire reissue prefixes (``UPDATE 2-``, ``REFILE-``,
 ``CORRECTED-``, ``RPT-``, ``BRIEF-``), a trailing outlet attribution (`` - Reuters``), case and
 punctuation. Features are the unigrams and bigrams of what is left: unigrams keep a reworded
@@ -11,6 +13,9 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
+
+from monitor.entities.fold import fold
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _RETWEET = re.compile(r"^\s*(?:RT|MT)\b\s*:?\s*(?:@\w+\s*:?\s*)?", re.IGNORECASE)
@@ -34,14 +39,16 @@ def normalise(text: str) -> str:
     Whitespace runs are collapsed before the patterns run (and again where a removal leaves one): their
     ``\\s*`` on both sides of a dash backtrack quadratically over a long run (measured: 10,000 characters of
     spaces around a dash took 5.9 s, 3,333 mentions 0.4 s)."""
-    text = _collapse(_URL.sub(" ", text))
+    text = _collapse(_URL.sub(" ", fold(text)))
     previous = None
     while previous != text:  # "RT @a: RT @b: UPDATE 1-..." peels layer by layer
         previous = text
         text = _RETWEET.sub("", text)
         text = _REISSUE.sub("", text)
-    text = _OUTLET.sub("", _collapse(_MENTION.sub(" ", text)))
-    return " ".join(_NON_WORD.sub(" ", text.casefold().replace("_", " ")).split())
+    text = _OUTLET.sub("", _collapse(_MENTION.sub(" ", text))).casefold()
+    if not text.isascii():  # case folding can undo NFKC (a decomposed accent): fold again, as NFKC_Casefold does
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(_NON_WORD.sub(" ", text.replace("_", " ")).split())
 
 
 def _collapse(text: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.schema import InvalidMessage, message_to_dict, parse_message
+from consumers.schema import TICKER, InvalidMessage, message_to_dict, normalise_ticker, parse_message
 from monitor.types import SourceKind
 
 LIMITS = {"max_message_bytes": 4_000, "max_text_chars": 1_000}
@@ -28,6 +28,29 @@ def test_valid_message_takes_event_time_from_payload_and_normalises_tickers() ->
     assert msg.event_time == datetime(2026, 11, 24, 14, 3, tzinfo=UTC)
     assert msg.tickers == ("ACME", "BZ")
     assert msg.source is SourceKind.NEWS
+
+
+def test_payload_tickers_get_one_spelling_per_symbol() -> None:
+    raw = _wire(tickers=["$BRK-B", "brk/b", "BRK.B", " $ aapl ", "\uff21\uff21\uff30\uff2c", "AAPL\u200b", "bf-b"])
+    assert parse_message(raw, **LIMITS).tickers == ("BRK.B", "AAPL", "BF.B")
+
+
+@pytest.mark.parametrize("blank", ["$", "$$", " ", "\n", "\u200b"])
+def test_a_blank_payload_ticker_is_dropped(blank: str) -> None:
+    assert parse_message(_wire(tickers=[blank, "acme"]), **LIMITS).tickers == ("ACME",)
+
+
+@pytest.mark.parametrize("bad", ["AAPL US Equity", "a,b", "X" * 17, "\u0130", ".B", "T|X", "A:B", "{AB}"])
+def test_a_payload_ticker_that_is_not_a_symbol_is_a_bad_field(bad: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(_wire(tickers=["ACME", bad]), **LIMITS)
+    assert info.value.reason == "bad_field" and "not a symbol" in info.value.detail
+
+
+@given(st.text(max_size=12))
+def test_normalising_a_ticker_twice_changes_nothing(raw: str) -> None:
+    once = normalise_ticker(raw)
+    assert normalise_ticker(once) == once or not TICKER.fullmatch(once)
 
 
 @pytest.mark.parametrize(
@@ -106,3 +129,8 @@ def test_wire_roundtrip_preserves_message(text: str, tickers: list[str], epoch_s
     msg = parse_message(raw, **LIMITS)
     again = parse_message(json.dumps(message_to_dict(msg)).encode(), **LIMITS)
     assert again == msg
+
+
+@pytest.mark.parametrize("symbol", ["^GSPC", "ES_F", "EURUSD=X", "BRK.B"])
+def test_index_and_futures_symbols_are_tickers_not_bad_fields(symbol: str) -> None:
+    assert parse_message(_wire(tickers=[symbol.lower()]), **LIMITS).tickers == (symbol,)

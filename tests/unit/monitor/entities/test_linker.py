@@ -28,7 +28,7 @@ def linker() -> EntityLinker:
     ("$AAPL up 3%", ["AAPL"]),
     ("buying $aapl and $TSLA today", ["AAPL", "TSLA"]),
     ("($NVDA) beats", ["NVDA"]),
-    ("$BRK.B and $BF-B", ["BRK.B", "BF-B"]),
+    ("$BRK.B and $BF-B and $brk/b", ["BRK.B", "BF.B", "BRK.B"]),
     ("costs $5 or $100M, US$20, $3.5bn", []),
     ("$AAPL2 is not a ticker, nor is a$AAPL or $$AAPL", []),
     ("$TOOLONGX", []),
@@ -125,6 +125,120 @@ def test_the_bundled_watchlist_links_common_aliases() -> None:
     assert linker.tickers("JP Morgan and Goldman Sachs cut jobs") == ("JPM", "GS")
     assert linker.tickers("Gap widens between rich and poor") == ()
     assert linker.tickers("Gap shares tumble on weak sales") == ("GPS",)
+
+
+@pytest.fixture(scope="module")
+def bundled() -> EntityLinker:
+    return EntityLinker(load_watchlist())
+
+
+@pytest.mark.parametrize("text", [
+    "ANALYSTS RAISE PRICE TARGET ON NVIDIA SHARES",
+    "UBS Cuts Price Target on Nike Shares",
+    "Goldman Sachs Cuts Tesla Price Target; Shares Fall",
+    "GAP DOWN: Nvidia shares open lower",
+    "Tesla Shares Gap Down After Deliveries Miss",
+    "Shares gap up; stock of the day",
+    "Stocks Gap lower at open",
+    "Dow drops as stocks slide",
+    "Stocks Slide, Dow Drops 500 Points",
+    "The Dow fell 2% as shares of banks slid",
+    "The Dow Jones Industrial Average: shares slide",
+    "Dow futures slip, stock market set for lower open",
+    "Investors Chase AI Stocks",
+    "Bitcoin Miners Chase Rally as Shares Jump",
+])
+def test_market_phrases_around_an_ambiguous_name_link_no_company(bundled: EntityLinker, text: str) -> None:
+    assert not {"TGT", "GPS", "DOW", "JPM"} & set(bundled.tickers(text))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Dow Inc shares fall", "DOW"),
+    ("Dow Inc. cuts jobs", "DOW"),
+    ("$DOW slides", "DOW"),
+    ("Target shares fall", "TGT"),
+    ("Target Corp cuts outlook", "TGT"),
+    ("Analysts raise price target; Target shares slide", "TGT"),
+    ("Gap Inc. shares fall", "GPS"),
+    ("Chase Bank outage leaves customers locked out", "JPM"),
+])
+def test_the_company_still_links_next_to_a_market_phrase(bundled: EntityLinker, text: str, expected: str) -> None:
+    assert expected in bundled.tickers(text)
+
+
+def test_a_cue_in_the_next_sentence_does_not_count(linker: EntityLinker) -> None:
+    assert linker.tickers("Target misses. Shares of rivals fall") == ()
+    assert linker.tickers("Chase the dream; shares are for later") == ()
+    assert linker.tickers("Target U.S. sales rose") == ("TGT",)  # "U.S." ends no sentence
+
+
+def test_plural_stocks_and_investors_are_no_company_cue(linker: EntityLinker) -> None:
+    assert linker.tickers("Investors Chase AI Stocks") == ()
+    assert linker.tickers("Visa rules hit travel stocks") == ()
+    assert linker.tickers("Visa stock slides") == ("V",)
+
+
+def test_a_blocker_links_nothing_and_beats_the_shorter_name_inside_it() -> None:
+    linker = EntityLinker([Company("AMZN", ("Amazon",), blockers=("Amazon rainforest",))], blockers=())
+    for text in ["Amazon rainforest fires", "AMAZON RAINFOREST FIRES", "Amazon Rainforest Fires"]:
+        assert linker.tickers(text) == ()
+    assert linker.tickers("Amazon shares fall near the Amazon rainforest") == ("AMZN",)
+
+
+def test_a_name_wins_over_the_same_words_given_as_a_blocker() -> None:
+    linker = EntityLinker([Company("DJ", ("Dow Jones",))])  # the bundled market phrases block "Dow Jones"
+    assert linker.tickers("Dow Jones sold") == ("DJ",)
+
+
+@pytest.mark.parametrize("text", [
+    "Amazon rainforest fires worsen", "AMAZON RAINFOREST FIRES", "Intel officials say Iran attack imminent",
+    "US Intel agencies warn of threat", "Klaus Schwab steps down from WEF", "Berkshire police hunt suspect",
+    "Big Apple hit by blackout", "I baked an Apple pie for dinner", "Citi Field flooded",
+    "Caterpillar invasion destroys crops", "Colgate University students protest", "AMEX: FOO",
+])
+def test_ordinary_words_that_contain_a_bundled_name_link_nothing(bundled: EntityLinker, text: str) -> None:
+    assert bundled.tickers(text) == ()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Amazon shares fall", ("AMZN",)), ("Apple earnings miss", ("AAPL",)), ("Intel cuts guidance", ("INTC",)),
+    ("Schwab raises fees", ("SCHW",)), ("Citi downgrades Caterpillar", ("C", "CAT")), ("Amex raises fees", ("AXP",)),
+    ("NYSE:AXP and AMEX: FOO", ("AXP",)),
+])
+def test_the_bundled_companies_still_link_by_name(bundled: EntityLinker, text: str, expected: tuple[str, ...]) -> None:
+    assert bundled.tickers(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Tes\u200bla recalls cars", ("TSLA",)),
+    ("\uff34\uff45\uff53\uff4c\uff41 recalls cars", ("TSLA",)),
+    ("AT&amp;T outage", ("T",)),
+    ("Macy\u2019s cuts jobs", ("M",)),
+    ("Visa\u02bcs CEO resigns", ("V",)),
+    ("Este\u0301e Lauder shares", ("EL",)),
+    ("\uff04\uff21\uff21\uff30\uff2c up", ("AAPL",)),
+])
+def test_text_is_folded_before_matching(bundled: EntityLinker, text: str, expected: tuple[str, ...]) -> None:
+    assert bundled.tickers(text) == expected
+
+
+@pytest.mark.parametrize(("text", "given", "expected"), [
+    ("$BRK-B falls", (), ("BRK.B",)),
+    ("$BRK/B falls", (), ("BRK.B",)),
+    ("$brk.b falls", (), ("BRK.B",)),
+    ("$BF.B falls", (), ("BF.B",)),
+    ("NYSE: BRK-B hits a record", (), ("BRK.B",)),
+    ("Berkshire Hathaway falls", ("brk-b",), ("BRK.B",)),
+])
+def test_class_share_symbols_have_one_spelling_everywhere(
+    bundled: EntityLinker, text: str, given: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert bundled.tickers(text, given=given) == expected
+
+
+def test_watchlist_tickers_are_normalised_too() -> None:
+    linker = EntityLinker([Company("brk-b", ("Berkshire Hathaway",))])
+    assert linker.tickers("$BRK.B and Berkshire Hathaway") == ("BRK.B",)
 
 
 @given(st.text(max_size=300), st.lists(st.sampled_from(["AAPL", "X", "BRK.B"]), max_size=3, unique=True))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from monitor.novelty.index import NoveltyIndex
 from monitor.novelty.minhash import jaccard
@@ -81,6 +82,28 @@ def test_memory_is_bounded_and_the_oldest_story_is_forgotten_first() -> None:
     assert ix.decide("copy", f"RT @x: {STORY}", 10, ("ACME",)) is None
 
 
+def _evicted_in_window() -> float:
+    return REGISTRY.get_sample_value("finsent_novelty_evicted_in_window_total") or 0.0
+
+
+def test_a_story_forgotten_inside_its_window_is_counted() -> None:
+    ix = index(window_s=600, max_entries=2)
+    before = _evicted_in_window()
+    ix.decide("s", STORY, 0, ("ACME",))
+    ix.decide("n1", "completely different headline about widgets", 10, ())
+    ix.decide("n2", "another unrelated note about gadgets", 20, ())  # evicts "s" at 20 s, window 600 s
+    assert _evicted_in_window() == before + 1
+    assert ix.decide("copy", f"RT @x: {STORY}", 30, ("ACME",)) is None  # the copy counts again
+
+
+def test_a_story_forgotten_after_its_window_is_not_counted() -> None:
+    ix = index(window_s=600, max_entries=1)
+    before = _evicted_in_window()
+    ix.decide("s", STORY, 0, ("ACME",))
+    ix.decide("n1", "completely different headline about widgets", 601, ())
+    assert _evicted_in_window() == before
+
+
 WORDS = st.sampled_from(["acme", "shares", "plunge", "after", "fraud", "probe", "beats", "profit", "bank", "rise"])
 
 
@@ -97,7 +120,7 @@ def test_decisions_are_deterministic_and_point_to_earlier_stories(texts: list[st
 
 @given(st.sets(st.integers(0, 2**32 - 1), max_size=40), st.sets(st.integers(0, 2**32 - 1), max_size=40))
 def test_jaccard_of_complete_hash_sets_is_exact(a: set[int], b: set[int]) -> None:
-    got = jaccard(np.array(sorted(a), dtype=np.uint64), np.array(sorted(b), dtype=np.uint64))
+    got = jaccard(np.array(sorted(a), dtype=np.uint32), np.array(sorted(b), dtype=np.uint32))
     assert got == pytest.approx(len(a & b) / len(a | b) if a | b else 0.0)
 
 

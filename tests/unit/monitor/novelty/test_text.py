@@ -26,6 +26,20 @@ def test_copies_of_a_story_normalise_to_the_same_text(copy: str) -> None:
     assert normalise(copy) == normalise(STORY) == "acme shares plunge after fraud probe"
 
 
+@pytest.mark.parametrize("copy", [
+    "Acme sh\u200bares plu\u200bnge after fr\u200baud probe",
+    "\uff21\uff43\uff4d\uff45 shares plunge after fraud probe",
+    "Acme sha\u00adres plun\u00adge after fraud probe",
+    "Acme shares plunge after fraud probe&#8203;",
+])
+def test_copies_written_with_other_code_points_normalise_like_the_story(copy: str) -> None:
+    assert normalise(copy) == normalise(STORY)
+
+
+def test_html_entities_and_curly_apostrophes_fold_before_punctuation_is_dropped() -> None:
+    assert normalise("Macy\u2019s &amp; Acme") == normalise("Macy's & Acme") == "macy s acme"
+
+
 def test_words_that_carry_meaning_are_kept() -> None:
     assert normalise("Acme shares RISE 5% after $ACME beats") == "acme shares rise 5 after acme beats"
 
