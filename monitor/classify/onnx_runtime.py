@@ -7,6 +7,8 @@ calibrated probabilities inside the graph) and cached under ``classifier.onnx_ca
 fingerprint of the weights, the config and the library versions, so a retrained model or an upgrade
 re-exports and a restart does not. ``quantize_int8`` adds ONNX Runtime's dynamic int8 quantization
 of the exported graph (cached too). Tokenization and length bucketing are shared with the torch path.
+A cached graph ONNX Runtime cannot load (left damaged by a full disk or a bad copy) is deleted and
+exported again, once, instead of failing every start.
 
 Needs the ``onnx`` extra (``pip install 'finsent-monitor[onnx]'``); without it, start-up fails with a
 message naming ``classifier.runtime``.
@@ -62,6 +64,13 @@ def _require_onnxruntime() -> Any:
             "(or set classifier.runtime = 'torch')"
         ) from exc
     return onnxruntime
+
+
+def _session_errors(ort: Any) -> tuple[type[Exception], ...]:
+    """ONNX Runtime's load errors (its own classes, not OSError/RuntimeError subclasses)."""
+    state = ort.capi.onnxruntime_pybind11_state
+    return tuple(getattr(state, name) for name in ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf",
+                                                   "NoSuchFile", "RuntimeException"))
 
 
 def fingerprint(model: FinSentModel) -> str:
@@ -136,20 +145,38 @@ class OnnxClassifier(BucketedClassifier):
         model, tokenizer = load_model(settings.model_path)
         model.train(False)
         super().__init__(tokenizer, model, settings.max_length_tokens, sub_batch_size)
-        self.graph_path, self.exported = self._graph(model, Path(settings.onnx_cache_dir), settings.quantize_int8)
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads(settings.num_threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.graph_path), options, providers=["CPUExecutionProvider"])
+        self.session = self._session(ort, options, model, Path(settings.onnx_cache_dir), settings.quantize_int8)
         self.quantized = settings.quantize_int8
         self.name = f"onnxruntime:{settings.model_path or 'default'}{'-int8' if self.quantized else ''}"
         log.info("classifier_loaded", name=self.name, graph=str(self.graph_path), exported=self.exported,
                  threads=options.intra_op_num_threads)
 
-    def _graph(self, model: FinSentModel, cache_dir: Path, quantize: bool) -> tuple[Path, bool]:
-        """The cached graph for this model (exporting and quantizing it if missing); True if it was built now."""
+    def _session(self, ort: Any, options: Any, model: FinSentModel, cache_dir: Path, quantize: bool) -> Any:
+        """A session over this model's cached graph; a cached graph that fails to load is deleted and built
+        again once (a graph built now that fails would fail again: that is a one-line ModelLoadError)."""
         key = fingerprint(model)
+        errors: tuple[type[Exception], ...] = (OSError, *_session_errors(ort))
+        while True:
+            self.graph_path, self.exported = self._graph(model, cache_dir, key, quantize)
+            try:
+                return ort.InferenceSession(str(self.graph_path), options, providers=["CPUExecutionProvider"])
+            except errors as exc:
+                reason = " ".join(str(exc).split())[:200]
+                if self.exported:
+                    raise ModelLoadError(
+                        f"ONNX Runtime cannot load {self.graph_path} ({reason}) (classifier.onnx_cache_dir) -- check "
+                        "the disk space and that the directory is writable, or set classifier.runtime = 'torch'"
+                    ) from exc
+                log.warning("onnx_cache_unreadable", path=str(self.graph_path), error=reason)
+                for name in (f"{key}.onnx", f"{key}-int8.onnx"):
+                    (cache_dir / name).unlink(missing_ok=True)
+
+    def _graph(self, model: FinSentModel, cache_dir: Path, key: str, quantize: bool) -> tuple[Path, bool]:
+        """The cached graph for this model (exporting and quantizing it if missing); True if it was built now."""
         fp32 = cache_dir / f"{key}.onnx"
         built = False
         if not fp32.is_file():

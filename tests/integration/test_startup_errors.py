@@ -53,7 +53,7 @@ def test_a_model_path_that_cannot_load_is_one_clear_error_naming_the_setting(
     monkeypatch.setenv("MONITOR_HTTP__ENABLED", "false")
     assert main(["run"]) == 1
     err = capsys.readouterr().err
-    assert "error: cannot load classifier.model_path='/nonexistent/finbert-two-head'" in err
+    assert "error: directory not found: /nonexistent/finbert-two-head (classifier.model_path)" in err
     assert "Traceback" not in err
 
 

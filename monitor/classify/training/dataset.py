@@ -52,13 +52,13 @@ class LabelledTexts:
         return self.labels
 
 
-def _read(path: Path, to_label: Callable[[int], int], env: str, table: str) -> LabelledTexts:
+def _read(path: Path, to_label: Callable[[int], int], env: str, table: str, flag: str) -> LabelledTexts:
     texts: list[str] = []
     labels: list[int] = []
     if not path.is_file():
         raise DatasetError(
-            f"dataset file {path} not found -- set {env} to the directory holding it "
-            "(e.g. ../shared/datasets/<dataset>) or pass the CSV path"
+            f"dataset file {path} not found -- pass {flag} PATH, or set {env} to the directory holding it "
+            "(e.g. ../shared/datasets/<dataset>)"
         )
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -79,20 +79,22 @@ def _read(path: Path, to_label: Callable[[int], int], env: str, table: str) -> L
     return LabelledTexts(texts, labels)
 
 
-def read_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
-    """Sentiment ``text,label`` rows, dataset labels mapped through ``[sentiment_labels]``."""
+def read_csv(path: Path, taxonomy: Taxonomy, flag: str = "--train-csv") -> LabelledTexts:
+    """Sentiment ``text,label`` rows, dataset labels mapped through ``[sentiment_labels]``; ``flag`` is the
+    option that named ``path`` (a missing file's error names it)."""
     return _read(
         path,
         lambda label: SENTIMENT_LABELS.index(taxonomy.sentiment_of(label).value),
         DATASET_ENV,
         "sentiment_labels",
+        flag,
     )
 
 
 def read_topic_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
     """Topic ``text,label`` rows, dataset ids mapped through ``[topic_labels]`` to indices of ``names``."""
     index = {name: i for i, name in enumerate(taxonomy.names)}
-    return _read(path, lambda label: index[taxonomy.topic_of(label)], TOPIC_DATASET_ENV, "topic_labels")
+    return _read(path, lambda label: index[taxonomy.topic_of(label)], TOPIC_DATASET_ENV, "topic_labels", "--topic-csv")
 
 
 def is_headline_style(text: str) -> bool:

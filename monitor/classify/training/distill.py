@@ -23,7 +23,7 @@ TEACHER_BATCH = 128
 
 
 def _one_teacher(
-    path: Path, texts: Sequence[str], max_length: int, labels: tuple[list[str], list[str]]
+    path: Path, texts: Sequence[str], max_length: int, labels: tuple[list[str], list[str]], bf16: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     model, tokenizer = load_model(str(path))
     if (list(model.config.topic_labels), list(model.config.sentiment_labels)) != labels:
@@ -34,7 +34,7 @@ def _one_teacher(
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     topic = torch.zeros((len(ids), len(model.config.topic_labels)))
     sentiment = torch.zeros((len(ids), len(model.config.sentiment_labels)))
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for s in range(0, len(order), TEACHER_BATCH):
             chunk = order[s : s + TEACHER_BATCH]
             input_ids, mask = pad([ids[i] for i in chunk], pad_id)
@@ -45,14 +45,15 @@ def _one_teacher(
 
 def teacher_probabilities(
     teachers: Sequence[Path], texts: Sequence[str], max_length: int, topic_labels: Sequence[str],
-    sentiment_labels: Sequence[str],
+    sentiment_labels: Sequence[str], *, bf16: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean calibrated (sentiment, topic) probabilities of the teachers, one row per text (the order
-    of the labels in a training ``Batch``)."""
+    of the labels in a training ``Batch``); under bf16 autocast only where the student trains in bf16,
+    so soft labels follow the same CPU rule as the training steps."""
     topic_sum = torch.zeros((len(texts), len(topic_labels)))
     sentiment_sum = torch.zeros((len(texts), len(sentiment_labels)))
     for path in teachers:
-        topic, sentiment = _one_teacher(path, texts, max_length, (list(topic_labels), list(sentiment_labels)))
+        topic, sentiment = _one_teacher(path, texts, max_length, (list(topic_labels), list(sentiment_labels)), bf16)
         topic_sum += topic
         sentiment_sum += sentiment
     return sentiment_sum / len(teachers), topic_sum / len(teachers)

@@ -1,8 +1,9 @@
 """``monitor eval``: score both heads of a model on held-out data never used in training.
 
 * sentiment: ``sent_valid.csv`` (the held-out split; never trained or early-stopped on);
-* topic: the stratified slice of ``topic_train.csv`` that ``monitor train`` held out (same fraction and
-  seed, so the rows are exactly the ones the model did not train on).
+* topic: the stratified slice of ``topic_train.csv`` that ``monitor train`` held out: the split seed and
+  fraction come from the model's ``training_summary.json``, so the rows are exactly the ones the model did
+  not train on (``--seed`` / ``--topic-valid-fraction`` override them only with a warning).
 
 For the model (fp32), its int8 (dynamic quantization) and bf16 variants and the lexicon baseline it
 prints per-class reports, accuracy, macro-F1, calibration (ECE) and, for the variants, the share of
@@ -26,8 +27,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from monitor.classify import ModelLoadError
+from monitor.classify.artifact import DEFAULT_MODEL_DIR
 from monitor.classify.lexicon import LexiconClassifier
+from monitor.classify.model_source import locate_model
 from monitor.classify.topics import Taxonomy, load_taxonomy
+from monitor.classify.training.arguments import open_fraction
 from monitor.classify.training.calibration import expected_calibration_error, reliability_bins
 from monitor.classify.training.dataset import (
     DATASET_DIR,
@@ -44,6 +49,9 @@ from monitor.config import ClassifierSettings
 
 CHUNK = 256
 """Texts per progress-bar step."""
+SUMMARY_FILE = "training_summary.json"
+DEFAULT_SPLIT = (13, 0.1)
+"""(split seed, fraction) of ``monitor train``'s defaults: used when the model records none."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model dir or hub id; default: the bundled model")
     p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv", help="sentiment held-out")
     p.add_argument("--topic-csv", type=Path, default=TOPIC_DATASET_DIR / "topic_train.csv")
-    p.add_argument("--topic-valid-fraction", type=float, default=0.1, help="as given to monitor train")
-    p.add_argument("--seed", type=int, default=13, help="as given to monitor train (picks the topic slice)")
+    p.add_argument(
+        "--topic-valid-fraction", type=open_fraction, default=None,
+        help=f"held-out fraction of the topic CSV; default: the model's training_summary.json, else {DEFAULT_SPLIT[1]}",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None,
+        help="split seed of the topic held-out slice (monitor train's --split-seed, else --seed); default: the "
+        f"model's training_summary.json, else {DEFAULT_SPLIT[0]}",
+    )
     p.add_argument("--taxonomy", type=Path, default=None, help="default: configs/taxonomy.toml")
     p.add_argument("--report-dir", type=Path, default=Path("reports/classifier"))
     p.add_argument("--max-length", type=int, default=128, help="tokens per text at inference")
@@ -94,7 +109,7 @@ Proba = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 
 def with_progress(proba: Proba, texts: list[str], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
     topic, sentiment = [], []
-    for start in tqdm(range(0, len(texts), CHUNK), desc=desc, unit="chunk", leave=False):
+    for start in tqdm(range(0, len(texts), CHUNK), desc=desc, unit="chunk", leave=False, disable=None):
         t, s = proba(texts[start : start + CHUNK])
         topic.append(t)
         sentiment.append(s)
@@ -167,6 +182,38 @@ def variants(
     return out
 
 
+def recorded_split(model_dir: Path) -> tuple[int, float] | None:
+    """(split seed, held-out fraction) of the ``monitor train`` run that wrote ``model_dir``, if it says."""
+    summary_file = model_dir / SUMMARY_FILE
+    if not summary_file.is_file():
+        return None
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        args = summary.get("args", {})
+        seed = summary.get("split_seed", args.get("split_seed"))
+        if seed in (None, "None"):  # older summaries: --split-seed unset means --seed
+            seed = args.get("seed", summary.get("seed"))
+        fraction = summary.get("valid_fraction", args.get("valid_fraction"))
+        return None if seed is None or fraction is None else (int(seed), float(fraction))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(
+            f"{summary_file} is unreadable ({exc}) -- restore it, or delete it and pass --seed and "
+            "--topic-valid-fraction as given to monitor train"
+        ) from exc
+
+
+def topic_split(seed: int | None, fraction: float | None, recorded: tuple[int, float] | None) -> tuple[int, float]:
+    """The topic slice to score: the recorded split, unless a flag overrides it -- with a warning, because
+    another split puts rows the model trained on into the held-out slice and inflates its accuracy."""
+    if recorded is None:
+        return (DEFAULT_SPLIT[0] if seed is None else seed, DEFAULT_SPLIT[1] if fraction is None else fraction)
+    for flag, given, kept in (("--seed", seed, recorded[0]), ("--topic-valid-fraction", fraction, recorded[1])):
+        if given is not None and given != kept:
+            print(f"warning: {flag} {given} overrides {kept} from the model's {SUMMARY_FILE}: the topic slice "
+                  "may hold rows the model trained on", file=sys.stderr)
+    return (recorded[0] if seed is None else seed, recorded[1] if fraction is None else fraction)
+
+
 def _print_head(head: str, name: str, result: HeadScore) -> None:
     print(f"-- {name}: {head} --")
     print(result.report.format())
@@ -177,12 +224,13 @@ def eval_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     taxonomy = load_taxonomy(args.taxonomy)
     names = list(taxonomy.names)
-    sentiment_data = read_csv(args.valid_csv, taxonomy)
-    topic_data = topic_holdout(args.topic_csv, taxonomy, args.topic_valid_fraction, args.seed)
+    sentiment_data = read_csv(args.valid_csv, taxonomy, "--valid-csv")
+    model_dir = locate_model(args.model) if args.model else DEFAULT_MODEL_DIR
+    seed, fraction = topic_split(args.seed, args.topic_valid_fraction, recorded_split(model_dir))
+    topic_data = topic_holdout(args.topic_csv, taxonomy, fraction, seed)
     print(
         f"held-out data: {len(sentiment_data.texts)} sentiment rows ({args.valid_csv}), "
-        f"{len(topic_data.texts)} topic rows ({args.topic_valid_fraction:.0%} slice of {args.topic_csv}, "
-        f"seed {args.seed})"
+        f"{len(topic_data.texts)} topic rows ({fraction:.0%} slice of {args.topic_csv}, split seed {seed})"
     )
     settings = ClassifierSettings(
         model_path=args.model, device="cpu", dtype="float32", max_length_tokens=args.max_length

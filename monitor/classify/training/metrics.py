@@ -39,7 +39,9 @@ def _ratio(num: int, den: int) -> float:
 
 
 def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> Report:
-    """Report over integer class ids ``0..len(labels)-1``; macro-F1 averages classes with support > 0."""
+    """Report over integer class ids ``0..len(labels)-1``. Macro-F1 averages the classes present in the gold
+    labels or the predictions (sklearn's convention): a class predicted but absent from the gold labels
+    counts with F1 0, so a model is not rewarded for inventing it."""
     if len(y_true) != len(y_pred):
         raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}")
     n = len(labels)
@@ -54,7 +56,7 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
         precision, recall = _ratio(tp, predicted), _ratio(tp, support)
         f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
         per_class.append(ClassReport(labels[k], precision, recall, f1, support))
-    present = [c.f1 for c in per_class if c.support > 0]
+    present = [c.f1 for k, c in enumerate(per_class) if c.support > 0 or any(row[k] for row in confusion)]
     return Report(
         labels=tuple(labels),
         accuracy=_ratio(sum(confusion[k][k] for k in range(n)), len(y_true)),

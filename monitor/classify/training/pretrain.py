@@ -11,7 +11,7 @@ can still ship a small delta over the packaged base: only the transformer layers
     monitor train --init-encoder var/dapt --output DIR
 
 Never feed it an evaluation file (sent_valid.csv, the topic publisher's validation split): unlabelled
-test text is still test text. Same seed, texts and thread count -> the same encoder.
+test text is still test text. Same seed, texts, thread count and CPU type -> the same encoder.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguage
 from transformers.utils import logging as transformers_logging
 
 from monitor.classify.artifact import resolve_base, tokenize
+from monitor.classify.cpu_features import cpu_bf16_flag
+from monitor.classify.training.arguments import add_precision_argument, positive_int, training_precision
 from monitor.classify.training.dataset import read_unlabelled
 from monitor.classify.training.train import warmup_linear_schedule
 from monitor.classify.transformer import cpu_threads
@@ -44,14 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-texts", type=int, default=60_000, help="texts drawn from all --text files (0 = all)")
     p.add_argument("--base-model", default=None, help="BERT-style encoder dir or hub id; default: packaged MiniLM")
-    p.add_argument("--steps", type=int, default=1_500, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=positive_int, default=1_500, help="optimiser steps")
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="tokens per text (after URL removal)")
     p.add_argument("--mask-probability", type=float, default=0.15)
     p.add_argument("--lr", type=float, default=5e-5, help="learning rate of the encoder layers")
     p.add_argument("--head-lr", type=float, default=3e-3, help="learning rate of the (new) prediction head")
     p.add_argument("--warmup-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=13)
+    add_precision_argument(p)
     p.add_argument("--num-threads", type=int, default=0, help="0 = all available cores")
     return p
 
@@ -128,6 +131,7 @@ def pretrain(args: argparse.Namespace) -> dict[str, object]:
     """Run the MLM steps and save the adapted encoder (BertModel + tokenizer) to ``args.output``."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(cpu_threads(args.num_threads))
+    precision = training_precision(args.precision, cpu_bf16_flag())
     texts = read_texts(args.text, args.max_texts, args.seed)
     if len(texts) < args.batch_size:
         raise SystemExit(f"error: {len(texts)} distinct texts is fewer than one batch (--batch-size {args.batch_size})")
@@ -141,10 +145,11 @@ def pretrain(args: argparse.Namespace) -> dict[str, object]:
     scheduler = warmup_linear_schedule(optimizer, args.steps, args.warmup_fraction)
     started, losses = time.perf_counter(), []
     model.train()
-    bar = tqdm(batches(ids, args.batch_size, args.steps, torch.Generator().manual_seed(args.seed)), desc="mlm")
+    steps = batches(ids, args.batch_size, args.steps, torch.Generator().manual_seed(args.seed))
+    bar = tqdm(steps, desc="mlm", disable=None)
     for rows in bar:
         batch = collator([{"input_ids": r} for r in rows])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = masked_lm_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
@@ -161,6 +166,7 @@ def pretrain(args: argparse.Namespace) -> dict[str, object]:
     summary: dict[str, object] = {
         "texts": len(texts),
         "steps": args.steps,
+        "precision": precision,
         "mlm_loss_first_50": round(sum(first) / len(first), 4),
         "mlm_loss_last_50": round(sum(last) / len(last), 4),
         "seconds": round(time.perf_counter() - started),

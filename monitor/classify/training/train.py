@@ -6,12 +6,12 @@ the rows without its label (``-100``), so the topic data (17k finance headlines)
 encoder financial language. Generalisation over memorisation: all encoder layers train (the token
 embeddings stay frozen, so their output is computed ONCE and cached, and the delta artifact stays
 small) with a low, layer-wise decayed learning rate (lower layers move least), linear warmup + linear
-decay, class-weighted losses and bf16 autocast on CPU (about 2x faster than fp32 where the CPU has
-AVX512-BF16/AMX). Early stopping watches sentiment macro-F1 + topic accuracy on stratified slices of
-the TRAIN files (the evaluation files stay untouched); temperatures for both heads are then fitted on
-those slices. ``--ood-style headline`` trains sentiment on cashtag tweets only and scores the
-headline-style rows it never saw (an out-of-distribution check). Same seed, data and thread count ->
-the same artifact.
+decay, class-weighted losses and, where the CPU has native bf16 (AVX512-BF16/AMX), bf16 autocast (about
+2x faster than fp32 there; ``--precision auto`` keeps fp32 elsewhere, where bf16 is emulated and slow).
+Early stopping watches sentiment macro-F1 + topic accuracy on stratified slices of the TRAIN files
+(the evaluation files stay untouched); temperatures for both heads are then fitted on those slices.
+``--ood-style headline`` trains sentiment on cashtag tweets only and scores the headline-style rows it
+never saw (an out-of-distribution check). Same seed, data, thread count and CPU type -> the same artifact.
 
     monitor train --output monitor/classify/default_model          # the bundled delta artifact
     monitor train --output DIR --full --base-model <local dir|hub id>  # a full save_pretrained dir
@@ -36,8 +36,15 @@ from tqdm import tqdm
 from transformers.masking_utils import create_bidirectional_mask
 
 from monitor.classify.artifact import init_encoder_from, new_model, pad, save_delta, save_full, tokenize
+from monitor.classify.cpu_features import cpu_bf16_flag
 from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
 from monitor.classify.topics import load_taxonomy
+from monitor.classify.training.arguments import (
+    add_precision_argument,
+    open_fraction,
+    positive_int,
+    training_precision,
+)
 from monitor.classify.training.dataset import (
     DATASET_DIR,
     SENTIMENT_LABELS,
@@ -72,13 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the encoder layers from `monitor pretrain --output DIR` (same base; all layers train)",
     )
     p.add_argument(
-        "--valid-fraction", type=float, default=0.1, help="stratified slice of each TRAIN file held out"
+        "--valid-fraction", type=open_fraction, default=0.1, help="stratified slice of each TRAIN file held out"
     )
     p.add_argument("--max-length", type=int, default=64, help="tokens per text (after URL removal)")
     p.add_argument("--train-layers", type=int, default=6, help="top encoder layers to fine-tune (0 = heads)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--patience", type=int, default=2, help="epochs without a validation gain before stopping")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument(
+        "--patience", type=positive_int, default=2, help="epochs without a validation gain before stopping"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--lr", type=float, default=1e-4, help="top encoder layer; each lower layer x --layer-decay")
     p.add_argument("--layer-decay", type=float, default=0.85, help="layer-wise learning-rate decay")
     p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of both heads")
@@ -90,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="validate and keep an exponential moving average of the weights (per step; 0 = off)",
     )
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="training autocast dtype")
+    add_precision_argument(p)
     p.add_argument(
         "--ood-style",
         choices=["none", "headline"],
@@ -140,7 +149,7 @@ def frozen_states(model: FinSentModel, ids: list[list[int]], start: int, pad_id:
     out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     with torch.no_grad():
-        for s in tqdm(range(0, len(order), 64), desc="frozen layers", unit="batch", leave=False):
+        for s in tqdm(range(0, len(order), 64), desc="frozen layers", unit="batch", leave=False, disable=None):
             chunk = order[s : s + 64]
             input_ids, mask = pad([ids[i] for i in chunk], pad_id)
             states = embeddings(input_ids=input_ids)
@@ -264,7 +273,7 @@ class Corpus:
 
 def load_corpus(args: argparse.Namespace) -> Corpus:
     taxonomy = load_taxonomy(args.taxonomy)
-    sent = read_csv(args.train_csv, taxonomy)
+    sent = read_csv(args.train_csv, taxonomy, "--train-csv")
     topic = read_topic_csv(args.topic_csv, taxonomy)
     limit = args.max_examples or None
     s_texts, s_labels = sent.texts[:limit], sent.labels[:limit]
@@ -320,6 +329,8 @@ class Trainer:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.precision = training_precision(args.precision, cpu_bf16_flag())
+        """``bf16`` or ``fp32``: the autocast dtype of the training steps and of the teachers."""
         taxonomy = load_taxonomy(args.taxonomy)
         self.topic_names = list(taxonomy.names)
         self.corpus = load_corpus(args)
@@ -343,7 +354,8 @@ class Trainer:
         """Teachers' (sentiment, topic) probabilities per corpus row, when distilling."""
         if args.teacher:
             self.soft = teacher_probabilities(
-                args.teacher, self.corpus.texts, args.max_length, self.topic_names, SENTIMENT_LABELS
+                args.teacher, self.corpus.texts, args.max_length, self.topic_names, SENTIMENT_LABELS,
+                bf16=self.precision == "bf16",
             )
 
     def batches(self, index: list[int], size: int, generator: torch.Generator | None) -> list[Batch]:
@@ -385,9 +397,10 @@ class Trainer:
         for epoch in range(1, args.epochs + 1):
             epoch_started = time.perf_counter()
             model.train()
-            bar = tqdm(self.batches(c.train, args.batch_size, generator), desc=f"epoch {epoch}/{args.epochs}")
+            batches = self.batches(c.train, args.batch_size, generator)
+            bar = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", disable=None)
             for hidden, mask, sent, topic, soft_sent, soft_topic in bar:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                     topic_logits, sentiment_logits = top_forward(model, hidden, mask, self.start)
                 loss = masked_loss(sentiment_loss, sentiment_logits, sent) + args.topic_loss_weight * masked_loss(
                     topic_loss, topic_logits, topic
@@ -466,11 +479,11 @@ def train_command(argv: Sequence[str]) -> int:
     seed_everything(args.seed)
     torch.set_num_threads(cpu_threads(args.num_threads))
     trainer = Trainer(args)
+    print(f"training precision: {trainer.precision} (--precision {args.precision})")
     best_epoch, history = trainer.fit()
     held_out = trainer.held_out()
     model = trainer.model
     model.train(False)
-    args.output.mkdir(parents=True, exist_ok=True)
     if args.full:
         save_full(model, trainer.tokenizer, args.output)
     else:
@@ -479,6 +492,9 @@ def train_command(argv: Sequence[str]) -> int:
     seconds = time.perf_counter() - started
     summary = {
         "seed": args.seed,
+        "split_seed": args.seed if args.split_seed is None else args.split_seed,
+        "valid_fraction": args.valid_fraction,
+        "precision": trainer.precision,
         "train_rows": len(c.train),
         "sentiment_validation_rows": len(c.sentiment_val),
         "topic_validation_rows": len(c.topic_val),

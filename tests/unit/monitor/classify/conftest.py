@@ -72,6 +72,18 @@ def save_tiny_two_head(
 
 
 @pytest.fixture(scope="session")
+def tiny_delta_dir(tmp_path_factory: pytest.TempPathFactory, tiny_base_dir: Path) -> Path:
+    """A delta directory over ``tiny_base_dir``: config.json + delta.safetensors (heads + layer 1)."""
+    from monitor.classify.artifact import new_model, save_delta
+
+    directory = tmp_path_factory.mktemp("tiny_delta")
+    model, _ = new_model(str(tiny_base_dir), TOPICS, SENTIMENTS)
+    model.config.trained_layers = [1]
+    save_delta(model, directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full save_pretrained two-head model directory with random weights."""
     return save_tiny_two_head(tmp_path_factory.mktemp("tiny_two_head"), TOPICS, seed=0, sentiment_temperature=1.5)

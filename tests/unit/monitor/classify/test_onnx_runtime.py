@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.classify import ModelLoadError, build_classifier
-from monitor.classify.onnx_runtime import OnnxClassifier
+from monitor.classify import ModelLoadError, build_classifier, onnx_runtime
+from monitor.classify.artifact import load_model
+from monitor.classify.onnx_runtime import OnnxClassifier, fingerprint
 from monitor.classify.transformer import TransformerClassifier
 from monitor.config import ClassifierSettings
 from tests.unit.monitor.classify.test_transformer import TEXTS
@@ -73,3 +74,28 @@ def test_missing_onnxruntime_names_the_setting_and_the_extra(
 def test_cuda_device_with_the_onnx_runtime_is_refused_with_the_fix(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"classifier\.device"):
         OnnxClassifier(_settings(tiny_model_dir, tmp_path, device="cuda"))
+
+
+def test_a_damaged_cached_graph_is_exported_again_once(
+    onnx_classifier: OnnxClassifier, tiny_model_dir: Path, onnx_cache: Path
+) -> None:
+    onnx_classifier.graph_path.write_bytes(b"half a graph")
+    again = OnnxClassifier(_settings(tiny_model_dir, onnx_cache))
+    assert again.exported and again.graph_path == onnx_classifier.graph_path
+    assert again.predict(["shares plunge"])[0].sentiment == onnx_classifier.predict(["shares plunge"])[0].sentiment
+
+
+def test_a_graph_that_fails_again_after_re_export_is_a_one_line_error_naming_the_cache(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exports: list[Path] = []
+
+    def broken_export(model: object, example: object, path: Path) -> None:
+        exports.append(path)
+        path.write_bytes(b"still broken")
+
+    monkeypatch.setattr(onnx_runtime, "export_onnx", broken_export)
+    (tmp_path / f"{fingerprint(load_model(str(tiny_model_dir))[0])}.onnx").write_bytes(b"damaged")
+    with pytest.raises(ModelLoadError, match=r"cannot load .*\.onnx .*\(classifier\.onnx_cache_dir\)") as err:
+        OnnxClassifier(_settings(tiny_model_dir, tmp_path))
+    assert len(exports) == 1 and "\n" not in str(err.value)

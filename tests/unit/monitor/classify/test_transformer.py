@@ -65,6 +65,12 @@ def test_empty_and_chinese_texts_get_valid_predictions(classifier: TransformerCl
         assert -1.0 <= p.score <= 1.0
 
 
+def test_a_lone_surrogate_does_not_fail_the_rest_of_the_batch(classifier: TransformerClassifier) -> None:
+    predictions = classifier.predict(["ok \ud800 bad", "apple beats estimates"])
+    assert len(predictions) == 2
+    assert _close(predictions[1], classifier.predict(["apple beats estimates"])[0])
+
+
 def test_text_longer_than_max_length_is_truncated_not_rejected(tiny_model_dir: Path) -> None:
     settings = ClassifierSettings(model_path=str(tiny_model_dir), max_length_tokens=8)
     assert len(TransformerClassifier(settings).predict(["stock " * 500])) == 1

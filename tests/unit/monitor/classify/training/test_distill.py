@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from monitor.classify.artifact import DELTA_WEIGHTS
+from monitor.classify.artifact import DELTA_WEIGHTS, load_model, pad, tokenize
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.dataset import SENTIMENT_LABELS
-from monitor.classify.training.distill import soft_cross_entropy
+from monitor.classify.training.distill import soft_cross_entropy, teacher_probabilities
 from monitor.classify.training.train import IGNORE, Trainer, build_parser, train_command
 from tests.unit.monitor.classify.training.test_train import _train
 
@@ -108,3 +108,15 @@ def test_unlabelled_texts_train_only_through_the_teachers_and_never_repeat_a_lab
 def test_unlabelled_texts_without_a_teacher_are_refused(tiny_csv: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--unlabelled needs --teacher"):
         train_command(["--output", str(tmp_path / "m"), "--train-csv", str(tiny_csv), "--unlabelled", str(tiny_csv)])
+
+
+def test_teachers_label_in_exact_fp32_unless_the_student_trains_in_bf16(tiny_model_dir: Path) -> None:
+    texts = ["shares plunge after fraud probe", "apple beats estimates", "ok"]
+    model, tokenizer = load_model(str(tiny_model_dir))
+    model.train(False)
+    ids, mask = pad(tokenize(tokenizer, texts, 32), int(tokenizer.pad_token_id or 0))
+    with torch.no_grad():
+        topic, sentiment = model.probabilities(model(input_ids=ids, attention_mask=mask))
+    labels = (list(model.config.topic_labels), list(model.config.sentiment_labels))
+    soft_sentiment, soft_topic = teacher_probabilities([tiny_model_dir], texts, 32, *labels, bf16=False)
+    assert torch.allclose(soft_sentiment, sentiment, atol=1e-6) and torch.allclose(soft_topic, topic, atol=1e-6)

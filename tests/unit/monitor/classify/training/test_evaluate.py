@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.calibration import expected_calibration_error, reliability_bins
-from monitor.classify.training.evaluate import eval_command
+from monitor.classify.training.evaluate import eval_command, recorded_split, topic_split, with_progress
 from monitor.cli import main
 
 from ..conftest import save_tiny_two_head
@@ -57,3 +58,54 @@ def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfide
     assert expected_calibration_error(overconfident, labels) == pytest.approx(0.24, abs=1e-6)
     bins = reliability_bins(overconfident, labels)
     assert sum(b.count for b in bins) == 4 and bins[-1].accuracy == pytest.approx(0.75)
+
+
+def _with_summary(model_dir: Path, tmp_path: Path, summary: dict[str, object]) -> Path:
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    (copy / "training_summary.json").write_text(json.dumps(summary))
+    return copy
+
+
+def test_eval_scores_the_topic_slice_of_the_split_the_model_was_trained_with(
+    canonical_model_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _with_summary(canonical_model_dir, tmp_path, {"split_seed": 7, "valid_fraction": 0.2})
+    argv = ["--model", str(model), "--valid-csv", str(tiny_csv), "--topic-csv", str(tiny_topic_csv),
+            "--skip-int8", "--skip-bf16", "--report-dir", str(tmp_path / "report")]
+    assert eval_command(argv) == 0
+    results = json.loads((tmp_path / "report" / "eval.json").read_text())
+    assert results["fp32"]["topic"]["rows"] == 10  # 20%: 2 of each class's 12 rows, not 10%'s 1
+    out = capsys.readouterr()
+    assert "split seed 7" in out.out and "warning" not in out.err
+
+
+def test_older_summaries_give_the_split_through_their_recorded_arguments(tmp_path: Path) -> None:
+    (tmp_path / "training_summary.json").write_text(
+        json.dumps({"seed": 5, "args": {"seed": "5", "split_seed": "None", "valid_fraction": "0.1"}})
+    )
+    assert recorded_split(tmp_path) == (5, 0.1)
+    (tmp_path / "training_summary.json").write_text(json.dumps({"args": {"seed": "5", "split_seed": "9",
+                                                                         "valid_fraction": "0.2"}}))
+    assert recorded_split(tmp_path) == (9, 0.2)
+    assert recorded_split(tmp_path / "absent") is None
+
+
+def test_flags_override_the_recorded_split_only_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    assert topic_split(None, None, (7, 0.2)) == (7, 0.2)
+    assert capsys.readouterr().err == ""
+    assert topic_split(13, None, (7, 0.2)) == (13, 0.2)
+    assert "warning: --seed 13 overrides 7" in capsys.readouterr().err
+    assert topic_split(None, None, None) == (13, 0.1)  # no summary: monitor train's defaults
+
+
+def test_evaluation_draws_no_progress_bars_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    def proba(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros((len(texts), 2)), torch.zeros((len(texts), 3))
+
+    topic, _ = with_progress(proba, ["a"] * 600, "fp32 sentiment")
+    assert topic.shape == (600, 2) and capsys.readouterr().err == ""
+
+
+def test_missing_sentiment_csv_names_the_valid_csv_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--valid-csv", str(tmp_path / "absent.csv")]) == 1
+    assert "pass --valid-csv PATH, or set MONITOR_DATASET_DIR" in capsys.readouterr().err

@@ -20,6 +20,13 @@ def test_macro_f1_ignores_classes_absent_from_the_gold_labels() -> None:
     assert report.macro_f1 == pytest.approx(1.0)
 
 
+def test_macro_f1_counts_a_class_predicted_but_absent_from_the_gold_labels_as_sklearn_does() -> None:
+    # a: tp=1, fn=1 -> p=1, r=1/2, f1=2/3; b: tp=1 -> f1=1; c: never true, predicted once -> f1=0.
+    # sklearn.metrics.f1_score([0, 0, 1], [0, 2, 1], average="macro") == (2/3 + 1 + 0) / 3 = 5/9
+    report = classification_report([0, 0, 1], [0, 2, 1], ["a", "b", "c"])
+    assert report.macro_f1 == pytest.approx(5 / 9)
+
+
 def test_mismatched_lengths_are_rejected() -> None:
     with pytest.raises(ValueError, match="y_pred"):
         classification_report([0], [], ["a"])

@@ -10,6 +10,7 @@ from transformers import AutoModel, BertForMaskedLM
 
 from monitor.classify import ModelLoadError
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model
+from monitor.classify.training import pretrain
 from monitor.classify.training.dataset import DatasetError
 from monitor.classify.training.pretrain import batches, masked_lm_loss, pretrain_command
 from monitor.classify.training.train import train_command
@@ -116,3 +117,18 @@ def test_init_encoder_without_a_pretrained_directory_is_refused_before_any_work(
 def test_pretraining_on_a_missing_text_file_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"absent\.jsonl not found"):
         pretrain_command(["--text", str(tmp_path / "absent.jsonl"), "--output", str(tmp_path / "out")])
+
+
+def test_auto_precision_pretrains_in_fp32_on_a_cpu_without_native_bf16(
+    tiny_base_dir: Path, tiny_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pretrain, "cpu_bf16_flag", lambda: None)
+    assert _pretrain(tiny_base_dir, tiny_csv, tmp_path / "dapt") == 0
+    assert json.loads((tmp_path / "dapt" / "pretrain_summary.json").read_text())["precision"] == "fp32"
+
+
+def test_pretraining_draws_no_progress_bars_when_stderr_is_not_a_terminal(
+    tiny_base_dir: Path, tiny_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _pretrain(tiny_base_dir, tiny_csv, tmp_path / "dapt") == 0
+    assert "mlm" not in capsys.readouterr().err

@@ -12,9 +12,11 @@ from torch import nn
 
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model, new_model, normalize_text
 from monitor.classify.topics import load_taxonomy
+from monitor.classify.training import train
 from monitor.classify.training.dataset import DatasetError, is_headline_style, read_csv, topic_holdout
 from monitor.classify.training.train import (
     IGNORE,
+    Trainer,
     build_parser,
     frozen_states,
     load_corpus,
@@ -88,6 +90,7 @@ def test_delta_artifact_holds_only_heads_and_trained_layers_and_loads(
     assert model.config.topic_labels == list(load_taxonomy().names)
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["best_epoch"] in (1, 2)
+    assert (summary["split_seed"], summary["valid_fraction"]) == (13, 0.1)  # what monitor eval reads back
     assert summary["topic_validation_rows"] == 5 and summary["held_out"]["topic"]["rows"] == 5
     prediction = TransformerClassifier(ClassifierSettings(model_path=str(out))).predict(["shares plunge"])[0]
     assert sum(prediction.sentiment_probs) == pytest.approx(1.0, abs=1e-5)
@@ -194,3 +197,30 @@ def test_csv_without_label_column_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"no \['label'\] column") as err:
         read_csv(path, load_taxonomy())
     assert "\n" not in str(err.value)
+
+
+def test_missing_training_csvs_name_the_flag_and_the_environment_variable(
+    tmp_path: Path, tiny_csv: Path, topic_csv: Path
+) -> None:
+    absent = str(tmp_path / "absent.csv")
+    with pytest.raises(DatasetError, match=r"absent\.csv not found -- pass --train-csv PATH, or set MONITOR_DATASET"):
+        train_command(["--output", str(tmp_path / "m"), "--train-csv", absent, "--topic-csv", str(topic_csv)])
+    with pytest.raises(DatasetError, match=r"pass --topic-csv PATH, or set MONITOR_TOPIC_DATASET_DIR"):
+        load_corpus(_args(tiny_csv, tmp_path / "absent.csv"))
+
+
+def test_auto_precision_trains_in_fp32_on_a_cpu_without_native_bf16(
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(train, "cpu_bf16_flag", lambda: None)
+    assert Trainer(_args(tiny_csv, topic_csv, "--base-model", str(tiny_base_dir))).precision == "fp32"
+    monkeypatch.setattr(train, "cpu_bf16_flag", lambda: "amx_bf16")
+    assert Trainer(_args(tiny_csv, topic_csv, "--base-model", str(tiny_base_dir))).precision == "bf16"
+
+
+def test_training_draws_no_progress_bars_when_stderr_is_not_a_terminal(
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(tiny_base_dir, tiny_csv, tmp_path / "quiet", "--epochs", "1") == 0
+    err = capsys.readouterr().err
+    assert "frozen layers" not in err and "epoch 1/1" not in err

@@ -1,0 +1,49 @@
+"""Argument types and flags shared by ``monitor train``, ``pretrain`` and ``eval``.
+
+Why checked in argparse: a zero batch size or a validation fraction of 1 otherwise fails minutes later
+(after the frozen layers are computed) with a library error, or trains on an empty split.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--batch-size``, ``--epochs``, ``--patience``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A fraction strictly between 0 and 1 (a held-out slice that is neither empty nor everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="training autocast dtype; auto = bf16 where the CPU has native bf16 (amx_bf16/avx512_bf16), else "
+        "fp32 (emulated bf16 is many times slower and rounds differently per CPU type)",
+    )
+
+
+def training_precision(requested: str, flag: str | None) -> str:
+    """``bf16`` or ``fp32`` for ``--precision``; ``auto`` is bf16 only with a native bf16 ``flag``
+    (``cpu_bf16_flag()``): emulated bf16 is ~24x slower on AVX2-only CPUs."""
+    if requested != "auto":
+        return requested
+    return "fp32" if flag is None else "bf16"

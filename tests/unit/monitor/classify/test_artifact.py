@@ -1,0 +1,155 @@
+"""load_model takes only a complete trained two-head model; anything else is a one-line ModelLoadError."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from monitor.classify import ModelLoadError
+from monitor.classify.artifact import (
+    DELTA_WEIGHTS,
+    FULL_WEIGHTS,
+    encodable,
+    load_model,
+    normalize_text,
+    save_delta,
+    save_full,
+)
+
+
+def _copy(source: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(source, tmp_path / "model"))
+
+
+def _refused(path: Path, pattern: str) -> str:
+    with pytest.raises(ModelLoadError, match=pattern) as err:
+        load_model(str(path))
+    message = str(err.value)
+    assert "\n" not in message and "classifier.model_path" in message
+    return message
+
+
+def _edit_config(directory: Path, **changes: object) -> None:
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+def test_plain_encoder_directory_is_refused_with_how_to_train_from_it(tiny_base_dir: Path) -> None:
+    message = _refused(tiny_base_dir, r"plain bert encoder, not a trained finsent model")
+    assert f"monitor train --base-model {tiny_base_dir} --full --output DIR" in message
+
+
+def test_two_head_config_next_to_plain_encoder_weights_is_refused(
+    tiny_model_dir: Path, tiny_base_dir: Path, tmp_path: Path
+) -> None:
+    directory = _copy(tiny_model_dir, tmp_path)
+    shutil.copy(tiny_base_dir / FULL_WEIGHTS, directory / FULL_WEIGHTS)
+    _refused(directory, r"model\.safetensors lacks \d+ of the model's tensors")
+
+
+def test_delta_without_a_head_tensor_is_refused(tiny_delta_dir: Path, tmp_path: Path) -> None:
+    directory = _copy(tiny_delta_dir, tmp_path)
+    delta = load_file(str(directory / DELTA_WEIGHTS))
+    save_file({k: v for k, v in delta.items() if k != "sentiment_head.weight"}, str(directory / DELTA_WEIGHTS))
+    _refused(directory, r"delta\.safetensors does not match config\.json .*1 tensors missing \['sentiment_head")
+
+
+def test_delta_without_a_trained_layer_tensor_is_refused(tiny_delta_dir: Path, tmp_path: Path) -> None:
+    directory = _copy(tiny_delta_dir, tmp_path)
+    delta = load_file(str(directory / DELTA_WEIGHTS))
+    save_file({k: v for k, v in delta.items() if "head" in k}, str(directory / DELTA_WEIGHTS))
+    _refused(directory, r"delta\.safetensors does not match config\.json \(trained_layers \[1\]\)")
+
+
+def test_intact_delta_and_full_directories_load(tiny_delta_dir: Path, tiny_model_dir: Path) -> None:
+    assert load_model(str(tiny_delta_dir))[0].config.trained_layers == [1]
+    assert load_model(str(tiny_model_dir))[0].config.topic_labels == ["earnings", "markets", "other"]
+
+
+def test_full_save_removes_a_stale_delta_and_a_delta_save_removes_stale_full_weights(
+    tiny_delta_dir: Path, tmp_path: Path
+) -> None:
+    directory = _copy(tiny_delta_dir, tmp_path)
+    model, tokenizer = load_model(str(directory))
+    save_full(model, tokenizer, directory)
+    assert not (directory / DELTA_WEIGHTS).exists()
+    assert load_model(str(directory))[0].config.trained_layers == [1]
+    save_delta(model, directory)
+    assert not (directory / FULL_WEIGHTS).exists() and (directory / DELTA_WEIGHTS).is_file()
+
+
+def test_directory_holding_both_weight_files_is_refused_naming_both(
+    tiny_delta_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    directory = _copy(tiny_delta_dir, tmp_path)
+    shutil.copy(tiny_model_dir / FULL_WEIGHTS, directory / FULL_WEIGHTS)
+    _refused(directory, r"holds both delta\.safetensors and model\.safetensors")
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _drop(name: str) -> Callable[[Path], None]:
+    return lambda directory: (directory / name).unlink()
+
+
+DAMAGED_DELTAS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "truncated delta": (lambda d: _truncate(d / DELTA_WEIGHTS), r"cannot load .*delta\.safetensors .*: Error while"),
+    "empty delta": (lambda d: (d / DELTA_WEIGHTS).write_bytes(b""), r"cannot load .*delta\.safetensors"),
+    "no config.json": (_drop("config.json"), r"config\.json not found"),
+    "unparsable config.json": (lambda d: (d / "config.json").write_text("{ no"), r"cannot load .*config\.json"),
+    "fewer topics in config": (
+        lambda d: _edit_config(d, topic_labels=["earnings", "other"]),
+        r"topic_head\.bias has shape \[3\] but config\.json needs \[2\]",
+    ),
+    "bullish/bearish labels": (
+        lambda d: _edit_config(d, sentiment_labels=["bearish", "neutral", "bullish"]),
+        r"sentiment_labels \['bearish', 'neutral', 'bullish'\] are not",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_DELTAS))
+def test_damaged_delta_directory_is_a_one_line_error_naming_the_file(
+    case: str, tiny_delta_dir: Path, tmp_path: Path
+) -> None:
+    damage, pattern = DAMAGED_DELTAS[case]
+    directory = _copy(tiny_delta_dir, tmp_path)
+    damage(directory)
+    _refused(directory, pattern)
+
+
+DAMAGED_FULL: dict[str, tuple[Callable[[Path], None], str]] = {
+    "truncated weights": (lambda d: _truncate(d / FULL_WEIGHTS), r"cannot load .*model\.safetensors"),
+    "fewer topics in config": (
+        lambda d: _edit_config(d, topic_labels=["earnings", "other"]),
+        r"model\.safetensors: topic_head\.\w+ has shape \[3.*\] but config\.json needs \[2",
+    ),
+    "no tokenizer files": (
+        lambda d: [(d / name).unlink(missing_ok=True) for name in ("tokenizer.json", "tokenizer_config.json")],
+        r"has no tokenizer",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_FULL))
+def test_damaged_full_directory_is_a_one_line_error_naming_the_file(
+    case: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    damage, pattern = DAMAGED_FULL[case]
+    directory = _copy(tiny_model_dir, tmp_path)
+    damage(directory)
+    _refused(directory, pattern)
+
+
+def test_lone_surrogate_becomes_a_replacement_character_and_pairs_are_joined() -> None:
+    assert normalize_text("ok \ud800 bad") == "ok \ufffd bad"
+    assert encodable("\ud83d\ude80 up") == "\U0001f680 up"
+    normalize_text("ok \udfff").encode("utf-8")  # strict: raises if anything unencodable is left

@@ -1,0 +1,62 @@
+"""Training flags are checked when parsed, and bf16 is chosen only where the CPU runs it natively."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.classify.training import evaluate, pretrain, train
+from monitor.classify.training.arguments import training_precision
+
+
+@pytest.mark.parametrize(("flag", "precision"), [(None, "fp32"), ("avx512_bf16", "bf16"), ("amx_bf16", "bf16")])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(flag: str | None, precision: str) -> None:
+    assert training_precision("auto", flag) == precision
+
+
+@pytest.mark.parametrize("requested", ["bf16", "fp32"])
+def test_explicit_precision_is_kept_whatever_the_cpu(requested: str) -> None:
+    assert training_precision(requested, None) == training_precision(requested, "amx_bf16") == requested
+
+
+def test_train_and_pretrain_default_to_auto_precision() -> None:
+    pretrain_args = ["--output", "x", "--text", "t.csv"]
+    assert train.build_parser().parse_args(["--output", "x"]).precision == "auto"
+    assert pretrain.build_parser().parse_args(pretrain_args).precision == "auto"
+    assert pretrain.build_parser().parse_args([*pretrain_args, "--precision", "fp32"]).precision == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--valid-fraction", "0"),
+        ("--valid-fraction", "1"),
+        ("--valid-fraction", "1.5"),
+        ("--valid-fraction", "a tenth"),
+        ("--batch-size", "0"),
+        ("--epochs", "0"),
+        ("--patience", "0"),
+        ("--patience", "-1"),
+    ],
+)
+def test_train_rejects_out_of_range_values_when_parsing(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        train.build_parser().parse_args(["--output", "x", flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_eval_rejects_a_topic_fraction_outside_zero_to_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        evaluate.build_parser().parse_args(["--topic-valid-fraction", "0"])
+    assert "argument --topic-valid-fraction:" in capsys.readouterr().err
+
+
+def test_train_accepts_in_range_values(tmp_path: Path) -> None:
+    args = train.build_parser().parse_args(
+        ["--output", str(tmp_path), "--valid-fraction", "0.2", "--batch-size", "1", "--epochs", "1", "--patience", "1"]
+    )
+    assert (args.valid_fraction, args.batch_size, args.epochs, args.patience) == (0.2, 1, 1, 1)
