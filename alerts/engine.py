@@ -81,6 +81,18 @@ def _live_keys(states: dict[str, AlertState]) -> set[str]:
     return {s.window_key for s in states.values() if s.status in LIVE}
 
 
+def _unannounced(dropped: Sequence[Notification], states: dict[str, AlertState]) -> list[str]:
+    """Dedup keys whose first FIRING notice the full outbox refused: they stay un-announced, so the next bucket
+    announces them again. Marked announced, the FIRING was never retried and its RESOLVED later went out
+    alone (found by review: receivers got "back to normal" for something they never saw fire)."""
+    out = []
+    for item in (a for n in dropped if n.status is AlertStatus.FIRING for a in n.alerts if not a.repeat):
+        st = states.get(item.dedup_key)
+        if st is not None and st.status is AlertStatus.FIRING and st.started_at_s == item.started_at_s:
+            out.append(item.dedup_key)
+    return out
+
+
 def _observe(states: dict[str, AlertState], series: dict[str, KeySeries], last_start_s: int) -> None:
     """Firing alerts and per-topic negative share of the newest evaluated bucket, for /metrics."""
     metrics.ALERTS_FIRING.set(sum(1 for s in states.values() if s.status is AlertStatus.FIRING))
@@ -344,7 +356,9 @@ class AlertEngine(Service):
                 log.info("alert_suppressed", key=key, reason=reason, bucket_start_s=start)
             for n in result.notifications:
                 notifications.append(await self._with_evidence(n))
-        await self._enqueue(notifications)
+        for dedup_key in _unannounced(await self._enqueue(notifications), states):
+            states[dedup_key] = replace(states[dedup_key], notified=False, last_firing_notified_s=None)
+            changed.add(dedup_key)
         newest = by_bucket.get(closed_end - b, {})
         _observe(states, series or {k: KeySeries(k, [st]) for k, st in newest.items()}, closed_end - b)
         deleted = self._prune(states, closed_end)
@@ -354,19 +368,23 @@ class AlertEngine(Service):
             self.delivery.wake()
         return notifications
 
-    async def _enqueue(self, notifications: Sequence[Notification]) -> None:
+    async def _enqueue(self, notifications: Sequence[Notification]) -> list[Notification]:
+        """Queue each notification; returns those the full outbox refused (counted and logged)."""
+        dropped: list[Notification] = []
         for n in notifications:
             try:
                 fresh = await self.outbox.enqueue(n, self._clock())
             except OutboxFullError as exc:
                 metrics.ALERTS_DROPPED.inc()
                 log.error("alert_dropped_outbox_full", notification_id=n.id, error=str(exc))
+                dropped.append(n)
                 continue
             log.warning(
                 "alert_fired" if n.status is AlertStatus.FIRING else "alert_resolved",
                 notification_id=n.id, group=n.group_key, keys=[a.window_key for a in n.alerts],
                 neg_share=[round(a.signal.neg_share, 4) for a in n.alerts], duplicate=not fresh,
             )
+        return dropped
 
     def _prune(self, states: dict[str, AlertState], now_s: int) -> list[str]:
         """Dedup keys to delete: states that no longer matter, then the oldest idle ones over the cap."""

@@ -50,6 +50,8 @@ def matcher_problem(matcher: str) -> str | None:
     rest = matcher[len(kind):]
     if not rest:
         return f"name one after {kind!r}, or end it with '*' for every one"
+    if kind == "topic:" and "|" in rest:
+        return f"a topic and a ticker together is a topic_ticker key -- did you mean topic_ticker:{rest}?"
     symbol = rest.rsplit("|", 1)[1] if kind == "topic_ticker:" and "|" in rest else rest if kind == "ticker:" else ""
     if symbol != symbol.upper():
         return f"tickers in keys are upper case -- did you mean {kind}{rest[:len(rest) - len(symbol)]}{symbol.upper()}?"

@@ -18,6 +18,7 @@ def test_matchers_that_can_match_a_key_are_accepted(matcher: str) -> None:
     ("TSLA", "did you mean ticker:TSLA?"), ("ticker:tsla", "did you mean ticker:TSLA?"),
     ("topic_ticker:earnings|tsla", "did you mean topic_ticker:earnings|TSLA?"), ("ticker:", "end it with '*'"),
     ("nonsense", "window keys are all, ticker:SYMBOL"),
+    ("topic:earnings|TSLA", "did you mean topic_ticker:earnings|TSLA?"),
 ])
 def test_matchers_that_can_match_no_key_are_refused_with_the_likely_one(matcher: str, hint: str) -> None:
     problem = matcher_problem(matcher)
