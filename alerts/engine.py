@@ -39,7 +39,7 @@ from alerts.delivery import OutboxDelivery, RetryPolicy
 from alerts.detectors import DetectorConfig, KeySeries, Signal, detect
 from alerts.evidence import collect_evidence
 from alerts.history import SeriesCache
-from alerts.lifecycle import AlertState, LifecyclePolicy, prunable, step
+from alerts.lifecycle import AlertState, LifecyclePolicy, forget_at_s, prunable, step
 from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
 from alerts.outbox import Outbox, OutboxFullError
@@ -387,7 +387,9 @@ class AlertEngine(Service):
         return dropped
 
     def _prune(self, states: dict[str, AlertState], now_s: int) -> list[str]:
-        """Dedup keys to delete: states that no longer matter, then the oldest idle ones over the cap."""
+        """Dedup keys to delete: states that no longer matter, then, over the cap, the idle ones whose memory
+        (cooldown, flap counting) ends soonest. Not the least recently updated: a key with steady data updates
+        its inactive state every bucket, and the cap then evicted alerts still in cooldown instead."""
         deleted = [k for k, s in states.items() if prunable(s, now_s, self.policy)]
         for k in deleted:
             del states[k]
@@ -395,7 +397,7 @@ class AlertEngine(Service):
         if excess > 0:
             idle = sorted(
                 (s for s in states.values() if s.status in (AlertStatus.INACTIVE, AlertStatus.RESOLVED)),
-                key=lambda s: s.updated_at_s,
+                key=lambda s: (forget_at_s(s, self.policy) or 0, s.dedup_key),
             )[:excess]
             for s in idle:
                 del states[s.dedup_key]

@@ -8,10 +8,19 @@ states plus the notifications to send. Rules, in order:
 - firing is announced once per episode; a new episode within ``cooldown_s`` of the previous firing
   notice is tracked but announced only once the cooldown has passed and it still fires;
 - a still-firing alert is re-announced every ``repeat_interval_s`` (0 = never);
-- resolution needs ``resolve_after_buckets`` consecutive quiet buckets (hysteresis), times
-  ``flap_resolve_factor`` while the alert is flapping (``flap_max_episodes`` episodes within
-  ``flap_window_s``; a comeback of an alert held firing by that rule counts as an episode too, so a
-  steadily flapping series stays firing and silent); only an announced episode gets a resolved notice;
+- resolution needs ``resolve_after_buckets`` consecutive quiet buckets (hysteresis). While the alert
+  is flapping (``flap_max_episodes`` episode starts within ``flap_window_s``) it needs
+  ``flap_resolve_factor`` times as many, and at least as much quiet time as the longest gap between
+  two of those episode starts: a lull shorter than the cycle the key has shown is that cycle going on,
+  not the end of the story (a fixed bucket count alone let a story back every 35 minutes resolve and
+  page again each time). A comeback of an alert held firing by that rule counts as an episode too, so
+  a steadily flapping series, fast or slow, stays firing and silent; once it stays quiet for longer than
+  its cycle it resolves. Only an announced episode gets a resolved notice;
+- a bucket counts as quiet when its signal is not active, except a bucket the detectors did not judge
+  for lack of evidence (suppressed ``low_volume`` or ``insufficient_history``) whose negative share is
+  above the key's baseline: few messages that are still more negative than usual neither extend nor
+  end the episode (it is paused: the quiet count neither grows nor restarts). An empty bucket, or a
+  thin one at or below the baseline share, is quiet, so an alert on a key that falls silent resolves;
 - silences are checked before anything is announced; a silenced episode is announced when the
   silence ends if it is still firing;
 - announcements of one step are grouped by related keys (``ticker:TSLA`` with
@@ -23,6 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from alerts.detectors import Signal
@@ -33,6 +43,8 @@ if TYPE_CHECKING:
 
 RULE = "negative_sentiment"
 MAX_EPISODES_KEPT = 50
+UNJUDGED = frozenset({"low_volume", "insufficient_history"})
+"""Suppression reasons that mean "too little evidence to judge", not "judged normal"."""
 
 
 def dedup_key(rule: str, window_key: str) -> str:
@@ -94,9 +106,11 @@ class AlertState:
     updated_at_s: int = 0
     last_signal: Signal | None = None
 
+    def recent_episode_starts(self, now_s: int, policy: LifecyclePolicy) -> list[int]:
+        return [t for t in self.episode_starts_s if now_s - t < policy.flap_window_s]
+
     def flapping(self, now_s: int, policy: LifecyclePolicy) -> bool:
-        recent = [t for t in self.episode_starts_s if now_s - t < policy.flap_window_s]
-        return len(recent) >= policy.flap_max_episodes
+        return len(self.recent_episode_starts(now_s, policy)) >= policy.flap_max_episodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +148,24 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
     return replace(state, sequence=seq), item
 
 
+def _unjudged(signal: Signal) -> bool:
+    """A bucket that is neither quiet nor active: the detectors did not judge it for lack of evidence
+    (few messages, short history), yet its messages are more negative than the key's baseline (module doc)."""
+    return signal.suppressed in UNJUDGED and signal.volume > 0 and signal.neg_share > signal.baseline_neg_share
+
+
+def _quiet_long_enough(state: AlertState, bucket_s: int, now_s: int, policy: LifecyclePolicy) -> bool:
+    """Whether a firing alert's quiet stretch resolves it: ``resolve_after_buckets`` quiet buckets, and while
+    it flaps ``flap_resolve_factor`` times as many and no less quiet time than the longest gap between its
+    recent episode starts (its observed cycle; module doc)."""
+    recent = state.recent_episode_starts(now_s, policy)
+    if len(recent) < policy.flap_max_episodes:
+        return state.quiet_buckets >= policy.resolve_after_buckets
+    cycle_s = max((b - a for a, b in pairwise(recent)), default=0)
+    return (state.quiet_buckets >= policy.resolve_after_buckets * policy.flap_resolve_factor
+            and state.quiet_buckets * bucket_s >= cycle_s)
+
+
 def _advance(
     state: AlertState, signal: Signal, now_s: int, policy: LifecyclePolicy, muted: bool
 ) -> tuple[AlertState, AlertItem | None, str | None]:
@@ -169,13 +201,10 @@ def _advance(
 
     if st.status is AlertStatus.PENDING:
         return replace(st, status=AlertStatus.INACTIVE, pending_since_s=None), None, None
-    if st.status is not AlertStatus.FIRING:
+    if st.status is not AlertStatus.FIRING or _unjudged(signal):
         return st, None, None
     st = replace(st, quiet_buckets=st.quiet_buckets + 1)
-    needed = policy.resolve_after_buckets
-    if st.flapping(now_s, policy):
-        needed *= policy.flap_resolve_factor
-    if st.quiet_buckets < needed:
+    if not _quiet_long_enough(st, signal.bucket_end_s - signal.bucket_start_s, now_s, policy):
         return st, None, None
     was_notified = st.notified
     st = replace(st, status=AlertStatus.RESOLVED, resolved_at_s=now_s, notified=False, pending_since_s=None)
@@ -198,12 +227,15 @@ def _dimensions(window_key: str) -> set[str]:
 
 
 def _label(keys: Sequence[str]) -> str:
+    """The group key of a notification: the one ticker or topic every member is about, else ``all``."""
     dims = set().union(*(_dimensions(k) for k in keys))
-    for prefix in ("all", "ticker:", "topic:"):
-        matching = sorted(d for d in dims if d.startswith(prefix))
-        if matching:
-            return matching[0]
-    return sorted(keys)[0]
+    tickers = sorted(d for d in dims if d.startswith("ticker:"))
+    topics = sorted(d for d in dims if d.startswith("topic:"))
+    if "all" in dims or (len(tickers) > 1 and len(topics) != 1):
+        return "all"
+    if len(tickers) == 1:
+        return tickers[0]
+    return topics[0] if topics else sorted(keys)[0]
 
 
 def _related_components(dims: Sequence[set[str]]) -> list[list[int]]:
@@ -232,6 +264,12 @@ def group_items(items: Sequence[AlertItem], now_s: int) -> list[Notification]:
     Keys are related when they share a topic or ticker dimension (``ticker:TSLA`` and
     ``topic_ticker:earnings|TSLA``; ``topic:earnings`` and the same topic_ticker key); ``all``
     relates to everything that fires with it, so a market-wide move pages once.
+
+    The notification's ``group_key`` names what the group is about: its ticker when there is one
+    (``ticker:TSLA``), else the topic its several tickers share (``topic_ticker:earnings|AAPL`` with
+    ``topic_ticker:earnings|TSLA`` is ``topic:earnings``: labelled ``ticker:AAPL`` it read as AAPL's story,
+    as if a silence on ``ticker:AAPL`` covered TSLA), else ``all``. Silences match each alert's own key
+    and ``group_key(window_key)``, never this label.
     """
     notifications = []
     for status in sorted({i.status for i in items}):
@@ -277,10 +315,22 @@ def step(
     return StepResult(states=touched, notifications=group_items(items, now_s), suppressed=suppressed)
 
 
+def forget_at_s(state: AlertState, policy: LifecyclePolicy) -> int | None:
+    """When an idle (inactive or resolved) state stops influencing any decision; None while it is live.
+
+    That is ``memory_s`` after the last thing it remembers: its latest episode start (flap counting), firing
+    notice (cooldown) or resolution. Not after ``updated_at_s``: that moves with every bucket in which a key
+    with steady data is evaluated, so a state that went resolved -> pending -> inactive there was never
+    deleted. An inactive state that never fired remembers nothing."""
+    if state.status not in (AlertStatus.INACTIVE, AlertStatus.RESOLVED):
+        return None
+    if state.status is AlertStatus.INACTIVE and not state.episode_starts_s:
+        return state.updated_at_s
+    remembered = (*state.episode_starts_s, state.last_firing_notified_s or 0, state.resolved_at_s or 0)
+    return max(remembered) + policy.memory_s
+
+
 def prunable(state: AlertState, now_s: int, policy: LifecyclePolicy) -> bool:
     """A state that no longer influences any decision and can be deleted."""
-    if state.status is AlertStatus.INACTIVE:
-        return not state.episode_starts_s or now_s - state.updated_at_s >= policy.memory_s
-    if state.status is AlertStatus.RESOLVED:
-        return now_s - (state.resolved_at_s or state.updated_at_s) >= policy.memory_s
-    return False
+    forget_s = forget_at_s(state, policy)
+    return forget_s is not None and now_s >= forget_s

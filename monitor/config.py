@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
@@ -271,15 +271,20 @@ class AlertSettings(_Section):
     """Minimum event time between two firing notifications of the same alert (new episodes in
     between are tracked but only notified once the cooldown has passed and they still fire)."""
     repeat_interval_s: int = Field(4 * 3600, ge=0)
-    """Re-notify a still-firing alert after this long; 0 = never repeat."""
+    """Re-notify a still-firing alert after this long; 0 = never repeat. At least ``cooldown_s`` (a reminder
+    is a firing notification too; a shorter interval is refused at start)."""
     resolve_after_buckets: int = Field(2, ge=1)
-    """Consecutive quiet buckets before a firing alert resolves (and the resolved notice goes out)."""
+    """Consecutive quiet buckets before a firing alert resolves (and the resolved notice goes out). A bucket
+    suppressed for low volume or short history whose negative share is above the key's baseline is not quiet:
+    it pauses the count (an empty bucket, or a thin one at or below the baseline share, is quiet)."""
     flap_window_s: int = Field(4 * 3600, ge=0)
     """Window in which firing episodes are counted to detect flapping."""
     flap_max_episodes: int = Field(3, ge=2, le=50)
     """This many episodes within ``flap_window_s`` mark an alert as flapping."""
     flap_resolve_factor: int = Field(3, ge=1, le=100)
-    """A flapping alert needs ``resolve_after_buckets * flap_resolve_factor`` quiet buckets to resolve."""
+    """A flapping alert needs ``resolve_after_buckets * flap_resolve_factor`` quiet buckets to resolve, and
+    at least as much quiet time as the longest gap between its episode starts within ``flap_window_s`` (so a
+    story that keeps coming back, however slowly, stays one silent firing episode)."""
     evidence_top_n: int = Field(5, ge=0, le=50)
     """Most negative messages attached to a firing alert (PII-masked)."""
     max_catchup_buckets: int = Field(12, ge=1, le=10_000)
@@ -289,7 +294,10 @@ class AlertSettings(_Section):
     """Upper bound on window keys evaluated per bucket: live alerts' keys, then the market-wide and per-topic
     keys, then the rest by name (``alert_keys_truncated`` says when keys are left out)."""
     max_alert_states: int = Field(10_000, ge=10)
-    """Upper bound on stored alert states; the oldest inactive ones are pruned first."""
+    """Upper bound on stored alert states. Idle (inactive, resolved) states are deleted once their memory
+    (cooldown, flap counting: the longest of ``cooldown_s``, ``flap_window_s``, ``repeat_interval_s`` after
+    their last episode start, firing notice or resolution) has passed; over the bound, the idle ones whose
+    memory ends soonest go first (``alert_states_capped``). Pending and firing states are never dropped."""
     max_silences: int = Field(1_000, ge=1)
     """Upper bound on stored silences (expired ones are pruned first)."""
     max_silence_duration_s: int = Field(7 * 86_400, ge=60)
@@ -389,6 +397,15 @@ class AlertSettings(_Section):
     ``*`` is a prefix (``"ticker:*"``). Exact keys win over prefixes, longer prefixes over shorter.
     Allowed names: z_threshold, min_volume, min_neg_share, cusum_k_sigma, cusum_h_sigma,
     score_drop_threshold. They tune the per-bucket detectors (``detection = bucket|both``) only."""
+
+    @field_validator("repeat_interval_s")
+    @classmethod
+    def _reminders_respect_cooldown(cls, value: int, info: ValidationInfo) -> int:
+        cooldown_s = info.data.get("cooldown_s")
+        if value and cooldown_s is not None and value < cooldown_s:
+            raise ValueError(f"must be 0 (no reminders) or at least alerts.cooldown_s ({cooldown_s}), the minimum "
+                             "event time between two firing notifications")
+        return value
 
     @field_validator("thresholds")
     @classmethod

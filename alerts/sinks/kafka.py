@@ -1,4 +1,13 @@
-"""kafka://topic -- notification JSON to a Kafka topic, keyed by group key (per-group ordering).
+"""kafka://topic -- notification JSON to a Kafka topic, keyed per alert so each alert's records stay in order.
+
+A record's key is its alerts' ``group_key(window_key)`` (``ticker:TSLA`` for ``ticker:TSLA`` and
+``topic_ticker:earnings|TSLA``): a function of the alert alone, so an alert's FIRING and RESOLVED land in
+one partition, in the order they were made. (The notification's group label is not: TSLA firing with AAPL
+is labelled ``topic:earnings``, its RESOLVED alone ``ticker:TSLA``, and keyed by the label the two went to
+different partitions.) A notification whose alerts share one key, the usual case, is one record: the
+notification itself. One spanning several keys is split into one record per key, each the notification with
+that key's alerts, that key as ``group_key`` and an id derived from the notification's and the key (stable
+across retries, so receivers still dedupe on the id).
 
 The producer is started lazily on the first send, so a broker that is down at boot delays alerts
 (the outbox retries) instead of failing the daemon's start. Connection settings come from [kafka].
@@ -7,12 +16,15 @@ The producer is started lazily on the first send, so a broker that is down at bo
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaProducer
 
-from alerts.model import Notification
+from alerts.lifecycle import group_key
+from alerts.model import AlertItem, Notification
 from alerts.sinks.base import SinkError
 from consumers.kafka_client import client_kwargs
 from monitor.config import KafkaSettings
@@ -27,6 +39,22 @@ def producer_options(kafka: KafkaSettings, timeout_s: float) -> dict[str, Any]:
         "enable_idempotence": True,
         "request_timeout_ms": int(timeout_s * 1000),
     }
+
+
+def records(notification: Notification) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each record ``notification`` is sent as (module doc)."""
+    parts: dict[str, list[AlertItem]] = {}
+    for alert in notification.alerts:
+        parts.setdefault(group_key(alert.window_key), []).append(alert)
+    if len(parts) == 1:
+        [(key, _)] = parts.items()
+        return [(key.encode(), notification.to_json())]
+    out = []
+    for key, alerts in sorted(parts.items()):
+        part_id = hashlib.sha256(f"{notification.id}\n{key}".encode()).hexdigest()[:24]
+        part = replace(notification, id=part_id, group_key=key, alerts=tuple(alerts))
+        out.append((key.encode(), part.to_json()))
+    return out
 
 
 class KafkaSink(Service):
@@ -61,9 +89,9 @@ class KafkaSink(Service):
                     raise
                 self._producer = producer
             async with asyncio.timeout(self._timeout_s):
-                await self._producer.send_and_wait(
-                    self.topic, value=notification.to_json(), key=notification.group_key.encode()
-                )
+                acks = [await self._producer.send(self.topic, value=value, key=key)
+                        for key, value in records(notification)]
+                await asyncio.gather(*acks)
         except SinkError:
             raise
         except Exception as exc:

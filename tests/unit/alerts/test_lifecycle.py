@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
-from alerts.lifecycle import AlertState, LifecyclePolicy, dedup_key, group_key, step
+import pytest
+
+from alerts.detectors import Signal
+from alerts.lifecycle import AlertState, LifecyclePolicy, dedup_key, group_key, prunable, step
 from alerts.model import AlertStatus, Notification, Silence
+from monitor.config import AlertSettings, ConfigError, load_settings
 from tests.unit.alerts.builders import DAY0_S, signal
 
 B = 300
 KEY = "ticker:TSLA"
+Bucket = bool | Callable[[int], Signal]
+"""Active or quiet, or a function of the bucket end making the signal."""
 
 
-def run(pattern: Sequence[bool], policy: LifecyclePolicy, silences: Sequence[Silence] = (),
+def run(pattern: Sequence[Bucket], policy: LifecyclePolicy, silences: Sequence[Silence] = (),
         key: str = KEY) -> tuple[list[Notification], dict[str, AlertState]]:
     states: dict[str, AlertState] = {}
     out: list[Notification] = []
-    for i, active in enumerate(pattern):
+    for i, bucket in enumerate(pattern):
         now = DAY0_S + (i + 1) * B
-        result = step(states, [signal(key, now, active)], now, policy, silences)
+        sig = signal(key, now, bucket) if isinstance(bucket, bool) else bucket(now)
+        result = step(states, [sig], now, policy, silences)
         states.update(result.states)
         out.extend(result.notifications)
     return out, states
@@ -65,6 +74,67 @@ def test_flapping_series_does_not_spam() -> None:
     assert any(a.flapping for n in damped for a in n.alerts)
     calmed, _ = run([*flapping, *[False] * 6], policy)
     assert calmed[:-1] == damped and calmed[-1].status is AlertStatus.RESOLVED
+
+
+def test_a_story_back_every_35_minutes_stays_one_silent_firing_episode() -> None:
+    """Found by review: 6 quiet buckets met the flap rule (2 x 3), so a story back every 7 buckets resolved and
+    paged again each time: 28 pages in 8 hours, all marked flapping."""
+    slow = ([True] + [False] * 6) * 14
+    policy = LifecyclePolicy(repeat_interval_s=0)
+    out, states = run(slow, policy)
+    assert statuses(out) == ["firing", "resolved", "firing", "resolved", "firing"]  # flapping from the 3rd
+    assert out[-1].event_time_s == DAY0_S + 15 * B and out[-1].alerts[0].flapping
+    assert states[dedup_key("negative_sentiment", KEY)].status is AlertStatus.FIRING
+    calmed, _ = run([*slow, False], policy)  # quiet for its whole 35-minute cycle: the story is over
+    assert calmed[:-1] == out and calmed[-1].status is AlertStatus.RESOLVED
+    assert calmed[-1].event_time_s == DAY0_S + (len(slow) + 1) * B
+
+
+def thin(neg_share: float, volume: int = 15) -> Callable[[int], Signal]:
+    """A bucket the detectors did not judge: too few messages (the builders' baseline share is 0.1)."""
+    return lambda now: replace(signal(KEY, now, False, neg_share), volume=volume, suppressed="low_volume")
+
+
+def test_a_thin_bucket_more_negative_than_usual_does_not_resolve_the_alert() -> None:
+    """Found by review: two buckets of 15 messages at 90% negative resolved the alert and the next normal-volume
+    bucket paged again (three pages for one story)."""
+    out, _ = run([True] * 4 + [thin(0.9)] * 2 + [True] * 8, LifecyclePolicy(repeat_interval_s=0))
+    assert statuses(out) == ["firing"]
+    out, _ = run([True] * 4 + [thin(0.9)] * 6, LifecyclePolicy(repeat_interval_s=0))
+    assert out[1:] == [], "nor does a run of them: the story may still be going on"
+
+
+@pytest.mark.parametrize("quiet", [thin(0.0, volume=0), thin(0.1, volume=3)], ids=["empty", "thin-at-baseline"])
+def test_an_alert_on_a_key_that_falls_silent_still_resolves(quiet: Bucket) -> None:
+    out, _ = run([True] * 4 + [quiet] * 2, LifecyclePolicy(repeat_interval_s=0))
+    assert statuses(out) == ["firing", "resolved"]
+    paused, _ = run([True] * 4 + [thin(0.9), quiet] * 2, LifecyclePolicy(repeat_interval_s=0))
+    assert statuses(paused) == ["firing", "resolved"], "a thin negative bucket pauses the quiet count, no reset"
+
+
+def test_an_inactive_state_on_a_key_with_steady_data_is_pruned_once_its_memory_ends() -> None:
+    """Found by review: a state that went resolved -> pending -> inactive was updated by every quiet bucket of
+    its key and never pruned (then the state cap evicted alerts still in cooldown instead)."""
+    policy = LifecyclePolicy(for_s=B, repeat_interval_s=0)
+    blip = [True] * 3 + [False] * 3 + [True, False]  # fires, resolves at bucket 5, one-bucket blip stays pending
+    key = dedup_key("negative_sentiment", KEY)
+    _, states = run([*blip, *[False] * (policy.memory_s // B - 4)], policy)
+    assert states[key].status is AlertStatus.INACTIVE
+    assert not prunable(states[key], states[key].updated_at_s, policy), "cooldown/flap memory still counts"
+    _, states = run([*blip, *[False] * (policy.memory_s // B - 3)], policy)
+    assert states[key].updated_at_s == DAY0_S + 5 * B + policy.memory_s  # memory_s after its resolution
+    assert prunable(states[key], states[key].updated_at_s, policy)
+
+
+def test_reminders_more_often_than_the_cooldown_are_refused_at_start(tmp_path: Path) -> None:
+    """``cooldown_s`` is the minimum time between two firing notifications, and a reminder is one."""
+    path = tmp_path / "c.toml"
+    path.write_text("[alerts]\ncooldown_s = 1800\nrepeat_interval_s = 600\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    [line] = str(info.value).splitlines()[1:]
+    assert "alerts.repeat_interval_s = 600" in line and "alerts.cooldown_s (1800)" in line
+    assert AlertSettings(cooldown_s=1800, repeat_interval_s=0).repeat_interval_s == 0  # no reminders is fine
 
 
 def test_new_episode_within_cooldown_is_announced_only_after_cooldown_if_still_firing() -> None:
@@ -117,6 +187,19 @@ def test_related_keys_firing_together_are_grouped_into_one_notification() -> Non
     with_all = step({}, [signal(k, now, True) for k in [*keys, "all"]], now, LifecyclePolicy())
     assert [n.group_key for n in with_all.notifications] == ["all"]  # market-wide: one page
     assert group_key("topic_ticker:earnings|TSLA") == "ticker:TSLA"
+
+
+def test_a_group_spanning_several_tickers_is_labelled_by_their_shared_topic_not_by_one_of_them() -> None:
+    """Found by review: earnings|AAPL with earnings|TSLA was labelled ``ticker:AAPL``."""
+    now = DAY0_S + B
+
+    def labels(*keys: str) -> list[str]:
+        result = step({}, [signal(k, now, True) for k in keys], now, LifecyclePolicy())
+        return [n.group_key for n in result.notifications]
+
+    assert labels("topic_ticker:earnings|AAPL", "topic_ticker:earnings|TSLA") == ["topic:earnings"]
+    assert labels("topic_ticker:earnings|AAPL", "topic_ticker:earnings|TSLA", "topic_ticker:guidance|TSLA") == ["all"]
+    assert labels("topic_ticker:earnings|TSLA", "topic_ticker:guidance|TSLA") == ["ticker:TSLA"]
 
 
 def test_replaying_the_same_signals_yields_the_same_notification_ids() -> None:
