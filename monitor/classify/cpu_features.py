@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -41,9 +42,35 @@ def describe_precision(kind: str, dtype: str, device: str, quantize_int8: bool, 
             f">= {MIN_SPEEDUP}x fp32 (else float32); `monitor config --probe` measures it now")
 
 
-def available_cpus() -> int:
-    """Cores this process may run on (its affinity mask on Linux, else every core)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where a container's CPU limit is read (cgroup v2 ``cpu.max``, or v1 ``cpu/cpu.cfs_quota_us``)."""
+
+
+def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
+    """Cores this process may use: its affinity mask (Linux, else every core), capped by a container's CPU
+    quota rounded up. Why the quota: ``docker run --cpus 2`` on a 64-core host leaves the affinity at 64, so
+    torch started 64 intra-op threads throttled into 2 cores' time, and the worker process was chosen for
+    a core the container does not have (found by review)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root)
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else cores
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPU limit of this process's cgroup in cores, or None without one (``max``, -1, no file)."""
+    for quota_file, period_file in ((root / "cpu.max", None),
+                                    (root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us")):
+        try:
+            fields = quota_file.read_text(encoding="ascii").split()
+            if period_file is not None:
+                fields.append(period_file.read_text(encoding="ascii").strip())
+            quota, period = fields[0], fields[1]
+            if quota in ("max", "-1"):
+                return None
+            return int(quota) / int(period) if int(quota) > 0 and int(period) > 0 else None
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
