@@ -52,6 +52,14 @@ def _members(slots: _Slots) -> tuple[int, ...]:
     return (slots,) if isinstance(slots, int) else slots
 
 
+SHORT_TEXT_TOKENS = 8
+"""Texts of fewer words than this (and at least ``min_tokens``) fold only when near-identical."""
+SHORT_MIN_SIMILARITY = 0.9
+"""Similarity a short text needs to be a copy: at 0.6, independently written short comments about one ticker
+("$XYZ is a total scam", "... scam imo", "... scam!!") folded into one story (found by review), so a pile-on
+of opinions counted once. Copies (retweets, reposts) of a short text are near-identical and still fold."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Story:
     story_id: str
@@ -106,6 +114,8 @@ class NoveltyIndex:
             return None
         hashes = feature_hashes(features(words))
         keys = self._hasher.band_keys(self._hasher.signature(hashes))
+        needed = self.min_similarity if len(words) >= SHORT_TEXT_TOKENS else max(self.min_similarity,
+                                                                                SHORT_MIN_SIMILARITY)
         best: tuple[float, int, int] | None = None  # (-similarity, event time, slot): most similar, then oldest
         for slot in {s for k in keys if k in self._bands for s in _members(self._bands[k])}:
             story = self._stories[slot]
@@ -114,7 +124,7 @@ class NoveltyIndex:
             if story.tickers.isdisjoint(tickers) and (story.tickers or tickers):
                 continue
             sim = jaccard(story.hashes, hashes)
-            if sim >= self.min_similarity and (best is None or (-sim, story.event_s, slot) < best):
+            if sim >= needed and (best is None or (-sim, story.event_s, slot) < best):
                 best = (-sim, story.event_s, slot)
         if best is not None:
             story = self._stories[best[2]]

@@ -129,3 +129,13 @@ def test_similar_wording_of_distinct_messages_is_not_folded_by_estimate_noise() 
     base = "ACME to hold annual meeting on Tuesday"
     folded = [ix.decide(f"m{n}", f"{base} ref {reference(str(n))}", n, ("ACME",)) for n in range(600)]
     assert folded == [None] * 600  # true similarity ~0.35 (a MinHash estimate would pass 0.6 now and then)
+
+
+def test_short_comments_written_independently_stay_separate_but_their_copies_fold() -> None:
+    """Found by review: at 0.6 similarity five of eight users' short takes ("$XYZ is a total scam", "... scam
+    imo") folded into the first, so a pile-on of opinions counted once."""
+    ix = index()
+    assert ix.decide("a", "$XYZ is a total scam", 0, ("XYZ",)) is None
+    assert ix.decide("b", "$XYZ is a total scam imo", 10, ("XYZ",)) is None
+    assert ix.decide("c", "RT @bob: $XYZ is a total scam imo", 20, ("XYZ",)) == "b"
+    assert ix.decide("d", "$XYZ is a total scam!!", 30, ("XYZ",)) == "a"  # the same words: a copy
