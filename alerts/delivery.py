@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from alerts.delivery_order import SinkOrder
+from alerts.model import AlertStatus, Notification
 from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink, refreshing
 from monitor import metrics
@@ -222,6 +223,7 @@ class OutboxDelivery(Service):
                     "alert_delivery_refused" if refused else "alert_delivery_failed",
                     sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=str(exc))
             return
+        self._forget_resolved(entry.notification)
         await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))
         order.done(nid)
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()
@@ -250,6 +252,16 @@ class OutboxDelivery(Service):
             self._refreshed_at_s[sink.name] = now_s - target.refresh_interval_s + retry_s
             return now_s + retry_s
         return now_s + target.refresh_interval_s
+
+    def _forget_resolved(self, notification: Notification) -> None:
+        """Drop the alerts of a RESOLVED notice about to be acknowledged from the remembered firing set: it is
+        up to a refresh interval old, so an alert that resolved just before Redis went down was re-posted as
+        firing for the whole outage (Alertmanager reopened it and paged again; found by a regression review)."""
+        if notification.status is not AlertStatus.RESOLVED or self._firing_memory is None:
+            return
+        resolved = {a.dedup_key for a in notification.alerts}
+        read_s, states = self._firing_memory
+        self._firing_memory = (read_s, [s for s in states if s.dedup_key not in resolved])
 
     async def _firing_now(self, now_s: float) -> Sequence[AlertState]:
         """The firing alerts from the state store; while it is down, the set last read (FIRING_MEMORY_MAX_AGE_S)."""

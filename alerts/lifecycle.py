@@ -16,11 +16,11 @@ states plus the notifications to send. Rules, in order:
   page again each time). A comeback of an alert held firing by that rule counts as an episode too, so
   a steadily flapping series, fast or slow, stays firing and silent; once it stays quiet for longer than
   its cycle it resolves. Only an announced episode gets a resolved notice;
-- a bucket counts as quiet when its signal is not active, except a bucket the detectors did not judge
-  for lack of evidence (suppressed ``low_volume`` or ``insufficient_history``) whose negative share is
-  above the key's baseline: few messages that are still more negative than usual neither extend nor
-  end the episode (it is paused: the quiet count neither grows nor restarts). An empty bucket, or a
-  thin one at or below the baseline share, is quiet, so an alert on a key that falls silent resolves;
+- a bucket counts as quiet when its signal is not active, except a bucket with too few messages to judge
+  (suppressed ``low_volume``) whose negative share is above the key's baseline, within ``flap_window_s``
+  of the episode's start: few messages that are still more negative than usual neither extend nor end
+  the episode (it is paused: the quiet count neither grows nor restarts). An empty bucket, or a thin one
+  at or below the baseline share, is quiet, so an alert on a key that falls silent resolves;
 - silences are checked before anything is announced; a silenced episode is announced when the
   silence ends if it is still firing;
 - announcements of one step are grouped by related keys (``ticker:TSLA`` with
@@ -43,8 +43,11 @@ if TYPE_CHECKING:
 
 RULE = "negative_sentiment"
 MAX_EPISODES_KEPT = 50
-UNJUDGED = frozenset({"low_volume", "insufficient_history"})
-"""Suppression reasons that mean "too little evidence to judge", not "judged normal"."""
+THIN = "low_volume"
+"""The suppression reason of a bucket with too few messages to judge (not "judged normal"). Not
+``insufficient_history``: that is the whole key's state (after a rebuild or an eviction it lasts up to
+``min_history_s``, with a baseline share of 0, so every busy normal bucket read as "more negative than usual"
+and a firing alert could not resolve for 12 hours; found by a regression review)."""
 
 
 def dedup_key(rule: str, window_key: str) -> str:
@@ -148,10 +151,12 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
     return replace(state, sequence=seq), item
 
 
-def _unjudged(signal: Signal) -> bool:
-    """A bucket that is neither quiet nor active: the detectors did not judge it for lack of evidence
-    (few messages, short history), yet its messages are more negative than the key's baseline (module doc)."""
-    return signal.suppressed in UNJUDGED and signal.volume > 0 and signal.neg_share > signal.baseline_neg_share
+def _unjudged(signal: Signal, state: AlertState, now_s: int, policy: LifecyclePolicy) -> bool:
+    """A bucket that is neither quiet nor active: too few messages to judge, yet more negative than the key's
+    baseline (module doc). Only within ``flap_window_s`` of the episode's start, so a key whose flow stays
+    thin and a little negative still resolves: the pause is bounded."""
+    return (signal.suppressed == THIN and signal.volume > 0 and signal.neg_share > signal.baseline_neg_share
+            and now_s - (state.started_at_s if state.started_at_s is not None else now_s) < policy.flap_window_s)
 
 
 def _quiet_long_enough(state: AlertState, bucket_s: int, now_s: int, policy: LifecyclePolicy) -> bool:
@@ -201,7 +206,7 @@ def _advance(
 
     if st.status is AlertStatus.PENDING:
         return replace(st, status=AlertStatus.INACTIVE, pending_since_s=None), None, None
-    if st.status is not AlertStatus.FIRING or _unjudged(signal):
+    if st.status is not AlertStatus.FIRING or _unjudged(signal, st, now_s, policy):
         return st, None, None
     st = replace(st, quiet_buckets=st.quiet_buckets + 1)
     if not _quiet_long_enough(st, signal.bucket_end_s - signal.bucket_start_s, now_s, policy):

@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 
 from monitor.entities.fold import fold
+from monitor.logging import LogThrottle
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
 
@@ -44,11 +45,14 @@ log = structlog.get_logger(__name__)
 
 MAX_TICKERS = 32
 MAX_TICKER_CHARS = 32
-TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.^=_]{0,15}")
-"""A normalised ticker: upper case letters, digits, ``.`` (share class: ``BRK.B``) and the ``^``/``=``/``_`` of
-index and futures symbols (``^GSPC``, ``EURUSD=X``, ``ES_F``: real feeds send them, and a message was
-dead-lettered for one), at most 16. Never ``:``, ``|``, braces or spaces: they delimit window and Redis keys."""
-_CLASS_SEPARATORS = str.maketrans("-/", "..")
+TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.^=_-]{0,15}")
+"""A normalised ticker: upper case letters, digits, ``.`` (share class: ``BRK.B``) and the ``^``/``=``/``_``/``-``
+of index, futures and pair symbols (``^GSPC``, ``EURUSD=X``, ``ES_F``, ``BTC-USD``), at most 16. Never ``:``,
+``|``, braces or spaces: they delimit window and Redis keys."""
+_SHARE_CLASS = re.compile(r"([A-Z0-9]+)[-/]([A-Z]{1,2})")
+"""``BRK-B``, ``BRK/B``: a share class written with another separator (only a 1-2 letter suffix: ``BTC-USD``
+is a pair, not a class, and keeps its key; a space is not a separator: ``AAPL US`` names an exchange)."""
+_dropped_tickers = LogThrottle(60.0)
 MAX_ID_CHARS = 256
 MAX_NESTING = 64
 """Deeper ``meta`` is refused (``bad_field``) before anything recurses into it."""
@@ -150,14 +154,16 @@ def normalise_ticker(raw: str) -> str:
     """One spelling per symbol, wherever it comes from (payload, cashtag, watchlist): ``$brk-b``, ``BRK/B``
     and ``BRK.B`` in fullwidth letters are all ``BRK.B``, so one company gets one window key: folded like
     text (``monitor.entities.fold``: NFKC, zero-width characters dropped), ``$`` and spaces stripped,
-    ``-``/``/`` class separators made ``.``, upper case. Empty when nothing is left; check it with ``TICKER``."""
-    return fold(raw).strip().lstrip("$").strip().translate(_CLASS_SEPARATORS).upper()
+    a share class's ``-``/``/`` made ``.``, upper case. Empty when nothing is left; check it with ``TICKER``."""
+    symbol = fold(raw).strip().lstrip("$").strip().upper()
+    return _SHARE_CLASS.sub(r"\1.\2", symbol) if _SHARE_CLASS.fullmatch(symbol) else symbol
 
 
 def _tickers(value: Any) -> tuple[str, ...]:
-    """Payload tickers normalised and deduplicated; blank ones (``""``, ``"$"``) are dropped as before, one
-    that is not a symbol after normalising (``AAPL US Equity``, ``a,b``) is a ``bad_field`` like an
-    over-long one: a window key must be a symbol."""
+    """Payload tickers normalised and deduplicated; blank ones (``""``, ``"$"``) are dropped as before, and so
+    is one that is not a symbol after normalising (``AAPL US Equity``, ``a,b``: a window key must be a symbol),
+    with a ``ticker_dropped`` warning (one a minute): the message keeps its valid tickers and its text (a
+    dead letter for one odd ticker lost the message for every key)."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -166,10 +172,11 @@ def _tickers(value: Any) -> tuple[str, ...]:
         raise InvalidMessage("bad_field", "tickers must be a list of strings")
     if any(len(t) > MAX_TICKER_CHARS for t in value):
         raise InvalidMessage("bad_field", f"a ticker is longer than {MAX_TICKER_CHARS} characters")
-    cleaned = tuple(dict.fromkeys(t for t in map(normalise_ticker, value) if t))
-    bad = next((t for t in cleaned if not TICKER.fullmatch(t)), None)
-    if bad is not None:
-        raise InvalidMessage("bad_field", f"ticker {bad!r} is not a symbol (letters, digits and . ^ = _, at most 16)")
+    normalised = tuple(dict.fromkeys(t for t in map(normalise_ticker, value) if t))
+    cleaned = tuple(t for t in normalised if TICKER.fullmatch(t))
+    if len(cleaned) < len(normalised) and (held := _dropped_tickers.allow()) is not None:
+        log.warning("ticker_dropped", tickers=[t for t in normalised if t not in cleaned], left_out_since=held,
+                    why="not a symbol: letters, digits and . ^ = _ -, at most 16")
     if len(cleaned) > MAX_TICKERS:
         raise InvalidMessage("bad_field", f"at most {MAX_TICKERS} tickers per message")
     return cleaned

@@ -275,8 +275,9 @@ class AlertSettings(_Section):
     is a firing notification too; a shorter interval is refused at start)."""
     resolve_after_buckets: int = Field(2, ge=1)
     """Consecutive quiet buckets before a firing alert resolves (and the resolved notice goes out). A bucket
-    suppressed for low volume or short history whose negative share is above the key's baseline is not quiet:
-    it pauses the count (an empty bucket, or a thin one at or below the baseline share, is quiet)."""
+    suppressed for low volume whose negative share is above the key's baseline is not quiet, within
+    ``flap_window_s`` of the episode's start: it pauses the count (an empty bucket, or a thin one at or below
+    the baseline share, is quiet)."""
     flap_window_s: int = Field(4 * 3600, ge=0)
     """Window in which firing episodes are counted to detect flapping."""
     flap_max_episodes: int = Field(3, ge=2, le=50)

@@ -39,6 +39,10 @@ from monitor.types import SENTIMENTS
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DELTA_WEIGHTS = "delta.safetensors"
 FULL_WEIGHTS = "model.safetensors"
+FULL_WEIGHT_FILES = (FULL_WEIGHTS, "model.safetensors.index.json", "pytorch_model.bin",
+                     "pytorch_model.bin.index.json")
+"""What ``save_pretrained`` may write for the whole model: one safetensors file, shards, or the older torch
+format (all loaded by ``from_pretrained``; refusing all but the first broke directories that used to load)."""
 CONFIG_FILE = "config.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 SENTIMENT_NAMES = tuple(s.value for s in SENTIMENTS)
@@ -171,7 +175,8 @@ def delta_state(model: FinSentModel) -> dict[str, torch.Tensor]:
 def save_delta(model: FinSentModel, output: Path) -> None:
     """Config + delta; a full save's weights in ``output`` are removed (the loader refuses both)."""
     output.mkdir(parents=True, exist_ok=True)
-    (output / FULL_WEIGHTS).unlink(missing_ok=True)
+    for name in FULL_WEIGHT_FILES:
+        (output / name).unlink(missing_ok=True)
     model.config.save_pretrained(output)
     save_file(delta_state(model), str(output / DELTA_WEIGHTS), metadata={"format": "pt"})
     (output / DELTA_WEIGHTS).chmod(0o644)  # safetensors creates it owner-only; it is a shipped artifact
@@ -266,9 +271,10 @@ def load_delta(path: Path, config: FinSentConfig) -> tuple[FinSentModel, PreTrai
     return model, tokenizer
 
 
-def load_full(path: Path, config: FinSentConfig) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
+def load_full(path: Path, config: FinSentConfig, weights_name: str = FULL_WEIGHTS
+              ) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
     """A save_pretrained directory; refused unless every tensor of the model is in it with its shape."""
-    weights = path / FULL_WEIGHTS
+    weights = path / weights_name
     fix = "re-export it with `monitor train --full --output DIR`"
     with _reading(weights, fix):
         model, info = cast(
@@ -294,11 +300,12 @@ def load_full(path: Path, config: FinSentConfig) -> tuple[FinSentModel, PreTrain
 
 
 def weights_file(directory: Path) -> str:
-    """``delta.safetensors`` or ``model.safetensors``: exactly one, so a stale one is never picked."""
-    present = [name for name in (DELTA_WEIGHTS, FULL_WEIGHTS) if (directory / name).is_file()]
+    """``delta.safetensors`` or the full model's weights: not both, so a stale one is never picked."""
+    full = next((name for name in FULL_WEIGHT_FILES if (directory / name).is_file()), None)
+    present = [name for name in (DELTA_WEIGHTS, full) if name is not None and (directory / name).is_file()]
     if len(present) == 2:
         raise ModelLoadError(
-            f"{directory} holds both {DELTA_WEIGHTS} and {FULL_WEIGHTS} ({SETTING}) -- one is left from an "
+            f"{directory} holds both {DELTA_WEIGHTS} and {full} ({SETTING}) -- one is left from an "
             "earlier save: delete the stale one, or retrain into an empty directory"
         )
     if not present:
@@ -317,4 +324,4 @@ def load_model(path: str | None) -> tuple[FinSentModel, PreTrainedTokenizerBase]
     config = read_config(directory)
     if weights == DELTA_WEIGHTS:
         return load_delta(directory, config)
-    return load_full(directory, config)
+    return load_full(directory, config, weights)

@@ -15,8 +15,9 @@ from pathlib import Path
 from monitor.classify import ModelLoadError
 
 SETTING = "classifier.model_path"
-HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
-"""What a hub snapshot needs: configs, safetensors weights, tokenizer vocabularies (no .bin/.onnx copies)."""
+HUB_FILES = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt", "*.model"]
+"""What a hub snapshot needs: configs, weights (safetensors, or torch's format where that is all a repo has),
+tokenizer vocabularies (no .onnx copies)."""
 _OFF = ("0", "false", "no", "off")
 
 

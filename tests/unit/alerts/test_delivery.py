@@ -344,3 +344,33 @@ async def test_a_failed_re_post_is_tried_again_before_a_whole_interval_passes() 
     sink.down = False
     assert await delivery.refresh_if_due(sink) == 1070.0
     assert sink.reposts == [[]]
+
+
+async def test_an_alert_resolved_before_the_store_went_down_is_not_re_posted_from_memory() -> None:
+    """Found by a regression review: the remembered firing set is up to a refresh interval old, so an alert
+    that resolved just before a Redis outage was re-posted as firing for the whole outage."""
+    from alerts.lifecycle import AlertState, LifecyclePolicy, dedup_key, step
+
+    key = dedup_key("negative_sentiment", "ticker:T0")
+    now = [1000.0]
+    sink = RefreshRecorder(interval_s=60.0)
+    delivery = OutboxDelivery(MemoryOutbox(["am://"]), [sink], RetryPolicy(), clock=lambda: now[0])
+    firing = [AlertState(dedup_key=key, rule="negative_sentiment", window_key="ticker:T0")]
+    store_up = True
+
+    async def read() -> list[AlertState]:
+        if not store_up:
+            raise RedisConnectionError("redis down")
+        return firing
+
+    delivery.firing = read
+    await delivery.refresh_if_due(sink)
+    fired = step({}, [signal("ticker:T0", DAY0_S, True)], DAY0_S + 300, LifecyclePolicy())
+    resolved = step(dict(fired.states), [signal("ticker:T0", DAY0_S + 600, False)], DAY0_S + 900,
+                    LifecyclePolicy(resolve_after_buckets=1)).notifications
+    assert resolved and resolved[0].alerts[0].dedup_key == firing[0].dedup_key
+    await delivery.outbox.enqueue(resolved[0], now[0])
+    await delivery.deliver_due(sink)
+    store_up, now[0] = False, now[0] + 60
+    await delivery.refresh_if_due(sink)
+    assert sink.reposts == [[key], []]

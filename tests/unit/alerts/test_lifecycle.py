@@ -214,3 +214,20 @@ def test_notification_round_trips_through_json() -> None:
     now = DAY0_S + B
     n = step({}, [signal(KEY, now, True)], now, LifecyclePolicy()).notifications[0]
     assert Notification.from_json(n.to_json()) == n
+
+
+def test_the_pause_is_bounded_and_a_key_without_history_resolves_on_busy_normal_buckets() -> None:
+    """Found by a regression review: busy normal buckets of a key whose history was rebuilt or evicted
+    (suppressed insufficient_history, baseline share 0) paused the quiet count for up to 12 hours, and a key
+    whose flow stays thin and a little negative never resolved."""
+    policy = LifecyclePolicy(repeat_interval_s=0)
+
+    def no_history(now: int) -> Signal:
+        return replace(signal(KEY, now, False, 0.05), volume=200, suppressed="insufficient_history",
+                       baseline_neg_share=0.0)
+
+    out, _ = run([True] * 4 + [no_history] * 2, policy)
+    assert statuses(out) == ["firing", "resolved"]
+    thin_for_hours = [thin(0.9)] * (policy.flap_window_s // B + 2)
+    out, _ = run([True] * 4 + thin_for_hours, policy)
+    assert statuses(out) == ["firing", "resolved"]

@@ -153,3 +153,16 @@ def test_lone_surrogate_becomes_a_replacement_character_and_pairs_are_joined() -
     assert normalize_text("ok \ud800 bad") == "ok \ufffd bad"
     assert encodable("\ud83d\ude80 up") == "\U0001f680 up"
     normalize_text("ok \udfff").encode("utf-8")  # strict: raises if anything unencodable is left
+
+
+def test_a_full_save_in_torchs_older_format_still_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Found by a regression review: only model.safetensors was accepted, so a save_pretrained directory with
+    pytorch_model.bin (or shards) that used to load stopped the daemon."""
+    import torch
+
+    directory = tmp_path / "bin"
+    shutil.copytree(tiny_model_dir, directory)
+    weights = load_file(str(directory / "model.safetensors"))
+    torch.save(weights, directory / "pytorch_model.bin")
+    (directory / "model.safetensors").unlink()
+    assert load_model(str(directory))[0].config.topic_labels == ["earnings", "markets", "other"]
