@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from alerts.detectors import Signal
 from alerts.lifecycle import AlertState
@@ -35,7 +35,7 @@ from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.sinks.base import SinkError
 from alerts.sinks.http import HttpPoster
 from monitor.lifecycle import Service
-from monitor.windows.buckets import EvidenceItem
+from monitor.windows.buckets import EvidenceItem, key_path
 
 ALERTNAME = "FinsentNegativeSentiment"
 API_PATH = "/api/v2/alerts"
@@ -107,7 +107,7 @@ class AlertmanagerSink(Service):
         return self.url.removesuffix(API_PATH) + "/-/ready", auth
 
     def generator_url(self, window_key: str) -> str:
-        return f"{self._public_url}/keys/{quote(window_key, safe='')}"  # as the console links it
+        return self._public_url + key_path(window_key)
 
     def labels(self, window_key: str) -> dict[str, str]:
         return {"alertname": ALERTNAME, "key": window_key, **key_labels(window_key), "severity": self._severity}

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from alerts.model import Notification
 from alerts.sinks.http import HttpPoster
 from monitor.lifecycle import Service
+from monitor.windows.buckets import key_path
 
 SLACK_SECTION_CHARS = 2900  # Slack rejects section text over 3000 characters
 MAX_SECTIONS = 10
@@ -112,7 +113,7 @@ class SlackSink(Service):
         """The console page of the notification's group (as the console links keys), if a public URL is set."""
         if not self._public_url:
             return None
-        return f"{self._public_url}/keys/{quote(notification.group_key, safe='')}"
+        return self._public_url + key_path(notification.group_key)
 
     async def send(self, notification: Notification) -> None:
         body = json.dumps(slack_payload(notification, self.console_url(notification))).encode()

@@ -16,7 +16,6 @@ from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -39,7 +38,7 @@ from monitor.web.views import (
     key_markers,
     signal_fields,
 )
-from monitor.windows.buckets import align_s
+from monitor.windows.buckets import align_s, key_path
 
 PACKAGE = "monitor.web"
 MAX_ALERT_CARDS = 50
@@ -62,8 +61,7 @@ SECURITY_HEADERS = {
 }
 
 
-def key_url(key: str) -> str:
-    return "/keys/" + quote(key, safe="")
+key_url = key_path
 
 
 def _templates() -> jinja2.Environment:

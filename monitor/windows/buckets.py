@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from monitor.types import ClassifiedMessage, Sentiment
 
@@ -42,6 +43,12 @@ def ticker_key(ticker: str) -> str:
 
 def topic_ticker_key(topic: str, ticker: str) -> str:
     return f"topic_ticker:{topic}|{ticker.upper()}"
+
+
+def key_path(key: str) -> str:
+    """Where the console shows window ``key`` (``/keys/topic_ticker%3Aearnings%7CBA``): the console's own
+    links, Alertmanager's ``generatorURL`` and Slack's console link all point here."""
+    return "/keys/" + quote(key, safe="")
 
 
 def dimension_keys(topic: str, tickers: Iterable[str]) -> list[str]:
