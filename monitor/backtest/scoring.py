@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumers.schema import InvalidMessage, epoch_or_text, parse_event_time
-from monitor.windows.buckets import ALL_KEY, KEY_FORMS, KEY_KINDS
+from monitor.windows.buckets import ALL_KEY, KEY_FORMS, KEY_KINDS, ticker_key, topic_ticker_key
 
 DAY_S = 86_400
 
@@ -127,13 +127,12 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
 
 
 def _canonical_key(key: str) -> str:
-    """Tickers in window keys are upper case (consumers/schema.py): ``ticker:ba`` scored recall 0."""
-    if key.startswith("ticker:"):
-        return key.upper().replace("TICKER:", "ticker:", 1)
-    if key.startswith("topic_ticker:"):
-        head, _, ticker = key.rpartition("|")
-        return f"{head}|{ticker.upper()}" if head else key
-    return key
+    """The key as the window key builders spell it (tickers upper case): ``ticker:ba`` scored recall 0."""
+    kind, _, rest = key.partition(":")
+    if kind == "ticker":
+        return ticker_key(rest)
+    topic, bar, ticker = rest.rpartition("|")
+    return topic_ticker_key(topic, ticker) if kind == "topic_ticker" and bar else key
 
 
 def belongs(key: str, incident_key: str) -> bool:

@@ -302,16 +302,16 @@ def load_full(path: Path, config: FinSentConfig, weights_name: str = FULL_WEIGHT
 def weights_file(directory: Path) -> str:
     """``delta.safetensors`` or the full model's weights: not both, so a stale one is never picked."""
     full = next((name for name in FULL_WEIGHT_FILES if (directory / name).is_file()), None)
-    present = [name for name in (DELTA_WEIGHTS, full) if name is not None and (directory / name).is_file()]
-    if len(present) == 2:
+    delta = (directory / DELTA_WEIGHTS).is_file()
+    if delta and full:
         raise ModelLoadError(
             f"{directory} holds both {DELTA_WEIGHTS} and {full} ({SETTING}) -- one is left from an "
             "earlier save: delete the stale one, or retrain into an empty directory"
         )
-    if not present:
+    if not delta and full is None:
         raise ModelLoadError(f"{directory} has no {DELTA_WEIGHTS} or {FULL_WEIGHTS} ({SETTING}) -- point it at a "
                              "directory written by `monitor train --output DIR`")
-    return present[0]
+    return DELTA_WEIGHTS if delta else str(full)
 
 
 def load_model(path: str | None) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
