@@ -233,7 +233,8 @@ class AlertSettings(_Section):
     sinks: list[str] = Field(default_factory=lambda: ["log://"])
     """Sink URLs: log://, file:///path.jsonl, webhook+https://host/path, slack+https://..., kafka://topic,
     alertmanager+http(s)://host:9093 (Prometheus Alertmanager),
-    smtp://host:port?from=a@b&to=c@d,e@f (add ``&starttls=1`` for STARTTLS)."""
+    smtp://host:port?from=a@b&to=c@d,e@f (add ``&starttls=1`` for STARTTLS), smtps://host:465?from=..&to=..
+    (implicit TLS); ``&ca=/path/ca.pem`` trusts a private CA for either."""
     sweep_interval_s: float = Field(15.0, gt=0)
     """How often the scheduler sweeps detection for quiet streams (detection also runs on window close)."""
     baseline_buckets: int = Field(24, ge=3)
@@ -343,8 +344,8 @@ class AlertSettings(_Section):
     webhook_secret: str | None = None
     """HMAC-SHA256 key for webhook signatures; from the environment only."""
     smtp_username: str | None = None
-    """SMTP login for the smtp:// sink (optional; needs ``smtp_password``, and ``starttls=1`` in the sink URL
-    unless the relay is on loopback: a login is never sent in the clear)."""
+    """SMTP login for the smtp:// and smtps:// sinks (optional; needs ``smtp_password``, and smtps:// or
+    ``starttls=1`` in the sink URL unless the relay is on loopback: a login is never sent in the clear)."""
     smtp_password: str | None = None
     """SMTP password; from the environment only (``MONITOR_ALERTS__SMTP_PASSWORD``)."""
     detection: Literal["bucket", "multiscale", "both"] = "bucket"

@@ -52,6 +52,12 @@ def _slack(url: str, name: str, settings: Settings) -> Sink:
     return SlackSink(url, name, _poster(name, settings), public_url=settings.http.public_url)
 
 
+def _smtp(url: str, name: str, settings: Settings) -> Sink:
+    a = settings.alerts
+    return SmtpSink(SmtpTarget.from_url(url), name, a.sink_timeout_s,
+                    username=a.smtp_username, password=a.smtp_password)
+
+
 SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
     "log": lambda url, name, s: LogSink(name),
     "file": lambda url, name, s: FileSink.from_url(url, name),
@@ -62,10 +68,8 @@ SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
     "alertmanager+http": _alertmanager,
     "alertmanager+https": _alertmanager,
     "kafka": lambda url, name, s: KafkaSink.from_url(url, name, s.kafka, s.alerts.sink_timeout_s),
-    "smtp": lambda url, name, s: SmtpSink(
-        SmtpTarget.from_url(url), name, s.alerts.sink_timeout_s,
-        username=s.alerts.smtp_username, password=s.alerts.smtp_password,
-    ),
+    "smtp": _smtp,
+    "smtps": _smtp,
 }
 
 

@@ -1,10 +1,12 @@
 """smtp://host:port?from=alerts@x&to=desk@x,oncall@x[&starttls=1[&ca=/path/ca.pem]] -- plain-text email.
 
-STARTTLS verifies the server's certificate and host name (the system CAs, or ``ca=`` for a private CA):
+``smtps://host[:465]?from=..&to=..[&ca=/path/ca.pem]`` speaks TLS from the first byte (implicit TLS, the
+port-465 relays that offer no STARTTLS); ``starttls=1`` with it is a config error, not silently ignored.
+Both verify the server's certificate and host name (the system CAs, or ``ca=`` for a private CA):
 smtplib's default context verified nothing, so anyone in the path could read the login and the alerts.
 A login (``alerts.smtp_username``/``alerts.smtp_password``, password from the environment only) needs
-both settings and STARTTLS, except to a relay on a loopback host: the sink is refused at start rather
-than sending the password in the clear or skipping the login silently.
+both settings and STARTTLS or smtps://, except to a relay on a loopback host: the sink is refused at start
+rather than sending the password in the clear or skipping the login silently.
 
 Uses stdlib ``smtplib`` in a worker thread (no extra dependency). ``timeout_s`` bounds the whole dialogue,
 not each socket operation: a worker thread cannot be cancelled, so a slow relay kept sending after the
@@ -53,23 +55,37 @@ class SmtpTarget:
     recipients: tuple[str, ...]
     starttls: bool = False
     ca_file: str | None = None
+    implicit_tls: bool = False
+    """``smtps://``: TLS from the first byte (port 465), no plain-text greeting to upgrade."""
+
+    @property
+    def encrypted(self) -> bool:
+        return self.starttls or self.implicit_tls
 
     @classmethod
     def from_url(cls, url: str) -> SmtpTarget:
         parts = urlsplit(url)
+        implicit_tls = parts.scheme == "smtps"
+        default_port = 465 if implicit_tls else 25
         query = parse_qs(parts.query)
         recipients = tuple(r.strip() for v in query.get("to", []) for r in v.split(",") if r.strip())
         sender = query.get("from", [""])[0]
         if not parts.hostname or not recipients or not sender:
-            raise ValueError(f"smtp sink URL {redact_url(url)!r} needs host, from= and to=: "
-                             "smtp://host:25?from=a@x&to=b@x")
+            raise ValueError(f"{parts.scheme} sink URL {redact_url(url)!r} needs host, from= and to=: "
+                             f"{parts.scheme}://host:{default_port}?from=a@x&to=b@x")
+        starttls = query.get("starttls", ["0"])[0].lower() in {"1", "true", "yes"}
+        if implicit_tls and starttls:
+            raise ValueError(f"smtps sink URL {redact_url(url)!r} sets starttls=1, but smtps:// is TLS from the "
+                             "first byte and has no plain connection to upgrade -- remove &starttls=1 (or use "
+                             "smtp://host:587?...&starttls=1 for a STARTTLS relay)")
         return cls(
             host=parts.hostname,
-            port=parts.port or 25,
+            port=parts.port or default_port,
             sender=sender,
             recipients=recipients,
-            starttls=query.get("starttls", ["0"])[0].lower() in {"1", "true", "yes"},
+            starttls=starttls,
             ca_file=query.get("ca", [None])[0],
+            implicit_tls=implicit_tls,
         )
 
 
@@ -92,10 +108,17 @@ def check_login(target: SmtpTarget, username: str | None, password: str | None) 
     if not username:
         raise ValueError("alerts.smtp_password is set but alerts.smtp_username is empty, so no login would be "
                          "made -- set MONITOR_ALERTS__SMTP_USERNAME (or unset the password)")
-    if not target.starttls and not is_loopback(target.host):
+    if not target.encrypted and not is_loopback(target.host):
         raise ValueError(f"smtp sink to {target.host}:{target.port} logs in (alerts.smtp_username) without "
                          "STARTTLS, so the password would cross the network in the clear -- add &starttls=1 "
-                         "to the smtp:// URL (only a relay on a loopback host may go without)")
+                         "to the smtp:// URL, or use smtps:// for a port-465 relay (only a relay on a loopback "
+                         "host may go without)")
+
+
+def tls_context(target: SmtpTarget) -> ssl.SSLContext:
+    """Verifies the server's certificate and host name against the system CAs or ``ca=``, for STARTTLS and
+    smtps:// alike: smtplib's default context accepted any certificate."""
+    return ssl.create_default_context(cafile=target.ca_file)
 
 
 def subject(title: str) -> str:
@@ -138,6 +161,16 @@ class DeadlineSMTP(smtplib.SMTP):
         return super().getreply()
 
 
+class DeadlineSMTPSSL(DeadlineSMTP, smtplib.SMTP_SSL):
+    """``DeadlineSMTP`` over implicit TLS (smtps://): ``SMTP_SSL`` wraps the socket in ``context`` before
+    the greeting, so the handshake, too, gets only the time left."""
+
+    def __init__(self, host: str, port: int, deadline_s: float, context: ssl.SSLContext) -> None:
+        self.deadline_s = deadline_s
+        # SMTP_SSL's own __init__, not DeadlineSMTP's: only it takes the context (its default verifies nothing)
+        smtplib.SMTP_SSL.__init__(self, host, port, timeout=self.left_s(), context=context)
+
+
 class SmtpSink(Service):
     def __init__(
         self, target: SmtpTarget, name: str, timeout_s: float,
@@ -160,12 +193,17 @@ class SmtpSink(Service):
                             refused=True) from exc
         return msg
 
+    def _connect(self, deadline_s: float) -> DeadlineSMTP:
+        if self.target.implicit_tls:
+            return DeadlineSMTPSSL(self.target.host, self.target.port, deadline_s, tls_context(self.target))
+        return DeadlineSMTP(self.target.host, self.target.port, deadline_s)
+
     def _deliver(self, msg: EmailMessage) -> dict[str, tuple[int, bytes]]:
         """Send ``msg``; returns the recipients the relay refused (it accepted the others)."""
-        smtp = DeadlineSMTP(self.target.host, self.target.port, time.monotonic() + self._timeout_s)
+        smtp = self._connect(time.monotonic() + self._timeout_s)
         try:
             if self.target.starttls:
-                smtp.starttls(context=ssl.create_default_context(cafile=self.target.ca_file))
+                smtp.starttls(context=tls_context(self.target))
             if self._username and self._password:
                 smtp.login(self._username, self._password)
             refused = smtp.send_message(msg)

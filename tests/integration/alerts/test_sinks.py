@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from structlog.testing import capture_logs
 
 from alerts.lifecycle import LifecyclePolicy, step
@@ -192,6 +193,41 @@ async def test_smtp_starttls_verifies_the_servers_certificate(tmp_path: Path, tr
     finally:
         controller.stop()
     assert len(inbox.messages) == (1 if trusted else 0)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("trusted", [True, False], ids=["private-ca-given", "certificate-not-trusted"])
+async def test_smtps_speaks_implicit_tls_and_verifies_the_servers_certificate(tmp_path: Path, trusted: bool) -> None:
+    """A real implicit-TLS (port-465 style) server with a certificate from a private CA: delivered, with the
+    login, when ``ca=`` names that CA; refused when it does not (the system CAs do not know it)."""
+    ca, cert, key = make_certificates(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    inbox = _Inbox()
+    port = free_port()
+    # auth_require_tls=False: aiosmtpd counts only STARTTLS as TLS, and this server speaks nothing but TLS
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=tls, authenticator=_accept_desk,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    ca_query = f"&ca={ca}" if trusted else ""
+    try:
+        sink = build_sink(f"smtps://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example{ca_query}",
+                          settings(smtp_username="desk", smtp_password="hunter2"))
+        async with sink:
+            if trusted:
+                await sink.send(notification())
+            else:
+                with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await sink.send(notification())
+    finally:
+        controller.stop()
+    assert [rcpts for _, rcpts, _ in inbox.messages] == ([["b@desk.example"]] if trusted else [])
+
+
+def _accept_desk(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    """aiosmtpd authenticator: only ``desk`` / ``hunter2``."""
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"desk", b"hunter2")
+    return AuthResult(success=ok)
 
 
 class _PickyInbox(_Inbox):

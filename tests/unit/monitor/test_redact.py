@@ -26,6 +26,8 @@ SLACK_TOKEN = "xoxbQ2w8Er4Ty6Ui9OpAsDf3"
         ("webhook+https://h.example.com/in?id=9f86d081884c7d659a2feaa0c55ad015", "webhook+https://h.example.com/in?id=***"),
         ("smtp://alerts:hunter2@mail.example.com:587?from=a@x.com&to=b@x.com,c@x.com&starttls=1",
          "smtp://alerts:***@mail.example.com:587?from=a@x.com&to=b@x.com,c@x.com&starttls=1"),
+        ("smtps://alerts:hunter2@mail.example.com?from=a@x.com&to=b@x.com&ca=/etc/ssl/mail-ca.pem",
+         "smtps://alerts:***@mail.example.com?from=a@x.com&to=b@x.com&ca=/etc/ssl/mail-ca.pem"),
         ("kafka://finsent.alerts", "kafka://finsent.alerts"),
         ("file:///var/log/alerts-2026-11-24.jsonl?max_mb=100&keep=5", "file:///var/log/alerts-2026-11-24.jsonl?max_mb=100&keep=5"),
         ("log://", "log://"),

@@ -43,6 +43,29 @@ def test_a_login_over_starttls_or_to_a_loopback_relay_is_accepted(host_and_query
     assert isinstance(sink, SmtpSink)
 
 
+def test_an_smtps_url_without_a_port_connects_to_465_with_implicit_tls() -> None:
+    target = SmtpTarget.from_url("smtps://relay.example?from=a@x.example&to=b@x.example&ca=/etc/ca.pem")
+    assert (target.port, target.implicit_tls, target.starttls, target.ca_file) == (465, True, False, "/etc/ca.pem")
+    assert SmtpTarget.from_url("smtp://relay.example?from=a@x.example&to=b@x.example").port == 25
+
+
+def test_starttls_on_an_smtps_url_is_a_config_error_naming_the_setting_and_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"alerts\.sinks: smtps sink URL.*starttls=1.*remove &starttls=1"):
+        build_sink("smtps://relay.example:465?from=a@x.example&to=b@x.example&starttls=1", settings("log://"))
+
+
+def test_a_login_over_smtps_to_a_remote_relay_is_accepted_and_never_shows_the_password() -> None:
+    sink = build_sink("smtps://desk:urlpw9@relay.example?from=a@x.example&to=b@x.example",
+                      settings("log://", smtp_username="desk", smtp_password="hunter2"))
+    assert isinstance(sink, SmtpSink) and sink.target.implicit_tls
+    assert "urlpw9" not in sink.name
+
+
+def test_an_smtps_url_missing_a_recipient_is_a_config_error_showing_an_smtps_example() -> None:
+    with pytest.raises(ConfigError, match=r"smtps sink URL.*needs host, from= and to=: smtps://host:465"):
+        build_sink("smtps://relay.example?from=a@x.example", settings("log://"))
+
+
 @pytest.mark.parametrize(("login", "match"), [
     ({"smtp_username": "desk"}, "smtp_password is empty.*MONITOR_ALERTS__SMTP_PASSWORD"),
     ({"smtp_username": "desk", "smtp_password": ""}, "smtp_password is empty.*MONITOR_ALERTS__SMTP_PASSWORD"),
