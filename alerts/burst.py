@@ -17,8 +17,10 @@ p <= 1e-6 needs an expected count of about 0.0015 or less in the window: only a 
 that hour (the exposure is the stream's volume, so nights and weekends are quiet too) gets there, and
 for such a key two distinct negative stories within 30 minutes is itself the news: the first thing a
 real story looks like on sparse flow, before a third one comes in hours later. At longer scales a pair
-is a loose coincidence whose p depends on the rate estimate more than on the data, so it never counts
-there. Repeats (retweets, reissues) are still folded before counting: the pair is two *stories*. The
+is a loose coincidence whose p depends on the rate estimate more than on the data, so by default it never
+counts there (``short_max_scale_s`` lets it: on the dev set a pair at 2 h at p <= 1e-4 halves the median delay
+and doubles the pages, about half of the new ones noise; benchmarks/RESULTS.md, Issue 9).
+Repeats (retweets, reissues) are still folded before counting: the pair is two *stories*. The
 share gate still applies. Production sets it (pair, p <= 1e-6); the dev-set numbers it was chosen by
 are in configs/production.toml and benchmarks/RESULTS.md (Issue 9).
 
@@ -50,6 +52,8 @@ class BurstParams:
     a tight pair of distinct negative stories on a quiet key, at the stricter ``short_log10p``."""
     short_log10p: float = 0.0
     """Significance a shortest-scale window below ``min_negatives`` needs (0 = ``log10p``)."""
+    short_max_scale_s: int = 0
+    """Longest scale the pair exception also applies to (0 = the shortest scale only)."""
     share_gate_log10p: float = 1.3
     """The window's negative share must be above the key's at least at this -log10 p (1.3 = p 0.05)."""
     dispersion_shape: float = 10.0

@@ -68,6 +68,7 @@ class MultiScaleConfig:
             burst=BurstParams(
                 log10p=s.burst_log10p, min_negatives=s.burst_min_negatives,
                 short_min_negatives=s.burst_short_min_negatives, short_log10p=s.burst_short_log10p,
+                short_max_scale_s=s.burst_short_max_scale_s,
                 share_gate_log10p=s.burst_share_gate_log10p, dispersion_shape=s.dispersion_shape,
                 share_concentration=s.share_concentration, cusum_rate_ratio=s.cusum_rate_ratio,
                 cusum_threshold_nats=s.cusum_threshold_nats,
@@ -214,7 +215,7 @@ class MultiScaleDetector:
             suppressed = "insufficient_history"
         else:
             for scale, w in zip(cfg.scales_s, windows, strict=True):
-                shortest = scale == cfg.scales_s[0]
+                shortest = scale == cfg.scales_s[0] or scale <= cfg.burst.short_max_scale_s
                 for f in (burst_test(w.negatives, w.volume, w.exposure, rates, scale, cfg.burst, shortest=shortest),
                           share_test(w.negatives, w.volume, rates, scale, cfg.shift),
                           score_test(w.negatives, w.volume, w.score_sum, rates, scale, cfg.shift)):

@@ -379,6 +379,9 @@ class AlertSettings(_Section):
     burst_short_log10p: float = Field(0.0, ge=0)
     """Multiscale: significance (-log10 p) a shortest-scale burst below ``burst_min_negatives`` needs;
     0 = ``burst_log10p`` (a smaller value is never used: the exception is never looser)."""
+    burst_short_max_scale_s: int = Field(0, ge=0)
+    """Multiscale: longest scale (seconds) the pair exception (``burst_short_min_negatives``) also applies
+    to; 0 = the shortest scale only. Trades pages for delay (dev-set sweep in benchmarks/RESULTS.md)."""
     burst_share_gate_log10p: float = Field(1.3, ge=0)
     """Multiscale: a burst also needs the window's negative share above the key's at this -log10 p
     (1.3 = p 0.05), so a volume surge with ordinary sentiment (an earnings beat) does not page."""

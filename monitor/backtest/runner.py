@@ -118,7 +118,8 @@ def parse_sweep(specs: Sequence[str]) -> list[dict[str, float]]:
 READ_ONLY_BY: dict[str, frozenset[str]] = {
     "multiscale": frozenset({
         "scales_s", "baseline_half_life_s", "prior_strength", "min_history_s", "max_tracked_keys", "burst_log10p",
-        "burst_min_negatives", "burst_short_min_negatives", "burst_short_log10p", "burst_share_gate_log10p",
+        "burst_min_negatives", "burst_short_min_negatives", "burst_short_log10p", "burst_short_max_scale_s",
+        "burst_share_gate_log10p",
         "dispersion_shape", "share_concentration", "cusum_rate_ratio", "cusum_threshold_nats", "shift_log10p",
         "shift_min_volume"}),
     "bucket": frozenset({

@@ -181,6 +181,13 @@ def test_a_pair_of_negatives_fires_only_at_the_shortest_scale_when_allowed() -> 
     assert [f.scale_s for f in bursts] == [1800] and bursts[0].negatives == 2
 
 
+def test_a_pair_of_negatives_also_fires_at_the_scales_up_to_short_max_scale_s() -> None:
+    loose = BurstParams(log10p=1.0, short_min_negatives=2, short_log10p=1.0, short_max_scale_s=7200)
+    [sig] = _pair_then_quiet(MultiScaleDetector(cfg(burst=loose, scales_s=(1800, 7200, 21600))))
+    bursts = [f for f in sig.findings if f.detector == "burst"]
+    assert sorted(f.scale_s for f in bursts) == [1800, 7200]
+
+
 def test_a_pair_of_negatives_never_fires_without_the_exception() -> None:
     [sig] = _pair_then_quiet(MultiScaleDetector(cfg(burst=BurstParams(log10p=1.0), scales_s=(1800, 7200))))
     assert not [f for f in sig.findings if f.detector == "burst"]
@@ -189,6 +196,6 @@ def test_a_pair_of_negatives_never_fires_without_the_exception() -> None:
 def test_the_pair_settings_reach_the_detector() -> None:
     from monitor.config import AlertSettings
 
-    s = AlertSettings(burst_short_min_negatives=2, burst_short_log10p=6.5)
+    s = AlertSettings(burst_short_min_negatives=2, burst_short_log10p=6.5, burst_short_max_scale_s=7200)
     burst = MultiScaleConfig.from_settings(s, B).burst
-    assert (burst.short_min_negatives, burst.short_log10p) == (2, 6.5)
+    assert (burst.short_min_negatives, burst.short_log10p, burst.short_max_scale_s) == (2, 6.5, 7200)
