@@ -173,23 +173,15 @@ async def test_smtp_message_is_received_by_a_real_smtp_server() -> None:
 async def test_smtp_starttls_verifies_the_servers_certificate(tmp_path: Path, trusted: bool) -> None:
     """A real STARTTLS server with a certificate from a private CA: delivered when ``ca=`` names that CA,
     refused when it does not (smtplib's default context accepted any certificate)."""
-    ca, cert, key = make_certificates(tmp_path)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
+    ca, tls = _server_tls(tmp_path)
     inbox = _Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True)
     controller.start()
     ca_query = f"&ca={ca}" if trusted else ""
     try:
-        sink = build_sink(f"smtp://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example&starttls=1{ca_query}",
-                          settings())
-        async with sink:
-            if trusted:
-                await sink.send(notification())
-            else:
-                with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
-                    await sink.send(notification())
+        await _send_or_refused(f"smtp://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example&starttls=1{ca_query}",
+                               settings(), trusted)
     finally:
         controller.stop()
     assert len(inbox.messages) == (1 if trusted else 0)
@@ -200,9 +192,7 @@ async def test_smtp_starttls_verifies_the_servers_certificate(tmp_path: Path, tr
 async def test_smtps_speaks_implicit_tls_and_verifies_the_servers_certificate(tmp_path: Path, trusted: bool) -> None:
     """A real implicit-TLS (port-465 style) server with a certificate from a private CA: delivered, with the
     login, when ``ca=`` names that CA; refused when it does not (the system CAs do not know it)."""
-    ca, cert, key = make_certificates(tmp_path)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
+    ca, tls = _server_tls(tmp_path)
     inbox = _Inbox()
     port = free_port()
     # auth_require_tls=False: aiosmtpd counts only STARTTLS as TLS, and this server speaks nothing but TLS
@@ -211,17 +201,31 @@ async def test_smtps_speaks_implicit_tls_and_verifies_the_servers_certificate(tm
     controller.start()
     ca_query = f"&ca={ca}" if trusted else ""
     try:
-        sink = build_sink(f"smtps://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example{ca_query}",
-                          settings(smtp_username="desk", smtp_password="hunter2"))
-        async with sink:
-            if trusted:
-                await sink.send(notification())
-            else:
-                with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
-                    await sink.send(notification())
+        await _send_or_refused(f"smtps://127.0.0.1:{port}?from=a@desk.example&to=b@desk.example{ca_query}",
+                               settings(smtp_username="desk", smtp_password="hunter2"), trusted)
     finally:
         controller.stop()
     assert [rcpts for _, rcpts, _ in inbox.messages] == ([["b@desk.example"]] if trusted else [])
+
+
+def _server_tls(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A private CA and a server context holding a certificate it signed for 127.0.0.1."""
+    ca, cert, key = make_certificates(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    return ca, tls
+
+
+async def _send_or_refused(url: str, sink_settings: Settings, trusted: bool) -> None:
+    """One notification through the sink at ``url``: delivered when the server is ``trusted``, else refused
+    for its certificate."""
+    sink = build_sink(url, sink_settings)
+    async with sink:
+        if trusted:
+            await sink.send(notification())
+        else:
+            with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
+                await sink.send(notification())
 
 
 def _accept_desk(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
