@@ -1,9 +1,11 @@
 """Silences: create, list and expire them (used by ``monitor silences ...``).
 
 A silence mutes notifications whose window key or group key matches (``ticker:TSLA`` also mutes
-``topic_ticker:earnings|TSLA``; ``topic:*`` mutes every topic). It starts ``lookback_s`` in the
-past (allowed lateness + one bucket by default) because the buckets evaluated "now" ended that
-long ago in event time, and a silence made now must mute the next notifications.
+``topic_ticker:earnings|TSLA``; ``topic:*`` mutes every topic). A prefix covers one kind of key at most:
+``t*`` (every ticker, topic and pair key) and ``topic*`` (topics and pairs) are refused, as is ``*``; so are
+spaces, control and format characters, which no key has. A silence starts ``lookback_s`` in the past
+(allowed lateness + one bucket by default) because the buckets evaluated "now" ended that long ago in
+event time, and a silence made now must mute the next notifications.
 Silences need a shared store: with ``windows.store_url = memory://`` the CLI refuses. Times are event
 time: the CLI anchors "now" to the detection cursor stored with the alert state (the wall clock only
 before the first evaluation), so a silence made during a replay or a backlog mutes what is judged next.
@@ -16,6 +18,7 @@ import asyncio
 import json
 import sys
 import time
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -37,6 +40,42 @@ def _shown(silence: Silence) -> str:
                        "ends_at": iso_utc(silence.ends_at_s)})
 
 
+_CATEGORY_NAMES = {"Cc": "a control character", "Cf": "a format character", "Co": "a private-use character",
+                   "Cn": "an unassigned code point", "Cs": "a lone surrogate", "Zs": "a space",
+                   "Zl": "a line separator", "Zp": "a paragraph separator"}
+
+
+def matcher_character_problem(matcher: str) -> str | None:
+    """Why ``matcher`` holds a character no window key has (None when it holds none): whitespace, control,
+    format (bidi overrides such as U+202E) and other invisible characters mute nothing and make a listing lie."""
+    for char in matcher:
+        category = unicodedata.category(char)
+        if category[0] in "CZ":
+            what = _CATEGORY_NAMES.get(category, "an invisible character")
+            return (f"it holds U+{ord(char):04X} ({what}) -- window keys have no spaces, control or format "
+                    "characters: type the key again")
+    if "*" in matcher[:-1]:
+        return "'*' only works at the end, as a prefix (ticker:BR*)"
+    return None
+
+
+def matcher_breadth_problem(matcher: str) -> str | None:
+    """Why a prefix matcher mutes more than one kind of window key (None when it does not).
+
+    The rule is "no matcher that mutes everything": ``*`` is refused, and so is any prefix shorter than a
+    kind name that covers several kinds (``t*`` is every ticker, topic and pair key; ``topic*`` topics and
+    pairs). A prefix inside one kind (``ticker:*``, ``topic:*``, ``topic_ticker:earnings|*``, ``ticker*``) is
+    a deliberate choice and allowed."""
+    if not matcher.endswith("*"):
+        return None
+    prefix = matcher[:-1]
+    covered = [k for k in KEY_KINDS if k.startswith(prefix)]
+    if len(covered) < 2:
+        return None
+    return (f"--matcher {matcher!r} would mute more than one kind of key ({', '.join(covered)}) -- name one kind "
+            f"({', '.join(k + '*' for k in covered)}) or one key (ticker:TSLA)")
+
+
 def matcher_problem(matcher: str) -> str | None:
     """Why a matcher can match no window key (None when it can): a silence that mutes nothing looks, at
     3 a.m., exactly like one that works (``TSLA``, ``ticker:tsla`` and ``ticker:`` were accepted)."""
@@ -45,7 +84,7 @@ def matcher_problem(matcher: str) -> str | None:
     kind = next((k for k in KEY_KINDS if matcher.startswith(k)), None)
     if kind is None:
         if any(k.startswith(matcher.removesuffix("*")) for k in KEY_KINDS) and matcher.endswith("*"):
-            return None  # a prefix of a kind ("ticker*", "topic*")
+            return None  # a prefix of a kind ("ticker*"; matcher_breadth_problem refuses "t*", "topic*")
         return f"window keys are {KEY_FORMS} -- did you mean ticker:{matcher.upper()}?"
     rest = matcher[len(kind):]
     if not rest:
@@ -68,7 +107,11 @@ async def create_silence(
     matcher = matcher.strip()
     if not matcher or matcher == "*":
         raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
-    problem = matcher_problem(matcher)
+    problem = matcher_character_problem(matcher)
+    broad = None if problem else matcher_breadth_problem(matcher)
+    if broad is not None:
+        raise ValueError(broad)
+    problem = problem or matcher_problem(matcher)
     if problem is not None:
         raise ValueError(f"--matcher {matcher!r} would mute nothing: {problem}")
     if not 0 < duration_s <= max_duration_s:

@@ -1,8 +1,8 @@
 """The daemon's web side: the analyst's console (pages + JSON), the event-time clock and write auth.
 
 ``install`` adds it all to the daemon's ``HttpServer``: the alerts/silences API (monitor/web/alerts_api.py),
-the console routes and the bearer-token guard for writes. Templates and static files are package data,
-so an installed wheel serves the same pages with no build step.
+the console routes and the bearer-token guard for writes, and applies ``[http]``'s connection limits.
+Templates and static files are package data, so an installed wheel serves the same pages with no build step.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from monitor.web.server import HttpServer
 def install(http: HttpServer, engine: AlertEngine, settings: Settings, *, watermark: Callable[[], int | None],
             recent: Sequence[object]) -> EventClock:
     """Wire the console into ``http`` (before it starts); returns the clock it uses."""
+    http.max_connections = settings.http.max_connections
+    http.keepalive_timeout_s = settings.http.keepalive_timeout_s
     clock = EventClock(watermark, engine.state)
     api = AlertsApi.for_engine(engine, settings, clock)
     token = settings.http.api_token or None

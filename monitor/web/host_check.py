@@ -1,12 +1,23 @@
-"""A daemon bound to loopback answers only requests addressed to loopback (DNS-rebinding guard).
+"""Requests must be addressed to a host name this daemon is known by (DNS-rebinding guard).
 
-The console binds 127.0.0.1 by default and its reads need no token. A web page the analyst opens
-elsewhere can point a host name of its own at 127.0.0.1 (DNS rebinding) and then read the console's
-pages and API from the browser as same-origin: alert evidence, silences, the busiest keys. Such a
-request carries the attacker's host name in ``Host``; a real one names the loopback address, so on a
-loopback bind anything else is refused with 421 and the fix. Behind a reverse proxy that passes its own
-public host name, ``http.public_url``'s host is accepted too. A daemon bound to another interface is
-reached under names this process cannot know, and is not checked.
+The console's reads need no token. A web page the analyst opens elsewhere can point a host name of its own
+at the daemon's address (DNS rebinding: at 127.0.0.1, or at a port a container publishes) and then read
+the console's pages and API from the browser as same-origin: alert evidence, silences, the busiest keys.
+Such a request carries the attacker's host name in ``Host``; a real one names loopback or the host under
+which users reach the daemon, so anything else is refused with 421 and the fix. The allowed names:
+
+* loopback names and addresses (``localhost``, ``127.0.0.1``, ``[::1]``);
+* ``http.public_url``'s host, when it is set (a reverse proxy passing its public name, or the name a
+  container's published port is opened under). Ports are not compared: a rebinding page's name differs.
+
+When the check applies:
+
+* a loopback bind: always;
+* any other bind with ``http.public_url`` set: always, except ``/healthz``, ``/readyz`` and ``/metrics``
+  (no alert data), which Prometheus and orchestrators reach under names this process cannot know
+  (``finsent:8080`` in deploy/compose.yml, a pod's IP);
+* any other bind without ``http.public_url``: never (the daemon is reached under names it cannot know).
+  Set ``http.public_url`` to get the check there.
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Answered whatever the ``Host`` on a non-loopback bind: scrapers and probes hold no console data."""
 
 
 def is_loopback(host: str) -> bool:
@@ -39,20 +52,27 @@ def _host_name(header: str) -> str:
         return ""
 
 
-def loopback_hosts_only(bind_host: str, public_url: str = "") -> Middleware | None:
-    """The middleware for a loopback bind, else None (nothing to check)."""
-    if not is_loopback(bind_host):
+def allowed_hosts_only(bind_host: str, public_url: str = "") -> Middleware | None:
+    """The guard for this bind and public URL, or None where nothing is checked (see the module doc)."""
+    loopback_bind = is_loopback(bind_host)
+    if not loopback_bind and not public_url:
         return None
-    extra = (urlsplit(public_url).hostname or "").lower() if public_url else ""
+    public = (urlsplit(public_url).hostname or "").lower() if public_url else ""
+    exempt = frozenset() if loopback_bind else OPS_PATHS
+    if loopback_bind:
+        fix = ("open it as http://127.0.0.1:<port>/, or set http.public_url (MONITOR_HTTP__PUBLIC_URL) to the URL "
+               "a reverse proxy serves it under")
+    else:
+        fix = (f"open it as {public_url.rstrip('/')}/ or http://localhost:<port>/, or set http.public_url "
+               "(MONITOR_HTTP__PUBLIC_URL) to the URL users open")
+    served = "127.0.0.1" if loopback_bind else repr(public)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = _host_name(request.headers.get("Host", ""))
-        if name and not is_loopback(name) and name != extra:
+        if name and not is_loopback(name) and name != public and request.path not in exempt:
             return web.json_response(
-                {"error": f"this daemon serves 127.0.0.1 only, not host {name!r} -- open it as "
-                          "http://127.0.0.1:<port>/, or set http.public_url to the name a reverse proxy uses"},
-                status=421)
+                {"error": f"this daemon serves {served} only, not host {name!r} -- {fix}"}, status=421)
         return await handler(request)
 
     return guard

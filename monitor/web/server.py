@@ -5,11 +5,14 @@ pipeline has not failed and no dependency is failing (503 with the reasons other
 is the Prometheus text format; ``/windows`` shows the buckets of one key over the ``minutes`` up to
 the watermark (event time: a replay or a lag still shows the data being judged; the wall clock only
 before any event). Extra routes (alerts, silences, the dashboard) are added by the app via
-``add_routes``.
+``add_routes``. Connections are bounded in time (``keepalive_timeout_s``: idle, or still sending headers)
+and in number (``max_connections``): see monitor/web/connections.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import time
 from collections.abc import Callable, Sequence
@@ -20,13 +23,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.fatal import StartupError
 from monitor.lifecycle import Service
+from monitor.web.connections import ConnectionCap, quiet_accept_errors
 from monitor.web.errors import contain_errors, quiet_client_errors
-from monitor.web.host_check import loopback_hosts_only
+from monitor.web.host_check import allowed_hosts_only
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY
 
 log = structlog.get_logger(__name__)
 MAX_WINDOW_BUCKETS = 2_000
+KEEPALIVE_TIMEOUT_S = 15.0
+"""Default of ``http.keepalive_timeout_s`` (aiohttp's own default, 3,630 s, held slow clients for an hour)."""
+MAX_CONNECTIONS = 256
+"""Default of ``http.max_connections``."""
+LISTEN_BACKLOG = 128
+LISTENER_CLOSE_TIMEOUT_S = 5.0
 
 
 def bind_failure(host: str, port: int, exc: OSError) -> str:
@@ -42,6 +52,7 @@ class HttpServer(Service):
         self, host: str, port: int, store: WindowStore, ready: Callable[[], bool],
         event_time_s: Callable[[], int | None] = lambda: None,
         not_ready_reasons: Callable[[], list[str]] = list, public_url: str = "",
+        max_connections: int = MAX_CONNECTIONS, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
     ) -> None:
         self.event_time_s = event_time_s
         self.host = host
@@ -49,13 +60,18 @@ class HttpServer(Service):
         self.store = store
         self.ready = ready
         self.not_ready_reasons = not_ready_reasons
-        host_guard = loopback_hosts_only(host, public_url)
+        self.max_connections = max_connections
+        self.keepalive_timeout_s = keepalive_timeout_s
+        """Both may be changed until ``start`` (monitor.web.install sets them from ``[http]``)."""
+        host_guard = allowed_hosts_only(host, public_url)
         self.app = web.Application(middlewares=[contain_errors(), *([host_guard] if host_guard else [])])
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/windows", self._windows)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.connections: ConnectionCap | None = None
         self.bound_port: int | None = None
 
     def add_routes(self, routes: Sequence[web.AbstractRouteDef]) -> None:
@@ -63,22 +79,32 @@ class HttpServer(Service):
 
     async def _start(self) -> None:
         quiet_client_errors()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        quiet_accept_errors()
+        # keepalive_timeout is also aiohttp's only bound on the time to send a request's headers (armed when
+        # a connection opens, again after each response)
+        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=self.keepalive_timeout_s)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        assert self._runner.server is not None
+        # not web.TCPSite: the listening socket gets aiohttp's protocol factory wrapped in the connection cap
+        self.connections = ConnectionCap(self._runner.server, self.max_connections)
         try:
-            await site.start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self.connections, self.host, self.port, backlog=LISTEN_BACKLOG)
         except OSError as exc:
             await self._runner.cleanup()
             raise StartupError(bind_failure(self.host, self.port, exc)) from exc
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+        sockets = self._listener.sockets
         self.bound_port = int(sockets[0].getsockname()[1]) if sockets else self.port
         log.info("http_listening", host=self.host, port=self.bound_port)
 
     async def _stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # stop accepting; the runner's cleanup closes the open connections
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._listener is not None:
+            with contextlib.suppress(TimeoutError):  # 3.12+ waits for every connection's transport here
+                await asyncio.wait_for(self._listener.wait_closed(), LISTENER_CLOSE_TIMEOUT_S)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -27,7 +27,7 @@ from monitor.types import SourceRecord
 DEMO = REPO_ROOT / "data" / "demo_stream.jsonl"
 CUT_AT = "2026-11-05T16:08:00Z"
 """Replay the demo up to here (ISO strings in the demo sort like times): WFC fires at 15:50 and resolves at 16:10."""
-TOKEN = "test-token-5f3a"
+TOKEN = "test-token-5f3a-0c9e"
 
 
 class HoldOpenSource(FileReplaySource):

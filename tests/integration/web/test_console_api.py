@@ -109,6 +109,31 @@ async def test_writes_need_the_bearer_token(demo: RunningDaemon) -> None:
     assert (await call(demo.base, "DELETE", f"/silences/{created['id']}", token=TOKEN))[0] == 200
 
 
+async def test_a_write_that_is_not_json_is_415_even_with_the_token(demo: RunningDaemon) -> None:
+    # found by review: text/plain and form bodies with a valid token made silences (a cross-site form can send
+    # those types; a proxy that adds Authorization would have opened a CSRF hole)
+    body = b'{"matcher": "ticker:WFC", "duration_s": 60}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type}
+        async with aiohttp.ClientSession() as s, s.post(demo.base + "/silences", data=body, headers=headers) as r:
+            assert r.status == 415 and "application/json" in (await r.json())["error"], content_type
+    assert "ticker:WFC" not in [s["matcher"] for s in (await call(demo.base, "GET", "/silences?all=1"))[1]["silences"]]
+
+
+async def test_matchers_that_mute_more_than_one_kind_or_hold_invisible_characters_are_400(
+        demo: RunningDaemon) -> None:
+    for matcher, words in (("t*", "more than one kind of key"), ("topic*", "more than one kind of key"),
+                           ("topic:\n\r\u202e", "U+000A (a control character)"),
+                           ("ticker:TS LA", "U+0020 (a space)")):
+        status, body = await call(demo.base, "POST", "/silences", {"matcher": matcher, "duration_s": 600}, token=TOKEN)
+        assert (status, body["field"]) == (400, "matcher") and words in body["error"], (matcher, body)
+        assert "--matcher" not in body["error"]
+    stored = [s["matcher"] for s in (await call(demo.base, "GET", "/silences?all=1"))[1]["silences"]]
+    assert not {"t*", "topic*", "topic:\n\r\u202e", "ticker:TS LA"} & set(stored)
+    alerts = (await call(demo.base, "GET", "/alerts?status=firing"))[1]["alerts"]
+    assert [a["silenced"] for a in alerts if a["key"] == "ticker:WFC"] == [False]
+
+
 async def test_silence_is_made_and_shown_in_event_time_and_mutes_the_next_evaluated_bucket(
         demo: RunningDaemon) -> None:
     status, created = await call(demo.base, "POST", "/silences",

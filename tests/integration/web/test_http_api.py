@@ -120,6 +120,10 @@ INVALID_SILENCES: list[tuple[Any, str]] = [
     ({"matcher": "ticker:TSLA"}, "duration_s"),
     ({"matcher": "*", "duration_s": 60}, "matcher"),
     ({"matcher": "   ", "duration_s": 60}, "matcher"),
+    ({"matcher": "t*", "duration_s": 60}, "matcher"),  # every ticker, topic and pair key
+    ({"matcher": "topic*", "duration_s": 60}, "matcher"),
+    ({"matcher": "topic:\n\r\u202e", "duration_s": 60}, "matcher"),
+    ({"matcher": "ticker:TS LA", "duration_s": 60}, "matcher"),
     ({"matcher": 7, "duration_s": 60}, "matcher"),
     ({"matcher": "ticker:TSLA", "duration_s": 0}, "duration_s"),
     ({"matcher": "ticker:TSLA", "duration_s": 8 * 86_400}, "duration_s"),

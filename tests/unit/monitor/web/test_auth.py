@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.config import ConfigError, load_settings
 from monitor.web.auth import token_matches
+
+STRONG = "6f1c0e9a4b7d2e8f3a5c1b9d0e7f4a2c"
 
 
 @pytest.mark.parametrize(("header", "ok"), [
@@ -29,18 +32,19 @@ def test_a_header_whose_bytes_are_not_utf8_is_a_wrong_token_not_an_error() -> No
 
 def test_production_config_binds_loopback_and_leaves_the_token_to_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor.config import REPO_ROOT, load_settings
+    from monitor.config import REPO_ROOT
 
     production = REPO_ROOT / "configs" / "production.toml"
     settings = load_settings(production)
     assert (settings.http.host, settings.http.api_token) == ("127.0.0.1", None)
     monkeypatch.setenv("MONITOR_HTTP__HOST", "0.0.0.0")
-    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", "from-env")
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", STRONG)
     settings = load_settings(production)
-    assert (settings.http.host, settings.http.api_token) == ("0.0.0.0", "from-env")
+    assert (settings.http.host, settings.http.api_token) == ("0.0.0.0", STRONG)
 
 
-async def _statuses(token: str | None, header: str | None) -> dict[str, int]:
+async def _statuses(token: str | None, header: str | None,
+                    content_type: str | None = "application/json") -> dict[str, int]:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -53,6 +57,8 @@ async def _statuses(token: str | None, header: str | None) -> dict[str, int]:
     app.add_routes([web.get("/r", ok), web.post("/r", ok), web.put("/r", ok), web.patch("/r", ok),
                     web.delete("/r", ok)])
     headers = {} if header is None else {"Authorization": header}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
     async with TestClient(TestServer(app)) as client:
         out = {}
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
@@ -72,3 +78,40 @@ async def test_without_a_token_writes_are_forbidden_whatever_is_sent() -> None:
     for header in (None, "Bearer ", "Bearer anything"):
         assert await _statuses(None, header) == {"GET": 200, "POST": 403, "PUT": 403, "PATCH": 403, "DELETE": 403}
     assert await _statuses("", "Bearer ") == {"GET": 200, "POST": 403, "PUT": 403, "PATCH": 403, "DELETE": 403}
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/jsonp"])
+async def test_a_write_with_a_body_needs_a_json_content_type_else_415(content_type: str | None) -> None:
+    # a cross-site form can send these three types without a preflight: with a proxy that adds Authorization
+    # for the user, a JSON-only write API stays out of a form's reach (the token is still checked first)
+    assert await _statuses("s3cret", "Bearer s3cret", content_type) == {
+        "GET": 200, "POST": 415, "PUT": 415, "PATCH": 415, "DELETE": 200}
+    assert await _statuses("s3cret", "Bearer nope", content_type) == {
+        "GET": 200, "POST": 401, "PUT": 401, "PATCH": 401, "DELETE": 401}
+    assert await _statuses("s3cret", "Bearer s3cret", "application/json; charset=utf-8") == dict.fromkeys(
+        ("GET", "POST", "PUT", "PATCH", "DELETE"), 200)
+
+
+@pytest.mark.parametrize("token", ["x", "t0ken-xyz", "0123456789abcde", " abc-123\n"])
+def test_a_token_shorter_than_16_characters_is_refused_at_start_without_repeating_it(
+        monkeypatch: pytest.MonkeyPatch, token: str) -> None:
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", token)  # "x" enabled writes
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "MONITOR_HTTP__API_TOKEN" in message and "at least 16" in message and "openssl rand -hex 32" in message
+    assert len(token) < 4 or token.strip() not in message
+
+
+def test_the_configured_token_is_stripped_so_a_trailing_newline_still_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "echo $TOKEN > env-file" or a secret store adds a newline: the header (stripped) could never match it
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", f"  {STRONG}\n")
+    token = load_settings().http.api_token
+    assert token == STRONG and token_matches(f"Bearer {STRONG}", token)
+
+
+@pytest.mark.parametrize("value", ["", "  ", "\n"])
+def test_an_empty_or_blank_token_leaves_the_api_read_only(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", value)  # deploy/compose.yml passes "" when none is set
+    assert load_settings().http.api_token is None

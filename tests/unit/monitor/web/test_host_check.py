@@ -1,24 +1,26 @@
-"""On a loopback bind, requests addressed to another host name (a DNS-rebinding page in the analyst's
-browser) are refused; loopback names, addresses and the configured public host pass."""
+"""Requests addressed to another host name (a DNS-rebinding page in the analyst's browser) are refused with
+421 on a loopback bind, and on any bind once ``http.public_url`` names the host; loopback names, addresses
+and the public host pass."""
 
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.web.host_check import is_loopback, loopback_hosts_only
+from monitor.web.host_check import allowed_hosts_only, is_loopback
 from monitor.web.server import HttpServer
 from monitor.windows.memory import MemoryWindowStore
 
 
-async def _status(bind: str, host_header: str, public_url: str = "") -> int:
+async def _status(bind: str, host_header: str, public_url: str = "", path: str = "/healthz") -> int:
     http = HttpServer(bind, 0, MemoryWindowStore(60, 3600), lambda: True, public_url=public_url)
     async with TestClient(TestServer(http.app)) as client:
-        return (await client.get("/healthz", headers={"Host": host_header})).status
+        return (await client.get(path, headers={"Host": host_header})).status
 
 
 async def test_a_loopback_bind_refuses_other_host_names_with_421() -> None:
     assert await _status("127.0.0.1", "evil.example:8080") == 421
     assert await _status("127.0.0.1", "rebind.attacker.test") == 421
+    assert await _status("127.0.0.1", "rebind.attacker.test", path="/windows") == 421
 
 
 async def test_loopback_names_and_the_public_host_pass() -> None:
@@ -27,9 +29,40 @@ async def test_loopback_names_and_the_public_host_pass() -> None:
     assert await _status("127.0.0.1", "finsent.desk.example", public_url="https://finsent.desk.example/") == 200
 
 
-async def test_a_daemon_bound_elsewhere_is_not_checked() -> None:
-    assert loopback_hosts_only("0.0.0.0") is None
-    assert await _status("0.0.0.0", "finsent.internal:8080") == 200
+async def test_a_non_loopback_bind_with_a_public_url_refuses_other_host_names_with_421() -> None:
+    # deploy/compose.yml: 0.0.0.0 in the container, PUBLIC_URL=http://localhost:8080; a rebinding page read
+    # the console through the published port (reads need no token)
+    for bind in ("0.0.0.0", "::", "10.1.2.3"):
+        for header in ("evil.example:8080", "rebind.attacker.test", "localhost.evil.example"):
+            assert await _status(bind, header, "http://localhost:8080", "/windows") == 421, (bind, header)
+    http = HttpServer("0.0.0.0", 0, MemoryWindowStore(60, 3600), lambda: True,
+                      public_url="https://finsent.desk.example/")
+    async with TestClient(TestServer(http.app)) as client:
+        resp = await client.get("/windows", headers={"Host": "evil.example"})
+        assert resp.status == 421
+        error = (await resp.json())["error"]
+        assert "not host 'evil.example'" in error and "https://finsent.desk.example/" in error
+        assert "MONITOR_HTTP__PUBLIC_URL" in error
+
+
+async def test_a_non_loopback_bind_with_a_public_url_serves_its_host_and_loopback_names() -> None:
+    for header in ("localhost:8080", "127.0.0.1:8080", "[::1]:8080", "finsent.desk.example",
+                   "FINSENT.desk.example:443"):
+        assert await _status("0.0.0.0", header, "https://finsent.desk.example", "/windows") == 200, header
+
+
+async def test_on_a_non_loopback_bind_probes_and_scrapes_answer_any_host() -> None:
+    # Prometheus scrapes finsent:8080 in compose, a kubelet probes the pod's IP: names this process cannot know
+    for path in ("/healthz", "/readyz", "/metrics"):
+        for header in ("finsent:8080", "10.42.0.17:8080"):
+            assert await _status("0.0.0.0", header, "http://localhost:8080", path) == 200, (path, header)
+    assert await _status("0.0.0.0", "finsent:8080", "http://localhost:8080", "/windows") == 421
+
+
+async def test_a_non_loopback_bind_without_a_public_url_is_not_checked() -> None:
+    # documented: set http.public_url to get the check there
+    assert allowed_hosts_only("0.0.0.0") is None
+    assert await _status("0.0.0.0", "finsent.internal:8080", path="/windows") == 200
 
 
 def test_loopback_is_told_by_name_and_address() -> None:
