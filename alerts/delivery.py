@@ -128,6 +128,17 @@ class OutboxDelivery(Service):
         self._orders: dict[str, SinkOrder] = {}
         """Per sink, the entries waiting for a retry that later notices of their alerts must not overtake;
         loaded from the outbox whenever this deliverer becomes active (alerts/delivery_order.py)."""
+        self._export_zero_counters()
+
+    def _export_zero_counters(self) -> None:
+        """Create every sink's counter series at 0 now: a series that first appears at 1 (the first abandoned
+        notification of a process) shows no ``increase()`` to Prometheus, so its alert would stay silent."""
+        for sink in self.sinks:
+            for outcome in metrics.DELIVERY_OUTCOMES:
+                metrics.DELIVERIES.labels(sink.name, outcome)
+            metrics.ALERT_DEAD_LETTERS.labels(sink.name)
+            if refreshing(sink) is not None:
+                metrics.ALERT_REFRESH_FAILURES.labels(sink.name)
 
     async def _start(self) -> None:
         self._stopping = False
@@ -247,6 +258,7 @@ class OutboxDelivery(Service):
             async with asyncio.timeout(self.policy.send_timeout_s):
                 await target.refresh(firing)
         except Exception as exc:
+            metrics.ALERT_REFRESH_FAILURES.labels(sink.name).inc()
             log.warning("alert_refresh_failed", sink=sink.name, error=str(exc) or type(exc).__name__)
             retry_s = min(REFRESH_RETRY_S, target.refresh_interval_s)
             self._refreshed_at_s[sink.name] = now_s - target.refresh_interval_s + retry_s

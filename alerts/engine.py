@@ -159,28 +159,32 @@ class AlertEngine(Service):
 
     async def _start(self) -> None:
         await self.state.start()
-        await self._repair_cursor()
+        cursor = await self._repair_cursor()
+        if cursor is not None:  # FinsentDetectionLag watches this gauge: from the saved cursor until the first pass
+            metrics.EVALUATED_UNTIL.set(cursor)
         await self.outbox.start()
         for sink in self.sinks:
             await sink.start()
         await self.delivery.start()
 
-    async def _repair_cursor(self) -> None:
+    async def _repair_cursor(self) -> int | None:
         """A cursor outside the plausible event times (9999, stored before times were bounded) would
         make every later bucket look evaluated: forget it, and the alert states stamped past it
-        (their cooldowns would mute every later firing), with one warning saying so."""
+        (their cooldowns would mute every later firing), with one warning saying so. Returns the
+        stored cursor left (None: none, or forgotten)."""
         cursor = await self.state.get_cursor()
         if cursor is None or self.time_bounds is None:
-            return
+            return cursor
         problem = self.time_bounds.cursor_violation(cursor)
         if problem is None:
-            return
+            return cursor
         limit_s = self.time_bounds.ceiling_s()
         states = await self.state.load_states()
         stale = sorted(k for k, st in states.items() if limit_s is not None and st.updated_at_s > limit_s)
         await self.state.reset_cursor(stale)
         log.warning("alert_cursor_repaired", cursor_s=cursor, problem=f"cursor {problem}",
                     states_dropped=len(stale), action="cursor cleared: detection restarts at the next closed bucket")
+        return None
 
     async def _stop(self) -> None:
         await self.delivery.stop()

@@ -59,6 +59,14 @@ NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications prod
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]
 )
+DELIVERY_OUTCOMES = ("delivered", "failed", "abandoned")
+"""The ``outcome`` values of ``finsent_alert_deliveries_total``; each sink's series are created at 0 when its
+delivery loop is built (alerts/delivery.py), because ``increase()`` sees nothing of a series born at 1."""
+ALERT_REFRESH_FAILURES = Counter(
+    "finsent_alert_refresh_failures_total",
+    "Failed re-posts of the firing alerts to an Alertmanager sink (each retried 10 s later): while they fail, "
+    "Alertmanager lets those alerts end (alerts.alertmanager_ends_after_s) and sends RESOLVED", ["sink"],
+)
 DEPENDENCY_UP = Gauge(
     "finsent_dependency_up", "0 while calls to this dependency fail and are being retried, else 1", ["component"]
 )

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from prometheus_client import REGISTRY
 
 import monitor.metrics  # noqa: F401  (registers every metric)
 from monitor.config import KafkaSettings
-from tests.servers import require_binary
+from tests.servers import ALERTMANAGER_HINT, free_port, require_binary, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -48,7 +51,7 @@ def test_alerting_rules_pass_promtool_check() -> None:
     promtool = require_binary("promtool", PROMETHEUS_HINT)
     result = run(promtool, "check", "rules", "prometheus-rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 16 rules found" in result.stdout
+    assert "SUCCESS: 19 rules found" in result.stdout
 
 
 def test_alerting_rules_fire_as_their_unit_tests_expect() -> None:
@@ -91,6 +94,57 @@ def test_rules_and_dashboard_only_reference_metrics_the_daemon_exports() -> None
     wanted = {"finsent_consumer_lag_records", "finsent_outbox_pending", "finsent_outbox_oldest_age_seconds",
               "finsent_alerts_firing", "finsent_build_info", "finsent_topic_negative_share", "finsent_ready"}
     assert wanted <= {m for e in panel_exprs for m in METRIC.findall(e)}
+
+
+def test_the_process_metrics_the_rules_read_are_exported() -> None:
+    """FinsentCrashLooping reads prometheus_client's process collector (served by /metrics with the rest)."""
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    assert "process_start_time_seconds" in exprs
+    assert (REGISTRY.get_sample_value("process_start_time_seconds") or 0) > 0
+
+
+def _post_alerts(base: str, alerts: list[dict[str, dict[str, str]]]) -> None:
+    request = urllib.request.Request(f"{base}/api/v2/alerts", data=json.dumps(alerts).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def _sentiment_state(base: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base}/api/v2/alerts?filter=alertname%3D%22FinsentNegativeSentiment%22",
+                                timeout=5) as response:
+        [alert] = json.loads(response.read())
+    status: dict[str, Any] = alert["status"]
+    return status
+
+
+def test_example_alertmanager_config_inhibits_sentiment_pages_only_while_no_instance_is_ready(
+        tmp_path: Path) -> None:
+    """Found by review: the inhibit rule's source was FinsentNotReady, per instance and matched on nothing, so
+    in cluster mode one follower that was not ready muted every sentiment page of the healthy leader."""
+    binary = shutil.which("prometheus-alertmanager") or require_binary("alertmanager", ALERTMANAGER_HINT)
+    port = free_port()
+    args = [binary, f"--config.file={DEPLOY / 'alertmanager.yml'}", f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=error"]
+    base = f"http://127.0.0.1:{port}"
+    health = {"service": "finsent", "job": "finsent"}
+    with serving(args, port, timeout_s=15.0):
+        _post_alerts(base, [
+            {"labels": {"alertname": "FinsentNegativeSentiment", "key": "ticker:BA", "ticker": "BA",
+                        "severity": "warning"}},
+            {"labels": {"alertname": "FinsentNotReady", "instance": "b:8080", "severity": "critical", **health}},
+        ])
+        assert _sentiment_state(base) == {"state": "active", "silencedBy": [], "inhibitedBy": []}
+        _post_alerts(base, [{"labels": {"alertname": "FinsentNoInstanceReady", "severity": "none", **health}}])
+        deadline = time.monotonic() + 5
+        while not (status := _sentiment_state(base))["inhibitedBy"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status["state"] == "suppressed" and status["inhibitedBy"], status
+    routes = run(require_binary("amtool", "install it: apt-get install -y prometheus-alertmanager"), "config",
+                 "routes", "test", "--config.file=alertmanager.yml", "alertname=FinsentNoInstanceReady",
+                 "service=finsent")
+    assert routes.returncode == 0 and routes.stdout.strip() == "null", routes.stdout + routes.stderr
 
 
 def test_grafana_dashboard_is_provisionable_json_with_unique_panels_on_the_grid() -> None:

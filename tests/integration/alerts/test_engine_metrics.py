@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from alerts.engine import AlertEngine
+from alerts.outbox import MemoryOutbox
+from alerts.state import MemoryAlertStateStore
 from monitor import metrics
+from monitor.time_bounds import EventTimeBounds
 from tests.integration.alerts.test_engine import NORMAL, SPIKE, alert_settings, drive, window_store
 from tests.unit.alerts.builders import DAY0_S, memory_engine
 
@@ -33,3 +39,22 @@ def test_topic_label_set_is_bounded_and_a_quiet_topic_disappears() -> None:
     assert value("finsent_topic_negative_share", topic=some) is None
     metrics.observe_topic_negative_shares(dict.fromkeys(metrics.exported_topics()))  # leave nothing behind
     assert metrics.exported_topics() == frozenset()
+
+
+@pytest.mark.parametrize(("stored_s", "exported_s"), [(DAY0_S + 3_600, DAY0_S + 3_600), (None, 0.0),
+                                                      (253_402_297_200, 0.0)], ids=["saved", "none", "repaired"])
+async def test_the_detection_cursor_gauge_starts_at_the_saved_cursor_not_at_zero(
+        stored_s: int | None, exported_s: float) -> None:
+    """Found by review: the gauge stayed 0 after a restart until the first evaluation, and FinsentDetectionLag's
+    ``> 0`` guard hid a daemon restarted into a stall. A cursor the engine clears at start (year 9999) is not
+    exported."""
+    metrics.EVALUATED_UNTIL.set(0)
+    state = MemoryAlertStateStore()
+    if stored_s is not None:
+        await state.commit([], [], stored_s)
+    store = window_store()
+    bounds = EventTimeBounds(max_future_s=3600, clock=lambda: float(DAY0_S + 86_400))
+    engine = AlertEngine(store, alert_settings(), state, MemoryOutbox([]), [], time_bounds=bounds)
+    async with engine:
+        assert value("finsent_detection_evaluated_until_seconds") == exported_s
+    metrics.EVALUATED_UNTIL.set(0)

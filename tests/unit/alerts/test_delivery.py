@@ -113,6 +113,22 @@ async def test_past_max_attempts_a_notification_moves_to_the_dead_letter_outbox_
     assert metrics.ALERT_DEAD_LETTERS.labels(sink.name)._value.get() - before == 1
 
 
+def test_every_sinks_counter_series_exist_at_zero_once_delivery_is_built() -> None:
+    """Found by review: the ``abandoned`` series first appeared at 1, and ``increase()`` counts nothing for a
+    series born at 1, so FinsentDeliveryAbandoned missed the first abandoned notification of every sink."""
+    plain, reposting = RecordingSink("zero-plain://"), RefreshRecorder(interval_s=60.0, name="zero-am://")
+    series = [("finsent_alert_deliveries_total", {"sink": s.name, "outcome": o})
+              for s in (plain, reposting) for o in ("delivered", "failed", "abandoned")]
+    series += [("finsent_alert_dead_letters_total", {"sink": plain.name}),
+               ("finsent_alert_dead_letters_total", {"sink": reposting.name}),
+               ("finsent_alert_refresh_failures_total", {"sink": reposting.name})]
+    assert [metrics.prometheus_client_value(name, **labels) for name, labels in series] == [None] * len(series)
+    OutboxDelivery(MemoryOutbox([plain.name, reposting.name]), [plain, reposting], RetryPolicy())
+    assert [metrics.prometheus_client_value(name, **labels) for name, labels in series] == [0.0] * len(series)
+    # re-posts go to Alertmanager-like sinks only: no refresh series for the others
+    assert metrics.prometheus_client_value("finsent_alert_refresh_failures_total", sink=plain.name) is None
+
+
 def test_claim_lease_defaults_to_twice_the_send_timeout_and_must_outlast_a_send() -> None:
     assert RetryPolicy(send_timeout_s=5.0).claim_lease_s == 10.0
     assert RetryPolicy(send_timeout_s=5.0, claim_lease_s=7.0).claim_lease_s == 7.0
@@ -287,8 +303,8 @@ async def test_a_refused_request_is_an_error_at_the_first_attempt_and_still_retr
 class RefreshRecorder(RecordingSink):
     """An Alertmanager-like sink: records every re-post; fails while ``down`` is set."""
 
-    def __init__(self, interval_s: float) -> None:
-        super().__init__("am://")
+    def __init__(self, interval_s: float, name: str = "am://") -> None:
+        super().__init__(name)
         self.refresh_interval_s = interval_s
         self.reposts: list[list[str]] = []
         self.down = False
@@ -338,12 +354,15 @@ async def test_a_failed_re_post_is_tried_again_before_a_whole_interval_passes() 
         return []
 
     delivery.firing = firing  # type: ignore[assignment]
+    failures = metrics.ALERT_REFRESH_FAILURES.labels(sink.name)._value.get()
     sink.down = True
     assert await delivery.refresh_if_due(sink) == 1010.0
     now[0] = 1010.0
     sink.down = False
     assert await delivery.refresh_if_due(sink) == 1070.0
     assert sink.reposts == [[]]
+    # counted (rule FinsentAlertRefreshFailing), not only logged: found by review
+    assert metrics.ALERT_REFRESH_FAILURES.labels(sink.name)._value.get() - failures == 1
 
 
 async def test_an_alert_resolved_before_the_store_went_down_is_not_re_posted_from_memory() -> None:
