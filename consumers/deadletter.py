@@ -5,11 +5,13 @@ crash the daemon or block its partition. ``send`` returns only once the record i
 or DLQ produce acknowledged): the source may then count the record as processed and commit past it.
 
 - ``KafkaDeadLetter`` (source kind ``kafka``): the original bytes, unchanged, as the value of a record on
-  ``kafka.dead_letter_topic``; reason/detail/origin/time go in headers (``dlq.*``), so the payload can be
-  re-fed to the input topic once the producer is fixed. A broker outage is waited for like any other
+  ``kafka.dead_letter_topic``, with the original record's key and headers; reason/detail/origin/time go in
+  headers of their own (``dlq.*``, after the original ones), so the record can be re-fed to the input topic
+  once the producer is fixed and lands on the partition its key chose. A broker outage is waited for like any other
   (``monitor/retry.py``: the ``dead_letter`` dependency on ``/readyz``), never a reason to pass a record over.
 - ``FileDeadLetter`` (any other source): one JSON object per line with reason, detail, origin, the payload
-  as text (undecodable bytes replaced) plus ``raw_b64`` when it is not UTF-8, and ``dead_lettered_at``.
+  as text (undecodable bytes replaced) plus ``raw_b64`` when it is not UTF-8, the original Kafka record's
+  ``headers`` when it had any (its key is in ``origin``), and ``dead_lettered_at``.
   Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so),
   and so is the file: it rotates to ``.1`` … ``.N`` (``source.dead_letter_max_mb``/``_keep_files``).
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +33,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from monitor import metrics
-from monitor.config import ConfigError, KafkaSettings, Settings
+from monitor.config import ConfigError, KafkaSettings, Settings, SourceSettings
 from monitor.lifecycle import Service
 from monitor.retry import retrying
 from monitor.rotating_file import DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIB, RotatingFile
@@ -45,12 +47,20 @@ MAX_REASON_CHARS = 64
 MAX_ORIGIN_CHARS = 512
 SMALL_RAW_BYTES = 65_536
 """What the Kafka DLQ still sends when the broker refuses the payload as too large."""
+DLQ_HEADER_PREFIX = "dlq."
+"""The headers a dead letter adds; an original record's own ``dlq.*`` headers (a record dead-lettered before,
+re-fed and rejected again) are replaced by this dead-lettering's, so a reader never sees two reasons."""
+
+Headers = Sequence[tuple[str, bytes | None]]
+"""Kafka record headers as aiokafka gives them: (name, value) pairs, a value may be null."""
 
 
 class DeadLetterSink(Lifecycle, Protocol):
-    """Stores rejected input. ``origin`` says where it came from (topic/partition/offset or file/line)."""
+    """Stores rejected input. ``origin`` says where it came from (topic/partition/offset or file/line);
+    ``key`` and ``headers`` are the original Kafka record's, kept with it (none for file input)."""
 
-    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None: ...
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: Headers = ()) -> None: ...
 
 
 def safe_text(text: str, limit: int) -> str:
@@ -101,10 +111,18 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _header_text(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    return safe_text(value.decode("utf-8", errors="backslashreplace"), MAX_DETAIL_CHARS)
+
+
 def dead_letter_record(
-    raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *, max_raw_bytes: int
+    raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *, max_raw_bytes: int,
+    headers: Headers = (),
 ) -> dict[str, Any]:
-    """The JSON-ready form of one dead letter, with the payload bounded to ``max_raw_bytes``."""
+    """The JSON-ready form of one dead letter, with the payload bounded to ``max_raw_bytes``; the original
+    record's ``headers`` (if any) as ``[name, text]`` pairs, each cut to ``MAX_DETAIL_CHARS``."""
     kept = raw[:max_raw_bytes]
     record: dict[str, Any] = {
         "reason": safe_text(reason, MAX_REASON_CHARS),
@@ -121,6 +139,8 @@ def dead_letter_record(
         record["raw_b64"] = base64.b64encode(kept).decode("ascii")
     else:
         record["raw"] = kept.decode("utf-8", errors="ignore")  # the cut may split one trailing character
+    if headers:
+        record["headers"] = [[safe_text(str(name), MAX_REASON_CHARS), _header_text(value)] for name, value in headers]
     return record
 
 
@@ -149,10 +169,11 @@ class FileDeadLetter(Service):
                 "writable path (or set MONITOR_SOURCE__DEAD_LETTER_PATH)"
             ) from exc
 
-    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: Headers = ()) -> None:
         if not self.started:
             raise RuntimeError("FileDeadLetter.send() before start()")
-        record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes)
+        record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes, headers=headers)
         # One small write per rare event, flushed (the file is closed after each line): cheaper than a
         # thread hop, and a crash of the daemon loses nothing.
         try:
@@ -194,38 +215,48 @@ class KafkaDeadLetter(Service):
             await self._producer.stop()
             self._producer = None
 
-    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: Headers = ()) -> None:
         if self._producer is None:
             raise RuntimeError("KafkaDeadLetter.send() before start()")
         reason = safe_text(reason, MAX_REASON_CHARS)
         safe_origin = _json_safe(origin)
-        headers = [
+        # the original record's headers first (a re-feed keeps them), then this dead letter's own
+        kept: list[tuple[str, bytes | None]] = [
+            (name, value) for name, value in headers if not name.startswith(DLQ_HEADER_PREFIX)]
+        all_headers = [
+            *kept,
             ("dlq.reason", reason.encode()),
             ("dlq.detail", safe_text(detail, MAX_DETAIL_CHARS).encode()),
             ("dlq.origin", json.dumps(safe_origin).encode()),
             ("dlq.at", _now_iso().encode()),
         ]
         try:
-            await retrying("dead_letter", lambda: self._produce(raw, headers, self.max_raw_bytes))
+            await retrying("dead_letter", lambda: self._produce(raw, key, all_headers, self.max_raw_bytes))
         except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
             # the broker's (or topic's) limit is below ours: keep the head of the payload, not nothing
             log.warning("dead_letter_payload_cut", raw_size=len(raw), kept=SMALL_RAW_BYTES, error=repr(exc))
-            await retrying("dead_letter", lambda: self._produce(raw, headers, SMALL_RAW_BYTES))
+            await retrying("dead_letter", lambda: self._produce(raw, key, all_headers, SMALL_RAW_BYTES))
         self.count += 1
         metrics.DEAD_LETTERS.labels(reason).inc()
         log.warning("message_dead_lettered", reason=reason, origin=safe_origin, sink="kafka")
 
-    async def _produce(self, raw: bytes, headers: list[tuple[str, bytes]], max_raw_bytes: int) -> None:
+    async def _produce(self, raw: bytes, key: bytes | None, headers: list[tuple[str, bytes | None]],
+                       max_raw_bytes: int) -> None:
         assert self._producer is not None
         if len(raw) > max_raw_bytes:
             headers = [*headers, ("dlq.truncated_from", str(len(raw)).encode())]
-        await self._producer.send_and_wait(self.topic, raw[:max_raw_bytes], headers=headers)
+        await self._producer.send_and_wait(self.topic, raw[:max_raw_bytes], key=key, headers=headers)
+
+
+def file_dead_letter(source: SourceSettings) -> FileDeadLetter:
+    """The JSONL file ``source.dead_letter_path`` (rotation from ``source.dead_letter_max_mb``/``_keep_files``)."""
+    return FileDeadLetter(source.dead_letter_path, max_bytes=source.dead_letter_max_mb * MIB,
+                          keep=source.dead_letter_keep_files)
 
 
 def build_dead_letter(settings: Settings) -> DeadLetterSink:
     """Kafka DLQ topic when consuming from Kafka, else the JSONL file ``source.dead_letter_path``."""
     if settings.source.kind == "kafka":
         return KafkaDeadLetter(settings.kafka)
-    source = settings.source
-    return FileDeadLetter(source.dead_letter_path, max_bytes=source.dead_letter_max_mb * MIB,
-                          keep=source.dead_letter_keep_files)
+    return file_dead_letter(settings.source)

@@ -9,7 +9,7 @@ Message schema (record value; see consumers/schema.py for the validator) -- one 
      "tickers": ["ACME"], "lang": "en", "url": "https://...", "meta": {...}}  # optional
 
 Event time is the payload's ``published_at``; the broker timestamp is ignored (brokers may stamp
-log-append time). Keys are ignored; ordering only matters per partition.
+log-append time). Keys are not read (a dead letter keeps them); ordering only matters per partition.
 
 How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
 
@@ -34,6 +34,14 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   pipeline holds before it commits (``max_poll_records`` x in-flight batches), or consumption stalls.
 - Rebalance: revoked partitions lose their uncommitted tracking; their records will be redelivered to
   the new owner, which the idempotent window store absorbs.
+- Records that cannot be read at all: aiokafka's ``RecordTooLargeError`` (a record over the fetch size) and
+  ``CorruptRecordException`` (a failed CRC, a malformed batch) used to end the pipeline, and the restarted
+  daemon met the same record at its committed offset again: a crash loop from one record. Now each is an
+  ERROR ``kafka_record_unreadable`` naming the partition and offset, a stub dead letter (empty value; reason
+  ``record_too_large`` or ``corrupt_record``; the origin names topic/partition/offset), and reading goes on
+  past it (aiokafka moves past a too-large record itself; a corrupt one is found by reading its partition one
+  record at a time, and skipped with a seek). Records of other partitions that aiokafka counted as consumed in
+  the failed call but never returned are read again.
 - Records the broker deleted before they were read (retention outran an outage or the lag): a
   partition that resumes past its committed offset, or jumps while lagging, below the log start, is
   an ERROR ``kafka_records_expired`` with the count and offsets, and ``finsent_kafka_records_expired_total``
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Hashable, Iterable, Sequence
@@ -56,7 +65,14 @@ from typing import TYPE_CHECKING, Any, cast
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    ConsumerStoppedError,
+    CorruptRecordException,
+    IllegalStateError,
+    KafkaError,
+    RecordTooLargeError,
+)
 
 from consumers.kafka_client import client_kwargs, parse_record, reject, require_topics, start_client, topic_kinds
 from consumers.offset_gaps import GapWatch, Loss
@@ -76,6 +92,23 @@ LAG_PROBE_TIMEOUT_S = 3.0
 """How long the lag probe waits for the broker before the lag counts as unknown (= lagging)."""
 LAG_PROBE_CACHE_S = 1.0
 """End offsets asked of the broker are reused this long (the probe runs on the read path too)."""
+
+
+_TP_IN_MESSAGE = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
+"""How aiokafka names the partition in a fetch error's text (``Invalid CRC - TopicPartition(...)``)."""
+
+
+def unreadable_at(exc: KafkaError) -> tuple[TopicPartition | None, int | None]:
+    """The partition, and the offset when it says one, that an aiokafka fetch error is about. aiokafka 0.14
+    builds ``RecordTooLargeError(text, tp, fetch_offset, fetch_size)`` and ``CorruptRecordException`` with the
+    partition in its text (a CRC failure) or none at all (a malformed record inside a batch)."""
+    args = exc.args
+    if isinstance(exc, RecordTooLargeError) and len(args) >= 3 and isinstance(args[2], int):
+        tp = args[1]
+        if isinstance(tp, tuple) and len(tp) == 2 and isinstance(tp[0], str) and isinstance(tp[1], int):
+            return TopicPartition(tp[0], tp[1]), args[2]
+    match = _TP_IN_MESSAGE.search(str(exc))
+    return (TopicPartition(match[1], int(match[2])), None) if match else (None, None)
 
 
 @dataclass(slots=True)
@@ -150,6 +183,8 @@ class KafkaSource(Service):
         self._ends: tuple[float, dict[Any, int]] = (0.0, {})
         self._gaps = GapWatch()
         """Offsets skipped between fetches, checked against the log start: records retention deleted unread."""
+        self._next_offset: dict[TopicPartition, int] = {}
+        """Per owned partition: the offset after the last record this source was given (or dead-lettered)."""
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -224,6 +259,9 @@ class KafkaSource(Service):
             log.info("consumption_held", backlog=self.backlog)
         try:
             fetched = await consumer.getmany(timeout_ms=0)
+        except RecordTooLargeError as exc:  # raised even for a paused partition; aiokafka already moved past it
+            await self._skip_too_large(exc)
+            return
         except (ConsumerStoppedError, KafkaError) as exc:
             log.warning("kafka_hold_poll_failed", error=repr(exc)[:300])
             return
@@ -312,6 +350,7 @@ class KafkaSource(Service):
         for tp in revoked:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
+            self._next_offset.pop(tp, None)
         self._gaps.forget(revoked)
         _drop_lag(revoked)
         log.info("partitions_revoked", partitions=[_partition_key(tp) for tp in revoked])
@@ -382,11 +421,17 @@ class KafkaSource(Service):
                 fetch_timeout_ms = 0
                 if self._consumer is None:
                     return
+            batch: list[SourceRecord] = []
             try:
                 fetched = await self._consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=limit)
             except ConsumerStoppedError:
                 return
-            batch: list[SourceRecord] = []
+            except RecordTooLargeError as exc:
+                fetched = {}
+                await self._skip_too_large(exc)
+            except CorruptRecordException as exc:
+                fetched = {}
+                batch = await self._skip_corrupt(exc, limit, timeout_ms)
             for tp, records in fetched.items():
                 batch.extend(await self._accept(tp, records))
             if self.backlog > self.kafka.max_buffered_records:
@@ -404,6 +449,7 @@ class KafkaSource(Service):
                 return []  # revoked while the broker answered
             self._committed[tp] = records[0].offset
         self._gaps.observe(tp, records[0].offset, records[-1].offset)
+        self._next_offset[tp] = records[-1].offset + 1
         kind = self._kinds[tp.topic]
         good: list[SourceRecord] = []
         for record in records:
@@ -423,6 +469,126 @@ class KafkaSource(Service):
             await self._commit_partitions({tp: self._committed[tp]})
         self._observe_lag(tp, records[-1].offset + 1)
         return good
+
+    # --- records that cannot be read ------------------------------------------------------------------
+
+    async def _skip_too_large(self, exc: RecordTooLargeError) -> None:
+        """A record over the fetch size: aiokafka moved the position one past it before raising (fetcher.py,
+        ``consumed_to(position + 1)``); dead-letter a stub for it."""
+        tp, offset = unreadable_at(exc)
+        if tp is None or offset is None:
+            log.error("kafka_record_unreadable", reason="record_too_large", error=repr(exc)[:500],
+                      why="aiokafka did not say which record; it has moved past it")
+            return
+        size = exc.args[3] if len(exc.args) > 3 else "?"
+        await self._dead_letter_unreadable(
+            tp, offset, "record_too_large",
+            f"the record at {_partition_key(tp)} offset {offset} is larger than the consumer's fetch size "
+            f"({size} bytes) and cannot be read",
+            fix="the producer wrote a record larger than consumers fetch: check its max.request.size against the "
+                "topic's max.message.bytes; read the record with a consumer with a larger max_partition_fetch_bytes")
+
+    async def _skip_corrupt(self, exc: CorruptRecordException, limit: int, timeout_ms: int) -> list[SourceRecord]:
+        """A batch failed its CRC or does not parse. aiokafka does not move past it, and says which partition
+        only for a CRC failure, never which offset: read the partition (each owned one when it is not named)
+        one record at a time from its position until the error comes again, then dead-letter a stub for the
+        record at that position and seek past it. Records read meanwhile are handed out as usual.
+        Records of other partitions that aiokafka took in the failed call are lost with its answer while
+        their positions moved past them: those partitions are sought back first."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        named, _ = unreadable_at(exc)
+        await self._rewind_unreturned(consumer)
+        candidates = [named] if named is not None else sorted(consumer.assignment())
+        good: list[SourceRecord] = []
+        for tp in candidates:
+            found, records = await self._probe(tp, limit, timeout_ms)
+            good.extend(records)
+            if found:
+                return good
+        log.warning("kafka_corrupt_record_not_found", partition=_partition_key(named) if named else None,
+                    error=repr(exc)[:300], why="the partition read on without the error this time; it is retried "
+                    "at the next fetch if it comes back")
+        return good
+
+    async def _rewind_unreturned(self, consumer: AIOKafkaConsumer) -> None:
+        """Seek every owned partition whose position is past the records this source was given back to the
+        first one it was not given. For a partition it got nothing from yet: the committed offset, or with no
+        commit and ``auto_offset_reset = earliest`` the log start (with ``latest`` it cannot be known)."""
+        for tp in sorted(consumer.assignment()):
+            try:
+                async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
+                    expected = self._next_offset.get(tp)
+                    if expected is None:
+                        expected = await consumer.committed(tp)
+                    if expected is None and self.kafka.auto_offset_reset == "earliest":
+                        expected = (await consumer.beginning_offsets([tp])).get(tp)
+                    position = await consumer.position(tp)
+            except (KafkaError, TimeoutError, OSError) as exc:
+                log.warning("kafka_position_unknown", partition=_partition_key(tp), error=repr(exc)[:300])
+                continue
+            if expected is not None and position > expected and tp in consumer.assignment():
+                consumer.seek(tp, expected)
+                log.warning("kafka_fetch_rewound", partition=_partition_key(tp), position=position, to=expected,
+                            why="a fetch failed on another partition after aiokafka took these records")
+
+    async def _probe(self, tp: TopicPartition, limit: int, timeout_ms: int) -> tuple[bool, list[SourceRecord]]:
+        """Read ``tp`` one record at a time (at most ``limit``): ``(True, records before it)`` once a record
+        cannot be read (it is dead-lettered and skipped), ``(False, records)`` when none failed."""
+        good: list[SourceRecord] = []
+        for _ in range(limit):
+            consumer = self._consumer
+            if (consumer is None or tp not in self._pending or tp not in consumer.assignment() or self.paused
+                    or self._held or self.backlog > self.kafka.max_buffered_records):
+                break
+            offset = await consumer.position(tp)
+            try:
+                fetched = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
+            except ConsumerStoppedError:
+                break
+            except RecordTooLargeError as exc:
+                await self._skip_too_large(exc)
+                return True, good
+            except CorruptRecordException as exc:
+                await self._dead_letter_unreadable(
+                    tp, offset, "corrupt_record", f"the record at {_partition_key(tp)} offset {offset} cannot be "
+                    f"read: {exc}",
+                    fix="the broker returned a batch that fails its checksum or does not parse: check the broker's "
+                        "log and disks for this partition, and the producer's client library")
+                return True, good
+            records = fetched.get(tp)
+            if not records:
+                break
+            good.extend(await self._accept(tp, records))
+        return False, good
+
+    async def _dead_letter_unreadable(self, tp: TopicPartition, offset: int, reason: str, detail: str,
+                                      fix: str) -> None:
+        """ERROR line, stub dead letter (no bytes to keep), position past ``offset``, tracked and committed
+        like any dead record, so a restart does not meet it again."""
+        pending, consumer = self._pending.get(tp), self._consumer
+        if pending is None or consumer is None:  # not ours any more: its new owner meets it
+            return
+        if tp not in self._committed:
+            await self._note_resume(tp, offset)
+            if self._pending.get(tp) is not pending:
+                return
+            self._committed[tp] = offset
+        log.error("kafka_record_unreadable", partition=_partition_key(tp), offset=offset, reason=reason,
+                  error=detail, fix=fix)
+        await self.dead_letter.send(b"", reason, detail, {"topic": tp.topic, "partition": tp.partition,
+                                                           "offset": offset})
+        self.dead_count += 1
+        if self._pending.get(tp) is not pending:  # revoked while the dead letter was sent
+            return
+        pending.append(_Seen(offset, dead=True))
+        self._gaps.observe(tp, offset, offset)
+        self._next_offset[tp] = offset + 1
+        if tp in consumer.assignment() and await consumer.position(tp) <= offset:
+            consumer.seek(tp, offset + 1)
+        if pending[0].dead:  # nothing handed out is pending before it: commit past it now
+            await self._commit_partitions({tp: self._committed[tp]})
 
     async def _check_gaps(self) -> None:
         """Confirm skipped offsets against the broker's log start (at most once a second); each loss is

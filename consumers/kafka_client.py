@@ -135,5 +135,7 @@ def parse_record(
 
 
 async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) -> None:
-    """Dead-letter a consumed record with its original bytes and where it came from."""
-    await dead_letter.send(record.value or b"", exc.reason, exc.detail, record_origin(record))
+    """Dead-letter a consumed record with its original bytes, key and headers, and where it came from: a
+    record re-fed from the dead-letter topic keeps its key, so it lands on the partition it came from."""
+    await dead_letter.send(record.value or b"", exc.reason, exc.detail, record_origin(record),
+                           key=record.key, headers=tuple(record.headers or ()))

@@ -49,7 +49,8 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
 def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
     # Undecodable bytes become lone surrogates, which validation refuses as ``bad_encoding``; a row
     # the csv module refuses (a field past its size limit) is one ``bad_csv`` record, and reading goes on.
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+    # A spreadsheet's byte-order mark is skipped, as on a JSONL line (it made the first column "\ufeffid").
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         reader = csv.DictReader(fh)
         while True:
             line_before = reader.line_num
@@ -118,6 +119,14 @@ def iter_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[
                 yield n, line, exc
 
 
+def record_bytes(line: bytes) -> int:
+    """Size of the record a line holds, without its line ending (``\\n`` or ``\\r\\n``): a line of exactly
+    ``source.max_message_bytes`` bytes passes, as the same record does from Kafka."""
+    if line.endswith(b"\r\n"):
+        return len(line) - 2
+    return len(line) - 1 if line.endswith(b"\n") else len(line)
+
+
 class FileReplaySource(Service):
     """Implements the Source protocol over files; ``commit`` records progress for ``position``."""
 
@@ -153,8 +162,9 @@ class FileReplaySource(Service):
     def _validate(self, raw: bytes, obj: Any) -> RawMessage:
         if isinstance(obj, InvalidMessage):
             raise obj
-        if len(raw) > self.max_message_bytes:
-            raise InvalidMessage("oversized", f"record has {len(raw)} bytes, limit is {self.max_message_bytes}")
+        size = record_bytes(raw)
+        if size > self.max_message_bytes:
+            raise InvalidMessage("oversized", f"record has {size} bytes, limit is {self.max_message_bytes}")
         return guarded(lambda: message_from_dict(obj, max_text_chars=self.max_text_chars, bounds=self.bounds))
 
     async def _pace(self, msg: RawMessage) -> None:

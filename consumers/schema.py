@@ -5,7 +5,7 @@ One JSON object per message (Kafka record value, or one JSONL line)::
     {
       "id": "reuters-2026-11-24-0001",          # required, unique per message (dedup key)
       "source": "news" | "comment",             # optional when the topic implies it
-      "text": "Acme shares plunge after ...",    # required, non-empty
+      "text": "Acme shares plunge after ...",    # required, with at least one visible character
       "published_at": "2026-11-24T14:03:00Z",    # required: ISO-8601 with offset/Z, or epoch seconds/ms
       "tickers": ["ACME"],                       # optional list of symbols (the pipeline adds those the
                                                  # text names: $CASHTAGS, watchlist names; monitor/engine/enrich.py)
@@ -30,8 +30,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import structlog
@@ -59,6 +62,41 @@ MAX_NESTING = 64
 _EPOCH_MS_THRESHOLD = 10**11  # numbers above this are milliseconds
 _MIN_EPOCH_S = 0.0
 _MAX_EPOCH_S = 4102444800.0  # 2100-01-01
+
+
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
+"""Characters that show nothing on their own: controls, format characters (zero-width space and joiners,
+word joiner, BOM, direction marks and overrides), combining and enclosing marks, spaces and separators."""
+_BLANK_LETTERS = "\u115f\u1160\u3164\uffa0"
+"""The Hangul fillers: letters (Lo) by category, but default-ignorable (they render as nothing)."""
+
+
+@cache
+def _visible_character() -> re.Pattern[str]:
+    """Matches one character outside ``_INVISIBLE_CATEGORIES`` and ``_BLANK_LETTERS``: a class of ranges
+    of this Python's Unicode database, built once on first use (~100 ms, only when a text starts with an
+    invisible character), then searched at C speed (25 us for 10,000 invisible characters)."""
+    ranges: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_LETTERS:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return re.compile("[^" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` has a character that shows: text of only zero-width, direction, control or combining
+    characters is empty to a reader, the model and the entity linker (``fold`` drops the format characters)
+    alike. O(1) for text that starts with a visible character (almost all), else one regex search."""
+    if not text:
+        return False
+    first = text[0]
+    if unicodedata.category(first) not in _INVISIBLE_CATEGORIES and first not in _BLANK_LETTERS:
+        return True
+    return _visible_character().search(text) is not None
 
 
 class InvalidMessage(Exception):
@@ -217,13 +255,18 @@ def message_from_dict(
     text = text.strip()
     if not text:
         raise InvalidMessage("empty_text", "text is empty")
+    if not has_visible_text(text):
+        raise InvalidMessage("empty_text", "text has no visible character (only control, format, combining or "
+                                           "space characters)")
     if len(text) > max_text_chars:
         raise InvalidMessage("oversized", f"text has {len(text)} characters, limit is {max_text_chars}")
     if "published_at" not in obj:
         raise InvalidMessage("missing_field", "published_at is required")
-    meta = obj.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise InvalidMessage("bad_field", "meta must be an object")
+    meta = obj.get("meta")
+    if meta is None:  # missing or null; any other non-object (0, false, "", a list) is refused
+        meta = {}
+    elif not isinstance(meta, dict):
+        raise InvalidMessage("bad_field", f"meta must be an object, got {type(meta).__name__}")
     lang = _optional_str(obj, "lang") or "en"
     msg = RawMessage(
         id=msg_id,
@@ -260,9 +303,13 @@ def parse_message(
 
 def decode_json(raw: bytes) -> Any:
     """``json.loads`` raising only ``InvalidMessage("bad_json")``: bad UTF-8, bad JSON, nesting past the
-    recursion limit and integers past Python's 4,300-digit conversion limit (a ``ValueError``)."""
+    recursion limit and integers past Python's 4,300-digit conversion limit (a ``ValueError``).
+
+    Decoded as UTF-8 first, strictly: ``json.loads`` of bytes detects UTF-16 and UTF-32 by itself, which
+    the schema does not allow. A leading UTF-8 byte-order mark is skipped (as before, in a Kafka value and
+    on any line of a JSONL file alike: an editor's BOM on a file's first line keeps that line)."""
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8-sig"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidMessage("bad_json", f"not valid UTF-8 JSON: {exc}"[:200]) from exc
 

@@ -6,6 +6,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 
+from consumers.deadletter import Headers
 from monitor.lifecycle import Service
 from monitor.types import Prediction, RawMessage, Sentiment, SourceKind, SourceRecord
 
@@ -67,5 +68,6 @@ class CollectingDeadLetter(Service):
     def __init__(self) -> None:
         self.items: list[tuple[bytes, str, str, Mapping[str, object]]] = []
 
-    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: Headers = ()) -> None:
         self.items.append((raw, reason, detail, origin))

@@ -27,6 +27,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from consumers.schema import has_visible_text
+
 MAX_MESSAGE_BYTES = 16_000
 MAX_TEXT_CHARS = 1_000
 DAY_S = 86_400
@@ -112,7 +114,7 @@ def valid_messages(draw: st.DrawFn, now_s: float | None = None) -> dict[str, Any
     event_s = int(now) - draw(st.integers(DAY_S, 2 * DAY_S))  # an offset: draws must not depend on the clock
     published: Any = draw(st.sampled_from([_iso(event_s), event_s, event_s * 1000]))
     text = draw(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
-                .filter(lambda t: bool(t.strip())))
+                .filter(lambda t: has_visible_text(t.strip())))  # not only zero-width/control/marks
     text = draw(st.sampled_from(["", "\x00", "\U0001f4c9 ", "\u202e"])) + text
     msg: dict[str, Any] = {"id": "?", "text": text, "published_at": published, "source": "news"}
     if draw(st.booleans()):

@@ -103,7 +103,8 @@ def build_instance_lease(settings: Settings, on_lost: Callable[[str], None]) -> 
 
 
 class MonitorApp:
-    """One daemon instance. Components may be injected (tests, backtests); otherwise built from settings."""
+    """One daemon instance. Components may be injected (tests, backtests, replays); otherwise built from
+    settings. An injected ``dead_letter`` is started and stopped by the app like one it built."""
 
     def __init__(
         self,
@@ -113,9 +114,12 @@ class MonitorApp:
         source: Source | None = None,
         store: WindowStore | None = None,
         alerting: AlertEngine | None = None,
+        dead_letter: DeadLetterSink | None = None,
     ) -> None:
         self.settings = settings
-        self.dead_letter = build_dead_letter(settings)
+        # a replay passes its own (a file next to its report): one built from settings would be the production
+        # dead-letter topic whenever source.kind is kafka, as it is for a Kafka range replay
+        self.dead_letter = dead_letter if dead_letter is not None else build_dead_letter(settings)
         self.store = store or build_window_store(settings.windows)
         self.classifier = classifier or engine_classifier(
             settings.classifier, log_level=settings.log.level, log_format=settings.log.format)
@@ -145,6 +149,7 @@ class MonitorApp:
             enricher=build_enricher(settings),
             # retries give up halfway, leaving the other half for the parts' own stops (outbox, lease, close)
             stop_grace_s=settings.shutdown_timeout_s / 2,
+            max_future_s=settings.source.max_future_s,  # 0: event time is not capped at the wall clock
         )
         self.loop_lag = LoopLagProbe()
         self.http: HttpServer | None = None

@@ -160,6 +160,34 @@ async def test_malformed_records_go_to_the_dead_letter_topic_with_reason_and_con
                                                                            (k.news_topic, 0, 3)]
 
 
+async def test_a_dead_letter_keeps_the_original_key_and_headers_so_a_re_fed_record_lands_on_its_partition(
+    kafka_bootstrap: str,
+) -> None:
+    """Found by review: the dead-letter record had no key and only the dlq.* headers."""
+    settings = await make_settings(kafka_bootstrap, news_partitions=3)
+    k = settings.kafka
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:  # partitioned by key, as a producer of the input topic does
+        sent = await producer.send_and_wait(k.news_topic, b"{not json", key=b"ACME", headers=[("trace-id", b"t-1")])
+    finally:
+        await producer.stop()
+    dlq = KafkaDeadLetter(k)
+    async with dlq, KafkaSource(settings, dlq) as source, consuming(source):
+        await wait_until(lambda: source.dead_count == 1, "the malformed record dead-lettered")
+    (dead,) = await read_topic(kafka_bootstrap, k.dead_letter_topic, 1)
+    assert (dead.key, dead.value) == (b"ACME", b"{not json")
+    assert dead.headers[0] == ("trace-id", b"t-1")
+    assert [name for name, _ in dead.headers[1:]] == ["dlq.reason", "dlq.detail", "dlq.origin", "dlq.at"]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:  # re-fed as the README says: value and key from the dead-letter record
+        refed = await producer.send_and_wait(k.news_topic, dead.value, key=dead.key)
+    finally:
+        await producer.stop()
+    assert refed.partition == sent.partition
+
+
 async def test_dead_lettered_records_are_committed_so_a_restart_does_not_dead_letter_them_again(
     kafka_bootstrap: str,
 ) -> None:

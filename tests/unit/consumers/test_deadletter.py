@@ -169,11 +169,16 @@ class _Producer:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.sent: list[tuple[bytes, dict[str, bytes]]] = []
+        self.keys: list[bytes | None] = []
+        self.header_lists: list[list[tuple[str, bytes | None]]] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None,
+                            headers: list[tuple[str, bytes]] | None = None) -> None:
         if len(value) > self.limit:
             raise MessageSizeTooLargeError(f"{len(value)} bytes")
-        self.sent.append((value, dict(headers)))
+        self.sent.append((value, dict(headers or [])))
+        self.keys.append(key)
+        self.header_lists.append(list(headers or []))
 
 
 async def test_kafka_dead_letter_encodes_surrogates_in_headers_and_cuts_what_the_broker_refuses() -> None:
@@ -198,3 +203,31 @@ async def test_a_dead_letter_file_that_cannot_be_written_stops_with_the_path_and
     assert message.startswith(f"source.dead_letter_path {path}: cannot write a dead letter (Is a directory)")
     assert "MONITOR_SOURCE__DEAD_LETTER_PATH" in message and not isinstance(caught.value, OSError)
     assert sink.count == 0
+
+
+async def test_kafka_dead_letter_keeps_the_original_key_and_headers_and_adds_its_own_after_them() -> None:
+    """Found by review: key and headers were dropped, so a record re-fed from the dead-letter topic landed on
+    another partition. A ``dlq.*`` header of the original (dead-lettered before, re-fed, rejected again) is
+    replaced by this dead letter's, so a reader never sees two reasons."""
+    sink = KafkaDeadLetter(Settings().kafka)
+    producer = _Producer(limit=100_000)
+    sink._producer = producer  # type: ignore[assignment]
+    original = [("trace-id", b"abc"), ("empty", None), ("dlq.reason", b"bad_json")]
+    await sink.send(b"{}", "missing_field", "text is required", {"offset": 3}, key=b"ACME", headers=original)
+    await sink.send(b"x" * 200_000, "oversized", "too big", {"offset": 4}, key=b"ACME", headers=original[:1])
+    assert producer.keys == [b"ACME", b"ACME"]  # the cut resend keeps it too
+    first, second = producer.header_lists
+    assert first[:2] == [("trace-id", b"abc"), ("empty", None)]
+    assert [name for name, _ in first[2:]] == ["dlq.reason", "dlq.detail", "dlq.origin", "dlq.at"]
+    assert dict(first)["dlq.reason"] == b"missing_field"
+    assert second[0] == ("trace-id", b"abc") and dict(second)["dlq.truncated_from"] == b"200000"
+
+
+async def test_file_dead_letter_keeps_the_original_kafka_headers_as_text(tmp_path: Path) -> None:
+    async with FileDeadLetter(tmp_path / "dead.jsonl") as sink:
+        await sink.send(b"{}", "missing_field", "text is required", {"topic": "news", "offset": 3, "key": "ACME"},
+                        key=b"ACME", headers=[("trace-id", b"abc"), ("bin", b"\xff"), ("empty", None)])
+        await sink.send(b"{}", "missing_field", "text is required", {"file": "f", "line": 1})
+    with_headers, without = lines(tmp_path / "dead.jsonl")
+    assert with_headers["headers"] == [["trace-id", "abc"], ["bin", "\\xff"], ["empty", None]]
+    assert "headers" not in without

@@ -16,7 +16,7 @@ from tests.unit.consumers.test_kafka_rebalance import GOOD, Record
 
 
 class NoDeadLetters(Service):
-    async def send(self, *args: object) -> None:
+    async def send(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("nothing here is malformed")
 
 

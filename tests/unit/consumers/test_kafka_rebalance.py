@@ -33,7 +33,8 @@ class RebalancingDeadLetter(Service):
         self.source: KafkaSource | None = None
         self.sent = 0
 
-    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object]) -> None:
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: object = ()) -> None:
         self.sent += 1
         if self.source is not None and self.sent == 1:
             self.source._forget(list(self.source._pending))

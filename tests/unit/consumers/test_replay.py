@@ -205,3 +205,40 @@ async def test_a_paced_replay_skips_a_gap_longer_than_the_pacing_cap(tmp_path: P
     assert [r.message.id for r in records] == ["a", "b", "far", "c"]
     assert 0.19 <= elapsed < 5  # both 10 s steps paced (0.1 s each), the 11-month gap skipped
     assert [e["event"] for e in logs if e["event"] == "replay_gap_skipped"] == ["replay_gap_skipped"]
+
+
+def _record_of(size: int, mid: str, t: str) -> bytes:
+    """A JSON record of exactly ``size`` bytes (its text padded)."""
+    bare = json.dumps({"id": mid, "source": "news", "text": "", "published_at": t}).encode()
+    record = json.dumps({"id": mid, "source": "news", "text": "x" * (size - len(bare)), "published_at": t}).encode()
+    assert len(record) == size
+    return record
+
+
+async def test_a_line_of_exactly_max_message_bytes_is_read_whatever_its_line_ending(tmp_path: Path) -> None:
+    """The limit counts the record, not its newline: a line of exactly ``max_message_bytes`` bytes was
+    refused as "record has 64001 bytes" although Kafka accepts the same record."""
+    limit = 2_000
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(_record_of(limit, "lf", "2026-01-01T00:00:00Z") + b"\n"
+                     + _record_of(limit, "crlf", "2026-01-01T00:00:01Z") + b"\r\n"
+                     + _record_of(limit + 1, "over-lf", "2026-01-01T00:00:02Z") + b"\n"
+                     + _record_of(limit, "last", "2026-01-01T00:00:03Z"))  # no newline at the end
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=limit, max_text_chars=limit))
+    assert [r.message.id for r in records] == ["lf", "crlf", "last"]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [("oversized", 3)]
+    assert f"record has {limit + 1} bytes, limit is {limit}" in dead.items[0][2]
+
+
+async def test_a_leading_byte_order_mark_is_skipped_in_jsonl_and_csv_files_alike(tmp_path: Path) -> None:
+    """As for a Kafka value (``decode_json``): an editor's or spreadsheet's UTF-8 BOM does not lose the first
+    line. In a CSV file it made the first column ``\ufeffid``, so every row was ``missing_field``."""
+    jsonl, csv_path = tmp_path / "h.jsonl", tmp_path / "h.csv"
+    jsonl.write_bytes("\ufeff".encode() + _line("a", "2026-01-01T00:00:00Z").encode()
+                      + _line("b", "2026-01-01T00:00:01Z").encode())
+    csv_path.write_bytes("\ufeffid,source,text,published_at\n1,news,Acme falls,1767225600\n".encode())
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([jsonl, csv_path], dead, max_message_bytes=10_000,
+                                               max_text_chars=1000))
+    assert [r.message.id for r in records] == ["a", "b", "1"] and dead.items == []

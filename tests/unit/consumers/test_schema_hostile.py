@@ -162,3 +162,53 @@ def test_arbitrary_bytes_with_bounds_raise_only_invalid_message(raw: bytes) -> N
         _assert_sane(parse_message(raw, **LIMITS, bounds=BOUNDS))
     except InvalidMessage as exc:
         assert exc.reason in REASONS
+
+
+@pytest.mark.parametrize("text", [
+    "\u200b\u200c\u200d\u2060\ufeff",  # zero-width space, joiners, word joiner, BOM
+    "\u202e\u202c", "\u202a\u202b\u202d",  # direction overrides and embeddings
+    "\x00\x01\x7f", "\x1b\x00 \x08",  # control characters only
+    "\u0301\u0302\u20dd", " \u0301 ",  # combining and enclosing marks only
+    "\u3164\u115f", "\u00ad\u200e\u2060\u3000",  # Hangul fillers; soft hyphen, LRM, ideographic space
+])
+def test_text_of_only_invisible_characters_is_empty_text(text: str) -> None:
+    """Before, zero-width, direction, control or combining characters alone were accepted and counted (in
+    the ACME volume when the payload named ACME), although they are empty to a reader and to ``fold``."""
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(_wire(text=text, tickers=["ACME"]), **LIMITS)
+    assert info.value.reason == "empty_text" and "visible" in info.value.detail
+
+
+@pytest.mark.parametrize("text", ["\u200bAcme", "\u202eAcme falls\u202c", "\x00x", "e\u0301", "\u0301e", "\U0001f4c9",
+                                  "\u200d\u05e9\u05dc\u05d5\u05dd", "\u4e0a\u6da8", "\ue000"])
+def test_text_with_a_visible_character_among_invisible_ones_is_accepted_unchanged(text: str) -> None:
+    assert parse_message(_wire(text=text), **LIMITS).text == text
+
+
+@pytest.mark.parametrize("meta", [0, False, "", 1, "x", [1, 2], []])
+def test_a_meta_that_is_not_an_object_is_a_bad_field_even_when_falsy(meta: object) -> None:
+    """Before, ``0``, ``false`` and ``""`` became ``{}`` silently while ``[1, 2]`` was refused."""
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(_wire(meta=meta), **LIMITS)
+    assert info.value.reason == "bad_field" and "meta" in info.value.detail
+
+
+def test_a_null_or_missing_meta_is_an_empty_object() -> None:
+    assert parse_message(_wire(meta=None), **LIMITS).meta == {}
+    assert parse_message(_wire(), **LIMITS).meta == {}
+    assert parse_message(_wire(meta={"a": [0]}), **LIMITS).meta == {"a": [0]}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_json_in_utf16_or_utf32_is_bad_json(encoding: str) -> None:
+    """``json.loads`` of bytes detects UTF-16/32 by itself; the schema (README) allows UTF-8 only."""
+    raw = _wire().decode().encode(encoding)
+    assert _reason(raw) == "bad_json"
+
+
+def test_a_leading_utf8_byte_order_mark_is_skipped_as_in_a_jsonl_file() -> None:
+    """Kept as before (``json.loads`` skipped it): an editor's BOM on a file's first line, or on a Kafka
+    value, does not lose the message. A second BOM is not skipped."""
+    bom = "\ufeff".encode()
+    assert parse_message(bom + _wire(), **LIMITS).text == "Acme beats"
+    assert _reason(bom + bom + _wire()) == "bad_json"

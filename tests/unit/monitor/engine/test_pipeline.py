@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from monitor.config import Settings
+from monitor.engine.app import MonitorApp
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.pipeline import Pipeline
 from monitor.engine.poison import BrokenModelError
+from monitor.engine.watermark import MAX_AHEAD_OF_CLOCK_S
 from monitor.retry import Backoff
 from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment, SourceRecord
 from monitor.windows.memory import MemoryWindowStore
@@ -49,11 +54,12 @@ class CommitCheckingSource(ListSource):
 
 async def _run(source: ListSource, store: MemoryWindowStore, evaluator: RecordingEvaluator | None = None,
                dead: CollectingDeadLetter | None = None, lateness_s: int = 0,
-               clf: RecordingClassifier | None = None) -> Pipeline:
+               clf: RecordingClassifier | None = None, **options: Any) -> Pipeline:
     clf = clf or RecordingClassifier()
     async with MicroBatcher(clf, max_batch_size=16, max_wait_ms=1, max_queue_messages=100) as batcher:
         pipe = Pipeline(source, batcher, store, dead or CollectingDeadLetter(), evaluator,
-                        allowed_lateness_s=lateness_s, max_batch_size=16, max_wait_ms=1, max_in_flight_batches=2)
+                        allowed_lateness_s=lateness_s, max_batch_size=16, max_wait_ms=1, max_in_flight_batches=2,
+                        **options)
         await pipe.run()
     return pipe
 
@@ -406,3 +412,57 @@ async def test_one_old_dated_message_at_a_fresh_start_does_not_send_detection_ba
     source = ListSource([[msg("old", "x", 946_684_800), msg("a", "x", now_s), msg("b", "x", now_s + 60)]])
     await _run(source, store, evaluator)
     assert evaluator.began_at == [now_s + 60 - 86_400]
+
+
+YEAR_S = 365 * 86_400
+
+
+def _year_ahead(count: int, step_s: int = BUCKET_S) -> tuple[int, list[list[RawMessage]]]:
+    """A stream dated a year past the wall clock (a shifted or synthetic replay), one message a bucket."""
+    start_s = (int(time.time()) + YEAR_S) // BUCKET_S * BUCKET_S
+    return start_s, [[msg(f"f{i}", "x", start_s + i * step_s)] for i in range(count)]
+
+
+async def test_with_the_future_check_off_a_stream_dated_ahead_of_the_clock_is_evaluated_to_its_end() -> None:
+    """``source.max_future_s = 0`` (the README's setting for future-dated streams) lifts the wall-clock cap
+    on event time too: before, such a replay closed nothing past now + 30 s, 0 alerts, exit 0."""
+    start_s, stream = _year_ahead(10)
+    store, evaluator = _store(), RecordingEvaluator()
+    pipe = await _run(ListSource(stream), store, evaluator, max_future_s=0)
+    assert pipe.watermark.wall_clock is None
+    # a first call at the start of the first bucket, then the end of every bucket, the last one included
+    assert evaluator.boundaries == [start_s + i * BUCKET_S for i in range(11)]
+    assert pipe.stats.evaluated_until_s == start_s + 10 * BUCKET_S
+
+
+async def test_with_the_future_check_on_event_time_still_stops_at_the_wall_clock() -> None:
+    """The cap stays for live streams (one record dated ahead must not close the next hour's buckets)."""
+    start_s, stream = _year_ahead(3)
+    evaluator = RecordingEvaluator()
+    pipe = await _run(ListSource(stream), _store(), evaluator, max_future_s=3600)
+    assert pipe.watermark.wall_clock is not None
+    # event time counted at most MAX_AHEAD_OF_CLOCK_S past the clock: detection stops there, a year short
+    assert (pipe.watermark.max_event_s or 0) <= time.time() + MAX_AHEAD_OF_CLOCK_S < start_s
+    assert pipe.stats.evaluated_until_s is not None and pipe.stats.evaluated_until_s < start_s - YEAR_S / 2
+
+
+async def test_the_daemon_replays_a_stream_dated_a_year_ahead_to_its_end_when_max_future_s_is_0(
+    tmp_path: Path,
+) -> None:
+    """End to end (MonitorApp: settings → file replay → pipeline): before, ``evaluated_until`` was the wall
+    clock, because the pipeline always capped event time at it."""
+    start_s, stream = _year_ahead(5, step_s=600)
+    path = tmp_path / "future.jsonl"
+    path.write_text("".join(json.dumps({"id": m.id, "source": "news", "text": "Acme falls",
+                                        "published_at": m.event_time.isoformat()}) + "\n"
+                            for [m] in stream))
+    settings = Settings(
+        source={"kind": "replay", "replay_paths": [path], "dead_letter_path": tmp_path / "dead.jsonl",
+                "max_future_s": 0},
+        classifier={"kind": "lexicon"}, windows={"store_url": "memory://", "bucket_s": BUCKET_S},
+        alerts={"sinks": []}, http={"enabled": False},
+    )
+    app = MonitorApp(settings, classifier=RecordingClassifier())
+    stats = await app.run()
+    assert (stats.read, stats.applied, stats.late) == (5, 5, 0)
+    assert stats.evaluated_until_s is not None and stats.evaluated_until_s >= start_s + 4 * 600 + BUCKET_S

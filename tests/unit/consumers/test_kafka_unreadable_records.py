@@ -1,0 +1,210 @@
+"""Records aiokafka cannot read: a record over the fetch size (``RecordTooLargeError``) or a batch that fails its
+CRC or does not parse (``CorruptRecordException``). Before, either one raised out of ``KafkaSource.batches`` and
+ended the pipeline; the restarted daemon met the same record at its committed offset again: a crash loop from
+one record. A real broker cannot serve a corrupt record, so the consumer here is a stand-in that behaves as
+aiokafka 0.14 does (consumer/fetcher.py):
+
+- ``RecordTooLargeError(text, tp, offset, fetch_size)``: the position is already one past the record when it is
+  raised, and records drained from other partitions are returned first (the error comes at the next call);
+- ``CorruptRecordException``: raised while a partition's batch is unpacked; that position does not move, while
+  partitions drained before it in the same call have moved past records the caller never gets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from aiokafka.errors import CorruptRecordException, RecordTooLargeError
+from aiokafka.structs import TopicPartition
+from structlog.testing import capture_logs
+
+from consumers.kafka import KafkaSource, unreadable_at
+from monitor.config import load_settings
+from monitor.lifecycle import Service
+from monitor.types import SourceRecord
+from tests.unit.consumers.test_kafka_rebalance import Record
+
+TOO_LARGE = "too large"
+CORRUPT = "corrupt"
+UNNAMED_CORRUPT = "corrupt, no partition named"
+
+
+def good(msg_id: str) -> bytes:
+    return json.dumps({"id": msg_id, "text": "ACME shares fall", "published_at": "2026-03-01T10:00:00Z",
+                       "source": "news"}).encode()
+
+
+class DeadLetters(Service):
+    def __init__(self) -> None:
+        self.items: list[tuple[bytes, str, str, Mapping[str, object]]] = []
+
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: object = ()) -> None:
+        self.items.append((raw, reason, detail, origin))
+
+
+class Consumer:
+    """Partitions as lists of values by offset (``TOO_LARGE``/``CORRUPT`` mark records that cannot be read)."""
+
+    def __init__(self, logs: dict[TopicPartition, list[object]], committed: int | None = 0) -> None:
+        self.logs = logs
+        self.positions = dict.fromkeys(logs, 0 if committed is None else committed)
+        self._committed = dict.fromkeys(logs, committed)
+        self.errors: dict[TopicPartition, RecordTooLargeError] = {}
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.logs)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+        self.positions[tp] = offset
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self._committed[tp]
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 0)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        self._committed.update(offsets)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0,
+                      max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        left = max_records or 10_000
+        drained: dict[TopicPartition, list[Record]] = {}
+        for tp in partitions or sorted(self.logs):
+            position = self.positions[tp]
+            log = self.logs[tp]
+            if tp not in self.errors and position < len(log) and log[position] == TOO_LARGE:
+                self.errors[tp] = RecordTooLargeError(
+                    "There are some messages at [Partition=Offset]: %s=%s whose size is larger than the fetch size %s"
+                    " and hence cannot be ever returned. Increase the fetch size, or decrease the maximum message "
+                    "size the broker will allow.", tp, position, 1_048_576)
+                self.positions[tp] = position + 1  # fetcher.py: tp_state.consumed_to(tp_state.position + 1)
+            if tp in self.errors:
+                if drained:
+                    return drained
+                raise self.errors.pop(tp)
+            taken: list[Record] = []
+            for offset in range(position, min(len(log), position + left)):
+                if log[offset] == CORRUPT:
+                    raise CorruptRecordException(f"Invalid CRC - {tp}")  # what was drained is lost
+                if log[offset] == UNNAMED_CORRUPT:
+                    raise CorruptRecordException("Record size is less than the minimum record overhead (14)")
+                if log[offset] == TOO_LARGE:
+                    break
+                value = log[offset]
+                assert isinstance(value, bytes)
+                taken.append(Record(tp.topic, tp.partition, offset, value))
+            if taken:
+                self.positions[tp] = taken[-1].offset + 1
+                drained[tp] = taken
+                left -= len(taken)
+                if not left:
+                    break
+        return drained
+
+
+async def consume(source: KafkaSource, rounds: int = 30, max_records: int = 100) -> list[SourceRecord]:
+    """Run ``batches`` as the pipeline does (commit each batch) for a bounded number of rounds."""
+    got: list[SourceRecord] = []
+    steps = 0
+    async for batch in source.batches(max_records, 10):
+        got.extend(batch)
+        await source.commit(batch)
+        steps += 1
+        if steps >= rounds:
+            break
+    return got
+
+
+def offsets(records: list[SourceRecord]) -> list[tuple[int, int]]:
+    return sorted((tp.partition, offset) for tp, offset in (r.position for r in records))
+
+
+def source_over(consumer: Consumer) -> tuple[KafkaSource, DeadLetters]:
+    settings = load_settings(source={"kind": "kafka"})
+    dead = DeadLetters()
+    source = KafkaSource(settings, dead)
+    source._consumer = consumer  # type: ignore[assignment]
+    source._adopt(list(consumer.logs))
+    return source, dead
+
+
+def news(settings_partition: int) -> TopicPartition:
+    return TopicPartition(load_settings().kafka.news_topic, settings_partition)
+
+
+async def test_a_record_too_large_to_fetch_is_dead_lettered_by_offset_and_reading_goes_on() -> None:
+    p0 = news(0)
+    consumer = Consumer({p0: [good("a"), good("b"), TOO_LARGE, good("c")]})
+    source, dead = source_over(consumer)
+    with capture_logs() as logs:
+        got = await consume(source)
+    assert offsets(got) == [(0, 0), (0, 1), (0, 3)]
+    assert [(raw, reason, dict(origin)) for raw, reason, _, origin in dead.items] == [
+        (b"", "record_too_large", {"topic": p0.topic, "partition": 0, "offset": 2})]
+    assert "1048576 bytes" in dead.items[0][2]
+    [error] = [e for e in logs if e["event"] == "kafka_record_unreadable"]
+    assert (error["log_level"], error["partition"], error["offset"]) == ("error", f"{p0.topic}:0", 2)
+    assert consumer._committed[p0] == 4  # the stub counts as processed: a restart does not meet it again
+    assert source.dead_count == 1
+
+
+async def test_a_corrupt_record_is_dead_lettered_and_skipped_and_no_record_around_it_is_lost() -> None:
+    """p0 is drained before p1's corrupt batch raises in the same call: aiokafka moved p0 past records it never
+    returned, so p0 is sought back; p1 is read one record at a time up to the corrupt one, which is skipped."""
+    p0, p1 = news(0), news(1)
+    consumer = Consumer({p0: [good("a0"), good("a1"), good("a2")],
+                         p1: [good("b0"), good("b1"), CORRUPT, good("b3"), good("b4")]})
+    source, dead = source_over(consumer)
+    with capture_logs() as logs:
+        got = await consume(source)
+    assert offsets(got) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 3), (1, 4)]
+    assert len(got) == len({r.position for r in got})  # each once
+    assert [(reason, origin["partition"], origin["offset"]) for _, reason, _, origin in dead.items] == [
+        ("corrupt_record", 1, 2)]
+    assert "Invalid CRC" in dead.items[0][2]
+    [error] = [e for e in logs if e["event"] == "kafka_record_unreadable"]
+    assert (error["partition"], error["offset"]) == (f"{p1.topic}:1", 2)
+    assert (p1, 3) in consumer.seeks
+    assert (consumer._committed[p0], consumer._committed[p1]) == (3, 5)
+
+
+async def test_a_corrupt_record_whose_partition_aiokafka_does_not_name_is_found_by_reading_each_partition() -> None:
+    p0, p1 = news(0), news(1)
+    consumer = Consumer({p0: [good("a0")], p1: [good("b0"), UNNAMED_CORRUPT, good("b2")]}, committed=None)
+    source, dead = source_over(consumer)
+    got = await consume(source)
+    assert offsets(got) == [(0, 0), (1, 0), (1, 2)]
+    assert [(reason, origin["partition"], origin["offset"]) for _, reason, _, origin in dead.items] == [
+        ("corrupt_record", 1, 1)]
+
+
+async def test_a_record_too_large_met_while_consumption_is_held_is_dead_lettered_not_passed_over() -> None:
+    """aiokafka raises it even for a paused partition, after moving past the record: a warning and nothing
+    else would have lost it without a trace."""
+    p0 = news(0)
+    consumer = Consumer({p0: [TOO_LARGE, good("a")]})
+    source, dead = source_over(consumer)
+    consumer.pause = consumer.resume = lambda *tps: None  # type: ignore[attr-defined]
+    await source.hold()
+    assert [(reason, origin["offset"]) for _, reason, _, origin in dead.items] == [("record_too_large", 0)]
+    assert offsets(await consume(source, rounds=3)) == [(0, 1)]
+
+
+def test_the_partition_and_offset_are_read_from_aiokafka_errors_as_it_builds_them() -> None:
+    tp = TopicPartition("news.v2-eu", 11)
+    assert unreadable_at(RecordTooLargeError("... %s=%s ... %s", tp, 42, 1_048_576)) == (tp, 42)
+    assert unreadable_at(CorruptRecordException(f"Invalid CRC - {tp}")) == (tp, None)
+    assert unreadable_at(CorruptRecordException("Found invalid number of record headers -1")) == (None, None)
