@@ -42,12 +42,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def install_stop_signals(request_stop: Callable[[], None]) -> None:
+def install_stop_signals(request_stop: Callable[[], None], received: list[int] | None = None) -> None:
     """SIGTERM/SIGINT request a graceful stop (drain, commit, flush). The only signal handling in
-    the project: every command that runs the engine installs it through here."""
+    the project: every command that runs the engine installs it through here. ``received`` collects the
+    signals, for a command whose output is partial when one came (a replay)."""
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: int) -> None:
+        if received is not None:
+            received.append(sig)
+        request_stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_stop)
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+def stopped_exit_code(sig: int) -> int:
+    """The shell's convention for a run cut short by a signal: 130 for SIGINT (Ctrl-C), 143 for SIGTERM."""
+    return 128 + sig
 
 
 HARD_EXIT_AFTER_S = 15.0
@@ -99,16 +111,18 @@ async def _serve(settings: Settings) -> int:
     return run_verdict(stats)
 
 
-def where_things_went(settings: Settings, stats: PipelineStats) -> list[str]:
+def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None) -> list[str]:
     """Where a run's alerts and rejected rows are (a new user read "16 alert notifications" and nothing more:
-    not the 3 rejected input rows, not the files; found by a walkthrough)."""
+    not the 3 rejected input rows, not the files; found by a walkthrough). ``dead_letters_in``: where the run's
+    dead letters went when that is not what ``source.kind`` implies (a replay keeps them in a file)."""
     from monitor.redact import redact_url
 
     lines = []
     if stats.dead_letters:
-        where = (f"Kafka topic {settings.kafka.dead_letter_topic}" if settings.source.kind == "kafka"
-                 else str(settings.source.dead_letter_path))
-        lines.append(f"{stats.dead_letters} input rows were rejected; each is kept with its reason in {where}")
+        where = dead_letters_in or (f"Kafka topic {settings.kafka.dead_letter_topic}"
+                                    if settings.source.kind == "kafka" else str(settings.source.dead_letter_path))
+        late = f" ({stats.late} of them late)" if stats.late else ""
+        lines.append(f"{stats.dead_letters} input rows were rejected{late}; each is kept with its reason in {where}")
     if stats.notifications:
         lines.append("alerts went to: " + ", ".join(redact_url(sink) for sink in settings.alerts.sinks)
                      + " (file sinks append across runs)")
@@ -254,13 +268,28 @@ def _split_delegated(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def _early_logging(log_format: str | None) -> None:
+    """Logging before the settings are loaded: WARNING, unless ``MONITOR_LOG__LEVEL`` asks for more. Unconfigured,
+    structlog prints debug lines, so a config error printed its traceback (locals, sink tokens) before the one
+    line meant for the operator."""
+    level = os.environ.get("MONITOR_LOG__LEVEL", "").upper()
+    fmt = log_format or os.environ.get("MONITOR_LOG__FORMAT", "").lower()
+    configure_logging(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING",
+                      fmt if fmt in ("json", "console") else "json")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     head, rest = _split_delegated(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(head)
     args.rest = rest
+    _early_logging(args.log_format)
     try:
         code: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C outside the engine's stop handling (a backtest): one line, not a traceback
+        print(f"error: monitor {args.command} interrupted (Ctrl-C); nothing it was writing is complete",
+              file=sys.stderr)
+        return stopped_exit_code(signal.SIGINT)
     except Exception as exc:  # one line, never a traceback wall (the traceback goes to the debug log)
         cause = root_cause(exc)
         if isinstance(cause, ConfigError):  # may list several keys, one per line

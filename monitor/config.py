@@ -14,9 +14,18 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
@@ -30,10 +39,16 @@ class ConfigError(Exception):
     """A configuration problem, phrased as: which key, what is wrong, how to fix it."""
 
 
+class InputError(ConfigError, ValueError):
+    """A wrong flag value or row of a file the user passed (``--sweep``, ``--events``): reported like a config
+    error (one line naming the flag, exit 2), not as a crash; a ValueError too, for callers that catch those."""
+
+
 class _Section(BaseModel):
     """Sections reject unknown keys, so a typo fails at start instead of being silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+    """``allow_inf_nan=False``: ``inf`` in a float setting crashed later (``OverflowError``) without naming it."""
 
 
 class KafkaSettings(_Section):
@@ -104,7 +119,9 @@ class SourceSettings(_Section):
     """Longer texts are dead-lettered as ``oversized`` (the model reads only the first tokens anyway)."""
     max_future_s: int = Field(DEFAULT_MAX_FUTURE_S, ge=0)
     """An event time (``published_at``) more than this far ahead of the wall clock at ingest is
-    dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit."""
+    dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit, for
+    streams dated in the future: 0 also lifts the cap that keeps event time (what closes buckets) within
+    30 s of the wall clock, so a replay dated ahead is evaluated to its end."""
     min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
     """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
     fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
@@ -412,6 +429,21 @@ class AlertSettings(_Section):
                              "event time between two firing notifications")
         return value
 
+    @model_validator(mode="after")
+    def _history_settings_agree(self) -> AlertSettings:
+        """Contradictory history settings silently disabled alerting (0 notifications, exit 0)."""
+        if self.min_baseline_buckets > self.baseline_buckets:
+            raise ValueError(
+                f"alerts.min_baseline_buckets ({self.min_baseline_buckets}) is more than alerts.baseline_buckets "
+                f"({self.baseline_buckets}), so the rolling baseline never has enough history and nothing alerts "
+                "-- lower alerts.min_baseline_buckets or raise alerts.baseline_buckets")
+        if self.seasonal_days and self.seasonal_min_days > self.seasonal_days:
+            raise ValueError(
+                f"alerts.seasonal_min_days ({self.seasonal_min_days}) is more than alerts.seasonal_days "
+                f"({self.seasonal_days}), so the seasonal baseline is never used -- lower alerts.seasonal_min_days, "
+                "raise alerts.seasonal_days, or set alerts.seasonal_days = 0 (rolling baseline only)")
+        return self
+
     @field_validator("thresholds")
     @classmethod
     def _known_threshold_names(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -424,6 +456,10 @@ class AlertSettings(_Section):
         return value
 
 
+MIN_API_TOKEN_CHARS = 16
+"""Shortest ``http.api_token`` accepted (``x`` enabled writes)."""
+
+
 class HttpSettings(_Section):
     """The HTTP side door: health, readiness, metrics, the alert API and the dashboard."""
 
@@ -434,12 +470,45 @@ class HttpSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     """0 = pick a free port (logged at start)."""
     api_token: str | None = None
-    """Bearer token for write endpoints (silences); environment only (``MONITOR_HTTP__API_TOKEN``).
-    Unset = the HTTP API and dashboard are read-only (writes answer 403)."""
+    """Bearer token for write endpoints (silences); environment only (``MONITOR_HTTP__API_TOKEN``), at least
+    16 characters (``openssl rand -hex 32``); surrounding whitespace is ignored. Unset or empty = the HTTP API
+    and dashboard are read-only (writes answer 403)."""
     public_url: str = ""
     """Base URL under which users reach this daemon's dashboard (links in alerts, e.g. Alertmanager's
-    ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``. On a loopback bind
-    its host name is also accepted in ``Host`` (a reverse proxy passing it; any other name gets 421)."""
+    ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``. Requests must name
+    its host or a loopback one in ``Host`` (any other name gets 421: the DNS-rebinding guard), on any bind
+    address; on a non-loopback bind /healthz, /readyz and /metrics answer any ``Host``. Unset on a
+    non-loopback bind = no ``Host`` check at all: set it there to get the check."""
+    max_connections: int = Field(256, ge=1, le=100_000)
+    """Most HTTP connections (count) open at once; a new one over it closes the oldest, so slow or idle
+    clients cannot use up the file descriptors Redis, Kafka and the sinks need. Keep it well below the
+    open-file limit (``LimitNOFILE``, ``ulimit -n``): a burst of new connections holds up to 128 more for a
+    moment, until the oldest are closed."""
+    keepalive_timeout_s: float = Field(15.0, gt=0, le=3600)
+    """Longest a connection stays open without a complete request: idle between requests, or still sending
+    its request line and headers. Behind a reverse proxy that keeps upstream connections alive, set the
+    proxy's upstream keep-alive shorter than this."""
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_is_strong(cls, value: str | None) -> str | None:
+        token = (value or "").strip()  # a trailing newline (echo > file, a secret store) could never match
+        if not token:
+            return None
+        if len(token) < MIN_API_TOKEN_CHARS:
+            # ConfigError, not ValueError: pydantic's error would repeat the secret in the log
+            raise ConfigError(f"http.api_token (MONITOR_HTTP__API_TOKEN) is too short (length {len(token)}): a write "
+                              f"token needs at least {MIN_API_TOKEN_CHARS} characters -- generate one with "
+                              "`openssl rand -hex 32`, or unset it for a read-only API")
+        return token
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_absolute(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be an absolute http(s) URL such as https://finsent.example.com (or empty)")
+        return value.strip()
 
     def base_url(self) -> str:
         if self.public_url:
@@ -461,7 +530,7 @@ class Settings(BaseSettings):
     """The whole service configuration."""
 
     model_config = SettingsConfigDict(env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid",
-                                      use_attribute_docstrings=True)
+                                      use_attribute_docstrings=True, allow_inf_nan=False)
 
     source: SourceSettings = Field(default_factory=SourceSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -517,16 +586,32 @@ def _unknown_key_hint(loc: tuple[str | int, ...]) -> str:
     return f"did you mean {'.'.join(str(p) for p in (*loc[:-1], close[0]))}? (or remove it; see docs/settings.md)"
 
 
+def _env_value(name: str) -> str | None:
+    """The value of environment variable ``name``, matched case-insensitively as pydantic-settings does."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         named = [str(p) for p in err["loc"] if not isinstance(p, int)]  # a list item is set with its whole list
         env = "MONITOR_" + "__".join(named).upper()
+        if err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            # a check across keys (a model validator): its message names the keys and the fix; the section's
+            # whole input is not echoed (it may hold sink URLs with tokens)
+            lines.append(f"  {key}: {err['msg'].removeprefix('Value error, ')}")
+            continue
         hint = _HINTS.get(err["type"], "fix the value")
+        where = f"in the file, or via {env}"
         if err["type"] == "extra_forbidden" and err["loc"]:
             hint = _unknown_key_hint(tuple(err["loc"]))
-        lines.append(f"  {key} = {err.get('input')!r}: {err['msg']} -- {hint} (in the file, or via {env})")
+        if _env_value(env) is not None:
+            where = f"from {env}, which overrides the file"
+        lines.append(f"  {key} = {err.get('input')!r}: {err['msg']} -- {hint} ({where})")
     return "\n".join(lines)
 
 
@@ -539,6 +624,27 @@ SECRET_KEYS = (("kafka", "sasl_password"), ("alerts", "webhook_secret"), ("alert
                ("http", "api_token"))
 
 
+def split_sink_url(sink: str, where: str = "alerts.sinks") -> SplitResult:
+    """``urlsplit`` of a sink URL, with a malformed one (``webhook+https://[::1/x``) as a ConfigError naming the key
+    (a ValueError here printed a traceback with the config's other sink URLs, tokens included)."""
+    try:
+        parts = urlsplit(sink)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{where}: a sink URL is malformed ({exc}) -- fix it, e.g. webhook+https://host/path; "
+                          "an IPv6 host is written in brackets: webhook+https://[::1]:8080/path") from exc
+    return parts
+
+
+def _require_tables(data: dict[str, Any], origin: Path) -> None:
+    """A section given as a value (``windows = 5``) ended in an AttributeError and a traceback."""
+    for name, field in Settings.model_fields.items():
+        if name in data and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) \
+                and not isinstance(data[name], dict):
+            raise ConfigError(f"{name} in {origin} is {data[name]!r}, not a table -- write it as a section: "
+                              f"[{name}] with its keys below (see docs/settings.md)")
+
+
 def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
     """Secrets live in the environment only, never in a config file that ends up in git."""
     for section, key in SECRET_KEYS:
@@ -547,7 +653,7 @@ def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
             raise ConfigError(f"{section}.{key} is a secret and may not be set in {origin} -- remove it and set {env}")
     sinks = data.get("alerts", {}).get("sinks", []) if isinstance(data.get("alerts"), dict) else []
     for sink in sinks if isinstance(sinks, list) else []:
-        if urlsplit(str(sink)).password:
+        if split_sink_url(str(sink), f"alerts.sinks in {origin}").password:
             raise ConfigError(
                 f"alerts.sinks in {origin} has a URL with a password -- remove it and set the sink list via "
                 "MONITOR_ALERTS__SINKS (a JSON list)"
@@ -559,8 +665,8 @@ def _reject_file_secrets(data: dict[str, Any], origin: Path) -> None:
         )
 
 
-INPUT_PATHS = (("source", "replay_paths"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
-               ("kafka", "ssl_keyfile"), ("classifier", "model_path"))
+INPUT_PATHS = (("source", "replay_paths"), ("source", "watchlist_path"), ("kafka", "ssl_cafile"),
+               ("kafka", "ssl_certfile"), ("kafka", "ssl_keyfile"), ("classifier", "model_path"))
 """Settings naming files the daemon *reads*: relative values in a config file are resolved against the
 file's directory, so a config works from any working directory (and inside an installed wheel).
 Output paths (dead letters, file sinks, the ONNX cache) stay relative to the working directory: that
@@ -597,11 +703,47 @@ def _read_config(chosen: Path) -> dict[str, Any]:
     return data
 
 
+OWN_VARIABLES = ("MONITOR_CONFIG", "MONITOR_DATASET_DIR", "MONITOR_TOPIC_DATASET_DIR")
+"""``MONITOR_*`` variables the project reads itself that are not settings (the config path, training data)."""
+
+
+def _setting_variables() -> dict[str, str]:
+    """Every ``MONITOR_*`` variable that sets something: ``MONITOR_SECTION`` (JSON), ``MONITOR_SECTION__KEY`` and
+    top-level keys, each mapped to its dotted setting name."""
+    names: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        names[f"MONITOR_{name.upper()}"] = name
+        for key in getattr(field.annotation, "model_fields", {}):
+            names[f"MONITOR_{name.upper()}__{key.upper()}"] = f"{name}.{key}"
+    return names
+
+
+def _reject_unknown_variables() -> None:
+    """A misspelled variable (``MONITOR_ALERT__SINKS``, ``MONITOR_WINDOWS_BUCKET_S``) was silently ignored."""
+    known = _setting_variables()
+    unknown = []
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if not upper.startswith("MONITOR_") or upper in known or upper in OWN_VARIABLES:
+            continue
+        head = upper.split("__")
+        if len(head) > 2 and "__".join(head[:2]) in known:  # MONITOR_ALERTS__THRESHOLDS__KEY: into a table
+            continue
+        close = difflib.get_close_matches(upper, [*known, *OWN_VARIABLES], n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see docs/settings.md for the variable names"
+        unknown.append(f"  {name} -- {hint} (or unset it)")
+    if unknown:
+        raise ConfigError("unknown MONITOR_* environment variable(s), not a setting (a section and its key are "
+                          "joined by a double underscore: MONITOR_WINDOWS__BUCKET_S):\n" + "\n".join(unknown))
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Load ``path`` (default: $MONITOR_CONFIG, else the packaged configs/default.toml), then the
     environment, then ``overrides``. Relative input paths in the file are relative to the file."""
     chosen = path or Path(os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+    _reject_unknown_variables()
     data = _read_config(chosen)
+    _require_tables(data, chosen)
     _reject_file_secrets(data, chosen)
     _resolve_input_paths(data, chosen.resolve().parent)
     for section, values in overrides.items():

@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -24,7 +24,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from monitor.cluster.solo import describe_holder
-from monitor.config import Settings
+from monitor.config import ConfigError, Settings
+from monitor.fatal import StartupError, one_line
 from monitor.redact import redact_url
 from monitor.redis_connect import connect, is_cluster_node
 
@@ -183,7 +184,11 @@ async def check_sinks(settings: Settings) -> list[Finding]:
     from alerts.sinks.file import FileSink
 
     found = []
-    for sink in build_sinks(settings):
+    try:
+        sinks = build_sinks(settings)
+    except ConfigError as exc:  # what run refuses at start (no host, unknown scheme, a missing secret)
+        return [Finding("FAIL", "alert sink", one_line(str(exc)))]
+    for sink in sinks:
         shown = redact_url(sink.name)
         if isinstance(sink, FileSink):
             found.append(check_writable("alert sink", sink.path, "alerts.sinks"))
@@ -212,6 +217,28 @@ async def check_instance(settings: Settings, timeout_s: float = TIMEOUT_S) -> Fi
                                      "daemon waits alerts.instance_wait_s for it to stop, then exits")
 
 
+def check_startup(settings: Settings) -> list[Finding]:
+    """The validations ``run`` makes before it starts, through the same functions: a config that ``run`` refuses
+    (an unknown store scheme, a missing watchlist, retention too short) fails here too, not "0 failed"."""
+    from monitor.engine.app import build_cluster, check_retention
+    from monitor.engine.enrich import build_enricher
+    from monitor.windows.factory import build_window_store
+
+    steps: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("window store", lambda: build_window_store(settings.windows)),
+        ("watchlist", lambda: build_enricher(settings)),
+        ("retention", lambda: check_retention(settings)),
+        ("cluster", lambda: build_cluster(settings)),
+    )
+    found = []
+    for what, step in steps:
+        try:
+            step()
+        except (ConfigError, StartupError, OSError) as exc:
+            found.append(Finding("FAIL", what, one_line(str(exc))))
+    return found  # silent when they pass, like run
+
+
 async def run_checks(settings: Settings) -> list[Finding]:
     found: list[Finding] = []
     if settings.windows.store_url.startswith(("redis://", "rediss://")):
@@ -221,7 +248,7 @@ async def run_checks(settings: Settings) -> list[Finding]:
     if settings.source.kind == "kafka":
         found += await check_kafka(settings)
     found += await asyncio.to_thread(check_classifier, settings)
-    return found + check_files(settings) + await check_sinks(settings)
+    return found + check_files(settings) + await check_sinks(settings) + check_startup(settings)
 
 
 def check_command(argv: Sequence[str], settings: Settings) -> int:

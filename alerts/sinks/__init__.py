@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from alerts.sinks.alertmanager import AlertmanagerSink
 from alerts.sinks.base import Sink, SinkError, sink_name
@@ -14,7 +13,8 @@ from alerts.sinks.log import LogSink
 from alerts.sinks.slack import SlackSink
 from alerts.sinks.smtp import SmtpSink, SmtpTarget
 from alerts.sinks.webhook import WebhookSink
-from monitor.config import ConfigError, Settings
+from monitor.config import ConfigError, Settings, split_sink_url
+from monitor.redact import redact_url
 
 __all__ = ["SINK_FACTORIES", "Sink", "SinkError", "build_sink", "build_sinks", "sink_name"]
 
@@ -73,13 +73,24 @@ SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {
 }
 
 
+NEEDS_HOST = ("webhook+http", "webhook+https", "slack+http", "slack+https", "alertmanager+http",
+              "alertmanager+https")
+"""Sinks that POST to a server: a URL without a host (``slack+https://``) started, and every send then failed."""
+
+
 def build_sink(url: str, settings: Settings) -> Sink:
-    scheme = urlsplit(url).scheme
+    parts = split_sink_url(url)
+    scheme = parts.scheme
     factory = SINK_FACTORIES.get(scheme)
     if factory is None:
         raise ConfigError(
             f"alerts.sinks: unknown scheme {scheme!r} in {sink_name(url)}"
             f" -- use one of {sorted(SINK_FACTORIES)}"
+        )
+    if scheme in NEEDS_HOST and not parts.hostname:
+        raise ConfigError(
+            f"alerts.sinks: {redact_url(url)!r} has no host -- write the server's address, e.g. "
+            f"{scheme}://host.example/path (set via MONITOR_ALERTS__SINKS or [alerts] sinks)"
         )
     try:
         return factory(url, sink_name(url), settings)

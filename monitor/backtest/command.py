@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from alerts.model import AlertItem, AlertStatus
 from monitor.backtest.report import markdown, plot_incident
-from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once
+from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
 from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
@@ -80,10 +80,12 @@ async def run_backtest(
     settings: Settings, incidents: Sequence[Incident], sweep: Sequence[str], *, early_s: int, late_s: int,
     progress: bool = False,
 ) -> list[tuple[RunResult, Scores]]:
+    combos = parse_sweep(sweep)
+    for params in combos:  # every combination is valid before the first run (one was refused mid-progress-bar)
+        settings_with(settings, params)
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
     keys = sorted({inc.key for inc in incidents})
-    combos = parse_sweep(sweep)
     bar = tqdm(combos, desc="backtest runs", unit="run", disable=not progress or len(combos) < 2, file=sys.stderr)
     for n, params in enumerate(bar):
         if n == 1:  # every parameter set replays the same input: report its malformed lines once

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from alerts.detectors import Signal
 from alerts.model import AlertStatus, Notification
-from monitor.config import Settings
+from monitor.config import InputError, Settings
 from monitor.engine.pipeline import Evaluator, PipelineStats
 from monitor.progress import run_with_progress
 from monitor.replay import count_lines
@@ -107,8 +107,11 @@ def parse_sweep(specs: Sequence[str]) -> list[dict[str, float]]:
     for spec in specs:
         name, _, values = spec.partition("=")
         if not name or not values:
-            raise ValueError(f"--sweep {spec!r}: expected NAME=V1,V2,... (e.g. z_threshold=2.5,3,4)")
-        axes.append((name.strip(), [float(v) for v in values.split(",")]))
+            raise InputError(f"--sweep {spec!r}: expected NAME=V1,V2,... (e.g. z_threshold=2.5,3,4)")
+        try:
+            axes.append((name.strip(), [float(v) for v in values.split(",")]))
+        except ValueError:
+            raise InputError(f"--sweep {spec!r}: every value must be a number (e.g. {name.strip()}=2.5,3,4)") from None
     if not axes:
         return [{}]
     names = [a[0] for a in axes]
@@ -135,23 +138,23 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
     update: dict[str, Any] = {}
     for name, value in params.items():
         if name not in type(settings.alerts).model_fields:
-            raise ValueError(f"--sweep {name}: not an [alerts] setting")
+            raise InputError(f"--sweep {name}: not an [alerts] setting")
         reader = next((d for d, names in READ_ONLY_BY.items() if name in names), None)
         if reader is not None and settings.alerts.detection not in (reader, "both"):
-            raise ValueError(f"--sweep {name}: only alerts.detection = {reader!r} reads it, and this config uses "
+            raise InputError(f"--sweep {name}: only alerts.detection = {reader!r} reads it, and this config uses "
                              f"{settings.alerts.detection!r} -- sweep a setting of that detection, or pass a config "
                              f"with detection = {reader!r} (e.g. --config configs/production.toml)")
         current = getattr(settings.alerts, name)
         if isinstance(current, int) and not isinstance(current, bool):
             if value != int(value):
-                raise ValueError(f"--sweep {name}={value:g}: {name} is a whole number (it ran as {int(value)})")
+                raise InputError(f"--sweep {name}={value:g}: {name} is a whole number (it ran as {int(value)})")
             value = int(value)
         update[name] = value
     try:  # model_copy skips validation: z_threshold=-1 ran
         alerts = type(settings.alerts).model_validate({**settings.alerts.model_dump(), **update})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ValueError(f"--sweep {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise InputError(f"--sweep {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     return settings.model_copy(update={"alerts": alerts})
 
 

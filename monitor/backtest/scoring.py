@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumers.schema import InvalidMessage, epoch_or_text, parse_event_time
+from monitor.config import InputError
 from monitor.windows.buckets import ALL_KEY, KEY_FORMS, KEY_KINDS, ticker_key, topic_ticker_key
 
 DAY_S = 86_400
@@ -99,19 +100,19 @@ def load_incidents(path: Path) -> list[Incident]:
         reader = csv.DictReader(fh)
         missing = {"key", "start", "end"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: incident file needs a header with columns key,start,end[,description] "
-                             f"(missing {sorted(missing)})")
-        return [_incident(row, f"{path}:{reader.line_num}") for row in reader]
+            raise InputError(f"--events {path}: incident file needs a header with columns "
+                             f"key,start,end[,description] (missing {sorted(missing)})")
+        return [_incident(row, f"--events {path}:{reader.line_num}") for row in reader]
 
 
 def _incident(row: dict[str, str | None], where: str) -> Incident:
     cells = {name: (row.get(name) or "").strip() for name in ("key", "start", "end", "description")}
     for name in ("key", "start", "end"):
         if not cells[name]:
-            raise ValueError(f"{where}: column {name!r} is empty -- every incident needs key, start and end")
+            raise InputError(f"{where}: column {name!r} is empty -- every incident needs key, start and end")
     key = cells["key"]
     if key != ALL_KEY and not (key.startswith(KEY_KINDS) and key.split(":", 1)[1]):
-        raise ValueError(f"{where}: key {key!r} names no window -- use {KEY_FORMS} "
+        raise InputError(f"{where}: key {key!r} names no window -- use {KEY_FORMS} "
                          f"(did you mean ticker:{key.upper()}?)")
     key = _canonical_key(key)
     times = {}
@@ -119,10 +120,10 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
         try:
             times[name] = int(parse_event_time(epoch_or_text(cells[name])).timestamp())
         except InvalidMessage as exc:
-            raise ValueError(f"{where}: column {name!r} = {cells[name]!r} is not a time -- use ISO-8601 "
+            raise InputError(f"{where}: column {name!r} = {cells[name]!r} is not a time -- use ISO-8601 "
                              "(2015-10-14T12:00:00Z) or epoch seconds") from exc
     if times["end"] < times["start"]:
-        raise ValueError(f"{where}: end {cells['end']!r} is before start {cells['start']!r}")
+        raise InputError(f"{where}: end {cells['end']!r} is before start {cells['start']!r}")
     return Incident(key=key, start_s=times["start"], end_s=times["end"], description=cells["description"])
 
 

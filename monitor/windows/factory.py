@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from monitor.config import WindowSettings
+from monitor.config import InputError, WindowSettings
 from monitor.redact import redact_url
 from monitor.windows.base import WindowStore
 from monitor.windows.memory import MemoryWindowStore
@@ -40,8 +40,8 @@ def build_window_store(settings: WindowSettings) -> WindowStore:
     backend = BACKENDS.get(scheme)
     if backend is None:
         allowed = ", ".join(f"{s}://" for s in BACKENDS)
-        raise ValueError(
+        raise InputError(  # a user's input (the setting or a --store flag), not a crash; a ValueError too
             f"windows.store_url {redact_url(settings.store_url)!r}: unknown scheme {scheme!r} "
-            f"-- use one of {allowed}"
+            f"-- use one of {allowed} (MONITOR_WINDOWS__STORE_URL, or --store for replay/backtest)"
         )
     return backend(settings)

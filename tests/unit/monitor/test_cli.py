@@ -59,12 +59,12 @@ def test_unknown_config_key_is_rejected_with_a_hint(tmp_path: Path, capsys: pyte
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MONITOR_WINDOWS__BUCKET_S", "42")
     monkeypatch.setenv("MONITOR_ALERTS__WEBHOOK_SECRET", "s3cret")
-    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", "t0ken-xyz")
+    monkeypatch.setenv("MONITOR_HTTP__API_TOKEN", "t0ken-xyz-7c1e93ab")
     monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", "redis://:hunter2@redis:6379/0")
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert '"bucket_s": 42' in out
-    assert "s3cret" not in out and "hunter2" not in out and "t0ken-xyz" not in out
+    assert "s3cret" not in out and "hunter2" not in out and "t0ken-xyz-7c1e93ab" not in out
     assert "redis://:***@redis:6379/0" in out
 
 

@@ -43,7 +43,7 @@ def test_a_bad_list_item_names_the_variable_that_sets_the_list(
     monkeypatch.setenv("MONITOR_ALERTS__SINKS", '["log://", 3]')
     assert main(["config"]) == 2
     err = capsys.readouterr().err
-    assert "via MONITOR_ALERTS__SINKS)" in err and "SINKS__1" not in err
+    assert "from MONITOR_ALERTS__SINKS, which overrides the file)" in err and "SINKS__1" not in err
     monkeypatch.delenv("MONITOR_ALERTS__SINKS")
     monkeypatch.setenv("MONITOR_ALERTS__SCALES_S", "[-1800]")  # was rounded up to one bucket, silently
     assert main(["config"]) == 2

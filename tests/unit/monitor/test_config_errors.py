@@ -32,3 +32,75 @@ def test_an_unknown_name_like_no_setting_gets_the_generic_fix(tmp_path: Path) ->
     text = error_of(tmp_path, "[alerts]\ntotally_unknown = 1\n")
     assert "did you mean" not in text
     assert "remove it or check its spelling against docs/settings.md" in text
+
+
+def test_a_malformed_sink_url_in_the_file_is_a_config_error_naming_alerts_sinks(tmp_path: Path) -> None:
+    text = error_of(tmp_path, '[alerts]\nsinks = ["webhook+https://[::1/x"]\n')
+    assert "alerts.sinks in" in text and "malformed (Invalid IPv6 URL)" in text and "[::1]" in text
+
+
+@pytest.mark.parametrize("toml", ["windows = 5\n", 'alerts = "x"\n'])
+def test_a_section_given_as_a_value_is_a_config_error_asking_for_a_table(tmp_path: Path, toml: str) -> None:
+    section = toml.split(" ")[0]
+    assert f"{section} in {tmp_path / 'c.toml'} is " in error_of(tmp_path, toml)
+    assert f"[{section}]" in error_of(tmp_path, toml)
+
+
+@pytest.mark.parametrize(("name", "suggested"), [
+    ("MONITOR_ALERT__SINKS", "MONITOR_ALERTS__SINKS"),
+    ("MONITOR_WINDOWS_BUCKET_S", "MONITOR_WINDOWS__BUCKET_S"),
+])
+def test_a_misspelled_environment_variable_is_refused_with_the_closest_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, suggested: str,
+) -> None:
+    monkeypatch.setenv(name, "5")
+    text = error_of(tmp_path, "")
+    assert f"{name} -- did you mean {suggested}?" in text
+
+
+def test_the_projects_own_and_nested_variables_are_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MONITOR_CONFIG", "MONITOR_DATASET_DIR", "MONITOR_TOPIC_DATASET_DIR"):
+        monkeypatch.setenv(name, str(tmp_path))
+    monkeypatch.setenv("MONITOR_SHUTDOWN_TIMEOUT_S", "10")
+    monkeypatch.setenv("MONITOR_ALERTS__THRESHOLDS", '{"ticker:TSLA": {"z_threshold": 4}}')
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    assert load_settings(path).shutdown_timeout_s == 10
+
+
+@pytest.mark.parametrize(("name", "value"), [("MONITOR_ALERTS__SWEEP_INTERVAL_S", "inf"),
+                                             ("MONITOR_ALERTS__Z_THRESHOLD", "nan"),
+                                             ("MONITOR_SHUTDOWN_TIMEOUT_S", "inf")])
+def test_infinite_or_nan_float_settings_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert "finite number" in error_of(tmp_path, "")
+
+
+@pytest.mark.parametrize(("toml", "keys"), [
+    ("[alerts]\nmin_baseline_buckets = 60\nbaseline_buckets = 10\n",
+     ("alerts.min_baseline_buckets (60)", "alerts.baseline_buckets (10)")),
+    ("[alerts]\nseasonal_min_days = 5\nseasonal_days = 3\n",
+     ("alerts.seasonal_min_days (5)", "alerts.seasonal_days (3)")),
+])
+def test_history_settings_that_would_never_alert_are_refused_naming_both_keys(
+    tmp_path: Path, toml: str, keys: tuple[str, str],
+) -> None:
+    text = error_of(tmp_path, toml)
+    assert all(key in text for key in keys)
+
+
+def test_seasonal_min_days_above_zero_seasonal_days_is_the_rolling_baseline_and_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[alerts]\nseasonal_days = 0\nseasonal_min_days = 3\n")
+    assert load_settings(path).alerts.seasonal_days == 0
+
+
+def test_a_bad_environment_value_is_blamed_on_its_variable_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONITOR_ALERTS__BURST_LOG10P", "abc")
+    text = error_of(tmp_path, "")
+    assert "(from MONITOR_ALERTS__BURST_LOG10P, which overrides the file)" in text
+    assert "in the file, or via" not in text

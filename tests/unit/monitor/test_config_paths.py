@@ -61,3 +61,14 @@ def test_a_list_setting_from_the_environment_that_is_not_json_names_the_variable
 def test_a_directory_as_config_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a directory -- pass a TOML file"):
         load_settings(tmp_path)
+
+
+def test_a_relative_watchlist_path_is_resolved_against_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    path = conf / "monitor.toml"
+    path.write_text('[source]\nwatchlist_path = "mywl.csv"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(path).source.watchlist_path == str(conf / "mywl.csv")

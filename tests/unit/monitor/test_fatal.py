@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 import redis.exceptions
+import structlog
 from aiokafka.errors import KafkaConnectionError
-from structlog.testing import capture_logs
 
 from monitor import cli
 from monitor.config import ConfigError
@@ -26,13 +26,32 @@ def test_a_redis_error_inside_the_pipelines_task_group_is_one_line_naming_the_st
 ) -> None:
     error = redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.\nConnection refused.")
     _failing_run(monkeypatch, ExceptionGroup("unhandled errors in a TaskGroup", [error]))
-    with capture_logs() as logs:
-        assert cli.main(["run"]) == 1
+    assert cli.main(["run"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("error: monitor run failed: windows.store_url: ConnectionError: Error 111")
     assert "MONITOR_WINDOWS__STORE_URL" in err
-    assert [e["event"] for e in logs] == ["fatal_error_traceback"]  # the traceback is kept, at debug level
+
+
+def test_a_failure_before_the_settings_load_prints_one_line_and_no_debug_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    structlog.reset_defaults()  # as in a fresh process: structlog unconfigured printed the debug traceback
+    _failing_run(monkeypatch, ValueError("Invalid IPv6 URL, token XXSECRETXX in a local"))
+    assert cli.main(["run"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: monitor run failed: ValueError: Invalid IPv6 URL")
+
+
+def test_the_fatal_traceback_is_logged_only_when_the_log_level_is_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MONITOR_LOG__LEVEL", "DEBUG")
+    _failing_run(monkeypatch, ValueError("boom"))
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "fatal_error_traceback" in err and "Traceback" in err
 
 
 def test_a_config_error_raised_late_still_exits_2(

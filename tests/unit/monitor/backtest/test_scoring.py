@@ -192,3 +192,35 @@ def test_precision_without_scored_alerts_and_recall_without_incidents_read_not_a
     assert (nothing.precision_text, nothing.recall_text) == ("n/a", "n/a")
     missed = score([FiredAlert(30_000, ("ticker:TSLA",))], INCIDENTS, span_s=DAY)
     assert (missed.precision_text, missed.recall_text) == ("0.00", "0.00")
+
+
+def test_a_sweep_value_that_is_not_a_number_is_an_input_error_naming_the_flag() -> None:
+    from monitor.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--sweep 'burst_log10p=a': every value must be a number"):
+        parse_sweep(["burst_log10p=a"])
+
+
+def test_a_bad_incident_row_is_an_input_error_naming_the_events_flag(tmp_path: Path) -> None:
+    from monitor.config import ConfigError
+
+    path = tmp_path / "events.csv"
+    path.write_text("key,start,end\nticker:BA,notadate,1793718600\n")
+    with pytest.raises(ConfigError, match=r"--events .*events\.csv:2: column 'start'"):
+        load_incidents(path)
+
+
+def test_an_invalid_sweep_is_refused_before_the_classifier_loads_or_the_first_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from monitor.backtest import command
+    from monitor.config import ConfigError, Settings
+
+    def no_classifier(*args: object) -> None:
+        raise AssertionError("the classifier was built before the sweep was checked")
+
+    monkeypatch.setattr(command, "build_classifier", no_classifier)
+    with pytest.raises(ConfigError, match="--sweep burst_log10: not an"):
+        asyncio.run(command.run_backtest(Settings(), [], ["z_threshold=3", "burst_log10=1,2"], early_s=0, late_s=0))

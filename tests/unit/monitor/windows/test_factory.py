@@ -40,3 +40,10 @@ def test_unknown_scheme_is_rejected_naming_the_setting_and_the_allowed_schemes(u
     message = str(raised.value)
     assert all(s in message for s in ["memory://", "redis://", "rediss://", "unix://"])
     assert ":pw@" not in message
+
+
+def test_an_unknown_store_scheme_is_a_config_error_naming_the_setting_and_the_flag() -> None:
+    from monitor.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"windows\.store_url 'bogus://x': unknown scheme .* or --store"):
+        build_window_store(WindowSettings(store_url="bogus://x"))

@@ -1,0 +1,27 @@
+"""``monitor check`` fails what ``run`` would refuse at start, through the same validation functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.config import AlertSettings, Settings, SourceSettings, WindowSettings
+from monitor.preflight import check_sinks, check_startup
+
+
+@pytest.mark.parametrize(("settings", "what", "says"), [
+    (Settings(windows=WindowSettings(store_url="bogus://x")), "window store", "unknown scheme 'bogus'"),
+    (Settings(source=SourceSettings(watchlist_path="/nope.csv")), "watchlist", "source.watchlist_path /nope.csv"),
+    (Settings(windows=WindowSettings(bucket_s=900_000)), "retention", "windows.retention_s"),
+])
+def test_check_fails_the_settings_that_run_refuses_at_start(settings: Settings, what: str, says: str) -> None:
+    [finding] = check_startup(settings)
+    assert (finding.status, finding.what) == ("FAIL", what) and says in finding.detail
+
+
+def test_check_passes_the_start_up_validations_of_the_default_settings() -> None:
+    assert check_startup(Settings()) == []
+
+
+async def test_check_fails_a_sink_url_that_run_refuses() -> None:
+    [finding] = await check_sinks(Settings(alerts=AlertSettings(sinks=["slack+https://"])))
+    assert finding.status == "FAIL" and "has no host" in finding.detail

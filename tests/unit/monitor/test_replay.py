@@ -1,0 +1,73 @@
+"""The end-of-replay summary (monitor/replay.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Settings, SourceSettings
+from monitor.durations import iso_utc
+from monitor.engine.pipeline import PipelineStats
+from monitor.replay import isolated_settings, replay_summary
+
+
+def test_replay_summary_counts_duplicates_and_rejected_rows_and_names_the_dead_letter_file(tmp_path: Path) -> None:
+    """Found by review: 293 records printed as "replayed 223 messages (216 new, 5 late)", nothing about the 70
+    rejected rows, the 2 duplicates or where the rejected ones were kept."""
+    dead_path = tmp_path / "replay.dead-letter.jsonl"
+    # source.kind stays kafka in a Kafka range replay: the rows are in the file all the same, not on the topic
+    settings = isolated_settings(Settings(source=SourceSettings(kind="kafka")), sinks=["file://r.jsonl"],
+                                 dead_letter_path=dead_path)
+    stats = PipelineStats(read=223, applied=216, duplicates=2, late=5, dead_letters=75, notifications=1,
+                          evaluated_until_s=1_794_279_600)
+    head, rejected, alerts = replay_summary(settings, stats, tmp_path / "r.jsonl")
+    assert head == (f"replayed 223 messages (216 new, 2 duplicates, 5 late); 1 alert notifications -> "
+                    f"{tmp_path / 'r.jsonl'}; detection evaluated until {iso_utc(1_794_279_600)}")
+    assert rejected == f"75 input rows were rejected (5 of them late); each is kept with its reason in {dead_path}"
+    assert alerts.startswith("alerts went to: file://r.jsonl")
+
+
+def test_a_replay_with_nothing_rejected_prints_no_dead_letter_line(tmp_path: Path) -> None:
+    settings = isolated_settings(Settings(), sinks=[], dead_letter_path=tmp_path / "dl.jsonl")
+    assert replay_summary(settings, PipelineStats(read=3, applied=3), tmp_path / "r.jsonl") == [
+        f"replayed 3 messages (3 new, 0 duplicates, 0 late); 0 alert notifications -> {tmp_path / 'r.jsonl'}; "
+        f"detection evaluated until {iso_utc(None)}"]
+
+
+def test_a_replay_stopped_by_a_signal_says_its_report_is_partial_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import signal
+
+    from monitor import replay
+
+    async def interrupted(settings: Settings, *, progress: bool, kafka: object = None,
+                          stopped_by: list[int] | None = None) -> PipelineStats:
+        assert stopped_by is not None
+        stopped_by.append(signal.SIGINT)
+        stats = PipelineStats()
+        stats.read = 7
+        return stats
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("")
+    monkeypatch.setattr(replay, "run_replay", interrupted)
+    code = replay.replay_command(["--no-progress", "--input", str(data), "--report", str(tmp_path / "r.jsonl")],
+                                 Settings())
+    assert code == 130
+    assert "stopped by SIGINT after 7 rows; the report is partial" in capsys.readouterr().err
+
+
+def test_ctrl_c_outside_the_engine_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor import cli
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_run", interrupted)
+    assert cli.main(["run"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted (Ctrl-C)" in err and "Traceback" not in err
