@@ -30,7 +30,9 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   neither crashes the consumer nor blocks its partition.
 - Bounded prefetch: at most ``max_poll_records`` per poll; when more than ``max_buffered_records``
   records are yielded but not committed, every assigned partition is paused (aiokafka's fetcher stops)
-  until commits bring the backlog down to half of it. ``max_buffered_records`` must exceed what the
+  until commits bring the backlog down to half of it. Meanwhile (and while held for a store outage) the lag
+  gauge ``finsent_consumer_lag_records`` is probed from the broker's end offsets at most once a second, so it
+  keeps growing with the input instead of freezing at the last fetch. ``max_buffered_records`` must exceed what the
   pipeline holds before it commits (``max_poll_records`` x in-flight batches), or consumption stalls.
 - Rebalance: revoked partitions lose their uncommitted tracking; their records will be redelivered to
   the new owner, which the idempotent window store absorbs.
@@ -55,7 +57,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Hashable, Iterable, Sequence
@@ -74,7 +75,18 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from consumers.kafka_client import client_kwargs, parse_record, reject, require_topics, start_client, topic_kinds
+from consumers.kafka_client import (
+    Unreadable,
+    client_kwargs,
+    parse_record,
+    probe_partition,
+    reject,
+    require_topics,
+    start_client,
+    too_large,
+    topic_kinds,
+    unreadable_at,
+)
 from consumers.offset_gaps import GapWatch, Loss
 from consumers.schema import InvalidMessage
 from monitor import metrics
@@ -92,23 +104,6 @@ LAG_PROBE_TIMEOUT_S = 3.0
 """How long the lag probe waits for the broker before the lag counts as unknown (= lagging)."""
 LAG_PROBE_CACHE_S = 1.0
 """End offsets asked of the broker are reused this long (the probe runs on the read path too)."""
-
-
-_TP_IN_MESSAGE = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
-"""How aiokafka names the partition in a fetch error's text (``Invalid CRC - TopicPartition(...)``)."""
-
-
-def unreadable_at(exc: KafkaError) -> tuple[TopicPartition | None, int | None]:
-    """The partition, and the offset when it says one, that an aiokafka fetch error is about. aiokafka 0.14
-    builds ``RecordTooLargeError(text, tp, fetch_offset, fetch_size)`` and ``CorruptRecordException`` with the
-    partition in its text (a CRC failure) or none at all (a malformed record inside a batch)."""
-    args = exc.args
-    if isinstance(exc, RecordTooLargeError) and len(args) >= 3 and isinstance(args[2], int):
-        tp = args[1]
-        if isinstance(tp, tuple) and len(tp) == 2 and isinstance(tp[0], str) and isinstance(tp[1], int):
-            return TopicPartition(tp[0], tp[1]), args[2]
-    match = _TP_IN_MESSAGE.search(str(exc))
-    return (TopicPartition(match[1], int(match[2])), None) if match else (None, None)
 
 
 @dataclass(slots=True)
@@ -181,6 +176,7 @@ class KafkaSource(Service):
         self._resumed.set()
         self._held = False
         self._ends: tuple[float, dict[Any, int]] = (0.0, {})
+        self._lag_refreshed_at = float("-inf")
         self._gaps = GapWatch()
         """Offsets skipped between fetches, checked against the log start: records retention deleted unread."""
         self._next_offset: dict[TopicPartition, int] = {}
@@ -228,7 +224,43 @@ class KafkaSource(Service):
             log.warning("kafka_lag_unknown", partitions=len(wanted), error=repr(exc)[:300])
             return set(lanes)
         DEPENDENCIES.up("kafka")
-        return {tp for tp in wanted if max(ends.get(tp) or 0, consumer.highwater(tp) or 0) > positions[tp]}
+        lag = self._set_lag(consumer, ends, positions)
+        return {tp for tp, records in lag.items() if records > 0}
+
+    def _set_lag(self, consumer: AIOKafkaConsumer, ends: dict[Any, int],
+                 positions: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Lag per partition = max(broker end offset, high watermark of the last fetch) - position (the next
+        record not handed out yet: records handed out and not committed are not on the broker's side of it).
+        Sets ``finsent_consumer_lag_records`` for those still owned."""
+        lag = {tp: max(0, max(ends.get(tp) or 0, consumer.highwater(tp) or 0) - position)
+               for tp, position in positions.items()}
+        for tp, records in lag.items():
+            if tp in self._pending:  # not revoked while the broker answered (its series is gone)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(records)
+        return lag
+
+    async def _refresh_lag(self) -> None:
+        """No fetch returns records while every partition is paused (held for a store outage, or the backlog
+        over ``max_buffered_records``), so ``_observe_lag`` is not reached and the lag gauge would freeze just
+        when it should grow: ask the broker's end offsets and the positions instead, at most every
+        ``LAG_PROBE_CACHE_S``, waiting at most ``LAG_PROBE_TIMEOUT_S``."""
+        consumer = self._consumer
+        now = time.monotonic()
+        if consumer is None or now - self._lag_refreshed_at < LAG_PROBE_CACHE_S:
+            return
+        self._lag_refreshed_at = now
+        owned = sorted(consumer.assignment())
+        if not owned:
+            return
+        try:
+            async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
+                ends = await self._end_offsets(consumer, owned)
+                positions = {tp: await consumer.position(tp) for tp in owned}
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("kafka_lag_unknown", partitions=len(owned), error=repr(exc)[:300])
+            return
+        if self._consumer is consumer:
+            self._set_lag(consumer, ends, positions)
 
     async def _end_offsets(self, consumer: AIOKafkaConsumer, wanted: list[TopicPartition]) -> dict[Any, int]:
         now = time.monotonic()
@@ -260,7 +292,7 @@ class KafkaSource(Service):
         try:
             fetched = await consumer.getmany(timeout_ms=0)
         except RecordTooLargeError as exc:  # raised even for a paused partition; aiokafka already moved past it
-            await self._skip_too_large(exc)
+            await self._dead_letter_unreadable(too_large(exc))
             return
         except (ConsumerStoppedError, KafkaError) as exc:
             log.warning("kafka_hold_poll_failed", error=repr(exc)[:300])
@@ -268,6 +300,7 @@ class KafkaSource(Service):
         for tp, records in fetched.items():
             if records:
                 consumer.seek(tp, records[0].offset)
+        await self._refresh_lag()  # the lag grows during the outage: FinsentConsumerLag must be able to fire
 
     def _release_hold(self) -> None:
         if not self._held:
@@ -329,6 +362,8 @@ class KafkaSource(Service):
             **client_kwargs(k, "source"),
         )
         consumer.subscribe(list(self._kinds), listener=_Listener(self, consumer))
+        for topic in self._kinds:  # born at 0: increase() never sees a series' first value (the first loss)
+            metrics.KAFKA_RECORDS_EXPIRED.labels(topic).inc(0)
         await start_client(consumer, k, "consumer")
         self._consumer = consumer
         log.info("kafka_source_started", topics=list(self._kinds), group_id=k.group_id)
@@ -421,6 +456,7 @@ class KafkaSource(Service):
                 fetch_timeout_ms = 0
                 if self._consumer is None:
                     return
+                await self._refresh_lag()
             batch: list[SourceRecord] = []
             try:
                 fetched = await self._consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=limit)
@@ -428,7 +464,7 @@ class KafkaSource(Service):
                 return
             except RecordTooLargeError as exc:
                 fetched = {}
-                await self._skip_too_large(exc)
+                await self._dead_letter_unreadable(too_large(exc))
             except CorruptRecordException as exc:
                 fetched = {}
                 batch = await self._skip_corrupt(exc, limit, timeout_ms)
@@ -471,22 +507,6 @@ class KafkaSource(Service):
         return good
 
     # --- records that cannot be read ------------------------------------------------------------------
-
-    async def _skip_too_large(self, exc: RecordTooLargeError) -> None:
-        """A record over the fetch size: aiokafka moved the position one past it before raising (fetcher.py,
-        ``consumed_to(position + 1)``); dead-letter a stub for it."""
-        tp, offset = unreadable_at(exc)
-        if tp is None or offset is None:
-            log.error("kafka_record_unreadable", reason="record_too_large", error=repr(exc)[:500],
-                      why="aiokafka did not say which record; it has moved past it")
-            return
-        size = exc.args[3] if len(exc.args) > 3 else "?"
-        await self._dead_letter_unreadable(
-            tp, offset, "record_too_large",
-            f"the record at {_partition_key(tp)} offset {offset} is larger than the consumer's fetch size "
-            f"({size} bytes) and cannot be read",
-            fix="the producer wrote a record larger than consumers fetch: check its max.request.size against the "
-                "topic's max.message.bytes; read the record with a consumer with a larger max_partition_fetch_bytes")
 
     async def _skip_corrupt(self, exc: CorruptRecordException, limit: int, timeout_ms: int) -> list[SourceRecord]:
         """A batch failed its CRC or does not parse. aiokafka does not move past it, and says which partition
@@ -537,36 +557,32 @@ class KafkaSource(Service):
         """Read ``tp`` one record at a time (at most ``limit``): ``(True, records before it)`` once a record
         cannot be read (it is dead-lettered and skipped), ``(False, records)`` when none failed."""
         good: list[SourceRecord] = []
-        for _ in range(limit):
-            consumer = self._consumer
-            if (consumer is None or tp not in self._pending or tp not in consumer.assignment() or self.paused
-                    or self._held or self.backlog > self.kafka.max_buffered_records):
-                break
-            offset = await consumer.position(tp)
-            try:
-                fetched = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
-            except ConsumerStoppedError:
-                break
-            except RecordTooLargeError as exc:
-                await self._skip_too_large(exc)
-                return True, good
-            except CorruptRecordException as exc:
-                await self._dead_letter_unreadable(
-                    tp, offset, "corrupt_record", f"the record at {_partition_key(tp)} offset {offset} cannot be "
-                    f"read: {exc}",
-                    fix="the broker returned a batch that fails its checksum or does not parse: check the broker's "
-                        "log and disks for this partition, and the producer's client library")
-                return True, good
-            records = fetched.get(tp)
-            if not records:
-                break
-            good.extend(await self._accept(tp, records))
-        return False, good
 
-    async def _dead_letter_unreadable(self, tp: TopicPartition, offset: int, reason: str, detail: str,
-                                      fix: str) -> None:
-        """ERROR line, stub dead letter (no bytes to keep), position past ``offset``, tracked and committed
+        async def accept(tp: TopicPartition, records: list[Any]) -> None:
+            good.extend(await self._accept(tp, records))
+
+        def go_on() -> bool:
+            consumer = self._consumer
+            return not (consumer is None or tp not in self._pending or tp not in consumer.assignment()
+                        or self.paused or self._held or self.backlog > self.kafka.max_buffered_records)
+
+        consumer = self._consumer
+        if consumer is None:
+            return False, good
+        unreadable = await probe_partition(consumer, tp, limit, timeout_ms, accept, go_on)
+        if unreadable is None:
+            return False, good
+        await self._dead_letter_unreadable(unreadable)
+        return True, good
+
+    async def _dead_letter_unreadable(self, unreadable: Unreadable) -> None:
+        """ERROR line, stub dead letter (no bytes to keep), position past its offset, tracked and committed
         like any dead record, so a restart does not meet it again."""
+        tp, offset, reason, detail = unreadable.partition, unreadable.offset, unreadable.reason, unreadable.detail
+        if tp is None or offset is None:
+            log.error("kafka_record_unreadable", reason=reason, error=detail,
+                      why="aiokafka did not say which record; it has moved past it")
+            return
         pending, consumer = self._pending.get(tp), self._consumer
         if pending is None or consumer is None:  # not ours any more: its new owner meets it
             return
@@ -576,9 +592,8 @@ class KafkaSource(Service):
                 return
             self._committed[tp] = offset
         log.error("kafka_record_unreadable", partition=_partition_key(tp), offset=offset, reason=reason,
-                  error=detail, fix=fix)
-        await self.dead_letter.send(b"", reason, detail, {"topic": tp.topic, "partition": tp.partition,
-                                                           "offset": offset})
+                  error=detail, fix=unreadable.fix)
+        await self.dead_letter.send(b"", reason, detail, unreadable.origin)
         self.dead_count += 1
         if self._pending.get(tp) is not pending:  # revoked while the dead letter was sent
             return

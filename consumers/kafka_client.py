@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, KafkaError, RecordTooLargeError
 from aiokafka.helpers import create_ssl_context
 
 from consumers.schema import InvalidMessage, guarded, parse_message
@@ -139,3 +141,88 @@ async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) 
     record re-fed from the dead-letter topic keeps its key, so it lands on the partition it came from."""
     await dead_letter.send(record.value or b"", exc.reason, exc.detail, record_origin(record),
                            key=record.key, headers=tuple(record.headers or ()))
+
+
+# --- records that cannot be read (the group source and the range reader) -------------------------------
+
+_TP_IN_MESSAGE = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
+"""How aiokafka names the partition in a fetch error's text (``Invalid CRC - TopicPartition(...)``)."""
+
+TOO_LARGE_FIX = ("the producer wrote a record larger than consumers fetch: check its max.request.size against the "
+                 "topic's max.message.bytes; read the record with a consumer with a larger max_partition_fetch_bytes")
+CORRUPT_FIX = ("the broker returned a batch that fails its checksum or does not parse: check the broker's log and "
+               "disks for this partition, and the producer's client library")
+
+
+def unreadable_at(exc: KafkaError) -> tuple[TopicPartition | None, int | None]:
+    """The partition, and the offset when it says one, that an aiokafka fetch error is about. aiokafka 0.14
+    builds ``RecordTooLargeError(text, tp, fetch_offset, fetch_size)`` and ``CorruptRecordException`` with the
+    partition in its text (a CRC failure) or none at all (a malformed record inside a batch)."""
+    args = exc.args
+    if isinstance(exc, RecordTooLargeError) and len(args) >= 3 and isinstance(args[2], int):
+        tp = args[1]
+        if isinstance(tp, tuple) and len(tp) == 2 and isinstance(tp[0], str) and isinstance(tp[1], int):
+            return TopicPartition(tp[0], tp[1]), args[2]
+    match = _TP_IN_MESSAGE.search(str(exc))
+    return (TopicPartition(match[1], int(match[2])), None) if match else (None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A record aiokafka cannot return. ``partition``/``offset`` are None only when aiokafka did not say which
+    (it has then moved past it already)."""
+
+    partition: TopicPartition | None
+    offset: int | None
+    reason: str
+    """``record_too_large`` or ``corrupt_record``: the dead letter's reason."""
+    detail: str
+    fix: str
+
+    @property
+    def origin(self) -> dict[str, object]:
+        tp = self.partition
+        return {"topic": tp.topic if tp else None, "partition": tp.partition if tp else None, "offset": self.offset}
+
+
+def too_large(exc: RecordTooLargeError) -> Unreadable:
+    """aiokafka moved the position one past the record before raising (fetcher.py, ``consumed_to(position + 1)``)."""
+    tp, offset = unreadable_at(exc)
+    size = exc.args[3] if len(exc.args) > 3 else "?"
+    where = (f"the record at {tp.topic}:{tp.partition} offset {offset}" if tp is not None and offset is not None
+             else f"a record aiokafka did not name ({repr(exc)[:300]})")
+    return Unreadable(tp, offset, "record_too_large",
+                      f"{where} is larger than the consumer's fetch size ({size} bytes) and cannot be read",
+                      TOO_LARGE_FIX)
+
+
+def corrupt(tp: TopicPartition, offset: int, exc: CorruptRecordException) -> Unreadable:
+    return Unreadable(tp, offset, "corrupt_record",
+                      f"the record at {tp.topic}:{tp.partition} offset {offset} cannot be read: {exc}", CORRUPT_FIX)
+
+
+async def probe_partition(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, limit: int, timeout_ms: int,
+    accept: Callable[[TopicPartition, list[Any]], Awaitable[None]], go_on: Callable[[], bool],
+) -> Unreadable | None:
+    """aiokafka says which offset a ``CorruptRecordException`` is about never, and which partition only for a
+    CRC failure: read ``tp`` one record at a time (at most ``limit``, while ``go_on()``), handing each to
+    ``accept``, until a record cannot be read: that one is returned (its position has not moved for a corrupt
+    record: the caller seeks past it). None when every record read (or the partition ran dry)."""
+    for _ in range(limit):
+        if not go_on():
+            break
+        offset = await consumer.position(tp)
+        try:
+            fetched = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
+        except ConsumerStoppedError:
+            break
+        except RecordTooLargeError as exc:
+            return too_large(exc)
+        except CorruptRecordException as exc:
+            return corrupt(tp, offset, exc)
+        records = fetched.get(tp)
+        if not records:
+            break
+        await accept(tp, records)
+    return None

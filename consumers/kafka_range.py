@@ -7,14 +7,26 @@ some brokers), so the reader scans each partition from its beginning offset.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CorruptRecordException, RecordTooLargeError
 
-from consumers.kafka_client import client_kwargs, parse_record, reject, start_client, topic_kinds
+from consumers.kafka_client import (
+    Unreadable,
+    client_kwargs,
+    parse_record,
+    probe_partition,
+    reject,
+    start_client,
+    too_large,
+    topic_kinds,
+    unreadable_at,
+)
 from consumers.schema import InvalidMessage
 from monitor.config import Settings
 from monitor.lifecycle import Service
@@ -40,7 +52,10 @@ class KafkaRangeReader(Service):
     seeking with ``offsets_for_times``: broker timestamps are not payload times (late publishers,
     log-append time), so they cannot bound the scan safely, and tansu answers that request wrongly.
     Malformed records go to ``dead_letter`` when given (a backtest should not feed the production DLQ),
-    else they are only counted.
+    else they are only counted. So do records aiokafka cannot read at all (``RecordTooLargeError``,
+    ``CorruptRecordException``), as a stub (empty value; reason ``record_too_large``/``corrupt_record``), after
+    an ERROR ``kafka_record_unreadable`` naming partition and offset: the scan goes on past them, as
+    ``KafkaSource`` does (a corrupt record is found by reading its partition one record at a time).
     Batches come in partition order, not global event-time order: the pipeline's watermark handles that.
     """
 
@@ -69,6 +84,8 @@ class KafkaRangeReader(Service):
         self._kinds = {t: known.get(t) for t in topics} if topics else dict[str, SourceKind | None](known)
         self._consumer: AIOKafkaConsumer | None = None
         self._remaining: set[TopicPartition] = set()
+        self._next: dict[TopicPartition, int] = {}
+        """Per partition: the offset after the last record read (or dead-lettered): where a failed fetch resumes."""
 
     def lanes(self) -> frozenset[TopicPartition]:
         """Partitions still being scanned: a finished partition stops holding the watermark."""
@@ -120,19 +137,24 @@ class KafkaRangeReader(Service):
         consumer.assign(list(remaining))
         for tp in remaining:
             consumer.seek(tp, begin[tp])
+        self._next = {tp: begin[tp] for tp in remaining}
         log.info("range_scan_started", partitions=len(remaining), records=sum(end[t] - begin[t] for t in tps))
         empty_rounds = 0
         while remaining:
             at_end = {tp for tp in remaining if await consumer.position(tp) >= end[tp]}
             wait_ms = max(timeout_ms, RANGE_IDLE_MS) if at_end == remaining else timeout_ms
-            fetched = await consumer.getmany(*remaining, timeout_ms=wait_ms, max_records=max_records)
             batch: list[SourceRecord] = []
+            try:
+                fetched = await consumer.getmany(*remaining, timeout_ms=wait_ms, max_records=max_records)
+            except RecordTooLargeError as exc:  # aiokafka already moved past it
+                fetched, progress = {}, await self._dead_letter(too_large(exc))
+            except CorruptRecordException as exc:
+                fetched, progress = {}, await self._skip_corrupt(consumer, exc, batch, max_records, timeout_ms)
+            else:
+                progress = any(fetched.values())
             for tp, records in fetched.items():
-                for record in records:
-                    msg = await self._parse(tp, record)
-                    if msg is not None:
-                        batch.append(SourceRecord(msg, (tp, record.offset), lane=tp))
-            empty_rounds = 0 if any(fetched.values()) else empty_rounds + 1
+                batch.extend(await self._take(tp, records))
+            empty_rounds = 0 if progress else empty_rounds + 1
             if empty_rounds:
                 # caught up; after a few idle rounds even a partition short of its end offset
                 # (control records, a broker's inexact end offset) is done: bounded, never hangs
@@ -146,6 +168,58 @@ class KafkaRangeReader(Service):
                 yield batch
         log.info("range_scan_finished", read=self.read_count, dead=self.dead_count,
                  skipped=self.skipped_count)
+
+    async def _take(self, tp: TopicPartition, records: Sequence[Any]) -> list[SourceRecord]:
+        out: list[SourceRecord] = []
+        for record in records:
+            msg = await self._parse(tp, record)
+            if msg is not None:
+                out.append(SourceRecord(msg, (tp, record.offset), lane=tp))
+        if records:
+            self._next[tp] = records[-1].offset + 1
+        return out
+
+    async def _skip_corrupt(self, consumer: AIOKafkaConsumer, exc: CorruptRecordException, batch: list[SourceRecord],
+                            limit: int, timeout_ms: int) -> bool:
+        """Find the record (``probe_partition``, as ``KafkaSource`` does), dead-letter a stub and seek past it;
+        records read meanwhile go into ``batch``. Partitions aiokafka drained in the failed call moved past
+        records never returned: they are sought back first. True once the record was found and skipped."""
+        for tp in sorted(self._remaining):
+            expected = self._next.get(tp)
+            if expected is not None and await consumer.position(tp) > expected:
+                consumer.seek(tp, expected)
+
+        async def accept(tp: TopicPartition, records: list[Any]) -> None:
+            batch.extend(await self._take(tp, records))
+
+        named, _ = unreadable_at(exc)
+        candidates = [named] if named is not None and named in self._remaining else sorted(self._remaining)
+        for tp in candidates:
+            unreadable = await probe_partition(consumer, tp, limit, timeout_ms, accept,
+                                               functools.partial(self._remaining.__contains__, tp))
+            if unreadable is not None:
+                return await self._dead_letter(unreadable)
+        log.warning("kafka_corrupt_record_not_found", partition=f"{named.topic}:{named.partition}" if named else None,
+                    error=repr(exc)[:300], why="the partition read on without the error this time")
+        return bool(batch)
+
+    async def _dead_letter(self, unreadable: Unreadable) -> bool:
+        """ERROR line, stub dead letter (when a sink is given) and the position past it."""
+        tp, offset = unreadable.partition, unreadable.offset
+        self.dead_count += 1
+        if tp is None or offset is None:
+            log.error("kafka_record_unreadable", reason=unreadable.reason, error=unreadable.detail,
+                      why="aiokafka did not say which record; it has moved past it")
+            return True
+        log.error("kafka_record_unreadable", partition=f"{tp.topic}:{tp.partition}", offset=offset,
+                  reason=unreadable.reason, error=unreadable.detail, fix=unreadable.fix)
+        if self.dead_letter is not None:
+            await self.dead_letter.send(b"", unreadable.reason, unreadable.detail, unreadable.origin)
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+        consumer = self._consumer
+        if consumer is not None and tp in self._remaining and await consumer.position(tp) <= offset:
+            consumer.seek(tp, offset + 1)
+        return True
 
     async def _parse(self, tp: TopicPartition, record: Any) -> RawMessage | None:
         try:

@@ -97,7 +97,8 @@ OUTBOX_OLDEST_AGE = Gauge(
     ["sink"],
 )
 CONSUMER_LAG = Gauge(
-    "finsent_consumer_lag_records", "Records on the broker not yet fetched, per owned partition (last fetch)",
+    "finsent_consumer_lag_records",
+    "Records on the broker not yet fetched, per owned partition (last fetch; probed while paused or held)",
     ["topic", "partition"],
 )
 KAFKA_RECORDS_EXPIRED = Counter(

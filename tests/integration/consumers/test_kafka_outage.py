@@ -49,6 +49,35 @@ async def test_a_held_source_stays_in_its_group_fetches_nothing_and_skips_nothin
     assert [r.position[1] for r in got] == list(range(30))
 
 
+async def test_the_consumer_lag_gauge_counts_records_produced_while_consumption_is_held(kafka_bootstrap: str) -> None:
+    """It was set only when a fetch returned records: held through a Redis outage it froze, and
+    FinsentConsumerLag could not fire during the outage (found by review)."""
+    from monitor import metrics
+
+    settings = await make_settings(kafka_bootstrap)
+    k = settings.kafka
+    await produce(kafka_bootstrap, k.news_topic, [payload(f"n{i}", iso(T0)) for i in range(5)])
+
+    def lag() -> float | None:
+        return metrics.prometheus_client_value("finsent_consumer_lag_records", topic=k.news_topic, partition="0")
+
+    async with KafkaDeadLetter(k) as dlq, KafkaSource(settings, dlq) as source:
+        batches = aiter(source.batches(100, 100))
+        got = await _next_nonempty(batches)
+        while len(got) < 5:
+            got += await _next_nonempty(batches)
+        await source.hold()  # the store is down: nothing handed out is committed
+        assert lag() == 0
+        await produce(kafka_bootstrap, k.news_topic, [payload(f"m{i}", iso(T0)) for i in range(7)])
+        deadline = time.monotonic() + 10
+        while lag() != 7 and time.monotonic() < deadline:
+            await source.hold()
+            await asyncio.sleep(0.2)
+        assert lag() == 7
+        got += await _next_nonempty(batches)  # released: the held records are read, the lag drains
+    assert [r.position[1] for r in got][:6] == list(range(6))
+
+
 async def test_while_the_broker_is_frozen_every_partition_counts_as_lagging_and_kafka_is_not_ready(
     tmp_path: Path,
 ) -> None:
