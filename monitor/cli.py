@@ -83,8 +83,11 @@ def exit_if_still_running(after_s: float) -> threading.Timer:
 
 
 async def _serve(settings: Settings) -> int:
+    from alerts.sinks import NO_SINKS
     from monitor.engine.app import MonitorApp
 
+    if not settings.alerts.sinks:  # allowed (replay and backtest set their own sinks), but here nobody is alerted
+        log.warning("alerts_go_nowhere", setting="alerts.sinks", detail=NO_SINKS)
     app = MonitorApp(settings)
     backstop: list[threading.Timer] = []
 

@@ -7,6 +7,7 @@ Every setting carries its unit in its name.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import os
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
+from monitor.durations import parse_duration_s
 from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +96,19 @@ class KafkaSettings(_Section):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a group with no committed offset starts, and where a partition resumes when its committed offset
     fell below the log start (records expired: ``kafka_records_expired``): ``earliest`` reads the retained history."""
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_not_blank(cls, value: str) -> str:
+        """A blank value (or entry) was accepted and failed later as ``('', 9092)``; the default is not blank,
+        so a blank one is a mistake whether or not Kafka is used."""
+        if not value.strip():
+            raise ValueError("is empty -- set a comma-separated host:port list, e.g. 127.0.0.1:9092 "
+                             "(or unset it for the default)")
+        if any(not entry.strip() for entry in value.split(",")):
+            raise ValueError("has an empty entry in its comma-separated list -- remove the extra comma, "
+                             "e.g. host1:9092,host2:9092")
+        return value.strip()
 
 
 class SourceSettings(_Section):
@@ -594,6 +609,24 @@ def _env_value(name: str) -> str | None:
     return None
 
 
+def _seconds_hint(name: str, error_type: str, value: object) -> str | None:
+    """``cooldown_s = "30m"``: a ``*_s`` number setting given a duration, with what it is in seconds (any such
+    setting, by its unit suffix: every setting carries its unit in its name)."""
+    if not name.endswith("_s") or error_type not in ("int_parsing", "float_parsing") or not isinstance(value, str):
+        return None
+    try:
+        float(value)
+        return None  # a bare number ("1.5" for an integer): not a duration
+    except ValueError:
+        pass
+    try:
+        seconds = parse_duration_s(value)
+    except argparse.ArgumentTypeError:
+        return None
+    whole = "whole seconds" if error_type == "int_parsing" else "seconds"
+    return f"{name} is {whole}: {value.strip()} = {seconds}"
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
@@ -605,13 +638,19 @@ def _format_error(exc: ValidationError, origin: str) -> str:
             # whole input is not echoed (it may hold sink URLs with tokens)
             lines.append(f"  {key}: {err['msg'].removeprefix('Value error, ')}")
             continue
+        msg = err["msg"].removeprefix("Value error, ")
         hint = _HINTS.get(err["type"], "fix the value")
         where = f"in the file, or via {env}"
         if err["type"] == "extra_forbidden" and err["loc"]:
             hint = _unknown_key_hint(tuple(err["loc"]))
+        elif named and (seconds := _seconds_hint(named[-1], err["type"], err.get("input"))):
+            hint = seconds
         if _env_value(env) is not None:
             where = f"from {env}, which overrides the file"
-        lines.append(f"  {key} = {err.get('input')!r}: {err['msg']} -- {hint} ({where})")
+        if err["type"] == "value_error" and " -- " in msg:  # a validator's message already names the fix
+            lines.append(f"  {key} = {err.get('input')!r}: {msg} ({where})")
+            continue
+        lines.append(f"  {key} = {err.get('input')!r}: {msg} -- {hint} ({where})")
     return "\n".join(lines)
 
 

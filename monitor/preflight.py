@@ -179,10 +179,12 @@ async def check_alertmanager(url: str, headers: dict[str, str], shown: str, time
 async def check_sinks(settings: Settings) -> list[Finding]:
     """File sinks must be writable and Alertmanager ready; the others are not tried (a test message would
     notify people), and say so."""
-    from alerts.sinks import build_sinks
+    from alerts.sinks import NO_SINKS, build_sinks
     from alerts.sinks.alertmanager import AlertmanagerSink
     from alerts.sinks.file import FileSink
 
+    if not settings.alerts.sinks:
+        return [Finding("warn", "alert sink", NO_SINKS)]
     found = []
     try:
         sinks = build_sinks(settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import uuid
@@ -192,6 +193,19 @@ def require_files(parser: argparse.ArgumentParser, flag: str, paths: Iterable[Pa
             parser.error(f"{flag} {path}: not found -- {fix}")
 
 
+def require_writable_dir(parser: argparse.ArgumentParser, flag: str, path: Path, directory: Path) -> None:
+    """Make ``directory`` (the output of ``flag``) if missing, and check this user can write there: a one-line usage
+    error naming the flag before any work (a bare ``[Errno 2]``, or an error blaming source.dead_letter_path)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"{flag} {path}: cannot create the directory {directory} ({exc.strerror or exc}) -- "
+                     "choose a path in a writable directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        parser.error(f"{flag} {path}: the directory {directory} is not writable by this user -- choose a path in a "
+                     "writable directory, or fix its permissions")
+
+
 def replay_command(argv: Sequence[str], settings: Settings) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
@@ -199,8 +213,11 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     if not args.input and not args.kafka_topic:
         args.input = list(settings.source.replay_paths)
     isolated = replay_settings(args, settings)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.unlink(missing_ok=True)
+    require_writable_dir(parser, "--report", args.report, args.report.parent)
+    try:
+        args.report.unlink(missing_ok=True)
+    except OSError as exc:
+        parser.error(f"--report {args.report}: cannot replace it ({exc.strerror or exc}) -- choose another path")
     stopped_by: list[int] = []
     stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
     for line in replay_summary(isolated, stats, args.report):

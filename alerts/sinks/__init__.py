@@ -16,7 +16,13 @@ from alerts.sinks.webhook import WebhookSink
 from monitor.config import ConfigError, Settings, split_sink_url
 from monitor.redact import redact_url
 
-__all__ = ["SINK_FACTORIES", "Sink", "SinkError", "build_sink", "build_sinks", "sink_name"]
+__all__ = ["NO_SINKS", "SINK_FACTORIES", "Sink", "SinkError", "build_sink", "build_sinks", "sink_name"]
+
+
+NO_SINKS = ("alerts.sinks is empty: alerts are detected but go nowhere -- add a sink, e.g. "
+            "MONITOR_ALERTS__SINKS='[\"log://\"]' or [alerts] sinks = [\"log://\"] (the default)")
+"""``sinks = []`` is allowed (a replay or backtest sets its own sinks), but a daemon started with it alerts nobody:
+``monitor check`` warns and ``monitor run`` logs ``alerts_go_nowhere`` with this."""
 
 
 def _poster(name: str, settings: Settings) -> HttpPoster:

@@ -23,7 +23,7 @@ from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
 from monitor.config import Settings
 from monitor.durations import parse_duration_s
-from monitor.replay import isolated_settings, require_files
+from monitor.replay import isolated_settings, require_files, require_writable_dir
 from monitor.windows.buckets import ALL_KEY
 
 
@@ -146,5 +146,6 @@ def backtest_command(argv: Sequence[str], settings: Settings) -> int:
     require_files(parser, "--input", args.input, "pass JSONL/CSV message files")
     require_files(parser, "--events", [args.events], "pass a CSV with key,start,end[,description] rows",
                   "*.csv")
+    require_writable_dir(parser, "--out", args.out, args.out)
     return asyncio.run(_main(args, settings))
 

@@ -95,14 +95,26 @@ class Scores:
 def load_incidents(path: Path) -> list[Incident]:
     """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds. A bad row is a
     ``ValueError`` naming the file, the line, the column and the fix (a missing cell was an AttributeError,
-    a bad time blamed ``published_at``, and an end before its start or a key like ``BA`` scored recall 0)."""
+    a bad time blamed ``published_at``, and an end before its start or a key like ``BA`` scored recall 0); so is
+    a row repeating an earlier one's key, start and end (it was counted as a second incident)."""
     with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(fh)
         missing = {"key", "start", "end"} - set(reader.fieldnames or ())
         if missing:
             raise InputError(f"--events {path}: incident file needs a header with columns "
                              f"key,start,end[,description] (missing {sorted(missing)})")
-        return [_incident(row, f"--events {path}:{reader.line_num}") for row in reader]
+        incidents: list[Incident] = []
+        first_line: dict[tuple[str, int, int], int] = {}
+        for row in reader:
+            where = f"--events {path}:{reader.line_num}"
+            incident = _incident(row, where)
+            same = (incident.key, incident.start_s, incident.end_s)
+            if same in first_line:  # counted twice: "detected 0/2" for one incident
+                raise InputError(f"{where}: repeats line {first_line[same]} (same key, start and end) -- "
+                                 "remove the duplicate row")
+            first_line[same] = reader.line_num
+            incidents.append(incident)
+        return incidents
 
 
 def _incident(row: dict[str, str | None], where: str) -> Incident:

@@ -123,3 +123,47 @@ def test_config_shows_where_the_model_runs_and_why(
     assert main(["config"]) == 0
     resolved = json.loads(capsys.readouterr().out)["resolved"]
     assert resolved["classifier_worker"] == "thread (classifier.worker = 'thread')"
+
+
+@pytest.mark.parametrize(("sinks", "warned"), [([], True), (["log://"], False)])
+def test_run_with_no_alert_sinks_logs_alerts_go_nowhere_at_start(
+    monkeypatch: pytest.MonkeyPatch, sinks: list[str], warned: bool,
+) -> None:
+    """Found by review: ``sinks = []`` ran silently and alerted nobody. A warning, not an error."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from monitor import cli
+    from monitor.config import AlertSettings, Settings
+    from monitor.engine import app
+
+    class Started(Exception):
+        pass
+
+    def not_started(settings: Settings) -> None:
+        raise Started
+
+    monkeypatch.setattr(app, "MonitorApp", not_started)
+    with capture_logs() as logs, pytest.raises(Started):
+        asyncio.run(cli._serve(Settings(alerts=AlertSettings(sinks=sinks))))
+    found = [e for e in logs if e["event"] == "alerts_go_nowhere"]
+    assert bool(found) is warned
+    if warned:
+        assert found[0]["log_level"] == "warning" and found[0]["setting"] == "alerts.sinks"
+        assert "MONITOR_ALERTS__SINKS" in found[0]["detail"]
+
+
+def test_replay_with_no_configured_sinks_does_not_warn_that_alerts_go_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A replay (and a backtest) sets its own sinks: an empty alerts.sinks is the isolation, not a mistake."""
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", "[]")
+    stream = tmp_path / "s.jsonl"
+    stream.write_text('{"id": "1", "text": "Boeing shares fall", "published_at": "2026-11-03T14:00:00Z", '
+                      '"source": "news"}\n')
+    assert main(["replay", "--input", str(stream), "--report", str(tmp_path / "r.jsonl"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "replayed 1 messages" in captured.out
+    assert "alerts_go_nowhere" not in captured.out + captured.err

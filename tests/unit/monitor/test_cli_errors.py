@@ -146,3 +146,35 @@ def test_the_backstop_cancelled_in_time_lets_the_process_exit_0() -> None:
             "t.cancel(); time.sleep(1.0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, cwd=REPO_ROOT)
     assert done.returncode == 0 and done.stderr == ""
+
+
+@pytest.mark.parametrize(("command", "argv", "message"), [
+    ("replay", ["--input", "{file}", "--report", "{dir}/file.txt/sub/r.jsonl"],
+     "--report {dir}/file.txt/sub/r.jsonl: cannot create the directory {dir}/file.txt/sub"),
+    ("backtest", ["--input", "{file}", "--out", "{dir}/file.txt/out"],
+     "--out {dir}/file.txt/out: cannot create the directory {dir}/file.txt/out"),
+])
+def test_an_output_path_that_cannot_be_created_names_its_flag_and_exits_2_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, argv: list[str], message: str,
+) -> None:
+    """Found by review: ``replay --report /proc/nope/r.md`` printed a bare ``[Errno 2]`` (exit 1), and
+    ``backtest --out /proc/nope`` blamed source.dead_letter_path."""
+    (tmp_path / "file.txt").write_text("")
+    stream = tmp_path / "s.jsonl"
+    stream.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main([command, *(a.format(dir=tmp_path, file=stream) for a in argv)])
+    assert exc.value.code == 2
+    err = one_line_error(capsys)
+    assert message.format(dir=tmp_path) in err and "writable directory" in err
+    assert "dead_letter_path" not in err
+
+
+def test_backtest_with_a_duplicate_incident_row_exits_2_naming_the_events_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    events = tmp_path / "events.csv"
+    events.write_text("key,start,end\nticker:BA,1793714400,1793718600\nticker:BA,1793714400,1793718600\n")
+    assert main(["backtest", "--events", str(events), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert f"--events {events}:3: repeats line 2" in one_line_error(capsys)

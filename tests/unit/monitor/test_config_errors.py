@@ -104,3 +104,46 @@ def test_a_bad_environment_value_is_blamed_on_its_variable_not_the_file(
     text = error_of(tmp_path, "")
     assert "(from MONITOR_ALERTS__BURST_LOG10P, which overrides the file)" in text
     assert "in the file, or via" not in text
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("", "is empty"), ("  ", "is empty"), ("a:9092,,b:9092", "has an empty entry"), ("a:9092,", "has an empty entry"),
+])
+def test_a_blank_kafka_bootstrap_servers_or_entry_is_refused_at_load_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, says: str,
+) -> None:
+    """Found by review: ``''`` was accepted and failed later as ``('', 9092)``. The default is not blank, so a
+    blank value is refused whatever the source and sinks."""
+    monkeypatch.setenv("MONITOR_KAFKA__BOOTSTRAP_SERVERS", value)
+    text = error_of(tmp_path, "")
+    assert f"kafka.bootstrap_servers = {value!r}: {says}" in text and "e.g." in text
+    assert "Value error" not in text and "fix the value" not in text  # the validator's own fix, once
+    assert "(from MONITOR_KAFKA__BOOTSTRAP_SERVERS, which overrides the file)" in text
+
+
+def test_bootstrap_servers_with_surrounding_blanks_is_accepted_stripped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONITOR_KAFKA__BOOTSTRAP_SERVERS", " k1:9092,k2:9092 ")
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    assert load_settings(path).kafka.bootstrap_servers == "k1:9092,k2:9092"
+
+
+@pytest.mark.parametrize(("toml", "says"), [
+    ('[alerts]\ncooldown_s = "30m"\n', "cooldown_s is whole seconds: 30m = 1800"),
+    ('[windows]\nbucket_s = "1h30m"\n', "bucket_s is whole seconds: 1h30m = 5400"),
+    ('[alerts]\nscales_s = ["2h"]\n', "scales_s is whole seconds: 2h = 7200"),
+    ('[alerts]\nsweep_interval_s = "1m"\n', "sweep_interval_s is seconds: 1m = 60"),
+])
+def test_a_duration_given_to_a_seconds_setting_says_it_is_seconds_with_the_value_converted(
+    tmp_path: Path, toml: str, says: str,
+) -> None:
+    """Found by review: ``cooldown_s = "30m"`` only got "fix the value". Any ``*_s`` setting, by its unit suffix."""
+    assert says in error_of(tmp_path, toml)
+
+
+@pytest.mark.parametrize("toml", ['[alerts]\ncooldown_s = "abc"\n', '[alerts]\ncooldown_s = "1.5"\n'])
+def test_a_non_duration_for_a_seconds_setting_keeps_the_generic_fix(tmp_path: Path, toml: str) -> None:
+    text = error_of(tmp_path, toml)
+    assert "fix the value" in text and "seconds:" not in text

@@ -25,3 +25,12 @@ def test_check_passes_the_start_up_validations_of_the_default_settings() -> None
 async def test_check_fails_a_sink_url_that_run_refuses() -> None:
     [finding] = await check_sinks(Settings(alerts=AlertSettings(sinks=["slack+https://"])))
     assert finding.status == "FAIL" and "has no host" in finding.detail
+
+
+async def test_check_warns_that_alerts_go_nowhere_when_alerts_sinks_is_empty() -> None:
+    """Found by review: ``sinks = []`` passed with "0 failed" and alerts went nowhere. A warning, not a failure:
+    the daemon runs (a replay or backtest sets its own sinks)."""
+    [finding] = await check_sinks(Settings(alerts=AlertSettings(sinks=[])))
+    assert (finding.status, finding.what) == ("warn", "alert sink")
+    assert "alerts.sinks is empty" in finding.detail and "go nowhere" in finding.detail
+    assert "MONITOR_ALERTS__SINKS" in finding.detail

@@ -224,3 +224,19 @@ def test_an_invalid_sweep_is_refused_before_the_classifier_loads_or_the_first_ru
     monkeypatch.setattr(command, "build_classifier", no_classifier)
     with pytest.raises(ConfigError, match="--sweep burst_log10: not an"):
         asyncio.run(command.run_backtest(Settings(), [], ["z_threshold=3", "burst_log10=1,2"], early_s=0, late_s=0))
+
+
+def test_a_duplicate_incident_row_is_refused_naming_its_line_and_the_line_it_repeats(tmp_path: Path) -> None:
+    """Found by review: a repeated row counted as a second incident (``detected 0/2`` for one). The same incident
+    written another way (lower-case ticker, epoch time) is a duplicate too."""
+    path = tmp_path / "events.csv"
+    path.write_text("key,start,end\nticker:BA,2026-11-03T14:00:00Z,1793718600\nticker:NVDA,1793714400,1793718600\n"
+                    "ticker:ba,1793714400,2026-11-03T15:10:00Z,again\n")
+    with pytest.raises(ValueError, match=r"events.csv:4: repeats line 2 \(same key, start and end\) -- remove"):
+        load_incidents(path)
+
+
+def test_incidents_on_one_key_with_different_times_are_all_kept(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("key,start,end\nticker:BA,1793714400,1793718600\nticker:BA,1793714400,1793718601\n")
+    assert len(load_incidents(path)) == 2
