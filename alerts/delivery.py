@@ -255,15 +255,27 @@ class OutboxDelivery(Service):
         self._refreshed_at_s[sink.name] = now_s
         try:
             firing = await self._firing_now(now_s)
+        except Exception as exc:
+            # the state store is down past the remembered set's age: nothing was posted, so it is not counted
+            # as a refresh failure (it grew finsent_alert_refresh_failures_total every 10 s with nothing
+            # firing); the outage shows in /readyz and FinsentNotReady
+            log.warning("alert_refresh_failed", sink=sink.name, stage="read_firing",
+                        error=str(exc) or type(exc).__name__)
+            return self._refresh_again_soon(sink.name, target.refresh_interval_s, now_s)
+        try:
             async with asyncio.timeout(self.policy.send_timeout_s):
                 await target.refresh(firing)
         except Exception as exc:
             metrics.ALERT_REFRESH_FAILURES.labels(sink.name).inc()
             log.warning("alert_refresh_failed", sink=sink.name, error=str(exc) or type(exc).__name__)
-            retry_s = min(REFRESH_RETRY_S, target.refresh_interval_s)
-            self._refreshed_at_s[sink.name] = now_s - target.refresh_interval_s + retry_s
-            return now_s + retry_s
+            return self._refresh_again_soon(sink.name, target.refresh_interval_s, now_s)
         return now_s + target.refresh_interval_s
+
+    def _refresh_again_soon(self, sink_name: str, interval_s: float, now_s: float) -> float:
+        """Make the next refresh due REFRESH_RETRY_S from now (or the interval, if shorter); returns when."""
+        retry_s = min(REFRESH_RETRY_S, interval_s)
+        self._refreshed_at_s[sink_name] = now_s - interval_s + retry_s
+        return now_s + retry_s
 
     def _forget_resolved(self, notification: Notification) -> None:
         """Drop the alerts of a RESOLVED notice about to be acknowledged from the remembered firing set: it is

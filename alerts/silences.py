@@ -46,14 +46,21 @@ _CATEGORY_NAMES = {"Cc": "a control character", "Cf": "a format character", "Co"
 
 
 def matcher_character_problem(matcher: str) -> str | None:
-    """Why ``matcher`` holds a character no window key has (None when it holds none): whitespace, control,
-    format (bidi overrides such as U+202E) and other invisible characters mute nothing and make a listing lie."""
-    for char in matcher:
+    """Why ``matcher`` holds a character no window key has (None when it holds none): control, format (bidi
+    overrides such as U+202E) and other invisible characters, and every separator but a plain space, mute
+    nothing and make a listing lie. A plain space (U+0020) inside is kept: a taxonomy's topic names may hold
+    one (``topic:M&A Investments``); at either end it is refused."""
+    last = len(matcher) - 1
+    for i, char in enumerate(matcher):
+        if char == " " and 0 < i < last:
+            continue
         category = unicodedata.category(char)
         if category[0] in "CZ":
             what = _CATEGORY_NAMES.get(category, "an invisible character")
-            return (f"it holds U+{ord(char):04X} ({what}) -- window keys have no spaces, control or format "
-                    "characters: type the key again")
+            if char == " ":
+                what += " at an end"
+            return (f"it holds U+{ord(char):04X} ({what}) -- window keys have no control or format characters "
+                    "and no spaces but a plain one inside a topic name: type the key again")
     if "*" in matcher[:-1]:
         return "'*' only works at the end, as a prefix (ticker:BR*)"
     return None
@@ -92,6 +99,9 @@ def matcher_problem(matcher: str) -> str | None:
     if kind == "topic:" and "|" in rest:
         return f"a topic and a ticker together is a topic_ticker key -- did you mean topic_ticker:{rest}?"
     symbol = rest.rsplit("|", 1)[1] if kind == "topic_ticker:" and "|" in rest else rest if kind == "ticker:" else ""
+    if " " in symbol:
+        joined = symbol.replace(" ", "")
+        return f"tickers have no spaces -- did you mean {kind}{rest[:len(rest) - len(symbol)]}{joined}?"
     if symbol != symbol.upper():
         return f"tickers in keys are upper case -- did you mean {kind}{rest[:len(rest) - len(symbol)]}{symbol.upper()}?"
     return None

@@ -9,9 +9,11 @@ traceback per failed ``accept()`` (100 MB in 40 s). Now three things hold:
   again after each response, and closes the connection if no complete request (line and headers) has
   arrived by then: it bounds both an idle keep-alive connection and a client still sending its headers.
 * ``ConnectionCap`` wraps aiohttp's protocol factory and keeps at most ``limit`` connections open. A new
-  connection over the limit closes the *oldest* one (aborted: its descriptor is freed at once), so a
-  flood of held connections cannot lock out a probe or the analyst, who connect last; one log line per
-  ``LOG_EVERY_S`` counts the closed ones.
+  connection over the limit closes the oldest *idle* one (no request in progress and nothing left to send;
+  aborted: its descriptor is freed at once), so a flood of held connections cannot lock out a probe or the
+  analyst, who connect last. A connection still serving a request (a ``/metrics`` scrape, a large
+  ``/windows``, a console page) is never cut: when every open connection is busy, the *new* one is closed
+  instead. One log line per ``LOG_EVERY_S`` counts the closed ones.
 * ``AcceptErrorFilter`` turns asyncio's traceback per failed ``accept()`` (EMFILE: the descriptor limit
   reached anyway, e.g. by another part of the process) into one line per ``LOG_EVERY_S`` with a count.
 """
@@ -73,6 +75,19 @@ class _Counted(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    @property
+    def busy(self) -> bool:
+        """A request is in progress (read, handled or its response written), queued, or still being sent.
+
+        ``_request_in_progress`` and ``_messages`` are aiohttp's (3.14) ``RequestHandler`` state: the flag is
+        set from the handler's start until its response is finished; parsed requests wait in ``_messages``
+        (pipelining). A connection still sending its headers, or waiting for its next request, is idle.
+        """
+        inner = self._inner
+        if getattr(inner, "_request_in_progress", False) or getattr(inner, "_messages", None):
+            return True
+        return self._transport is not None and self._transport.get_write_buffer_size() > 0
+
 
 class ConnectionCap:
     """Protocol factory for ``loop.create_server``: ``factory``'s protocols, at most ``limit`` open at once."""
@@ -88,18 +103,23 @@ class ConnectionCap:
         self._throttle = throttle or LogThrottle(LOG_EVERY_S)
 
     def __call__(self) -> asyncio.Protocol:
-        while len(self.open) >= self.limit:
-            oldest = next(iter(self.open))
-            del self.open[oldest]
-            oldest.abort()
-            self.closed_over_limit += 1
-            left_out = self._throttle.allow()
-            if left_out is not None:
-                log.warning("http_connections_closed_over_limit", limit=self.limit, left_out_since_last=left_out,
-                            fix="if these are real clients, raise http.max_connections (MONITOR_HTTP__MAX_CONNECTIONS)")
         counted = _Counted(self.factory(), self)
+        while len(self.open) >= self.limit:
+            idle = next((c for c in self.open if not c.busy), None)
+            self._closed_one()
+            if idle is None:  # every connection is serving a request: refuse the newcomer, cut none
+                return counted  # not in ``open``: ``connection_made`` aborts it
+            del self.open[idle]
+            idle.abort()
         self.open[counted] = None
         return counted
+
+    def _closed_one(self) -> None:
+        self.closed_over_limit += 1
+        left_out = self._throttle.allow()
+        if left_out is not None:
+            log.warning("http_connections_closed_over_limit", limit=self.limit, left_out_since_last=left_out,
+                        fix="if these are real clients, raise http.max_connections (MONITOR_HTTP__MAX_CONNECTIONS)")
 
 
 class AcceptErrorFilter(logging.Filter):

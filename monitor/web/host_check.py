@@ -7,8 +7,11 @@ Such a request carries the attacker's host name in ``Host``; a real one names lo
 which users reach the daemon, so anything else is refused with 421 and the fix. The allowed names:
 
 * loopback names and addresses (``localhost``, ``127.0.0.1``, ``[::1]``);
-* ``http.public_url``'s host, when it is set (a reverse proxy passing its public name, or the name a
-  container's published port is opened under). Ports are not compared: a rebinding page's name differs.
+* ``http.public_url``'s host, when it is set (a reverse proxy passing the browser's ``Host``: nginx
+  ``proxy_set_header Host $host``, Apache ``ProxyPreserveHost On``; or the name a container's published port
+  is opened under). Ports are not compared: a rebinding page's name differs. Names are compared without
+  case and without a trailing dot (``finsent.example.com.``), IP literals in canonical form
+  (``[2001:DB8:0::1]`` is ``[2001:db8::1]``).
 
 When the check applies:
 
@@ -33,9 +36,21 @@ OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Answered whatever the ``Host`` on a non-loopback bind: scrapers and probes hold no console data."""
 
 
+def canonical_host(host: str) -> str:
+    """``host`` (a name or an address, IPv6 with or without brackets) as compared: lower case, no trailing
+    dot (an absolute DNS name), an IP literal in its canonical form without brackets."""
+    name = host.strip("[]").lower()
+    if len(name) > 1 and name.endswith("."):
+        name = name[:-1]
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
+
+
 def is_loopback(host: str) -> bool:
     """``host`` (a name or an address, IPv6 with or without brackets) is this machine's loopback."""
-    name = host.strip("[]").lower()
+    name = canonical_host(host)
     if name in LOOPBACK_NAMES or name.endswith(".localhost"):
         return True
     try:
@@ -57,7 +72,7 @@ def allowed_hosts_only(bind_host: str, public_url: str = "") -> Middleware | Non
     loopback_bind = is_loopback(bind_host)
     if not loopback_bind and not public_url:
         return None
-    public = (urlsplit(public_url).hostname or "").lower() if public_url else ""
+    public = canonical_host(urlsplit(public_url).hostname or "") if public_url else ""
     exempt = frozenset() if loopback_bind else OPS_PATHS
     if loopback_bind:
         fix = ("open it as http://127.0.0.1:<port>/, or set http.public_url (MONITOR_HTTP__PUBLIC_URL) to the URL "
@@ -70,7 +85,7 @@ def allowed_hosts_only(bind_host: str, public_url: str = "") -> Middleware | Non
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = _host_name(request.headers.get("Host", ""))
-        if name and not is_loopback(name) and name != public and request.path not in exempt:
+        if name and not is_loopback(name) and canonical_host(name) != public and request.path not in exempt:
             return web.json_response(
                 {"error": f"this daemon serves {served} only, not host {name!r} -- {fix}"}, status=421)
         return await handler(request)

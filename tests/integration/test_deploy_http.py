@@ -1,6 +1,7 @@
 """The deploy kit's HTTP side (deploy/compose.yml, Dockerfile, systemd unit): the console is not published
-to the network by default, the DNS-rebinding guard applies in the container, Prometheus's scrape still
-passes it, and the process gets enough file descriptors (found by review)."""
+to the network by default, the DNS-rebinding guard applies in compose's container, Prometheus's scrape
+still passes it, the image leaves it to the deployment (a reverse proxy's own Host is not refused), and
+the process gets enough file descriptors (found by review)."""
 
 from __future__ import annotations
 
@@ -57,10 +58,17 @@ async def test_compose_daemon_refuses_a_rebinding_host_and_still_answers_prometh
         assert (await client.get("/metrics", headers={"Host": target})).status == 200
 
 
-def test_the_image_sets_a_public_url_so_the_host_check_applies() -> None:
+async def test_the_image_sets_no_public_url_so_a_reverse_proxy_sending_its_own_host_is_answered() -> None:
+    # the image set MONITOR_HTTP__PUBLIC_URL=http://localhost:8080: the Host check then refused nginx's default
+    # `proxy_pass http://finsent:8080` (Host: finsent:8080) with 421, and the alerts linked to localhost.
+    # compose.yml sets it (and publishes on loopback only); elsewhere it is set where the daemon is deployed
     env = dict(re.findall(r"^ENV (\w+)=(\S+)$", (DEPLOY / "Dockerfile").read_text(), flags=re.MULTILINE))
-    http = Settings(http={"host": env["MONITOR_HTTP__HOST"], "public_url": env["MONITOR_HTTP__PUBLIC_URL"]}).http
-    assert allowed_hosts_only(http.host, http.public_url) is not None
+    assert "MONITOR_HTTP__PUBLIC_URL" not in env
+    http = Settings(http={"host": env["MONITOR_HTTP__HOST"]}).http
+    assert http.public_url == "" and allowed_hosts_only(http.host, http.public_url) is None
+    server = HttpServer(http.host, 0, MemoryWindowStore(60, 3600), lambda: True, public_url=http.public_url)
+    async with TestClient(TestServer(server.app)) as client:
+        assert (await client.get("/windows", headers={"Host": "finsent:8080"})).status == 200
 
 
 def test_the_systemd_unit_raises_the_open_file_limit_above_the_http_cap() -> None:

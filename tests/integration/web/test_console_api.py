@@ -124,12 +124,12 @@ async def test_matchers_that_mute_more_than_one_kind_or_hold_invisible_character
         demo: RunningDaemon) -> None:
     for matcher, words in (("t*", "more than one kind of key"), ("topic*", "more than one kind of key"),
                            ("topic:\n\r\u202e", "U+000A (a control character)"),
-                           ("ticker:TS LA", "U+0020 (a space)")):
+                           ("ticker:TS\u00a0LA", "U+00A0 (a space)"), ("ticker:TS LA", "tickers have no spaces")):
         status, body = await call(demo.base, "POST", "/silences", {"matcher": matcher, "duration_s": 600}, token=TOKEN)
         assert (status, body["field"]) == (400, "matcher") and words in body["error"], (matcher, body)
         assert "--matcher" not in body["error"]
     stored = [s["matcher"] for s in (await call(demo.base, "GET", "/silences?all=1"))[1]["silences"]]
-    assert not {"t*", "topic*", "topic:\n\r\u202e", "ticker:TS LA"} & set(stored)
+    assert not {"t*", "topic*", "topic:\n\r\u202e", "ticker:TS\u00a0LA", "ticker:TS LA"} & set(stored)
     alerts = (await call(demo.base, "GET", "/alerts?status=firing"))[1]["alerts"]
     assert [a["silenced"] for a in alerts if a["key"] == "ticker:WFC"] == [False]
 

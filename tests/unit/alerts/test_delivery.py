@@ -365,6 +365,30 @@ async def test_a_failed_re_post_is_tried_again_before_a_whole_interval_passes() 
     assert metrics.ALERT_REFRESH_FAILURES.labels(sink.name)._value.get() - failures == 1
 
 
+async def test_a_failed_read_of_the_firing_set_is_retried_and_logged_but_not_counted_as_a_refresh_failure() -> None:
+    """Found by a regression review: past the remembered set's hour, every failed Redis read counted as a
+    failed re-post, so the counter grew every 10 s with nothing firing and FinsentAlertRefreshFailing warned
+    about resolved alerts that do not exist."""
+    now = [1000.0]
+    sink = RefreshRecorder(interval_s=60.0)
+    delivery = OutboxDelivery(MemoryOutbox(["am://"]), [sink], RetryPolicy(), clock=lambda: now[0])
+
+    async def store_down() -> list[object]:
+        raise RedisConnectionError("redis down")
+
+    delivery.firing = store_down  # type: ignore[assignment]
+    failures = metrics.ALERT_REFRESH_FAILURES.labels(sink.name)._value.get()
+    with capture_logs() as logs:
+        for _ in range(5):
+            assert await delivery.refresh_if_due(sink) == now[0] + 10.0  # tried again 10 s later
+            now[0] += 10.0
+    assert metrics.ALERT_REFRESH_FAILURES.labels(sink.name)._value.get() == failures
+    assert sink.reposts == []
+    read_failures = [e for e in logs if e["event"] == "alert_refresh_failed"]
+    assert len(read_failures) == 5 and read_failures[0]["stage"] == "read_firing"
+    assert "redis down" in read_failures[0]["error"]
+
+
 async def test_an_alert_resolved_before_the_store_went_down_is_not_re_posted_from_memory() -> None:
     """Found by a regression review: the remembered firing set is up to a refresh interval old, so an alert
     that resolved just before a Redis outage was re-posted as firing for the whole outage."""

@@ -14,6 +14,8 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from structlog.testing import capture_logs
 
 from monitor.config import Settings
@@ -79,6 +81,65 @@ async def test_connections_over_the_cap_close_the_oldest_and_healthz_still_answe
         assert http.connections.closed_over_limit == 7 and len(http.connections.open) <= 4
         for _, w in held:
             w.close()
+
+
+async def _slow_stream(request: web.Request) -> web.StreamResponse:
+    """A large body going out slowly (a big /windows, a /metrics scrape, a console page to a slow reader)."""
+    resp = web.StreamResponse()
+    await resp.prepare(request)
+    for _ in range(10):
+        await resp.write(b"x" * 1000)
+        await asyncio.sleep(0.05)
+    await resp.write_eof()
+    return resp
+
+
+def test_the_request_handler_still_has_the_state_the_cap_reads_to_tell_a_busy_connection() -> None:
+    # aiohttp internals (3.14): if an upgrade renames them, every connection looks idle again
+    assert {"_request_in_progress", "_messages"} <= set(RequestHandler.__slots__)
+
+
+async def test_a_response_in_flight_survives_new_connections_over_the_cap() -> None:
+    http = _server(max_connections=4)
+    http.add_routes([web.get("/slow", _slow_stream)])
+    async with http, aiohttp.ClientSession() as session:
+        assert http.bound_port and http.connections is not None
+
+        async def fetch() -> int:
+            async with session.get(f"http://127.0.0.1:{http.bound_port}/slow",
+                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                return len(await resp.read())
+
+        in_flight = asyncio.create_task(fetch())
+        await asyncio.sleep(0.15)  # its response is being sent
+        held = [await asyncio.open_connection("127.0.0.1", http.bound_port) for _ in range(6)]
+        await asyncio.sleep(0.1)
+        assert await in_flight == 10_000  # before: aborted (ClientPayloadError: payload is not completed)
+        closed = [await _closed_by_server(r, 0.3) for r, _ in held]
+        assert closed == [True] * 3 + [False] * 3  # the oldest idle ones went instead
+        assert http.connections.closed_over_limit == 3
+        for _, w in held:
+            w.close()
+
+
+async def test_when_every_connection_is_busy_the_new_one_is_closed_not_a_response_in_flight() -> None:
+    http = _server(max_connections=2)
+    http.add_routes([web.get("/slow", _slow_stream)])
+    async with http, aiohttp.ClientSession() as session:
+        assert http.bound_port and http.connections is not None
+
+        async def fetch() -> int:
+            async with session.get(f"http://127.0.0.1:{http.bound_port}/slow",
+                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                return len(await resp.read())
+
+        in_flight = [asyncio.create_task(fetch()) for _ in range(2)]
+        await asyncio.sleep(0.15)
+        reader, writer = await asyncio.open_connection("127.0.0.1", http.bound_port)
+        assert await _closed_by_server(reader, 1.0)  # the newcomer is refused
+        assert await asyncio.gather(*in_flight) == [10_000, 10_000]
+        assert http.connections.closed_over_limit == 1
+        writer.close()
 
 
 async def test_closing_over_the_cap_logs_one_line_per_interval_with_the_count() -> None:

@@ -51,6 +51,17 @@ async def test_a_non_loopback_bind_with_a_public_url_serves_its_host_and_loopbac
         assert await _status("0.0.0.0", header, "https://finsent.desk.example", "/windows") == 200, header
 
 
+async def test_the_public_host_passes_with_a_trailing_dot_and_ip_literals_compare_canonically() -> None:
+    # were refused with 421: an absolute DNS name, and the same IPv6 address written another way
+    assert await _status("0.0.0.0", "finsent.desk.example.", "https://finsent.desk.example", "/windows") == 200
+    assert await _status("0.0.0.0", "finsent.desk.example", "https://finsent.desk.example./", "/windows") == 200
+    assert await _status("0.0.0.0", "[2001:db8::1]:8080", "http://[2001:DB8:0::1]:8080", "/windows") == 200
+    assert await _status("0.0.0.0", "[2001:0DB8::0:1]", "http://[2001:db8::1]:8080", "/windows") == 200
+    assert await _status("127.0.0.1", "localhost.:8080") == 200
+    for header in ("[2001:db8::2]", "finsent.desk.example.evil.test.", "."):  # still refused
+        assert await _status("0.0.0.0", header, "http://[2001:db8::1]:8080", "/windows") == 421, header
+
+
 async def test_on_a_non_loopback_bind_probes_and_scrapes_answer_any_host() -> None:
     # Prometheus scrapes finsent:8080 in compose, a kubelet probes the pod's IP: names this process cannot know
     for path in ("/healthz", "/readyz", "/metrics"):
