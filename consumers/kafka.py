@@ -79,6 +79,7 @@ from consumers.kafka_client import (
     Unreadable,
     client_kwargs,
     parse_record,
+    positions_held,
     probe_partition,
     reject,
     require_topics,
@@ -458,6 +459,9 @@ class KafkaSource(Service):
                     return
                 await self._refresh_lag()
             batch: list[SourceRecord] = []
+            # where each partition stood: a corrupt batch raises after aiokafka moved others past records it
+            # never returns, and these are sought back to (see _rewind_unreturned)
+            before = await positions_held(self._consumer, self._consumer.assignment())
             try:
                 fetched = await self._consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=limit)
             except ConsumerStoppedError:
@@ -467,7 +471,7 @@ class KafkaSource(Service):
                 await self._dead_letter_unreadable(too_large(exc))
             except CorruptRecordException as exc:
                 fetched = {}
-                batch = await self._skip_corrupt(exc, limit, timeout_ms)
+                batch = await self._skip_corrupt(exc, limit, timeout_ms, before)
             for tp, records in fetched.items():
                 batch.extend(await self._accept(tp, records))
             if self.backlog > self.kafka.max_buffered_records:
@@ -508,18 +512,20 @@ class KafkaSource(Service):
 
     # --- records that cannot be read ------------------------------------------------------------------
 
-    async def _skip_corrupt(self, exc: CorruptRecordException, limit: int, timeout_ms: int) -> list[SourceRecord]:
+    async def _skip_corrupt(self, exc: CorruptRecordException, limit: int, timeout_ms: int,
+                            before: dict[TopicPartition, int]) -> list[SourceRecord]:
         """A batch failed its CRC or does not parse. aiokafka does not move past it, and says which partition
         only for a CRC failure, never which offset: read the partition (each owned one when it is not named)
         one record at a time from its position until the error comes again, then dead-letter a stub for the
         record at that position and seek past it. Records read meanwhile are handed out as usual.
         Records of other partitions that aiokafka took in the failed call are lost with its answer while
-        their positions moved past them: those partitions are sought back first."""
+        their positions moved past them: those partitions are sought back to ``before`` (their positions when
+        that call began) first."""
         consumer = self._consumer
         if consumer is None:
             return []
         named, _ = unreadable_at(exc)
-        await self._rewind_unreturned(consumer)
+        await self._rewind_unreturned(consumer, before)
         candidates = [named] if named is not None else sorted(consumer.assignment())
         good: list[SourceRecord] = []
         for tp in candidates:
@@ -532,26 +538,21 @@ class KafkaSource(Service):
                     "at the next fetch if it comes back")
         return good
 
-    async def _rewind_unreturned(self, consumer: AIOKafkaConsumer) -> None:
-        """Seek every owned partition whose position is past the records this source was given back to the
-        first one it was not given. For a partition it got nothing from yet: the committed offset, or with no
-        commit and ``auto_offset_reset = earliest`` the log start (with ``latest`` it cannot be known)."""
-        for tp in sorted(consumer.assignment()):
-            try:
-                async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
-                    expected = self._next_offset.get(tp)
-                    if expected is None:
-                        expected = await consumer.committed(tp)
-                    if expected is None and self.kafka.auto_offset_reset == "earliest":
-                        expected = (await consumer.beginning_offsets([tp])).get(tp)
-                    position = await consumer.position(tp)
-            except (KafkaError, TimeoutError, OSError) as exc:
-                log.warning("kafka_position_unknown", partition=_partition_key(tp), error=repr(exc)[:300])
+    async def _rewind_unreturned(self, consumer: AIOKafkaConsumer, before: dict[TopicPartition, int]) -> None:
+        """Seek every owned partition whose position moved past where it stood before the failed ``getmany``
+        back to that position: the records aiokafka drained from it in that call were never returned. Both
+        positions are read locally (``positions_held``): no coordinator lookup that can fail or time out.
+        A partition with no valid position before the call was not fetched from (aiokafka fetches only from
+        a valid position)."""
+        owned = consumer.assignment()
+        now = await positions_held(consumer, owned)
+        for tp in sorted(owned):
+            start, position = before.get(tp), now.get(tp)
+            if start is None or position is None or position <= start:
                 continue
-            if expected is not None and position > expected and tp in consumer.assignment():
-                consumer.seek(tp, expected)
-                log.warning("kafka_fetch_rewound", partition=_partition_key(tp), position=position, to=expected,
-                            why="a fetch failed on another partition after aiokafka took these records")
+            consumer.seek(tp, start)
+            log.warning("kafka_fetch_rewound", partition=_partition_key(tp), position=position, to=start,
+                        why="a fetch failed on another partition after aiokafka took these records")
 
     async def _probe(self, tp: TopicPartition, limit: int, timeout_ms: int) -> tuple[bool, list[SourceRecord]]:
         """Read ``tp`` one record at a time (at most ``limit``): ``(True, records before it)`` once a record
@@ -600,7 +601,11 @@ class KafkaSource(Service):
         pending.append(_Seen(offset, dead=True))
         self._gaps.observe(tp, offset, offset)
         self._next_offset[tp] = offset + 1
-        if tp in consumer.assignment() and await consumer.position(tp) <= offset:
+        try:
+            behind = tp in consumer.assignment() and await consumer.position(tp) <= offset
+        except IllegalStateError:  # revoked while position() waited: its new owner reads from the commit
+            return
+        if behind:
             consumer.seek(tp, offset + 1)
         if pending[0].dead:  # nothing handed out is pending before it: commit past it now
             await self._commit_partitions({tp: self._committed[tp]})

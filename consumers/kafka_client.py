@@ -6,12 +6,18 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, KafkaError, RecordTooLargeError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    CorruptRecordException,
+    IllegalStateError,
+    KafkaError,
+    RecordTooLargeError,
+)
 from aiokafka.helpers import create_ssl_context
 
 from consumers.schema import InvalidMessage, guarded, parse_message
@@ -201,6 +207,22 @@ def corrupt(tp: TopicPartition, offset: int, exc: CorruptRecordException) -> Unr
                       f"the record at {tp.topic}:{tp.partition} offset {offset} cannot be read: {exc}", CORRUPT_FIX)
 
 
+async def positions_held(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The position of each of ``partitions`` that is assigned and has a valid one, read from aiokafka's
+    subscription state: no I/O and no wait (``position()`` waits for a reset when a partition has none, and
+    raises ``IllegalStateError`` when it is revoked meanwhile). Partitions without one are left out."""
+    subscription = getattr(consumer, "_subscription", None)
+    if subscription is None:  # a stand-in without aiokafka's state (tests): its position() answers at once
+        return {tp: await consumer.position(tp) for tp in partitions}
+    assignment = subscription.subscription.assignment if subscription.subscription is not None else None
+    held: dict[TopicPartition, int] = {}
+    for tp in partitions:
+        state = assignment.state_value(tp) if assignment is not None else None
+        if state is not None and state.has_valid_position:
+            held[tp] = state.position
+    return held
+
+
 async def probe_partition(
     consumer: AIOKafkaConsumer, tp: TopicPartition, limit: int, timeout_ms: int,
     accept: Callable[[TopicPartition, list[Any]], Awaitable[None]], go_on: Callable[[], bool],
@@ -212,7 +234,10 @@ async def probe_partition(
     for _ in range(limit):
         if not go_on():
             break
-        offset = await consumer.position(tp)
+        try:
+            offset = await consumer.position(tp)
+        except IllegalStateError:  # revoked while position() waited for a valid position: not ours to read
+            break
         try:
             fetched = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
         except ConsumerStoppedError:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CorruptRecordException, RecordTooLargeError
+from aiokafka.errors import CorruptRecordException, IllegalStateError, RecordTooLargeError
 
 from consumers.kafka_client import (
     Unreadable,
@@ -217,7 +217,11 @@ class KafkaRangeReader(Service):
             await self.dead_letter.send(b"", unreadable.reason, unreadable.detail, unreadable.origin)
         self._next[tp] = max(self._next.get(tp, 0), offset + 1)
         consumer = self._consumer
-        if consumer is not None and tp in self._remaining and await consumer.position(tp) <= offset:
+        try:
+            behind = consumer is not None and tp in self._remaining and await consumer.position(tp) <= offset
+        except IllegalStateError:  # unassigned while position() waited: nothing left to seek
+            return True
+        if behind and consumer is not None:
             consumer.seek(tp, offset + 1)
         return True
 

@@ -263,8 +263,8 @@ def message_from_dict(
     if "published_at" not in obj:
         raise InvalidMessage("missing_field", "published_at is required")
     meta = obj.get("meta")
-    if meta is None:  # missing or null; any other non-object (0, false, "", a list) is refused
-        meta = {}
+    if meta is None or meta == [] or meta == "":  # missing, null, or empty: PHP's json_encode writes an empty
+        meta = {}  # map as []; any other non-object (0, false, a non-empty list or string) is refused
     elif not isinstance(meta, dict):
         raise InvalidMessage("bad_field", f"meta must be an object, got {type(meta).__name__}")
     lang = _optional_str(obj, "lang") or "en"

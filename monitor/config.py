@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import ipaddress
 import json
+import logging
 import os
+import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,8 +138,9 @@ class SourceSettings(_Section):
     max_future_s: int = Field(DEFAULT_MAX_FUTURE_S, ge=0)
     """An event time (``published_at``) more than this far ahead of the wall clock at ingest is
     dead-lettered as ``implausible_time`` (clock skew of producers fits well inside); 0 = no limit, for
-    streams dated in the future: 0 also lifts the cap that keeps event time (what closes buckets) within
-    30 s of the wall clock, so a replay dated ahead is evaluated to its end."""
+    streams dated in the future. In ``monitor replay`` and ``monitor backtest`` 0 also lifts the cap that keeps
+    event time (what closes buckets) within 30 s of the wall clock, so history dated ahead is evaluated to its
+    end; ``monitor run`` always keeps that cap."""
     min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
     """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
     fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
@@ -452,11 +456,8 @@ class AlertSettings(_Section):
                 f"alerts.min_baseline_buckets ({self.min_baseline_buckets}) is more than alerts.baseline_buckets "
                 f"({self.baseline_buckets}), so the rolling baseline never has enough history and nothing alerts "
                 "-- lower alerts.min_baseline_buckets or raise alerts.baseline_buckets")
-        if self.seasonal_days and self.seasonal_min_days > self.seasonal_days:
-            raise ValueError(
-                f"alerts.seasonal_min_days ({self.seasonal_min_days}) is more than alerts.seasonal_days "
-                f"({self.seasonal_days}), so the seasonal baseline is never used -- lower alerts.seasonal_min_days, "
-                "raise alerts.seasonal_days, or set alerts.seasonal_days = 0 (rolling baseline only)")
+        # seasonal_min_days above seasonal_days is not refused: the seasonal baseline is then never used and the
+        # rolling one is (harmless, as with seasonal_days = 0)
         return self
 
     @field_validator("thresholds")
@@ -493,12 +494,14 @@ class HttpSettings(_Section):
     ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``. Requests must name
     its host or a loopback one in ``Host`` (any other name gets 421: the DNS-rebinding guard), on any bind
     address; on a non-loopback bind /healthz, /readyz and /metrics answer any ``Host``. Unset on a
-    non-loopback bind = no ``Host`` check at all: set it there to get the check."""
+    non-loopback bind = no ``Host`` check at all: set it there to get the check. Behind a reverse proxy the
+    proxy must pass the browser's ``Host`` (nginx ``proxy_set_header Host $host``)."""
     max_connections: int = Field(256, ge=1, le=100_000)
-    """Most HTTP connections (count) open at once; a new one over it closes the oldest, so slow or idle
-    clients cannot use up the file descriptors Redis, Kafka and the sinks need. Keep it well below the
-    open-file limit (``LimitNOFILE``, ``ulimit -n``): a burst of new connections holds up to 128 more for a
-    moment, until the oldest are closed."""
+    """Most HTTP connections (count) open at once; a new one over it closes the oldest idle one (never one
+    serving a response: if every one is busy, the new one is closed), so slow or idle clients cannot use up
+    the file descriptors Redis, Kafka and the sinks need. Keep it well below the open-file limit
+    (``LimitNOFILE``, ``ulimit -n``): a burst of new connections holds up to 128 more for a moment, until
+    the oldest are closed."""
     keepalive_timeout_s: float = Field(15.0, gt=0, le=3600)
     """Longest a connection stays open without a complete request: idle between requests, or still sending
     its request line and headers. Behind a reverse proxy that keeps upstream connections alive, set the
@@ -757,16 +760,78 @@ def _setting_variables() -> dict[str, str]:
     return names
 
 
+_SERVICE_LINKS = (
+    # Kubernetes service links for a Service named monitor or monitor-*: {SVC}_SERVICE_HOST, {SVC}_SERVICE_PORT[_NAME],
+    # {SVC}_PORT and {SVC}_PORT_{n}_{PROTO}[_PROTO|_PORT|_ADDR]; Docker --link adds {ALIAS}_NAME and {ALIAS}_ENV_*.
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_SERVICE_HOST"), "ip"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_SERVICE_PORT(?:_[A-Z0-9_]+)?"), "port"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_PORT(?:_[0-9]+_(?:TCP|UDP|SCTP))?"), "url"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_PORT_[0-9]+_(?:TCP|UDP|SCTP)_PROTO"), "proto"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_PORT_[0-9]+_(?:TCP|UDP|SCTP)_PORT"), "port"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_PORT_[0-9]+_(?:TCP|UDP|SCTP)_ADDR"), "ip"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_NAME"), "path"),
+    (re.compile(r"MONITOR(?:_[A-Z0-9]+)*_ENV_.+"), "any"),
+)
+
+
+def _looks_like(kind: str, value: str) -> bool:
+    if kind == "ip":
+        try:
+            ipaddress.ip_address(value.strip())
+        except ValueError:
+            return False
+        return True
+    if kind == "port":
+        return value.strip().isdigit()
+    if kind == "url":
+        return re.fullmatch(r"(?i)(tcp|udp|sctp)://\S+:[0-9]+", value.strip()) is not None
+    if kind == "proto":
+        return value.strip().lower() in ("tcp", "udp", "sctp")
+    if kind == "path":
+        return value.startswith("/")
+    return True
+
+
+def _is_service_link(name: str, value: str) -> bool:
+    """A variable Kubernetes or Docker injects for a Service/link named ``monitor``/``monitor-*`` (never a setting)."""
+    return any(pattern.fullmatch(name) and _looks_like(kind, value) for pattern, kind in _SERVICE_LINKS)
+
+
+def _meant_as_setting(name: str) -> bool:
+    """Whether an unknown ``MONITOR_*`` name was clearly meant to set something: it has the section separator
+    ``__``, starts with a section or top-level key and ``_`` (``MONITOR_WINDOWS_BUCKET_S``), or its first word
+    is a near-miss of a section (``MONITOR_ALERT_SINKS``). Other names (a Service's links) are not ours."""
+    if "__" in name:
+        return True
+    rest = name.removeprefix("MONITOR_")
+    fields = [field.upper() for field in Settings.model_fields]
+    if any(rest.startswith(f"{field}_") for field in fields):
+        return True
+    sections = [field.upper() for field, info in Settings.model_fields.items()
+                if hasattr(info.annotation, "model_fields")]
+    return bool(difflib.get_close_matches(rest.split("_", 1)[0], sections, n=1, cutoff=0.8))
+
+
+_WARNED_VARIABLES: set[str] = set()
+
+
 def _reject_unknown_variables() -> None:
-    """A misspelled variable (``MONITOR_ALERT__SINKS``, ``MONITOR_WINDOWS_BUCKET_S``) was silently ignored."""
+    """A misspelled variable (``MONITOR_ALERT__SINKS``, ``MONITOR_WINDOWS_BUCKET_S``) was silently ignored: refuse
+    the names meant as settings. Any other unknown ``MONITOR_*`` name (Kubernetes injects ``MONITOR_SERVICE_HOST``,
+    ``MONITOR_PORT``, ... for a Service named ``monitor``; Docker links ``MONITOR_ENV_*``) is ignored, with one
+    warning naming them (never their values)."""
     known = _setting_variables()
     unknown = []
-    for name in sorted(os.environ):
+    ignored = []
+    for name, value in sorted(os.environ.items()):
         upper = name.upper()
         if not upper.startswith("MONITOR_") or upper in known or upper in OWN_VARIABLES:
             continue
         head = upper.split("__")
         if len(head) > 2 and "__".join(head[:2]) in known:  # MONITOR_ALERTS__THRESHOLDS__KEY: into a table
+            continue
+        if _is_service_link(upper, value) or not _meant_as_setting(upper):
+            ignored.append(name)
             continue
         close = difflib.get_close_matches(upper, [*known, *OWN_VARIABLES], n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else "see docs/settings.md for the variable names"
@@ -774,6 +839,12 @@ def _reject_unknown_variables() -> None:
     if unknown:
         raise ConfigError("unknown MONITOR_* environment variable(s), not a setting (a section and its key are "
                           "joined by a double underscore: MONITOR_WINDOWS__BUCKET_S):\n" + "\n".join(unknown))
+    fresh = [name for name in ignored if name not in _WARNED_VARIABLES]
+    if fresh:
+        _WARNED_VARIABLES.update(fresh)
+        logging.getLogger(__name__).warning(
+            "ignoring MONITOR_* environment variable(s) that are not settings (e.g. Kubernetes service links): %s",
+            ", ".join(fresh))
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -166,7 +166,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
 
         source = KafkaRangeReader(settings, kafka.kafka_topic, start=kafka.start, end=kafka.end,
                                   dead_letter=dead_letter)
-    app = MonitorApp(settings, source=source, dead_letter=dead_letter)
+    app = MonitorApp(settings, source=source, dead_letter=dead_letter, history=True)
     install_stop_signals(app.request_stop, stopped_by)
     total = count_lines(settings.source.replay_paths) if source is None else None
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr)

@@ -17,7 +17,14 @@ from tqdm import tqdm
 
 from alerts.model import AlertItem, AlertStatus
 from monitor.backtest.report import markdown, plot_incident
-from monitor.backtest.runner import CachedClassifier, RunResult, parse_sweep, run_once, settings_with
+from monitor.backtest.runner import (
+    CachedClassifier,
+    ContradictoryCombination,
+    RunResult,
+    parse_sweep,
+    run_once,
+    settings_with,
+)
 from monitor.backtest.scoring import FiredAlert, Incident, Scores, load_incidents, score
 from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
@@ -80,9 +87,21 @@ async def run_backtest(
     settings: Settings, incidents: Sequence[Incident], sweep: Sequence[str], *, early_s: int, late_s: int,
     progress: bool = False,
 ) -> list[tuple[RunResult, Scores]]:
-    combos = parse_sweep(sweep)
-    for params in combos:  # every combination is valid before the first run (one was refused mid-progress-bar)
-        settings_with(settings, params)
+    combos, contradictory = [], []
+    for params in parse_sweep(sweep):  # checked before the first run (one was refused mid-progress-bar)
+        try:
+            settings_with(settings, params)
+        except ContradictoryCombination as exc:  # crossing baseline_buckets with min_baseline_buckets
+            contradictory.append((params, exc))
+            continue
+        combos.append(params)
+    if contradictory and not combos:
+        raise contradictory[0][1]
+    if contradictory:
+        print(f"backtest: skipping {len(contradictory)} contradictory combination(s) (min_baseline_buckets above "
+              "baseline_buckets: nothing could alert): "
+              + "; ".join(", ".join(f"{k}={v:g}" for k, v in params.items()) for params, _ in contradictory),
+              file=sys.stderr)
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
     keys = sorted({inc.key for inc in incidents})

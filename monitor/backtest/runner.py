@@ -134,6 +134,11 @@ READ_ONLY_BY: dict[str, frozenset[str]] = {
 configured detection ignores gave identical rows and a "best" value, without a word (found by a walkthrough)."""
 
 
+class ContradictoryCombination(InputError):
+    """A sweep combination whose settings contradict each other (``min_baseline_buckets`` above
+    ``baseline_buckets``): a sweep crossing the two skips it rather than refusing the whole grid."""
+
+
 def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
     update: dict[str, Any] = {}
     for name, value in params.items():
@@ -154,6 +159,8 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
         alerts = type(settings.alerts).model_validate({**settings.alerts.model_dump(), **update})
     except ValidationError as exc:
         first = exc.errors()[0]
+        if all(not error["loc"] for error in exc.errors()):  # the model validator: settings that disagree
+            raise ContradictoryCombination("--sweep " + first["msg"].removeprefix("Value error, ")) from None
         raise InputError(f"--sweep {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     return settings.model_copy(update={"alerts": alerts})
 
@@ -169,7 +176,7 @@ async def run_once(settings: Settings, classifier: Classifier, params: dict[str,
         tuned.windows.bucket_s, max(tuned.windows.retention_s, BACKTEST_RETENTION_S),
         tuned.windows.top_negative_per_bucket, trace_keys=trace_keys,
     )
-    app = MonitorApp(tuned, classifier=classifier, store=store)
+    app = MonitorApp(tuned, classifier=classifier, store=store, history=True)
     recorder = RecordingEvaluator(app.alerting)
     app.pipeline.evaluator = recorder
     traces: dict[str, list[Signal]] = {k: [] for k in trace_keys}

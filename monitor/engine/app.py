@@ -115,7 +115,11 @@ class MonitorApp:
         store: WindowStore | None = None,
         alerting: AlertEngine | None = None,
         dead_letter: DeadLetterSink | None = None,
+        history: bool = False,
     ) -> None:
+        """``history``: a replay or backtest (``monitor replay``/``monitor backtest``), where the data's clock is
+        not the wall clock: with ``source.max_future_s = 0`` event time then follows the data. ``monitor run``
+        (False) always caps event time at the wall clock, whatever that setting."""
         self.settings = settings
         # a replay passes its own (a file next to its report): one built from settings would be the production
         # dead-letter topic whenever source.kind is kafka, as it is for a Kafka range replay
@@ -149,7 +153,8 @@ class MonitorApp:
             enricher=build_enricher(settings),
             # retries give up halfway, leaving the other half for the parts' own stops (outbox, lease, close)
             stop_grace_s=settings.shutdown_timeout_s / 2,
-            max_future_s=settings.source.max_future_s,  # 0: event time is not capped at the wall clock
+            # history dated ahead (max_future_s = 0) is evaluated to its end; a live stream never outruns the clock
+            cap_to_wall_clock=not (history and settings.source.max_future_s == 0),
         )
         self.loop_lag = LoopLagProbe()
         self.http: HttpServer | None = None

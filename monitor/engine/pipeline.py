@@ -32,7 +32,6 @@ from monitor.engine.enrich import Enricher
 from monitor.engine.poison import KnownPoison, isolate
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
-from monitor.time_bounds import DEFAULT_MAX_FUTURE_S
 from monitor.types import (
     ClassifiedMessage,
     HoldableSource,
@@ -148,13 +147,13 @@ class Pipeline:
         cluster: ClusterWatermark | None = None,
         enricher: Enricher | None = None,
         stop_grace_s: float = STOP_GRACE_S,
-        max_future_s: int = DEFAULT_MAX_FUTURE_S,
+        cap_to_wall_clock: bool = True,
     ) -> None:
-        """``max_future_s`` is ``source.max_future_s``: while it is set, event time counts at most
-        ``MAX_AHEAD_OF_CLOCK_S`` past the wall clock (``Watermark.wall_clock``: one record dated ahead must not
-        close the next hour's buckets of a live stream). 0 turns the future check off, for streams dated in
-        the future (a shifted or synthetic replay), and the cap with it: event time follows the data, so such
-        a replay is evaluated to its end instead of to the wall clock."""
+        """``cap_to_wall_clock``: event time counts at most ``MAX_AHEAD_OF_CLOCK_S`` past the wall clock
+        (``Watermark.wall_clock``: one record dated ahead must not close the next hour's buckets of a live
+        stream). Only history -- a replay or backtest (``MonitorApp(history=True)``) with
+        ``source.max_future_s = 0`` -- passes False: its data's clock is not the wall clock, and a stream dated
+        ahead is evaluated to its end. The live daemon always keeps the cap."""
         self.source = source
         self.stop_grace_s = stop_grace_s
         self._holdable = source if isinstance(source, HoldableSource) else None
@@ -169,7 +168,7 @@ class Pipeline:
         self.dead_letter = dead_letter
         self.evaluator = evaluator
         self.watermark = Watermark(store.bucket_s, allowed_lateness_s,
-                                   wall_clock=time.time if max_future_s > 0 else None)
+                                   wall_clock=time.time if cap_to_wall_clock else None)
         self.member: ClusterMember | None = None
         if cluster is not None:
             if not isinstance(source, SharedSource):

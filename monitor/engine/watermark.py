@@ -11,8 +11,9 @@ Clock skew: a lane's time counts at most ``max_ahead_s`` past ``wall_clock()`` (
 dated in the future but inside the source's plausibility bound (``source.max_future_s``, an hour) is kept
 in its own bucket, but it does not carry event time with it: one such record followed by a quiet spell
 closed the next hour's buckets, and every on-time message after it was dead-lettered as late.
-Without a clock (the pipeline passes none when ``source.max_future_s`` is 0, the setting for streams dated
-in the future) event time follows the data: capped, a replay shifted a year ahead was never evaluated.
+Without a clock (the pipeline passes none for a replay or backtest with ``source.max_future_s = 0``, the
+setting for streams dated in the future; never for ``monitor run``) event time follows the data: capped, a
+replay shifted a year ahead was never evaluated.
 
 Policy: a bucket is closed once the watermark passes its end; a message whose bucket is already
 closed is *late*: counted in ``finsent_late_messages_total`` and dead-lettered with reason ``late``

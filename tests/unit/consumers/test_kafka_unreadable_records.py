@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from aiokafka.errors import CorruptRecordException, RecordTooLargeError
+import pytest
+from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaTimeoutError, RecordTooLargeError
 from aiokafka.structs import TopicPartition
 from structlog.testing import capture_logs
 
 from consumers.kafka import KafkaSource, unreadable_at
+from consumers.kafka_client import Unreadable, probe_partition
+from consumers.kafka_range import KafkaRangeReader
 from monitor.config import load_settings
 from monitor.lifecycle import Service
 from monitor.types import SourceRecord
@@ -208,3 +212,88 @@ def test_the_partition_and_offset_are_read_from_aiokafka_errors_as_it_builds_the
     assert unreadable_at(RecordTooLargeError("... %s=%s ... %s", tp, 42, 1_048_576)) == (tp, 42)
     assert unreadable_at(CorruptRecordException(f"Invalid CRC - {tp}")) == (tp, None)
     assert unreadable_at(CorruptRecordException("Found invalid number of record headers -1")) == (None, None)
+
+
+class NoCoordinator(Consumer):
+    """The group coordinator does not answer (slow or unavailable): ``committed()`` fails."""
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        raise KafkaTimeoutError("coordinator not available")
+
+
+@pytest.mark.parametrize(("committed", "reset"), [(0, "earliest"), (None, "latest")])
+async def test_records_drained_before_a_corrupt_batch_are_handed_out_even_when_the_committed_offset_is_unknown(
+    committed: int | None, reset: str,
+) -> None:
+    """Found by review: the rewind target of a partition not read yet came from committed()/beginning_offsets();
+    when that failed (or with auto_offset_reset = latest) p0's drained records were never handed out and later
+    commits moved past them. The positions before the failed fetch are the target now."""
+    p0, p1 = news(0), news(1)
+    consumer = NoCoordinator({p0: [good("a0"), good("a1"), good("a2"), good("a3")],
+                              p1: [good("b0"), CORRUPT, good("b2")]}, committed=committed)
+    source, _ = source_over(consumer)
+    source.kafka.auto_offset_reset = reset  # type: ignore[assignment]
+    got = await consume(source, rounds=10)
+    assert offsets(got) == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 2)]
+    assert (p0, 0) in consumer.seeks
+
+
+class RevokedWhileWaiting(Consumer):
+    """``position()`` of a partition revoked while aiokafka waited for its position (aiokafka 0.14 raises)."""
+
+    def __init__(self, *args: Any, revoked: TopicPartition, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.revoked = revoked
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp == self.revoked:
+            raise IllegalStateError(f"Partition {tp} is not assigned")
+        return await super().position(tp)
+
+
+async def test_a_partition_revoked_while_its_position_is_awaited_stops_the_probe_instead_of_ending_the_pipeline(
+) -> None:
+    p0 = news(0)
+    consumer = RevokedWhileWaiting({p0: [good("a0"), CORRUPT]}, revoked=p0)
+    accepted: list[object] = []
+
+    async def accept(tp: TopicPartition, records: list[Any]) -> None:
+        accepted.extend(records)
+
+    assert await probe_partition(consumer, p0, 10, 10, accept, lambda: True) is None  # type: ignore[arg-type]
+    assert accepted == []
+
+
+async def test_a_partition_revoked_while_its_position_is_awaited_skips_the_seek_past_a_dead_lettered_record(
+) -> None:
+    p0 = news(0)
+    consumer = RevokedWhileWaiting({p0: [good("a0"), CORRUPT]}, revoked=p0)
+    source, dead = source_over(consumer)
+    await source._dead_letter_unreadable(Unreadable(p0, 1, "corrupt_record", "x", "fix"))
+    assert len(dead.items) == 1 and consumer.seeks == []
+
+
+async def test_the_range_reader_skips_the_seek_when_the_partition_is_unassigned_while_its_position_is_awaited(
+) -> None:
+    p0 = news(0)
+    consumer = RevokedWhileWaiting({p0: [good("a0"), CORRUPT]}, revoked=p0)
+    reader = KafkaRangeReader(load_settings(source={"kind": "kafka"}), dead_letter=DeadLetters())  # type: ignore[arg-type]
+    reader._consumer = consumer  # type: ignore[assignment]
+    reader._remaining = {p0}
+    assert await reader._dead_letter(Unreadable(p0, 1, "corrupt_record", "x", "fix")) is True
+    assert consumer.seeks == []
+
+
+async def test_positions_before_a_fetch_are_read_from_aiokafkas_state_leaving_out_partitions_without_one() -> None:
+    """``position()`` would wait (up to request_timeout_ms) for a partition awaiting its reset."""
+    from aiokafka.consumer.subscription_state import SubscriptionState
+
+    from consumers.kafka_client import positions_held
+
+    class Real:
+        _subscription = SubscriptionState()
+
+    p0, p1 = news(0), news(1)
+    Real._subscription.assign_from_user([p0, p1])
+    Real._subscription.seek(p0, 5)
+    assert await positions_held(Real(), [p0, p1, news(2)]) == {p0: 5}  # type: ignore[arg-type]

@@ -185,12 +185,20 @@ def test_text_with_a_visible_character_among_invisible_ones_is_accepted_unchange
     assert parse_message(_wire(text=text), **LIMITS).text == text
 
 
-@pytest.mark.parametrize("meta", [0, False, "", 1, "x", [1, 2], []])
+@pytest.mark.parametrize("meta", [0, False, 1, "x", [1, 2], [{}]])
 def test_a_meta_that_is_not_an_object_is_a_bad_field_even_when_falsy(meta: object) -> None:
-    """Before, ``0``, ``false`` and ``""`` became ``{}`` silently while ``[1, 2]`` was refused."""
+    """Before, ``0`` and ``false`` became ``{}`` silently while ``[1, 2]`` was refused."""
     with pytest.raises(InvalidMessage) as info:
         parse_message(_wire(meta=meta), **LIMITS)
     assert info.value.reason == "bad_field" and "meta" in info.value.detail
+
+
+@pytest.mark.parametrize("meta", [[], ""])
+def test_an_empty_list_or_string_meta_is_an_empty_object_as_phps_json_encode_writes_an_empty_map(
+    meta: object,
+) -> None:
+    """Found by review: ``json_encode([])`` is ``[]``; such a producer had every message dead-lettered."""
+    assert parse_message(_wire(meta=meta), **LIMITS).meta == {}
 
 
 def test_a_null_or_missing_meta_is_an_empty_object() -> None:

@@ -240,3 +240,57 @@ def test_incidents_on_one_key_with_different_times_are_all_kept(tmp_path: Path) 
     path = tmp_path / "events.csv"
     path.write_text("key,start,end\nticker:BA,1793714400,1793718600\nticker:BA,1793714400,1793718601\n")
     assert len(load_incidents(path)) == 2
+
+
+def _fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, float]]:
+    from monitor.backtest import command
+
+    ran: list[dict[str, float]] = []
+
+    async def run_once(settings: object, classifier: object, params: dict[str, float], **kw: object) -> object:
+        ran.append(params)
+        return object()
+
+    async def span_s(result: object) -> int:
+        return 86_400
+
+    monkeypatch.setattr(command, "build_classifier", lambda *a: None)
+    monkeypatch.setattr(command, "CachedClassifier", lambda c: c)
+    monkeypatch.setattr(command, "run_once", run_once)
+    monkeypatch.setattr(command, "_span_s", span_s)
+    monkeypatch.setattr(command, "fired_alerts", lambda r: [])
+    monkeypatch.setattr(command, "resolved_at_s", lambda r: {})
+    monkeypatch.setattr(command, "score", lambda *a, **k: None)
+    return ran
+
+
+def test_a_sweep_crossing_baseline_buckets_with_min_baseline_buckets_skips_only_the_contradictory_combinations(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: the whole grid was refused because some combinations have min above the baseline."""
+    import asyncio
+
+    from monitor.backtest import command
+    from monitor.config import Settings
+
+    ran = _fake_runs(monkeypatch)
+    sweep = ["baseline_buckets=6,24", "min_baseline_buckets=4,12"]
+    results = asyncio.run(command.run_backtest(Settings(), [], sweep, early_s=0, late_s=0))
+    assert ran == [{"baseline_buckets": 6, "min_baseline_buckets": 4},
+                   {"baseline_buckets": 24, "min_baseline_buckets": 4},
+                   {"baseline_buckets": 24, "min_baseline_buckets": 12}]
+    assert len(results) == 3
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "skipping" in line]
+    assert "1 contradictory combination" in line and "baseline_buckets=6, min_baseline_buckets=12" in line
+
+
+def test_a_sweep_whose_every_combination_is_contradictory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from monitor.backtest import command
+    from monitor.config import ConfigError, Settings
+
+    ran = _fake_runs(monkeypatch)
+    with pytest.raises(ConfigError, match="min_baseline_buckets"):
+        asyncio.run(command.run_backtest(Settings(), [], ["baseline_buckets=3"], early_s=0, late_s=0))
+    assert ran == []

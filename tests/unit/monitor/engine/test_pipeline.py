@@ -423,35 +423,30 @@ def _year_ahead(count: int, step_s: int = BUCKET_S) -> tuple[int, list[list[RawM
     return start_s, [[msg(f"f{i}", "x", start_s + i * step_s)] for i in range(count)]
 
 
-async def test_with_the_future_check_off_a_stream_dated_ahead_of_the_clock_is_evaluated_to_its_end() -> None:
-    """``source.max_future_s = 0`` (the README's setting for future-dated streams) lifts the wall-clock cap
-    on event time too: before, such a replay closed nothing past now + 30 s, 0 alerts, exit 0."""
+async def test_without_the_wall_clock_cap_a_stream_dated_ahead_of_the_clock_is_evaluated_to_its_end() -> None:
+    """A replay with ``source.max_future_s = 0`` (the README's setting for future-dated streams) lifts the
+    wall-clock cap on event time: before, such a replay closed nothing past now + 30 s, 0 alerts, exit 0."""
     start_s, stream = _year_ahead(10)
     store, evaluator = _store(), RecordingEvaluator()
-    pipe = await _run(ListSource(stream), store, evaluator, max_future_s=0)
+    pipe = await _run(ListSource(stream), store, evaluator, cap_to_wall_clock=False)
     assert pipe.watermark.wall_clock is None
     # a first call at the start of the first bucket, then the end of every bucket, the last one included
     assert evaluator.boundaries == [start_s + i * BUCKET_S for i in range(11)]
     assert pipe.stats.evaluated_until_s == start_s + 10 * BUCKET_S
 
 
-async def test_with_the_future_check_on_event_time_still_stops_at_the_wall_clock() -> None:
+async def test_with_the_wall_clock_cap_event_time_still_stops_at_the_wall_clock() -> None:
     """The cap stays for live streams (one record dated ahead must not close the next hour's buckets)."""
     start_s, stream = _year_ahead(3)
     evaluator = RecordingEvaluator()
-    pipe = await _run(ListSource(stream), _store(), evaluator, max_future_s=3600)
+    pipe = await _run(ListSource(stream), _store(), evaluator)
     assert pipe.watermark.wall_clock is not None
     # event time counted at most MAX_AHEAD_OF_CLOCK_S past the clock: detection stops there, a year short
     assert (pipe.watermark.max_event_s or 0) <= time.time() + MAX_AHEAD_OF_CLOCK_S < start_s
     assert pipe.stats.evaluated_until_s is not None and pipe.stats.evaluated_until_s < start_s - YEAR_S / 2
 
 
-async def test_the_daemon_replays_a_stream_dated_a_year_ahead_to_its_end_when_max_future_s_is_0(
-    tmp_path: Path,
-) -> None:
-    """End to end (MonitorApp: settings → file replay → pipeline): before, ``evaluated_until`` was the wall
-    clock, because the pipeline always capped event time at it."""
-    start_s, stream = _year_ahead(5, step_s=600)
+def _future_replay_settings(tmp_path: Path, stream: list[list[RawMessage]]) -> Settings:
     path = tmp_path / "future.jsonl"
     path.write_text("".join(json.dumps({"id": m.id, "source": "news", "text": "Acme falls",
                                         "published_at": m.event_time.isoformat()}) + "\n"
@@ -462,7 +457,28 @@ async def test_the_daemon_replays_a_stream_dated_a_year_ahead_to_its_end_when_ma
         classifier={"kind": "lexicon"}, windows={"store_url": "memory://", "bucket_s": BUCKET_S},
         alerts={"sinks": []}, http={"enabled": False},
     )
-    app = MonitorApp(settings, classifier=RecordingClassifier())
+    return settings
+
+
+async def test_a_replay_of_a_stream_dated_a_year_ahead_runs_to_its_end_when_max_future_s_is_0(
+    tmp_path: Path,
+) -> None:
+    """End to end (MonitorApp as ``monitor replay``/``backtest`` build it: settings → file replay → pipeline):
+    before, ``evaluated_until`` was the wall clock, because the pipeline always capped event time at it."""
+    start_s, stream = _year_ahead(5, step_s=600)
+    app = MonitorApp(_future_replay_settings(tmp_path, stream), classifier=RecordingClassifier(), history=True)
     stats = await app.run()
     assert (stats.read, stats.applied, stats.late) == (5, 5, 0)
     assert stats.evaluated_until_s is not None and stats.evaluated_until_s >= start_s + 4 * 600 + BUCKET_S
+
+
+async def test_monitor_run_keeps_the_wall_clock_cap_on_event_time_even_when_max_future_s_is_0(
+    tmp_path: Path,
+) -> None:
+    """Found by review: ``max_future_s = 0`` lifted the cap for the live daemon too, so one record dated 2099
+    moved event time to 2099 and every later on-time message was late. Only history drops the cap."""
+    start_s, stream = _year_ahead(5, step_s=600)
+    app = MonitorApp(_future_replay_settings(tmp_path, stream), classifier=RecordingClassifier())
+    assert app.pipeline.watermark.wall_clock is not None
+    stats = await app.run()
+    assert stats.evaluated_until_s is None or stats.evaluated_until_s < start_s - YEAR_S / 2
