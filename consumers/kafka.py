@@ -83,6 +83,7 @@ from consumers.kafka_client import (
     probe_partition,
     reject,
     require_topics,
+    seek_back,
     start_client,
     too_large,
     topic_kinds,
@@ -217,26 +218,25 @@ class KafkaSource(Service):
         if not wanted:
             return set()
         try:
-            async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
-                ends = await self._end_offsets(consumer, wanted)
-                positions = {tp: await consumer.position(tp) for tp in wanted}
+            lag = await self._probe_lag(consumer, wanted)
         except (KafkaError, TimeoutError, OSError) as exc:
             DEPENDENCIES.down("kafka", exc)
             log.warning("kafka_lag_unknown", partitions=len(wanted), error=repr(exc)[:300])
             return set(lanes)
         DEPENDENCIES.up("kafka")
-        lag = self._set_lag(consumer, ends, positions)
         return {tp for tp, records in lag.items() if records > 0}
 
-    def _set_lag(self, consumer: AIOKafkaConsumer, ends: dict[Any, int],
-                 positions: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    async def _probe_lag(self, consumer: AIOKafkaConsumer, wanted: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Lag per partition = max(broker end offset, high watermark of the last fetch) - position (the next
-        record not handed out yet: records handed out and not committed are not on the broker's side of it).
-        Sets ``finsent_consumer_lag_records`` for those still owned."""
+        record not handed out yet: records handed out and not committed are not on the broker's side of it),
+        asked within ``LAG_PROBE_TIMEOUT_S``. Sets ``finsent_consumer_lag_records`` for those still owned."""
+        async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
+            ends = await self._end_offsets(consumer, wanted)
+            positions = {tp: await consumer.position(tp) for tp in wanted}
         lag = {tp: max(0, max(ends.get(tp) or 0, consumer.highwater(tp) or 0) - position)
                for tp, position in positions.items()}
         for tp, records in lag.items():
-            if tp in self._pending:  # not revoked while the broker answered (its series is gone)
+            if self._consumer is consumer and tp in self._pending:  # not stopped or revoked while the broker answered
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(records)
         return lag
 
@@ -254,14 +254,9 @@ class KafkaSource(Service):
         if not owned:
             return
         try:
-            async with asyncio.timeout(LAG_PROBE_TIMEOUT_S):
-                ends = await self._end_offsets(consumer, owned)
-                positions = {tp: await consumer.position(tp) for tp in owned}
+            await self._probe_lag(consumer, owned)
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("kafka_lag_unknown", partitions=len(owned), error=repr(exc)[:300])
-            return
-        if self._consumer is consumer:
-            self._set_lag(consumer, ends, positions)
 
     async def _end_offsets(self, consumer: AIOKafkaConsumer, wanted: list[TopicPartition]) -> dict[Any, int]:
         now = time.monotonic()
@@ -544,13 +539,7 @@ class KafkaSource(Service):
         positions are read locally (``positions_held``): no coordinator lookup that can fail or time out.
         A partition with no valid position before the call was not fetched from (aiokafka fetches only from
         a valid position)."""
-        owned = consumer.assignment()
-        now = await positions_held(consumer, owned)
-        for tp in sorted(owned):
-            start, position = before.get(tp), now.get(tp)
-            if start is None or position is None or position <= start:
-                continue
-            consumer.seek(tp, start)
+        for tp, position, start in await seek_back(consumer, before):
             log.warning("kafka_fetch_rewound", partition=_partition_key(tp), position=position, to=start,
                         why="a fetch failed on another partition after aiokafka took these records")
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +221,19 @@ async def positions_held(consumer: AIOKafkaConsumer, partitions: Iterable[TopicP
         if state is not None and state.has_valid_position:
             held[tp] = state.position
     return held
+
+
+async def seek_back(
+    consumer: AIOKafkaConsumer, expected: Mapping[TopicPartition, int],
+) -> list[tuple[TopicPartition, int, int]]:
+    """Seek each partition whose held position (``positions_held``) moved past ``expected`` back to it: a fetch
+    that raised after aiokafka took records from other partitions never returned them. Returns ``(partition,
+    position, sought back to)`` of each one moved."""
+    now = await positions_held(consumer, expected)
+    moved = [(tp, now[tp], start) for tp, start in sorted(expected.items()) if tp in now and now[tp] > start]
+    for tp, _, start in moved:
+        consumer.seek(tp, start)
+    return moved
 
 
 async def probe_partition(

@@ -22,6 +22,7 @@ from consumers.kafka_client import (
     parse_record,
     probe_partition,
     reject,
+    seek_back,
     start_client,
     too_large,
     topic_kinds,
@@ -184,10 +185,7 @@ class KafkaRangeReader(Service):
         """Find the record (``probe_partition``, as ``KafkaSource`` does), dead-letter a stub and seek past it;
         records read meanwhile go into ``batch``. Partitions aiokafka drained in the failed call moved past
         records never returned: they are sought back first. True once the record was found and skipped."""
-        for tp in sorted(self._remaining):
-            expected = self._next.get(tp)
-            if expected is not None and await consumer.position(tp) > expected:
-                consumer.seek(tp, expected)
+        await seek_back(consumer, {tp: self._next[tp] for tp in self._remaining if tp in self._next})
 
         async def accept(tp: TopicPartition, records: list[Any]) -> None:
             batch.extend(await self._take(tp, records))

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +38,7 @@ from typing import Any
 
 import structlog
 
-from monitor.entities.fold import fold
+from monitor.entities.fold import fold, unicode_class
 from monitor.logging import LogThrottle
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind
@@ -71,20 +70,15 @@ _BLANK_LETTERS = "\u115f\u1160\u3164\uffa0"
 """The Hangul fillers: letters (Lo) by category, but default-ignorable (they render as nothing)."""
 
 
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_LETTERS
+
+
 @cache
 def _visible_character() -> re.Pattern[str]:
-    """Matches one character outside ``_INVISIBLE_CATEGORIES`` and ``_BLANK_LETTERS``: a class of ranges
-    of this Python's Unicode database, built once on first use (~100 ms, only when a text starts with an
-    invisible character), then searched at C speed (25 us for 10,000 invisible characters)."""
-    ranges: list[list[int]] = []
-    for code in range(sys.maxunicode + 1):
-        char = chr(code)
-        if unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_LETTERS:
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1][1] = code
-            else:
-                ranges.append([code, code])
-    return re.compile("[^" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+    """Matches one character that is not ``_invisible``, built once on first use (~100 ms, only when a text
+    starts with an invisible character), then searched at C speed (25 us for 10,000 invisible characters)."""
+    return unicode_class(_invisible, negate=True)
 
 
 def has_visible_text(text: str) -> bool:
@@ -93,8 +87,7 @@ def has_visible_text(text: str) -> bool:
     alike. O(1) for text that starts with a visible character (almost all), else one regex search."""
     if not text:
         return False
-    first = text[0]
-    if unicodedata.category(first) not in _INVISIBLE_CATEGORIES and first not in _BLANK_LETTERS:
+    if not _invisible(text[0]):
         return True
     return _visible_character().search(text) is not None
 

@@ -13,12 +13,12 @@ from structlog.testing import capture_logs
 from consumers.kafka_range import KafkaRangeReader
 from monitor.config import load_settings
 from monitor.types import SourceRecord
+from tests.fakes import CollectingDeadLetter
 from tests.unit.consumers.test_kafka_unreadable_records import (
     CORRUPT,
     TOO_LARGE,
     UNNAMED_CORRUPT,
     Consumer,
-    DeadLetters,
     good,
     news,
     offsets,
@@ -47,10 +47,10 @@ class RangeConsumer(Consumer):
         pass
 
 
-async def scan(consumer: RangeConsumer, max_records: int = 100) -> tuple[KafkaRangeReader, DeadLetters,
+async def scan(consumer: RangeConsumer, max_records: int = 100) -> tuple[KafkaRangeReader, CollectingDeadLetter,
                                                                          list[SourceRecord]]:
     settings = load_settings()
-    dead = DeadLetters()
+    dead = CollectingDeadLetter()
     reader = KafkaRangeReader(settings, [settings.kafka.news_topic], start=datetime(2026, 1, 1, tzinfo=UTC),
                               dead_letter=dead)
     reader._consumer = consumer  # type: ignore[assignment]
@@ -60,7 +60,7 @@ async def scan(consumer: RangeConsumer, max_records: int = 100) -> tuple[KafkaRa
     return reader, dead, got
 
 
-def stubs(dead: DeadLetters) -> list[tuple[bytes, str, int, int]]:
+def stubs(dead: CollectingDeadLetter) -> list[tuple[bytes, str, int, int]]:
     return [(raw, reason, int(str(o["partition"])), int(str(o["offset"]))) for raw, reason, _, o in dead.items]
 
 

@@ -13,7 +13,6 @@ aiokafka 0.14 does (consumer/fetcher.py):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -25,8 +24,8 @@ from consumers.kafka import KafkaSource, unreadable_at
 from consumers.kafka_client import Unreadable, probe_partition
 from consumers.kafka_range import KafkaRangeReader
 from monitor.config import load_settings
-from monitor.lifecycle import Service
 from monitor.types import SourceRecord
+from tests.fakes import CollectingDeadLetter
 from tests.unit.consumers.test_kafka_rebalance import Record
 
 TOO_LARGE = "too large"
@@ -37,15 +36,6 @@ UNNAMED_CORRUPT = "corrupt, no partition named"
 def good(msg_id: str) -> bytes:
     return json.dumps({"id": msg_id, "text": "ACME shares fall", "published_at": "2026-03-01T10:00:00Z",
                        "source": "news"}).encode()
-
-
-class DeadLetters(Service):
-    def __init__(self) -> None:
-        self.items: list[tuple[bytes, str, str, Mapping[str, object]]] = []
-
-    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
-                   key: bytes | None = None, headers: object = ()) -> None:
-        self.items.append((raw, reason, detail, origin))
 
 
 class Consumer:
@@ -136,9 +126,9 @@ def offsets(records: list[SourceRecord]) -> list[tuple[int, int]]:
     return sorted((tp.partition, offset) for tp, offset in (r.position for r in records))
 
 
-def source_over(consumer: Consumer) -> tuple[KafkaSource, DeadLetters]:
+def source_over(consumer: Consumer) -> tuple[KafkaSource, CollectingDeadLetter]:
     settings = load_settings(source={"kind": "kafka"})
-    dead = DeadLetters()
+    dead = CollectingDeadLetter()
     source = KafkaSource(settings, dead)
     source._consumer = consumer  # type: ignore[assignment]
     source._adopt(list(consumer.logs))
@@ -277,7 +267,7 @@ async def test_the_range_reader_skips_the_seek_when_the_partition_is_unassigned_
 ) -> None:
     p0 = news(0)
     consumer = RevokedWhileWaiting({p0: [good("a0"), CORRUPT]}, revoked=p0)
-    reader = KafkaRangeReader(load_settings(source={"kind": "kafka"}), dead_letter=DeadLetters())  # type: ignore[arg-type]
+    reader = KafkaRangeReader(load_settings(source={"kind": "kafka"}), dead_letter=CollectingDeadLetter())  # type: ignore[arg-type]
     reader._consumer = consumer  # type: ignore[assignment]
     reader._remaining = {p0}
     assert await reader._dead_letter(Unreadable(p0, 1, "corrupt_record", "x", "fix")) is True

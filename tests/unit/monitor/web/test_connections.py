@@ -99,18 +99,19 @@ def test_the_request_handler_still_has_the_state_the_cap_reads_to_tell_a_busy_co
     assert {"_request_in_progress", "_messages"} <= set(RequestHandler.__slots__)
 
 
+async def _fetch_slow(session: aiohttp.ClientSession, port: int) -> int:
+    """GET /slow to the end; how many bytes arrived."""
+    async with session.get(f"http://127.0.0.1:{port}/slow", timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        return len(await resp.read())
+
+
 async def test_a_response_in_flight_survives_new_connections_over_the_cap() -> None:
     http = _server(max_connections=4)
     http.add_routes([web.get("/slow", _slow_stream)])
     async with http, aiohttp.ClientSession() as session:
         assert http.bound_port and http.connections is not None
 
-        async def fetch() -> int:
-            async with session.get(f"http://127.0.0.1:{http.bound_port}/slow",
-                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                return len(await resp.read())
-
-        in_flight = asyncio.create_task(fetch())
+        in_flight = asyncio.create_task(_fetch_slow(session, http.bound_port))
         await asyncio.sleep(0.15)  # its response is being sent
         held = [await asyncio.open_connection("127.0.0.1", http.bound_port) for _ in range(6)]
         await asyncio.sleep(0.1)
@@ -128,12 +129,7 @@ async def test_when_every_connection_is_busy_the_new_one_is_closed_not_a_respons
     async with http, aiohttp.ClientSession() as session:
         assert http.bound_port and http.connections is not None
 
-        async def fetch() -> int:
-            async with session.get(f"http://127.0.0.1:{http.bound_port}/slow",
-                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                return len(await resp.read())
-
-        in_flight = [asyncio.create_task(fetch()) for _ in range(2)]
+        in_flight = [asyncio.create_task(_fetch_slow(session, http.bound_port)) for _ in range(2)]
         await asyncio.sleep(0.15)
         reader, writer = await asyncio.open_connection("127.0.0.1", http.bound_port)
         assert await _closed_by_server(reader, 1.0)  # the newcomer is refused
