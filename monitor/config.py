@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
 from monitor.durations import parse_duration_s
+from monitor.engine.time_jumps import DEFAULT_CONFIRMATIONS, DEFAULT_MAX_JUMP_S
 from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,15 @@ class SourceSettings(_Section):
     min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
     """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
     fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
+    max_event_time_jump_s: int = Field(DEFAULT_MAX_JUMP_S, ge=0)
+    """A message dated more than this far ahead of its partition's event time is held, not counted, until
+    ``event_time_jump_confirmations`` messages of the partition jump too (a real gap in the data: all are
+    then counted) or as many after it do not (a mistyped date: dead-lettered as ``implausible_time``). One
+    such row used to close every bucket up to its date, so the rest of a replay was late. 0 = off (event time
+    follows every message); raise it for sparse streams (messages further apart than this)."""
+    event_time_jump_confirmations: int = Field(DEFAULT_CONFIRMATIONS, ge=1, le=100)
+    """Messages that confirm an event-time jump (the first included), or that refute it (after it); 1 =
+    every jump is believed at once. A partition holds fewer than this many messages while it decides."""
     watchlist_path: str = ""
     """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
     ambiguous, optional blockers; see monitor/entities/watchlist.py); empty = the bundled list of large listed

@@ -30,6 +30,7 @@ from monitor.engine.enrich import build_enricher
 from monitor.engine.inference_process import engine_classifier
 from monitor.engine.loop_lag import LoopLagProbe
 from monitor.engine.pipeline import Pipeline, PipelineStats
+from monitor.engine.time_jumps import JumpGuard
 from monitor.fatal import ShutdownIncompleteError, root_cause
 from monitor.redact import redact_url
 from monitor.retry import DEPENDENCIES, describe, is_transient
@@ -155,6 +156,7 @@ class MonitorApp:
             stop_grace_s=settings.shutdown_timeout_s / 2,
             # history dated ahead (max_future_s = 0) is evaluated to its end; a live stream never outruns the clock
             cap_to_wall_clock=not (history and settings.source.max_future_s == 0),
+            jumps=JumpGuard(settings.source.max_event_time_jump_s, settings.source.event_time_jump_confirmations),
         )
         self.loop_lag = LoopLagProbe()
         self.http: HttpServer | None = None

@@ -30,6 +30,7 @@ from monitor.cluster.watermark import ClusterWatermark
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import Enricher
 from monitor.engine.poison import KnownPoison, isolate
+from monitor.engine.time_jumps import JumpGuard, event_s_text
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
@@ -122,6 +123,10 @@ MAX_PENDING_DETECTIONS = 32
 RECENT_NOTIFICATIONS = 50
 
 
+def _event_s(rec: SourceRecord) -> int:
+    return int(rec.message.event_time.timestamp())
+
+
 def _retrieved(task: asyncio.Task[list[Prediction]]) -> None:
     """Mark a classification's error as seen; whoever awaits the task still gets it."""
     if not task.cancelled():
@@ -148,12 +153,15 @@ class Pipeline:
         enricher: Enricher | None = None,
         stop_grace_s: float = STOP_GRACE_S,
         cap_to_wall_clock: bool = True,
+        jumps: JumpGuard | None = None,
     ) -> None:
         """``cap_to_wall_clock``: event time counts at most ``MAX_AHEAD_OF_CLOCK_S`` past the wall clock
         (``Watermark.wall_clock``: one record dated ahead must not close the next hour's buckets of a live
         stream). Only history -- a replay or backtest (``MonitorApp(history=True)``) with
         ``source.max_future_s = 0`` -- passes False: its data's clock is not the wall clock, and a stream dated
-        ahead is evaluated to its end. The live daemon always keeps the cap."""
+        ahead is evaluated to its end. The live daemon always keeps the cap.
+        ``jumps``: holds a message dated far ahead of the stream until its lane confirms it
+        (monitor/engine/time_jumps.py); None = off (every message moves event time at once)."""
         self.source = source
         self.stop_grace_s = stop_grace_s
         self._holdable = source if isinstance(source, HoldableSource) else None
@@ -169,6 +177,9 @@ class Pipeline:
         self.evaluator = evaluator
         self.watermark = Watermark(store.bucket_s, allowed_lateness_s,
                                    wall_clock=time.time if cap_to_wall_clock else None)
+        self.jumps = jumps or JumpGuard(max_jump_s=0)
+        self._ingest = asyncio.Lock()
+        """Held by the reader from observing a read to queueing it, and by the jump guard's releases."""
         self.member: ClusterMember | None = None
         if cluster is not None:
             if not isinstance(source, SharedSource):
@@ -278,6 +289,7 @@ class Pipeline:
                 try:
                     records = pending.result()
                 except StopAsyncIteration:
+                    await self._end_holds()
                     return True
                 if records:
                     await self._submit(records)
@@ -295,6 +307,10 @@ class Pipeline:
             self._lane_seen = {lane: self._lane_seen.get(lane, now) for lane in lanes}
             self._lanes = lanes
             self.watermark.expect_lanes(lanes)
+            if isinstance(self.source, SharedSource):
+                # a revoked partition's held records were never committed: its next owner reads them again
+                # (a range replay's finished partition keeps its holds until the end: nobody reads it again)
+                self.jumps.forget_lanes(lanes)
         if self.member is not None:
             await self.member.sync_lanes(lanes)
 
@@ -307,19 +323,58 @@ class Pipeline:
         await self._sync_lanes()
         if self.watermark.idle_lanes:
             self.watermark.wake(await self._lagging(self.watermark.idle_lanes))
+        async with self._ingest:
+            now = time.monotonic()
+            floor = self._resume_floor()
+            kept = await self._observe(records)
+            for rec in records:
+                self._lane_seen[rec.lane] = now
+            self._last_data_at = now
+            self.stats.read += len(records)
+            await self._dispatch(records, kept, floor)
+
+    async def _observe(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """Each record through the jump guard, then the watermark: those to count now, in order. Late
+        ones are dead-lettered; a jump is held until its lane confirms it, or dead-lettered if refuted."""
         kept: list[SourceRecord] = []
-        now = time.monotonic()
-        floor = self._resume_floor()
+        todo = deque(records)
+        while todo:
+            rec = todo.popleft()
+            offer = self.jumps.offer(rec, _event_s(rec), self.watermark.lane_reference_s)
+            self._log_jump(rec, offer.held_jump_s, offer.confirmed_jump_s)
+            for bad, why in offer.refuted:
+                metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
+                log.warning("event_time_jump_refuted", lane=str(bad.lane), position=str(bad.position),
+                            event_time=event_s_text(_event_s(bad)))
+                await self._dead_letter(bad, "implausible_time", why)
+            kept += await self._count(offer.admit)
+            todo.extendleft(reversed(offer.again))
+        return kept
+
+    async def _count(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """Into the watermark: those to count, in order; late ones dead-lettered."""
+        kept: list[SourceRecord] = []
         for rec in records:
-            if self.watermark.observe(int(rec.message.event_time.timestamp()), rec.lane):
+            if self.watermark.observe(_event_s(rec), rec.lane):
                 kept.append(rec)
             else:
                 await self._dead_letter_late(rec)
-            self._lane_seen[rec.lane] = now
+        return kept
+
+    @staticmethod
+    def _log_jump(rec: SourceRecord, held_s: int | None, confirmed_s: int | None) -> None:
+        if held_s is not None:
+            metrics.EVENT_TIME_JUMPS.labels("held").inc()
+            log.info("event_time_jump_held", lane=str(rec.lane), position=str(rec.position), ahead_s=held_s)
+        if confirmed_s is not None:
+            metrics.EVENT_TIME_JUMPS.labels("confirmed").inc()
+            log.info("event_time_jump_confirmed", lane=str(rec.lane), event_time=event_s_text(confirmed_s))
+
+    async def _dispatch(self, records: list[SourceRecord], kept: list[SourceRecord], floor: int | None) -> None:
+        """Start classifying ``kept`` and queue it; ``records`` (this read) are committed once it is durable,
+        except a lane's records from its first held one on (monitor/engine/time_jumps.py)."""
         if floor is not None:
             kept = await self._behind_cursor(kept, floor)
-        self._last_data_at = now
-        self.stats.read += len(records)
         if self.enricher is not None:
             kept = self.enricher.link_all(kept)
         kept = await self._set_apart_known_poison(kept)
@@ -327,7 +382,39 @@ class Pipeline:
         task.add_done_callback(_retrieved)  # a stop cut short may never await it: no "never retrieved" noise
         metrics.IN_FLIGHT.inc()
         closes = self.watermark.newly_closed()
-        await self._enqueue(_InFlight(records, kept, task, time.monotonic(), closes, self._lane_snapshot()))
+        commit = self.jumps.committable(records)
+        await self._enqueue(_InFlight(commit, kept, task, time.monotonic(), closes, self._lane_snapshot()))
+
+    async def _end_holds(self) -> None:
+        """The finite stream ended: the opening is settled, and a jump still waiting for confirmation is
+        dead-lettered (it never was)."""
+        async with self._ingest:
+            floor = self._resume_floor()
+            resolved = self.jumps.close_opening()
+            kept = await self._observe(resolved)
+            dead = self.jumps.drain()
+            for rec, why in dead:
+                metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
+                log.warning("event_time_jump_unconfirmed", lane=str(rec.lane), position=str(rec.position),
+                            event_time=event_s_text(_event_s(rec)))
+                await self._dead_letter(rec, "implausible_time", why)
+            resolved += [rec for rec, _ in dead]
+            if resolved:
+                await self._dispatch(resolved, kept, floor)
+
+    async def _release_holds(self, quiet: bool) -> None:
+        """Event time moved without data (idle sweep): holds it caught up with are offered again; ``quiet``
+        (no data for the idle time): the stream's opening is settled with what arrived. Skipped while the
+        reader is busy (it holds ``_ingest``): a release between its hold check and its commit list let the
+        reader commit past a record the release was still counting (found by review)."""
+        if self._ingest.locked():
+            return
+        async with self._ingest:
+            floor = self._resume_floor()
+            again = self.jumps.close_opening() if quiet else []
+            again += self.jumps.recheck(self.watermark.lane_reference_s)
+            if again:
+                await self._dispatch(again, await self._observe(again), floor)
 
     async def _set_apart_known_poison(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """Copies of a text the model already failed on alone are dead-lettered without another try."""
@@ -566,6 +653,8 @@ class Pipeline:
             quiet_s = now_monotonic - max(self._last_data_at, self._not_caught_up_at)
             if quiet_s >= idle_after_s:
                 self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))
+        if self.jumps.holding and self._last_data_at is not None:
+            await self._release_holds(quiet=now_monotonic - self._last_data_at >= idle_after_s)
         closes = self.watermark.newly_closed()
         if closes:
             await self._queue.put(_InFlight([], [], None, now_monotonic, closes, self._lane_snapshot()))

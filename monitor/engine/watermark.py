@@ -15,6 +15,9 @@ Without a clock (the pipeline passes none for a replay or backtest with ``source
 setting for streams dated in the future; never for ``monitor run``) event time follows the data: capped, a
 replay shifted a year ahead was never evaluated.
 
+Jumps: a message dated far ahead of the stream (a mistyped year in a replayed file) reaches ``observe``
+only once its partition confirmed it (monitor/engine/time_jumps.py); until then it is held, not counted.
+
 Policy: a bucket is closed once the watermark passes its end; a message whose bucket is already
 closed is *late*: counted in ``finsent_late_messages_total`` and dead-lettered with reason ``late``
 (never silently dropped), because its bucket has already been evaluated for alerts.
@@ -84,6 +87,17 @@ class Watermark:
     def max_event_s(self) -> int | None:
         """Newest event time seen on any lane."""
         return max(self._lanes.values()) if self._lanes else None
+
+    def lane_reference_s(self, lane: Hashable) -> int | None:
+        """``lane``'s event time now: its newest counted message (the stream's newest for a lane without
+        data), or what ``advance_to`` let event time reach (the idle sweep), whichever is later; None before
+        anything. An event-time jump is measured from it (monitor/engine/time_jumps.py)."""
+        own = self._lanes.get(lane)
+        base = own if own is not None else self.max_event_s
+        swept = None if self._value_s is None else self._value_s + self.allowed_lateness_s
+        if base is None or swept is None:
+            return base if swept is None else swept
+        return max(base, swept)
 
     @property
     def first_event_s(self) -> int | None:

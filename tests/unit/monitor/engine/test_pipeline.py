@@ -482,3 +482,4 @@ async def test_monitor_run_keeps_the_wall_clock_cap_on_event_time_even_when_max_
     assert app.pipeline.watermark.wall_clock is not None
     stats = await app.run()
     assert stats.evaluated_until_s is None or stats.evaluated_until_s < start_s - YEAR_S / 2
+

@@ -27,7 +27,10 @@ FAR_FUTURE_S = 2**40
 def _settings(tmp: Path, stream: Path) -> Settings:
     return Settings(
         source={"kind": "replay", "replay_paths": [stream], "dead_letter_path": tmp / "dead.jsonl",
-                "max_message_bytes": MAX_MESSAGE_BYTES, "max_text_chars": MAX_TEXT_CHARS},
+                "max_message_bytes": MAX_MESSAGE_BYTES, "max_text_chars": MAX_TEXT_CHARS,
+                # the streams' gaps are arbitrary: every valid message must count, jumps included
+                # (the jump guard has its own properties in test_pipeline.py)
+                "max_event_time_jump_s": 0},
         classifier={"kind": "lexicon"},
         windows={"store_url": "memory://", "bucket_s": 60, "allowed_lateness_s": 0},
         alerts={"sinks": [], "min_volume": 1, "min_baseline_buckets": 1},

@@ -1,0 +1,219 @@
+"""Event-time jumps: one message dated far ahead of the stream must not move event time.
+
+Why: event time closes buckets. One history row with a mistyped date (2026 for 2016, a day-month swap)
+used to move its partition's event time months ahead: every bucket in between closed, the window store
+dropped everything older than the new date minus its retention, and the rest of the replay was
+dead-lettered as late (measured: the bundled demo stream with one such row gave 0 alerts instead of 13
+and 4,129 late rows of 4,231). A live consumer catching up a backlog is hit the same way. The source's
+plausibility window (``source.max_future_s``, ``source.min_event_time``) cannot see it: the date is
+plausible in itself, only not for this stream.
+
+Policy, per lane (a Kafka partition, or the one file): a message dated more than
+``source.max_event_time_jump_s`` past its lane's event time (the newest counted there, or what the idle
+sweep let event time reach; the stream's newest for a lane without data) is *held*, not counted. Each
+further message of the lane that also jumps past it is held too and votes for the jump; each that does not
+is counted as usual and votes against. ``source.event_time_jump_confirmations`` votes for (the first
+included) make the jump real (a gap in the data, a partition that caught up): the held messages are counted,
+oldest first, except any dated more than the bound (or the voters' own spread) past their median (a
+rogue among them). As
+many votes against make it a rogue date: the held messages are dead-lettered as ``implausible_time``.
+A lane's records from the first held one on are not committed until it is resolved, so a crash redelivers
+them (the store counts each id once; a redelivered copy of a held message is not a second vote). At the
+end of a finite stream (or of one partition of a range replay), a jump still unconfirmed is dead-lettered
+with that reason. The stream's start is the median of its first ``2 * confirmations - 1`` messages (held
+until then, or until the stream ends or goes quiet), so a rogue *first* message is caught too.
+Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
+``2 * confirmations - 1``.
+
+Sparse streams (messages further apart than the bound, one ticker's history) hold each message until the
+next ones arrive, and a replay's last message or two are dead-lettered: raise the bound, or set it to 0.
+
+Pure bookkeeping, no clock and no I/O: the pipeline feeds it records and the reference event time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from monitor.types import SourceRecord
+
+DEFAULT_MAX_JUMP_S = 6 * 3600
+DEFAULT_CONFIRMATIONS = 3
+
+
+@dataclass(slots=True)
+class _Held:
+    record: SourceRecord
+    event_s: int
+
+
+@dataclass(slots=True)
+class _Hold:
+    """A lane's messages that jump past its event time (each a vote for the jump), and how many since did not."""
+
+    held: list[_Held] = field(default_factory=list)
+    against: int = 0
+
+    def holds(self, record: SourceRecord) -> bool:
+        return any(h.record.message.id == record.message.id for h in self.held)
+
+
+@dataclass(slots=True)
+class Offer:
+    """What to do after offering one record (each list in arrival order)."""
+
+    admit: list[SourceRecord] = field(default_factory=list)
+    """Count these now (they still go through the watermark's lateness check)."""
+    refuted: list[tuple[SourceRecord, str]] = field(default_factory=list)
+    """Dead-letter these as ``implausible_time`` with the detail given."""
+    again: list[SourceRecord] = field(default_factory=list)
+    """Offer these again, in order, after the admitted ones are observed (the opening, once settled)."""
+    confirmed_jump_s: int | None = None
+    """Set when this offer confirmed a jump: the newest event time it admitted."""
+    held_jump_s: int | None = None
+    """Set when this record started a hold: how far (s) it lay ahead of its lane."""
+
+
+Reference = Callable[[Hashable], "int | None"]
+"""A lane's event time now (its newest counted message, or what the idle sweep let event time reach; the
+stream's newest for a lane without data yet); None before anything was counted."""
+
+
+class JumpGuard:
+    """Holds messages that jump event time until their lane confirms or refutes them (module docstring)."""
+
+    def __init__(self, max_jump_s: int = DEFAULT_MAX_JUMP_S, confirmations: int = DEFAULT_CONFIRMATIONS) -> None:
+        """``max_jump_s`` 0 = off (every message counts at once)."""
+        if max_jump_s < 0 or confirmations < 1:
+            raise ValueError("max_jump_s must be >= 0 and confirmations >= 1")
+        self.max_jump_s = max_jump_s
+        self.confirmations = confirmations
+        self._holds: dict[Hashable, _Hold] = {}
+        self._opening: list[tuple[SourceRecord, int]] = []
+        """The stream's first ``2 * confirmations - 1`` messages, held until their median says where the
+        stream starts (the very first message may be the rogue one)."""
+        self._start_s: int | None = None if max_jump_s and confirmations > 1 else 0
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._holds or self._opening)
+
+    def held_count(self) -> int:
+        return sum(len(h.held) for h in self._holds.values()) + len(self._opening)
+
+    def offer(self, record: SourceRecord, event_s: int, reference: Reference) -> Offer:
+        if self.max_jump_s == 0:
+            return Offer(admit=[record])
+        if self._start_s is None:
+            if not any(r.message.id == record.message.id for r, _ in self._opening):  # a redelivered copy
+                self._opening.append((record, event_s))
+            return Offer(again=self.close_opening()) if len(self._opening) >= 2 * self.confirmations - 1 else Offer()
+        lane = record.lane
+        own = reference(lane)
+        reference_s = self._start_s if own is None else own
+        jumps = event_s > reference_s + self.max_jump_s
+        hold = self._holds.get(lane)
+        if hold is None:
+            if not jumps:
+                return Offer(admit=[record])
+            self._holds[lane] = _Hold([_Held(record, event_s)])
+            return self._maybe_confirm(lane, Offer(held_jump_s=event_s - reference_s))
+        if hold.holds(record):  # redelivered (a rebalance that kept the partition): one vote per message
+            return Offer()
+        if jumps:
+            hold.held.append(_Held(record, event_s))
+            return self._maybe_confirm(lane, Offer())
+        hold.against += 1
+        out = Offer(admit=[record])
+        if hold.against >= self.confirmations:
+            del self._holds[lane]
+            why = (f"more than source.max_event_time_jump_s={self.max_jump_s} ahead of its partition's event "
+                   f"time, and the next {self.confirmations} messages of the partition did not follow it (a "
+                   "mistyped date?); it was not counted")
+            out.refuted = [(h.record, f"dated {event_s_text(h.event_s)}, {why}") for h in hold.held]
+        return out
+
+    def _maybe_confirm(self, lane: Hashable, out: Offer) -> Offer:
+        """Enough messages jumped: the jump is real. One far past the voters' median is still rogue: further
+        than the bound, and further than the median lies past the earliest voter (a sparse stream's spacing)."""
+        hold = self._holds[lane]
+        if len(hold.held) < self.confirmations:
+            return out
+        del self._holds[lane]
+        times = sorted(h.event_s for h in hold.held)
+        median_s = times[(len(times) - 1) // 2]
+        ceiling_s = median_s + max(self.max_jump_s, median_s - times[0])
+        # oldest first: one voter arriving before an older one must not make it late
+        out.admit += [h.record for h in sorted(hold.held, key=lambda h: h.event_s) if h.event_s <= ceiling_s]
+        out.refuted += [(h.record, f"dated {event_s_text(h.event_s)}, more than source.max_event_time_jump_s="
+                         f"{self.max_jump_s} ahead of the messages its partition jumped to; it was not counted")
+                        for h in hold.held if h.event_s > ceiling_s]
+        out.confirmed_jump_s = max(h.event_s for h in hold.held if h.event_s <= ceiling_s)
+        return out
+
+    def close_opening(self) -> list[SourceRecord]:
+        """Fix where the stream starts (the median of its first messages) and return those messages, in
+        order, to be offered again. Called when enough arrived, or when the stream ends or goes quiet first."""
+        if self._start_s is not None or not self._opening:
+            return []
+        times = sorted(t for _, t in self._opening)
+        self._start_s = times[(len(times) - 1) // 2]
+        again, self._opening = [r for r, _ in self._opening], []
+        return again
+
+    def recheck(self, reference: Reference) -> list[SourceRecord]:
+        """Event time moved without a message (the idle sweep of a caught-up live stream): a hold whose first
+        message no longer jumps ends, and its records are returned to be offered again, in order."""
+        again: list[SourceRecord] = []
+        for lane, hold in list(self._holds.items()):
+            ref = reference(lane)
+            if ref is not None and hold.held[0].event_s <= ref + self.max_jump_s:
+                del self._holds[lane]
+                again += [h.record for h in hold.held]
+        return again
+
+    def drain(self, lanes: Iterable[Hashable] | None = None) -> list[tuple[SourceRecord, str]]:
+        """The stream (or these lanes of it) ended: each record still held, with why it is dead-lettered
+        (call ``close_opening`` first)."""
+        out: list[tuple[SourceRecord, str]] = []
+        for lane in list(self._holds) if lanes is None else [lane for lane in lanes if lane in self._holds]:
+            why = (f"more than source.max_event_time_jump_s={self.max_jump_s} ahead of its partition's event time, "
+                   f"and the partition ended before source.event_time_jump_confirmations={self.confirmations} "
+                   "messages confirmed it")
+            out += [(h.record, f"dated {event_s_text(h.event_s)}, {why}") for h in self._holds.pop(lane).held]
+        return out
+
+    def committable(self, records: Sequence[SourceRecord]) -> list[SourceRecord]:
+        """``records`` (one read, in order) without those at or after their lane's first held record: the
+        source must not acknowledge a held record, nor (on a partition) anything behind it."""
+        if not self.holding:
+            return list(records)
+        first = {lane: hold.held[0].record for lane, hold in self._holds.items()}
+        for rec, _ in reversed(self._opening):  # the opening's first record of each lane
+            first[rec.lane] = rec
+        in_batch = {id(r) for r in records}
+        blocked = {lane for lane, rec in first.items() if id(rec) not in in_batch}  # held since an earlier read
+        out: list[SourceRecord] = []
+        for rec in records:
+            if rec.lane in first and first[rec.lane] is rec:
+                blocked.add(rec.lane)
+            if rec.lane not in blocked:
+                out.append(rec)
+        return out
+
+    def forget_lanes(self, kept: Iterable[Hashable]) -> list[SourceRecord]:
+        """Lanes no longer ours (a rebalance): their holds end uncommitted, so the next owner reads them
+        again. Returns the records dropped (nothing to do with them here)."""
+        keep = set(kept)
+        dropped: list[SourceRecord] = []
+        for lane in [lane for lane in self._holds if lane not in keep]:
+            dropped += [h.record for h in self._holds.pop(lane).held]
+        dropped += [r for r, _ in self._opening if r.lane not in keep]
+        self._opening = [(r, t) for r, t in self._opening if r.lane in keep]
+        return dropped
+
+
+def event_s_text(event_s: int) -> str:
+    return datetime.fromtimestamp(event_s, tz=UTC).isoformat()

@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import pytest
+
+from monitor.engine.time_jumps import JumpGuard, Offer, Reference
+from monitor.types import SourceRecord
+from tests.fakes import msg
+
+H = 3600
+DAY = 86_400
+T0 = 1_600_000_000
+
+
+def _rec(mid: str, event_s: int, lane: Hashable = None, pos: int = 0) -> SourceRecord:
+    return SourceRecord(msg(mid, "x", event_s), pos, lane)
+
+
+def _ids(records: list[SourceRecord]) -> list[str]:
+    return [r.message.id for r in records]
+
+
+def at(ref_s: int | None) -> Reference:
+    """Every lane's event time is ``ref_s``."""
+    return lambda _lane: ref_s
+
+
+def _offer(guard: JumpGuard, rec: SourceRecord, ref_s: int | None = T0) -> Offer:
+    return guard.offer(rec, int(rec.message.event_time.timestamp()), at(ref_s))
+
+
+def _guard(max_jump_s: int = 6 * H, confirmations: int = 3) -> JumpGuard:
+    """A guard past its opening: the stream started at T0."""
+    guard = JumpGuard(max_jump_s, confirmations)
+    again: list[SourceRecord] = []
+    for i in range(2 * confirmations - 1):
+        again = _offer(guard, _rec(f"open{i}", T0), None).again
+    assert [_offer(guard, r, None).admit for r in again] == [[r] for r in again]
+    assert not guard.holding
+    return guard
+
+
+def test_a_message_within_the_bound_is_admitted_at_once() -> None:
+    guard = _guard()
+    assert _ids(_offer(guard, _rec("a", T0 + 5 * H)).admit) == ["a"] and not guard.holding
+
+
+def test_the_stream_starts_at_the_median_of_its_first_messages_so_a_rogue_first_one_is_held() -> None:
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("rogue", T0 + 90 * DAY)] + [_rec(f"m{i}", T0 + i) for i in range(4)]
+    assert [_offer(guard, r, None).again for r in stream[:4]] == [[]] * 4 and guard.held_count() == 4
+    assert _ids(_offer(guard, stream[4], None).again) == ["rogue", "m0", "m1", "m2", "m3"]
+    # offered again: the rogue is a jump from the start (T0 + 2), the rest count
+    assert _offer(guard, stream[0], None).held_jump_s is not None
+    assert _ids(_offer(guard, stream[1], None).admit) == ["m0"]
+
+
+def test_a_stream_that_ends_during_its_opening_is_offered_again_as_it_is() -> None:
+    guard = JumpGuard(6 * H, 3)
+    assert _offer(guard, _rec("a", T0), None).admit == []
+    assert _ids(guard.close_opening()) == ["a"] and not guard.holding
+    assert _ids(_offer(guard, _rec("a", T0), None).admit) == ["a"]
+
+
+def test_a_lone_jump_is_held_then_refuted_by_the_next_messages_and_they_are_admitted() -> None:
+    guard = _guard()
+    held = _offer(guard, _rec("rogue", T0 + 300 * DAY))
+    assert held.admit == [] and held.held_jump_s == 300 * DAY and guard.holding
+    assert _ids(_offer(guard, _rec("b", T0 + 10)).admit) == ["b"]
+    assert _ids(_offer(guard, _rec("c", T0 + 20)).admit) == ["c"] and guard.holding
+    third = _offer(guard, _rec("d", T0 + 30))
+    assert _ids(third.admit) == ["d"]
+    assert [(r.message.id, "max_event_time_jump_s=21600" in why) for r, why in third.refuted] == [("rogue", True)]
+    assert not guard.holding
+
+
+def test_a_real_gap_is_confirmed_by_its_lane_and_every_held_message_is_admitted_in_order() -> None:
+    guard = _guard()
+    after = T0 + 2 * DAY
+    assert _offer(guard, _rec("a", after)).admit == []
+    assert _offer(guard, _rec("b", after + 60)).admit == []
+    offer = _offer(guard, _rec("c", after + 120))
+    assert _ids(offer.admit) == ["a", "b", "c"] and offer.refuted == []
+    assert offer.confirmed_jump_s == after + 120 and not guard.holding
+
+
+def test_a_sparse_stream_confirms_its_jumps_even_when_they_lie_further_apart_than_the_bound() -> None:
+    """Found by review: votes had to lie within the bound of the first held message, so a stream with one
+    message every 8 h refuted each in turn and was dead-lettered whole."""
+    guard = _guard()
+    offers = [_offer(guard, _rec(f"s{i}", T0 + (i + 1) * 8 * H)) for i in range(3)]
+    assert _ids(offers[2].admit) == ["s0", "s1", "s2"] and offers[2].refuted == []
+
+
+def test_a_rogue_among_the_votes_of_a_real_jump_is_refuted_and_the_rest_admitted() -> None:
+    guard = _guard()
+    rogue, real = T0 + 365 * DAY, T0 + 2 * DAY
+    _offer(guard, _rec("r1", real))
+    _offer(guard, _rec("rogue", rogue))
+    offer = _offer(guard, _rec("r2", real + 60))
+    assert _ids(offer.admit) == ["r1", "r2"]
+    assert [r.message.id for r, _ in offer.refuted] == ["rogue"]
+
+
+def test_one_confirmation_means_every_jump_is_believed_at_once() -> None:
+    guard = _guard(confirmations=1)
+    offer = _offer(guard, _rec("a", T0 + DAY))
+    assert _ids(offer.admit) == ["a"] and offer.confirmed_jump_s == T0 + DAY
+    assert _ids(_offer(JumpGuard(6 * H, 1), _rec("b", T0), None).admit) == ["b"]  # no opening either
+
+
+def test_max_jump_0_turns_the_guard_off() -> None:
+    assert _ids(_offer(JumpGuard(0, 3), _rec("a", T0 + 10**8)).admit) == ["a"]
+
+
+def test_a_jump_is_measured_from_its_own_lanes_event_time() -> None:
+    """Found by review: measured from the newest of any lane, a row of a partition replaying a backlog two
+    days behind, mistyped to today, was no jump, moved that partition (so the watermark) to today, and the
+    rest of the backlog was late."""
+    guard = _guard()
+    lanes = {"p0": T0 + 2 * DAY, "p1": T0}
+    now = guard.offer(_rec("p0-now", T0 + 2 * DAY, "p0"), T0 + 2 * DAY, lanes.get)
+    assert _ids(now.admit) == ["p0-now"]  # no jump for the current partition
+    offer = guard.offer(_rec("p1-typo", T0 + 2 * DAY, "p1"), T0 + 2 * DAY, lanes.get)
+    assert offer.admit == [] and offer.held_jump_s == 2 * DAY
+
+
+def test_a_redelivered_copy_of_a_held_message_is_not_a_second_vote() -> None:
+    guard = _guard()
+    rogue = _rec("rogue", T0 + 30 * DAY)
+    for _ in range(3):
+        assert _offer(guard, rogue).admit == []
+    assert guard.held_count() == 1
+
+
+def test_lanes_are_judged_separately() -> None:
+    guard = _guard(confirmations=2)
+    assert _offer(guard, _rec("p0", T0 + DAY, lane=0)).admit == []
+    assert _ids(_offer(guard, _rec("p1", T0 + 5, lane=1)).admit) == ["p1"]
+    assert guard.holding  # a message of another partition neither confirms nor refutes partition 0's jump
+
+
+def test_no_record_at_or_after_a_lanes_first_held_one_is_committable() -> None:
+    guard = _guard()
+    a, rogue, b = _rec("a", T0, 0, 0), _rec("rogue", T0 + DAY, 0, 1), _rec("b", T0 + 5, 0, 2)
+    other = _rec("o", T0, 1, 0)
+    for rec in (a, rogue, b):
+        _offer(guard, rec)
+    assert _ids(guard.committable([a, rogue, other, b])) == ["a", "o"]
+    # a later read of the same lane stays blocked until the hold ends
+    c = _rec("c", T0 + 6, 0, 3)
+    _offer(guard, c)
+    assert _ids(guard.committable([c])) == []
+    d = _rec("d", T0 + 7, 0, 4)
+    assert _offer(guard, d).refuted
+    assert _ids(guard.committable([d])) == ["d"]
+
+
+def test_at_the_end_of_the_stream_a_held_jump_is_returned_with_why() -> None:
+    guard = _guard()
+    _offer(guard, _rec("tail", T0 + DAY))
+    [(rec, why)] = guard.drain()
+    assert rec.message.id == "tail" and "ended before" in why
+    assert not guard.holding
+
+
+def test_event_time_that_caught_up_without_data_releases_the_hold() -> None:
+    guard = _guard()
+    _offer(guard, _rec("a", T0 + 8 * H))
+    assert guard.recheck(at(T0 + H)) == []  # still 7 h ahead
+    assert _ids(guard.recheck(at(T0 + 3 * H))) == ["a"] and not guard.holding
+
+
+def test_a_revoked_lane_forgets_its_hold() -> None:
+    guard = _guard()
+    _offer(guard, _rec("a", T0 + DAY, lane=0))
+    assert _ids(guard.forget_lanes([1])) == ["a"] and not guard.holding
+
+
+def test_a_lane_holds_fewer_messages_than_the_confirmations() -> None:
+    guard = _guard()
+    for i in range(50):  # rogues and in-range messages in turn
+        _offer(guard, _rec(f"j{i}", T0 + (10 + i) * DAY if i % 2 else T0 + i))
+        assert guard.held_count() <= 3 - 1
+
+
+def test_the_opening_blocks_commits_of_its_lanes_and_a_revoked_lane_leaves_it() -> None:
+    guard = JumpGuard(6 * H, 3)
+    a, b = _rec("a", T0, 0, 0), _rec("b", T0, 1, 0)
+    _offer(guard, a, None)
+    _offer(guard, b, None)
+    assert guard.committable([a, b]) == []
+    assert _ids(guard.forget_lanes([1])) == ["a"] and guard.held_count() == 1
+
+
+def test_invalid_bounds_are_refused() -> None:
+    with pytest.raises(ValueError):
+        JumpGuard(-1, 3)
+    with pytest.raises(ValueError):
+        JumpGuard(60, 0)
