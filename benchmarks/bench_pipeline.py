@@ -215,7 +215,7 @@ async def run_naive(settings: Settings, classifier: Classifier, labels: tuple[st
                     [linked], repeats = enricher.process([rec]) if enricher else ([rec], {})
                     pred = classifier.predict([linked.message.text])[0]
                     repeat_of = repeats.get(linked.message.id)
-                    applied += await store.apply([ClassifiedMessage(linked.message, pred, repeat_of)])
+                    applied += (await store.apply([ClassifiedMessage(linked.message, pred, repeat_of)])).fresh
                 else:
                     late += 1
                 await source.commit([rec])

@@ -20,6 +20,7 @@ from monitor.engine.pipeline import Evaluator, PipelineStats
 from monitor.progress import run_with_progress
 from monitor.replay import count_lines
 from monitor.types import ClassifiedMessage, Classifier, Prediction, Sentiment
+from monitor.windows.base import Applied
 from monitor.windows.buckets import dimension_keys
 from monitor.windows.memory import MemoryWindowStore
 
@@ -69,11 +70,14 @@ class NegativesRecorder(MemoryWindowStore):
         super().__init__(*args, **kwargs)
         self.negative_times_s: dict[str, list[int]] = {k: [] for k in trace_keys}
 
-    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         if self.negative_times_s:
             seen = await self.seen([i.message.id for i in items])
             for item in items:
-                if item.prediction.sentiment is Sentiment.NEGATIVE and item.message.id not in seen:
+                if item.message.id in seen:  # the store counts only the first item of an id (no conflict either)
+                    continue
+                seen.add(item.message.id)
+                if item.prediction.sentiment is Sentiment.NEGATIVE:
                     at_s = int(item.message.event_time.timestamp())
                     for key in dimension_keys(item.prediction.topic, item.message.tickers):
                         if key in self.negative_times_s:

@@ -42,7 +42,7 @@ from monitor.types import (
     Source,
     SourceRecord,
 )
-from monitor.windows.base import WindowStore
+from monitor.windows.base import Applied, WindowStore
 from monitor.windows.buckets import align_s
 
 log = structlog.get_logger(__name__)
@@ -488,13 +488,14 @@ class Pipeline:
                 continue
             try:
                 classified = await self._classified(item)
-                fresh = await self._apply_with_retry(classified)
+                applied = await self._apply_with_retry(classified)
+                await self._dead_letter_conflicts(item, classified, applied.conflicts)
                 await retrying("source_commit", lambda: self.source.commit(item.records),
                                give_up=self._stop_overdue)
             finally:
                 metrics.IN_FLIGHT.dec()
             await self._begin_detection()
-            self._account(classified, fresh, item.read_at)
+            self._account(classified, applied, item.read_at)
             await self._detect(item)
         await self._detections.put(None)
 
@@ -575,16 +576,30 @@ class Pipeline:
             metrics.REPEATS.inc(len(repeat_of))
         return [ClassifiedMessage(r.message, p, repeat_of.get(r.message.id)) for r, p in labelled]
 
-    async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> int:
+    async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> Applied:
         """Retried until the store answers (monitor/retry.py): an outage pauses the pipeline (and,
         through the bounded queues, the source) instead of killing it; idempotent per message id."""
         return await retrying("window_store", lambda: self.store.apply(classified), give_up=self._stop_overdue)
 
-    def _account(self, classified: list[ClassifiedMessage], fresh: int, read_at: float) -> None:
+    async def _dead_letter_conflicts(self, item: _InFlight, classified: list[ClassifiedMessage],
+                                     conflicts: Sequence[int]) -> None:
+        """A message under an id the store already counted with other content (a publisher reusing ids, a
+        corrected story) is not counted: before, it was dropped as a "duplicate", with no reason anywhere."""
+        if not conflicts:
+            return
+        records = {id(rec.message): rec for rec in item.kept}
+        for index in conflicts:
+            rec = records[id(classified[index].message)]
+            detail = (f"message id {rec.message.id!r} was already counted with other content (text or published_at "
+                      "differ); the first one counts: give each distinct message its own id")
+            await self._dead_letter(rec, "id_conflict", detail)
+
+    def _account(self, classified: list[ClassifiedMessage], applied: Applied, read_at: float) -> None:
+        duplicates = len(classified) - applied.fresh - len(applied.conflicts)
         self.stats.batches += 1
-        self.stats.applied += fresh
-        self.stats.duplicates += len(classified) - fresh
-        metrics.DUPLICATES.inc(len(classified) - fresh)
+        self.stats.applied += applied.fresh
+        self.stats.duplicates += duplicates
+        metrics.DUPLICATES.inc(duplicates)
         for source, count in Counter(str(item.message.source) for item in classified).items():
             metrics.MESSAGES.labels(source).inc(count)  # one labelled inc per source, not per message
         metrics.END_TO_END_SECONDS.observe(time.monotonic() - read_at)

@@ -3,25 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from monitor.types import ClassifiedMessage, Lifecycle
 from monitor.windows.buckets import BucketStats, EvidenceItem
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one ``WindowStore.apply`` call did with its items.
+
+    Every item is exactly one of: counted (``fresh``), a conflict (its index in ``conflicts``) or a plain
+    duplicate (a redelivery), so duplicates = ``len(items) - fresh - len(conflicts)``.
+    """
+
+    fresh: int
+    """Messages newly counted."""
+    conflicts: tuple[int, ...] = ()
+    """Indexes (in the ``items`` given) of those not counted because their id was already applied (within
+    ``retention_s``, or earlier in the same call) with other content (``content_digest``): a publisher
+    reusing ids, a corrected story. In item order. The caller dead-letters them: they never reach the windows."""
+
+
 class WindowStore(Lifecycle, Protocol):
     """Event-time bucket aggregates, idempotent per message id.
 
     ``apply`` must be atomic per message and idempotent: a message id already applied (within
-    ``retention_s``) changes nothing, so redelivery after a crash never double-counts.
+    ``retention_s``) with the same content changes nothing, so redelivery after a crash never
+    double-counts; the same id with other content changes nothing either, and is reported.
     """
 
     bucket_s: int
     retention_s: int
     """Event-time span kept behind the newest bucket: older buckets are gone (and never evaluated)."""
 
-    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
-        """Add a batch; return how many messages were new (not seen before). Durable on return."""
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
+        """Add a batch. Durable on return. An item whose id was already applied (within ``retention_s``, or
+        earlier in the same call) is not counted: a plain duplicate when its ``content_digest`` matches the
+        one recorded for the id (a redelivery), else a conflict, named in ``Applied.conflicts`` so the
+        caller can dead-letter it instead of losing it. A marker with no digest (written before digests
+        were kept) matches any content."""
         ...
 
     async def seen(self, message_ids: Sequence[str]) -> set[str]:

@@ -5,18 +5,25 @@ No I/O here: both stores call these functions, so memory and Redis agree by cons
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from monitor.types import ClassifiedMessage, Sentiment
+from monitor.types import ClassifiedMessage, RawMessage, Sentiment
 
 ALL_KEY = "all"
 KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
 """Prefixes of every window key but ``all`` (see the builders below)."""
 KEY_FORMS = "all, ticker:SYMBOL, topic:NAME or topic_ticker:NAME|SYMBOL"
 """How to name a window key, for errors about keys that name none."""
+
+
+def content_digest(message: RawMessage) -> str:
+    """16 hex chars of (event time, text): tells a redelivery (same digest) from another message reusing its id."""
+    payload = f"{message.event_time.isoformat()}\x00{message.text}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 def align_s(epoch_s: int, bucket_s: int) -> int:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 from monitor.lifecycle import Service
 from monitor.types import ClassifiedMessage
-from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
+from monitor.windows.base import Applied
+from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, evidence_of, increments
 
 
 def _evidence_order(ev: EvidenceItem) -> tuple[float, str]:
@@ -19,7 +20,8 @@ class MemoryWindowStore(Service):
     """Dict-backed buckets with the same idempotency and retention rules as ``RedisWindowStore``.
 
     Retention is by event time relative to the newest bucket seen (so replays of old history
-    keep their buckets), and dedup markers expire by wall clock after ``retention_s``.
+    keep their buckets), and dedup markers (time seen, ``content_digest``) expire by wall clock after
+    ``retention_s``.
     """
 
     def __init__(
@@ -35,7 +37,8 @@ class MemoryWindowStore(Service):
         self._clock = clock
         self._buckets: dict[tuple[str, int], BucketStats] = {}
         self._evidence: dict[tuple[str, int], list[EvidenceItem]] = {}
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, str]] = {}
+        """Message id -> (time seen, content digest), ordered by time seen."""
         self._newest_start_s = 0
         # indexes, so reads and expiry cost what they return, not the whole history
         self._starts_of: dict[str, list[int]] = {}
@@ -45,18 +48,23 @@ class MemoryWindowStore(Service):
     async def seen(self, message_ids: Sequence[str]) -> set[str]:
         now = self._clock()
         return {mid for mid in message_ids
-                if (at := self._seen.get(mid)) is not None and now - at < self.retention_s}
+                if (marker := self._seen.get(mid)) is not None and now - marker[0] < self.retention_s}
 
-    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         now = self._clock()
         fresh = 0
-        for item in items:
-            seen_at = self._seen.get(item.message.id)
-            if seen_at is not None:
+        conflicts: list[int] = []
+        for index, item in enumerate(items):
+            mid, digest = item.message.id, content_digest(item.message)
+            marker = self._seen.get(mid)
+            if marker is not None:
+                seen_at, seen_digest = marker
                 if now - seen_at < self.retention_s:
+                    if seen_digest != digest:
+                        conflicts.append(index)  # another message under a counted id: reported, not counted
                     continue
-                del self._seen[item.message.id]  # expired: seen anew, at the end
-            self._seen[item.message.id] = now  # the dict stays ordered by time seen
+                del self._seen[mid]  # expired: seen anew, at the end
+            self._seen[mid] = (now, digest)  # the dict stays ordered by time seen
             fresh += 1
             ev = evidence_of(item) if item.repeat_of is None else None
             for inc in increments(item, self.bucket_s):
@@ -69,7 +77,7 @@ class MemoryWindowStore(Service):
                 self._newest_start_s = max(self._newest_start_s, inc.start_s)
                 self._keep_evidence(slot, ev)
         self._expire(now)
-        return fresh
+        return Applied(fresh, tuple(conflicts))
 
     def _keep_evidence(self, slot: tuple[str, int], ev: EvidenceItem | None) -> None:
         if ev is None or self.top_n <= 0 or ev.score >= 0:  # repeats are never evidence: one story, one line
@@ -103,7 +111,7 @@ class MemoryWindowStore(Service):
         # oldest first, stop at the first one still fresh: O(expired). Scanning every id (as before) made each
         # write cost the ids of the whole retention (0.1 s per million, on the event loop)
         while self._seen:
-            mid, seen_at = next(iter(self._seen.items()))
+            mid, (seen_at, _) = next(iter(self._seen.items()))
             if now - seen_at < self.retention_s:
                 break
             del self._seen[mid]

@@ -2,7 +2,7 @@
 
 Key layout (``P`` = ``key_prefix``; ``W`` = a window key such as ``ticker:TSLA``; ``B`` = bucket start)::
 
-    {P}:seen:<message id>   string  dedup marker, ``SET NX EX retention_s``
+    {P}:seen:<message id>   string  dedup marker: the message's ``content_digest``, ``SET NX EX retention_s``
     {P}:b:W:B               hash    neg / neu / pos / rep (HINCRBY), score_sum (HINCRBYFLOAT)
     {P}:ev:W:B              zset    top-N most negative evidence; score = sentiment score
     {P}:idx:W               zset    bucket starts of W (member = score = B)
@@ -18,6 +18,11 @@ Why it is shaped this way:
   are refused in Python first, because Lua scripts are not rolled back on error. A batch larger
   than ``max_messages_per_call`` becomes several calls (bounding how long Redis is blocked); each is
   atomic, and a retry after a failure between them still counts nothing twice.
+- **Conflicts, not silent drops.** The seen marker holds the message's ``content_digest``. When the
+  ``SET NX`` finds a marker, the script reads it in the same step: the same digest is a redelivery,
+  another one a different message under a reused id, returned as a conflict for the caller to
+  dead-letter. A marker that is not a 16-hex digest (``1``, written before digests were kept) matches
+  anything, so an upgrade does not turn every redelivery into a conflict.
 - **Cluster-safe keys, at a price.** Every key carries the hash tag ``{P}``, so one batch (which
   touches many window keys) lives in one slot and one script call stays legal in Redis Cluster.
   The price: a whole namespace sits on one shard. Scale by giving independent deployments their
@@ -70,7 +75,8 @@ from monitor.lifecycle import Service
 from monitor.redact import redact_url
 from monitor.redis_connect import RedisClient, connect
 from monitor.types import ClassifiedMessage, Sentiment
-from monitor.windows.buckets import BucketStats, EvidenceItem, evidence_of, increments
+from monitor.windows.base import Applied
+from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, evidence_of, increments
 from monitor.windows.epoch import CHECK_EVERY_S, StoreEpoch, report_loss
 
 SENTIMENT_FIELDS: dict[Sentiment, str] = {
@@ -82,8 +88,10 @@ REPEAT_FIELD = "rep"
 
 # KEYS: active, seen x M, (bucket hash, evidence zset) x S, index zset x W
 # ARGV: retention_s, top_n, M, S, W, (bucket start, window key, index no.) x S,
-#       then per message: sentiment field (or "rep" for a repeat), score, evidence member or "", n, n slot
-#       numbers (0-based)
+#       then per message: sentiment field (or "rep" for a repeat), score, evidence member or "",
+#       content digest (16 hex), n, n slot numbers (0-based)
+# Returns {fresh, conflict index, ...}: the number of messages counted, then the 1-based index (among the M
+# messages) of each one not counted because its seen marker holds another digest.
 APPLY_LUA = """#!lua
 local retention = tonumber(ARGV[1])
 local top_n = tonumber(ARGV[2])
@@ -92,13 +100,15 @@ local slot_key0 = 1 + m
 local idx_key0 = slot_key0 + 2 * s
 local touched = {}
 local fresh = 0
+local out = {0}
 local pos = 6 + 3 * s
 for i = 1, m do
-  local field, score, member, n = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], tonumber(ARGV[pos + 3])
-  if redis.call('SET', KEYS[1 + i], '1', 'NX', 'EX', retention) then
+  local field, score, member, digest = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3]
+  local n = tonumber(ARGV[pos + 4])
+  if redis.call('SET', KEYS[1 + i], digest, 'NX', 'EX', retention) then
     fresh = fresh + 1
     for j = 1, n do
-      local slot = tonumber(ARGV[pos + 3 + j])
+      local slot = tonumber(ARGV[pos + 4 + j])
       local h = KEYS[slot_key0 + 2 * slot + 1]
       redis.call('HINCRBY', h, field, 1)
       if field ~= 'rep' then redis.call('HINCRBYFLOAT', h, 'score_sum', score) end
@@ -109,10 +119,17 @@ for i = 1, m do
       end
       touched[slot] = true
     end
+  else
+    -- a marker without a digest (written before digests were kept) matches anything
+    local stored = redis.call('GET', KEYS[1 + i])
+    if stored and stored ~= digest and #stored == 16 and string.find(stored, '^[0-9a-f]+$') then
+      out[#out + 1] = i
+    end
   end
-  pos = pos + 4 + n
+  pos = pos + 5 + n
 end
-if fresh == 0 then return 0 end
+out[1] = fresh
+if fresh == 0 then return out end
 local active = KEYS[1]
 local indexes = {}
 for slot, _ in pairs(touched) do
@@ -132,7 +149,7 @@ for idx, _ in pairs(indexes) do
 end
 redis.call('ZREMRANGEBYSCORE', active, '-inf', horizon)
 redis.call('EXPIRE', active, retention)
-return fresh
+return out
 """
 
 
@@ -239,7 +256,7 @@ def build_apply_call(
         refs = [
             str(slots.setdefault((inc.key, inc.start_s), len(slots))) for inc in increments(item, bucket_s)
         ]
-        messages += [field, repr(score), member, str(len(refs)), *refs]
+        messages += [field, repr(score), member, content_digest(item.message), str(len(refs)), *refs]
     slot_keys: list[str] = []
     slot_args: list[str] = []
     for window, start in slots:
@@ -362,18 +379,21 @@ class RedisWindowStore(Service):
             raise RuntimeError("RedisWindowStore is not started: call start() or use `async with`")
         return self._client
 
-    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         client = self.client  # fails fast when not started, even for an empty batch
         if self.epoch.due() and await self.epoch.check(client):
             report_loss(redact_url(self.url), self.retention_s)
         fresh = 0
+        conflicts: list[int] = []
         for first in range(0, len(items), self.max_messages_per_call):
             chunk = items[first : first + self.max_messages_per_call]
             keys, args = build_apply_call(
                 chunk, self.keys, bucket_s=self.bucket_s, retention_s=self.retention_s, top_n=self.top_n
             )
-            fresh += int(await self._apply(keys=keys, args=args, client=client))
-        return fresh
+            counted, *clashes = await self._apply(keys=keys, args=args, client=client)
+            fresh += int(counted)
+            conflicts += [first + int(index) - 1 for index in clashes]  # the script's are 1-based, per chunk
+        return Applied(fresh, tuple(conflicts))
 
     async def seen(self, message_ids: Sequence[str]) -> set[str]:
         """One read-only script over the seen markers per chunk, all in one round trip."""

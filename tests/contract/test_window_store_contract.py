@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from monitor.config import WindowSettings
 from monitor.types import ClassifiedMessage, Sentiment
-from monitor.windows.base import WindowStore
+from monitor.windows.base import Applied, WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats
 from monitor.windows.factory import build_window_store
 from tests.contract.messages import T0, classified, fold, reference_evidence
@@ -101,27 +101,86 @@ async def test_message_counts_under_all_topic_ticker_and_topic_ticker_keys(store
         assert [(s.key, s.volume) for s in await store.buckets(key, T0, FAR_END_S)] == [(key, 1)]
 
 
-async def test_redelivered_message_in_the_same_batch_is_counted_once(store: WindowStore) -> None:
+async def test_redelivered_message_in_the_same_batch_is_counted_once_and_is_not_a_conflict(
+    store: WindowStore,
+) -> None:
     message = classified("dup", at_s=T0, tickers=["TSLA"])
 
-    fresh = await store.apply([message, message, classified("other", at_s=T0)])
+    applied = await store.apply([message, message, classified("other", at_s=T0)])
 
-    assert fresh == 2
+    assert applied == Applied(fresh=2, conflicts=())
     assert [s.volume for s in await store.buckets(ALL_KEY, T0, FAR_END_S)] == [2]
     assert [s.volume for s in await store.buckets("ticker:TSLA", T0, FAR_END_S)] == [1]
 
 
-async def test_redelivered_message_in_a_later_batch_is_counted_once(store: WindowStore) -> None:
+async def test_redelivered_message_in_a_later_batch_is_counted_once_and_is_not_a_conflict(
+    store: WindowStore,
+) -> None:
     message = classified("dup", at_s=T0, score=-0.5)
     await store.apply([message])
 
-    fresh = await store.apply([message, classified("new", at_s=T0, score=-0.25)])
+    applied = await store.apply([message, classified("new", at_s=T0, score=-0.25)])
 
-    assert fresh == 1
+    assert applied == Applied(fresh=1, conflicts=())
     assert_same_stats(
         await store.buckets(ALL_KEY, T0, FAR_END_S), [BucketStats(ALL_KEY, T0, negative=2, score_sum=-0.75)]
     )
     assert [e.message_id for e in await store.top_negative(ALL_KEY, T0, FAR_END_S, 10)] == ["dup", "new"]
+
+
+async def test_same_id_with_other_text_in_a_later_batch_is_a_conflict_and_the_first_counts_stay(
+    store: WindowStore,
+) -> None:
+    original = classified("wire-1", at_s=T0, score=-0.5, tickers=["TSLA"], text="Bank fails")
+    corrected = classified("wire-1", at_s=T0, sentiment=Sentiment.POSITIVE, score=0.75, tickers=["AAPL"],
+                           text="Bank does not fail (corrected)")  # fmt: skip
+    await store.apply([original])
+
+    applied = await store.apply([classified("other", at_s=T0, score=-0.25), corrected])
+
+    assert applied == Applied(fresh=1, conflicts=(1,))
+    assert_same_stats(
+        await store.buckets(ALL_KEY, T0, FAR_END_S), [BucketStats(ALL_KEY, T0, negative=2, score_sum=-0.75)]
+    )
+    assert await store.buckets("ticker:AAPL", T0, FAR_END_S) == []
+    [evidence, _] = await store.top_negative(ALL_KEY, T0, FAR_END_S, 10)
+    assert (evidence.message_id, evidence.text) == ("wire-1", "Bank fails")
+    # the conflict did not replace what the id is known by: the original is still a plain redelivery
+    assert await store.apply([original, corrected]) == Applied(fresh=0, conflicts=(1,))
+
+
+async def test_same_id_with_other_text_in_the_same_batch_is_a_conflict_and_the_first_one_counts(
+    store: WindowStore,
+) -> None:
+    first = classified("wire-1", at_s=T0, score=-0.5, text="Bank fails")
+    second = classified("wire-1", at_s=T0, score=-0.9, text="Bank fails, CEO resigns")
+
+    applied = await store.apply([first, classified("other", at_s=T0, score=-0.25), second, first, second])
+
+    assert applied == Applied(fresh=2, conflicts=(2, 4))
+    assert_same_stats(
+        await store.buckets(ALL_KEY, T0, FAR_END_S), [BucketStats(ALL_KEY, T0, negative=2, score_sum=-0.75)]
+    )
+    assert await store.seen(["wire-1"]) == {"wire-1"}
+
+
+async def test_same_id_and_text_with_other_event_time_is_a_conflict(store: WindowStore) -> None:
+    await store.apply([classified("m", at_s=T0, text="same words")])
+
+    applied = await store.apply([classified("m", at_s=T0 + 1, text="same words")])
+
+    assert applied == Applied(fresh=0, conflicts=(0,))
+    assert [(s.start_s, s.volume) for s in await store.buckets(ALL_KEY, 0, FAR_END_S)] == [(T0, 1)]
+
+
+async def test_same_content_with_other_classification_is_a_redelivery_not_a_conflict(store: WindowStore) -> None:
+    # the digest is of the message, not of the model's output: a redelivery reclassified by a new model
+    await store.apply([classified("m", at_s=T0, score=-0.5, text="same words")])
+
+    applied = await store.apply([classified("m", at_s=T0, sentiment=Sentiment.POSITIVE, score=0.5,
+                                            text="same words", repeat_of="story")])  # fmt: skip
+
+    assert applied == Applied(fresh=0, conflicts=())
 
 
 async def test_seen_names_the_ids_already_counted(store: WindowStore) -> None:
@@ -174,12 +233,12 @@ async def test_redelivered_repeat_is_counted_once(store: WindowStore) -> None:
 
     got = await store.buckets(ALL_KEY, T0, T0 + BUCKET_S)
 
-    assert (first, again) == (1, 0)
+    assert (first, again) == (Applied(1, ()), Applied(0, ()))
     assert_same_stats(got, [BucketStats(ALL_KEY, T0, repeats=1)])
 
 
 async def test_empty_batch_returns_zero_and_creates_nothing(store: WindowStore) -> None:
-    assert await store.apply([]) == 0
+    assert await store.apply([]) == Applied(fresh=0, conflicts=())
     assert await store.active_keys(0) == []
     assert await store.buckets(ALL_KEY, 0, FAR_END_S) == []
 
@@ -340,7 +399,7 @@ async def test_buckets_older_than_retention_behind_the_newest_bucket_are_dropped
 
 
 @pytest.mark.parametrize("kind", DURABLE_KINDS)
-async def test_aggregates_and_dedup_survive_a_new_store_instance(
+async def test_aggregates_dedup_and_conflicts_survive_a_new_store_instance(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     config = window_settings(kind, request)
@@ -349,11 +408,12 @@ async def test_aggregates_and_dedup_survive_a_new_store_instance(
         await first.apply([message])
 
     async with build_window_store(config) as second:
-        fresh = await second.apply([message, classified("m2", at_s=T0, score=-0.25)])
+        applied = await second.apply([message, classified("m2", at_s=T0, score=-0.25)])
+        clash = await second.apply([classified("m1", at_s=T0, score=-0.5, text="other words")])
         got = await second.buckets("ticker:TSLA", T0, FAR_END_S)
         evidence = await second.top_negative(ALL_KEY, T0, FAR_END_S, 10)
 
-    assert fresh == 1
+    assert (applied, clash) == (Applied(1, ()), Applied(0, (0,)))
     assert_same_stats(got, [BucketStats("ticker:TSLA", T0, negative=1, score_sum=-0.5)])
     assert [e.message_id for e in evidence] == ["m1", "m2"]
 
@@ -393,7 +453,9 @@ async def applied_view(
     config: WindowSettings, batches: list[list[ClassifiedMessage]]
 ) -> tuple[int, dict[str, list[BucketStats]], dict[str, list[str]]]:
     async with build_window_store(config) as store:
-        fresh = sum([await store.apply(batch) for batch in batches])
+        applied = [await store.apply(batch) for batch in batches]
+        assert [a.conflicts for a in applied] == [() for _ in batches]  # every repeat is the same message
+        fresh = sum(a.fresh for a in applied)
         keys = await store.active_keys(0)
         stats = {k: await store.buckets(k, 0, FAR_END_S) for k in keys}
         assert await store.buckets_many(keys, 0, FAR_END_S) == stats

@@ -20,7 +20,8 @@ from structlog.testing import capture_logs
 from monitor import metrics
 from monitor.config import WindowSettings
 from monitor.types import ClassifiedMessage
-from monitor.windows.buckets import ALL_KEY
+from monitor.windows.base import Applied
+from monitor.windows.buckets import ALL_KEY, content_digest
 from monitor.windows.factory import build_window_store
 from monitor.windows.redis import RedisWindowStore, StoreUnavailableError
 from tests.contract.messages import T0, classified
@@ -67,7 +68,7 @@ async def test_a_batch_is_applied_with_a_single_script_call(
 ) -> None:
     before = await script_calls(raw)
 
-    assert await store.apply(batch(200)) == 200
+    assert await store.apply(batch(200)) == Applied(200, ())
 
     assert await script_calls(raw) - before == 1
 
@@ -78,9 +79,9 @@ async def test_batches_over_the_call_limit_are_split_into_bounded_script_calls(
     async with new_store(redis_url, max_messages_per_call=10) as store:
         before = await script_calls(raw)
 
-        fresh = await store.apply(batch(25) + batch(25))
+        applied = await store.apply(batch(25) + batch(25))
 
-        assert (fresh, await script_calls(raw) - before) == (25, 5)
+        assert (applied, await script_calls(raw) - before) == (Applied(25, ()), 5)
         assert [b.volume for b in await store.buckets(ALL_KEY, T0, T0 + 60)] == [25]
 
 
@@ -146,7 +147,8 @@ async def test_reads_reload_their_scripts_after_redis_loses_its_script_cache(
 async def test_one_message_writes_exactly_the_documented_keys(
     store: RedisWindowStore, raw: aioredis.Redis
 ) -> None:
-    await store.apply([classified("m1", at_s=T0 + 5, score=-0.5, topic="mna")])
+    message = classified("m1", at_s=T0 + 5, score=-0.5, topic="mna")
+    await store.apply([message])
 
     tag = store.keys.tag
     assert await prefix_keys(raw, store) == sorted(
@@ -155,6 +157,7 @@ async def test_one_message_writes_exactly_the_documented_keys(
         + [f"{tag}:idx:all", f"{tag}:idx:topic:mna"]
     )
     assert await raw.hgetall(f"{tag}:b:all:{T0}") == {"neg": "1", "score_sum": "-0.5"}
+    assert await raw.get(f"{tag}:seen:m1") == content_digest(message.message)
     assert await raw.zrange(f"{tag}:idx:all", 0, -1, withscores=True) == [(str(T0), float(T0))]
     assert await raw.zrange(f"{tag}:active", 0, -1, withscores=True) == [
         ("all", float(T0)),
@@ -215,7 +218,46 @@ async def test_apply_reloads_the_script_after_redis_loses_its_script_cache(
 ) -> None:
     await raw.script_flush()
 
-    assert await store.apply(batch(3)) == 3
+    assert await store.apply(batch(3)) == Applied(3, ())
+
+
+async def test_conflicts_in_later_chunks_of_a_split_batch_give_their_index_in_the_whole_call(redis_url: str) -> None:
+    async with new_store(redis_url, max_messages_per_call=4) as store:
+        await store.apply(batch(10))
+        reused = [classified(f"m{n}", at_s=T0 + n, text=f"corrected {n}") for n in (2, 5, 9)]
+
+        applied = await store.apply(batch(10)[:6] + reused[:1] + [classified("new", at_s=T0)] + reused[1:])
+
+        assert applied == Applied(fresh=1, conflicts=(6, 8, 9))  # the reused m2, m5, m9: indexes in the call
+        assert [b.volume for b in await store.buckets(ALL_KEY, T0, T0 + 60)] == [11]
+
+
+@pytest.mark.parametrize("old_marker", ["1", "", "0123456789ABCDEF", "0123456789abcdef0"])
+async def test_a_seen_marker_that_is_not_a_16_hex_digest_is_a_redelivery_not_a_conflict(
+    store: RedisWindowStore, raw: aioredis.Redis, old_marker: str
+) -> None:
+    # markers written before digests were kept hold "1": an upgrade must not flag every redelivery
+    await raw.set(store.keys.seen("old"), old_marker, ex=RETENTION_S)
+
+    applied = await store.apply([classified("old", at_s=T0, text="anything at all"), classified("new", at_s=T0)])
+
+    assert applied == Applied(fresh=1, conflicts=())
+    assert await raw.get(store.keys.seen("old")) == old_marker  # left as it was, not rewritten
+    assert [b.volume for b in await store.buckets(ALL_KEY, T0, T0 + 60)] == [1]
+
+
+async def test_a_conflict_leaves_the_seen_marker_and_its_ttl_as_they_were(
+    store: RedisWindowStore, raw: aioredis.Redis
+) -> None:
+    original = classified("m", at_s=T0, text="first words")
+    await store.apply([original])
+    key = store.keys.seen("m")
+    await raw.expire(key, 100)
+
+    assert await store.apply([classified("m", at_s=T0, text="other words")]) == Applied(0, (0,))
+
+    assert await raw.get(key) == content_digest(original.message)
+    assert 0 < await raw.ttl(key) <= 100
 
 
 @pytest.fixture
@@ -235,7 +277,7 @@ def with_credentials(redis_url: str, user: str, password: str) -> str:
 
 async def test_credentials_in_the_url_authenticate(redis_url: str, acl_user: tuple[str, str]) -> None:
     async with new_store(with_credentials(redis_url, *acl_user)) as store:
-        assert await store.apply(batch(2)) == 2
+        assert await store.apply(batch(2)) == Applied(2, ())
 
 
 async def test_wrong_password_fails_start_naming_the_setting_without_leaking_it(
@@ -294,7 +336,7 @@ async def test_unix_socket_url_from_the_factory_reaches_redis(unix_socket_url: s
 
     async with build_window_store(settings) as store:
         assert isinstance(store, RedisWindowStore)
-        assert await store.apply(batch(3)) == 3
+        assert await store.apply(batch(3)) == Applied(3, ())
         assert await store.active_keys(0) == [
             "all",
             "ticker:TSLA",

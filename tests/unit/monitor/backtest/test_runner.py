@@ -6,6 +6,7 @@ import asyncio
 
 from monitor.backtest.runner import NegativesRecorder
 from monitor.types import ClassifiedMessage, Prediction, Sentiment
+from monitor.windows.base import Applied
 from tests.fakes import msg
 
 NEG = Prediction("earnings", 0.9, Sentiment.NEGATIVE, 0.6, -0.5, (0.6, 0.3, 0.1))
@@ -27,3 +28,13 @@ def test_first_negative_is_the_earliest_negative_message_inside_the_span_not_the
     assert store.first_negative_s("ticker:ACME", 1_200, 5_000) == 1_210
     assert store.first_negative_s("ticker:ACME", 1_600, 5_000) is None
     assert store.first_negative_s("ticker:OTHER", 0, 5_000) is None  # not traced
+
+
+def test_an_id_reused_within_one_batch_is_noted_once_as_the_store_counts_it() -> None:
+    store = NegativesRecorder(600, 86_400, 2, trace_keys=["ticker:ACME"])
+    items = [ClassifiedMessage(msg("a", "bad", 1_300, ("ACME",)), NEG),
+             ClassifiedMessage(msg("a", "bad", 1_300, ("ACME",)), NEG),             # redelivered
+             ClassifiedMessage(msg("a", "corrected", 1_250, ("ACME",)), VERY_NEG)]  # another story, same id
+
+    assert asyncio.run(store.apply(items)) == Applied(fresh=1, conflicts=(2,))
+    assert store.negative_times_s["ticker:ACME"] == [1_300]

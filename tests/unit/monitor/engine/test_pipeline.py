@@ -17,6 +17,7 @@ from monitor.engine.poison import BrokenModelError
 from monitor.engine.watermark import MAX_AHEAD_OF_CLOCK_S
 from monitor.retry import Backoff
 from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment, SourceRecord
+from monitor.windows.base import Applied
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
 
@@ -115,7 +116,7 @@ class FlakyStore(MemoryWindowStore):
         super().__init__(bucket_s=BUCKET_S, retention_s=10**6)
         self.failures, self.error, self.calls = failures, error or ConnectionError("redis down"), 0
 
-    async def apply(self, items: Sequence[ClassifiedMessage]) -> int:
+    async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
@@ -483,3 +484,15 @@ async def test_monitor_run_keeps_the_wall_clock_cap_on_event_time_even_when_max_
     stats = await app.run()
     assert stats.evaluated_until_s is None or stats.evaluated_until_s < start_s - YEAR_S / 2
 
+
+
+async def test_a_message_reusing_a_counted_id_with_other_content_is_dead_lettered_not_dropped() -> None:
+    """Before, it counted as a duplicate: a corrected story under the same id vanished with no reason anywhere."""
+    original = msg("wire-1", "Bank fails", 100)
+    corrected = msg("wire-1", "Bank does not fail (corrected)", 100)
+    store, dead = _store(), CollectingDeadLetter()
+    source = ListSource([[original, msg("b", "x", 110)], [original, corrected]])
+    pipe = await _run(source, store, dead=dead)
+    assert [(d[1], b"corrected" in d[0], "wire-1" in d[2]) for d in dead.items] == [("id_conflict", True, True)]
+    assert (pipe.stats.applied, pipe.stats.duplicates) == (2, 1)
+    assert source.committed == [[0, 1], [2, 3]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +14,7 @@ from monitor.windows.buckets import (
     ALL_KEY,
     BucketStats,
     bucket_start_s,
+    content_digest,
     dimension_keys,
     evidence_of,
     increments,
@@ -130,3 +132,24 @@ def test_evidence_of_keeps_id_source_text_score_time_and_url() -> None:
     assert (ev.message_id, ev.source, ev.text, ev.score, ev.event_time_s, ev.url) == (
         "m", "news", "bad news", -0.5, T0 + 3, "https://news.example/m",
     )  # fmt: skip
+
+
+def test_content_digest_is_16_hex_of_event_time_and_text_only() -> None:
+    base = classified("m", at_s=T0, text="Profit warning")
+
+    digest = content_digest(base.message)
+
+    assert len(digest) == 16 and set(digest) <= set("0123456789abcdef")
+    # other id, score, tickers, url: the same content
+    assert content_digest(classified("other", at_s=T0, text="Profit warning", score=-0.1,
+                                     tickers=["TSLA"]).message) == digest  # fmt: skip
+    assert content_digest(classified("m", at_s=T0, text="Profit warning (corrected)").message) != digest
+    assert content_digest(classified("m", at_s=T0 + 1, text="Profit warning").message) != digest
+
+
+def test_content_digest_bytes_stay_those_stored_in_redis_markers() -> None:
+    # markers already in Redis hold this digest: changing the encoding would turn redeliveries into conflicts
+    message = classified("m", at_s=T0, text="Profit \"warning\" — ünïcode").message
+    payload = f"{message.event_time.isoformat()}\x00{message.text}".encode()
+
+    assert content_digest(message) == hashlib.blake2b(payload, digest_size=8).hexdigest()

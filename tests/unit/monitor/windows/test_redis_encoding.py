@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.types import Sentiment
-from monitor.windows.buckets import EvidenceItem
+from monitor.windows.buckets import EvidenceItem, content_digest
 from monitor.windows.redis import (
     KeySpace,
     RedisWindowStore,
@@ -89,9 +89,10 @@ def test_apply_call_lists_every_touched_key_and_references_shared_slots_once() -
     assert head == ["3600", "2", "2", "4", "4"]
     assert slots == [x for n, w in enumerate(windows) for x in (str(T0), w, str(n + 1))]
     member = per_message[2]
-    assert per_message[:2] == ["neg", "-0.5"] and per_message[3:8] == ["4", "0", "1", "2", "3"]
+    assert per_message[:2] == ["neg", "-0.5"]
+    assert per_message[3:9] == [content_digest(items[0].message), "4", "0", "1", "2", "3"]
     assert decode_evidence(member).message_id == "m1"
-    assert per_message[8:] == ["pos", "0.25", "", "2", "0", "1"]
+    assert per_message[9:] == ["pos", "0.25", "", content_digest(items[1].message), "2", "0", "1"]
 
 
 def test_apply_call_sends_scores_as_exact_repr_strings() -> None:
