@@ -20,11 +20,13 @@ NOVELTY_EVICTED_IN_WINDOW = Counter(
 LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
 EVENT_TIME_JUMPS = Counter(
     "finsent_event_time_jumps_total",
-    "Messages dated more than source.max_event_time_jump_s ahead of the stream: held until their partition "
-    "confirmed them (confirmed: event time moved) or not (refuted: dead-lettered as implausible_time)",
+    "Holds of messages dated more than source.max_event_time_jump_s ahead of their partition: held when one "
+    "starts, then confirmed (event time moved), refuted (dead-lettered as implausible_time), released (the idle "
+    "sweep's event time caught up) or unconfirmed (the stream ended first: dead-lettered)",
     ["outcome"],
 )
-for _outcome in ("held", "confirmed", "refuted"):  # every series at 0 from the start (rate() sees the first)
+# every series at 0 from the start (rate() sees the first)
+for _outcome in ("held", "confirmed", "refuted", "released", "unconfirmed"):
     EVENT_TIME_JUMPS.labels(_outcome)
 INFERENCE_WORKER_DEATHS = Counter(
     "finsent_inference_worker_deaths_total", "Inference worker processes that died mid-call (each is respawned)"

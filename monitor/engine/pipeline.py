@@ -30,7 +30,7 @@ from monitor.cluster.watermark import ClusterWatermark
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import Enricher
 from monitor.engine.poison import KnownPoison, isolate
-from monitor.engine.time_jumps import JumpGuard, event_s_text
+from monitor.engine.time_jumps import JumpGuard, Offer, event_s_text
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
@@ -178,8 +178,12 @@ class Pipeline:
         self.watermark = Watermark(store.bucket_s, allowed_lateness_s,
                                    wall_clock=time.time if cap_to_wall_clock else None)
         self.jumps = jumps or JumpGuard(max_jump_s=0)
-        self._ingest = asyncio.Lock()
-        """Held by the reader from observing a read to queueing it, and by the jump guard's releases."""
+        self._release_due: bool | None = None
+        """Set by the idle sweep (whether the opening may be settled too); the reader releases holds then.
+        Every change to the jump guard happens in the reader task: a release run by the sweep itself raced
+        the reader's commit list, and its errors were only logged while its records were already out of
+        the guard (both found by review)."""
+        self._wake = asyncio.Event()
         self.member: ClusterMember | None = None
         if cluster is not None:
             if not isinstance(source, SharedSource):
@@ -280,7 +284,11 @@ class Pipeline:
         try:
             while True:
                 pending = asyncio.ensure_future(anext(batches))
-                await asyncio.wait({pending, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                while not pending.done() and not stopped.done():
+                    woken = asyncio.create_task(self._wake.wait())
+                    await asyncio.wait({pending, stopped, woken}, return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                    await self._release_if_due()
                 if not pending.done():
                     pending.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
@@ -307,10 +315,6 @@ class Pipeline:
             self._lane_seen = {lane: self._lane_seen.get(lane, now) for lane in lanes}
             self._lanes = lanes
             self.watermark.expect_lanes(lanes)
-            if isinstance(self.source, SharedSource):
-                # a revoked partition's held records were never committed: its next owner reads them again
-                # (a range replay's finished partition keeps its holds until the end: nobody reads it again)
-                self.jumps.forget_lanes(lanes)
         if self.member is not None:
             await self.member.sync_lanes(lanes)
 
@@ -323,15 +327,18 @@ class Pipeline:
         await self._sync_lanes()
         if self.watermark.idle_lanes:
             self.watermark.wake(await self._lagging(self.watermark.idle_lanes))
-        async with self._ingest:
-            now = time.monotonic()
-            floor = self._resume_floor()
-            kept = await self._observe(records)
-            for rec in records:
-                self._lane_seen[rec.lane] = now
-            self._last_data_at = now
-            self.stats.read += len(records)
-            await self._dispatch(records, kept, floor)
+        if self.jumps.holding and isinstance(self.source, SharedSource):
+            # a revoked partition's held records were never committed: its next owner reads them again
+            # (a range replay's finished partition keeps its holds until the end: nobody reads it again)
+            self.jumps.forget_lanes(self._lanes)
+        now = time.monotonic()
+        floor = self._resume_floor()
+        kept = await self._observe(records)
+        for rec in records:
+            self._lane_seen[rec.lane] = now
+        self._last_data_at = now
+        self.stats.read += len(records)
+        await self._dispatch(records, kept, floor)
 
     async def _observe(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """Each record through the jump guard, then the watermark: those to count now, in order. Late
@@ -341,9 +348,8 @@ class Pipeline:
         while todo:
             rec = todo.popleft()
             offer = self.jumps.offer(rec, _event_s(rec), self.watermark.lane_reference_s)
-            self._log_jump(rec, offer.held_jump_s, offer.confirmed_jump_s)
+            self._log_jump(rec, offer)
             for bad, why in offer.refuted:
-                metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
                 log.warning("event_time_jump_refuted", lane=str(bad.lane), position=str(bad.position),
                             event_time=event_s_text(_event_s(bad)))
                 await self._dead_letter(bad, "implausible_time", why)
@@ -362,13 +368,16 @@ class Pipeline:
         return kept
 
     @staticmethod
-    def _log_jump(rec: SourceRecord, held_s: int | None, confirmed_s: int | None) -> None:
-        if held_s is not None:
+    def _log_jump(rec: SourceRecord, offer: Offer) -> None:
+        """One outcome per hold: held when it starts, then confirmed, refuted, released or unconfirmed."""
+        if offer.held_jump_s is not None:
             metrics.EVENT_TIME_JUMPS.labels("held").inc()
-            log.info("event_time_jump_held", lane=str(rec.lane), position=str(rec.position), ahead_s=held_s)
-        if confirmed_s is not None:
+            log.info("event_time_jump_held", lane=str(rec.lane), position=str(rec.position), ahead_s=offer.held_jump_s)
+        if offer.confirmed_jump_s is not None:
             metrics.EVENT_TIME_JUMPS.labels("confirmed").inc()
-            log.info("event_time_jump_confirmed", lane=str(rec.lane), event_time=event_s_text(confirmed_s))
+            log.info("event_time_jump_confirmed", lane=str(rec.lane), event_time=event_s_text(offer.confirmed_jump_s))
+        elif offer.refuted:
+            metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
 
     async def _dispatch(self, records: list[SourceRecord], kept: list[SourceRecord], floor: int | None) -> None:
         """Start classifying ``kept`` and queue it; ``records`` (this read) are committed once it is durable,
@@ -388,33 +397,41 @@ class Pipeline:
     async def _end_holds(self) -> None:
         """The finite stream ended: the opening is settled, and a jump still waiting for confirmation is
         dead-lettered (it never was)."""
-        async with self._ingest:
-            floor = self._resume_floor()
-            resolved = self.jumps.close_opening()
-            kept = await self._observe(resolved)
-            dead = self.jumps.drain()
-            for rec, why in dead:
-                metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
-                log.warning("event_time_jump_unconfirmed", lane=str(rec.lane), position=str(rec.position),
-                            event_time=event_s_text(_event_s(rec)))
-                await self._dead_letter(rec, "implausible_time", why)
-            resolved += [rec for rec, _ in dead]
-            if resolved:
-                await self._dispatch(resolved, kept, floor)
+        floor = self._resume_floor()
+        resolved = self.jumps.close_opening()
+        kept = await self._observe(resolved)
+        dead = self.jumps.drain()
+        if dead:
+            metrics.EVENT_TIME_JUMPS.labels("unconfirmed").inc(len({rec.lane for rec, _ in dead}))
+        for rec, why in dead:
+            log.warning("event_time_jump_unconfirmed", lane=str(rec.lane), position=str(rec.position),
+                        event_time=event_s_text(_event_s(rec)))
+            await self._dead_letter(rec, "implausible_time", why)
+        resolved += [rec for rec, _ in dead]
+        if resolved:
+            await self._dispatch(resolved, kept, floor)
 
-    async def _release_holds(self, quiet: bool) -> None:
-        """Event time moved without data (idle sweep): holds it caught up with are offered again; ``quiet``
-        (no data for the idle time): the stream's opening is settled with what arrived. Skipped while the
-        reader is busy (it holds ``_ingest``): a release between its hold check and its commit list let the
-        reader commit past a record the release was still counting (found by review)."""
-        if self._ingest.locked():
+    def _request_release(self, settle_opening: bool) -> None:
+        """The idle sweep (another task): ask the reader to release holds event time caught up with."""
+        self._release_due = bool(self._release_due) or settle_opening
+        self._wake.set()
+
+    async def _release_if_due(self) -> None:
+        """In the reader: holds the sweep's event time caught up with are offered again; the stream's opening
+        is settled with what arrived when the sweep found every partition caught up and quiet."""
+        settle_opening, self._release_due = self._release_due, None
+        self._wake.clear()
+        if settle_opening is None:
             return
-        async with self._ingest:
-            floor = self._resume_floor()
-            again = self.jumps.close_opening() if quiet else []
-            again += self.jumps.recheck(self.watermark.lane_reference_s)
-            if again:
-                await self._dispatch(again, await self._observe(again), floor)
+        floor = self._resume_floor()
+        again = self.jumps.close_opening() if settle_opening else []
+        released = self.jumps.recheck(self.watermark.lane_reference_s)
+        if released:
+            metrics.EVENT_TIME_JUMPS.labels("released").inc(len({rec.lane for rec in released}))
+            log.info("event_time_jump_released", lanes=sorted({str(rec.lane) for rec in released}))
+        again += released
+        if again:
+            await self._dispatch(again, await self._observe(again), floor)
 
     async def _set_apart_known_poison(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """Copies of a text the model already failed on alone are dead-lettered without another try."""
@@ -669,7 +686,10 @@ class Pipeline:
             if quiet_s >= idle_after_s:
                 self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))
         if self.jumps.holding and self._last_data_at is not None:
-            await self._release_holds(quiet=now_monotonic - self._last_data_at >= idle_after_s)
+            # the opening only on a quiet spell with every partition caught up: settled while a partition
+            # could not be fetched, its first (maybe mistyped) row became the stream's start (found by review)
+            quiet_s = now_monotonic - max(self._last_data_at, self._not_caught_up_at)
+            self._request_release(settle_opening=caught_up and quiet_s >= idle_after_s)
         closes = self.watermark.newly_closed()
         if closes:
             await self._queue.put(_InFlight([], [], None, now_monotonic, closes, self._lane_snapshot()))

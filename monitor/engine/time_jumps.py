@@ -21,7 +21,9 @@ A lane's records from the first held one on are not committed until it is resolv
 them (the store counts each id once; a redelivered copy of a held message is not a second vote). At the
 end of a finite stream (or of one partition of a range replay), a jump still unconfirmed is dead-lettered
 with that reason. The stream's start is the median of its first ``2 * confirmations - 1`` messages (held
-until then, or until the stream ends or goes quiet), so a rogue *first* message is caught too.
+until then, or until the stream ends, or the idle sweep finds every partition caught up and quiet), so a
+rogue *first* message is caught too. In a live stream a hold is released when event time reaches it without
+data (the idle sweep's, or the slowest partition's). Every call comes from the reader task.
 Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
 ``2 * confirmations - 1``.
 
@@ -54,10 +56,18 @@ class _Hold:
     """A lane's messages that jump past its event time (each a vote for the jump), and how many since did not."""
 
     held: list[_Held] = field(default_factory=list)
-    against: int = 0
+    against: set[tuple[str, str]] = field(default_factory=set)
+    """The ``_copy_key`` of each message that did not jump (a redelivered one votes once)."""
 
     def holds(self, record: SourceRecord) -> bool:
-        return any(h.record.message.id == record.message.id for h in self.held)
+        key = _copy_key(record)
+        return any(_copy_key(h.record) == key for h in self.held)
+
+
+def _copy_key(record: SourceRecord) -> tuple[str, str]:
+    """The same message at the same place: a redelivery (an eager rebalance that kept the partition). Another
+    message under the same id is not a copy: it is the store's to count as a duplicate or a conflict."""
+    return record.message.id, str(record.position)
 
 
 @dataclass(slots=True)
@@ -107,7 +117,7 @@ class JumpGuard:
         if self.max_jump_s == 0:
             return Offer(admit=[record])
         if self._start_s is None:
-            if not any(r.message.id == record.message.id for r, _ in self._opening):  # a redelivered copy
+            if not any(_copy_key(r) == _copy_key(record) for r, _ in self._opening):  # a redelivered copy
                 self._opening.append((record, event_s))
             return Offer(again=self.close_opening()) if len(self._opening) >= 2 * self.confirmations - 1 else Offer()
         lane = record.lane
@@ -125,9 +135,9 @@ class JumpGuard:
         if jumps:
             hold.held.append(_Held(record, event_s))
             return self._maybe_confirm(lane, Offer())
-        hold.against += 1
         out = Offer(admit=[record])
-        if hold.against >= self.confirmations:
+        hold.against.add(_copy_key(record))
+        if len(hold.against) >= self.confirmations:
             del self._holds[lane]
             why = (f"more than source.max_event_time_jump_s={self.max_jump_s} ahead of its partition's event "
                    f"time, and the next {self.confirmations} messages of the partition did not follow it (a "

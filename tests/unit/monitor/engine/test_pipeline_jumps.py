@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumers.deadletter import Headers
 from monitor.engine.app import MonitorApp
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.pipeline import Pipeline
@@ -233,23 +235,83 @@ async def test_a_sparse_stream_after_a_night_gap_is_counted_except_its_unconfirm
     assert len(dead.items) <= 2
 
 
-async def test_the_idle_sweep_leaves_holds_alone_while_the_reader_is_between_observing_and_queueing() -> None:
-    """Found by review: a release that ran while the reader waited on a dead-letter send let the reader commit
-    its partition past a record the release was still counting (a crash between the two lost it). The reader
-    holds ``_ingest`` from observing to queueing; the sweep skips a tick rather than wait for it."""
-    async with MicroBatcher(RecordingClassifier(), max_batch_size=16, max_wait_ms=1, max_queue_messages=100) as b:
-        pipe = Pipeline(LaneSource([], {"p0"}), b, _store(), CollectingDeadLetter(), None,
-                        allowed_lateness_s=0, max_batch_size=16, max_wait_ms=1, max_in_flight_batches=50,
-                        cap_to_wall_clock=False, jumps=JumpGuard(6 * H, 3))
-        await pipe._submit([SourceRecord(msg("first", "x", PAST_S), ("p0", 0), "p0")])
-        assert pipe.jumps.holding  # the opening waits for more messages or a quiet spell
-        quiet_at = time.monotonic() + 60
-        async with pipe._ingest:  # the reader, mid-read
-            await asyncio.wait_for(pipe.idle_tick(quiet_at, idle_after_s=1.0), 1)
-            assert pipe.jumps.holding
-        await asyncio.wait_for(pipe.idle_tick(quiet_at, idle_after_s=1.0), 1)
-        assert not pipe.jumps.holding and pipe._queue.qsize() == 2
-        while not pipe._queue.empty():
-            item = pipe._queue.get_nowait()
-            if item is not None and item.predictions is not None:
-                item.predictions.cancel()
+class LiveSource(Service):
+    """A live partitioned source: yields what the test puts, waits otherwise; ``behind`` = lagging lanes."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[list[SourceRecord]] = asyncio.Queue()
+        self.behind: set[Hashable] = set()
+        self.committed: list[list[object]] = []
+
+    def lanes(self) -> frozenset[Hashable]:
+        return frozenset({"p0"})
+
+    async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
+        return set(lanes) & self.behind
+
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+        while True:
+            yield await self.incoming.get()
+
+    async def commit(self, records: Sequence[SourceRecord]) -> None:
+        self.committed.append([r.position for r in records])
+
+
+class FailingDeadLetter(CollectingDeadLetter):
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: Headers = ()) -> None:
+        raise OSError("dead-letter topic unreachable")
+
+
+async def _live(source: LiveSource, dead: CollectingDeadLetter) -> tuple[Pipeline, asyncio.Task[object]]:
+    batcher = MicroBatcher(RecordingClassifier(), max_batch_size=16, max_wait_ms=1, max_queue_messages=100)
+    await batcher.start()
+    pipe = Pipeline(source, batcher, _store(), dead, None, allowed_lateness_s=0, max_batch_size=16, max_wait_ms=1,
+                    max_in_flight_batches=4, jumps=JumpGuard(6 * H, 3))
+    return pipe, asyncio.create_task(pipe.run())
+
+
+async def _settled(condition: Callable[[], bool]) -> None:
+    """Polls: the pipeline exposes no event for these states (a test-only wait, bounded)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not settled within 5 s")
+
+
+async def test_the_idle_sweep_settles_a_live_streams_opening_in_the_reader_once_every_partition_is_caught_up() -> None:
+    """The sweep only asks; the reader releases (every change to the guard happens in the reader task: a release
+    run by the sweep raced the reader's commit list, found by review). While a partition lags, the opening waits:
+    settled then, its first (maybe mistyped) row became the stream's start."""
+    source = LiveSource()
+    pipe, run = await _live(source, CollectingDeadLetter())
+    source.incoming.put_nowait([SourceRecord(msg("first", "x", PAST_S), ("p0", 0), "p0")])
+    await _settled(lambda: pipe.stats.read == 1)
+    source.behind = {"p0"}
+    await pipe.idle_tick(time.monotonic() + 60, idle_after_s=1.0)
+    await asyncio.sleep(0.05)
+    assert pipe.jumps.holding and source.committed == [[]]
+    source.behind = set()
+    await pipe.idle_tick(time.monotonic() + 120, idle_after_s=1.0)
+    await _settled(lambda: not pipe.jumps.holding and pipe.stats.applied == 1)
+    assert source.committed[-1] == [("p0", 0)]
+    pipe.request_stop()
+    await run
+
+
+async def test_a_failure_while_the_reader_releases_holds_stops_the_pipeline_and_commits_nothing_past_them() -> None:
+    """Found by review: run by the sweep, the release's error was only logged, its records were already out of
+    the guard, and the next read committed past them."""
+    source = LiveSource()
+    pipe, run = await _live(source, FailingDeadLetter())
+    source.incoming.put_nowait([SourceRecord(msg("a", "x", PAST_S + 60), ("p0", 0), "p0"),
+                                SourceRecord(msg("b", "x", PAST_S), ("p0", 1), "p0")])  # b: late once a counts
+    await _settled(lambda: pipe.stats.read == 2)
+    await pipe.idle_tick(time.monotonic() + 60, idle_after_s=1.0)
+    with pytest.raises(ExceptionGroup) as info:
+        await run
+    assert info.group_contains(OSError, match="unreachable")
+    assert all(not batch for batch in source.committed)
+
+

@@ -199,3 +199,20 @@ def test_invalid_bounds_are_refused() -> None:
         JumpGuard(-1, 3)
     with pytest.raises(ValueError):
         JumpGuard(60, 0)
+
+
+def test_another_message_under_a_held_ids_name_is_not_taken_for_a_copy() -> None:
+    """Found by review: matched by id alone, a corrected re-publication of a held row was dropped unseen."""
+    guard = _guard()
+    _offer(guard, _rec("wire-1", T0 + 30 * DAY, pos=5))
+    fixed = _offer(guard, _rec("wire-1", T0 + 60, pos=9))  # same id, the date fixed, another offset
+    assert _ids(fixed.admit) == ["wire-1"]
+
+
+def test_a_redelivered_message_votes_against_a_jump_once() -> None:
+    guard = _guard()
+    _offer(guard, _rec("rogue", T0 + 30 * DAY, pos=1))
+    behind = _rec("b", T0 + 60, pos=2)
+    for _ in range(3):
+        assert _offer(guard, behind).refuted == []
+    assert guard.holding
