@@ -30,7 +30,10 @@ async def test_hostile_stream_into_redis_counts_every_valid_message_once(
         stream.write_bytes(b"".join(raw + b"\n" for raw, _ in items))
         app = MonitorApp(Settings(
             source={"kind": "replay", "replay_paths": [stream], "dead_letter_path": tmp / "dead.jsonl",
-                    "max_message_bytes": MAX_MESSAGE_BYTES, "max_text_chars": MAX_TEXT_CHARS},
+                    "max_message_bytes": MAX_MESSAGE_BYTES, "max_text_chars": MAX_TEXT_CHARS,
+                    # arbitrary gaps: every valid message must count (the jump guard's own tests are in
+                    # tests/unit/monitor/engine/test_pipeline_jumps.py)
+                    "max_event_time_jump_s": 0},
             classifier={"kind": "lexicon"},
             windows={"store_url": redis_url, "key_prefix": unique_name("hostile"), "bucket_s": 60,
                      "allowed_lateness_s": 0},
