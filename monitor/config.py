@@ -148,9 +148,10 @@ class SourceSettings(_Section):
     max_event_time_jump_s: int = Field(DEFAULT_MAX_JUMP_S, ge=0)
     """A message dated more than this far ahead of its partition's event time is held, not counted, until
     ``event_time_jump_confirmations`` messages of the partition jump too (a real gap in the data: they are
-    then counted, except one dated far past the others) or as many after it do not (a mistyped date: dead-lettered as ``implausible_time``). One
-    such row used to close every bucket up to its date, so the rest of a replay was late. 0 = off (event time
-    follows every message); raise it for sparse streams (messages further apart than this)."""
+    then counted, except one dated far past the others) or as many after it do not (a mistyped date:
+    dead-lettered as ``implausible_time``). One such row used to close every bucket up to its date, so the rest
+    of a replay was late. 0 = off (event time follows every message); raise it for sparse streams (messages
+    further apart than this)."""
     event_time_jump_confirmations: int = Field(DEFAULT_CONFIRMATIONS, ge=1, le=100)
     """Messages that confirm an event-time jump (the first included), or that refute it (after it); 1 =
     every jump is believed at once. A partition holds fewer than this many messages while it decides."""

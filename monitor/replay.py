@@ -153,9 +153,9 @@ def run_verdict(stats: PipelineStats) -> int:
 async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Namespace | None = None,
                      stopped_by: list[int] | None = None) -> PipelineStats:
     """One replay run. Every rejected row -- malformed input, and the pipeline's ``late``/``implausible_time``/
-    ``id_conflict``/``classifier_error`` rows -- goes to the file ``source.dead_letter_path`` of the isolated settings, for a Kafka range too:
-    there ``source.kind`` stays ``kafka``, and a dead letter built from it was the production topic (found
-    by review), while the range reader kept no malformed record at all."""
+    ``id_conflict``/``classifier_error`` rows -- goes to the file ``source.dead_letter_path`` of the isolated
+    settings, for a Kafka range too: there ``source.kind`` stays ``kafka``, and a dead letter built from it was
+    the production topic (found by review), while the range reader kept no malformed record at all."""
     from consumers.deadletter import file_dead_letter
     from monitor.cli import install_stop_signals
     from monitor.engine.app import MonitorApp

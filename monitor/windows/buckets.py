@@ -20,10 +20,16 @@ KEY_FORMS = "all, ticker:SYMBOL, topic:NAME or topic_ticker:NAME|SYMBOL"
 """How to name a window key, for errors about keys that name none."""
 
 
+DIGEST_VERSION = "d1:"
+"""Prefix of every content digest: a store compares only digests of its own version, so a later change to
+what is digested (bump this) turns no redelivery of the retention into a conflict."""
+
+
 def content_digest(message: RawMessage) -> str:
-    """16 hex chars of (event time, text): tells a redelivery (same digest) from another message reusing its id."""
+    """``d1:`` + 16 hex chars of (event time, text): tells a redelivery (same digest) from another message
+    reusing its id."""
     payload = f"{message.event_time.isoformat()}\x00{message.text}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(payload, digest_size=8).hexdigest()
+    return DIGEST_VERSION + hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 def align_s(epoch_s: int, bucket_s: int) -> int:

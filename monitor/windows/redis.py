@@ -21,7 +21,7 @@ Why it is shaped this way:
 - **Conflicts, not silent drops.** The seen marker holds the message's ``content_digest``. When the
   ``SET NX`` finds a marker, the script reads it in the same step: the same digest is a redelivery,
   another one a different message under a reused id, returned as a conflict for the caller to
-  dead-letter. A marker that is not a 16-hex digest (``1``, written before digests were kept) matches
+  dead-letter. A marker of another digest version (``1``, written before digests were kept) matches
   anything, so an upgrade does not turn every redelivery into a conflict.
 - **Cluster-safe keys, at a price.** Every key carries the hash tag ``{P}``, so one batch (which
   touches many window keys) lives in one slot and one script call stays legal in Redis Cluster.
@@ -89,7 +89,7 @@ REPEAT_FIELD = "rep"
 # KEYS: active, seen x M, (bucket hash, evidence zset) x S, index zset x W
 # ARGV: retention_s, top_n, M, S, W, (bucket start, window key, index no.) x S,
 #       then per message: sentiment field (or "rep" for a repeat), score, evidence member or "",
-#       content digest (16 hex), n, n slot numbers (0-based)
+#       content digest ("d1:" + 16 hex), n, n slot numbers (0-based)
 # Returns {fresh, conflict index, ...}: the number of messages counted, then the 1-based index (among the M
 # messages) of each one not counted because its seen marker holds another digest.
 APPLY_LUA = """#!lua
@@ -120,9 +120,9 @@ for i = 1, m do
       touched[slot] = true
     end
   else
-    -- a marker without a digest (written before digests were kept) matches anything
+    -- a marker of another digest version (or "1", written before digests were kept) matches anything
     local stored = redis.call('GET', KEYS[1 + i])
-    if stored and stored ~= digest and #stored == 16 and string.find(stored, '^[0-9a-f]+$') then
+    if stored and stored ~= digest and #stored == #digest and string.sub(stored, 1, 3) == string.sub(digest, 1, 3) then
       out[#out + 1] = i
     end
   end

@@ -134,12 +134,12 @@ def test_evidence_of_keeps_id_source_text_score_time_and_url() -> None:
     )  # fmt: skip
 
 
-def test_content_digest_is_16_hex_of_event_time_and_text_only() -> None:
+def test_content_digest_is_a_versioned_16_hex_of_event_time_and_text_only() -> None:
     base = classified("m", at_s=T0, text="Profit warning")
 
     digest = content_digest(base.message)
 
-    assert len(digest) == 16 and set(digest) <= set("0123456789abcdef")
+    assert digest.startswith("d1:") and len(digest) == 19 and set(digest[3:]) <= set("0123456789abcdef")
     # other id, score, tickers, url: the same content
     assert content_digest(classified("other", at_s=T0, text="Profit warning", score=-0.1,
                                      tickers=["TSLA"]).message) == digest  # fmt: skip
@@ -148,8 +148,9 @@ def test_content_digest_is_16_hex_of_event_time_and_text_only() -> None:
 
 
 def test_content_digest_bytes_stay_those_stored_in_redis_markers() -> None:
-    # markers already in Redis hold this digest: changing the encoding would turn redeliveries into conflicts
+    # markers already in Redis hold this digest: changing what is digested needs a new version prefix, or
+    # every redelivery within the retention turns into a conflict
     message = classified("m", at_s=T0, text="Profit \"warning\" — ünïcode").message
     payload = f"{message.event_time.isoformat()}\x00{message.text}".encode()
 
-    assert content_digest(message) == hashlib.blake2b(payload, digest_size=8).hexdigest()
+    assert content_digest(message) == "d1:" + hashlib.blake2b(payload, digest_size=8).hexdigest()
