@@ -43,7 +43,7 @@ from monitor.types import (
     SourceRecord,
 )
 from monitor.windows.base import Applied, WindowStore
-from monitor.windows.buckets import align_s
+from monitor.windows.buckets import align_s, content_digest, other_content
 
 log = structlog.get_logger(__name__)
 
@@ -588,10 +588,25 @@ class Pipeline:
             await self._dead_letter(rec, "classifier_error", why)
         repeat_of: dict[str, str] = {}
         if self.enricher is not None:  # after the model: a rejected story is never indexed (engine/enrich.py)
-            repeat_of = self.enricher.repeats([r for r, _ in labelled])
+            repeat_of = self.enricher.repeats(await self._without_conflicts([r for r, _ in labelled]))
             self.stats.repeats += len(repeat_of)
             metrics.REPEATS.inc(len(repeat_of))
         return [ClassifiedMessage(r.message, p, repeat_of.get(r.message.id)) for r, p in labelled]
+
+    async def _without_conflicts(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """Those ``apply`` will not report as an ``id_conflict``: one that novelty indexed became the story its
+        copies folded into, though it was dead-lettered and never counted (found by review)."""
+        if self.enricher is None or self.enricher.novelty is None or not records:
+            return records
+        stored = await retrying("window_store", functools.partial(self.store.digests, [r.message.id for r in records]),
+                                give_up=self._stop_overdue)
+        kept: list[SourceRecord] = []
+        for rec in records:
+            digest = content_digest(rec.message)
+            known = stored.setdefault(rec.message.id, digest)  # the first of an id in this batch names it
+            if not other_content(known, digest):
+                kept.append(rec)
+        return kept
 
     async def _apply_with_retry(self, classified: list[ClassifiedMessage]) -> Applied:
         """Retried until the store answers (monitor/retry.py): an outage pauses the pipeline (and,

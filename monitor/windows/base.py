@@ -50,6 +50,12 @@ class WindowStore(Lifecycle, Protocol):
         """Those of ``message_ids`` already applied (within ``retention_s``): a redelivery, not a new message."""
         ...
 
+    async def digests(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """The seen marker of each of ``message_ids`` already applied (within ``retention_s``): its
+        ``content_digest`` (or what an older version wrote). Read before novelty, so a message ``apply``
+        will report as a conflict never becomes a story its copies fold into."""
+        ...
+
     async def buckets(self, key: str, start_s: int, end_s: int) -> list[BucketStats]:
         """Non-empty buckets of ``key`` with ``start_s <= bucket start < end_s``, oldest first."""
         ...

@@ -32,6 +32,13 @@ def content_digest(message: RawMessage) -> str:
     return DIGEST_VERSION + hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
+def other_content(stored: str, digest: str) -> bool:
+    """Whether a seen marker ``stored`` names other content than ``digest``: only a marker of the same digest
+    version can (``1`` from before digests, or another version, matches anything). The Redis script applies
+    the same rule."""
+    return stored != digest and len(stored) == len(digest) and stored[:3] == digest[:3]
+
+
 def align_s(epoch_s: int, bucket_s: int) -> int:
     """Start of the bucket holding ``epoch_s`` (tumbling buckets aligned to the epoch)."""
     return epoch_s - epoch_s % bucket_s

@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 from monitor.lifecycle import Service
 from monitor.types import ClassifiedMessage
 from monitor.windows.base import Applied
-from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, evidence_of, increments
+from monitor.windows.buckets import (
+    BucketStats,
+    EvidenceItem,
+    content_digest,
+    evidence_of,
+    increments,
+    other_content,
+)
 
 
 def _evidence_order(ev: EvidenceItem) -> tuple[float, str]:
@@ -50,6 +57,11 @@ class MemoryWindowStore(Service):
         return {mid for mid in message_ids
                 if (marker := self._seen.get(mid)) is not None and now - marker[0] < self.retention_s}
 
+    async def digests(self, message_ids: Sequence[str]) -> dict[str, str]:
+        now = self._clock()
+        return {mid: marker[1] for mid in message_ids
+                if (marker := self._seen.get(mid)) is not None and now - marker[0] < self.retention_s}
+
     async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         now = self._clock()
         fresh = 0
@@ -60,7 +72,7 @@ class MemoryWindowStore(Service):
             if marker is not None:
                 seen_at, seen_digest = marker
                 if now - seen_at < self.retention_s:
-                    if seen_digest != digest:
+                    if other_content(seen_digest, digest):
                         conflicts.append(index)  # another message under a counted id: reported, not counted
                     continue
                 del self._seen[mid]  # expired: seen anew, at the end

@@ -177,6 +177,13 @@ for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
 return out
 """
 
+# KEYS: seen markers; -> each one's value ('' where there is none)
+MARKERS_LUA = """#!lua flags=no-writes
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('GET', KEYS[i]) or '' end
+return out
+"""
+
 FIELDS_LUA = """#!lua flags=no-writes
 local out, n = {}, 0
 for i = 1, #KEYS do
@@ -358,6 +365,7 @@ class RedisWindowStore(Service):
         self._starts = client.register_script(STARTS_LUA)
         self._fields = client.register_script(FIELDS_LUA)
         self._seen = client.register_script(SEEN_LUA)
+        self._markers = client.register_script(MARKERS_LUA)
 
     def _unusable(self, exc: BaseException) -> StoreUnavailableError:
         """Redis unreachable at start: the setting, the error and what to check (TLS: where the CA goes)."""
@@ -404,6 +412,16 @@ class RedisWindowStore(Service):
         replies = await self._read([(self._seen, [self.keys.seen(mid) for mid in chunk], []) for chunk in chunks])
         return {mid for chunk, flags in zip(chunks, replies, strict=True)
                 for mid, flag in zip(chunk, flags, strict=True) if int(flag)}
+
+    async def digests(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """One read-only script over the seen markers per chunk, all in one round trip."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return {}
+        chunks = chunked(ids, self.max_keys_per_read)
+        replies = await self._read([(self._markers, [self.keys.seen(mid) for mid in chunk], []) for chunk in chunks])
+        return {mid: str(value) for chunk, values in zip(chunks, replies, strict=True)
+                for mid, value in zip(chunk, values, strict=True) if value}
 
     async def _read(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[str]]]) -> list[Any]:
         """Read-script calls ``(script, keys, args)`` in one pipeline: one round trip for any number.

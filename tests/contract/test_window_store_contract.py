@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from monitor.config import WindowSettings
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.base import Applied, WindowStore
-from monitor.windows.buckets import ALL_KEY, BucketStats
+from monitor.windows.buckets import ALL_KEY, BucketStats, content_digest
 from monitor.windows.factory import build_window_store
 from tests.contract.messages import T0, classified, fold, reference_evidence
 
@@ -171,6 +171,16 @@ async def test_same_id_and_text_with_other_event_time_is_a_conflict(store: Windo
 
     assert applied == Applied(fresh=0, conflicts=(0,))
     assert [(s.start_s, s.volume) for s in await store.buckets(ALL_KEY, 0, FAR_END_S)] == [(T0, 1)]
+
+
+async def test_digests_give_the_content_digest_of_each_applied_id_and_nothing_for_the_others(
+    store: WindowStore,
+) -> None:
+    first = classified("m1", at_s=T0, text="Bank fails")
+    await store.apply([first, classified("m2", at_s=T0, text="Bank fails again")])
+    await store.apply([classified("m1", at_s=T0, text="Bank does not fail")])  # a conflict leaves the marker
+
+    assert await store.digests(["m1", "unknown", "m1"]) == {"m1": content_digest(first.message)}
 
 
 async def test_same_content_with_other_classification_is_a_redelivery_not_a_conflict(store: WindowStore) -> None:

@@ -62,3 +62,17 @@ async def test_when_the_model_rejects_a_story_its_first_copy_becomes_the_story()
     assert (bucket.negative, bucket.volume, bucket.repeats) == (1, 1, 1)
     assert [e.message_id for e in await store.top_negative("ticker:ACME", 0, 1000, 5)] == ["rt"]
     assert pipe.stats.repeats == 1
+
+
+async def test_a_message_dead_lettered_as_an_id_conflict_never_becomes_the_story_its_copies_fold_into() -> None:
+    """Found by review: after a restart (novelty empty, the store's markers kept) a publisher reused an id for
+    another story; novelty indexed it, apply dead-lettered it, and its syndicated copy counted as a repeat of a
+    story that was never counted (negative 0)."""
+    store = MemoryWindowStore(bucket_s=60, retention_s=10**6)  # stands for Redis: it outlives the process
+    await _run(ListSource([[msg("wire-1", "Acme Bank results in line with what analysts expected", 100)]]), store,
+               RecordingClassifier())
+    later = [[msg("wire-1", f"{STORY} overnight", 130), msg("syndicated-7", f"{STORY} overnight", 131)]]
+    pipe = await _run(ListSource(later), store, RecordingClassifier())  # a new process: novelty starts empty
+    [bucket] = await store.buckets("ticker:ACME", 120, 180)
+    assert (bucket.negative, bucket.repeats, pipe.stats.repeats) == (1, 0, 0)
+
