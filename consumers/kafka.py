@@ -88,6 +88,7 @@ from consumers.kafka_client import (
     too_large,
     topic_kinds,
     unreadable_at,
+    wire_record,
 )
 from consumers.offset_gaps import GapWatch, Loss
 from consumers.schema import InvalidMessage
@@ -499,7 +500,7 @@ class KafkaSource(Service):
                 continue
             self.read_count += 1
             pending.append(_Seen(record.offset, dead=False))
-            good.append(SourceRecord(msg, (tp, record.offset), lane=tp))
+            good.append(SourceRecord(msg, (tp, record.offset), lane=tp, wire=wire_record(record)))
         if pending[0].dead:  # nothing handed out is pending before these: they are done already
             await self._commit_partitions({tp: self._committed[tp]})
         self._observe_lag(tp, records[-1].offset + 1)

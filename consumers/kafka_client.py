@@ -24,7 +24,7 @@ from consumers.schema import InvalidMessage, guarded, parse_message
 from monitor.config import ConfigError, KafkaSettings, SourceSettings
 from monitor.fatal import StartupError
 from monitor.time_bounds import EventTimeBounds
-from monitor.types import RawMessage, SourceKind
+from monitor.types import RawMessage, SourceKind, WireRecord
 
 if TYPE_CHECKING:
     from consumers.deadletter import DeadLetterSink
@@ -140,6 +140,11 @@ def parse_record(
     return guarded(lambda: parse_message(record.value, max_message_bytes=source.max_message_bytes,
                                          max_text_chars=source.max_text_chars, default_source=default_source,
                                          bounds=bounds))
+
+
+def wire_record(record: Any) -> WireRecord:
+    """A consumed record as read, for a dead letter the pipeline may write later."""
+    return WireRecord(record.value or b"", record_origin(record), record.key, tuple(record.headers or ()))
 
 
 async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) -> None:

@@ -27,6 +27,7 @@ from consumers.kafka_client import (
     too_large,
     topic_kinds,
     unreadable_at,
+    wire_record,
 )
 from consumers.schema import InvalidMessage
 from monitor.config import Settings
@@ -175,7 +176,7 @@ class KafkaRangeReader(Service):
         for record in records:
             msg = await self._parse(tp, record)
             if msg is not None:
-                out.append(SourceRecord(msg, (tp, record.offset), lane=tp))
+                out.append(SourceRecord(msg, (tp, record.offset), lane=tp, wire=wire_record(record)))
         if records:
             self._next[tp] = records[-1].offset + 1
         return out

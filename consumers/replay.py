@@ -23,7 +23,7 @@ from consumers.deadletter import DeadLetterSink
 from consumers.schema import InvalidMessage, decode_json, epoch_or_text, guarded, message_from_dict
 from monitor.lifecycle import Service
 from monitor.time_bounds import EventTimeBounds
-from monitor.types import RawMessage, SourceRecord
+from monitor.types import RawMessage, SourceRecord, WireRecord
 
 log = structlog.get_logger(__name__)
 
@@ -192,13 +192,14 @@ class FileReplaySource(Service):
                     self.dead_count += 1
                     await self.dead_letter.send(raw, exc.reason, exc.detail, {"file": str(path), "line": line_no})
                     continue
+                wire = WireRecord(raw, {"file": str(path), "line": line_no})
                 self.read_count += 1
                 if self.speed > 0 and batch:
                     # paced: hand over what we have before sleeping, so latency stays low
                     yield batch
                     batch = []
                 await self._pace(msg)
-                batch.append(SourceRecord(msg, (str(path), line_no)))
+                batch.append(SourceRecord(msg, (str(path), line_no), wire=wire))
                 if len(batch) >= max_records:
                     yield batch
                     batch = []

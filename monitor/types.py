@@ -6,7 +6,7 @@ window stores and sinks can be swapped (by config) without touching the pipeline
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -66,16 +66,32 @@ class ClassifiedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class WireRecord:
+    """A message as its source read it, for a dead letter the pipeline writes later (``late``,
+    ``implausible_time``, ``id_conflict``, ``classifier_error``): the original bytes, key and headers, so a
+    record re-fed from the dead-letter topic is the one that was sent and lands on its partition, and where
+    it came from (topic/partition/offset, or file/line). Before, those dead letters held a re-serialised
+    message and only an opaque position."""
+
+    raw: bytes
+    origin: Mapping[str, object]
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A message together with the opaque position its source needs to acknowledge it.
 
     ``lane`` names the independently ordered input it came from (a Kafka partition); the watermark
-    is tracked per lane. None = the source is one ordered stream.
+    is tracked per lane. None = the source is one ordered stream. ``wire``: the record as read (None: a
+    source that keeps nothing, e.g. a test double; its dead letters re-serialise the message).
     """
 
     message: RawMessage
     position: Any = None
     lane: Hashable = None
+    wire: WireRecord | None = None
 
 
 @runtime_checkable

@@ -494,7 +494,11 @@ class Pipeline:
         await self._dead_letter(rec, "late", detail)
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
-        """A valid message the pipeline cannot count, kept in its wire form with the reason."""
+        """A valid message the pipeline cannot count, kept as its source read it, with the reason."""
+        if rec.wire is not None:
+            wire = rec.wire
+            await self.dead_letter.send(wire.raw, reason, detail, wire.origin, key=wire.key, headers=wire.headers)
+            return
         raw = json_bytes(message_to_dict(rec.message))  # never raises, whatever the message holds
         await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
 

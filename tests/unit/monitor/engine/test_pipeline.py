@@ -3,12 +3,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumers.deadletter import Headers
 from monitor.config import Settings
 from monitor.engine.app import MonitorApp
 from monitor.engine.batching import MicroBatcher
@@ -16,7 +17,7 @@ from monitor.engine.pipeline import Pipeline
 from monitor.engine.poison import BrokenModelError
 from monitor.engine.watermark import MAX_AHEAD_OF_CLOCK_S
 from monitor.retry import Backoff
-from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment, SourceRecord
+from monitor.types import ClassifiedMessage, Prediction, RawMessage, Sentiment, SourceRecord, WireRecord
 from monitor.windows.base import Applied
 from monitor.windows.memory import MemoryWindowStore
 from tests.fakes import CollectingDeadLetter, ListSource, RecordingClassifier, msg
@@ -496,3 +497,31 @@ async def test_a_message_reusing_a_counted_id_with_other_content_is_dead_lettere
     assert [(d[1], b"corrected" in d[0], "wire-1" in d[2]) for d in dead.items] == [("id_conflict", True, True)]
     assert (pipe.stats.applied, pipe.stats.duplicates) == (2, 1)
     assert source.committed == [[0, 1], [2, 3]]
+
+
+async def test_a_dead_letter_the_pipeline_writes_keeps_the_record_as_its_source_read_it() -> None:
+    """Before, a late (or conflicting, or unconfirmed) Kafka record was dead-lettered re-serialised, without its
+    key and headers and with an opaque position: re-fed from the dead-letter topic, it landed on another partition."""
+    wire = WireRecord(b'{"id": "late", "text": "x", "published_at": "1970-01-01T00:16:50Z"}', {"topic": "news",
+                      "partition": 2, "offset": 41}, key=b"ACME", headers=(("trace", b"t-1"),))  # fmt: skip
+    records = [SourceRecord(msg("a", "x", 1000), 0), SourceRecord(msg("b", "x", 1200), 1),
+               SourceRecord(msg("late", "x", 1010), 2, wire=wire)]
+
+    class WireSource(ListSource):
+        async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+            yield records
+
+    dead = RecordingDeadLetter()
+    await _run(WireSource([]), _store(), dead=dead, lateness_s=30)  # type: ignore[arg-type]
+    assert dead.sent == [(wire.raw, "late", {"topic": "news", "partition": 2, "offset": 41}, b"ACME",
+                          (("trace", b"t-1"),))]
+
+
+class RecordingDeadLetter(CollectingDeadLetter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[bytes, str, object, bytes | None, object]] = []
+
+    async def send(self, raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *,
+                   key: bytes | None = None, headers: Headers = ()) -> None:
+        self.sent.append((raw, reason, dict(origin), key, tuple(headers)))
