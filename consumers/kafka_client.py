@@ -143,8 +143,8 @@ def parse_record(
 
 
 def wire_record(record: Any) -> WireRecord:
-    """A consumed record as read, for a dead letter the pipeline may write later."""
-    return WireRecord(record.value or b"", record_origin(record), record.key, tuple(record.headers or ()))
+    """Where a consumed record came from, for a dead letter the pipeline may write later."""
+    return WireRecord(record_origin(record), record.key, tuple(record.headers or ()))
 
 
 async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) -> None:

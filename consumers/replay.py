@@ -192,7 +192,7 @@ class FileReplaySource(Service):
                     self.dead_count += 1
                     await self.dead_letter.send(raw, exc.reason, exc.detail, {"file": str(path), "line": line_no})
                     continue
-                wire = WireRecord(raw, {"file": str(path), "line": line_no})
+                wire = WireRecord({"file": str(path), "line": line_no})
                 self.read_count += 1
                 if self.speed > 0 and batch:
                     # paced: hand over what we have before sleeping, so latency stays low

@@ -115,7 +115,7 @@ def count_lines(paths: Sequence[Path]) -> int:
 
 
 MIN_LATE_FOR_VERDICT = 10
-"""Late rows (and more of them than counted ones) that make a run fail: an input in reverse or random order."""
+"""Late rows (and more than half of the rows read) that make a run fail: an input in reverse or random order."""
 
 
 def run_verdict(stats: PipelineStats) -> int:

@@ -67,13 +67,12 @@ class ClassifiedMessage:
 
 @dataclass(frozen=True, slots=True)
 class WireRecord:
-    """A message as its source read it, for a dead letter the pipeline writes later (``late``,
-    ``implausible_time``, ``id_conflict``, ``classifier_error``): the original bytes, key and headers, so a
-    record re-fed from the dead-letter topic is the one that was sent and lands on its partition, and where
-    it came from (topic/partition/offset, or file/line). Before, those dead letters held a re-serialised
-    message and only an opaque position."""
+    """Where a message came from, for a dead letter the pipeline writes later (``late``, ``implausible_time``,
+    ``id_conflict``, ``classifier_error``): topic/partition/offset or file/line, and the Kafka key and headers,
+    so a record re-fed from the dead-letter topic lands on its partition. Before, those dead letters had only
+    an opaque position. The value is not kept (it would double each buffered record's memory): the dead letter
+    holds the message re-serialised, which reads back as the same message (a CSV row too)."""
 
-    raw: bytes
     origin: Mapping[str, object]
     key: bytes | None = None
     headers: tuple[tuple[str, bytes | None], ...] = ()

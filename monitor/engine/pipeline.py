@@ -494,13 +494,14 @@ class Pipeline:
         await self._dead_letter(rec, "late", detail)
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
-        """A valid message the pipeline cannot count, kept as its source read it, with the reason."""
-        if rec.wire is not None:
-            wire = rec.wire
-            await self.dead_letter.send(wire.raw, reason, detail, wire.origin, key=wire.key, headers=wire.headers)
-            return
+        """A valid message the pipeline cannot count, with the reason, where it came from and (Kafka) its key and
+        headers (``SourceRecord.wire``)."""
         raw = json_bytes(message_to_dict(rec.message))  # never raises, whatever the message holds
-        await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
+        if rec.wire is None:
+            await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})
+            return
+        wire = rec.wire
+        await self.dead_letter.send(raw, reason, detail, wire.origin, key=wire.key, headers=wire.headers)
 
     async def _write_loop(self) -> None:
         while (item := await self._queue.get()) is not _DONE:

