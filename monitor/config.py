@@ -507,6 +507,10 @@ class HttpSettings(_Section):
     address; on a non-loopback bind /healthz, /readyz and /metrics answer any ``Host``. Unset on a
     non-loopback bind = no ``Host`` check at all: set it there to get the check. Behind a reverse proxy the
     proxy must pass the browser's ``Host`` (nginx ``proxy_set_header Host $host``)."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """More host names (no scheme, no port) users reach the dashboard under, besides ``public_url``'s and the
+    loopback ones: a short name and its FQDN, a load balancer's name. Any other ``Host`` gets 421 (the
+    DNS-rebinding guard); set on a non-loopback bind, it turns the check on like ``public_url``."""
     max_connections: int = Field(256, ge=1, le=100_000)
     """Most HTTP connections (count) open at once; a new one over it closes the oldest idle one (never one
     serving a response: if every one is busy, the new one is closed), so slow or idle clients cannot use up
@@ -530,6 +534,17 @@ class HttpSettings(_Section):
                               f"token needs at least {MIN_API_TOKEN_CHARS} characters -- generate one with "
                               "`openssl rand -hex 32`, or unset it for a read-only API")
         return token
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_host_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip() for name in value if name.strip()]
+        for name in names:
+            if "/" in name or "*" in name or " " in name or (":" in name and not name.startswith("[")
+                                                             and name.count(":") == 1):
+                raise ValueError(f"{name!r}: give bare host names such as finsent.desk.example (no scheme, port, "
+                                 "path or wildcard)")
+        return names
 
     @field_validator("public_url")
     @classmethod

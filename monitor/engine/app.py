@@ -163,7 +163,8 @@ class MonitorApp:
         if settings.http.enabled:
             self.http = HttpServer(settings.http.host, settings.http.port, self.store, self.ready,
                                    event_time_s=lambda: self.pipeline.watermark.value_s,
-                                   not_ready_reasons=self.not_ready_reasons, public_url=settings.http.public_url)
+                                   not_ready_reasons=self.not_ready_reasons, public_url=settings.http.public_url,
+                                   allowed_hosts=settings.http.allowed_hosts)
             install_web(self.http, self.alerting, settings, watermark=lambda: self.pipeline.watermark.value_s,
                         recent=self.pipeline.recent_notifications)
         self._ready = False

@@ -7,6 +7,8 @@ Such a request carries the attacker's host name in ``Host``; a real one names lo
 which users reach the daemon, so anything else is refused with 421 and the fix. The allowed names:
 
 * loopback names and addresses (``localhost``, ``127.0.0.1``, ``[::1]``);
+* the names in ``http.allowed_hosts`` (the other names users reach it under: a short name and its FQDN, a
+  load balancer's name beside the proxy's);
 * ``http.public_url``'s host, when it is set (a reverse proxy passing the browser's ``Host``: nginx
   ``proxy_set_header Host $host``, Apache ``ProxyPreserveHost On``; or the name a container's published port
   is opened under). Ports are not compared: a rebinding page's name differs. Names are compared without
@@ -16,16 +18,18 @@ which users reach the daemon, so anything else is refused with 421 and the fix. 
 When the check applies:
 
 * a loopback bind: always;
-* any other bind with ``http.public_url`` set: always, except ``/healthz``, ``/readyz`` and ``/metrics``
+* any other bind with ``http.public_url`` or ``http.allowed_hosts`` set: always, except ``/healthz``,
+  ``/readyz`` and ``/metrics``
   (no alert data), which Prometheus and orchestrators reach under names this process cannot know
   (``finsent:8080`` in deploy/compose.yml, a pod's IP);
-* any other bind without ``http.public_url``: never (the daemon is reached under names it cannot know).
-  Set ``http.public_url`` to get the check there.
+* any other bind without either: never (the daemon is reached under names it cannot know). Set
+  ``http.public_url`` (or ``http.allowed_hosts``) to get the check there.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -67,25 +71,27 @@ def _host_name(header: str) -> str:
         return ""
 
 
-def allowed_hosts_only(bind_host: str, public_url: str = "") -> Middleware | None:
-    """The guard for this bind and public URL, or None where nothing is checked (see the module doc)."""
+def allowed_hosts_only(bind_host: str, public_url: str = "", extra_hosts: Sequence[str] = ()) -> Middleware | None:
+    """The guard for this bind, public URL and extra names, or None where nothing is checked (module doc)."""
     loopback_bind = is_loopback(bind_host)
-    if not loopback_bind and not public_url:
+    if not loopback_bind and not public_url and not extra_hosts:
         return None
     public = canonical_host(urlsplit(public_url).hostname or "") if public_url else ""
+    known = frozenset(canonical_host(name) for name in extra_hosts) | ({public} if public else frozenset())
     exempt = frozenset() if loopback_bind else OPS_PATHS
     if loopback_bind:
         fix = ("open it as http://127.0.0.1:<port>/, or set http.public_url (MONITOR_HTTP__PUBLIC_URL) to the URL "
-               "a reverse proxy serves it under")
+               "a reverse proxy serves it under, or add the name to http.allowed_hosts")
     else:
-        fix = (f"open it as {public_url.rstrip('/')}/ or http://localhost:<port>/, or set http.public_url "
-               "(MONITOR_HTTP__PUBLIC_URL) to the URL users open")
-    served = "127.0.0.1" if loopback_bind else repr(public)
+        opened = f"{public_url.rstrip('/')}/ or " if public_url else ""
+        fix = (f"open it as {opened}http://localhost:<port>/, or set http.public_url (MONITOR_HTTP__PUBLIC_URL) to "
+               "the URL users open, or add the name to http.allowed_hosts (MONITOR_HTTP__ALLOWED_HOSTS)")
+    served = ", ".join(["127.0.0.1"] * loopback_bind + sorted(repr(name) for name in known)) or "loopback"
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = _host_name(request.headers.get("Host", ""))
-        if name and not is_loopback(name) and canonical_host(name) != public and request.path not in exempt:
+        if name and not is_loopback(name) and canonical_host(name) not in known and request.path not in exempt:
             return web.json_response(
                 {"error": f"this daemon serves {served} only, not host {name!r} -- {fix}"}, status=421)
         return await handler(request)

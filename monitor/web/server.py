@@ -51,7 +51,7 @@ class HttpServer(Service):
     def __init__(
         self, host: str, port: int, store: WindowStore, ready: Callable[[], bool],
         event_time_s: Callable[[], int | None] = lambda: None,
-        not_ready_reasons: Callable[[], list[str]] = list, public_url: str = "",
+        not_ready_reasons: Callable[[], list[str]] = list, public_url: str = "", allowed_hosts: Sequence[str] = (),
         max_connections: int = MAX_CONNECTIONS, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
     ) -> None:
         self.event_time_s = event_time_s
@@ -63,7 +63,7 @@ class HttpServer(Service):
         self.max_connections = max_connections
         self.keepalive_timeout_s = keepalive_timeout_s
         """Both may be changed until ``start`` (monitor.web.install sets them from ``[http]``)."""
-        host_guard = allowed_hosts_only(host, public_url)
+        host_guard = allowed_hosts_only(host, public_url, allowed_hosts)
         self.app = web.Application(middlewares=[contain_errors(), *([host_guard] if host_guard else [])])
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)

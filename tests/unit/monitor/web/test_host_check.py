@@ -4,15 +4,20 @@ and the public host pass."""
 
 from __future__ import annotations
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import ValidationError
 
+from monitor.config import HttpSettings
 from monitor.web.host_check import allowed_hosts_only, is_loopback
 from monitor.web.server import HttpServer
 from monitor.windows.memory import MemoryWindowStore
 
 
-async def _status(bind: str, host_header: str, public_url: str = "", path: str = "/healthz") -> int:
-    http = HttpServer(bind, 0, MemoryWindowStore(60, 3600), lambda: True, public_url=public_url)
+async def _status(bind: str, host_header: str, public_url: str = "", path: str = "/healthz",
+                  allowed_hosts: tuple[str, ...] = ()) -> int:
+    http = HttpServer(bind, 0, MemoryWindowStore(60, 3600), lambda: True, public_url=public_url,
+                      allowed_hosts=allowed_hosts)
     async with TestClient(TestServer(http.app)) as client:
         return (await client.get(path, headers={"Host": host_header})).status
 
@@ -79,3 +84,21 @@ async def test_a_non_loopback_bind_without_a_public_url_is_not_checked() -> None
 def test_loopback_is_told_by_name_and_address() -> None:
     assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost", "a.localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "example.com", "127.0.0.1.evil.com"))
+
+
+async def test_the_names_in_allowed_hosts_pass_besides_the_public_one_and_turn_the_check_on_by_themselves() -> None:
+    names = ("finsent", "finsent.desk.example", "10.1.2.3")
+    for header in ("finsent:8080", "FINSENT.desk.example.", "10.1.2.3:8080", "localhost"):
+        assert await _status("0.0.0.0", header, path="/windows", allowed_hosts=names) == 200, header
+        assert await _status("127.0.0.1", header, path="/windows", allowed_hosts=names) == 200, header
+    assert await _status("0.0.0.0", "rebind.attacker.test", path="/windows", allowed_hosts=names) == 421
+    assert await _status("0.0.0.0", "rebind.attacker.test", path="/metrics", allowed_hosts=names) == 200
+    assert await _status("0.0.0.0", "lb.desk.example", "https://finsent.desk.example", "/windows",
+                         allowed_hosts=("lb.desk.example",)) == 200
+
+
+def test_allowed_hosts_take_bare_names_only() -> None:
+    for bad in ("https://finsent.example", "finsent.example:8080", "*.example", "finsent.example/x"):
+        with pytest.raises(ValidationError, match="bare host names"):
+            HttpSettings(allowed_hosts=[bad])
+    assert HttpSettings(allowed_hosts=[" finsent ", "", "2001:db8::1"]).allowed_hosts == ["finsent", "2001:db8::1"]
