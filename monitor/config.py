@@ -154,7 +154,8 @@ class SourceSettings(_Section):
     further apart than this)."""
     event_time_jump_confirmations: int = Field(DEFAULT_CONFIRMATIONS, ge=1, le=100)
     """Messages that confirm an event-time jump (the first included), or that refute it (after it); 1 =
-    every jump is believed at once. A partition holds fewer than this many messages while it decides."""
+    every jump is believed at once. A partition holds fewer than this many messages while it decides, and the
+    stream's first ``2 * this - 1`` messages wait until its start is fixed (their median)."""
     watchlist_path: str = ""
     """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
     ambiguous, optional blockers; see monitor/entities/watchlist.py); empty = the bundled list of large listed
@@ -504,8 +505,9 @@ class HttpSettings(_Section):
     """Base URL under which users reach this daemon's dashboard (links in alerts, e.g. Alertmanager's
     ``generatorURL`` = ``<public_url>/keys/<key>``); empty = ``http://<host>:<port>``. Requests must name
     its host or a loopback one in ``Host`` (any other name gets 421: the DNS-rebinding guard), on any bind
-    address; on a non-loopback bind /healthz, /readyz and /metrics answer any ``Host``. Unset on a
-    non-loopback bind = no ``Host`` check at all: set it there to get the check. Behind a reverse proxy the
+    address; on a non-loopback bind /healthz, /readyz and /metrics answer any ``Host``. Unset (and
+    ``allowed_hosts`` empty) on a non-loopback bind = no ``Host`` check at all: set it there to get the check;
+    the names in ``allowed_hosts`` pass too. Behind a reverse proxy the
     proxy must pass the browser's ``Host`` (nginx ``proxy_set_header Host $host``)."""
     allowed_hosts: list[str] = Field(default_factory=list)
     """More host names (no scheme, no port) users reach the dashboard under, besides ``public_url``'s and the
@@ -540,8 +542,9 @@ class HttpSettings(_Section):
     def _bare_host_names(cls, value: list[str]) -> list[str]:
         names = [name.strip() for name in value if name.strip()]
         for name in names:
-            if "/" in name or "*" in name or " " in name or (":" in name and not name.startswith("[")
-                                                             and name.count(":") == 1):
+            port_after_brackets = name.startswith("[") and not name.endswith("]")
+            if ("/" in name or "*" in name or " " in name or port_after_brackets
+                    or (":" in name and not name.startswith("[") and name.count(":") == 1)):
                 raise ValueError(f"{name!r}: give bare host names such as finsent.desk.example (no scheme, port, "
                                  "path or wildcard)")
         return names

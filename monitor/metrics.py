@@ -22,7 +22,8 @@ EVENT_TIME_JUMPS = Counter(
     "finsent_event_time_jumps_total",
     "Holds of messages dated more than source.max_event_time_jump_s ahead of their partition: held when one "
     "starts, then confirmed (event time moved), refuted (dead-lettered as implausible_time), released (the idle "
-    "sweep's event time caught up) or unconfirmed (the stream ended first: dead-lettered)",
+    "sweep found its partition's event time within the bound) or unconfirmed (the stream ended first: "
+    "dead-lettered); a hold on a revoked partition ends without an outcome (its next owner reads it again)",
     ["outcome"],
 )
 # every series at 0 from the start (rate() sees the first)

@@ -83,8 +83,8 @@ class SourceRecord:
     """A message together with the opaque position its source needs to acknowledge it.
 
     ``lane`` names the independently ordered input it came from (a Kafka partition); the watermark
-    is tracked per lane. None = the source is one ordered stream. ``wire``: the record as read (None: a
-    source that keeps nothing, e.g. a test double; its dead letters re-serialise the message).
+    is tracked per lane. None = the source is one ordered stream. ``wire``: where the record came from
+    (origin, Kafka key and headers); None (a test double): its dead letters carry only the opaque position.
     """
 
     message: RawMessage

@@ -19,11 +19,12 @@ rogue among them). As
 many votes against make it a rogue date: the held messages are dead-lettered as ``implausible_time``.
 A lane's records from the first held one on are not committed until it is resolved, so a crash redelivers
 them (the store counts each id once; a redelivered copy of a held message is not a second vote). At the
-end of a finite stream (or of one partition of a range replay), a jump still unconfirmed is dead-lettered
-with that reason. The stream's start is the median of its first ``2 * confirmations - 1`` messages (held
-until then, or until the stream ends, or the idle sweep finds every partition caught up and quiet), so a
-rogue *first* message is caught too. In a live stream a hold is released when event time reaches it without
-data (the idle sweep's, or the slowest partition's). Every call comes from the reader task.
+end of a finite stream (a range replay's finished partition keeps its holds until then), a jump still
+unconfirmed is dead-lettered with that reason. The stream's start is the median of its first
+``2 * confirmations - 1`` messages (held until then, or until the stream ends, or the idle sweep finds every
+partition caught up and quiet), so a rogue *first* message is caught too. In a live stream (Kafka) the idle
+sweep releases a hold once its partition's event time comes within the bound of the held row. Every call
+comes from the reader task.
 Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
 ``2 * confirmations - 1``.
 
@@ -184,11 +185,11 @@ class JumpGuard:
                 again += [h.record for h in hold.held]
         return again
 
-    def drain(self, lanes: Iterable[Hashable] | None = None) -> list[tuple[SourceRecord, str]]:
-        """The stream (or these lanes of it) ended: each record still held, with why it is dead-lettered
-        (call ``close_opening`` first)."""
+    def drain(self) -> list[tuple[SourceRecord, str]]:
+        """The stream ended: each record still held, with why it is dead-lettered (call ``close_opening``
+        first)."""
         out: list[tuple[SourceRecord, str]] = []
-        for lane in list(self._holds) if lanes is None else [lane for lane in lanes if lane in self._holds]:
+        for lane in list(self._holds):
             why = (f"more than source.max_event_time_jump_s={self.max_jump_s} ahead of its partition's event time, "
                    f"and the partition ended before source.event_time_jump_confirmations={self.confirmations} "
                    "messages confirmed it")

@@ -224,7 +224,10 @@ async def test_a_text_that_kills_the_worker_alone_in_its_batch_is_dead_lettered_
 
 def _resource_tracker(pid: int) -> bool:
     """multiprocessing's resource tracker: started with the first spawned worker, it lives as long as we do."""
-    return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # exited between the listing and this read (the killed worker): wait_gone sees it gone
+        return False
 
 
 def hanging_on_load(settings: ClassifierSettings) -> Classifier:

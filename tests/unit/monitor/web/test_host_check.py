@@ -98,7 +98,7 @@ async def test_the_names_in_allowed_hosts_pass_besides_the_public_one_and_turn_t
 
 
 def test_allowed_hosts_take_bare_names_only() -> None:
-    for bad in ("https://finsent.example", "finsent.example:8080", "*.example", "finsent.example/x"):
+    for bad in ("https://finsent.example", "finsent.example:8080", "*.example", "finsent.example/x", "[::1]:8080"):
         with pytest.raises(ValidationError, match="bare host names"):
             HttpSettings(allowed_hosts=[bad])
     assert HttpSettings(allowed_hosts=[" finsent ", "", "2001:db8::1"]).allowed_hosts == ["finsent", "2001:db8::1"]
