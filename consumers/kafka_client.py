@@ -150,8 +150,9 @@ def wire_record(record: Any) -> WireRecord:
 async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) -> None:
     """Dead-letter a consumed record with its original bytes, key and headers, and where it came from: a
     record re-fed from the dead-letter topic keeps its key, so it lands on the partition it came from."""
-    await dead_letter.send(record.value or b"", exc.reason, exc.detail, record_origin(record),
-                           key=record.key, headers=tuple(record.headers or ()))
+    wire = wire_record(record)
+    await dead_letter.send(record.value or b"", exc.reason, exc.detail, wire.origin, key=wire.key,
+                           headers=wire.headers)
 
 
 # --- records that cannot be read (the group source and the range reader) -------------------------------

@@ -186,13 +186,13 @@ class FileReplaySource(Service):
         batch: list[SourceRecord] = []
         for path in self.paths:
             for line_no, raw, obj in iter_lines(path, self.max_message_bytes + 2):  # + CRLF
+                wire = WireRecord({"file": str(path), "line": line_no})
                 try:
                     msg = self._validate(raw, obj)
                 except InvalidMessage as exc:
                     self.dead_count += 1
-                    await self.dead_letter.send(raw, exc.reason, exc.detail, {"file": str(path), "line": line_no})
+                    await self.dead_letter.send(raw, exc.reason, exc.detail, wire.origin)
                     continue
-                wire = WireRecord({"file": str(path), "line": line_no})
                 self.read_count += 1
                 if self.speed > 0 and batch:
                     # paced: hand over what we have before sleeping, so latency stays low

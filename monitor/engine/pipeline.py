@@ -27,10 +27,11 @@ from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.cluster.member import ClusterMember
 from monitor.cluster.watermark import ClusterWatermark
+from monitor.durations import iso_utc
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import Enricher
 from monitor.engine.poison import KnownPoison, isolate
-from monitor.engine.time_jumps import JumpGuard, Offer, event_s_text
+from monitor.engine.time_jumps import JumpGuard, Offer
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
@@ -350,9 +351,7 @@ class Pipeline:
             offer = self.jumps.offer(rec, _event_s(rec), self.watermark.lane_reference_s)
             self._log_jump(rec, offer)
             for bad, why in offer.refuted:
-                log.warning("event_time_jump_refuted", lane=str(bad.lane), position=str(bad.position),
-                            event_time=event_s_text(_event_s(bad)))
-                await self._dead_letter(bad, "implausible_time", why)
+                await self._dead_letter_jump(bad, why, "event_time_jump_refuted")
             kept += await self._count(offer.admit)
             todo.extendleft(reversed(offer.again))
         return kept
@@ -375,7 +374,7 @@ class Pipeline:
             log.info("event_time_jump_held", lane=str(rec.lane), position=str(rec.position), ahead_s=offer.held_jump_s)
         if offer.confirmed_jump_s is not None:
             metrics.EVENT_TIME_JUMPS.labels("confirmed").inc()
-            log.info("event_time_jump_confirmed", lane=str(rec.lane), event_time=event_s_text(offer.confirmed_jump_s))
+            log.info("event_time_jump_confirmed", lane=str(rec.lane), event_time=iso_utc(offer.confirmed_jump_s))
         elif offer.refuted:
             metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
 
@@ -404,12 +403,14 @@ class Pipeline:
         if dead:
             metrics.EVENT_TIME_JUMPS.labels("unconfirmed").inc(len({rec.lane for rec, _ in dead}))
         for rec, why in dead:
-            log.warning("event_time_jump_unconfirmed", lane=str(rec.lane), position=str(rec.position),
-                        event_time=event_s_text(_event_s(rec)))
-            await self._dead_letter(rec, "implausible_time", why)
+            await self._dead_letter_jump(rec, why, "event_time_jump_unconfirmed")
         resolved += [rec for rec, _ in dead]
         if resolved:
             await self._dispatch(resolved, kept, floor)
+
+    async def _dead_letter_jump(self, rec: SourceRecord, why: str, event: str) -> None:
+        log.warning(event, lane=str(rec.lane), position=str(rec.position), event_time=iso_utc(_event_s(rec)))
+        await self._dead_letter(rec, "implausible_time", why)
 
     def _request_release(self, settle_opening: bool) -> None:
         """The idle sweep (another task): ask the reader to release holds event time caught up with."""
@@ -477,7 +478,7 @@ class Pipeline:
         before the restart. Counted, it landed in a judged bucket, and one dead-lettered as late just before
         a crash was in both the dead letters and the windows (found by review)."""
         b = self.store.bucket_s
-        behind = [r for r in kept if align_s(int(r.message.event_time.timestamp()), b) + b <= floor]
+        behind = [r for r in kept if align_s(_event_s(r), b) + b <= floor]
         if not behind:
             return kept
         seen = await retrying("window_store", functools.partial(self.store.seen, [r.message.id for r in behind]))

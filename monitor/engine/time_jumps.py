@@ -38,8 +38,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from monitor.durations import iso_utc
 from monitor.types import SourceRecord
 
 DEFAULT_MAX_JUMP_S = 6 * 3600
@@ -143,7 +143,7 @@ class JumpGuard:
             why = (f"more than source.max_event_time_jump_s={self.max_jump_s} ahead of its partition's event "
                    f"time, and the next {self.confirmations} messages of the partition did not follow it (a "
                    "mistyped date?); it was not counted")
-            out.refuted = [(h.record, f"dated {event_s_text(h.event_s)}, {why}") for h in hold.held]
+            out.refuted = [(h.record, f"dated {iso_utc(h.event_s)}, {why}") for h in hold.held]
         return out
 
     def _maybe_confirm(self, lane: Hashable, out: Offer) -> Offer:
@@ -158,7 +158,7 @@ class JumpGuard:
         ceiling_s = median_s + max(self.max_jump_s, median_s - times[0])
         # oldest first: one voter arriving before an older one must not make it late
         out.admit += [h.record for h in sorted(hold.held, key=lambda h: h.event_s) if h.event_s <= ceiling_s]
-        out.refuted += [(h.record, f"dated {event_s_text(h.event_s)}, more than source.max_event_time_jump_s="
+        out.refuted += [(h.record, f"dated {iso_utc(h.event_s)}, more than source.max_event_time_jump_s="
                          f"{self.max_jump_s} ahead of the messages its partition jumped to; it was not counted")
                         for h in hold.held if h.event_s > ceiling_s]
         out.confirmed_jump_s = max(h.event_s for h in hold.held if h.event_s <= ceiling_s)
@@ -193,7 +193,7 @@ class JumpGuard:
             why = (f"more than source.max_event_time_jump_s={self.max_jump_s} ahead of its partition's event time, "
                    f"and the partition ended before source.event_time_jump_confirmations={self.confirmations} "
                    "messages confirmed it")
-            out += [(h.record, f"dated {event_s_text(h.event_s)}, {why}") for h in self._holds.pop(lane).held]
+            out += [(h.record, f"dated {iso_utc(h.event_s)}, {why}") for h in self._holds.pop(lane).held]
         return out
 
     def committable(self, records: Sequence[SourceRecord]) -> list[SourceRecord]:
@@ -224,7 +224,3 @@ class JumpGuard:
         dropped += [r for r, _ in self._opening if r.lane not in keep]
         self._opening = [(r, t) for r, t in self._opening if r.lane in keep]
         return dropped
-
-
-def event_s_text(event_s: int) -> str:
-    return datetime.fromtimestamp(event_s, tz=UTC).isoformat()

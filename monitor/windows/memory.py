@@ -53,9 +53,7 @@ class MemoryWindowStore(Service):
         self._starts: list[int] = []
 
     async def seen(self, message_ids: Sequence[str]) -> set[str]:
-        now = self._clock()
-        return {mid for mid in message_ids
-                if (marker := self._seen.get(mid)) is not None and now - marker[0] < self.retention_s}
+        return set(await self.digests(message_ids))
 
     async def digests(self, message_ids: Sequence[str]) -> dict[str, str]:
         now = self._clock()

@@ -168,22 +168,16 @@ end
 return out
 """
 
-# KEYS: bucket hash x N; ARGV: the fields to read. The fields of every hash, flat (N x #ARGV; a
-# missing field or hash is nil).
-# KEYS: seen markers; -> 1/0 per key (a script, not MGET: Redis Cluster pipelines refuse multi-key commands)
-SEEN_LUA = """#!lua flags=no-writes
-local out = {}
-for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
-return out
-"""
-
-# KEYS: seen markers; -> each one's value ('' where there is none)
+# KEYS: seen markers; -> each one's value, '' where there is none (a script, not MGET: Redis Cluster
+# pipelines refuse multi-key commands)
 MARKERS_LUA = """#!lua flags=no-writes
 local out = {}
 for i = 1, #KEYS do out[i] = redis.call('GET', KEYS[i]) or '' end
 return out
 """
 
+# KEYS: bucket hash x N; ARGV: the fields to read. The fields of every hash, flat (N x #ARGV; a
+# missing field or hash is nil).
 FIELDS_LUA = """#!lua flags=no-writes
 local out, n = {}, 0
 for i = 1, #KEYS do
@@ -364,7 +358,6 @@ class RedisWindowStore(Service):
         self._apply = client.register_script(APPLY_LUA)
         self._starts = client.register_script(STARTS_LUA)
         self._fields = client.register_script(FIELDS_LUA)
-        self._seen = client.register_script(SEEN_LUA)
         self._markers = client.register_script(MARKERS_LUA)
 
     def _unusable(self, exc: BaseException) -> StoreUnavailableError:
@@ -404,14 +397,7 @@ class RedisWindowStore(Service):
         return Applied(fresh, tuple(conflicts))
 
     async def seen(self, message_ids: Sequence[str]) -> set[str]:
-        """One read-only script over the seen markers per chunk, all in one round trip."""
-        ids = list(dict.fromkeys(message_ids))
-        if not ids:
-            return set()
-        chunks = chunked(ids, self.max_keys_per_read)
-        replies = await self._read([(self._seen, [self.keys.seen(mid) for mid in chunk], []) for chunk in chunks])
-        return {mid for chunk, flags in zip(chunks, replies, strict=True)
-                for mid, flag in zip(chunk, flags, strict=True) if int(flag)}
+        return set(await self.digests(message_ids))
 
     async def digests(self, message_ids: Sequence[str]) -> dict[str, str]:
         """One read-only script over the seen markers per chunk, all in one round trip."""
