@@ -14,7 +14,9 @@ per second for the whole outage -- 120 lines for a one-minute Redis stop with th
 
 Each pass claims its batch for ``claim_lease_s`` (see alerts/outbox.py), so two deliverers on one
 outbox (cluster leader handover, a late old leader) never send the same entry concurrently, and a
-deliverer that dies mid-batch only delays its entries by the lease.
+deliverer that dies mid-batch only delays its entries by the lease. Each alert's notices reach a sink in
+the order they were made: ``claim`` holds a notice back while an older one of its alerts is still queued for
+that sink, and drops one the sink already saw superseded (alerts/outbox.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from alerts.delivery_order import SinkOrder
 from alerts.model import AlertStatus, Notification
 from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink, refreshing
@@ -125,9 +126,6 @@ class OutboxDelivery(Service):
         """When the firing set was last read from the state store, and what it was (FIRING_MEMORY_MAX_AGE_S)."""
         self.outcomes: collections.Counter[str] = collections.Counter()
         """Delivery outcomes of this process (``delivered``/``failed``/``abandoned``), for the run summary."""
-        self._orders: dict[str, SinkOrder] = {}
-        """Per sink, the entries waiting for a retry that later notices of their alerts must not overtake;
-        loaded from the outbox whenever this deliverer becomes active (alerts/delivery_order.py)."""
         self._export_zero_counters()
 
     def _export_zero_counters(self) -> None:
@@ -168,11 +166,19 @@ class OutboxDelivery(Service):
         results: list[int | BaseException] = []
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):  # all sinks at once: a hanging one does not starve the rest
-                results = await asyncio.gather(*(self.deliver_due(sink) for sink in self.sinks),
+                results = await asyncio.gather(*(self._drain(sink) for sink in self.sinks),
                                                return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def _drain(self, sink: Sink) -> int:
+        """Passes until one finds nothing to send: a notice held behind an older one of its alert in the same
+        pass is due again once that one is delivered, and a single pass left it behind at shutdown."""
+        total = 0
+        while tried := await self.deliver_due(sink):
+            total += tried
+        return total
 
     async def deliver_due(self, sink: Sink) -> int:
         """One pass over (at most a batch of) the due entries of ``sink``; returns how many it tried.
@@ -181,11 +187,7 @@ class OutboxDelivery(Service):
         rest of a slow batch stays claimed and is due again when the lease ends.
         """
         if not self.active():
-            self._orders.pop(sink.name, None)  # another instance delivers: reload when active again
             return 0
-        order = self._orders.get(sink.name)
-        if order is None:
-            order = self._orders[sink.name] = SinkOrder(await self.outbox.waiting_retry(sink.name))
         claimed_at_s = self._clock()
         entries = await self.outbox.claim(
             sink.name, claimed_at_s, self.policy.batch_size, self.policy.claim_lease_s
@@ -196,15 +198,10 @@ class OutboxDelivery(Service):
                 log.info("alert_batch_deferred", sink=sink.name, deferred=len(entries) - tried,
                          due_again_at_s=claimed_at_s + self.policy.claim_lease_s)
                 return tried
-            behind = order.blocker(entry.notification)
-            if behind is not None:  # stays claimed: due again when its lease ends, no attempt counted
-                log.info("alert_delivery_held", sink=sink.name, notification_id=entry.notification.id,
-                         behind=behind, due_again_at_s=claimed_at_s + self.policy.claim_lease_s)
-                continue
-            await self._deliver_one(sink, entry, order)
+            await self._deliver_one(sink, entry)
         return len(entries)
 
-    async def _deliver_one(self, sink: Sink, entry: OutboxEntry, order: SinkOrder) -> None:
+    async def _deliver_one(self, sink: Sink, entry: OutboxEntry) -> None:
         nid = entry.notification.id
         try:
             async with asyncio.timeout(self.policy.send_timeout_s):
@@ -213,7 +210,6 @@ class OutboxDelivery(Service):
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
                 await retrying("outbox", functools.partial(self.outbox.abandon, sink.name, nid, self._clock()))
-                order.done(nid)
                 metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
                 self.outcomes["abandoned"] += 1
                 metrics.ALERT_DEAD_LETTERS.labels(sink.name).inc()
@@ -226,7 +222,6 @@ class OutboxDelivery(Service):
                     delay_s = max(delay_s, min(float(asked_s), RETRY_AFTER_MAX_S))
                 retry_at_s = self._clock() + delay_s
                 await retrying("outbox", functools.partial(self.outbox.mark_failed, sink.name, nid, retry_at_s))
-                order.failed(entry.notification)
                 metrics.DELIVERIES.labels(sink.name, "failed").inc()
                 self.outcomes["failed"] += 1
                 refused = bool(getattr(exc, "refused", False))
@@ -236,7 +231,6 @@ class OutboxDelivery(Service):
             return
         self._forget_resolved(entry.notification)
         await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))
-        order.done(nid)
         metrics.DELIVERIES.labels(sink.name, "delivered").inc()
         self.outcomes["delivered"] += 1
         log.info("alert_delivered", sink=sink.name, notification_id=nid, attempts=entry.attempts + 1)
@@ -347,7 +341,10 @@ class OutboxDelivery(Service):
                     throttle.reset()
                 DEPENDENCIES.up("outbox")
             if tried >= self.policy.batch_size:
-                continue  # more may be due right now
+                # more may be due right now; the re-posts keep their interval through a backlog (skipping them
+                # let Alertmanager end every firing alert after ends_after_s and page again: found by review)
+                await self.refresh_if_due(sink)
+                continue
             refresh_due = await self.refresh_if_due(sink)  # also while the outbox is down: see _firing_now
             if refresh_due is not None:
                 next_due = refresh_due if next_due is None else min(next_due, refresh_due)

@@ -108,6 +108,9 @@ class AlertState:
     episode_starts_s: tuple[int, ...] = ()
     updated_at_s: int = 0
     last_signal: Signal | None = None
+    announced_signal: Signal | None = None
+    """The signal of the latest FIRING notice: what Alertmanager's re-posts show after a restart (the latest
+    bucket's ``last_signal`` is often a quiet one, which showed ``detectors=-``: found by review)."""
 
     def recent_episode_starts(self, now_s: int, policy: LifecyclePolicy) -> list[int]:
         return [t for t in self.episode_starts_s if now_s - t < policy.flap_window_s]
@@ -148,7 +151,8 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
         flapping=state.flapping(now_s, policy),
         repeat=repeat,
     )
-    return replace(state, sequence=seq), item
+    announced = signal if status is AlertStatus.FIRING else state.announced_signal
+    return replace(state, sequence=seq, announced_signal=announced), item
 
 
 def _unjudged(signal: Signal, state: AlertState, now_s: int, policy: LifecyclePolicy) -> bool:

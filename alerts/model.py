@@ -34,6 +34,18 @@ class AlertStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+def signal_lines(s: Signal) -> list[str]:
+    """Why an alert fired, one line per finding (the multi-scale detectors' counts against the expected count),
+    or the per-bucket detectors' numbers; shared by every sink so they all show the same numbers."""
+    if s.findings:
+        return [f"{f.name} {f.negatives} negative of {f.volume} messages vs {f.expected:.1f} expected,"
+                f" -log10 p {f.log10p:.1f}, baseline {f.baseline:.3g} observed {f.observed:.3g}"
+                for f in s.findings[:MAX_FINDINGS_SHOWN]]
+    return [f"neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%} ({s.baseline_kind}),"
+            f" z={s.z_ewma:.1f}/{s.z_robust:.1f}, cusum={s.cusum:.1f}, volume={s.volume},"
+            f" mean_score={s.mean_score:+.2f}, detectors={','.join(s.triggered) or '-'}"]
+
+
 @dataclass(frozen=True, slots=True)
 class AlertItem:
     """One alert (rule x window key) inside a notification."""
@@ -90,20 +102,9 @@ class Notification:
         keep plain text for email."""
         lines = [self.headline(escape)]
         for a in self.alerts:
-            s = a.signal
             key = escape(a.window_key)
             flap = " [flapping]" if a.flapping else ""
-            if s.findings:
-                lines += [f"- {key}: {f.name} {f.negatives} negative of {f.volume} messages vs"
-                          f" {f.expected:.1f} expected, -log10 p {f.log10p:.1f}, baseline {f.baseline:.3g}"
-                          f" observed {f.observed:.3g}" + flap for f in s.findings[:MAX_FINDINGS_SHOWN]]
-            else:
-                lines.append(
-                    f"- {key}: neg_share {s.neg_share:.0%} vs baseline {s.baseline_neg_share:.0%}"
-                    f" ({s.baseline_kind}), z={s.z_ewma:.1f}/{s.z_robust:.1f}, cusum={s.cusum:.1f},"
-                    f" volume={s.volume}, mean_score={s.mean_score:+.2f},"
-                    f" detectors={','.join(s.triggered) or '-'}" + flap
-                )
+            lines += [f"- {key}: {line}{flap}" for line in signal_lines(a.signal)]
             for ev in a.evidence:
                 url = f" {link(ev.url)}" if ev.url else ""
                 lines.append(f"    {ev.score:+.2f} [{escape(ev.source)}] {escape(ev.text)}{url}")

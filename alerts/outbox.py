@@ -12,6 +12,17 @@ batch) does not get them while the first is sending. No owner is recorded: a cla
 lets the lease run out and the entries are due again (at-least-once survives the crash), and
 ``mark_failed`` ends a lease early by setting the retry time.
 
+Each alert's notices reach a sink in the order they were made. Per sink, an index holds one member per
+queued (alert, notice): ``<alert tag>:<episode start>.<sequence>:<id>``, so the alert's oldest queued notice
+is the first member of its lexical range. ``claim`` hands out an entry only when it is the oldest queued
+notice of each of its alerts; otherwise the entry is *held* (leased like a claim, no attempt counted) and
+made due again the moment the entry before it leaves the queue. The queue itself is the truth, so this
+holds whatever the older entry is doing (waiting for a retry, claimed and being sent, deferred, left
+behind by a deliverer that died), across restarts and leader handovers, and after ``redrive`` or
+``adopt`` made many entries due at once. The newest notice delivered per alert is kept too (bounded by
+``ids_kept``): a notice older than what a sink already showed for each of its alerts (a FIRING redriven
+after its RESOLVED went out) is *superseded* and dropped from that sink's queue, not sent.
+
 Past the retry bound a notification is not dropped: ``abandon`` moves it (payload, attempts, when)
 to that sink's *dead-letter outbox*, listed by ``dead_letters`` and put back in the sink's queue by
 ``redrive`` (``monitor alerts dead-letters`` / ``monitor alerts redrive``). The dead-letter outbox
@@ -24,6 +35,7 @@ Memory and Redis implementations share tests/integration/alerts/test_outbox_cont
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,7 +44,7 @@ from typing import Protocol
 
 import structlog
 
-from alerts.model import Notification
+from alerts.model import AlertItem, Notification
 from alerts.redis_client import RedisBacked
 from monitor.lifecycle import Service
 from monitor.types import Lifecycle
@@ -71,7 +83,9 @@ class Outbox(Lifecycle, Protocol):
     async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
         """Up to ``limit`` due entries of ``sink``, oldest first, made due again at ``now_s + lease_s``.
 
-        Atomic: concurrent claimers never get the same entry until its lease has expired.
+        Atomic: concurrent claimers never get the same entry until its lease has expired. Of the due
+        entries looked at, one behind an older queued notice of one of its alerts is held (leased, not
+        returned) and one superseded by what the sink already got is dropped (module doc).
         """
         ...
 
@@ -96,11 +110,6 @@ class Outbox(Lifecycle, Protocol):
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool: ...
 
-    async def waiting_retry(self, sink: str) -> list[Notification]:
-        """Entries of ``sink`` that failed at least once and wait for their retry (the notifications
-        a later one of the same alert must not overtake: alerts/delivery_order.py)."""
-        ...
-
     async def pending(self, sink: str) -> int:
         """Undelivered entries of ``sink`` (due or waiting for a retry)."""
         ...
@@ -120,6 +129,31 @@ def _bounded_add(ids: OrderedDict[str, float], key: str, at: float, keep: int) -
         ids.popitem(last=False)
 
 
+def _item_order(item: AlertItem) -> tuple[str, str]:
+    """(alert tag, position of this notice in its alert's history), both fixed-width, so they sort as text."""
+    tag = hashlib.blake2b(item.dedup_key.encode(), digest_size=8).hexdigest()
+    return tag, f"{max(0, item.started_at_s):013d}.{max(0, item.sequence):09d}"
+
+
+def order_keys(notification: Notification) -> list[tuple[str, str]]:
+    """One ``(alert tag, order)`` per alert the notification carries."""
+    return [_item_order(item) for item in notification.alerts]
+
+
+def index_members(notification: Notification) -> str:
+    """The order index's members of ``notification`` (``tag:order:id``), newline-separated, as the scripts read them."""
+    return "\n".join(f"{tag}:{order}:{notification.id}" for tag, order in order_keys(notification))
+
+
+def _report_skipped(sink: str, held: Sequence[tuple[str, str]], superseded: Sequence[str],
+                    due_again_at_s: float) -> None:
+    for nid, behind in held:
+        log.info("alert_delivery_held", sink=sink, notification_id=nid, behind=behind, due_again_at_s=due_again_at_s)
+    for nid in superseded:
+        log.warning("alert_notification_superseded", sink=sink, notification_id=nid,
+                    why="this sink already got a later notice of each of its alerts: not sent")
+
+
 class MemoryOutbox(Service):
     """In-process outbox; durable only as long as the process (embedded default, tests)."""
 
@@ -133,6 +167,11 @@ class MemoryOutbox(Service):
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._delivered: dict[str, OrderedDict[str, float]] = {s: OrderedDict() for s in self.sink_names}
         self._dead: dict[str, OrderedDict[str, DeadLetter]] = {s: OrderedDict() for s in self.sink_names}
+        self._index: dict[str, dict[str, dict[str, str]]] = {s: {} for s in self.sink_names}
+        """Per sink, per alert tag, the queued notices of that alert: id -> order (module doc)."""
+        self._held: dict[str, set[str]] = {s: set() for s in self.sink_names}
+        self._latest: dict[str, OrderedDict[str, str]] = {s: OrderedDict() for s in self.sink_names}
+        """Per sink, per alert tag, the order of the newest notice delivered (the ``ids_kept`` newest alerts)."""
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
         nid = notification.id
@@ -147,18 +186,80 @@ class MemoryOutbox(Service):
         self._remaining[nid] = len(self.sink_names)
         for sink in self.sink_names:
             self._queues[sink][nid] = (now_s, 0)
+            self._link(sink, notification)
         return True
+
+    def _link(self, sink: str, notification: Notification) -> None:
+        for tag, order in order_keys(notification):
+            self._index[sink].setdefault(tag, {})[notification.id] = order
+
+    def _first(self, sink: str, tag: str) -> str | None:
+        notices = self._index[sink].get(tag)
+        return min(notices, key=lambda nid: (notices[nid], nid)) if notices else None
+
+    def _blocker(self, sink: str, notification: Notification) -> str | None:
+        for tag, _ in order_keys(notification):
+            first = self._first(sink, tag)
+            if first is not None and first != notification.id:
+                return first
+        return None
+
+    def _superseded(self, sink: str, notification: Notification) -> bool:
+        latest = self._latest[sink]
+        keys = order_keys(notification)
+        return bool(keys) and all(tag in latest and order <= latest[tag] for tag, order in keys)
+
+    def _unlink(self, sink: str, notification: Notification, now_s: float) -> None:
+        """Out of the order index; the next notice of each of its alerts, if held, is due at once."""
+        held = self._held[sink]
+        held.discard(notification.id)
+        for tag, _ in order_keys(notification):
+            notices = self._index[sink].get(tag, {})
+            notices.pop(notification.id, None)
+            if not notices:
+                self._index[sink].pop(tag, None)
+                continue
+            following = self._first(sink, tag)
+            if following in held:
+                held.discard(following)
+                self._queues[sink][following] = (now_s, self._queues[sink][following][1])
+
+    def _note_delivered(self, sink: str, notification: Notification) -> None:
+        latest = self._latest[sink]
+        for tag, order in order_keys(notification):
+            if order > latest.get(tag, ""):
+                latest[tag] = order
+            latest.move_to_end(tag)
+        while len(latest) > self.ids_kept:
+            latest.popitem(last=False)
 
     async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
         queue = self._queues[sink]
         ready = sorted((at, nid, n) for nid, (at, n) in queue.items() if at <= now_s)[:limit]
+        entries: list[OutboxEntry] = []
+        held: list[tuple[str, str]] = []
+        superseded: list[str] = []
         for _, nid, attempts in ready:
+            notification = self._payloads[nid]
+            behind = self._blocker(sink, notification)
+            if behind is None and self._superseded(sink, notification):
+                self._done(sink, nid, now_s)
+                superseded.append(nid)
+                continue
             queue[nid] = (now_s + lease_s, attempts)
-        return [OutboxEntry(self._payloads[nid], attempts) for _, nid, attempts in ready]
+            if behind is not None:
+                self._held[sink].add(nid)
+                held.append((nid, behind))
+            else:
+                self._held[sink].discard(nid)
+                entries.append(OutboxEntry(notification, attempts))
+        _report_skipped(sink, held, superseded, now_s + lease_s)
+        return entries
 
-    def _done(self, sink: str, nid: str) -> bool:
+    def _done(self, sink: str, nid: str, now_s: float) -> bool:
         if self._queues[sink].pop(nid, None) is None:
             return False
+        self._unlink(sink, self._payloads[nid], now_s)
         self._remaining[nid] -= 1
         if self._remaining[nid] <= 0:
             del self._remaining[nid]
@@ -166,8 +267,10 @@ class MemoryOutbox(Service):
         return True
 
     async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
-        if self._done(sink, notification_id):
+        notification = self._payloads.get(notification_id)
+        if notification is not None and self._done(sink, notification_id, now_s):
             _bounded_add(self._delivered[sink], notification_id, now_s, self.ids_kept)
+            self._note_delivered(sink, notification)
 
     async def mark_failed(self, sink: str, notification_id: str, retry_at_s: float) -> None:
         queue = self._queues[sink]
@@ -177,7 +280,7 @@ class MemoryOutbox(Service):
     async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
         queued = self._queues[sink].get(notification_id)
         payload = self._payloads.get(notification_id)
-        if queued is None or payload is None or not self._done(sink, notification_id):
+        if queued is None or payload is None or not self._done(sink, notification_id, now_s):
             return
         dead = self._dead[sink]
         dead[notification_id] = DeadLetter(sink, payload, queued[1], now_s)
@@ -202,15 +305,12 @@ class MemoryOutbox(Service):
                     self._payloads[nid] = letter.notification
                 self._remaining[nid] = self._remaining.get(nid, 0) + 1
                 self._queues[name][nid] = (now_s, 0)
+                self._link(name, letter.notification)
                 moved += 1
         return moved
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool:
         return notification_id in self._delivered[sink]
-
-    async def waiting_retry(self, sink: str) -> list[Notification]:
-        return [self._payloads[nid] for nid, (_, attempts) in self._queues[sink].items()
-                if attempts > 0 and nid in self._payloads]
 
     async def pending(self, sink: str) -> int:
         return len(self._queues[sink])
@@ -222,74 +322,142 @@ class MemoryOutbox(Service):
         return min((self._seen[nid] for nid in self._queues[sink] if nid in self._seen), default=None)
 
 
+_ORDER_LIB = """
+-- the order index (module doc): members 'tag:order:id', one per (alert, queued notice), per sink
+local function first_of(order_key, tag)
+  return redis.call('ZRANGEBYLEX', order_key, '[' .. tag .. ':', '[' .. tag .. ';', 'LIMIT', 0, 1)[1]
+end
+local function id_of(member) return string.match(member, ':([^:]+)$') end
+-- out of the index; the next notice of each of its alerts, if held, is due at once
+local function unlink(queue, order_key, held, members, id, now)
+  redis.call('SREM', held, id)
+  if not members then return end
+  for m in string.gmatch(members, '[^\\n]+') do
+    redis.call('ZREM', order_key, m)
+    local following = first_of(order_key, string.match(m, '^([^:]+):'))
+    if following and redis.call('SREM', held, id_of(following)) == 1 then
+      redis.call('ZADD', queue, 'XX', now, id_of(following))
+    end
+  end
+end
+-- the newest notice delivered per alert, for the ids_kept most recently delivered alerts
+local function note_delivered(latest, latest_index, members, now, keep)
+  for m in string.gmatch(members, '[^\\n]+') do
+    local tag, order = string.match(m, '^([^:]+):([^:]+):')
+    local known = redis.call('HGET', latest, tag)
+    if not known or order > known then redis.call('HSET', latest, tag, order) end
+    redis.call('ZADD', latest_index, now, tag)
+  end
+  local extra = redis.call('ZCARD', latest_index) - keep
+  if extra > 0 then
+    for _, tag in ipairs(redis.call('ZRANGE', latest_index, 0, extra - 1)) do redis.call('HDEL', latest, tag) end
+    redis.call('ZREMRANGEBYRANK', latest_index, 0, extra - 1)
+  end
+end
+-- one sink is done with id: out of its queue and index; the payload goes once every sink is done.
+-- Returns whether id was queued, and its index members (false when it has none)
+local function finish(queue, attempts, payloads, remaining, members_key, order_key, held, id, now)
+  if redis.call('ZREM', queue, id) == 0 then return false, false end
+  redis.call('HDEL', attempts, id)
+  local members = redis.call('HGET', members_key, id)
+  unlink(queue, order_key, held, members, id, now)
+  if redis.call('HINCRBY', remaining, id, -1) <= 0 then
+    redis.call('HDEL', remaining, id)
+    redis.call('HDEL', payloads, id)
+    redis.call('HDEL', members_key, id)
+  end
+  return true, members
+end
+"""
+
 _ENQUEUE = """
--- KEYS: seen, payloads, remaining, queue:<sink>... ; ARGV: id, json, now, max_entries, ids_kept
+-- KEYS: seen, payloads, remaining, members, then per sink: queue, order ; ARGV: id, json, now, max_entries,
+--       ids_kept, index members
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
 if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1) end
-if #KEYS > 3 then
+if #KEYS > 4 then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[1], #KEYS - 3)
-  for i = 4, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1]) end
+  redis.call('HSET', KEYS[3], ARGV[1], (#KEYS - 4) / 2)
+  if ARGV[6] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[6]) end
+  for i = 5, #KEYS, 2 do
+    redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1])
+    for m in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('ZADD', KEYS[i + 1], 0, m) end
+  end
 end
 return 1
 """
 
-_CLAIM = """
--- KEYS: queue, payloads, attempts ; ARGV: now, limit, lease_end -> flat [id, payload, attempts]...
+_CLAIM = _ORDER_LIB + """
+-- KEYS: queue, payloads, attempts, remaining, members, order, held, latest ; ARGV: now, limit, lease_end
+-- -> flat [kind, id, payload or blocker, attempts]...; kind: send | held | superseded
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
 for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', KEYS[2], id)
-  out[#out + 1] = redis.call('HGET', KEYS[3], id)
+  local members = redis.call('HGET', KEYS[5], id)
+  local blocker, stale = false, members and true or false
+  if members then
+    for m in string.gmatch(members, '[^\\n]+') do
+      local tag, order = string.match(m, '^([^:]+):([^:]+):')
+      local first = first_of(KEYS[6], tag)
+      if first and first ~= m then blocker = id_of(first) break end
+      local known = redis.call('HGET', KEYS[8], tag)
+      if not known or order > known then stale = false end
+    end
+  end
+  if not blocker and stale then
+    finish(KEYS[1], KEYS[3], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, ARGV[1])
+    out[#out + 1] = 'superseded'; out[#out + 1] = id; out[#out + 1] = false; out[#out + 1] = false
+  else
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
+    if blocker then
+      redis.call('SADD', KEYS[7], id)
+      out[#out + 1] = 'held'; out[#out + 1] = id; out[#out + 1] = blocker; out[#out + 1] = false
+    else
+      redis.call('SREM', KEYS[7], id)
+      out[#out + 1] = 'send'; out[#out + 1] = id
+      out[#out + 1] = redis.call('HGET', KEYS[2], id); out[#out + 1] = redis.call('HGET', KEYS[3], id)
+    end
+  end
 end
 return out
 """
 
-_DONE = """
--- KEYS: queue, attempts, payloads, remaining, delivered ; ARGV: id, now, ids_kept, record(1/0)
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('HINCRBY', KEYS[4], ARGV[1], -1) <= 0 then
-  redis.call('HDEL', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
-if ARGV[4] == '1' then
-  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
-  local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[3])
-  if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[5], 0, extra - 1) end
-end
+_DONE = _ORDER_LIB + """
+-- KEYS: queue, attempts, payloads, remaining, members, order, held, delivered, latest, latest index
+-- ARGV: id, now, ids_kept
+local done, members = finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2])
+if not done then return 0 end
+redis.call('ZADD', KEYS[8], ARGV[2], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[8]) - tonumber(ARGV[3])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[8], 0, extra - 1) end
+if members then note_delivered(KEYS[9], KEYS[10], members, ARGV[2], tonumber(ARGV[3])) end
 return 1
 """
 
-_ABANDON = """
--- KEYS: queue, attempts, payloads, remaining, dead, dead index ; ARGV: id, now, max_dead -> evicted ids
+_ABANDON = _ORDER_LIB + """
+-- KEYS: queue, attempts, payloads, remaining, members, order, held, dead, dead index
+-- ARGV: id, now, max_dead -> evicted ids
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {} end
 local payload = redis.call('HGET', KEYS[3], ARGV[1])
 local tries = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('HINCRBY', KEYS[4], ARGV[1], -1) <= 0 then
-  redis.call('HDEL', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
+local _, members = finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2])
 if not payload then return {} end
-redis.call('HSET', KEYS[5], ARGV[1], cjson.encode({payload = payload, attempts = tonumber(tries), at = ARGV[2]}))
-redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
-local extra = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[3])
+redis.call('HSET', KEYS[8], ARGV[1], cjson.encode({payload = payload, attempts = tonumber(tries), at = ARGV[2],
+                                                    members = members or ''}))
+redis.call('ZADD', KEYS[9], ARGV[2], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[3])
 if extra <= 0 then return {} end
-local old = redis.call('ZRANGE', KEYS[6], 0, extra - 1)
-for _, id in ipairs(old) do redis.call('HDEL', KEYS[5], id) end
-redis.call('ZREMRANGEBYRANK', KEYS[6], 0, extra - 1)
+local old = redis.call('ZRANGE', KEYS[9], 0, extra - 1)
+for _, id in ipairs(old) do redis.call('HDEL', KEYS[8], id) end
+redis.call('ZREMRANGEBYRANK', KEYS[9], 0, extra - 1)
 return old
 """
 
 _REDRIVE = """
--- KEYS: dead, dead index, queue, payloads, remaining ; ARGV: now, id or '' (all) -> how many
+-- KEYS: dead, dead index, queue, payloads, remaining, members, order ; ARGV: now, id or '' (all) -> how many
 local ids = {ARGV[2]}
 if ARGV[2] == '' then ids = redis.call('ZRANGE', KEYS[2], 0, -1) end
 local moved = 0
@@ -298,6 +466,10 @@ for _, id in ipairs(ids) do
   if raw then
     local entry = cjson.decode(raw)
     redis.call('HSETNX', KEYS[4], id, entry.payload)
+    if type(entry.members) == 'string' and entry.members ~= '' then
+      redis.call('HSETNX', KEYS[6], id, entry.members)
+      for m in string.gmatch(entry.members, '[^\\n]+') do redis.call('ZADD', KEYS[7], 0, m) end
+    end
     redis.call('HINCRBY', KEYS[5], id, 1)
     redis.call('ZADD', KEYS[3], ARGV[1], id)
     redis.call('HDEL', KEYS[1], id)
@@ -329,16 +501,22 @@ return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 
 _ADOPT = """
 -- KEYS: old queue, old attempts, new queue, remaining, payloads, old dead, old dead index, new dead,
---       new dead index ; ARGV: now -> entries now queued (or dead-lettered) for the new sink
+--       new dead index, members, old order, old held, new order, old latest, old latest index, new latest,
+--       new latest index ; ARGV: now -> entries now queued (or dead-lettered) for the new sink
 local moved = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if redis.call('ZSCORE', KEYS[3], id) then
     if redis.call('HINCRBY', KEYS[4], id, -1) <= 0 then
       redis.call('HDEL', KEYS[4], id)
       redis.call('HDEL', KEYS[5], id)
+      redis.call('HDEL', KEYS[10], id)
     end
   else
     redis.call('ZADD', KEYS[3], ARGV[1], id)
+    local members = redis.call('HGET', KEYS[10], id)
+    if members then
+      for m in string.gmatch(members, '[^\\n]+') do redis.call('ZADD', KEYS[13], 0, m) end
+    end
     moved = moved + 1
   end
 end
@@ -348,13 +526,15 @@ for i = 1, #dead, 2 do
   redis.call('ZADD', KEYS[9], redis.call('ZSCORE', KEYS[7], dead[i]) or ARGV[1], dead[i])
   moved = moved + 1
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[6], KEYS[7])
+local latest = redis.call('HGETALL', KEYS[14])
+for i = 1, #latest, 2 do
+  local known = redis.call('HGET', KEYS[16], latest[i])
+  if not known or latest[i + 1] > known then redis.call('HSET', KEYS[16], latest[i], latest[i + 1]) end
+  redis.call('ZADD', KEYS[17], redis.call('ZSCORE', KEYS[15], latest[i]) or ARGV[1], latest[i])
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[11], KEYS[12], KEYS[14], KEYS[15])
 return moved
 """
-
-
-WAITING_READ_CHUNK = 500
-"""Payloads per HMGET when the entries waiting for a retry are loaded (a long sink outage: thousands)."""
 
 
 class RedisOutbox(RedisBacked):
@@ -424,27 +604,46 @@ class RedisOutbox(RedisBacked):
         the new sink already has counts once), dead letters stay dead letters. Returns how many moved."""
         keys = [self._key("queue", old_sink), self._key("attempts", old_sink), self._key("queue", new_sink),
                 self._key("remaining"), self._key("payloads"), self._key("dead", old_sink),
-                self._key("dead-index", old_sink), self._key("dead", new_sink), self._key("dead-index", new_sink)]
+                self._key("dead-index", old_sink), self._key("dead", new_sink), self._key("dead-index", new_sink),
+                self._key("members"), self._key("order", old_sink), self._key("held", old_sink),
+                self._key("order", new_sink), self._key("latest", old_sink), self._key("latest-index", old_sink),
+                self._key("latest", new_sink), self._key("latest-index", new_sink)]
         moved = int(await self._adopt(keys=keys, args=[now_s]))
         await self.redis.srem(self._key("sinks"), old_sink)
         return moved
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
-        keys = [self._key("seen"), self._key("payloads"), self._key("remaining")]
-        keys += [self._key("queue", s) for s in self.sink_names]
+        keys = [self._key("seen"), self._key("payloads"), self._key("remaining"), self._key("members")]
+        for sink in self.sink_names:
+            keys += [self._key("queue", sink), self._key("order", sink)]
         args: list[str | float] = [
-            notification.id, notification.to_json().decode(), now_s, self.max_entries, self.ids_kept
+            notification.id, notification.to_json().decode(), now_s, self.max_entries, self.ids_kept,
+            index_members(notification),
         ]
         result = int(await self._enqueue(keys=keys, args=args))
         if result < 0:
             raise OutboxFullError(f"outbox holds {self.max_entries} undelivered notifications")
         return result == 1
 
+    def _sink_keys(self, sink: str) -> list[str]:
+        """The keys every script that takes an entry out of ``sink``'s queue needs (``finish`` in _ORDER_LIB)."""
+        return [self._key("queue", sink), self._key("attempts", sink), self._key("payloads"), self._key("remaining"),
+                self._key("members"), self._key("order", sink), self._key("held", sink)]
+
     async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
-        keys = [self._key("queue", sink), self._key("payloads"), self._key("attempts", sink)]
+        keys = [self._key("queue", sink), self._key("payloads"), self._key("attempts", sink), self._key("remaining"),
+                self._key("members"), self._key("order", sink), self._key("held", sink), self._key("latest", sink)]
         flat = await self._claim(keys=keys, args=[now_s, limit, now_s + lease_s])
         entries = []
-        for nid, payload, tries in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
+        held: list[tuple[str, str]] = []
+        superseded: list[str] = []
+        for kind, nid, payload, tries in zip(flat[0::4], flat[1::4], flat[2::4], flat[3::4], strict=True):
+            if kind == "held":
+                held.append((str(nid), str(payload)))
+                continue
+            if kind == "superseded":
+                superseded.append(str(nid))
+                continue
             if payload is None:  # orphaned id (payload lost): drop it rather than spin on it
                 await self.abandon(sink, str(nid))
                 continue
@@ -458,19 +657,16 @@ class RedisOutbox(RedisBacked):
                 await self.abandon(sink, str(nid), now_s)
                 continue
             entries.append(OutboxEntry(notification, int(tries or 0)))
+        _report_skipped(sink, held, superseded, now_s + lease_s)
         return entries
 
-    async def _finish(self, sink: str, nid: str, now_s: float, record: bool) -> None:
-        keys = [self._key("queue", sink), self._key("attempts", sink), self._key("payloads"),
-                self._key("remaining"), self._key("delivered", sink)]
-        await self._done_script(keys=keys, args=[nid, now_s, self.ids_kept, "1" if record else "0"])
-
     async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
-        await self._finish(sink, notification_id, now_s, record=True)
+        keys = [*self._sink_keys(sink), self._key("delivered", sink), self._key("latest", sink),
+                self._key("latest-index", sink)]
+        await self._done_script(keys=keys, args=[notification_id, now_s, self.ids_kept])
 
     async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
-        keys = [self._key("queue", sink), self._key("attempts", sink), self._key("payloads"),
-                self._key("remaining"), self._key("dead", sink), self._key("dead-index", sink)]
+        keys = [*self._sink_keys(sink), self._key("dead", sink), self._key("dead-index", sink)]
         evicted = await self._abandon(keys=keys, args=[notification_id, now_s, self.max_entries])
         for nid in evicted:
             log.error("alert_dead_letter_evicted", sink=sink, notification_id=str(nid), kept=self.max_entries)
@@ -493,7 +689,7 @@ class RedisOutbox(RedisBacked):
         moved = 0
         for name in self.sink_names if sink is None else (sink,):
             keys = [self._key("dead", name), self._key("dead-index", name), self._key("queue", name),
-                    self._key("payloads"), self._key("remaining")]
+                    self._key("payloads"), self._key("remaining"), self._key("members"), self._key("order", name)]
             moved += int(await self._redrive(keys=keys, args=[now_s, notification_id or ""]))
         return moved
 
@@ -503,22 +699,6 @@ class RedisOutbox(RedisBacked):
 
     async def is_delivered(self, sink: str, notification_id: str) -> bool:
         return await self.redis.zscore(self._key("delivered", sink), notification_id) is not None
-
-    async def waiting_retry(self, sink: str) -> list[Notification]:
-        """The ids with a failed attempt, their payloads read in chunks; an unreadable one is left to
-        ``claim``, which sets it apart."""
-        ids = sorted(str(i) for i in await self.redis.hkeys(self._key("attempts", sink)))
-        out: list[Notification] = []
-        for at in range(0, len(ids), WAITING_READ_CHUNK):
-            chunk = ids[at:at + WAITING_READ_CHUNK]
-            for raw in await self.redis.hmget(self._key("payloads"), chunk):
-                if raw is None:
-                    continue
-                try:
-                    out.append(Notification.from_json(raw))
-                except ValueError:  # pydantic's ValidationError is a ValueError
-                    continue
-        return out
 
     async def pending(self, sink: str) -> int:
         return int(await self.redis.zcard(self._key("queue", sink)))

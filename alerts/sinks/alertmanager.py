@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from alerts.detectors import Signal
 from alerts.lifecycle import AlertState
-from alerts.model import AlertItem, AlertStatus, Notification
+from alerts.model import AlertItem, AlertStatus, Notification, signal_lines
 from alerts.sinks.base import SinkError
 from alerts.sinks.http import HttpPoster
 from monitor.lifecycle import Service
@@ -63,11 +63,9 @@ def iso(epoch_s: float) -> str:
 
 
 def numbers(signal: Signal) -> str:
-    return (
-        f"neg_share {signal.neg_share:.0%} vs baseline {signal.baseline_neg_share:.0%} ({signal.baseline_kind}),"
-        f" z={signal.z_ewma:.1f}/{signal.z_robust:.1f}, cusum={signal.cusum:.1f}, volume={signal.volume},"
-        f" mean_score={signal.mean_score:+.2f}, detectors={','.join(signal.triggered) or '-'}"
-    )
+    """The same numbers Slack and email show (``signal_lines``); they used to leave out the multi-scale findings
+    (count vs expected, p-value), so production alerts in Alertmanager carried no "why" (found by review)."""
+    return "\n".join(signal_lines(signal))
 
 
 def evidence_text(evidence: Sequence[EvidenceItem]) -> str:
@@ -178,7 +176,8 @@ class AlertmanagerSink(Service):
             if state.status is not AlertStatus.FIRING or not state.notified or state.last_signal is None:
                 continue
             notes = self._annotations.get(state.dedup_key) or {
-                "summary": f"negative sentiment spike: {state.window_key}", "numbers": numbers(state.last_signal),
+                "summary": f"negative sentiment spike: {state.window_key}",
+                "numbers": numbers(state.announced_signal or state.last_signal),
             }
             started_at_s = state.started_at_s if state.started_at_s is not None else state.updated_at_s
             alerts.append(self._alert(state.window_key, started_at_s, notes, now_s, now_s + self.ends_after_s))

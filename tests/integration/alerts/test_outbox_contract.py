@@ -10,7 +10,7 @@ from alerts.lifecycle import LifecyclePolicy, step
 from alerts.model import Notification
 from alerts.outbox import Outbox, OutboxFullError
 from tests.integration.alerts.conftest import SINKS
-from tests.unit.alerts.builders import DAY0_S, signal
+from tests.unit.alerts.builders import DAY0_S, episode, signal
 
 A, B = SINKS
 LEASE_S = 60.0
@@ -55,18 +55,67 @@ async def test_failed_entry_waits_for_its_retry_time_and_counts_attempts(outbox:
     assert await outbox.pending(B) == 1
 
 
-async def test_entries_that_failed_wait_for_their_retry_until_delivered_or_abandoned(outbox: Outbox) -> None:
-    ns = [notification(i) for i in range(3)]
-    for n in ns:
+async def test_a_later_notice_of_an_alert_is_held_while_an_older_one_is_queued_whatever_it_is_doing(
+    outbox: Outbox,
+) -> None:
+    firing, resolved, _ = episode()
+    await outbox.enqueue(firing, 10.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [firing]  # being sent, not failed
+    await outbox.enqueue(resolved, 21.0)
+    assert await outbox.claim(A, 22.0, 10, LEASE_S) == [], "held: its FIRING is still queued"
+    await outbox.mark_failed(A, firing.id, 30.0)
+    assert [e.notification for e in await outbox.claim(A, 30.0, 10, LEASE_S)] == [firing]
+    await outbox.mark_delivered(A, firing.id, 31.0)
+    assert await outbox.next_due_s(A) == 31.0, "due the moment the notice before it left"
+    assert [e.notification for e in await outbox.claim(A, 31.0, 10, LEASE_S)] == [resolved]
+    assert [e.notification for e in await outbox.claim(B, 31.0, 10, LEASE_S)] == [firing], "per sink"
+
+
+async def test_other_alerts_are_not_held_back_by_a_queued_notice(outbox: Outbox) -> None:
+    firing, resolved, _ = episode()
+    other, _, _ = episode("ticker:AAPL")
+    for n in (firing, resolved, other):
         await outbox.enqueue(n, 10.0)
-    assert await outbox.waiting_retry(A) == []
-    await outbox.mark_failed(A, ns[0].id, 30.0)
-    await outbox.mark_failed(A, ns[1].id, 30.0)
-    assert sorted(n.id for n in await outbox.waiting_retry(A)) == sorted([ns[0].id, ns[1].id])
-    assert await outbox.waiting_retry(B) == [], "per sink"
-    await outbox.mark_delivered(A, ns[0].id, 31.0)
-    await outbox.abandon(A, ns[1].id, 32.0)
-    assert await outbox.waiting_retry(A) == []
+    claimed = [e.notification.id for e in await outbox.claim(A, 20.0, 10, LEASE_S)]
+    assert sorted(claimed) == sorted([firing.id, other.id])
+
+
+async def test_an_abandoned_notice_releases_the_next_one_of_its_alert(outbox: Outbox) -> None:
+    firing, resolved, _ = episode()
+    await outbox.enqueue(firing, 10.0)
+    await outbox.enqueue(resolved, 11.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [firing]
+    await outbox.abandon(A, firing.id, 25.0)
+    assert [e.notification for e in await outbox.claim(A, 25.0, 10, LEASE_S)] == [resolved]
+
+
+async def test_redriven_notices_go_out_in_the_order_they_were_made(outbox: Outbox) -> None:
+    notices = episode()
+    for n in notices:
+        await outbox.enqueue(n, 10.0)
+    for n in notices:
+        await outbox.abandon(A, n.id, 20.0)
+    assert await outbox.redrive(30.0, A) == 3  # all due at the same instant
+    sent = []
+    for t in range(30, 40):
+        for entry in await outbox.claim(A, float(t), 10, LEASE_S):
+            sent.append(entry.notification.id)
+            await outbox.mark_delivered(A, entry.notification.id, float(t))
+    assert sent == [n.id for n in notices]
+
+
+async def test_a_notice_older_than_what_the_sink_already_showed_is_superseded_not_sent(outbox: Outbox) -> None:
+    firing, resolved, refiring = episode()
+    await outbox.enqueue(firing, 10.0)
+    await outbox.enqueue(resolved, 11.0)
+    await outbox.abandon(A, firing.id, 20.0)  # the sink was down past the retry bound ...
+    [entry] = await outbox.claim(A, 21.0, 10, LEASE_S)  # ... and back for the RESOLVED
+    await outbox.mark_delivered(A, entry.notification.id, 21.0)
+    assert await outbox.redrive(30.0, A) == 1
+    assert await outbox.claim(A, 30.0, 10, LEASE_S) == [], "a FIRING after its RESOLVED would show it firing for good"
+    assert await outbox.pending(A) == 0 and not await outbox.is_delivered(A, firing.id)
+    await outbox.enqueue(refiring, 40.0)
+    assert [e.notification for e in await outbox.claim(A, 40.0, 10, LEASE_S)] == [refiring], "a new episode goes out"
 
 
 async def test_claim_is_oldest_first_and_limited(outbox: Outbox) -> None:

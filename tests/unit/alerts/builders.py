@@ -10,6 +10,7 @@ from typing import Any
 
 from alerts.detectors import Signal
 from alerts.engine import AlertEngine
+from alerts.lifecycle import AlertState, LifecyclePolicy, step
 from alerts.model import Notification
 from alerts.outbox import MemoryOutbox
 from alerts.sinks.base import Sink
@@ -50,6 +51,18 @@ def signal(key: str, end_s: int, active: bool, neg_share: float = 0.7) -> Signal
 
 
 _ids = itertools.count(1)
+
+
+def episode(key: str = "ticker:TSLA", bucket_s: int = 300) -> list[Notification]:
+    """One alert's notices: FIRING at bucket 1, RESOLVED at bucket 4, FIRING again at bucket 6."""
+    states: dict[str, AlertState] = {}
+    out: list[Notification] = []
+    for i, active in enumerate([True, False, False, False, True, True], 1):
+        now_s = DAY0_S + i * bucket_s
+        result = step(states, [signal(key, now_s, active)], now_s, LifecyclePolicy(repeat_interval_s=0, cooldown_s=0))
+        states.update(result.states)
+        out += result.notifications
+    return out
 
 
 def messages(

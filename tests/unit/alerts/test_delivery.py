@@ -417,3 +417,30 @@ async def test_an_alert_resolved_before_the_store_went_down_is_not_re_posted_fro
     store_up, now[0] = False, now[0] + 60
     await delivery.refresh_if_due(sink)
     assert sink.reposts == [[key], []]
+
+
+async def test_firing_alerts_keep_being_re_posted_while_a_backlog_fills_whole_batches() -> None:
+    """Found by review: a backlog that filled every batch skipped the re-posts until it drained, so Alertmanager
+    ended every firing alert after ends_after_s (a false RESOLVED) and paged again when re-posts resumed."""
+    now = [1000.0]
+
+    class SlowAlertmanager(RefreshRecorder):
+        async def send(self, notification: Notification) -> None:
+            now[0] += 0.3  # each POST takes 0.3 s of the fake clock
+            await asyncio.sleep(0)
+
+    sink = SlowAlertmanager(interval_s=60.0)
+    outbox = MemoryOutbox([sink.name])
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(), clock=lambda: now[0])
+
+    async def firing() -> list[object]:
+        return []
+
+    delivery.firing = firing  # type: ignore[assignment]
+    for i in range(1000):  # 300 s of sends in full batches of 50
+        n = step({}, [signal(f"ticker:T{i}", DAY0_S + 300, True)], DAY0_S + 300, LifecyclePolicy()).notifications[0]
+        await outbox.enqueue(n, now[0])
+    async with delivery:
+        while await outbox.pending(sink.name):  # noqa: ASYNC110 -- the loop under test is the only other task
+            await asyncio.sleep(0)
+    assert len(sink.reposts) >= 4, "one re-post per interval through the 300 s backlog, not one at its end"

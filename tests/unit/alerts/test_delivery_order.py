@@ -5,14 +5,10 @@ FIRING, so webhook, Slack and email receivers showed the alert firing for good).
 from __future__ import annotations
 
 from alerts.delivery import OutboxDelivery, RetryPolicy
-from alerts.delivery_order import SinkOrder
-from alerts.lifecycle import AlertState, LifecyclePolicy, step
 from alerts.model import Notification
 from alerts.outbox import MemoryOutbox
 from alerts.sinks.base import SinkError
-from tests.unit.alerts.builders import DAY0_S, RecordingSink, signal
-
-B = 300
+from tests.unit.alerts.builders import RecordingSink, episode
 
 
 class FailFirst(RecordingSink):
@@ -27,18 +23,6 @@ class FailFirst(RecordingSink):
             self.fail.discard(notification.id)
             raise SinkError("HTTP 503")
         await super().send(notification)
-
-
-def episode(key: str = "ticker:TSLA") -> list[Notification]:
-    """FIRING at bucket 1, RESOLVED at bucket 4, FIRING again at bucket 6."""
-    states: dict[str, AlertState] = {}
-    out: list[Notification] = []
-    for i, active in enumerate([True, False, False, False, True, True], 1):
-        result = step(states, [signal(key, DAY0_S + i * B, active)], DAY0_S + i * B,
-                      LifecyclePolicy(repeat_interval_s=0, cooldown_s=0))
-        states.update(result.states)
-        out += result.notifications
-    return out
 
 
 class Desk:
@@ -95,12 +79,3 @@ async def test_other_alerts_are_not_held_back_by_a_failing_one() -> None:
     await desk.enqueue(other)
     await desk.delivery.deliver_due(desk.sink)
     assert [n.id for n in desk.sink.sent] == [other.id]
-
-
-def test_an_entry_holds_back_only_later_notices_of_its_alerts_until_it_is_done() -> None:
-    firing, resolved, refiring = episode()
-    order = SinkOrder([resolved])
-    assert order.blocker(refiring) == resolved.id and order.blocker(firing) is None
-    assert order.blocker(resolved) is None, "never held back by itself"
-    order.done(resolved.id)
-    assert order.blocker(refiring) is None and len(order) == 0

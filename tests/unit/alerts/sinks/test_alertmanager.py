@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from alerts.lifecycle import AlertState
+from alerts.detectors import Finding, Signal
+from alerts.lifecycle import AlertState, LifecyclePolicy, step
 from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.sinks.alertmanager import POST_CHUNK, AlertmanagerSink, iso
 from alerts.sinks.base import SinkError
@@ -83,3 +85,35 @@ async def test_several_failed_chunks_are_raised_once_with_the_longest_retry_afte
         await sink(poster).refresh(firing(2 * POST_CHUNK + 1))
     assert len(poster.chunks) == 3
     assert (info.value.retry_after_s, info.value.refused) == (9.0, False)
+
+
+def multiscale_signal() -> Signal:
+    finding = Finding(detector="burst", scale_s=1800, negatives=9, volume=11, expected=0.4, log10p=7.2,
+                      baseline=0.8, observed=18.0)
+    return replace(signal("ticker:TSLA", DAY0_S, True), baseline_kind="multiscale", volume=2,
+                   triggered=(finding.name,), findings=(finding,), scale_s=1800)
+
+
+def test_the_numbers_annotation_says_which_scale_fired_with_its_count_expected_count_and_p_value() -> None:
+    """Found by review: it showed only the per-bucket numbers (volume 2, no p-value) under multi-scale detection."""
+    item = AlertItem("dk", "r", "ticker:TSLA", AlertStatus.FIRING, 1, DAY0_S, multiscale_signal())
+    [alert] = sink(Poster()).payload(Notification("n", "ticker:TSLA", AlertStatus.FIRING, DAY0_S, (item,)))
+    assert alert["annotations"]["numbers"] == "burst@30m 9 negative of 11 messages vs 0.4 expected, -log10 p 7.2, " \
+                                              "baseline 0.8 observed 18"
+
+
+async def test_a_re_post_after_a_restart_shows_the_numbers_the_alert_fired_with_not_the_latest_bucket() -> None:
+    quiet = signal("ticker:T0", DAY0_S + 3_000, False)
+    [state] = firing(1)
+    poster = Poster()
+    await sink(poster).refresh([replace(state, last_signal=quiet, announced_signal=multiscale_signal())])
+    [[alert]] = poster.chunks
+    annotations = alert["annotations"]
+    assert isinstance(annotations, dict) and annotations["numbers"].startswith("burst@30m 9 negative of 11 messages")
+
+
+def test_announcing_a_firing_alert_keeps_its_signal_in_the_durable_state() -> None:
+    fired = multiscale_signal()
+    result = step({}, [fired], DAY0_S, LifecyclePolicy())
+    [state] = result.states.values()
+    assert state.announced_signal == fired
