@@ -47,6 +47,7 @@ import structlog
 from alerts.model import AlertItem, Notification
 from alerts.redis_client import RedisBacked
 from monitor.lifecycle import Service
+from monitor.retry import refusing_for_now, retrying
 from monitor.types import Lifecycle
 
 
@@ -540,6 +541,8 @@ return moved
 class RedisOutbox(RedisBacked):
     """Redis outbox: one payload hash, one due-time sorted set per sink, all under one hash tag."""
 
+    component = "outbox"
+
     def __init__(
         self, url: str, key_prefix: str, sink_names: Sequence[str], max_entries: int = 10_000,
         ids_kept: int = 50_000,
@@ -563,7 +566,7 @@ class RedisOutbox(RedisBacked):
         self._redrive = self.redis.register_script(_REDRIVE)
         self._oldest = self.redis.register_script(_OLDEST)
         self._adopt = self.redis.register_script(_ADOPT)
-        await self._report_orphans()
+        await retrying(self.component, self._report_orphans, retry_if=refusing_for_now)  # SADD: a write
 
     async def _report_orphans(self) -> None:
         """Entries queued for a sink no longer in ``alerts.sinks`` (its URL changed, e.g. a rotated Slack

@@ -3,21 +3,28 @@ Cluster endpoint gets the cluster-aware client (monitor/redis_connect.py)."""
 
 from __future__ import annotations
 
+import functools
+
 from monitor.lifecycle import Service
 from monitor.redis_connect import RedisClient, connect
+from monitor.retry import refusing_for_now, retrying
 
 
 class RedisBacked(Service):
     """Base for Redis-backed services: ``self.redis`` is valid between ``start()`` and ``stop()``.
 
-    Responses are decoded to ``str`` (every value stored by alerts/ is JSON text or a number).
+    Responses are decoded to ``str`` (every value stored by alerts/ is JSON text or a number). A Redis that
+    answers but refuses for now (loading its data, unable to persist) is waited for at start (monitor/retry.py).
     """
 
     url: str
+    component = "alert_store"
+    """The dependency name in retry logs and ``/readyz``."""
     _redis: RedisClient | None = None
 
     async def _start(self) -> None:
-        self._redis = await connect(self.url, decode_responses=True)
+        self._redis = await retrying(self.component, functools.partial(connect, self.url, decode_responses=True),
+                                     retry_if=refusing_for_now)
 
     async def _stop(self) -> None:
         if self._redis is not None:

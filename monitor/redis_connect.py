@@ -13,9 +13,51 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
+from redis.exceptions import ReadOnlyError, ResponseError
 
 RedisClient = aioredis.Redis | RedisCluster
+
+
+class _DropOnReadOnly(AbstractConnection):
+    """A connection that closes itself when the server answers READONLY, like redis-py's Sentinel connections do.
+
+    Behind a fixed address (a managed service's primary endpoint, a VIP, a proxy) a failover demotes the node the
+    pooled connections reach; they stayed open, so every retry went back to the replica and the daemon stalled
+    until restarted (found by review). Closed, the retry reconnects through the address to the new primary; the
+    error itself still propagates and is retried as transient (monitor/retry.py)."""
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except ReadOnlyError:
+            await self.disconnect()
+            raise
+
+
+class _PlainConnection(_DropOnReadOnly, Connection):
+    pass
+
+
+class _TLSConnection(_DropOnReadOnly, SSLConnection):
+    pass
+
+
+class _UnixConnection(_DropOnReadOnly, UnixDomainSocketConnection):
+    pass
+
+
+def _connection_class(url: str) -> type[AbstractConnection]:
+    chosen = parse_url(url).get("connection_class", Connection)
+    if issubclass(chosen, UnixDomainSocketConnection):
+        return _UnixConnection
+    return _TLSConnection if issubclass(chosen, SSLConnection) else _PlainConnection
 
 
 async def is_cluster_node(client: aioredis.Redis) -> bool:
@@ -38,7 +80,7 @@ async def connect(url: str, **options: Any) -> RedisClient:
     The URL's query options win over ``options`` (redis-py's rule)."""
     options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
     options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT_S)
-    client = aioredis.Redis.from_url(url, **options)
+    client = aioredis.Redis.from_url(url, connection_class=_connection_class(url), **options)
     try:
         await client.ping()
         cluster = await is_cluster_node(client)

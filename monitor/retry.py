@@ -55,6 +55,11 @@ HINTS: tuple[tuple[type[BaseException], str], ...] = (
                    "waiting; `redis-cli --cluster check HOST:PORT` shows the slots"),
     (RedisClusterException, "the Redis Cluster does not serve every slot now (a failover, a master down): "
                             "waiting; `redis-cli --cluster check HOST:PORT` shows which"),
+    # the endpoint answers from a replica: a failover behind a fixed address (a managed service's primary
+    # endpoint, a VIP, a proxy) demoted the node the pooled connections still reach; each refused command drops
+    # its connection (monitor/redis_connect.py), so a retry reconnects and reaches the new primary
+    (ReadOnlyError, "Redis answered from a read-only replica (a failover behind this address?): reconnecting "
+                    "until the address reaches the primary; check windows.store_url points at the primary"),
     # a rotated or revoked password: reconnecting fails until the URL and the server agree again
     (AuthenticationError, "Redis refused the credentials of windows.store_url: set MONITOR_WINDOWS__STORE_URL to "
                           "the current password and restart (waiting until then)"),
@@ -66,21 +71,44 @@ BUSY_HINT = ("Redis is busy running a script (another client's, past busy-reply-
              "or FUNCTION KILL ends it")
 
 
+MISCONF_HINT = ("Redis cannot persist its data (a full disk, an unwritable dir, a failing AOF write) and refuses "
+                "writes until it can: free the disk or fix its dir (the Redis log says which); waiting")
+
+
 def _is_busy(exc: BaseException) -> bool:
     return type(exc) is ResponseError and str(exc).startswith("BUSY")
+
+
+def _is_misconf(exc: BaseException) -> bool:
+    """Redis refuses writes (and PING) while it cannot save (``stop-writes-on-bgsave-error``, AOF errors): before,
+    a plain ResponseError, so the daemon exited at its first batch and at every restart (found by review)."""
+    return type(exc) is ResponseError and str(exc).startswith("MISCONF")
 
 
 def describe(exc: BaseException) -> str:
     """``Type: message``, plus the fix when the error is a known operational condition."""
     text = f"{type(exc).__name__}: {exc}"
-    hint = BUSY_HINT if _is_busy(exc) else next((h for kind, h in HINTS if isinstance(exc, kind)), None)
+    if _is_busy(exc):
+        hint: str | None = BUSY_HINT
+    elif _is_misconf(exc):
+        hint = MISCONF_HINT
+    else:
+        hint = next((h for kind, h in HINTS if isinstance(exc, kind)), None)
     return f"{text} -- {hint}" if hint else text
+
+
+def refusing_for_now(exc: BaseException) -> bool:
+    """Redis answers but refuses for a while: full, a read-only replica, unable to persist, loading its data,
+    busy with a script. Start-up waits for these like a running daemon does (it used to exit with a misleading
+    "needs Redis >= 7.0" line, and a supervisor restarted it into the same wall); an unreachable Redis at start
+    stays a one-line error (a wrong URL or a server not running is for a person to fix)."""
+    return _is_busy(exc) or _is_misconf(exc) or isinstance(exc, (OutOfMemoryError, ReadOnlyError, BusyLoadingError))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth waiting for: the dependency is unreachable or briefly unable, not the request wrong."""
-    if _is_busy(exc):
-        return True  # another client's script runs past busy-reply-threshold: Redis answers again after it
+    if _is_busy(exc) or _is_misconf(exc):
+        return True  # Redis answers again after another client's script ends / once it can persist
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {"KafkaConnectionError",
                                                                                 "KafkaTimeoutError"}
@@ -130,6 +158,7 @@ DEFAULT_BACKOFF = Backoff()
 async def retrying(
     component: str, operation: Callable[[], Awaitable[T]], *, backoff: Backoff | None = None,
     dependencies: Dependencies | None = None, give_up: Callable[[], bool] | None = None,
+    retry_if: Callable[[BaseException], bool] = is_transient,
 ) -> T:
     """``await operation()`` until it succeeds; transient errors wait and retry, forever.
 
@@ -137,7 +166,7 @@ async def retrying(
     message id, detection by its durable cursor, the outbox per notification id, commits per offset).
     Cancelling the caller cancels the wait, and ``give_up`` (checked after each failure; e.g. "a
     shutdown was requested a while ago") ends the retrying with the last error: shutdown is never
-    held hostage by an outage.
+    held hostage by an outage. ``retry_if`` narrows what is waited for (start-up: ``refusing_for_now``).
     """
 
     backoff = backoff or DEFAULT_BACKOFF
@@ -154,7 +183,7 @@ async def retrying(
     retryer = AsyncRetrying(
         wait=wait_random_exponential(multiplier=backoff.initial_s, max=backoff.max_s),
         stop=(lambda _: give_up()) if give_up is not None else stop_never,
-        retry=retry_if_exception(is_transient), before_sleep=before_sleep, reraise=True,
+        retry=retry_if_exception(retry_if), before_sleep=before_sleep, reraise=True,
     )
     async for attempt in retryer:
         with attempt:

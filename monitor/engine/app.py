@@ -174,6 +174,9 @@ class MonitorApp:
         self._stop_requested_at: float | None = None
         self._stop_timer: asyncio.TimerHandle | None = None
         self._cut_short = False
+        self._starting = False
+        self._stopped_starting = False
+        """A stop came while the parts were still starting (waiting for a Redis that refuses writes, a lease)."""
         metrics.READY.set_function(lambda: float(self.ready()))
 
     def ready(self) -> bool:
@@ -194,6 +197,9 @@ class MonitorApp:
         self.pipeline.request_stop()
         if self.instance_lease is not None:
             self.instance_lease.stop_waiting()
+        if self._starting and self._run_task is not None:  # nothing read yet: end the wait now, not after the deadline
+            self._stopped_starting = True
+            self._run_task.cancel()
         if self._stop_requested_at is None:
             self._stop_requested_at = time.monotonic()
             self._arm_stop_deadline()
@@ -287,6 +293,13 @@ class MonitorApp:
             log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1), before_start=str(exc))
             return self.pipeline.stats
         except asyncio.CancelledError:
+            if self._stopped_starting:  # SIGTERM while a part waited to start (e.g. for a full Redis): nothing ran
+                task = asyncio.current_task()
+                while task is not None and task.uncancel() > 0:
+                    pass
+                log.info("monitor_stopped", uptime_s=round(time.monotonic() - self._started_at, 1),
+                         before_start="stop requested while starting", waiting_on=DEPENDENCIES.reasons())
+                return self.pipeline.stats
             if not self._cut_short:
                 raise
             self._disarm_stop_deadline()
@@ -310,10 +323,14 @@ class MonitorApp:
 
     async def _run(self) -> PipelineStats:
         async with AsyncExitStack() as stack:
-            for part in (self.loop_lag, self.dead_letter, self.store, self.instance_lease, self.cluster,
-                         self.alerting, self.batcher, self.source, self.http):
-                if part is not None:
-                    await stack.enter_async_context(part)
+            self._starting = True
+            try:
+                for part in (self.loop_lag, self.dead_letter, self.store, self.instance_lease, self.cluster,
+                             self.alerting, self.batcher, self.source, self.http):
+                    if part is not None:
+                        await stack.enter_async_context(part)
+            finally:
+                self._starting = False
             scheduler = self._scheduler()
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)

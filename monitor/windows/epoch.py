@@ -16,8 +16,10 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
+from redis.exceptions import ResponseError
 
 from monitor import metrics
 from monitor.redis_connect import RedisClient
@@ -38,6 +40,7 @@ class StoreEpoch:
         self._clock = clock
         self._token: str | None = None
         self._checked_at: float | None = None
+        self._evicted: int | None = None
 
     async def adopt(self, client: RedisClient) -> None:
         """At start: the marker as it is now (created when absent, which is how every namespace begins)."""
@@ -55,11 +58,67 @@ class StoreEpoch:
         self._token = token
         return lost
 
+    async def evictions(self, client: RedisClient) -> int:
+        """Keys Redis evicted since the last call (0 on the first, or where INFO is refused)."""
+        now = await evicted_keys(client)
+        before, self._evicted = self._evicted, now
+        return 0 if now is None or before is None else max(0, now - before)
+
     async def _ensure(self, client: RedisClient) -> str:
-        """The marker's token, written first if absent: one ``SET NX GET`` round trip (Redis >= 7.0)."""
+        """The marker's token, written first if absent. A plain GET first: Redis refuses every write while it is
+        full, read-only or unable to persist, even a ``SET NX`` of a key that exists, so checking with ``SET NX
+        GET`` alone failed each check (and every start) in exactly the outages the daemon should ride out."""
+        found = await client.get(self.key)
+        if found is not None:
+            return str(found)
         fresh = secrets.token_hex(8)
-        found = await client.set(self.key, fresh, nx=True, get=True)
-        return fresh if found is None else str(found)
+        winner = await client.set(self.key, fresh, nx=True, get=True)  # Redis >= 7.0; another instance may win
+        return fresh if winner is None else str(winner)
+
+
+def _values(reply: Any, name: str) -> list[Any]:
+    """``name`` from a CONFIG GET / INFO reply: one server's dict, or a Redis Cluster client's dict per node."""
+    if not isinstance(reply, dict):
+        return []
+    if name in reply:
+        return [reply[name]]
+    return [node[name] for node in reply.values() if isinstance(node, dict) and name in node]
+
+
+async def eviction_policy(client: RedisClient) -> str | None:
+    """Redis's ``maxmemory-policy``, or None where CONFIG is refused (managed services often rename it)."""
+    try:
+        found = _values(await client.config_get("maxmemory-policy"), "maxmemory-policy")
+    except ResponseError:
+        return None
+    return str(found[0]) if found else None
+
+
+async def evicted_keys(client: RedisClient) -> int | None:
+    """Keys Redis has evicted since it started (every node of a cluster together), None when INFO is refused."""
+    try:
+        found = _values(await client.info("stats"), "evicted_keys")
+    except ResponseError:
+        return None
+    return sum(int(n) for n in found) if found else None
+
+
+def warn_if_evicting(url: str, policy: str | None) -> None:
+    """Under an eviction policy Redis removes keys when full: every key of the daemon but the marker has a TTL, so
+    ``volatile-*`` policies (the default of several managed services) empty windows and dedup markers and leave the
+    marker, and the loss went unnoticed: counts wrong, redelivered messages counted twice (found by review)."""
+    if policy is not None and policy != "noeviction":
+        log.error("redis_evicts_keys", store=url, maxmemory_policy=policy,
+                  impact="when Redis is full it deletes windows, baselines and dedup markers without a word: counts "
+                         "go wrong and redelivered messages count twice",
+                  fix="set maxmemory-policy noeviction (a full Redis then pauses the daemon, the reason on /readyz)")
+
+
+def report_evictions(url: str, evicted: int) -> None:
+    log.error("redis_evicted_keys", store=url, evicted=evicted,
+              impact="Redis deleted keys to make room since the last check; if they were this daemon's, windows, "
+                     "baselines or dedup markers are incomplete",
+              fix="set maxmemory-policy noeviction and give Redis more memory (or lower windows.retention_s)")
 
 
 def report_loss(url: str, retention_s: int) -> None:

@@ -74,10 +74,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from monitor.lifecycle import Service
 from monitor.redact import redact_url
 from monitor.redis_connect import RedisClient, connect
+from monitor.retry import refusing_for_now, retrying
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.base import Applied
 from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, evidence_of, increments
-from monitor.windows.epoch import CHECK_EVERY_S, StoreEpoch, report_loss
+from monitor.windows.epoch import (
+    CHECK_EVERY_S,
+    StoreEpoch,
+    eviction_policy,
+    report_evictions,
+    report_loss,
+    warn_if_evicting,
+)
 
 SENTIMENT_FIELDS: dict[Sentiment, str] = {
     Sentiment.NEGATIVE: "neg",
@@ -332,6 +340,16 @@ class RedisWindowStore(Service):
         self._client: RedisClient | None = None
 
     async def _start(self) -> None:
+        self._client = client = await retrying("window_store", self._open, retry_if=refusing_for_now)
+        self._apply = client.register_script(APPLY_LUA)
+        self._starts = client.register_script(STARTS_LUA)
+        self._fields = client.register_script(FIELDS_LUA)
+        self._markers = client.register_script(MARKERS_LUA)
+
+    async def _open(self) -> RedisClient:
+        """Connect, load the scripts, adopt the namespace marker. A Redis that answers but refuses for now (full,
+        read-only, unable to persist, loading) is raised as is, for ``_start`` to wait for; anything else
+        becomes one StoreUnavailableError that says what to check."""
         try:
             client = await connect(self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s)
         except RedisClusterException as exc:
@@ -339,26 +357,30 @@ class RedisWindowStore(Service):
                 f"windows.store_url {redact_url(self.url)}: cannot use this Redis Cluster ({exc}) -- every slot "
                 "needs a live master: check it with `redis-cli --cluster check HOST:PORT`"
             ) from exc
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, ResponseError, OSError) as exc:
+            if refusing_for_now(exc):
+                raise
             raise self._unusable(exc) from exc
         try:
             for source in (APPLY_LUA, STARTS_LUA, FIELDS_LUA):
                 await client.script_load(source)
             await self.epoch.adopt(client)
+            await self.epoch.evictions(client)
+            warn_if_evicting(redact_url(self.url), await eviction_policy(client))
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
+            if refusing_for_now(exc):
+                raise
             raise self._unusable(exc) from exc
         except ResponseError as exc:
             await client.aclose()
+            if refusing_for_now(exc):
+                raise
             raise StoreUnavailableError(
                 f"windows.store_url {redact_url(self.url)}: Redis rejected the window script ({exc}) "
                 "-- RedisWindowStore needs Redis >= 7.0 and an ACL user allowed to run scripts"
             ) from exc
-        self._client = client
-        self._apply = client.register_script(APPLY_LUA)
-        self._starts = client.register_script(STARTS_LUA)
-        self._fields = client.register_script(FIELDS_LUA)
-        self._markers = client.register_script(MARKERS_LUA)
+        return client
 
     def _unusable(self, exc: BaseException) -> StoreUnavailableError:
         """Redis unreachable at start: the setting, the error and what to check (TLS: where the CA goes)."""
@@ -382,8 +404,12 @@ class RedisWindowStore(Service):
 
     async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         client = self.client  # fails fast when not started, even for an empty batch
-        if self.epoch.due() and await self.epoch.check(client):
-            report_loss(redact_url(self.url), self.retention_s)
+        if self.epoch.due():
+            if await self.epoch.check(client):
+                report_loss(redact_url(self.url), self.retention_s)
+            evicted = await self.epoch.evictions(client)
+            if evicted:
+                report_evictions(redact_url(self.url), evicted)
         fresh = 0
         conflicts: list[int] = []
         for first in range(0, len(items), self.max_messages_per_call):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import time
@@ -25,7 +26,7 @@ from monitor.windows.buckets import ALL_KEY, content_digest
 from monitor.windows.factory import build_window_store
 from monitor.windows.redis import RedisWindowStore, StoreUnavailableError
 from tests.contract.messages import T0, classified
-from tests.servers import require_binary
+from tests.servers import free_port, redis_server, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -403,3 +404,76 @@ async def test_the_marker_is_read_at_most_once_per_check_interval(redis_url: str
         with capture_logs() as logs:
             await store.apply([classified("soon", at_s=T0 + 60)])
     assert [e for e in logs if e["event"] == "window_store_lost_data"] == []  # noticed at the next check
+
+
+async def test_a_restart_on_a_full_redis_adopts_its_marker_and_waits_for_room_instead_of_exiting(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """Found by review: the marker check was a SET NX GET, a write Redis refuses at maxmemory even when the key
+    exists, so a daemon (re)started on a full Redis exited blaming the Redis version and the ACL."""
+    first = new_store(redis_url)
+    async with first:
+        await first.apply(batch(2))
+    await raw.config_set("maxmemory", "1")
+    try:
+        again = RedisWindowStore(redis_url, key_prefix=first.keys.tag[1:-1], bucket_s=60, retention_s=RETENTION_S,
+                                 top_negative_per_bucket=2)
+        async with asyncio.timeout(10):
+            await again.start()
+        assert await again.seen(["m0"]) == {"m0"}
+        await again.stop()
+    finally:
+        await raw.config_set("maxmemory", "0")
+
+
+async def test_a_store_started_on_a_read_only_replica_waits_until_it_can_write_and_says_why(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as url:
+        admin = aioredis.Redis.from_url(url)
+        try:
+            await admin.replicaof("127.0.0.1", str(free_port()))
+            store = new_store(url)
+            with capture_logs() as logs:
+                starting = asyncio.create_task(store.start())
+                await asyncio.sleep(1.0)
+                assert not starting.done(), "waiting, not exited"
+                await admin.replicaof("NO", "ONE")
+                async with asyncio.timeout(15):
+                    await starting
+            await store.stop()
+        finally:
+            await admin.aclose()
+    waits = [e for e in logs if e["event"] == "dependency_retrying"]
+    assert waits and "read-only replica" in waits[0]["error"]
+
+
+async def test_an_evicting_redis_is_named_at_start_and_each_eviction_while_writing_is_reported(
+    tmp_path: Path,
+) -> None:
+    """Found by review: under volatile-lru Redis emptied windows and dedup markers but kept the marker (the only key
+    without a TTL), so nothing noticed; redelivered messages counted twice."""
+    with redis_server(tmp_path, "--maxmemory-policy", "allkeys-lru") as url:
+        admin = aioredis.Redis.from_url(url)
+        try:
+            with capture_logs() as logs:
+                async with new_store(url, epoch_check_every_s=0) as store:
+                    await store.apply(batch(2))
+                    used = int((await admin.info("memory"))["used_memory"])
+                    await admin.config_set("maxmemory", str(used + 200_000))
+                    for n in range(400):  # another writer fills it: Redis evicts to make room
+                        await admin.set(f"filler:{n}", "x" * 2_000)
+                    await store.apply([classified("after", at_s=T0 + 60)])
+        finally:
+            await admin.aclose()
+    [policy] = [e for e in logs if e["event"] == "redis_evicts_keys"]
+    assert policy["maxmemory_policy"] == "allkeys-lru" and "noeviction" in policy["fix"]
+    [evicted] = [e for e in logs if e["event"] == "redis_evicted_keys"]
+    assert evicted["evicted"] > 0 and evicted["log_level"] == "error"
+
+
+async def test_a_noeviction_redis_raises_no_eviction_warning(redis_url: str) -> None:
+    with capture_logs() as logs:
+        async with new_store(redis_url, epoch_check_every_s=0) as store:
+            await store.apply(batch(2))
+    assert not [e for e in logs if e["event"] in {"redis_evicts_keys", "redis_evicted_keys"}]

@@ -5,17 +5,19 @@ import asyncio
 import pytest
 from redis.exceptions import (
     AuthenticationError,
+    BusyLoadingError,
     ClusterDownError,
     MasterDownError,
     NoPermissionError,
     OutOfMemoryError,
+    ReadOnlyError,
     ResponseError,
     SlotNotCoveredError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from monitor import metrics
-from monitor.retry import Backoff, Dependencies, describe, is_transient, retrying
+from monitor.retry import Backoff, Dependencies, describe, is_transient, refusing_for_now, retrying
 
 FAST = Backoff(initial_s=0.001, max_s=0.01)
 
@@ -122,3 +124,18 @@ def test_a_redis_busy_with_another_clients_script_is_waited_for_and_other_refusa
     assert is_transient(busy) and "SCRIPT KILL" in describe(busy)
     assert not is_transient(ResponseError("ERR unknown command")) and "SCRIPT KILL" not in describe(
         ResponseError("ERR unknown command"))
+
+
+def test_a_redis_that_cannot_persist_is_waited_for_with_what_to_fix() -> None:
+    """Found by review: MISCONF (a full disk under stop-writes-on-bgsave-error or a failing AOF) was a plain
+    ResponseError: the daemon exited at its first batch and at every restart, blaming maxmemory and ACLs."""
+    misconf = ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist")
+    assert is_transient(misconf) and refusing_for_now(misconf) and "free the disk" in describe(misconf)
+
+
+def test_start_up_waits_only_for_a_redis_that_answers_but_refuses_for_now() -> None:
+    for refusing in (OutOfMemoryError("OOM"), ReadOnlyError("READONLY"), BusyLoadingError("LOADING"),
+                     ResponseError("BUSY Redis is busy running a script")):
+        assert refusing_for_now(refusing)
+    assert not refusing_for_now(RedisConnectionError()) and not refusing_for_now(ResponseError("NOPERM"))
+    assert "reconnecting" in describe(ReadOnlyError("READONLY You can't write against a read only replica."))

@@ -89,3 +89,23 @@ async def test_a_stop_that_finishes_in_time_ends_the_run_normally() -> None:
     assert stats.read == 0 and store.closed
     await asyncio.sleep(0.6)  # the deadline was disarmed: nothing is cancelled after the run
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+class WaitingStore(ClosingStore):
+    """A store whose start waits for a Redis that refuses writes (full, read-only, unable to persist)."""
+
+    async def _start(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_stop_while_a_part_waits_to_start_ends_the_run_at_once_not_at_the_deadline() -> None:
+    source, store = EndlessSource(stop_hangs=False), WaitingStore(60, 3600)
+    app = _app(source, store, timeout_s=30.0)
+    stopper = asyncio.create_task(_stop_after(app, 0.2))
+    started = time.monotonic()
+    async with asyncio.timeout(10):
+        stats = await app.run()
+    await stopper
+    assert stats.read == 0 and not source.stop_entered, "the source never started"
+    assert time.monotonic() - started < 5.0
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
