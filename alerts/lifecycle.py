@@ -108,9 +108,11 @@ class AlertState:
     episode_starts_s: tuple[int, ...] = ()
     updated_at_s: int = 0
     last_signal: Signal | None = None
-    announced_signal: Signal | None = None
-    """The signal of the latest FIRING notice: what Alertmanager's re-posts show after a restart (the latest
-    bucket's ``last_signal`` is often a quiet one, which showed ``detectors=-``: found by review)."""
+    firing_signal: Signal | None = None
+    """Why the alert fires: the signal of the bucket its episode started firing on, then of each FIRING notice
+    (what the desk was shown). The console's "why" and Alertmanager's re-posts after a restart show it; the
+    latest bucket's ``last_signal`` is often a quiet one while the alert waits to resolve, which showed
+    ``detectors: -`` and that bucket's numbers (found by review)."""
 
     def recent_episode_starts(self, now_s: int, policy: LifecyclePolicy) -> list[int]:
         return [t for t in self.episode_starts_s if now_s - t < policy.flap_window_s]
@@ -151,8 +153,8 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
         flapping=state.flapping(now_s, policy),
         repeat=repeat,
     )
-    announced = signal if status is AlertStatus.FIRING else state.announced_signal
-    return replace(state, sequence=seq, announced_signal=announced), item
+    announced = signal if status is AlertStatus.FIRING else state.firing_signal
+    return replace(state, sequence=seq, firing_signal=announced), item
 
 
 def _unjudged(signal: Signal, state: AlertState, now_s: int, policy: LifecyclePolicy) -> bool:
@@ -191,7 +193,7 @@ def _advance(
         if st.status is AlertStatus.PENDING and now_s - (st.pending_since_s or now_s) >= policy.for_s:
             episodes = (*st.episode_starts_s, now_s)[-MAX_EPISODES_KEPT:]
             st = replace(st, status=AlertStatus.FIRING, started_at_s=now_s, resolved_at_s=None,
-                         notified=False, episode_starts_s=episodes)
+                         notified=False, episode_starts_s=episodes, firing_signal=signal)
         if st.status is not AlertStatus.FIRING:
             return st, None, None
         if muted:

@@ -177,7 +177,7 @@ class AlertmanagerSink(Service):
                 continue
             notes = self._annotations.get(state.dedup_key) or {
                 "summary": f"negative sentiment spike: {state.window_key}",
-                "numbers": numbers(state.announced_signal or state.last_signal),
+                "numbers": numbers(state.firing_signal or state.last_signal),
             }
             started_at_s = state.started_at_s if state.started_at_s is not None else state.updated_at_s
             alerts.append(self._alert(state.window_key, started_at_s, notes, now_s, now_s + self.ends_after_s))

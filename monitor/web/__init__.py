@@ -24,6 +24,7 @@ def install(http: HttpServer, engine: AlertEngine, settings: Settings, *, waterm
     http.max_connections = settings.http.max_connections
     http.keepalive_timeout_s = settings.http.keepalive_timeout_s
     clock = EventClock(watermark, engine.state)
+    http.event_now_s = clock.now_s
     api = AlertsApi.for_engine(engine, settings, clock)
     token = settings.http.api_token or None
     console = Console(api, clock, recent, baseline_s=settings.alerts.baseline_buckets * settings.windows.bucket_s,

@@ -37,6 +37,7 @@ from monitor.web.views import (
     history_rows,
     key_markers,
     signal_fields,
+    why_signal,
 )
 from monitor.windows.buckets import align_s, key_path
 
@@ -78,12 +79,16 @@ def static_dir() -> Path:
 
 
 def _episode_range(state: AlertState, bucket_s: int) -> tuple[int, int] | None:
-    """Buckets of the current episode (firing: since it fired; pending: the last bucket)."""
+    """Buckets of the current episode (firing: since it fired, from the start of the window it fired on, as the
+    notification's evidence is; pending: the last bucket). The multi-scale window before the firing bucket was
+    left out, so the card's headlines were never the ones the desk was sent (found by review)."""
     sig = state.last_signal
     if sig is None:
         return None
     if state.status is AlertStatus.FIRING and state.started_at_s is not None:
-        return min(state.started_at_s - bucket_s, sig.bucket_start_s), sig.bucket_end_s
+        trigger = why_signal(state)
+        scale_s = trigger.scale_s if trigger is not None and trigger.scale_s else bucket_s
+        return min(state.started_at_s - scale_s, sig.bucket_start_s), sig.bucket_end_s
     return sig.bucket_start_s, sig.bucket_end_s
 
 
@@ -236,7 +241,7 @@ class Console:
             history=history_rows(self.recent, HISTORY_ROWS, key=key, states=data["states"]),
             totals={"volume": sum(p.volume for p in points), "negative": sum(p.negative for p in points)},
             latest=next((p for p in reversed(points) if p.volume), None),
-            last_signal_fields=signal_fields(data["states"][0].last_signal) if data["states"] else [],
+            last_signal_fields=signal_fields(why_signal(data["states"][0])) if data["states"] else [],
         )
 
     async def _keys_page(self, request: web.Request) -> web.Response:

@@ -105,7 +105,11 @@ def _internal_error(request: web.Request, exc: BaseException) -> web.Response:
 
 
 class _ClientErrorFilter(logging.Filter):
-    """Rewrites aiohttp's ERROR + traceback for a malformed request into one INFO line (or drops it)."""
+    """Rewrites aiohttp's ERROR + traceback for a malformed request into one INFO line (or drops it).
+
+    Only the first line of aiohttp's reason is kept: the next ones quote the offending bytes, and for a bad
+    header that is the header line itself, so a token read with a stray ``\r`` landed in the log as
+    ``Authorization: Bearer <token>`` (found by review)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -114,7 +118,7 @@ class _ClientErrorFilter(logging.Filter):
         metrics.HTTP_FAILURES.labels("bad_request").inc()
         if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
             return False
-        message = str(exc.message).replace("\n", " ")[:200]
+        message = str(exc.message).strip().split("\n", 1)[0][:200]
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.msg, record.args = f"http_bad_request status={exc.code} reason={message!r}", ()
         record.exc_info, record.exc_text = None, None

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import errno
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
@@ -55,6 +55,10 @@ class HttpServer(Service):
         max_connections: int = MAX_CONNECTIONS, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
     ) -> None:
         self.event_time_s = event_time_s
+        self.event_now_s: Callable[[], Awaitable[int]] | None = None
+        """The console's event clock (monitor.web.install sets it): after a restart, before this instance saw an
+        event, "now" is the stored detection cursor, as on every console page (``/windows`` used the wall clock,
+        and showed nothing during a backlog or a replay; found by review)."""
         self.host = host
         self.port = port
         self.store = store
@@ -119,7 +123,9 @@ class HttpServer(Service):
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _event_now_s(self) -> int:
+    async def _event_now_s(self) -> int:
+        if self.event_now_s is not None:
+            return await self.event_now_s()
         now = self.event_time_s()
         return int(time.time()) if now is None else now
 
@@ -127,7 +133,8 @@ class HttpServer(Service):
         key = request.query.get("key", ALL_KEY)
         try:
             minutes = int(request.query.get("minutes", "60"))
-            end_s = int(request.query.get("end_s", str(self._event_now_s())))
+            end_raw = request.query.get("end_s")
+            end_s = int(end_raw) if end_raw is not None else await self._event_now_s()
         except ValueError:
             return web.json_response({"error": "minutes and end_s must be integers"}, status=400)
         start_s = end_s - max(minutes, 1) * 60

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.detectors import Signal
 from alerts.lifecycle import AlertState, silenced
 from alerts.model import AlertStatus, Notification, Silence
 from monitor.web.series import Marker, MarkerKind
@@ -146,15 +147,24 @@ class AlertView:
     bucket_end_s: int | None
     fields: list[Field]
     evidence: list[EvidenceItem]
+    fired_on: bool = False
+    """The numbers are those of the bucket the alert fired on (``why_signal``), not of the latest bucket."""
 
 
 def since_s(state: AlertState) -> int | None:
     return state.started_at_s if state.status is AlertStatus.FIRING else state.pending_since_s
 
 
+def why_signal(state: AlertState) -> Signal | None:
+    """The numbers that explain the alert: a firing one's trigger, else its latest bucket (views' "why")."""
+    if state.status is AlertStatus.FIRING and state.firing_signal is not None:
+        return state.firing_signal
+    return state.last_signal
+
+
 def alert_view(state: AlertState, now_s: int, silences: Sequence[Silence],
                evidence: Sequence[EvidenceItem] = ()) -> AlertView:
-    sig = state.last_signal
+    sig = why_signal(state)
     triggered = _get(sig, "triggered", "detectors")
     return AlertView(
         key=state.window_key, status=str(state.status), since_s=since_s(state),
@@ -162,7 +172,7 @@ def alert_view(state: AlertState, now_s: int, silences: Sequence[Silence],
         detectors=", ".join(triggered) if isinstance(triggered, list | tuple) and triggered else "-",
         neg_share=_get(sig, "neg_share"), baseline_share=_get(sig, "baseline_neg_share", "baseline_share"),
         volume=_get(sig, "volume"), bucket_end_s=_get(sig, "bucket_end_s"),
-        fields=signal_fields(sig), evidence=list(evidence),
+        fields=signal_fields(sig), evidence=list(evidence), fired_on=sig is not state.last_signal,
     )
 
 

@@ -106,7 +106,7 @@ async def test_a_re_post_after_a_restart_shows_the_numbers_the_alert_fired_with_
     quiet = signal("ticker:T0", DAY0_S + 3_000, False)
     [state] = firing(1)
     poster = Poster()
-    await sink(poster).refresh([replace(state, last_signal=quiet, announced_signal=multiscale_signal())])
+    await sink(poster).refresh([replace(state, last_signal=quiet, firing_signal=multiscale_signal())])
     [[alert]] = poster.chunks
     annotations = alert["annotations"]
     assert isinstance(annotations, dict) and annotations["numbers"].startswith("burst@30m 9 negative of 11 messages")
@@ -116,4 +116,4 @@ def test_announcing_a_firing_alert_keeps_its_signal_in_the_durable_state() -> No
     fired = multiscale_signal()
     result = step({}, [fired], DAY0_S, LifecyclePolicy())
     [state] = result.states.values()
-    assert state.announced_signal == fired
+    assert state.firing_signal == fired

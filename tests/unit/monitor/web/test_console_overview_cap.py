@@ -8,11 +8,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus
 from alerts.state import MemoryAlertStateStore
-from monitor.web.alerts_api import AlertsApi
+from monitor.web.alerts_api import MAX_KEYS_SCANNED, AlertsApi, top_keys
 from monitor.web.clock import EventClock
 from monitor.web.console import MAX_ALERT_CARDS, Console
 from monitor.web.server import HttpServer
 from monitor.windows.memory import MemoryWindowStore
+from tests.contract.messages import classified
 from tests.unit.alerts.builders import signal
 
 NOW = 1_790_000_100
@@ -44,3 +45,28 @@ async def test_the_overview_shows_the_first_alerts_and_counts_the_rest() -> None
         assert f"{FIRING - MAX_ALERT_CARDS} more firing" in page and f"{PENDING} more pending" in page
         assert page.count('href="/keys/ticker%3AT') < 3 * MAX_ALERT_CARDS
         assert len(page) < 1_000_000
+
+
+async def test_busiest_keys_rank_all_and_the_topics_however_many_tickers_are_active() -> None:
+    """Found by review: the ranking summed the alphabetically first 1,000 keys, so with thousands of tickers no
+    ``topic:*`` key was ever ranked."""
+    store = MemoryWindowStore(300, 86_400)
+    messages = [classified(f"m{i}", at_s=NOW - 1_000 + i % 600, tickers=[f"T{i:04d}"]) for i in range(1_500)]
+    await store.apply(messages)
+    ranked, active = await top_keys(store, NOW - 3_600, NOW)
+    assert active > MAX_KEYS_SCANNED
+    assert [k.key for k in ranked[:2]] == ["all", "topic:earnings"]
+    assert ranked[0].volume == 1_500
+
+
+async def test_windows_after_a_restart_ends_at_the_detection_cursor_not_the_wall_clock() -> None:
+    """Found by review: before this instance saw an event, ``/windows`` used the wall clock, and showed nothing
+    during a backlog or a replay while every console page used the stored detection cursor."""
+    store, state = MemoryWindowStore(300, 86_400), MemoryAlertStateStore()
+    await store.apply([classified("m", at_s=NOW - 100)])
+    await state.commit([], [], NOW)
+    http = HttpServer("127.0.0.1", 0, store, ready=lambda: True)  # no watermark yet: a restart
+    http.event_now_s = EventClock(lambda: None, state).now_s
+    async with TestClient(TestServer(http.app)) as client:
+        body = await (await client.get("/windows?key=all&minutes=30")).json()
+    assert [b["volume"] for b in body["buckets"]] == [1]

@@ -136,3 +136,20 @@ async def test_a_malformed_request_is_one_info_line_not_an_error_with_a_tracebac
     message = records[0].getMessage()
     assert message.startswith("http_bad_request status=400 reason=") and "Got more than 8190 bytes" in message
     assert len(message) < 300
+
+
+async def test_a_malformed_header_carrying_the_token_is_logged_without_it(  # type: ignore[no-untyped-def]
+    serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by review: aiohttp's reason quotes the bad header line, so a token read with a stray CR was logged."""
+    quiet_client_errors()
+    client = await serve(raising(AssertionError("not called")))
+    caplog.set_level(logging.INFO, logger="aiohttp.server")
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /silences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-SECRET\r\r\n\r\n")
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    [record] = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert record.getMessage().startswith("http_bad_request status=400") and "SECRET" not in record.getMessage()

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from alerts.lifecycle import AlertState
 from alerts.model import AlertItem, AlertStatus, Notification, Silence
+from monitor.web.console import _episode_range
 from monitor.web.views import (
     alert_view,
     distinct_evidence,
@@ -111,3 +112,23 @@ def test_times_say_utc_and_durations_are_human() -> None:
     assert fmt_time(T) == "2026-11-05 15:40 UTC"
     assert [fmt_duration(s) for s in (40, 720, 3900, 86_400, 2_260_800, -90)] == [
         "40s", "12m", "1h 05m", "1d", "26d 4h", "-1m"]
+
+
+def test_a_firing_alert_shows_the_numbers_it_fired_on_not_its_latest_quiet_bucket() -> None:
+    """Found by review: while a firing alert waited out its quiet buckets the card said ``detectors: -``."""
+    fired = signal("ticker:X", T - 600, active=True, neg_share=0.8)
+    state = replace(_state(AlertStatus.FIRING, started_at_s=T - 600, firing_signal=fired),
+                    last_signal=signal("ticker:X", T, active=False, neg_share=0.1))
+    view = alert_view(state, T, [])
+    assert view.fired_on and view.neg_share == 0.8 and view.detectors != "-" and view.bucket_end_s == T - 600
+    pending = alert_view(_state(AlertStatus.PENDING, firing_signal=fired), T, [])
+    assert not pending.fired_on and pending.bucket_end_s == T, "not firing: the latest bucket"
+
+
+def test_a_firing_cards_headlines_come_from_the_whole_window_it_fired_on() -> None:
+    """Found by review: the card read evidence from the firing bucket on, so for a 2 h burst none of the headlines
+    the notification quoted (from the 2 h before) was shown."""
+    fired = replace(signal("ticker:X", T, active=True), scale_s=7_200)
+    state = _state(AlertStatus.FIRING, started_at_s=T, firing_signal=fired)
+    start_s, _ = _episode_range(state, 300) or (0, 0)
+    assert start_s == T - 7_200
