@@ -209,7 +209,8 @@ class OutboxDelivery(Service):
         except Exception as exc:
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
-                await retrying("outbox", functools.partial(self.outbox.abandon, sink.name, nid, self._clock()))
+                await retrying("outbox", functools.partial(self.outbox.abandon, sink.name, nid, self._clock(),
+                                                           attempts))
                 metrics.DELIVERIES.labels(sink.name, "abandoned").inc()
                 self.outcomes["abandoned"] += 1
                 metrics.ALERT_DEAD_LETTERS.labels(sink.name).inc()

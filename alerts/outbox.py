@@ -96,9 +96,10 @@ class Outbox(Lifecycle, Protocol):
         """Count a failed attempt and schedule the next one."""
         ...
 
-    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
+    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0, attempts: int | None = None) -> None:
         """Attempts exhausted for one sink: move the entry to that sink's dead-letter outbox (the
-        notification stays queued for the other sinks)."""
+        notification stays queued for the other sinks). ``attempts``: how many were made, the last one
+        included (default: the failures recorded)."""
         ...
 
     async def dead_letters(self, sink: str | None = None) -> list[DeadLetter]:
@@ -278,13 +279,13 @@ class MemoryOutbox(Service):
         if notification_id in queue:
             queue[notification_id] = (retry_at_s, queue[notification_id][1] + 1)
 
-    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
+    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0, attempts: int | None = None) -> None:
         queued = self._queues[sink].get(notification_id)
         payload = self._payloads.get(notification_id)
         if queued is None or payload is None or not self._done(sink, notification_id, now_s):
             return
         dead = self._dead[sink]
-        dead[notification_id] = DeadLetter(sink, payload, queued[1], now_s)
+        dead[notification_id] = DeadLetter(sink, payload, queued[1] if attempts is None else attempts, now_s)
         while len(dead) > self.max_entries:
             evicted, _ = dead.popitem(last=False)
             log.error("alert_dead_letter_evicted", sink=sink, notification_id=evicted, kept=self.max_entries)
@@ -440,10 +441,11 @@ return 1
 
 _ABANDON = _ORDER_LIB + """
 -- KEYS: queue, attempts, payloads, remaining, members, order, held, dead, dead index
--- ARGV: id, now, max_dead -> evicted ids
+-- ARGV: id, now, max_dead, attempts ('' = the failures recorded) -> evicted ids
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {} end
 local payload = redis.call('HGET', KEYS[3], ARGV[1])
 local tries = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
+if ARGV[4] ~= '' then tries = ARGV[4] end
 local _, members = finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2])
 if not payload then return {} end
 redis.call('HSET', KEYS[8], ARGV[1], cjson.encode({payload = payload, attempts = tonumber(tries), at = ARGV[2],
@@ -668,9 +670,10 @@ class RedisOutbox(RedisBacked):
                 self._key("latest-index", sink)]
         await self._done_script(keys=keys, args=[notification_id, now_s, self.ids_kept])
 
-    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0) -> None:
+    async def abandon(self, sink: str, notification_id: str, now_s: float = 0.0, attempts: int | None = None) -> None:
         keys = [*self._sink_keys(sink), self._key("dead", sink), self._key("dead-index", sink)]
-        evicted = await self._abandon(keys=keys, args=[notification_id, now_s, self.max_entries])
+        evicted = await self._abandon(keys=keys, args=[notification_id, now_s, self.max_entries,
+                                                       "" if attempts is None else attempts])
         for nid in evicted:
             log.error("alert_dead_letter_evicted", sink=sink, notification_id=str(nid), kept=self.max_entries)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Sequence
 
@@ -55,7 +56,7 @@ async def _run(args: argparse.Namespace, settings: Settings, sinks: list[str]) -
         if args.command == "adopt":
             if args.from_sink not in await outbox.orphaned_sinks():
                 print(f"error: --from-sink {args.from_sink!r} holds nothing, or is still configured -- see "
-                      "`monitor alerts sinks`")
+                      "`monitor alerts sinks`", file=sys.stderr)
                 return 2
             moved = await outbox.adopt(args.from_sink, args.sink, time.time())
             print(f"moved {moved} notification(s) from {args.from_sink} to {args.sink}")
@@ -77,10 +78,11 @@ def alerts_command(argv: Sequence[str], settings: Settings) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     if not uses_redis(settings):
-        print("dead letters need the shared store: set windows.store_url to redis://... (memory:// is per process)")
+        print("error: dead letters need the shared store: set windows.store_url to redis://... (memory:// is per "
+              "process)", file=sys.stderr)
         return 2
     sinks = [sink_name(url) for url in settings.alerts.sinks]
     if getattr(args, "sink", None) is not None and args.sink not in sinks:
-        print(f"error: --sink {args.sink!r} is not a configured sink -- one of {sinks} (alerts.sinks)")
+        print(f"error: --sink {args.sink!r} is not a configured sink -- one of {sinks} (alerts.sinks)", file=sys.stderr)
         return 2
     return asyncio.run(_run(args, settings, sinks))

@@ -125,7 +125,8 @@ async def create_silence(
     if problem is not None:
         raise ValueError(f"--matcher {matcher!r} would mute nothing: {problem}")
     if not 0 < duration_s <= max_duration_s:
-        raise ValueError(f"--duration-s must be in 1..{max_duration_s} (alerts.max_silence_duration_s)")
+        raise ValueError(f"the duration ({duration_s} s) must be 1 s..{max_duration_s} s "
+                         "(alerts.max_silence_duration_s)")
     silence = Silence(
         id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=min(now_s, judged_from_s or now_s) - lookback_s,
         ends_at_s=now_s + duration_s, comment=comment, created_by=created_by,
@@ -193,7 +194,8 @@ def silence_command(argv: Sequence[str], settings: Settings) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     if not uses_redis(settings):
-        print("silences need a shared store: set windows.store_url to redis://... (memory:// is per process)")
+        print("error: silences need a shared store: set windows.store_url to redis://... (memory:// is per "
+              "process)", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_run(args, settings, int(time.time())))

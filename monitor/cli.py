@@ -37,8 +37,11 @@ log = structlog.get_logger(__name__)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The config with ``--log-format`` applied, so ``monitor config`` shows the format the logs really use."""
     settings = load_settings(args.config)
-    configure_logging(settings.log.level, args.log_format or settings.log.format)
+    if args.log_format:
+        settings = settings.model_copy(update={"log": settings.log.model_copy(update={"format": args.log_format})})
+    configure_logging(settings.log.level, settings.log.format)
     return settings
 
 

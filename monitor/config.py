@@ -390,7 +390,9 @@ class AlertSettings(_Section):
     """``endsAt`` of a firing alert = now + this: Alertmanager resolves it by itself if the daemon stops
     re-posting (keep it several times ``alertmanager_refresh_s``)."""
     webhook_secret: str | None = None
-    """HMAC-SHA256 key for webhook signatures; from the environment only."""
+    """HMAC-SHA256 key for webhook signatures; from the environment only (``MONITOR_ALERTS__WEBHOOK_SECRET``).
+    Required by a ``webhook+http(s)://`` sink: without it the daemon refuses to start (an unsigned alert
+    could be forged by anyone who can reach the receiver)."""
     smtp_username: str | None = None
     """SMTP login for the smtp:// and smtps:// sinks (optional; needs ``smtp_password``, and smtps:// or
     ``starttls=1`` in the sink URL unless the relay is on loopback: a login is never sent in the clear)."""

@@ -41,7 +41,7 @@ MAX_KEYS_SCANNED = 1_000
 """Most window keys the dashboard sums to rank the busiest ones (keeps one page view cheap)."""
 SILENCE_FIELDS = {"matcher": str, "duration_s": int, "comment": str, "created_by": str}
 # create_silence words its errors for the CLI; the API names the JSON field instead of the flag.
-_CLI_FLAGS = {"--matcher": "matcher", "--duration-s": "duration_s"}
+_CLI_FLAGS = {"--matcher": "matcher", "the duration": "duration_s"}
 LIVE_ORDER = {AlertStatus.FIRING: 0, AlertStatus.PENDING: 1}
 
 

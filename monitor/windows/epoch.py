@@ -125,6 +125,7 @@ def report_loss(url: str, retention_s: int) -> None:
     metrics.WINDOW_STORE_RESETS.inc()
     log.error("window_store_lost_data", store=url, retention_s=retention_s,
               impact="windows, baselines, alert state and dedup markers written before now are gone: detection "
-                     "is blind to what came before and its baselines rebuild from here (alerts.baseline_buckets "
-                     "buckets); a message redelivered from before may count again",
+                     "is blind to what came before and its baselines rebuild from here (alerts.min_history_s with "
+                     "multi-scale detection, alerts.min_baseline_buckets buckets per bucket); a message "
+                     "redelivered from before may count again",
               fix="give Redis persistence (appendonly yes) and a maxmemory-policy of noeviction")

@@ -200,6 +200,15 @@ async def test_an_abandoned_notification_moves_to_the_dead_letter_outbox_of_its_
     assert {e.notification.id for e in await outbox.claim(B, 100.0, 10, LEASE_S)} == {n.id, other.id}
 
 
+async def test_a_dead_letter_counts_the_attempt_the_deliverer_gave_up_after(outbox: Outbox) -> None:
+    n = notification(0)
+    await outbox.enqueue(n, 10.0)
+    await outbox.mark_failed(A, n.id, 20.0)
+    await outbox.abandon(A, n.id, 30.0, attempts=2)  # the second failure ends it: recorded by the abandon
+    [letter] = await outbox.dead_letters(A)
+    assert letter.attempts == 2
+
+
 async def test_redrive_queues_a_dead_letter_again_with_fresh_attempts_and_it_can_be_delivered(outbox: Outbox) -> None:
     n = notification(0)
     await outbox.enqueue(n, 10.0)

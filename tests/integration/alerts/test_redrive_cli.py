@@ -51,7 +51,7 @@ async def test_dead_lettered_notification_is_listed_redriven_and_then_delivered(
 
     assert await _cli(["dead-letters"], settings) == 0  # a fresh process: only Redis remembers
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert (row["sink"], row["id"], row["attempts"], row["status"]) == (name, n.id, 1, "firing")
+    assert (row["sink"], row["id"], row["attempts"], row["status"]) == (name, n.id, 2, "firing")
     assert await _cli(["redrive", "--sink", name, "--id", n.id], settings) == 0
     assert "re-queued 1" in capsys.readouterr().out
     assert await _cli(["dead-letters"], settings) == 0 and capsys.readouterr().out == ""
@@ -68,9 +68,9 @@ async def test_redrive_refuses_an_unknown_sink_and_a_memory_store(
 ) -> None:
     capsys.readouterr()
     assert await _cli(["redrive", "--sink", "nope"], _settings(redis_url, tmp_path)) == 2
-    assert "not a configured sink" in capsys.readouterr().out
+    assert "not a configured sink" in capsys.readouterr().err
     assert await _cli(["dead-letters"], Settings()) == 2
-    assert "redis://" in capsys.readouterr().out
+    assert "error: dead letters need the shared store" in capsys.readouterr().err
 
 
 async def _cli(argv: list[str], settings: Settings) -> int:
@@ -81,7 +81,7 @@ def test_monitor_alerts_is_a_cli_command(capsys: pytest.CaptureFixture[str]) -> 
     from monitor.cli import main
 
     assert main(["alerts", "dead-letters"]) == 2  # the default config keeps alerts in memory
-    assert "redis://" in capsys.readouterr().out
+    assert "error: dead letters need the shared store" in capsys.readouterr().err
 
 
 async def test_a_changed_sink_url_leaves_a_backlog_that_is_named_at_start_and_adopted_by_the_new_sink(
@@ -115,7 +115,7 @@ async def test_a_changed_sink_url_leaves_a_backlog_that_is_named_at_start_and_ad
     assert await _cli(["adopt", "--from-sink", old, "--sink", new], after) == 0
     assert "moved 2" in capsys.readouterr().out  # the shared notification was already queued there: once
     assert await _cli(["adopt", "--from-sink", old, "--sink", new], after) == 2  # nothing left to move
-    assert "holds nothing" in capsys.readouterr().out
+    assert "holds nothing" in capsys.readouterr().err
     assert await _cli(["dead-letters", "--sink", new], after) == 0
     assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [dead.id]
 

@@ -86,3 +86,16 @@ def test_redis_down_is_one_line_error_naming_the_setting(capsys: pytest.CaptureF
     assert silence_command(["list"], settings) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: cannot reach the silence store") and "windows.store_url" in err
+
+
+def test_a_duration_out_of_range_names_the_duration_given_not_a_flag_that_was_not(
+    redis_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert silence_command(["create", "--matcher", "ticker:TSLA", "--duration", "400d"], redis_settings(redis_url)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the duration (34560000 s) must be") and "--duration-s" not in err
+
+
+def test_a_memory_store_is_refused_with_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert silence_command(["list"], Settings()) == 2
+    assert capsys.readouterr().err.startswith("error: silences need a shared store")

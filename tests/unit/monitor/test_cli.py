@@ -167,3 +167,11 @@ def test_replay_with_no_configured_sinks_does_not_warn_that_alerts_go_nowhere(
     captured = capsys.readouterr()
     assert "replayed 1 messages" in captured.out
     assert "alerts_go_nowhere" not in captured.out + captured.err
+
+
+def test_config_shows_the_log_format_given_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: ``--log-format json`` logged JSON while ``monitor config`` said ``console``."""
+    import json
+
+    assert main(["--log-format", "json", "config"]) == 0
+    assert json.loads(capsys.readouterr().out)["log"]["format"] == "json"
