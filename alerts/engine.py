@@ -149,6 +149,8 @@ class AlertEngine(Service):
         )
         self.delivery.firing = self.firing_states
         self._lock = asyncio.Lock()
+        self._cursor_seen = False
+        """This process read or wrote a detection cursor: one gone afterwards means the alert store lost its data."""
         self._history = SeriesCache()
         """Per-bucket detectors' history, kept between passes (alerts/history.py)."""
 
@@ -317,6 +319,7 @@ class AlertEngine(Service):
         notifications: list[Notification] = []
         while True:
             cursor = await self.state.get_cursor()
+            self._notice_lost_cursor(cursor)
             first = self._first_bucket(cursor, closed_end)
             if first >= closed_end:
                 return notifications
@@ -329,6 +332,23 @@ class AlertEngine(Service):
                             why="another instance moved the detection cursor during this pass (a new cluster "
                                 "leader while this one stalled)")
                 return notifications
+
+    def _notice_lost_cursor(self, cursor: int | None) -> None:
+        """A cursor gone after this process saw one: the alert store (cursor, alert states, silences, outbox) lost
+        its data. Its keys live under their own hash tag, often on another Redis Cluster shard than the windows,
+        whose marker (monitor/windows/epoch.py) does not see it; before, detection silently restarted at the
+        newest bucket, silenced alerts paged again and queued notices were gone (found by review)."""
+        if cursor is not None:
+            self._cursor_seen = True
+            return
+        if self._cursor_seen:
+            self._cursor_seen = False
+            metrics.WINDOW_STORE_RESETS.inc()
+            log.error("alert_store_lost_data", impact="the detection cursor, alert states, silences and queued "
+                      "notifications are gone: detection restarts at the newest bucket, firing alerts announce "
+                      "again, silences no longer mute, undelivered notifications are lost",
+                      fix="give Redis persistence (appendonly yes) and a maxmemory-policy of noeviction; "
+                          "re-create the silences (monitor silences list shows none)")
 
     async def _evaluate_pass(self, first: int, closed_end: int, cursor: int | None) -> list[Notification]:
         """Evaluate ``[first, closed_end)`` and commit states + cursor atomically (see module doc)."""

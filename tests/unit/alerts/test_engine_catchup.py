@@ -102,3 +102,21 @@ async def test_a_stalled_leaders_late_commit_does_not_move_the_cursor_back() -> 
         assert await stalled == []
     assert await shared.get_cursor() == align_s(end, B)
     assert [e["event"] for e in logs if e["event"] == "alert_pass_superseded"] == ["alert_pass_superseded"]
+
+
+async def test_a_detection_cursor_gone_after_it_was_seen_is_reported_once_as_lost_alert_state() -> None:
+    """Found by review: the alert store's keys hash to their own slot (often another Redis Cluster shard), so its
+    loss was invisible to the windows' marker: detection silently restarted at the newest bucket."""
+    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
+    end = await feed(store, DAY0_S, B, PATTERN)
+    state = MemoryAlertStateStore()
+    engine = AlertEngine(store, settings(), state, MemoryOutbox([]), [])
+    async with engine:
+        with capture_logs() as logs:
+            await engine.evaluate(DAY0_S + B)
+            await engine.evaluate(DAY0_S + 2 * B)
+            state._cursor = None  # the alert store's shard restarted without persistence
+            await engine.evaluate(DAY0_S + 3 * B)
+            await engine.evaluate(end)
+    lost = [e for e in logs if e["event"] == "alert_store_lost_data"]
+    assert [e["log_level"] for e in lost] == ["error"] and "silences" in lost[0]["impact"]
