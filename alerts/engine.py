@@ -42,12 +42,13 @@ from alerts.history import SeriesCache
 from alerts.lifecycle import AlertState, LifecyclePolicy, forget_at_s, prunable, step
 from alerts.model import AlertItem, AlertStatus, Notification
 from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
-from alerts.outbox import Outbox, OutboxFullError
+from alerts.outbox import Outbox, OutboxFullError, RedisOutbox
 from alerts.sinks.base import Sink
 from alerts.state import AlertStateStore, CursorMovedError
 from monitor import metrics
 from monitor.config import AlertSettings
 from monitor.lifecycle import Service
+from monitor.retry import describe
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats, align_s, topic_key
@@ -190,7 +191,12 @@ class AlertEngine(Service):
 
     async def _stop(self) -> None:
         await self.delivery.stop()
-        await self.delivery.flush(FLUSH_TIMEOUT_S)
+        try:
+            await self.delivery.flush(FLUSH_TIMEOUT_S)
+        except Exception as exc:  # the outbox is down: its entries stay there; the rest must still close
+            log.error("alert_flush_failed", error=describe(exc)[:400],
+                      undelivered="kept in the outbox for the next start" if isinstance(self.outbox, RedisOutbox)
+                      else "lost with this process (memory outbox)")
         with contextlib.suppress(Exception):  # a report only: an unreachable outbox must not fail the stop
             self.undelivered_at_stop = {name: n for name in self.outbox.sink_names
                                         if (n := await self.outbox.pending(name))}

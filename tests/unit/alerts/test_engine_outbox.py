@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from alerts.engine import AlertEngine
 from alerts.lifecycle import LifecyclePolicy, step
 from alerts.model import AlertStatus, Notification
-from alerts.outbox import MemoryOutbox
+from alerts.outbox import MemoryOutbox, OutboxEntry
 from alerts.state import MemoryAlertStateStore
 from monitor import metrics
 from monitor.config import AlertSettings
 from monitor.windows.memory import MemoryWindowStore
-from tests.unit.alerts.builders import DAY0_S, feed, signal
+from tests.unit.alerts.builders import DAY0_S, RecordingSink, feed, signal
 
 B = 300
 
@@ -59,3 +60,23 @@ async def test_a_firing_notice_the_full_outbox_refused_is_announced_again_and_ne
 def _blocker(_: object) -> Notification:
     """Another alert's notification, waiting for the sink."""
     return step({}, [signal("ticker:BLOCK", DAY0_S, True)], DAY0_S + B, LifecyclePolicy()).notifications[0]
+
+
+class DownOutbox(MemoryOutbox):
+    """An outbox whose backend went down just before the stop."""
+
+    async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
+        raise RedisConnectionError("Connection refused")
+
+
+async def test_a_stop_with_the_outbox_down_still_stops_the_sinks_and_the_state_store() -> None:
+    """Found by review: the final flush re-raised the outage, so the sinks, the outbox and the state store were
+    left open and the stop failed."""
+    sink, state = RecordingSink(), MemoryAlertStateStore()
+    engine = AlertEngine(MemoryWindowStore(bucket_s=B, retention_s=86_400), AlertSettings(), state,
+                         DownOutbox([sink.name]), [sink])
+    with capture_logs() as logs:
+        await engine.start()
+        await engine.stop()
+    assert not sink.started and not state.started
+    assert "alert_flush_failed" in [e["event"] for e in logs if e["log_level"] == "error"]
