@@ -137,7 +137,9 @@ class HttpServer(Service):
             end_s = int(end_raw) if end_raw is not None else await self._event_now_s()
         except ValueError:
             return web.json_response({"error": "minutes and end_s must be integers"}, status=400)
-        start_s = end_s - max(minutes, 1) * 60
+        if minutes < 1:
+            return web.json_response({"error": f"minutes must be 1 or more, not {minutes}"}, status=400)
+        start_s = end_s - minutes * 60
         buckets = await self.store.buckets(key, start_s, end_s + self.store.bucket_s)
         rows = [
             {"start_s": b.start_s, "volume": b.volume, "negative": b.negative, "neutral": b.neutral,

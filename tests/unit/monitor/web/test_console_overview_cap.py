@@ -70,3 +70,10 @@ async def test_windows_after_a_restart_ends_at_the_detection_cursor_not_the_wall
     async with TestClient(TestServer(http.app)) as client:
         body = await (await client.get("/windows?key=all&minutes=30")).json()
     assert [b["volume"] for b in body["buckets"]] == [1]
+
+
+async def test_windows_refuses_a_range_of_no_minutes_instead_of_answering_another_one() -> None:
+    http = HttpServer("127.0.0.1", 0, MemoryWindowStore(300, 86_400), ready=lambda: True)
+    async with TestClient(TestServer(http.app)) as client:
+        response = await client.get("/windows?minutes=-5")
+        assert response.status == 400 and "minutes must be 1 or more" in (await response.json())["error"]
