@@ -38,21 +38,27 @@ def uses_redis(settings: Settings) -> bool:
     return _backend(settings) in REDIS_SCHEMES
 
 
-def build_state_store(settings: Settings) -> AlertStateStore:
+def build_state_store(settings: Settings, *, wait_at_start: bool = True) -> AlertStateStore:
+    """``wait_at_start=False`` for an operator's command: a Redis refusing for now is an error, not a wait."""
     if uses_redis(settings):
-        return RedisAlertStateStore(
+        store = RedisAlertStateStore(
             settings.windows.store_url, alerts_key_prefix(settings), settings.alerts.max_silences
         )
+        store.wait_at_start = wait_at_start
+        return store
     return MemoryAlertStateStore(settings.alerts.max_silences)
 
 
-def build_outbox(settings: Settings, sink_names: Sequence[str]) -> Outbox:
+def build_outbox(settings: Settings, sink_names: Sequence[str], *, wait_at_start: bool = True) -> Outbox:
+    """``wait_at_start=False`` for an operator's command: a Redis refusing for now is an error, not a wait."""
     a = settings.alerts
     if uses_redis(settings):
-        return RedisOutbox(
+        box = RedisOutbox(
             settings.windows.store_url, alerts_key_prefix(settings), sink_names,
             max_entries=a.outbox_max_entries, ids_kept=a.outbox_delivered_ids_kept,
         )
+        box.wait_at_start = wait_at_start
+        return box
     return MemoryOutbox(sink_names, max_entries=a.outbox_max_entries, ids_kept=a.outbox_delivered_ids_kept)
 
 

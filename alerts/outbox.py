@@ -47,7 +47,7 @@ import structlog
 from alerts.model import AlertItem, Notification
 from alerts.redis_client import RedisBacked
 from monitor.lifecycle import Service
-from monitor.retry import refusing_for_now, retrying
+from monitor.retry import retrying
 from monitor.types import Lifecycle
 
 
@@ -326,17 +326,23 @@ class MemoryOutbox(Service):
 
 _ORDER_LIB = """
 -- the order index (module doc): members 'tag:order:id', one per (alert, queued notice), per sink
-local function first_of(order_key, tag)
-  return redis.call('ZRANGEBYLEX', order_key, '[' .. tag .. ':', '[' .. tag .. ';', 'LIMIT', 0, 1)[1]
-end
 local function id_of(member) return string.match(member, ':([^:]+)$') end
+-- the oldest queued notice of an alert; a member whose id left the queue without leaving the index (an
+-- outbox of the previous version acked it during a rolling deploy or a rollback) is dropped, not obeyed
+local function first_of(order_key, queue, tag)
+  while true do
+    local first = redis.call('ZRANGEBYLEX', order_key, '[' .. tag .. ':', '[' .. tag .. ';', 'LIMIT', 0, 1)[1]
+    if not first or redis.call('ZSCORE', queue, id_of(first)) then return first end
+    redis.call('ZREM', order_key, first)
+  end
+end
 -- out of the index; the next notice of each of its alerts, if held, is due at once
 local function unlink(queue, order_key, held, members, id, now)
   redis.call('SREM', held, id)
   if not members then return end
   for m in string.gmatch(members, '[^\\n]+') do
     redis.call('ZREM', order_key, m)
-    local following = first_of(order_key, string.match(m, '^([^:]+):'))
+    local following = first_of(order_key, queue, string.match(m, '^([^:]+):'))
     if following and redis.call('SREM', held, id_of(following)) == 1 then
       redis.call('ZADD', queue, 'XX', now, id_of(following))
     end
@@ -394,37 +400,56 @@ return 1
 
 _CLAIM = _ORDER_LIB + """
 -- KEYS: queue, payloads, attempts, remaining, members, order, held, latest ; ARGV: now, limit, lease_end
--- -> flat [kind, id, payload or blocker, attempts]...; kind: send | held | superseded
+-- -> flat [kind, id, payload or blocker, attempts]...; kind: send | held | superseded | unindexed
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
+local function emit(kind, id, third, fourth)
+  out[#out + 1] = kind; out[#out + 1] = id; out[#out + 1] = third; out[#out + 1] = fourth
+end
 for _, id in ipairs(ids) do
   local members = redis.call('HGET', KEYS[5], id)
-  local blocker, stale = false, members and true or false
-  if members then
+  if not members then
+    -- queued by the previous version (no index members): Python indexes it and claims again; not leased
+    emit('unindexed', id, redis.call('HGET', KEYS[2], id), false)
+  else
+    local blocker, stale = false, true
     for m in string.gmatch(members, '[^\\n]+') do
       local tag, order = string.match(m, '^([^:]+):([^:]+):')
-      local first = first_of(KEYS[6], tag)
+      local first = first_of(KEYS[6], KEYS[1], tag)
       if first and first ~= m then blocker = id_of(first) break end
       local known = redis.call('HGET', KEYS[8], tag)
       if not known or order > known then stale = false end
     end
-  end
-  if not blocker and stale then
-    finish(KEYS[1], KEYS[3], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, ARGV[1])
-    out[#out + 1] = 'superseded'; out[#out + 1] = id; out[#out + 1] = false; out[#out + 1] = false
-  else
-    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
     if blocker then
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
       redis.call('SADD', KEYS[7], id)
-      out[#out + 1] = 'held'; out[#out + 1] = id; out[#out + 1] = blocker; out[#out + 1] = false
+      emit('held', id, blocker, false)
+    elseif stale then
+      finish(KEYS[1], KEYS[3], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, ARGV[1])
+      emit('superseded', id, false, false)
     else
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
       redis.call('SREM', KEYS[7], id)
-      out[#out + 1] = 'send'; out[#out + 1] = id
-      out[#out + 1] = redis.call('HGET', KEYS[2], id); out[#out + 1] = redis.call('HGET', KEYS[3], id)
+      emit('send', id, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id))
     end
   end
 end
 return out
+"""
+
+_INDEX = """
+-- KEYS: members, then per sink: queue, order ; ARGV: id, index members -> how many sinks it was indexed for
+-- (an entry the previous version queued: it joins the order index of every sink that still holds it)
+if ARGV[2] == '' then return 0 end
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+local indexed = 0
+for i = 2, #KEYS, 2 do
+  if redis.call('ZSCORE', KEYS[i], ARGV[1]) then
+    for m in string.gmatch(ARGV[2], '[^\\n]+') do redis.call('ZADD', KEYS[i + 1], 0, m) end
+    indexed = indexed + 1
+  end
+end
+return indexed
 """
 
 _DONE = _ORDER_LIB + """
@@ -562,13 +587,15 @@ class RedisOutbox(RedisBacked):
         await super()._start()
         self._enqueue = self.redis.register_script(_ENQUEUE)
         self._claim = self.redis.register_script(_CLAIM)
+        self._index = self.redis.register_script(_INDEX)
         self._done_script = self.redis.register_script(_DONE)
         self._failed = self.redis.register_script(_FAILED)
         self._abandon = self.redis.register_script(_ABANDON)
         self._redrive = self.redis.register_script(_REDRIVE)
         self._oldest = self.redis.register_script(_OLDEST)
         self._adopt = self.redis.register_script(_ADOPT)
-        await retrying(self.component, self._report_orphans, retry_if=refusing_for_now)  # SADD: a write
+        await retrying(self.component, self._report_orphans, retry_if=self.start_retry_if)  # SADD: a write
+        await retrying(self.component, self.backfill_index, retry_if=self.start_retry_if)
 
     async def _report_orphans(self) -> None:
         """Entries queued for a sink no longer in ``alerts.sinks`` (its URL changed, e.g. a rotated Slack
@@ -636,34 +663,76 @@ class RedisOutbox(RedisBacked):
                 self._key("members"), self._key("order", sink), self._key("held", sink)]
 
     async def claim(self, sink: str, now_s: float, limit: int, lease_s: float) -> list[OutboxEntry]:
+        entries, unindexed = await self._claim_once(sink, now_s, limit, lease_s)
+        if unindexed:  # queued by the previous version (a rolling deploy): index everything, then claim again
+            await self.backfill_index()
+            more, _ = await self._claim_once(sink, now_s, limit - len(entries), lease_s)
+            entries += more
+        return entries
+
+    async def _claim_once(self, sink: str, now_s: float, limit: int, lease_s: float
+                          ) -> tuple[list[OutboxEntry], list[Notification]]:
+        """One ``_CLAIM``: the entries to send, and the due entries that have no order index yet."""
         keys = [self._key("queue", sink), self._key("payloads"), self._key("attempts", sink), self._key("remaining"),
                 self._key("members"), self._key("order", sink), self._key("held", sink), self._key("latest", sink)]
-        flat = await self._claim(keys=keys, args=[now_s, limit, now_s + lease_s])
-        entries = []
+        flat = await self._claim(keys=keys, args=[now_s, limit, now_s + lease_s]) if limit > 0 else []
+        entries: list[OutboxEntry] = []
+        unindexed: list[Notification] = []
         held: list[tuple[str, str]] = []
         superseded: list[str] = []
         for kind, nid, payload, tries in zip(flat[0::4], flat[1::4], flat[2::4], flat[3::4], strict=True):
             if kind == "held":
                 held.append((str(nid), str(payload)))
-                continue
-            if kind == "superseded":
+            elif kind == "superseded":
                 superseded.append(str(nid))
-                continue
-            if payload is None:  # orphaned id (payload lost): drop it rather than spin on it
-                await self.abandon(sink, str(nid))
-                continue
-            try:
-                notification = Notification.from_json(payload)
-            except ValueError as exc:
-                # written by another version (a rollback, a schema change): it would fail every claim, oldest
-                # first, so this sink would deliver nothing ever again. Set apart; `alerts redrive` after a fix.
-                log.error("alert_outbox_entry_unreadable", sink=sink, notification_id=str(nid),
-                          error=str(exc)[:300])
-                await self.abandon(sink, str(nid), now_s)
-                continue
-            entries.append(OutboxEntry(notification, int(tries or 0)))
+            elif (notification := await self._readable(sink, str(nid), payload, now_s)) is not None:
+                if kind == "unindexed":
+                    unindexed.append(notification)
+                else:
+                    entries.append(OutboxEntry(notification, int(tries or 0)))
         _report_skipped(sink, held, superseded, now_s + lease_s)
-        return entries
+        return entries, unindexed
+
+    async def _readable(self, sink: str, nid: str, payload: str | None, now_s: float) -> Notification | None:
+        """The claimed entry's notification; one without a payload, or unreadable, is set apart (dead letters)."""
+        if payload is None:  # orphaned id (payload lost): drop it rather than spin on it
+            await self.abandon(sink, nid)
+            return None
+        try:
+            return Notification.from_json(payload)
+        except ValueError as exc:
+            # written by another version (a rollback, a schema change): it would fail every claim, oldest
+            # first, so this sink would deliver nothing ever again. Set apart; `alerts redrive` after a fix.
+            log.error("alert_outbox_entry_unreadable", sink=sink, notification_id=nid, error=str(exc)[:300])
+            await self.abandon(sink, nid, now_s)
+            return None
+
+    async def backfill_index(self) -> int:
+        """Give every queued entry the previous version wrote its order-index members, for each sink that holds
+        it (at start, and when a claim meets one): without them it was neither held behind its alert's older
+        notices nor held later ones back, so a RESOLVED overtook its FIRING across the upgrade (found by the
+        regression review). Returns how many entries were indexed; at most ``max_entries`` payloads are read."""
+        ids: set[str] = set()
+        for name in self.sink_names:
+            ids.update(str(i) for i in await self.redis.zrange(self._key("queue", name), 0, -1))
+        ordered = sorted(ids)
+        known = await self.redis.hmget(self._key("members"), ordered) if ordered else []
+        missing = [nid for nid, members in zip(ordered, known, strict=True) if members is None]
+        keys = [self._key("members")]
+        for name in self.sink_names:
+            keys += [self._key("queue", name), self._key("order", name)]
+        indexed = 0
+        for nid in missing:
+            payload = await self.redis.hget(self._key("payloads"), nid)
+            try:
+                notification = Notification.from_json(payload) if payload is not None else None
+            except ValueError:
+                notification = None  # unreadable: claim sets it apart
+            if notification is not None:
+                indexed += bool(await self._index(keys=keys, args=[nid, index_members(notification)]))
+        if indexed:
+            log.info("alert_outbox_indexed", entries=indexed, why="queued by a version without the order index")
+        return indexed
 
     async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
         keys = [*self._sink_keys(sink), self._key("delivered", sink), self._key("latest", sink),

@@ -20,11 +20,18 @@ class RedisBacked(Service):
     url: str
     component = "alert_store"
     """The dependency name in retry logs and ``/readyz``."""
+    wait_at_start = True
+    """The daemon waits for a Redis that refuses for now; an operator's command (``monitor alerts``, ``monitor
+    silences``) fails at once instead, with one line (found by the regression review: it hung)."""
     _redis: RedisClient | None = None
+
+    def start_retry_if(self, exc: BaseException) -> bool:
+        """What ``_start`` waits for: ``refusing_for_now`` in the daemon, nothing in a command."""
+        return self.wait_at_start and refusing_for_now(exc)
 
     async def _start(self) -> None:
         self._redis = await retrying(self.component, functools.partial(connect, self.url, decode_responses=True),
-                                     retry_if=refusing_for_now)
+                                     retry_if=self.start_retry_if)
 
     async def _stop(self) -> None:
         if self._redis is not None:

@@ -45,7 +45,7 @@ def _row(letter: DeadLetter) -> str:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, sinks: list[str]) -> int:
-    async with build_outbox(settings, sinks) as outbox:
+    async with build_outbox(settings, sinks, wait_at_start=False) as outbox:
         assert isinstance(outbox, RedisOutbox)  # alerts_command checked uses_redis
         if args.command == "sinks":
             for name in sinks:

@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, now_s: int) -> int:
-    store = build_state_store(settings)
+    store = build_state_store(settings, wait_at_start=False)
     async with store:
         # evaluation judges silences in event time: anchor to the stored detection cursor (the wall
         # clock only before the first evaluation), as the daemon's HTTP API does

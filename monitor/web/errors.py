@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 import structlog
 from aiohttp import web
@@ -104,12 +105,17 @@ def _internal_error(request: web.Request, exc: BaseException) -> web.Response:
                              status=500)
 
 
+_QUOTED_BYTES = re.compile(r"""b(['"]).*""")
+"""aiohttp's pure-Python parser puts the offending header value on the first line (``Invalid HTTP header:
+b'Bearer ...'``): everything from a quoted bytes literal on is left out (found by the regression review)."""
+
+
 class _ClientErrorFilter(logging.Filter):
     """Rewrites aiohttp's ERROR + traceback for a malformed request into one INFO line (or drops it).
 
-    Only the first line of aiohttp's reason is kept: the next ones quote the offending bytes, and for a bad
-    header that is the header line itself, so a token read with a stray ``\r`` landed in the log as
-    ``Authorization: Bearer <token>`` (found by review)."""
+    Only the first line of aiohttp's reason is kept, without quoted bytes: the C parser quotes the offending
+    bytes on the next lines, and for a bad header that is the header line itself, so a token read with a
+    stray ``\r`` landed in the log as ``Authorization: Bearer <token>`` (found by review)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -118,7 +124,7 @@ class _ClientErrorFilter(logging.Filter):
         metrics.HTTP_FAILURES.labels("bad_request").inc()
         if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
             return False
-        message = str(exc.message).strip().split("\n", 1)[0][:200]
+        message = _QUOTED_BYTES.sub("<bytes left out>", str(exc.message).strip().split("\n", 1)[0])[:200]
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.msg, record.args = f"http_bad_request status={exc.code} reason={message!r}", ()
         record.exc_info, record.exc_text = None, None

@@ -127,3 +127,21 @@ async def test_a_changed_sink_url_leaves_a_backlog_that_is_named_at_start_and_ad
         assert isinstance(outbox, RedisOutbox) and await outbox.redis.hlen(outbox._key("payloads")) == 0  # no leak
     sent = [json.loads(line)["id"] for line in (tmp_path / "new.jsonl").read_text().splitlines()]
     assert sorted(sent) == sorted([queued.id, shared.id, notification(3).id])
+
+
+def test_a_command_against_a_read_only_redis_fails_at_once_instead_of_waiting(tmp_path: Path) -> None:
+    """The daemon waits for a Redis that refuses writes; an operator's command must not hang on one (found by the
+    regression review: `monitor alerts dead-letters` against a replica retried for ever)."""
+    import time
+
+    import redis
+    from redis.exceptions import ReadOnlyError
+
+    from tests.servers import free_port, redis_server
+
+    with redis_server(tmp_path) as url:
+        redis.Redis.from_url(url).replicaof("127.0.0.1", str(free_port()))
+        started = time.monotonic()
+        with pytest.raises(ReadOnlyError):
+            alerts_command(["dead-letters"], _settings(url, tmp_path))
+        assert time.monotonic() - started < 10

@@ -79,3 +79,18 @@ async def test_other_alerts_are_not_held_back_by_a_failing_one() -> None:
     await desk.enqueue(other)
     await desk.delivery.deliver_due(desk.sink)
     assert [n.id for n in desk.sink.sent] == [other.id]
+
+
+async def test_a_flush_sends_other_alerts_behind_a_batch_of_held_notices() -> None:
+    """Found by the regression review: a pass of only held entries sent nothing, and the flush stopped there."""
+    firing, resolved, refiring = episode("ticker:AAA")
+    other, _, _ = episode("ticker:ZZZ")
+    sink = RecordingSink("rec://")
+    outbox = MemoryOutbox([sink.name])
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(batch_size=2), clock=lambda: 1_000.0)
+    await outbox.enqueue(firing, 900.0)
+    await outbox.mark_failed(sink.name, firing.id, 5_000.0)  # waits for its retry: the two after it are held
+    for at_s, n in enumerate((resolved, refiring, other), 901):  # the first batch of two: both held
+        await outbox.enqueue(n, float(at_s))
+    await delivery.flush(5.0)
+    assert [n.id for n in sink.sent] == [other.id]

@@ -153,3 +153,20 @@ async def test_a_malformed_header_carrying_the_token_is_logged_without_it(  # ty
     assert status_line.split()[1] == b"400"
     [record] = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert record.getMessage().startswith("http_bad_request status=400") and "SECRET" not in record.getMessage()
+
+
+def test_the_pure_python_parsers_reason_quoting_the_header_value_is_logged_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp without its C extension (AIOHTTP_NO_EXTENSIONS, PyPy) puts the value on the first line."""
+    from aiohttp.http_exceptions import InvalidHeader
+
+    caplog.set_level(logging.INFO, logger="aiohttp.server")
+
+    from monitor.web.errors import CLIENT_ERROR_FILTER
+
+    exc = InvalidHeader(b"Bearer 0123456789abcdef-SECRET\r")
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (),
+                               (type(exc), exc, None))
+    assert CLIENT_ERROR_FILTER.filter(record)
+    assert "SECRET" not in record.getMessage() and "Invalid HTTP header" in record.getMessage()
