@@ -317,7 +317,7 @@ class Pipeline:
             self._lanes = lanes
             self.watermark.expect_lanes(lanes)
         if self.member is not None:
-            await self.member.sync_lanes(lanes)
+            await retrying("cluster", functools.partial(self.member.sync_lanes, lanes), give_up=self._stop_overdue)
 
     async def _lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
         if self._partitioned is None or not lanes:
@@ -531,8 +531,10 @@ class Pipeline:
         writer without delaying the next commit and still see exactly what a synchronous evaluation
         would have seen. In cluster mode the instance publishes its marks instead, and detection
         runs on the leader up to the cluster-wide minimum."""
-        if self.member is not None:
-            await self.member.durable(item.lane_closed, item.closes)
+        if self.member is not None:  # retried like every dependency call: a Redis outage past redis-py's own ~8 s
+            # of retries ended the writer, so a cluster-mode daemon exited where a single one waits (found by review)
+            await retrying("cluster", functools.partial(self.member.durable, item.lane_closed, item.closes),
+                           give_up=self._stop_overdue)
             self.nudge_detection()
         elif item.closes:
             await self._detections.put(item.closes)
@@ -547,11 +549,18 @@ class Pipeline:
             if self.member is None:
                 await self._evaluate(boundaries)
             else:
-                await self._evaluate_cluster(self.member)
+                await retrying("cluster", functools.partial(self._evaluate_cluster, self.member),
+                               give_up=self._stop_overdue)
 
     async def _evaluate_cluster(self, member: ClusterMember) -> None:
+        """One leader pass; repeatable (the detection cursor makes a pass idempotent), so retried as a whole."""
         cluster = member.cluster
-        self.is_leader = await cluster.lead()
+        try:
+            self.is_leader = await cluster.lead()
+        except Exception:
+            self.is_leader = False  # leadership unknown: delivery pauses until the lease is read again
+            metrics.CLUSTER_LEADER.set(0)
+            raise
         metrics.CLUSTER_LEADER.set(int(self.is_leader))
         if not self.is_leader:
             self._cluster_evaluated_s = None

@@ -144,3 +144,29 @@ def test_cluster_mode_without_kafka_and_redis_is_a_config_error() -> None:
     settings = load_settings(alerts={"cluster_mode": True})
     with pytest.raises(ConfigError, match="cluster_mode"):
         MonitorApp(settings)
+
+
+async def test_a_redis_outage_longer_than_redis_pys_own_retries_is_waited_out_by_both_instances(
+    tmp_path: Path, kafka_bootstrap: str,
+) -> None:
+    """Found by review: the cluster marks and the leader's pass were not retried, so a Redis outage past redis-py's
+    ~8 s of retries ended the writer and the daemon exited, where a single daemon waits (README, Operations)."""
+    from tests.chaos.harness import RedisProcess, running
+
+    alerts_path = tmp_path / "alerts.jsonl"
+    messages = stream(buckets=40, surge=range(30, 33))
+    with running(RedisProcess(tmp_path).start()) as redis:
+        assert isinstance(redis, RedisProcess)
+        async with _pair(tmp_path, kafka_bootstrap, redis.url) as (apps, tasks, news, _):
+            before, after = messages[: len(messages) // 2], messages[len(messages) // 2 :]
+            await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in before], 4)
+            await _wait(lambda: sum(a.pipeline.stats.read for a in apps) == len(before), 60, "the first half", apps,
+                        tasks)
+            redis.stop()  # down (connections refused) while the idle sweep keeps closing buckets
+            await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in after], 4)
+            await asyncio.sleep(12)  # past redis-py's own retries (~8 s)
+            for t in tasks:
+                assert not t.done(), t.exception()
+            redis.start()  # its append-only file brings every write back
+            await _wait(lambda: bool(_acme_firing(alerts_path)), 90, "the ACME alert after the outage", apps, tasks)
+    assert len(_acme_firing(alerts_path)) == 1
