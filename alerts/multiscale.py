@@ -22,6 +22,7 @@ of a false alarm from the tests themselves well under one a day; the remaining o
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -89,6 +90,19 @@ class KeyState:
     spent_until_s: int | None = None
     """Once an episode ends, windows start here: a new episode needs evidence of its own, not the
     tail of a story that already paged (a 24 h window holds a story for a whole day)."""
+    messages: int = 0
+    """Messages since the key last became a candidate group member (``MIN_MEMBER_MESSAGES``)."""
+    member: bool = False
+
+
+MIN_MEMBER_MESSAGES = 3
+"""Messages a key needs before it counts toward its group's exposure (the shrinkage prior's denominator)."""
+MEMBER_TTL_S = 7 * 86_400
+"""A member unseen this long leaves its group (inside ``rebuild_history_s``, so a rebuilt state has the same
+members). Before, every key ever seen stayed a member for good and added the whole stream's exposure: each
+one-off cashtag lowered its group's rate, so brand-new keys paged on a pair and steady sparse keys, whose prior
+outweighed their own history, saw bursts in their normal flow (found by review: 1,000 one-off tickers a day cut
+the ticker group's rate 130-fold; 85 false key-days in 10 days on 50 steady tickers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +130,8 @@ class MultiScaleDetector:
         self.active: set[str] = set()
         """Keys whose last signal had a finding: they are evaluated until it ends (which marks their
         windows spent), also while the state is rebuilt from history."""
+        self.members: OrderedDict[str, int] = OrderedDict()
+        """Group members by when they were last seen, oldest first (``MEMBER_TTL_S``)."""
 
     def step(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str]) -> list[Signal]:
         """Advance through the bucket at ``start_s`` (consecutive buckets only) and return a signal
@@ -132,6 +148,7 @@ class MultiScaleDetector:
         for key, stats in buckets.items():
             if stats.volume:
                 self._observe(key, stats)
+        self._expire_members(start_s)
         self.until_s = start_s + self.cfg.bucket_s
         signals = [self._signal(key, start_s) for key in sorted(set(evaluate))]
         self._evict()
@@ -143,9 +160,32 @@ class MultiScaleDetector:
             horizon = self.stream.horizon_s if self.stream.horizon_s is not None else start_s - self.cfg.lag_s
             state = KeyState(KeyBaseline(key, horizon, self.stream.folded_all))
             self.keys[key] = state
-            if key != ALL_KEY:
-                self.stream.add_member(group_of(key))
         return state
+
+    def _count_member(self, key: str, st: KeyState, stats: BucketStats) -> None:
+        """A key joins its group after ``MIN_MEMBER_MESSAGES`` messages and stays while seen (``MEMBER_TTL_S``)."""
+        if key == ALL_KEY:
+            return
+        st.messages += stats.volume
+        if not st.member and st.messages >= MIN_MEMBER_MESSAGES:
+            st.member = True
+            self.stream.add_member(group_of(key))
+        if st.member:
+            self.members[key] = stats.start_s
+            self.members.move_to_end(key)
+
+    def _leave_group(self, key: str, st: KeyState | None) -> None:
+        self.members.pop(key, None)
+        if st is not None and st.member:
+            st.member, st.messages = False, 0
+            self.stream.drop_member(group_of(key))
+
+    def _expire_members(self, start_s: int) -> None:
+        while self.members:
+            key, seen_s = next(iter(self.members.items()))
+            if start_s - seen_s <= MEMBER_TTL_S:
+                return
+            self._leave_group(key, self.keys.get(key))
 
     def _exposure(self, key: str, start_s: int, end_s: int, own_volume: int) -> float:
         """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which
@@ -180,6 +220,7 @@ class MultiScaleDetector:
         self._advance_cusum(st, stats.start_s, rates)
         st.baseline.add_recent(stats)
         st.last_seen_s = stats.start_s
+        self._count_member(key, st, stats)
         if rates is not None and key != ALL_KEY:
             exposure = self._exposure(key, stats.start_s, stats.start_s + self.cfg.bucket_s, stats.volume)
             st.cusum.update(stats.start_s, stats.negative, stats.volume, exposure * rates.rate,
@@ -239,11 +280,10 @@ class MultiScaleDetector:
         excess = len(self.keys) - self.cfg.max_keys
         if excess <= 0:
             return
-        for key, _ in sorted(self.keys.items(), key=lambda kv: kv[1].last_seen_s)[:excess]:
+        for key, st in sorted(self.keys.items(), key=lambda kv: kv[1].last_seen_s)[:excess]:
+            self._leave_group(key, st)
             del self.keys[key]
             self.active.discard(key)
-            if key != ALL_KEY:
-                self.stream.drop_member(group_of(key))
 
 
 def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rates | None, st: KeyState,

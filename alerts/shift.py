@@ -53,8 +53,10 @@ def _normal_log10_sf(z: float) -> float:
 def score_test(negatives: int, volume: int, score_sum: float, rates: Rates, scale_s: int,
                p: ShiftParams) -> Finding | None:
     """One-sided z-test of the window's mean score against the baseline, variance bounded by
-    ``1 - mean**2`` (the most a -1..1 score with that mean can vary)."""
-    if p.score_drop <= 0 or volume < p.min_volume:
+    ``1 - mean**2`` (the most a -1..1 score with that mean can vary). Like the share test it needs a negative
+    share of ``min_neg_share``: a usually positive key going neutral is a drop of the mean, not negative
+    sentiment, and paged with no negative message at all (found by review: 0 of 28 negative, p 10^-5.4)."""
+    if p.score_drop <= 0 or volume < p.min_volume or negatives < p.min_neg_share * volume:
         return None
     mean = score_sum / volume
     drop = rates.mean_score - mean

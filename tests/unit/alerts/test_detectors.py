@@ -19,6 +19,7 @@ from alerts.detectors import (
     thresholds_for,
 )
 from monitor.config import AlertSettings
+from monitor.windows.buckets import BucketStats
 from tests.unit.alerts.builders import DAY0_S, bucket, shares
 
 B = 300
@@ -133,3 +134,15 @@ def test_signal_numbers_are_finite_for_any_series(counts: list[tuple[int, int]])
     for value in (sig.z_ewma, sig.z_robust, sig.cusum, sig.score_drop, sig.baseline_sigma):
         assert math.isfinite(value)
     assert sig.cusum >= 0
+
+
+def test_a_thin_seasonal_baseline_gives_way_to_a_full_rolling_one() -> None:
+    """Found by review: four days with one bucket at this hour made a 4-sample seasonal baseline win over 19
+    rolling buckets, and the key read ``insufficient_history``: a 90%-negative bucket raised nothing."""
+    cfg = DetectorConfig(bucket_s=300)
+    key, today = "topic:earnings", DAY0_S + 4 * 86_400
+    digests = [BucketStats(key, DAY0_S + d * 86_400 + 9 * 3600, 3, 22) for d in range(4)]
+    morning = [BucketStats(key, today + 7 * 3600 + i * 300, 3, 27) for i in range(24)]
+    t = today + 9 * 3600
+    sig = detect(KeySeries(key, [*digests, *morning, BucketStats(key, t, 27, 3)]), t, cfg)
+    assert sig.baseline_kind == "rolling" and sig.suppressed is None and "spike" in sig.triggered

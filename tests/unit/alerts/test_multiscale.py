@@ -199,3 +199,43 @@ def test_the_pair_settings_reach_the_detector() -> None:
     s = AlertSettings(burst_short_min_negatives=2, burst_short_log10p=6.5, burst_short_max_scale_s=7200)
     burst = MultiScaleConfig.from_settings(s, B).burst
     assert (burst.short_min_negatives, burst.short_log10p, burst.short_max_scale_s) == (2, 6.5, 7200)
+
+
+def test_one_off_keys_do_not_join_their_group_so_they_cannot_dilute_its_rate() -> None:
+    """Found by review: every key ever seen stayed a member and added the whole stream's exposure, so one-off
+    cashtags drove the ticker group's rate toward zero and new keys paged on a pair of negatives."""
+    det = MultiScaleDetector(cfg())
+
+    def with_junk(days: int) -> Iterator[tuple[int, dict[str, BucketStats]]]:
+        for i, keys in history(days):
+            junk = f"ticker:J{i}"  # a new one-off ticker in every bucket, one neutral message each
+            yield i, {**keys, junk: bucket(junk, DAY0_S + i * B, 0, 1)}
+
+    run(det, with_junk(4))
+    assert det.stream.members["ticker"] == 2, "the busy and the sparse ticker, no one-off"
+    clean = MultiScaleDetector(cfg())
+    run(clean, history(4))
+    junk_rate = det.stream.group_prior("ticker")
+    clean_rate = clean.stream.group_prior("ticker")
+    assert junk_rate is not None and clean_rate is not None
+    assert junk_rate[0] > clean_rate[0] / 3, "diluted at most by the larger stream, not 1,000-fold"
+
+
+def test_a_member_unseen_for_a_week_leaves_its_group() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, history(2))
+    assert KEY in det.members
+    quiet = ((i, {OTHER: background(i)[OTHER]}) for i in range(2 * DAY // B, 10 * DAY // B))
+    run(det, quiet)
+    assert KEY not in det.members and det.stream.members["ticker"] == 1
+
+
+def test_the_score_test_needs_negatives_a_positive_key_going_neutral_is_not_negative_sentiment() -> None:
+    """Found by review: it paged on 0 negatives of 28 because the mean score fell from +0.69 to 0."""
+    from alerts.baseline import Rates
+    from alerts.shift import ShiftParams, score_test
+
+    positive_key = Rates(rate_shape=2.0, rate_inverse_scale=1_000.0, neg_share=0.1, share_weight=500.0,
+                         mean_score=0.69, history_s=30 * DAY)
+    assert score_test(0, 28, 0.0, positive_key, 21_600, ShiftParams()) is None
+    assert score_test(20, 28, -16.0, positive_key, 21_600, ShiftParams()) is not None
