@@ -98,8 +98,9 @@ class KeyState:
 MIN_MEMBER_MESSAGES = 3
 """Messages a key needs before it counts toward its group's exposure (the shrinkage prior's denominator)."""
 MEMBER_TTL_S = 7 * 86_400
-"""A member unseen this long leaves its group (inside ``rebuild_history_s``, so a rebuilt state has the same
-members). Before, every key ever seen stayed a member for good and added the whole stream's exposure: each
+"""A member unseen this long leaves its group (shorter than ``rebuild_history_s``, so a state rebuilt after a
+restart has nearly the same members: a key with fewer than 3 messages inside the rebuilt span but more before
+it is a member only in the live state; the rebuild is approximate beyond that span anyway). Before, every key ever seen stayed a member for good and added the whole stream's exposure: each
 one-off cashtag lowered its group's rate, so brand-new keys paged on a pair and steady sparse keys, whose prior
 outweighed their own history, saw bursts in their normal flow (found by review: 1,000 one-off tickers a day cut
 the ticker group's rate 130-fold; 85 false key-days in 10 days on 50 steady tickers)."""
