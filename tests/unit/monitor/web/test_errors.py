@@ -119,19 +119,24 @@ def test_the_throttle_lets_one_through_per_interval_and_counts_the_rest() -> Non
     assert throttle.allow() is None
 
 
-async def test_a_malformed_request_is_one_info_line_not_an_error_with_a_traceback(  # type: ignore[no-untyped-def]
-    serve, caplog: pytest.LogCaptureFixture
-) -> None:
+async def _send_raw(serve, caplog: pytest.LogCaptureFixture, raw: bytes) -> list[logging.LogRecord]:  # type: ignore[no-untyped-def]
+    """Send ``raw`` to a served app, check the 400, and return aiohttp's server log records."""
     quiet_client_errors()
     client = await serve(raising(AssertionError("not called")))
     caplog.set_level(logging.INFO, logger="aiohttp.server")
     reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(raw)
     await writer.drain()
     status_line = await asyncio.wait_for(reader.readline(), 10)
     writer.close()
     assert status_line.split()[1] == b"400"
-    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    return [r for r in caplog.records if r.name == "aiohttp.server"]
+
+
+async def test_a_malformed_request_is_one_info_line_not_an_error_with_a_traceback(  # type: ignore[no-untyped-def]
+    serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = await _send_raw(serve, caplog, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert [(r.levelno, r.exc_info) for r in records] == [(logging.INFO, None)]
     message = records[0].getMessage()
     assert message.startswith("http_bad_request status=400 reason=") and "Got more than 8190 bytes" in message
@@ -142,16 +147,8 @@ async def test_a_malformed_header_carrying_the_token_is_logged_without_it(  # ty
     serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Found by review: aiohttp's reason quotes the bad header line, so a token read with a stray CR was logged."""
-    quiet_client_errors()
-    client = await serve(raising(AssertionError("not called")))
-    caplog.set_level(logging.INFO, logger="aiohttp.server")
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(b"POST /silences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-SECRET\r\r\n\r\n")
-    await writer.drain()
-    status_line = await asyncio.wait_for(reader.readline(), 10)
-    writer.close()
-    assert status_line.split()[1] == b"400"
-    [record] = [r for r in caplog.records if r.name == "aiohttp.server"]
+    [record] = await _send_raw(
+        serve, caplog, b"POST /silences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-SECRET\r\r\n\r\n")
     assert record.getMessage().startswith("http_bad_request status=400") and "SECRET" not in record.getMessage()
 
 
