@@ -239,3 +239,28 @@ def test_the_score_test_needs_negatives_a_positive_key_going_neutral_is_not_nega
                          mean_score=0.69, history_s=30 * DAY)
     assert score_test(0, 28, 0.0, positive_key, 21_600, ShiftParams()) is None
     assert score_test(20, 28, -16.0, positive_key, 21_600, ShiftParams()) is not None
+
+
+def test_a_second_story_right_after_an_episode_is_reported_once_not_at_every_scale() -> None:
+    """Found by review: once an episode ends every window starts where it ended, so all four scales held the same
+    messages and the notice listed "burst@30m .. burst@24h" with one window's numbers, reading as a 24 h story."""
+    det = MultiScaleDetector(cfg())
+    run(det, history(4))
+    start = 4 * DAY // B
+
+    def step(j: int, negatives: int) -> Signal:
+        keys = background(start + j)
+        if negatives:
+            keys[KEY] = bucket(KEY, DAY0_S + (start + j) * B, negatives, 0)
+        full = with_all(keys, DAY0_S + (start + j) * B)
+        return next(s for s in det.step(DAY0_S + (start + j) * B, full, [*full, KEY]) if s.key == KEY)
+
+    assert [step(j, 3).active for j in range(3)][-1], "the first story fires"
+    j = 3
+    while step(j, 0).active:  # its episode lasts while a window (up to 24 h) still holds it
+        j += 1
+    second = [step(j + k, 3) for k in range(1, 3)]
+    assert any(s.active for s in second), "the second story fires"
+    for sig in second:
+        counts = [(f.detector, f.negatives, f.volume) for f in sig.findings]
+        assert len(counts) == len(set(counts)), sig.triggered
