@@ -325,7 +325,9 @@ class AlertEngine(Service):
         notifications: list[Notification] = []
         while True:
             cursor = await self.state.get_cursor()
-            self._notice_lost_cursor(cursor)
+            if cursor is None and self._cursor_seen:
+                await self._notice_lost_cursor()
+            self._cursor_seen = self._cursor_seen or cursor is not None
             first = self._first_bucket(cursor, closed_end)
             if first >= closed_end:
                 return notifications
@@ -339,22 +341,22 @@ class AlertEngine(Service):
                                 "leader while this one stalled)")
                 return notifications
 
-    def _notice_lost_cursor(self, cursor: int | None) -> None:
-        """A cursor gone after this process saw one: the alert store (cursor, alert states, silences, outbox) lost
-        its data. Its keys live under their own hash tag, often on another Redis Cluster shard than the windows,
-        whose marker (monitor/windows/epoch.py) does not see it; before, detection silently restarted at the
-        newest bucket, silenced alerts paged again and queued notices were gone (found by review)."""
-        if cursor is not None:
-            self._cursor_seen = True
+    async def _notice_lost_cursor(self) -> None:
+        """The cursor is gone after this process saw one: the alert store (cursor, alert states, silences, outbox)
+        lost its data, unless alert states or silences are still there (another instance repaired an implausible
+        cursor at its start, ``_repair_cursor``: not a loss; found by the regression review). Its keys live under
+        their own hash tag, often on another Redis Cluster shard than the windows, whose marker
+        (monitor/windows/epoch.py) does not see it; before, detection silently restarted at the newest bucket,
+        silenced alerts paged again and queued notices were gone (found by review)."""
+        self._cursor_seen = False
+        if await self.state.load_states() or await self.state.list_silences():
             return
-        if self._cursor_seen:
-            self._cursor_seen = False
-            metrics.WINDOW_STORE_RESETS.inc()
-            log.error("alert_store_lost_data", impact="the detection cursor, alert states, silences and queued "
-                      "notifications are gone: detection restarts at the newest bucket, firing alerts announce "
-                      "again, silences no longer mute, undelivered notifications are lost",
-                      fix="give Redis persistence (appendonly yes) and a maxmemory-policy of noeviction; "
-                          "re-create the silences (monitor silences list shows none)")
+        metrics.WINDOW_STORE_RESETS.inc()
+        log.error("alert_store_lost_data", impact="the detection cursor, alert states, silences and queued "
+                  "notifications are gone: detection restarts at the newest bucket, firing alerts announce "
+                  "again, silences no longer mute, undelivered notifications are lost",
+                  fix="give Redis persistence (appendonly yes) and a maxmemory-policy of noeviction; "
+                      "re-create the silences (monitor silences list shows none)")
 
     async def _evaluate_pass(self, first: int, closed_end: int, cursor: int | None) -> list[Notification]:
         """Evaluate ``[first, closed_end)`` and commit states + cursor atomically (see module doc)."""

@@ -16,13 +16,15 @@ Multiple testing: a key is tested at ``len(scales_s)`` scales per bucket, but ov
 are strongly correlated (a 24 h window moved by 5 minutes is nearly the same test), so a key sees
 roughly ``sum(1 day / scale)`` effectively independent tests a day per detector, ~66 for the default
 scales. With a few hundred active keys that is ~10^4 tests a day: ``-log10 p >= 5`` keeps the chance
-of a false alarm from the tests themselves well under one a day; the remaining ones are model error
+of a false alarm from the tests themselves well under one a day (production's burst level, 4.5, about
+0.3 a day); the remaining ones are model error
 (stories the baseline could not know about), which is what the backtest measures.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import heapq
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -90,18 +92,25 @@ class KeyState:
     spent_until_s: int | None = None
     """Once an episode ends, windows start here: a new episode needs evidence of its own, not the
     tail of a story that already paged (a 24 h window holds a story for a whole day)."""
-    messages: int = 0
-    """Messages since the key last became a candidate group member (``MIN_MEMBER_MESSAGES``)."""
+    latest: deque[tuple[int, int]] = field(default_factory=deque)
+    """(bucket start, messages) of the key's latest buckets holding ``MIN_MEMBER_MESSAGES`` messages."""
     member: bool = False
+
+    def member_until_s(self) -> int | None:
+        """When its ``MIN_MEMBER_MESSAGES`` latest messages grow older than ``MEMBER_TTL_S`` (None: fewer seen)."""
+        if sum(n for _, n in self.latest) < MIN_MEMBER_MESSAGES:
+            return None
+        return self.latest[0][0] + MEMBER_TTL_S
 
 
 MIN_MEMBER_MESSAGES = 3
-"""Messages a key needs before it counts toward its group's exposure (the shrinkage prior's denominator)."""
+"""Messages within ``MEMBER_TTL_S`` a key needs to count toward its group's exposure (the shrinkage prior's
+denominator)."""
 MEMBER_TTL_S = 7 * 86_400
-"""A member unseen this long leaves its group (shorter than ``rebuild_history_s``, so a state rebuilt after a
-restart has nearly the same members: a key with fewer than 3 messages inside the rebuilt span but more before
-it is a member only in the live state; the rebuild is approximate beyond that span anyway). Before, every key
-ever seen stayed a member for good and added the whole stream's exposure: each one-off cashtag lowered its
+"""A key is a member of its group while its ``MIN_MEMBER_MESSAGES`` latest messages are this recent (shorter than
+``rebuild_history_s``, so a state rebuilt after a restart has the same members; a count without expiry let a
+cashtag seen three times over weeks join: found by the regression review). Before, every key ever seen stayed a
+member for good and added the whole stream's exposure: each one-off cashtag lowered its
 group's rate, so brand-new keys paged on a pair and steady sparse keys, whose prior outweighed their own
 history, saw bursts in their normal flow (found by review: 1,000 one-off tickers a day cut the ticker group's
 rate 130-fold; 85 false key-days in 10 days on 50 steady tickers)."""
@@ -134,8 +143,8 @@ class MultiScaleDetector:
         self.active: set[str] = set()
         """Keys whose last signal had a finding: they are evaluated until it ends (which marks their
         windows spent), also while the state is rebuilt from history."""
-        self.members: OrderedDict[str, int] = OrderedDict()
-        """Group members by when they were last seen, oldest first (``MEMBER_TTL_S``)."""
+        self.expiries: list[tuple[int, str]] = []
+        """Heap of (member until, key) for the members (entries made stale by a later message are skipped)."""
 
     def step(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str]) -> list[Signal]:
         """Advance through the bucket at ``start_s`` (consecutive buckets only) and return a signal
@@ -167,29 +176,31 @@ class MultiScaleDetector:
         return state
 
     def _count_member(self, key: str, st: KeyState, stats: BucketStats) -> None:
-        """A key joins its group after ``MIN_MEMBER_MESSAGES`` messages and stays while seen (``MEMBER_TTL_S``)."""
+        """A key is in its group while it has ``MIN_MEMBER_MESSAGES`` messages within ``MEMBER_TTL_S``."""
         if key == ALL_KEY:
             return
-        st.messages += stats.volume
-        if not st.member and st.messages >= MIN_MEMBER_MESSAGES:
+        st.latest.append((stats.start_s, stats.volume))
+        while len(st.latest) > 1 and sum(n for _, n in st.latest) - st.latest[0][1] >= MIN_MEMBER_MESSAGES:
+            st.latest.popleft()
+        until = st.member_until_s()
+        if until is None or until < stats.start_s:
+            return
+        if not st.member:
             st.member = True
             self.stream.add_member(group_of(key))
-        if st.member:
-            self.members[key] = stats.start_s
-            self.members.move_to_end(key)
+        heapq.heappush(self.expiries, (until, key))
 
-    def _leave_group(self, key: str, st: KeyState | None) -> None:
-        self.members.pop(key, None)
-        if st is not None and st.member:
-            st.member, st.messages = False, 0
-            self.stream.drop_member(group_of(key))
+    def _leave_group(self, st: KeyState) -> None:
+        if st.member:
+            st.member = False
+            self.stream.drop_member(group_of(st.baseline.key))
 
     def _expire_members(self, start_s: int) -> None:
-        while self.members:
-            key, seen_s = next(iter(self.members.items()))
-            if start_s - seen_s <= MEMBER_TTL_S:
-                return
-            self._leave_group(key, self.keys.get(key))
+        while self.expiries and self.expiries[0][0] < start_s:
+            _, key = heapq.heappop(self.expiries)
+            st = self.keys.get(key)
+            if st is not None and st.member and (st.member_until_s() or 0) < start_s:
+                self._leave_group(st)
 
     def _exposure(self, key: str, start_s: int, end_s: int, own_volume: int) -> float:
         """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which
@@ -291,8 +302,8 @@ class MultiScaleDetector:
         excess = len(self.keys) - self.cfg.max_keys
         if excess <= 0:
             return
-        for key, st in sorted(self.keys.items(), key=lambda kv: kv[1].last_seen_s)[:excess]:
-            self._leave_group(key, st)
+        for key, st in sorted(self.keys.items(), key=lambda kv: (kv[1].last_seen_s, kv[0]))[:excess]:
+            self._leave_group(st)
             del self.keys[key]
             self.active.discard(key)
 

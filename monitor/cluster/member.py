@@ -32,6 +32,9 @@ class ClusterMember:
         self._published: dict[str, LaneMark] | None = None
         self._published_first = False
         self._sync_lock = asyncio.Lock()
+        self._lanes_published = True
+        """False between a change of lanes and the publish of the marks it changed (a retried ``sync_lanes``
+        whose publish failed must publish again: it returned early and a revoked partition's mark stayed)."""
 
     async def sync_lanes(self, lanes: frozenset[Hashable]) -> None:
         """Partitions changed hands. Adopted ones start from their previous owner's live promise and
@@ -41,7 +44,11 @@ class ClusterMember:
         partition's records before its inheritance is in place."""
         async with self._sync_lock:
             if lanes == self._lanes:
+                if not self._lanes_published:
+                    await self.publish()
+                    self._lanes_published = True
                 return
+            self._lanes_published = False
             adopted = lanes - self._lanes
             for gone in self._lanes - lanes:
                 self._lane_closed.pop(gone, None)
@@ -53,6 +60,7 @@ class ClusterMember:
                 await self.refresh_floor()
             self._lanes = lanes
             await self.publish()
+            self._lanes_published = True
 
     async def refresh_floor(self) -> None:
         """Buckets the leader has evaluated are closed here too."""

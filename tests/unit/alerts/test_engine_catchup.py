@@ -115,8 +115,26 @@ async def test_a_detection_cursor_gone_after_it_was_seen_is_reported_once_as_los
         with capture_logs() as logs:
             await engine.evaluate(DAY0_S + B)
             await engine.evaluate(DAY0_S + 2 * B)
-            state._cursor = None  # the alert store's shard restarted without persistence
+            state._cursor = None  # the alert store's shard restarted without persistence: all of it gone
+            state._states.clear()
             await engine.evaluate(DAY0_S + 3 * B)
             await engine.evaluate(end)
     lost = [e for e in logs if e["event"] == "alert_store_lost_data"]
     assert [e["log_level"] for e in lost] == ["error"] and "silences" in lost[0]["impact"]
+
+
+async def test_a_cursor_cleared_by_another_instances_repair_is_not_reported_as_lost_data() -> None:
+    """Found by the regression review: a rolling deploy's start repairs an implausible cursor (it clears it and
+    keeps the alert states); the leader then logged alert_store_lost_data for a store that lost nothing."""
+    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
+    end = await feed(store, DAY0_S, B, PATTERN)
+    state = MemoryAlertStateStore()
+    engine = AlertEngine(store, settings(), state, MemoryOutbox([]), [])
+    async with engine:
+        with capture_logs() as logs:
+            for t in range(DAY0_S + B, end + B, B):
+                await engine.evaluate(t)
+            assert await state.load_states(), "the surge left alert states"
+            state._cursor = None  # cleared, states kept
+            await engine.evaluate(end + B)
+    assert not [e for e in logs if e["event"] == "alert_store_lost_data"]

@@ -224,10 +224,26 @@ def test_one_off_keys_do_not_join_their_group_so_they_cannot_dilute_its_rate() -
 def test_a_member_unseen_for_a_week_leaves_its_group() -> None:
     det = MultiScaleDetector(cfg())
     run(det, history(2))
-    assert KEY in det.members
+    assert det.keys[KEY].member
     quiet = ((i, {OTHER: background(i)[OTHER]}) for i in range(2 * DAY // B, 10 * DAY // B))
     run(det, quiet)
-    assert KEY not in det.members and det.stream.members["ticker"] == 1
+    assert not det.keys[KEY].member and det.stream.members["ticker"] == 1
+
+
+def test_a_key_needs_its_messages_within_a_week_so_a_cashtag_seen_now_and_then_never_joins() -> None:
+    """Found by the regression review: a count without expiry let a cashtag seen three times over weeks join, and a
+    pool of such keys diluted the group's rate 50-fold again."""
+    det = MultiScaleDetector(cfg())
+    rare = "ticker:RARE"
+
+    def sightings() -> Iterator[tuple[int, dict[str, BucketStats]]]:
+        for i, keys in history(30):
+            if i % (8 * DAY // B) == 0:  # one message every 8 days
+                keys = {**keys, rare: bucket(rare, DAY0_S + i * B, 0, 1)}
+            yield i, keys
+
+    run(det, sightings())
+    assert not det.keys[rare].member and det.stream.members["ticker"] == 2
 
 
 def test_the_score_test_needs_negatives_a_positive_key_going_neutral_is_not_negative_sentiment() -> None:
