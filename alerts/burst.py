@@ -13,8 +13,8 @@ Small counts. A window needs ``min_negatives`` (3) distinct negatives: at counts
 one fewer message moves p by orders of magnitude, so the p-value leans on the model more than on the
 data. The one exception (``short_min_negatives``, off by default) is a *pair* at the *shortest* scale,
 at a stricter level (``short_log10p``). Why that is sound: ``P(X >= 2) ~ mean^2 (1 + 1/shape) / 2``, so
-p <= 1e-5 (production's level) needs an expected count of about 0.0045 or less in the window (1e-6: 0.0015): only
-a key that is quiet at
+p <= 10^-4.5 (production's level) needs an expected count of about 0.008 or less in the window (1e-6: 0.0015):
+only a key that is quiet at
 that hour (the exposure is the stream's volume, so nights and weekends are quiet too) gets there, and
 for such a key two distinct negative stories within 30 minutes is itself the news: the first thing a
 real story looks like on sparse flow, before a third one comes in hours later. At longer scales a pair
@@ -22,7 +22,7 @@ is a loose coincidence whose p depends on the rate estimate more than on the dat
 counts there (``short_max_scale_s`` lets it: on the dev set a pair at 2 h at p <= 1e-4 halves the median delay
 and doubles the pages, about half of the new ones noise; benchmarks/RESULTS.md, Issue 9).
 Repeats (retweets, reissues) are still folded before counting: the pair is two *stories*. The
-share gate still applies. Production sets it (pair, p <= 1e-5); the dev-set numbers it was chosen by
+share gate still applies. Production sets it (pair, p <= 10^-4.5); the dev-set numbers it was chosen by
 are in configs/production.toml and benchmarks/RESULTS.md (Issue 9).
 
 ``cusum``: the one-sided Poisson CUSUM ``S = max(0, S + n log(rho) - (rho - 1) mu)`` per fine bucket,

@@ -16,8 +16,8 @@ Multiple testing: a key is tested at ``len(scales_s)`` scales per bucket, but ov
 are strongly correlated (a 24 h window moved by 5 minutes is nearly the same test), so a key sees
 roughly ``sum(1 day / scale)`` effectively independent tests a day per detector, ~66 for the default
 scales. With a few hundred active keys that is ~10^4 tests a day: ``-log10 p >= 5`` keeps the chance
-of a false alarm from the tests themselves well under one a day (production's burst level, 4.5, about
-0.3 a day); the remaining ones are model error
+of a false alarm from the tests themselves well under one a day (production's burst level, 4, about one
+a day at that many keys); the remaining ones are model error
 (stories the baseline could not know about), which is what the backtest measures.
 """
 
