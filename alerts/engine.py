@@ -201,7 +201,10 @@ class AlertEngine(Service):
             self.undelivered_at_stop = {name: n for name in self.outbox.sink_names
                                         if (n := await self.outbox.pending(name))}
         for sink in self.sinks:
-            await sink.stop()
+            try:
+                await sink.stop()
+            except Exception as exc:  # one sink's close (a Kafka producer, a broker gone) must not skip the rest
+                log.error("alert_sink_stop_failed", sink=sink.name, error=describe(exc)[:400])
         await self.outbox.stop()
         await self.state.stop()
 

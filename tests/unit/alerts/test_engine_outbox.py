@@ -80,3 +80,19 @@ async def test_a_stop_with_the_outbox_down_still_stops_the_sinks_and_the_state_s
         await engine.stop()
     assert not sink.started and not state.started
     assert "alert_flush_failed" in [e["event"] for e in logs if e["log_level"] == "error"]
+
+
+class FailingStopSink(RecordingSink):
+    async def _stop(self) -> None:
+        raise RedisConnectionError("broker gone")
+
+
+async def test_a_sink_whose_stop_fails_does_not_keep_the_other_sinks_and_the_stores_open() -> None:
+    failing, other, state = FailingStopSink("kafka://alerts"), RecordingSink(), MemoryAlertStateStore()
+    engine = AlertEngine(MemoryWindowStore(bucket_s=B, retention_s=86_400), AlertSettings(), state,
+                         MemoryOutbox([failing.name, other.name]), [failing, other])
+    with capture_logs() as logs:
+        await engine.start()
+        await engine.stop()
+    assert not other.started and not state.started
+    assert "alert_sink_stop_failed" in [e["event"] for e in logs]
