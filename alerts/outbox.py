@@ -389,7 +389,7 @@ if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1) end
 if #KEYS > 4 then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
   redis.call('HSET', KEYS[3], ARGV[1], (#KEYS - 4) / 2)
-  if ARGV[6] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[6]) end
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[6])  -- '' too: indexed by this version, alerts or not
   for i = 5, #KEYS, 2 do
     redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1])
     for m in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('ZADD', KEYS[i + 1], 0, m) end
@@ -412,7 +412,7 @@ for _, id in ipairs(ids) do
     -- queued by the previous version (no index members): Python indexes it and claims again; not leased
     emit('unindexed', id, redis.call('HGET', KEYS[2], id), false)
   else
-    local blocker, stale = false, true
+    local blocker, stale = false, members ~= ''  -- a notice without alerts is never superseded (as in memory)
     for m in string.gmatch(members, '[^\\n]+') do
       local tag, order = string.match(m, '^([^:]+):([^:]+):')
       local first = first_of(KEYS[6], KEYS[1], tag)
@@ -440,7 +440,6 @@ return out
 _INDEX = """
 -- KEYS: members, then per sink: queue, order ; ARGV: id, index members -> how many sinks it was indexed for
 -- (an entry the previous version queued: it joins the order index of every sink that still holds it)
-if ARGV[2] == '' then return 0 end
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 local indexed = 0
 for i = 2, #KEYS, 2 do
@@ -645,9 +644,7 @@ class RedisOutbox(RedisBacked):
         return moved
 
     async def enqueue(self, notification: Notification, now_s: float) -> bool:
-        keys = [self._key("seen"), self._key("payloads"), self._key("remaining"), self._key("members")]
-        for sink in self.sink_names:
-            keys += [self._key("queue", sink), self._key("order", sink)]
+        keys = [self._key("seen"), self._key("payloads"), self._key("remaining"), *self._index_keys()]
         args: list[str | float] = [
             notification.id, notification.to_json().decode(), now_s, self.max_entries, self.ids_kept,
             index_members(notification),
@@ -656,6 +653,13 @@ class RedisOutbox(RedisBacked):
         if result < 0:
             raise OutboxFullError(f"outbox holds {self.max_entries} undelivered notifications")
         return result == 1
+
+    def _index_keys(self) -> list[str]:
+        """The members hash, then each sink's queue and order index (enqueue and ``_INDEX`` write all of them)."""
+        keys = [self._key("members")]
+        for sink in self.sink_names:
+            keys += [self._key("queue", sink), self._key("order", sink)]
+        return keys
 
     def _sink_keys(self, sink: str) -> list[str]:
         """The keys every script that takes an entry out of ``sink``'s queue needs (``finish`` in _ORDER_LIB)."""
@@ -718,9 +722,7 @@ class RedisOutbox(RedisBacked):
         ordered = sorted(ids)
         known = await self.redis.hmget(self._key("members"), ordered) if ordered else []
         missing = [nid for nid, members in zip(ordered, known, strict=True) if members is None]
-        keys = [self._key("members")]
-        for name in self.sink_names:
-            keys += [self._key("queue", name), self._key("order", name)]
+        keys = self._index_keys()
         indexed = 0
         for nid in missing:
             payload = await self.redis.hget(self._key("payloads"), nid)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from alerts.lifecycle import LifecyclePolicy, step
-from alerts.model import Notification
+from alerts.model import AlertStatus, Notification
 from alerts.outbox import Outbox, OutboxFullError
 from tests.integration.alerts.conftest import SINKS
 from tests.unit.alerts.builders import DAY0_S, episode, signal
@@ -116,6 +116,14 @@ async def test_a_notice_older_than_what_the_sink_already_showed_is_superseded_no
     assert await outbox.pending(A) == 0 and not await outbox.is_delivered(A, firing.id)
     await outbox.enqueue(refiring, 40.0)
     assert [e.notification for e in await outbox.claim(A, 40.0, 10, LEASE_S)] == [refiring], "a new episode goes out"
+
+
+async def test_a_notification_without_alerts_is_sent_never_held_or_dropped(outbox: Outbox) -> None:
+    bare = Notification("bare", "all", AlertStatus.FIRING, DAY0_S, ())
+    await outbox.enqueue(bare, 10.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [bare]
+    await outbox.mark_delivered(A, bare.id, 21.0)
+    assert await outbox.is_delivered(A, bare.id)
 
 
 async def test_claim_is_oldest_first_and_limited(outbox: Outbox) -> None:
