@@ -51,10 +51,9 @@ from monitor.lifecycle import Service
 from monitor.retry import describe
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
-from monitor.windows.buckets import ALL_KEY, BucketStats, align_s, topic_key
+from monitor.windows.buckets import ALL_KEY, BucketStats, align_s, key_rank
 
 log = structlog.get_logger("alerts.engine")
-TOPIC_PREFIX = topic_key("")
 FLUSH_TIMEOUT_S = 5.0
 REBUILD_READ_BUCKETS = 288
 """A baseline rebuild reads the history this many buckets at a time (a day of 5-minute buckets), so the
@@ -72,10 +71,6 @@ def _merged(dense: Signal | None, multi: Signal) -> Signal:
     if not multi.triggered:
         return dense
     return replace(multi, triggered=(*multi.triggered, *dense.triggered))
-
-
-def _key_rank(key: str) -> tuple[int, str]:
-    return (0 if key == ALL_KEY else 1 if key.startswith(TOPIC_PREFIX) else 2, key)
 
 
 def _live_keys(states: dict[str, AlertState]) -> set[str]:
@@ -238,7 +233,7 @@ class AlertEngine(Service):
         and per-topic keys first, then tickers by name (a flood of junk payload tickers must not push those
         out; name order alone kept ``AAAA...`` ahead of every real topic)."""
         tracked = _live_keys(states)
-        keys = sorted(set(active) - tracked, key=_key_rank)
+        keys = sorted(set(active) - tracked, key=key_rank)
         room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
         if len(keys) > room:
             log.error("alert_keys_truncated", keys=len(keys) + len(tracked), evaluated=room + len(tracked))

@@ -28,6 +28,7 @@ from alerts.state import AlertStateStore, SilenceLimitError
 from consumers.schema import InvalidMessage, check_encodable
 from monitor.config import Settings
 from monitor.windows.base import WindowStore
+from monitor.windows.buckets import key_rank
 
 if TYPE_CHECKING:
     from monitor.web.clock import EventClock
@@ -127,22 +128,16 @@ def _cli_error_field(message: str) -> tuple[str, str]:
     return "body", message
 
 
-def _scan_order(key: str) -> tuple[int, str]:
-    """``all`` and the topics first, then the tickers, then topic x ticker: the keys a desk ranks first."""
-    kind = key.partition(":")[0]
-    return {"all": 0, "topic": 1, "ticker": 2}.get(kind, 3), key
-
-
 async def top_keys(store: WindowStore, start_s: int, end_s: int, limit: int = TOP_KEYS,
                    max_keys: int = MAX_KEYS_SCANNED) -> tuple[list[KeyVolume], int]:
     """The ``limit`` keys with the most messages in buckets starting in ``[start_s, end_s)``.
 
-    At most ``max_keys`` active keys are summed, ``all`` and the topics first (``_scan_order``): cut
-    alphabetically, a universe of thousands of tickers left every ``topic:*`` key out of the ranking (found by
-    review). Read with ``buckets_many`` (bounded chunks). Returns (ranking, number of active keys).
+    At most ``max_keys`` active keys are summed, ``all`` and the topics first (``key_rank``, as detection's key
+    cap): cut alphabetically, a universe of thousands of tickers left every ``topic:*`` key out of the ranking
+    (found by review). Read with ``buckets_many`` (bounded chunks). Returns (ranking, number of active keys).
     """
     active = await store.active_keys(start_s)
-    keys = sorted(active, key=_scan_order)[:max_keys]
+    keys = sorted(active, key=key_rank)[:max_keys]
     found = await store.buckets_many(keys, start_s, end_s)
     volumes = [KeyVolume(k, sum(b.volume for b in found[k]), sum(b.negative for b in found[k])) for k in keys]
     ranked = sorted((v for v in volumes if v.volume), key=lambda v: (-v.volume, v.key))

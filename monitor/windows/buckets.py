@@ -57,6 +57,12 @@ def topic_key(topic: str) -> str:
     return f"topic:{topic}"
 
 
+def key_rank(key: str) -> tuple[int, str]:
+    """The order keys are kept in when a cap cuts a list: ``all``, then the topics, then the rest by name (tickers
+    before topic x ticker keys). Detection's key cap and the console's busiest keys both rank by it."""
+    return (0 if key == ALL_KEY else 1 if key.startswith(topic_key("")) else 2, key)
+
+
 def ticker_key(ticker: str) -> str:
     return f"ticker:{ticker.upper()}"
 
