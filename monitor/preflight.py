@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError
 
 from monitor.cluster.solo import describe_holder
 from monitor.config import ConfigError, Settings
 from monitor.fatal import StartupError, one_line
 from monitor.redact import redact_url
-from monitor.redis_connect import connect, is_cluster_node
+from monitor.redis_connect import config_value, connect, is_cluster_node
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 TIMEOUT_S = 5.0
@@ -54,8 +54,8 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
         cluster_state = str(await cast(Any, client).execute_command("CLUSTER", "INFO")) if cluster else ""
         version = str((await client.info("server")).get("redis_version", "0"))
         persistence = await client.info("persistence")
-        policy = await _config_value(client, "maxmemory-policy")
-        save = await _config_value(client, "save")
+        policy = await config_value(client, "maxmemory-policy")
+        save = await config_value(client, "save")
     except (RedisError, OSError) as exc:
         return [Finding("FAIL", what, f"{shown}: {type(exc).__name__}: {exc} -- check that redis-server is up and "
                                       "reachable and the host/port/password in windows.store_url")]
@@ -79,16 +79,6 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
         found.append(Finding("warn", what, "no persistence (appendonly no, no save points): a Redis restart loses "
                                            "every window, baseline and alert state -- set appendonly yes"))
     return found
-
-
-async def _config_value(client: aioredis.Redis, name: str) -> str | None:
-    """``CONFIG GET name``, or None where CONFIG is refused (managed Redis services often rename it)."""
-    try:
-        reply = await client.config_get(name)
-    except ResponseError:
-        return None
-    value = reply.get(name)
-    return None if value is None else str(value)
 
 
 async def check_kafka(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Finding]:

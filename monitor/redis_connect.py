@@ -69,6 +69,25 @@ async def is_cluster_node(client: aioredis.Redis) -> bool:
     return str(info.get("cluster_enabled", "0")) == "1"
 
 
+def node_values(reply: Any, name: str) -> list[Any]:
+    """``name`` from a CONFIG GET / INFO reply: one server's dict, or a Redis Cluster client's dict per node."""
+    if not isinstance(reply, dict):
+        return []
+    if name in reply:
+        return [reply[name]]
+    return [node[name] for node in reply.values() if isinstance(node, dict) and name in node]
+
+
+async def config_value(client: RedisClient, name: str) -> str | None:
+    """``CONFIG GET name`` (a cluster's first node), or None where CONFIG is refused (managed Redis services
+    often rename it)."""
+    try:
+        found = node_values(await client.config_get(name), name)
+    except ResponseError:
+        return None
+    return str(found[0]) if found else None
+
+
 SOCKET_TIMEOUT_S = 5.0
 """Longest one Redis command or connect may wait unless the URL says otherwise (``?socket_timeout=1``):
 a Redis that accepts connections but never answers (frozen, a hung proxy) becomes a retried outage, not a

@@ -16,13 +16,12 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from redis.exceptions import ResponseError
 
 from monitor import metrics
-from monitor.redis_connect import RedisClient
+from monitor.redis_connect import RedisClient, node_values
 
 log = structlog.get_logger(__name__)
 
@@ -76,28 +75,10 @@ class StoreEpoch:
         return fresh if winner is None else str(winner)
 
 
-def _values(reply: Any, name: str) -> list[Any]:
-    """``name`` from a CONFIG GET / INFO reply: one server's dict, or a Redis Cluster client's dict per node."""
-    if not isinstance(reply, dict):
-        return []
-    if name in reply:
-        return [reply[name]]
-    return [node[name] for node in reply.values() if isinstance(node, dict) and name in node]
-
-
-async def eviction_policy(client: RedisClient) -> str | None:
-    """Redis's ``maxmemory-policy``, or None where CONFIG is refused (managed services often rename it)."""
-    try:
-        found = _values(await client.config_get("maxmemory-policy"), "maxmemory-policy")
-    except ResponseError:
-        return None
-    return str(found[0]) if found else None
-
-
 async def evicted_keys(client: RedisClient) -> int | None:
     """Keys Redis has evicted since it started (every node of a cluster together), None when INFO is refused."""
     try:
-        found = _values(await client.info("stats"), "evicted_keys")
+        found = node_values(await client.info("stats"), "evicted_keys")
     except ResponseError:
         return None
     return sum(int(n) for n in found) if found else None

@@ -73,7 +73,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.lifecycle import Service
 from monitor.redact import redact_url
-from monitor.redis_connect import RedisClient, connect
+from monitor.redis_connect import RedisClient, config_value, connect
 from monitor.retry import refusing_for_now, retrying
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.base import Applied
@@ -81,7 +81,6 @@ from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, e
 from monitor.windows.epoch import (
     CHECK_EVERY_S,
     StoreEpoch,
-    eviction_policy,
     report_evictions,
     report_loss,
     warn_if_evicting,
@@ -366,7 +365,7 @@ class RedisWindowStore(Service):
                 await client.script_load(source)
             await self.epoch.adopt(client)
             await self.epoch.evictions(client)
-            warn_if_evicting(redact_url(self.url), await eviction_policy(client))
+            warn_if_evicting(redact_url(self.url), await config_value(client, "maxmemory-policy"))
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
             if refusing_for_now(exc):
