@@ -104,13 +104,18 @@ async def test_a_stalled_leaders_late_commit_does_not_move_the_cursor_back() -> 
     assert [e["event"] for e in logs if e["event"] == "alert_pass_superseded"] == ["alert_pass_superseded"]
 
 
-async def test_a_detection_cursor_gone_after_it_was_seen_is_reported_once_as_lost_alert_state() -> None:
-    """Found by review: the alert store's keys hash to their own slot (often another Redis Cluster shard), so its
-    loss was invisible to the windows' marker: detection silently restarted at the newest bucket."""
+async def surge_engine() -> tuple[AlertEngine, MemoryAlertStateStore, int]:
+    """An engine over the surge PATTERN in memory, its state store, and the end of the pattern."""
     store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
     end = await feed(store, DAY0_S, B, PATTERN)
     state = MemoryAlertStateStore()
-    engine = AlertEngine(store, settings(), state, MemoryOutbox([]), [])
+    return AlertEngine(store, settings(), state, MemoryOutbox([]), []), state, end
+
+
+async def test_a_detection_cursor_gone_after_it_was_seen_is_reported_once_as_lost_alert_state() -> None:
+    """Found by review: the alert store's keys hash to their own slot (often another Redis Cluster shard), so its
+    loss was invisible to the windows' marker: detection silently restarted at the newest bucket."""
+    engine, state, end = await surge_engine()
     async with engine:
         with capture_logs() as logs:
             await engine.evaluate(DAY0_S + B)
@@ -126,10 +131,7 @@ async def test_a_detection_cursor_gone_after_it_was_seen_is_reported_once_as_los
 async def test_a_cursor_cleared_by_another_instances_repair_is_not_reported_as_lost_data() -> None:
     """Found by the regression review: a rolling deploy's start repairs an implausible cursor (it clears it and
     keeps the alert states); the leader then logged alert_store_lost_data for a store that lost nothing."""
-    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
-    end = await feed(store, DAY0_S, B, PATTERN)
-    state = MemoryAlertStateStore()
-    engine = AlertEngine(store, settings(), state, MemoryOutbox([]), [])
+    engine, state, end = await surge_engine()
     async with engine:
         with capture_logs() as logs:
             for t in range(DAY0_S + B, end + B, B):
