@@ -26,19 +26,29 @@ RedisClient = aioredis.Redis | RedisCluster
 
 
 class _DropOnReadOnly(AbstractConnection):
-    """A connection that closes itself when the server answers READONLY, like redis-py's Sentinel connections do.
+    """A connection that reconnects after the server answered READONLY, like redis-py's Sentinel connections do.
 
     Behind a fixed address (a managed service's primary endpoint, a VIP, a proxy) a failover demotes the node the
     pooled connections reach; they stayed open, so every retry went back to the replica and the daemon stalled
-    until restarted (found by review). Closed, the retry reconnects through the address to the new primary; the
-    error itself still propagates and is retried as transient (monitor/retry.py)."""
+    until restarted (found by review). Reconnected, the retry reaches the new primary through the address; the
+    error itself still propagates and is retried as transient (monitor/retry.py). The drop waits for the next
+    command: closing at once made a pipeline's remaining replies unreadable, so it failed with "Connection closed
+    by server" instead of READONLY and the log lost the failover hint."""
+
+    _answered_read_only = False
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().read_response(*args, **kwargs)
         except ReadOnlyError:
-            await self.disconnect()
+            self._answered_read_only = True
             raise
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        if self._answered_read_only:
+            self._answered_read_only = False
+            await self.disconnect()
+        await super().send_packed_command(*args, **kwargs)
 
 
 class _PlainConnection(_DropOnReadOnly, Connection):

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ReadOnlyError
 
 from monitor.redis_connect import SOCKET_TIMEOUT_S, connect
-from monitor.retry import retrying
+from monitor.retry import describe, retrying
 from tests.servers import free_port, redis_server
 
 pytestmark = pytest.mark.integration
@@ -47,6 +47,29 @@ async def test_a_connection_answered_read_only_is_dropped_so_the_retry_reaches_t
             with pytest.raises(ReadOnlyError):
                 await client.set("k", "v")
             await admin.replicaof("NO", "ONE")  # the address reaches a primary again
+            assert await retrying("test", lambda: client.set("k", "v"))
+            assert await client.client_id() != before, "a new connection, not the demoted one"
+        finally:
+            await client.aclose()
+            await admin.aclose()
+
+
+async def test_a_pipeline_answered_read_only_raises_read_only_with_its_hint_then_reconnects(tmp_path: Path) -> None:
+    """Closing at the first READONLY reply left the pipeline's other replies unread: it failed with "Connection
+    closed by server", so the log lost the failover hint. The connection is now dropped before its next command."""
+    with redis_server(tmp_path) as url:
+        admin = aioredis.Redis.from_url(url)
+        client = await connect(url)
+        try:
+            before = await client.client_id()
+            await admin.replicaof("127.0.0.1", str(free_port()))
+            for transaction in (True, False):
+                pipe = client.pipeline(transaction=transaction)
+                pipe.set("a", 1).incr("b").get("a")
+                with pytest.raises(ReadOnlyError) as refused:
+                    await pipe.execute()
+                assert "read-only replica" in describe(refused.value)
+            await admin.replicaof("NO", "ONE")
             assert await retrying("test", lambda: client.set("k", "v"))
             assert await client.client_id() != before, "a new connection, not the demoted one"
         finally:
