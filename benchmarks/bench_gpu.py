@@ -4,9 +4,11 @@
     python benchmarks/bench_gpu.py --compile           # + torch.compile (max-autotune-no-cudagraphs), one batch
     python benchmarks/bench_gpu.py --device cpu --quick   # dry run of the same code on the CPU (CI)
 
-Without a GPU it prints one line and exits 0. With a GPU but a CPU-only torch it installs the CUDA
-build of the same torch version from PyPI into ``var/gpu-site`` (the shared venv is left alone) and
-re-runs itself with it; if that fails (no network) it says so in one line.
+Without a GPU it prints one line and exits 0. With a GPU but a CPU-only torch it installs a CUDA
+build of the same torch version that the driver runs (PyTorch's wheel index for the newest CUDA the driver
+supports, ``--torch-index-url`` to use a mirror) into ``var/gpu-site`` (the shared venv is left alone) and
+re-runs itself with it; a later run reuses that install. If nothing installs (no network, a driver too old)
+it says why in one line.
 
 Per (dtype, mode, batch size): messages/s of the model on pre-tokenized, length-sorted batches padded
 to a length bucket (16/32/64/128, so CUDA graphs are captured once per shape), p50/p99 latency per
@@ -41,18 +43,89 @@ ROOT = Path(__file__).resolve().parent.parent
 GPU_SITE = ROOT / "var" / "gpu-site"
 LENGTH_BUCKETS = (16, 32, 64, 128)
 PEAK_TFLOPS = {  # dense bf16/fp16 tensor-core peak (no sparsity), by a substring of the device name
-    "H200": 989.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0, "A10G": 125.0, "A10": 125.0,
+    "H200": 989.0, "H100": 989.0, "GH200": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200 NVL": 835.0,
+    "B200": 2250.0, "A100": 312.0, "A10G": 125.0, "A10": 125.0,
     "L40S": 362.0, "L40": 181.0, "L4": 121.0, "4090": 165.0, "3090": 71.0, "V100": 125.0, "T4": 65.0,
 }
+CUDA_INDEXES = (("cu130", 580), ("cu129", 525), ("cu128", 525), ("cu126", 525))
+"""PyTorch's CUDA wheel indexes, newest first, with the oldest NVIDIA driver (major version) each one runs on:
+CUDA 13 needs R580, CUDA 12.x runs on R525+ (minor-version compatibility). A CUDA build newer than the driver
+installs fine and then cannot use the GPU, after gigabytes of download."""
+TORCH_INDEX = "https://download.pytorch.org/whl/{}"
+
+
+def peak_tflops(device_name: str) -> float:
+    """The table's peak for ``device_name``, by its longest matching key ("H100 PCIe" before "H100"), 0 if none."""
+    keys = sorted((k for k in PEAK_TFLOPS if k in device_name), key=len, reverse=True)
+    return PEAK_TFLOPS[keys[0]] if keys else 0.0
 
 
 def nvidia_present() -> bool:
     return shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
 
 
-def ensure_cuda_torch(argv: Sequence[str]) -> str | None:
+def driver_major() -> int | None:
+    """The NVIDIA driver's major version (``580`` of 580.65.06), None when nvidia-smi cannot say."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=False).stdout
+        return int(out.split()[0].split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def cuda_indexes(driver: int | None) -> list[str]:
+    """The CUDA wheel indexes this driver runs, newest first (all of them when the driver is unknown)."""
+    return [name for name, least in CUDA_INDEXES if driver is None or driver >= least]
+
+
+def site_cuda(site: Path) -> str | None:
+    """torch's CUDA version when ``site`` holds a torch that can use the GPU here, else None (none installed, a
+    CPU build, a cut-off copy, a CUDA build newer than the driver). Asked in a child: this process has its torch."""
+    if not (site / "torch").is_dir():
+        return None
+    probe = "import sys, torch; sys.stdout.write(torch.version.cuda if torch.cuda.is_available() else '')"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(site)}, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def pip_install(target: Path, index_url: str, requirement: str) -> subprocess.CompletedProcess[str]:
+    """pip into ``target`` from ``index_url`` (dependencies from PyPI), quietly and without retrying for minutes.
+    ``--isolated``: pip's own configuration (a local find-links holding a ``+cpu`` wheel, which outranks the CUDA
+    one for ``==``) must not pick the build."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--isolated", "--disable-pip-version-check", "--retries", "1",
+         "--timeout", "20", "--target", str(target), "--index-url", index_url,
+         "--extra-index-url", "https://pypi.org/simple", requirement],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def install_cuda_torch(version: str, index_urls: Sequence[str]) -> str | None:
+    """Install ``torch==version`` from the first index whose build can use the GPU here into ``GPU_SITE``; None
+    on success, else one line saying what each index answered. A partial install never replaces a good one."""
+    partial = GPU_SITE.with_name(GPU_SITE.name + ".partial")
+    answers = []
+    for url in index_urls:
+        shutil.rmtree(partial, ignore_errors=True)
+        done = pip_install(partial, url, f"torch=={version}")
+        if done.returncode == 0 and site_cuda(partial):
+            shutil.rmtree(GPU_SITE, ignore_errors=True)
+            partial.rename(GPU_SITE)
+            return None
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        answers.append(f"{url}: {lines[-1].strip() if lines else 'installed, but that build cannot use this GPU'}")
+    shutil.rmtree(partial, ignore_errors=True)
+    return f"could not install a CUDA build of torch=={version} that runs here ({'; '.join(answers)})"
+
+
+def ensure_cuda_torch(argv: Sequence[str], index_url: str | None = None) -> str | None:
     """None when CUDA is usable here; else the one line explaining why not (after trying to fix a
-    CPU-only torch on a GPU host by installing the CUDA build from PyPI and re-running)."""
+    CPU-only torch on a GPU host by installing a CUDA build into ``GPU_SITE`` and re-running)."""
     if torch.cuda.is_available():
         return None
     if not nvidia_present():
@@ -60,12 +133,19 @@ def ensure_cuda_torch(argv: Sequence[str]) -> str | None:
     if torch.version.cuda is not None or os.environ.get("FINSENT_GPU_REEXEC"):
         return f"an NVIDIA GPU is present but torch {torch.__version__} cannot use it (driver? CUDA_VISIBLE_DEVICES?)"
     version = torch.__version__.split("+")[0]
-    print(f"torch {torch.__version__} is CPU-only: installing torch=={version} (CUDA build) from PyPI into {GPU_SITE}")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--target", str(GPU_SITE), f"torch=={version}"], check=False
-    )
-    if done.returncode != 0:
-        return f"could not install the CUDA build of torch=={version} from PyPI (pip exit {done.returncode})"
+    if site_cuda(GPU_SITE) is None:
+        driver = driver_major()
+        urls = [index_url] if index_url else [TORCH_INDEX.format(name) for name in cuda_indexes(driver)]
+        if not urls:
+            least = min(least for _, least in CUDA_INDEXES)
+            return f"the NVIDIA driver ({driver}) is older than any CUDA build of torch {version} runs on (R{least})"
+        print(f"torch {torch.__version__} is CPU-only: installing a CUDA build of torch=={version} into {GPU_SITE} "
+              f"(driver {driver or 'unknown'})")
+        started = time.perf_counter()
+        why = install_cuda_torch(version, urls)
+        if why is not None:
+            return why
+        print(f"installed in {time.perf_counter() - started:.0f} s; the next run reuses it")
     env = {**os.environ, "FINSENT_GPU_REEXEC": "1", "PYTHONPATH": f"{GPU_SITE}{os.pathsep}{ROOT}"}
     os.execve(sys.executable, [sys.executable, __file__, *argv], env)
     return None  # not reached
@@ -134,8 +214,10 @@ def graphed(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Ca
 def measure(forward: Callable[..., object], batches: list[tuple[torch.Tensor, torch.Tensor, list[int]]],
             sync: Callable[[], None], flops: Callable[[list[int]], float], label: tuple[str, str, int]) -> Row:
     with torch.inference_mode():
-        for ids, mask, _ in batches[:2]:
-            forward(ids, mask)  # warm-up / capture
+        # every shape once before the clock starts: a shape first met in the timed loop timed its CUDA graph
+        # capture (or torch.compile's compilation) as a batch (found by review)
+        for ids, mask, _ in {tuple(b[0].shape): b for b in batches}.values():
+            forward(ids, mask)
         sync()
         latencies, work = [], 0.0
         started = time.perf_counter()
@@ -161,9 +243,11 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--compile", action="store_true", help="add torch.compile at the largest batch size")
     p.add_argument("--budget-s", type=float, default=240.0, help="skip the remaining configurations after this")
     p.add_argument("--quick", action="store_true", help="256 texts, batches 16,64, one dtype")
+    p.add_argument("--torch-index-url", default=None,
+                   help="wheel index for the CUDA build of torch (a mirror); default: PyTorch's, by driver")
     args = p.parse_args(list(argv))
     if args.device != "cpu":
-        why = ensure_cuda_torch(argv)
+        why = ensure_cuda_torch(argv, args.torch_index_url)
         if why is not None:
             print(f"bench-gpu: {why}")
             return 0
@@ -193,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         return model_flops(model, layers, hidden, lengths)
 
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
-    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
+    peak = args.peak_tflops or peak_tflops(name)
     matmul = {dt: gemm_gflops(getattr(torch, dt), *((8192,) * 3 if cuda else (1024,) * 3), device=device.type) / 1e3
               for dt in args.dtypes.split(",")}
     print(f"device {name}, torch {torch.__version__}, {len(texts)} texts ({origin}), "

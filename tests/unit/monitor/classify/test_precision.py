@@ -119,3 +119,18 @@ def test_config_describes_the_precision_rule_without_loading_the_model(
     args: tuple[str, str, str, bool, str | None], expected: str
 ) -> None:
     assert describe_precision(*args).startswith(expected)
+
+
+@pytest.mark.parametrize(("major", "expected"), [(7, torch.float16), (8, torch.bfloat16)])
+def test_cuda_auto_picks_bf16_only_where_the_gpu_has_it_natively(
+    monkeypatch: pytest.MonkeyPatch, major: int, expected: torch.dtype
+) -> None:
+    """A T4/V100 (compute capability 7) can allocate bf16 tensors, so torch's default check said yes and the fp16
+    fallback never ran (found by review)."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _device: SimpleNamespace(major=major))
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda _device: True)  # emulation "works"
+    assert precision.cuda_precision("auto").dtype == expected
