@@ -1,4 +1,4 @@
-"""File replay source: JSONL or CSV history replayed in event-time order, at max speed or paced.
+"""File replay source: JSONL or CSV history (gzipped or not) replayed in event-time order, at max speed or paced.
 
 Used by the embedded default (``monitor run`` with no Kafka) and by ``monitor replay``/``backtest``.
 Lines that fail validation go to the dead-letter sink with ``file:line`` as origin and replay goes on.
@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import json
+import re
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
+from io import BufferedIOBase, BufferedReader, TextIOWrapper
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import structlog
 
 from consumers.deadletter import DeadLetterSink
 from consumers.schema import InvalidMessage, decode_json, epoch_or_text, guarded, message_from_dict
+from monitor.config import InputError
 from monitor.lifecycle import Service
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceRecord, WireRecord
@@ -28,19 +33,82 @@ from monitor.types import RawMessage, SourceRecord, WireRecord
 log = structlog.get_logger(__name__)
 
 READ_CHUNK_BYTES = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+"""What reading damaged gzip data raises: a file cut off in transfer, or bytes that only start like gzip."""
 MAX_PACE_WAIT_S = 60.0
 """A paced replay (``source.replay_speed``) never sleeps longer than this for one message: a longer gap is
 skipped. One line dated a year ahead made a replay at 60x sleep six days."""
 
 
+CSV_REQUIRED = ("id", "source", "text", "published_at")
+"""Columns without which every row of a CSV file is dead-lettered (a file row has no topic to imply ``source``)."""
+CSV_OPTIONAL = ("tickers", "lang", "url")
+_CSV_KNOWN = CSV_REQUIRED + CSV_OPTIONAL
+_TICKER_SEPARATORS = re.compile(r"[,;|]")
+
+
+def csv_columns(path: Path, header: Sequence[str]) -> list[str]:
+    """The header's names stripped and lower-cased (``ID``, `` text`` are ``id``, ``text``); a missing required
+    column is one ``InputError`` for the file, not a ``missing_field`` dead letter for each of its rows."""
+    columns = [name.strip().lower() for name in header]
+    missing = [name for name in CSV_REQUIRED if name not in columns]
+    if missing:
+        why = " (news|comment: a file row has no topic to imply it)" if "source" in missing else ""
+        raise InputError(f"{path}: the CSV header lacks column(s) {', '.join(missing)}{why}; found "
+                         f"{', '.join(map(repr, header)) or 'none'} -- name the columns in the first line: "
+                         f"{', '.join(CSV_REQUIRED)} (required), {', '.join(CSV_OPTIONAL)} (optional)")
+    return columns
+
+
+def check_csv_header(path: Path) -> None:
+    """Refuse a CSV file whose header lacks a required column, and warn once about columns that are ignored
+    (a ``symbols`` column lost every ticker without a word). An empty file has no header and no rows."""
+    try:
+        with _open_text(path) as fh:
+            header = next(csv.reader(fh), None)
+    except GZIP_ERRORS:  # reading the file says so, as a dead letter
+        return
+    if header is None:
+        return
+    unknown = [name for name in csv_columns(path, header) if name not in _CSV_KNOWN]
+    if unknown:
+        log.warning("csv_columns_ignored", file=str(path), ignored=unknown, known=list(_CSV_KNOWN))
+
+
+_BLOOMBERG_KEYS = frozenset({"equity", "index", "comdty", "curncy", "corp", "govt", "mtge", "muni", "pfd", "m-mkt"})
+"""The last word of a Bloomberg ticker (``AAPL US Equity``): the part names one symbol, its first word."""
+
+
+def split_tickers_cell(cell: str) -> list[str]:
+    """The symbols of a CSV ``tickers`` cell, written as a JSON list (``["AAPL","MSFT"]``), or separated by
+    ``,`` ``;`` ``|`` or spaces, except a Bloomberg ticker (``AAPL US Equity``: its first word). An exchange
+    prefix is dropped (``NASDAQ:AAPL``). ``InvalidMessage("bad_field")`` for a list that is not JSON."""
+    if cell.lstrip().startswith("["):
+        try:
+            parsed = json.loads(cell)
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested past the limit
+            raise InvalidMessage("bad_field", f"tickers cell {cell[:64]!r} starts with '[' but is not a JSON "
+                                              f"list ({exc}) -- write [\"AAPL\",\"MSFT\"] or AAPL;MSFT") from exc
+        if not isinstance(parsed, list) or not all(isinstance(t, str) for t in parsed):
+            raise InvalidMessage("bad_field", f"tickers cell {cell[:64]!r} is not a JSON list of strings")
+        return parsed
+    symbols: list[str] = []
+    for part in _TICKER_SEPARATORS.split(cell):
+        words = part.split()
+        if not words:
+            continue
+        chosen = words[:1] if len(words) > 1 and words[-1].lower() in _BLOOMBERG_KEYS else words
+        symbols.extend(word.rsplit(":", 1)[-1] for word in chosen)
+    return symbols
+
+
 def _csv_row(row: dict[str, str]) -> dict[str, Any]:
-    obj: dict[str, Any] = dict(row)
-    tickers = obj.get("tickers") or ""
-    obj["tickers"] = [t for t in tickers.replace(";", ",").replace(" ", ",").split(",") if t]
+    obj: dict[str, Any] = {key: value for key, value in row.items() if key in _CSV_KNOWN}
+    obj["tickers"] = split_tickers_cell(obj.get("tickers") or "")
     for key in ("url", "lang", "source"):
         if not obj.get(key):
             obj.pop(key, None)
-    obj.pop("meta", None)
     if isinstance(obj.get("published_at"), str):  # CSV has no types: epoch seconds/ms arrive as text
         obj["published_at"] = epoch_or_text(obj["published_at"])
     return obj
@@ -50,8 +118,10 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
     # Undecodable bytes become lone surrogates, which validation refuses as ``bad_encoding``; a row
     # the csv module refuses (a field past its size limit) is one ``bad_csv`` record, and reading goes on.
     # A spreadsheet's byte-order mark is skipped, as on a JSONL line (it made the first column "\ufeffid").
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+    with _open_text(path) as fh:
         reader = csv.DictReader(fh)
+        if reader.fieldnames is not None:
+            reader.fieldnames = csv_columns(path, reader.fieldnames)
         while True:
             line_before = reader.line_num
             try:
@@ -71,6 +141,8 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
             else:
                 try:
                     obj = _csv_row(row)
+                except InvalidMessage as exc:
+                    obj = exc
                 except (ValueError, TypeError, AttributeError) as exc:  # a row shape nobody foresaw
                     obj = InvalidMessage("parse_error", f"unexpected error: {exc!r}"[:500])
             yield reader.line_num, raw, obj
@@ -87,7 +159,7 @@ def _swallowed_rows(row: dict[str, Any], fields: int) -> int:
     return sum(1 for line in inner if len(next(csv.reader([line]), [])) >= fields)
 
 
-def _bounded_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
+def _bounded_lines(fh: BufferedIOBase, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
     """(the first ``max_line_bytes + 1`` bytes of each line, its full size): a line without newlines
     of gigabytes is skipped in chunks, never held in memory."""
     while line := fh.readline(max_line_bytes + 1):
@@ -99,14 +171,50 @@ def _bounded_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, i
         yield line, size
 
 
+def is_gzip(path: Path) -> bool:
+    """A ``.gz`` name or gzip's magic bytes (a compressed file someone named ``.jsonl``)."""
+    if path.suffix.lower() == ".gz":
+        return True
+    with path.open("rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def is_csv(path: Path) -> bool:
+    """The format is the suffix before any ``.gz``: ``x.csv.gz`` is CSV, everything else JSONL."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes.pop()
+    return suffixes[-1:] == [".csv"]
+
+
+def open_input(path: Path) -> BufferedReader | gzip.GzipFile:
+    """The bytes of an input file, decompressed when it is gzip (reading it raw made every line ``bad_json``)."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+
+
+def _open_text(path: Path) -> TextIOWrapper:
+    # a spreadsheet's byte-order mark is skipped; undecodable bytes become lone surrogates (``bad_encoding``)
+    return TextIOWrapper(open_input(path), encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
 def iter_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes, Any]]:
     """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file.
-    Lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded."""
-    if path.suffix.lower() == ".csv":
-        yield from _csv_records(path)
-        return
+    Lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded.
+    Gzip data that is cut off or corrupt ends the file with one ``bad_gzip`` record (it was a traceback)."""
+    line = 0
+    try:
+        for record in _csv_records(path) if is_csv(path) else _jsonl_records(path, max_line_bytes):
+            line = record[0]
+            yield record
+    except GZIP_ERRORS as exc:
+        yield line + 1, b"", InvalidMessage("bad_gzip", f"the gzip data is truncated or corrupt after line {line} "
+                                                        f"({exc}); the rest of the file is unread -- copy or "
+                                                        "compress the file again")
+
+
+def _jsonl_records(path: Path, max_line_bytes: int | None) -> Iterator[tuple[int, bytes, Any]]:
     limit = max_line_bytes if max_line_bytes is not None else sys.maxsize - 1
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         for n, (line, size) in enumerate(_bounded_lines(fh, limit), start=1):
             if size > limit:
                 yield n, line[:limit], InvalidMessage("oversized", f"line has {size} bytes, limit is {limit}")
@@ -158,6 +266,9 @@ class FileReplaySource(Service):
             raise FileNotFoundError(
                 f"replay file(s) not found: {', '.join(missing)} -- fix source.replay_paths or --input"
             )
+        for path in self.paths:  # before any row is read: a bad header of the last file wastes no run
+            if is_csv(path):
+                check_csv_header(path)
 
     def _validate(self, raw: bytes, obj: Any) -> RawMessage:
         if isinstance(obj, InvalidMessage):

@@ -126,21 +126,28 @@ def parse_event_time(value: Any) -> datetime:
                 parsed = parsed.replace(tzinfo=UTC)
             parsed = parsed.astimezone(UTC)  # year 1 at +05:00 or 9999-12-31 at -05:00 overflow here
         except (ValueError, OverflowError) as exc:
-            raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is not a valid ISO-8601 time") from exc
+            hint = " (epoch seconds/milliseconds must be a JSON number, not a string)" if _epoch_digits(value) else ""
+            raise InvalidMessage("bad_timestamp",
+                                 f"published_at {value[:64]!r} is not a valid ISO-8601 time{hint}") from exc
         if not _MIN_EPOCH_S <= parsed.timestamp() <= _MAX_EPOCH_S:
             raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is outside 1970 .. 2100")
         return parsed
     raise InvalidMessage("bad_timestamp", f"published_at must be a string or number, got {type(value).__name__}")
 
 
+def _epoch_digits(text: str) -> bool:
+    """Text that reads as epoch seconds/ms (``1389571814``, ``1389571814.5``): a number in a CSV cell or on the
+    command line; in a JSON string it stays refused (JSON is typed), with a reason that says so."""
+    return text.strip().replace(".", "", 1).isdigit()
+
+
 def epoch_or_text(text: str) -> str | float:
     """A time written as text (CSV cell, CLI argument): epoch seconds/ms as a number, else unchanged.
     JSON payloads are typed and go to ``parse_event_time`` directly (a quoted epoch stays invalid)."""
-    stripped = text.strip()
-    if not stripped.replace(".", "", 1).isdigit():
+    if not _epoch_digits(text):
         return text
     try:
-        return float(stripped)
+        return float(text.strip())
     except ValueError:  # isdigit() accepts digits float() does not ("²")
         return text
 

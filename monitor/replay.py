@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from consumers.replay import GZIP_ERRORS, is_csv, open_input
 from consumers.schema import epoch_or_text, parse_event_time
 from monitor.config import Settings
 from monitor.durations import iso_utc, non_negative_float
@@ -53,7 +54,7 @@ def report_file(value: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor replay", description=__doc__)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", type=Path, nargs="+", help="JSONL or CSV files in event-time order")
+    src.add_argument("--input", type=Path, nargs="+", help="JSONL or CSV files (.gz too) in event-time order")
     src.add_argument("--kafka-topic", nargs="+", help="replay these topics from [kafka] bootstrap_servers")
     p.add_argument("--from", dest="start", type=parse_time, help="first event time (inclusive), Kafka only")
     p.add_argument("--to", dest="end", type=parse_time, help="last event time (exclusive), Kafka only")
@@ -107,11 +108,16 @@ def replay_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def count_lines(paths: Sequence[Path]) -> int:
+    """The progress bar's total: non-blank lines, less each CSV header, of gzipped files decompressed. A damaged
+    gzip file counts nothing here: reading it says what is wrong."""
     total = 0
     for path in paths:
-        with path.open("rb") as fh:
-            total += sum(1 for line in fh if line.strip())
-    return total - sum(1 for p in paths if p.suffix.lower() == ".csv")
+        try:
+            with open_input(path) as fh:
+                total += sum(1 for line in fh if line.strip()) - is_csv(path)
+        except (OSError, *GZIP_ERRORS):
+            continue
+    return total
 
 
 MIN_LATE_FOR_VERDICT = 10

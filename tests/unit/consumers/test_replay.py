@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import tempfile
 import time
@@ -11,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from consumers.replay import FileReplaySource
+from consumers.replay import FileReplaySource, split_tickers_cell
+from consumers.schema import InvalidMessage
+from monitor.config import InputError
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
 from tests.fakes import CollectingDeadLetter
@@ -242,3 +245,160 @@ async def test_a_leading_byte_order_mark_is_skipped_in_jsonl_and_csv_files_alike
     records = await _read_all(FileReplaySource([jsonl, csv_path], dead, max_message_bytes=10_000,
                                                max_text_chars=1000))
     assert [r.message.id for r in records] == ["a", "b", "1"] and dead.items == []
+
+
+CSV_HEADER = "id,source,text,published_at,tickers\n"
+
+
+def _source(*paths: Path, dead: CollectingDeadLetter | None = None) -> FileReplaySource:
+    return FileReplaySource(list(paths), dead or CollectingDeadLetter(), max_message_bytes=10_000,
+                            max_text_chars=1000)
+
+
+@pytest.mark.parametrize("header", ["id, source, text, published_at, tickers", "ID,Source,Text,Published_At,Tickers",
+                                    " Id ,SOURCE,text , published_at,TICKERS "])
+async def test_csv_header_names_are_matched_whatever_their_case_and_surrounding_spaces(
+    tmp_path: Path, header: str,
+) -> None:
+    """Found by review: ``id, source, text`` gave "text is required" and ``ID,Text`` "id is required", once
+    per row; every row was dead-lettered."""
+    path = tmp_path / "h.csv"
+    path.write_text(header + "\n1,news,Acme falls,1767225600,ACME\n")
+    dead = CollectingDeadLetter()
+    records = await _read_all(_source(path, dead=dead))
+    assert [(r.message.id, r.message.tickers) for r in records] == [("1", ("ACME",))] and dead.items == []
+
+
+@pytest.mark.parametrize(("header", "missing"), [
+    ("headline,timestamp,symbols", "id, source, text, published_at"),
+    ("id,text,published_at,tickers", "source"),
+])
+async def test_a_csv_header_without_a_required_column_is_one_input_error_before_any_row_is_read(
+    tmp_path: Path, header: str, missing: str,
+) -> None:
+    """One error for the file naming it, what is missing, what was found and the fix, raised at start (before,
+    each row was a ``missing_field`` dead letter, and a file without ``source`` lost every row that way)."""
+    first = tmp_path / "ok.csv"
+    first.write_text(CSV_HEADER + "1,news,Acme falls,1767225600,ACME\n")
+    path = tmp_path / "h.csv"
+    path.write_text(header + "\n" + "x,y,z,w\n" * 3)
+    dead = CollectingDeadLetter()
+    with pytest.raises(InputError) as info:
+        await _source(first, path, dead=dead).start()
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text and f"lacks column(s) {missing}" in text
+    assert repr(header.split(",")[0]) in text and "id, source, text, published_at (required)" in text
+    assert ("news|comment" in text) == ("source" in missing) and dead.items == []
+
+
+async def test_unknown_csv_columns_are_one_warning_per_file_naming_them_and_the_known_ones(tmp_path: Path) -> None:
+    """Found by review: a ``symbols`` column instead of ``tickers`` lost every ticker without a word."""
+    path = tmp_path / "h.csv"
+    path.write_text("id,source,text,published_at,Symbols,note\n"
+                    + "".join(f"{i},news,Acme falls,1767225600,ACME,x\n" for i in range(3)))
+    with capture_logs() as logs:
+        records = await _read_all(_source(path))
+    assert len(records) == 3
+    [warning] = [e for e in logs if e["event"] == "csv_columns_ignored"]
+    assert warning["ignored"] == ["symbols", "note"] and "tickers" in warning["known"]
+    assert warning["file"] == str(path) and warning["log_level"] == "warning"
+
+
+@pytest.mark.parametrize(("cell", "symbols"), [
+    ("", []),
+    ("AAPL", ["AAPL"]),
+    ("AAPL;MSFT", ["AAPL", "MSFT"]),
+    ("AAPL, MSFT", ["AAPL", "MSFT"]),
+    ("AAPL|MSFT", ["AAPL", "MSFT"]),
+    ("$AAPL $MSFT", ["$AAPL", "$MSFT"]),
+    ("AAPL MSFT", ["AAPL", "MSFT"]),
+    ("SPX Index", ["SPX"]),
+    ('["AAPL","MSFT"]', ["AAPL", "MSFT"]),
+    (' ["AAPL", "MSFT"] ', ["AAPL", "MSFT"]),
+    ("[]", []),
+    ("AAPL US Equity", ["AAPL"]),
+    ("AAPL US Equity;MSFT US Equity", ["AAPL", "MSFT"]),
+    ("NASDAQ:AAPL", ["AAPL"]),
+    ("NASDAQ:AAPL, NYSE:IBM", ["AAPL", "IBM"]),
+    (" ; ,|", []),
+])
+def test_a_tickers_cell_is_split_into_its_symbols_in_each_spelling(cell: str, symbols: list[str]) -> None:
+    """Found by review: a JSON list, ``AAPL|MSFT`` and ``NASDAQ:AAPL`` gave no ticker, ``AAPL US Equity`` three."""
+    assert split_tickers_cell(cell) == symbols
+
+
+@pytest.mark.parametrize("cell", ['["AAPL",', "[AAPL, MSFT]", "[1, 2]", '[["AAPL"]]', "[" * 100_000])
+def test_a_tickers_cell_that_is_not_a_json_list_of_strings_is_a_bad_field(cell: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        split_tickers_cell(cell)
+    assert info.value.reason == "bad_field" and "tickers cell" in info.value.detail
+
+
+@given(st.text(max_size=60))
+def test_any_tickers_cell_gives_a_list_of_strings_or_a_bad_field(cell: str) -> None:
+    try:
+        symbols = split_tickers_cell(cell)
+    except InvalidMessage as exc:
+        assert exc.reason == "bad_field"
+    else:
+        assert isinstance(symbols, list) and all(isinstance(s, str) for s in symbols)
+
+
+async def test_csv_tickers_cells_of_every_spelling_reach_the_message_and_a_broken_list_is_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(CSV_HEADER + '1,news,a,1767225600,"[""ZQA"",""ZQB""]"\n2,news,b,1767225600,ZQC US Equity\n'
+                    '3,news,c,1767225600,"[""ZQD"""\n4,news,d,1767225600,NASDAQ:ZQE|ZQF\n')
+    dead = CollectingDeadLetter()
+    records = await _read_all(_source(path, dead=dead))
+    assert [(r.message.id, r.message.tickers) for r in records] == [
+        ("1", ("ZQA", "ZQB")), ("2", ("ZQC",)), ("4", ("ZQE", "ZQF"))]
+    assert [(d[1], d[3]["line"]) for d in dead.items] == [("bad_field", 4)]
+    assert "not a JSON list" in dead.items[0][2]
+
+
+async def test_gzipped_jsonl_and_csv_files_are_read_like_the_plain_ones(tmp_path: Path) -> None:
+    """Found by review: ``clean.jsonl.gz`` was read as bytes (every line ``bad_json``) and ``x.csv.gz`` as JSONL.
+    The format is the suffix before ``.gz``; a gzipped file without ``.gz`` is known by its magic bytes."""
+    jsonl = _line("a", "2026-01-01T00:00:00Z") + _line("b", "2026-01-01T00:00:01Z")
+    csv_text = CSV_HEADER + "c,news,Acme falls,1767225602,ACME;BZ\n"
+    paths = [tmp_path / "h.jsonl.gz", tmp_path / "h.CSV.GZ", tmp_path / "unnamed.jsonl"]
+    for path, text in zip(paths, [jsonl, csv_text, _line("d", "2026-01-01T00:00:03Z")], strict=True):
+        path.write_bytes(gzip.compress(text.encode()))
+    dead = CollectingDeadLetter()
+    records = await _read_all(_source(*paths, dead=dead))
+    assert [(r.message.id, r.message.tickers) for r in records] == [
+        ("a", ()), ("b", ()), ("c", ("ACME", "BZ")), ("d", ())]
+    assert dead.items == []
+
+
+async def test_a_gigantic_line_in_a_gzipped_file_is_oversized_and_the_lines_after_it_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl.gz"
+    path.write_bytes(gzip.compress(_line("a", "2026-01-01T00:00:00Z").encode() + b"x" * 3_000_000 + b"\n"
+                                   + _line("b", "2026-01-01T00:00:01Z").encode()))
+    dead = CollectingDeadLetter()
+    records = await _read_all(_source(path, dead=dead))
+    assert [r.message.id for r in records] == ["a", "b"]
+    assert [(d[1], d[3]["line"], len(d[0])) for d in dead.items] == [("oversized", 2, 10_002)]
+    assert "3000001 bytes" in dead.items[0][2]
+
+
+@pytest.mark.parametrize("name", ["h.jsonl.gz", "h.csv.gz"])
+async def test_a_truncated_gzip_file_is_read_up_to_the_damage_then_one_bad_gzip_dead_letter(
+    tmp_path: Path, name: str,
+) -> None:
+    """A file cut off in transfer: the rows before the damage count, the rest is one dead letter saying so (a
+    gzip error was a traceback out of the engine), and the next file is read."""
+    path, after = tmp_path / name, tmp_path / "after.jsonl"
+    body = CSV_HEADER + "".join(f"{i},news,Acme falls {i},1767225600,\n" for i in range(3000))
+    if name.endswith(".jsonl.gz"):
+        body = "".join(_line(str(i), "2026-01-01T00:00:00Z", f"Acme falls {i}") for i in range(3000))
+    path.write_bytes(gzip.compress(body.encode())[:-200])
+    after.write_text(_line("after", "2026-01-01T00:00:00Z"))
+    dead = CollectingDeadLetter()
+    records = await _read_all(_source(path, after, dead=dead), max_records=10_000)
+    assert 0 < len(records) - 1 < 3000 and records[-1].message.id == "after"
+    [(raw, reason, detail, origin)] = dead.items
+    assert (raw, reason, origin["file"]) == (b"", "bad_gzip", str(path))
+    assert "truncated or corrupt after line" in detail and "copy or compress the file again" in detail

@@ -137,3 +137,18 @@ def test_wire_roundtrip_preserves_message(text: str, tickers: list[str], epoch_s
 @pytest.mark.parametrize("symbol", ["^GSPC", "ES_F", "EURUSD=X", "BRK.B", "BTC-USD"])
 def test_index_and_futures_symbols_are_tickers_not_bad_fields(symbol: str) -> None:
     assert parse_message(_wire(tickers=[symbol.lower()]), **LIMITS).tickers == (symbol,)
+
+
+@pytest.mark.parametrize("quoted", ["1389571814", "1389571814000", " 1389571814.5 "])
+def test_a_quoted_epoch_is_a_bad_timestamp_that_says_epochs_must_be_json_numbers(quoted: str) -> None:
+    """Found by review: the same value a CSV cell accepts was refused in JSON as "not a valid ISO-8601 time",
+    with no word on why."""
+    with pytest.raises(InvalidMessage, match="epoch seconds/milliseconds must be a JSON number") as info:
+        parse_message(_wire(published_at=quoted), **LIMITS)
+    assert info.value.reason == "bad_timestamp"
+
+
+def test_a_text_time_that_is_not_digits_gets_no_epoch_hint() -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(_wire(published_at="yesterday"), **LIMITS)
+    assert "JSON number" not in info.value.detail

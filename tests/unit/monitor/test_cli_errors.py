@@ -98,6 +98,20 @@ def test_replay_where_every_row_is_dead_lettered_exits_1_with_a_loud_line(
     assert "all 3 input rows were dead-lettered" in capsys.readouterr().err
 
 
+def test_replay_of_a_csv_file_without_a_required_column_is_exit_2_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: a header ``headline,timestamp,symbols`` dead-lettered every row as "id is required"."""
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    stream = tmp_path / "native.csv"
+    stream.write_text("headline,timestamp,symbols\nAcme falls,2026-11-03T00:00:00Z,ACME\n")
+    report = tmp_path / "alerts.jsonl"
+    assert main(["replay", "--input", str(stream), "--report", str(report), "--no-progress"]) == 2
+    line = one_line_error(capsys)
+    assert line.startswith(f"error: {stream}: the CSV header lacks column(s) id, source, text, published_at")
+    assert "found 'headline', 'timestamp', 'symbols'" in line
+
+
 def test_run_verdict_flags_runs_where_nothing_got_through() -> None:
     assert run_verdict(PipelineStats(read=5, applied=5, dead_letters=2)) == 0
     assert run_verdict(PipelineStats(dead_letters=3)) == 1

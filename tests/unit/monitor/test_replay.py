@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from monitor.config import Settings, SourceSettings
 from monitor.durations import iso_utc
 from monitor.engine.pipeline import PipelineStats
-from monitor.replay import isolated_settings, replay_summary
+from monitor.replay import count_lines, isolated_settings, replay_summary
 
 
 def test_replay_summary_counts_duplicates_and_rejected_rows_and_names_the_dead_letter_file(tmp_path: Path) -> None:
@@ -71,3 +72,12 @@ def test_ctrl_c_outside_the_engine_is_one_line_and_exit_130(
     assert cli.main(["run"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted (Ctrl-C)" in err and "Traceback" not in err
+
+
+def test_the_progress_total_counts_the_rows_of_gzipped_files_not_their_compressed_bytes(tmp_path: Path) -> None:
+    plain, jsonl_gz, csv_gz, damaged = (tmp_path / n for n in ("a.jsonl", "b.jsonl.gz", "c.csv.gz", "d.jsonl.gz"))
+    plain.write_text("{}\n\n{}\n")
+    jsonl_gz.write_bytes(gzip.compress(b"{}\n" * 1000))
+    csv_gz.write_bytes(gzip.compress(b"id,source,text,published_at\n" + b"1,news,x,1767225600\n" * 500))
+    damaged.write_bytes(gzip.compress(b"{}\n" * 1000)[:-5])  # reading it dead-letters the damage
+    assert count_lines([plain, jsonl_gz, csv_gz, damaged]) == 2 + 1000 + 500
