@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,8 @@ from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
 from monitor.config import Settings
 from monitor.durations import parse_duration_s
-from monitor.replay import isolated_settings, require_files, require_writable_dir
+from monitor.engine.pipeline import PipelineStats
+from monitor.replay import isolated_settings, require_files, require_writable_dir, run_verdict
 from monitor.windows.buckets import ALL_KEY
 
 
@@ -127,24 +129,60 @@ async def _span_s(result: RunResult) -> int:
     return buckets[-1].start_s - buckets[0].start_s + result.store.bucket_s
 
 
+def input_line(stats: PipelineStats, dead_letters: Path) -> str:
+    """Where every input row went (the backtest said only "recall 0.00" when every row was rejected or late;
+    found by review)."""
+    late = " (the late ones included)" if stats.late else ""
+    kept = f", kept with their reasons in {dead_letters}" if stats.dead_letters else ""
+    return (f"input: {stats.read} valid messages ({stats.applied} counted, {stats.duplicates} duplicates, "
+            f"{stats.late} late); {stats.dead_letters} rows rejected{late}{kept}")
+
+
+async def incident_notes(result: RunResult, incidents: Sequence[Incident]) -> list[str]:
+    """Per incident, why it could not be detected at all ("" when it could): a key that never occurs in the input
+    (a typo, another spelling) or a span outside the replayed history looked like a detector's miss."""
+    every = await result.store.buckets(ALL_KEY, 0, 2**40)
+    notes = []
+    for inc in incidents:
+        if not await result.store.buckets(inc.key, 0, 2**40):
+            notes.append("no message on this key in the input")
+        elif not every or inc.end_s < every[0].start_s or inc.start_s > every[-1].start_s + result.store.bucket_s:
+            notes.append("outside the replayed history")
+        else:
+            notes.append("")
+    return notes
+
+
+def plot_name(index: int, key: str) -> str:
+    """A file name for any key (``ticker:BRK/B`` made a path into a missing directory after the whole run)."""
+    return f"incident_{index}_{re.sub(r'[^A-Za-z0-9._-]', '_', key)}.png"
+
+
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     incidents = load_incidents(args.events)
-    isolated = isolated_settings(settings, sinks=[], dead_letter_path=args.out / "dead-letter.jsonl",
-                                 replay_paths=args.input)
+    dead_letters = args.out / "dead-letter.jsonl"
+    isolated = isolated_settings(settings, sinks=[], dead_letter_path=dead_letters, replay_paths=args.input)
     results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s,
                                  progress=not args.no_progress)
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))
     args.out.mkdir(parents=True, exist_ok=True)
     best_result = results[best][0]
+    read = input_line(results[0][0].stats, dead_letters)  # every run reads the same input
+    print(read)
+    notes = await incident_notes(best_result, incidents)
+    for i, (inc, why) in enumerate(zip(incidents, notes, strict=True)):
+        if why:
+            print(f"warning: incident {i} ({inc.key}, {inc.description or 'no description'}): {why} -- check its "
+                  "key's spelling and the times in --events", file=sys.stderr)
     plots = []
     for i, inc in enumerate(incidents):
-        path = args.out / f"incident_{i}_{inc.key.replace(':', '_').replace('|', '_')}.png"
-        await plot_incident(best_result, inc, path)
+        path = args.out / plot_name(i, inc.key)
+        await plot_incident(best_result, inc, path, why=notes[i])
         plots.append(path)
     rows = [(r.params, s) for r, s in results]
     false_alarms = [best_result.firing[i] for i in results[best][1].false_alarm_indices]
-    (args.out / "report.md").write_text(markdown(rows, best, incidents, plots, args.out, false_alarms),
-                                        encoding="utf-8")
+    (args.out / "report.md").write_text(
+        markdown(rows, best, incidents, plots, args.out, false_alarms, read=read, notes=notes), encoding="utf-8")
     with (args.out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
         for note in best_result.notifications:
             fh.write(json.dumps(note.to_dict(), ensure_ascii=False) + "\n")
@@ -156,7 +194,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
           f"{s.span_s / 86_400:.1f} days); median delay from first negative message "
           f"{'-' if s.from_first_negative_median_s is None else f'{s.from_first_negative_median_s / 60:.0f} min'}")
     print(f"report: {args.out / 'report.md'}")
-    return 0
+    return run_verdict(results[0][0].stats)
 
 
 def backtest_command(argv: Sequence[str], settings: Settings) -> int:

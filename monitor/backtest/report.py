@@ -66,9 +66,10 @@ def _expected_per_hour(trace: Sequence[Signal], lo: int, hi: int) -> tuple[list[
     return xs, ys
 
 
-async def plot_incident(result: RunResult, incident: Incident, path: Path) -> None:
+async def plot_incident(result: RunResult, incident: Incident, path: Path, why: str = "") -> None:
     """Negatives and volume per hour of the incident key, the baseline's expected negatives per hour,
-    the alert markers and the labelled span, over the incident +- ``PLOT_MARGIN_S``."""
+    the alert markers and the labelled span, over the incident +- ``PLOT_MARGIN_S``; ``why`` says why the
+    plot is empty (see command.incident_notes)."""
     lo, hi = incident.start_s - PLOT_MARGIN_S, incident.end_s + PLOT_MARGIN_S
     hours, neg, vol = _hourly(await result.store.buckets(incident.key, lo, hi), lo, hi)
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -87,6 +88,8 @@ async def plot_incident(result: RunResult, incident: Incident, path: Path) -> No
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     ax.set_xlim(_x(lo), _x(hi))
     ax.set_title(f"{incident.key}: {incident.description}"[:110])
+    if why:
+        ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center", fontsize=12, color="#555555")
     ax.set_yscale("symlog", linthresh=0.1)  # the expected rate of a sparse key is ~0.01-1 per hour
     ax.set_ylabel("per hour (linear below 0.1, log above)")
     ax.legend(loc="upper left", fontsize=8)
@@ -94,6 +97,12 @@ async def plot_incident(result: RunResult, incident: Incident, path: Path) -> No
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table row or list item (a ``|`` or a line break in an incident's description
+    broke the table; found by review)."""
+    return " ".join(text.replace("|", "/").split())
 
 
 def _evidence_lines(note: Notification, top_n: int = 3) -> list[str]:
@@ -107,7 +116,7 @@ def _evidence_lines(note: Notification, top_n: int = 3) -> list[str]:
             f"{','.join(sig.triggered)}")
         lines.append(f"  - `{a.window_key}` {numbers}")
         for ev in a.evidence[:top_n]:
-            text = ev.text.replace("|", "/").replace("\n", " ")[:160]
+            text = _cell(ev.text)[:160]
             lines.append(f"    - {ev.score:+.2f} {_ts(ev.event_time_s):%m-%d %H:%M} {text}")
     return lines
 
@@ -119,16 +128,24 @@ def markdown(
     plots: Sequence[Path],
     out_dir: Path,
     false_alarms: Sequence[Notification] = (),
+    *,
+    read: str = "",
+    notes: Sequence[str] = (),
 ) -> str:
+    """``read``: where the input rows went (command.input_line); ``notes``: per incident, why it could not be
+    detected (command.incident_notes)."""
     names = sorted({k for params, _ in rows for k in params})
-    head = [*names, "alerts", "alerts/day", "hits", "false alarms", "precision", "recall", "FA/day", "lead p50",
-            "lead p90", "from 1st neg p50"]
-    lines = ["# Backtest report", "", f"{len(incidents)} labelled incidents; best parameter set marked with *.", "",
+    head = [*names, "alerts", "alerts/day", "hits", "attributed", "false alarms", "precision", "recall", "FA/day",
+            "lead p50", "lead p90", "from 1st neg p50"]
+    lines = ["# Backtest report", "", *([read, ""] if read else []),
+             f"{len(incidents)} labelled incidents; best parameter set marked with *. *alerts* counts firing "
+             "notifications; *attributed* ones name only aggregate keys (`all`, `topic:*`) during an incident; one "
+             "that detects an incident and also names an unrelated key is both a hit and a false alarm.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, (params, s) in enumerate(rows):
         cells = [f"{params.get(n, '-')}" for n in names] + [
-            str(s.alerts), f"{s.alerts_per_day:.2f}", str(s.hits), str(s.false_alarms), s.precision_text,
-            s.recall_text, f"{s.false_alarms_per_day:.2f}", _fmt_s(s.lead_time_median_s),
+            str(s.alerts), f"{s.alerts_per_day:.2f}", str(s.hits), str(s.attributed), str(s.false_alarms),
+            s.precision_text, s.recall_text, f"{s.false_alarms_per_day:.2f}", _fmt_s(s.lead_time_median_s),
             _fmt_s(s.lead_time_p90_s), _fmt_s(s.from_first_negative_median_s)]
         lines.append(("| *" if i == best else "| ") + " | ".join(cells) + " |")
     best_scores = rows[best][1]
@@ -136,9 +153,10 @@ def markdown(
               "| key | start (UTC) | description | detection delay | delay from first negative message |",
               "|---|---|---|---|---|"]
     from_neg = best_scores.from_first_negative_s or (None,) * len(incidents)
-    for inc, lead, neg in zip(incidents, best_scores.lead_times_s, from_neg, strict=True):
-        delay = "missed" if lead is None else _fmt_s(lead)
-        lines.append(f"| {inc.key} | {_ts(inc.start_s):%Y-%m-%d %H:%M} | {inc.description} | {delay} | "
+    why = notes or ("",) * len(incidents)
+    for inc, lead, neg, reason in zip(incidents, best_scores.lead_times_s, from_neg, why, strict=True):
+        delay = _fmt_s(lead) if lead is not None else f"missed ({reason})" if reason else "missed"
+        lines.append(f"| {inc.key} | {_ts(inc.start_s):%Y-%m-%d %H:%M} | {_cell(inc.description)} | {delay} | "
                      f"{'-' if neg is None else _fmt_s(neg)} |")
     lines += ["", f"## False alarms (best parameter set): {len(false_alarms)}", "",
               "Each with its strongest test and its most negative messages, so an unlabelled real event "

@@ -143,6 +143,14 @@ class ContradictoryCombination(InputError):
     ``baseline_buckets``): a sweep crossing the two skips it rather than refusing the whole grid."""
 
 
+def _config_with(detection: str) -> str:
+    """Where a bundled config uses ``detection`` (the hint named production.toml to a user already passing it,
+    and for the per-bucket detection, which production.toml does not use; found by review)."""
+    if detection == "multiscale":
+        return "e.g. --config configs/production.toml"
+    return "e.g. --config configs/default.toml, or set alerts.detection = 'both'"
+
+
 def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
     update: dict[str, Any] = {}
     for name, value in params.items():
@@ -152,11 +160,12 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
         if reader is not None and settings.alerts.detection not in (reader, "both"):
             raise InputError(f"--sweep {name}: only alerts.detection = {reader!r} reads it, and this config uses "
                              f"{settings.alerts.detection!r} -- sweep a setting of that detection, or pass a config "
-                             f"with detection = {reader!r} (e.g. --config configs/production.toml)")
+                             f"with detection = {reader!r} ({_config_with(reader)})")
         current = getattr(settings.alerts, name)
         if isinstance(current, int) and not isinstance(current, bool):
             if value != int(value):
-                raise InputError(f"--sweep {name}={value:g}: {name} is a whole number (it ran as {int(value)})")
+                raise InputError(f"--sweep {name}={value:g}: {name} is a whole number -- sweep whole values "
+                                 f"(e.g. {name}={int(value)},{int(value) + 1})")
             value = int(value)
         update[name] = value
     try:  # model_copy skips validation: z_threshold=-1 ran

@@ -294,3 +294,43 @@ def test_a_sweep_whose_every_combination_is_contradictory_is_refused(monkeypatch
     with pytest.raises(ConfigError, match="min_baseline_buckets"):
         asyncio.run(command.run_backtest(Settings(), [], ["baseline_buckets=3"], early_s=0, late_s=0))
     assert ran == []
+
+
+@pytest.mark.parametrize(("written", "key"), [
+    ("ticker:$ZQA", "ticker:ZQA"), ("TICKER: zqa", "ticker:ZQA"), ("ticker:BRK-B", "ticker:BRK.B"),
+    ("ticker:BRK/B", "ticker:BRK.B"), ("topic_ticker:earnings|brk-b", "topic_ticker:earnings|BRK.B"), ("ALL", "all"),
+])
+def test_an_incident_key_is_spelt_as_the_windows_spell_a_messages_ticker(
+    tmp_path: Path, written: str, key: str
+) -> None:
+    """Found by review: ``ticker:$ZQA`` or ``ticker:BRK-B`` matched no window, so the real detections scored as
+    false alarms and the incident as missed."""
+    path = tmp_path / "events.csv"
+    path.write_text(f"key,start,end\n{written},10000,14000\n")
+    assert [i.key for i in load_incidents(path)] == [key]
+
+
+@pytest.mark.parametrize(("written", "hint"), [
+    ("$ZQA", "did you mean ticker:ZQA?"), ("cashtag:ZQA", "did you mean ticker:ZQA?"),
+    ("ticker:AAPL US Equity", "names no window -- use all"),
+])
+def test_a_key_naming_no_window_gets_a_hint_built_from_its_symbol(tmp_path: Path, written: str, hint: str) -> None:
+    """The hint said ``ticker:$ZQA`` and ``ticker:CASHTAG:ZQA``."""
+    path = tmp_path / "events.csv"
+    path.write_text(f"key,start,end\n{written},10000,14000\n")
+    with pytest.raises(ValueError, match=hint.replace("?", r"\?")) as refused:
+        load_incidents(path)
+    assert "ticker:$" not in str(refused.value) and "CASHTAG" not in str(refused.value)
+
+
+def test_a_sweep_hint_names_a_config_that_uses_the_detection_the_setting_needs() -> None:
+    """Found by review: sweeping a per-bucket setting on production.toml suggested passing production.toml."""
+    from monitor.backtest.runner import settings_with
+    from monitor.config import load_settings
+
+    with pytest.raises(ValueError, match=r"configs/default\.toml") as refused:
+        settings_with(load_settings(alerts={"detection": "multiscale"}), {"z_threshold": 4.0})
+    assert "production.toml" not in str(refused.value)
+    with pytest.raises(ValueError, match="whole number") as refused:
+        settings_with(load_settings(), {"min_volume": 15.2})
+    assert "it ran as" not in str(refused.value), "the value was refused, not run"

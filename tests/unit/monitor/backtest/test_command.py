@@ -1,0 +1,78 @@
+"""``monitor backtest`` end to end on a small synthetic stream (lexicon classifier, in-memory windows): what it
+says about its input and about incidents it could not have detected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import DEFAULT_CONFIG
+from tests.integration.streams import BUCKET_S, T0, stream
+
+SURGE_START = T0.timestamp() + 30 * BUCKET_S
+
+
+@pytest.fixture(autouse=True)
+def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_WINDOWS__BUCKET_S", str(BUCKET_S))
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+
+
+def _backtest(tmp_path: Path, rows: list[dict[str, object]], incidents: str) -> int:
+    history, events = tmp_path / "h.jsonl", tmp_path / "events.csv"
+    history.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    events.write_text("key,start,end,description\n" + incidents)
+    return main(["--config", str(DEFAULT_CONFIG), "backtest", "--input", str(history), "--events", str(events),
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+
+
+def test_the_backtest_says_where_every_input_row_went_in_its_output_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = stream()
+    rows += [rows[-1], {"id": "bad", "text": "no time"}]  # a duplicate (in its bucket) and a rejected row
+    assert _backtest(tmp_path, rows, f"ticker:ACME,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n") == 0
+    line = f"input: {len(rows) - 1} valid messages ({len(rows) - 2} counted, 1 duplicates, 0 late); 1 rows rejected"
+    assert line in capsys.readouterr().out
+    assert line in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_backtest_whose_every_row_is_rejected_exits_1_instead_of_reporting_recall_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: a CSV export with its own column names gave "recall 0.00" and exit 0."""
+    rows: list[dict[str, object]] = [{"headline": "ACME plunges", "timestamp": "2026-03-02T14:00:00Z"}] * 5
+    assert _backtest(tmp_path, rows, "ticker:ACME,2026-03-02T14:00:00Z,2026-03-02T15:00:00Z,x\n") == 1
+    captured = capsys.readouterr()
+    assert "input: 0 valid messages (0 counted, 0 duplicates, 0 late); 5 rows rejected" in captured.out
+    assert "error: all 5 input rows were dead-lettered" in captured.err
+
+
+def test_an_incident_on_a_key_the_input_never_names_is_reported_as_such_not_as_a_plain_miss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    incidents = (f"ticker:ACME,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n"
+                 f"ticker:NEVER,{SURGE_START:.0f},{SURGE_START + 180:.0f},\"typo | in the key\nsecond line\"\n")
+    assert _backtest(tmp_path, stream(), incidents) == 0
+    assert "warning: incident 1 (ticker:NEVER" in capsys.readouterr().err
+    report = (tmp_path / "out" / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| ticker:NEVER |"))
+    assert "missed (no message on this key in the input)" in row
+    assert "typo / in the key second line" in row, "a | or a line break in a description breaks the table"
+
+
+def test_an_incident_key_spelt_like_a_cashtag_scores_against_the_ticker_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _backtest(tmp_path, stream(), f"ticker:$acme,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n") == 0
+    assert "detected 1/1" in capsys.readouterr().out
+
+
+def test_a_plot_file_name_is_safe_for_any_key() -> None:
+    """A key with ``/`` made a path into a missing directory, after the whole run."""
+    from monitor.backtest.command import plot_name
+
+    assert plot_name(3, "topic_ticker:legal/regulation|BRK.B") == "incident_3_topic_ticker_legal_regulation_BRK.B.png"
