@@ -228,16 +228,43 @@ class AlertEngine(Service):
                      // self.store.bucket_s)
         return end
 
-    def _keys(self, active: Sequence[str], states: dict[str, AlertState]) -> list[str]:
-        """Keys to evaluate: every live alert's, then the pass's active keys up to the cap: the market-wide
-        and per-topic keys first, then tickers by name (a flood of junk payload tickers must not push those
-        out; name order alone kept ``AAAA...`` ahead of every real topic)."""
+    async def _keys(self, active: Sequence[str], states: dict[str, AlertState], first: int, closed_end: int
+                    ) -> list[str]:
+        """Keys to evaluate: every live alert's, then the pass's active keys up to the cap, chosen by evidence
+        (``_evidence_rank``). Name order let junk tickers sorting before a real one push it out: a ZION surge under
+        a wave of ``AJ...`` tickers fired 65 minutes late, or never (found by review)."""
         tracked = _live_keys(states)
-        keys = sorted(set(active) - tracked, key=key_rank)
+        candidates = sorted(set(active) - tracked, key=key_rank)
         room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
-        if len(keys) > room:
-            log.error("alert_keys_truncated", keys=len(keys) + len(tracked), evaluated=room + len(tracked))
-        return sorted(tracked) + keys[:room]
+        if len(candidates) > room:
+            log.error("alert_keys_truncated", keys=len(candidates) + len(tracked), evaluated=room + len(tracked))
+            found = await self.store.buckets_many(candidates, first, closed_end)
+            chosen = set(sorted(candidates, key=lambda k: self._evidence_rank(k, found.get(k, ())))[:room])
+            candidates = [k for k in candidates if k in chosen]
+        return sorted(tracked) + candidates
+
+    def _evidence_rank(self, key: str, pass_buckets: Sequence[BucketStats]) -> tuple[int, int, bool, int, str]:
+        """The order a capped pass keeps keys in: ``all`` and the topics, then the most negatives in the pass (what
+        can alert), then keys with an established baseline (multiscale) before new ones, then volume, then name."""
+        known = self.multiscale is not None and key in self.multiscale.keys
+        negatives = sum(b.negative for b in pass_buckets)
+        volume = sum(b.volume for b in pass_buckets)
+        return key_rank(key)[0], -negatives, not known, -volume, key
+
+    def _observed(self, keys: Sequence[str], active: Sequence[str]) -> list[str]:
+        """Keys multiscale detection observes in a pass: the evaluated ones, the active keys it already tracks, and
+        new active keys while it has room for their state (a key left out of evaluation by the cap still has its
+        negatives counted: observing only the evaluated ones gave the rest exposure without negatives, a rate too
+        low). New keys past ``max_tracked_keys`` are not: observing 192k spam keys in one bucket blocked the event
+        loop for 5 s, and their states were evicted at once (found by review)."""
+        if self.multiscale is None:
+            return []
+        tracked = self.multiscale.keys
+        observed = {*keys, *(k for k in active if k in tracked)}
+        room = self.multiscale.cfg.max_keys - len(tracked) - sum(1 for k in observed if k not in tracked)
+        if room > 0:
+            observed.update([k for k in active if k not in observed][:room])
+        return sorted(observed)
 
     async def _series(self, keys: Sequence[str], active: Sequence[str], first: int, closed_end: int
                       ) -> dict[str, KeySeries]:
@@ -362,15 +389,13 @@ class AlertEngine(Service):
         states = await self.state.load_states()
         silences = await self.state.list_silences()
         active = await self.store.active_keys(first, closed_end)
-        keys = self._keys(active, states)
-        dense = self.settings.detection != "multiscale"
-        series = await self._series(keys, active, first, closed_end) if dense else {}
-        # multiscale observes every active key (a key left out of evaluation by the cap still has its negatives
-        # counted: observing only the evaluated ones gave the rest exposure without negatives, a rate too low)
-        by_bucket = await self._pass_buckets(sorted({*keys, *active}), first, closed_end) if self.multiscale else {}
-        evaluated = {*keys, ALL_KEY}
         if self.multiscale is not None and self.multiscale.until_s != first:
             await self._rebuild(self.multiscale, first)
+        keys = await self._keys(active, states, first, closed_end)
+        dense = self.settings.detection != "multiscale"
+        series = await self._series(keys, active, first, closed_end) if dense else {}
+        by_bucket = await self._pass_buckets(self._observed(keys, active), first, closed_end) if self.multiscale else {}
+        evaluated = {*keys, ALL_KEY}
         changed: set[str] = set()
         notifications: list[Notification] = []
         for start in range(first, closed_end, b):

@@ -29,14 +29,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import structlog
+
 from alerts.baseline import KeyBaseline, Rates, StreamState, group_of
 from alerts.burst import HOUR_S, BurstParams, PoissonCusum, burst_test
 from alerts.detectors import Finding, Signal
 from alerts.shift import ShiftParams, score_test, share_test
-from monitor.windows.buckets import ALL_KEY, BucketStats
+from monitor.windows.buckets import ALL_KEY, BucketStats, topic_key
 
 if TYPE_CHECKING:
     from monitor.config import AlertSettings
+
+log = structlog.get_logger("alerts.multiscale")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,9 @@ class KeyState:
             return None
         return self.latest[0][0] + MEMBER_TTL_S
 
+
+EVICT_TO_SHARE = 0.9
+"""Eviction goes down to this share of ``max_keys``: a full state is ranked once per tenth of it, not per bucket."""
 
 MIN_MEMBER_MESSAGES = 3
 """Messages within ``MEMBER_TTL_S`` a key needs to count toward its group's exposure (the shrinkage prior's
@@ -299,13 +306,25 @@ class MultiScaleDetector:
                           cfg.scales_s[0])
 
     def _evict(self) -> None:
-        excess = len(self.keys) - self.cfg.max_keys
-        if excess <= 0:
+        """Over ``max_keys`` states, drop the least established keys down to ``EVICT_TO_SHARE`` of it. ``all``, the
+        topics and keys with a finding stay. Before, the keys seen least recently went first: one bucket of spam
+        naming 10,560 new tickers evicted every real ticker without a message in it, then ``all`` (ties by name),
+        and the rebuilt-from-nothing baselines paged on ordinary flow; the whole state was also sorted at every
+        bucket once full (found by review)."""
+        if len(self.keys) <= self.cfg.max_keys:
             return
-        for key, st in sorted(self.keys.items(), key=lambda kv: (kv[1].last_seen_s, kv[0]))[:excess]:
+        keep = int(self.cfg.max_keys * EVICT_TO_SHARE)
+        candidates = [(key, st) for key, st in self.keys.items()
+                      if key != ALL_KEY and not key.startswith(topic_key("")) and key not in self.active]
+        victims = heapq.nsmallest(max(0, len(self.keys) - keep), candidates,
+                                  key=lambda kv: (kv[1].baseline.activity(self.stream), kv[1].last_seen_s, kv[0]))
+        for key, st in victims:
             self._leave_group(st)
             del self.keys[key]
-            self.active.discard(key)
+        log.warning("multiscale_keys_evicted", evicted=len(victims), kept=len(self.keys),
+                    max_tracked_keys=self.cfg.max_keys,
+                    fix="the least established keys' baselines were dropped; raise alerts.max_tracked_keys if "
+                        "they are real (a flood of one-off tickers is what this bound is for)")
 
 
 def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rates | None, st: KeyState,

@@ -414,7 +414,9 @@ class AlertSettings(_Section):
     min_history_s: int = Field(12 * 3600, ge=0)
     """Multiscale: stream time with data (gaps excluded) the folded baseline needs before any alert."""
     max_tracked_keys: int = Field(20_000, ge=10)
-    """Multiscale: keys whose baseline state is kept in memory; the longest-silent are dropped first."""
+    """Multiscale: keys whose baseline state is kept in memory. Past it, the least established (smallest decayed
+    message count) are dropped down to 90% of it; ``all``, the topics and keys with a finding stay
+    (``multiscale_keys_evicted`` in the log)."""
     rebuild_history_s: int = Field(14 * 86_400, ge=0)
     """Multiscale: history read back from the window store to rebuild the baselines after a restart
     (at most ``windows.retention_s`` exists)."""

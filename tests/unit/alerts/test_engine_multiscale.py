@@ -157,3 +157,18 @@ async def test_keys_left_out_of_evaluation_by_the_cap_are_still_observed() -> No
     assert eng.multiscale is not None
     zzz = eng.multiscale.keys.get("ticker:ZZZ")
     assert zzz is not None and zzz.last_seen_s > 0
+
+
+async def test_a_bucket_of_spam_tickers_starts_states_only_while_there_is_room_and_evicts_no_real_key() -> None:
+    """Found by review: every active key was observed, so one bucket naming 10,560 new tickers made as many states
+    (192k keys: a 5 s event-loop stall), and eviction by last sighting then dropped the real keys and ``all``."""
+    store = MemoryWindowStore(B, retention_s=30 * DAY)
+    end = await sparse_history(store, 2)
+    await store.apply(messages(end, 0, 1, topic="macro", tickers=tuple(f"J{n:03d}" for n in range(32))))
+    await store.apply(messages(end, 0, 1, topic="macro", tickers=tuple(f"K{n:03d}" for n in range(32))))
+    eng = engine(store, settings(max_catchup_buckets=10_000, max_tracked_keys=40))
+    await eng.evaluate(DAY0_S + B)
+    await eng.evaluate(end + B)
+    assert eng.multiscale is not None
+    assert {"all", "ticker:AAPL", "ticker:TSLA"} <= set(eng.multiscale.keys)
+    assert len(eng.multiscale.keys) <= 40

@@ -4,6 +4,7 @@ only its own buckets."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -133,4 +134,15 @@ def test_the_key_cap_keeps_the_market_wide_and_topic_keys_ahead_of_a_flood_of_ti
     """Name order alone kept junk payload tickers (``ticker:AAAA...``) ahead of every topic key."""
     engine = memory_engine(MemoryWindowStore(bucket_s=B, retention_s=86_400), settings(max_keys_per_evaluation=3), [])
     active = ["ticker:AAAA", "ticker:AAAB", "topic:earnings", "all", "topic_ticker:earnings|AAAA"]
-    assert engine._keys(active, {}) == ["all", "topic:earnings", "ticker:AAAA"]
+    assert asyncio.run(engine._keys(active, {}, 0, B)) == ["all", "topic:earnings", "ticker:AAAA"]
+
+
+async def test_the_key_cap_keeps_a_key_with_negatives_ahead_of_junk_tickers_that_sort_before_it() -> None:
+    """Found by review: under the cap, tickers were kept by name, so a wave of ``AJ...`` junk tickers pushed a real
+    ZION surge out of evaluation (65 minutes late, or never)."""
+    store = MemoryWindowStore(bucket_s=B, retention_s=86_400)
+    await store.apply(messages(DAY0_S, 0, 1, topic="", tickers=tuple(f"AJ{n:02d}" for n in range(20))))
+    await store.apply(messages(DAY0_S, 3, 0, topic="", tickers=("ZION",)))
+    engine = memory_engine(store, settings(max_keys_per_evaluation=3), [])
+    active = await store.active_keys(DAY0_S, DAY0_S + B)
+    assert "ticker:ZION" in await engine._keys(active, {}, DAY0_S, DAY0_S + B)

@@ -280,3 +280,17 @@ def test_a_second_story_right_after_an_episode_is_reported_once_not_at_every_sca
     for sig in second:
         counts = [(f.detector, f.negatives, f.volume) for f in sig.findings]
         assert len(counts) == len(set(counts)), sig.triggered
+
+
+def test_a_flood_of_one_off_keys_evicts_them_not_the_established_keys_or_all() -> None:
+    """Found by review: eviction by last sighting dropped every real key without a message in the spam bucket, then
+    ``all`` (ties by name); their baselines restarted from nothing and paged on ordinary flow."""
+    det = MultiScaleDetector(cfg(max_keys=50))
+    run(det, history(3))
+    i = 3 * DAY // B
+    flood = {f"ticker:J{n:04d}": bucket(f"ticker:J{n:04d}", DAY0_S + i * B, 0, 1) for n in range(200)}
+    run(det, iter([(i, {**background(i), **flood})]))
+    assert {KEY, OTHER, ALL_KEY} <= set(det.keys), "the established keys keep their baselines"
+    assert len(det.keys) == 45, "evicted down to 90% of the bound, so a full state is not ranked at every bucket"
+    run(det, iter([(i + 1, {**background(i + 1), "ticker:NEW1": bucket("ticker:NEW1", DAY0_S + (i + 1) * B, 0, 1)})]))
+    assert len(det.keys) == 46
