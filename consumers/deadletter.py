@@ -15,6 +15,10 @@ or DLQ produce acknowledged): the source may then count the record as processed 
   Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so),
   and so is the file: it rotates to ``.1`` … ``.N`` (``source.dead_letter_max_mb``/``_keep_files``).
 
+Each sink logs a WARNING ``message_dead_lettered`` for the first dead letter of a reason at once, then at most
+one per reason per ``LOG_EVERY_S`` with ``left_out_since`` (how many it did not log since its last line):
+``finsent_dead_letters_total{reason}`` keeps the full count.
+
 The sink's lifecycle belongs to whoever built it (the app), not to the source that uses it.
 """
 
@@ -23,7 +27,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +40,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from monitor import metrics
 from monitor.config import ConfigError, KafkaSettings, Settings, SourceSettings
 from monitor.lifecycle import Service
+from monitor.logging import LogThrottle
 from monitor.retry import retrying
 from monitor.rotating_file import DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIB, RotatingFile
 from monitor.types import Lifecycle
@@ -53,6 +59,32 @@ re-fed and rejected again) are replaced by this dead-lettering's, so a reader ne
 
 Headers = Sequence[tuple[str, bytes | None]]
 """Kafka record headers as aiokafka gives them: (name, value) pairs, a value may be null."""
+LOG_EVERY_S = 60.0
+"""At most one ``message_dead_lettered`` line per reason per this long (the first at once)."""
+MAX_LOGGED_REASONS = 256
+"""Reasons whose throttles are remembered (the code has 16: ``metrics.DEAD_LETTER_REASONS``); past it, all reset."""
+
+
+class DeadLetterLog:
+    """Logs dead letters per reason: the first at once, then one line per ``every_s`` with the count left out.
+
+    Why: a line per dead letter, at 1,000 bad messages a second, wrote about 20 GB of logs a day (found by
+    review); the metric counts each one, the log only has to say that a reason is happening and from where."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self._clock = clock
+        self._throttles: dict[str, LogThrottle] = {}
+
+    def dead_lettered(self, reason: str, origin: Mapping[str, object], sink: str) -> None:
+        throttle = self._throttles.get(reason)
+        if throttle is None:
+            if len(self._throttles) >= MAX_LOGGED_REASONS:
+                self._throttles.clear()
+            throttle = self._throttles[reason] = LogThrottle(self.every_s, self._clock)
+        left_out = throttle.allow()
+        if left_out is not None:
+            log.warning("message_dead_lettered", reason=reason, origin=origin, sink=sink, left_out_since=left_out)
 
 
 class DeadLetterSink(Lifecycle, Protocol):
@@ -159,6 +191,7 @@ class FileDeadLetter(Service):
         self.max_raw_bytes = max_raw_bytes
         self.file = RotatingFile(path, max_bytes=max_bytes, keep=keep)
         self.count = 0
+        self.throttled_log = DeadLetterLog()
 
     async def _start(self) -> None:
         try:
@@ -186,7 +219,7 @@ class FileDeadLetter(Service):
             ) from exc
         self.count += 1
         metrics.DEAD_LETTERS.labels(record["reason"]).inc()
-        log.warning("message_dead_lettered", reason=record["reason"], origin=record["origin"], sink="file")
+        self.throttled_log.dead_lettered(record["reason"], record["origin"], "file")
 
 
 class KafkaDeadLetter(Service):
@@ -198,6 +231,7 @@ class KafkaDeadLetter(Service):
         self.max_raw_bytes = max_raw_bytes
         """Below the producer's 1 MiB request limit, so an oversized payload still gets through."""
         self.count = 0
+        self.throttled_log = DeadLetterLog()
         self._producer: AIOKafkaProducer | None = None
 
     async def _start(self) -> None:
@@ -239,7 +273,7 @@ class KafkaDeadLetter(Service):
             await retrying("dead_letter", lambda: self._produce(raw, key, all_headers, SMALL_RAW_BYTES))
         self.count += 1
         metrics.DEAD_LETTERS.labels(reason).inc()
-        log.warning("message_dead_lettered", reason=reason, origin=safe_origin, sink="kafka")
+        self.throttled_log.dead_lettered(reason, safe_origin, "kafka")
 
     async def _produce(self, raw: bytes, key: bytes | None, headers: list[tuple[str, bytes | None]],
                        max_raw_bytes: int) -> None:

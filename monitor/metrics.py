@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from monitor.types import SourceKind
+
 MESSAGES = Counter("finsent_messages_total", "Messages processed into windows", ["source"])
 DUPLICATES = Counter("finsent_duplicate_messages_total", "Redelivered messages ignored by the window store")
 DEAD_LETTERS = Counter(
     "finsent_dead_letters_total", "Messages sent to the dead-letter sink (counted by the sink)", ["reason"]
 )
+DEAD_LETTER_REASONS = (
+    "bad_json", "bad_encoding", "missing_field", "bad_field", "empty_text", "bad_timestamp", "implausible_time",
+    "id_conflict", "oversized", "bad_csv", "bad_gzip", "parse_error", "record_too_large", "corrupt_record", "late",
+    "classifier_error",
+)
+"""Every ``reason`` a dead letter can carry (README "Reasons"; tests/unit/monitor/test_metrics.py finds each one
+the code raises here). Their series, and each source's ``finsent_messages_total``, are created at 0 at import:
+``rate()`` sees nothing of a series born at its first increment, so a first burst of 200 bad messages never
+fired FinsentDeadLetters, and a messages series born at N made FinsentLateMessages see a 100% late share."""
+for _reason in DEAD_LETTER_REASONS:
+    DEAD_LETTERS.labels(_reason)
+for _source in SourceKind:
+    MESSAGES.labels(_source.value)
 REPEATS = Counter(
     "finsent_repeat_messages_total", "Messages folded into an earlier story (retweets, copies, reissues)"
 )
@@ -90,6 +105,11 @@ HTTP_FAILURES = Counter(
     "finsent_http_failures_total",
     "HTTP requests not served: kind=dependency (503, a dependency unreachable), internal (500, a bug), "
     "bad_request (a malformed HTTP request)", ["kind"],
+)
+WINDOW_KEYS = Gauge(
+    "finsent_window_keys",
+    "Window keys (all, topic, ticker, topic+ticker) the window store holds buckets for: its size, which grows "
+    "with the watchlist and the tickers seen (Redis: refreshed with the store's marker check, at most every 30 s)",
 )
 WINDOW_STORE_RESETS = Counter(
     "finsent_window_store_resets_total",

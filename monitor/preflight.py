@@ -1,11 +1,12 @@
 """``monitor check``: every dependency the configuration names, tried the way the daemon uses it, and what
-to fix, before a deploy or at 3 a.m. (exit 1 when anything would stop the daemon, 0 otherwise).
+to fix, before a deploy or at 3 a.m. (exit 1 when anything would stop or stall the daemon, 0 otherwise).
 
-Checked: the Redis behind the windows, alert state and outbox (reachable, version >= 7.0, and the two
-settings that decide whether data can vanish silently: ``maxmemory-policy`` must be ``noeviction``, and some
-persistence must be on), the Kafka topics the source reads and dead-letters to, the classifier (it loads and
-labels a canary text with finite numbers), the files it writes (dead letters, ``file://`` sinks) and
-Alertmanager's readiness; other sinks are listed as not tried, since a test message would notify people.
+Checked: the Redis behind the windows, alert state and outbox (reachable, version >= 7.0, taking writes now:
+not a replica, not full under ``noeviction``, not loading, able to persist; and the two settings that decide
+whether data can vanish silently: ``maxmemory-policy`` must be ``noeviction``, and some persistence must be
+on), the Kafka topics the source reads and dead-letters to, the classifier (it loads and labels a canary
+text with finite numbers), the files it writes (dead letters, ``file://`` sinks) and Alertmanager's
+readiness; other sinks are listed as not tried, since a test message would notify people.
 Warnings are conditions the daemon survives but a risk desk should not run with.
 """
 
@@ -15,19 +16,20 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisClusterException, RedisError
 
 from monitor.cluster.solo import describe_holder
 from monitor.config import ConfigError, Settings
 from monitor.fatal import StartupError, one_line
 from monitor.redact import redact_url
-from monitor.redis_connect import config_value, connect, is_cluster_node
+from monitor.redis_connect import config_value, connect, is_cluster_node, node_values
+from monitor.retry import MISCONF_FIX, OOM_FIX, is_misconf
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 TIMEOUT_S = 5.0
@@ -44,7 +46,68 @@ class Finding:
         return f"{self.status:<4}  {self.what:<16}  {self.detail}"
 
 
+REPLICA_FIX = "point windows.store_url at the primary"
+LOADING_FIX = ("Redis is loading its data set into memory (after a restart) and answers no command until it is done: "
+               "the daemon waits for it; run monitor check again once it has loaded")
+NEAR_FULL_SHARE = 0.9
+"""A Redis with maxmemory this full is warned about: the next burst of windows makes it refuse writes."""
+
+
+def _refusal_fix(exc: BaseException) -> str | None:
+    """The fix for a Redis that answers but refuses (the daemon waits on these), None for any other error."""
+    if isinstance(exc, BusyLoadingError):
+        return LOADING_FIX
+    if isinstance(exc, ReadOnlyError):
+        return REPLICA_FIX
+    if isinstance(exc, OutOfMemoryError):
+        return OOM_FIX
+    return MISCONF_FIX if is_misconf(exc) else None
+
+
+def _value(info: Mapping[str, Any], name: str, default: str = "") -> str:
+    """One field of an INFO reply (``node_values``: one server's dict, or a cluster client's per node)."""
+    found = node_values(info, name)
+    return str(found[0]) if found else default
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def write_refusals(info: Mapping[str, Any], *, cluster: bool, save: str | None,
+                   stop_writes_on_bgsave_error: str | None) -> list[Finding]:
+    """Why this Redis refuses (or will soon refuse) the daemon's writes, from one ``INFO`` reply: a replica, a
+    full memory with ``noeviction``, loading, a failed save or AOF write. Found by review: ``monitor check`` said
+    "ok redis" and exited 0 while the daemon's /readyz said ReadOnlyError or OutOfMemoryError."""
+    found: list[Finding] = []
+    if _value(info, "role") == "slave" and not cluster:  # a cluster client finds the masters by itself
+        master = f"{_value(info, 'master_host')}:{_value(info, 'master_port')}"
+        found.append(Finding("FAIL", "redis", f"a replica of {master}: it refuses the daemon's writes (or, with "
+                                              f"replica-read-only no, loses them at its next sync) -- {REPLICA_FIX}"))
+    used = int(_value(info, "used_memory", "0")) - int(_value(info, "mem_not_counted_for_evict", "0"))
+    limit, policy = int(_value(info, "maxmemory", "0")), _value(info, "maxmemory_policy")
+    if limit and used > limit and policy == "noeviction":
+        found.append(Finding("FAIL", "redis", f"{_mib(used)} used of maxmemory {_mib(limit)} (noeviction): Redis "
+                                              f"refuses every write -- {OOM_FIX}"))
+    elif limit and used >= NEAR_FULL_SHARE * limit and policy == "noeviction":
+        found.append(Finding("warn", "redis", f"{_mib(used)} used of maxmemory {_mib(limit)}: writes are refused "
+                                              f"once it is full -- {OOM_FIX}"))
+    if _value(info, "loading") == "1":
+        found.append(Finding("FAIL", "redis", LOADING_FIX))
+    if _value(info, "aof_enabled") == "1" and _value(info, "aof_last_write_status") == "err":
+        found.append(Finding("FAIL", "redis", f"the last AOF write failed -- {MISCONF_FIX}"))
+    if _value(info, "rdb_last_bgsave_status") == "err":
+        # Redis refuses writes (and PING) after a failed save only with save points and this setting on
+        refused = stop_writes_on_bgsave_error != "no" and save != ""
+        found.append(Finding("FAIL", "redis", f"the last background save failed -- {MISCONF_FIX}") if refused else
+                     Finding("warn", "redis", "the last background save failed: a Redis restart loses what was "
+                                              "written since the last good one -- free the disk or fix its dir "
+                                              "(the Redis log says which)"))
+    return found
+
+
 async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
+    """Reachable, version, cluster state, whether it takes writes now, and the settings that lose data."""
     what, shown = "redis", redact_url(url)
     client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=timeout_s,
                                      socket_timeout=timeout_s)
@@ -52,22 +115,24 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
         await client.ping()
         cluster = await is_cluster_node(client)
         cluster_state = str(await cast(Any, client).execute_command("CLUSTER", "INFO")) if cluster else ""
-        version = str((await client.info("server")).get("redis_version", "0"))
-        persistence = await client.info("persistence")
+        info = await client.info()
         policy = await config_value(client, "maxmemory-policy")
         save = await config_value(client, "save")
+        stop_writes = await config_value(client, "stop-writes-on-bgsave-error")
     except (RedisError, OSError) as exc:
-        return [Finding("FAIL", what, f"{shown}: {type(exc).__name__}: {exc} -- check that redis-server is up and "
-                                      "reachable and the host/port/password in windows.store_url")]
+        fix = _refusal_fix(exc) or ("check that redis-server is up and reachable and the host/port/password in "
+                                    "windows.store_url")
+        return [Finding("FAIL", what, f"{shown}: {type(exc).__name__}: {exc} -- {fix}")]
     finally:
         await client.aclose()
-    kind = "Redis Cluster node" if cluster else "Redis"
+    kind, version = "Redis Cluster node" if cluster else "Redis", _value(info, "redis_version", "0")
     found = [Finding("ok", what, f"{shown}: {kind} {version} answers")]
     if cluster and "cluster_state:ok" not in cluster_state:
         found.append(Finding("FAIL", what, "the Redis Cluster does not serve every slot (cluster_state is not ok) "
                                            "-- check it with `redis-cli --cluster check HOST:PORT`"))
     if int(version.split(".")[0]) < 7:
         found.append(Finding("FAIL", what, f"Redis {version}: the window scripts need Redis >= 7.0"))
+    found += write_refusals(info, cluster=cluster, save=save, stop_writes_on_bgsave_error=stop_writes)
     if policy is None:
         found.append(Finding("warn", what, "maxmemory-policy cannot be read (CONFIG refused): make sure it is "
                                            "noeviction"))
@@ -75,7 +140,7 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S) -> list[Finding]:
         found.append(Finding("warn", what, f"maxmemory-policy {policy}: Redis may evict windows, dedup markers and "
                                            "alert state without a word -- set maxmemory-policy noeviction (a full "
                                            "Redis then pauses the daemon, with the reason on /readyz)"))
-    if str(persistence.get("aof_enabled", "0")) == "0" and save == "":
+    if _value(info, "aof_enabled", "0") == "0" and save == "":
         found.append(Finding("warn", what, "no persistence (appendonly no, no save points): a Redis restart loses "
                                            "every window, baseline and alert state -- set appendonly yes"))
     return found

@@ -49,8 +49,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     # limit, then gives up with "TTL exhausted" (measured: the daemon exited on it mid-resharding)
     ClusterError,
 )
+OOM_FIX = "Redis is at its maxmemory: raise it or lower windows.retention_s"
+"""What a full Redis (maxmemory, noeviction) needs; shared with ``monitor check`` (monitor/preflight.py)."""
 HINTS: tuple[tuple[type[BaseException], str], ...] = (
-    (OutOfMemoryError, "Redis is at its maxmemory: raise it or lower windows.retention_s (waiting until it has room)"),
+    (OutOfMemoryError, f"{OOM_FIX} (waiting until it has room)"),
     (ClusterError, "the Redis Cluster is moving or failing over the slot of these keys (resharding, a failover): "
                    "waiting; `redis-cli --cluster check HOST:PORT` shows the slots"),
     (RedisClusterException, "the Redis Cluster does not serve every slot now (a failover, a master down): "
@@ -71,15 +73,17 @@ BUSY_HINT = ("Redis is busy running a script (another client's, past busy-reply-
              "or FUNCTION KILL ends it")
 
 
-MISCONF_HINT = ("Redis cannot persist its data (a full disk, an unwritable dir, a failing AOF write) and refuses "
-                "writes until it can: free the disk or fix its dir (the Redis log says which); waiting")
+MISCONF_FIX = ("Redis cannot persist its data (a full disk, an unwritable dir, a failing AOF write) and refuses "
+               "writes until it can: free the disk or fix its dir (the Redis log says which)")
+"""Shared with ``monitor check`` (monitor/preflight.py), which waits for nothing."""
+MISCONF_HINT = f"{MISCONF_FIX}; waiting"
 
 
 def _is_busy(exc: BaseException) -> bool:
     return type(exc) is ResponseError and str(exc).startswith("BUSY")
 
 
-def _is_misconf(exc: BaseException) -> bool:
+def is_misconf(exc: BaseException) -> bool:
     """Redis refuses writes (and PING) while it cannot save (``stop-writes-on-bgsave-error``, AOF errors): before,
     a plain ResponseError, so the daemon exited at its first batch and at every restart (found by review)."""
     return type(exc) is ResponseError and str(exc).startswith("MISCONF")
@@ -90,7 +94,7 @@ def describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if _is_busy(exc):
         hint: str | None = BUSY_HINT
-    elif _is_misconf(exc):
+    elif is_misconf(exc):
         hint = MISCONF_HINT
     else:
         hint = next((h for kind, h in HINTS if isinstance(exc, kind)), None)
@@ -102,12 +106,12 @@ def refusing_for_now(exc: BaseException) -> bool:
     busy with a script. Start-up waits for these like a running daemon does (it used to exit with a misleading
     "needs Redis >= 7.0" line, and a supervisor restarted it into the same wall); an unreachable Redis at start
     stays a one-line error (a wrong URL or a server not running is for a person to fix)."""
-    return _is_busy(exc) or _is_misconf(exc) or isinstance(exc, (OutOfMemoryError, ReadOnlyError, BusyLoadingError))
+    return _is_busy(exc) or is_misconf(exc) or isinstance(exc, (OutOfMemoryError, ReadOnlyError, BusyLoadingError))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth waiting for: the dependency is unreachable or briefly unable, not the request wrong."""
-    if _is_busy(exc) or _is_misconf(exc):
+    if _is_busy(exc) or is_misconf(exc):
         return True  # Redis answers again after another client's script ends / once it can persist
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {"KafkaConnectionError",

@@ -6,6 +6,7 @@ import bisect
 import time
 from collections.abc import Callable, Sequence
 
+from monitor import metrics
 from monitor.lifecycle import Service
 from monitor.types import ClassifiedMessage
 from monitor.windows.base import Applied
@@ -87,6 +88,7 @@ class MemoryWindowStore(Service):
                 self._newest_start_s = max(self._newest_start_s, inc.start_s)
                 self._keep_evidence(slot, ev)
         self._expire(now)
+        metrics.WINDOW_KEYS.set(len(self._starts_of))  # the keys with a bucket: what Redis's {P}:active holds
         return Applied(fresh, tuple(conflicts))
 
     def _keep_evidence(self, slot: tuple[str, int], ev: EvidenceItem | None) -> None:

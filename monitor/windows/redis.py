@@ -6,7 +6,7 @@ Key layout (``P`` = ``key_prefix``; ``W`` = a window key such as ``ticker:TSLA``
     {P}:b:W:B               hash    neg / neu / pos / rep (HINCRBY), score_sum (HINCRBYFLOAT)
     {P}:ev:W:B              zset    top-N most negative evidence; score = sentiment score
     {P}:idx:W               zset    bucket starts of W (member = score = B)
-    {P}:active              zset    window key -> its newest bucket start (ZADD GT)
+    {P}:active              zset    window key -> its newest bucket start (ZADD GT); its ZCARD: finsent_window_keys
 
 Why it is shaped this way:
 
@@ -71,6 +71,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from monitor import metrics
 from monitor.lifecycle import Service
 from monitor.redact import redact_url
 from monitor.redis_connect import RedisClient, config_value, connect
@@ -365,6 +366,7 @@ class RedisWindowStore(Service):
                 await client.script_load(source)
             await self.epoch.adopt(client)
             await self.epoch.evictions(client)
+            await self._report_size(client)
             warn_if_evicting(redact_url(self.url), await config_value(client, "maxmemory-policy"))
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await client.aclose()
@@ -380,6 +382,11 @@ class RedisWindowStore(Service):
                 "-- RedisWindowStore needs Redis >= 7.0 and an ACL user allowed to run scripts"
             ) from exc
         return client
+
+    async def _report_size(self, client: RedisClient) -> None:
+        """``finsent_window_keys``: one ZCARD of ``{P}:active`` (pruned to retention by the apply script), read
+        with the marker check, so the size costs nothing per message."""
+        metrics.WINDOW_KEYS.set(await client.zcard(self.keys.active))
 
     def _unusable(self, exc: BaseException) -> StoreUnavailableError:
         """Redis unreachable at start: the setting, the error and what to check (TLS: where the CA goes)."""
@@ -403,7 +410,8 @@ class RedisWindowStore(Service):
 
     async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         client = self.client  # fails fast when not started, even for an empty batch
-        if self.epoch.due():
+        checking = self.epoch.due()
+        if checking:
             if await self.epoch.check(client):
                 report_loss(redact_url(self.url), self.retention_s)
             evicted = await self.epoch.evictions(client)
@@ -419,6 +427,8 @@ class RedisWindowStore(Service):
             counted, *clashes = await self._apply(keys=keys, args=args, client=client)
             fresh += int(counted)
             conflicts += [first + int(index) - 1 for index in clashes]  # the script's are 1-based, per chunk
+        if checking:
+            await self._report_size(client)  # after the writes: the size this batch left
         return Applied(fresh, tuple(conflicts))
 
     async def seen(self, message_ids: Sequence[str]) -> set[str]:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.config import WindowSettings
+from monitor.metrics import prometheus_client_value
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.base import Applied, WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats, content_digest
@@ -99,6 +100,24 @@ async def test_message_counts_under_all_topic_ticker_and_topic_ticker_keys(store
     assert keys == expected
     for key in expected:
         assert [(s.key, s.volume) for s in await store.buckets(key, T0, FAR_END_S)] == [(key, 1)]
+
+
+def check_at_next_write(store: WindowStore) -> None:
+    """A Redis store refreshes ``finsent_window_keys`` with its marker check (at most every 30 s): make it due."""
+    epoch = getattr(store, "epoch", None)
+    if epoch is not None:
+        epoch.check_every_s = 0.0
+
+
+async def test_window_keys_gauge_reports_the_keys_with_buckets_and_drops_those_past_retention(
+    store: WindowStore,
+) -> None:
+    check_at_next_write(store)
+    await store.apply([classified("m", at_s=T0, topic="mna", tickers=["TSLA", "AAPL"])])
+    assert prometheus_client_value("finsent_window_keys") == 6  # all, 2 tickers, the topic, 2 topic+ticker
+
+    await store.apply([classified("later", at_s=T0 + 2 * 3600, topic="other")])  # past retention_s (1 h)
+    assert prometheus_client_value("finsent_window_keys") == 2  # all, topic:other
 
 
 async def test_redelivered_message_in_the_same_batch_is_counted_once_and_is_not_a_conflict(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from pathlib import Path
@@ -43,6 +44,59 @@ async def test_a_redis_with_an_append_only_file_and_noeviction_is_all_ok(tmp_pat
         assert isinstance(redis, RedisProcess)
         found = await check_redis(redis.url)
     assert statuses(found) == ["ok"] and "answers" in found[0].detail
+
+
+async def test_a_read_only_replica_fails_naming_its_primary_and_the_fix(tmp_path: Path) -> None:
+    """Found by review: "ok redis", exit 0, while the daemon's /readyz said ReadOnlyError."""
+    with redis_server(tmp_path) as url:
+        admin = aioredis.Redis.from_url(url)
+        primary = free_port()  # nothing listens there: the replica stays one, unsynced
+        await admin.execute_command("REPLICAOF", "127.0.0.1", str(primary))
+        try:
+            found = await check_redis(url)
+        finally:
+            await admin.execute_command("REPLICAOF", "NO", "ONE")
+            await admin.aclose()
+    failed = [f.detail for f in found if f.status == "FAIL"]
+    assert failed == [f"a replica of 127.0.0.1:{primary}: it refuses the daemon's writes (or, with "
+                      "replica-read-only no, loses them at its next sync) -- point windows.store_url at the primary"]
+
+
+async def test_a_redis_full_to_its_maxmemory_under_noeviction_fails_and_one_nearly_full_warns(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url:
+        admin = aioredis.Redis.from_url(url, decode_responses=True)
+        used = int((await admin.info("memory"))["used_memory"])
+        await admin.config_set("maxmemory", str(used - 100_000))
+        full = await check_redis(url)
+        used = int((await admin.info("memory"))["used_memory"])  # after a check: its own use counted
+        await admin.config_set("maxmemory", str(int(used / 0.95)))
+        nearly = await check_redis(url)
+        await admin.config_set("maxmemory", "0")
+        await admin.aclose()
+    assert "FAIL" in statuses(full)
+    (failed,) = [f.detail for f in full if f.status == "FAIL"]
+    assert "(noeviction): Redis refuses every write -- Redis is at its maxmemory: raise it" in failed
+    assert "FAIL" not in statuses(nearly)
+    assert any("used of maxmemory" in f.detail and f.status == "warn" for f in nearly)
+
+
+async def test_a_redis_that_cannot_persist_fails_with_the_fix_not_a_reachability_hint(tmp_path: Path) -> None:
+    """Redis refuses writes (and PING) with MISCONF after a failed save; check said to look at host and port."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with redis_server(data, "--save", "3600 1") as url:
+        admin = aioredis.Redis.from_url(url, decode_responses=True)
+        data.rmdir()  # the background save cannot create its file
+        await admin.bgsave()
+        for _ in range(100):
+            if (await admin.info("persistence"))["rdb_last_bgsave_status"] == "err":
+                break
+            await asyncio.sleep(0.05)
+        (finding,) = await check_redis(url)
+        await admin.config_set("save", "")  # else its shutdown save fails too, and it refuses to stop
+        await admin.aclose()
+    assert finding.status == "FAIL" and "MISCONF" in finding.detail
+    assert finding.detail.endswith("free the disk or fix its dir (the Redis log says which)")
 
 
 async def test_an_unreachable_redis_fails_naming_what_to_check() -> None:
