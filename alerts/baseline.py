@@ -208,15 +208,6 @@ class KeyBaseline:
             self.folded.add(old, w)
             self.folded.exposure -= w * old.volume
 
-    def activity(self, stream: StreamState) -> float:
-        """How established the key is: its decayed message count valued at the stream's horizon, plus its recent
-        buckets (a key not caught up lately is decayed here without being touched)."""
-        horizon = stream.horizon_s
-        folded = self.folded.volume
-        if horizon is not None and horizon > self.horizon_s:
-            folded *= stream.weight(horizon - self.horizon_s)
-        return folded + sum(b.volume for b in self.recent)
-
     def rates(self, stream: StreamState, prior_strength: float) -> Rates | None:
         """The shrunk baseline, or None while the key's group has no history at all."""
         prior = stream.group_prior(group_of(self.key)) if self.key != ALL_KEY else _all_prior(stream, self)

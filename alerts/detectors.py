@@ -261,6 +261,10 @@ class Finding:
     """The baseline the test compared against: rate per hour (burst, cusum), share or mean score."""
     observed: float
     """The window's value in the same unit as ``baseline``."""
+    start_s: int = 0
+    """Where the tested window starts (0: ``scale_s`` before the bucket's end). Later once an episode spent the
+    key's earlier buckets: the evidence must come from the window the test counted, not the episode that already
+    paged (found by review: 4 of 5 headlines of a new page were the previous episode's)."""
 
     @property
     def name(self) -> str:
@@ -304,6 +308,14 @@ class Signal:
     @property
     def active(self) -> bool:
         return bool(self.triggered)
+
+
+def window_start_s(sig: Signal) -> int:
+    """Start of the window ``sig`` alerted on: its strongest finding's, else the evaluated bucket's."""
+    top = sig.top
+    if top is not None and top.start_s:
+        return top.start_s
+    return sig.bucket_end_s - sig.scale_s if sig.scale_s else sig.bucket_start_s
 
 
 def detect(series: KeySeries, start_s: int, cfg: DetectorConfig) -> Signal:

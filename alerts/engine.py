@@ -36,7 +36,7 @@ from dataclasses import replace
 import structlog
 
 from alerts.delivery import OutboxDelivery, RetryPolicy
-from alerts.detectors import DetectorConfig, KeySeries, Signal, detect
+from alerts.detectors import DetectorConfig, KeySeries, Signal, detect, window_start_s
 from alerts.evidence import collect_evidence
 from alerts.history import SeriesCache
 from alerts.lifecycle import AlertState, LifecyclePolicy, forget_at_s, prunable, step
@@ -337,9 +337,8 @@ class AlertEngine(Service):
         items: list[AlertItem] = []
         for item in notification.alerts:
             sig = item.signal
-            start_s = sig.bucket_end_s - sig.scale_s if sig.scale_s else sig.bucket_start_s
             evidence = await collect_evidence(
-                self.store, item.window_key, start_s, sig.bucket_end_s, self.settings.evidence_top_n,
+                self.store, item.window_key, window_start_s(sig), sig.bucket_end_s, self.settings.evidence_top_n,
             )
             items.append(replace(item, evidence=evidence))
         return replace(notification, alerts=tuple(items))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import structlog
@@ -99,6 +99,9 @@ class KeyState:
     latest: deque[tuple[int, int]] = field(default_factory=deque)
     """(bucket start, messages) of the key's latest buckets holding ``MIN_MEMBER_MESSAGES`` messages."""
     member: bool = False
+    sightings: float = 0.0
+    """Buckets the key had messages in, decayed with the baseline's half-life to ``last_seen_s``: how established
+    it is (a spam burst is one sighting however many messages it holds; a sparse real key is seen day after day)."""
 
     def member_until_s(self) -> int | None:
         """When its ``MIN_MEMBER_MESSAGES`` latest messages grow older than ``MEMBER_TTL_S`` (None: fewer seen)."""
@@ -241,6 +244,7 @@ class MultiScaleDetector:
         rates = st.baseline.rates(self.stream, self.cfg.prior_strength)
         self._advance_cusum(st, stats.start_s, rates)
         st.baseline.add_recent(stats)
+        st.sightings = st.sightings * self.stream.weight(stats.start_s - st.last_seen_s) + 1.0
         st.last_seen_s = stats.start_s
         self._count_member(key, st, stats)
         if rates is not None and key != ALL_KEY:
@@ -290,7 +294,7 @@ class MultiScaleDetector:
                           share_test(w.negatives, w.volume, rates, scale, cfg.shift),
                           score_test(w.negatives, w.volume, w.score_sum, rates, scale, cfg.shift)):
                     if f is not None:
-                        findings.append(f)
+                        findings.append(replace(f, start_s=w.start_s))
             cusum = st.cusum.finding(start_s + cfg.bucket_s, rates, cfg.burst)
             if cusum is not None:
                 findings.append(cusum)
@@ -306,21 +310,28 @@ class MultiScaleDetector:
                           cfg.scales_s[0])
 
     def _evict(self) -> None:
-        """Over ``max_keys`` states, drop the least established keys down to ``EVICT_TO_SHARE`` of it. ``all``, the
-        topics and keys with a finding stay. Before, the keys seen least recently went first: one bucket of spam
+        """Over ``max_keys`` states, drop the least established keys (fewest decayed sightings) down to
+        ``EVICT_TO_SHARE`` of it; ``all`` and the topics (a bounded set) stay, and a key with a finding goes only
+        after every quiet key as established. Before, the keys seen least recently went first: one bucket of spam
         naming 10,560 new tickers evicted every real ticker without a message in it, then ``all`` (ties by name),
         and the rebuilt-from-nothing baselines paged on ordinary flow; the whole state was also sorted at every
-        bucket once full (found by review)."""
+        bucket once full (found by review). Keys with a finding are not exempt: a negative spam wave's keys all
+        have one, and exempting them let the state grow past the bound while real keys were evicted at every
+        bucket (found by the regression review)."""
         if len(self.keys) <= self.cfg.max_keys:
             return
         keep = int(self.cfg.max_keys * EVICT_TO_SHARE)
         candidates = [(key, st) for key, st in self.keys.items()
-                      if key != ALL_KEY and not key.startswith(topic_key("")) and key not in self.active]
-        victims = heapq.nsmallest(max(0, len(self.keys) - keep), candidates,
-                                  key=lambda kv: (kv[1].baseline.activity(self.stream), kv[1].last_seen_s, kv[0]))
+                      if key != ALL_KEY and not key.startswith(topic_key(""))]
+        now_s = self.until_s or 0
+        victims = heapq.nsmallest(
+            max(0, len(self.keys) - keep), candidates,
+            key=lambda kv: (kv[1].sightings * self.stream.weight(now_s - kv[1].last_seen_s), kv[0] in self.active,
+                            kv[1].last_seen_s, kv[0]))
         for key, st in victims:
             self._leave_group(st)
             del self.keys[key]
+            self.active.discard(key)
         log.warning("multiscale_keys_evicted", evicted=len(victims), kept=len(self.keys),
                     max_tracked_keys=self.cfg.max_keys,
                     fix="the least established keys' baselines were dropped; raise alerts.max_tracked_keys if "

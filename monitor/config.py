@@ -342,7 +342,9 @@ class AlertSettings(_Section):
     in further passes, never skipped."""
     max_keys_per_evaluation: int = Field(10_000, ge=1)
     """Upper bound on window keys evaluated per bucket: live alerts' keys, then the market-wide and per-topic
-    keys, then the rest by name (``alert_keys_truncated`` says when keys are left out)."""
+    keys, then those with the most negatives in the pass (what can alert), established keys (a multiscale
+    baseline) before new ones, then by volume, then by name: a flood of one-off tickers cannot push a real
+    surge out (``alert_keys_truncated`` says when keys are left out)."""
     max_alert_states: int = Field(10_000, ge=10)
     """Upper bound on stored alert states. Idle (inactive, resolved) states are deleted once their memory
     (cooldown, flap counting: the longest of ``cooldown_s``, ``flap_window_s``, ``repeat_interval_s`` after
@@ -414,9 +416,9 @@ class AlertSettings(_Section):
     min_history_s: int = Field(12 * 3600, ge=0)
     """Multiscale: stream time with data (gaps excluded) the folded baseline needs before any alert."""
     max_tracked_keys: int = Field(20_000, ge=10)
-    """Multiscale: keys whose baseline state is kept in memory. Past it, the least established (smallest decayed
-    message count) are dropped down to 90% of it; ``all``, the topics and keys with a finding stay
-    (``multiscale_keys_evicted`` in the log)."""
+    """Multiscale: keys whose baseline state is kept in memory. Past it, the least established (fewest decayed
+    sightings: buckets with messages) are dropped down to 90% of it, keys with a finding last; ``all`` and the
+    topics stay (``multiscale_keys_evicted`` in the log)."""
     rebuild_history_s: int = Field(14 * 86_400, ge=0)
     """Multiscale: history read back from the window store to rebuild the baselines after a restart
     (at most ``windows.retention_s`` exists)."""

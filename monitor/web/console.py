@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from alerts.detectors import window_start_s
 from alerts.evidence import collect_evidence
 from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus, Silence
@@ -87,8 +88,8 @@ def _episode_range(state: AlertState, bucket_s: int) -> tuple[int, int] | None:
         return None
     if state.status is AlertStatus.FIRING and state.started_at_s is not None:
         trigger = why_signal(state)
-        scale_s = trigger.scale_s if trigger is not None and trigger.scale_s else bucket_s
-        return min(state.started_at_s - scale_s, sig.bucket_start_s), sig.bucket_end_s
+        start_s = window_start_s(trigger) if trigger is not None else state.started_at_s - bucket_s
+        return min(start_s, sig.bucket_start_s), sig.bucket_end_s
     return sig.bucket_start_s, sig.bucket_end_s
 
 

@@ -172,3 +172,25 @@ async def test_a_bucket_of_spam_tickers_starts_states_only_while_there_is_room_a
     assert eng.multiscale is not None
     assert {"all", "ticker:AAPL", "ticker:TSLA"} <= set(eng.multiscale.keys)
     assert len(eng.multiscale.keys) <= 40
+
+
+async def test_a_second_episode_shows_its_own_stories_not_those_of_the_episode_that_already_paged() -> None:
+    """Found by review: the evidence range was ``end - scale``, but the window a new episode is tested on starts where
+    the previous one ended, so 4 of 5 headlines of a new page were the previous episode's."""
+    store = MemoryWindowStore(B, retention_s=30 * DAY)
+    end = await sparse_history(store, 5)
+    first, second = DAY0_S + (4 * DAY // B + 20) * B, DAY0_S + (4 * DAY // B + 100) * B
+    for i in range(3):  # a sudden story, then a slow one that fires at 24 h, a window reaching back past the first
+        await store.apply(messages(first + i * B, 3, 0, text="First story: plant fire"))
+    for i in range(12):
+        await store.apply(messages(second + i * 12 * B, 1, 0, text="Second story: recall widens"))
+    eng = engine(store, settings(max_catchup_buckets=10_000))
+    await eng.evaluate(DAY0_S + B)
+    notes = await evaluate_every(eng, DAY0_S + B, end, 12)
+    firing = [n for n in notes if n.status is AlertStatus.FIRING
+              and any(a.window_key == "ticker:TSLA" for a in n.alerts)]
+    assert len(firing) == 2, [n.title for n in notes]
+    [item] = [a for a in firing[1].alerts if a.window_key == "ticker:TSLA"]
+    assert item.signal.top is not None and item.signal.top.scale_s == DAY
+    texts = [ev.text for ev in item.evidence]
+    assert any(t.startswith("Second story") for t in texts) and not any(t.startswith("First story") for t in texts)

@@ -294,3 +294,16 @@ def test_a_flood_of_one_off_keys_evicts_them_not_the_established_keys_or_all() -
     assert len(det.keys) == 45, "evicted down to 90% of the bound, so a full state is not ranked at every bucket"
     run(det, iter([(i + 1, {**background(i + 1), "ticker:NEW1": bucket("ticker:NEW1", DAY0_S + (i + 1) * B, 0, 1)})]))
     assert len(det.keys) == 46
+
+
+def test_a_wave_of_negative_one_off_keys_with_findings_is_evicted_before_an_established_key() -> None:
+    """Found by the regression review: keys with a finding were exempt from eviction, so a negative spam wave (each
+    junk key with a finding for hours) held the state past its bound while the real keys were evicted every bucket."""
+    det = MultiScaleDetector(cfg(max_keys=50))
+    run(det, history(3))
+    i = 3 * DAY // B
+    wave = {f"ticker:J{n:03d}": bucket(f"ticker:J{n:03d}", DAY0_S + i * B, 10, 0) for n in range(64)}
+    run(det, iter([(i, {**background(i), **wave})]))
+    for j in range(1, 13):
+        run(det, iter([(i + j, background(i + j))]))
+        assert len(det.keys) <= 50 and {KEY, OTHER, ALL_KEY} <= set(det.keys)
