@@ -79,18 +79,23 @@ def cuda_indexes(driver: int | None) -> list[str]:
     return [name for name, least in CUDA_INDEXES if driver is None or driver >= least]
 
 
-def site_cuda(site: Path) -> str | None:
-    """torch's CUDA version when ``site`` holds a torch that can use the GPU here, else None (none installed, a
-    CPU build, a cut-off copy, a CUDA build newer than the driver). Asked in a child: this process has its torch."""
+def site_cuda(site: Path, version: str) -> str | None:
+    """torch's CUDA version when ``site`` holds torch ``version`` (its base version: ``2.13.0`` of ``2.13.0+cu128``)
+    that can use the GPU here, else None (none installed, another version left by an earlier venv, a CPU build, a
+    cut-off copy, a CUDA build newer than the driver). Asked in a child: this process has its torch."""
     if not (site / "torch").is_dir():
         return None
-    probe = "import sys, torch; sys.stdout.write(torch.version.cuda if torch.cuda.is_available() else '')"
+    probe = ("import sys, torch; sys.stdout.write(torch.__version__ + ' ' + "
+             "(torch.version.cuda if torch.cuda.is_available() else ''))")
     try:
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(site)}, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None
+    installed, _, cuda = done.stdout.strip().partition(" ")
+    if installed.split("+")[0] != version:  # a site left by a venv with another torch: its CUDA build is stale
+        return None
+    return cuda.strip() or None
 
 
 def pip_install(target: Path, index_url: str, requirement: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +118,7 @@ def install_cuda_torch(version: str, index_urls: Sequence[str]) -> str | None:
     for url in index_urls:
         shutil.rmtree(partial, ignore_errors=True)
         done = pip_install(partial, url, f"torch=={version}")
-        if done.returncode == 0 and site_cuda(partial):
+        if done.returncode == 0 and site_cuda(partial, version):
             shutil.rmtree(GPU_SITE, ignore_errors=True)
             partial.rename(GPU_SITE)
             return None
@@ -133,7 +138,7 @@ def ensure_cuda_torch(argv: Sequence[str], index_url: str | None = None) -> str 
     if torch.version.cuda is not None or os.environ.get("FINSENT_GPU_REEXEC"):
         return f"an NVIDIA GPU is present but torch {torch.__version__} cannot use it (driver? CUDA_VISIBLE_DEVICES?)"
     version = torch.__version__.split("+")[0]
-    if site_cuda(GPU_SITE) is None:
+    if site_cuda(GPU_SITE, version) is None:
         driver = driver_major()
         urls = [index_url] if index_url else [TORCH_INDEX.format(name) for name in cuda_indexes(driver)]
         if not urls:

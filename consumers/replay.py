@@ -16,10 +16,10 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from io import BufferedIOBase, BufferedReader, TextIOWrapper
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 import structlog
 
@@ -52,6 +52,11 @@ def csv_columns(path: Path, header: Sequence[str]) -> list[str]:
     """The header's names stripped and lower-cased (``ID``, `` text`` are ``id``, ``text``); a missing required
     column is one ``InputError`` for the file, not a ``missing_field`` dead letter for each of its rows."""
     columns = [name.strip().lower() for name in header]
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:  # DictReader keeps the last one: an empty ``Text`` after ``text`` made every row empty_text
+        raise InputError(f"{path}: the CSV header names column(s) {', '.join(repeated)} more than once (names are "
+                         f"read without case and surrounding spaces); found {', '.join(map(repr, header))} -- "
+                         "rename or remove the extra column(s) in the first line")
     missing = [name for name in CSV_REQUIRED if name not in columns]
     if missing:
         why = " (news|comment: a file row has no topic to imply it)" if "source" in missing else ""
@@ -61,29 +66,33 @@ def csv_columns(path: Path, header: Sequence[str]) -> list[str]:
     return columns
 
 
-def check_csv_header(path: Path) -> None:
-    """Refuse a CSV file whose header lacks a required column, and warn once about columns that are ignored
-    (a ``symbols`` column lost every ticker without a word). An empty file has no header and no rows."""
+def check_csv_header(path: Path, max_line_bytes: int | None = None) -> None:
+    """Refuse a CSV file whose header lacks a required column, names one twice or cannot be read, and warn once
+    about columns that are ignored (a ``symbols`` column lost every ticker without a word). An empty file has no
+    header and no rows. ``max_line_bytes`` as for ``iter_lines``."""
     try:
         with _open_text(path) as fh:
-            header = next(csv.reader(fh), None)
+            header = _header(path, csv.DictReader(_BoundedLines(fh, csv_line_limit(max_line_bytes))))
     except GZIP_ERRORS:  # reading the file says so, as a dead letter
         return
     if header is None:
         return
-    unknown = [name for name in csv_columns(path, header) if name not in _CSV_KNOWN]
+    unknown = [name for name in header if name not in _CSV_KNOWN]
     if unknown:
         log.warning("csv_columns_ignored", file=str(path), ignored=unknown, known=list(_CSV_KNOWN))
 
 
-_BLOOMBERG_KEYS = frozenset({"equity", "index", "comdty", "curncy", "corp", "govt", "mtge", "muni", "pfd", "m-mkt"})
-"""The last word of a Bloomberg ticker (``AAPL US Equity``): the part names one symbol, its first word."""
+_BLOOMBERG_KEYS = frozenset({"Equity", "Index", "Comdty", "Curncy", "Corp", "Govt", "Mtge", "Muni", "Pfd", "M-Mkt"})
+"""The yellow key ending a Bloomberg ticker (``AAPL US Equity``, ``SPX Index``), in Bloomberg's Title case:
+``GOVT``, ``CORP``, ``MUNI`` and ``PFD`` in capitals are ETF tickers (``SPY GOVT`` kept only SPY)."""
 
 
 def split_tickers_cell(cell: str) -> list[str]:
-    """The symbols of a CSV ``tickers`` cell, written as a JSON list (``["AAPL","MSFT"]``), or separated by
-    ``,`` ``;`` ``|`` or spaces, except a Bloomberg ticker (``AAPL US Equity``: its first word). An exchange
-    prefix is dropped (``NASDAQ:AAPL``). ``InvalidMessage("bad_field")`` for a list that is not JSON."""
+    """The tickers of a CSV ``tickers`` cell, written as a JSON list (``["AAPL","MSFT"]``), or separated by
+    ``,`` ``;`` ``|`` or spaces, except a Bloomberg ticker (a part of 2 or 3 words ending in a yellow key:
+    ``AAPL US Equity``, ``SPX Index``), which is its first word. Exchanges and countries (``NASDAQ:AAPL``,
+    ``AAPL:US``) are left to ``normalise_ticker``, as in a JSON payload. ``InvalidMessage("bad_field")`` for a
+    list that is not JSON."""
     if cell.lstrip().startswith("["):
         try:
             parsed = json.loads(cell)
@@ -98,8 +107,7 @@ def split_tickers_cell(cell: str) -> list[str]:
         words = part.split()
         if not words:
             continue
-        chosen = words[:1] if len(words) > 1 and words[-1].lower() in _BLOOMBERG_KEYS else words
-        symbols.extend(word.rsplit(":", 1)[-1] for word in chosen)
+        symbols.extend(words[:1] if len(words) in (2, 3) and words[-1] in _BLOOMBERG_KEYS else words)
     return symbols
 
 
@@ -114,16 +122,64 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
     return obj
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
+def csv_line_limit(max_line_bytes: int | None) -> int:
+    """Most characters of one physical CSV line: ``max_line_bytes`` (a line of more characters has more bytes
+    in UTF-8, so its record is oversized anyway), else 8 times the csv module's field limit (1 MiB by default)."""
+    return max_line_bytes if max_line_bytes is not None else 8 * csv.field_size_limit()
+
+
+_LINE_ENDS = ("\n", "\r")  # what ends a line read with newline="" (a CR-only file too)
+
+
+class _BoundedLines:
+    """The lines of a CSV file for ``csv.reader``, each read with at most ``limit`` characters in memory: the
+    csv module reads a whole line before its field limit applies (a gzip file of one 512 MiB line took all of it).
+    A longer line is read on and discarded in chunks and raises ``csv.Error`` naming it, which the reader lets
+    through; its next call reads on at the next line. ``line_num`` counts physical lines, the skipped ones too."""
+
+    def __init__(self, fh: TextIOWrapper, limit: int) -> None:
+        self._fh = fh
+        self._limit = limit
+        self.line_num = 0
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._fh.readline(self._limit + 1)
+        if not line:
+            raise StopIteration
+        self.line_num += 1
+        if len(line) > self._limit and not line.endswith(_LINE_ENDS):
+            size = len(line) + _skip_rest_of_line(self._fh.readline, _LINE_ENDS)
+            raise csv.Error(f"line {self.line_num} has {size} characters, more than the {self._limit} a CSV line "
+                            "may have")
+        return line
+
+
+def _header(path: Path, reader: csv.DictReader[str]) -> list[str] | None:
+    """The file's columns (``csv_columns``), None for an empty file; a header the csv module refuses (an unclosed
+    quote, a field past its limit) is an ``InputError`` naming the file (it was a bare ``Error: field larger
+    than field limit``, exit 1)."""
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"{path}: the CSV header (first line) cannot be read: {exc} -- the first line must name "
+                         f"the columns ({', '.join(CSV_REQUIRED)}), with every quote closed") from exc
+    return None if header is None else csv_columns(path, header)
+
+
+def _csv_records(path: Path, max_line_bytes: int | None) -> Iterator[tuple[int, bytes, Any]]:
     # Undecodable bytes become lone surrogates, which validation refuses as ``bad_encoding``; a row
-    # the csv module refuses (a field past its size limit) is one ``bad_csv`` record, and reading goes on.
+    # the csv module refuses (a field past its size limit, a line past ``csv_line_limit``) is one ``bad_csv``
+    # record, and reading goes on.
     # A spreadsheet's byte-order mark is skipped, as on a JSONL line (it made the first column "\ufeffid").
     with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is not None:
-            reader.fieldnames = csv_columns(path, reader.fieldnames)
+        lines = _BoundedLines(fh, csv_line_limit(max_line_bytes))
+        reader = csv.DictReader(lines)
+        reader.fieldnames = _header(path, reader)
         while True:
-            line_before = reader.line_num
+            line_before = lines.line_num
             try:
                 row = next(reader)
             except StopIteration:
@@ -136,7 +192,7 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
             obj: Any
             if swallowed:
                 obj = InvalidMessage("bad_csv", f"an unclosed quote made one record of lines {line_before + 1}-"
-                                                f"{reader.line_num}, {swallowed} of them rows of their own -- fix "
+                                                f"{lines.line_num}, {swallowed} of them rows of their own -- fix "
                                                 "the quoting (the rows are in this dead letter)")
             else:
                 try:
@@ -145,7 +201,7 @@ def _csv_records(path: Path) -> Iterator[tuple[int, bytes, Any]]:
                     obj = exc
                 except (ValueError, TypeError, AttributeError) as exc:  # a row shape nobody foresaw
                     obj = InvalidMessage("parse_error", f"unexpected error: {exc!r}"[:500])
-            yield reader.line_num, raw, obj
+            yield lines.line_num, raw, obj
 
 
 def _swallowed_rows(row: dict[str, Any], fields: int) -> int:
@@ -165,10 +221,16 @@ def _bounded_lines(fh: BufferedIOBase, max_line_bytes: int) -> Iterator[tuple[by
     while line := fh.readline(max_line_bytes + 1):
         size = len(line)
         if size > max_line_bytes and not line.endswith(b"\n"):
-            while (rest := fh.readline(READ_CHUNK_BYTES)) and not rest.endswith(b"\n"):
-                size += len(rest)
-            size += len(rest)
+            size += _skip_rest_of_line(fh.readline, b"\n")
         yield line, size
+
+
+def _skip_rest_of_line(readline: Callable[[int], AnyStr], ends: AnyStr | tuple[AnyStr, ...]) -> int:
+    """Reads the rest of an over-long line in ``READ_CHUNK_BYTES`` pieces, holding none; returns its size."""
+    size = 0
+    while (rest := readline(READ_CHUNK_BYTES)) and not rest.endswith(ends):
+        size += len(rest)
+    return size + len(rest)
 
 
 def is_gzip(path: Path) -> bool:
@@ -199,11 +261,12 @@ def _open_text(path: Path) -> TextIOWrapper:
 
 def iter_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes, Any]]:
     """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file.
-    Lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded.
+    JSONL lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded; a CSV
+    line of more characters is one ``bad_csv`` record (``csv_line_limit``), never held whole either.
     Gzip data that is cut off or corrupt ends the file with one ``bad_gzip`` record (it was a traceback)."""
     line = 0
     try:
-        for record in _csv_records(path) if is_csv(path) else _jsonl_records(path, max_line_bytes):
+        for record in _csv_records(path, max_line_bytes) if is_csv(path) else _jsonl_records(path, max_line_bytes):
             line = record[0]
             yield record
     except GZIP_ERRORS as exc:
@@ -268,7 +331,7 @@ class FileReplaySource(Service):
             )
         for path in self.paths:  # before any row is read: a bad header of the last file wastes no run
             if is_csv(path):
-                check_csv_header(path)
+                check_csv_header(path, self.max_message_bytes + 2)
 
     def _validate(self, raw: bytes, obj: Any) -> RawMessage:
         if isinstance(obj, InvalidMessage):
@@ -296,7 +359,7 @@ class FileReplaySource(Service):
     async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
         batch: list[SourceRecord] = []
         for path in self.paths:
-            for line_no, raw, obj in iter_lines(path, self.max_message_bytes + 2):  # + CRLF
+            for line_no, raw, obj in iter_lines(path, self.max_message_bytes + 2):  # + CRLF, as the header
                 wire = WireRecord({"file": str(path), "line": line_no})
                 try:
                     msg = self._validate(raw, obj)

@@ -54,6 +54,16 @@ of index, futures and pair symbols (``^GSPC``, ``EURUSD=X``, ``ES_F``, ``BTC-USD
 _SHARE_CLASS = re.compile(r"([A-Z0-9]+)[-/]([A-Z]{1,2})")
 """``BRK-B``, ``BRK/B``: a share class written with another separator (only a 1-2 letter suffix: ``BTC-USD``
 is a pair, not a class, and keeps its key; a space is not a separator: ``AAPL US`` names an exchange)."""
+EXCHANGE_PREFIXES = frozenset({
+    "NASDAQ", "NYSE", "NYSEARCA", "NYSEAMERICAN", "NYSE AMERICAN", "AMEX", "BATS", "CBOE", "OTC",  # US
+    "LSE", "LON", "TSX", "TSXV", "ASX", "HKEX", "HKG", "TSE", "TYO", "XETRA", "ETR", "EPA", "FRA", "SIX", "SGX",
+    "NSE", "BSE",
+})
+"""Exchanges written before a symbol (``NASDAQ:AAPL``, TradingView and Google Finance style; those the text
+linker knows, ``monitor.entities.linker.EXCHANGE_SYMBOL``, among them): the symbol is the part after the ``:``.
+Any other ``X:Y`` is a symbol only when ``Y`` is a 2-letter country or exchange code (``AAPL:US``, ``VOD:LN``,
+Bloomberg's web form): then ``X``; else it is kept, and dropped as no symbol."""
+_MARKET_SUFFIX = re.compile(r"[A-Z]{2}")
 _dropped_tickers = LogThrottle(60.0)
 MAX_ID_CHARS = 256
 MAX_NESTING = 64
@@ -189,12 +199,25 @@ def _source(value: Any, default: SourceKind | None) -> SourceKind:
 
 
 def normalise_ticker(raw: str) -> str:
-    """One spelling per symbol, wherever it comes from (payload, cashtag, watchlist): ``$brk-b``, ``BRK/B``
-    and ``BRK.B`` in fullwidth letters are all ``BRK.B``, so one company gets one window key: folded like
-    text (``monitor.entities.fold``: NFKC, zero-width characters dropped), ``$`` and spaces stripped,
-    a share class's ``-``/``/`` made ``.``, upper case. Empty when nothing is left; check it with ``TICKER``."""
-    symbol = fold(raw).strip().lstrip("$").strip().upper()
+    """One spelling per symbol, wherever it comes from (payload, CSV cell, cashtag, watchlist): ``$brk-b``,
+    ``BRK/B``, ``NYSE:BRK-B``, ``BRK.B:US`` and ``BRK.B`` in fullwidth letters are all ``BRK.B``, so one company
+    gets one window key: folded like text (``monitor.entities.fold``: NFKC, zero-width characters dropped),
+    upper case, the market dropped (``_without_market``), ``$`` and spaces stripped, a share class's ``-``/``/``
+    made ``.``. Empty when nothing is left; check it with ``TICKER``."""
+    symbol = _without_market(fold(raw).upper()).strip().lstrip("$").strip()
     return _SHARE_CLASS.sub(r"\1.\2", symbol) if _SHARE_CLASS.fullmatch(symbol) else symbol
+
+
+def _without_market(symbol: str) -> str:
+    """``NASDAQ:AAPL`` and ``AAPL:US`` are ``AAPL`` (``EXCHANGE_PREFIXES``); any other ``:`` is kept. Taking the
+    last part of every ``X:Y`` made each US stock ``US`` (found by review)."""
+    head, colon, tail = symbol.partition(":")
+    head, tail = head.strip(), tail.strip()
+    if not colon or not head or not tail or ":" in tail:
+        return symbol
+    if head in EXCHANGE_PREFIXES:
+        return tail
+    return head if _MARKET_SUFFIX.fullmatch(tail) else symbol
 
 
 def _tickers(value: Any) -> tuple[str, ...]:

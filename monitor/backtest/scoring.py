@@ -138,20 +138,20 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
 def _canonical_key(raw: str, where: str) -> str:
     """The key as the window key builders spell it: its ticker normalised as a message's is (``ticker:ba``,
     ``ticker:$BA``, ``TICKER: BA``, ``ticker:BRK-B`` never matched a window and scored recall 0, the real
-    detections false alarms; found by review), the kind in lower case; an ``InputError`` naming the fix when it
-    names no window."""
+    detections false alarms; found by review), the kind and a topic in lower case (topics are lower_snake names:
+    ``topic:Earnings`` matched no window either); an ``InputError`` naming the fix when it names no window."""
     kind, colon, rest = raw.partition(":")
     kind, rest = kind.strip().lower(), rest.strip()
     if raw.strip().lower() == ALL_KEY:
         return ALL_KEY
     if colon and f"{kind}:" in KEY_KINDS and rest:
         if kind == "topic":
-            return f"topic:{rest}"
+            return f"topic:{rest.lower()}"
         if kind == "ticker" and TICKER.fullmatch(ticker := normalise_ticker(rest)):
             return ticker_key(ticker)
         topic, _, symbol = rest.rpartition("|")
         if kind == "topic_ticker" and topic.strip() and TICKER.fullmatch(ticker := normalise_ticker(symbol)):
-            return topic_ticker_key(topic.strip(), ticker)
+            return topic_ticker_key(topic.strip().lower(), ticker)
     guess = normalise_ticker(rest if colon else raw)
     hint = f" (did you mean ticker:{guess}?)" if TICKER.fullmatch(guess) else ""
     raise InputError(f"{where}: key {raw!r} names no window -- use {KEY_FORMS}{hint}")

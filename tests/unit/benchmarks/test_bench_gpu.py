@@ -84,10 +84,44 @@ def test_a_working_cuda_install_from_an_earlier_run_is_reused(
 ) -> None:
     """pip --target re-downloaded the whole stack at every run and kept a bad first install for ever."""
     _cpu_torch_on_a_gpu_host(monkeypatch, tmp_path)
-    monkeypatch.setattr(bench_gpu, "site_cuda", lambda site: "12.8" if site == bench_gpu.GPU_SITE else None)
+    monkeypatch.setattr(bench_gpu, "site_cuda", lambda site, _v: "12.8" if site == bench_gpu.GPU_SITE else None)
     monkeypatch.setattr(bench_gpu, "pip_install", lambda *_a: pytest.fail("installed again"))
     with pytest.raises(SystemExit, match="re-exec"):
         bench_gpu.main([])
+
+
+def _fake_torch_site(site: Path, version: str) -> Path:
+    """A site holding a stand-in torch ``version`` that reports CUDA 12.1 usable, as a leftover install would."""
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text(
+        f"__version__ = {version!r}\nclass version:\n    cuda = '12.1'\n"
+        "class cuda:\n    @staticmethod\n    def is_available():\n        return True\n")
+    return site
+
+
+def test_a_gpu_site_is_used_only_when_it_holds_the_venvs_torch_version(tmp_path: Path) -> None:
+    site = _fake_torch_site(tmp_path / "gpu-site", "2.4.0+cu121")
+    assert bench_gpu.site_cuda(site, "2.4.0") == "12.1"
+    assert bench_gpu.site_cuda(site, "2.13.0") is None
+
+
+def test_a_gpu_site_left_with_another_torch_version_is_installed_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A var/gpu-site torch 2.4.0+cu121 was reused under a venv of torch 2.13.0 (found by review)."""
+    _cpu_torch_on_a_gpu_host(monkeypatch, tmp_path)
+    _fake_torch_site(bench_gpu.GPU_SITE, "2.4.0+cu121")
+    monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
+    monkeypatch.setattr(bench_gpu, "driver_major", lambda: 575)
+    installs: list[str] = []
+
+    def install(version: str, urls: list[str]) -> str | None:
+        installs.append(version)
+        return "stop here"
+
+    monkeypatch.setattr(bench_gpu, "install_cuda_torch", install)
+    assert bench_gpu.main([]) == 0
+    assert installs == ["2.13.0"]
 
 
 def test_a_failed_install_says_what_each_index_answered_in_one_line_and_keeps_nothing(

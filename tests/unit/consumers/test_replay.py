@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from consumers.replay import FileReplaySource, split_tickers_cell
-from consumers.schema import InvalidMessage
+from consumers.replay import FileReplaySource, _csv_row, iter_lines, split_tickers_cell
+from consumers.schema import InvalidMessage, message_from_dict
 from monitor.config import InputError
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import SourceRecord
@@ -318,13 +318,38 @@ async def test_unknown_csv_columns_are_one_warning_per_file_naming_them_and_the_
     ("[]", []),
     ("AAPL US Equity", ["AAPL"]),
     ("AAPL US Equity;MSFT US Equity", ["AAPL", "MSFT"]),
-    ("NASDAQ:AAPL", ["AAPL"]),
-    ("NASDAQ:AAPL, NYSE:IBM", ["AAPL", "IBM"]),
+    ("NASDAQ:AAPL, NYSE:IBM", ["NASDAQ:AAPL", "NYSE:IBM"]),  # normalise_ticker drops the exchange, as in JSON
+    ("AAPL:US;VOD:LN", ["AAPL:US", "VOD:LN"]),
+    ("SPY GOVT", ["SPY", "GOVT"]),
+    ("TLT CORP MUNI", ["TLT", "CORP", "MUNI"]),
+    ("SPX Index", ["SPX"]),
+    ("VOD LN Equity|ESZ5 Comdty", ["VOD", "ESZ5"]),
+    ("AAPL MSFT IBM Equity", ["AAPL", "MSFT", "IBM", "Equity"]),  # four words: no Bloomberg ticker
     (" ; ,|", []),
 ])
 def test_a_tickers_cell_is_split_into_its_symbols_in_each_spelling(cell: str, symbols: list[str]) -> None:
-    """Found by review: a JSON list, ``AAPL|MSFT`` and ``NASDAQ:AAPL`` gave no ticker, ``AAPL US Equity`` three."""
+    """Found by review: a JSON list, ``AAPL|MSFT`` and ``NASDAQ:AAPL`` gave no ticker, ``AAPL US Equity`` three;
+    then ``SPY GOVT`` gave SPY alone (``GOVT`` read as Bloomberg's yellow key ``Govt``)."""
     assert split_tickers_cell(cell) == symbols
+
+
+@pytest.mark.parametrize(("cell", "tickers"), [
+    ("AAPL:US", ("AAPL",)),
+    ("AAPL:US;VOD:LN;7203:JP", ("AAPL", "VOD", "7203")),
+    ("NASDAQ:AAPL", ("AAPL",)),
+    ("nyse:brk-b, LSE:VOD", ("BRK.B", "VOD")),
+    ("SPY GOVT", ("SPY", "GOVT")),
+    ("TLT CORP MUNI", ("TLT", "CORP", "MUNI")),
+    ("AAPL US Equity", ("AAPL",)),
+    ("SPX Index", ("SPX",)),
+    ("$AAPL,MSFT", ("AAPL", "MSFT")),
+    ("ACME;AAPL:", ("ACME",)),  # not a symbol: dropped with a ticker_dropped warning
+])
+def test_every_spelling_of_a_csv_ticker_reaches_the_message_as_its_symbol(cell: str, tickers: tuple[str, ...]) -> None:
+    """``AAPL:US`` was ``US`` (every US stock one key, ``ticker:US``) and ``TLT CORP MUNI`` only TLT (found by
+    review)."""
+    obj = _csv_row({"id": "1", "source": "news", "text": "x", "published_at": "1767225600", "tickers": cell})
+    assert message_from_dict(obj, max_text_chars=100).tickers == tickers
 
 
 @pytest.mark.parametrize("cell", ['["AAPL",', "[AAPL, MSFT]", "[1, 2]", '[["AAPL"]]', "[" * 100_000])
@@ -402,3 +427,53 @@ async def test_a_truncated_gzip_file_is_read_up_to_the_damage_then_one_bad_gzip_
     [(raw, reason, detail, origin)] = dead.items
     assert (raw, reason, origin["file"]) == (b"", "bad_gzip", str(path))
     assert "truncated or corrupt after line" in detail and "copy or compress the file again" in detail
+
+
+def test_a_csv_header_naming_a_column_twice_is_one_input_error_naming_it(tmp_path: Path) -> None:
+    """``...,tickers,Text``: DictReader kept the last, empty ``Text``, and every row was empty_text (found by
+    review)."""
+    path = tmp_path / "h.csv"
+    path.write_text("id,source,text,published_at,tickers,Text\n1,news,Acme falls,1767225600,ACME,\n")
+    with pytest.raises(InputError) as info:
+        list(iter_lines(path))
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text and "names column(s) text more than once" in text
+    assert "'Text'" in text and "rename or remove" in text
+
+
+@pytest.mark.parametrize("header", ['id,source,"text,published_at', "id,source,text,published_at," + "h" * 200_000])
+async def test_a_csv_header_the_csv_module_refuses_is_one_input_error_naming_the_file(
+    tmp_path: Path, header: str,
+) -> None:
+    """An unclosed quote or a 200k-character field in the first line was ``Error: field larger than field limit``
+    without a file name, exit 1 (found by review)."""
+    path = tmp_path / "h.csv"
+    path.write_text(header + "\n" + "".join(f"{i},news,Acme falls {i},1767225600\n" for i in range(20_000)))
+    with pytest.raises(InputError) as info:
+        await _source(path).start()
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"{path}: the CSV header (first line) cannot be read")
+    assert "every quote closed" in text
+
+
+async def test_a_huge_csv_line_in_a_gzipped_file_is_one_bad_csv_and_the_rows_after_it_are_read(tmp_path: Path) -> None:
+    """The csv module read a whole line before its field limit applied: a gzip file of one 512 MiB line took 1.2 GB.
+    The line is now read in bounded pieces, skipped and dead-lettered; the line numbers after it stay right."""
+    path = tmp_path / "h.csv.gz"
+    huge = b"2,news," + b"x" * 3_000_000 + b",1767225600\n"
+    path.write_bytes(gzip.compress(CSV_HEADER.encode() + b"1,news,first,1767225600,\n" + huge
+                                   + b'3,news,"two\nlines",1767225600,ZQA\n4,news,last,1767225600,\n'))
+    dead = CollectingDeadLetter()
+    records = await _read_all(_source(path, dead=dead))
+    assert [(r.message.id, r.position[1]) for r in records] == [("1", 2), ("3", 5), ("4", 6)]
+    [(raw, reason, detail, origin)] = dead.items
+    assert (reason, origin["line"]) == ("bad_csv", 3) and len(raw) < 1000
+    assert f"line 3 has {len(huge)} characters, more than the 10002" in detail
+
+
+def test_a_huge_line_inside_a_quoted_csv_field_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(CSV_HEADER + '1,news,"open\n' + "y" * 50_000 + "\n" + "2,news,ok,1767225600,\n")
+    records = list(iter_lines(path, 1_000))
+    assert [(n, type(obj).__name__) for n, _raw, obj in records] == [(2, "InvalidMessage"), (4, "dict")]
+    assert "line 3 has 50001 characters" in str(records[0][2])

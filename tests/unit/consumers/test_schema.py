@@ -36,6 +36,23 @@ def test_payload_tickers_get_one_spelling_per_symbol() -> None:
     assert parse_message(raw, **LIMITS).tickers == ("BRK.B", "AAPL", "BF.B")
 
 
+@pytest.mark.parametrize(("raw", "ticker"), [
+    ("NASDAQ:AAPL", "AAPL"), ("nyse: $brk-b", "BRK.B"), ("LSE:VOD", "VOD"), ("NYSE American:FOO", "FOO"),
+    ("AAPL:US", "AAPL"), ("VOD:LN", "VOD"), ("7203:JP", "7203"), ("BRK.B:US", "BRK.B"),
+])
+def test_an_exchange_prefix_or_a_country_suffix_is_dropped_from_a_ticker(raw: str, ticker: str) -> None:
+    """``AAPL:US`` became ``US`` in a CSV cell (every US stock one key) and was dropped in a payload; one rule
+    now serves payloads, CSV cells, cashtags and the watchlist (found by review)."""
+    assert normalise_ticker(raw) == ticker
+    assert parse_message(_wire(tickers=[raw]), **LIMITS).tickers == (ticker,)
+
+
+@pytest.mark.parametrize("raw", ["AAPL:", ":US", "A:B", "FOO:BAR", "NYSE:", "X:Y:ZZ", "AAPL:USA"])
+def test_a_ticker_with_any_other_colon_is_kept_as_written_and_so_dropped(raw: str) -> None:
+    assert normalise_ticker(raw) == raw.upper()
+    assert parse_message(_wire(tickers=["ACME", raw]), **LIMITS).tickers == ("ACME",)
+
+
 @pytest.mark.parametrize("blank", ["$", "$$", " ", "\n", "\u200b"])
 def test_a_blank_payload_ticker_is_dropped(blank: str) -> None:
     assert parse_message(_wire(tickers=[blank, "acme"]), **LIMITS).tickers == ("ACME",)

@@ -112,6 +112,24 @@ def test_replay_of_a_csv_file_without_a_required_column_is_exit_2_one_line_namin
     assert "found 'headline', 'timestamp', 'symbols'" in line
 
 
+@pytest.mark.parametrize(("header", "says"), [
+    ('id,source,"text,published_at', "the CSV header (first line) cannot be read"),
+    ("id,source,text,published_at," + "h" * 200_000, "the CSV header (first line) cannot be read"),
+    ("id,source,text,published_at,tickers,Text", "the CSV header names column(s) text more than once"),
+])
+def test_replay_of_a_csv_file_with_a_broken_header_is_exit_2_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], header: str, says: str,
+) -> None:
+    """An unclosed quote or a 200k-character field was ``Error: field larger than field limit``, exit 1, no file
+    name; a repeated ``Text`` column made every row empty_text (found by review)."""
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    stream = tmp_path / "h.csv"
+    stream.write_text(header + "\n" + "".join(f"{i},news,Acme falls,{1767225600 + i},ACME,\n" for i in range(9000)))
+    report = tmp_path / "alerts.jsonl"
+    assert main(["replay", "--input", str(stream), "--report", str(report), "--no-progress"]) == 2
+    assert one_line_error(capsys).startswith(f"error: {stream}: {says}")
+
+
 def test_run_verdict_flags_runs_where_nothing_got_through() -> None:
     assert run_verdict(PipelineStats(read=5, applied=5, dead_letters=2)) == 0
     assert run_verdict(PipelineStats(dead_letters=3)) == 1

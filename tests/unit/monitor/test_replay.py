@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,21 @@ def test_ctrl_c_outside_the_engine_is_one_line_and_exit_130(
 
 def test_the_progress_total_counts_the_rows_of_gzipped_files_not_their_compressed_bytes(tmp_path: Path) -> None:
     plain, jsonl_gz, csv_gz, damaged = (tmp_path / n for n in ("a.jsonl", "b.jsonl.gz", "c.csv.gz", "d.jsonl.gz"))
-    plain.write_text("{}\n\n{}\n")
+    plain.write_text("{}\n\n{}")  # a blank line counts, and so does a last line without a newline
     jsonl_gz.write_bytes(gzip.compress(b"{}\n" * 1000))
     csv_gz.write_bytes(gzip.compress(b"id,source,text,published_at\n" + b"1,news,x,1767225600\n" * 500))
     damaged.write_bytes(gzip.compress(b"{}\n" * 1000)[:-5])  # reading it dead-letters the damage
-    assert count_lines([plain, jsonl_gz, csv_gz, damaged]) == 2 + 1000 + 500
+    assert count_lines([plain, jsonl_gz, csv_gz, damaged]) == 3 + 1000 + 500
+
+
+def test_the_progress_total_of_a_gzip_bomb_line_is_counted_in_bounded_memory(tmp_path: Path) -> None:
+    """A 510 KB gzip file holding one 512 MiB line took 1.2 GB to count (found by review)."""
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b"x" * (64 << 20) + b"\n{}\n", compresslevel=1))
+    tracemalloc.start()
+    try:
+        assert count_lines([bomb]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20

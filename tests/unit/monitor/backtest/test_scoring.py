@@ -334,3 +334,16 @@ def test_a_sweep_hint_names_a_config_that_uses_the_detection_the_setting_needs()
     with pytest.raises(ValueError, match="whole number") as refused:
         settings_with(load_settings(), {"min_volume": 15.2})
     assert "it ran as" not in str(refused.value), "the value was refused, not run"
+
+
+@pytest.mark.parametrize(("written", "key"), [
+    ("topic:Earnings", "topic:earnings"),
+    ("topic: M_AND_A ", "topic:m_and_a"),
+    ("topic_ticker:Earnings|ba", "topic_ticker:earnings|BA"),
+    ("TOPIC_TICKER: Guidance |BA", "topic_ticker:guidance|BA"),
+])
+def test_an_incident_topic_is_lower_cased_as_topic_names_are(tmp_path: Path, written: str, key: str) -> None:
+    """``topic:Earnings`` kept its case, matched no window and scored recall 0 (found by review)."""
+    path = tmp_path / "events.csv"
+    path.write_text(f"key,start,end\n{written},2026-11-03T14:00:00Z,1793718600\n")
+    assert [i.key for i in load_incidents(path)] == [key]
