@@ -28,6 +28,14 @@ to that sink's *dead-letter outbox*, listed by ``dead_letters`` and put back in 
 ``redrive`` (``monitor alerts dead-letters`` / ``monitor alerts redrive``). The dead-letter outbox
 keeps the newest ``max_entries`` per sink; evicting one is logged as an error.
 
+Rollbacks. Versions before the order index kept an alert's notices in order only behind the ids in a sink's
+``attempts`` hash (its waiting retries), so every entry this version leases, holds, redrives or adopts gets an
+``attempts`` field (0: no attempt yet, read as none everywhere): to those versions held entries are waiting
+retries, and the order holds across a rollback. Redis records the outbox schema this version writes
+(``OUTBOX_SCHEMA`` in ``outbox:schema``); a version that finds a higher one refuses to start (``StartupError``)
+rather than misread it. At start the order index is made to match the queues again (``repair_index``): a
+version before it acks and re-queues entries without touching ``members``, ``order`` or ``held``.
+
 Bounded: at most ``max_entries`` undelivered notifications (enqueue raises ``OutboxFullError``
 beyond, which the engine logs), and the newest ``ids_kept`` enqueued/delivered ids per set.
 Memory and Redis implementations share tests/integration/alerts/test_outbox_contract.py.
@@ -46,9 +54,16 @@ import structlog
 
 from alerts.model import AlertItem, Notification
 from alerts.redis_client import RedisBacked
+from monitor.fatal import StartupError
 from monitor.lifecycle import Service
 from monitor.retry import retrying
 from monitor.types import Lifecycle
+
+OUTBOX_SCHEMA = 2
+"""The outbox layout this version writes: 1 (no marker) before the order index, 2 with it. Raise it with any change
+an older version would misread, so that version refuses to start instead of mis-delivering."""
+REPAIR_CHUNK = 500
+"""Ids or index members checked per ``_REPAIR`` script at start: each script stays short."""
 
 
 class OutboxFullError(Exception):
@@ -423,6 +438,7 @@ for _, id in ipairs(ids) do
     if blocker then
       redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
       redis.call('SADD', KEYS[7], id)
+      redis.call('HSETNX', KEYS[3], id, 0)  -- a waiting retry to versions before the index (module doc)
       emit('held', id, blocker, false)
     elseif stale then
       finish(KEYS[1], KEYS[3], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, ARGV[1])
@@ -430,6 +446,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
       redis.call('SREM', KEYS[7], id)
+      redis.call('HSETNX', KEYS[3], id, 0)  -- leased: due after later notices, so recorded as for held ones
       emit('send', id, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id))
     end
   end
@@ -484,7 +501,8 @@ return old
 """
 
 _REDRIVE = """
--- KEYS: dead, dead index, queue, payloads, remaining, members, order ; ARGV: now, id or '' (all) -> how many
+-- KEYS: dead, dead index, queue, payloads, remaining, members, order, attempts ; ARGV: now, id or '' (all)
+-- -> how many
 local ids = {ARGV[2]}
 if ARGV[2] == '' then ids = redis.call('ZRANGE', KEYS[2], 0, -1) end
 local moved = 0
@@ -499,6 +517,7 @@ for _, id in ipairs(ids) do
     end
     redis.call('HINCRBY', KEYS[5], id, 1)
     redis.call('ZADD', KEYS[3], ARGV[1], id)
+    redis.call('HSETNX', KEYS[8], id, 0)  -- due after later notices of its alerts: see _CLAIM
     redis.call('HDEL', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     moved = moved + 1
@@ -529,7 +548,7 @@ return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 _ADOPT = """
 -- KEYS: old queue, old attempts, new queue, remaining, payloads, old dead, old dead index, new dead,
 --       new dead index, members, old order, old held, new order, old latest, old latest index, new latest,
---       new latest index ; ARGV: now -> entries now queued (or dead-lettered) for the new sink
+--       new latest index, new attempts ; ARGV: now -> entries now queued (or dead-lettered) for the new sink
 local moved = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if redis.call('ZSCORE', KEYS[3], id) then
@@ -540,6 +559,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     end
   else
     redis.call('ZADD', KEYS[3], ARGV[1], id)
+    redis.call('HSETNX', KEYS[18], id, 0)  -- all due at once: see _CLAIM
     local members = redis.call('HGET', KEYS[10], id)
     if members then
       for m in string.gmatch(members, '[^\\n]+') do redis.call('ZADD', KEYS[13], 0, m) end
@@ -561,6 +581,39 @@ for i = 1, #latest, 2 do
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[11], KEYS[12], KEYS[14], KEYS[15])
 return moved
+"""
+
+_SCHEMA = """
+-- KEYS: schema marker ; ARGV: this version's schema -> the schema found (0: none). Raised to ours, never lowered,
+-- and written only when lower: a restart on a full Redis reads it without a write Redis would refuse
+local found = tonumber(redis.call('GET', KEYS[1]) or '0')
+if found < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return found
+"""
+
+_REPAIR = """
+-- KEYS: members, payloads, queue, order, held ; ARGV: what, items... -> how many were dropped or put back
+-- what: 'members' (ids: dropped without a payload), 'held' (ids: dropped when not queued), 'order' (index members:
+-- dropped when their id is not queued), 'queued' (ids: their members put back in the order index)
+local changed = 0
+for i = 2, #ARGV do
+  local item = ARGV[i]
+  if ARGV[1] == 'members' then
+    if redis.call('HEXISTS', KEYS[2], item) == 0 then changed = changed + redis.call('HDEL', KEYS[1], item) end
+  elseif ARGV[1] == 'held' then
+    if not redis.call('ZSCORE', KEYS[3], item) then changed = changed + redis.call('SREM', KEYS[5], item) end
+  elseif ARGV[1] == 'order' then
+    if not redis.call('ZSCORE', KEYS[3], string.match(item, ':([^:]+)$')) then
+      changed = changed + redis.call('ZREM', KEYS[4], item)
+    end
+  else
+    local members = redis.call('ZSCORE', KEYS[3], item) and redis.call('HGET', KEYS[1], item)
+    if members then
+      for m in string.gmatch(members, '[^\\n]+') do changed = changed + redis.call('ZADD', KEYS[4], 0, m) end
+    end
+  end
+end
+return changed
 """
 
 
@@ -593,8 +646,23 @@ class RedisOutbox(RedisBacked):
         self._redrive = self.redis.register_script(_REDRIVE)
         self._oldest = self.redis.register_script(_OLDEST)
         self._adopt = self.redis.register_script(_ADOPT)
+        self._schema = self.redis.register_script(_SCHEMA)
+        self._repair = self.redis.register_script(_REPAIR)
+        await retrying(self.component, self._check_schema, retry_if=self.start_retry_if)  # before any other write
         await retrying(self.component, self._report_orphans, retry_if=self.start_retry_if)  # SADD: a write
         await retrying(self.component, self.backfill_index, retry_if=self.start_retry_if)
+        await retrying(self.component, self.repair_index, retry_if=self.start_retry_if)
+
+    async def _check_schema(self) -> None:
+        """Record ``OUTBOX_SCHEMA``; refuse an outbox a newer version wrote (a rollback past a schema change), which
+        this one would misread: queued notices sent out of order or never."""
+        key = self._key("schema")
+        found = int(await self._schema(keys=[key], args=[OUTBOX_SCHEMA]))
+        if found > OUTBOX_SCHEMA:
+            raise StartupError(
+                f"Redis keys {self._tag}:outbox:* were written by a newer finsent (outbox schema {found}, this one "
+                f"writes {OUTBOX_SCHEMA}): run the newer one, or drain the outbox with it (its `monitor alerts sinks` "
+                f"shows what is queued) and then DEL {key} to roll back")
 
     async def _report_orphans(self) -> None:
         """Entries queued for a sink no longer in ``alerts.sinks`` (its URL changed, e.g. a rotated Slack
@@ -638,7 +706,7 @@ class RedisOutbox(RedisBacked):
                 self._key("dead-index", old_sink), self._key("dead", new_sink), self._key("dead-index", new_sink),
                 self._key("members"), self._key("order", old_sink), self._key("held", old_sink),
                 self._key("order", new_sink), self._key("latest", old_sink), self._key("latest-index", old_sink),
-                self._key("latest", new_sink), self._key("latest-index", new_sink)]
+                self._key("latest", new_sink), self._key("latest-index", new_sink), self._key("attempts", new_sink)]
         moved = int(await self._adopt(keys=keys, args=[now_s]))
         await self.redis.srem(self._key("sinks"), old_sink)
         return moved
@@ -736,6 +804,31 @@ class RedisOutbox(RedisBacked):
             log.info("alert_outbox_indexed", entries=indexed, why="queued by a version without the order index")
         return indexed
 
+    async def repair_index(self) -> int:
+        """Make the order index match the queues (at start): a version before it (a rollback, then this one again)
+        acked entries without touching the index, leaving ``members``, ``order`` and ``held`` entries for good, and
+        re-queued dead letters that then held no later notice back. Chunks of ``REPAIR_CHUNK``; returns how many
+        index entries were dropped or put back."""
+        changed = await self._repair_all([self._key("members"), self._key("payloads")], "members",
+                                         [str(f) async for f, _ in self.redis.hscan_iter(self._key("members"))])
+        for sink in self.sink_names:
+            keys = [self._key("members"), self._key("payloads"), self._key("queue", sink), self._key("order", sink),
+                    self._key("held", sink)]
+            changed += await self._repair_all(keys, "held", [str(i) async for i in self.redis.sscan_iter(keys[4])])
+            changed += await self._repair_all(keys, "order",
+                                              [str(m) async for m, _ in self.redis.zscan_iter(keys[3])])
+            changed += await self._repair_all(keys, "queued", [str(i) for i in await self.redis.zrange(keys[2], 0, -1)])
+        if changed:
+            log.info("alert_outbox_index_repaired", changed=changed,
+                     why="left by a version without the order index (a rollback)")
+        return changed
+
+    async def _repair_all(self, keys: list[str], what: str, items: list[str]) -> int:
+        changed = 0
+        for at in range(0, len(items), REPAIR_CHUNK):
+            changed += int(await self._repair(keys=keys, args=[what, *items[at:at + REPAIR_CHUNK]]))
+        return changed
+
     async def mark_delivered(self, sink: str, notification_id: str, now_s: float) -> None:
         keys = [*self._sink_keys(sink), self._key("delivered", sink), self._key("latest", sink),
                 self._key("latest-index", sink)]
@@ -766,7 +859,8 @@ class RedisOutbox(RedisBacked):
         moved = 0
         for name in self.sink_names if sink is None else (sink,):
             keys = [self._key("dead", name), self._key("dead-index", name), self._key("queue", name),
-                    self._key("payloads"), self._key("remaining"), self._key("members"), self._key("order", name)]
+                    self._key("payloads"), self._key("remaining"), self._key("members"), self._key("order", name),
+                    self._key("attempts", name)]
             moved += int(await self._redrive(keys=keys, args=[now_s, notification_id or ""]))
         return moved
 

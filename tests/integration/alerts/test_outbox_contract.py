@@ -71,6 +71,21 @@ async def test_a_later_notice_of_an_alert_is_held_while_an_older_one_is_queued_w
     assert [e.notification for e in await outbox.claim(B, 31.0, 10, LEASE_S)] == [firing], "per sink"
 
 
+async def test_a_held_notice_counts_no_attempt_until_a_send_of_it_fails(outbox: Outbox) -> None:
+    """Held and leased entries carry an attempt count of 0 on Redis (so versions before the order index keep the
+    order after a rollback): it must read as no attempt, in claims and in dead letters."""
+    firing, resolved, _ = episode()
+    await outbox.enqueue(firing, 10.0)
+    await outbox.enqueue(resolved, 11.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [firing]  # the RESOLVED is held
+    await outbox.mark_delivered(A, firing.id, 21.0)
+    assert [(e.notification, e.attempts) for e in await outbox.claim(A, 21.0, 10, LEASE_S)] == [(resolved, 0)]
+    await outbox.mark_failed(A, resolved.id, 30.0)
+    assert [e.attempts for e in await outbox.claim(A, 30.0, 10, LEASE_S)] == [1]
+    await outbox.abandon(A, resolved.id, 31.0)
+    assert [d.attempts for d in await outbox.dead_letters(A)] == [1]
+
+
 async def test_other_alerts_are_not_held_back_by_a_queued_notice(outbox: Outbox) -> None:
     firing, resolved, _ = episode()
     other, _, _ = episode("ticker:AAPL")
