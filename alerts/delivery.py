@@ -12,11 +12,11 @@ When the outbox backend itself is down, each loop polls it again with capped exp
 logs the outage once, then at most once per ``OUTAGE_LOG_EVERY_S`` (before: one ERROR line per sink
 per second for the whole outage -- 120 lines for a one-minute Redis stop with the default two sinks).
 
-Each pass claims its batch for ``claim_lease_s`` (see alerts/outbox.py), so two deliverers on one
+Each pass claims its batch for ``claim_lease_s`` (see alerts/outbox/), so two deliverers on one
 outbox (cluster leader handover, a late old leader) never send the same entry concurrently, and a
 deliverer that dies mid-batch only delays its entries by the lease. Each alert's notices reach a sink in
 the order they were made: ``claim`` holds a notice back while an older one of its alerts is still queued for
-that sink, and drops one the sink already saw superseded (alerts/outbox.py).
+that sink, and drops one the sink already saw superseded (alerts/outbox/).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and a changed sink URL's backlog: list it and hand it to the new sink (``monitor alerts sinks|adopt``).
 
 A notification a sink refused past ``alerts.delivery_max_attempts`` waits in that sink's dead-letter
-outbox (alerts/outbox.py) until an operator fixed the sink and re-drives it; the running daemon
+outbox (alerts/outbox/) until an operator fixed the sink and re-drives it; the running daemon
 then delivers it like any other entry (same id, so a receiver can still deduplicate).
 Needs the shared store (``windows.store_url = redis://...``): a memory outbox lives in the daemon.
 """
