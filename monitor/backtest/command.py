@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -31,6 +31,7 @@ from monitor.bundled import DEMO_INCIDENTS, DEMO_STREAM
 from monitor.classify import build_classifier
 from monitor.config import Settings
 from monitor.durations import parse_duration_s
+from monitor.engine.enrich import build_enricher
 from monitor.engine.pipeline import PipelineStats
 from monitor.replay import isolated_settings, require_files, require_writable_dir, run_verdict
 from monitor.windows.buckets import ALL_KEY
@@ -158,10 +159,18 @@ def plot_name(index: int, key: str) -> str:
     return f"incident_{index}_{re.sub(r'[^A-Za-z0-9._-]', '_', key)}.png"
 
 
+def ticker_mapping(settings: Settings) -> Callable[[str], str]:
+    """How the run's entity linking names a company's other symbols (the watchlist's ``symbols``: FB is META), so
+    incident keys are scored against the windows their stories are counted in; unchanged without linking."""
+    enricher = build_enricher(settings)
+    linker = enricher.linker if enricher is not None else None
+    return linker.company_ticker if linker is not None else (lambda symbol: symbol)
+
+
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
-    incidents = load_incidents(args.events)
     dead_letters = args.out / "dead-letter.jsonl"
     isolated = isolated_settings(settings, sinks=[], dead_letter_path=dead_letters, replay_paths=args.input)
+    incidents = load_incidents(args.events, ticker_mapping(isolated))
     results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s,
                                  progress=not args.no_progress)
     best = max(range(len(results)), key=lambda i: _rank(results[i][1]))

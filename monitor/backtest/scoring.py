@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +92,14 @@ class Scores:
         return float(statistics.median(found)) if found else None
 
 
-def load_incidents(path: Path) -> list[Incident]:
-    """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds. A bad row is a
+def _same(symbol: str) -> str:
+    return symbol
+
+
+def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same) -> list[Incident]:
+    """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds. ``ticker_of`` maps a symbol to
+    the ticker its windows are kept under (the watchlist's other symbols: ``ticker:FB`` is scored against
+    ``ticker:META``, where FB stories are counted; an incident on a former ticker was otherwise missed). A bad row is a
     ``ValueError`` naming the file, the line, the column and the fix (a missing cell was an AttributeError,
     a bad time blamed ``published_at``, and an end before its start or a key like ``BA`` scored recall 0); so is
     a row repeating an earlier one's key, start and end (it was counted as a second incident)."""
@@ -107,7 +113,7 @@ def load_incidents(path: Path) -> list[Incident]:
         first_line: dict[tuple[str, int, int], int] = {}
         for row in reader:
             where = f"--events {path}:{reader.line_num}"
-            incident = _incident(row, where)
+            incident = _incident(row, where, ticker_of)
             same = (incident.key, incident.start_s, incident.end_s)
             if same in first_line:  # counted twice: "detected 0/2" for one incident
                 raise InputError(f"{where}: repeats line {first_line[same]} (same key, start and end) -- "
@@ -117,12 +123,12 @@ def load_incidents(path: Path) -> list[Incident]:
         return incidents
 
 
-def _incident(row: dict[str, str | None], where: str) -> Incident:
+def _incident(row: dict[str, str | None], where: str, ticker_of: Callable[[str], str]) -> Incident:
     cells = {name: (row.get(name) or "").strip() for name in ("key", "start", "end", "description")}
     for name in ("key", "start", "end"):
         if not cells[name]:
             raise InputError(f"{where}: column {name!r} is empty -- every incident needs key, start and end")
-    key = _canonical_key(cells["key"], where)
+    key = _canonical_key(cells["key"], where, ticker_of)
     times = {}
     for name in ("start", "end"):
         try:
@@ -135,7 +141,7 @@ def _incident(row: dict[str, str | None], where: str) -> Incident:
     return Incident(key=key, start_s=times["start"], end_s=times["end"], description=cells["description"])
 
 
-def _canonical_key(raw: str, where: str) -> str:
+def _canonical_key(raw: str, where: str, ticker_of: Callable[[str], str] = _same) -> str:
     """The key as the window key builders spell it: its ticker normalised as a message's is (``ticker:ba``,
     ``ticker:$BA``, ``TICKER: BA``, ``ticker:BRK-B`` never matched a window and scored recall 0, the real
     detections false alarms; found by review), the kind and a topic in lower case (topics are lower_snake names:
@@ -148,10 +154,10 @@ def _canonical_key(raw: str, where: str) -> str:
         if kind == "topic":
             return f"topic:{rest.lower()}"
         if kind == "ticker" and TICKER.fullmatch(ticker := normalise_ticker(rest)):
-            return ticker_key(ticker)
+            return ticker_key(ticker_of(ticker))
         topic, _, symbol = rest.rpartition("|")
         if kind == "topic_ticker" and topic.strip() and TICKER.fullmatch(ticker := normalise_ticker(symbol)):
-            return topic_ticker_key(topic.strip().lower(), ticker)
+            return topic_ticker_key(topic.strip().lower(), ticker_of(ticker))
     guess = normalise_ticker(rest if colon else raw)
     hint = f" (did you mean ticker:{guess}?)" if TICKER.fullmatch(guess) else ""
     raise InputError(f"{where}: key {raw!r} names no window -- use {KEY_FORMS}{hint}")

@@ -19,6 +19,10 @@ The rules, in order (README "Entity linking"):
   exchange word itself is never a name (``AMEX: FOO`` does not link American Express).
 - Symbols from every source are normalised like payload tickers (``consumers.schema.normalise_ticker``):
   ``$BRK-B``, ``$BRK/B`` and ``$brk.b`` are all ``BRK.B``.
+- **Other symbols** of a watchlist company (its ``symbols``: former tickers, other share classes) count as
+  its ticker, from every source: payload ``FB``, ``$FB`` and ``Facebook`` are all ``META``, ``$GOOG`` is
+  ``GOOGL``, so one story is one window key, not two paging with the same numbers. They are in the
+  watchlist scope of cashtags. A symbol the watchlist does not know stays as it is.
 - **Names and aliases** link when they occur with word boundaries on both sides (no letter or digit
   next to them) and with the watchlist's spelling or in all capitals (``Apple``/``APPLE``, not
   ``apple``): lower-case common words stay words. Overlapping matches keep the longest
@@ -168,6 +172,12 @@ class EntityLinker:
         targets: dict[str, list[_Target]] = {}
         companies = list(companies)
         self.universe = frozenset(_symbol(c.ticker) for c in companies)
+        self._ticker_of: dict[str, str] = {}
+        """A company's other symbols to its ticker (a company's own ticker is never one: the first row wins)."""
+        for company in companies:
+            for other in map(_symbol, company.symbols):
+                if other not in self.universe:
+                    self._ticker_of.setdefault(other, _symbol(company.ticker))
         for company in companies:
             ticker = _symbol(company.ticker)
             for names, ambiguous in ((company.names, False), (company.ambiguous, True)):
@@ -186,14 +196,18 @@ class EntityLinker:
                 self._automaton.add_word(surface, (len(surface), ()))
             self._automaton.make_automaton()
 
+    def company_ticker(self, symbol: str) -> str:
+        """The watchlist ticker ``symbol`` is another symbol of (``FB`` is ``META``), else ``symbol``."""
+        return self._ticker_of.get(symbol, symbol)
+
     def tickers(self, text: str, given: Iterable[str] = ()) -> tuple[str, ...]:
         """``given`` (payload tickers) plus every ticker the text names, deduplicated and capped."""
-        out: dict[str, None] = dict.fromkeys(map(_symbol, given))
+        out: dict[str, None] = dict.fromkeys(self.company_ticker(_symbol(g)) for g in given)
         text = fold(text)
         exchange = list(EXCHANGE_SYMBOL.finditer(text))
         if self.link_cashtags:
             found = [*cashtags(text), *(normalise_ticker(m.group(1)) for m in exchange)]
-            symbols = dict.fromkeys(s for s in found if TICKER.fullmatch(s))
+            symbols = dict.fromkeys(self.company_ticker(s) for s in found if TICKER.fullmatch(s))
             if len(symbols) <= self.max_cashtags:
                 out.update(dict.fromkeys(s for s in symbols if self.cashtag_scope == "any" or s in self.universe))
         if self.link_names and self.surfaces:
@@ -235,7 +249,7 @@ class EntityLinker:
                     linked.append(target.ticker)
                     continue
                 if symbols is None:
-                    symbols = set(map(normalise_ticker, PAREN_SYMBOL.findall(text)))
+                    symbols = {self.company_ticker(normalise_ticker(s)) for s in PAREN_SYMBOL.findall(text)}
                 if target.ticker in symbols or _has_cue_word(text, start, end):
                     linked.append(target.ticker)
         return linked

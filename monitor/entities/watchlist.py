@@ -4,9 +4,10 @@ Two formats, one meaning (see README "Watchlist"):
 
 CSV, one company a row, ``|`` separating several names, ``#`` lines are comments::
 
-    ticker,names,aliases,ambiguous,blockers
-    AAPL,Apple Inc.|Apple,,,Big Apple|Apple pie
-    TGT,Target Corporation|Target Corp,,Target,
+    ticker,names,aliases,ambiguous,blockers,symbols
+    AAPL,Apple Inc.|Apple,,,Big Apple|Apple pie,
+    TGT,Target Corporation|Target Corp,,Target,,
+    META,Meta Platforms,Facebook,Meta,,FB
 
 TOML, one ``[[company]]`` table each::
 
@@ -16,21 +17,28 @@ TOML, one ``[[company]]`` table each::
     aliases = []
     ambiguous = ["Target"]
     blockers = []
+    symbols = []
 
 ``names`` and ``aliases`` link on their own; ``ambiguous`` names are common words or very short
 (Target, Gap, Visa, Oracle) and link only with a second cue (see ``monitor.entities.linker``).
 ``blockers`` are phrases that contain one of the company's names but mean something else (``Amazon
 rainforest``, ``Klaus Schwab``, ``Citi Field``): the longest match wins, and a blocker links nothing (the
-linker adds market phrases of its own, such as ``price target`` and ``the Dow``). ``aliases``, ``ambiguous``
-and ``blockers`` are optional (files written before ``blockers`` existed load unchanged). Tickers are
+linker adds market phrases of its own, such as ``price target`` and ``the Dow``). ``symbols`` are the
+company's other symbols -- former tickers (FB for META) and other share classes (GOOG for GOOGL): the linker
+counts a payload ticker or cashtag that is one of them under ``ticker``, so one story about Facebook is one
+window key, not ``FB`` and ``META`` paging twice (the mapping ignores dates: list a former ticker only if
+no other company in your data used it). ``aliases``, ``ambiguous``, ``blockers`` and ``symbols`` are
+optional (files written before ``blockers`` or ``symbols`` existed load unchanged). Tickers and symbols are
 normalised like payload tickers (``consumers.schema.normalise_ticker``: ``brk-b`` is ``BRK.B``).
 
 A file that cannot be used raises one ``WatchlistError`` (a config error: ``monitor`` exits 2) naming the
 file, the line and the fix: not UTF-8 (a UTF-8 byte-order mark is fine), a quote left open (it would
 swallow the rows after it), a name of one character (it would link every such letter) or only a legal
 suffix (``Inc.``, left by a comma inside an unquoted name), a control character, a TOML value of the
-wrong type, or a ticker given twice. Duplicates are refused, not merged: two rows that disagree about a
-company (a stale copy, a class share typed twice) are a mistake to fix, not a union to guess.
+wrong type, a ticker given twice, or a symbol claimed by two rows (one row's symbol and another's ticker, or
+a symbol on two rows). Duplicates are refused, not merged: two rows that disagree about a company (a stale
+copy, a class share typed twice) are a mistake to fix, not a union to guess, and a symbol that meant two
+companies would count one message under whichever row came first.
 
 The bundled default (``default_watchlist.csv``, ~200 large US-listed companies, big banks and
 US-listed European and Asian names) ships inside the package, so a wheel works outside the repo.
@@ -54,7 +62,8 @@ from consumers.schema import TICKER, normalise_ticker
 BUNDLED = "default_watchlist.csv"
 MAX_ENTRIES = 100_000
 """A watchlist is a universe of companies, not a dictionary: bound what one file may load."""
-COLUMNS = ("ticker", "names", "aliases", "ambiguous", "blockers")
+COLUMNS = ("ticker", "names", "aliases", "ambiguous", "blockers", "symbols")
+NAME_COLUMNS = COLUMNS[1:5]
 LEGAL_SUFFIXES = frozenset({"inc", "corp", "co", "ltd", "llc", "plc", "incorporated", "corporation", "company",
                             "limited", "holdings", "group"})
 """A name that is only one of these is the tail of a name cut at an unquoted comma (``Apple, Inc.``)."""
@@ -75,16 +84,19 @@ class Company:
     """Names that link only with a cue (ticker, company word nearby)."""
     blockers: tuple[str, ...] = ()
     """Phrases containing a name that do not mean the company (``Amazon rainforest``): they link nothing."""
+    symbols: tuple[str, ...] = ()
+    """Other symbols of the company (former tickers, other share classes): the linker counts them as ``ticker``."""
 
 
-def _ticker(raw: Any, where: str) -> str:
+def _ticker(raw: Any, where: str, key: str = "ticker") -> str:
+    """``raw`` normalised (``brk-b`` is ``BRK.B``); ``key`` (ticker or symbol) names it in errors."""
     if raw is None or raw == "":
         raise WatchlistError(f"{where}: the ticker is missing -- give a symbol such as AAPL or BRK.B")
     if not isinstance(raw, str):
-        raise WatchlistError(f"{where}: ticker {raw!r} must be a string such as \"AAPL\" or \"BRK.B\"")
+        raise WatchlistError(f"{where}: {key} {raw!r} must be a string such as \"AAPL\" or \"BRK.B\"")
     ticker = normalise_ticker(raw)
     if not TICKER.fullmatch(ticker):
-        raise WatchlistError(f"{where}: ticker {raw!r} must be a symbol such as AAPL or BRK.B (letters, digits "
+        raise WatchlistError(f"{where}: {key} {raw!r} must be a symbol such as AAPL or BRK.B (letters, digits "
                              "and '.', at most 10)")
     return ticker
 
@@ -103,10 +115,12 @@ def _check_name(name: str, key: str, where: str) -> None:
 
 
 def _company(ticker: Any, fields: dict[str, tuple[str, ...]], where: str) -> Company:
-    """One validated company from its ticker and name lists (``names``, ``aliases``, ...: see COLUMNS)."""
+    """One validated company from its ticker and lists (``names``, ``aliases``, ..., ``symbols``: see COLUMNS).
+    Its own ticker or a repeat among its symbols is dropped: harmless, unlike a symbol on two rows."""
     symbol = _ticker(ticker, where)
-    for key, values in fields.items():
-        for value in values:
+    others = dict.fromkeys(_ticker(s, where, "symbol") for s in fields["symbols"])
+    for key in NAME_COLUMNS:
+        for value in fields[key]:
             _check_name(value, _SINGULAR[key], where)
     names, ambiguous = fields["names"] + fields["aliases"], fields["ambiguous"]
     if not names and not ambiguous:
@@ -116,18 +130,29 @@ def _company(ticker: Any, fields: dict[str, tuple[str, ...]], where: str) -> Com
         if not any(n in blocker.casefold() for n in spoken):
             raise WatchlistError(f"{where}: blocker {blocker!r} contains none of the names of {symbol} and would "
                                  "block nothing -- a blocker is a phrase around a name (\"Amazon rainforest\")")
-    return Company(symbol, names, ambiguous, fields["blockers"])
+    return Company(symbol, names, ambiguous, fields["blockers"], tuple(s for s in others if s != symbol))
+
+
+def _claimed(symbol: str, key: str, owner: str, seen: str) -> str:
+    """Why this row's ``key`` (ticker or symbol) ``symbol`` is refused: the row at ``seen``, ``owner``'s, has it."""
+    one_row = "a symbol means one company: keep it on one row only"
+    if owner != symbol:
+        return f"{key} {symbol} is already a symbol of {owner} on {seen} -- {one_row}"
+    if key == "symbol":
+        return f"symbol {symbol} is already the ticker on {seen} -- {one_row}"
+    return f"ticker {symbol} is already on {seen} -- one row per company: put all its names on that row, separated by |"
 
 
 def _unique(origin: str, companies: list[tuple[str, Company]]) -> list[Company]:
-    """The companies (each with where it was given), refusing a ticker given twice: refused, not merged
-    (see the module docstring)."""
-    first: dict[str, str] = {}
+    """The companies (each with where it was given), refusing a ticker given twice or a symbol claimed by two
+    rows: refused, not merged (see the module docstring)."""
+    first: dict[str, tuple[str, str]] = {}  # symbol -> (where, the ticker of the row that has it)
     for where, company in companies:
-        if company.ticker in first:
-            raise WatchlistError(f"{origin} {where}: ticker {company.ticker} is already on {first[company.ticker]} "
-                                 "-- one row per company: put all its names on that row, separated by |")
-        first[company.ticker] = where
+        for symbol in (company.ticker, *company.symbols):
+            if symbol in first:
+                key = "ticker" if symbol == company.ticker else "symbol"
+                raise WatchlistError(f"{origin} {where}: {_claimed(symbol, key, first[symbol][1], first[symbol][0])}")
+            first[symbol] = (where, company.ticker)
     return [company for _, company in companies]
 
 
@@ -164,12 +189,13 @@ def _csv_rows(text: str, origin: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def parse_csv(text: str, origin: str) -> list[Company]:
-    """Rows of ``ticker,names,aliases,ambiguous,blockers`` (see the module docstring)."""
+    """Rows of ``ticker,names,aliases,ambiguous,blockers,symbols`` (see the module docstring); columns are
+    found by their header name, so files with fewer (written before ``blockers`` or ``symbols``) still load."""
     rows = _csv_rows(text.removeprefix("\ufeff"), origin)
     header = [cell.strip() for cell in next(rows, (0, []))[1]]
     if "ticker" not in header or "names" not in header:
-        raise WatchlistError(f"{origin}: the header must be 'ticker,names,aliases,ambiguous,blockers' (all but "
-                             "ticker and names optional)")
+        raise WatchlistError(f"{origin}: the header must be 'ticker,names,aliases,ambiguous,blockers,symbols' (all "
+                             "but ticker and names optional)")
     out: list[tuple[str, Company]] = []
     for line, row in rows:
         where = f"{origin} line {line}"

@@ -76,3 +76,13 @@ def test_a_plot_file_name_is_safe_for_any_key() -> None:
     from monitor.backtest.command import plot_name
 
     assert plot_name(3, "topic_ticker:legal/regulation|BRK.B") == "incident_3_topic_ticker_legal_regulation_BRK.B.png"
+
+
+def test_an_incident_on_a_former_ticker_is_scored_against_the_ticker_its_stories_are_counted_under(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundled watchlist counts FB stories under META (one company, one key): an incident written as
+    ``ticker:FB`` (as a 2014 incident list would be) must still match."""
+    rows = [{**row, "tickers": ["FB"]} for row in stream()]
+    assert _backtest(tmp_path, rows, f"ticker:FB,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n") == 0
+    assert "detected 1/1" in capsys.readouterr().out

@@ -265,3 +265,49 @@ def test_overlapping_names_resolve_like_the_plain_longest_first_rule(words: list
     found = [(last - length + 1, last + 1) for last, (length, _) in linker._automaton.iter(text)
              if _is_boundary(text, last - length) and _is_boundary(text, last + 1)]
     assert [(start, end) for start, end, _ in linker._spans(text)] == _brute_force_spans(found)
+
+
+@pytest.fixture(scope="module")
+def renamed() -> EntityLinker:
+    """Companies with another symbol each: a former ticker (FB) and another share class (GOOG)."""
+    return EntityLinker([
+        Company("META", ("Meta Platforms", "Facebook"), ambiguous=("Meta",), symbols=("FB",)),
+        Company("GOOGL", ("Alphabet", "Google"), symbols=("GOOG",)),
+    ])
+
+
+@pytest.mark.parametrize(("text", "given", "expected"), [
+    ("Facebook shares fall after $FB misses", ("FB",), ("META",)),  # the reviewer's backtest story
+    ("$FB beats", (), ("META",)),
+    ("NASDAQ: FB opens lower", (), ("META",)),
+    ("Google fined", ("GOOG", "GOOGL"), ("GOOGL",)),
+    ("$goog up", (), ("GOOGL",)),
+])
+def test_a_companys_other_symbols_count_once_under_its_ticker(
+    renamed: EntityLinker, text: str, given: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert renamed.tickers(text, given=given) == expected
+
+
+def test_a_payload_ticker_outside_the_watchlist_stays_as_it_is(renamed: EntityLinker) -> None:
+    assert renamed.tickers("Facebook", given=("ZZZZ", "fb")) == ("ZZZZ", "META")
+
+
+def test_an_other_symbol_in_parentheses_is_a_cue_for_the_ambiguous_name(renamed: EntityLinker) -> None:
+    assert renamed.tickers("Meta (FB) falls") == ("META",)
+
+
+def test_a_companys_own_ticker_is_never_mapped_to_another_company() -> None:
+    linker = EntityLinker([Company("A", ("Alpha",), symbols=("B",)), Company("B", ("Beta",))])
+    assert linker.tickers("$B up", given=("B",)) == ("B",)
+
+
+@pytest.mark.parametrize(("text", "given", "expected"), [
+    ("Facebook shares fall after $FB misses", ("FB",), ("META",)),
+    ("Google and $GOOG", ("GOOG",), ("GOOGL",)),
+    ("$BRK.A hits $500,000", (), ("BRK.B",)),
+])
+def test_the_bundled_watchlist_counts_former_tickers_and_share_classes_once(
+    bundled: EntityLinker, text: str, given: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert bundled.tickers(text, given=given) == expected

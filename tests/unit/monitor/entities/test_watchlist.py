@@ -150,3 +150,53 @@ def test_a_file_without_the_blockers_column_loads_as_before() -> None:
 
 def test_every_bundled_ticker_is_a_normalised_symbol() -> None:
     assert all(TICKER.fullmatch(c.ticker) for c in load_watchlist())
+
+
+def test_the_symbols_column_gives_a_companys_other_symbols_normalised() -> None:
+    text = "ticker,names,aliases,ambiguous,blockers,symbols\nGOOGL,Alphabet,Google,,,goog|brk-a\n"
+    assert parse_csv(text, "x") == [Company("GOOGL", ("Alphabet", "Google"), symbols=("GOOG", "BRK.A"))]
+
+
+def test_toml_symbols_give_the_same_company(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text('[[company]]\nticker = "META"\nnames = ["Facebook"]\nsymbols = ["FB"]\n')
+    assert load_watchlist(path) == [Company("META", ("Facebook",), symbols=("FB",))]
+
+
+def test_a_file_with_the_old_five_column_header_loads_without_symbols() -> None:
+    text = "ticker,names,aliases,ambiguous,blockers\nAMZN,Amazon,,,Amazon rainforest\n"
+    assert parse_csv(text, "x") == [Company("AMZN", ("Amazon",), blockers=("Amazon rainforest",))]
+
+
+def test_a_companys_own_ticker_or_a_repeat_among_its_symbols_is_dropped() -> None:
+    text = "ticker,names,symbols\nMETA,Facebook,META|FB|fb\n"
+    assert parse_csv(text, "x") == [Company("META", ("Facebook",), symbols=("FB",))]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("ticker,names,symbols\nMETA,Meta,FB\nFBX,Facebook,FB\n",
+     "line 3: symbol FB is already a symbol of META on line 2 -- a symbol means one company"),
+    ("ticker,names,symbols\nGOOGL,Alphabet,GOOG\nGOOG,Google\n",
+     "line 3: ticker GOOG is already a symbol of GOOGL on line 2 -- a symbol means one company"),
+    ("ticker,names,symbols\nGOOG,Google\nGOOGL,Alphabet,goog\n",
+     "line 3: symbol GOOG is already the ticker on line 2 -- a symbol means one company"),
+])
+def test_a_symbol_claimed_by_two_rows_is_refused_naming_both_lines(tmp_path: Path, body: str, message: str) -> None:
+    assert message in _error(tmp_path, "w.csv", body)
+
+
+@pytest.mark.parametrize(("name", "body", "message"), [
+    ("w.csv", "ticker,names,symbols\nMETA,Meta,FB US\n", "line 2: symbol 'FB US' must be a symbol"),
+    ("w.toml", '[[company]]\nticker = "META"\nnames = ["Meta"]\nsymbols = [5]\n',
+     "line 1: symbols must be a list of strings"),
+    ("w.toml", '[[company]]\nticker = "A"\nnames = ["Alpha"]\nsymbols = ["X"]\n\n'
+               '[[company]]\nticker = "B"\nnames = ["Beta"]\nsymbols = ["x"]\n',
+     "line 6: symbol X is already a symbol of A on line 1"),
+])
+def test_a_bad_symbol_is_refused_like_a_bad_ticker(tmp_path: Path, name: str, body: str, message: str) -> None:
+    assert message in _error(tmp_path, name, body)
+
+
+def test_the_bundled_watchlist_gives_former_tickers_and_other_share_classes() -> None:
+    symbols = {c.ticker: c.symbols for c in load_watchlist()}
+    assert "FB" in symbols["META"] and "GOOG" in symbols["GOOGL"] and "BRK.A" in symbols["BRK.B"]
