@@ -3,7 +3,12 @@
 Masking runs here, before a notification is built, so nothing unmasked ever reaches the outbox,
 a sink or a log line. It deliberately over-masks: any run of 7+ digits (phones, account, card and
 ID numbers) is masked, because a masked share price costs nothing and a leaked account number does.
-Thousands separators with commas ("1,250,000") and ISO dates (1900-2099) are left alone.
+Thousands separators with commas ("1,250,000") and ISO dates (1900-2099) are left alone, and so are short
+numbers that merely stand next to each other: a ``/`` between two short parts (``2016/2017``, ``05/17/2014``)
+and a space or dash beside a decimal (``MAY 17 2014 77.50 C``) do not join them into one run, as no phone,
+card or account number is written that way (``212.555.0100`` and ``01.23.45.67.89`` are: a run whose
+separators are all dots stays one number). Texts are one line (``one_line``): a line break in a tweet
+broke every sink's layout and could forge a line that read as a finding.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
+from alerts.model import one_line
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import EvidenceItem
 
@@ -24,6 +30,7 @@ _EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 # A digit run with phone/account separators; kept only if it holds 7+ digits (see _mask_number).
 _NUMBER = re.compile(r"\+?\(?\d(?:[\d ().\-/]*\d)?")
+_DIGITS = re.compile(r"(\d+)")
 _ISO_DATE = re.compile(r"(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
 """A plausible calendar date (kept); ``0000-00-00`` and friends are digit runs like any other."""
 MIN_MASKED_DIGITS = 7
@@ -33,12 +40,54 @@ to ``evidence_top_n`` texts per key, and uncut 10,000-character articles across 
 outgrew a Kafka record (1 MiB) or a receiver's body limit, so that alert could never be delivered."""
 
 
-def _mask_number(match: re.Match[str]) -> str:
-    text = match.group(0)
+SHORT_PART_DIGITS = 4
+"""A ``/`` between two parts of at most this many digits separates numbers (dates, years, ratios) instead of
+joining one."""
+
+
+def _masked(text: str) -> str:
     digits = sum(c.isdigit() for c in text)
     if digits < MIN_MASKED_DIGITS or _ISO_DATE.fullmatch(text):
         return text
     return NUMBER_MASK
+
+
+def _is_prefix(i: int, joint: str, lead: str) -> bool:
+    """A country code's space (``+1 212``) or an area code's parentheses: a phone's own, whatever else it uses."""
+    return "(" in joint or ")" in joint or (i == 0 and lead.startswith("+") and joint == " ")
+
+
+def _splits(groups: list[str], joints: list[str], lead: str) -> list[bool]:
+    """For each joint between digit groups, whether it separates two numbers rather than joining one."""
+    seps = [j for i, j in enumerate(joints) if not _is_prefix(i, j, lead)]
+    dotted = all(j == "." for j in seps)
+
+    def decimal(k: int) -> bool:  # "77.50": one dot in a run that separates its numbers otherwise
+        return (0 <= k < len(joints) and joints[k] == "." and not dotted
+                and not (k > 0 and joints[k - 1] == ".") and not (k + 1 < len(joints) and joints[k + 1] == "."))
+
+    out = []
+    for i, joint in enumerate(joints):
+        if "/" in joint:
+            out.append(max(len(groups[i]), len(groups[i + 1])) <= SHORT_PART_DIGITS)
+        else:
+            out.append(joint != "." and not _is_prefix(i, joint, lead) and (decimal(i - 1) or decimal(i + 1)))
+    return out
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    """Mask each number of a digit run that holds 7+ digits, the run cut where it only lists numbers side by
+    side (module doc)."""
+    lead, *rest = _DIGITS.split(match.group(0))  # lead, group, joint, group, ..., group, "" (ends in a digit)
+    groups, joints = rest[0::2], rest[1:-1:2]
+    out, current = [], lead + groups[0]
+    for joint, group, split in zip(joints, groups[1:], _splits(groups, joints, lead), strict=True):
+        if split:
+            out += [_masked(current), joint]
+            current = group
+        else:
+            current += joint + group
+    return "".join([*out, _masked(current)])
 
 
 def mask_pii(text: str) -> str:
@@ -79,7 +128,7 @@ async def collect_evidence(
         return ()
     items = await store.top_negative(key, start_s, end_s, limit)
     return tuple(
-        replace(item, text=shorten(mask_pii(item.text)), url=mask_url(item.url)) for item in items
+        replace(item, text=shorten(one_line(mask_pii(item.text))), url=mask_url(item.url)) for item in items
     )
 
 

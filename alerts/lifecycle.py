@@ -142,6 +142,7 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
     seq = state.sequence + 1
     signal = state.last_signal
     assert signal is not None, "announced states always carry their latest signal"
+    resolved = status is AlertStatus.RESOLVED
     item = AlertItem(
         dedup_key=state.dedup_key,
         rule=state.rule,
@@ -152,6 +153,9 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
         signal=signal,
         flapping=state.flapping(now_s, policy),
         repeat=repeat,
+        # a RESOLVED notice tells the episode (what fired, how long quiet), not its quiet last bucket's numbers
+        firing_signal=state.firing_signal if resolved else None,
+        quiet_for_s=state.quiet_buckets * (signal.bucket_end_s - signal.bucket_start_s) if resolved else None,
     )
     announced = signal if status is AlertStatus.FIRING else state.firing_signal
     return replace(state, sequence=seq, firing_signal=announced), item

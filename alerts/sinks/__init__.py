@@ -60,8 +60,9 @@ def _slack(url: str, name: str, settings: Settings) -> Sink:
 
 def _smtp(url: str, name: str, settings: Settings) -> Sink:
     a = settings.alerts
+    # only an explicit http.public_url, as for Slack
     return SmtpSink(SmtpTarget.from_url(url), name, a.sink_timeout_s,
-                    username=a.smtp_username, password=a.smtp_password)
+                    username=a.smtp_username, password=a.smtp_password, public_url=settings.http.public_url)
 
 
 SINK_FACTORIES: dict[str, Callable[[str, str, Settings], Sink]] = {

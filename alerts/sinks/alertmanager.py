@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from alerts.detectors import Signal
 from alerts.lifecycle import AlertState
-from alerts.model import AlertItem, AlertStatus, Notification, signal_lines
+from alerts.model import AlertItem, AlertStatus, Notification, clock, evidence_line, signal_lines
 from alerts.sinks.base import SinkError
 from alerts.sinks.http import HttpPoster
 from monitor.lifecycle import Service
@@ -62,15 +62,15 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def numbers(signal: Signal) -> str:
+def numbers(signal: Signal, ref_s: float | None = None) -> str:
     """The same numbers Slack and email show (``signal_lines``); they used to leave out the multi-scale findings
     (count vs expected, p-value), so production alerts in Alertmanager carried no "why" (found by review)."""
-    return "\n".join(signal_lines(signal))
+    return "\n".join(signal_lines(signal, ref_s))
 
 
-def evidence_text(evidence: Sequence[EvidenceItem]) -> str:
-    return "\n".join(f"{ev.score:+.2f} [{ev.source}] {ev.text}" + (f" <{ev.url}>" if ev.url else "")
-                     for ev in evidence)
+def evidence_text(evidence: Sequence[EvidenceItem], ref_s: float | None = None) -> str:
+    """One line per message (``evidence_line``: its time, and its text on one line, so it cannot forge a line)."""
+    return "\n".join(evidence_line(ev, ref_s) + (f" <{ev.url}>" if ev.url else "") for ev in evidence)
 
 
 class AlertmanagerSink(Service):
@@ -121,18 +121,21 @@ class AlertmanagerSink(Service):
             "generatorURL": self.generator_url(window_key),
         }
 
-    def _annotate(self, item: AlertItem) -> dict[str, str]:
-        word = "back to normal" if item.status is AlertStatus.RESOLVED else "spike"
-        notes = {"summary": f"negative sentiment {word}: {item.window_key}", "numbers": numbers(item.signal)}
+    def _annotate(self, item: AlertItem, event_time_s: int) -> dict[str, str]:
+        """The summary says since when it fires (a reminder as such) or, resolved, the episode and why it is
+        resolved; the numbers are always what fired, not a RESOLVED notice's quiet bucket."""
+        head = "on" if item.status is AlertStatus.RESOLVED else "spike:"
+        notes = {"summary": f"negative sentiment {head} {item.window_key}, {item.state_line(event_time_s)}",
+                 "numbers": numbers(item.why, event_time_s)}
         if item.evidence:
-            notes["evidence"] = evidence_text(item.evidence)
+            notes["evidence"] = evidence_text(item.evidence, event_time_s)
         return notes
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:
         now_s = self._clock()
         alerts = []
         for item in notification.alerts:
-            notes = self._annotate(item)
+            notes = self._annotate(item, notification.event_time_s)
             if item.status is AlertStatus.RESOLVED:
                 self._annotations.pop(item.dedup_key, None)
                 ends_at_s = now_s
@@ -175,11 +178,11 @@ class AlertmanagerSink(Service):
         for state in firing:
             if state.status is not AlertStatus.FIRING or not state.notified or state.last_signal is None:
                 continue
+            started_at_s = state.started_at_s if state.started_at_s is not None else state.updated_at_s
             notes = self._annotations.get(state.dedup_key) or {
-                "summary": f"negative sentiment spike: {state.window_key}",
+                "summary": f"negative sentiment spike: {state.window_key}, firing since {clock(started_at_s)} UTC",
                 "numbers": numbers(state.firing_signal or state.last_signal),
             }
-            started_at_s = state.started_at_s if state.started_at_s is not None else state.updated_at_s
             alerts.append(self._alert(state.window_key, started_at_s, notes, now_s, now_s + self.ends_after_s))
         if alerts:
             await self._post(alerts)

@@ -1,7 +1,7 @@
 """The ``Sink`` protocol and what every sink shares: a safe display name and a delivery error.
 
 A sink delivers one notification per ``send`` and raises on failure; retrying across outages is
-the outbox's job (alerts/outbox.py), so a sink only retries what is cheap to retry in-line.
+the outbox's job (alerts/outbox/), so a sink only retries what is cheap to retry in-line.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from alerts.model import Notification
 from monitor.types import Lifecycle
+from monitor.windows.buckets import key_path
 
 if TYPE_CHECKING:
     from alerts.lifecycle import AlertState
@@ -73,3 +74,11 @@ def sink_name(url: str) -> str:
     if parts.scheme in NON_SECRET_PATH_SCHEMES:
         return f"{parts.scheme}://{host}{parts.path}"
     return f"{parts.scheme}://{host}#{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+
+
+def console_url(public_url: str, notification: Notification) -> str | None:
+    """The console page of the notification's group (as the console links keys); None without a public URL
+    (the default loopback address means nothing in a mailbox or a Slack channel)."""
+    if not public_url:
+        return None
+    return public_url.rstrip("/") + key_path(notification.group_key)

@@ -3,7 +3,9 @@
 Section text is Slack mrkdwn, where ``<...>`` is markup: ``<!channel>`` pings a channel and
 ``<https://evil|Bloomberg>`` shows a link under a false name. Evidence texts, tickers and sources are
 untrusted, so every user-derived piece is escaped (``&`` ``<`` ``>`` as Slack's entities) and links are
-built here, never taken from the text. The body is cut into sections on line boundaries after escaping
+built here, never taken from the text. Evidence text and source also lose mrkdwn's formatting: ``*`` ``_``
+``~`` and backquotes become look-alikes (Slack has no escape for them), so a tweet cannot bold, strike or
+code-format itself. The body is cut into sections on line boundaries after escaping
 (a cut never splits an entity or a link); lines past Slack's limits are left out and counted in a last
 line that points to the console.
 """
@@ -15,22 +17,29 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from alerts.model import Notification
+from alerts.model import Notification, one_line
+from alerts.sinks.base import console_url
 from alerts.sinks.http import HttpPoster
 from monitor.lifecycle import Service
-from monitor.windows.buckets import key_path
 
 SLACK_SECTION_CHARS = 2900  # Slack rejects section text over 3000 characters
 MAX_SECTIONS = 10
 """Sections per message: caps the whole body at MAX_SECTIONS * SLACK_SECTION_CHARS characters."""
 HEADER_CHARS = 150  # Slack's limit for a header block's plain text
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_FORMATTING = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"})
+"""mrkdwn's bold, italic, strike and code markers -> look-alikes that Slack shows as they are."""
 _URL_UNSAFE = str.maketrans({"<": "%3C", ">": "%3E", "|": "%7C", " ": "%20"})
 
 
 def escape(text: str) -> str:
     """``text`` as literal mrkdwn: Slack reads ``&``, ``<`` and ``>`` as markup, nothing else."""
     return text.translate(_ESCAPES)
+
+
+def quote(text: str) -> str:
+    """Untrusted free text (evidence) as literal mrkdwn: escaped, and its formatting markers made inert."""
+    return escape(text).translate(_FORMATTING)
 
 
 def link(url: str, label: str | None = None) -> str:
@@ -89,14 +98,17 @@ def sections(lines: Sequence[str], console_url: str | None = None) -> list[str]:
 
 
 def slack_payload(notification: Notification, console_url: str | None = None) -> dict[str, Any]:
-    lines = notification.summary_lines(escape, link)
-    title = cut(lines[0], SLACK_SECTION_CHARS)
+    """The message: a plain-text header (whole keys, ``+N more``), the lines in mrkdwn sections ending in a link
+    to the console, and a ``text`` (the phone's push) of the title, the first alert's state and its top finding."""
+    lines = notification.summary_lines(escape, link, quote)
+    if console_url:
+        lines.append(f"console: {link(console_url, one_line(notification.group_key))}")
     blocks: list[dict[str, Any]] = [  # plain_text is not parsed for mentions or links: the raw title
-        {"type": "header", "text": {"type": "plain_text", "text": notification.title[:HEADER_CHARS]}},
+        {"type": "header", "text": {"type": "plain_text", "text": notification.headline(max_chars=HEADER_CHARS)}},
     ]
     blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": text}}
                for text in sections(lines[1:], console_url)]
-    return {"text": title, "blocks": blocks}
+    return {"text": cut("\n".join(lines[:3]), SLACK_SECTION_CHARS), "blocks": blocks}
 
 
 class SlackSink(Service):
@@ -110,10 +122,7 @@ class SlackSink(Service):
         await self._poster.stop()
 
     def console_url(self, notification: Notification) -> str | None:
-        """The console page of the notification's group (as the console links keys), if a public URL is set."""
-        if not self._public_url:
-            return None
-        return self._public_url + key_path(notification.group_key)
+        return console_url(self._public_url, notification)
 
     async def send(self, notification: Notification) -> None:
         body = json.dumps(slack_payload(notification, self.console_url(notification))).encode()

@@ -27,13 +27,14 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
 from alerts.model import Notification
-from alerts.sinks.base import SinkError
+from alerts.sinks.base import SinkError, console_url
 from monitor.lifecycle import Service
 from monitor.redact import redact_url
 
@@ -126,13 +127,18 @@ def subject(title: str) -> str:
     return _CONTROL.sub(" ", title)[:SUBJECT_CHARS]
 
 
-def build_message(notification: Notification, target: SmtpTarget) -> EmailMessage:
+def build_message(notification: Notification, target: SmtpTarget, console_url: str | None = None,
+                  sent_at_s: float | None = None) -> EmailMessage:
+    """The email: a subject of whole keys (``+N more``), a ``Date`` (``sent_at_s``, default now: when it was
+    sent, as mail clients sort by it), the summary lines and a link to the console page when there is one."""
     msg = EmailMessage()
-    msg["Subject"] = subject(notification.title)
+    msg["Subject"] = subject(notification.headline(max_chars=SUBJECT_CHARS))
     msg["From"] = target.sender
     msg["To"] = ", ".join(target.recipients)
+    msg["Date"] = formatdate(time.time() if sent_at_s is None else sent_at_s, usegmt=True)
     msg["X-Finsent-Notification-Id"] = notification.id
-    msg.set_content("\n".join(notification.summary_lines()) + "\n")
+    link = [f"console: {console_url}"] if console_url else []
+    msg.set_content("\n".join([*notification.summary_lines(), *link]) + "\n")
     return msg
 
 
@@ -174,7 +180,7 @@ class DeadlineSMTPSSL(DeadlineSMTP, smtplib.SMTP_SSL):
 class SmtpSink(Service):
     def __init__(
         self, target: SmtpTarget, name: str, timeout_s: float,
-        username: str | None = None, password: str | None = None,
+        username: str | None = None, password: str | None = None, public_url: str = "",
     ) -> None:
         check_login(target, username, password)
         self.target = target
@@ -182,11 +188,12 @@ class SmtpSink(Service):
         self._timeout_s = timeout_s
         self._username = username
         self._password = password
+        self._public_url = public_url
 
     def _message(self, notification: Notification) -> EmailMessage:
         """The email, rendered once here: a message the email library cannot write will never send."""
         try:
-            msg = build_message(notification, self.target)
+            msg = build_message(notification, self.target, console_url(self._public_url, notification))
             msg.as_bytes()
         except (ValueError, TypeError, email.errors.MessageError) as exc:
             raise SinkError(f"{self.name}: cannot build the email ({type(exc).__name__}: {exc})",

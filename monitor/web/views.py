@@ -17,7 +17,7 @@ from typing import Any
 
 from alerts.detectors import Signal
 from alerts.lifecycle import AlertState, silenced
-from alerts.model import AlertStatus, Notification, Silence
+from alerts.model import MULTISCALE, AlertStatus, Notification, Silence, duration
 from monitor.web.series import Marker, MarkerKind
 from monitor.windows.buckets import EvidenceItem
 
@@ -35,20 +35,8 @@ def fmt_time(epoch_s: float | None, seconds: bool = False) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """``2d 4h``, ``3h 05m``, ``12m``, ``40s``; negative values get a minus sign."""
-    if seconds is None:
-        return "-"
-    sign, s = ("-" if seconds < 0 else ""), int(abs(seconds))
-    days, rest = divmod(s, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{sign}{days}d {hours}h" if hours else f"{sign}{days}d"
-    if hours:
-        return f"{sign}{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{sign}{minutes}m"
-    return f"{sign}{secs}s"
+    """``2d 4h``, ``3h 05m``, ``12m``, ``40s`` (as notifications write it); ``-`` for None."""
+    return "-" if seconds is None else duration(seconds)
 
 
 def _plain(obj: object) -> Any:
@@ -101,12 +89,23 @@ class Field:
     numeric: bool
 
 
+MULTISCALE_HIDDEN = frozenset({"z_ewma", "z_robust", "baseline_sigma", "baseline_mad_sigma",
+                               "baseline_median_neg_share"})
+"""Per-bucket fields a multi-scale signal only fills in for the old format: its "z" scores hold the top finding's
+-log10 p (shown with the finding), its sigmas are 0 and its median is its mean; shown, they read as z 7.8, sigma 0."""
+MULTISCALE_RENAMED = {"cusum": "cusum_llr_nats"}
+"""The multi-scale CUSUM is a log-likelihood ratio in nats, not the per-bucket detector's z-sum."""
+
+
 def signal_fields(signal: object | None) -> list[Field]:
-    """Every field of a detector signal, flattened, formatted by its name (shares as %, times as UTC)."""
+    """Every field of a detector signal, flattened, formatted by its name (shares as %, times as UTC); a
+    multi-scale signal without the per-bucket fields it does not compute (``MULTISCALE_HIDDEN``)."""
     if signal is None:
         return []
     out: list[tuple[str, str, bool]] = []
     _flatten("", signal, out)
+    if _get(signal, "baseline_kind") == MULTISCALE:
+        out = [(MULTISCALE_RENAMED.get(n, n), t, num) for n, t, num in out if n not in MULTISCALE_HIDDEN]
     return [Field(n, t, num) for n, t, num in out[:MAX_FIELDS] if n != "key"]
 
 
@@ -198,9 +197,10 @@ def _state_rows(states: Iterable[AlertState]) -> list[HistoryRow]:
     for s in states:
         if s.started_at_s is not None and s.status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
             rows.append(HistoryRow(s.started_at_s, str(AlertStatus.FIRING), [s.window_key], "from alert state"))
-        if s.status is AlertStatus.RESOLVED and s.resolved_at_s is not None:
+        if s.status is AlertStatus.RESOLVED and s.resolved_at_s is not None:  # what fired, not the quiet bucket
             rows.append(HistoryRow(s.resolved_at_s, str(AlertStatus.RESOLVED), [s.window_key],
-                                   _signal_summary(s.window_key, s.last_signal) or "from alert state"))
+                                   _signal_summary(s.window_key, s.firing_signal or s.last_signal)
+                                   or "from alert state"))
     return rows
 
 
@@ -213,7 +213,7 @@ def history_rows(notifications: Iterable[object], limit: int, key: str | None = 
         if not isinstance(n, Notification):
             continue
         keys = [a.window_key for a in n.alerts]
-        summary = "; ".join(filter(None, (_signal_summary(a.window_key, a.signal) for a in n.alerts)))
+        summary = "; ".join(filter(None, (_signal_summary(a.window_key, a.why) for a in n.alerts)))
         rows.append(HistoryRow(n.event_time_s, str(n.status), keys, summary))
     seen = {(r.at_s, r.status, k) for r in rows for k in r.keys}
     rows += [r for r in _state_rows(states) if (r.at_s, r.status, r.keys[0]) not in seen]

@@ -105,3 +105,25 @@ async def test_long_evidence_texts_are_cut_after_masking_so_a_notification_stays
 def test_a_number_at_the_cut_is_masked_whole_before_the_cut() -> None:
     text = "a" * (EVIDENCE_TEXT_CHARS - 5) + " +1 212 555 0100"
     assert "555" not in shorten(mask_pii(text)) and "21" not in shorten(mask_pii(text))[-8:]
+
+
+def test_short_numbers_side_by_side_are_not_joined_into_one_masked_number() -> None:
+    """Found by review: ``MAY 17 2014 77.50 C`` (an option) read ``MAY [number] C`` and ``2016/2017`` ``[number]``."""
+    for text in ("AAPL MAY 17 2014 77.50 C", "guidance for 2016/2017", "filed 05/17/2014", "on 2024-01-15 77.50"):
+        assert mask_pii(text) == text
+
+
+def test_phones_written_with_dots_slashes_or_next_to_a_price_stay_masked() -> None:
+    cases = {"call 212.555.0100": "call [number]", "tel 01.23.45.67.89": "tel [number]",
+             "(212) 555.0100": "[number]", "030/1234567": "[number]", "212 555-0100 12.50": "[number] 12.50",
+             "+1 12.34.5678": "[number]"}
+    assert {text: mask_pii(text) for text in cases} == cases
+
+
+async def test_collected_evidence_text_is_one_line() -> None:
+    """Found by review: a line break in a tweet broke every sink's layout and could forge a finding line."""
+    store = MemoryWindowStore(bucket_s=300, retention_s=86_400, top_negative_per_bucket=5)
+    text = "Apple beats\r\n- ticker:TSLA: burst@30m\t\u2028 forged\u2029\x85end"
+    await store.apply(messages(DAY0_S, 1, 0, text=text))
+    [item] = await collect_evidence(store, "ticker:TSLA", DAY0_S, DAY0_S + 300, 1)
+    assert item.text.startswith("Apple beats - ticker:TSLA: burst@30m forged end #")

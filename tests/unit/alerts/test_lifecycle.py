@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -231,3 +232,28 @@ def test_the_pause_is_bounded_and_a_key_without_history_resolves_on_busy_normal_
     thin_for_hours = [thin(0.9)] * (policy.flap_window_s // B + 2)
     out, _ = run([True] * 4 + thin_for_hours, policy)
     assert statuses(out) == ["firing", "resolved"]
+
+
+def test_a_resolved_notice_tells_the_episode_what_fired_and_how_long_it_was_quiet() -> None:
+    """Found by review: it carried only the quiet bucket that resolved it (``detectors=-``, numbers of one thin
+    bucket) and said neither when the alert fired nor how long it lasted."""
+    out, _ = run([True, True, False, False], LifecyclePolicy(resolve_after_buckets=2, repeat_interval_s=0))
+    fired, resolved = out
+    [item] = resolved.alerts
+    assert item.firing_signal == fired.alerts[0].signal and item.firing_signal.active
+    assert item.quiet_for_s == 2 * B
+    lines = resolved.summary_lines()
+    assert lines[0] == f"[RESOLVED] negative sentiment quiet again: {KEY}"
+    assert lines[1] == f"- {KEY}: quiet again at 00:20 UTC: no finding for 10m; fired 00:05 UTC, lasted 15m"
+    assert lines[2].startswith("  why it fired: neg_share 70% vs baseline 10%") and "detectors=spike" in lines[2]
+
+
+def test_a_resolved_notice_from_before_the_episode_fields_still_reads_and_renders() -> None:
+    out, _ = run([True, False, False], LifecyclePolicy(resolve_after_buckets=2))
+    payload = out[-1].to_dict()
+    for item in payload["alerts"]:
+        del item["firing_signal"], item["quiet_for_s"]
+    old = Notification.from_json(json.dumps(payload))
+    assert old.alerts[0].firing_signal is None and old.alerts[0].quiet_for_s is None
+    assert old.summary_lines()[1].endswith("quiet again at 00:15 UTC: no finding; fired 00:05 UTC, lasted 10m")
+    assert old.summary_lines()[2].startswith("  latest: neg_share")

@@ -10,8 +10,9 @@ import pytest
 from alerts.detectors import Finding, Signal
 from alerts.lifecycle import AlertState, LifecyclePolicy, step
 from alerts.model import AlertItem, AlertStatus, Notification
-from alerts.sinks.alertmanager import POST_CHUNK, AlertmanagerSink, iso
+from alerts.sinks.alertmanager import POST_CHUNK, AlertmanagerSink, iso, numbers
 from alerts.sinks.base import SinkError
+from monitor.windows.buckets import EvidenceItem
 from tests.unit.alerts.builders import DAY0_S, signal
 
 NOW_S = DAY0_S + 3_600.0
@@ -98,8 +99,8 @@ def test_the_numbers_annotation_says_which_scale_fired_with_its_count_expected_c
     """Found by review: it showed only the per-bucket numbers (volume 2, no p-value) under multi-scale detection."""
     item = AlertItem("dk", "r", "ticker:TSLA", AlertStatus.FIRING, 1, DAY0_S, multiscale_signal())
     [alert] = sink(Poster()).payload(Notification("n", "ticker:TSLA", AlertStatus.FIRING, DAY0_S, (item,)))
-    assert alert["annotations"]["numbers"] == "burst@30m 9 negative of 11 messages vs 0.4 expected, -log10 p 7.2, " \
-                                              "baseline 0.8 observed 18"
+    assert alert["annotations"]["numbers"] == ("burst@30m Nov 14 23:30\u201300:00 UTC: 9 negative of 11 messages vs "
+                                               "0.4 expected (-log10 p 7.2); usual 0.8 negatives/h, now 18/h")
 
 
 async def test_a_re_post_after_a_restart_shows_the_numbers_the_alert_fired_with_not_the_latest_bucket() -> None:
@@ -109,7 +110,8 @@ async def test_a_re_post_after_a_restart_shows_the_numbers_the_alert_fired_with_
     await sink(poster).refresh([replace(state, last_signal=quiet, firing_signal=multiscale_signal())])
     [[alert]] = poster.chunks
     annotations = alert["annotations"]
-    assert isinstance(annotations, dict) and annotations["numbers"].startswith("burst@30m 9 negative of 11 messages")
+    assert isinstance(annotations, dict) and annotations["numbers"].startswith("burst@30m ")
+    assert "9 negative of 11 messages" in annotations["numbers"]
 
 
 def test_announcing_a_firing_alert_keeps_its_signal_in_the_durable_state() -> None:
@@ -117,3 +119,42 @@ def test_announcing_a_firing_alert_keeps_its_signal_in_the_durable_state() -> No
     result = step({}, [fired], DAY0_S, LifecyclePolicy())
     [state] = result.states.values()
     assert state.firing_signal == fired
+
+
+def test_a_findings_expected_count_shows_two_significant_figures_and_its_rates_their_unit() -> None:
+    """Found by review: "vs 0.0 expected" hid how unusual 4 negatives were, and "baseline 0.043 observed 8" had no
+    unit (negatives per hour for burst and cusum, a share for the share test)."""
+    burst = Finding("burst", 1800, 4, 15, 0.0215, 7.8, baseline=0.043, observed=8.0)
+    share = Finding("share", 3600, 8, 14, 0.98, 5.1, baseline=0.07, observed=8 / 14)
+    cusum = Finding("cusum", 7200, 12, 40, 1.2, 10.7, baseline=0.6, observed=6.0)
+    sig = replace(multiscale_signal(), findings=(burst, share, cusum))
+    lines = numbers(sig).split("\n")
+    assert "4 negative of 15 messages vs 0.021 expected (-log10 p 7.8); usual 0.043 negatives/h, now 8/h" in lines[0]
+    assert lines[1].endswith("(-log10 p 5.1); negative share usual 7%, now 57%")
+    assert "(LLR 10.7 nats); usual 0.6 negatives/h, now 6/h" in lines[2]
+
+
+def test_a_multiscale_signal_without_a_finding_shows_no_z_scores_or_cusum() -> None:
+    quiet = replace(multiscale_signal(), findings=(), triggered=(), volume=1, neg_share=1.0, baseline_neg_share=0.07)
+    assert numbers(quiet) == "no finding: 1 message, 100% negative (usual 7%)"
+
+
+def test_a_resolved_alert_annotates_the_episode_and_what_fired_not_the_quiet_bucket() -> None:
+    quiet = replace(multiscale_signal(), findings=(), triggered=(), volume=1, neg_share=1.0)
+    item = AlertItem("dk", "r", "ticker:TSLA", AlertStatus.RESOLVED, 2, DAY0_S - 900, quiet,
+                     firing_signal=multiscale_signal(), quiet_for_s=600)
+    [alert] = sink(Poster()).payload(Notification("n", "ticker:TSLA", AlertStatus.RESOLVED, DAY0_S, (item,)))
+    notes = alert["annotations"]
+    assert notes["summary"] == ("negative sentiment on ticker:TSLA, quiet again at 00:00 UTC: no finding for 10m; "
+                                "fired Nov 14 23:45 UTC, lasted 15m")
+    assert notes["numbers"].startswith("burst@30m ") and "no finding" not in notes["numbers"]
+
+
+def test_a_firing_alert_says_since_when_and_each_evidence_line_its_time_on_one_line() -> None:
+    forged = "ok\n- ticker:TSLA: burst@30m 41 negative of 42 messages\u2028x"
+    item = AlertItem("dk", "r", "ticker:TSLA", AlertStatus.FIRING, 1, DAY0_S, multiscale_signal(),
+                     evidence=(EvidenceItem("m1", "news", forged, -0.9, DAY0_S - 120),))
+    [alert] = sink(Poster()).payload(Notification("n", "ticker:TSLA", AlertStatus.FIRING, DAY0_S, (item,)))
+    assert alert["annotations"]["summary"] == "negative sentiment spike: ticker:TSLA, firing since 00:00 UTC"
+    assert alert["annotations"]["evidence"] == ("Nov 14 23:58 UTC -0.90 [news] ok - ticker:TSLA: burst@30m 41 "
+                                                "negative of 42 messages x")

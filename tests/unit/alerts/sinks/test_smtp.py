@@ -79,7 +79,7 @@ def test_half_a_login_is_a_config_error_not_a_silently_skipped_login(login: dict
 def test_a_line_break_in_a_window_key_becomes_a_space_in_the_subject_not_a_header() -> None:
     msg = build_message(notification("ticker:ACME\r\nBCC: x@evil.example"), TARGET)
     parsed = message_from_bytes(msg.as_bytes())
-    assert parsed["Subject"] == "[FIRING] negative sentiment spike: ticker:ACME  BCC: x@evil.example"
+    assert parsed["Subject"] == "[FIRING] negative sentiment spike: ticker:ACME BCC: x@evil.example"
     assert parsed["Bcc"] is None
 
 
@@ -95,3 +95,30 @@ async def test_a_message_that_cannot_be_built_is_a_refusal_before_any_connection
     with pytest.raises(SinkError, match=r"cannot build the email.*surrogates") as info:
         await sink.send(notification(text="lone surrogate \ud800"))
     assert info.value.refused
+
+
+def test_the_email_has_a_date_header_times_and_a_link_to_the_console() -> None:
+    """Found by review: no time anywhere in the email and no way to the console."""
+    msg = build_message(notification(), TARGET, "https://finsent.example/keys/ticker%3ATSLA", sent_at_s=DAY0_S + 310)
+    assert msg["Date"] == "Wed, 15 Nov 2023 00:05:10 +0000"
+    body = msg.get_content().splitlines()
+    assert body[1] == "- ticker:TSLA: firing since 00:00 UTC"
+    assert body[3].startswith("    00:00 UTC -0.90 [news] Guidance cut")
+    assert body[-1] == "console: https://finsent.example/keys/ticker%3ATSLA"
+
+
+def test_the_sink_links_the_console_only_under_an_explicit_public_url() -> None:
+    url = "smtp://relay.example:25?from=a@x.example&to=b@x.example"
+    linked = build_sink(url, Settings(alerts={"sinks": [url]}, http={"public_url": "https://finsent.example"}))
+    assert isinstance(linked, SmtpSink)
+    assert linked._message(notification()).get_content().splitlines()[-1] == \
+        "console: https://finsent.example/keys/ticker%3ATSLA"
+    unlinked = build_sink(url, settings("log://"))
+    assert isinstance(unlinked, SmtpSink) and "console:" not in unlinked._message(notification()).get_content()
+
+
+def test_a_long_subject_keeps_whole_keys_and_counts_the_ones_left_out() -> None:
+    keys = [f"topic_ticker:mergers_acquisitions|GOO{i}" for i in range(8)]
+    items = tuple(replace(notification(k).alerts[0], window_key=k) for k in keys)
+    subject = build_message(replace(notification(), alerts=items), TARGET)["Subject"]
+    assert len(subject) <= 200 and subject.endswith("topic_ticker:mergers_acquisitions|GOO2 +5 more")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from alerts.detectors import Finding
 from alerts.lifecycle import AlertState
 from alerts.model import AlertItem, AlertStatus, Notification, Silence
 from monitor.web.console import _episode_range
@@ -132,3 +133,24 @@ def test_a_firing_cards_headlines_come_from_the_whole_window_it_fired_on() -> No
     state = _state(AlertStatus.FIRING, started_at_s=T, firing_signal=fired)
     start_s, _ = _episode_range(state, 300) or (0, 0)
     assert start_s == T - 7_200
+
+
+def test_a_multiscale_signal_hides_the_per_bucket_z_scores_and_sigmas_it_does_not_compute() -> None:
+    """Found by review: the card showed z_ewma 7.8 (a -log10 p), baseline_sigma 0 and a CUSUM in nats as if z."""
+    finding = Finding("burst", 1800, 4, 15, 0.021, 7.8, baseline=0.043, observed=8.0)
+    sig = replace(signal("ticker:X", T, active=True), baseline_kind="multiscale", findings=(finding,),
+                  triggered=(finding.name,), z_ewma=7.8, z_robust=7.8, baseline_sigma=0.0, cusum=10.7)
+    shown = {f.name: f.text for f in signal_fields(sig)}
+    assert not {"z_ewma", "z_robust", "baseline_sigma", "baseline_mad_sigma", "cusum"} & set(shown)
+    assert shown["cusum_llr_nats"] == "10.7" and shown["findings[0].log10p"] == "7.8"
+
+
+def test_a_resolved_rows_summary_is_what_fired_not_the_quiet_bucket_that_resolved_it() -> None:
+    fired = signal("ticker:X", T - 600, active=True, neg_share=0.8)
+    quiet = signal("ticker:X", T, active=False, neg_share=1.0)
+    note = _notification(AlertStatus.RESOLVED, T)
+    note = replace(note, alerts=(replace(note.alerts[0], signal=quiet, firing_signal=fired),))
+    state = replace(_state(AlertStatus.RESOLVED, started_at_s=T - 600, resolved_at_s=T + 600, firing_signal=fired),
+                    last_signal=quiet)
+    rows = history_rows([note], 10, states=[state])
+    assert [r.summary for r in rows if r.status == "resolved"] == ["ticker:X 80% vs 10%", "ticker:X 80% vs 10%"]

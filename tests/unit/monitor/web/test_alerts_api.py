@@ -1,0 +1,21 @@
+"""The ``/alerts`` API's alert rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from alerts.lifecycle import AlertState
+from alerts.model import AlertStatus
+from monitor.web.alerts_api import alert_json
+from tests.unit.alerts.builders import DAY0_S, signal
+
+
+def test_a_firing_alert_row_carries_the_signal_it_fired_on_beside_its_latest_quiet_bucket() -> None:
+    """Found by review: only ``last_signal`` was returned: a firing alert waiting to resolve read ``triggered: []``."""
+    fired = signal("ticker:X", DAY0_S, active=True)
+    state = AlertState("d", "negative_sentiment", "ticker:X", AlertStatus.FIRING, started_at_s=DAY0_S,
+                       last_signal=signal("ticker:X", DAY0_S + 300, active=False), firing_signal=fired)
+    row = alert_json(state, [], DAY0_S + 300)
+    assert row["firing_signal"] == asdict(fired) and row["firing_signal"]["triggered"] == ("spike",)
+    assert row["last_signal"]["triggered"] == ()
+    assert alert_json(AlertState("d", "r", "ticker:X"), [], DAY0_S)["firing_signal"] is None
