@@ -41,8 +41,19 @@ outgrew a Kafka record (1 MiB) or a receiver's body limit, so that alert could n
 
 
 SHORT_PART_DIGITS = 4
-"""A ``/`` between two parts of at most this many digits separates numbers (dates, years, ratios) instead of
-joining one."""
+"""Parts of a ``/``-only run that may be a ratio or a pair of years (``2016/2017``, ``3/4``)."""
+
+
+def _date_or_ratio(groups: list[str], joints: list[str]) -> bool:
+    """A run of only ``/`` that reads as a date (``05/17/2014``, ``17/5/14``) or two short numbers: its ``/``
+    separate numbers. Any other ``/`` joins one (``0711/12 34 56``, ``06/12/34/56/78``, ``1234/5678/9012``: phone
+    and account forms, which a looser rule showed in full; found by review)."""
+    if not joints or any(j != "/" for j in joints):
+        return False
+    sizes = [len(g) for g in groups]
+    if len(sizes) == 2:
+        return max(sizes) <= SHORT_PART_DIGITS
+    return len(sizes) == 3 and sizes[0] <= 2 and sizes[1] <= 2 and sizes[2] in (2, 4)
 
 
 def _masked(text: str) -> str:
@@ -66,10 +77,11 @@ def _splits(groups: list[str], joints: list[str], lead: str) -> list[bool]:
         return (0 <= k < len(joints) and joints[k] == "." and not dotted
                 and not (k > 0 and joints[k - 1] == ".") and not (k + 1 < len(joints) and joints[k + 1] == "."))
 
+    slashed = _date_or_ratio(groups, joints)
     out = []
     for i, joint in enumerate(joints):
         if "/" in joint:
-            out.append(max(len(groups[i]), len(groups[i + 1])) <= SHORT_PART_DIGITS)
+            out.append(slashed)
         else:
             out.append(joint != "." and not _is_prefix(i, joint, lead) and (decimal(i - 1) or decimal(i + 1)))
     return out

@@ -82,9 +82,14 @@ def check_csv_header(path: Path, max_line_bytes: int | None = None) -> None:
         log.warning("csv_columns_ignored", file=str(path), ignored=unknown, known=list(_CSV_KNOWN))
 
 
-_BLOOMBERG_KEYS = frozenset({"Equity", "Index", "Comdty", "Curncy", "Corp", "Govt", "Mtge", "Muni", "Pfd", "M-Mkt"})
-"""The yellow key ending a Bloomberg ticker (``AAPL US Equity``, ``SPX Index``), in Bloomberg's Title case:
-``GOVT``, ``CORP``, ``MUNI`` and ``PFD`` in capitals are ETF tickers (``SPY GOVT`` kept only SPY)."""
+_BLOOMBERG_KEYS = frozenset({"EQUITY", "INDEX", "COMDTY", "CURNCY", "M-MKT"})
+"""Yellow keys ending a Bloomberg ticker (``AAPL US Equity``, ``SPX INDEX``) in any case."""
+_BLOOMBERG_TITLE_KEYS = frozenset({"Corp", "Govt", "Mtge", "Muni", "Pfd"})
+"""Yellow keys that are also ETF tickers in capitals (``SPY GOVT`` kept only SPY): only in Bloomberg's Title case."""
+
+
+def _bloomberg(words: Sequence[str]) -> bool:
+    return len(words) in (2, 3) and (words[-1].upper() in _BLOOMBERG_KEYS or words[-1] in _BLOOMBERG_TITLE_KEYS)
 
 
 def split_tickers_cell(cell: str) -> list[str]:
@@ -107,7 +112,7 @@ def split_tickers_cell(cell: str) -> list[str]:
         words = part.split()
         if not words:
             continue
-        symbols.extend(words[:1] if len(words) in (2, 3) and words[-1] in _BLOOMBERG_KEYS else words)
+        symbols.extend(words[:1] if _bloomberg(words) else words)
     return symbols
 
 

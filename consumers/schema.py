@@ -55,15 +55,22 @@ _SHARE_CLASS = re.compile(r"([A-Z0-9]+)[-/]([A-Z]{1,2})")
 """``BRK-B``, ``BRK/B``: a share class written with another separator (only a 1-2 letter suffix: ``BTC-USD``
 is a pair, not a class, and keeps its key; a space is not a separator: ``AAPL US`` names an exchange)."""
 EXCHANGE_PREFIXES = frozenset({
-    "NASDAQ", "NYSE", "NYSEARCA", "NYSEAMERICAN", "NYSE AMERICAN", "AMEX", "BATS", "CBOE", "OTC",  # US
-    "LSE", "LON", "TSX", "TSXV", "ASX", "HKEX", "HKG", "TSE", "TYO", "XETRA", "ETR", "EPA", "FRA", "SIX", "SGX",
-    "NSE", "BSE",
+    "NASDAQ", "NYSE", "NYSEARCA", "NYSEAMERICAN", "NYSE AMERICAN", "AMEX", "BATS", "CBOE", "OTC", "OTCMKTS",  # US
+    "CME", "CME_MINI", "CBOT", "NYMEX", "COMEX", "ICE", "ICEUS", "ICEEU", "EUREX",  # futures venues
+    "LSE", "LON", "XETR", "XETRA", "ETR", "FRA", "EPA", "EURONEXT", "AMS", "EBR", "ELI", "BME", "BIT", "MIL", "SIX",
+    "SWX", "VIE", "CPH", "STO", "HEL", "OSL", "WSE", "MOEX", "TASE", "JSE",  # Europe, Middle East, Africa
+    "TSX", "TSXV", "CVE", "NEO", "BMV", "BMFBOVESPA", "BOVESPA",  # the Americas
+    "ASX", "NZX", "HKEX", "HKG", "TSE", "TYO", "SGX", "KRX", "TWSE", "SSE", "SZSE", "NSE", "BSE", "IDX", "SET",
+    "FX", "FX_IDC", "OANDA", "FOREXCOM", "BINANCE", "COINBASE", "KRAKEN", "BITSTAMP", "TVC", "SP", "DJ",  # others
 })
-"""Exchanges written before a symbol (``NASDAQ:AAPL``, TradingView and Google Finance style; those the text
-linker knows, ``monitor.entities.linker.EXCHANGE_SYMBOL``, among them): the symbol is the part after the ``:``.
-Any other ``X:Y`` is a symbol only when ``Y`` is a 2-letter country or exchange code (``AAPL:US``, ``VOD:LN``,
-Bloomberg's web form): then ``X``; else it is kept, and dropped as no symbol."""
-_MARKET_SUFFIX = re.compile(r"[A-Z]{2}")
+MARKET_SUFFIXES = frozenset({
+    "US", "UN", "UW", "UQ", "UA", "UR", "UP", "UV", "LN", "JP", "JT", "HK", "GR", "GY", "FP", "NA", "SW", "SE", "SM",
+    "IM", "CN", "CT", "AU", "AT", "KS", "KP", "TT", "SP", "IN", "IB", "BZ", "MM", "SJ", "DC", "SS", "FH", "NO", "ID",
+    "BB", "PL", "AV", "PW", "CP", "LI", "TB", "MK", "NZ", "CH", "CG", "CS", "C1", "C2", "IT", "SA", "AB",
+})
+"""Bloomberg's country and exchange codes written after a symbol (``AAPL:US``, ``VOD:LN``, ``7203:JP``): the symbol
+is the part before the ``:``. Any other ``X:Y`` is kept as written, so dropped as no symbol: guessing its order read
+``CME:ES`` as CME Group or made every US stock ``US`` (found by review)."""
 _dropped_tickers = LogThrottle(60.0)
 MAX_ID_CHARS = 256
 MAX_NESTING = 64
@@ -209,15 +216,16 @@ def normalise_ticker(raw: str) -> str:
 
 
 def _without_market(symbol: str) -> str:
-    """``NASDAQ:AAPL`` and ``AAPL:US`` are ``AAPL`` (``EXCHANGE_PREFIXES``); any other ``:`` is kept. Taking the
-    last part of every ``X:Y`` made each US stock ``US`` (found by review)."""
+    """``NASDAQ:AAPL``, ``XETR:SAP`` and ``AAPL:US`` are the symbols ``AAPL``, ``SAP`` and ``AAPL``: a known
+    exchange before it (``EXCHANGE_PREFIXES``), or a Bloomberg market code after it (``MARKET_SUFFIXES``); any
+    other ``:`` is kept (and the ticker dropped as no symbol)."""
     head, colon, tail = symbol.partition(":")
     head, tail = head.strip(), tail.strip()
     if not colon or not head or not tail or ":" in tail:
         return symbol
     if head in EXCHANGE_PREFIXES:
         return tail
-    return head if _MARKET_SUFFIX.fullmatch(tail) else symbol
+    return head if tail in MARKET_SUFFIXES else symbol
 
 
 def _tickers(value: Any) -> tuple[str, ...]:

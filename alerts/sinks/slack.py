@@ -13,6 +13,7 @@ line that points to the console.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,9 +38,17 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+_URL_IN_TEXT = re.compile(r"https?://\S+")
+
+
 def quote(text: str) -> str:
-    """Untrusted free text (evidence) as literal mrkdwn: escaped, and its formatting markers made inert."""
-    return escape(text).translate(_FORMATTING)
+    """Untrusted free text (evidence) as literal mrkdwn: escaped, and its formatting markers made inert outside the
+    URLs it holds (look-alikes inside one made Slack auto-link a broken target; found by review)."""
+    parts, at = [], 0
+    for url in _URL_IN_TEXT.finditer(text):
+        parts += [escape(text[at:url.start()]).translate(_FORMATTING), escape(url.group(0))]
+        at = url.end()
+    return "".join([*parts, escape(text[at:]).translate(_FORMATTING)])
 
 
 def link(url: str, label: str | None = None) -> str:

@@ -207,8 +207,9 @@ class EntityLinker:
         exchange = list(EXCHANGE_SYMBOL.finditer(text))
         if self.link_cashtags:
             found = [*cashtags(text), *(normalise_ticker(m.group(1)) for m in exchange)]
-            symbols = dict.fromkeys(self.company_ticker(s) for s in found if TICKER.fullmatch(s))
-            if len(symbols) <= self.max_cashtags:
+            written = dict.fromkeys(s for s in found if TICKER.fullmatch(s))
+            symbols = dict.fromkeys(self.company_ticker(s) for s in written)
+            if len(written) <= self.max_cashtags:  # as written: a list of 5 symbols is a list, whoever they mean
                 out.update(dict.fromkeys(s for s in symbols if self.cashtag_scope == "any" or s in self.universe))
         if self.link_names and self.surfaces:
             out.update(dict.fromkeys(self._names(text, out, {m.start() for m in exchange})))

@@ -40,7 +40,7 @@ a symbol on two rows). Duplicates are refused, not merged: two rows that disagre
 copy, a class share typed twice) are a mistake to fix, not a union to guess, and a symbol that meant two
 companies would count one message under whichever row came first.
 
-The bundled default (``default_watchlist.csv``, ~200 large US-listed companies, big banks and
+The bundled default (``default_watchlist.csv``, ~285 large US-listed companies, big banks and
 US-listed European and Asian names) ships inside the package, so a wheel works outside the repo.
 """
 

@@ -88,7 +88,9 @@ def _episode_range(state: AlertState, bucket_s: int) -> tuple[int, int] | None:
         return None
     if state.status is AlertStatus.FIRING and state.started_at_s is not None:
         trigger = why_signal(state)
-        start_s = window_start_s(trigger) if trigger is not None else state.started_at_s - bucket_s
+        # since it fired: a reminder replaces the firing signal, whose window then starts long after the episode did
+        start_s = min(window_start_s(trigger), state.started_at_s - bucket_s) if trigger is not None else (
+            state.started_at_s - bucket_s)
         return min(start_s, sig.bucket_start_s), sig.bucket_end_s
     return sig.bucket_start_s, sig.bucket_end_s
 

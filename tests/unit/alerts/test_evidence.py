@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -127,3 +128,12 @@ async def test_collected_evidence_text_is_one_line() -> None:
     await store.apply(messages(DAY0_S, 1, 0, text=text))
     [item] = await collect_evidence(store, "ticker:TSLA", DAY0_S, DAY0_S + 300, 1)
     assert item.text.startswith("Apple beats - ticker:TSLA: burst@30m forged end #")
+
+
+@pytest.mark.parametrize("phone", ["tel 0711/12 34 56", "089/123 456", "06/12/34/56/78", "acct 1234/5678/9012",
+                                   "ref 123/4567/890", "0171/123 45 67"])
+def test_slashes_join_phone_and_account_numbers_unless_the_run_reads_as_a_date_or_ratio(phone: str) -> None:
+    """Found by the regression review: splitting at every '/' between short parts showed these in full."""
+    assert not re.search(r"\d{3}", mask_pii(phone)), mask_pii(phone)
+    for kept in ("2016/2017", "05/17/2014", "17/5/14", "3/4"):
+        assert mask_pii(f"from {kept} on") == f"from {kept} on"

@@ -313,6 +313,8 @@ async def test_unknown_csv_columns_are_one_warning_per_file_naming_them_and_the_
     ("$AAPL $MSFT", ["$AAPL", "$MSFT"]),
     ("AAPL MSFT", ["AAPL", "MSFT"]),
     ("SPX Index", ["SPX"]),
+    ("AAPL US EQUITY", ["AAPL"]),
+    ("SPX INDEX", ["SPX"]),
     ('["AAPL","MSFT"]', ["AAPL", "MSFT"]),
     (' ["AAPL", "MSFT"] ', ["AAPL", "MSFT"]),
     ("[]", []),
@@ -323,6 +325,8 @@ async def test_unknown_csv_columns_are_one_warning_per_file_naming_them_and_the_
     ("SPY GOVT", ["SPY", "GOVT"]),
     ("TLT CORP MUNI", ["TLT", "CORP", "MUNI"]),
     ("SPX Index", ["SPX"]),
+    ("AAPL US EQUITY", ["AAPL"]),
+    ("SPX INDEX", ["SPX"]),
     ("VOD LN Equity|ESZ5 Comdty", ["VOD", "ESZ5"]),
     ("AAPL MSFT IBM Equity", ["AAPL", "MSFT", "IBM", "Equity"]),  # four words: no Bloomberg ticker
     (" ; ,|", []),

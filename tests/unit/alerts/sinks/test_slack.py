@@ -209,3 +209,10 @@ def test_any_header_fits_and_names_only_whole_keys_or_one_cut_key_with_an_ellips
     assert len(header) <= HEADER_CHARS
     if header != n.title:
         assert "\u2026" in header or re.search(r" \+\d+ more$", header)
+
+
+def test_formatting_look_alikes_leave_urls_in_evidence_text_intact() -> None:
+    """Found by the regression review: ``a_b_c?x=1*2`` inside a tweet's link became look-alikes and a dead link."""
+    from alerts.sinks.slack import quote
+
+    assert quote("see https://ex.com/a_b_c?x=1*2 *now*") == "see https://ex.com/a_b_c?x=1*2 \u2217now\u2217"

@@ -311,3 +311,11 @@ def test_the_bundled_watchlist_counts_former_tickers_and_share_classes_once(
     bundled: EntityLinker, text: str, given: tuple[str, ...], expected: tuple[str, ...]
 ) -> None:
     assert bundled.tickers(text, given=given) == expected
+
+
+def test_a_ticker_list_is_counted_as_written_before_other_symbols_are_mapped() -> None:
+    """Found by the regression review: five cashtags naming three companies passed a cap of four and linked."""
+    from monitor.entities.watchlist import load_watchlist
+
+    linked = EntityLinker(load_watchlist(), max_cashtags=4, cashtag_scope="any")
+    assert "AAPL" not in linked.tickers("Stocks to watch: $FB $META $GOOG $GOOGL $AAPL")

@@ -154,3 +154,12 @@ def test_a_resolved_rows_summary_is_what_fired_not_the_quiet_bucket_that_resolve
                     last_signal=quiet)
     rows = history_rows([note], 10, states=[state])
     assert [r.summary for r in rows if r.status == "resolved"] == ["ticker:X 80% vs 10%", "ticker:X 80% vs 10%"]
+
+
+def test_after_a_reminder_a_firing_cards_headlines_still_start_when_the_episode_did() -> None:
+    """Found by the regression review: a reminder replaces the firing signal, and the card then showed only the
+    latest bucket's headlines."""
+    reminder = signal("ticker:X", T, active=True)
+    state = _state(AlertStatus.FIRING, started_at_s=T - 7_200, firing_signal=reminder)
+    start_s, _ = _episode_range(state, 300) or (0, 0)
+    assert start_s <= T - 7_200 - 300
