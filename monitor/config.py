@@ -158,8 +158,8 @@ class SourceSettings(_Section):
     stream's first ``2 * this - 1`` messages wait until its start is fixed (their median)."""
     watchlist_path: str = ""
     """Companies whose names link messages to tickers (``.csv`` or ``.toml``: ticker, names, aliases,
-    ambiguous, optional blockers; see monitor/entities/watchlist.py); empty = the bundled list of large listed
-    companies."""
+    ambiguous, optional blockers and symbols, the company's other tickers; see monitor/entities/watchlist.py);
+    empty = the bundled list of ~285 large listed companies."""
     link_names: bool = True
     """Link watchlist company names and aliases in the text to their tickers."""
     link_cashtags: bool = True

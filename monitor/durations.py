@@ -7,6 +7,7 @@ argparse ``type=`` functions raise ``ArgumentTypeError``, so a bad value is a on
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from datetime import UTC, datetime
 
@@ -26,6 +27,8 @@ def parse_duration_s(text: str) -> int:
                 f"{text!r} is not a duration -- use seconds or e.g. 90s, 30m, 1h30m, 2d"
             ) from None
         seconds = sum(float(n) * UNITS_S[u] for n, u in parts)
+    if not math.isfinite(seconds):  # inf reached round() and ended the command with an OverflowError (review)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration -- use seconds or e.g. 90s, 30m, 1h30m, 2d")
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: a duration cannot be negative")
     return round(seconds)
@@ -37,8 +40,8 @@ def non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    if value < 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
 
 

@@ -54,7 +54,7 @@ def test_a_bad_list_item_names_the_variable_that_sets_the_list(
     (["--input", "{dir}"], "is a directory"),
     (["--input", "{dir}/missing.jsonl"], "not found"),
     (["--input", "{file}", "--from", "2026-11-03T00:00:00Z"], "--from/--to select a Kafka range"),
-    (["--input", "{file}", "--speed", "-2"], "must be >= 0"),
+    (["--input", "{file}", "--speed", "-2"], "must be a finite number >= 0"),
     (["--kafka-topic", "news", "--speed", "10"], "--speed paces file replays"),
     (["--input", "{file}", "--report", "{dir}"], "is a directory -- give a file path"),  # hinted at the config
 ])

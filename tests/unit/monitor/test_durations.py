@@ -37,3 +37,12 @@ def test_negative_speed_is_rejected_and_zero_allowed() -> None:
 def test_cli_times_are_iso_utc() -> None:
     assert iso_utc(1_793_715_000) == "2026-11-03T14:10:00Z"
     assert iso_utc(None) == "-"
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "1e999"])
+def test_a_duration_or_rate_that_is_not_finite_is_a_usage_error_not_a_crash(text: str) -> None:
+    """Found by a docs walk: ``--late-s inf`` ended the command with an OverflowError; ``--speed inf`` ran."""
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration_s(text)
+    with pytest.raises(argparse.ArgumentTypeError):
+        non_negative_float(text)
