@@ -163,10 +163,15 @@ class SourceSettings(_Section):
     link_names: bool = True
     """Link watchlist company names and aliases in the text to their tickers."""
     link_cashtags: bool = True
-    """Link ``$CASHTAGS`` (and ``NYSE:XYZ`` symbols) in the text to tickers; payload tickers always count."""
+    """Link ``$CASHTAGS`` (and ``NYSE:XYZ`` symbols) in the text to tickers (payload tickers: see
+    ``payload_ticker_scope``)."""
     cashtag_scope: Literal["watchlist", "any"] = "watchlist"
     """``watchlist``: a cashtag links only when its ticker is in the watchlist (the monitored universe; a
     stream names thousands of small symbols, each would become an alerting key); ``any``: every cashtag."""
+    payload_ticker_scope: Literal["any", "watchlist"] = "any"
+    """``any``: every payload ticker counts (a news vendor's tags); ``watchlist``: only watchlist tickers (and their
+    other symbols) count, the rest are dropped from the message, which still counts for ``all`` and its topic. It
+    bounds the window keys to the monitored universe: a wave of spam payload tickers cannot grow the store."""
     max_cashtags_per_message: int = Field(4, ge=0, le=32)
     """A message with more distinct cashtags than this is a ticker list (screener spam, ETF holdings): none
     of its cashtags is linked (payload tickers and company names still are)."""

@@ -65,14 +65,16 @@ def build_enricher(settings: Settings) -> Enricher | None:
     """From ``[source]`` (watchlist, linking switches) and ``[windows]`` (novelty); None when all off."""
     src, win = settings.source, settings.windows
     linker = None
-    if src.link_names or src.link_cashtags:
+    scoped = src.payload_ticker_scope == "watchlist"
+    if src.link_names or src.link_cashtags or scoped:
         try:
-            wanted = src.link_names or src.cashtag_scope == "watchlist"
+            wanted = src.link_names or src.cashtag_scope == "watchlist" or scoped
             companies = load_watchlist(src.watchlist_path) if wanted else []
         except WatchlistError as exc:
             raise ConfigError(str(exc)) from exc
         linker = EntityLinker(companies, link_names=src.link_names, link_cashtags=src.link_cashtags,
-                              max_cashtags=src.max_cashtags_per_message, cashtag_scope=src.cashtag_scope)
+                              max_cashtags=src.max_cashtags_per_message, cashtag_scope=src.cashtag_scope,
+                              payload_scope=src.payload_ticker_scope)
     novelty = None
     if win.novelty_window_s > 0:
         novelty = NoveltyIndex(window_s=win.novelty_window_s, max_entries=win.novelty_max_entries,

@@ -6,7 +6,8 @@ names cost about the same as ten; see benchmarks/bench_entities.py).
 
 The rules, in order (README "Entity linking"):
 
-- **Payload tickers** always count and come first.
+- **Payload tickers** count and come first; with ``payload_scope="watchlist"`` only the watchlist's (the rest
+  are dropped, so a spam wave of payload tickers cannot grow the window keys past the monitored universe).
 - **Cashtags**: ``$`` + a letter + up to 5 more letters, optionally a class suffix (``$BRK.B``,
   ``$BF-B``), not preceded by a letter, digit or ``$`` and not followed by one: ``$AAPL``,
   ``$aapl``, ``($TSLA)`` link; ``$5``, ``$100M``, ``US$20`` and ``$AAPL2`` do not.
@@ -161,8 +162,10 @@ class EntityLinker:
         max_tickers: int = MAX_TICKERS,
         max_cashtags: int = MAX_CASHTAGS,
         cashtag_scope: Literal["watchlist", "any"] = "watchlist",
+        payload_scope: Literal["any", "watchlist"] = "any",
         blockers: Iterable[str] = MARKET_PHRASES,
     ) -> None:
+        self.payload_scope = payload_scope
         self.link_names = link_names
         self.link_cashtags = link_cashtags
         self.max_cashtags = max_cashtags
@@ -202,7 +205,8 @@ class EntityLinker:
 
     def tickers(self, text: str, given: Iterable[str] = ()) -> tuple[str, ...]:
         """``given`` (payload tickers) plus every ticker the text names, deduplicated and capped."""
-        out: dict[str, None] = dict.fromkeys(self.company_ticker(_symbol(g)) for g in given)
+        out: dict[str, None] = dict.fromkeys(t for t in (self.company_ticker(_symbol(g)) for g in given)
+                                             if self.payload_scope == "any" or t in self.universe)
         text = fold(text)
         exchange = list(EXCHANGE_SYMBOL.finditer(text))
         if self.link_cashtags:

@@ -319,3 +319,25 @@ def test_a_ticker_list_is_counted_as_written_before_other_symbols_are_mapped() -
 
     linked = EntityLinker(load_watchlist(), max_cashtags=4, cashtag_scope="any")
     assert "AAPL" not in linked.tickers("Stocks to watch: $FB $META $GOOG $GOOGL $AAPL")
+
+
+def test_with_a_watchlist_payload_scope_only_watchlist_payload_tickers_count() -> None:
+    """A wave of spam payload tickers grew the window store without bound (review): a desk that watches a universe
+    can keep the keys to it; the default still counts every payload ticker (a vendor's tags)."""
+    from monitor.entities.watchlist import load_watchlist
+
+    companies = load_watchlist()
+    scoped = EntityLinker(companies, payload_scope="watchlist")
+    assert scoped.tickers("quarterly results", ["AAPL", "ZZJUNK", "FB"]) == ("AAPL", "META")
+    assert EntityLinker(companies).tickers("quarterly results", ["AAPL", "ZZJUNK"]) == ("AAPL", "ZZJUNK")
+
+
+def test_the_payload_scope_setting_reaches_the_linker_even_with_linking_off() -> None:
+    from monitor.config import load_settings
+    from monitor.engine.enrich import build_enricher
+
+    settings = load_settings(source={"link_names": False, "link_cashtags": False, "payload_ticker_scope": "watchlist"},
+                             windows={"novelty_window_s": 0})
+    enricher = build_enricher(settings)
+    assert enricher is not None and enricher.linker is not None
+    assert enricher.linker.tickers("x", ["AAPL", "ZZJUNK"]) == ("AAPL",)
