@@ -87,14 +87,19 @@ def test_backtest_names_the_flag_of_an_input_or_events_file_that_is_not_there(
     assert message.format(dir=tmp_path) in one_line_error(capsys)
 
 
+def _replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, body: str) -> tuple[int, Path]:
+    """``monitor replay`` of one file holding ``body`` (lexicon classifier): its exit code and the file."""
+    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
+    stream = tmp_path / name
+    stream.write_text(body)
+    return main(["replay", "--input", str(stream), "--report", str(tmp_path / "alerts.jsonl"), "--no-progress"]), stream
+
+
 def test_replay_where_every_row_is_dead_lettered_exits_1_with_a_loud_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
-    stream = tmp_path / "bad.jsonl"
-    stream.write_text('{"id": 1}\nnot json\n{"text": "no id", "published_at": "2026-11-03T00:00:00Z"}\n')
-    report = tmp_path / "alerts.jsonl"
-    assert main(["replay", "--input", str(stream), "--report", str(report), "--no-progress"]) == 1
+    body = '{"id": 1}\nnot json\n{"text": "no id", "published_at": "2026-11-03T00:00:00Z"}\n'
+    assert _replay(tmp_path, monkeypatch, "bad.jsonl", body)[0] == 1
     assert "all 3 input rows were dead-lettered" in capsys.readouterr().err
 
 
@@ -102,11 +107,9 @@ def test_replay_of_a_csv_file_without_a_required_column_is_exit_2_one_line_namin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Found by review: a header ``headline,timestamp,symbols`` dead-lettered every row as "id is required"."""
-    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
-    stream = tmp_path / "native.csv"
-    stream.write_text("headline,timestamp,symbols\nAcme falls,2026-11-03T00:00:00Z,ACME\n")
-    report = tmp_path / "alerts.jsonl"
-    assert main(["replay", "--input", str(stream), "--report", str(report), "--no-progress"]) == 2
+    body = "headline,timestamp,symbols\nAcme falls,2026-11-03T00:00:00Z,ACME\n"
+    code, stream = _replay(tmp_path, monkeypatch, "native.csv", body)
+    assert code == 2
     line = one_line_error(capsys)
     assert line.startswith(f"error: {stream}: the CSV header lacks column(s) id, source, text, published_at")
     assert "found 'headline', 'timestamp', 'symbols'" in line
@@ -122,11 +125,9 @@ def test_replay_of_a_csv_file_with_a_broken_header_is_exit_2_one_line_naming_the
 ) -> None:
     """An unclosed quote or a 200k-character field was ``Error: field larger than field limit``, exit 1, no file
     name; a repeated ``Text`` column made every row empty_text (found by review)."""
-    monkeypatch.setenv("MONITOR_CLASSIFIER__KIND", "lexicon")
-    stream = tmp_path / "h.csv"
-    stream.write_text(header + "\n" + "".join(f"{i},news,Acme falls,{1767225600 + i},ACME,\n" for i in range(9000)))
-    report = tmp_path / "alerts.jsonl"
-    assert main(["replay", "--input", str(stream), "--report", str(report), "--no-progress"]) == 2
+    rows = "".join(f"{i},news,Acme falls,{1767225600 + i},ACME,\n" for i in range(9000))
+    code, stream = _replay(tmp_path, monkeypatch, "h.csv", header + "\n" + rows)
+    assert code == 2
     assert one_line_error(capsys).startswith(f"error: {stream}: {says}")
 
 
