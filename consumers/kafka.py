@@ -59,7 +59,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Hashable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -184,6 +184,9 @@ class KafkaSource(Service):
         """Offsets skipped between fetches, checked against the log start: records retention deleted unread."""
         self._next_offset: dict[TopicPartition, int] = {}
         """Per owned partition: the offset after the last record this source was given (or dead-lettered)."""
+        self.on_group_read_before: Callable[[str, int], None] | None = None
+        """Called once, with a partition and its committed offset, when the group had read a partition before this
+        start (the app checks the window store did not start empty: data lost while the daemon was down)."""
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -413,6 +416,9 @@ class KafkaSource(Service):
             return
         self._gaps.start_at(tp, committed)
         log.info("partition_resumes", partition=_partition_key(tp), committed=committed, first_offset=first)
+        if committed is not None and self.on_group_read_before is not None:
+            notify, self.on_group_read_before = self.on_group_read_before, None
+            notify(_partition_key(tp), committed)
 
     def _check_sole_owner(self, consumer: AIOKafkaConsumer) -> None:
         """Without cluster mode, another member of the group (a stray daemon on another Redis prefix, another

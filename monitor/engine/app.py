@@ -50,6 +50,14 @@ STOP_RECANCEL_S = 1.0
 is waiting (a flush, a lease release, a close), so every later part still gets its turn to close."""
 
 
+def watch_loss_while_down(source: Source, store: WindowStore) -> None:
+    """A Kafka source tells a Redis store when its group had read before this start: a store that started empty
+    then lost its data while every instance was down (it looked like a first start). Other pairs: nothing."""
+    report = getattr(store, "report_if_lost_while_down", None)
+    if report is not None and hasattr(source, "on_group_read_before"):
+        setattr(source, "on_group_read_before", report)  # noqa: B010 -- an attribute the Source protocol lacks
+
+
 def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:
     if settings.source.kind == "kafka":
         from consumers.kafka import KafkaSource
@@ -131,6 +139,7 @@ class MonitorApp:
         metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
+        watch_loss_while_down(self.source, self.store)
         check_retention(settings)
         self.cluster = build_cluster(settings)
         self._lease_lost_to: str | None = None

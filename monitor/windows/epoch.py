@@ -40,10 +40,13 @@ class StoreEpoch:
         self._token: str | None = None
         self._checked_at: float | None = None
         self._evicted: int | None = None
+        self.created_at_start = False
+        """This start wrote the marker: the namespace was empty (a first start, or data lost while every instance
+        was down: ``report_loss_while_down`` tells them apart by the Kafka group's committed offsets)."""
 
     async def adopt(self, client: RedisClient) -> None:
         """At start: the marker as it is now (created when absent, which is how every namespace begins)."""
-        self._token = await self._ensure(client)
+        self._token, self.created_at_start = await self._ensure(client)
         self._checked_at = self._clock()
 
     def due(self) -> bool:
@@ -52,7 +55,7 @@ class StoreEpoch:
     async def check(self, client: RedisClient) -> bool:
         """True (once per loss) when the marker is gone or was replaced since ``adopt`` or the last check."""
         self._checked_at = self._clock()
-        token = await self._ensure(client)
+        token, _ = await self._ensure(client)
         lost = self._token is not None and token != self._token
         self._token = token
         return lost
@@ -63,16 +66,17 @@ class StoreEpoch:
         before, self._evicted = self._evicted, now
         return 0 if now is None or before is None else max(0, now - before)
 
-    async def _ensure(self, client: RedisClient) -> str:
-        """The marker's token, written first if absent. A plain GET first: Redis refuses every write while it is
-        full, read-only or unable to persist, even a ``SET NX`` of a key that exists, so checking with ``SET NX
-        GET`` alone failed each check (and every start) in exactly the outages the daemon should ride out."""
+    async def _ensure(self, client: RedisClient) -> tuple[str, bool]:
+        """The marker's token, written first if absent, and whether this call wrote it. A plain GET first: Redis
+        refuses every write while it is full, read-only or unable to persist, even a ``SET NX`` of a key that
+        exists, so checking with ``SET NX GET`` alone failed each check (and every start) in exactly the outages
+        the daemon should ride out."""
         found = await client.get(self.key)
         if found is not None:
-            return str(found)
+            return str(found), False
         fresh = secrets.token_hex(8)
         winner = await client.set(self.key, fresh, nx=True, get=True)  # Redis >= 7.0; another instance may win
-        return fresh if winner is None else str(winner)
+        return (fresh, True) if winner is None else (str(winner), False)
 
 
 async def evicted_keys(client: RedisClient) -> int | None:
@@ -100,6 +104,21 @@ def report_evictions(url: str, evicted: int) -> None:
               impact="Redis deleted keys to make room since the last check; if they were this daemon's, windows, "
                      "baselines or dedup markers are incomplete",
               fix="set maxmemory-policy noeviction and give Redis more memory (or lower windows.retention_s)")
+
+
+def report_loss_while_down(url: str, retention_s: int, partition: str, committed: int) -> None:
+    """The store started empty while the Kafka group had read before: Redis lost its data while every instance was
+    down (or ``windows.key_prefix`` changed). Before, that looked like a first start, and nobody knew detection was
+    blind (a known limitation until found here)."""
+    metrics.WINDOW_STORE_RESETS.inc()
+    log.error("window_store_lost_data", store=url, retention_s=retention_s, when="while the daemon was down",
+              evidence=f"the window store had no data at start, but the Kafka consumer group had committed offsets "
+                       f"({partition} at {committed})",
+              impact="windows, baselines, alert state and dedup markers from before this start are gone (or "
+                     "windows.key_prefix changed): detection is blind to what came before and its baselines rebuild "
+                     "from here",
+              fix="give Redis persistence (appendonly yes) and a maxmemory-policy of noeviction; if the prefix "
+                  "changed on purpose, this is expected once")
 
 
 def report_loss(url: str, retention_s: int) -> None:

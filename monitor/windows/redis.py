@@ -84,6 +84,7 @@ from monitor.windows.epoch import (
     StoreEpoch,
     report_evictions,
     report_loss,
+    report_loss_while_down,
     warn_if_evicting,
 )
 
@@ -382,6 +383,12 @@ class RedisWindowStore(Service):
                 "-- RedisWindowStore needs Redis >= 7.0 and an ACL user allowed to run scripts"
             ) from exc
         return client
+
+    def report_if_lost_while_down(self, partition: str, committed: int) -> None:
+        """The Kafka group had read ``partition`` up to ``committed`` before this start: if this start found the
+        namespace empty (it wrote the marker), Redis lost the data while the daemon was down."""
+        if self.epoch.created_at_start:
+            report_loss_while_down(redact_url(self.url), self.retention_s, partition, committed)
 
     async def _report_size(self, client: RedisClient) -> None:
         """``finsent_window_keys``: one ZCARD of ``{P}:active`` (pruned to retention by the apply script), read

@@ -219,16 +219,24 @@ async def test_restart_in_the_same_group_resumes_after_committed_offsets_and_red
     for p in (0, 1):
         await produce(kafka_bootstrap, k.news_topic, [payload(f"p{p}-{i}", iso(T0)) for i in range(6)], p)
     dlq = KafkaDeadLetter(k)
+    calls: list[tuple[str, int]] = []
+    first_calls: list[tuple[str, int]] = []
     async with dlq:
-        async with KafkaSource(settings, dlq) as source, consuming(source) as got:
+        first = KafkaSource(settings, dlq)
+        first.on_group_read_before = lambda partition, committed: first_calls.append((partition, committed))
+        async with first as source, consuming(source) as got:
             await wait_until(lambda: len(got) == 12, "all twelve records")
             # Acknowledge p0 up to offset 3 with one record (everything before it counts as done).
             await source.commit([r for r in got if r.message.id == "p0-3"])
+        second = KafkaSource(settings, dlq)
+        second.on_group_read_before = lambda partition, committed: calls.append((partition, committed))
         with capture_logs() as logs:
-            async with KafkaSource(settings, dlq) as source, consuming(source) as again:
+            async with second as source, consuming(source) as again:
                 await wait_until(lambda: len(again) == 8, "the eight uncommitted records")
                 await asyncio.sleep(0.5)
     assert sorted(ids(again)) == sorted(["p0-4", "p0-5"] + [f"p1-{i}" for i in range(6)])
+    assert calls == [(f"{k.news_topic}:0", 4)], "told once that the group had read before (p1 never committed)"
+    assert first_calls == [], "a group that never committed: a first start"
     resumed = {e["partition"]: (e["committed"], e["first_offset"]) for e in logs if e["event"] == "partition_resumes"}
     assert resumed == {f"{k.news_topic}:0": (4, 4), f"{k.news_topic}:1": (None, 0)}, "asked of the broker"
     assert not [e for e in logs if e["event"] in ("kafka_records_expired", "kafka_committed_unknown")]

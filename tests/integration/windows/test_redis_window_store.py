@@ -477,3 +477,21 @@ async def test_a_noeviction_redis_raises_no_eviction_warning(redis_url: str) -> 
         async with new_store(redis_url, epoch_check_every_s=0) as store:
             await store.apply(batch(2))
     assert not [e for e in logs if e["event"] in {"redis_evicts_keys", "redis_evicted_keys"}]
+
+
+async def test_a_namespace_emptied_while_every_instance_was_down_is_reported_when_the_group_had_read_before(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """Before, a store starting empty looked like a first start whatever happened: the Kafka group's committed
+    offsets tell them apart (the source calls ``report_if_lost_while_down`` when it finds one)."""
+    store = new_store(redis_url, epoch_check_every_s=0)
+    with capture_logs() as logs:
+        async with store:  # a first start: the group has not read before, so the source never calls it
+            await store.apply(batch(2))
+        async with store:  # a restart on a kept namespace: nothing to report, whatever the group says
+            store.report_if_lost_while_down("news:0", 42)
+        await delete_namespace(raw, store)  # lost while down (a restart without persistence)
+        async with store:
+            store.report_if_lost_while_down("news:0", 42)
+    [lost] = [e for e in logs if e["event"] == "window_store_lost_data"]
+    assert lost["when"] == "while the daemon was down" and "news:0 at 42" in lost["evidence"]
