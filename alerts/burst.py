@@ -143,4 +143,4 @@ class PoissonCusum:
         span_s = now_end_s - self.run_start_s
         hours = span_s / HOUR_S
         return Finding("cusum", span_s, self.negatives, self.volume, self.expected, self.value,
-                       baseline=self.expected / hours, observed=self.negatives / hours)
+                       baseline=self.expected / hours, observed=self.negatives / hours, start_s=self.run_start_s)

@@ -164,6 +164,7 @@ def test_poisson_cusum_accumulates_a_sustained_excess_and_reports_its_run() -> N
     fired = [s for s in run(det, iter(story)) if s.active and s.key == KEY]
     assert fired and fired[0].top is not None and fired[0].top.detector == "cusum"
     assert fired[0].top.scale_s >= 3600 and fired[0].top.log10p >= 6.0
+    assert fired[0].top.start_s == fired[0].bucket_end_s - fired[0].top.scale_s, "its run: where its evidence starts"
 
 
 def _pair_then_quiet(det: MultiScaleDetector) -> list[Signal]:
