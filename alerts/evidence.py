@@ -41,19 +41,33 @@ outgrew a Kafka record (1 MiB) or a receiver's body limit, so that alert could n
 
 
 SHORT_PART_DIGITS = 4
-"""Parts of a ``/``-only run that may be a ratio or a pair of years (``2016/2017``, ``3/4``)."""
+"""Parts of a ``/``-only number that may be a ratio or a pair of years (``2016/2017``, ``3/4``)."""
 
 
-def _date_or_ratio(groups: list[str], joints: list[str]) -> bool:
-    """A run of only ``/`` that reads as a date (``05/17/2014``, ``17/5/14``) or two short numbers: its ``/``
-    separate numbers. Any other ``/`` joins one (``0711/12 34 56``, ``06/12/34/56/78``, ``1234/5678/9012``: phone
-    and account forms, which a looser rule showed in full; found by review)."""
-    if not joints or any(j != "/" for j in joints):
-        return False
-    sizes = [len(g) for g in groups]
-    if len(sizes) == 2:
-        return max(sizes) <= SHORT_PART_DIGITS
-    return len(sizes) == 3 and sizes[0] <= 2 and sizes[1] <= 2 and sizes[2] in (2, 4)
+def _slash_splits(groups: list[str], joints: list[str]) -> set[int]:
+    """Indexes of the ``/`` joints that separate numbers, judged per run of ``/``-joined parts: a date
+    (``05/17/2014``, ``2026/11/03``), two short numbers making up the whole run (``2016/2017``, ``3/4``), or two
+    prices (``77.50/82.25``). Any other ``/`` joins one number (``0711/12 34 56``, ``06/12/34/56/78``,
+    ``1234/5678/9012``: phone and account forms; found by review, as was judging the whole run at once, which
+    masked ``11/03/2026 10:30``)."""
+    out: set[int] = set()
+    i = 0
+    while i < len(joints):
+        if joints[i] != "/":
+            i += 1
+            continue
+        end = i
+        while end < len(joints) and joints[end] == "/":
+            end += 1
+        sizes = [len(g) for g in groups[i:end + 1]]
+        date = len(sizes) == 3 and ((sizes[0] <= 2 and sizes[1] <= 2 and sizes[2] in (2, 4))
+                                    or (sizes[0] == 4 and sizes[1] <= 2 and sizes[2] <= 2))
+        pair = len(sizes) == 2 and max(sizes) <= SHORT_PART_DIGITS and i == 0 and end == len(joints)
+        prices = len(sizes) == 2 and i > 0 and joints[i - 1] == "." and end < len(joints) and joints[end] == "."
+        if date or pair or prices:
+            out.update(range(i, end))
+        i = end
+    return out
 
 
 def _masked(text: str) -> str:
@@ -77,11 +91,11 @@ def _splits(groups: list[str], joints: list[str], lead: str) -> list[bool]:
         return (0 <= k < len(joints) and joints[k] == "." and not dotted
                 and not (k > 0 and joints[k - 1] == ".") and not (k + 1 < len(joints) and joints[k + 1] == "."))
 
-    slashed = _date_or_ratio(groups, joints)
+    slashed = _slash_splits(groups, joints)
     out = []
     for i, joint in enumerate(joints):
         if "/" in joint:
-            out.append(slashed)
+            out.append(i in slashed)
         else:
             out.append(joint != "." and not _is_prefix(i, joint, lead) and (decimal(i - 1) or decimal(i + 1)))
     return out

@@ -216,16 +216,16 @@ def normalise_ticker(raw: str) -> str:
 
 
 def _without_market(symbol: str) -> str:
-    """``NASDAQ:AAPL``, ``XETR:SAP`` and ``AAPL:US`` are the symbols ``AAPL``, ``SAP`` and ``AAPL``: a known
-    exchange before it (``EXCHANGE_PREFIXES``), or a Bloomberg market code after it (``MARKET_SUFFIXES``); any
-    other ``:`` is kept (and the ticker dropped as no symbol)."""
+    """``NASDAQ:AAPL``, ``XETR:SAP`` and ``AAPL:US`` are the symbols ``AAPL``, ``SAP`` and ``AAPL``: a Bloomberg
+    market code after it (``MARKET_SUFFIXES``, read first: ``ICE:US`` is ICE), else a known exchange before it
+    (``EXCHANGE_PREFIXES``); any other ``:`` is kept (and the ticker dropped as no symbol)."""
     head, colon, tail = symbol.partition(":")
     head, tail = head.strip(), tail.strip()
     if not colon or not head or not tail or ":" in tail:
         return symbol
-    if head in EXCHANGE_PREFIXES:
-        return tail
-    return head if tail in MARKET_SUFFIXES else symbol
+    if tail in MARKET_SUFFIXES:  # first: ``ICE:US`` and ``CME:US`` are the exchange operators, listed in the US
+        return head
+    return tail if head in EXCHANGE_PREFIXES else symbol
 
 
 def _tickers(value: Any) -> tuple[str, ...]:

@@ -135,5 +135,6 @@ async def test_collected_evidence_text_is_one_line() -> None:
 def test_slashes_join_phone_and_account_numbers_unless_the_run_reads_as_a_date_or_ratio(phone: str) -> None:
     """Found by the regression review: splitting at every '/' between short parts showed these in full."""
     assert not re.search(r"\d{3}", mask_pii(phone)), mask_pii(phone)
-    for kept in ("2016/2017", "05/17/2014", "17/5/14", "3/4"):
+    for kept in ("2016/2017", "05/17/2014", "17/5/14", "3/4", "2026/11/03", "11/03/2026 10:30 ET",
+                 "05/17/2014 2 analysts", "77.50/82.25"):
         assert mask_pii(f"from {kept} on") == f"from {kept} on"

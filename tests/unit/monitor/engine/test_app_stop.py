@@ -109,3 +109,18 @@ async def test_a_stop_while_a_part_waits_to_start_ends_the_run_at_once_not_at_th
     assert stats.read == 0 and not source.stop_entered, "the source never started"
     assert time.monotonic() - started < 5.0
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_scheduled_job_cancelled_by_the_stop_ends_quietly_and_any_other_cancellation_propagates() -> None:
+    """Found by review: apscheduler logged the idle sweep cancelled at shutdown as an ERROR with a traceback."""
+    import asyncio
+
+    app = _app(EndlessSource(stop_hangs=False), ClosingStore(60, 3600), 5.0)
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await app._stopping_quietly(cancelled())
+    app.request_stop()
+    await app._stopping_quietly(cancelled())
