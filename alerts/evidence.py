@@ -44,12 +44,25 @@ SHORT_PART_DIGITS = 4
 """Parts of a ``/``-only number that may be a ratio or a pair of years (``2016/2017``, ``3/4``)."""
 
 
+def _plausible_date(parts: list[str]) -> bool:
+    """``05/17/2014``, ``17/5/14`` (day and month either way) or ``2026/11/03``: real months and days."""
+    if len(parts[0]) == 4:
+        if len(parts[1]) > 2 or len(parts[2]) > 2:
+            return False
+        year, month, day = (int(x) for x in parts)
+        return 1900 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= 31
+    if len(parts[0]) > 2 or len(parts[1]) > 2 or len(parts[2]) not in (2, 4):
+        return False
+    first, second = int(parts[0]), int(parts[1])
+    return 1 <= min(first, second) <= 12 and max(first, second) <= 31
+
+
 def _slash_splits(groups: list[str], joints: list[str]) -> set[int]:
-    """Indexes of the ``/`` joints that separate numbers, judged per run of ``/``-joined parts: a date
-    (``05/17/2014``, ``2026/11/03``), two short numbers making up the whole run (``2016/2017``, ``3/4``), or two
-    prices (``77.50/82.25``). Any other ``/`` joins one number (``0711/12 34 56``, ``06/12/34/56/78``,
-    ``1234/5678/9012``: phone and account forms; found by review, as was judging the whole run at once, which
-    masked ``11/03/2026 10:30``)."""
+    """Indexes of the ``/`` joints that separate numbers, judged per run of ``/``-joined parts: a plausible date
+    standing alone or followed only by a short number (``05/17/2014``, ``2026/11/03``, ``11/03/2026 10``:30), two
+    short numbers making up the whole run (``2016/2017``, ``3/4``), or two prices (``77.50/82.25``). Any other ``/``
+    joins one number (``0711/12 34 56``, ``06/12/34 56 78``, ``1234/5678/9012``, ``1980/05/17-1234``: phone, account
+    and ID forms; found by reviews, as was judging the whole run at once, which masked ``11/03/2026 10:30``)."""
     out: set[int] = set()
     i = 0
     while i < len(joints):
@@ -59,11 +72,12 @@ def _slash_splits(groups: list[str], joints: list[str]) -> set[int]:
         end = i
         while end < len(joints) and joints[end] == "/":
             end += 1
-        sizes = [len(g) for g in groups[i:end + 1]]
-        date = len(sizes) == 3 and ((sizes[0] <= 2 and sizes[1] <= 2 and sizes[2] in (2, 4))
-                                    or (sizes[0] == 4 and sizes[1] <= 2 and sizes[2] <= 2))
-        pair = len(sizes) == 2 and max(sizes) <= SHORT_PART_DIGITS and i == 0 and end == len(joints)
-        prices = len(sizes) == 2 and i > 0 and joints[i - 1] == "." and end < len(joints) and joints[end] == "."
+        parts = groups[i:end + 1]
+        alone = i == 0 and (end == len(joints) or (end == len(joints) - 1 and joints[end] == " "
+                                                   and len(groups[-1]) <= 2))
+        date = len(parts) == 3 and alone and _plausible_date(parts)
+        pair = len(parts) == 2 and max(map(len, parts)) <= SHORT_PART_DIGITS and i == 0 and end == len(joints)
+        prices = len(parts) == 2 and i > 0 and joints[i - 1] == "." and end < len(joints) and joints[end] == "."
         if date or pair or prices:
             out.update(range(i, end))
         i = end

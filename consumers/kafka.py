@@ -186,7 +186,9 @@ class KafkaSource(Service):
         """Per owned partition: the offset after the last record this source was given (or dead-lettered)."""
         self.on_group_read_before: Callable[[str, int], None] | None = None
         """Called once, with a partition and its committed offset, when the group had read a partition before this
-        start (the app checks the window store did not start empty: data lost while the daemon was down)."""
+        start (the app checks the window store did not start empty: data lost while the daemon was down). Asked only
+        in the first assignment and before this source commits anything: a committed offset found later may be this
+        process's own (a new group's first rebalance paged a loss that never happened; found by review)."""
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -382,6 +384,8 @@ class KafkaSource(Service):
 
     def _forget(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
+        if revoked:  # only the first assignment tells what the group had read before (the first join revokes none)
+            self.on_group_read_before = None
         for tp in revoked:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
@@ -667,6 +671,7 @@ class KafkaSource(Service):
                 if target > self._committed[tp]:
                     offsets[tp] = target
             if offsets and self._consumer is not None:
+                self.on_group_read_before = None  # from here a committed offset may be this process's own
                 try:
                     await self._consumer.commit(offsets)
                 except (CommitFailedError, IllegalStateError) as exc:

@@ -63,6 +63,9 @@ EXCHANGE_PREFIXES = frozenset({
     "ASX", "NZX", "HKEX", "HKG", "TSE", "TYO", "SGX", "KRX", "TWSE", "SSE", "SZSE", "NSE", "BSE", "IDX", "SET",
     "FX", "FX_IDC", "OANDA", "FOREXCOM", "BINANCE", "COINBASE", "KRAKEN", "BITSTAMP", "TVC", "SP", "DJ",  # others
 })
+EXCHANGE_OPERATORS = frozenset({"ICE", "CME", "CBOE"})
+"""Exchanges that are listed companies under their venue's name: ``ICE:US`` is ICE (Bloomberg form), not the
+symbol US on ICE."""
 MARKET_SUFFIXES = frozenset({
     "US", "UN", "UW", "UQ", "UA", "UR", "UP", "UV", "LN", "JP", "JT", "HK", "GR", "GY", "FP", "NA", "SW", "SE", "SM",
     "IM", "CN", "CT", "AU", "AT", "KS", "KP", "TT", "SP", "IN", "IB", "BZ", "MM", "SJ", "DC", "SS", "FH", "NO", "ID",
@@ -216,16 +219,19 @@ def normalise_ticker(raw: str) -> str:
 
 
 def _without_market(symbol: str) -> str:
-    """``NASDAQ:AAPL``, ``XETR:SAP`` and ``AAPL:US`` are the symbols ``AAPL``, ``SAP`` and ``AAPL``: a Bloomberg
-    market code after it (``MARKET_SUFFIXES``, read first: ``ICE:US`` is ICE), else a known exchange before it
-    (``EXCHANGE_PREFIXES``); any other ``:`` is kept (and the ticker dropped as no symbol)."""
+    """``NASDAQ:AAPL``, ``XETR:SAP`` and ``AAPL:US`` are the symbols ``AAPL``, ``SAP`` and ``AAPL``: a known
+    exchange before it (``EXCHANGE_PREFIXES``), else a Bloomberg market code after it (``MARKET_SUFFIXES``), and an
+    exchange operator with a market code is the operator (``ICE:US``); any other ``:`` is kept (and the ticker
+    dropped as no symbol). Both orders were wrong once: ``AAPL:US`` became ``US``, ``NYSE:IT`` became ``NYSE``."""
     head, colon, tail = symbol.partition(":")
     head, tail = head.strip(), tail.strip()
     if not colon or not head or not tail or ":" in tail:
         return symbol
-    if tail in MARKET_SUFFIXES:  # first: ``ICE:US`` and ``CME:US`` are the exchange operators, listed in the US
+    if head in EXCHANGE_OPERATORS and tail in MARKET_SUFFIXES:  # ``ICE:US``: the operator, listed in the US
         return head
-    return tail if head in EXCHANGE_PREFIXES else symbol
+    if head in EXCHANGE_PREFIXES:  # ``NYSE:IT`` is Gartner, though IT is also a market code
+        return tail
+    return head if tail in MARKET_SUFFIXES else symbol
 
 
 def _tickers(value: Any) -> tuple[str, ...]:

@@ -139,7 +139,8 @@ class MonitorApp:
         metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         self.source = source or build_source(settings, self.dead_letter)
-        watch_loss_while_down(self.source, self.store)
+        if not settings.alerts.cluster_mode:  # instances commit for each other: another's offset is no evidence
+            watch_loss_while_down(self.source, self.store)
         check_retention(settings)
         self.cluster = build_cluster(settings)
         self._lease_lost_to: str | None = None

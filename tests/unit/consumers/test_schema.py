@@ -40,7 +40,8 @@ def test_payload_tickers_get_one_spelling_per_symbol() -> None:
     ("NASDAQ:AAPL", "AAPL"), ("nyse: $brk-b", "BRK.B"), ("LSE:VOD", "VOD"), ("NYSE American:FOO", "FOO"),
     ("AAPL:US", "AAPL"), ("VOD:LN", "VOD"), ("7203:JP", "7203"), ("BRK.B:US", "BRK.B"),
     ("XETR:SAP", "SAP"), ("CME:ES", "ES"), ("NYMEX:CL", "CL"), ("OTCMKTS:TCEHY", "TCEHY"), ("FX:EURUSD", "EURUSD"),
-    ("D05:SP", "D05"), ("SP:SPX", "SPX"), ("ICE:US", "ICE"), ("CME:US", "CME"),
+    ("D05:SP", "D05"), ("SP:SPX", "SPX"), ("ICE:US", "ICE"), ("CME:US", "CME"), ("NYSE:IT", "IT"),
+    ("NYSE:CP", "CP"), ("NASDAQ:LI", "LI"), ("TSX:CP", "CP"),
 ])
 def test_an_exchange_prefix_or_a_country_suffix_is_dropped_from_a_ticker(raw: str, ticker: str) -> None:
     """``AAPL:US`` became ``US`` in a CSV cell (every US stock one key) and was dropped in a payload; one rule

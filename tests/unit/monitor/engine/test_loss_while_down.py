@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aiokafka import TopicPartition
+
 from consumers.kafka import KafkaSource
 from consumers.replay import FileReplaySource
 from monitor.config import KafkaSettings, Settings, SourceSettings
@@ -27,3 +29,23 @@ def test_a_kafka_source_reports_to_a_redis_store_and_no_other_pair_is_wired() ->
     files = FileReplaySource([Path("x.jsonl")], CollectingDeadLetter(), max_message_bytes=1000, max_text_chars=100)
     watch_loss_while_down(files, redis)
     assert not hasattr(files, "on_group_read_before")
+
+
+def test_only_the_first_assignment_is_asked_and_cluster_mode_is_not_wired() -> None:
+    """Found by review: a new group's first rebalance found the daemon's own committed offsets and paged a loss;
+    in cluster mode another instance's commits are no evidence either."""
+    from monitor.config import load_settings
+    from monitor.engine.app import MonitorApp
+
+    settings = Settings(source=SourceSettings(kind="kafka"), kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    kafka = KafkaSource(settings, CollectingDeadLetter())
+    kafka.on_group_read_before = lambda partition, committed: None
+    kafka._forget([])  # the first join revokes nothing: still asked
+    assert kafka.on_group_read_before is not None
+    kafka._forget([TopicPartition("news", 0)])  # a rebalance revoked the first assignment
+    assert kafka.on_group_read_before is None
+    clustered = load_settings(source={"kind": "kafka"}, kafka={"bootstrap_servers": "127.0.0.1:1"},
+                              windows={"store_url": "redis://127.0.0.1:1/0"}, classifier={"kind": "lexicon"},
+                              alerts={"cluster_mode": True, "sinks": []}, http={"enabled": False})
+    app = MonitorApp(clustered)
+    assert getattr(app.source, "on_group_read_before", "absent") is None
