@@ -72,8 +72,9 @@ MARKET_SUFFIXES = frozenset({
     "BB", "PL", "AV", "PW", "CP", "LI", "TB", "MK", "NZ", "CH", "CG", "CS", "C1", "C2", "IT", "SA", "AB",
 })
 """Bloomberg's country and exchange codes written after a symbol (``AAPL:US``, ``VOD:LN``, ``7203:JP``): the symbol
-is the part before the ``:``. Any other ``X:Y`` is kept as written, so dropped as no symbol: guessing its order read
-``CME:ES`` as CME Group or made every US stock ``US`` (found by review)."""
+is the part before the ``:``, unless the part before is a known exchange (``NYSE:IT`` is IT; ``_without_market``
+has the order). Any other ``X:Y`` is kept as written, so dropped as no symbol: guessing its order read ``CME:ES``
+as CME Group or made every US stock ``US`` (found by reviews)."""
 _dropped_tickers = LogThrottle(60.0)
 MAX_ID_CHARS = 256
 MAX_NESTING = 64
