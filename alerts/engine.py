@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import structlog
@@ -229,19 +229,21 @@ class AlertEngine(Service):
         return end
 
     async def _keys(self, active: Sequence[str], states: dict[str, AlertState], first: int, closed_end: int
-                    ) -> list[str]:
+                    ) -> tuple[list[str], dict[str, list[BucketStats]]]:
         """Keys to evaluate: every live alert's, then the pass's active keys up to the cap, chosen by evidence
-        (``_evidence_rank``). Name order let junk tickers sorting before a real one push it out: a ZION surge under
-        a wave of ``AJ...`` tickers fired 65 minutes late, or never (found by review)."""
+        (``_evidence_rank``), and the pass's buckets read to rank them (none under the cap), for ``_pass_buckets``
+        to reuse. Name order let junk tickers sorting before a real one push it out: a ZION surge under a wave of
+        ``AJ...`` tickers fired 65 minutes late, or never (found by review)."""
         tracked = _live_keys(states)
         candidates = sorted(set(active) - tracked, key=key_rank)
         room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
+        found: dict[str, list[BucketStats]] = {}
         if len(candidates) > room:
             log.error("alert_keys_truncated", keys=len(candidates) + len(tracked), evaluated=room + len(tracked))
-            found = await self.store.buckets_many(candidates, first, closed_end)
+            found = {k: list(v) for k, v in (await self.store.buckets_many(candidates, first, closed_end)).items()}
             chosen = set(sorted(candidates, key=lambda k: self._evidence_rank(k, found.get(k, ())))[:room])
             candidates = [k for k in candidates if k in chosen]
-        return sorted(tracked) + candidates
+        return sorted(tracked) + candidates, found
 
     def _evidence_rank(self, key: str, pass_buckets: Sequence[BucketStats]) -> tuple[int, int, bool, int, str]:
         """The order a capped pass keeps keys in: ``all`` and the topics, then the most negatives in the pass (what
@@ -281,13 +283,19 @@ class AlertEngine(Service):
         cache.trim(since)
         return {key: KeySeries(key, cache.history(key)) for key in keys}
 
-    async def _pass_buckets(self, keys: Sequence[str], first: int, closed_end: int
+    async def _pass_buckets(self, keys: Sequence[str], first: int, closed_end: int,
+                            read: Mapping[str, Sequence[BucketStats]] | None = None
                             ) -> dict[int, dict[str, BucketStats]]:
-        """Every key's buckets of this pass, read once (one bulk read), by bucket start (multiscale
-        detection keeps the history itself, so it needs only the new buckets)."""
+        """Every key's buckets of this pass, read once (one bulk read, less the keys in ``read``: this pass's buckets
+        already read), by bucket start (multiscale detection keeps the history itself, so it needs only the new
+        buckets)."""
+        read = read or {}
+        wanted = {*keys, ALL_KEY}
+        found = {k: v for k, v in read.items() if k in wanted}
+        found.update(await self.store.buckets_many(sorted(wanted - found.keys()), first, closed_end))
         out: dict[int, dict[str, BucketStats]] = {}
-        for key, found in (await self.store.buckets_many(sorted({*keys, ALL_KEY}), first, closed_end)).items():
-            for stats in found:
+        for key, stats_of_key in found.items():
+            for stats in stats_of_key:
                 out.setdefault(stats.start_s, {})[key] = stats
         return out
 
@@ -390,10 +398,11 @@ class AlertEngine(Service):
         active = await self.store.active_keys(first, closed_end)
         if self.multiscale is not None and self.multiscale.until_s != first:
             await self._rebuild(self.multiscale, first)
-        keys = await self._keys(active, states, first, closed_end)
+        keys, ranked = await self._keys(active, states, first, closed_end)
         dense = self.settings.detection != "multiscale"
         series = await self._series(keys, active, first, closed_end) if dense else {}
-        by_bucket = await self._pass_buckets(self._observed(keys, active), first, closed_end) if self.multiscale else {}
+        by_bucket = (await self._pass_buckets(self._observed(keys, active), first, closed_end, ranked)
+                     if self.multiscale else {})
         evaluated = {*keys, ALL_KEY}
         changed: set[str] = set()
         notifications: list[Notification] = []

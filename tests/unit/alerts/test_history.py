@@ -134,7 +134,7 @@ def test_the_key_cap_keeps_the_market_wide_and_topic_keys_ahead_of_a_flood_of_ti
     """Name order alone kept junk payload tickers (``ticker:AAAA...``) ahead of every topic key."""
     engine = memory_engine(MemoryWindowStore(bucket_s=B, retention_s=86_400), settings(max_keys_per_evaluation=3), [])
     active = ["ticker:AAAA", "ticker:AAAB", "topic:earnings", "all", "topic_ticker:earnings|AAAA"]
-    assert asyncio.run(engine._keys(active, {}, 0, B)) == ["all", "topic:earnings", "ticker:AAAA"]
+    assert asyncio.run(engine._keys(active, {}, 0, B))[0] == ["all", "topic:earnings", "ticker:AAAA"]
 
 
 async def test_the_key_cap_keeps_a_key_with_negatives_ahead_of_junk_tickers_that_sort_before_it() -> None:
@@ -145,4 +145,19 @@ async def test_the_key_cap_keeps_a_key_with_negatives_ahead_of_junk_tickers_that
     await store.apply(messages(DAY0_S, 3, 0, topic="", tickers=("ZION",)))
     engine = memory_engine(store, settings(max_keys_per_evaluation=3), [])
     active = await store.active_keys(DAY0_S, DAY0_S + B)
-    assert "ticker:ZION" in await engine._keys(active, {}, DAY0_S, DAY0_S + B)
+    assert "ticker:ZION" in (await engine._keys(active, {}, DAY0_S, DAY0_S + B))[0]
+
+
+async def test_a_capped_multiscale_pass_reads_each_keys_buckets_once() -> None:
+    """The cap reads the pass's buckets to rank the keys; the multiscale observation reuses them (it read the
+    same keys' buckets again)."""
+    store = RecordingStore(bucket_s=B, retention_s=86_400)
+    await store.apply(messages(DAY0_S, 0, 1, topic="", tickers=tuple(f"AJ{n:02d}" for n in range(20))))
+    await store.apply(messages(DAY0_S, 3, 0, topic="", tickers=("ZION",)))
+    engine = memory_engine(store, settings(detection="multiscale", max_keys_per_evaluation=3), [])
+    async with engine:
+        await engine.begin_at(DAY0_S)
+        store.reads.clear()
+        await engine.evaluate(DAY0_S + B)
+    keys_read = sum(n for start, _, n in store.reads if start == DAY0_S)
+    assert keys_read <= len(await store.active_keys(DAY0_S, DAY0_S + B)) + 1  # each key's pass once, and all
