@@ -310,6 +310,15 @@ class Signal:
         return bool(self.triggered)
 
 
+def peak_strength(sig: Signal) -> tuple[int, float]:
+    """How strong ``sig`` is as an episode's peak: the most negative messages one of its findings counted (the
+    evaluated bucket's for the per-bucket detectors), then the test's strength. A desk reads a RESOLVED notice's
+    peak as "at worst, N negatives in that window"."""
+    if sig.findings:
+        return max((f.negatives, f.log10p) for f in sig.findings)
+    return round(sig.neg_share * sig.volume), sig.z_robust
+
+
 def window_start_s(sig: Signal) -> int:
     """Start of the window ``sig`` alerted on: its strongest finding's, else the evaluated bucket's."""
     top = sig.top

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from alerts.detectors import Signal
+from alerts.detectors import Signal, peak_strength
 from alerts.model import AlertItem, AlertStatus, Notification, Silence
 
 if TYPE_CHECKING:
@@ -113,6 +113,9 @@ class AlertState:
     (what the desk was shown). The console's "why" and Alertmanager's re-posts after a restart show it; the
     latest bucket's ``last_signal`` is often a quiet one while the alert waits to resolve, which showed
     ``detectors: -`` and that bucket's numbers (found by review)."""
+    peak_signal: Signal | None = None
+    """The episode's strongest signal so far (``peak_strength``): its RESOLVED notice says how bad it got, which
+    the first page (often an early, small window) and the latest quiet bucket do not."""
 
     def recent_episode_starts(self, now_s: int, policy: LifecyclePolicy) -> list[int]:
         return [t for t in self.episode_starts_s if now_s - t < policy.flap_window_s]
@@ -156,9 +159,15 @@ def _announce(state: AlertState, status: AlertStatus, now_s: int, policy: Lifecy
         # a RESOLVED notice tells the episode (what fired, how long quiet), not its quiet last bucket's numbers
         firing_signal=state.firing_signal if resolved else None,
         quiet_for_s=state.quiet_buckets * (signal.bucket_end_s - signal.bucket_start_s) if resolved else None,
+        peak_signal=state.peak_signal if resolved and state.peak_signal != state.firing_signal else None,
     )
     announced = signal if status is AlertStatus.FIRING else state.firing_signal
     return replace(state, sequence=seq, firing_signal=announced), item
+
+
+def _stronger(signal: Signal, peak: Signal | None) -> bool:
+    """Whether ``signal`` is a new peak for its episode (a state saved before peaks existed has none)."""
+    return peak is None or peak_strength(signal) > peak_strength(peak)
 
 
 def _unjudged(signal: Signal, state: AlertState, now_s: int, policy: LifecyclePolicy) -> bool:
@@ -197,7 +206,9 @@ def _advance(
         if st.status is AlertStatus.PENDING and now_s - (st.pending_since_s or now_s) >= policy.for_s:
             episodes = (*st.episode_starts_s, now_s)[-MAX_EPISODES_KEPT:]
             st = replace(st, status=AlertStatus.FIRING, started_at_s=now_s, resolved_at_s=None,
-                         notified=False, episode_starts_s=episodes, firing_signal=signal)
+                         notified=False, episode_starts_s=episodes, firing_signal=signal, peak_signal=signal)
+        elif st.status is AlertStatus.FIRING and _stronger(signal, st.peak_signal):
+            st = replace(st, peak_signal=signal)
         if st.status is not AlertStatus.FIRING:
             return st, None, None
         if muted:

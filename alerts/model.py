@@ -132,6 +132,8 @@ class AlertItem:
     numbers read as a surge while the notice said "back to normal"). None in notices from before it existed."""
     quiet_for_s: int | None = None
     """RESOLVED: how long the key went without a finding before it resolved (the resolve rule, alerts/lifecycle.py)."""
+    peak_signal: Signal | None = None
+    """RESOLVED: the episode's strongest signal, when it is not ``firing_signal`` (how bad it got after the page)."""
 
     @property
     def item_id(self) -> str:
@@ -222,6 +224,8 @@ class Notification:
             lines.append(f"- {escape(one_line(a.window_key))}: {a.state_line(now_s)}")
             why = "" if a.status is not AlertStatus.RESOLVED else "why it fired: " if a.firing_signal else "latest: "
             lines += [f"  {why}{line}" for line in signal_lines(a.why, now_s)]
+            if a.peak_signal is not None:
+                lines += [f"  at its peak: {line}" for line in signal_lines(a.peak_signal, now_s)]
             for ev in a.evidence:
                 url = f" {link(ev.url)}" if ev.url else ""
                 lines.append(f"    {evidence_line(ev, now_s, quote)}{url}")

@@ -1,8 +1,8 @@
 """HTTP routes for alerts and silences (added via ``add_routes``; the dashboard is monitor/web/).
 
 - ``GET /alerts``: live (pending/firing) alert states from the engine's state store, firing first; each with
-  ``last_signal`` (the latest bucket) and ``firing_signal`` (what fired: a firing alert's latest bucket is often a
-  quiet one, with ``triggered: []``);
+  ``last_signal`` (the latest bucket), ``firing_signal`` (what fired: a firing alert's latest bucket is often a
+  quiet one, with ``triggered: []``) and ``peak_signal`` (the episode's strongest bucket so far);
 - ``GET /silences`` (``?all=1`` includes expired ones), ``POST /silences``, ``DELETE /silences/{id}``:
   the same operations and rules as ``monitor silences`` (alerts/silences.py does the work).
 
@@ -89,6 +89,8 @@ def alert_json(state: AlertState, silences: Sequence[Silence], now_s: int) -> di
         "last_signal": None if state.last_signal is None else asdict(state.last_signal),
         # why it fires: the latest bucket is often a quiet one while a firing alert waits to resolve
         "firing_signal": None if state.firing_signal is None else asdict(state.firing_signal),
+        # how bad the episode got so far (its strongest bucket)
+        "peak_signal": None if state.peak_signal is None else asdict(state.peak_signal),
     }
 
 

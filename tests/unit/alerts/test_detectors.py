@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -14,13 +15,16 @@ from alerts.detectors import (
     THRESHOLD_NAMES,
     DetectorConfig,
     DetectorThresholds,
+    Finding,
     KeySeries,
+    Signal,
     detect,
+    peak_strength,
     thresholds_for,
 )
 from monitor.config import AlertSettings
 from monitor.windows.buckets import BucketStats
-from tests.unit.alerts.builders import DAY0_S, bucket, shares
+from tests.unit.alerts.builders import DAY0_S, bucket, shares, signal
 
 B = 300
 KEY = "ticker:TSLA"
@@ -146,3 +150,16 @@ def test_a_thin_seasonal_baseline_gives_way_to_a_full_rolling_one() -> None:
     t = today + 9 * 3600
     sig = detect(KeySeries(key, [*digests, *morning, BucketStats(key, t, 27, 3)]), t, cfg)
     assert sig.baseline_kind == "rolling" and sig.suppressed is None and "spike" in sig.triggered
+
+
+def test_an_episode_peak_is_the_signal_whose_finding_counted_the_most_negatives_then_the_strongest_test() -> None:
+    def with_findings(*findings: Finding) -> Signal:
+        return replace(signal("ticker:X", DAY0_S, True), baseline_kind="multiscale", volume=2, findings=findings)
+
+    small = Finding("burst", 1800, negatives=4, volume=5, expected=0.2, log10p=6.0, baseline=0.4, observed=8.0)
+    wide = Finding("burst", 7200, negatives=9, volume=20, expected=2.0, log10p=4.5, baseline=1.0, observed=4.5)
+    assert peak_strength(with_findings(small, wide)) == (9, 4.5)
+    assert peak_strength(with_findings(small)) < peak_strength(with_findings(wide))
+    assert peak_strength(with_findings(replace(wide, log10p=5.0))) > peak_strength(with_findings(wide))
+    # per-bucket detectors: the bucket's negative messages
+    assert peak_strength(signal("ticker:X", DAY0_S, True, 0.5))[0] == 25

@@ -34,6 +34,11 @@ def run(pattern: Sequence[Bucket], policy: LifecyclePolicy, silences: Sequence[S
     return out, states
 
 
+def share(value: float) -> Callable[[int], Signal]:
+    """An active bucket of ``KEY`` whose negative share is ``value``."""
+    return lambda now: signal(KEY, now, True, value)
+
+
 def statuses(notifications: Sequence[Notification]) -> list[str]:
     return [str(n.status) for n in notifications]
 
@@ -246,6 +251,45 @@ def test_a_resolved_notice_tells_the_episode_what_fired_and_how_long_it_was_quie
     assert lines[0] == f"[RESOLVED] negative sentiment quiet again: {KEY}"
     assert lines[1] == f"- {KEY}: quiet again at 00:20 UTC: no finding for 10m; fired 00:05 UTC, lasted 15m"
     assert lines[2].startswith("  why it fired: neg_share 70% vs baseline 10%") and "detectors=spike" in lines[2]
+
+
+def test_a_resolved_notice_says_how_bad_the_episode_got_after_its_page() -> None:
+    """The page goes out on an episode's first, often small, bucket; RESOLVED showed only that, so a story
+    that kept growing after the page looked as small as it started."""
+    out, _ = run([share(0.5), share(0.9), share(0.6), False, False],
+                      LifecyclePolicy(resolve_after_buckets=2, repeat_interval_s=0))
+    fired, resolved = out
+    [item] = resolved.alerts
+    assert item.firing_signal == fired.alerts[0].signal
+    assert item.peak_signal is not None and item.peak_signal.neg_share == 0.9
+    assert item.peak_signal.bucket_end_s == DAY0_S + 2 * B
+    lines = resolved.summary_lines()
+    assert lines[2].startswith("  why it fired: neg_share 50%")
+    assert lines[3].startswith("  at its peak: neg_share 90%")
+
+
+def test_a_resolved_notice_whose_page_was_its_peak_does_not_repeat_it() -> None:
+    out, _ = run([share(0.9), share(0.5), False, False], LifecyclePolicy(resolve_after_buckets=2, repeat_interval_s=0))
+    [item] = out[-1].alerts
+    assert item.peak_signal is None
+    assert not any("at its peak" in line for line in out[-1].summary_lines())
+
+
+def test_a_new_episode_starts_its_peak_afresh() -> None:
+    policy = LifecyclePolicy(resolve_after_buckets=1, repeat_interval_s=0, cooldown_s=0)
+    out, _ = run([share(0.9), False, share(0.4), share(0.5), False], policy)
+    assert statuses(out) == ["firing", "resolved", "firing", "resolved"]
+    [item] = out[-1].alerts
+    assert item.peak_signal is not None and item.peak_signal.neg_share == 0.5
+
+
+def test_a_state_saved_before_peaks_existed_takes_its_next_active_bucket_as_peak() -> None:
+    _, states = run([True], LifecyclePolicy(repeat_interval_s=0))
+    [(key, state)] = states.items()
+    old = {key: replace(state, peak_signal=None)}
+    now = DAY0_S + 2 * B
+    result = step(old, [signal(KEY, now, True, 0.8)], now, LifecyclePolicy(repeat_interval_s=0))
+    assert result.states[key].peak_signal is not None and result.states[key].peak_signal.neg_share == 0.8
 
 
 def test_a_resolved_notice_from_before_the_episode_fields_still_reads_and_renders() -> None:
