@@ -6,7 +6,7 @@ window stores and sinks can be swapped (by config) without touching the pipeline
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -134,6 +134,15 @@ class PartitionedSource(Protocol):
     async def lagging(self, lanes: frozenset[Hashable]) -> set[Hashable]:
         """Those of ``lanes`` that have records waiting on the broker (silent, but not idle)."""
         ...
+
+
+@runtime_checkable
+class GroupHistorySource(Protocol):
+    """A source that can tell, once, that its consumer group had read a partition before this start (a committed
+    offset this process did not write): the window store's evidence that its data was lost while down."""
+
+    on_group_read_before: Callable[[str, int], None] | None
+    """Called with (partition, committed offset) at most once, then cleared; None: nobody listens."""
 
 
 @runtime_checkable

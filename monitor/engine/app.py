@@ -35,10 +35,10 @@ from monitor.fatal import ShutdownIncompleteError, root_cause
 from monitor.redact import redact_url
 from monitor.retry import DEPENDENCIES, describe, is_transient
 from monitor.time_bounds import EventTimeBounds
-from monitor.types import Classifier, Source
+from monitor.types import Classifier, GroupHistorySource, Source
 from monitor.web import install as install_web
 from monitor.web.server import HttpServer
-from monitor.windows.base import WindowStore
+from monitor.windows.base import LossAwareStore, WindowStore
 from monitor.windows.factory import build_window_store
 
 log = structlog.get_logger(__name__)
@@ -53,9 +53,8 @@ is waiting (a flush, a lease release, a close), so every later part still gets i
 def watch_loss_while_down(source: Source, store: WindowStore) -> None:
     """A Kafka source tells a Redis store when its group had read before this start: a store that started empty
     then lost its data while every instance was down (it looked like a first start). Other pairs: nothing."""
-    report = getattr(store, "report_if_lost_while_down", None)
-    if report is not None and hasattr(source, "on_group_read_before"):
-        setattr(source, "on_group_read_before", report)  # noqa: B010 -- an attribute the Source protocol lacks
+    if isinstance(store, LossAwareStore) and isinstance(source, GroupHistorySource):
+        source.on_group_read_before = store.report_if_lost_while_down
 
 
 def build_source(settings: Settings, dead_letter: DeadLetterSink) -> Source:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from monitor.types import ClassifiedMessage, Lifecycle
 from monitor.windows.buckets import BucketStats, EvidenceItem
@@ -24,6 +24,14 @@ class Applied:
     """Indexes (in the ``items`` given) of those not counted because their id was already applied (within
     ``retention_s``, or earlier in the same call) with other content (``content_digest``): a publisher
     reusing ids, a corrected story. In item order. The caller dead-letters them: they never reach the windows."""
+
+
+@runtime_checkable
+class LossAwareStore(Protocol):
+    """A store that knows whether it started empty, so a consumer group's earlier reads prove its data was lost
+    while the daemon was down (monitor/windows/redis.py; a memory store always starts empty, by design)."""
+
+    def report_if_lost_while_down(self, partition: str, committed: int) -> None: ...
 
 
 class WindowStore(Lifecycle, Protocol):
