@@ -24,6 +24,7 @@ a day at that many keys); the remaining ones are model error
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -99,6 +100,11 @@ class KeyState:
     latest: deque[tuple[int, int]] = field(default_factory=deque)
     """(bucket start, messages) of the key's latest buckets holding ``MIN_MEMBER_MESSAGES`` messages."""
     member: bool = False
+    expiry_ticket: int = 0
+    """The ticket of this state's entry in the detector's expiry heap (0: none): one entry per key, pushed again
+    when it comes due while the key is still a member (one entry per key-bucket grew the heap to 22 entries per key
+    in a week of a real stream, ~200 KB per busy key: found by review). An entry whose ticket is not its key's
+    current one belonged to an evicted state and is dropped."""
     sightings: float = 0.0
     """Buckets the key had messages in, decayed with the baseline's half-life to ``last_seen_s``: how established
     it is (a spam burst is one sighting however many messages it holds; a sparse real key is seen day after day)."""
@@ -153,8 +159,9 @@ class MultiScaleDetector:
         self.active: set[str] = set()
         """Keys whose last signal had a finding: they are evaluated until it ends (which marks their
         windows spent), also while the state is rebuilt from history."""
-        self.expiries: list[tuple[int, str]] = []
-        """Heap of (member until, key) for the members (entries made stale by a later message are skipped)."""
+        self.expiries: list[tuple[int, str, int]] = []
+        """Heap of (member until, key, ticket): at most one live entry per member key (``KeyState.expiry_ticket``)."""
+        self._tickets = itertools.count(1)
 
     def step(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str]) -> list[Signal]:
         """Advance through the bucket at ``start_s`` (consecutive buckets only) and return a signal
@@ -198,7 +205,9 @@ class MultiScaleDetector:
         if not st.member:
             st.member = True
             self.stream.add_member(group_of(key))
-        heapq.heappush(self.expiries, (until, key))
+        if not st.expiry_ticket:
+            st.expiry_ticket = next(self._tickets)
+            heapq.heappush(self.expiries, (until, key, st.expiry_ticket))
 
     def _leave_group(self, st: KeyState) -> None:
         if st.member:
@@ -207,10 +216,16 @@ class MultiScaleDetector:
 
     def _expire_members(self, start_s: int) -> None:
         while self.expiries and self.expiries[0][0] < start_s:
-            _, key = heapq.heappop(self.expiries)
+            _, key, ticket = heapq.heappop(self.expiries)
             st = self.keys.get(key)
-            if st is not None and st.member and (st.member_until_s() or 0) < start_s:
-                self._leave_group(st)
+            if st is None or st.expiry_ticket != ticket:  # its state was evicted
+                continue
+            until = st.member_until_s()
+            if st.member and until is not None and until >= start_s:
+                heapq.heappush(self.expiries, (until, key, ticket))  # newer messages keep it a member: check again
+                continue
+            st.expiry_ticket = 0
+            self._leave_group(st)
 
     def _exposure(self, key: str, start_s: int, end_s: int, own_volume: int) -> float:
         """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which

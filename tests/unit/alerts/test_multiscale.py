@@ -231,6 +231,28 @@ def test_a_member_unseen_for_a_week_leaves_its_group() -> None:
     assert not det.keys[KEY].member and det.stream.members["ticker"] == 1
 
 
+def test_membership_expiry_keeps_one_heap_entry_per_member_key_however_long_it_runs() -> None:
+    """Found by review: an entry per key and bucket with messages, kept for a week: ~200 KB per busy key."""
+    det = MultiScaleDetector(cfg())
+    run(det, history(9))
+    members = sum(st.member for st in det.keys.values())
+    assert members == 2
+    assert len(det.expiries) <= members
+
+
+def test_a_member_key_evicted_and_seen_again_leaves_its_group_once_on_its_own_schedule() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, history(2))
+    del det.keys[KEY]  # as eviction does, after _leave_group
+    det.stream.drop_member("ticker")
+    run(det, ((i, background(i)) for i in range(2 * DAY // B, 3 * DAY // B)))
+    assert det.keys[KEY].member and det.stream.members["ticker"] == 2
+    quiet = ((i, {OTHER: background(i)[OTHER]}) for i in range(3 * DAY // B, 11 * DAY // B))
+    run(det, quiet)
+    assert not det.keys[KEY].member and det.stream.members["ticker"] == 1, "left once, not once per heap entry"
+    assert len(det.expiries) <= 1
+
+
 def test_a_key_needs_its_messages_within_a_week_so_a_cashtag_seen_now_and_then_never_joins() -> None:
     """Found by the regression review: a count without expiry let a cashtag seen three times over weeks join, and a
     pool of such keys diluted the group's rate 50-fold again."""
