@@ -237,7 +237,11 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     except OSError as exc:
         parser.error(f"--report {args.report}: cannot replace it ({exc.strerror or exc}) -- choose another path")
     stopped_by: list[int] = []
-    stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
+    try:
+        stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
+    finally:
+        if args.namespace is None and not args.store.startswith("memory:"):
+            asyncio.run(forget_namespace(args.store, isolated.windows.key_prefix))
     for line in replay_summary(isolated, stats, args.report):
         print(line)
     if stopped_by:  # an interrupted replay exited 0 with a normal summary: its partial report looked complete
@@ -247,6 +251,35 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
               "partial", file=sys.stderr)
         return stopped_exit_code(stopped_by[0])
     return run_verdict(stats)
+
+
+DROP_CHUNK = 500
+"""Keys unlinked per command when a replay's own namespace is dropped."""
+
+
+async def forget_namespace(url: str, prefix: str) -> None:
+    """Delete a finished replay's generated Redis namespace (``{P}:*``, and its alerts' ``{P:alerts}:*``): nobody can
+    name it again, and its alert states, outbox sets and epoch marker never expire (found by review: 9 keys, up to
+    3 x 50,000 notification ids, left by every replay). A Redis that went away leaves them, with one line."""
+    from monitor.redis_connect import connect
+
+    try:
+        client = await connect(url)
+        try:
+            for tag in (f"{{{prefix}}}", f"{{{prefix}:alerts}}"):
+                batch: list[Any] = []
+                async for key in client.scan_iter(match=f"{tag}:*", count=DROP_CHUNK):
+                    batch.append(key)
+                    if len(batch) >= DROP_CHUNK:
+                        await client.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    await client.unlink(*batch)
+        finally:
+            await client.aclose()
+    except Exception as exc:  # the replay's results are written; cleanup is best effort
+        print(f"warning: could not delete this replay's Redis namespace {prefix} ({type(exc).__name__}: {exc}); its "
+              "keys without a TTL stay (delete them with redis-cli --scan --pattern)", file=sys.stderr)
 
 
 def replay_summary(settings: Settings, stats: PipelineStats, report: Path) -> list[str]:
