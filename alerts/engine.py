@@ -47,13 +47,17 @@ from alerts.sinks.base import Sink
 from alerts.state import AlertStateStore, CursorMovedError
 from monitor import metrics
 from monitor.config import AlertSettings
+from monitor.durations import iso_utc
 from monitor.lifecycle import Service
+from monitor.logging import LogThrottle
 from monitor.retry import describe
 from monitor.time_bounds import EventTimeBounds
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY, BucketStats, align_s, key_rank
 
 log = structlog.get_logger("alerts.engine")
+HISTORICAL_LOG_EVERY_S = 60.0
+"""At most one ``alerts_not_paged_historical`` warning this often while a catch-up holds back old episodes' pages."""
 FLUSH_TIMEOUT_S = 5.0
 REBUILD_READ_BUCKETS = 288
 """A baseline rebuild reads the history this many buckets at a time (a day of 5-minute buckets), so the
@@ -129,6 +133,11 @@ class AlertEngine(Service):
             self.multiscale = MultiScaleDetector(MultiScaleConfig.from_settings(settings, store.bucket_s))
         self.signal_observer: Callable[[Signal], None] | None = None
         """Called with every signal computed (backtests record the series they plot)."""
+        self.page_max_age_s = 0
+        """A firing episode starting on a bucket older than this (wall clock) is tracked, not paged
+        (``alerts.max_page_age_s``; set by ``monitor run`` on Kafka). 0: always page."""
+        self._historical_log = LogThrottle(HISTORICAL_LOG_EVERY_S)
+        self._historical_held = 0
         self._clock = clock
         self.delivery = OutboxDelivery(
             outbox,
@@ -406,19 +415,26 @@ class AlertEngine(Service):
         evaluated = {*keys, ALL_KEY}
         changed: set[str] = set()
         notifications: list[Notification] = []
+        page_from_s = int(self._clock()) - self.page_max_age_s if self.page_max_age_s else None
+        historical: list[str] = []
         for start in range(first, closed_end, b):
             live = _live_keys(states)
             signals = self._signals(start, series, by_bucket.get(start, {}), live, evaluated)
             if self.signal_observer is not None:
                 for sig in signals:
                     self.signal_observer(sig)
-            result = step(states, signals, start + b, self.policy, silences)
+            result = step(states, signals, start + b, self.policy, silences, page_from_s=page_from_s)
             states.update(result.states)
             changed.update(result.states)
             for key, reason in result.suppressed:
-                log.info("alert_suppressed", key=key, reason=reason, bucket_start_s=start)
+                if reason == "historical":
+                    historical.append(key)
+                else:
+                    log.info("alert_suppressed", key=key, reason=reason, bucket_start_s=start)
             for n in result.notifications:
                 notifications.append(await self._with_evidence(n))
+        if historical:
+            self._report_historical(sorted(set(historical)), closed_end)
         for dedup_key in _unannounced(await self._enqueue(notifications), states):
             states[dedup_key] = replace(states[dedup_key], notified=False, last_firing_notified_s=None)
             changed.add(dedup_key)
@@ -430,6 +446,17 @@ class AlertEngine(Service):
         if notifications:
             self.delivery.wake()
         return notifications
+
+    def _report_historical(self, keys: list[str], evaluated_until_s: int) -> None:
+        """One warning a minute while a catch-up holds back pages of old episodes, with how many."""
+        self._historical_held += len(keys)
+        if self._historical_log.allow() is None:
+            return
+        log.warning("alerts_not_paged_historical", alerts=self._historical_held, keys=keys[:10],
+                    evaluated_until=iso_utc(evaluated_until_s), max_page_age_s=self.page_max_age_s,
+                    why="catching up on data older than alerts.max_page_age_s: tracked (console, /alerts), paged "
+                        "only if still firing on recent data")
+        self._historical_held = 0
 
     async def _enqueue(self, notifications: Sequence[Notification]) -> list[Notification]:
         """Queue each notification; returns those the full outbox refused (counted and logged)."""

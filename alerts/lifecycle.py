@@ -191,9 +191,10 @@ def _quiet_long_enough(state: AlertState, bucket_s: int, now_s: int, policy: Lif
 
 
 def _advance(
-    state: AlertState, signal: Signal, now_s: int, policy: LifecyclePolicy, muted: bool
+    state: AlertState, signal: Signal, now_s: int, policy: LifecyclePolicy, muted: str | None
 ) -> tuple[AlertState, AlertItem | None, str | None]:
-    """One key, one bucket. Returns (new state, item to announce or None, suppression reason)."""
+    """One key, one bucket; ``muted``: why a firing notice may not go out now (``silenced``, ``historical``).
+    Returns (new state, item to announce or None, suppression reason)."""
     st = replace(state, updated_at_s=now_s, last_signal=signal)
     if signal.active:
         if st.status is AlertStatus.FIRING and st.quiet_buckets >= policy.resolve_after_buckets:
@@ -212,7 +213,7 @@ def _advance(
         if st.status is not AlertStatus.FIRING:
             return st, None, None
         if muted:
-            return st, None, "silenced"
+            return st, None, muted
         if not st.notified:
             last = st.last_firing_notified_s
             if last is not None and now_s - last < policy.cooldown_s:
@@ -317,11 +318,15 @@ def step(
     policy: LifecyclePolicy,
     silences: Sequence[Silence] = (),
     rule: str = RULE,
+    page_from_s: int | None = None,
 ) -> StepResult:
     """Advance every alert that has a signal for the bucket ending at ``now_s``.
 
-    Keys without an existing state and without an active signal are skipped (nothing to track).
+    Keys without an existing state and without an active signal are skipped (nothing to track). A bucket ending
+    before ``page_from_s`` announces no new firing episode (``historical``: catching up on old data); like a
+    silence, an episode never announced sends no RESOLVED, and one still firing later pages then.
     """
+    historical = page_from_s is not None and now_s < page_from_s
     touched: dict[str, AlertState] = {}
     items: list[AlertItem] = []
     suppressed: list[tuple[str, str]] = []
@@ -332,7 +337,8 @@ def step(
             if not signal.active:
                 continue
             state = AlertState(dedup_key=dk, rule=rule, window_key=signal.key)
-        new, item, reason = _advance(state, signal, now_s, policy, silenced(signal.key, now_s, silences))
+        muted = "silenced" if silenced(signal.key, now_s, silences) else "historical" if historical else None
+        new, item, reason = _advance(state, signal, now_s, policy, muted)
         touched[dk] = new
         if item is not None:
             items.append(item)

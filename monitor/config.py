@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_origin
 from urllib.parse import SplitResult, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -142,6 +143,11 @@ class SourceSettings(_Section):
     streams dated in the future. In ``monitor replay`` and ``monitor backtest`` 0 also lifts the cap that keeps
     event time (what closes buckets) within 30 s of the wall clock, so history dated ahead is evaluated to its
     end; ``monitor run`` always keeps that cap."""
+    naive_time_zone: str = "UTC"
+    """The zone of a ``published_at`` written without an offset (``2026-11-24T14:03:00``): an IANA name such as
+    ``America/New_York`` when a producer writes local time (read as UTC, its alerts came hours late or its
+    messages were judged late; found by review). The first such time is logged once
+    (``published_at_without_offset``)."""
     min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
     """Event times before this (ISO-8601, naive = UTC) are dead-lettered as ``implausible_time``; a
     fixed floor, so replays of years-old history pass. Empty = no floor (replaying older history)."""
@@ -175,6 +181,15 @@ class SourceSettings(_Section):
     max_cashtags_per_message: int = Field(4, ge=0, le=32)
     """A message with more distinct cashtags than this is a ticker list (screener spam, ETF holdings): none
     of its cashtags is linked (payload tickers and company names still are)."""
+
+    @field_validator("naive_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as UTC or America/New_York") from exc
+        return value
 
     @field_validator("min_event_time", mode="before")
     @classmethod
@@ -327,6 +342,12 @@ class AlertSettings(_Section):
     repeat_interval_s: int = Field(4 * 3600, ge=0)
     """Re-notify a still-firing alert after this long; 0 = never repeat. At least ``cooldown_s`` (a reminder
     is a firing notification too; a shorter interval is refused at start)."""
+    max_page_age_s: int = Field(6 * 3600, ge=0)
+    """``monitor run`` on Kafka: an alert that starts firing on a bucket that ended longer ago than this (wall clock)
+    is tracked but not paged: a new consumer group on a topic holding weeks of history, or a long backlog, paged the
+    desk at once for every incident it held (found by review). One that still fires once the daemon reaches
+    recent data pages then. 0 = page whatever the age. File replays, ``monitor replay`` and backtests always page
+    (into their report)."""
     resolve_after_buckets: int = Field(2, ge=1)
     """Consecutive quiet buckets before a firing alert resolves (and the resolved notice goes out). A bucket
     suppressed for low volume whose negative share is above the key's baseline is not quiet, within

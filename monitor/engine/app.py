@@ -137,6 +137,8 @@ class MonitorApp:
             settings.classifier, log_level=settings.log.level, log_format=settings.log.format)
         metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
+        if not history and settings.source.kind == "kafka":  # a file replay is history by intent: it pages
+            self.alerting.page_max_age_s = settings.alerts.max_page_age_s
         self.source = source or build_source(settings, self.dead_letter)
         if not settings.alerts.cluster_mode:  # instances commit for each other: another's offset is no evidence
             watch_loss_while_down(self.source, self.store)

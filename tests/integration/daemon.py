@@ -21,7 +21,10 @@ class Daemon:
     """One ``monitor run`` process configured via ``MONITOR_*`` variables; logs (JSON) go to a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = {**os.environ, **env, "MONITOR_LOG__FORMAT": "json", "PYTHONUNBUFFERED": "1",
+        # the test streams are dated in the past (tests/integration/streams.py): page for them as for live data
+        # unless a test sets alerts.max_page_age_s itself
+        self.env = {**os.environ, "MONITOR_ALERTS__MAX_PAGE_AGE_S": "0", **env, "MONITOR_LOG__FORMAT": "json",
+                    "PYTHONUNBUFFERED": "1",
                     "PYTHONPATH": str(REPO_ROOT)}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

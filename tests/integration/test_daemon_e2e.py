@@ -61,8 +61,8 @@ class Scenario:
             "MONITOR_HTTP__PORT": "0",
         }
 
-    def daemon(self, name: str) -> Daemon:
-        return Daemon(self.env(), self.tmp_path / f"{name}.log")
+    def daemon(self, name: str, **env: str) -> Daemon:
+        return Daemon({**self.env(), **env}, self.tmp_path / f"{name}.log")
 
     async def produce(self, messages: list[dict[str, object]], raw: Sequence[bytes] = ()) -> None:
         await produce_round_robin(self.kafka, self.news, [*(json.dumps(m).encode() for m in messages), *raw], 2)
@@ -153,6 +153,23 @@ async def test_surge_on_kafka_fires_one_alert_with_windows_in_redis_and_bad_inpu
     finally:
         await consumer.stop()
     assert reasons == ["bad_json", "bad_timestamp", "missing_field"]
+
+
+async def test_a_new_group_on_a_topic_holding_old_history_counts_it_but_pages_no_incident_in_it(
+    scenario: Scenario,
+) -> None:
+    """Found by review: a monitor started on a topic with a month of retention paged every past incident at once."""
+    messages = stream()  # dated months before the wall clock, with the ACME surge
+    await scenario.produce(messages)
+    daemon = scenario.daemon("history", MONITOR_ALERTS__MAX_PAGE_AGE_S=str(6 * 3600)).start()
+    try:
+        await scenario.wait_volume(len(messages), 90, daemon)
+        warning = daemon.wait_for_event("alerts_not_paged_historical", 60)
+        assert "ticker:ACME" in warning["keys"]
+    finally:
+        code = daemon.terminate()
+    assert code == 0, daemon.tail()
+    assert scenario.firing() == []
 
 
 async def test_killed_mid_stream_and_restarted_counts_every_distinct_message_once(scenario: Scenario) -> None:

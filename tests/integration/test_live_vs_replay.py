@@ -24,7 +24,8 @@ def _settings(**sections: dict[str, object]) -> Settings:
     base: dict[str, dict[str, object]] = {
         "classifier": {"kind": "lexicon"},
         "windows": {"store_url": "memory://", "bucket_s": BUCKET_S, "allowed_lateness_s": 60, "idle_timeout_s": 0.5},
-        "alerts": {"sinks": [], "sweep_interval_s": 0.2},
+        # max_page_age_s 0: the stream is dated in the past, and live must page it as a replay does
+        "alerts": {"sinks": [], "sweep_interval_s": 0.2, "max_page_age_s": 0},
         "http": {"enabled": False},
         "batching": {"max_batch_size": 16, "max_wait_ms": 5},
     }

@@ -34,7 +34,7 @@ def _settings(kafka: str, redis_url: str, news: str, group: str, prefix: str, al
         windows={"store_url": redis_url, "key_prefix": prefix, "bucket_s": BUCKET_S, "allowed_lateness_s": 60,
                  "idle_timeout_s": 1.0},
         alerts={"sinks": [f"file://{alerts_path}"], "cluster_mode": True, "leader_lease_s": 2.0,
-                "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1},
+                "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1, "max_page_age_s": 0},  # past-dated stream
         http={"enabled": False},
     )
 

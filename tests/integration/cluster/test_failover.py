@@ -209,7 +209,8 @@ def _overrides(kafka: str, redis_url: str, news: str, group: str, prefix: str, a
                     "idle_timeout_s": 1.0},
         # minutes-long test streams: the per-bucket detectors (multi-scale baselines need days of history)
         "alerts": {"sinks": [f"file://{alerts_path}"], "cluster_mode": True, "leader_lease_s": LEASE_S,
-                   "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1, "detection": "bucket"},
+                   "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1, "detection": "bucket",
+                   "max_page_age_s": 0},  # the stream is dated in the past
         "http": {"enabled": False},
     }
 

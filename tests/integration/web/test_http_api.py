@@ -54,7 +54,7 @@ async def running_app(kafka: str, redis_url: str, **alerts: Any) -> AsyncIterato
                "session_timeout_ms": 1000},
         classifier={"kind": "lexicon"},
         windows={"store_url": redis_url, "key_prefix": unique_name("http"), "bucket_s": B},
-        alerts={"sinks": [], "seasonal_days": 0, "repeat_interval_s": 0, **alerts},
+        alerts={"sinks": [], "seasonal_days": 0, "repeat_interval_s": 0, "max_page_age_s": 0, **alerts},
         http={"host": "127.0.0.1", "port": 0, "api_token": TOKEN},
     )
     app = MonitorApp(settings)

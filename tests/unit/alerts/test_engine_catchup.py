@@ -140,3 +140,30 @@ async def test_a_cursor_cleared_by_another_instances_repair_is_not_reported_as_l
             state._cursor = None  # cleared, states kept
             await engine.evaluate(end + B)
     assert not [e for e in logs if e["event"] == "alert_store_lost_data"]
+
+
+async def test_catching_up_on_old_data_tracks_its_episodes_without_paging_and_says_so() -> None:
+    """Found by review: a new consumer group on a topic holding a month of history paged every incident in it."""
+    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
+    end = await feed(store, DAY0_S, B, PATTERN)
+    engine = AlertEngine(store, settings(max_catchup_buckets=100), MemoryAlertStateStore(), MemoryOutbox([]), [],
+                         clock=lambda: end + 86_400)
+    engine.page_max_age_s = 6 * 3600
+    with capture_logs() as logs:
+        async with engine:
+            assert await engine.evaluate(DAY0_S + B) + await engine.evaluate(end) == []
+            states = await engine.state.load_states()
+    assert any(s.started_at_s is not None for s in states.values()), "the episode is tracked"
+    [warning] = [e for e in logs if e["event"] == "alerts_not_paged_historical"]
+    assert warning["alerts"] >= 1 and warning["max_page_age_s"] == 6 * 3600
+
+
+async def test_with_max_page_age_s_data_newer_than_it_pages_as_before() -> None:
+    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
+    end = await feed(store, DAY0_S, B, PATTERN)
+    engine = AlertEngine(store, settings(max_catchup_buckets=100), MemoryAlertStateStore(), MemoryOutbox([]), [],
+                         clock=lambda: end + 60)
+    engine.page_max_age_s = 6 * 3600
+    async with engine:
+        got = await engine.evaluate(DAY0_S + B) + await engine.evaluate(end)
+    assert any(str(n.status) == "firing" for n in got)

@@ -292,6 +292,44 @@ def test_a_state_saved_before_peaks_existed_takes_its_next_active_bucket_as_peak
     assert result.states[key].peak_signal is not None and result.states[key].peak_signal.neg_share == 0.8
 
 
+def run_from(pattern: Sequence[Bucket], policy: LifecyclePolicy, page_from_s: int) -> list[Notification]:
+    states: dict[str, AlertState] = {}
+    out: list[Notification] = []
+    for i, active in enumerate(pattern):
+        now = DAY0_S + (i + 1) * B
+        sig = signal(KEY, now, active) if isinstance(active, bool) else active(now)
+        result = step(states, [sig], now, policy, page_from_s=page_from_s)
+        states.update(result.states)
+        out.extend(result.notifications)
+    return out
+
+
+def test_an_episode_that_starts_and_ends_in_old_data_is_not_paged_at_all() -> None:
+    """Found by review: a new consumer group on a topic with a month of history paged every incident in it."""
+    policy = LifecyclePolicy(resolve_after_buckets=2, repeat_interval_s=0)
+    assert run_from([True, True, False, False, False], policy, page_from_s=DAY0_S + 10 * B) == []
+
+
+def test_an_episode_from_old_data_still_firing_on_recent_data_pages_then_and_resolves_later() -> None:
+    policy = LifecyclePolicy(resolve_after_buckets=2, repeat_interval_s=0)
+    out = run_from([True, True, True, True, False, False], policy, page_from_s=DAY0_S + 3 * B)
+    assert statuses(out) == ["firing", "resolved"]
+    assert out[0].event_time_s == DAY0_S + 3 * B
+    assert out[0].alerts[0].started_at_s == DAY0_S + B, "the page says since when it really fires"
+
+
+def test_reminders_are_not_sent_for_old_buckets_either() -> None:
+    policy = LifecyclePolicy(repeat_interval_s=2 * B, cooldown_s=0)
+    states: dict[str, AlertState] = {}
+    sent = []
+    for i in range(8):
+        now = DAY0_S + (i + 1) * B
+        result = step(states, [signal(KEY, now, True)], now, policy, page_from_s=DAY0_S + 6 * B if i >= 1 else None)
+        states.update(result.states)
+        sent += [(n.event_time_s, n.alerts[0].repeat) for n in result.notifications]
+    assert sent == [(DAY0_S + B, False), (DAY0_S + 6 * B, True), (DAY0_S + 8 * B, True)]
+
+
 def test_a_resolved_notice_from_before_the_episode_fields_still_reads_and_renders() -> None:
     out, _ = run([True, False, False], LifecyclePolicy(resolve_after_buckets=2))
     payload = out[-1].to_dict()
