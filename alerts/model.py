@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from alerts.detectors import Finding, Signal
+from monitor.durations import duration
 from monitor.windows.buckets import EvidenceItem
 
 MAX_FINDINGS_SHOWN = 3
@@ -51,19 +52,6 @@ def clock(epoch_s: float, ref_s: float | None = None) -> str:
     if ref_s is not None and t.date() == datetime.fromtimestamp(ref_s, tz=UTC).date():
         return t.strftime("%H:%M")
     return t.strftime("%b %d %H:%M")
-
-
-def duration(seconds: float) -> str:
-    """``2d 4h``, ``3h 05m``, ``12m``, ``40s``; negative values get a minus sign."""
-    sign, s = ("-" if seconds < 0 else ""), int(abs(seconds))
-    days, rest = divmod(s, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{sign}{days}d {hours}h" if hours else f"{sign}{days}d"
-    if hours:
-        return f"{sign}{hours}h {minutes:02d}m"
-    return f"{sign}{minutes}m" if minutes else f"{sign}{secs}s"
 
 
 def two_figures(x: float) -> str:

@@ -32,7 +32,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 
@@ -133,8 +133,8 @@ def _epoch_seconds(value: int | float) -> float:
     return seconds
 
 
-def parse_event_time(value: Any) -> datetime:
-    """``published_at`` as an aware UTC datetime. Naive ISO strings are read as UTC. Any time outside
+def parse_event_time(value: Any, naive_zone: tzinfo = UTC) -> datetime:
+    """``published_at`` as an aware UTC datetime. Naive ISO strings are read in ``naive_zone``. Any time outside
     1970 .. 2100 is ``bad_timestamp``, whatever its form (epoch, ISO with any offset)."""
     if isinstance(value, bool):
         raise InvalidMessage("bad_timestamp", "published_at must be ISO-8601 or epoch, got a boolean")
@@ -144,7 +144,7 @@ def parse_event_time(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(value.strip())
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
+                parsed = parsed.replace(tzinfo=naive_zone)
             parsed = parsed.astimezone(UTC)  # year 1 at +05:00 or 9999-12-31 at -05:00 overflow here
         except (ValueError, OverflowError) as exc:
             hint = " (epoch seconds/milliseconds must be a JSON number, not a string)" if _epoch_digits(value) else ""
@@ -154,6 +154,37 @@ def parse_event_time(value: Any) -> datetime:
             raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r} is outside 1970 .. 2100")
         return parsed
     raise InvalidMessage("bad_timestamp", f"published_at must be a string or number, got {type(value).__name__}")
+
+
+_TIME_OF_DAY = re.compile(r"[Tt ]\d{2}:?\d{2}")
+_naive_seen: list[str] = []
+"""The first ``published_at`` without an offset this process read (logged once)."""
+
+
+def message_time(value: Any, naive_zone: tzinfo) -> datetime:
+    """A message's ``published_at``: ``parse_event_time``, and an ISO string must hold a time of day to the minute.
+    ``2026-11-24`` or ``2026-W48-2`` parsed as midnight: a feed dated by day collapsed into one bucket a day, or was
+    judged late, with nothing saying why (found by review). The first time without an offset is logged once."""
+    if isinstance(value, str):
+        if not _TIME_OF_DAY.search(value):
+            why = ("epoch seconds/milliseconds must be a JSON number, not a string" if _epoch_digits(value) else
+                   "it has no time of day (hh:mm): a message needs the moment it was published")
+            raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r}: {why}")
+        parsed = parse_event_time(value, naive_zone)
+        if not _naive_seen and _is_naive(value):
+            _naive_seen.append(value)
+            log.warning("published_at_without_offset", example=value[:64], read_in=str(naive_zone),
+                        fix="if the producer writes local time, set source.naive_time_zone to its zone "
+                            "(e.g. America/New_York); better, send an offset or Z")
+        return parsed
+    return parse_event_time(value, naive_zone)
+
+
+def _is_naive(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text.strip()).tzinfo is None
+    except ValueError:
+        return False
 
 
 def _epoch_digits(text: str) -> bool:
@@ -310,7 +341,7 @@ def message_from_dict(
         id=msg_id,
         source=_source(obj.get("source"), default_source),
         text=text,
-        event_time=parse_event_time(obj["published_at"]),
+        event_time=message_time(obj["published_at"], UTC if bounds is None else bounds.naive_zone),
         tickers=_tickers(obj.get("tickers")),
         lang=lang[:16],
         url=_optional_str(obj, "url"),

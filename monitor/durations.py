@@ -45,6 +45,19 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def duration(seconds: float) -> str:
+    """``2d 4h``, ``3h 05m``, ``12m``, ``40s``; negative values get a minus sign."""
+    sign, s = ("-" if seconds < 0 else ""), int(abs(seconds))
+    days, rest = divmod(s, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h" if hours else f"{sign}{days}d"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    return f"{sign}{minutes}m" if minutes else f"{sign}{secs}s"
+
+
 def iso_utc(epoch_s: float | None) -> str:
     """``2026-11-03T14:10:00Z`` (``-`` for None): the one time format of CLI output."""
     if epoch_s is None:

@@ -32,7 +32,10 @@ NOVELTY_EVICTED_IN_WINDOW = Counter(
     "Stories the novelty index forgot (windows.novelty_max_entries full) while still inside "
     "windows.novelty_window_s: their later copies count as new stories; raise novelty_max_entries",
 )
-LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness")
+LATE = Counter("finsent_late_messages_total", "Messages older than watermark - allowed lateness, per source (a feed "
+               "that arrives later than windows.allowed_lateness_s shows as one source's share)", ["source"])
+for _source in SourceKind:  # born at 0: a rate() sees the first late message
+    LATE.labels(_source.value)
 EVENT_TIME_JUMPS = Counter(
     "finsent_event_time_jumps_total",
     "Holds of messages dated more than source.max_event_time_jump_s ahead of their partition: held when one "

@@ -15,8 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from monitor.config import SourceSettings
@@ -35,10 +36,14 @@ class EventTimeBounds:
     max_future_s: int = DEFAULT_MAX_FUTURE_S
     min_event_time: datetime | None = DEFAULT_MIN_EVENT_TIME
     clock: Callable[[], float] = time.time
+    naive_zone: tzinfo = UTC
+    """How a time written without an offset is read (``source.naive_time_zone``): part of what makes a
+    ``published_at`` mean a moment, checked where the bounds are."""
 
     @classmethod
     def from_settings(cls, source: SourceSettings, clock: Callable[[], float] = time.time) -> EventTimeBounds:
-        return cls(source.max_future_s, source.min_event_time, clock)
+        zone = UTC if source.naive_time_zone == "UTC" else ZoneInfo(source.naive_time_zone)
+        return cls(source.max_future_s, source.min_event_time, clock, zone)
 
     def ceiling_s(self) -> float | None:
         """Latest plausible event time now (epoch seconds), or None without a ceiling."""

@@ -27,7 +27,7 @@ from consumers.schema import message_to_dict
 from monitor import metrics
 from monitor.cluster.member import ClusterMember
 from monitor.cluster.watermark import ClusterWatermark
-from monitor.durations import iso_utc
+from monitor.durations import duration, iso_utc
 from monitor.engine.batching import MicroBatcher
 from monitor.engine.enrich import Enricher
 from monitor.engine.poison import KnownPoison, isolate
@@ -490,8 +490,13 @@ class Pipeline:
 
     async def _dead_letter_late(self, rec: SourceRecord) -> None:
         self.stats.late += 1
-        metrics.LATE.inc()
+        metrics.LATE.labels(rec.message.source.value).inc()
         detail = f"event time {rec.message.event_time.isoformat()}: its bucket is already closed and final"
+        newest_s = self.watermark.max_event_s
+        if newest_s is not None and newest_s > _event_s(rec):  # how late, so a slow feed's fix is plain
+            detail += (f" ({duration(newest_s - _event_s(rec))} behind the newest event time {iso_utc(newest_s)}; "
+                       f"windows.allowed_lateness_s = {self.watermark.allowed_lateness_s} s: raise it if a feed "
+                       "arrives this late)")
         await self._dead_letter(rec, "late", detail)
 
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:

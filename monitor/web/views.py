@@ -17,7 +17,8 @@ from typing import Any
 
 from alerts.detectors import Signal
 from alerts.lifecycle import AlertState, silenced
-from alerts.model import MULTISCALE, AlertStatus, Notification, Silence, duration
+from alerts.model import MULTISCALE, AlertStatus, Notification, Silence
+from monitor.durations import duration
 from monitor.web.series import Marker, MarkerKind
 from monitor.windows.buckets import EvidenceItem
 

@@ -172,3 +172,48 @@ def test_a_text_time_that_is_not_digits_gets_no_epoch_hint() -> None:
     with pytest.raises(InvalidMessage) as info:
         parse_message(_wire(published_at="yesterday"), **LIMITS)
     assert "JSON number" not in info.value.detail
+
+
+def _published(value: object, zone: str = "UTC") -> datetime:
+    from monitor.config import SourceSettings
+    from monitor.time_bounds import EventTimeBounds
+
+    bounds = EventTimeBounds.from_settings(SourceSettings(naive_time_zone=zone), clock=lambda: 2e9)
+    raw = json.dumps({"id": "1", "source": "news", "text": "hello", "published_at": value}).encode()
+    return parse_message(raw, max_message_bytes=10_000, max_text_chars=1000, bounds=bounds).event_time
+
+
+@pytest.mark.parametrize("value", ["2026-11-24", "2026-W48-2", "2026-11-24T14", "20261124"])
+def test_a_published_at_without_a_time_of_day_is_a_bad_timestamp_not_midnight(value: str) -> None:
+    """Found by review: a feed dated by day parsed as midnight, collapsed into one bucket a day or was judged late."""
+    with pytest.raises(InvalidMessage) as err:
+        _published(value)
+    assert err.value.reason == "bad_timestamp"
+    assert ("JSON number" if value.isdigit() else "no time of day") in err.value.detail
+
+
+@pytest.mark.parametrize("value", ["2026-11-24T14:03Z", "2026-11-24 14:03:00+00:00", "20261124T1403Z"])
+def test_times_of_day_in_every_iso_spelling_still_parse(value: str) -> None:
+    assert _published(value) == datetime(2026, 11, 24, 14, 3, tzinfo=UTC)
+
+
+def test_a_time_without_an_offset_is_read_in_source_naive_time_zone_and_logged_once() -> None:
+    import consumers.schema as schema
+
+    schema._naive_seen.clear()
+    with capture_logs() as logs:
+        assert _published("2026-11-24T09:03:00", "America/New_York") == datetime(2026, 11, 24, 14, 3, tzinfo=UTC)
+        assert _published("2026-07-24T09:03:00", "America/New_York") == datetime(2026, 7, 24, 13, 3, tzinfo=UTC)
+        assert _published("2026-11-24T09:03:00") == datetime(2026, 11, 24, 9, 3, tzinfo=UTC)
+    [warning] = [e for e in logs if e["event"] == "published_at_without_offset"]
+    assert "source.naive_time_zone" in warning["fix"]
+    assert _published("2026-11-24T09:03:00+01:00", "America/New_York") == datetime(2026, 11, 24, 8, 3, tzinfo=UTC)
+
+
+def test_an_unknown_naive_time_zone_is_a_config_error_naming_the_key() -> None:
+    from pydantic import ValidationError
+
+    from monitor.config import SourceSettings
+
+    with pytest.raises(ValidationError, match="naive_time_zone"):
+        SourceSettings(naive_time_zone="Mars/Olympus")
