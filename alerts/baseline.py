@@ -10,6 +10,9 @@ decayed sums (half-life ``half_life_s``, weeks), shrunk toward the rate of the k
 ``ticker:`` keys, all ``topic:`` keys, ...) with ``prior_strength`` pseudo-negatives, so a key with
 three messages in its life borrows the group's rate instead of claiming a rate of zero.
 
+The rest of the stream sets the rhythm only where the key shares it: a key on its own rhythm (a Tokyo listing, a
+coin traded all weekend) also keeps a ``RhythmProfile`` (alerts/rhythm.py) that weights its exposure by hour and day.
+
 The baseline lags: it folds in a bucket only once it is older than ``lag_s`` (the longest test scale),
 so a story building over a day is never part of its own baseline.
 
@@ -20,9 +23,11 @@ the same buckets hold the same numbers.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
+from alerts.rhythm import DAYS, HOURS, RhythmProfile, day_of, hour_of, zeros
 from monitor.windows.buckets import ALL_KEY, BucketStats
 
 MAX_QUIET_S = 3600
@@ -92,6 +97,9 @@ class StreamState:
     horizon_s: int | None = None
     folded_all: float = 0.0
     """Decayed ``all`` volume folded up to ``horizon_s``."""
+    folded_hours: array[float] = field(default_factory=lambda: zeros(HOURS))
+    """``folded_all`` per UTC hour of day of the folded buckets (each key's rhythm exposure accrues from these)."""
+    folded_days: array[float] = field(default_factory=lambda: zeros(DAYS))
     history_s: int = 0
     """Folded stream time, collection gaps (no message at all for over ``MAX_QUIET_S``) excluded."""
     last_data_s: int | None = None
@@ -125,6 +133,9 @@ class StreamState:
         if horizon > self.horizon_s:
             factor = self.weight(horizon - self.horizon_s)
             self.folded_all *= factor
+            for slots in (self.folded_hours, self.folded_days):
+                for i in range(len(slots)):
+                    slots[i] *= factor
             for g in self.groups.values():
                 g.scale(factor)
             self.horizon_s = horizon
@@ -134,6 +145,8 @@ class StreamState:
             old = self.recent_all.popleft()
             w = self.weight(horizon - old.start_s)
             self.folded_all += w * old.volume
+            self.folded_hours[hour_of(old.start_s)] += w * old.volume
+            self.folded_days[day_of(old.start_s)] += w * old.volume
             for name, members in self.members.items():
                 # exposure of the group's members: every member known when this bucket folds (each
                 # key's own exposure runs from its creation on, see KeyBaseline.catch_up)
@@ -188,6 +201,9 @@ class KeyBaseline:
     """The stream's ``folded_all`` when this key was last brought to ``horizon_s``."""
     folded: Decayed = field(default_factory=Decayed)
     recent: deque[BucketStats] = field(default_factory=deque)
+    rhythm: RhythmProfile | None = None
+    """The key's own hour and weekday rhythm (alerts/rhythm.py), accrued from the stream since the key was created like
+    its exposure; None: the stream's rhythm only."""
 
     def add_recent(self, stats: BucketStats) -> None:
         self.recent.append(stats)
@@ -202,11 +218,15 @@ class KeyBaseline:
         self.folded.exposure += stream.folded_all - self.folded_all_at_horizon * factor
         self.folded_all_at_horizon = stream.folded_all
         self.horizon_s = horizon
+        if self.rhythm is not None:
+            self.rhythm.catch_up(stream, factor)
         while self.recent and self.recent[0].start_s <= horizon:
             old = self.recent.popleft()
             w = stream.weight(horizon - old.start_s)
             self.folded.add(old, w)
             self.folded.exposure -= w * old.volume
+            if self.rhythm is not None:
+                self.rhythm.fold(old, w)
 
     def rates(self, stream: StreamState, prior_strength: float) -> Rates | None:
         """The shrunk baseline, or None while the key's group has no history at all."""

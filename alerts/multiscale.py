@@ -35,6 +35,7 @@ import structlog
 from alerts.baseline import KeyBaseline, Rates, StreamState, group_of
 from alerts.burst import HOUR_S, BurstParams, PoissonCusum, burst_test
 from alerts.detectors import Finding, Signal
+from alerts.rhythm import RhythmProfile, Weights, weighted_exposure
 from alerts.shift import ShiftParams, score_test, share_test
 from monitor.windows.buckets import ALL_KEY, BucketStats, topic_key
 
@@ -52,6 +53,8 @@ class MultiScaleConfig:
     prior_strength: float = 2.0
     min_history_s: int = 12 * 3600
     max_keys: int = 20_000
+    hour_profile: bool = True
+    """Each key's own hour and weekday rhythm weights its exposure (alerts/rhythm.py); False: the stream's only."""
     burst: BurstParams = field(default_factory=BurstParams)
     shift: ShiftParams = field(default_factory=ShiftParams)
 
@@ -73,6 +76,7 @@ class MultiScaleConfig:
             prior_strength=s.prior_strength,
             min_history_s=s.min_history_s,
             max_keys=s.max_tracked_keys,
+            hour_profile=s.hour_profile,
             burst=BurstParams(
                 log10p=s.burst_log10p, min_negatives=s.burst_min_negatives,
                 short_min_negatives=s.burst_short_min_negatives, short_log10p=s.burst_short_log10p,
@@ -188,7 +192,8 @@ class MultiScaleDetector:
         state = self.keys.get(key)
         if state is None:
             horizon = self.stream.horizon_s if self.stream.horizon_s is not None else start_s - self.cfg.lag_s
-            state = KeyState(KeyBaseline(key, horizon, self.stream.folded_all))
+            rhythm = RhythmProfile.starting(self.stream) if self.cfg.hour_profile and key != ALL_KEY else None
+            state = KeyState(KeyBaseline(key, horizon, self.stream.folded_all, rhythm=rhythm))
             self.keys[key] = state
         return state
 
@@ -227,15 +232,31 @@ class MultiScaleDetector:
             st.expiry_ticket = 0
             self._leave_group(st)
 
-    def _exposure(self, key: str, start_s: int, end_s: int, own_volume: int) -> float:
-        """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which
-        has no rest: its count tests are off)."""
-        if key == ALL_KEY:
+    def _weights(self, st: KeyState) -> Weights | None:
+        """The key's rhythm weights; a ``topic_ticker`` key borrows its ticker's (far more messages tell the same
+        company's rhythm: a topic of a Tokyo ticker kept the stream's, and paged at night)."""
+        key = st.baseline.key
+        if key.startswith("topic_ticker:") and "|" in key:
+            ticker = self.keys.get("ticker:" + key.rsplit("|", 1)[1])
+            if ticker is not None and ticker.baseline.rhythm is not None:
+                st = ticker
+        rhythm = st.baseline.rhythm
+        return None if rhythm is None else rhythm.weights()
+
+    def _exposure(self, st: KeyState, start_s: int, end_s: int, own_volume: int) -> float:
+        """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which has no rest: its
+        count tests are off), each hour at the key's rhythm weight (``_weights``)."""
+        if st.baseline.key == ALL_KEY:
             return 0.0
         s = self.stream
         before = s.cumulative_through(start_s - self.cfg.bucket_s)
         through = s.cumulative_through(end_s - self.cfg.bucket_s)
-        return float(max(0, through - before - own_volume))
+        raw = through - before
+        weights = self._weights(st)
+        if weights is None or raw <= 0:
+            return float(max(0, raw - own_volume))
+        weighted = weighted_exposure(s, start_s, end_s, weights)
+        return max(0.0, weighted * (1.0 - own_volume / raw))  # the key's own share out, at the window's weights
 
     def _advance_cusum(self, st: KeyState, start_s: int, rates: Rates | None) -> None:
         """Drift the CUSUM down over the buckets the key was silent in, up to ``start_s``."""
@@ -249,7 +270,7 @@ class MultiScaleDetector:
         if gap_start <= horizon:
             c.quiet(float("inf"), self.cfg.burst.cusum_rate_ratio)
         else:
-            c.quiet(self._exposure(st.baseline.key, gap_start, start_s, 0) * rates.rate,
+            c.quiet(self._exposure(st, gap_start, start_s, 0) * rates.rate,
                     self.cfg.burst.cusum_rate_ratio)
         c.last_s = start_s - self.cfg.bucket_s
 
@@ -263,7 +284,7 @@ class MultiScaleDetector:
         st.last_seen_s = stats.start_s
         self._count_member(key, st, stats)
         if rates is not None and key != ALL_KEY:
-            exposure = self._exposure(key, stats.start_s, stats.start_s + self.cfg.bucket_s, stats.volume)
+            exposure = self._exposure(st, stats.start_s, stats.start_s + self.cfg.bucket_s, stats.volume)
             st.cusum.update(stats.start_s, stats.negative, stats.volume, exposure * rates.rate,
                             self.cfg.burst.cusum_rate_ratio)
 
@@ -281,7 +302,7 @@ class MultiScaleDetector:
             while pending is not None and pending.start_s >= lo:
                 neg, vol, score = neg + pending.negative, vol + pending.volume, score + pending.score_sum
                 pending = next(newest_first, None)
-            out.append(_Window(neg, vol, score, self._exposure(st.baseline.key, lo, end_s, vol), lo))
+            out.append(_Window(neg, vol, score, self._exposure(st, lo, end_s, vol), lo))
         return out
 
     def _signal(self, key: str, start_s: int) -> Signal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from alerts.burst import BurstParams
 from alerts.detectors import Signal
 from alerts.multiscale import MultiScaleConfig, MultiScaleDetector
+from alerts.rhythm import day_of
 from monitor.windows.buckets import ALL_KEY, BucketStats
 from tests.unit.alerts.builders import DAY0_S, bucket
 
@@ -330,3 +332,86 @@ def test_a_wave_of_negative_one_off_keys_with_findings_is_evicted_before_an_esta
     for j in range(1, 13):
         run(det, iter([(i + j, background(i + j))]))
         assert len(det.keys) <= 50 and {KEY, OTHER, ALL_KEY} <= set(det.keys)
+
+
+def _two_rhythms(days: int) -> Iterator[tuple[int, dict[str, BucketStats]]]:
+    """A US-hours stream (busy 14-21 UTC, a trickle at night) and a Tokyo-hours ticker (busy 0-6 UTC, one message a
+    bucket, each negative with probability 1/8): ordinary flow for both, no story anywhere."""
+    rnd = random.Random(3)
+    for i in range(days * DAY // B):
+        t = DAY0_S + i * B
+        hour = (t // 3600) % 24
+        busy = 14 <= hour < 21
+        out = {f"ticker:US{n}": bucket(f"ticker:US{n}", t, int(busy and (i + n) % 10 == 0), 3 if busy else 0)
+               for n in range(4) if busy or (i + n) % 12 == 0}
+        out = {k: v if v.volume else bucket(k, t, 0, 1) for k, v in out.items()}
+        if hour < 6:
+            negative = int(rnd.random() < 1 / 8)
+            out["ticker:TKY"] = bucket("ticker:TKY", t, negative, 1 - negative)
+        yield i, out
+
+
+@pytest.mark.parametrize("profile", [True, False])
+def test_a_key_busy_in_other_hours_than_the_stream_is_judged_by_its_own_rhythm(profile: bool) -> None:
+    """Found by review: expected counts followed the whole stream's rhythm, so a Tokyo-hours ticker was expected to
+    be near silent at its own busy hours and paged there on ordinary flow (36 false pages on 15 such tickers in 8
+    weeks)."""
+    det = MultiScaleDetector(cfg(hour_profile=profile))
+    fired = [s for s in run(det, _two_rhythms(21)) if s.active and s.key == "ticker:TKY"]
+    assert (len(fired) == 0) is profile
+
+
+def test_the_rhythm_of_a_key_on_the_streams_rhythm_stays_near_one_and_a_key_off_it_weighs_its_own_hours() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, _two_rhythms(14))
+    us = det.keys["ticker:US1"].baseline.rhythm
+    assert us is not None
+    weights = us.weights()
+    assert weights is not None
+    busy = [weights.hours[h] for h in range(14, 21)]
+    assert max(busy) / min(busy) < 1.5 and 0.6 < busy[3] < 1.6
+    tokyo = det.keys["ticker:TKY"].baseline.rhythm
+    assert tokyo is not None
+    tokyo_weights = tokyo.weights()
+    assert tokyo_weights is not None
+    assert min(tokyo_weights.hours[:6]) > 5 * max(tokyo_weights.hours[14:21]), "its own hours weigh more"
+
+
+def _round_the_clock(days: int) -> Iterator[tuple[int, dict[str, BucketStats]]]:
+    """A stream busy on weekdays (a trickle at weekends) and a coin with one message a bucket every day, each negative
+    with probability 1/8."""
+    rnd = random.Random(5)
+    for i in range(days * DAY // B):
+        t = DAY0_S + i * B
+        weekend = day_of(t) >= 5
+        out = {f"ticker:US{n}": bucket(f"ticker:US{n}", t, int(not weekend and (i + n) % 10 == 0), 2)
+               for n in range(4) if not weekend or (i + n) % 24 == 0}
+        negative = int(rnd.random() < 1 / 8)
+        out["ticker:COIN"] = bucket("ticker:COIN", t, negative, 1 - negative)
+        yield i, out
+
+
+@pytest.mark.parametrize("profile", [True, False])
+def test_a_key_busy_at_weekends_when_the_stream_is_not_is_judged_by_its_own_week(profile: bool) -> None:
+    """Found by review: round-the-clock tickers in a weekday stream paged at weekends and nights (31 against 11)."""
+    det = MultiScaleDetector(cfg(hour_profile=profile))
+    fired = [s for s in run(det, _round_the_clock(28)) if s.active and s.key == "ticker:COIN"
+             and s.bucket_start_s >= DAY0_S + 14 * DAY]  # its first weekends have no history to go by
+    assert (len(fired) == 0) is profile
+    if profile:
+        rhythm = det.keys["ticker:COIN"].baseline.rhythm
+        assert rhythm is not None and (w := rhythm.weights(det.stream)) is not None
+        assert min(w.days[5:]) > 3 * max(w.days[:5])
+
+
+def test_each_rhythm_marginal_keeps_the_keys_exposure_so_its_rate_stays_a_rate() -> None:
+    det = MultiScaleDetector(cfg())
+    run(det, _two_rhythms(14))
+    for key in ("ticker:US1", "ticker:TKY"):
+        rhythm = det.keys[key].baseline.rhythm
+        assert rhythm is not None
+        for marginal in (rhythm.hours, rhythm.days):
+            factors = marginal.factors(48.0)
+            assert factors is not None
+            exposure = [max(0.0, e) for e in marginal.exposure]
+            assert sum(f * e for f, e in zip(factors, exposure, strict=True)) == pytest.approx(sum(exposure))
