@@ -44,6 +44,17 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
   past it (aiokafka moves past a too-large record itself; a corrupt one is found by reading its partition one
   record at a time, and skipped with a seek). Records of other partitions that aiokafka counted as consumed in
   the failed call but never returned are read again.
+- Records this install cannot decompress (``UnsupportedCodecError``: a snappy/lz4/zstd batch without
+  ``cramjam``, the extras of ``aiokafka[lz4,snappy,zstd]``) are fine data: their partition is found the same
+  way, then *held* at that offset (paused; never dead-lettered, never committed past) with an ERROR
+  ``kafka_partition_held`` and the ``kafka_records`` readiness reason naming the partition and the fix, while
+  the other partitions go on. Before, the error ended the daemon, and every restart met the same batch.
+- Read committed: records of aborted transactions (exactly-once producers: Flink, Kafka Streams, Debezium)
+  are never read; an open transaction holds its partition until it ends.
+- A subscribed topic that leaves the broker's metadata (deleted) is an ERROR ``kafka_topic_missing``: a topic
+  recreated under the same name restarts its offsets at 0 while the group's committed offset stays, so its
+  first records would be skipped, or the partition stalls. Stop the daemon and reset the group's offsets
+  before recreating a topic.
 - Records the broker deleted before they were read (retention outran an outage or the lag): a
   partition that resumes past its committed offset, or jumps while lagging, below the log start, is
   an ERROR ``kafka_records_expired`` with the count and offsets, and ``finsent_kafka_records_expired_total``
@@ -73,6 +84,7 @@ from aiokafka.errors import (
     IllegalStateError,
     KafkaError,
     RecordTooLargeError,
+    UnsupportedCodecError,
 )
 
 from consumers.kafka_client import (
@@ -107,6 +119,11 @@ LAG_PROBE_TIMEOUT_S = 3.0
 """How long the lag probe waits for the broker before the lag counts as unknown (= lagging)."""
 LAG_PROBE_CACHE_S = 1.0
 """End offsets asked of the broker are reused this long (the probe runs on the read path too)."""
+HELD_COMPONENT = "kafka_records"
+"""The readiness component of partitions held because this install cannot decompress their records."""
+RECREATE_FIX = ("stop the daemon and reset the group's offsets (kafka-consumer-groups --reset-offsets --group "
+                "<kafka.group_id> --topic <topic> --to-earliest --execute) before recreating a topic: a recreated "
+                "topic starts at offset 0 while the group's committed offset stays")
 
 
 @dataclass(slots=True)
@@ -184,6 +201,10 @@ class KafkaSource(Service):
         """Offsets skipped between fetches, checked against the log start: records retention deleted unread."""
         self._next_offset: dict[TopicPartition, int] = {}
         """Per owned partition: the offset after the last record this source was given (or dead-lettered)."""
+        self._undecodable: dict[TopicPartition, Unreadable] = {}
+        """Owned partitions held at records this install cannot decompress (paused until revoked or stopped)."""
+        self._topics_seen: set[str] = set()
+        self._topics_missing: set[str] = set()
         self.on_group_read_before: Callable[[str, int], None] | None = None
         """Called once, with a partition and its committed offset, when the group had read a partition before this
         start (the app checks the window store did not start empty: data lost while the daemon was down). Asked only
@@ -309,8 +330,12 @@ class KafkaSource(Service):
             return
         self._held = False
         if self._consumer is not None and not self.paused:
-            self._consumer.resume(*self._consumer.assignment())
+            self._consumer.resume(*self._readable(self._consumer))
         log.info("consumption_released", backlog=self.backlog)
+
+    def _readable(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Assigned partitions that may be resumed: not those held at records this install cannot decompress."""
+        return [tp for tp in consumer.assignment() if tp not in self._undecodable]
 
     def lane_key(self, lane: Hashable) -> str:
         assert isinstance(lane, TopicPartition)
@@ -356,6 +381,7 @@ class KafkaSource(Service):
         consumer = AIOKafkaConsumer(
             group_id=k.group_id,
             enable_auto_commit=False,
+            isolation_level="read_committed",  # an aborted transaction's records are not news
             auto_offset_reset=k.auto_offset_reset,
             max_poll_records=k.max_poll_records,
             session_timeout_ms=k.session_timeout_ms,
@@ -375,6 +401,7 @@ class KafkaSource(Service):
         self._pending.clear()
         self._committed.clear()
         self._resumed.set()
+        self._forget_undecodable(list(self._undecodable))
         if consumer is not None:
             _drop_lag(consumer.assignment())
             await consumer.stop()
@@ -390,6 +417,7 @@ class KafkaSource(Service):
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
             self._next_offset.pop(tp, None)
+        self._forget_undecodable(revoked)
         self._gaps.forget(revoked)
         _drop_lag(revoked)
         log.info("partitions_revoked", partitions=[_partition_key(tp) for tp in revoked])
@@ -475,7 +503,7 @@ class KafkaSource(Service):
             except RecordTooLargeError as exc:
                 fetched = {}
                 await self._dead_letter_unreadable(too_large(exc))
-            except CorruptRecordException as exc:
+            except (CorruptRecordException, UnsupportedCodecError) as exc:
                 fetched = {}
                 batch = await self._skip_corrupt(exc, limit, timeout_ms, before)
             for tp, records in fetched.items():
@@ -483,6 +511,7 @@ class KafkaSource(Service):
             if self.backlog > self.kafka.max_buffered_records:
                 self._pause()
             await self._check_gaps()
+            self._check_topics()
             yield batch  # possibly empty: the caller regains control every timeout_ms, e.g. to stop
 
     async def _accept(self, tp: TopicPartition, records: Sequence[Any]) -> list[SourceRecord]:
@@ -518,12 +547,13 @@ class KafkaSource(Service):
 
     # --- records that cannot be read ------------------------------------------------------------------
 
-    async def _skip_corrupt(self, exc: CorruptRecordException, limit: int, timeout_ms: int,
+    async def _skip_corrupt(self, exc: CorruptRecordException | UnsupportedCodecError, limit: int, timeout_ms: int,
                             before: dict[TopicPartition, int]) -> list[SourceRecord]:
-        """A batch failed its CRC or does not parse. aiokafka does not move past it, and says which partition
-        only for a CRC failure, never which offset: read the partition (each owned one when it is not named)
-        one record at a time from its position until the error comes again, then dead-letter a stub for the
-        record at that position and seek past it. Records read meanwhile are handed out as usual.
+        """A batch failed its CRC, does not parse, or cannot be decompressed here. aiokafka does not move past it,
+        and says which partition only for a CRC failure, never which offset: read the partition (each owned one
+        when it is not named) one record at a time from its position until the error comes again, then
+        dead-letter a stub for the record at that position and seek past it, or hold the partition there (a codec
+        this install lacks: ``_hold_undecodable``). Records read meanwhile are handed out as usual.
         Records of other partitions that aiokafka took in the failed call are lost with its answer while
         their positions moved past them: those partitions are sought back to ``before`` (their positions when
         that call began) first."""
@@ -532,7 +562,7 @@ class KafkaSource(Service):
             return []
         named, _ = unreadable_at(exc)
         await self._rewind_unreturned(consumer, before)
-        candidates = [named] if named is not None else sorted(consumer.assignment())
+        candidates = [named] if named is not None else sorted(self._readable(consumer))
         good: list[SourceRecord] = []
         for tp in candidates:
             found, records = await self._probe(tp, limit, timeout_ms)
@@ -573,8 +603,62 @@ class KafkaSource(Service):
         unreadable = await probe_partition(consumer, tp, limit, timeout_ms, accept, go_on)
         if unreadable is None:
             return False, good
-        await self._dead_letter_unreadable(unreadable)
+        if unreadable.held:
+            await self._hold_undecodable(unreadable)
+        else:
+            await self._dead_letter_unreadable(unreadable)
         return True, good
+
+    async def _hold_undecodable(self, unreadable: Unreadable) -> None:
+        """Pause the partition at the first record this install cannot decompress: the data is fine, so it is
+        neither dead-lettered nor committed past; a restart with the codec installed reads on from there. One
+        ERROR line and the ``kafka_records`` readiness reason say which partition and what to install."""
+        tp, offset, consumer = unreadable.partition, unreadable.offset, self._consumer
+        if tp is None or offset is None or consumer is None or tp not in self._pending:
+            return  # not ours any more: its new owner meets it
+        consumer.pause(tp)
+        try:
+            if await consumer.position(tp) != offset:
+                consumer.seek(tp, offset)
+        except IllegalStateError:  # revoked while position() waited
+            return
+        self._undecodable[tp] = unreadable
+        log.error("kafka_partition_held", partition=_partition_key(tp), offset=offset, reason=unreadable.reason,
+                  error=unreadable.detail, fix=unreadable.fix)
+        self._report_undecodable()
+
+    def _forget_undecodable(self, partitions: Iterable[TopicPartition]) -> None:
+        if [tp for tp in partitions if self._undecodable.pop(tp, None) is not None]:
+            self._report_undecodable()
+
+    def _report_undecodable(self) -> None:
+        """Readiness: down while a partition is held (named, with the fix), up again once none is."""
+        if not self._undecodable:
+            DEPENDENCIES.up(HELD_COMPONENT)
+            return
+        held = sorted(self._undecodable)
+        first = self._undecodable[held[0]]
+        names = ", ".join(f"{_partition_key(tp)}@{self._undecodable[tp].offset}" for tp in held[:10])
+        DEPENDENCIES.down(HELD_COMPONENT, f"partitions held at records this install cannot decompress ({names}): "
+                                          f"{first.detail} -- {first.fix}")
+
+    def _check_topics(self) -> None:
+        """An ERROR ``kafka_topic_missing`` once when a subscribed topic seen before leaves the consumer's
+        metadata (deleted; aiokafka refreshes it when a fetch fails), a warning when it is back."""
+        partitions_for = getattr(self._consumer, "partitions_for_topic", None)
+        if partitions_for is None:  # stopped, or a stand-in without metadata (tests)
+            return
+        for topic in self._kinds:
+            if partitions_for(topic):
+                self._topics_seen.add(topic)
+                if topic in self._topics_missing:
+                    self._topics_missing.discard(topic)
+                    log.warning("kafka_topic_back", topic=topic, why="a topic of this name exists again: if it was "
+                                "recreated, its first records are skipped or its partitions stall", fix=RECREATE_FIX)
+            elif topic in self._topics_seen and topic not in self._topics_missing:
+                self._topics_missing.add(topic)
+                log.error("kafka_topic_missing", topic=topic, why="the topic left the broker's metadata (deleted?): "
+                          "nothing is read from it", fix=RECREATE_FIX)
 
     async def _dead_letter_unreadable(self, unreadable: Unreadable) -> None:
         """ERROR line, stub dead letter (no bytes to keep), position past its offset, tracked and committed
@@ -643,7 +727,7 @@ class KafkaSource(Service):
             return
         self._resumed.set()
         if self._consumer is not None and not self._held:
-            self._consumer.resume(*self._consumer.assignment())
+            self._consumer.resume(*self._readable(self._consumer))
         log.info("consumption_resumed", backlog=self.backlog)
 
     # --- acknowledging ------------------------------------------------------------------------------

@@ -17,12 +17,13 @@ from aiokafka.errors import (
     IllegalStateError,
     KafkaError,
     RecordTooLargeError,
+    UnsupportedCodecError,
 )
 from aiokafka.helpers import create_ssl_context
 
 from consumers.schema import InvalidMessage, guarded, parse_message
 from monitor.config import ConfigError, KafkaSettings, SourceSettings
-from monitor.fatal import StartupError
+from monitor.fatal import KAFKA_CODEC_FIX, KAFKA_REACH_FIX, StartupError, kafka_fix
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind, WireRecord
 
@@ -33,7 +34,15 @@ MAX_KEY_CHARS = 200
 
 
 class KafkaUnavailableError(ConnectionError):
-    """The broker cannot be reached at start-up; the message names the setting to check."""
+    """A Kafka client cannot start (the broker unreachable, or refusing it); the message names what to check."""
+
+
+def cannot_start(settings: KafkaSettings, doing: str, exc: BaseException) -> KafkaUnavailableError:
+    """``kafka.bootstrap_servers ...: the <role> <doing> (<error>) -- <fix>``, the fix from ``kafka_fix``: an
+    ACL that refuses the client is not a broker that is down."""
+    fix = kafka_fix(exc) if isinstance(exc, KafkaError) else KAFKA_REACH_FIX
+    return KafkaUnavailableError(f"kafka.bootstrap_servers {settings.bootstrap_servers}: the {doing} "
+                                 f"({type(exc).__name__}: {exc}) -- {fix}")
 
 
 async def start_client(client: Any, settings: KafkaSettings, role: str) -> None:
@@ -43,10 +52,7 @@ async def start_client(client: Any, settings: KafkaSettings, role: str) -> None:
         await client.start()
     except KafkaError as exc:
         await client.stop()
-        raise KafkaUnavailableError(
-            f"kafka.bootstrap_servers {settings.bootstrap_servers}: the {role} cannot connect ({exc}) -- check "
-            "that the broker is up and reachable, or set MONITOR_KAFKA__BOOTSTRAP_SERVERS"
-        ) from exc
+        raise cannot_start(settings, f"{role} cannot connect", exc) from exc
 
 
 async def topic_partitions(settings: KafkaSettings, timeout_s: float, role: str = "check") -> dict[str, int]:
@@ -80,10 +86,7 @@ async def require_topics(settings: KafkaSettings, wanted: Sequence[str], role: s
     try:
         partitions = await topic_partitions(settings, settings.request_timeout_ms / 1000, role)
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise KafkaUnavailableError(
-            f"kafka.bootstrap_servers {settings.bootstrap_servers}: the {role} cannot read the topic list "
-            f"({type(exc).__name__}: {exc}) -- check that the broker is up and reachable, or set "
-            "MONITOR_KAFKA__BOOTSTRAP_SERVERS") from exc
+        raise cannot_start(settings, f"{role} cannot read the topic list", exc) from exc
     missing = [missing_topic_line(settings, name) for name in wanted if getattr(settings, name) not in partitions]
     if missing:
         raise StartupError("; ".join(missing))
@@ -160,8 +163,11 @@ async def reject(dead_letter: DeadLetterSink, record: Any, exc: InvalidMessage) 
 _TP_IN_MESSAGE = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
 """How aiokafka names the partition in a fetch error's text (``Invalid CRC - TopicPartition(...)``)."""
 
-TOO_LARGE_FIX = ("the producer wrote a record larger than consumers fetch: check its max.request.size against the "
-                 "topic's max.message.bytes; read the record with a consumer with a larger max_partition_fetch_bytes")
+TOO_LARGE_FIX = ("the producer wrote a record larger than this daemon fetches (1 MiB a partition, aiokafka's default; "
+                 "no setting raises it, and source.max_message_bytes rejects far smaller records anyway): keep "
+                 "the topic's max.message.bytes and the producer's max.request.size at 1 MiB or less; to see the "
+                 "record, read its offset with a Kafka tool that fetches more (kafka-console-consumer "
+                 "--consumer-property max.partition.fetch.bytes=...)")
 CORRUPT_FIX = ("the broker returned a batch that fails its checksum or does not parse: check the broker's log and "
                "disks for this partition, and the producer's client library")
 
@@ -187,9 +193,12 @@ class Unreadable:
     partition: TopicPartition | None
     offset: int | None
     reason: str
-    """``record_too_large`` or ``corrupt_record``: the dead letter's reason."""
+    """``record_too_large``, ``corrupt_record`` (the dead letter's reason) or ``unsupported_codec``."""
     detail: str
     fix: str
+    held: bool = False
+    """The records are fine and this install cannot decode them (``unsupported_codec``): the partition waits at
+    ``offset`` (never dead-lettered or committed past) until a restart with the codec installed."""
 
     @property
     def origin(self) -> dict[str, object]:
@@ -211,6 +220,18 @@ def too_large(exc: RecordTooLargeError) -> Unreadable:
 def corrupt(tp: TopicPartition, offset: int, exc: CorruptRecordException) -> Unreadable:
     return Unreadable(tp, offset, "corrupt_record",
                       f"the record at {tp.topic}:{tp.partition} offset {offset} cannot be read: {exc}", CORRUPT_FIX)
+
+
+UNSUPPORTED_CODEC = "unsupported_codec"
+"""The reason of a held partition: never a dead letter's (``metrics.DEAD_LETTER_REASONS`` does not list it)."""
+
+
+def undecodable(tp: TopicPartition, offset: int, exc: UnsupportedCodecError) -> Unreadable:
+    """aiokafka raises ``UnsupportedCodecError`` (naming neither partition nor offset) while it unpacks a batch
+    compressed with a codec whose package is missing; the position does not move."""
+    return Unreadable(tp, offset, UNSUPPORTED_CODEC,
+                      f"the records of {tp.topic}:{tp.partition} from offset {offset} cannot be decompressed: {exc}",
+                      KAFKA_CODEC_FIX, held=True)
 
 
 async def positions_held(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
@@ -246,10 +267,11 @@ async def probe_partition(
     consumer: AIOKafkaConsumer, tp: TopicPartition, limit: int, timeout_ms: int,
     accept: Callable[[TopicPartition, list[Any]], Awaitable[None]], go_on: Callable[[], bool],
 ) -> Unreadable | None:
-    """aiokafka says which offset a ``CorruptRecordException`` is about never, and which partition only for a
-    CRC failure: read ``tp`` one record at a time (at most ``limit``, while ``go_on()``), handing each to
-    ``accept``, until a record cannot be read: that one is returned (its position has not moved for a corrupt
-    record: the caller seeks past it). None when every record read (or the partition ran dry)."""
+    """aiokafka says which offset a ``CorruptRecordException`` (or an ``UnsupportedCodecError``) is about never,
+    and which partition only for a CRC failure: read ``tp`` one record at a time (at most ``limit``, while
+    ``go_on()``), handing each to ``accept``, until a record cannot be read: that one is returned (its position
+    has not moved for a corrupt record, the caller seeks past it; nor for an undecodable one, which the caller
+    holds). None when every record read (or the partition ran dry)."""
     for _ in range(limit):
         if not go_on():
             break
@@ -265,6 +287,8 @@ async def probe_partition(
             return too_large(exc)
         except CorruptRecordException as exc:
             return corrupt(tp, offset, exc)
+        except UnsupportedCodecError as exc:
+            return undecodable(tp, offset, exc)
         records = fetched.get(tp)
         if not records:
             break

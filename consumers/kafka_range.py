@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CorruptRecordException, IllegalStateError, RecordTooLargeError
+from aiokafka.errors import CorruptRecordException, IllegalStateError, RecordTooLargeError, UnsupportedCodecError
 
 from consumers.kafka_client import (
     Unreadable,
@@ -58,6 +58,11 @@ class KafkaRangeReader(Service):
     ``CorruptRecordException``), as a stub (empty value; reason ``record_too_large``/``corrupt_record``), after
     an ERROR ``kafka_record_unreadable`` naming partition and offset: the scan goes on past them, as
     ``KafkaSource`` does (a corrupt record is found by reading its partition one record at a time).
+    Records this install cannot decompress (``UnsupportedCodecError``: a snappy/lz4/zstd batch without
+    ``cramjam``) are found the same way and end the scan: an ERROR ``kafka_partition_held`` and the error name
+    the partition, the offset and what to install. They are fine data, so they are not dead-lettered, and a
+    replay without a partition's records would report a result that is not the stream's.
+    Only committed records are read (``read_committed``): an aborted transaction's records are not news.
     Batches come in partition order, not global event-time order: the pipeline's watermark handles that.
     """
 
@@ -100,6 +105,7 @@ class KafkaRangeReader(Service):
     async def _start(self) -> None:
         consumer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, max_poll_records=self.kafka.max_poll_records,
+            isolation_level="read_committed",
             **client_kwargs(self.kafka, "range-reader"),
         )
         await start_client(consumer, self.kafka, "range reader")
@@ -150,7 +156,7 @@ class KafkaRangeReader(Service):
                 fetched = await consumer.getmany(*remaining, timeout_ms=wait_ms, max_records=max_records)
             except RecordTooLargeError as exc:  # aiokafka already moved past it
                 fetched, progress = {}, await self._dead_letter(too_large(exc))
-            except CorruptRecordException as exc:
+            except (CorruptRecordException, UnsupportedCodecError) as exc:
                 fetched, progress = {}, await self._skip_corrupt(consumer, exc, batch, max_records, timeout_ms)
             else:
                 progress = any(fetched.values())
@@ -181,9 +187,10 @@ class KafkaRangeReader(Service):
             self._next[tp] = records[-1].offset + 1
         return out
 
-    async def _skip_corrupt(self, consumer: AIOKafkaConsumer, exc: CorruptRecordException, batch: list[SourceRecord],
-                            limit: int, timeout_ms: int) -> bool:
-        """Find the record (``probe_partition``, as ``KafkaSource`` does), dead-letter a stub and seek past it;
+    async def _skip_corrupt(self, consumer: AIOKafkaConsumer, exc: CorruptRecordException | UnsupportedCodecError,
+                            batch: list[SourceRecord], limit: int, timeout_ms: int) -> bool:
+        """Find the record (``probe_partition``, as ``KafkaSource`` does), dead-letter a stub and seek past it
+        (or end the scan on records this install cannot decompress: ``_dead_letter``);
         records read meanwhile go into ``batch``. Partitions aiokafka drained in the failed call moved past
         records never returned: they are sought back first. True once the record was found and skipped."""
         await seek_back(consumer, {tp: self._next[tp] for tp in self._remaining if tp in self._next})
@@ -203,8 +210,13 @@ class KafkaRangeReader(Service):
         return bool(batch)
 
     async def _dead_letter(self, unreadable: Unreadable) -> bool:
-        """ERROR line, stub dead letter (when a sink is given) and the position past it."""
+        """ERROR line, stub dead letter (when a sink is given) and the position past it; records this install
+        cannot decompress raise ``UnsupportedCodecError`` naming the partition instead (nothing is skipped)."""
         tp, offset = unreadable.partition, unreadable.offset
+        if unreadable.held:
+            log.error("kafka_partition_held", partition=f"{tp.topic}:{tp.partition}" if tp else None, offset=offset,
+                      reason=unreadable.reason, error=unreadable.detail, fix=unreadable.fix)
+            raise UnsupportedCodecError(unreadable.detail)
         self.dead_count += 1
         if tp is None or offset is None:
             log.error("kafka_record_unreadable", reason=unreadable.reason, error=unreadable.detail,

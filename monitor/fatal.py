@@ -10,6 +10,16 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnsupportedCodecError,
+)
 from redis.exceptions import ResponseError
 
 log = structlog.get_logger(__name__)
@@ -18,9 +28,40 @@ MAX_LINE_CHARS = 600
 # (module prefix of the exception's class, setting, environment variable, what to check)
 BACKEND_HINTS = (
     ("redis.", "windows.store_url", "MONITOR_WINDOWS__STORE_URL", "check that redis-server is up and reachable"),
-    ("aiokafka.", "kafka.bootstrap_servers", "MONITOR_KAFKA__BOOTSTRAP_SERVERS",
-     "check that the Kafka broker is up and reachable"),
 )
+
+
+KAFKA_NOT_ALLOWED: tuple[type[BaseException], ...] = (
+    TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed)
+"""The broker knows who this client is and refuses it (Kafka ACLs, an MSK IAM policy)."""
+KAFKA_NOT_AUTHENTICATED: tuple[type[BaseException], ...] = (SaslAuthenticationFailed, AuthenticationFailedError)
+"""The broker refuses the credentials themselves (SASL)."""
+KAFKA_ACCESS_FIX = ("the broker refuses this client's principal (Kafka ACLs, MSK IAM): allow Read on "
+                    "kafka.news_topic, kafka.comments_topic and group kafka.group_id, Write on "
+                    "kafka.dead_letter_topic, or set credentials that may (kafka.sasl_username, kafka.ssl_certfile)")
+KAFKA_LOGIN_FIX = ("the broker rejects the credentials: check kafka.security_protocol, kafka.sasl_mechanism, "
+                   "kafka.sasl_username and kafka.sasl_password (MONITOR_KAFKA__SASL_PASSWORD)")
+KAFKA_CODEC_FIX = ("this install cannot decompress the topic's snappy/lz4/zstd record batches: install "
+                   "aiokafka[lz4,snappy,zstd] (pip install cramjam), then start it again")
+KAFKA_REACH_FIX = ("check that the Kafka broker of kafka.bootstrap_servers is up and reachable (or set "
+                   "MONITOR_KAFKA__BOOTSTRAP_SERVERS)")
+
+
+def kafka_fix(exc: KafkaError) -> str:
+    """What an operator should do about a Kafka error. Only a connection or timeout error (or one the client
+    retries) is about reachability: blaming the broker for a refused ACL or a missing codec package sent
+    people to check a broker that was fine (found by review)."""
+    if isinstance(exc, UnsupportedCodecError):
+        return KAFKA_CODEC_FIX
+    if isinstance(exc, KAFKA_NOT_ALLOWED):
+        return KAFKA_ACCESS_FIX
+    if isinstance(exc, KAFKA_NOT_AUTHENTICATED):
+        return KAFKA_LOGIN_FIX
+    if getattr(exc, "retriable", False) or type(exc).__name__ in {"KafkaConnectionError", "KafkaTimeoutError"}:
+        return KAFKA_REACH_FIX
+    return ("the broker answered and refused the request, or the Kafka client failed: the broker's log and "
+            "MONITOR_LOG__LEVEL=DEBUG (the traceback) say why")
 
 
 class StartupError(Exception):
@@ -52,6 +93,9 @@ def fatal_line(exc: BaseException, command: str) -> str:
         return one_line(f"monitor {command} failed: windows.store_url: Redis refused a command ({what}) -- "
                         "check its maxmemory, the ACL user's permissions (scripts, keys) and its version "
                         "(>= 7.0)")
+    if isinstance(cause, KafkaError):  # its text names its class already ("[Error 29] TopicAuthorization...")
+        what = str(cause) if type(cause).__name__ in str(cause) else what
+        return one_line(f"monitor {command} failed: kafka: {what} -- {kafka_fix(cause)}")
     module = type(cause).__module__ + "."
     for prefix, setting, env, check in BACKEND_HINTS:
         if module.startswith(prefix):

@@ -7,7 +7,8 @@ with its component and error, and reports the dependency down (``/readyz``, ``fi
 ``finsent_dependency_up{component}``) until the next success. Built on ``tenacity``.
 
 Only *transient* errors are retried (connection, timeout, a restarting Redis loading its data, a
-retriable Kafka error). Anything else is a bug or bad data and propagates at once.
+retriable Kafka error, credentials or permissions a dependency refuses). Anything else is a bug or bad data
+and propagates at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never, wait_random_exponential
 
 from monitor import metrics
+from monitor.fatal import KAFKA_ACCESS_FIX, KAFKA_LOGIN_FIX, KAFKA_NOT_ALLOWED, KAFKA_NOT_AUTHENTICATED
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -51,7 +53,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 OOM_FIX = "Redis is at its maxmemory: raise it or lower windows.retention_s"
 """What a full Redis (maxmemory, noeviction) needs; shared with ``monitor check`` (monitor/preflight.py)."""
-HINTS: tuple[tuple[type[BaseException], str], ...] = (
+HINTS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     (OutOfMemoryError, f"{OOM_FIX} (waiting until it has room)"),
     (ClusterError, "the Redis Cluster is moving or failing over the slot of these keys (resharding, a failover): "
                    "waiting; `redis-cli --cluster check HOST:PORT` shows the slots"),
@@ -65,6 +67,10 @@ HINTS: tuple[tuple[type[BaseException], str], ...] = (
     # a rotated or revoked password: reconnecting fails until the URL and the server agree again
     (AuthenticationError, "Redis refused the credentials of windows.store_url: set MONITOR_WINDOWS__STORE_URL to "
                           "the current password and restart (waiting until then)"),
+    # a Kafka ACL or MSK IAM policy that does not (or no longer) allow a topic or the group: granted, it takes
+    # effect at the next retry, without a restart
+    (KAFKA_NOT_ALLOWED, f"{KAFKA_ACCESS_FIX}; waiting until it may"),
+    (KAFKA_NOT_AUTHENTICATED, f"{KAFKA_LOGIN_FIX}, and restart (waiting until then)"),
 )
 """What an operator should do about a dependency error, added to the readiness reason and the retry log."""
 
@@ -113,6 +119,10 @@ def is_transient(exc: BaseException) -> bool:
     """Worth waiting for: the dependency is unreachable or briefly unable, not the request wrong."""
     if _is_busy(exc) or is_misconf(exc):
         return True  # Redis answers again after another client's script ends / once it can persist
+    if isinstance(exc, KAFKA_NOT_ALLOWED + KAFKA_NOT_AUTHENTICATED):
+        # like Redis's AuthenticationError: exiting sent a supervisor into a crash loop on the same record (a
+        # dead-letter topic it may not write), while the fix (an ACL, a credential) comes from outside
+        return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {"KafkaConnectionError",
                                                                                 "KafkaTimeoutError"}
