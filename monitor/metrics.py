@@ -84,6 +84,11 @@ CLUSTER_UNMARKED_PARTITIONS = Gauge(
 CLUSTER_IDLE_BACKLOG = Gauge(
     "finsent_cluster_idle_backlog", "Leader: 1 while records wait past an idle partition's mark, holding detection"
 )
+CLOCK_OFFSET = Gauge(
+    "finsent_clock_offset_seconds",
+    "Cluster mode: the Redis server's clock (TIME) minus this host's, at each heartbeat; positive = this host's "
+    "clock is behind",
+)
 NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications produced", ["state"])
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]

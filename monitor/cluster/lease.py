@@ -22,6 +22,11 @@ if not holder then
 end
 return 0
 """
+# Renew the lease only if we still hold it (never take a free one).
+_KEEP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -38,6 +43,12 @@ return 0
 async def take_or_keep(redis: RedisClient, key: str, token: str, lease_ms: int) -> bool:
     """True while ``token`` holds the lease (renewed for ``lease_ms`` from now)."""
     return bool(await redis.eval(_TAKE_OR_KEEP, 1, key, token, lease_ms))
+
+
+async def keep(redis: RedisClient, key: str, token: str, lease_ms: int) -> bool:
+    """Renew the lease ``token`` holds; False if it lapsed or another holder has it. Mid-pass a holder must
+    not take a free lease back: another may have held it (and worked) meanwhile."""
+    return bool(await redis.eval(_KEEP, 1, key, token, lease_ms))
 
 
 async def release(redis: RedisClient, key: str, token: str) -> None:

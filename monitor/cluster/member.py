@@ -24,6 +24,8 @@ class ClusterMember:
         self.source = source
         self.watermark = watermark
         watermark.per_lane_promises = True
+        if watermark.wall_clock is not None:  # a host whose clock runs slow must not hold the whole cluster back
+            watermark.wall_clock = cluster.clock.now_s
         self._lanes: frozenset[Hashable] = frozenset()
         self._lane_closed: dict[Hashable, int] = {}
         """Per owned lane: what its durable data has closed."""

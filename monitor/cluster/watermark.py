@@ -28,6 +28,7 @@ Keys (hash-tagged like the window store's): ``{P}:cluster:marks`` (hash instance
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ import structlog
 
 from alerts.redis_client import RedisBacked
 from monitor.cluster import lease
+from monitor.cluster.clock import ClockOffset
 from monitor.retry import describe
 from monitor.time_bounds import EventTimeBounds
 
@@ -95,6 +97,8 @@ class ClusterWatermark(RedisBacked):
         tag = f"{{{key_prefix}}}:cluster"
         self.marks_key, self.alive_key, self.leader_key = f"{tag}:marks", f"{tag}:alive", f"{tag}:leader"
         self.first_key, self.evaluated_key = f"{tag}:first", f"{tag}:evaluated"
+        self.clock = ClockOffset()
+        """This host's clock against Redis's, measured at each heartbeat."""
 
     async def _start(self) -> None:
         await super()._start()
@@ -131,13 +135,18 @@ class ClusterWatermark(RedisBacked):
             await super()._stop()
 
     async def heartbeat(self) -> None:
-        await self.redis.eval(_HEARTBEAT, 2, self.alive_key, self.marks_key, self.instance_id, self.lease_ms, "")
+        await self._beat("")
 
     async def publish(self, marks: Mapping[str, LaneMark]) -> None:
         """This instance's marks, replacing its previous ones (a revoked partition loses its mark)."""
-        payload = json.dumps({k: list(v) for k, v in sorted(marks.items())})
-        await self.redis.eval(_HEARTBEAT, 2, self.alive_key, self.marks_key, self.instance_id, self.lease_ms,
-                              payload)
+        await self._beat(json.dumps({k: list(v) for k, v in sorted(marks.items())}))
+
+    async def _beat(self, payload: str) -> None:
+        """The heartbeat ('' keeps the marks); the Redis time it returns measures this host's clock."""
+        sent_s = time.time()
+        server_ms = await self.redis.eval(_HEARTBEAT, 2, self.alive_key, self.marks_key, self.instance_id,
+                                          self.lease_ms, payload)
+        self.clock.measure(int(server_ms), sent_s, time.time())
 
     async def publish_first(self, boundary_s: int) -> None:
         """The first bucket boundary this instance closed (kept if already set)."""
@@ -200,3 +209,7 @@ class ClusterWatermark(RedisBacked):
     async def lead(self) -> bool:
         """Take or keep the detection lease; True while this instance is the leader."""
         return await lease.take_or_keep(self.redis, self.leader_key, self.instance_id, self.lease_ms)
+
+    async def keep_lead(self) -> bool:
+        """Renew the detection lease held since ``lead()``; False once it was lost (another may lead now)."""
+        return await lease.keep(self.redis, self.leader_key, self.instance_id, self.lease_ms)

@@ -51,7 +51,7 @@ def test_alerting_rules_pass_promtool_check() -> None:
     promtool = require_binary("promtool", PROMETHEUS_HINT)
     result = run(promtool, "check", "rules", "prometheus-rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 19 rules found" in result.stdout
+    assert "SUCCESS: 21 rules found" in result.stdout
 
 
 def test_alerting_rules_fire_as_their_unit_tests_expect() -> None:
