@@ -150,13 +150,15 @@ async def check_kafka(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[
     from aiokafka.errors import KafkaError
 
     from consumers.kafka_client import missing_topic_line, topic_partitions
+    from monitor.fatal import KAFKA_REACH_FIX, kafka_fix
 
     k = settings.kafka
     try:
         partitions = await topic_partitions(k, timeout_s)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- check that the "
-                                         "broker is up and reachable, or set MONITOR_KAFKA__BOOTSTRAP_SERVERS")]
+    except KafkaError as exc:  # a refused ACL or login is not "is the broker up" (monitor/fatal.py kafka_fix)
+        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- {kafka_fix(exc)}")]
+    except (OSError, TimeoutError) as exc:
+        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- {KAFKA_REACH_FIX}")]
     found = [Finding("ok", "kafka", f"{k.bootstrap_servers}: broker answers ({len(partitions)} topics)")]
     for setting in ("news_topic", "comments_topic", "dead_letter_topic"):
         topic = getattr(k, setting)

@@ -192,3 +192,18 @@ async def test_a_ready_alertmanager_is_ok_a_missing_one_fails_and_a_webhook_is_n
     assert statuses(found) == ["ok", "FAIL", "skip"]
     assert found[0].detail.endswith("Alertmanager is ready") and "alerts.sinks" in found[1].detail
     assert "not tried" in found[2].detail
+
+
+async def test_a_refused_acl_is_reported_as_a_permission_not_as_an_unreachable_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    import consumers.kafka_client
+
+    async def refused(*_: object) -> dict[str, int]:
+        raise TopicAuthorizationFailedError("news")
+
+    monkeypatch.setattr(consumers.kafka_client, "topic_partitions", refused)
+    (finding,) = await check_kafka(Settings(source={"kind": "kafka"}))
+    assert finding.status == "FAIL" and "ACL" in finding.detail and "up and reachable" not in finding.detail
