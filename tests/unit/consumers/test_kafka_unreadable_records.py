@@ -16,7 +16,13 @@ import json
 from typing import Any
 
 import pytest
-from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaTimeoutError, RecordTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    IllegalStateError,
+    KafkaTimeoutError,
+    RecordTooLargeError,
+    UnsupportedCodecError,
+)
 from aiokafka.structs import TopicPartition
 from structlog.testing import capture_logs
 
@@ -31,6 +37,8 @@ from tests.unit.consumers.test_kafka_rebalance import Record
 TOO_LARGE = "too large"
 CORRUPT = "corrupt"
 UNNAMED_CORRUPT = "corrupt, no partition named"
+UNDECODABLE = "a batch this install cannot decompress"
+NO_LZ4 = "Libraries for lz4 compression codec not found"  # aiokafka 0.14's text (record/default_records.py)
 
 
 def good(msg_id: str) -> bytes:
@@ -93,6 +101,8 @@ class Consumer:
             for offset in range(position, min(len(log), position + left)):
                 if log[offset] == CORRUPT:
                     raise CorruptRecordException(f"Invalid CRC - {tp}")  # what was drained is lost
+                if log[offset] == UNDECODABLE:
+                    raise UnsupportedCodecError(NO_LZ4)  # what was drained is lost
                 if log[offset] == UNNAMED_CORRUPT:
                     raise CorruptRecordException("Record size is less than the minimum record overhead (14)")
                 if log[offset] == TOO_LARGE:

@@ -24,46 +24,23 @@ from monitor.config import load_settings
 from monitor.fatal import fatal_line
 from monitor.retry import DEPENDENCIES
 from tests.fakes import CollectingDeadLetter
+from tests.unit.consumers.test_kafka_lag_gauge import PausingConsumer
 from tests.unit.consumers.test_kafka_range_unreadable_records import RangeConsumer
-from tests.unit.consumers.test_kafka_rebalance import Record
-from tests.unit.consumers.test_kafka_unreadable_records import consume, good, news, offsets, source_over
+from tests.unit.consumers.test_kafka_unreadable_records import (
+    NO_LZ4,
+    UNDECODABLE,
+    consume,
+    good,
+    news,
+    offsets,
+    source_over,
+)
 
-LZ4 = "an lz4 batch"
-NO_LZ4 = "Libraries for lz4 compression codec not found"  # aiokafka 0.14's text (record/default_records.py)
+LZ4 = UNDECODABLE
 
 
-class CodecConsumer(RangeConsumer):
-    """``LZ4`` marks a record inside a batch this install cannot decompress."""
-
-    def __init__(self, logs: dict[TopicPartition, list[object]]) -> None:
-        super().__init__(logs)
-        self.paused: set[TopicPartition] = set()
-
-    def pause(self, *tps: TopicPartition) -> None:
-        self.paused.update(tps)
-
-    def resume(self, *tps: TopicPartition) -> None:
-        self.paused.difference_update(tps)
-
-    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0,
-                      max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
-        left = max_records or 10_000
-        drained: dict[TopicPartition, list[Record]] = {}
-        for tp in [tp for tp in partitions or sorted(self.logs) if tp not in self.paused]:
-            taken: list[Record] = []
-            for offset in range(self.positions[tp], min(len(self.logs[tp]), self.positions[tp] + left)):
-                value = self.logs[tp][offset]
-                if value == LZ4:
-                    raise UnsupportedCodecError(NO_LZ4)  # what was drained is lost
-                assert isinstance(value, bytes)
-                taken.append(Record(tp.topic, tp.partition, offset, value))
-            if taken:
-                self.positions[tp] = taken[-1].offset + 1
-                drained[tp] = taken
-                left -= len(taken)
-                if not left:
-                    break
-        return drained
+class CodecConsumer(PausingConsumer, RangeConsumer):
+    """``LZ4`` marks a record inside a batch this install cannot decompress; paused partitions fetch nothing."""
 
 
 @pytest.fixture(autouse=True)
