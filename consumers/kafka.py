@@ -195,6 +195,8 @@ class KafkaSource(Service):
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._held = False
+        self._aside = False
+        """Out of the consumer group (``step_aside``) until ``rejoin``."""
         self._ends: tuple[float, dict[Any, int]] = (0.0, {})
         self._lag_refreshed_at = float("-inf")
         self._gaps = GapWatch()
@@ -306,7 +308,7 @@ class KafkaSource(Service):
         ``getmany`` is not called for ``max_poll_interval_ms``). Released by the next ``batches``
         step. Anything a racing fetch still returns is sought back, so nothing is skipped."""
         consumer = self._consumer
-        if consumer is None:
+        if consumer is None or self._aside:  # out of the group: nothing to keep alive
             return
         if not self._held:
             self._held = True
@@ -324,6 +326,29 @@ class KafkaSource(Service):
             if records:
                 consumer.seek(tp, records[0].offset)
         await self._refresh_lag()  # the lag grows during the outage: FinsentConsumerLag must be able to fire
+
+    async def step_aside(self) -> None:
+        """Leave the consumer group, so its other members take this one's partitions now: in cluster mode a member
+        that lost Redis kept them while its marks expired, and detection waited for them, for every key, as long as
+        the outage lasted (found by review). Records fetched and not committed are read again by the new owners
+        (the windows count each message once). ``rejoin`` joins the group again. Idempotent."""
+        consumer = self._consumer
+        if consumer is None or self._aside:
+            return
+        self._aside = True
+        revoked = sorted(consumer.assignment())
+        consumer.unsubscribe()  # leaves the group at once (LeaveGroup): the others rebalance without waiting
+        self._forget(revoked)
+        log.warning("kafka_group_left", partitions=[_partition_key(tp) for tp in revoked], group_id=self.kafka.group_id,
+                    why="this member's cluster heartbeat has not reached Redis for long (cluster mode)",
+                    action="the other members take these partitions; this one joins again once Redis answers")
+
+    def rejoin(self) -> None:
+        consumer = self._consumer
+        if consumer is not None and self._aside:
+            self._aside = False
+            consumer.subscribe(list(self._kinds), listener=_Listener(self, consumer))
+            log.info("kafka_group_rejoined", group_id=self.kafka.group_id)
 
     def _release_hold(self) -> None:
         if not self._held:
@@ -481,6 +506,10 @@ class KafkaSource(Service):
         """
         limit = max(1, min(max_records, self.kafka.max_poll_records))
         while self._consumer is not None:
+            if self._aside:  # out of the group: nothing to read until it joins again
+                await asyncio.sleep(timeout_ms / 1000)
+                yield []
+                continue
             self._release_hold()  # the pipeline asks for more: it has room again
             fetch_timeout_ms = timeout_ms
             if self.paused:
@@ -653,12 +682,15 @@ class KafkaSource(Service):
                 self._topics_seen.add(topic)
                 if topic in self._topics_missing:
                     self._topics_missing.discard(topic)
-                    log.warning("kafka_topic_back", topic=topic, why="a topic of this name exists again: if it was "
-                                "recreated, its first records are skipped or its partitions stall", fix=RECREATE_FIX)
+                    log.warning("kafka_topic_back", topic=topic,
+                                why="the topic is visible again: if it was recreated (not only hidden by a refused ACL "
+                                    "or a leader election), its first records are skipped or its partitions stall",
+                                fix=RECREATE_FIX)
             elif topic in self._topics_seen and topic not in self._topics_missing:
                 self._topics_missing.add(topic)
-                log.error("kafka_topic_missing", topic=topic, why="the topic left the broker's metadata (deleted?): "
-                          "nothing is read from it", fix=RECREATE_FIX)
+                log.error("kafka_topic_missing", topic=topic, why="the topic left this client's metadata (deleted, or "
+                          "its ACL no longer allows this principal, or no leader): nothing is read from it",
+                          fix="check the topic exists and the principal may read it; " + RECREATE_FIX)
 
     async def _dead_letter_unreadable(self, unreadable: Unreadable) -> None:
         """ERROR line, stub dead letter (no bytes to keep), position past its offset, tracked and committed

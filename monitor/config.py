@@ -346,8 +346,9 @@ class AlertSettings(_Section):
     """``monitor run`` on Kafka: an alert that starts firing on a bucket that ended longer ago than this (wall clock)
     is tracked but not paged: a new consumer group on a topic holding weeks of history, or a long backlog, paged the
     desk at once for every incident it held (found by review). One that still fires once the daemon reaches
-    recent data pages then. 0 = page whatever the age. File replays, ``monitor replay`` and backtests always page
-    (into their report)."""
+    recent data pages then. 0 = page whatever the age; otherwise at least ``windows.allowed_lateness_s +
+    windows.bucket_s`` + 1 h (a live bucket's age when judged; refused at start below it). File replays, ``monitor
+    replay`` and backtests always page (into their report)."""
     resolve_after_buckets: int = Field(2, ge=1)
     """Consecutive quiet buckets before a firing alert resolves (and the resolved notice goes out). A bucket
     suppressed for low volume whose negative share is above the key's baseline is not quiet, within

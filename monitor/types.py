@@ -182,3 +182,17 @@ class HoldableSource(Protocol):
     async def hold(self) -> None:
         """Stop fetching and stay a live member (e.g. poll with every partition paused)."""
         ...
+
+
+@runtime_checkable
+class GroupMemberSource(HoldableSource, Protocol):
+    """A holdable source in a consumer group that can leave it, so the other members take its partitions while this
+    one cannot reach the cluster's shared state (cluster mode), and join it again."""
+
+    async def step_aside(self) -> None:
+        """Leave the group now; read nothing until ``rejoin`` (idempotent)."""
+        ...
+
+    def rejoin(self) -> None:
+        """Join the group again if it stepped aside (idempotent)."""
+        ...

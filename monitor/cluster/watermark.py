@@ -94,6 +94,9 @@ class ClusterWatermark(RedisBacked):
         """Plausible event times: an evaluated-until cursor outside them is repaired at start."""
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.lease_ms = int(lease_s * 1000)
+        self.beat_at: float | None = None
+        """``time.monotonic()`` of this instance's last heartbeat Redis took (None before the first): its marks
+        live ``lease_ms`` past it."""
         tag = f"{{{key_prefix}}}:cluster"
         self.marks_key, self.alive_key, self.leader_key = f"{tag}:marks", f"{tag}:alive", f"{tag}:leader"
         self.first_key, self.evaluated_key = f"{tag}:first", f"{tag}:evaluated"
@@ -147,6 +150,7 @@ class ClusterWatermark(RedisBacked):
         server_ms = await self.redis.eval(_HEARTBEAT, 2, self.alive_key, self.marks_key, self.instance_id,
                                           self.lease_ms, payload)
         self.clock.measure(int(server_ms), sent_s, time.time())
+        self.beat_at = time.monotonic()
 
     async def publish_first(self, boundary_s: int) -> None:
         """The first bucket boundary this instance closed (kept if already set)."""

@@ -101,6 +101,24 @@ def check_retention(settings: Settings) -> None:
             "(MONITOR_WINDOWS__RETENTION_S); a week or more is usual")
 
 
+PAGE_AGE_MARGIN_S = 3600
+"""``alerts.max_page_age_s`` must exceed how old a bucket normally is when it is judged by this much."""
+
+
+def check_page_age(settings: Settings) -> None:
+    """A live bucket is judged about ``allowed_lateness_s + bucket_s`` after it ends: a ``max_page_age_s`` below that
+    (plus a margin) called every live episode historical and muted every page (found by review: 300 s against 600 s
+    of lateness was accepted)."""
+    w, a = settings.windows, settings.alerts
+    needed_s = w.allowed_lateness_s + w.bucket_s + PAGE_AGE_MARGIN_S
+    if a.max_page_age_s and a.max_page_age_s < needed_s:
+        raise ConfigError(
+            f"alerts.max_page_age_s = {a.max_page_age_s} is shorter than a live bucket's normal age when it is judged "
+            f"plus an hour ({needed_s} s: windows.allowed_lateness_s + windows.bucket_s + 3600): every page would be "
+            "held back as historical -- raise it (MONITOR_ALERTS__MAX_PAGE_AGE_S; 6 h is the default), or 0 to page "
+            "whatever the age")
+
+
 def build_instance_lease(settings: Settings, on_lost: Callable[[str], None]) -> InstanceLease | None:
     """One daemon per Redis key prefix unless cluster mode coordinates several (monitor/cluster/solo.py)."""
     if settings.alerts.cluster_mode or not uses_redis(settings):
@@ -138,6 +156,7 @@ class MonitorApp:
         metrics.set_build_info(self.classifier.name, settings.classifier.runtime)
         self.alerting = alerting or build_alerting(settings, self.store)
         if not history and settings.source.kind == "kafka":  # a file replay is history by intent: it pages
+            check_page_age(settings)
             self.alerting.page_max_age_s = settings.alerts.max_page_age_s
         self.source = source or build_source(settings, self.dead_letter)
         if not settings.alerts.cluster_mode:  # instances commit for each other: another's offset is no evidence
@@ -261,6 +280,9 @@ class MonitorApp:
             tick_s = min(sweep_s, self.settings.alerts.leader_lease_s / 3)
             scheduler.add_job(self._cluster_tick, "interval", seconds=tick_s, id="cluster-tick",
                               max_instances=1, coalesce=True)
+            # its own job: the cluster tick waits in its retries while Redis is away, which is when this must run
+            scheduler.add_job(self._watch_membership, "interval", seconds=tick_s, id="membership-watch",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._progress, "interval", seconds=max(sweep_s, 10.0), id="progress",
                           max_instances=1, coalesce=True)
         return scheduler
@@ -279,6 +301,9 @@ class MonitorApp:
 
     async def _cluster_tick(self) -> None:
         await self._stopping_quietly(self.pipeline.cluster_tick())
+
+    async def _watch_membership(self) -> None:
+        await self._stopping_quietly(self.pipeline.watch_membership(time.monotonic()))
 
     async def _progress(self) -> None:
         s = self.pipeline.stats

@@ -36,6 +36,7 @@ from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
 from monitor.retry import retrying
 from monitor.types import (
     ClassifiedMessage,
+    GroupMemberSource,
     HoldableSource,
     PartitionedSource,
     Prediction,
@@ -120,6 +121,11 @@ KEEPALIVE_S = 5.0
 """While the in-flight queue stays full (a downstream outage), the reader asks a source that cannot be
 held to wait this long at a time; a holdable source (Kafka) is asked to stay in its group at its own
 ``keepalive_s``, without fetching."""
+STEP_ASIDE_LEASES = 4
+"""Cluster mode: a member whose heartbeat has not reached Redis for this many leader leases (60 s by default) leaves
+the consumer group (``GroupMemberSource.step_aside``), so the others take its partitions: its marks had expired,
+and detection, which waits for every partition, waited for the whole outage of one member's Redis (found by
+review: 40 s of one member's Redis path held the whole cluster 40 s)."""
 MAX_PENDING_DETECTIONS = 32
 RECENT_NOTIFICATIONS = 50
 
@@ -463,6 +469,20 @@ class Pipeline:
         finally:
             self._waiting_to_enqueue -= 1
 
+    async def watch_membership(self, now_monotonic: float) -> None:
+        """Scheduler hook (cluster mode): a member whose last heartbeat is ``STEP_ASIDE_LEASES`` leases old (it lost
+        Redis) leaves the consumer group, and joins again once a heartbeat gets through (module constant)."""
+        source = self._holdable
+        if self.member is None or not isinstance(source, GroupMemberSource):
+            return
+        cluster = self.member.cluster
+        if cluster.beat_at is None:
+            return
+        if now_monotonic - cluster.beat_at >= STEP_ASIDE_LEASES * cluster.lease_ms / 1000:
+            await source.step_aside()
+        else:
+            source.rejoin()
+
     def _resume_floor(self) -> int | None:
         """The cursor of a restart while the watermark is still below it, else None (and forgotten)."""
         floor, closed = self._resume_floor_s, self.watermark.closed_until_s
@@ -486,7 +506,8 @@ class Pipeline:
         windows (found by review). The store is asked only when some are behind: the hot path is unchanged."""
         if not behind:
             return records
-        seen = await retrying("window_store", functools.partial(self.store.seen, [r.message.id for r in behind]))
+        seen = await retrying("window_store", functools.partial(self.store.seen, [r.message.id for r in behind]),
+                              give_up=self._stop_overdue)
         late = {id(r) for r in behind if r.message.id not in seen}
         for rec in records:
             if id(rec) in late:

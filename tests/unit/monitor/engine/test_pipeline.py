@@ -197,6 +197,41 @@ async def test_while_an_outage_keeps_the_queue_full_the_source_is_held_in_its_gr
     assert stats.applied == 5 and len(source.committed) == 5
 
 
+class GroupMemberListSource(HoldableListSource):
+    def __init__(self, batches: Sequence[Sequence[RawMessage]]) -> None:
+        super().__init__(batches)
+        self.calls: list[str] = []
+
+    async def step_aside(self) -> None:
+        self.calls.append("aside")
+
+    def rejoin(self) -> None:
+        self.calls.append("rejoin")
+
+
+async def test_a_cluster_member_whose_heartbeat_is_four_leases_old_leaves_its_group_and_rejoins_after_one() -> None:
+    """Found by review: a member that lost Redis kept its partitions while its marks expired, and detection waited
+    for them, for every key, for the whole outage."""
+    from types import SimpleNamespace
+
+    source = GroupMemberListSource([])
+    async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:
+        pipe = Pipeline(source, b, _store(), CollectingDeadLetter(), None, allowed_lateness_s=0, max_batch_size=1,
+                        max_wait_ms=1, max_in_flight_batches=1)
+        cluster = SimpleNamespace(lease_ms=15_000, beat_at=None)
+        await pipe.watch_membership(1000.0)
+        assert source.calls == [], "not in cluster mode"
+        pipe.member = SimpleNamespace(cluster=cluster)  # type: ignore[assignment]
+        await pipe.watch_membership(1000.0)
+        assert source.calls == [], "no heartbeat yet: nothing to judge by"
+        cluster.beat_at = 1000.0
+        await pipe.watch_membership(1059.0)  # 59 s: a blip must not rebalance the group
+        await pipe.watch_membership(1060.0)  # four 15 s leases
+        cluster.beat_at = 1061.0
+        await pipe.watch_membership(1062.0)
+    assert source.calls == ["rejoin", "aside", "rejoin"]
+
+
 async def test_a_store_error_that_is_not_an_outage_stops_the_pipeline_without_committing() -> None:
     source = ListSource([[msg("a", "x", 100)], [msg("b", "x", 200)]])
     store = FlakyStore(failures=10**6, error=ValueError("score is not finite"))
