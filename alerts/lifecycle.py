@@ -202,14 +202,14 @@ def _advance(
             # that keeps flapping stays flapping (and quiet) instead of resolving once the window rolls
             st = replace(st, episode_starts_s=(*st.episode_starts_s, now_s)[-MAX_EPISODES_KEPT:])
         st = replace(st, quiet_buckets=0)
-        if st.status in (AlertStatus.INACTIVE, AlertStatus.RESOLVED):
-            st = replace(st, status=AlertStatus.PENDING, pending_since_s=now_s)
+        if st.status in (AlertStatus.INACTIVE, AlertStatus.RESOLVED):  # a new episode: a new peak
+            st = replace(st, status=AlertStatus.PENDING, pending_since_s=now_s, peak_signal=signal)
+        elif _stronger(signal, st.peak_signal):  # pending (``for_s``) or firing
+            st = replace(st, peak_signal=signal)
         if st.status is AlertStatus.PENDING and now_s - (st.pending_since_s or now_s) >= policy.for_s:
             episodes = (*st.episode_starts_s, now_s)[-MAX_EPISODES_KEPT:]
             st = replace(st, status=AlertStatus.FIRING, started_at_s=now_s, resolved_at_s=None,
-                         notified=False, episode_starts_s=episodes, firing_signal=signal, peak_signal=signal)
-        elif st.status is AlertStatus.FIRING and _stronger(signal, st.peak_signal):
-            st = replace(st, peak_signal=signal)
+                         notified=False, episode_starts_s=episodes, firing_signal=signal)
         if st.status is not AlertStatus.FIRING:
             return st, None, None
         if muted:
@@ -227,7 +227,7 @@ def _advance(
         return st, None, None
 
     if st.status is AlertStatus.PENDING:
-        return replace(st, status=AlertStatus.INACTIVE, pending_since_s=None), None, None
+        return replace(st, status=AlertStatus.INACTIVE, pending_since_s=None, peak_signal=None), None, None
     if st.status is not AlertStatus.FIRING or _unjudged(signal, st, now_s, policy):
         return st, None, None
     st = replace(st, quiet_buckets=st.quiet_buckets + 1)

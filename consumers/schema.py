@@ -166,7 +166,7 @@ def message_time(value: Any, naive_zone: tzinfo) -> datetime:
     ``2026-11-24`` or ``2026-W48-2`` parsed as midnight: a feed dated by day collapsed into one bucket a day, or was
     judged late, with nothing saying why (found by review). The first time without an offset is logged once."""
     if isinstance(value, str):
-        if not _TIME_OF_DAY.search(value):
+        if not _TIME_OF_DAY.search(value.strip()):  # stripped: ' 2026-11-24' matched its space and year
             why = ("epoch seconds/milliseconds must be a JSON number, not a string" if _epoch_digits(value) else
                    "it has no time of day (hh:mm): a message needs the moment it was published")
             raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r}: {why}")

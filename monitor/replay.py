@@ -237,11 +237,14 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     except OSError as exc:
         parser.error(f"--report {args.report}: cannot replace it ({exc.strerror or exc}) -- choose another path")
     stopped_by: list[int] = []
-    try:
-        stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
-    finally:
-        if args.namespace is None and not args.store.startswith("memory:"):
-            asyncio.run(forget_namespace(args.store, isolated.windows.key_prefix))
+    stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
+    if not args.namespace and not args.store.startswith("memory:"):
+        prefix = isolated.windows.key_prefix
+        if stats.undelivered:  # --production-sinks: what waits in the outbox is the desk's, never deleted
+            print(f"warning: this replay's Redis namespace {prefix} is kept: undelivered notifications wait in its "
+                  f"outbox (pass --namespace {prefix} to a later replay to go on delivering them)", file=sys.stderr)
+        else:
+            asyncio.run(forget_namespace(args.store, prefix))
     for line in replay_summary(isolated, stats, args.report):
         print(line)
     if stopped_by:  # an interrupted replay exited 0 with a normal summary: its partial report looked complete

@@ -86,6 +86,8 @@ def alert_json(state: AlertState, silences: Sequence[Silence], now_s: int) -> di
         "status": str(state.status),
         "since_s": _since_s(state),
         "silenced": silenced(state.window_key, now_s, silences),
+        # a firing episode may be unpaged: silenced, in cooldown, or from old data (alerts.max_page_age_s)
+        "paged": state.notified,
         "last_signal": None if state.last_signal is None else asdict(state.last_signal),
         # why it fires: the latest bucket is often a quiet one while a firing alert waits to resolve
         "firing_signal": None if state.firing_signal is None else asdict(state.firing_signal),

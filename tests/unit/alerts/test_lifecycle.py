@@ -283,6 +283,20 @@ def test_a_new_episode_starts_its_peak_afresh() -> None:
     assert item.peak_signal is not None and item.peak_signal.neg_share == 0.5
 
 
+def test_a_pending_episode_shows_its_own_peak_and_a_bucket_while_pending_can_be_it() -> None:
+    """Found by the regression review: a pending alert showed the previous episode's peak, and with ``for_s`` the
+    pending buckets never counted."""
+    policy = LifecyclePolicy(for_s=2 * B, resolve_after_buckets=1, repeat_interval_s=0)
+    _, states = run([share(0.9), share(0.9), share(0.9), False, share(0.3)], policy)
+    [state] = states.values()
+    assert state.status is AlertStatus.PENDING
+    assert state.peak_signal is not None and state.peak_signal.neg_share == 0.3
+    out, _ = run([share(0.9), share(0.5), share(0.6), False], policy)
+    [resolved] = out[-1].alerts
+    assert resolved.firing_signal is not None and resolved.firing_signal.neg_share == 0.6
+    assert resolved.peak_signal is not None and resolved.peak_signal.neg_share == 0.9, "its pending start was the peak"
+
+
 def test_a_state_saved_before_peaks_existed_takes_its_next_active_bucket_as_peak() -> None:
     _, states = run([True], LifecyclePolicy(repeat_interval_s=0))
     [(key, state)] = states.items()

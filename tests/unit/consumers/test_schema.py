@@ -183,13 +183,14 @@ def _published(value: object, zone: str = "UTC") -> datetime:
     return parse_message(raw, max_message_bytes=10_000, max_text_chars=1000, bounds=bounds).event_time
 
 
-@pytest.mark.parametrize("value", ["2026-11-24", "2026-W48-2", "2026-11-24T14", "20261124"])
+@pytest.mark.parametrize("value", ["2026-11-24", "2026-W48-2", "2026-11-24T14", "20261124", " 2026-11-24",
+                                   " 2026-11-24T14"])
 def test_a_published_at_without_a_time_of_day_is_a_bad_timestamp_not_midnight(value: str) -> None:
     """Found by review: a feed dated by day parsed as midnight, collapsed into one bucket a day or was judged late."""
     with pytest.raises(InvalidMessage) as err:
         _published(value)
     assert err.value.reason == "bad_timestamp"
-    assert ("JSON number" if value.isdigit() else "no time of day") in err.value.detail
+    assert ("JSON number" if value.strip().isdigit() else "no time of day") in err.value.detail
 
 
 @pytest.mark.parametrize("value", ["2026-11-24T14:03Z", "2026-11-24 14:03:00+00:00", "20261124T1403Z"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus
@@ -19,3 +19,12 @@ def test_a_firing_alert_row_carries_the_signal_it_fired_on_beside_its_latest_qui
     assert row["firing_signal"] == asdict(fired) and row["firing_signal"]["triggered"] == ("spike",)
     assert row["last_signal"]["triggered"] == ()
     assert alert_json(AlertState("d", "r", "ticker:X"), [], DAY0_S)["firing_signal"] is None
+
+
+def test_an_alert_says_whether_its_episode_was_paged() -> None:
+    """A firing episode from old data (alerts.max_page_age_s), silenced or in cooldown is not paged: the desk must
+    be able to tell it from one it was paged for."""
+    fired = signal("ticker:X", DAY0_S, active=True)
+    state = AlertState("d", "r", "ticker:X", AlertStatus.FIRING, started_at_s=DAY0_S, last_signal=fired)
+    assert alert_json(state, [], DAY0_S)["paged"] is False
+    assert alert_json(replace(state, notified=True), [], DAY0_S)["paged"] is True
