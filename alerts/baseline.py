@@ -219,7 +219,7 @@ class KeyBaseline:
         self.folded_all_at_horizon = stream.folded_all
         self.horizon_s = horizon
         if self.rhythm is not None:
-            self.rhythm.catch_up(stream, factor)
+            self.rhythm.catch_up(factor)
         while self.recent and self.recent[0].start_s <= horizon:
             old = self.recent.popleft()
             w = stream.weight(horizon - old.start_s)
