@@ -33,7 +33,7 @@ from monitor.engine.enrich import Enricher
 from monitor.engine.poison import KnownPoison, isolate
 from monitor.engine.time_jumps import JumpGuard, Offer
 from monitor.engine.watermark import MAX_BOUNDARIES_PER_ADVANCE, Watermark
-from monitor.retry import retrying
+from monitor.retry import is_transient, retrying
 from monitor.types import (
     ClassifiedMessage,
     GroupMemberSource,
@@ -651,7 +651,13 @@ class Pipeline:
         if self.member is None:
             return
         if self._leading_pass:  # also while one evaluation point takes long (the pass renews only between points)
-            await self._keep_lead(self.member.cluster, force=True)
+            try:
+                await self._keep_lead(self.member.cluster, force=True)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # Redis is away: leadership is unknown (is_leader is False until the pass asks again); the marks
+                # below wait for Redis in their retries, as before. Raised, it was one traceback per tick.
         await self._sync_lanes()
         await self.member.refresh_floor()
         await self.member.publish()
