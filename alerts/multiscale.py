@@ -254,17 +254,16 @@ class MultiScaleDetector:
             found = self._segment_cache[window] = hour_segments(self.stream, start_s, end_s)
         return found
 
-    def _exposure(self, st: KeyState, start_s: int, end_s: int, own_volume: int,
+    def _exposure(self, st: KeyState, start_s: int, end_s: int, own_volume: int, weights: Weights | None,
                   own_weighted: float | None = None) -> float:
         """Rest-of-stream volume in the buckets ``[start_s, end_s)`` (all of it for ``all``... which has no rest: its
-        count tests are off), each hour at the key's rhythm weight (``_weights``). The key's own ``own_volume`` is
-        taken out at its own buckets' weights: ``own_weighted`` (default: all of it in the window's first bucket). At
-        the window's average weight, a Tokyo key's own night flow, most of the stream then, inflated its expected
-        count 3 to 7 times (found by review)."""
+        count tests are off), each hour at the key's rhythm ``weights`` (``_weights``, asked once by the caller). The
+        key's own ``own_volume`` is taken out at its own buckets' weights: ``own_weighted`` (default: all of it in the
+        window's first bucket). At the window's average weight, a Tokyo key's own night flow, most of the stream then,
+        inflated its expected count 3 to 7 times (found by review)."""
         if st.baseline.key == ALL_KEY:
             return 0.0
         s = self.stream
-        weights = self._weights(st)
         if weights is None:
             raw = s.cumulative_through(end_s - self.cfg.bucket_s) - s.cumulative_through(start_s - self.cfg.bucket_s)
             return float(max(0, raw - own_volume))
@@ -283,7 +282,7 @@ class MultiScaleDetector:
         if gap_start <= horizon:
             c.quiet(float("inf"), self.cfg.burst.cusum_rate_ratio)
         else:
-            c.quiet(self._exposure(st, gap_start, start_s, 0) * rates.rate,
+            c.quiet(self._exposure(st, gap_start, start_s, 0, self._weights(st)) * rates.rate,
                     self.cfg.burst.cusum_rate_ratio)
         c.last_s = start_s - self.cfg.bucket_s
 
@@ -297,7 +296,8 @@ class MultiScaleDetector:
         st.last_seen_s = stats.start_s
         self._count_member(key, st, stats)
         if rates is not None and key != ALL_KEY:
-            exposure = self._exposure(st, stats.start_s, stats.start_s + self.cfg.bucket_s, stats.volume)
+            end_s = stats.start_s + self.cfg.bucket_s
+            exposure = self._exposure(st, stats.start_s, end_s, stats.volume, self._weights(st))
             st.cusum.update(stats.start_s, stats.negative, stats.volume, exposure * rates.rate,
                             self.cfg.burst.cusum_rate_ratio)
 
@@ -317,7 +317,7 @@ class MultiScaleDetector:
                 neg, vol, score = neg + pending.negative, vol + pending.volume, score + pending.score_sum
                 mine += pending.volume * (1.0 if weights is None else weights.at(pending.start_s))
                 pending = next(newest_first, None)
-            out.append(_Window(neg, vol, score, self._exposure(st, lo, end_s, vol, mine), lo))
+            out.append(_Window(neg, vol, score, self._exposure(st, lo, end_s, vol, weights, mine), lo))
         return out
 
     def _signal(self, key: str, start_s: int) -> Signal:

@@ -47,8 +47,9 @@ How the pipeline uses ``KafkaSource`` (at-least-once end to end)::
 - Records this install cannot decompress (``UnsupportedCodecError``: a snappy/lz4/zstd batch without
   ``cramjam``, the extras of ``aiokafka[lz4,snappy,zstd]``) are fine data: their partition is found the same
   way, then *held* at that offset (paused; never dead-lettered, never committed past) with an ERROR
-  ``kafka_partition_held`` and the ``kafka_records`` readiness reason naming the partition and the fix, while
-  the other partitions go on. Before, the error ended the daemon, and every restart met the same batch.
+  ``kafka_partition_held`` and the ``kafka_records`` readiness reason naming the partition and the fix. The
+  other partitions are read and counted, but event time (bucket closes, alerts) waits for the held one, as for
+  any partition that cannot be fetched. Before, the error ended the daemon, and every restart met the same batch.
 - Read committed: records of aborted transactions (exactly-once producers: Flink, Kafka Streams, Debezium)
   are never read; an open transaction holds its partition until it ends.
 - A subscribed topic that leaves the broker's metadata (deleted) is an ERROR ``kafka_topic_missing``: a topic

@@ -439,7 +439,8 @@ def test_an_off_rhythm_keys_exposure_takes_its_own_messages_out_at_their_own_hou
         lo = end - scale
         own = [b for b in st.baseline.recent if lo <= b.start_s < end]
         exact = sum(weights.at(t) * (total - mine) for t, (total, mine) in volumes.items() if lo <= t < end)
-        got = det._exposure(st, lo, end, sum(b.volume for b in own), sum(weights.at(b.start_s) * b.volume for b in own))
+        got = det._exposure(st, lo, end, sum(b.volume for b in own), weights,
+                            sum(weights.at(b.start_s) * b.volume for b in own))
         assert got == pytest.approx(exact), scale
     [window] = [w for w in det._windows(st, end - B) if w.start_s == end - 7200][:1]
     assert window.exposure == pytest.approx(
