@@ -86,14 +86,24 @@ class ClusterMember:
             self._closed_s = max(closes[-1], self._closed_s or closes[-1])
         await self.publish(only_if_changed=True)
 
+    def _idle_closed_s(self) -> int | None:
+        """What an idle partition of this instance holds the cluster to: its own watermark, so a quiet cluster
+        moves at the pace of its members' idle sweeps; None (no constraint) while that watermark is not past what
+        the leader has evaluated. A member whose partitions came back empty after a rebalance (it had stepped
+        aside) has no event time left to sweep from: its watermark stayed where it left, below the cluster's
+        cursor, and its idle marks held detection there for good (found by CI)."""
+        closed, floor = self._closed_s, self.watermark.closed_floor_s
+        return closed if closed is not None and (floor is None or closed > floor) else None
+
     async def _marks(self) -> dict[str, LaneMark]:
         idle = self.watermark.idle_lanes
         offsets = await self.source.durable_offsets() if idle & self._lanes else {}
+        idle_closed = self._idle_closed_s()
         marks: dict[str, LaneMark] = {}
         for lane in self._lanes:
             key = self.source.lane_key(lane)
             if lane in idle and key in offsets:
-                marks[key] = (self._closed_s, offsets[key])
+                marks[key] = (idle_closed, offsets[key])
             elif lane in self._lane_closed and self._closed_s is not None:
                 promised = min(self._lane_closed[lane], self._closed_s)
                 self.watermark.promise(lane, promised)  # judged final here before anyone relies on it

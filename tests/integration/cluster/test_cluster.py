@@ -24,7 +24,8 @@ from tests.kafka_broker import create_topics, produce_round_robin, unique_name
 pytestmark = pytest.mark.integration
 
 
-def _settings(kafka: str, redis_url: str, news: str, group: str, prefix: str, alerts_path: Path) -> Settings:
+def _settings(kafka: str, redis_url: str, news: str, group: str, prefix: str, alerts_path: Path,
+              lease_s: float = 2.0) -> Settings:
     return load_settings(
         source={"kind": "kafka"},
         kafka={"bootstrap_servers": kafka, "news_topic": news, "comments_topic": f"{news}-comments",
@@ -33,7 +34,7 @@ def _settings(kafka: str, redis_url: str, news: str, group: str, prefix: str, al
         classifier={"kind": "lexicon"},
         windows={"store_url": redis_url, "key_prefix": prefix, "bucket_s": BUCKET_S, "allowed_lateness_s": 60,
                  "idle_timeout_s": 1.0},
-        alerts={"sinks": [f"file://{alerts_path}"], "cluster_mode": True, "leader_lease_s": 2.0,
+        alerts={"sinks": [f"file://{alerts_path}"], "cluster_mode": True, "leader_lease_s": lease_s,
                 "sweep_interval_s": 0.2, "delivery_poll_interval_s": 0.1, "max_page_age_s": 0},  # past-dated stream
         http={"enabled": False},
     )
@@ -53,13 +54,13 @@ async def _wait(
 
 @contextlib.asynccontextmanager
 async def _pair(
-    tmp_path: Path, kafka_bootstrap: str, redis_url: str
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, lease_s: float = 2.0
 ) -> AsyncIterator[tuple[list[MonitorApp], list[asyncio.Task[object]], str, str]]:
     """Two daemons in one group over a 4-partition news topic, both owning partitions and idle;
     yields the apps, their tasks, the news topic and the key prefix; stops both on exit."""
     news, group, prefix = unique_name("news"), unique_name("grp"), unique_name("cluster")
     await create_topics(kafka_bootstrap, {news: 4, f"{news}-comments": 1, f"{news}-dlq": 1})
-    settings = _settings(kafka_bootstrap, redis_url, news, group, prefix, tmp_path / "alerts.jsonl")
+    settings = _settings(kafka_bootstrap, redis_url, news, group, prefix, tmp_path / "alerts.jsonl", lease_s)
     apps = [MonitorApp(settings), MonitorApp(settings)]
     tasks: list[asyncio.Task[object]] = [asyncio.create_task(a.run()) for a in apps]  # type: ignore[misc]
     try:
@@ -150,23 +151,64 @@ async def test_a_redis_outage_longer_than_redis_pys_own_retries_is_waited_out_by
     tmp_path: Path, kafka_bootstrap: str,
 ) -> None:
     """Found by review: the cluster marks and the leader's pass were not retried, so a Redis outage past redis-py's
-    ~8 s of retries ended the writer and the daemon exited, where a single daemon waits (README, Operations)."""
+    ~8 s of retries ended the writer and the daemon exited, where a single daemon waits (README, Operations).
+
+    The lease (5 s) keeps the outage under the four leases after which a member steps aside: when every member of a
+    group leaves, tansu keeps the departed leader as the group's leader and never assigns a partition again (README,
+    Kafka in tests; found by CI, where the 2 s lease made both instances step aside and the test hang 1 run in 4)."""
     from tests.chaos.harness import RedisProcess, running
 
     alerts_path = tmp_path / "alerts.jsonl"
     messages = stream(buckets=40, surge=range(30, 33))
     with running(RedisProcess(tmp_path).start()) as redis:
         assert isinstance(redis, RedisProcess)
-        async with _pair(tmp_path, kafka_bootstrap, redis.url) as (apps, tasks, news, _):
+        async with _pair(tmp_path, kafka_bootstrap, redis.url, lease_s=5.0) as (apps, tasks, news, _):
             before, after = messages[: len(messages) // 2], messages[len(messages) // 2 :]
             await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in before], 4)
             await _wait(lambda: sum(a.pipeline.stats.read for a in apps) == len(before), 60, "the first half", apps,
                         tasks)
             redis.stop()  # down (connections refused) while the idle sweep keeps closing buckets
             await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in after], 4)
-            await asyncio.sleep(12)  # past redis-py's own retries (~8 s)
+            await asyncio.sleep(12)  # past redis-py's own retries (~8 s), within four leases
             for t in tasks:
                 assert not t.done(), t.exception()
             redis.start()  # its append-only file brings every write back
             await _wait(lambda: bool(_acme_firing(alerts_path)), 90, "the ACME alert after the outage", apps, tasks)
     assert len(_acme_firing(alerts_path)) == 1
+
+
+async def test_a_member_that_stepped_aside_rejoins_and_the_partitions_it_gets_back_empty_do_not_hold_detection(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str,
+) -> None:
+    """A member that lost Redis leaves the group (``step_aside``) and the other reads its partitions meanwhile. Once
+    it rejoins, the partitions it gets back have nothing new on them: they must go idle and let the surge, which
+    lands on the other's partitions only, page."""
+    alerts_path = tmp_path / "alerts.jsonl"
+    messages = stream(buckets=40, surge=range(30, 33))
+    half, three_quarters = len(messages) // 2, 3 * len(messages) // 4
+    async with _pair(tmp_path, kafka_bootstrap, redis_url) as (apps, tasks, news, _):
+        await produce_round_robin(kafka_bootstrap, news, [json.dumps(m).encode() for m in messages[:half]], 4)
+        await _wait(lambda: sum(a.pipeline.stats.applied for a in apps) == half, 60, "the first half", apps, tasks)
+        aside, other = apps
+        aside.pipeline.watch_membership = _never  # type: ignore[method-assign]  # its heartbeat is fine: no rejoin
+        await aside.source.step_aside()  # type: ignore[attr-defined]
+        await _wait(lambda: len(_lanes(other)) == 5, 60, "the other instance to take every partition", apps, tasks)
+        third = [json.dumps(m).encode() for m in messages[half:three_quarters]]  # buckets 20-29: no surge yet
+        await produce_round_robin(kafka_bootstrap, news, third, 4)
+        await _wait(lambda: sum(a.pipeline.stats.applied for a in apps) == three_quarters, 60, "the third quarter",
+                    apps, tasks)
+        aside.source.rejoin()  # type: ignore[attr-defined]
+        await _wait(lambda: all(_lanes(a) for a in apps) and sum(len(_lanes(a)) for a in apps) == 5, 60,
+                    "both instances to own partitions again", apps, tasks)
+        assert not _acme_firing(alerts_path)
+        others = sorted(tp.partition for tp in _lanes(other) if tp.topic == news)
+        last = [json.dumps(m).encode() for m in messages[three_quarters:]]  # the surge, on the other's partitions
+        await produce_round_robin(kafka_bootstrap, news, last, others or [0])
+        await _wait(lambda: bool(_acme_firing(alerts_path)), 60, "the ACME alert", apps, tasks)
+        await asyncio.sleep(1.5)  # a duplicate notification would arrive now
+    assert len(_acme_firing(alerts_path)) == 1
+    assert sum(a.pipeline.stats.applied for a in apps) == len(messages)
+
+
+async def _never(_now_monotonic: float) -> None:
+    return None

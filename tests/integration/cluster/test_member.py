@@ -88,3 +88,29 @@ async def test_an_adopted_partition_starts_from_its_previous_owners_promise(redi
         source.owned = frozenset()
         await member.sync_lanes(source.owned)  # revoked: its mark goes at once
         assert await old.promises({"t:1"}) == {"t:1": 540}
+
+
+async def test_an_idle_partition_holds_a_quiet_cluster_to_its_owner_until_the_leader_evaluated_that_far(
+    redis_url: str,
+) -> None:
+    """Found by CI: a member whose partitions came back empty after a rebalance kept publishing its old watermark
+    on them, below the cluster's cursor, and detection never moved again."""
+    prefix = unique_name("cm")
+    async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="behind") as behind, \
+            ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="ahead") as ahead:
+        await ahead.publish({"t:0": (1200, None)})
+        source = ScriptedSource()
+        member, wm = _member(behind, source)
+        source.owned = frozenset({"t:1"})
+        wm.expect_lanes(source.owned)
+        await member.sync_lanes(source.owned)
+        wm.observe(630, "t:1")
+        await member.durable(member.snapshot(), wm.newly_closed())
+        source.durable["t:1"] = 7
+        wm.mark_idle({"t:1"})
+        await member.publish()
+        assert await member.evaluable_until_s(beyond_s=0) == 600, "its own watermark paces a quiet partition"
+        await behind.set_evaluated_until(600)
+        await member.refresh_floor()
+        await member.publish()
+        assert await member.evaluable_until_s(beyond_s=600) == 1200
