@@ -675,11 +675,11 @@ class KafkaSource(Service):
     def _check_topics(self) -> None:
         """An ERROR ``kafka_topic_missing`` once when a subscribed topic seen before leaves the consumer's
         metadata (deleted; aiokafka refreshes it when a fetch fails), a warning when it is back."""
-        partitions_for = getattr(self._consumer, "partitions_for_topic", None)
-        if partitions_for is None:  # stopped, or a stand-in without metadata (tests)
+        consumer = self._consumer
+        if consumer is None:  # stopped
             return
         for topic in self._kinds:
-            if partitions_for(topic):
+            if consumer.partitions_for_topic(topic):
                 self._topics_seen.add(topic)
                 if topic in self._topics_missing:
                     self._topics_missing.discard(topic)

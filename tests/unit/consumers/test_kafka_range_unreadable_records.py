@@ -34,9 +34,6 @@ class RangeConsumer(Consumer):
     async def topics(self) -> set[str]:
         return {tp.topic for tp in self.logs}
 
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        return {tp.partition for tp in self.logs if tp.topic == topic} or None
-
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.logs[tp]) for tp in partitions}
 

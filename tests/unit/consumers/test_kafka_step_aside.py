@@ -26,9 +26,6 @@ class GroupConsumer(PausingConsumer):
     def assignment(self) -> set[TopicPartition]:
         return set(self.logs) if self.subscribed else set()
 
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        return {tp.partition for tp in self.logs if tp.topic == topic} or None
-
     def unsubscribe(self) -> None:
         self.subscribed = False
         self.calls.append("unsubscribe")

@@ -60,6 +60,10 @@ class Consumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self.logs)
 
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The topic's partitions in the client's metadata (None: not in it)."""
+        return {tp.partition for tp in self.logs if tp.topic == topic} or None
+
     async def position(self, tp: TopicPartition) -> int:
         return self.positions[tp]
 
