@@ -87,13 +87,14 @@ class ClusterMember:
         await self.publish(only_if_changed=True)
 
     def _idle_closed_s(self) -> int | None:
-        """What an idle partition of this instance holds the cluster to: its own watermark, so a quiet cluster
-        moves at the pace of its members' idle sweeps; None (no constraint) while that watermark is not past what
-        the leader has evaluated. A member whose partitions came back empty after a rebalance (it had stepped
-        aside) has no event time left to sweep from: its watermark stayed where it left, below the cluster's
-        cursor, and its idle marks held detection there for good (found by CI)."""
-        closed, floor = self._closed_s, self.watermark.closed_floor_s
-        return closed if closed is not None and (floor is None or closed > floor) else None
+        """What an idle partition of this instance holds the cluster to: its own watermark, so a quiet cluster moves at
+        the pace of its slowest member's idle sweep (the one whose data is newest, as one daemon would); None (no
+        constraint) while its partitions carry no event time of its own, as a member that has read nothing yet. A
+        member whose partitions came back empty after a rebalance (it had stepped aside) has nothing to sweep from:
+        its old watermark stayed below the cluster's cursor and its idle marks held detection there for good (found
+        by CI). Releasing idle marks once the cursor reached them instead let a quiet cluster run at its fastest
+        member's sweep and judge a slower member's on-time data late (found by review)."""
+        return self._closed_s if self.watermark.max_event_s is not None else None
 
     async def _marks(self) -> dict[str, LaneMark]:
         idle = self.watermark.idle_lanes

@@ -5,7 +5,7 @@ Every instance publishes one *mark* per partition it owns, only for durable data
 ``(closed_until_s, None)`` -- the partition's data in buckets ending at or before this is durable
 and final (later records for them are late on the owner), or ``(closed_until_s | None, offset)`` --
 an idle partition: nothing past ``offset`` on it, and it holds nobody back beyond the owner's own
-watermark (None: no constraint, also while that watermark is not past the evaluated cursor).
+watermark (None: no constraint, also while the owner has no event time of its own on its partitions).
 A partition the owner has no data for and that is not idle has no mark, and holds everyone back.
 
 The cluster watermark is the minimum over the marks of live instances, and exists only when

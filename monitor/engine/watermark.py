@@ -138,11 +138,6 @@ class Watermark:
         The watermark does not move back: only further advance waits for them."""
         self._idle.difference_update(lanes)
 
-    @property
-    def closed_floor_s(self) -> int | None:
-        """What ``close_through`` was told (the cluster leader's evaluated cursor); None before."""
-        return self._closed_floor_s
-
     def close_through(self, boundary_s: int) -> None:
         """Buckets ending at or before ``boundary_s`` were evaluated elsewhere (the cluster leader):
         later data for them is late here too. They are not reported as newly closed."""

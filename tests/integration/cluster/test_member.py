@@ -90,11 +90,12 @@ async def test_an_adopted_partition_starts_from_its_previous_owners_promise(redi
         assert await old.promises({"t:1"}) == {"t:1": 540}
 
 
-async def test_an_idle_partition_holds_a_quiet_cluster_to_its_owner_until_the_leader_evaluated_that_far(
+async def test_an_idle_partition_holds_a_quiet_cluster_to_its_owner_unless_the_owner_has_no_event_time_of_its_own(
     redis_url: str,
 ) -> None:
     """Found by CI: a member whose partitions came back empty after a rebalance kept publishing its old watermark
-    on them, below the cluster's cursor, and detection never moved again."""
+    on them, below the cluster's cursor, and detection never moved again. Found by review of the first fix: an
+    idle member at the cursor must still hold it (releasing it let the cluster run at a faster member's pace)."""
     prefix = unique_name("cm")
     async with ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="behind") as behind, \
             ClusterWatermark(redis_url, prefix, lease_s=5, instance_id="ahead") as ahead:
@@ -112,5 +113,12 @@ async def test_an_idle_partition_holds_a_quiet_cluster_to_its_owner_until_the_le
         assert await member.evaluable_until_s(beyond_s=0) == 600, "its own watermark paces a quiet partition"
         await behind.set_evaluated_until(600)
         await member.refresh_floor()
+        await member.publish()
+        assert await member.evaluable_until_s(beyond_s=600) is None, "still its pace, at the cursor too"
+        for lanes in (frozenset(), frozenset({"t:1"})):  # stepped aside, then the partition came back, empty
+            source.owned = lanes
+            wm.expect_lanes(lanes)
+            await member.sync_lanes(lanes)
+        wm.mark_idle({"t:1"})
         await member.publish()
         assert await member.evaluable_until_s(beyond_s=600) == 1200
