@@ -104,6 +104,54 @@ async def test_a_stalled_leaders_late_commit_does_not_move_the_cursor_back() -> 
     assert [e["event"] for e in logs if e["event"] == "alert_pass_superseded"] == ["alert_pass_superseded"]
 
 
+class StallingWindows:
+    """The shared window store, with reads of a pass's active keys waiting for ``stall`` (a leader frozen mid-pass)."""
+
+    def __init__(self, store: MemoryWindowStore) -> None:
+        self.store = store
+        self.stall: asyncio.Event | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def active_keys(self, since_s: int, until_s: int | None = None) -> list[str]:
+        if self.stall is not None:
+            await self.stall.wait()
+        return await self.store.active_keys(since_s, until_s)
+
+
+class RecordingOutbox(MemoryOutbox):
+    def __init__(self) -> None:
+        super().__init__([])
+        self.queued: list[str] = []
+
+    async def enqueue(self, notification: Notification, now_s: float) -> bool:
+        self.queued.append(notification.id)
+        return await super().enqueue(notification, now_s)
+
+
+async def test_a_leader_that_stalled_mid_pass_queues_none_of_its_notices_once_another_moved_the_cursor() -> None:
+    """Found by review (3 daemons, the leader frozen 5 s mid-pass): the stale pass queued its notices before its
+    commit found the cursor moved, so a RESOLVED at the wrong time went out and the new leader's was a duplicate."""
+    store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
+    end = await feed(store, DAY0_S, B, PATTERN)
+    shared = MemoryAlertStateStore()
+    await shared.commit([], [], DAY0_S + 25 * B)
+    windows = StallingWindows(store)
+    stale_outbox = RecordingOutbox()
+    old = AlertEngine(windows, settings(), StallingState(shared), stale_outbox, [])  # type: ignore[arg-type]
+    new = AlertEngine(store, settings(), StallingState(shared), MemoryOutbox([]), [])
+    windows.stall = asyncio.Event()
+    stalled = asyncio.create_task(old.evaluate(end))
+    await asyncio.sleep(0.05)
+    assert any(str(n.status) == "firing" for n in await new.evaluate(end)), "the surge is in the stalled pass"
+    with capture_logs() as logs:
+        windows.stall.set()
+        assert await stalled == []
+    assert stale_outbox.queued == []
+    assert [e["event"] for e in logs if e["event"] == "alert_pass_superseded"] == ["alert_pass_superseded"]
+
+
 async def surge_engine() -> tuple[AlertEngine, MemoryAlertStateStore, int]:
     """An engine over the surge PATTERN in memory, its state store, and the end of the pattern."""
     store = MemoryWindowStore(bucket_s=B, retention_s=8 * 86_400)
