@@ -122,12 +122,6 @@ LAG_PROBE_CACHE_S = 1.0
 """End offsets asked of the broker are reused this long (the probe runs on the read path too)."""
 HELD_COMPONENT = "kafka_records"
 """The readiness component of partitions held because this install cannot decompress their records."""
-ASSIGNMENT_COMPONENT = "kafka_assignment"
-"""The readiness component of a daemon (not in cluster mode) that the group has given no partition for long."""
-UNASSIGNED_GRACE_S = 60.0
-"""How long a daemon outside cluster mode may own no partition before it says so (at least two session timeouts):
-a rebalance that never completes (a member stuck in it, a broker that lost the group's leader) reads nothing, and
-nothing in the log said so (found by CI, where tansu kept a departed leader and no partition was assigned again)."""
 RECREATE_FIX = ("stop the daemon and reset the group's offsets (kafka-consumer-groups --reset-offsets --group "
                 "<kafka.group_id> --topic <topic> --to-earliest --execute) before recreating a topic: a recreated "
                 "topic starts at offset 0 while the group's committed offset stays")
@@ -212,9 +206,6 @@ class KafkaSource(Service):
         """Per owned partition: the offset after the last record this source was given (or dead-lettered)."""
         self._undecodable: dict[TopicPartition, Unreadable] = {}
         """Owned partitions held at records this install cannot decompress (paused until revoked or stopped)."""
-        self._unassigned_since: float | None = None
-        """``time.monotonic()`` since when this source owns no partition (None: it owns some, or is stopped)."""
-        self._unassigned_reported = False
         self._topics_seen: set[str] = set()
         self._topics_missing: set[str] = set()
         self.on_group_read_before: Callable[[str, int], None] | None = None
@@ -433,10 +424,6 @@ class KafkaSource(Service):
 
     async def _stop(self) -> None:
         consumer, self._consumer = self._consumer, None
-        if self._unassigned_reported:
-            self._unassigned_reported = False
-            DEPENDENCIES.up(ASSIGNMENT_COMPONENT)
-        self._unassigned_since = None
         self._pending.clear()
         self._committed.clear()
         self._resumed.set()
@@ -555,7 +542,6 @@ class KafkaSource(Service):
                 self._pause()
             await self._check_gaps()
             self._check_topics()
-            self._check_assigned(time.monotonic())
             yield batch  # possibly empty: the caller regains control every timeout_ms, e.g. to stop
 
     async def _accept(self, tp: TopicPartition, records: Sequence[Any]) -> list[SourceRecord]:
@@ -685,34 +671,6 @@ class KafkaSource(Service):
         names = ", ".join(f"{_partition_key(tp)}@{self._undecodable[tp].offset}" for tp in held[:10])
         DEPENDENCIES.down(HELD_COMPONENT, f"partitions held at records this install cannot decompress ({names}): "
                                           f"{first.detail} -- {first.fix}")
-
-    def _check_assigned(self, now_monotonic: float) -> None:
-        """Outside cluster mode this daemon must own every partition: owning none for ``UNASSIGNED_GRACE_S`` (or two
-        session timeouts, whichever is longer) is an ERROR and a readiness reason, cleared at the next assignment.
-        In cluster mode a member may legitimately own none (more members than partitions); the leader's
-        ``finsent_cluster_unmarked_partitions`` covers a group that assigns nobody."""
-        consumer = self._consumer
-        if consumer is None or self.shares_group or self._aside:
-            return
-        if consumer.assignment():
-            self._unassigned_since = None
-            if self._unassigned_reported:
-                self._unassigned_reported = False
-                DEPENDENCIES.up(ASSIGNMENT_COMPONENT)
-            return
-        if self._unassigned_since is None:
-            self._unassigned_since = now_monotonic
-        grace_s = max(UNASSIGNED_GRACE_S, 2 * self.kafka.session_timeout_ms / 1000)
-        waited_s = now_monotonic - self._unassigned_since
-        if waited_s < grace_s or self._unassigned_reported:
-            return
-        self._unassigned_reported = True
-        why = (f"the consumer group {self.kafka.group_id!r} has assigned this daemon no partition for "
-               f"{waited_s:.0f} s: nothing is read")
-        fix = ("look for another member of the group that holds the rebalance (kafka-consumer-groups --describe "
-               "--group <kafka.group_id>) and stop it; restart this daemon if the group stays without members")
-        DEPENDENCIES.down(ASSIGNMENT_COMPONENT, f"{why}; {fix}")
-        log.error("kafka_no_partitions", group_id=self.kafka.group_id, waited_s=round(waited_s), why=why, fix=fix)
 
     def _check_topics(self) -> None:
         """An ERROR ``kafka_topic_missing`` once when a subscribed topic seen before leaves the consumer's

@@ -64,9 +64,6 @@ class Consumer:
         """The topic's partitions in the client's metadata (None: not in it)."""
         return {tp.partition for tp in self.logs if tp.topic == topic} or None
 
-    async def stop(self) -> None:
-        return None
-
     async def position(self, tp: TopicPartition) -> int:
         return self.positions[tp]
 
