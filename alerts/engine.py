@@ -435,7 +435,8 @@ class AlertEngine(Service):
                 notifications.append(await self._with_evidence(n))
         if historical:
             self._report_historical(sorted(set(historical)), closed_end)
-        await self._check_cursor_unmoved(cursor, bool(notifications))
+        if notifications:
+            await self._check_cursor_unmoved(cursor)
         for dedup_key in _unannounced(await self._enqueue(notifications), states):
             states[dedup_key] = replace(states[dedup_key], notified=False, last_firing_notified_s=None)
             changed.add(dedup_key)
@@ -448,12 +449,12 @@ class AlertEngine(Service):
             self.delivery.wake()
         return notifications
 
-    async def _check_cursor_unmoved(self, cursor: int | None, queueing: bool) -> None:
+    async def _check_cursor_unmoved(self, cursor: int | None) -> None:
         """Before queueing a pass's notifications: the commit checks the cursor only after them, so a leader that
         stalled mid-pass past its lease queued notices of buckets the new leader had judged meanwhile (a RESOLVED
         at the wrong time went out, and the new leader's own was then a duplicate; found by review, 3 daemons,
         the leader frozen 5 s). Narrows the race to this one read; the commit still decides the states."""
-        if queueing and (now := await self.state.get_cursor()) != cursor:
+        if (now := await self.state.get_cursor()) != cursor:
             raise CursorMovedError(f"cursor is {now}, the pass started at {cursor}")
 
     def _report_historical(self, keys: list[str], evaluated_until_s: int) -> None:
