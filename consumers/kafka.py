@@ -104,6 +104,7 @@ from consumers.kafka_client import (
     wire_record,
 )
 from consumers.offset_gaps import GapWatch, Loss
+from consumers.rebalance_watch import RebalanceWatch
 from consumers.schema import InvalidMessage
 from monitor import metrics
 from monitor.config import Settings
@@ -140,9 +141,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         """The first assignment can come before ``KafkaSource._consumer`` is set (during start)."""
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._source.rebalance.begin()
         self._source._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._source.rebalance.end()
         self._source._adopt(assigned)
         self._source._check_sole_owner(self._consumer)
 
@@ -206,6 +209,8 @@ class KafkaSource(Service):
         """Per owned partition: the offset after the last record this source was given (or dead-lettered)."""
         self._undecodable: dict[TopicPartition, Unreadable] = {}
         """Owned partitions held at records this install cannot decompress (paused until revoked or stopped)."""
+        self.rebalance = RebalanceWatch(settings.kafka.group_id, settings.kafka.rebalance_report_after_s)
+        """Joins and rebalances that do not complete: aiokafka waits for them with no timeout, reading nothing."""
         self._topics_seen: set[str] = set()
         self._topics_missing: set[str] = set()
         self.on_group_read_before: Callable[[str, int], None] | None = None
@@ -339,6 +344,7 @@ class KafkaSource(Service):
         self._aside = True
         revoked = sorted(consumer.assignment())
         consumer.unsubscribe()  # leaves the group at once (LeaveGroup): the others rebalance without waiting
+        self.rebalance.end()  # out of the group on purpose: no rebalance of this member is open
         self._forget(revoked)
         log.warning("kafka_group_left", partitions=[_partition_key(tp) for tp in revoked], group_id=self.kafka.group_id,
                     why="this member's cluster heartbeat has not reached Redis for long (cluster mode)",
@@ -348,6 +354,7 @@ class KafkaSource(Service):
         consumer = self._consumer
         if consumer is not None and self._aside:
             self._aside = False
+            self.rebalance.begin()
             consumer.subscribe(list(self._kinds), listener=_Listener(self, consumer))
             log.info("kafka_group_rejoined", group_id=self.kafka.group_id)
 
@@ -418,7 +425,13 @@ class KafkaSource(Service):
         consumer.subscribe(list(self._kinds), listener=_Listener(self, consumer))
         for topic in self._kinds:  # born at 0: increase() never sees a series' first value (the first loss)
             metrics.KAFKA_RECORDS_EXPIRED.labels(topic).inc(0)
-        await start_client(consumer, k, "consumer")
+        await self.rebalance.start()
+        self.rebalance.begin()  # start() waits for the first assignment
+        try:
+            await start_client(consumer, k, "consumer")
+        except BaseException:
+            await self.rebalance.stop()
+            raise
         self._consumer = consumer
         log.info("kafka_source_started", topics=list(self._kinds), group_id=k.group_id)
 
@@ -428,6 +441,7 @@ class KafkaSource(Service):
         self._committed.clear()
         self._resumed.set()
         self._forget_undecodable(list(self._undecodable))
+        await self.rebalance.stop()
         if consumer is not None:
             _drop_lag(consumer.assignment())
             await consumer.stop()

@@ -98,6 +98,10 @@ class KafkaSettings(_Section):
     outage does not count: the daemon keeps polling (paused partitions) while it waits."""
     request_timeout_ms: int = Field(30_000, ge=1_000)
     """Timeout of one request to a broker."""
+    rebalance_report_after_s: float = Field(60.0, gt=0)
+    """A consumer-group join or rebalance still open after this long is an ERROR ``kafka_rebalance_stuck`` and a
+    readiness reason until it completes: meanwhile nothing is read. A healthy group completes in seconds; one
+    member slow to rejoin can hold it up to its ``max_poll_interval_ms``."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a group with no committed offset starts, and where a partition resumes when its committed offset
     fell below the log start (records expired: ``kafka_records_expired``): ``earliest`` reads the retained history."""

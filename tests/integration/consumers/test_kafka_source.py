@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from structlog.testing import capture_logs
 
 from consumers.deadletter import KafkaDeadLetter
@@ -402,3 +403,52 @@ async def _wait_for(predicate: Callable[[], bool], timeout_s: float = 20) -> boo
             return False
         await asyncio.sleep(0.1)
     return True
+
+
+async def test_a_rebalance_held_by_a_member_stuck_in_it_is_reported_while_start_waits_and_cleared_when_it_completes(
+    kafka_bootstrap: str,
+) -> None:
+    """aiokafka's start() waits for the group's assignment with no timeout: a member whose revocation callback hangs
+    holds the rebalance until the broker drops it (its rebalance timeout). The daemon says so meanwhile."""
+    from consumers.rebalance_watch import COMPONENT
+    from monitor.retry import DEPENDENCIES
+
+    settings = await make_settings(kafka_bootstrap, session_timeout_ms=6000, rebalance_report_after_s=1.0)
+    k = settings.kafka
+    hung = asyncio.Event()
+
+    class Hangs(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+        async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+            if revoked:  # its own first join revokes nothing
+                hung.set()
+                await asyncio.Event().wait()  # e.g. a commit to a database that does not answer
+
+        async def on_partitions_assigned(self, assigned: object) -> None:
+            return None
+
+    stuck = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=k.group_id, session_timeout_ms=6000,
+                             heartbeat_interval_ms=500, max_poll_interval_ms=8000, rebalance_timeout_ms=8000)
+    stuck.subscribe([k.news_topic, k.comments_topic], listener=Hangs())
+    await stuck.start()
+    DEPENDENCIES.clear()
+    try:
+        async with KafkaDeadLetter(k) as dlq:
+            source = KafkaSource(settings, dlq)
+            with capture_logs() as logs:
+                starting = asyncio.create_task(source.start())
+                await wait_until(hung.is_set, "the other member's revocation begins", 10)
+                await wait_until(lambda: any(e["event"] == "kafka_rebalance_stuck" for e in logs),
+                                 "the stuck rebalance reported", 10)
+                assert not starting.done(), "start() is still waiting for the assignment"
+                assert any(COMPONENT in r for r in DEPENDENCIES.reasons())
+                await asyncio.wait_for(starting, 40)  # the broker drops the hung member; the group completes
+            try:
+                assert source.consumer.assignment(), "this daemon owns the partitions now"
+                assert [e["event"] for e in logs if e["event"].startswith("kafka_rebalance")] == [
+                    "kafka_rebalance_stuck", "kafka_rebalance_completed"]
+                assert not any(COMPONENT in r for r in DEPENDENCIES.reasons())
+            finally:
+                await source.stop()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stuck.stop(), 5)
