@@ -130,6 +130,16 @@ MAX_PENDING_DETECTIONS = 32
 RECENT_NOTIFICATIONS = 50
 
 
+def _mirror_leadership(leading: bool) -> None:
+    """The leader gauge, and the leader-only gauges zeroed on every other instance: a former leader kept exporting its
+    last ``finsent_cluster_unmarked_partitions``, and ``FinsentClusterPartitionsUnowned`` (a max over instances)
+    paged for a cluster whose real leader saw none (found by review)."""
+    metrics.CLUSTER_LEADER.set(int(leading))
+    if not leading:
+        metrics.CLUSTER_UNMARKED_PARTITIONS.set(0)
+        metrics.CLUSTER_IDLE_BACKLOG.set(0)
+
+
 def _event_s(rec: SourceRecord) -> int:
     return int(rec.message.event_time.timestamp())
 
@@ -622,9 +632,9 @@ class Pipeline:
             self.is_leader = await ask()
         except Exception:
             self.is_leader = False  # leadership unknown: delivery pauses until the lease is read again
-            metrics.CLUSTER_LEADER.set(0)
+            _mirror_leadership(False)
             raise
-        metrics.CLUSTER_LEADER.set(int(self.is_leader))
+        _mirror_leadership(self.is_leader)
         return self.is_leader
 
     async def _keep_lead(self, cluster: ClusterWatermark, *, force: bool = False) -> bool:

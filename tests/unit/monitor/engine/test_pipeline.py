@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -253,6 +254,33 @@ async def test_a_cluster_tick_during_a_redis_outage_does_not_raise_at_the_lease_
         await pipe.cluster_tick()
     assert not pipe.is_leader, "leadership unknown: delivery pauses"
     member.publish.assert_awaited_once()
+
+
+async def test_an_instance_that_is_not_the_leader_exports_no_leader_only_gauge_values() -> None:
+    """Found by review: a former leader kept its last unmarked-partitions value, and the max over instances paged
+    FinsentClusterPartitionsUnowned while the new leader saw every partition marked."""
+    from monitor import metrics
+
+    source = GroupMemberListSource([])
+    async with MicroBatcher(RecordingClassifier(), max_batch_size=1, max_wait_ms=0, max_queue_messages=10) as b:
+        pipe = Pipeline(source, b, _store(), CollectingDeadLetter(), None, allowed_lateness_s=0, max_batch_size=1,
+                        max_wait_ms=1, max_in_flight_batches=1)
+
+        async def answers(leading: bool) -> bool:
+            return leading
+
+        async def fails() -> bool:
+            raise ConnectionError("Redis is away")
+
+        for lost in (lambda: answers(False), fails):
+            assert await pipe._lead(lambda: answers(True))
+            metrics.CLUSTER_UNMARKED_PARTITIONS.set(2)
+            metrics.CLUSTER_IDLE_BACKLOG.set(1)
+            with contextlib.suppress(ConnectionError):
+                await pipe._lead(lost)
+            assert not pipe.is_leader
+            assert [g._value.get() for g in (metrics.CLUSTER_LEADER, metrics.CLUSTER_UNMARKED_PARTITIONS,
+                                             metrics.CLUSTER_IDLE_BACKLOG)] == [0, 0, 0]
 
 
 async def test_a_cluster_tick_waits_out_a_redis_outage_at_the_floor_and_the_marks_instead_of_raising(
