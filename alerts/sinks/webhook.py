@@ -23,7 +23,10 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    return header is not None and hmac.compare_digest(sign(secret, body), header)
+    """Compared as bytes: ``compare_digest`` raises on a ``str`` with non-ASCII characters, so a forged header such as
+    ``sha256=é`` was an exception in the receiver instead of a rejection (found by review)."""
+    return header is not None and hmac.compare_digest(sign(secret, body).encode(),
+                                                      header.encode("utf-8", "surrogateescape"))
 
 
 class WebhookSink(Service):
