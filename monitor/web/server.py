@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.fatal import StartupError
 from monitor.lifecycle import Service
-from monitor.web.connections import ConnectionCap, quiet_accept_errors
+from monitor.web.connections import WRITE_STALL_S, ConnectionCap, quiet_accept_errors
 from monitor.web.errors import contain_errors, quiet_client_errors
 from monitor.web.host_check import allowed_hosts_only
 from monitor.windows.base import WindowStore
@@ -53,6 +53,7 @@ class HttpServer(Service):
         event_time_s: Callable[[], int | None] = lambda: None,
         not_ready_reasons: Callable[[], list[str]] = list, public_url: str = "", allowed_hosts: Sequence[str] = (),
         max_connections: int = MAX_CONNECTIONS, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
+        write_stall_s: float = WRITE_STALL_S,
     ) -> None:
         self.event_time_s = event_time_s
         self.event_now_s: Callable[[], Awaitable[int]] | None = None
@@ -67,6 +68,8 @@ class HttpServer(Service):
         self.max_connections = max_connections
         self.keepalive_timeout_s = keepalive_timeout_s
         """Both may be changed until ``start`` (monitor.web.install sets them from ``[http]``)."""
+        self.write_stall_s = write_stall_s
+        """How long a response may stay undrained (a client not reading) before its connection is aborted."""
         host_guard = allowed_hosts_only(host, public_url, allowed_hosts)
         self.app = web.Application(middlewares=[contain_errors(), *([host_guard] if host_guard else [])])
         self.app.router.add_get("/healthz", self._healthz)
@@ -90,7 +93,7 @@ class HttpServer(Service):
         await self._runner.setup()
         assert self._runner.server is not None
         # not web.TCPSite: the listening socket gets aiohttp's protocol factory wrapped in the connection cap
-        self.connections = ConnectionCap(self._runner.server, self.max_connections)
+        self.connections = ConnectionCap(self._runner.server, self.max_connections, write_stall_s=self.write_stall_s)
         try:
             self._listener = await asyncio.get_running_loop().create_server(
                 self.connections, self.host, self.port, backlog=LISTEN_BACKLOG)
@@ -104,6 +107,8 @@ class HttpServer(Service):
     async def _stop(self) -> None:
         if self._listener is not None:
             self._listener.close()  # stop accepting; the runner's cleanup closes the open connections
+        if self.connections is not None:
+            self.connections.abort_stalled()  # the cleanup waits for responses: not for those nobody reads
         if self._runner is not None:
             await self._runner.cleanup()
         if self._listener is not None:

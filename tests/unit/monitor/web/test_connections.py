@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 import time
 
 import aiohttp
@@ -176,3 +177,71 @@ async def test_an_accept_out_of_descriptors_is_one_line_per_interval_not_a_trace
     assert "left_out_since_last=0" in records[0].getMessage()
     assert "left_out_since_last=499" in records[1].getMessage() and "LimitNOFILE" in records[1].getMessage()
     assert len(records) == 3 and records[2].exc_info is not None  # any other loop error is left alone
+
+
+BIG = b"x" * 8_000_000
+"""More than the loopback's send and receive buffers hold: a client that does not read stalls the response."""
+
+
+async def _big(request: web.Request) -> web.Response:
+    return web.Response(body=BIG)
+
+
+def _not_reading(port: int) -> socket.socket:
+    """A client that asks for a large response (pipelined, twice) and never reads it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 2)
+    return sock
+
+
+async def _healthz(port: int) -> int:
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        return resp.status
+
+
+async def test_clients_that_never_read_their_responses_cannot_lock_healthz_out_at_the_cap() -> None:
+    """Found by review: such a connection counted as busy for ever, and max_connections of them refused every new
+    connection, /healthz and the Prometheus scrape included."""
+    http = _server(max_connections=4, write_stall_s=60.0)
+    http.add_routes([web.get("/big", _big)])
+    async with http:
+        assert http.bound_port and http.connections is not None
+        held = [_not_reading(http.bound_port) for _ in range(4)]
+        await asyncio.sleep(0.5)
+        assert all(c.busy and c.stalled for c in http.connections.open)
+        assert await _healthz(http.bound_port) == 200
+        assert http.connections.closed_over_limit == 1, "one non-reading connection was cut to make room"
+        for sock in held:
+            sock.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_after_the_write_stall_and_a_reading_one_is_served() -> None:
+    http = _server(write_stall_s=0.5)
+    http.add_routes([web.get("/big", _big)])
+    async with http, aiohttp.ClientSession() as session:
+        assert http.bound_port and http.connections is not None
+        with capture_logs() as logs:
+            held = _not_reading(http.bound_port)
+            async with session.get(f"http://127.0.0.1:{http.bound_port}/big",
+                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                assert len(await resp.read()) == len(BIG), "a client that reads is never cut"
+            await asyncio.sleep(1.5)  # three times the stall
+        assert http.connections.stalled_aborted == 1
+        assert [e["waited_s"] for e in logs if e["event"] == "http_client_not_reading"] == [0.5]
+        held.close()
+
+
+async def test_stopping_does_not_wait_for_responses_nobody_reads() -> None:
+    http = _server(write_stall_s=60.0)
+    http.add_routes([web.get("/big", _big)])
+    async with http:
+        assert http.bound_port
+        held = [_not_reading(http.bound_port) for _ in range(2)]
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+    assert time.monotonic() - started < 5.0  # before: the runner's cleanup waited for them (60 s)
+    for sock in held:
+        sock.close()
