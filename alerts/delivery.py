@@ -36,7 +36,7 @@ from alerts.model import AlertStatus, Notification
 from alerts.outbox import Outbox, OutboxEntry
 from alerts.sinks.base import Sink, refreshing
 from monitor import metrics
-from monitor.lifecycle import Service
+from monitor.lifecycle import Service, cancel_and_wait
 from monitor.logging import LogThrottle
 from monitor.retry import DEPENDENCIES, describe, is_transient, retrying
 
@@ -149,11 +149,7 @@ class OutboxDelivery(Service):
         self.wake()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=min(self.policy.send_timeout_s, STOP_WAIT_S))
-            for task in late:
-                task.cancel()
-            for task in late:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*late)
         self._tasks = []
 
     def wake(self) -> None:

@@ -12,13 +12,12 @@ watch has its own task: the source marks a rebalance's ``begin`` (before joining
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
 import structlog
 
-from monitor.lifecycle import Service
+from monitor.lifecycle import Service, cancel_and_wait
 from monitor.retry import DEPENDENCIES
 
 log = structlog.get_logger(__name__)
@@ -81,10 +80,7 @@ class RebalanceWatch(Service):
 
     async def _stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._since = None
         if self._reported:  # stopped, not completed: only the readiness reason goes
             self._reported = False

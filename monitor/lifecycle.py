@@ -6,7 +6,19 @@ can call ``stop()`` on everything without tracking what actually started.
 
 from __future__ import annotations
 
-from typing import Self
+import asyncio
+import contextlib
+from typing import Any, Self
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel ``tasks`` (None: not started) and wait until each has ended: a stopped part leaves nothing running."""
+    running = [t for t in tasks if t is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Service:

@@ -9,14 +9,13 @@ lateness goes to ``finsent_event_loop_lag_seconds`` and a stall of ``STALL_S`` o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
 import structlog
 
 from monitor import metrics
-from monitor.lifecycle import Service
+from monitor.lifecycle import Service, cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -46,10 +45,7 @@ class LoopLagProbe(Service):
 
     async def _stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _probe(self) -> None:
         while True:
