@@ -63,12 +63,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _host_name(header: str) -> str:
-    """The name of a ``Host`` header, without its port (``[::1]:8080`` -> ``::1``)."""
-    try:
-        return (urlsplit(f"//{header}").hostname or "").lower()
-    except ValueError:
+def _host_name(header: str) -> str | None:
+    """The name of a ``Host`` header, without its port (``[::1]:8080`` -> ``::1``); "" when there is none (an
+    HTTP/1.0 tool); None when it is not ``name[:port]`` (user info, a bad port, an unclosed bracket, a path): no
+    browser sends one, and ``evil.example:80@127.0.0.1`` parsed as loopback (found by review)."""
+    if not header:
         return ""
+    try:
+        parts = urlsplit(f"//{header}")
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        return None
+    if "@" in header or not parts.hostname or parts.path or parts.query or parts.fragment:
+        return None
+    return parts.hostname.lower()
 
 
 def allowed_hosts_only(bind_host: str, public_url: str = "", extra_hosts: Sequence[str] = ()) -> Middleware | None:
@@ -91,6 +99,8 @@ def allowed_hosts_only(bind_host: str, public_url: str = "", extra_hosts: Sequen
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = _host_name(request.headers.get("Host", ""))
+        if name is None and request.path not in exempt:
+            return web.json_response({"error": "malformed Host header -- send host[:port]"}, status=421)
         if name and not is_loopback(name) and canonical_host(name) not in known and request.path not in exempt:
             return web.json_response(
                 {"error": f"this daemon serves {served} only, not host {name!r} -- {fix}"}, status=421)

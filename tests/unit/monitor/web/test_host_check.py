@@ -28,6 +28,13 @@ async def test_a_loopback_bind_refuses_other_host_names_with_421() -> None:
     assert await _status("127.0.0.1", "rebind.attacker.test", path="/windows") == 421
 
 
+async def test_a_malformed_host_is_refused_not_read_as_loopback() -> None:
+    for header in ("evil.example:80@127.0.0.1", "[::1", "127.0.0.1:99999", "127.0.0.1/x", "127.0.0.1:port"):
+        assert await _status("127.0.0.1", header) == 421, header
+    assert await _status("0.0.0.0", "evil.example:80@127.0.0.1", public_url="https://finsent.desk.example/",
+                         path="/metrics") == 200, "probes and scrapes answer any host on a non-loopback bind"
+
+
 async def test_loopback_names_and_the_public_host_pass() -> None:
     for header in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2", "LOCALHOST"):
         assert await _status("127.0.0.1", header) == 200, header
