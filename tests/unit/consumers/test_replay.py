@@ -51,20 +51,50 @@ async def test_csv_history_is_read_with_tickers_split(tmp_path: Path) -> None:
     assert [(r.message.id, r.message.tickers) for r in records] == [("1", ("ACME", "BZ")), ("2", ())]
 
 
-async def test_an_unclosed_quote_that_swallows_rows_is_a_dead_letter_and_prose_with_newlines_is_not(
+async def test_an_unclosed_quote_is_a_dead_letter_of_its_line_and_the_rows_it_swallowed_are_read_as_rows(
     tmp_path: Path,
 ) -> None:
-    """Before, rows 2-3 ended up inside row 1's text: one garbage message counted, two real rows lost."""
+    """Before the first fix, rows 2-3 ended up inside row 1's text: one garbage message counted, two real rows lost;
+    then they were one dead letter, not counted. Prose with newlines in a quoted text is a row as usual."""
     path = tmp_path / "h.csv"
     path.write_text('id,source,text,published_at\n1,news,"Acme falls,1767225600\n2,news,ok,1767225600\n'
                     '3,news,fine,1767225660\n4,news,"end",1767225720\n'
                     '5,news,"Two paragraphs.\nSecond one, calmly.",1767225780\n6,news,last,1767225840\n')
     dead = CollectingDeadLetter()
     records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
-    assert [r.message.id for r in records] == ["5", "6"]
-    [(raw, reason, detail, _origin)] = dead.items
-    assert reason == "bad_csv" and "unclosed quote" in detail and "2 of them rows" in detail
-    assert b"2,news,ok" in raw and b"3,news,fine" in raw
+    assert [r.message.id for r in records] == ["2", "3", "4", "5", "6"]
+    [(raw, reason, detail, origin)] = dead.items
+    assert (reason, raw, origin["line"]) == ("bad_csv", b'1,news,"Acme falls,1767225600\n', 2)
+    assert "line 2 opens a quote that does not close" in detail and "3 line(s) after it read as rows" in detail
+
+
+async def test_an_unclosed_quote_past_the_csv_field_limit_loses_no_row(tmp_path: Path) -> None:
+    """Found by review: past the csv module's field limit (128 KiB) the swallowed rows vanished, neither counted nor
+    dead-lettered (1,085 of 2,089 in the reviewer's file)."""
+    rows = [f"{i},news,row {i},{1767225600 + i}\n" for i in range(3000)]
+    path = tmp_path / "h.csv"
+    path.write_text("id,source,text,published_at\n" + rows[0] + 'x,news,"unclosed,1767225600\n' + "".join(rows[1:]))
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert len(records) == 3000
+    assert [(reason, origin["line"]) for _raw, reason, _detail, origin in dead.items] == [("bad_csv", 3)]
+
+
+async def test_a_quoted_text_past_the_field_limit_is_one_dead_letter_and_the_rows_after_it_are_read(
+    tmp_path: Path,
+) -> None:
+    """Found by review: reading resumed inside the text, so each later paragraph was a bad row of its own and the
+    rows after it were read out of step (7 of 200 lost)."""
+    text = "\n".join(f"Paragraph {i}: analysts said, again, that shares fell, and fell." + "z" * 4000
+                     for i in range(40))
+    path = tmp_path / "h.csv"
+    path.write_text("id,source,text,published_at\n1,news,ok,1767225600\n"
+                    f'2,news,"{text}",1767225600\n3,news,"fine, quoted",1767225660\n4,news,last,1767225720\n')
+    dead = CollectingDeadLetter()
+    records = await _read_all(FileReplaySource([path], dead, max_message_bytes=10_000, max_text_chars=1000))
+    assert [r.message.id for r in records] == ["1", "3", "4"]
+    [(_raw, reason, detail, origin)] = dead.items
+    assert (reason, origin["line"]) == ("bad_csv", 3) and "lines 3-42" in detail and "field limit" in detail
 
 
 async def test_speed_factor_paces_by_event_time(tmp_path: Path) -> None:
@@ -480,4 +510,4 @@ def test_a_huge_line_inside_a_quoted_csv_field_is_skipped_and_reading_goes_on(tm
     path.write_text(CSV_HEADER + '1,news,"open\n' + "y" * 50_000 + "\n" + "2,news,ok,1767225600,\n")
     records = list(iter_lines(path, 1_000))
     assert [(n, type(obj).__name__) for n, _raw, obj in records] == [(2, "InvalidMessage"), (4, "dict")]
-    assert "line 3 has 50001 characters" in str(records[0][2])
+    assert "line 3 has 50001 characters" in str(records[0][2]) and "lines 2-3" in str(records[0][2])
