@@ -103,6 +103,14 @@ def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same) -> list[
     ``ValueError`` naming the file, the line, the column and the fix (a missing cell was an AttributeError,
     a bad time blamed ``published_at``, and an end before its start or a key like ``BA`` scored recall 0); so is
     a row repeating an earlier one's key, start and end (it was counted as a second incident)."""
+    try:
+        return _read_incidents(path, ticker_of)
+    except (UnicodeDecodeError, csv.Error) as exc:  # a generic "monitor backtest failed" that named no file
+        raise InputError(f"--events {path}: not a UTF-8 CSV file the csv module can read ({exc}) -- save it as UTF-8 "
+                         "CSV with columns key,start,end[,description], every quote closed") from exc
+
+
+def _read_incidents(path: Path, ticker_of: Callable[[str], str]) -> list[Incident]:
     with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(fh)
         missing = {"key", "start", "end"} - set(reader.fieldnames or ())
@@ -111,8 +119,14 @@ def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same) -> list[
                              f"key,start,end[,description] (missing {sorted(missing)})")
         incidents: list[Incident] = []
         first_line: dict[tuple[str, int, int], int] = {}
+        line_before = reader.line_num
         for row in reader:
             where = f"--events {path}:{reader.line_num}"
+            if _swallows_a_row(row):  # the next incident became this one's description: recall over one fewer
+                raise InputError(f"--events {path}:{line_before + 1}: a quote opened here closes only on line "
+                                 f"{reader.line_num}, and a line inside it is an incident of its own -- close the "
+                                 "quote")
+            line_before = reader.line_num
             incident = _incident(row, where, ticker_of)
             same = (incident.key, incident.start_s, incident.end_s)
             if same in first_line:  # counted twice: "detected 0/2" for one incident
@@ -121,6 +135,14 @@ def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same) -> list[
             first_line[same] = reader.line_num
             incidents.append(incident)
         return incidents
+
+
+def _swallows_a_row(row: dict[str, str | None]) -> bool:
+    """A multi-line cell with a line that is an incident row of its own (a key, then at least start and end)."""
+    inner = [line for value in row.values() if isinstance(value, str) and "\n" in value
+             for line in value.splitlines()[1:]]
+    return any(len(cells) >= 3 and (":" in cells[0] or cells[0].strip().lower() == "all")
+               for cells in (next(csv.reader([line]), []) for line in inner))
 
 
 def _incident(row: dict[str, str | None], where: str, ticker_of: Callable[[str], str]) -> Incident:

@@ -6,6 +6,7 @@ import pytest
 
 from monitor.backtest.runner import parse_sweep
 from monitor.backtest.scoring import FiredAlert, Incident, load_incidents, score
+from monitor.config import InputError
 
 DAY = 86_400
 INCIDENTS = [Incident("ticker:BA", 10_000, 14_000), Incident("ticker:NVDA", 50_000, 53_000)]
@@ -347,3 +348,29 @@ def test_an_incident_topic_is_lower_cased_as_topic_names_are(tmp_path: Path, wri
     path = tmp_path / "events.csv"
     path.write_text(f"key,start,end\n{written},2026-11-03T14:00:00Z,1793718600\n")
     assert [i.key for i in load_incidents(path)] == [key]
+
+
+def test_an_unclosed_quote_that_swallows_the_next_incident_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    """Found by review: the WFC incident became BA's description, and recall was computed over one incident."""
+    path = tmp_path / "events.csv"
+    path.write_text('key,start,end,description\nticker:BA,2026-11-01T00:00:00Z,2026-11-01T06:00:00Z,"Boeing\n'
+                    'ticker:WFC,2026-11-02T03:00:00Z,2026-11-02T09:00:00Z,Wells\n')
+    with pytest.raises(InputError, match=r"events\.csv:2: a quote opened here closes only on line 3"):
+        load_incidents(path)
+
+
+def test_a_description_over_several_lines_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text('key,start,end,description\nticker:BA,2026-11-01T00:00:00Z,2026-11-01T06:00:00Z,"Boeing:\n'
+                    'door plug, grounding"\n')
+    [incident] = load_incidents(path)
+    assert incident.description == "Boeing:\ndoor plug, grounding"
+
+
+@pytest.mark.parametrize("content", ["key,start,end\nticker:BA,2026-11-01,caf\u00e9\n".encode("latin-1"),
+                                     "key,start,end\n".encode("utf-16")])
+def test_a_file_that_is_not_utf8_csv_is_an_error_naming_events(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"^--events .*events\.csv: not a UTF-8 CSV file"):
+        load_incidents(path)
