@@ -447,6 +447,8 @@ class FileReplaySource(Service):
         if delay > MAX_PACE_WAIT_S:  # a night without news, or one line dated far ahead: skip the gap, not
             log.info("replay_gap_skipped", would_wait_s=round(delay), event_gap_s=round(event_s - event0))
             self._pace_origin = (time.monotonic(), event_s)  # sleep it (results depend on event time only)
+        elif delay < -MAX_PACE_WAIT_S:  # the origin is a line dated far ahead (which the pipeline then refused):
+            self._pace_origin = (time.monotonic(), event_s)  # every later line was behind it, and none slept
         elif delay > 0:
             await asyncio.sleep(delay)
 

@@ -240,6 +240,19 @@ async def test_a_paced_replay_skips_a_gap_longer_than_the_pacing_cap(tmp_path: P
     assert [e["event"] for e in logs if e["event"] == "replay_gap_skipped"] == ["replay_gap_skipped"]
 
 
+async def test_one_line_dated_far_ahead_does_not_turn_pacing_off_for_the_rest_of_the_file(tmp_path: Path) -> None:
+    """Found by review: the rogue line became the pacing origin, every later line was behind it, and none slept (a
+    3 h file at 300x took 4.7 s instead of 37 s)."""
+    path = tmp_path / "h.jsonl"
+    path.write_text(_line("a", "2026-01-01T00:00:00Z") + _line("far", "2026-12-01T00:00:00Z")
+                    + "".join(_line(f"r{i}", f"2026-01-01T00:00:{10 * i:02d}Z") for i in range(1, 5)))
+    started = time.monotonic()
+    records = await _read_all(FileReplaySource([path], CollectingDeadLetter(), max_message_bytes=10_000,
+                                               max_text_chars=1000, speed=100.0))
+    assert [r.message.id for r in records] == ["a", "far", "r1", "r2", "r3", "r4"]
+    assert time.monotonic() - started >= 0.3 * 0.95  # r1 -> r4: 30 s of event time at 100x, paced again
+
+
 def _record_of(size: int, mid: str, t: str) -> bytes:
     """A JSON record of exactly ``size`` bytes (its text padded)."""
     bare = json.dumps({"id": mid, "source": "news", "text": "", "published_at": t}).encode()
