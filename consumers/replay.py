@@ -374,14 +374,28 @@ def _jsonl_records(path: Path, max_line_bytes: int | None) -> Iterator[tuple[int
     with open_input(path) as fh:
         for n, (line, size) in enumerate(_bounded_lines(fh, limit), start=1):
             if size > limit:
-                yield n, line[:limit], InvalidMessage("oversized", f"line has {size} bytes, limit is {limit}")
+                yield n, line[:limit], InvalidMessage("oversized", f"line has {size} bytes, limit is {limit}"
+                                                                   + _cr_hint(line))
                 continue
             if not line.strip():
                 continue
             try:
                 yield n, line, decode_json(line)
             except InvalidMessage as exc:
-                yield n, line, exc
+                yield n, line, InvalidMessage(exc.reason, exc.detail + _cr_hint(line))
+
+
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _cr_hint(line: bytes) -> str:
+    """Why a whole file may be one bad line: JSON strings cannot hold a raw CR, so a CR inside a line is a line end
+    of a file saved with CR-only endings (classic Mac), which JSONL does not split on (found by review: the reason
+    was only ``oversized`` or ``Extra data``)."""
+    if not _BARE_CR.search(line.rstrip(b"\r\n")):
+        return ""
+    return " -- the line holds CR (\\r) characters: a file with CR-only line endings reads as one line; convert " \
+           "them to LF (tr '\\r' '\\n' < in.jsonl > out.jsonl)"
 
 
 def record_bytes(line: bytes) -> int:

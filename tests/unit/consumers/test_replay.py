@@ -524,3 +524,16 @@ def test_a_huge_line_inside_a_quoted_csv_field_is_skipped_and_reading_goes_on(tm
     records = list(iter_lines(path, 1_000))
     assert [(n, type(obj).__name__) for n, _raw, obj in records] == [(2, "InvalidMessage"), (4, "dict")]
     assert "line 3 has 50001 characters" in str(records[0][2]) and "lines 2-3" in str(records[0][2])
+
+
+def test_a_jsonl_file_with_cr_only_line_endings_says_so_in_its_dead_letter(tmp_path: Path) -> None:
+    """Found by review: the reason was only ``Extra data`` (or ``oversized``), nothing about the line endings."""
+    path = tmp_path / "h.jsonl"
+    path.write_bytes((_line("a", "2026-01-01T00:00:00Z") + _line("b", "2026-01-01T00:00:10Z")).replace("\n", "\r")
+                     .encode())
+    [(_n, _raw, obj)] = list(iter_lines(path, 10_000))
+    assert isinstance(obj, InvalidMessage) and "CR-only line endings" in obj.detail
+    [(_n, _raw, obj)] = list(iter_lines(path, 120))  # the first CR is within the bytes kept
+    assert obj.reason == "oversized" and "CR-only line endings" in obj.detail
+    path.write_bytes(_line("a", "2026-01-01T00:00:00Z").replace("\n", "\r\n").encode() + b'{"id": \r\n')
+    assert "CR" not in str([obj for _n, _raw, obj in iter_lines(path, 10_000)])
