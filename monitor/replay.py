@@ -201,6 +201,41 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     require_files(parser, "--input", args.input or (), "pass JSONL/CSV files")
 
 
+def _file_identity(path: Path) -> tuple[object, ...]:
+    """What makes two paths one file: the inode where it exists (hard links, symlinks), else the resolved path."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (path.resolve(),)
+    return (stat.st_dev, stat.st_ino)
+
+
+def check_outputs(parser: argparse.ArgumentParser, report: Path, isolated: Settings) -> None:
+    """Refuse, before the report is replaced, outputs that are inputs or each other: ``--report in.jsonl`` deleted
+    the input, ``--report`` naming a configured file sink deleted the desk's alert log before the duplicate-sink
+    error stopped the run, and a replay of its own dead-letter file fed every rejected row back into it (100 MB
+    of nested rows until rotation; all found by review)."""
+    from alerts.sinks.base import sink_name
+    from alerts.sinks.file import FileSink
+    from monitor.config import split_sink_url
+
+    sinks = isolated.alerts.sinks
+    names = [sink_name(url) for url in sinks]
+    if names[0] in names[1:]:
+        parser.error(f"--report {report}: alerts.sinks already writes there ({names[0]}) -- choose another --report")
+    elsewhere = "choose another --report (its dead-letter file is named after it)"
+    outputs = [(f"the --report file {report}", report, elsewhere),
+               (f"this replay's dead-letter file {isolated.source.dead_letter_path}",
+                isolated.source.dead_letter_path, elsewhere)]
+    outputs += [(f"the alerts.sinks file {sink_name(url)}", FileSink.from_url(url, sink_name(url)).path,
+                 "copy the input elsewhere first, or replay without --production-sinks")
+                for url in sinks[1:] if split_sink_url(url).scheme == "file"]
+    inputs = {_file_identity(path): path for path in isolated.source.replay_paths}
+    for what, path, fix in outputs:
+        if (same := inputs.get(_file_identity(path))) is not None:
+            parser.error(f"--input {same} is also {what}: the replay would write into what it reads -- {fix}")
+
+
 def require_files(parser: argparse.ArgumentParser, flag: str, paths: Iterable[Path], fix: str,
                   pattern: str = "*.jsonl") -> None:
     """A one-line usage error for the first of ``paths`` that is not a file (for a directory, a glob of it)."""
@@ -232,6 +267,7 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
         args.input = list(settings.source.replay_paths)
     isolated = replay_settings(args, settings)
     require_writable_dir(parser, "--report", args.report, args.report.parent)
+    check_outputs(parser, args.report, isolated)
     try:
         args.report.unlink(missing_ok=True)
     except OSError as exc:

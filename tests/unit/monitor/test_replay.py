@@ -95,3 +95,49 @@ def test_the_progress_total_of_a_gzip_bomb_line_is_counted_in_bounded_memory(tmp
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20
+
+
+def _refused(argv: list[str], settings: Settings, capsys: pytest.CaptureFixture[str]) -> str:
+    from monitor import replay
+
+    with pytest.raises(SystemExit) as exit_:
+        replay.replay_command(["--no-progress", *argv], settings)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_report_that_is_an_input_is_refused_and_the_input_kept(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: --report in.jsonl deleted the input, then said it was not found."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(data)
+    for report in (data, link):
+        err = _refused(["--input", str(data), "--report", str(report)], Settings(), capsys)
+        assert "is also the --report file" in err and "choose another --report" in err
+        assert data.read_text() == '{"id": "a"}\n'
+
+
+def test_replaying_its_own_dead_letter_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: every rejected row was written back into the file being read (100 MB until rotation)."""
+    dead = tmp_path / "r.dead-letter.jsonl"
+    dead.write_text('{"reason": "bad_json"}\n')
+    err = _refused(["--input", str(dead), "--report", str(tmp_path / "r.jsonl")], Settings(), capsys)
+    assert "is also this replay's dead-letter file" in err
+
+
+def test_a_report_that_is_a_production_file_sink_is_refused_before_that_file_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: the desk's alert log was deleted, then the duplicate-sink error stopped the run."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    log = tmp_path / "alerts.jsonl"
+    log.write_text("the desk's alerts\n")
+    settings = Settings.model_validate({"alerts": {"sinks": ["log://", f"file://{log}"]}})
+    err = _refused(["--input", str(data), "--report", str(log), "--production-sinks"], settings, capsys)
+    assert "alerts.sinks already writes there" in err and log.read_text() == "the desk's alerts\n"
+    err = _refused(["--input", str(log), "--report", str(tmp_path / "r.jsonl"), "--production-sinks"], settings,
+                   capsys)
+    assert "is also the alerts.sinks file" in err and "without --production-sinks" in err
