@@ -112,10 +112,14 @@ def parse_sweep(specs: Sequence[str]) -> list[dict[str, float]]:
         name, _, values = spec.partition("=")
         if not name or not values:
             raise InputError(f"--sweep {spec!r}: expected NAME=V1,V2,... (e.g. z_threshold=2.5,3,4)")
+        name = name.strip()
+        if name in (a[0] for a in axes):  # the last one won silently: 2 and 3 of z_threshold=2,3 were never run
+            raise InputError(f"--sweep {spec!r}: {name} is swept twice -- give its values once "
+                             f"(--sweep {name}=V1,V2,...)")
         try:
-            axes.append((name.strip(), [float(v) for v in values.split(",")]))
+            axes.append((name, [float(v) for v in values.split(",")]))
         except ValueError:
-            raise InputError(f"--sweep {spec!r}: every value must be a number (e.g. {name.strip()}=2.5,3,4)") from None
+            raise InputError(f"--sweep {spec!r}: every value must be a number (e.g. {name}=2.5,3,4)") from None
     if not axes:
         return [{}]
     names = [a[0] for a in axes]

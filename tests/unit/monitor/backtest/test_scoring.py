@@ -374,3 +374,9 @@ def test_a_file_that_is_not_utf8_csv_is_an_error_naming_events(tmp_path: Path, c
     path.write_bytes(content)
     with pytest.raises(InputError, match=r"^--events .*events\.csv: not a UTF-8 CSV file"):
         load_incidents(path)
+
+
+def test_a_setting_swept_twice_is_refused_not_reduced_to_its_last_values() -> None:
+    """Found by review: --sweep z_threshold=2,3 --sweep z_threshold=4 ran 4.0 twice and never 2 or 3."""
+    with pytest.raises(InputError, match="z_threshold is swept twice"):
+        parse_sweep(["z_threshold=2,3", " z_threshold=4"])
