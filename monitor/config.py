@@ -262,6 +262,39 @@ class BatchingSettings(_Section):
     alone at 5 ms, 37% at 1 ms, 42% at 0.5 ms)."""
 
 
+def _redis_url_options() -> frozenset[str]:
+    """The query options a ``redis://`` URL may carry: what redis-py's connection classes take."""
+    import inspect
+
+    from redis.asyncio import connection
+
+    names: set[str] = set(connection.URL_QUERY_ARGUMENT_PARSERS)
+    for cls in (connection.AbstractConnection, connection.Connection, connection.SSLConnection):
+        names |= set(inspect.signature(cls.__init__).parameters)
+    return frozenset(names - {"self", "kwargs", "host", "port"})
+
+
+def check_redis_url(url: str) -> None:
+    """``ValueError`` naming what is wrong in a ``redis://``/``rediss://`` URL (its db, a query option) and the fix."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from redis.asyncio.connection import parse_url
+
+    parts = urlsplit(url)
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"the database {parts.path!r} is not a number -- write redis://host:6379/0 (a db number "
+                         "after the port, or nothing for 0)")
+    unknown = sorted(set(parse_qs(parts.query)) - _redis_url_options())
+    if unknown:
+        raise ValueError(f"unknown query option(s) {unknown} -- redis-py takes e.g. socket_timeout, "
+                         "socket_connect_timeout, ssl_ca_certs, ssl_cert_reqs, health_check_interval")
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{exc} -- fix the option's value (a number of seconds for the timeouts)") from None
+
+
 class WindowSettings(_Section):
     """Event-time buckets kept per topic, per ticker and per (topic, ticker)."""
 
@@ -271,6 +304,15 @@ class WindowSettings(_Section):
     key_prefix: str = "finsent"
     """Redis key namespace; backtests use their own prefix."""
     bucket_s: int = Field(300, ge=1)
+
+    @field_validator("store_url")
+    @classmethod
+    def _redis_url_is_usable(cls, value: str) -> str:
+        """A Redis URL redis-py would misread: a db that is not a number was ignored (db 0, another run's data), a
+        misspelt or mistyped query option failed at connect as a bare ``TypeError``/``ValueError`` (found by review)."""
+        if value.lower().startswith(("redis://", "rediss://")):
+            check_redis_url(value)
+        return value
     """Width of the event-time buckets; detection judges one closed bucket at a time."""
     retention_s: int = Field(7 * 24 * 3600, ge=60)
     """Buckets (and message-id dedup markers) expire after this long."""
@@ -701,6 +743,17 @@ def _seconds_hint(name: str, error_type: str, value: object) -> str | None:
     return f"{name} is {whole}: {value.strip()} = {seconds}"
 
 
+def _shown(value: object) -> object:
+    """A refused value as the error echoes it: URLs (in lists too) without their passwords and tokens."""
+    from monitor.redact import redact_url
+
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_shown(item) for item in value]
+    return value
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
@@ -722,9 +775,9 @@ def _format_error(exc: ValidationError, origin: str) -> str:
         if _env_value(env) is not None:
             where = f"from {env}, which overrides the file"
         if err["type"] == "value_error" and " -- " in msg:  # a validator's message already names the fix
-            lines.append(f"  {key} = {err.get('input')!r}: {msg} ({where})")
+            lines.append(f"  {key} = {_shown(err.get('input'))!r}: {msg} ({where})")
             continue
-        lines.append(f"  {key} = {err.get('input')!r}: {msg} -- {hint} ({where})")
+        lines.append(f"  {key} = {_shown(err.get('input'))!r}: {msg} -- {hint} ({where})")
     return "\n".join(lines)
 
 

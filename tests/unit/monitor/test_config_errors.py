@@ -203,3 +203,28 @@ def test_a_variable_meant_as_a_setting_is_still_refused_with_the_closest_name(
 ) -> None:
     monkeypatch.setenv(name, value)
     assert f"{name} -- did you mean {suggested}?" in error_of(tmp_path, "")
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("redis://127.0.0.1:6379/3x", "the database '/3x' is not a number"),
+    ("redis://127.0.0.1:6379/0?sockettimeout=5", "unknown query option(s) ['sockettimeout']"),
+    ("rediss://127.0.0.1:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+])
+def test_a_redis_url_redis_py_would_misread_is_a_config_error_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, says: str,
+) -> None:
+    """Found by review: a db that is not a number was ignored (db 0: another run's data), a misspelt or mistyped
+    query option failed at connect as a bare TypeError/ValueError."""
+    monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", url.replace("//", "//:s3cretpw@", 1))
+    text = error_of(tmp_path, "")
+    assert "windows.store_url = 'redis" in text and says in text and " -- " in text
+    assert "s3cretpw" not in text, "a refused URL is echoed without its password"
+
+
+@pytest.mark.parametrize("url", ["redis://h:6379", "redis://h:6379/", "redis://h:6379/2",
+                                 "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_cert_reqs=none&socket_timeout=1.5"])
+def test_usual_redis_urls_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", url)
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    assert load_settings(path).windows.store_url == url
