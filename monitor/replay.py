@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from consumers.replay import GZIP_ERRORS, READ_CHUNK_BYTES, is_csv, open_input
 from consumers.schema import epoch_or_text, parse_event_time
-from monitor.config import Settings
+from monitor.config import Settings, check_redis_url
 from monitor.durations import iso_utc, non_negative_float
 from monitor.engine.pipeline import PipelineStats
 from monitor.progress import run_with_progress
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", type=parse_time, help="first event time (inclusive), Kafka only")
     p.add_argument("--to", dest="end", type=parse_time, help="last event time (exclusive), Kafka only")
     p.add_argument("--speed", type=non_negative_float, default=0.0, help="0 = max speed; 1 = real time; 10 = 10x")
-    p.add_argument("--store", default="memory://", help="memory:// (default) or a redis:// URL")
+    p.add_argument("--store", type=store_url, default="memory://", help="memory:// (default) or a redis:// URL")
     p.add_argument("--namespace", default=None, help="Redis key namespace (default replay:<random id>)")
     p.add_argument("--report", type=report_file, default=DEFAULT_REPORT, help="JSONL file receiving the alerts")
     p.add_argument("--production-sinks", action="store_true", help="ALSO deliver alerts to the configured sinks")
@@ -192,8 +192,23 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
     return await run_with_progress(app.run, lambda: app.pipeline.stats.read, bar, 0.2)
 
 
+def store_url(value: str) -> str:
+    """``--store``: ``memory://`` or a Redis URL redis-py reads as written (a db that is not a number was db 0)."""
+    if value.startswith("memory://"):
+        return value
+    if not value.lower().startswith(("redis://", "rediss://")):
+        raise argparse.ArgumentTypeError(f"{value!r}: use memory:// or redis://host:6379/0 (rediss:// for TLS)")
+    try:
+        check_redis_url(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse flags that would silently do nothing, and inputs that are not files (one-line usage errors)."""
+    if args.namespace is not None and args.store.startswith("memory:"):
+        parser.error("--namespace names a Redis key namespace: it needs --store redis://...")
     if args.input and (args.start is not None or args.end is not None):
         parser.error("--from/--to select a Kafka range (with --kafka-topic); files are replayed whole")
     if args.kafka_topic and args.speed:

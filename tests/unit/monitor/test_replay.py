@@ -141,3 +141,17 @@ def test_a_report_that_is_a_production_file_sink_is_refused_before_that_file_is_
     err = _refused(["--input", str(log), "--report", str(tmp_path / "r.jsonl"), "--production-sinks"], settings,
                    capsys)
     assert "is also the alerts.sinks file" in err and "without --production-sinks" in err
+
+
+def test_a_store_url_redis_py_would_misread_and_a_namespace_without_redis_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: --store .../7x replayed into db 0; --namespace with the memory store did nothing."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    err = _refused(["--input", str(data), "--store", "redis://:pw@127.0.0.1:6379/7x"], Settings(), capsys)
+    assert "argument --store: the database '/7x' is not a number" in err and "pw" not in err
+    err = _refused(["--input", str(data), "--store", "http://127.0.0.1:6379"], Settings(), capsys)
+    assert "use memory:// or redis://" in err
+    err = _refused(["--input", str(data), "--namespace", "foo"], Settings(), capsys)
+    assert "--namespace names a Redis key namespace: it needs --store redis://" in err
