@@ -58,6 +58,19 @@ class _Section(BaseModel):
     """``allow_inf_nan=False``: ``inf`` in a float setting crashed later (``OverflowError``) without naming it."""
 
 
+_BROKER_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]\"',]+)(?::(?P<port>\d{1,5}))?")
+
+
+def _check_broker_address(entry: str) -> None:
+    """One ``host[:port]`` of ``kafka.bootstrap_servers``: a scheme (``PLAINTEXT://``), a JSON list, spaces or a bad
+    port were taken for host names (or crashed with a bare ``ValueError``/``OverflowError``), and the error blamed
+    the broker (found by review)."""
+    match = _BROKER_ADDRESS.fullmatch(entry)
+    if match is None or (match["port"] is not None and not 0 < int(match["port"]) < 65536):
+        raise ValueError(f"entry {entry!r} is not host:port -- write a comma-separated list of host:port, e.g. "
+                         "kafka1:9092,kafka2:9092 (no scheme, quotes, brackets or spaces; the port 1-65535)")
+
+
 class KafkaSettings(_Section):
     """Connection and consumer-group settings for the Kafka source and Kafka sinks."""
 
@@ -117,6 +130,8 @@ class KafkaSettings(_Section):
         if any(not entry.strip() for entry in value.split(",")):
             raise ValueError("has an empty entry in its comma-separated list -- remove the extra comma, "
                              "e.g. host1:9092,host2:9092")
+        for entry in value.split(","):
+            _check_broker_address(entry.strip())
         return value.strip()
 
 

@@ -228,3 +228,20 @@ def test_usual_redis_urls_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     path = tmp_path / "c.toml"
     path.write_text("")
     assert load_settings(path).windows.store_url == url
+
+
+@pytest.mark.parametrize("servers", ["kafka:9092:x", "127.0.0.1:99999", "PLAINTEXT://127.0.0.1:9092",
+                                     '["127.0.0.1:9092"]', "k1:9092 k2:9092"])
+def test_a_bootstrap_server_that_is_not_host_port_is_a_config_error_not_a_broker_blamed(
+    tmp_path: Path, servers: str,
+) -> None:
+    """Found by review: a bare ValueError/OverflowError at start, or 'check that the broker is up'."""
+    text = error_of(tmp_path, f"[kafka]\nbootstrap_servers = '{servers}'\n")
+    assert "kafka.bootstrap_servers" in text and "is not host:port" in text and "e.g. kafka1:9092" in text
+
+
+@pytest.mark.parametrize("servers", ["kafka", "k1:9092,k2:9093", "[::1]:9092", "b-1.msk.example.amazonaws.com:9098"])
+def test_usual_bootstrap_servers_pass(tmp_path: Path, servers: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[kafka]\nbootstrap_servers = '{servers}'\n")
+    assert load_settings(path).kafka.bootstrap_servers == servers
