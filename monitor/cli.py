@@ -114,7 +114,7 @@ async def _serve(settings: Settings) -> int:
         print(line, file=sys.stderr)
     from monitor.replay import run_verdict
 
-    return run_verdict(stats)
+    return run_verdict(stats, rows_expected=settings.source.kind == "replay")
 
 
 def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None) -> list[str]:

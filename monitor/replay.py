@@ -135,12 +135,17 @@ MIN_LATE_FOR_VERDICT = 10
 """Late rows (and more than half of the rows read) that make a run fail: an input in reverse or random order."""
 
 
-def run_verdict(stats: PipelineStats) -> int:
-    """Exit code of a run: 1, with a loud line, when nothing got through (every row dead-lettered), no
-    notification reached any sink (every delivery abandoned), notifications end with the run undelivered
+def run_verdict(stats: PipelineStats, *, rows_expected: bool = False) -> int:
+    """Exit code of a run: 1, with a loud line, when nothing got through (every row dead-lettered, or, with
+    ``rows_expected`` (files replayed), no row at all: an empty file scored "detected 0/3" with exit 0; found by
+    review), no notification reached any sink (every delivery abandoned), notifications end with the run undelivered
     (an in-memory outbox: a sink that failed every send), or most rows were late (an input out of time
     order: 4,225 of 4,230 rows of the reversed demo, exit 0 before; both found by review); 0 otherwise."""
     code = 0
+    if rows_expected and not stats.read and not stats.dead_letters:
+        print("error: the input held no rows -- check the --input files (empty, or only blank lines or a CSV "
+              "header)", file=sys.stderr)
+        code = 1
     if stats.dead_letters and not stats.applied and not stats.duplicates:
         print(f"error: all {stats.dead_letters} input rows were dead-lettered, none was processed -- "
               "see the dead-letter file for the reasons", file=sys.stderr)
@@ -304,7 +309,7 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
         print(f"error: stopped by {signal.Signals(stopped_by[0]).name} after {stats.read} rows; the report is "
               "partial", file=sys.stderr)
         return stopped_exit_code(stopped_by[0])
-    return run_verdict(stats)
+    return run_verdict(stats, rows_expected=not args.kafka_topic)
 
 
 DROP_CHUNK = 500

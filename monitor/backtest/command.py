@@ -203,7 +203,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
           f"{s.span_s / 86_400:.1f} days); median delay from first negative message "
           f"{'-' if s.from_first_negative_median_s is None else f'{s.from_first_negative_median_s / 60:.0f} min'}")
     print(f"report: {args.out / 'report.md'}")
-    return run_verdict(results[0][0].stats)
+    return run_verdict(results[0][0].stats, rows_expected=True)
 
 
 def backtest_command(argv: Sequence[str], settings: Settings) -> int:

@@ -155,3 +155,12 @@ def test_a_store_url_redis_py_would_misread_and_a_namespace_without_redis_are_re
     assert "use memory:// or redis://" in err
     err = _refused(["--input", str(data), "--namespace", "foo"], Settings(), capsys)
     assert "--namespace names a Redis key namespace: it needs --store redis://" in err
+
+
+def test_a_file_replay_of_no_rows_fails_and_an_idle_live_run_does_not(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: an empty input exited 0 ("detected 0/3" in a backtest), read as a detector missing all."""
+    from monitor.replay import run_verdict
+
+    assert run_verdict(PipelineStats(), rows_expected=True) == 1
+    assert "the input held no rows" in capsys.readouterr().err
+    assert run_verdict(PipelineStats()) == 0, "a Kafka run stopped before any traffic is not a failure"
