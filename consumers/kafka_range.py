@@ -30,7 +30,7 @@ from consumers.kafka_client import (
     wire_record,
 )
 from consumers.schema import InvalidMessage
-from monitor.config import Settings
+from monitor.config import InputError, Settings
 from monitor.lifecycle import Service
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind, SourceRecord
@@ -109,6 +109,16 @@ class KafkaRangeReader(Service):
             **client_kwargs(self.kafka, "range-reader"),
         )
         await start_client(consumer, self.kafka, "range reader")
+        try:
+            await consumer.topics()  # refreshes metadata
+            missing = sorted(t for t in self._kinds if consumer.partitions_for_topic(t) is None)
+        except BaseException:
+            await consumer.stop()
+            raise
+        if missing:  # a warning in the log, then "replayed 0 messages" and exit 0 (found by review)
+            await consumer.stop()
+            raise InputError(f"topic(s) {', '.join(missing)} do not exist on {self.kafka.bootstrap_servers} -- check "
+                             "the names given to --kafka-topic (kafka-topics --list shows them)")
         self._consumer = consumer
 
     async def _stop(self) -> None:

@@ -218,6 +218,9 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--from/--to select a Kafka range (with --kafka-topic); files are replayed whole")
     if args.kafka_topic and args.speed:
         parser.error("--speed paces file replays; a Kafka range is read as fast as possible")
+    if args.start is not None and args.end is not None and args.start >= args.end:
+        parser.error(f"--from {iso_utc(int(args.start.timestamp()))} is not before --to "
+                     f"{iso_utc(int(args.end.timestamp()))}: the range is empty -- swap them")
     require_files(parser, "--input", args.input or (), "pass JSONL/CSV files")
 
 

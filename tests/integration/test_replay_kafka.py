@@ -136,3 +136,24 @@ def test_kafka_range_replay_of_only_malformed_records_fails_and_keeps_them(
     assert "all 3 input rows were dead-lettered" in capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "junk.dead-letter.jsonl").read_text().splitlines()]
     assert [r["origin"]["offset"] for r in rows] == [0, 1, 2]
+
+
+def test_a_kafka_range_of_a_topic_that_does_not_exist_is_one_error_line_not_an_empty_success(
+    tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: a warning in the log, then "replayed 0 messages" and exit 0."""
+    _production_kafka_env(monkeypatch, kafka_bootstrap, tmp_path)
+    missing = unique_name("nosuchtopic")
+    code = main(["--config", str(DEFAULT_CONFIG), "replay", "--kafka-topic", missing, "--report",
+                 str(tmp_path / "r.jsonl"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"topic(s) {missing} do not exist on {kafka_bootstrap}" in err and "Traceback" not in err
+
+
+def test_a_kafka_range_that_ends_before_it_starts_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(DEFAULT_CONFIG), "replay", "--kafka-topic", "news", "--from", "2026-11-04T00:00:00Z",
+              "--to", "2026-11-03T00:00:00Z", "--report", str(tmp_path / "r.jsonl")])
+    assert exit_.value.code == 2
+    assert "--from 2026-11-04T00:00:00Z is not before --to 2026-11-03T00:00:00Z" in capsys.readouterr().err
