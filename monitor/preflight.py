@@ -276,6 +276,26 @@ async def check_instance(settings: Settings, timeout_s: float = TIMEOUT_S) -> Fi
                                      "daemon waits alerts.instance_wait_s for it to stop, then exits")
 
 
+def check_http(host: str, port: int) -> Finding:
+    """Bind the HTTP port as ``run`` will (it said "0 failed" for a port ``run`` then could not bind; found by
+    review). In use is a warning: the daemon being checked may be the one holding it."""
+    import errno
+    import socket
+
+    from monitor.web.server import bind_failure
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's create_server
+            sock.bind(infos[0][4])
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return Finding("warn", "http", bind_failure(host, port, exc) + " (or by this daemon, if it is running)")
+        return Finding("FAIL", "http", bind_failure(host, port, exc))
+    return Finding("ok", "http", f"{host}:{port} can be bound")
+
+
 def check_startup(settings: Settings) -> list[Finding]:
     """The validations ``run`` makes before it starts, through the same functions: a config that ``run`` refuses
     (an unknown store scheme, a missing watchlist, retention too short) fails here too, not "0 failed"."""
@@ -307,6 +327,8 @@ async def run_checks(settings: Settings) -> list[Finding]:
     if settings.source.kind == "kafka":
         found += await check_kafka(settings)
     found += await asyncio.to_thread(check_classifier, settings)
+    if settings.http.enabled:
+        found.append(check_http(settings.http.host, settings.http.port))
     return found + check_files(settings) + await check_sinks(settings) + check_startup(settings)
 
 

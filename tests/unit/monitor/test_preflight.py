@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from monitor.config import AlertSettings, Settings, SourceSettings, WindowSettings
-from monitor.preflight import check_sinks, check_startup
+from monitor.preflight import check_http, check_sinks, check_startup
+from tests.servers import free_port
 
 
 @pytest.mark.parametrize(("settings", "what", "says"), [
@@ -34,3 +37,18 @@ async def test_check_warns_that_alerts_go_nowhere_when_alerts_sinks_is_empty() -
     assert (finding.status, finding.what) == ("warn", "alert sink")
     assert "alerts.sinks is empty" in finding.detail and "go nowhere" in finding.detail
     assert "MONITOR_ALERTS__SINKS" in finding.detail
+
+
+def test_a_free_port_is_ok_and_one_in_use_is_a_warning_naming_the_setting() -> None:
+    port = free_port()
+    assert check_http("127.0.0.1", port).status == "ok"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", port))
+        held.listen()
+        finding = check_http("127.0.0.1", port)
+    assert finding.status == "warn" and "is in use" in finding.detail and "MONITOR_HTTP__PORT" in finding.detail
+
+
+def test_an_address_that_is_not_this_hosts_fails() -> None:
+    finding = check_http("192.0.2.1", free_port())  # TEST-NET-1: never a local address
+    assert finding.status == "FAIL" and "is not an address of this host" in finding.detail
