@@ -31,7 +31,7 @@ from transformers.utils import logging as transformers_logging
 
 from monitor.classify.artifact import resolve_base, tokenize
 from monitor.classify.cpu_features import cpu_bf16_flag
-from monitor.classify.training.arguments import add_precision_argument, positive_int, training_precision
+from monitor.classify.training.arguments import add_precision_argument, output_dir, positive_int, training_precision
 from monitor.classify.training.dataset import read_unlabelled
 from monitor.classify.training.train import warmup_linear_schedule
 from monitor.classify.transformer import cpu_threads
@@ -39,7 +39,7 @@ from monitor.classify.transformer import cpu_threads
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", type=Path, required=True, help="directory to write the adapted encoder to")
+    p.add_argument("--output", type=output_dir, required=True, help="directory to write the adapted encoder to")
     p.add_argument(
         "--text", type=Path, action="append", required=True,
         help="unlabelled texts (.jsonl/.csv with a 'text' field; repeatable); never an evaluation file",

@@ -41,7 +41,10 @@ from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.arguments import (
     add_precision_argument,
+    non_negative_int,
     open_fraction,
+    output_dir,
+    positive_float,
     positive_int,
     training_precision,
 )
@@ -68,7 +71,7 @@ IGNORE = -100
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", type=Path, required=True, help="directory to write the model to")
+    p.add_argument("--output", type=output_dir, required=True, help="directory to write the model to")
     p.add_argument("--full", action="store_true", help="write a full save_pretrained directory, not a delta")
     p.add_argument("--train-csv", type=Path, default=DATASET_DIR / "sent_train.csv", help="sentiment CSV")
     p.add_argument("--topic-csv", type=Path, default=TOPIC_DATASET_DIR / "topic_train.csv", help="topic CSV")
@@ -81,16 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--valid-fraction", type=open_fraction, default=0.1, help="stratified slice of each TRAIN file held out"
     )
-    p.add_argument("--max-length", type=int, default=64, help="tokens per text (after URL removal)")
-    p.add_argument("--train-layers", type=int, default=6, help="top encoder layers to fine-tune (0 = heads)")
+    p.add_argument("--max-length", type=positive_int, default=64, help="tokens per text (after URL removal)")
+    p.add_argument("--train-layers", type=non_negative_int, default=6,
+                   help="top encoder layers to fine-tune (0 = heads)")
     p.add_argument("--epochs", type=positive_int, default=3)
     p.add_argument(
         "--patience", type=positive_int, default=2, help="epochs without a validation gain before stopping"
     )
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4, help="top encoder layer; each lower layer x --layer-decay")
+    p.add_argument("--lr", type=positive_float, default=1e-4,
+                   help="top encoder layer; each lower layer x --layer-decay")
     p.add_argument("--layer-decay", type=float, default=0.85, help="layer-wise learning-rate decay")
-    p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of both heads")
+    p.add_argument("--head-lr", type=positive_float, default=1e-3, help="learning rate of both heads")
     p.add_argument("--warmup-fraction", type=float, default=0.06)
     p.add_argument("--topic-loss-weight", type=float, default=1.0)
     p.add_argument(

@@ -38,6 +38,11 @@ def test_train_and_pretrain_default_to_auto_precision() -> None:
         ("--epochs", "0"),
         ("--patience", "0"),
         ("--patience", "-1"),
+        ("--lr", "-1"),
+        ("--lr", "nan"),
+        ("--head-lr", "0"),
+        ("--max-length", "0"),
+        ("--train-layers", "-3"),
     ],
 )
 def test_train_rejects_out_of_range_values_when_parsing(
@@ -60,3 +65,19 @@ def test_train_accepts_in_range_values(tmp_path: Path) -> None:
         ["--output", str(tmp_path), "--valid-fraction", "0.2", "--batch-size", "1", "--epochs", "1", "--patience", "1"]
     )
     assert (args.valid_fraction, args.batch_size, args.epochs, args.patience) == (0.2, 1, 1, 1)
+
+
+def test_an_output_that_is_a_file_or_under_one_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: training wrote its output only after the last epoch (20 minutes) and failed there."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for parser, extra in ((train.build_parser(), []), (pretrain.build_parser(), ["--text", "t.csv"])):
+        for output in (afile, afile / "model"):
+            with pytest.raises(SystemExit):
+                parser.parse_args(["--output", str(output), *extra])
+            assert "argument --output:" in capsys.readouterr().err
+    missing = tmp_path / "new" / "model"
+    assert train.build_parser().parse_args(["--output", str(missing)]).output == missing
+    assert not missing.parent.exists(), "parsing makes nothing"
