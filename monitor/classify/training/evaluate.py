@@ -32,7 +32,7 @@ from monitor.classify.artifact import DEFAULT_MODEL_DIR
 from monitor.classify.lexicon import LexiconClassifier
 from monitor.classify.model_source import locate_model
 from monitor.classify.topics import Taxonomy, load_taxonomy
-from monitor.classify.training.arguments import open_fraction
+from monitor.classify.training.arguments import open_fraction, output_dir
 from monitor.classify.training.calibration import expected_calibration_error, reliability_bins
 from monitor.classify.training.dataset import (
     DATASET_DIR,
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"model's training_summary.json, else {DEFAULT_SPLIT[0]}",
     )
     p.add_argument("--taxonomy", type=Path, default=None, help="default: configs/taxonomy.toml")
-    p.add_argument("--report-dir", type=Path, default=Path("reports/classifier"))
+    p.add_argument("--report-dir", type=output_dir, default=Path("reports/classifier"))
     p.add_argument("--max-length", type=int, default=128, help="tokens per text at inference")
     p.add_argument("--skip-int8", action="store_true", help="do not evaluate the int8-quantized variant")
     p.add_argument("--skip-bf16", action="store_true", help="do not evaluate the bf16 variant")

@@ -73,11 +73,13 @@ def test_an_output_that_is_a_file_or_under_one_is_refused_before_any_work(
     """Found by review: training wrote its output only after the last epoch (20 minutes) and failed there."""
     afile = tmp_path / "afile"
     afile.write_text("")
-    for parser, extra in ((train.build_parser(), []), (pretrain.build_parser(), ["--text", "t.csv"])):
+    for parser, flag, extra in ((train.build_parser(), "--output", []),
+                                (pretrain.build_parser(), "--output", ["--text", "t.csv"]),
+                                (evaluate.build_parser(), "--report-dir", [])):
         for output in (afile, afile / "model"):
             with pytest.raises(SystemExit):
-                parser.parse_args(["--output", str(output), *extra])
-            assert "argument --output:" in capsys.readouterr().err
+                parser.parse_args([flag, str(output), *extra])
+            assert f"argument {flag}:" in capsys.readouterr().err
     missing = tmp_path / "new" / "model"
     assert train.build_parser().parse_args(["--output", str(missing)]).output == missing
     assert not missing.parent.exists(), "parsing makes nothing"
