@@ -876,7 +876,9 @@ def _read_config(chosen: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file {chosen} not found -- pass --config with an existing file") from exc
+        named_by = ("MONITOR_CONFIG (the environment)" if os.environ.get("MONITOR_CONFIG") == str(chosen)
+                    else "--config")
+        raise ConfigError(f"config file {chosen} not found -- point {named_by} at an existing file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {chosen} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:

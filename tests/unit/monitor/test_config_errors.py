@@ -245,3 +245,13 @@ def test_usual_bootstrap_servers_pass(tmp_path: Path, servers: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(f"[kafka]\nbootstrap_servers = '{servers}'\n")
     assert load_settings(path).kafka.bootstrap_servers == servers
+
+
+def test_a_missing_config_file_names_what_chose_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: a MONITOR_CONFIG naming a missing file was answered "pass --config"."""
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="point --config at an existing file"):
+        load_settings(missing)
+    monkeypatch.setenv("MONITOR_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match=r"point MONITOR_CONFIG \(the environment\) at an existing file"):
+        load_settings(missing)
