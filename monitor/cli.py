@@ -130,7 +130,13 @@ def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_
         late = f" ({stats.late} of them late)" if stats.late else ""
         lines.append(f"{stats.dead_letters} input rows were rejected{late}; each is kept with its reason in {where}")
     if stats.notifications:
-        lines.append("alerts went to: " + ", ".join(redact_url(sink) for sink in settings.alerts.sinks)
+        from alerts.sinks.base import sink_name
+
+        def shown(url: str) -> str:  # a sink that failed was listed as where the alerts went (found by review)
+            missed = stats.undelivered.get(sink_name(url))
+            return redact_url(url) + (f" ({missed} not delivered)" if missed else "")
+
+        lines.append("alerts went to: " + ", ".join(shown(sink) for sink in settings.alerts.sinks)
                      + " (file sinks append across runs)")
     return lines
 

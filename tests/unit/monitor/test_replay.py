@@ -164,3 +164,11 @@ def test_a_file_replay_of_no_rows_fails_and_an_idle_live_run_does_not(capsys: py
     assert run_verdict(PipelineStats(), rows_expected=True) == 1
     assert "the input held no rows" in capsys.readouterr().err
     assert run_verdict(PipelineStats()) == 0, "a Kafka run stopped before any traffic is not a failure"
+
+
+def test_the_summary_says_which_sink_did_not_get_its_alerts(tmp_path: Path) -> None:
+    """Found by review: a sink that failed every send was listed as where the alerts went, above the error."""
+    settings = isolated_settings(Settings(), sinks=["log://", "file:///sys/a.jsonl"], dead_letter_path=tmp_path / "d")
+    stats = PipelineStats(read=10, applied=10, notifications=3, undelivered={"file:///sys/a.jsonl": 3})
+    [*_, alerts] = replay_summary(settings, stats, tmp_path / "r.jsonl")
+    assert alerts.startswith("alerts went to: log://, file:///sys/a.jsonl (3 not delivered)")
