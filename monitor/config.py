@@ -352,6 +352,23 @@ class WindowSettings(_Section):
     """Messages with fewer words are never folded ("sell $TSLA" from two people is two opinions)."""
 
 
+DETECTION_ONLY_SETTINGS: dict[str, frozenset[str]] = {
+    "multiscale": frozenset({
+        "scales_s", "baseline_half_life_s", "prior_strength", "min_history_s", "max_tracked_keys", "burst_log10p",
+        "burst_min_negatives", "burst_short_min_negatives", "burst_short_log10p", "burst_short_max_scale_s",
+        "burst_share_gate_log10p",
+        "dispersion_shape", "share_concentration", "cusum_rate_ratio", "cusum_threshold_nats", "shift_log10p",
+        "shift_min_volume"}),
+    "bucket": frozenset({
+        "baseline_buckets", "min_baseline_buckets", "min_volume", "z_threshold", "ewma_alpha", "min_sigma_share",
+        "cusum_buckets", "cusum_k_sigma", "cusum_h_sigma", "seasonal_days", "seasonal_halfwidth_s",
+        "seasonal_min_days"}),
+}
+"""[alerts] settings only one detection reads (alerts/multiscale.py, alerts/detectors.py): sweeping one the
+configured detection ignores gave identical rows and a "best" value, without a word (found by a walkthrough); set in
+a config, it was ignored without a word too (``AlertSettings.ignored_by_detection``)."""
+
+
 class AlertSettings(_Section):
     """Detection thresholds and delivery; see alerts/ for the semantics.
 
@@ -549,6 +566,13 @@ class AlertSettings(_Section):
     ``*`` is a prefix (``"ticker:*"``). Exact keys win over prefixes, longer prefixes over shorter.
     Allowed names: z_threshold, min_volume, min_neg_share, cusum_k_sigma, cusum_h_sigma,
     score_drop_threshold. They tune the per-bucket detectors (``detection = bucket|both``) only."""
+
+    def ignored_by_detection(self) -> list[str]:
+        """Settings given explicitly (file or environment) that the configured ``detection`` never reads."""
+        if self.detection == "both":
+            return []
+        other = "bucket" if self.detection == "multiscale" else "multiscale"
+        return sorted(self.model_fields_set & DETECTION_ONLY_SETTINGS[other])
 
     @field_validator("repeat_interval_s")
     @classmethod

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from alerts.detectors import Signal
 from alerts.model import AlertStatus, Notification
-from monitor.config import InputError, Settings
+from monitor.config import DETECTION_ONLY_SETTINGS, InputError, Settings
 from monitor.engine.pipeline import Evaluator, PipelineStats
 from monitor.progress import run_with_progress
 from monitor.replay import count_lines
@@ -126,20 +126,7 @@ def parse_sweep(specs: Sequence[str]) -> list[dict[str, float]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(a[1] for a in axes))]
 
 
-READ_ONLY_BY: dict[str, frozenset[str]] = {
-    "multiscale": frozenset({
-        "scales_s", "baseline_half_life_s", "prior_strength", "min_history_s", "max_tracked_keys", "burst_log10p",
-        "burst_min_negatives", "burst_short_min_negatives", "burst_short_log10p", "burst_short_max_scale_s",
-        "burst_share_gate_log10p",
-        "dispersion_shape", "share_concentration", "cusum_rate_ratio", "cusum_threshold_nats", "shift_log10p",
-        "shift_min_volume"}),
-    "bucket": frozenset({
-        "baseline_buckets", "min_baseline_buckets", "min_volume", "z_threshold", "ewma_alpha", "min_sigma_share",
-        "cusum_buckets", "cusum_k_sigma", "cusum_h_sigma", "seasonal_days", "seasonal_halfwidth_s",
-        "seasonal_min_days"}),
-}
-"""[alerts] settings only one detection reads (alerts/multiscale.py, alerts/detectors.py): sweeping one the
-configured detection ignores gave identical rows and a "best" value, without a word (found by a walkthrough)."""
+
 
 
 class ContradictoryCombination(InputError):
@@ -160,7 +147,7 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
     for name, value in params.items():
         if name not in type(settings.alerts).model_fields:
             raise InputError(f"--sweep {name}: not an [alerts] setting")
-        reader = next((d for d, names in READ_ONLY_BY.items() if name in names), None)
+        reader = next((d for d, names in DETECTION_ONLY_SETTINGS.items() if name in names), None)
         if reader is not None and settings.alerts.detection not in (reader, "both"):
             raise InputError(f"--sweep {name}: only alerts.detection = {reader!r} reads it, and this config uses "
                              f"{settings.alerts.detection!r} -- sweep a setting of that detection, or pass a config "

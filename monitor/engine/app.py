@@ -162,6 +162,10 @@ class MonitorApp:
         if not settings.alerts.cluster_mode:  # instances commit for each other: another's offset is no evidence
             watch_loss_while_down(self.source, self.store)
         check_retention(settings)
+        if ignored := settings.alerts.ignored_by_detection():
+            log.warning("settings_ignored_by_detection", settings=[f"alerts.{name}" for name in ignored],
+                        detection=settings.alerts.detection,
+                        fix="remove them, or set alerts.detection to the detection that reads them (or 'both')")
         self.cluster = build_cluster(settings)
         self._lease_lost_to: str | None = None
         self.instance_lease = build_instance_lease(settings, self._lease_lost)

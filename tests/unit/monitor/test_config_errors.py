@@ -255,3 +255,14 @@ def test_a_missing_config_file_names_what_chose_it(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("MONITOR_CONFIG", str(missing))
     with pytest.raises(ConfigError, match=r"point MONITOR_CONFIG \(the environment\) at an existing file"):
         load_settings(missing)
+
+
+def test_settings_the_configured_detection_never_reads_are_named(tmp_path: Path) -> None:
+    """Found by review: z_threshold under detection = "multiscale" was ignored without a word."""
+    path = tmp_path / "c.toml"
+    path.write_text('[alerts]\ndetection = "multiscale"\nz_threshold = 2.0\nburst_log10p = 5.0\n')
+    assert load_settings(path).alerts.ignored_by_detection() == ["z_threshold"]
+    path.write_text('[alerts]\ndetection = "both"\nz_threshold = 2.0\nburst_log10p = 5.0\n')
+    assert load_settings(path).alerts.ignored_by_detection() == []
+    path.write_text('[alerts]\nburst_log10p = 5.0\n')
+    assert load_settings(path).alerts.ignored_by_detection() == ["burst_log10p"]

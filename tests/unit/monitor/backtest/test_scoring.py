@@ -105,10 +105,10 @@ def test_delay_is_also_measured_from_the_first_negative_message() -> None:
 
 def test_sweeping_a_setting_the_configured_detection_does_not_read_is_refused() -> None:
     """Found by a walkthrough: burst_log10p on the default per-bucket detection gave identical rows and a 'best'."""
-    from monitor.backtest.runner import READ_ONLY_BY, settings_with
-    from monitor.config import AlertSettings, load_settings
+    from monitor.backtest.runner import settings_with
+    from monitor.config import DETECTION_ONLY_SETTINGS, AlertSettings, load_settings
 
-    assert all(name in AlertSettings.model_fields for names in READ_ONLY_BY.values() for name in names)
+    assert all(name in AlertSettings.model_fields for names in DETECTION_ONLY_SETTINGS.values() for name in names)
     with pytest.raises(ValueError, match=r"only alerts\.detection = 'multiscale' reads it"):
         settings_with(load_settings(), {"burst_log10p": 4.0})
     assert settings_with(load_settings(), {"z_threshold": 4.0}).alerts.z_threshold == 4.0
