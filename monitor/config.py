@@ -317,8 +317,17 @@ class WindowSettings(_Section):
     """``memory://`` or ``redis://[:password@]host:port/db`` (``rediss://`` for TLS; a private CA as
     ``rediss://host:port/0?ssl_ca_certs=/path/ca.pem``)."""
     key_prefix: str = "finsent"
-    """Redis key namespace; backtests use their own prefix."""
+    """Redis key namespace (non-empty, no braces: it becomes the keys' hash tag); backtests use their own prefix."""
     bucket_s: int = Field(300, ge=1)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_is_a_hash_tag(cls, value: str) -> str:
+        """Checked here, not first by the Redis store at start (a crash-style ``ValueError``; found by review)."""
+        if not value or "{" in value or "}" in value:
+            raise ValueError("must be non-empty and contain no braces (it becomes the keys' {hash tag}) -- e.g. "
+                             "finsent-prod")
+        return value
 
     @field_validator("store_url")
     @classmethod

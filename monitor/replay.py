@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=parse_time, help="last event time (exclusive), Kafka only")
     p.add_argument("--speed", type=non_negative_float, default=0.0, help="0 = max speed; 1 = real time; 10 = 10x")
     p.add_argument("--store", type=store_url, default="memory://", help="memory:// (default) or a redis:// URL")
-    p.add_argument("--namespace", default=None, help="Redis key namespace (default replay:<random id>)")
+    p.add_argument("--namespace", type=namespace, default=None, help="Redis key namespace (default replay:<random id>)")
     p.add_argument("--report", type=report_file, default=DEFAULT_REPORT, help="JSONL file receiving the alerts")
     p.add_argument("--production-sinks", action="store_true", help="ALSO deliver alerts to the configured sinks")
     p.add_argument("--no-progress", action="store_true")
@@ -195,6 +195,14 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr)
 
     return await run_with_progress(app.run, lambda: app.pipeline.stats.read, bar, 0.2)
+
+
+def namespace(value: str) -> str:
+    """``--namespace``: a Redis key prefix, non-empty without braces (it was a crash-style ``ValueError`` naming
+    windows.key_prefix instead of the flag; found by review)."""
+    if not value or "{" in value or "}" in value:
+        raise argparse.ArgumentTypeError(f"{value!r}: a namespace is non-empty and has no braces, e.g. replay-nov")
+    return value
 
 
 def store_url(value: str) -> str:

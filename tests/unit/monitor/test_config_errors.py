@@ -266,3 +266,10 @@ def test_settings_the_configured_detection_never_reads_are_named(tmp_path: Path)
     assert load_settings(path).alerts.ignored_by_detection() == []
     path.write_text('[alerts]\nburst_log10p = 5.0\n')
     assert load_settings(path).alerts.ignored_by_detection() == ["burst_log10p"]
+
+
+@pytest.mark.parametrize("prefix", ["", "a{b}", "x}"])
+def test_a_key_prefix_that_cannot_be_a_hash_tag_is_a_config_error(tmp_path: Path, prefix: str) -> None:
+    """Found by review: accepted by monitor config, then a crash-style ValueError when the Redis store started."""
+    text = error_of(tmp_path, f"[windows]\nkey_prefix = '{prefix}'\n")
+    assert "windows.key_prefix" in text and "no braces" in text

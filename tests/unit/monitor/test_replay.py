@@ -172,3 +172,13 @@ def test_the_summary_says_which_sink_did_not_get_its_alerts(tmp_path: Path) -> N
     stats = PipelineStats(read=10, applied=10, notifications=3, undelivered={"file:///sys/a.jsonl": 3})
     [*_, alerts] = replay_summary(settings, stats, tmp_path / "r.jsonl")
     assert alerts.startswith("alerts went to: log://, file:///sys/a.jsonl (3 not delivered)")
+
+
+def test_a_namespace_that_cannot_be_a_key_prefix_is_refused_as_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    err = _refused(["--input", str(data), "--store", "redis://127.0.0.1:6379/0", "--namespace", "a{b}"], Settings(),
+                   capsys)
+    assert "argument --namespace: 'a{b}'" in err
