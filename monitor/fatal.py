@@ -101,8 +101,9 @@ def fatal_line(exc: BaseException, command: str) -> str:
         if module.startswith(prefix):
             return one_line(f"monitor {command} failed: {setting}: {what} -- {check} (or set {env})")
     if isinstance(cause, OSError) and cause.filename is not None:
-        return one_line(f"monitor {command} failed: {cause.strerror or what} ({cause.filename}) -- check the paths "
-                        "in the configuration (source.*, alerts.sinks file://, classifier.*)")
+        return one_line(f"monitor {command} failed: {cause.strerror or what} ({cause.filename}) -- check that path: "
+                        "the command's flags, or the configuration's paths (source.*, alerts.sinks file://, "
+                        "classifier.*)")
     return one_line(f"monitor {command} failed: {what} -- set MONITOR_LOG__LEVEL=DEBUG for the traceback")
 
 

@@ -88,3 +88,9 @@ def test_a_command_redis_refuses_is_not_called_a_reachability_problem() -> None:
                       "run")
     assert line.startswith("monitor run failed: windows.store_url: Redis refused a command (NoPermissionError: NOPERM")
     assert "ACL user's permissions" in line and "up and reachable" not in line
+
+
+def test_a_failed_path_names_the_path_and_points_at_flags_as_well_as_the_configuration() -> None:
+    """Found by review: ``monitor eval --report-dir FILE`` was told only to check the configuration's paths."""
+    line = fatal_line(FileExistsError(17, "File exists", "/tmp/afile"), "eval")
+    assert line.startswith("monitor eval failed: File exists (/tmp/afile) -- check that path: the command's flags")
