@@ -1047,6 +1047,13 @@ def _env_parse_error(exc: SettingsError) -> str:
     """Name the ``MONITOR_*`` variable behind a parse error: list and table settings take JSON there."""
     for name, value in sorted(os.environ.items()):
         parts = name.lower().removeprefix("monitor_").split("__")
+        if name.startswith("MONITOR_") and len(parts) == 1 and parts[0] in Settings.model_fields:
+            try:  # a whole section as JSON (MONITOR_WINDOWS='{"bucket_s": 60}'); it named neither (found by review)
+                json.loads(value)
+            except ValueError:
+                return (f"{name}={value!r} is not JSON -- a whole [{parts[0]}] section in one variable is a JSON "
+                        f"object, e.g. {name}='{{\"key\": 1}}'; or set one key: MONITOR_{parts[0].upper()}__KEY")
+            continue
         if not name.startswith("MONITOR_") or len(parts) != 2 or parts[0] not in Settings.model_fields:
             continue
         section = Settings.model_fields[parts[0]].annotation

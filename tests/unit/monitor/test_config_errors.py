@@ -273,3 +273,10 @@ def test_a_key_prefix_that_cannot_be_a_hash_tag_is_a_config_error(tmp_path: Path
     """Found by review: accepted by monitor config, then a crash-style ValueError when the Redis store started."""
     text = error_of(tmp_path, f"[windows]\nkey_prefix = '{prefix}'\n")
     assert "windows.key_prefix" in text and "no braces" in text
+
+
+def test_a_whole_section_variable_that_is_not_json_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: 'cannot parse a MONITOR_* environment variable: error parsing value for field "windows"'."""
+    monkeypatch.setenv("MONITOR_WINDOWS", '{"bucket_s": 60')
+    text = error_of(tmp_path, "")
+    assert text.startswith("MONITOR_WINDOWS='{\"bucket_s\": 60' is not JSON") and "MONITOR_WINDOWS__KEY" in text
