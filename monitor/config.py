@@ -245,6 +245,14 @@ class ClassifierSettings(_Section):
     and cached in ``onnx_cache_dir`` (needs the ``onnx`` extra; see monitor/classify/onnx_runtime.py)."""
     onnx_cache_dir: str = "var/onnx-cache"
     """Where exported (and int8-quantized) ONNX graphs are kept, one per model fingerprint."""
+
+    @model_validator(mode="after")
+    def _runtime_runs_on_the_device(self) -> ClassifierSettings:
+        """Refused when loading only, so ``monitor config`` showed a CUDA precision for it (found by review)."""
+        if self.runtime == "onnxruntime" and self.device == "cuda":
+            raise ValueError("classifier.runtime = 'onnxruntime' runs on CPU here -- set classifier.device = 'cpu' "
+                             "(or 'auto'), or classifier.runtime = 'torch' for CUDA")
+        return self
     worker: Literal["auto", "thread", "process"] = "auto"
     """Where the daemon runs the model. ``process``: a spawned worker process with its own GIL, so the
     forward pass never waits on the event loop's Python work (detection, window writes); ``thread``: an

@@ -280,3 +280,9 @@ def test_a_whole_section_variable_that_is_not_json_is_named(tmp_path: Path, monk
     monkeypatch.setenv("MONITOR_WINDOWS", '{"bucket_s": 60')
     text = error_of(tmp_path, "")
     assert text.startswith("MONITOR_WINDOWS='{\"bucket_s\": 60' is not JSON") and "MONITOR_WINDOWS__KEY" in text
+
+
+def test_onnxruntime_on_cuda_is_refused_when_the_config_loads(tmp_path: Path) -> None:
+    """Found by review: monitor config showed a CUDA precision for it; only loading the model refused it."""
+    text = error_of(tmp_path, '[classifier]\nruntime = "onnxruntime"\ndevice = "cuda"\n')
+    assert "classifier.runtime = 'onnxruntime' runs on CPU here" in text
