@@ -72,8 +72,11 @@ def test_missing_onnxruntime_names_the_setting_and_the_extra(
 
 
 def test_cuda_device_with_the_onnx_runtime_is_refused_with_the_fix(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"classifier\.device"):  # by the settings, before any model loads
+        _settings(tiny_model_dir, tmp_path, device="cuda")
+    settings = _settings(tiny_model_dir, tmp_path).model_copy(update={"device": "cuda"})  # unvalidated
     with pytest.raises(ModelLoadError, match=r"classifier\.device"):
-        OnnxClassifier(_settings(tiny_model_dir, tmp_path, device="cuda"))
+        OnnxClassifier(settings)
 
 
 def test_a_damaged_cached_graph_is_exported_again_once(
