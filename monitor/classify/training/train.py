@@ -41,10 +41,10 @@ from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.arguments import (
     add_precision_argument,
+    learning_rate,
     non_negative_int,
     open_fraction,
     output_dir,
-    positive_float,
     positive_int,
     training_precision,
 )
@@ -92,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience", type=positive_int, default=2, help="epochs without a validation gain before stopping"
     )
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--lr", type=positive_float, default=1e-4,
+    p.add_argument("--lr", type=learning_rate, default=1e-4,
                    help="top encoder layer; each lower layer x --layer-decay")
     p.add_argument("--layer-decay", type=float, default=0.85, help="layer-wise learning-rate decay")
-    p.add_argument("--head-lr", type=positive_float, default=1e-3, help="learning rate of both heads")
+    p.add_argument("--head-lr", type=learning_rate, default=1e-3, help="learning rate of both heads")
     p.add_argument("--warmup-fraction", type=float, default=0.06)
     p.add_argument("--topic-loss-weight", type=float, default=1.0)
     p.add_argument(

@@ -40,7 +40,7 @@ def test_train_and_pretrain_default_to_auto_precision() -> None:
         ("--patience", "-1"),
         ("--lr", "-1"),
         ("--lr", "nan"),
-        ("--head-lr", "0"),
+        ("--head-lr", "-0.1"),
         ("--max-length", "0"),
         ("--train-layers", "-3"),
     ],
