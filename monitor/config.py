@@ -327,24 +327,6 @@ class WindowSettings(_Section):
     key_prefix: str = "finsent"
     """Redis key namespace (non-empty, no braces: it becomes the keys' hash tag); backtests use their own prefix."""
     bucket_s: int = Field(300, ge=1)
-
-    @field_validator("key_prefix")
-    @classmethod
-    def _prefix_is_a_hash_tag(cls, value: str) -> str:
-        """Checked here, not first by the Redis store at start (a crash-style ``ValueError``; found by review)."""
-        if not value or "{" in value or "}" in value:
-            raise ValueError("must be non-empty and contain no braces (it becomes the keys' {hash tag}) -- e.g. "
-                             "finsent-prod")
-        return value
-
-    @field_validator("store_url")
-    @classmethod
-    def _redis_url_is_usable(cls, value: str) -> str:
-        """A Redis URL redis-py would misread: a db that is not a number was ignored (db 0, another run's data), a
-        misspelt or mistyped query option failed at connect as a bare ``TypeError``/``ValueError`` (found by review)."""
-        if value.lower().startswith(("redis://", "rediss://")):
-            check_redis_url(value)
-        return value
     """Width of the event-time buckets; detection judges one closed bucket at a time."""
     retention_s: int = Field(7 * 24 * 3600, ge=60)
     """Buckets (and message-id dedup markers) expire after this long."""
@@ -367,6 +349,24 @@ class WindowSettings(_Section):
     """Estimated Jaccard similarity (words and word pairs of the normalised text) that makes a copy."""
     novelty_min_tokens: int = Field(4, ge=1)
     """Messages with fewer words are never folded ("sell $TSLA" from two people is two opinions)."""
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_is_a_hash_tag(cls, value: str) -> str:
+        """Checked here, not first by the Redis store at start (a crash-style ``ValueError``; found by review)."""
+        if not value or "{" in value or "}" in value:
+            raise ValueError("must be non-empty and contain no braces (it becomes the keys' {hash tag}) -- e.g. "
+                             "finsent-prod")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _redis_url_is_usable(cls, value: str) -> str:
+        """A Redis URL redis-py would misread: a db that is not a number was ignored (db 0, another run's data), a
+        misspelt or mistyped query option failed at connect as a bare ``TypeError``/``ValueError`` (found by review)."""
+        if value.lower().startswith(("redis://", "rediss://")):
+            check_redis_url(value)
+        return value
 
 
 DETECTION_ONLY_SETTINGS: dict[str, frozenset[str]] = {
