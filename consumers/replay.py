@@ -428,6 +428,8 @@ class FileReplaySource(Service):
         """Event-time plausibility (``source.max_future_s``/``min_event_time``); None = not checked."""
         self.read_count = 0
         self.dead_count = 0
+        self.cut_off: list[str] = []
+        """Files whose gzip data broke off (``bad_gzip``): the rows after the break were never read."""
         self.committed: tuple[str, int] | None = None
         self._pace_origin: tuple[float, float] | None = None
 
@@ -475,6 +477,8 @@ class FileReplaySource(Service):
                     msg = self._validate(raw, obj)
                 except InvalidMessage as exc:
                     self.dead_count += 1
+                    if exc.reason == "bad_gzip":
+                        self.cut_off.append(str(path))
                     await self.dead_letter.send(raw, exc.reason, exc.detail, wire.origin)
                     continue
                 self.read_count += 1

@@ -391,6 +391,8 @@ class MonitorApp:
             finally:
                 self._ready = False
         stats.dead_letters = int(getattr(self.dead_letter, "count", 0))
+        if isinstance(self.source, FileReplaySource):
+            stats.inputs_cut_off = list(self.source.cut_off)
         stats.deliveries_delivered = self.alerting.delivery.outcomes["delivered"]
         stats.deliveries_abandoned = self.alerting.delivery.outcomes["abandoned"]
         stats.undelivered = dict(self.alerting.undelivered_at_stop)

@@ -91,6 +91,8 @@ class PipelineStats:
     """Per sink, notifications still queued at the end of the run (filled in by MonitorApp)."""
     undelivered_kept: bool = False
     """Whether those wait in a durable (Redis) outbox for the next start, or end with the process."""
+    inputs_cut_off: list[str] = dataclasses.field(default_factory=list)
+    """Replayed files whose gzip data broke off: rows after the break were not read (filled in by MonitorApp)."""
 
 
 @dataclass(slots=True)
@@ -108,7 +110,7 @@ class _InFlight:
 
 
 FILLED_BY_APP = frozenset({"dead_letters", "deliveries_delivered", "deliveries_abandoned", "undelivered",
-                           "undelivered_kept"})
+                           "undelivered_kept", "inputs_cut_off"})
 """Stats MonitorApp fills in once every part has stopped: logged with ``monitor_stopped``, not here (where
 they read 0 while 3 rows had been dead-lettered and 16 alerts delivered)."""
 

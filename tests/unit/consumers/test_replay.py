@@ -469,8 +469,10 @@ async def test_a_truncated_gzip_file_is_read_up_to_the_damage_then_one_bad_gzip_
     path.write_bytes(gzip.compress(body.encode())[:-200])
     after.write_text(_line("after", "2026-01-01T00:00:00Z"))
     dead = CollectingDeadLetter()
-    records = await _read_all(_source(path, after, dead=dead), max_records=10_000)
+    source = _source(path, after, dead=dead)
+    records = await _read_all(source, max_records=10_000)
     assert 0 < len(records) - 1 < 3000 and records[-1].message.id == "after"
+    assert source.cut_off == [str(path)], "the run's verdict says so (it exited 0 with most of the file unread)"
     [(raw, reason, detail, origin)] = dead.items
     assert (raw, reason, origin["file"]) == (b"", "bad_gzip", str(path))
     assert "truncated or corrupt after line" in detail and "copy or compress the file again" in detail

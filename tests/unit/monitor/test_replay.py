@@ -182,3 +182,12 @@ def test_a_namespace_that_cannot_be_a_key_prefix_is_refused_as_the_flag(
     err = _refused(["--input", str(data), "--store", "redis://127.0.0.1:6379/0", "--namespace", "a{b}"], Settings(),
                    capsys)
     assert "argument --namespace: 'a{b}'" in err
+
+
+def test_a_replay_with_a_file_cut_off_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: 4 of 50 rows read from a truncated .gz, 1 dead letter, exit 0."""
+    from monitor.replay import run_verdict
+
+    stats = PipelineStats(read=4, applied=4, dead_letters=1, inputs_cut_off=["in.jsonl.gz"])
+    assert run_verdict(stats, rows_expected=True) == 1
+    assert "in.jsonl.gz: the gzip data breaks off" in capsys.readouterr().err
