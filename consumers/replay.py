@@ -16,7 +16,7 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from io import BufferedIOBase, BufferedReader, TextIOWrapper
 from pathlib import Path
 from typing import Any, AnyStr
@@ -290,9 +290,13 @@ def _swallowed_rows(row: dict[str, Any], columns: list[str]) -> int:
     """Lines inside a multi-line field that parse as a whole row of the file: an unclosed quote read them
     into one field (before, silently: one garbage message counted, the real rows lost). A field with
     paragraphs of prose has no such lines."""
-    inner = [line for value in row.values() if isinstance(value, str) and "\n" in value
-             for line in value.splitlines()[1:]]
-    return _rows_among(inner, columns)
+    return _rows_among(lines_inside_fields(row), columns)
+
+
+def lines_inside_fields(row: Mapping[str, object]) -> list[str]:
+    """The lines after the first of each multi-line field of a CSV row: where rows an unclosed quote swallowed are."""
+    return [line for value in row.values() if isinstance(value, str) and "\n" in value
+            for line in value.splitlines()[1:]]
 
 
 _SOURCE_KINDS = frozenset(kind.value for kind in SourceKind)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from consumers.replay import lines_inside_fields
 from consumers.schema import TICKER, InvalidMessage, epoch_or_text, normalise_ticker, parse_event_time
 from monitor.config import InputError
 from monitor.windows.buckets import ALL_KEY, KEY_FORMS, KEY_KINDS, ticker_key, topic_ticker_key
@@ -139,8 +140,7 @@ def _read_incidents(path: Path, ticker_of: Callable[[str], str]) -> list[Inciden
 
 def _swallows_a_row(row: dict[str, str | None]) -> bool:
     """A multi-line cell with a line that is an incident row of its own (a key, then at least start and end)."""
-    inner = [line for value in row.values() if isinstance(value, str) and "\n" in value
-             for line in value.splitlines()[1:]]
+    inner = lines_inside_fields(row)
     return any(len(cells) >= 3 and (":" in cells[0] or cells[0].strip().lower() == "all")
                for cells in (next(csv.reader([line]), []) for line in inner))
 
