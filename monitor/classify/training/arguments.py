@@ -9,42 +9,45 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+N = TypeVar("N", int, float)
+
+
+def _number(text: str, kind: type[N], accepts: Callable[[N], bool], expected: str) -> N:
+    """``text`` as ``kind`` if ``accepts`` it, else the argparse error naming ``expected``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not accepts(value):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (``--batch-size``, ``--epochs``, ``--patience``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (``--train-layers``: 0 = heads only)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def learning_rate(text: str) -> float:
     """A finite number >= 0 (0 freezes what it drives; a negative rate trained the model away from its labels)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return _number(text, float, lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0")
+
+
+def open_fraction(text: str) -> float:
+    """A fraction strictly between 0 and 1 (a held-out slice that is neither empty nor everything)."""
+    return _number(text, float, lambda v: 0.0 < v < 1.0, "a number between 0 and 1 (exclusive)")
 
 
 def output_dir(text: str) -> Path:
@@ -61,17 +64,6 @@ def output_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text}: {parent} is not a directory this user can write -- choose another "
                                          "path")
     return path
-
-
-def open_fraction(text: str) -> float:
-    """A fraction strictly between 0 and 1 (a held-out slice that is neither empty nor everything)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
-    return value
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
