@@ -17,6 +17,7 @@ import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from io import BufferedIOBase, BufferedReader, TextIOWrapper
 from pathlib import Path
 from typing import Any, AnyStr
@@ -136,6 +137,61 @@ def csv_line_limit(max_line_bytes: int | None) -> int:
 _LINE_ENDS = ("\n", "\r")  # what ends a line read with newline="" (a CR-only file too)
 
 
+class _QuoteState:
+    """Whether CSV text fed so far ends inside a quoted field, by the csv module's rule: a quote opens a field only
+    at its start, ``""`` inside one is a quote, and the next quote closes it (a ``"`` inside an unquoted field, as in
+    ``5" screen``, is text: counting every quote took it for an open field and dropped the next row; found by review).
+    Fed line by line, or chunk by chunk for an over-long line; ``find`` does the scanning, not a Python loop."""
+
+    __slots__ = ("field_start", "in_quotes", "quote_pending")
+
+    def __init__(self) -> None:
+        self.in_quotes = False
+        self.field_start = True
+        self.quote_pending = False
+        """A quote ended the last chunk inside a quoted field: the next character says escape (``"``) or close."""
+
+    def feed(self, text: str) -> None:
+        i, n = 0, len(text)
+        if self.quote_pending and n:
+            self.quote_pending = False
+            if text[0] == '"':
+                i = 1
+            else:
+                self.in_quotes = False
+        while i < n:
+            if self.in_quotes:
+                j = text.find('"', i)
+                if j < 0:
+                    return
+                if j + 1 == n:
+                    self.quote_pending = True
+                    return
+                if text[j + 1] == '"':
+                    i = j + 2
+                    continue
+                self.in_quotes, self.field_start, i = False, False, j + 1
+            elif self.field_start and text[i] == '"':
+                self.in_quotes, i = True, i + 1
+            else:
+                ends = [k for k in (text.find(",", i), text.find("\n", i), text.find("\r", i)) if k >= 0]
+                if not ends:
+                    self.field_start = False
+                    return
+                self.field_start, i = True, min(ends) + 1
+
+    @property
+    def open(self) -> bool:
+        return self.in_quotes and not self.quote_pending
+
+
+@dataclass(frozen=True, slots=True)
+class _Skipped:
+    """An over-long line inside a record, read and dropped: a pushed-back record raises its error again."""
+
+    error: str
+
+
 class _BoundedLines:
     """The lines of a CSV file for ``csv.reader``, each read with at most ``limit`` characters in memory: the
     csv module reads a whole line before its field limit applies (a gzip file of one 512 MiB line took all of it).
@@ -143,26 +199,33 @@ class _BoundedLines:
     through; its next call reads on at the next line. ``line_num`` counts physical lines, the skipped ones too.
 
     It also keeps the lines of the record being read (since ``mark``; bounded: the csv module refuses a field past
-    its limit, and each line is bounded) and their quote count, so a record the csv module refused can be told
-    apart (an unclosed quote, or a text too long) and reading resumes where the record really ends; ``push_back``
-    hands lines to the reader again."""
+    its limit, and each line is bounded; an over-long one as a ``_Skipped`` marker), so a record the csv module
+    refused can be told apart (an unclosed quote, or a text too long) and reading resumes where the record really
+    ends; ``push_back`` hands lines to the reader again."""
 
     def __init__(self, fh: TextIOWrapper, limit: int) -> None:
         self._fh = fh
         self._limit = limit
         self.line_num = 0
-        self.record: list[str] = []
-        self.quotes = 0
-        """``"`` characters in the record's lines, the discarded part of an over-long line too: odd = inside a
-        quoted field (a doubled ``""`` inside one counts twice)."""
-        self._again: list[str] = []
+        self.record: list[str | _Skipped] = []
+        self._state: _QuoteState | None = None
+        """The record's quote state, built only once something asks (an error path), then kept up to date."""
+        self._again: list[str | _Skipped] = []
 
     def mark(self) -> None:
-        self.record, self.quotes = [], 0
+        self.record, self._state = [], None
 
-    def push_back(self, lines: Sequence[str]) -> None:
+    def push_back(self, lines: Sequence[str | _Skipped]) -> None:
         self._again = [*lines, *self._again]
         self.line_num -= len(lines)
+
+    def quote_state(self) -> _QuoteState:
+        if self._state is None:
+            self._state = _QuoteState()
+            for line in self.record:
+                if isinstance(line, str):
+                    self._state.feed(line)
+        return self._state
 
     def __iter__(self) -> _BoundedLines:
         return self
@@ -174,20 +237,34 @@ class _BoundedLines:
             line = self._fh.readline(self._limit + 1)
             if not line:
                 raise StopIteration
+            if len(line) > self._limit and not line.endswith(_LINE_ENDS):
+                line = self._skip_rest(line)
         self.line_num += 1
-        self.quotes += line.count('"')
-        if len(line) > self._limit and not line.endswith(_LINE_ENDS):
-            size, quotes = _skip_rest_of_csv_line(self._fh.readline)
-            self.quotes += quotes
-            raise csv.Error(f"line {self.line_num} has {len(line) + size} characters, more than the {self._limit} a "
-                            "CSV line may have")
+        if isinstance(line, _Skipped):
+            self.record.append(line)
+            raise csv.Error(line.error)
+        if self._state is not None:
+            self._state.feed(line)
         self.record.append(line)
         return line
+
+    def _skip_rest(self, head: str) -> _Skipped:
+        """Read the rest of an over-long line in chunks, kept only in the quote state."""
+        state = self.quote_state()
+        state.feed(head)
+        size = len(head)
+        while rest := self._fh.readline(READ_CHUNK_BYTES):
+            size += len(rest)
+            state.feed(rest)
+            if rest.endswith(_LINE_ENDS):
+                break
+        return _Skipped(f"line {self.line_num + 1} has {size} characters, more than the {self._limit} a CSV line "
+                        "may have")
 
     def to_record_end(self, is_row: Callable[[str], bool]) -> None:
         """Read on (nothing kept) until the quoted field the record stopped in is closed, the file ends, or a line
         is a row of its own (``is_row``: the quote never closes; that line is handed to the reader again)."""
-        while self.quotes % 2:
+        while self.quote_state().open:
             try:
                 line = next(self)
             except csv.Error:
@@ -198,17 +275,6 @@ class _BoundedLines:
             if is_row(line):
                 self.push_back([line])
                 return
-
-
-def _skip_rest_of_csv_line(readline: Callable[[int], str]) -> tuple[int, int]:
-    """The rest of an over-long CSV line read in chunks and dropped: (its characters, its quote characters)."""
-    size = quotes = 0
-    while rest := readline(READ_CHUNK_BYTES):
-        size += len(rest)
-        quotes += rest.count('"')
-        if rest.endswith(_LINE_ENDS):
-            break
-    return size, quotes
 
 
 def _header(path: Path, reader: csv.DictReader[str]) -> list[str] | None:
@@ -257,17 +323,24 @@ def _csv_records(path: Path, max_line_bytes: int | None) -> Iterator[tuple[int, 
             yield lines.line_num, raw, obj
 
 
+def _leading_blanks(record: Sequence[str | _Skipped]) -> int:
+    """Blank lines the csv reader skipped before the record's first row (they are in ``record`` too)."""
+    return next((i for i, line in enumerate(record) if not isinstance(line, str) or line.strip()), len(record))
+
+
 def _unclosed_quote(lines: _BoundedLines, line_before: int) -> tuple[int, bytes, InvalidMessage]:
     """The record's first line is the bad row (its quote never closes); the lines it swallowed are read again as
     rows of their own. Before, they were one dead letter, not counted; past the csv module's field limit (128 KiB)
     they vanished: one ``bad_csv`` with only the error text, and ~1,000 valid rows neither counted nor dead-lettered
-    (found by review)."""
-    first, rest = lines.record[0], lines.record[1:]
+    (found by review). An over-long line among them is handed back too, and is its own ``bad_csv`` again."""
+    blanks = _leading_blanks(lines.record)
+    first, rest = lines.record[blanks], lines.record[blanks + 1:]
+    assert isinstance(first, str)  # an over-long first line is not a record with rows inside
     lines.push_back(rest)
-    return line_before + 1, first.encode("utf-8", "surrogateescape"), InvalidMessage(
-        "bad_csv", f"line {line_before + 1} opens a quote that does not close before line {line_before + 1 + len(rest)}"
-                   f", and {len(rest)} line(s) after it read as rows of their own: this line is left out and they "
-                   "are read as rows -- fix the quoting")
+    at = line_before + 1 + blanks
+    return at, first.encode("utf-8", "surrogateescape"), InvalidMessage(
+        "bad_csv", f"line {at} opens a quote that does not close before line {at + len(rest)}, and the line(s) after "
+                   "it read as rows of their own: this line is left out and they are read as rows -- fix the quoting")
 
 
 def _refused_record(lines: _BoundedLines, line_before: int, columns: list[str], exc: csv.Error
@@ -276,13 +349,17 @@ def _refused_record(lines: _BoundedLines, line_before: int, columns: list[str], 
     if lines inside it are rows of their own, else one dead letter for the whole record, and reading resumes after
     its closing quote (it resumed inside the field: every further line of the text was a bad row of its own, and
     the rows after it were read out of step; found by review)."""
-    if len(lines.record) > 1 and _rows_among(lines.record[1:], columns):
+    blanks = _leading_blanks(lines.record)
+    inside = [line for line in lines.record[blanks + 1:] if isinstance(line, str)]
+    head = lines.record[blanks] if blanks < len(lines.record) else None
+    if isinstance(head, str) and _rows_among(inside, columns):
         return _unclosed_quote(lines, line_before)
-    raw = "".join(lines.record)
+    raw = "".join(line for line in lines.record if isinstance(line, str))
     lines.to_record_end(lambda line: _rows_among([line], columns) > 0)
-    last = max(lines.line_num, line_before + 1)
-    where = f"line {last}" if last == line_before + 1 else f"lines {line_before + 1}-{last}"
-    return line_before + 1, raw.encode("utf-8", "surrogateescape") or str(exc).encode(), InvalidMessage(
+    first = line_before + 1 + blanks
+    last = max(lines.line_num, first)
+    where = f"line {last}" if last == first else f"lines {first}-{last}"
+    return first, raw.lstrip("\r\n").encode("utf-8", "surrogateescape") or str(exc).encode(), InvalidMessage(
         "bad_csv", f"the record of {where} cannot be read: {exc}"[:300])
 
 
@@ -293,10 +370,16 @@ def _swallowed_rows(row: dict[str, Any], columns: list[str]) -> int:
     return _rows_among(lines_inside_fields(row), columns)
 
 
-def lines_inside_fields(row: Mapping[str, object]) -> list[str]:
-    """The lines after the first of each multi-line field of a CSV row: where rows an unclosed quote swallowed are."""
-    return [line for value in row.values() if isinstance(value, str) and "\n" in value
-            for line in value.splitlines()[1:]]
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def lines_inside_fields(row: Mapping[Any, object]) -> list[str]:
+    """The lines after the first of each multi-line field of a CSV row: where rows an unclosed quote swallowed are.
+    Breaks are LF, CRLF or a lone CR (a CR-only file hid them), and the cells past the header count too
+    (``DictReader`` puts them in a list under ``None``: an unclosed quote there hid the rows it swallowed; both
+    found by review)."""
+    cells = [cell for value in row.values() for cell in (value if isinstance(value, list) else [value])]
+    return [line for cell in cells if isinstance(cell, str) for line in _LINE_BREAK.split(cell)[1:]]
 
 
 _SOURCE_KINDS = frozenset(kind.value for kind in SourceKind)

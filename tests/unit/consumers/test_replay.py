@@ -65,7 +65,7 @@ async def test_an_unclosed_quote_is_a_dead_letter_of_its_line_and_the_rows_it_sw
     assert [r.message.id for r in records] == ["2", "3", "4", "5", "6"]
     [(raw, reason, detail, origin)] = dead.items
     assert (reason, raw, origin["line"]) == ("bad_csv", b'1,news,"Acme falls,1767225600\n', 2)
-    assert "line 2 opens a quote that does not close" in detail and "3 line(s) after it read as rows" in detail
+    assert "line 2 opens a quote that does not close before line 5" in detail and "read as rows" in detail
 
 
 async def test_an_unclosed_quote_past_the_csv_field_limit_loses_no_row(tmp_path: Path) -> None:
@@ -539,3 +539,36 @@ def test_a_jsonl_file_with_cr_only_line_endings_says_so_in_its_dead_letter(tmp_p
     assert obj.reason == "oversized" and "CR-only line endings" in obj.detail
     path.write_bytes(_line("a", "2026-01-01T00:00:00Z").replace("\n", "\r\n").encode() + b'{"id": \r\n')
     assert "CR" not in str([obj for _n, _raw, obj in iter_lines(path, 10_000)])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_rows_an_unclosed_quote_swallowed_are_read_whatever_the_line_ends_and_the_column(
+    tmp_path: Path, newline: str,
+) -> None:
+    """Found by review: with CR-only line ends, or the quote in a cell past the header, the swallowed rows were lost
+    without a trace; a blank line before the bad row made a second, misplaced dead letter."""
+    rows = "2,news,two,1767225600\n3,news,three,1767225660\n"
+    for bad in ('1,news,"unclosed\n', '1,news,Apple rises,1767225600,"Q3 note\n'):
+        path = tmp_path / "h.csv"
+        path.write_bytes(("id,source,text,published_at\n\n" + bad + rows).replace("\n", newline).encode())
+        got = [(n, obj.get("id") if isinstance(obj, dict) else obj.reason) for n, _raw, obj in iter_lines(path, None)]
+        assert got == [(3, "bad_csv"), (4, "2"), (5, "3")], (bad, newline)
+
+
+def test_an_over_long_line_among_swallowed_rows_is_its_own_dead_letter_and_line_numbers_hold(tmp_path: Path) -> None:
+    """Found by review: the over-long line vanished and the rows before it were reported one line late."""
+    path = tmp_path / "h.csv"
+    path.write_text('id,source,text,published_at\n1,news,"unclosed\n2,news,two,1767225600\n'
+                    f"3,news,{'x' * 300},1767225600\n4,news,four,1767225600\n")
+    got = [(n, obj.get("id") if isinstance(obj, dict) else obj.reason) for n, _raw, obj in iter_lines(path, 200)]
+    assert got == [(2, "bad_csv"), (3, "2"), (4, "bad_csv"), (5, "4")]
+
+
+def test_a_quote_inside_an_unquoted_field_does_not_open_a_field_when_the_record_is_refused(tmp_path: Path) -> None:
+    """Found by review: counting every quote took the 5" of a too-long text for an open field and dropped the next
+    (valid, multi-line) row."""
+    path = tmp_path / "h.csv"
+    path.write_text(f'id,source,text,published_at\n1,news,the 5" screen {"q" * 140_000},1767225600\n'
+                    '2,news,"two\nparagraphs",1767225600\n3,news,three,1767225660\n')
+    got = [(n, obj.get("id") if isinstance(obj, dict) else obj.reason) for n, _raw, obj in iter_lines(path, None)]
+    assert got == [(2, "bad_csv"), (4, "2"), (5, "3")]
