@@ -58,13 +58,18 @@ class _Section(BaseModel):
     """``allow_inf_nan=False``: ``inf`` in a float setting crashed later (``OverflowError``) without naming it."""
 
 
-_BROKER_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]\"',]+)(?::(?P<port>\d{1,5}))?")
+_BROKER_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\]|[^\s:/\[\]\"',]+)(?::(?P<port>\d{1,5}))?")
 
 
 def _check_broker_address(entry: str) -> None:
     """One ``host[:port]`` of ``kafka.bootstrap_servers``: a scheme (``PLAINTEXT://``), a JSON list, spaces or a bad
     port were taken for host names (or crashed with a bare ``ValueError``/``OverflowError``), and the error blamed
     the broker (found by review)."""
+    try:
+        ipaddress.IPv6Address(entry.split("%", 1)[0])
+        return  # a bare IPv6 literal (aiokafka reads it as the host, port 9092)
+    except ValueError:
+        pass
     match = _BROKER_ADDRESS.fullmatch(entry)
     if match is None or (match["port"] is not None and not 0 < int(match["port"]) < 65536):
         raise ValueError(f"entry {entry!r} is not host:port -- write a comma-separated list of host:port, e.g. "
@@ -305,9 +310,9 @@ def check_redis_url(url: str) -> None:
 
     parts = urlsplit(url)
     db = parts.path.strip("/")
-    if db and not db.isdigit():
-        raise ValueError(f"the database {parts.path!r} is not a number -- write redis://host:6379/0 (a db number "
-                         "after the port, or nothing for 0)")
+    if db and not db.isdigit():  # not echoed: with a '/' in the password, the "path" holds part of it
+        raise ValueError("what follows host:port/ is not a database number -- write redis://host:6379/0 (a db number "
+                         "after the port, or nothing for 0); a '/' in the password must be written %2F")
     unknown = sorted(set(parse_qs(parts.query)) - _redis_url_options())
     if unknown:
         raise ValueError(f"unknown query option(s) {unknown} -- redis-py takes e.g. socket_timeout, "

@@ -30,6 +30,7 @@ from monitor.config import Settings, check_redis_url
 from monitor.durations import iso_utc, non_negative_float
 from monitor.engine.pipeline import PipelineStats
 from monitor.progress import run_with_progress
+from monitor.redact import redact_url
 
 DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
 
@@ -211,10 +212,11 @@ def namespace(value: str) -> str:
 
 def store_url(value: str) -> str:
     """``--store``: ``memory://`` or a Redis URL redis-py reads as written (a db that is not a number was db 0)."""
-    if value.startswith("memory://"):
+    if value.startswith("memory://") or value.lower().startswith("unix://"):
         return value
     if not value.lower().startswith(("redis://", "rediss://")):
-        raise argparse.ArgumentTypeError(f"{value!r}: use memory:// or redis://host:6379/0 (rediss:// for TLS)")
+        raise argparse.ArgumentTypeError(f"{redact_url(value)!r}: use memory:// or redis://host:6379/0 (rediss:// "
+                                         "for TLS, unix:///path/redis.sock for a socket)")
     try:
         check_redis_url(value)
     except ValueError as exc:

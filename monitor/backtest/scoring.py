@@ -139,10 +139,15 @@ def _read_incidents(path: Path, ticker_of: Callable[[str], str]) -> list[Inciden
 
 
 def _swallows_a_row(row: dict[str, str | None]) -> bool:
-    """A multi-line cell with a line that is an incident row of its own (a key, then at least start and end)."""
-    inner = lines_inside_fields(row)
-    return any(len(cells) >= 3 and (":" in cells[0] or cells[0].strip().lower() == "all")
-               for cells in (next(csv.reader([line]), []) for line in inner))
+    """A multi-line cell with a line that is an incident row of its own: a window key (``ticker:BA``, ``all``; a
+    description line such as ``Timeline: FAA grounding at 02:00, ...`` is not one: found by review), then at least
+    start and end."""
+    def is_key(cell: str) -> bool:
+        kind, colon, rest = cell.strip().partition(":")
+        return cell.strip() == ALL_KEY or bool(colon and f"{kind.lower()}:" in KEY_KINDS and rest and " " not in rest)
+
+    return any(len(cells) >= 3 and is_key(cells[0])
+               for cells in (next(csv.reader([line]), []) for line in lines_inside_fields(row)))
 
 
 def _incident(row: dict[str, str | None], where: str, ticker_of: Callable[[str], str]) -> Incident:

@@ -380,3 +380,12 @@ def test_a_setting_swept_twice_is_refused_not_reduced_to_its_last_values() -> No
     """Found by review: --sweep z_threshold=2,3 --sweep z_threshold=4 ran 4.0 twice and never 2 or 3."""
     with pytest.raises(InputError, match="z_threshold is swept twice"):
         parse_sweep(["z_threshold=2,3", " z_threshold=4"])
+
+
+def test_a_description_line_with_a_colon_and_commas_is_not_taken_for_a_swallowed_incident(tmp_path: Path) -> None:
+    """Found by review: the unclosed-quote check refused this well-formed file."""
+    path = tmp_path / "events.csv"
+    path.write_text('key,start,end,description\nticker:BA,2026-11-01T00:00:00Z,2026-11-01T06:00:00Z,"Door plug.\n'
+                    'Timeline: FAA grounding at 02:00, shares -8% premarket, per Reuters"\n')
+    [incident] = load_incidents(path)
+    assert incident.description.endswith("per Reuters")
