@@ -114,7 +114,8 @@ async def _serve(settings: Settings) -> int:
         print(line, file=sys.stderr)
     from monitor.replay import run_verdict
 
-    return run_verdict(stats, rows_expected=settings.source.kind == "replay")
+    # a SIGTERM before the first row (a daemon waiting for its Redis prefix) is a normal stop, not an empty input
+    return run_verdict(stats, rows_expected=settings.source.kind == "replay" and stats.exhausted)
 
 
 def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None) -> list[str]:

@@ -91,6 +91,8 @@ class PipelineStats:
     """Per sink, notifications still queued at the end of the run (filled in by MonitorApp)."""
     undelivered_kept: bool = False
     """Whether those wait in a durable (Redis) outbox for the next start, or end with the process."""
+    exhausted: bool = False
+    """The source ended (a file replay read to its end), rather than a stop request ending the run."""
     inputs_cut_off: list[str] = dataclasses.field(default_factory=list)
     """Replayed files whose gzip data broke off: rows after the break were not read (filled in by MonitorApp)."""
 
@@ -266,9 +268,10 @@ class Pipeline:
             self.watermark.advance_to(self.watermark.max_event_s + self.watermark.allowed_lateness_s
                                       + self.store.bucket_s)
             await self._evaluate(self.watermark.newly_closed())
+        self.stats.exhausted = exhausted
         self.finished.set()
         own = {k: v for k, v in dataclasses.asdict(self.stats).items() if k not in FILLED_BY_APP}
-        log.info("pipeline_finished", exhausted=exhausted, **own)
+        log.info("pipeline_finished", **own)
         return self.stats
 
     async def _resume_detection(self) -> None:

@@ -79,6 +79,7 @@ async def test_redelivered_messages_are_counted_once() -> None:
     buckets = await store.buckets("all", 0, 1000)
     assert sum(b.volume for b in buckets) == 3
     assert pipe.stats.duplicates == 1
+    assert pipe.stats.exhausted, "the source ended: the run's verdict may expect rows"
 
 
 async def test_offsets_are_committed_only_after_window_updates_are_applied() -> None:
