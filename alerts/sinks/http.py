@@ -1,8 +1,9 @@
 """Shared HTTP POST with a timeout and a few in-line retries (webhook and Slack sinks).
 
 Retries here cover blips (a 502 from a proxy, a dropped connection); longer outages fall through to
-the outbox, which retries with capped exponential backoff. 4xx answers other than 408/429 are not
-retried: resending the same body will not fix them. A redirect is refused too (a configuration
+the outbox, which retries with capped exponential backoff. A timeout is not retried here: the receiver may
+have the body already, and only the outbox's retry (once per backoff) should repeat it. 4xx answers other than
+408/429 are not retried: resending the same body will not fix them. A redirect is refused too (a configuration
 error): its ``Location`` is shown resolved and redacted, since webhook URLs carry their token in the path.
 """
 
@@ -67,9 +68,22 @@ class HttpPoster(Service):
                     if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
                         raise SinkError(f"{self.name}: delivery refused ({last}) -- the receiver rejects the "
                                         "request itself: check the sink URL and its token", refused=True)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+            except TimeoutError:
+                # the body may have arrived and only the answer be late: a receiver that cannot dedupe (Slack) got
+                # the notice once per in-line attempt, times the outbox's (12 posts for one alert; found by review).
+                # The outbox retries it with its backoff, once.
+                raise SinkError(f"{self.name}: delivery failed (no answer within {self.timeout_s:g} s)") from None
+            except aiohttp.ClientError as exc:
+                last = _described(exc, url)
         raise SinkError(f"{self.name}: delivery failed ({last})")
+
+
+def _described(exc: aiohttp.ClientError, url: str) -> str:
+    """The error without the request URL: aiohttp's ``ClientResponseError`` text ends ``url='...'``, which put a
+    webhook's or Slack's token in every ``alert_delivery_failed`` line (found by review)."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}: {exc.status}, {exc.message}"
+    return f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
 
 
 def redirect_target(url: str, location: str | None) -> str:
@@ -88,7 +102,7 @@ def retry_after(value: str | None, now_s: float | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # '²'.isdigit() is true too, and float('²') raised (found by review)
         return float(value)
     try:
         at = email.utils.parsedate_to_datetime(value)
