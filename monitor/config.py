@@ -499,7 +499,8 @@ class AlertSettings(_Section):
     sink_timeout_s: float = Field(10.0, gt=0)
     """Network timeout of one sink request (webhook, Slack, SMTP, Kafka send)."""
     webhook_max_attempts: int = Field(3, ge=1, le=10)
-    """In-sink attempts per webhook/Slack send before the outbox takes over the retrying."""
+    """In-sink attempts per webhook/Slack send before the outbox takes over the retrying (a dropped connection, a
+    5xx; not a timeout, after which the receiver may already have the alert)."""
     webhook_backoff_s: float = Field(0.5, ge=0)
     """First in-sink retry delay of webhook/Slack sends; doubles per attempt."""
     cluster_mode: bool = False
