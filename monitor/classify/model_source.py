@@ -37,20 +37,21 @@ def downloads_allowed() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _OFF
 
 
-def locate_model(value: str) -> Path:
-    """The local directory ``value`` (a path or a hub id) names; a one-line ModelLoadError otherwise."""
+def locate_model(value: str, setting: str = SETTING) -> Path:
+    """The local directory ``value`` (a path or a hub id) names; a one-line ModelLoadError otherwise, naming
+    ``setting`` (a command's flag, e.g. ``monitor eval --model``, where the configuration key was named)."""
     if is_local_path(value):
         directory = Path(value).expanduser()
         if not directory.is_dir():
             raise ModelLoadError(
-                f"directory not found: {value} ({SETTING}) -- point it at a directory written by "
+                f"directory not found: {value} ({setting}) -- point it at a directory written by "
                 "`monitor train --output DIR` (or empty for the bundled model)"
             )
         return directory
-    return hub_snapshot(value)
+    return hub_snapshot(value, setting)
 
 
-def hub_snapshot(repo_id: str) -> Path:
+def hub_snapshot(repo_id: str, setting: str = SETTING) -> Path:
     """The cached snapshot of hub model ``repo_id`` (downloaded first only where downloads are allowed)."""
     from huggingface_hub import snapshot_download
 
@@ -61,10 +62,10 @@ def hub_snapshot(repo_id: str) -> Path:
         if online:
             reason = " ".join(str(exc).split())[:200]
             raise ModelLoadError(
-                f"cannot download hub id {repo_id!r} ({SETTING}): {reason} -- check the id and the network, "
+                f"cannot download hub id {repo_id!r} ({setting}): {reason} -- check the id and the network, "
                 "or point it at a local directory"
             ) from exc
         raise ModelLoadError(
-            f"hub id {repo_id!r} is not in the local hub cache ({SETTING}) -- set HF_HUB_OFFLINE=0 to download "
+            f"hub id {repo_id!r} is not in the local hub cache ({setting}) -- set HF_HUB_OFFLINE=0 to download "
             f"it, or point it at a local directory (./{repo_id} if that is a relative path)"
         ) from exc

@@ -225,7 +225,7 @@ def eval_command(argv: Sequence[str]) -> int:
     taxonomy = load_taxonomy(args.taxonomy)
     names = list(taxonomy.names)
     sentiment_data = read_csv(args.valid_csv, taxonomy, "--valid-csv")
-    model_dir = locate_model(args.model) if args.model else DEFAULT_MODEL_DIR
+    model_dir = locate_model(args.model, "--model") if args.model else DEFAULT_MODEL_DIR
     seed, fraction = topic_split(args.seed, args.topic_valid_fraction, recorded_split(model_dir))
     topic_data = topic_holdout(args.topic_csv, taxonomy, fraction, seed)
     print(

@@ -66,6 +66,16 @@ def test_hub_id_missing_from_the_cache_fails_at_once_naming_the_setting(hub_call
     assert [call["local_files_only"] for call in hub_calls] == [True]
 
 
+def test_a_command_flag_is_named_instead_of_the_setting(hub_calls: list[dict[str, Any]], tmp_path: Path) -> None:
+    """Found by review: ``monitor eval --model nope`` was told to fix classifier.model_path."""
+    from monitor.classify.model_source import locate_model
+
+    with pytest.raises(ModelLoadError, match=r"\(--model\)"):
+        locate_model("acme/absent", "--model")
+    with pytest.raises(ModelLoadError, match=r"nope \(--model\)"):
+        locate_model(str(tmp_path / "nope"), "--model")
+
+
 def test_hub_id_in_the_local_cache_loads_without_a_network(
     hub_calls: list[dict[str, Any]], tiny_model_dir: Path, tmp_path: Path
 ) -> None:
