@@ -31,6 +31,7 @@ from monitor.durations import iso_utc, non_negative_float
 from monitor.engine.pipeline import PipelineStats
 from monitor.progress import run_with_progress
 from monitor.redact import redact_url
+from monitor.windows.redis import StoreUnavailableError
 
 DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
 
@@ -310,7 +311,11 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     except OSError as exc:
         parser.error(f"--report {args.report}: cannot replace it ({exc.strerror or exc}) -- choose another path")
     stopped_by: list[int] = []
-    stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
+    try:
+        stats = asyncio.run(run_replay(isolated, progress=not args.no_progress, kafka=args, stopped_by=stopped_by))
+    except StoreUnavailableError as exc:  # it named windows.store_url and its variable: --store set it here
+        raise StoreUnavailableError(str(exc).replace("windows.store_url ", "--store ", 1)
+                                    .replace(" (or set MONITOR_WINDOWS__STORE_URL)", "")) from exc
     if not args.namespace and not args.store.startswith("memory:"):
         prefix = isolated.windows.key_prefix
         if stats.undelivered:  # --production-sinks: what waits in the outbox is the desk's, never deleted

@@ -198,3 +198,22 @@ def test_a_unix_socket_store_is_accepted() -> None:
     from monitor.replay import store_url
 
     assert store_url("unix:///var/run/redis/redis.sock?db=2") == "unix:///var/run/redis/redis.sock?db=2"
+
+
+def test_a_store_it_cannot_use_is_reported_as_the_store_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: a wrong --store password was reported under windows.store_url and its variable."""
+    from monitor import replay
+    from monitor.windows.redis import StoreUnavailableError
+
+    async def refused(*_: object, **__: object) -> PipelineStats:
+        raise StoreUnavailableError("windows.store_url redis://:***@h:6379/0: cannot use Redis (bad password) -- "
+                                    "check the password in the URL (or set MONITOR_WINDOWS__STORE_URL)")
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    monkeypatch.setattr(replay, "run_replay", refused)
+    with pytest.raises(StoreUnavailableError) as info:
+        replay.replay_command(["--no-progress", "--input", str(data), "--store", "redis://h:6379/0", "--report",
+                               str(tmp_path / "r.jsonl")], Settings())
+    assert str(info.value).startswith("--store redis://:***@h:6379/0: cannot use Redis")
+    assert "MONITOR_WINDOWS__STORE_URL" not in str(info.value)
