@@ -383,10 +383,22 @@ class MultiScaleDetector:
             self._leave_group(st)
             del self.keys[key]
             self.active.discard(key)
+        self._drop_stale_expiries()
         log.warning("multiscale_keys_evicted", evicted=len(victims), kept=len(self.keys),
                     max_tracked_keys=self.cfg.max_keys,
                     fix="the least established keys' baselines were dropped; raise alerts.max_tracked_keys if "
                         "they are real (a flood of one-off tickers is what this bound is for)")
+
+
+    def _drop_stale_expiries(self) -> None:
+        """Evicted keys' heap entries stay until they come due (7 days of event time): a flood of one-off tickers
+        grew the heap to 200,000 entries for 900 live keys, outside ``max_tracked_keys`` (found by review). Once
+        stale entries outnumber the live keys, the heap is rebuilt from the live ones."""
+        if len(self.expiries) <= 2 * len(self.keys) + 1024:
+            return
+        self.expiries = [entry for entry in self.expiries
+                         if (st := self.keys.get(entry[1])) is not None and st.expiry_ticket == entry[2]]
+        heapq.heapify(self.expiries)
 
 
 def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rates | None, st: KeyState,

@@ -445,3 +445,17 @@ def test_an_off_rhythm_keys_exposure_takes_its_own_messages_out_at_their_own_hou
     [window] = [w for w in det._windows(st, end - B) if w.start_s == end - 7200][:1]
     assert window.exposure == pytest.approx(
         sum(weights.at(t) * (total - mine) for t, (total, mine) in volumes.items() if end - 7200 <= t < end))
+
+
+def test_the_expiry_heap_stays_within_a_small_multiple_of_the_key_bound_under_a_flood_of_one_off_keys() -> None:
+    """Found by review: evicted keys' heap entries stayed until due (7 days): 200,000 entries for 900 live keys."""
+    det = MultiScaleDetector(cfg(max_keys=100))
+    serial = itertools.count()
+    for b in range(30):
+        start = DAY0_S + b * B
+        buckets = {ALL_KEY: BucketStats(ALL_KEY, start, neutral=600)}
+        for key in (f"ticker:X{next(serial):05d}" for _ in range(200)):
+            buckets[key] = BucketStats(key, start, neutral=3)  # three messages: a member of its group
+        det.step(start, buckets, [])
+    assert len(det.keys) <= 100
+    assert len(det.expiries) <= 2 * len(det.keys) + 1024 + 200, "one bucket's members on top of the rebuild bound"
