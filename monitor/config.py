@@ -37,6 +37,7 @@ from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
 from monitor.durations import parse_duration_s
 from monitor.engine.time_jumps import DEFAULT_CONFIRMATIONS, DEFAULT_MAX_JUMP_S
 from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
+from monitor.windows.buckets import is_key_prefix
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The source checkout (tests use it); installed code finds its files through monitor/bundled.py."""
@@ -359,7 +360,7 @@ class WindowSettings(_Section):
     @classmethod
     def _prefix_is_a_hash_tag(cls, value: str) -> str:
         """Checked here, not first by the Redis store at start (a crash-style ``ValueError``; found by review)."""
-        if not value or "{" in value or "}" in value:
+        if not is_key_prefix(value):
             raise ValueError("must be non-empty and contain no braces (it becomes the keys' {hash tag}) -- e.g. "
                              "finsent-prod")
         return value

@@ -31,6 +31,7 @@ from monitor.durations import iso_utc, non_negative_float
 from monitor.engine.pipeline import PipelineStats
 from monitor.progress import run_with_progress
 from monitor.redact import redact_url
+from monitor.windows.buckets import is_key_prefix
 from monitor.windows.redis import StoreUnavailableError
 
 DEFAULT_REPORT = Path("reports/replay-alerts.jsonl")
@@ -206,7 +207,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
 def namespace(value: str) -> str:
     """``--namespace``: a Redis key prefix, non-empty without braces (it was a crash-style ``ValueError`` naming
     windows.key_prefix instead of the flag; found by review)."""
-    if not value or "{" in value or "}" in value:
+    if not is_key_prefix(value):
         raise argparse.ArgumentTypeError(f"{value!r}: a namespace is non-empty and has no braces, e.g. replay-nov")
     return value
 

@@ -13,6 +13,13 @@ from urllib.parse import quote
 
 from monitor.types import ClassifiedMessage, RawMessage, Sentiment
 
+
+def is_key_prefix(prefix: str) -> bool:
+    """A usable Redis key prefix: it becomes the ``{hash tag}`` of every key, so it is non-empty without braces (the
+    one rule the settings, ``monitor replay --namespace`` and the Redis store each check)."""
+    return bool(prefix) and "{" not in prefix and "}" not in prefix
+
+
 ALL_KEY = "all"
 KEY_KINDS = ("ticker:", "topic:", "topic_ticker:")
 """Prefixes of every window key but ``all`` (see the builders below)."""

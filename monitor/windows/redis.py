@@ -78,7 +78,7 @@ from monitor.redis_connect import RedisClient, config_value, connect
 from monitor.retry import refusing_for_now, retrying
 from monitor.types import ClassifiedMessage, Sentiment
 from monitor.windows.base import Applied
-from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, evidence_of, increments
+from monitor.windows.buckets import BucketStats, EvidenceItem, content_digest, evidence_of, increments, is_key_prefix
 from monitor.windows.epoch import (
     CHECK_EVERY_S,
     StoreEpoch,
@@ -230,7 +230,7 @@ class KeySpace:
     """Names of every key under one prefix (see the module docstring for the layout)."""
 
     def __init__(self, prefix: str) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
+        if not is_key_prefix(prefix):
             raise ValueError(f"windows.key_prefix {prefix!r}: must be non-empty and contain no braces")
         self.tag = f"{{{prefix}}}"
         self.active = f"{self.tag}:active"
