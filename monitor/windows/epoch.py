@@ -9,6 +9,13 @@ start, not a loss) and reads it again at most every ``check_every_s`` while it w
 another instance that found it gone first, means the data was lost: an ERROR line that says what is now
 blind and for how long, ``finsent_window_store_resets_total``, and the Prometheus rule
 ``FinsentWindowStoreLostData``. Nothing can bring the lost buckets back; the point is that people know.
+
+The marker cannot see Redis going back to an older copy of the namespace (a restart from a minutes-old RDB
+snapshot, a failover to a lagging replica, an AOF that lost its last second): the old copy holds the same
+marker. A review measured it: 10 of 16 messages gone, Kafka offsets already committed past them, no word.
+So every apply call also INCRs ``{P}:gen`` (no TTL either) and returns it: a value lower than the highest
+this store saw is a rollback, noticed at the next write. The store's writes run one at a time (the
+pipeline's single writer), so its replies are in Redis' order.
 """
 
 from __future__ import annotations
@@ -32,14 +39,16 @@ CHECK_EVERY_S = 30.0
 class StoreEpoch:
     """The marker of one key namespace; ``check`` says whether it vanished since the last look."""
 
-    def __init__(self, key: str, *, check_every_s: float = CHECK_EVERY_S,
+    def __init__(self, key: str, generation_key: str, *, check_every_s: float = CHECK_EVERY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.key = key
+        self.generation_key = generation_key
         self.check_every_s = check_every_s
         self._clock = clock
         self._token: str | None = None
         self._checked_at: float | None = None
         self._evicted: int | None = None
+        self._generation: int | None = None
         self.created_at_start = False
         """This start wrote the marker: the namespace was empty (a first start, or data lost while every instance
         was down: ``report_loss_while_down`` tells them apart by the Kafka group's committed offsets)."""
@@ -48,6 +57,8 @@ class StoreEpoch:
         """At start: the marker as it is now (created when absent, which is how every namespace begins)."""
         self._token, self.created_at_start = await self._ensure(client)
         self._checked_at = self._clock()
+        found = await client.get(self.generation_key)
+        self._generation = int(found) if found is not None and str(found).isdigit() else None
 
     def due(self) -> bool:
         return self._checked_at is None or self._clock() - self._checked_at >= self.check_every_s
@@ -58,13 +69,23 @@ class StoreEpoch:
         token, _ = await self._ensure(client)
         lost = self._token is not None and token != self._token
         self._token = token
+        if lost:
+            self._generation = None  # counting starts again in the new namespace: not a rollback as well
         return lost
+
+    def went_back(self, generation: int) -> int:
+        """The write generation an apply call returned: how many calls' writes went missing since the highest
+        this store saw (0: none; a rollback, or the namespace emptied, otherwise)."""
+        highest, self._generation = self._generation, generation
+        return 0 if highest is None or generation > highest else highest - generation + 1
 
     async def evictions(self, client: RedisClient) -> int:
         """Keys Redis evicted since the last call (0 on the first, or where INFO is refused)."""
         now = await evicted_keys(client)
         before, self._evicted = self._evicted, now
-        return 0 if now is None or before is None else max(0, now - before)
+        if now is None or before is None:
+            return 0
+        return now if now < before else now - before  # lower: Redis restarted, and its count with it
 
     async def _ensure(self, client: RedisClient) -> tuple[str, bool]:
         """The marker's token, written first if absent, and whether this call wrote it. A plain GET first: Redis
@@ -119,6 +140,21 @@ def report_loss_while_down(url: str, retention_s: int, partition: str, committed
                      "from here",
               fix="give Redis persistence (appendonly yes) and a maxmemory-policy of noeviction; if the prefix "
                   "changed on purpose, this is expected once")
+
+
+def report_rollback(url: str, lost_calls: int) -> None:
+    """Counted as a loss (``FinsentWindowStoreLostData`` pages): what was lost is the newest data, not the past."""
+    metrics.WINDOW_STORE_RESETS.inc()
+    log.error("window_store_rolled_back", store=url, lost_apply_calls=lost_calls,
+              evidence="the namespace's write generation ({P}:gen) went back: Redis is serving an older copy of its "
+                       "data (a restart from an RDB snapshot, a failover to a replica that lagged, an AOF that lost "
+                       "its last writes)",
+              impact="messages counted since that copy was taken are gone from the windows, and their Kafka offsets "
+                     "were committed: they will not come again, so recent counts are short and a surge in them may "
+                     "not page; alert states and the detection cursor may have gone back too (notices may repeat)",
+              fix="give Redis appendonly yes (appendfsync always loses nothing, everysec up to a second) and fail "
+                  "over only to an in-sync replica; to restore the counts, replay the lost span into the daemon's "
+                  "namespace (deploy/RUNBOOK.md, FinsentWindowStoreLostData)")
 
 
 def report_loss(url: str, retention_s: int) -> None:

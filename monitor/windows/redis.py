@@ -7,6 +7,8 @@ Key layout (``P`` = ``key_prefix``; ``W`` = a window key such as ``ticker:TSLA``
     {P}:ev:W:B              zset    top-N most negative evidence; score = sentiment score
     {P}:idx:W               zset    bucket starts of W (member = score = B)
     {P}:active              zset    window key -> its newest bucket start (ZADD GT); its ZCARD: finsent_window_keys
+    {P}:epoch               string  the namespace's marker, no TTL (monitor/windows/epoch.py)
+    {P}:gen                 string  write generation, no TTL: INCR by every apply call (a rollback shows it lower)
 
 Why it is shaped this way:
 
@@ -85,6 +87,7 @@ from monitor.windows.epoch import (
     report_evictions,
     report_loss,
     report_loss_while_down,
+    report_rollback,
     warn_if_evicting,
 )
 
@@ -99,9 +102,12 @@ REPEAT_FIELD = "rep"
 # ARGV: retention_s, top_n, M, S, W, (bucket start, window key, index no.) x S,
 #       then per message: sentiment field (or "rep" for a repeat), score, evidence member or "",
 #       content digest ("d1:" + 16 hex), n, n slot numbers (0-based)
-# Returns {fresh, conflict index, ...}: the number of messages counted, then the 1-based index (among the M
-# messages) of each one not counted because its seen marker holds another digest.
+# The last key is the write generation ({P}:gen).
+# Returns {fresh, generation, conflict index, ...}: the number of messages counted, the generation after this
+# call, then the 1-based index (among the M messages) of each one not counted because its seen marker holds
+# another digest.
 APPLY_LUA = """#!lua
+local generation = redis.call('INCR', KEYS[#KEYS])
 local retention = tonumber(ARGV[1])
 local top_n = tonumber(ARGV[2])
 local m, s = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -109,7 +115,7 @@ local slot_key0 = 1 + m
 local idx_key0 = slot_key0 + 2 * s
 local touched = {}
 local fresh = 0
-local out = {0}
+local out = {0, generation}
 local pos = 6 + 3 * s
 for i = 1, m do
   local field, score, member, digest = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3]
@@ -235,6 +241,7 @@ class KeySpace:
         self.tag = f"{{{prefix}}}"
         self.active = f"{self.tag}:active"
         self.epoch = f"{self.tag}:epoch"
+        self.generation = f"{self.tag}:gen"
 
     def seen(self, message_id: str) -> str:
         return f"{self.tag}:seen:{message_id}"
@@ -274,6 +281,7 @@ def build_apply_call(
         slot_args += [str(start), window, str(windows.setdefault(window, len(windows) + 1))]
     key_list = [keys.active, *(keys.seen(i.message.id) for i in items), *slot_keys]
     key_list += [keys.index(w) for w in windows]
+    key_list.append(keys.generation)  # the script finds it last
     head = [str(retention_s), str(top_n), str(len(items)), str(len(slots)), str(len(windows))]
     return key_list, head + slot_args + messages
 
@@ -336,7 +344,7 @@ class RedisWindowStore(Service):
         """Keys one read-script call reads (bounds how long Redis is blocked and the reply size); a
         longer list becomes several calls, sent in one pipeline."""
         self.connect_timeout_s = connect_timeout_s
-        self.epoch = StoreEpoch(self.keys.epoch, check_every_s=epoch_check_every_s)
+        self.epoch = StoreEpoch(self.keys.epoch, self.keys.generation, check_every_s=epoch_check_every_s)
         """Notices Redis losing the namespace under the running store (monitor/windows/epoch.py)."""
         self._client: RedisClient | None = None
 
@@ -431,12 +439,22 @@ class RedisWindowStore(Service):
             keys, args = build_apply_call(
                 chunk, self.keys, bucket_s=self.bucket_s, retention_s=self.retention_s, top_n=self.top_n
             )
-            counted, *clashes = await self._apply(keys=keys, args=args, client=client)
+            counted, generation, *clashes = await self._apply(keys=keys, args=args, client=client)
+            if lost_calls := self.epoch.went_back(int(generation)):
+                await self._report_rollback(client, lost_calls)
             fresh += int(counted)
             conflicts += [first + int(index) - 1 for index in clashes]  # the script's are 1-based, per chunk
         if checking:
             await self._report_size(client)  # after the writes: the size this batch left
         return Applied(fresh, tuple(conflicts))
+
+    async def _report_rollback(self, client: RedisClient, lost_calls: int) -> None:
+        """The write generation went back: the namespace was emptied (the marker changed too: reported as a loss,
+        sooner than the marker's own check would) or Redis went back to an older copy of it."""
+        if await self.epoch.check(client):
+            report_loss(redact_url(self.url), self.retention_s)
+        else:
+            report_rollback(redact_url(self.url), lost_calls)
 
     async def seen(self, message_ids: Sequence[str]) -> set[str]:
         return set(await self.digests(message_ids))

@@ -7,8 +7,9 @@ import math
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,10 +17,13 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from monitor import metrics
 from monitor.config import WindowSettings
+from monitor.retry import Backoff, retrying
 from monitor.types import ClassifiedMessage
 from monitor.windows.base import Applied
 from monitor.windows.buckets import ALL_KEY, content_digest
@@ -31,6 +35,7 @@ from tests.servers import free_port, redis_server, require_binary
 pytestmark = pytest.mark.integration
 
 RETENTION_S = 3600
+T = TypeVar("T")
 
 
 def new_store(url: str, **overrides: int) -> RedisWindowStore:
@@ -153,7 +158,7 @@ async def test_one_message_writes_exactly_the_documented_keys(
 
     tag = store.keys.tag
     assert await prefix_keys(raw, store) == sorted(
-        [f"{tag}:active", f"{tag}:epoch", f"{tag}:seen:m1"]
+        [f"{tag}:active", f"{tag}:epoch", f"{tag}:gen", f"{tag}:seen:m1"]
         + [f"{tag}:{kind}:{w}:{T0}" for kind in ("b", "ev") for w in ("all", "topic:mna")]
         + [f"{tag}:idx:all", f"{tag}:idx:topic:mna"]
     )
@@ -171,11 +176,12 @@ async def test_every_key_written_expires_within_retention_but_the_epoch_marker(
 ) -> None:
     await store.apply(batch(20))
 
-    keys = [k for k in await prefix_keys(raw, store) if k != store.keys.epoch]
+    marks = {store.keys.epoch, store.keys.generation}
+    keys = [k for k in await prefix_keys(raw, store) if k not in marks]
 
     ttls = [await raw.ttl(k) for k in keys]
     assert keys and all(0 < ttl <= RETENTION_S for ttl in ttls), dict(zip(keys, ttls, strict=True))
-    assert await raw.ttl(store.keys.epoch) == -1  # the one key without a TTL: retention must never remove it
+    assert [await raw.ttl(k) for k in sorted(marks)] == [-1, -1]  # the marks retention must never remove
 
 
 async def test_all_keys_of_a_prefix_share_one_cluster_hash_slot(
@@ -397,13 +403,51 @@ async def test_every_instance_sharing_a_wiped_namespace_reports_the_loss_once(
     assert len([e for e in logs if e["event"] == "window_store_lost_data"]) == 2
 
 
-async def test_the_marker_is_read_at_most_once_per_check_interval(redis_url: str, raw: aioredis.Redis) -> None:
+async def test_a_wiped_namespace_is_noticed_at_the_next_write_between_marker_checks(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    # the write generation went back to 1: the marker is read at once, not at the next check 30 s on
     async with new_store(redis_url, epoch_check_every_s=3600) as store:
         await store.apply(batch(2))
         await delete_namespace(raw, store)
         with capture_logs() as logs:
             await store.apply([classified("soon", at_s=T0 + 60)])
-    assert [e for e in logs if e["event"] == "window_store_lost_data"] == []  # noticed at the next check
+            await store.apply([classified("later", at_s=T0 + 120)])
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["window_store_lost_data"]
+
+
+async def until_reachable(call: Callable[[], Awaitable[T]]) -> T:
+    """A call retried while the restarted Redis accepts connections again (the pipeline's retry loop does this)."""
+    for _ in range(100):
+        try:
+            return await call()
+        except (RedisConnectionError, BusyLoadingError):
+            await asyncio.sleep(0.05)
+    return await call()
+
+
+async def test_a_redis_restarted_from_an_older_snapshot_is_reported_as_rolled_back_once(tmp_path: Path) -> None:
+    """Found by review: the old copy holds the same marker, so the messages counted after the snapshot vanished
+    (their Kafka offsets committed) without a word."""
+    port = free_port()
+    before = metrics.WINDOW_STORE_RESETS._value.get()
+    with capture_logs() as logs:
+        with redis_server(tmp_path, port=port) as url:
+            store = new_store(url, epoch_check_every_s=3600)
+            await store.start()
+            await store.apply(batch(5))
+            assert await store.client.save()  # the snapshot Redis will come back from
+            await store.apply([classified(f"late{n}", at_s=T0) for n in range(10)])
+        with redis_server(tmp_path, port=port):  # the same dir: it loads dump.rdb
+            await until_reachable(lambda: store.apply([classified("next", at_s=T0)]))
+            await store.apply([classified("then", at_s=T0)])
+            [bucket] = await store.buckets(ALL_KEY, T0, T0 + 60)
+            await store.stop()
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["window_store_rolled_back"]
+    assert errors[0]["lost_apply_calls"] == 1 and "appendonly yes" in errors[0]["fix"]
+    assert bucket.volume == 5 + 2  # the 10 after the snapshot are gone: what the ERROR says
+    assert metrics.WINDOW_STORE_RESETS._value.get() == before + 1
 
 
 async def test_a_restart_on_a_full_redis_adopts_its_marker_and_waits_for_room_instead_of_exiting(
@@ -446,6 +490,23 @@ async def test_a_store_started_on_a_read_only_replica_waits_until_it_can_write_a
             await admin.aclose()
     waits = [e for e in logs if e["event"] == "dependency_retrying"]
     assert waits and "read-only replica" in waits[0]["error"]
+
+
+async def test_a_write_refused_for_want_of_replicas_waits_until_they_are_back_and_counts_once(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    async with new_store(redis_url) as store:
+        await raw.config_set("min-replicas-to-write", "1")  # no replica is connected: NOREPLICAS
+        try:
+            writing = asyncio.create_task(retrying("window_store", lambda: store.apply(batch(3)),
+                                                   backoff=Backoff(initial_s=0.05, max_s=0.1)))
+            await asyncio.sleep(0.5)
+            assert not writing.done(), "waiting, not failed"
+        finally:
+            await raw.config_set("min-replicas-to-write", "0")
+        async with asyncio.timeout(10):
+            assert await writing == Applied(3, ())
+        assert [b.volume for b in await store.buckets(ALL_KEY, T0, T0 + 60)] == [3]
 
 
 async def test_an_evicting_redis_is_named_at_start_and_each_eviction_while_writing_is_reported(

@@ -133,6 +133,13 @@ def test_a_redis_that_cannot_persist_is_waited_for_with_what_to_fix() -> None:
     assert is_transient(misconf) and refusing_for_now(misconf) and "free the disk" in describe(misconf)
 
 
+def test_a_primary_short_of_replicas_is_waited_for_with_what_to_check() -> None:
+    """Found by review: NOREPLICAS (min-replicas-to-write with a replica away) was a plain ResponseError: the daemon
+    exited at its next batch, and a start blamed the Redis version and the ACL."""
+    refused = ResponseError("NOREPLICAS Not enough good replicas to write.")
+    assert is_transient(refused) and refusing_for_now(refused) and "min-replicas-to-write" in describe(refused)
+
+
 def test_start_up_waits_only_for_a_redis_that_answers_but_refuses_for_now() -> None:
     for refusing in (OutOfMemoryError("OOM"), ReadOnlyError("READONLY"), BusyLoadingError("LOADING"),
                      ResponseError("BUSY Redis is busy running a script")):

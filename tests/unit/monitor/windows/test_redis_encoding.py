@@ -84,6 +84,7 @@ def test_apply_call_lists_every_touched_key_and_references_shared_slots_once() -
         "{p}:active", "{p}:seen:m1", "{p}:seen:m2",
         *[k for w in windows for k in (f"{{p}}:b:{w}:{T0}", f"{{p}}:ev:{w}:{T0}")],
         *[f"{{p}}:idx:{w}" for w in windows],
+        "{p}:gen",
     ]  # fmt: skip
     head, slots, per_message = args[:5], args[5:17], args[17:]
     assert head == ["3600", "2", "2", "4", "4"]
