@@ -103,6 +103,14 @@ class RetryPolicy:
         return float(min(self.outage_max_wait_s, self.poll_interval_s * 2 ** min(failures - 1, 60)))
 
 
+def failure_text(exc: BaseException, send_timeout_s: float) -> str:
+    """What a failed send logs: a send cut at its time limit is a bare TimeoutError, which logged ``error=`` with
+    nothing after it for the one failure on-call most needs named (a hanging sink; found by review)."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"TimeoutError: the sink did not finish within {send_timeout_s:g} s"
+    return str(exc) or type(exc).__name__
+
+
 class OutboxDelivery(Service):
     def __init__(
         self, outbox: Outbox, sinks: Sequence[Sink], policy: RetryPolicy,
@@ -207,6 +215,7 @@ class OutboxDelivery(Service):
             async with asyncio.timeout(self.policy.send_timeout_s):
                 await sink.send(entry.notification)
         except Exception as exc:
+            error = failure_text(exc, self.policy.send_timeout_s)
             attempts = entry.attempts + 1
             if attempts >= self.policy.max_attempts:
                 await retrying("outbox", functools.partial(self.outbox.abandon, sink.name, nid, self._clock(),
@@ -215,7 +224,7 @@ class OutboxDelivery(Service):
                 self.outcomes["abandoned"] += 1
                 metrics.ALERT_DEAD_LETTERS.labels(sink.name).inc()
                 log.error("alert_dead_lettered", sink=sink.name, notification_id=nid,
-                          attempts=attempts, error=str(exc), redrive=f"monitor alerts redrive --sink {sink.name}")
+                          attempts=attempts, error=error, redrive=f"monitor alerts redrive --sink {sink.name}")
             else:
                 delay_s = self.policy.delay_s(attempts)
                 asked_s = getattr(exc, "retry_after_s", None)
@@ -228,7 +237,7 @@ class OutboxDelivery(Service):
                 refused = bool(getattr(exc, "refused", False))
                 (log.error if refused else log.warning)(
                     "alert_delivery_refused" if refused else "alert_delivery_failed",
-                    sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=str(exc))
+                    sink=sink.name, notification_id=nid, attempts=attempts, retry_in_s=delay_s, error=error)
             return
         self._forget_resolved(entry.notification)
         await retrying("outbox", functools.partial(self.outbox.mark_delivered, sink.name, nid, self._clock()))

@@ -114,6 +114,17 @@ async def test_past_max_attempts_a_notification_moves_to_the_dead_letter_outbox_
     assert metrics.ALERT_DEAD_LETTERS.labels(sink.name)._value.get() - before == 1
 
 
+async def test_a_send_cut_at_its_time_limit_logs_what_happened_not_an_empty_error() -> None:
+    sink = SlowSink("hanging", send_s=10.0)
+    outbox = MemoryOutbox([sink.name])
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(max_attempts=2, send_timeout_s=0.05))
+    await outbox.enqueue(notification(), 0.0)
+    with capture_logs() as logs:
+        await delivery.deliver_due(sink)
+    [failed] = [e for e in logs if e["event"] == "alert_delivery_failed"]
+    assert failed["error"] == "TimeoutError: the sink did not finish within 0.05 s"
+
+
 def test_every_sinks_counter_series_exist_at_zero_once_delivery_is_built() -> None:
     """Found by review: the ``abandoned`` series first appeared at 1, and ``increase()`` counts nothing for a
     series born at 1, so FinsentDeliveryAbandoned missed the first abandoned notification of every sink."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ import pytest
 from alerts.detectors import Finding, Signal
 from alerts.lifecycle import AlertState, LifecyclePolicy, step
 from alerts.model import AlertItem, AlertStatus, Notification
-from alerts.sinks.alertmanager import POST_CHUNK, AlertmanagerSink, iso, numbers
+from alerts.sinks.alertmanager import POST_CHUNK, POST_CONCURRENCY, AlertmanagerSink, iso, numbers
 from alerts.sinks.base import SinkError
 from monitor.windows.buckets import EvidenceItem
 from tests.unit.alerts.builders import DAY0_S, signal
@@ -86,6 +87,36 @@ async def test_several_failed_chunks_are_raised_once_with_the_longest_retry_afte
         await sink(poster).refresh(firing(2 * POST_CHUNK + 1))
     assert len(poster.chunks) == 3
     assert (info.value.retry_after_s, info.value.refused) == (9.0, False)
+
+
+class SlowPoster(Poster):
+    """An Alertmanager under load: healthy, but each POST takes ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.in_flight = self.most_in_flight = 0
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(self.delay_s)
+        self.in_flight -= 1
+        await super().post(url, body, headers)
+
+
+async def test_many_chunks_to_a_slow_alertmanager_all_post_within_one_posts_time() -> None:
+    # found by review: posted one after another, the 4th chunk on never fit the send's time limit
+    poster = SlowPoster(delay_s=0.2)
+    async with asyncio.timeout(0.6):
+        await sink(poster).refresh(firing(5 * POST_CHUNK))
+    assert sum(len(c) for c in poster.chunks) == 5 * POST_CHUNK
+
+
+async def test_chunks_in_flight_at_once_are_bounded() -> None:
+    poster = SlowPoster(delay_s=0.01)
+    await sink(poster).refresh(firing(3 * POST_CONCURRENCY * POST_CHUNK))
+    assert poster.most_in_flight == POST_CONCURRENCY and len(poster.chunks) == 3 * POST_CONCURRENCY
 
 
 def multiscale_signal() -> Signal:
