@@ -26,8 +26,11 @@ The rules, in order (README "Entity linking"):
   watchlist scope of cashtags. A symbol the watchlist does not know stays as it is.
 - **Names and aliases** link when they occur with word boundaries on both sides (no letter or digit
   next to them) and with the watchlist's spelling or in all capitals (``Apple``/``APPLE``, not
-  ``apple``): lower-case common words stay words. Overlapping matches keep the longest
-  (``JPMorgan Chase`` wins over ``Chase``).
+  ``apple``): lower-case common words stay words. Two more spellings that headlines and posts use link
+  too: a name of several words with each word capitalised (``Bank Of America``) and a one-word camel-case
+  name with only its first letter in capitals (``Paypal``, ``Blackrock``, ``Abbvie``). Such a spelling is
+  a variant of its name (an ambiguous name's needs the same cue) and never takes a surface that a name or
+  blocker has as written. Overlapping matches keep the longest (``JPMorgan Chase`` wins over ``Chase``).
 - **Blockers** are phrases that contain a name but mean no company: ``MARKET_PHRASES`` below (``price
   target``, ``gap down``, ``the Dow``, ``Dow futures``...) and each company's ``blockers`` in the watchlist
   (``Amazon rainforest``, ``Citi Field``). They take part in the longest-match rule and link nothing, so
@@ -40,9 +43,9 @@ The rules, in order (README "Entity linking"):
   a whole are no cue: ``stocks`` and ``investors`` ("Investors Chase AI Stocks", "Dow drops as stocks
   slide").
 - Matching runs on ``monitor.entities.fold`` of the text (zero-width characters, fullwidth letters, HTML
-  entities, curly apostrophes), and names and blockers are folded the same way: ``Tesla`` with a zero-width
-  space inside or in fullwidth letters, ``AT&amp;T``, and ``Macy's`` with a curly apostrophe link. The
-  message text itself is not changed.
+  entities, curly apostrophes, Unicode hyphens), and names and blockers are folded the same way: ``Tesla``
+  with a zero-width space inside or in fullwidth letters, ``AT&amp;T``, ``Macy's`` with a curly apostrophe
+  and ``T-Mobile`` with a non-breaking hyphen link. The message text itself is not changed.
 - The result is deduplicated and capped at ``max_tickers`` (payload first, then text order).
 """
 
@@ -122,9 +125,34 @@ def _capitalised(phrase: str) -> str:
     return phrase[:1].upper() + phrase[1:]
 
 
+def _headline(phrase: str) -> str:
+    """Each word capitalised, the rest as written (``Bank Of America``; ``str.title`` would make ``JPMorgan``
+    ``Jpmorgan`` and ``Macy's`` ``Macy'S``)."""
+    return " ".join(map(_capitalised, phrase.split(" ")))
+
+
 def _variants(phrase: str) -> set[str]:
     """A blocker as written, in capitals, capitalised, and in title case (headline style)."""
-    return {phrase, phrase.upper(), _capitalised(phrase), " ".join(map(_capitalised, phrase.split(" ")))}
+    return {phrase, phrase.upper(), _capitalised(phrase), _headline(phrase)}
+
+
+def _name_variants(name: str) -> set[str]:
+    """Spellings of a name other than as written or in capitals that still mean it: headline case for several
+    words (``Bank Of America``) and, for one camel-case word, only the first letter in capitals (``Paypal``,
+    ``Blackrock``: how posts write them). Not the name in lower case: ``apple`` is a fruit."""
+    if " " in name:
+        return {_headline(name)} - {name}
+    if any(c.islower() for c in name) and any(c.isupper() for c in name[1:]):
+        return {name[:1].upper() + name[1:].lower()}
+    return set()
+
+
+def _add(targets: dict[str, list[_Target]], surfaces: Iterable[str], target: _Target) -> None:
+    """``target`` under each surface, once per ticker (the first flag wins: a name before an ambiguous one)."""
+    for surface in surfaces:
+        found = targets.setdefault(surface, [])
+        if all(t.ticker != target.ticker for t in found):
+            found.append(target)
 
 
 def _is_boundary(text: str, index: int) -> bool:
@@ -181,17 +209,19 @@ class EntityLinker:
             for other in map(_symbol, company.symbols):
                 if other not in self.universe:
                     self._ticker_of.setdefault(other, _symbol(company.ticker))
+        guessed: dict[str, list[_Target]] = {}
         for company in companies:
             ticker = _symbol(company.ticker)
             for names, ambiguous in ((company.names, False), (company.ambiguous, True)):
                 for name in map(fold, names):
-                    for surface in {name, name.upper()}:
-                        found = targets.setdefault(surface, [])
-                        if all(t.ticker != ticker for t in found):
-                            found.append(_Target(ticker, ambiguous))
-        self.surfaces = len(targets)
+                    _add(targets, (name, name.upper()), _Target(ticker, ambiguous))
+                    _add(guessed, _name_variants(name), _Target(ticker, ambiguous))
         phrases = (*blockers, *(b for c in companies for b in c.blockers))
-        blocked = {v for p in phrases for v in _variants(fold(p))} - targets.keys()  # a name beats its blocker
+        blockers_written = {v for p in phrases for v in _variants(fold(p))}
+        blocked = blockers_written - targets.keys()  # a name beats its blocker
+        # a guessed spelling yields to a name or blocker that has it as written
+        targets.update((s, found) for s, found in guessed.items() if s not in targets and s not in blockers_written)
+        self.surfaces = len(targets)
         for surface, found in targets.items():
             self._automaton.add_word(surface, (len(surface), tuple(found)))
         if targets:

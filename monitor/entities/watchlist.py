@@ -35,10 +35,12 @@ A file that cannot be used raises one ``WatchlistError`` (a config error: ``moni
 file, the line and the fix: not UTF-8 (a UTF-8 byte-order mark is fine), a quote left open (it would
 swallow the rows after it), a name of one character (it would link every such letter) or only a legal
 suffix (``Inc.``, left by a comma inside an unquoted name), a control character, a TOML value of the
-wrong type, a ticker given twice, or a symbol claimed by two rows (one row's symbol and another's ticker, or
-a symbol on two rows). Duplicates are refused, not merged: two rows that disagree about a company (a stale
-copy, a class share typed twice) are a mistake to fix, not a union to guess, and a symbol that meant two
-companies would count one message under whichever row came first.
+wrong type, an unknown column or TOML key (``ambigous``: the closest known name is suggested), no companies
+at all (the default cashtag scope would then drop every cashtag), a ticker given twice, or a symbol claimed
+by two rows (one row's symbol and another's ticker, or a symbol on two rows). Duplicates are refused, not
+merged: two rows that disagree about a company (a stale copy, a class share typed twice) are a mistake to
+fix, not a union to guess, and a symbol that meant two companies would count one message under whichever row
+came first.
 
 The bundled default (``default_watchlist.csv``, ~285 large US-listed companies, big banks and
 US-listed European and Asian names) ships inside the package, so a wheel works outside the repo.
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import re
 import tomllib
 import unicodedata
@@ -97,7 +100,7 @@ def _ticker(raw: Any, where: str, key: str = "ticker") -> str:
     ticker = normalise_ticker(raw)
     if not TICKER.fullmatch(ticker):
         raise WatchlistError(f"{where}: {key} {raw!r} must be a symbol such as AAPL or BRK.B (letters, digits "
-                             "and '.', at most 10)")
+                             "and . ^ = _ -, at most 16)")
     return ticker
 
 
@@ -143,9 +146,25 @@ def _claimed(symbol: str, key: str, owner: str, seen: str) -> str:
     return f"ticker {symbol} is already on {seen} -- one row per company: put all its names on that row, separated by |"
 
 
+def _unknown(keys: list[str], known: tuple[str, ...], kind: str, where: str) -> None:
+    """Refuse a column or key the format does not have: a typo (``ambigous``, ``alias``) would otherwise load
+    the file without that list, and every name in it would silently link nothing (or link without its cue)."""
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it?"
+            raise WatchlistError(f"{where}: unknown {kind} {key!r} -- {hint} (known: {', '.join(known)})")
+        if keys.count(key) > 1:
+            raise WatchlistError(f"{where}: {kind} {key!r} given twice -- keep one")
+
+
 def _unique(origin: str, companies: list[tuple[str, Company]]) -> list[Company]:
-    """The companies (each with where it was given), refusing a ticker given twice or a symbol claimed by two
-    rows: refused, not merged (see the module docstring)."""
+    """The companies (each with where it was given), refusing none at all (with the default cashtag scope every
+    cashtag would be dropped), a ticker given twice or a symbol claimed by two rows: refused, not merged (see
+    the module docstring)."""
+    if not companies:
+        raise WatchlistError(f"{origin}: lists no companies -- add one per row (CSV) or [[company]] table (TOML), "
+                             "or leave source.watchlist_path empty for the bundled watchlist")
     first: dict[str, tuple[str, str]] = {}  # symbol -> (where, the ticker of the row that has it)
     for where, company in companies:
         for symbol in (company.ticker, *company.symbols):
@@ -192,10 +211,12 @@ def parse_csv(text: str, origin: str) -> list[Company]:
     """Rows of ``ticker,names,aliases,ambiguous,blockers,symbols`` (see the module docstring); columns are
     found by their header name, so files with fewer (written before ``blockers`` or ``symbols``) still load."""
     rows = _csv_rows(text.removeprefix("\ufeff"), origin)
-    header = [cell.strip() for cell in next(rows, (0, []))[1]]
+    at, first = next(rows, (0, []))
+    header = [cell.strip() for cell in first]
     if "ticker" not in header or "names" not in header:
         raise WatchlistError(f"{origin}: the header must be 'ticker,names,aliases,ambiguous,blockers,symbols' (all "
                              "but ticker and names optional)")
+    _unknown([name for name in header if name], COLUMNS, "column", f"{origin} line {at}")
     out: list[tuple[str, Company]] = []
     for line, row in rows:
         where = f"{origin} line {line}"
@@ -223,6 +244,7 @@ def parse_toml(text: str, origin: str) -> list[Company]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WatchlistError(f"{origin}: not valid TOML ({exc})") from exc
+    _unknown(list(data), ("company",), "key", origin)
     tables = data.get("company", [])
     if not isinstance(tables, list):
         raise WatchlistError(f"{origin}: companies go in [[company]] tables")
@@ -233,6 +255,7 @@ def parse_toml(text: str, origin: str) -> list[Company]:
         where = f"{origin} {label}"
         if not isinstance(table, dict):
             raise WatchlistError(f"{where}: each company must be a [[company]] table, got {table!r}"[:300])
+        _unknown(list(table), COLUMNS, "key", where)
         fields = {key: _str_list(table, key, where) for key in COLUMNS[1:]}
         out.append((label, _company(table.get("ticker"), fields, where)))
     return _unique(origin, out)

@@ -41,3 +41,12 @@ def test_case_is_kept() -> None:
 @given(st.text(max_size=200))
 def test_folded_text_holds_no_format_characters(text: str) -> None:
     assert not any(unicodedata.category(c) == "Cf" for c in fold(text))
+
+
+@pytest.mark.parametrize("hyphen", ["\u2010", "\u2011", "\u2012", "\u2013", "\ufe63", "\uff0d"])
+def test_unicode_hyphens_fold_to_the_ascii_hyphen(hyphen: str) -> None:
+    assert fold(f"T{hyphen}Mobile and Coca{hyphen}Cola") == "T-Mobile and Coca-Cola"
+
+
+def test_the_em_dash_and_the_minus_sign_are_kept() -> None:
+    assert fold("Shares fall \u2014 again, \u22125%") == "Shares fall \u2014 again, \u22125%"

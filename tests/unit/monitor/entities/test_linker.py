@@ -341,3 +341,54 @@ def test_the_payload_scope_setting_reaches_the_linker_even_with_linking_off() ->
     enricher = build_enricher(settings)
     assert enricher is not None and enricher.linker is not None
     assert enricher.linker.tickers("x", ["AAPL", "ZZJUNK"]) == ("AAPL",)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Coca\u2011Cola cuts jobs", ("KO",)),
+    ("T\u2011Mobile outage", ("TMUS",)),
+    ("Coca\u2013Cola shares rise", ("KO",)),
+])
+def test_a_name_written_with_a_unicode_hyphen_links(
+    bundled: EntityLinker, text: str, expected: tuple[str, ...]
+) -> None:
+    assert bundled.tickers(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Bank Of America shares fall", ("BAC",)),
+    ("Royal Bank Of Canada beats", ("RY",)),
+    ("Paypal shares fall", ("PYPL",)),
+    ("Blackrock buys stake", ("BLK",)),
+    ("Abbvie drug approved", ("ABBV",)),
+])
+def test_names_link_in_headline_case_and_camel_case_names_with_one_capital(
+    bundled: EntityLinker, text: str, expected: tuple[str, ...]
+) -> None:
+    assert bundled.tickers(text) == expected
+
+
+def test_lower_case_spellings_of_names_still_link_nothing(bundled: EntityLinker) -> None:
+    assert bundled.tickers("paypal and blackrock and bank of america") == ()
+
+
+def test_a_guessed_spelling_of_an_ambiguous_name_still_needs_a_cue() -> None:
+    linker = EntityLinker([Company("APRN", ("Blue Apron Holdings",), ambiguous=("Blue apron", "BlackBerry"))])
+    assert linker.tickers("A Blue Apron for the chef; Blackberry jam") == ()
+    assert linker.tickers("Blue Apron shares fall") == ("APRN",)
+    assert linker.tickers("Blackberry stock jumps") == ("APRN",)
+
+
+def test_a_guessed_spelling_yields_to_a_name_or_blocker_written_that_way() -> None:
+    linker = EntityLinker([
+        Company("ACB", ("Acme Bank",)), Company("ACX", ("Acme bank",)),
+        Company("DD", ("DuPont",), ambiguous=("Dupont",)),
+        Company("PYPL", ("PayPal",), blockers=("Paypal",)),
+    ])
+    assert linker.tickers("Acme Bank opens") == ("ACB",)
+    assert linker.tickers("Pierre Dupont said") == ()
+    assert linker.tickers("Paypal") == ()
+
+
+@pytest.mark.parametrize("text", ["Dupont Circle protest grows", "Pierre Dupont said on Monday"])
+def test_a_surname_spelled_like_a_camel_case_name_links_nothing(bundled: EntityLinker, text: str) -> None:
+    assert bundled.tickers(text) == ()

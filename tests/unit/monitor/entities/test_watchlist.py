@@ -200,3 +200,41 @@ def test_a_bad_symbol_is_refused_like_a_bad_ticker(tmp_path: Path, name: str, bo
 def test_the_bundled_watchlist_gives_former_tickers_and_other_share_classes() -> None:
     symbols = {c.ticker: c.symbols for c in load_watchlist()}
     assert "FB" in symbols["META"] and "GOOG" in symbols["GOOGL"] and "BRK.A" in symbols["BRK.B"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("ticker,names,ambigous\nTGT,Target Corp,Target\n",
+     "line 1: unknown column 'ambigous' -- did you mean 'ambiguous'?"),
+    ("ticker,names,alias\nAAPL,Apple,Apple Computer\n", "line 1: unknown column 'alias' -- did you mean 'aliases'?"),
+    ("# my book\nticker,names,sector\nAAPL,Apple,Tech\n", "line 2: unknown column 'sector'"),
+    ("ticker,names,names\nAAPL,Apple,Apple Inc.\n", "line 1: column 'names' given twice"),
+])
+def test_an_unknown_or_misspelled_column_is_refused_suggesting_the_known_name(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    assert message in _error(tmp_path, "w.csv", body)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[[company]]\nticker = "TGT"\nnames = ["Target Corp"]\nambigous = ["Target"]\n',
+     "line 1: unknown key 'ambigous' -- did you mean 'ambiguous'?"),
+    ('[[companies]]\nticker = "TGT"\nnames = ["Target Corp"]\n', "unknown key 'companies' -- did you mean 'company'?"),
+])
+def test_an_unknown_or_misspelled_toml_key_is_refused_suggesting_the_known_name(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    assert message in _error(tmp_path, "w.toml", body)
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("w.csv", "ticker,names,aliases,ambiguous,blockers,symbols\n"),
+    ("w.csv", "# emptied\nticker,names\n# AAPL,Apple\n"),
+    ("w.toml", "# no [[company]] tables yet\n"),
+])
+def test_a_watchlist_without_companies_is_refused(tmp_path: Path, name: str, body: str) -> None:
+    assert "lists no companies" in _error(tmp_path, name, body)
+
+
+def test_the_ticker_error_states_the_length_that_is_checked(tmp_path: Path) -> None:
+    assert parse_csv("ticker,names\nABCDEFGHIJKLMNOP,Alpha\n", "x")[0].ticker == "ABCDEFGHIJKLMNOP"
+    assert "at most 16" in _error(tmp_path, "w.csv", "ticker,names\nABCDEFGHIJKLMNOPQ,Alpha\n")
