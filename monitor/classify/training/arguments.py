@@ -40,9 +40,36 @@ def non_negative_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
+def _finite_non_negative(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0")
+
+
 def learning_rate(text: str) -> float:
     """A finite number >= 0 (0 freezes what it drives; a negative rate trained the model away from its labels)."""
-    return _number(text, float, lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0")
+    return _finite_non_negative(text)
+
+
+def loss_weight(text: str) -> float:
+    """A finite number >= 0 (``--topic-loss-weight``, ``--distill-weight``: 0 drops that loss; a negative
+    weight maximised it)."""
+    return _finite_non_negative(text)
+
+
+def fraction(text: str) -> float:
+    """A fraction from 0 to 1 inclusive (``--warmup-fraction``: of all steps, so more than 1 never decays)."""
+    return _number(text, float, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")
+
+
+def moving_average_decay(text: str) -> float:
+    """At least 0 and below 1 (``--ema-decay``: 0 = off; 1 never moves the average off the initial weights,
+    above 1 or below 0 diverges)."""
+    return _number(text, float, lambda v: 0.0 <= v < 1.0, "a number from 0 up to (not including) 1")
+
+
+def layer_decay(text: str) -> float:
+    """Above 0 and at most 1 (``--layer-decay``: 1 = one rate for every layer; 0 freezes all but the top
+    layer, a negative value gives odd layers negative rates and above 1 moves lower layers most)."""
+    return _number(text, float, lambda v: 0.0 < v <= 1.0, "a number above 0 and at most 1")
 
 
 def open_fraction(text: str) -> float:

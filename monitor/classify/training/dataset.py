@@ -2,18 +2,21 @@
 
 Two shared datasets feed the two heads: ``sent_train.csv`` (sentiment labels) and ``topic_train.csv``
 (human topic labels, ids 0-19 mapped to the canonical names by ``[topic_labels]`` in the taxonomy).
-A missing file or a CSV without a ``text``/``label`` column is a :class:`DatasetError` whose one-line
-message names the file and the fix.
+A missing file, a CSV without a ``text``/``label`` column, a header naming a column twice, a row with more cells
+than the header (an unquoted comma in a text), an empty text, bytes that are not UTF-8 or a file with no data rows
+is a :class:`DatasetError` whose one-line message names the file (and line) and the fix. A UTF-8 byte-order mark
+(Excel's "CSV UTF-8") is accepted.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +55,52 @@ class LabelledTexts:
         return self.labels
 
 
+def _decode(path: Path) -> str:
+    """The file as text; a BOM is dropped (Excel writes one) and non-UTF-8 bytes are a :class:`DatasetError`
+    naming the line, not a bare ``UnicodeDecodeError`` from deep in the csv loop."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(
+            f"{path}:{line}: bytes that are not UTF-8 ({exc.object[exc.start:exc.start + 4]!r}) -- "
+            "save the file as UTF-8 (Excel: 'CSV UTF-8')"
+        ) from None
+
+
+def _header(path: Path, reader: csv.DictReader[str]) -> None:
+    """Refuse a header that is empty, lacks ``text``/``label`` or repeats a name (DictReader keeps the last)."""
+    if reader.fieldnames is None:
+        raise DatasetError(f"{path} is empty -- a labelled CSV needs the header 'text,label' and one row per text")
+    names = list(reader.fieldnames)
+    missing = {"text", "label"} - set(names)
+    if missing:
+        raise DatasetError(
+            f"{path} has no {sorted(missing)} column(s) -- a labelled CSV needs the header "
+            f"'text,label' (found {names})"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DatasetError(f"{path}:1: column(s) {repeated} named twice in the header -- name each column once")
+
+
+def _rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, str, str | None]]:
+    """(line, text, label cell) per data row; a row with extra cells (DictReader files them under ``None``:
+    an unquoted comma in a text shifted the label) or an empty text is refused, never trained on."""
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise DatasetError(
+                f"{path}:{line}: {len(row[None])} cell(s) more than the header's columns -- quote a text that "
+                'contains a comma: "Sales up 10,1",2'
+            )
+        text = row["text"] or ""
+        if not text.strip():
+            raise DatasetError(f"{path}:{line}: empty text -- every labelled row needs a text (fill it in or drop it)")
+        yield line, text, row["label"]
+
+
 def _read(path: Path, to_label: Callable[[int], int], env: str, table: str, flag: str) -> LabelledTexts:
     texts: list[str] = []
     labels: list[int] = []
@@ -60,22 +109,18 @@ def _read(path: Path, to_label: Callable[[int], int], env: str, table: str, flag
             f"dataset file {path} not found -- pass {flag} PATH, or set {env} to the directory holding it "
             "(e.g. ../shared/datasets/<dataset>)"
         )
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"text", "label"} - set(reader.fieldnames or ())
-        if missing:
+    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
+    _header(path, reader)
+    for line, text, label in _rows(path, reader):
+        try:
+            labels.append(to_label(int(label or "")))  # a short row's label is None: a bad label
+        except (TypeError, ValueError, TaxonomyError) as exc:
             raise DatasetError(
-                f"{path} has no {sorted(missing)} column(s) -- a labelled CSV needs the header "
-                f"'text,label' (found {reader.fieldnames})"
-            )
-        for line, row in enumerate(reader, start=2):
-            try:
-                labels.append(to_label(int(row["label"])))
-            except (TypeError, ValueError, TaxonomyError) as exc:
-                raise DatasetError(
-                    f"{path}:{line}: label {row['label']!r} is not one of the taxonomy's [{table}] ids"
-                ) from exc
-            texts.append(row["text"] or "")
+                f"{path}:{line}: label {label!r} is not one of the taxonomy's [{table}] ids"
+            ) from exc
+        texts.append(text)
+    if not texts:
+        raise DatasetError(f"{path} has a header but no data rows -- add 'text,label' rows")
     return LabelledTexts(texts, labels)
 
 
@@ -95,6 +140,17 @@ def read_topic_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
     """Topic ``text,label`` rows, dataset ids mapped through ``[topic_labels]`` to indices of ``names``."""
     index = {name: i for i, name in enumerate(taxonomy.names)}
     return _read(path, lambda label: index[taxonomy.topic_of(label)], TOPIC_DATASET_ENV, "topic_labels", "--topic-csv")
+
+
+def require_every_class(labels: Sequence[int], names: Sequence[str], source: str) -> None:
+    """Refuse training rows that lack a class: the head never learns it, and a one-class file trained and
+    reported macro-F1 1.0 on its own validation slice (found by review)."""
+    present = set(labels)
+    missing = [name for i, name in enumerate(names) if i not in present]
+    if missing:
+        raise DatasetError(
+            f"{source} has no {missing} rows to train on -- every class of {list(names)} needs labelled rows"
+        )
 
 
 def is_headline_style(text: str) -> bool:
@@ -132,14 +188,14 @@ def read_unlabelled(path: Path, limit: int, seed: int, exclude: set[str]) -> lis
     ``limit`` of them (0 = all) chosen by a seeded shuffle."""
     if not path.is_file():
         raise DatasetError(f"unlabelled text file {path} not found -- pass a .jsonl or .csv file with a 'text' field")
-    with path.open(newline="", encoding="utf-8") as handle:
-        if path.suffix == ".jsonl":
-            raw = [str(json.loads(line).get("text") or "") for line in handle if line.strip()]
-        else:
-            reader = csv.DictReader(handle)
-            if "text" not in (reader.fieldnames or ()):
-                raise DatasetError(f"{path} has no 'text' column (found {reader.fieldnames})")
-            raw = [row["text"] or "" for row in reader]
+    handle = io.StringIO(_decode(path), newline="")
+    if path.suffix == ".jsonl":
+        raw = [str(json.loads(line).get("text") or "") for line in handle if line.strip()]
+    else:
+        reader = csv.DictReader(handle)
+        if "text" not in (reader.fieldnames or ()):
+            raise DatasetError(f"{path} has no 'text' column (found {reader.fieldnames})")
+        raw = [row["text"] or "" for row in reader]
     seen = set(exclude)
     texts: list[str] = []
     for text in (_RETWEET.sub("", t).strip() for t in raw):

@@ -41,7 +41,11 @@ from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.arguments import (
     add_precision_argument,
+    fraction,
+    layer_decay,
     learning_rate,
+    loss_weight,
+    moving_average_decay,
     non_negative_int,
     open_fraction,
     output_dir,
@@ -56,6 +60,7 @@ from monitor.classify.training.dataset import (
     read_csv,
     read_topic_csv,
     read_unlabelled,
+    require_every_class,
     stratified_split,
 )
 from monitor.classify.training.distill import soft_cross_entropy, teacher_probabilities
@@ -94,15 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--lr", type=learning_rate, default=1e-4,
                    help="top encoder layer; each lower layer x --layer-decay")
-    p.add_argument("--layer-decay", type=float, default=0.85, help="layer-wise learning-rate decay")
+    p.add_argument("--layer-decay", type=layer_decay, default=0.85, help="layer-wise learning-rate decay, in (0, 1]")
     p.add_argument("--head-lr", type=learning_rate, default=1e-3, help="learning rate of both heads")
-    p.add_argument("--warmup-fraction", type=float, default=0.06)
-    p.add_argument("--topic-loss-weight", type=float, default=1.0)
+    p.add_argument("--warmup-fraction", type=fraction, default=0.06, help="share of all steps, in [0, 1]")
+    p.add_argument("--topic-loss-weight", type=loss_weight, default=1.0, help=">= 0 (0 = sentiment loss only)")
     p.add_argument(
         "--ema-decay",
-        type=float,
+        type=moving_average_decay,
         default=0.0,
-        help="validate and keep an exponential moving average of the weights (per step; 0 = off)",
+        help="validate and keep an exponential moving average of the weights (per step, in [0, 1); 0 = off)",
     )
     add_precision_argument(p)
     p.add_argument(
@@ -123,10 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--unlabelled", type=Path, action="append", default=[],
         help="extra texts (.jsonl/.csv with a 'text' field) labelled only by the teachers (repeatable)",
     )
-    p.add_argument("--unlabelled-max", type=int, default=20_000, help="texts drawn from --unlabelled (0 = all)")
-    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teachers' soft-label loss")
-    p.add_argument("--num-threads", type=int, default=0, help="0 = all available cores")
-    p.add_argument("--max-examples", type=int, default=0, help="use only the first N rows of each CSV (smoke)")
+    p.add_argument(
+        "--unlabelled-max", type=non_negative_int, default=20_000, help="texts drawn from --unlabelled (0 = all)"
+    )
+    p.add_argument("--distill-weight", type=loss_weight, default=1.0, help="weight of the teachers' soft-label loss")
+    p.add_argument("--num-threads", type=non_negative_int, default=0, help="0 = all available cores")
+    p.add_argument(
+        "--max-examples", type=positive_int, default=None, help="use only the first N rows of each CSV (default: all)"
+    )
     return p
 
 
@@ -280,11 +289,14 @@ def load_corpus(args: argparse.Namespace) -> Corpus:
     taxonomy = load_taxonomy(args.taxonomy)
     sent = read_csv(args.train_csv, taxonomy, "--train-csv")
     topic = read_topic_csv(args.topic_csv, taxonomy)
-    limit = args.max_examples or None
+    limit = args.max_examples
     s_texts, s_labels = sent.texts[:limit], sent.labels[:limit]
     t_texts, t_labels = topic.texts[:limit], topic.labels[:limit]
     ood = [i for i, t in enumerate(s_texts) if args.ood_style == "headline" and is_headline_style(t)]
     in_domain = sorted(set(range(len(s_texts))) - set(ood))
+    rows = f" (first {limit} rows)" if limit else ""
+    kept = " (cashtag rows: --ood-style headline)" if ood else ""
+    require_every_class([s_labels[i] for i in in_domain], SENTIMENT_LABELS, f"{args.train_csv}{rows}{kept}")
     split_seed = args.seed if args.split_seed is None else args.split_seed
     s_train, s_val = stratified_split([s_labels[i] for i in in_domain], args.valid_fraction, split_seed)
     t_train, t_val = stratified_split(t_labels, args.valid_fraction, split_seed)

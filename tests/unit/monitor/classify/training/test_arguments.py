@@ -43,6 +43,21 @@ def test_train_and_pretrain_default_to_auto_precision() -> None:
         ("--head-lr", "-0.1"),
         ("--max-length", "0"),
         ("--train-layers", "-3"),
+        ("--topic-loss-weight", "-1"),
+        ("--topic-loss-weight", "inf"),
+        ("--distill-weight", "-2"),
+        ("--ema-decay", "1.5"),
+        ("--ema-decay", "1"),
+        ("--ema-decay", "-0.1"),
+        ("--warmup-fraction", "7"),
+        ("--warmup-fraction", "-0.1"),
+        ("--layer-decay", "-0.85"),
+        ("--layer-decay", "0"),
+        ("--layer-decay", "1.5"),
+        ("--max-examples", "-5"),
+        ("--max-examples", "0"),
+        ("--unlabelled-max", "-1"),
+        ("--num-threads", "-2"),
     ],
 )
 def test_train_rejects_out_of_range_values_when_parsing(
@@ -52,6 +67,19 @@ def test_train_rejects_out_of_range_values_when_parsing(
         train.build_parser().parse_args(["--output", "x", flag, value])
     assert exit_.value.code == 2
     assert f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_train_accepts_the_edges_of_each_range(tmp_path: Path) -> None:
+    args = train.build_parser().parse_args(
+        ["--output", str(tmp_path), "--ema-decay", "0", "--warmup-fraction", "1", "--layer-decay", "1",
+         "--topic-loss-weight", "0", "--distill-weight", "0", "--max-examples", "1", "--unlabelled-max", "0"]
+    )
+    assert (args.ema_decay, args.warmup_fraction, args.layer_decay) == (0.0, 1.0, 1.0)
+    assert (args.topic_loss_weight, args.distill_weight, args.max_examples, args.unlabelled_max) == (0.0, 0.0, 1, 0)
+
+
+def test_train_uses_every_row_unless_max_examples_is_given() -> None:
+    assert train.build_parser().parse_args(["--output", "x"]).max_examples is None
 
 
 def test_eval_rejects_a_topic_fraction_outside_zero_to_one(capsys: pytest.CaptureFixture[str]) -> None:

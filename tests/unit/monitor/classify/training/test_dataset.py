@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.training.dataset import DatasetError, read_csv
+from monitor.classify.training.dataset import DatasetError, read_csv, read_unlabelled
 from monitor.cli import main
 
 
@@ -46,3 +46,70 @@ def test_monitor_eval_on_a_csv_without_label_is_one_line_exit_1(
     assert main(["eval", "--valid-csv", str(csv), "--skip-int8"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "'label'" in err
+
+
+def _csv(tmp_path: Path, content: str | bytes) -> Path:
+    path = tmp_path / "v.csv"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def test_row_with_more_cells_than_the_header_is_refused_naming_the_line_and_the_quoting_fix(tmp_path: Path) -> None:
+    """Found by review: an unquoted comma in ``Sales up 10,1,2`` trained as ('Sales up 10', positive)."""
+    csv = _csv(tmp_path, 'text,label\n"Shares jump",1\nSales up 10,1,2\n')
+    with pytest.raises(DatasetError, match=r"v\.csv:3: 1 cell\(s\) more than the header's columns -- quote") as err:
+        read_csv(csv, load_taxonomy())
+    assert "\n" not in str(err.value)
+
+
+def test_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    """Found by review: csv.DictReader silently kept the last of two ``label`` columns."""
+    with pytest.raises(DatasetError, match=r"v\.csv:1: column\(s\) \['label'\] named twice"):
+        read_csv(_csv(tmp_path, "text,label,label\nhello,1,2\n"), load_taxonomy())
+
+
+@pytest.mark.parametrize("content", ["\ufefftext,label\nShares jump,1\n", "\ufefflabel,text\n1,Shares jump\n"])
+def test_excel_csv_utf8_with_a_byte_order_mark_is_read(tmp_path: Path, content: str) -> None:
+    data = read_csv(_csv(tmp_path, content), load_taxonomy())
+    assert (data.texts, data.sentiments) == (["Shares jump"], [2])
+
+
+def test_bytes_that_are_not_utf8_are_a_dataset_error_naming_the_line(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, "text,label\nShares jump,1\nNestl\xe9 up,1\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"v\.csv:3: bytes that are not UTF-8 .* save the file as UTF-8"):
+        read_csv(csv, load_taxonomy())
+
+
+@pytest.mark.parametrize(("content", "message"), [("text,label\n", "no data rows"), ("", "is empty")])
+def test_csv_without_data_rows_is_refused(tmp_path: Path, content: str, message: str) -> None:
+    """Found by review: ``monitor train`` / ``eval`` failed after loading the model with a torch.cat error."""
+    with pytest.raises(DatasetError, match=message):
+        read_csv(_csv(tmp_path, content), load_taxonomy())
+
+
+def test_monitor_eval_on_a_csv_without_data_rows_is_one_line_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    csv = _csv(tmp_path, "text,label\n")
+    assert main(["eval", "--valid-csv", str(csv), "--skip-int8"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "no data rows" in err
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_row_with_an_empty_text_is_refused_naming_the_line(tmp_path: Path, text: str) -> None:
+    """Refused, not skipped, like a bad label: a blank labelled row is a broken export, and skipping it would
+    silently change the row count an evaluation reports."""
+    with pytest.raises(DatasetError, match=r"v\.csv:3: empty text"):
+        read_csv(_csv(tmp_path, f"text,label\nShares jump,1\n{text},0\n"), load_taxonomy())
+
+
+def test_error_after_a_quoted_multiline_text_names_that_rows_own_line(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, 'text,label\n"Shares jump,\nagain",1\n\nhello,7\n')
+    with pytest.raises(DatasetError, match=r"v\.csv:5: label '7'"):
+        read_csv(csv, load_taxonomy())
+
+
+def test_unlabelled_csv_with_a_byte_order_mark_keeps_its_text_column(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, "\ufefftext\nShares jump\n")
+    assert read_unlabelled(csv, 0, 13, set()) == ["Shares jump"]

@@ -209,6 +209,17 @@ def test_missing_training_csvs_name_the_flag_and_the_environment_variable(
         load_corpus(_args(tiny_csv, tmp_path / "absent.csv"))
 
 
+def test_training_refuses_a_sentiment_file_missing_a_class(tmp_path: Path, tiny_csv: Path, topic_csv: Path) -> None:
+    """Found by review: a 50-row all-positive file trained and reported macro-F1 1.0; eval may score such a file."""
+    one_class = tmp_path / "positive.csv"
+    one_class.write_text("text,label\n" + "shares jump,1\n" * 50, encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"positive\.csv has no \['negative', 'neutral'\] rows to train on"):
+        load_corpus(_args(one_class, topic_csv))
+    assert len(read_csv(one_class, load_taxonomy()).texts) == 50  # the reader (and so eval) still accepts it
+    with pytest.raises(DatasetError, match=r"train\.csv \(first 3 rows\) has no \['neutral', 'positive'\] rows"):
+        load_corpus(_args(tiny_csv, topic_csv, "--max-examples", "3"))
+
+
 def test_auto_precision_trains_in_fp32_on_a_cpu_without_native_bf16(
     tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
