@@ -31,7 +31,16 @@ from transformers.utils import logging as transformers_logging
 
 from monitor.classify.artifact import resolve_base, tokenize
 from monitor.classify.cpu_features import cpu_bf16_flag
-from monitor.classify.training.arguments import add_precision_argument, output_dir, positive_int, training_precision
+from monitor.classify.training.arguments import (
+    add_precision_argument,
+    fraction,
+    learning_rate,
+    non_negative_int,
+    open_fraction,
+    output_dir,
+    positive_int,
+    training_precision,
+)
 from monitor.classify.training.dataset import read_unlabelled
 from monitor.classify.training.train import warmup_linear_schedule
 from monitor.classify.transformer import cpu_threads
@@ -44,18 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--text", type=Path, action="append", required=True,
         help="unlabelled texts (.jsonl/.csv with a 'text' field; repeatable); never an evaluation file",
     )
-    p.add_argument("--max-texts", type=int, default=60_000, help="texts drawn from all --text files (0 = all)")
+    p.add_argument("--max-texts", type=non_negative_int, default=60_000,
+                   help="texts drawn from all --text files (0 = all)")
     p.add_argument("--base-model", default=None, help="BERT-style encoder dir or hub id; default: packaged MiniLM")
     p.add_argument("--steps", type=positive_int, default=1_500, help="optimiser steps")
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--max-length", type=int, default=64, help="tokens per text (after URL removal)")
-    p.add_argument("--mask-probability", type=float, default=0.15)
-    p.add_argument("--lr", type=float, default=5e-5, help="learning rate of the encoder layers")
-    p.add_argument("--head-lr", type=float, default=3e-3, help="learning rate of the (new) prediction head")
-    p.add_argument("--warmup-fraction", type=float, default=0.1)
+    p.add_argument("--max-length", type=positive_int, default=64, help="tokens per text (after URL removal)")
+    p.add_argument("--mask-probability", type=open_fraction, default=0.15)
+    p.add_argument("--lr", type=learning_rate, default=5e-5, help="learning rate of the encoder layers")
+    p.add_argument("--head-lr", type=learning_rate, default=3e-3, help="learning rate of the (new) prediction head")
+    p.add_argument("--warmup-fraction", type=fraction, default=0.1)
     p.add_argument("--seed", type=int, default=13)
     add_precision_argument(p)
-    p.add_argument("--num-threads", type=int, default=0, help="0 = all available cores")
+    p.add_argument("--num-threads", type=non_negative_int, default=0, help="0 = all available cores")
     return p
 
 

@@ -69,6 +69,19 @@ def test_train_rejects_out_of_range_values_when_parsing(
     assert f"argument {flag}:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--max-texts", "-1"), ("--max-length", "0"), ("--mask-probability", "0"), ("--mask-probability", "1"),
+    ("--lr", "-5e-5"), ("--head-lr", "nan"), ("--warmup-fraction", "2"), ("--num-threads", "-1"),
+])
+def test_pretrain_rejects_out_of_range_values_when_parsing(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        pretrain.build_parser().parse_args(["--output", "x", "--text", "t.csv", flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+
+
 def test_train_accepts_the_edges_of_each_range(tmp_path: Path) -> None:
     args = train.build_parser().parse_args(
         ["--output", str(tmp_path), "--ema-decay", "0", "--warmup-fraction", "1", "--layer-decay", "1",
