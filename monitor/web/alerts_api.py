@@ -210,8 +210,9 @@ class AlertsApi:
     async def _create_silence(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except (ValueError, RecursionError):  # bad UTF-8 or JSON, ints past 4,300 digits, deep nesting
-            return _error(400, "body must be JSON", "body")
+        except (ValueError, RecursionError, LookupError):  # bad UTF-8 or JSON, ints past 4,300 digits, deep
+            # nesting, a charset Python does not know (LookupError: a 500 with a traceback; found by review)
+            return _error(400, "body must be UTF-8 JSON", "body")
         try:
             fields = parse_silence_request(body)
         except FieldError as exc:

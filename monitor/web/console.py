@@ -58,9 +58,8 @@ FETCH_CONCURRENCY = 8
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
 }
+"""On template pages; every answer also gets monitor/web/headers.py's (nosniff, no-referrer, Cache-Control)."""
 
 
 key_url = key_path

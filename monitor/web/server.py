@@ -25,6 +25,7 @@ from monitor.fatal import StartupError
 from monitor.lifecycle import Service
 from monitor.web.connections import WRITE_STALL_S, ConnectionCap, quiet_accept_errors
 from monitor.web.errors import contain_errors, quiet_client_errors
+from monitor.web.headers import install_headers
 from monitor.web.host_check import allowed_hosts_only
 from monitor.windows.base import WindowStore
 from monitor.windows.buckets import ALL_KEY
@@ -45,6 +46,13 @@ def bind_failure(host: str, port: int, exc: OSError) -> str:
            errno.EADDRNOTAVAIL: "is not an address of this host"}.get(exc.errno or 0, exc.strerror or str(exc))
     return (f"http {host}:{port} {why} -- set http.port / http.host (MONITOR_HTTP__PORT, MONITOR_HTTP__HOST), "
             "or http.enabled = false to run without the HTTP side")
+
+
+def is_integer(text: str) -> bool:
+    """An optional minus and 1 to 18 ASCII digits: ``int`` also took ``1_000`` and fullwidth digits, and numbers of
+    thousands of digits (found by review)."""
+    digits = text.removeprefix("-")
+    return 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()
 
 
 class HttpServer(Service):
@@ -72,6 +80,7 @@ class HttpServer(Service):
         """How long a response may stay undrained (a client not reading) before its connection is aborted."""
         host_guard = allowed_hosts_only(host, public_url, allowed_hosts)
         self.app = web.Application(middlewares=[contain_errors(), *([host_guard] if host_guard else [])])
+        install_headers(self.app)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
@@ -136,12 +145,11 @@ class HttpServer(Service):
 
     async def _windows(self, request: web.Request) -> web.Response:
         key = request.query.get("key", ALL_KEY)
-        try:
-            minutes = int(request.query.get("minutes", "60"))
-            end_raw = request.query.get("end_s")
-            end_s = int(end_raw) if end_raw is not None else await self._event_now_s()
-        except ValueError:
-            return web.json_response({"error": "minutes and end_s must be integers"}, status=400)
+        minutes_raw, end_raw = request.query.get("minutes", "60"), request.query.get("end_s")
+        if not all(map(is_integer, (minutes_raw, "0" if end_raw is None else end_raw))):
+            return web.json_response({"error": "minutes and end_s must be integers (ASCII digits)"}, status=400)
+        minutes = int(minutes_raw)
+        end_s = int(end_raw) if end_raw is not None else await self._event_now_s()
         if minutes < 1:
             return web.json_response({"error": f"minutes must be 1 or more, not {minutes}"}, status=400)
         start_s = end_s - minutes * 60
@@ -152,4 +160,5 @@ class HttpServer(Service):
              "mean_score": round(b.mean_score, 4)}
             for b in buckets[-MAX_WINDOW_BUCKETS:]
         ]
-        return web.json_response({"key": key, "bucket_s": self.store.bucket_s, "buckets": rows})
+        return web.json_response({"key": key, "bucket_s": self.store.bucket_s, "buckets": rows,
+                                  "total": len(buckets), "truncated": len(buckets) > MAX_WINDOW_BUCKETS})

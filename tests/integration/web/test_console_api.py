@@ -75,6 +75,29 @@ async def test_windows_minutes_count_back_from_the_watermark(demo: RunningDaemon
     assert watermark is not None
     # the hour up to the watermark, plus the (open) bucket past it, as before with the wall clock
     assert all(watermark - 3600 <= b["start_s"] < watermark + B for b in body["buckets"])
+    assert (body["total"], body["truncated"]) == (len(body["buckets"]), False)
+
+
+@pytest.mark.parametrize("minutes", ["1_000", "\uff11", "1" * 40, "sixty", ""])
+async def test_windows_takes_only_plain_integers(demo: RunningDaemon, minutes: str) -> None:
+    async with aiohttp.ClientSession() as s, s.get(demo.base + "/windows", params={"minutes": minutes}) as r:
+        assert r.status == 400 and "ASCII digits" in (await r.json())["error"]
+
+
+async def test_every_answer_says_how_it_may_be_cached(demo: RunningDaemon) -> None:
+    # found by review: alert and evidence data carried no Cache-Control, and console.js none either
+    for path in ("/", "/alerts", "/silences", "/api/overview", "/windows", "/keys/ticker:WFC", "/no-such-page"):
+        status, _, headers = await text(demo.base, path)
+        assert (headers.get("Cache-Control"), headers.get("X-Content-Type-Options")) == ("no-store", "nosniff"), path
+    status, _, headers = await text(demo.base, "/static/console.js")
+    assert status == 200 and headers["Cache-Control"] == "no-cache" and "etag" in map(str.lower, headers)
+
+
+async def test_a_silence_body_in_an_unknown_charset_is_400_not_a_server_error(demo: RunningDaemon) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json; charset=foo"}
+    body = b'{"matcher": "ticker:WFC", "duration_s": 60}'
+    async with aiohttp.ClientSession() as s, s.post(demo.base + "/silences", data=body, headers=headers) as r:
+        assert r.status == 400 and "UTF-8 JSON" in (await r.json())["error"]
 
 
 async def test_series_ends_at_the_watermark_and_sums_the_stored_buckets(demo: RunningDaemon) -> None:
