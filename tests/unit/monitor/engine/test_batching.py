@@ -36,6 +36,32 @@ async def test_batches_are_capped_at_max_batch_size() -> None:
     assert max(clf.calls) <= 8
 
 
+async def test_requests_needing_more_than_the_queue_bound_together_all_finish() -> None:
+    # found by review: each took its capacity unit by unit, side by side, so each held part of the bound and
+    # waited for the rest, and the model never ran again (a replay stalled silently)
+    clf = RecordingClassifier()
+    batcher = MicroBatcher(clf, max_batch_size=64, max_wait_ms=1, max_queue_messages=100)
+    async with batcher:
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*(batcher.classify(["x"] * 60) for _ in range(4)))
+    assert [len(r) for r in results] == [60] * 4
+
+
+async def test_a_cancelled_wait_for_capacity_gives_back_what_it_held() -> None:
+    clf = RecordingClassifier()
+    clf.gate.clear()  # hold the model: the first request keeps 60 of the 100
+    async with MicroBatcher(clf, max_batch_size=64, max_wait_ms=1, max_queue_messages=100) as batcher:
+        first = asyncio.create_task(batcher.classify(["x"] * 60))
+        waiting = asyncio.create_task(batcher.classify(["y"] * 60))  # holds 40, waits for 20 more
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        clf.gate.set()
+        await first
+        async with asyncio.timeout(5):
+            assert len(await batcher.classify(["z"] * 100)) == 100  # all 100 are free again
+    assert waiting.cancelled()
+
+
 async def test_a_request_classified_alone_never_shares_a_forward_pass() -> None:
     """Poison isolation retries one text at a time: merged with another request's poison text, the good one
     failed with it and was dead-lettered, and a canary merged so stopped the daemon (found by review)."""
