@@ -323,5 +323,22 @@ def load_model(path: str | None) -> tuple[FinSentModel, PreTrainedTokenizerBase]
     weights = weights_file(directory)
     config = read_config(directory)
     if weights == DELTA_WEIGHTS:
-        return load_delta(directory, config)
-    return load_full(directory, config, weights)
+        model, tokenizer = load_delta(directory, config)
+    else:
+        model, tokenizer = load_full(directory, config, weights)
+    embeddings = cast("torch.nn.Embedding", cast(Any, model.encoder).get_input_embeddings())
+    check_vocabulary(directory, len(tokenizer), embeddings.num_embeddings)
+    return model, tokenizer
+
+
+def check_vocabulary(directory: Path, tokens: int, rows: int) -> None:
+    """Refuse a tokenizer that does not fit the embeddings: a directory with ``tokenizer_config.json`` but no
+    ``tokenizer.json``/``vocab.txt`` loaded a 5-token tokenizer, every word became ``[UNK]`` and every text got
+    the same label, with no error (found by review). More tokens than rows would index past the matrix; far
+    fewer is another vocabulary (a model may pad its matrix by a few rows, hence the 90%)."""
+    if tokens > rows or tokens < 0.9 * rows:
+        raise ModelLoadError(
+            f"{directory}: its tokenizer has {tokens:,} tokens but the model's embeddings {rows:,} rows ({SETTING}) "
+            "-- the tokenizer files are missing or belong to another model: copy tokenizer.json (or vocab.txt) "
+            "from the directory the model was trained in"
+        )

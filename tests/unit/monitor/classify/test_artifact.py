@@ -136,6 +136,11 @@ DAMAGED_FULL: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda d: [(d / name).unlink(missing_ok=True) for name in ("tokenizer.json", "tokenizer_config.json")],
         r"has no tokenizer",
     ),
+    # found by review: a 5-token tokenizer loaded, every word became [UNK] and every text got one label
+    "only tokenizer_config.json": (
+        lambda d: [(d / name).unlink(missing_ok=True) for name in ("tokenizer.json", "vocab.txt")],
+        r"its tokenizer has 5 tokens but the model's embeddings [\d,]+ rows .* copy tokenizer\.json",
+    ),
 }
 
 
