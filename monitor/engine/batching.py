@@ -38,6 +38,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from monitor import metrics
+from monitor.engine.inference_process import InferenceWorkerError
 from monitor.lifecycle import Service
 from monitor.retry import DEPENDENCIES, Dependencies
 from monitor.types import Classifier, Prediction
@@ -240,7 +241,11 @@ class MicroBatcher(Service):
             forward = await prepared if prepared is not None else partial(self.classifier.predict, texts)
             preds = await loop.run_in_executor(self._executor, self._timed, forward, len(texts))
         except Exception as exc:  # a model failure fails the requests, never the worker
-            log.exception("inference_failed", texts=len(texts))
+            if isinstance(exc, InferenceWorkerError):  # its own words say it all: a dead worker failing each
+                # single-text retry fast gave 71 tracebacks before the one-line fatal error (found by review)
+                log.error("inference_failed", texts=len(texts), error=str(exc))
+            else:
+                log.exception("inference_failed", texts=len(texts))
             for req in batch:
                 if not req.future.done():
                     req.future.set_exception(exc)

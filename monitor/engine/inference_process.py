@@ -93,7 +93,13 @@ def _load_in_worker(factory: ClassifierFactory, settings: dict[str, Any], log_le
 def _predict_in_worker(texts: list[str]) -> list[Prediction]:
     if _worker_classifier is None:
         raise InferenceWorkerError("inference worker has no model (not initialised)")
-    return _worker_classifier.predict(texts)
+    try:
+        return _worker_classifier.predict(texts)
+    except Exception as exc:
+        # only its text crosses back: an error the parent could not unpickle (a custom __init__) was reported as
+        # the worker dying twice (two respawns, the real error lost), one the worker could not pickle as a
+        # TypeError about pickling (found by review)
+        raise RuntimeError(f"{type(exc).__name__}: {exc}"[:2000]) from None
 
 
 class ProcessClassifier(Service):
@@ -175,6 +181,8 @@ class ProcessClassifier(Service):
             try:
                 return pool.submit(_predict_in_worker, batch).result(timeout=timeout_s)
             except BrokenProcessPool:
+                if self._closed:  # killed by the stop itself: no death to page on
+                    raise InferenceWorkerError("the inference worker was stopped with the daemon") from None
                 log.error("inference_worker_died", texts=len(batch), attempt=attempt)
                 metrics.INFERENCE_WORKER_DEATHS.inc()
             except TimeoutError:

@@ -5,8 +5,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.engine.batching import MicroBatcher
+from monitor.engine.inference_process import InferenceWorkerError
 from monitor.retry import Dependencies
 from monitor.types import Prediction
 from tests.fakes import RecordingClassifier
@@ -89,6 +91,16 @@ async def test_model_error_fails_the_requests_but_not_the_worker() -> None:
             await batcher.classify(["x"])
         clf.fail_with = None
         assert len(await batcher.classify(["y"])) == 1
+
+
+async def test_a_worker_that_cannot_serve_is_logged_in_one_line_without_a_traceback() -> None:
+    # found by review: each single-text retry after a failed respawn logged a traceback (71 before the fatal line)
+    clf = RecordingClassifier(fail_with=InferenceWorkerError("the inference worker could not be restarted"))
+    async with _batcher(clf, max_wait_ms=0) as batcher:
+        with capture_logs() as logs, pytest.raises(InferenceWorkerError):
+            await batcher.classify(["x"])
+    [failed] = [e for e in logs if e["event"] == "inference_failed"]
+    assert "exc_info" not in failed and failed["error"] == "the inference worker could not be restarted"
 
 
 async def test_classify_before_start_is_a_clear_error() -> None:

@@ -64,6 +64,26 @@ def hanging_lexicon(settings: ClassifierSettings) -> Classifier:
     return _Hanging(build_classifier(settings))
 
 
+class _Odd(Exception):
+    """An error pickle can write in the worker but not rebuild in the parent (``__init__`` takes two)."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"model failed with code {code}: {detail}")
+
+
+class _Failing(_Poisoned):
+    """The lexicon, except that a text containing ODD raises ``_Odd``."""
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if any("ODD" in t for t in texts):
+            raise _Odd(7, "bad tensor")
+        return self.inner.predict(texts)
+
+
+def failing_lexicon(settings: ClassifierSettings) -> Classifier:
+    return _Failing(build_classifier(settings))
+
+
 def _worker_pid(clf: ProcessClassifier) -> int:
     pool = clf._pool
     assert pool is not None and pool._processes
@@ -157,6 +177,29 @@ async def test_an_overdue_stop_kills_a_hung_worker_at_once_and_loads_no_other() 
         assert time.monotonic() - started < 10
         assert not wait_gone([hung], 10), "the hung worker must be killed"
         assert clf._pool is None or not clf._pool._processes, "no new worker"
+
+
+async def test_a_model_error_that_cannot_cross_back_keeps_its_words_and_the_worker() -> None:
+    # found by review: the parent could not unpickle it, so it read as the worker dying twice (two respawns)
+    deaths = metrics.INFERENCE_WORKER_DEATHS._value.get()
+    async with ProcessClassifier(LEXICON, factory=failing_lexicon) as clf:
+        worker = _worker_pid(clf)
+        with pytest.raises(RuntimeError, match="_Odd: model failed with code 7: bad tensor"):
+            clf.predict(["ODD one"])
+        assert _worker_pid(clf) == worker
+    assert metrics.INFERENCE_WORKER_DEATHS._value.get() == deaths
+
+
+async def test_a_worker_killed_by_the_stop_is_not_counted_as_a_death() -> None:
+    deaths = metrics.INFERENCE_WORKER_DEATHS._value.get()
+    settings = LEXICON.model_copy(update={"batch_timeout_s": 600.0})
+    async with ProcessClassifier(settings, factory=hanging_lexicon) as clf:
+        call = asyncio.create_task(asyncio.to_thread(clf.predict, ["HANG forever"]))
+        await asyncio.sleep(1.0)
+        clf.abort()
+        with pytest.raises(InferenceWorkerError, match="stopped with the daemon"):
+            await asyncio.wait_for(call, 30)
+    assert metrics.INFERENCE_WORKER_DEATHS._value.get() == deaths
 
 
 async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
