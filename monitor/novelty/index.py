@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from monitor import metrics
 from monitor.novelty.minhash import BANDS, NUM_PERM, Hashes, MinHasher, feature_hashes, jaccard
-from monitor.novelty.text import features, tokens
+from monitor.novelty.text import direction, features, tokens
 
 MAX_SLOTS_PER_KEY = 8
 
@@ -67,6 +67,8 @@ class _Story:
     tickers: frozenset[str]
     keys: tuple[int, ...]
     hashes: Hashes
+    direction: int = 0
+    """+1 / -1: its words move only up / only down (``monitor.novelty.text.direction``): no copy of the other way."""
 
 
 class NoveltyIndex:
@@ -113,6 +115,7 @@ class NoveltyIndex:
         if len(words) < self.min_tokens:  # "sell $TSLA" from two people is two opinions, not a copy
             return None
         hashes = feature_hashes(features(words))
+        moves = direction(words)
         keys = self._hasher.band_keys(self._hasher.signature(hashes))
         needed = self.min_similarity if len(words) >= SHORT_TEXT_TOKENS else max(self.min_similarity,
                                                                                 SHORT_MIN_SIMILARITY)
@@ -123,6 +126,8 @@ class NoveltyIndex:
                 continue
             if story.tickers.isdisjoint(tickers) and (story.tickers or tickers):
                 continue
+            if story.direction * moves < 0:  # the same template, the other way: another story
+                continue
             sim = jaccard(story.hashes, hashes)
             if sim >= needed and (best is None or (-sim, story.event_s, slot) < best):
                 best = (-sim, story.event_s, slot)
@@ -130,7 +135,7 @@ class NoveltyIndex:
             story = self._stories[best[2]]
             assert story is not None
             return None if story.story_id == message_id else story.story_id
-        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes))
+        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes, moves))
         return None
 
     def _insert(self, story: _Story) -> None:

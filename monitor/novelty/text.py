@@ -65,3 +65,26 @@ def features(words: list[str]) -> set[str]:
     out = set(words)
     out.update(f"{a} {b}" for a, b in itertools.pairwise(words))
     return out
+
+
+RISING = frozenset({
+    "up", "higher", "rise", "rises", "rising", "rose", "gain", "gains", "gained", "jump", "jumps", "jumped",
+    "surge", "surges", "surged", "soar", "soars", "soared", "rally", "rallies", "rallied", "climb", "climbs",
+    "climbed", "beat", "beats", "raise", "raises", "raised", "upgrade", "upgrades", "upgraded",
+})
+FALLING = frozenset({
+    "down", "lower", "lowers", "lowered", "fall", "falls", "falling", "fell", "drop", "drops", "dropped", "slide",
+    "slides", "slid", "plunge", "plunges", "plunged", "tumble", "tumbles", "tumbled", "sink", "sinks", "sank",
+    "slump", "slumps", "slumped", "miss", "misses", "missed", "cut", "cuts", "loss", "losses", "downgrade",
+    "downgrades", "downgraded",
+})
+
+
+def direction(words: list[str]) -> int:
+    """+1 when the words move only one way up (``higher``, ``beats``, ``raises``), -1 only down (``lower``,
+    ``misses``, ``cuts``), 0 for neither or both. A template filled in both directions ("shares are trading
+    higher by 3% ... buyback" / "... lower by 3% ... lawsuit") shares most words, and folding the second into
+    the first hid a negative story from the burst count (found by review)."""
+    found = set(words)
+    up, down = not found.isdisjoint(RISING), not found.isdisjoint(FALLING)
+    return int(up) - int(down)

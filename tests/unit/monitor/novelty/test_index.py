@@ -35,6 +35,16 @@ def test_a_different_story_is_new() -> None:
     assert ix.decide("o2", "Acme shares rise after upbeat trading update", 20, ("ACME",)) is None
 
 
+def test_one_template_filled_in_the_other_direction_is_a_story_of_its_own() -> None:
+    # found by review: 0.71 similar, so the lawsuit story folded into the buyback one and never counted as negative
+    ix = index()
+    up = "Apple shares are trading higher by 3% on Monday after the company announced a buyback"
+    assert ix.decide("up", up, 0, ("AAPL",)) is None
+    assert ix.decide("down", up.replace("higher", "lower").replace("buyback", "lawsuit"), 60, ("AAPL",)) is None
+    reworded = "Apple shares are trading higher by 3% Monday after the company announced a buyback plan"
+    assert ix.decide("again", reworded, 120, ("AAPL",)) == "up"  # the same way round still folds
+
+
 def test_the_same_message_id_always_gets_the_same_decision() -> None:
     ix = index()
     ix.decide("s", STORY, 0, ("ACME",))

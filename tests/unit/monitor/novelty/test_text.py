@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.novelty.text import features, normalise
+from monitor.novelty.text import direction, features, normalise, tokens
 
 STORY = "Acme shares plunge after fraud probe"
 
@@ -68,3 +68,13 @@ def test_how_much_whitespace_separates_the_words_changes_nothing(words: list[str
     quadratically: 5.9 s for one 10,000-character message), so a run's length cannot change the result."""
     spaced = "".join(word + " " * gap for word, gap in zip(words, gaps, strict=False))
     assert normalise(spaced) == normalise(" ".join(words))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Acme shares jump after earnings beat", 1),
+    ("Acme misses estimates, cuts guidance", -1),
+    ("Acme rose early then fell on the outlook", 0),
+    ("Acme holds its annual meeting", 0),
+])
+def test_direction_is_one_way_or_none(text: str, expected: int) -> None:
+    assert direction(tokens(text)) == expected
