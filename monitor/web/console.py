@@ -25,6 +25,7 @@ from alerts.evidence import collect_evidence
 from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus, Silence
 from alerts.silences import list_silences
+from consumers.schema import normalise_ticker
 from monitor.web.alerts_api import AlertsApi, top_keys
 from monitor.web.chart import Sparkline, build_chart, build_sparkline
 from monitor.web.clock import ClockReading, EventClock
@@ -40,7 +41,7 @@ from monitor.web.views import (
     signal_fields,
     why_signal,
 )
-from monitor.windows.buckets import align_s, key_path
+from monitor.windows.buckets import ALL_KEY, KEY_KINDS, align_s, key_path
 
 PACKAGE = "monitor.web"
 MAX_ALERT_CARDS = 50
@@ -249,7 +250,7 @@ class Console:
     async def _keys_page(self, request: web.Request) -> web.Response:
         wanted = request.query.get("key", "").strip()
         if wanted:
-            raise web.HTTPFound(key_url(wanted))
+            raise web.HTTPFound(key_url(typed_key(wanted)))
         clock = await self.clock.read()
         keys = await self.api.store.active_keys(clock.now_s - RANGES_S["24h"])
         return self._html("keys.html", clock=clock, keys=keys[:MAX_KEYS_LISTED], total=len(keys))
@@ -265,4 +266,22 @@ class Console:
                                   "truncated": len(keys) > MAX_KEYS_LISTED, "since_s": now_s - range_s})
 
 
-__all__ = ["Console", "key_url"]
+def typed_key(wanted: str) -> str:
+    """The window key meant by what was typed in the console's key box: ``wfc``, ``$WFC`` and ``ticker:wfc``
+    are ``ticker:WFC`` (tickers are stored upper case; ``ticker:wfc`` showed an empty page saying "No messages",
+    while ``POST /silences`` already answered "did you mean ticker:WFC?"; found by review)."""
+    if wanted == ALL_KEY:
+        return wanted
+    kind = next((k for k in KEY_KINDS if wanted.startswith(k)), None)
+    if kind is None:
+        return f"ticker:{normalise_ticker(wanted)}" if normalise_ticker(wanted) else wanted
+    rest = wanted[len(kind):]
+    if kind == "ticker:":
+        return kind + (normalise_ticker(rest) or rest)
+    if kind == "topic_ticker:" and "|" in rest:
+        topic, symbol = rest.rsplit("|", 1)
+        return f"{kind}{topic}|{normalise_ticker(symbol) or symbol}"
+    return wanted
+
+
+__all__ = ["Console", "key_url", "typed_key"]

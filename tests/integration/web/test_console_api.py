@@ -200,3 +200,8 @@ async def test_without_a_configured_token_the_api_is_read_only(tmp_path: Path) -
         assert (await call(ro.base, "DELETE", "/silences/x", token="anything"))[0] == 403
         _, page, _ = await text(ro.base, "/")
         assert 'id="silence-form"' not in page and "read-only" in page
+
+
+async def test_the_key_box_goes_to_the_key_as_stored_whatever_the_case_typed(demo: RunningDaemon) -> None:
+    async with aiohttp.ClientSession() as s, s.get(demo.base + "/keys?key=ticker:wfc", allow_redirects=False) as r:
+        assert r.status == 302 and r.headers["Location"] == "/keys/ticker:WFC"
