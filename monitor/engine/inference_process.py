@@ -75,9 +75,15 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _load_in_worker(factory: ClassifierFactory, settings: dict[str, Any], log_level: str, log_format: str) -> str:
+Fingerprint = tuple[tuple[str, str], ...]
+"""The labels (sentiment, topic) a worker's model gives ``WARM_UP_TEXTS``: a respawned worker must give the same."""
+
+
+def _load_in_worker(
+    factory: ClassifierFactory, settings: dict[str, Any], log_level: str, log_format: str
+) -> tuple[str, Fingerprint]:
     """Worker initialisation: quiet signals, exit with the parent, logging like the parent's, then the
-    model. Returns its name."""
+    model. Returns its name and its fingerprint."""
     global _worker_classifier
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -86,8 +92,8 @@ def _load_in_worker(factory: ClassifierFactory, settings: dict[str, Any], log_le
 
     configure_logging(log_level, log_format)
     _worker_classifier = factory(ClassifierSettings.model_validate(settings))
-    _worker_classifier.predict(WARM_UP_TEXTS)  # first-call kernel set-up here, not on the first real batch
-    return _worker_classifier.name
+    warm = _worker_classifier.predict(WARM_UP_TEXTS)  # first-call kernel set-up here, not on the first batch
+    return _worker_classifier.name, tuple((p.sentiment.value, p.topic) for p in warm)
 
 
 def _predict_in_worker(texts: list[str]) -> list[Prediction]:
@@ -120,12 +126,17 @@ class ProcessClassifier(Service):
         self._closed = False
         self._spawn_failed: BaseException | None = None
         """Why the last respawn failed: later calls fail at once instead of each waiting out a load."""
+        self._fingerprint: Fingerprint | None = None
+        """The first worker's (``Fingerprint``): a respawn reloads the model from disk, and a directory changed
+        since start (a retrain or a partial copy into it) swapped the model mid-run without a word (a review
+        saw every text become neutral after one worker death)."""
         self.busy_s = 0.0
         """Wall time spent inside ``predict`` (worker computing plus the hand-over), for benchmarks."""
 
     async def _start(self) -> None:
         self._closed = False
         self._spawn_failed = None
+        self._fingerprint = None
         await asyncio.to_thread(self._spawn)
 
     async def _stop(self) -> None:
@@ -153,7 +164,13 @@ class ProcessClassifier(Service):
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         try:
             loaded = pool.submit(_load_in_worker, self.factory, self.settings.model_dump(), *self._log)
-            name = loaded.result(timeout=LOAD_TIMEOUT_S)
+            name, fingerprint = loaded.result(timeout=LOAD_TIMEOUT_S)
+            if self._fingerprint is not None and fingerprint != self._fingerprint:
+                raise InferenceWorkerError(
+                    f"the respawned inference worker's model labels its warm-up texts {fingerprint} where the "
+                    f"first gave {self._fingerprint}: the model at classifier.model_path changed since start -- "
+                    "restart the daemon to use it (or put the model it started with back)")
+            self._fingerprint = fingerprint
         except BaseException as exc:
             _kill_workers(pool)  # a load that hung (a wedged device, a stuck mount) leaves a live worker behind
             self._spawn_failed = exc

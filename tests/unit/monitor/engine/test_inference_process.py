@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from monitor.engine.inference_process import (
     engine_classifier,
     use_worker_process,
 )
-from monitor.types import Classifier, Prediction
+from monitor.types import Classifier, Prediction, Sentiment
 from tests.processes import child_pids, gone, wait_gone
 
 TEXTS = ["Shares plunge after fraud probe", "Record profit, dividend raised", "Fed meets on Tuesday"]
@@ -82,6 +83,20 @@ class _Failing(_Poisoned):
 
 def failing_lexicon(settings: ClassifierSettings) -> Classifier:
     return _Failing(build_classifier(settings))
+
+
+class _Flipped(_Poisoned):
+    """A different model: everything neutral (what a directory with a broken tokenizer gave)."""
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return [replace(p, sentiment=Sentiment.NEUTRAL, score=0.0) for p in self.inner.predict(texts)]
+
+
+def model_on_disk(settings: ClassifierSettings) -> Classifier:
+    """The lexicon, or ``_Flipped`` once the file named by ``model_path`` says "flipped" (a model replaced on disk)."""
+    flipped = Path(settings.model_path or "").read_text() == "flipped"
+    inner = build_classifier(settings.model_copy(update={"model_path": None}))
+    return _Flipped(inner) if flipped else inner
 
 
 def _worker_pid(clf: ProcessClassifier) -> int:
@@ -200,6 +215,21 @@ async def test_a_worker_killed_by_the_stop_is_not_counted_as_a_death() -> None:
         with pytest.raises(InferenceWorkerError, match="stopped with the daemon"):
             await asyncio.wait_for(call, 30)
     assert metrics.INFERENCE_WORKER_DEATHS._value.get() == deaths
+
+
+async def test_a_respawn_that_loads_another_model_than_at_start_is_refused(tmp_path: Path) -> None:
+    # found by review: a worker death reloaded a model changed on disk since start, silently
+    marker = tmp_path / "model"
+    marker.write_text("as at start")
+    async with ProcessClassifier(LEXICON.model_copy(update={"model_path": str(marker)}), factory=model_on_disk) as clf:
+        expected = clf.predict(TEXTS)
+        marker.write_text("flipped")
+        os.kill(_worker_pid(clf), signal.SIGKILL)
+        with pytest.raises(InferenceWorkerError, match="changed since start"):
+            clf.predict(TEXTS)
+        with pytest.raises(InferenceWorkerError, match="changed since start"):
+            clf.predict(TEXTS)  # every later call fails at once, naming why
+    assert expected == build_classifier(LEXICON).predict(TEXTS)
 
 
 async def test_predict_outside_start_stop_fails_with_a_clear_error() -> None:
