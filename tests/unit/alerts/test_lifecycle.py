@@ -96,6 +96,18 @@ def test_a_story_back_every_35_minutes_stays_one_silent_firing_episode() -> None
     assert calmed[-1].event_time_s == DAY0_S + (len(slow) + 1) * B
 
 
+@pytest.mark.parametrize("quiet", [16, 19, 22])  # a story back every 85, 100 and 115 minutes
+def test_a_story_back_more_slowly_than_the_cooldown_stays_one_episode_once_flapping(quiet: int) -> None:
+    """Found by review: the flap count looked back from the quiet bucket, so while the alert waited out its cycle the
+    oldest start left the 4 h window, the plain rule resolved it, and each comeback paged again: ~34 pages a day."""
+    cycle = [True] + [False] * quiet
+    out, states = run(cycle * 30, LifecyclePolicy(repeat_interval_s=0))
+    assert len(out) <= 5, statuses(out)  # until it is seen to flap (3 starts), then one silent episode
+    assert states[dedup_key("negative_sentiment", KEY)].status is AlertStatus.FIRING
+    calmed, _ = run([*cycle * 30, *[False] * (quiet + 1)], LifecyclePolicy(repeat_interval_s=0))
+    assert calmed[-1].status is AlertStatus.RESOLVED  # quiet for a whole cycle: over
+
+
 def thin(neg_share: float, volume: int = 15) -> Callable[[int], Signal]:
     """A bucket the detectors did not judge: too few messages (the builders' baseline share is 0.1)."""
     return lambda now: replace(signal(KEY, now, False, neg_share), volume=volume, suppressed="low_volume")
