@@ -220,6 +220,11 @@ class Pipeline:
         self._detection_begun = False
         self._resume_floor_s: int | None = None
         """The durable cursor at a restart, until the watermark passes it (see ``_behind_cursor``)."""
+        self._resumed_at: tuple[int, float] | None = None
+        """(event time, monotonic time) where a restart found detection: the idle sweep's starting point until
+        the first record. Without it a restart in a quiet spell (everything read and committed before) froze
+        event time until the next message: no bucket closed, firing alerts never resolved, and
+        FinsentDetectionLag paged with a consumer lag of 0 (found by review)."""
         self.stats = PipelineStats()
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=max_in_flight_batches)
         # Bounded lag of detection behind the writer (in batches whose buckets closed); beyond it the
@@ -285,6 +290,8 @@ class Pipeline:
         if cursor is not None:
             self._evaluated_once = self._detection_begun = True
             self._resume_floor_s = cursor
+            # the cursor's last bucket was closed, so the newest event then was at least this late
+            self._resumed_at = (cursor + self.watermark.allowed_lateness_s, time.monotonic())
             log.info("detection_resumed", evaluated_until_s=cursor)
 
     async def _begin_detection(self) -> None:
@@ -794,15 +801,17 @@ class Pipeline:
         idle = silent - lagging
         if idle:
             self.watermark.mark_idle(idle)
-        newest = self.watermark.max_event_s
+        newest, last_data_at = self.watermark.max_event_s, self._last_data_at
+        if newest is None and self._resumed_at is not None:  # restarted, nothing read since: from the cursor
+            newest, last_data_at = self._resumed_at
         # event time follows the wall clock only after every lane was known to be caught up for
         # idle_after_s: never past a partition with unread data or one that cannot be fetched
         # (broker down), and the outage itself does not count as quiet time
         caught_up = not lagging and (self._partitioned is None or bool(self._lanes))
         if not caught_up:
             self._not_caught_up_at = now_monotonic + (time.monotonic() - probe_started)
-        if newest is not None and self._last_data_at is not None and caught_up:
-            quiet_s = now_monotonic - max(self._last_data_at, self._not_caught_up_at)
+        if newest is not None and last_data_at is not None and caught_up:
+            quiet_s = now_monotonic - max(last_data_at, self._not_caught_up_at)
             if quiet_s >= idle_after_s:
                 self.watermark.advance_to(int(newest + quiet_s - idle_after_s + self.watermark.allowed_lateness_s))
         if self.jumps.holding and self._last_data_at is not None:

@@ -90,3 +90,26 @@ async def test_a_batch_waiting_for_room_in_the_queue_is_never_overtaken_by_the_i
         waiting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiting
+
+
+async def test_a_restart_in_a_quiet_spell_moves_event_time_on_from_the_detection_cursor() -> None:
+    """Found by review: with nothing to read after a restart, event time stayed unset, so no bucket closed, firing
+    alerts never resolved and FinsentDetectionLag paged with a consumer lag of 0."""
+    from tests.unit.monitor.engine.test_pipeline import CursorEvaluator
+
+    cursor_s = 10_020
+    store = MemoryWindowStore(bucket_s=BUCKET_S, retention_s=10**6)
+    pipe = Pipeline(PartitionedListSource(set()), None, store, CollectingDeadLetter(),  # type: ignore[arg-type]
+                    CursorEvaluator(cursor_s), allowed_lateness_s=600, max_batch_size=1, max_wait_ms=1,
+                    max_in_flight_batches=10)
+    await pipe._resume_detection()
+    await pipe._sync_lanes()
+    assert pipe._resumed_at is not None
+    started = pipe._resumed_at[1]
+    await pipe.idle_tick(now_monotonic=started + 1.0, idle_after_s=2.0)
+    assert pipe.watermark.value_s is None  # not quiet for long enough yet
+    await pipe.idle_tick(now_monotonic=started + 302.0, idle_after_s=2.0)
+    # the newest event before the restart was at least the lateness past the cursor (its bucket was closed), and
+    # five quiet minutes went by since
+    assert pipe.watermark.value_s == cursor_s + 600 + 300
+    assert pipe.watermark.closed_until_s is not None and pipe.watermark.closed_until_s > cursor_s
