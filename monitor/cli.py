@@ -30,6 +30,7 @@ from monitor.durations import iso_utc
 from monitor.fatal import ShutdownIncompleteError, StartupError, one_line, report_fatal, root_cause
 
 if TYPE_CHECKING:
+    from monitor.engine.app import MonitorApp
     from monitor.engine.pipeline import PipelineStats
 from monitor.logging import configure_logging
 
@@ -45,19 +46,47 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""SIGHUP too: its default killed the daemon at once with no drain and no line, and systemd counts that as a
+clean exit, so ``Restart=on-failure`` did not bring it back (found by review)."""
+
+
 def install_stop_signals(request_stop: Callable[[], None], received: list[int] | None = None) -> None:
-    """SIGTERM/SIGINT request a graceful stop (drain, commit, flush). The only signal handling in
-    the project: every command that runs the engine installs it through here. ``received`` collects the
-    signals, for a command whose output is partial when one came (a replay)."""
+    """SIGTERM/SIGINT/SIGHUP request a graceful stop (drain, commit, flush); a second one while stopping exits at
+    once (an operator's repeated Ctrl-C waited out the whole stop deadline; found by review). The only signal
+    handling in the project: every command that runs the engine installs it through here. ``received`` collects
+    the signals, for a command whose output is partial when one came (a replay)."""
     loop = asyncio.get_running_loop()
+    seen: list[int] = []
 
     def on_signal(sig: int) -> None:
         if received is not None:
             received.append(sig)
+        if seen:
+            sys.stderr.write(f"error: {signal.Signals(sig).name} again while stopping: exiting now without finishing "
+                             "the stop -- messages not yet committed are read again at the next start\n")
+            sys.stderr.flush()
+            os._exit(stopped_exit_code(sig))
+        seen.append(sig)
         request_stop()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
+
+
+def exit_on_signals_while_building(exit_code: Callable[[int], int]) -> None:
+    """Until ``install_stop_signals``: a stop signal while the engine is built (the model loads in this thread
+    when it has no worker process) exits at once with one line, nothing having started. Without a handler the
+    process died silently, or, as PID 1 in a container, ignored it: ``docker stop`` waited its 10 s and
+    killed it (found by review)."""
+
+    def on_signal(sig: int, _frame: object) -> None:
+        sys.stderr.write(f"stopped by {signal.Signals(sig).name} while starting: nothing had started\n")
+        sys.stderr.flush()
+        os._exit(exit_code(sig))
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
 
 
 def stopped_exit_code(sig: int) -> int:
@@ -85,21 +114,27 @@ def exit_if_still_running(after_s: float) -> threading.Timer:
     return timer
 
 
+def arm_backstop(app: MonitorApp, settings: Settings) -> None:
+    """``exit_if_still_running`` from the first stop request on, whatever made it (a signal, a lost lease)."""
+    backstop: list[threading.Timer] = []
+
+    def arm() -> None:
+        if not backstop:
+            backstop.append(exit_if_still_running(settings.shutdown_timeout_s + HARD_EXIT_AFTER_S))
+
+    app.on_stop_request = arm
+
+
 async def _serve(settings: Settings) -> int:
     from alerts.sinks import NO_SINKS
     from monitor.engine.app import MonitorApp
 
     if not settings.alerts.sinks:  # allowed (replay and backtest set their own sinks), but here nobody is alerted
         log.warning("alerts_go_nowhere", setting="alerts.sinks", detail=NO_SINKS)
+    exit_on_signals_while_building(lambda _sig: 0)  # a requested stop, like one once running
     app = MonitorApp(settings)
-    backstop: list[threading.Timer] = []
-
-    def request_stop() -> None:
-        app.request_stop()
-        if not backstop:
-            backstop.append(exit_if_still_running(settings.shutdown_timeout_s + HARD_EXIT_AFTER_S))
-
-    install_stop_signals(request_stop)
+    arm_backstop(app, settings)
+    install_stop_signals(app.request_stop)
     # the backstop stays armed past the run: the interpreter's exit joins threads (a forward pass stuck in
     # the inference thread) and could hang there, long after "the graceful stop gave up" was printed
     stats = await app.run()

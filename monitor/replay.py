@@ -186,7 +186,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
     settings, for a Kafka range too: there ``source.kind`` stays ``kafka``, and a dead letter built from it was
     the production topic (found by review), while the range reader kept no malformed record at all."""
     from consumers.deadletter import file_dead_letter
-    from monitor.cli import install_stop_signals
+    from monitor.cli import arm_backstop, exit_on_signals_while_building, install_stop_signals, stopped_exit_code
     from monitor.engine.app import MonitorApp
 
     dead_letter = file_dead_letter(settings.source)
@@ -196,7 +196,9 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
 
         source = KafkaRangeReader(settings, kafka.kafka_topic, start=kafka.start, end=kafka.end,
                                   dead_letter=dead_letter)
+    exit_on_signals_while_building(stopped_exit_code)
     app = MonitorApp(settings, source=source, dead_letter=dead_letter, history=True)
+    arm_backstop(app, settings)  # a model hung in this process's inference thread never let a replay exit
     install_stop_signals(app.request_stop, stopped_by)
     total = count_lines(settings.source.replay_paths) if source is None else None
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr)

@@ -168,6 +168,9 @@ class MonitorApp:
                         fix="remove them, or set alerts.detection to the detection that reads them (or 'both')")
         self.cluster = build_cluster(settings)
         self._lease_lost_to: str | None = None
+        self.on_stop_request: Callable[[], None] | None = None
+        """Called at each stop request, whatever asked (a signal, a lost lease): the CLI arms its hard-exit
+        backstop here (a lost lease used to stop without it; found by review)."""
         self.instance_lease = build_instance_lease(settings, self._lease_lost)
         if self.cluster is not None:
             # only the leader delivers from the shared outbox, so a notification is sent once
@@ -228,6 +231,8 @@ class MonitorApp:
     def request_stop(self) -> None:
         """Drain, commit, flush and close; bounded by ``shutdown_timeout_s`` even when a dependency is down."""
         log.info("shutdown_requested", timeout_s=self.settings.shutdown_timeout_s)
+        if self.on_stop_request is not None:
+            self.on_stop_request()
         self.pipeline.request_stop()
         if self.instance_lease is not None:
             self.instance_lease.stop_waiting()
@@ -250,7 +255,7 @@ class MonitorApp:
             return
         if not self._cut_short:
             self._cut_short = True
-            log.error("shutdown_overdue", timeout_s=self.settings.shutdown_timeout_s, waiting_on=DEPENDENCIES.reasons())
+            log.error("shutdown_overdue", timeout_s=self.settings.shutdown_timeout_s, waiting_on=self._stop_waits())
             abort = getattr(self.classifier, "abort", None)  # a worker process stuck in a forward pass
             if callable(abort):
                 abort()
@@ -260,13 +265,18 @@ class MonitorApp:
     def _incomplete_stop(self, cause: BaseException | None) -> ShutdownIncompleteError:
         assert self._stop_requested_at is not None
         took_s = time.monotonic() - self._stop_requested_at
-        waiting = DEPENDENCIES.reasons() or [describe(cause) if cause else "a stop step that did not return"]
+        waiting = self._stop_waits() or [describe(cause) if cause else "a stop step that did not return"]
         log.error("shutdown_incomplete", took_s=round(took_s, 1), waiting_on=waiting)
         return ShutdownIncompleteError(
             f"the graceful stop gave up after {took_s:.0f} s (shutdown_timeout_s = "
             f"{self.settings.shutdown_timeout_s:g}): {'; '.join(waiting)} -- messages not yet committed are read "
             "again at the next start (each is counted once), so nothing is lost; fix that dependency, or raise "
             "shutdown_timeout_s (MONITOR_SHUTDOWN_TIMEOUT_S) if stops are cut short while everything is healthy")
+
+    def _stop_waits(self) -> list[str]:
+        """What an overdue stop waits on: failing dependencies, and a forward pass still running."""
+        running = self.batcher.running_pass()
+        return [*DEPENDENCIES.reasons(), *([running] if running else [])]
 
     def _lease_lost(self, holder: str) -> None:
         """Another daemon took this prefix: stop (drain, commit) and exit non-zero, rather than run beside it."""

@@ -215,6 +215,14 @@ class MicroBatcher(Service):
         finally:
             self._busy_since = None
 
+    def running_pass(self) -> str | None:
+        """The forward pass running now, in words (None: none): what a stop that is overdue waits on. A hung model
+        was never named there, since it counts as down only after ``stall_after_s`` (found by review)."""
+        since = self._busy_since
+        if since is None:
+            return None
+        return f"classifier: a forward pass of {self._busy_texts} texts running for {time.monotonic() - since:.0f} s"
+
     async def _watch(self, stall_after_s: float) -> None:
         """Marks the classifier down while one forward pass outruns ``stall_after_s``, up once it returns."""
         while True:

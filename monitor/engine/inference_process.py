@@ -126,6 +126,8 @@ class ProcessClassifier(Service):
         self._closed = False
         self._spawn_failed: BaseException | None = None
         """Why the last respawn failed: later calls fail at once instead of each waiting out a load."""
+        self._spawning: ProcessPoolExecutor | None = None
+        """The pool whose worker is loading the model now (``abort`` kills it)."""
         self._fingerprint: Fingerprint | None = None
         """The first worker's (``Fingerprint``): a respawn reloads the model from disk, and a directory changed
         since start (a retrain or a partial copy into it) swapped the model mid-run without a word (a review
@@ -137,7 +139,13 @@ class ProcessClassifier(Service):
         self._closed = False
         self._spawn_failed = None
         self._fingerprint = None
-        await asyncio.to_thread(self._spawn)
+        try:
+            await asyncio.to_thread(self._spawn)
+        except asyncio.CancelledError:
+            # a stop while the model loads: the load thread cannot be cancelled, and the exit waited for it (a
+            # SIGTERM at start took 15 s, a slow load until the hard-exit backstop; found by review)
+            self.abort()
+            raise
 
     async def _stop(self) -> None:
         with self._lock:
@@ -153,15 +161,17 @@ class ProcessClassifier(Service):
         twice ``batch_timeout_s`` after SIGTERM (found by review)."""
         with self._lock:
             self._closed = True
-            pool = self._pool
-        if pool is not None:
-            _kill_workers(pool)
+            pools = (self._pool, self._spawning)
+        for pool in pools:
+            if pool is not None:
+                _kill_workers(pool)
 
     def _spawn(self) -> None:
         """A fresh worker with the model loaded; raises the worker's load error."""
         if self._closed:
             raise InferenceWorkerError("the daemon is stopping: no new inference worker")
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._spawning = pool  # abort() kills a load in progress too
         try:
             loaded = pool.submit(_load_in_worker, self.factory, self.settings.model_dump(), *self._log)
             name, fingerprint = loaded.result(timeout=LOAD_TIMEOUT_S)
@@ -175,6 +185,8 @@ class ProcessClassifier(Service):
             _kill_workers(pool)  # a load that hung (a wedged device, a stuck mount) leaves a live worker behind
             self._spawn_failed = exc
             raise
+        finally:
+            self._spawning = None
         with self._lock:
             old, self._pool = self._pool, (None if self._closed else pool)
         for unused in (old, None if self._pool is pool else pool):

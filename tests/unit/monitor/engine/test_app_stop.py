@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.config import load_settings
 from monitor.engine.app import MonitorApp
@@ -16,7 +17,7 @@ from monitor.lifecycle import Service
 from monitor.retry import DEPENDENCIES
 from monitor.types import SourceRecord
 from monitor.windows.memory import MemoryWindowStore
-from tests.fakes import RecordingClassifier
+from tests.fakes import RecordingClassifier, msg
 
 
 class EndlessSource(Service):
@@ -89,6 +90,37 @@ async def test_a_stop_that_finishes_in_time_ends_the_run_normally() -> None:
     assert stats.read == 0 and store.closed
     await asyncio.sleep(0.6)  # the deadline was disarmed: nothing is cancelled after the run
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+class OneMessageSource(EndlessSource):
+    """A live source that delivers a few messages, then nothing."""
+
+    async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
+        yield [SourceRecord(msg(f"m{n}", "shares fall", 1_700_000_000 + n), n) for n in range(5)]
+        async for empty in super().batches(max_records, timeout_ms):
+            yield empty
+
+
+async def test_a_stop_overdue_on_a_hung_forward_pass_names_it() -> None:
+    """Found by review: the overdue stop said waiting_on=[] and "a stop step that did not return" while the model
+    hung: it counts as down only after batch_timeout_s (120 s), later than the stop deadline."""
+    classifier = RecordingClassifier()
+    classifier.gate.clear()  # the forward pass hangs until the test lets it go
+    settings = load_settings(classifier={"kind": "lexicon"}, http={"enabled": False}, alerts={"sinks": []},
+                             shutdown_timeout_s=0.5)
+    app = MonitorApp(settings, classifier=classifier, source=OneMessageSource(stop_hangs=False),  # type: ignore[arg-type]
+                     store=ClosingStore(60, 3600))
+    stopper = asyncio.create_task(_stop_after(app, 0.3))  # the 5 messages are in the forward pass by then
+    try:
+        with capture_logs() as logs, pytest.raises(ShutdownIncompleteError, match="forward pass of 5 texts running"):
+            async with asyncio.timeout(10):
+                await app.run()
+    finally:
+        classifier.gate.set()
+        DEPENDENCIES.clear()
+    await stopper
+    [overdue] = [e for e in logs if e["event"] == "shutdown_overdue"]
+    assert any("forward pass of 5 texts" in w for w in overdue["waiting_on"])
 
 
 class WaitingStore(ClosingStore):

@@ -317,6 +317,21 @@ async def test_a_worker_that_hangs_while_loading_is_killed_not_left_behind(monke
     assert not wait_gone(leftover, 10), f"the hung worker(s) {leftover} must be killed"
 
 
+async def test_a_stop_while_the_model_loads_kills_the_load_at_once() -> None:
+    # found by review: the load thread could not be cancelled, so a SIGTERM at start waited for the whole load
+    before = set(child_pids(os.getpid()))
+    starting = asyncio.create_task(ProcessClassifier(LEXICON, factory=hanging_on_load).start())
+    await asyncio.sleep(2.0)  # the worker is up and loading
+    started = time.monotonic()
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    await asyncio.sleep(0)
+    leftover = [pid for pid in child_pids(os.getpid()) if pid not in before and not _resource_tracker(pid)]
+    assert not wait_gone(leftover, 10), f"the loading worker(s) {leftover} must be killed"
+    assert time.monotonic() - started < 5
+
+
 def loads_once(settings: ClassifierSettings) -> Classifier:
     """Loads the first time; every later load fails (the device is gone). POISON kills the worker."""
     marker = Path(os.environ["FINSENT_TEST_LOAD_MARKER"])
