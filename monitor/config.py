@@ -31,11 +31,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
 from monitor.durations import parse_duration_s
 from monitor.engine.time_jumps import DEFAULT_CONFIRMATIONS, DEFAULT_MAX_JUMP_S
+from monitor.redact import SET, UNSET, is_secret_setting, redact_setting, redact_url
 from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 from monitor.windows.buckets import is_key_prefix
 
@@ -772,12 +774,18 @@ def _known_names(section: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+def _closest_name(loc: tuple[str | int, ...]) -> str | None:
+    """The valid setting name an unknown ``loc`` most likely misspells."""
+    close = difflib.get_close_matches(str(loc[-1]), _known_names(loc[:-1]), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _unknown_key_hint(loc: tuple[str | int, ...]) -> str:
     """The closest valid name, when a typo is the likely cause."""
-    close = difflib.get_close_matches(str(loc[-1]), _known_names(loc[:-1]), n=1, cutoff=0.6)
-    if not close:
+    close = _closest_name(loc)
+    if close is None:
         return _HINTS["extra_forbidden"]
-    return f"did you mean {'.'.join(str(p) for p in (*loc[:-1], close[0]))}? (or remove it; see docs/settings.md)"
+    return f"did you mean {'.'.join(str(p) for p in (*loc[:-1], close))}? (or remove it; see docs/settings.md)"
 
 
 def _env_value(name: str) -> str | None:
@@ -806,15 +814,19 @@ def _seconds_hint(name: str, error_type: str, value: object) -> str | None:
     return f"{name} is {whole}: {value.strip()} = {seconds}"
 
 
-def _shown(value: object) -> object:
-    """A refused value as the error echoes it: URLs (in lists too) without their passwords and tokens."""
-    from monitor.redact import redact_url
-
-    if isinstance(value, str) and "://" in value:
-        return redact_url(value)
-    if isinstance(value, list):
-        return [_shown(item) for item in value]
-    return value
+def _shown(err: ErrorDetails) -> str:
+    """A refused value as the error echoes it: a secret setting (or a misspelling of one) as ``<set>`` whatever its
+    type (``kafka.sasl_password = 98765432123`` printed the password, found by review), URLs (in lists and tables
+    too) without their passwords and tokens, a section given as a value only by its type (``MONITOR_KAFKA='["pw"]'``:
+    it may be anything)."""
+    loc, value = tuple(err["loc"]), err.get("input")
+    named = tuple(str(p) for p in loc if not isinstance(p, int))
+    close = _closest_name(loc) if err["type"] == "extra_forbidden" and loc else None
+    if is_secret_setting(named, SECRET_KEYS) or (close and is_secret_setting((*named[:-1], close), SECRET_KEYS)):
+        return SET if value else UNSET
+    if len(named) == 1 and _known_names(named) and not isinstance(value, dict):
+        return f"<{type(value).__name__}>"
+    return repr(redact_setting(named, value, SECRET_KEYS))
 
 
 def _format_error(exc: ValidationError, origin: str) -> str:
@@ -838,9 +850,9 @@ def _format_error(exc: ValidationError, origin: str) -> str:
         if _env_value(env) is not None:
             where = f"from {env}, which overrides the file"
         if err["type"] == "value_error" and " -- " in msg:  # a validator's message already names the fix
-            lines.append(f"  {key} = {_shown(err.get('input'))!r}: {msg} ({where})")
+            lines.append(f"  {key} = {_shown(err)}: {msg} ({where})")
             continue
-        lines.append(f"  {key} = {_shown(err.get('input'))!r}: {msg} -- {hint} ({where})")
+        lines.append(f"  {key} = {_shown(err)}: {msg} -- {hint} ({where})")
     return "\n".join(lines)
 
 
@@ -1058,28 +1070,43 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_env_parse_error(exc)) from exc
 
 
+_BARE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+
+def _not_json(name: str, value: str) -> str | None:
+    """``NAME is not JSON (what and where)``, or None when ``value`` is JSON. The value itself may hold a secret (a
+    sink URL's token, a section's ``sasl_password``) and is never echoed: only a lone URL (a sink list written as
+    one URL, the usual mistake) is shown, redacted."""
+    try:
+        json.loads(value)
+    except json.JSONDecodeError as exc:
+        if _BARE_URL.fullmatch(value.strip()):
+            return f"{name}={redact_url(value.strip())!r} is not JSON"
+        return f"{name} is not JSON ({exc.msg} at char {exc.pos} of {len(value)})"
+    return None
+
+
 def _env_parse_error(exc: SettingsError) -> str:
     """Name the ``MONITOR_*`` variable behind a parse error: list and table settings take JSON there."""
     for name, value in sorted(os.environ.items()):
         parts = name.lower().removeprefix("monitor_").split("__")
-        if name.startswith("MONITOR_") and len(parts) == 1 and parts[0] in Settings.model_fields:
-            try:  # a whole section as JSON (MONITOR_WINDOWS='{"bucket_s": 60}'); it named neither (found by review)
-                json.loads(value)
-            except ValueError:
-                return (f"{name}={value!r} is not JSON -- a whole [{parts[0]}] section in one variable is a JSON "
-                        f"object, e.g. {name}='{{\"key\": 1}}'; or set one key: MONITOR_{parts[0].upper()}__KEY")
+        if not name.startswith("MONITOR_") or parts[0] not in Settings.model_fields:
             continue
-        if not name.startswith("MONITOR_") or len(parts) != 2 or parts[0] not in Settings.model_fields:
+        if len(parts) == 1 and _known_names((parts[0],)):
+            # a whole section as JSON (MONITOR_WINDOWS='{"bucket_s": 60}'); it named neither (found by review)
+            if broken := _not_json(name, value):
+                return (f"{broken} -- a whole [{parts[0]}] section in one variable is a JSON object, e.g. "
+                        f"{name}='{{\"key\": 1}}'; or set one key: MONITOR_{parts[0].upper()}__KEY")
+            continue
+        if len(parts) != 2:
             continue
         section = Settings.model_fields[parts[0]].annotation
         field = getattr(section, "model_fields", {}).get(parts[1])
         if field is None or get_origin(field.annotation) not in (list, dict):
             continue
-        try:
-            json.loads(value)
-        except ValueError:
+        if broken := _not_json(name, value):
             example = (_LIST_EXAMPLES.get(parts[1], '["a", "b"]') if get_origin(field.annotation) is list
                        else '{"k": 1}')
-            return (f"{name}={value!r} is not JSON -- {parts[0]}.{parts[1]} is a "
+            return (f"{broken} -- {parts[0]}.{parts[1]} is a "
                     f"{get_origin(field.annotation).__name__}; write it as JSON, e.g. {name}='{example}'")
     return f"cannot parse a MONITOR_* environment variable: {exc}"

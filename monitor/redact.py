@@ -5,10 +5,14 @@ token in the *path* (``hooks.slack.com/services/T…/B…/<token>``), others in 
 (``?token=``, ``?key=``, ``?sig=``). ``redact_url`` masks all three, keeping what an operator needs to
 recognise the target (scheme, user, host, port, non-secret path and query keys). It errs on the side
 of hiding: a long random-looking path segment (letters *and* digits, 16+ characters: tokens, UUIDs)
-is masked even when it is only an id.
+is masked even when it is only an id. Where the path is known to carry the token, no digit is needed:
+a Slack URL shows only its ``T…``/``B…`` ids after ``/services/`` (about 1.5% of Slack tokens are
+letters only), and a webhook URL (``webhook+http(s)``, or the plain ``http(s)`` one its sink posts to)
+masks every path segment of 16+ characters (``/api/v2/alerts`` stays readable).
 
 ``redact_settings`` applies it to every URL-looking string of a settings dump and replaces every
-secret setting (a name ending in password / secret / token / api_key) by ``<set>`` or ``<unset>``.
+secret setting (a name ending in password / secret / token / api_key) by ``<set>`` or ``<unset>``;
+``redact_setting`` does the same for one value (a config error's refused value).
 """
 
 from __future__ import annotations
@@ -24,17 +28,43 @@ _SECRET_NAME = re.compile(r"(pass|pwd|secret|token|key|sig|auth|credential|sessi
 _NOT_SECRET_NAME = re.compile(r"(file|certs?|path|reqs|dir)$", re.IGNORECASE)
 """Query keys naming *where* a secret lives, not the secret (``ssl_keyfile``, ``ssl_ca_certs``)."""
 _RANDOM_LOOKING = re.compile(r"^(?=[^/]*[A-Za-z])(?=[^/]*\d)[A-Za-z0-9_\-.~+=]{16,}$")
+_LONG_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~+=]{16,}$")
+"""A webhook path segment that may be its token: long, whatever its letters and digits."""
+_SLACK_ID = re.compile(r"^[A-Z][A-Z0-9]{1,14}$")
+"""A Slack workspace/channel id (``T0123ABCD``, ``B0456EFGH``): what tells an operator which webhook it is."""
 _SECRET_SETTING = re.compile(r"(password|secret|token|api_key)$", re.IGNORECASE)
 _PLAIN_PATH_SCHEMES = frozenset({"file", "log", "kafka", "memory", "unix"})
 """Schemes whose path is a file name or topic, never a token."""
+_WEBHOOK_SCHEMES = frozenset({"webhook+http", "webhook+https", "http", "https"})
+"""Schemes whose path may be a token with no digit in it (the webhook sink posts to the URL without ``webhook+``,
+and its delivery errors redact that URL)."""
 
 
 def _secret_query_key(key: str) -> bool:
     return bool(_SECRET_NAME.search(key)) and not _NOT_SECRET_NAME.search(key)
 
 
-def _path(path: str) -> str:
-    return "/".join(MASK if _RANDOM_LOOKING.match(segment) else segment for segment in path.split("/"))
+def _path(path: str, secret: re.Pattern[str] = _RANDOM_LOOKING) -> str:
+    return "/".join(MASK if secret.match(segment) else segment for segment in path.split("/"))
+
+
+def _slack_path(path: str) -> str:
+    """``/services/T…/B…/<token>`` (or ``/triggers/…``, ``/workflows/…``): after the first segment, every segment is
+    masked but the ids that name the webhook; the last one (the token) always, whatever it looks like."""
+    segments = path.split("/")
+    after = [i for i, segment in enumerate(segments) if segment and i >= (2 if path.startswith("/") else 1)]
+    for i in after:
+        if i == after[-1] or not _SLACK_ID.match(segments[i]):
+            segments[i] = MASK
+    return "/".join(segments)
+
+
+def _redact_path(scheme: str, host: str, path: str) -> str:
+    if scheme in _PLAIN_PATH_SCHEMES:
+        return path
+    if scheme.startswith("slack+") or host == "hooks.slack.com":
+        return _slack_path(path)
+    return _path(path, _LONG_SEGMENT if scheme in _WEBHOOK_SCHEMES else _RANDOM_LOOKING)
 
 
 def _query(query: str) -> str:
@@ -62,12 +92,19 @@ def redact_url(url: str) -> str:
         credentials = f"{user}:{MASK}" if parts.password is not None else user
         netloc = f"{credentials}@{host}" + (f":{port}" if port is not None else "")
     fragment = MASK if parts.fragment and _RANDOM_LOOKING.match(parts.fragment) else parts.fragment
-    path = parts.path if parts.scheme in _PLAIN_PATH_SCHEMES else _path(parts.path)
+    path = _redact_path(parts.scheme, (parts.hostname or "").lower(), parts.path)
     return urlunsplit((parts.scheme, netloc, path, _query(parts.query) if parts.query else "", fragment))
 
 
+def is_secret_setting(path: Iterable[str], secret_keys: Iterable[tuple[str, ...]] = ()) -> bool:
+    """Whether the setting at ``path`` holds a secret: listed in ``secret_keys``, or named ``…password`` /
+    ``…secret`` / ``…token`` / ``…api_key``."""
+    where = tuple(path)
+    return where in {tuple(k) for k in secret_keys} or bool(where and _SECRET_SETTING.search(where[-1]))
+
+
 def _redact_value(path: tuple[str, ...], value: Any, secrets: frozenset[tuple[str, ...]]) -> Any:
-    if (path in secrets or _SECRET_SETTING.search(path[-1])) and not isinstance(value, dict | list):
+    if is_secret_setting(path, secrets) and not isinstance(value, dict | list):
         return SET if value else UNSET
     if isinstance(value, dict):
         return {k: _redact_value((*path, str(k)), v, secrets) for k, v in value.items()}
@@ -76,6 +113,16 @@ def _redact_value(path: tuple[str, ...], value: Any, secrets: frozenset[tuple[st
     if isinstance(value, str) and "://" in value:
         return redact_url(value)
     return value
+
+
+def redact_setting(path: Iterable[str], value: Any, secret_keys: Iterable[tuple[str, ...]] = ()) -> Any:
+    """One setting's value at ``path`` (``("kafka", "sasl_password")``) safe to print, e.g. in a config error: a
+    secret setting is ``<set>`` / ``<unset>`` whatever its type (a number or a list too), else as in
+    ``redact_settings``."""
+    where, secrets = tuple(path), frozenset(tuple(k) for k in secret_keys)
+    if is_secret_setting(where, secrets):
+        return SET if value else UNSET
+    return _redact_value(where, value, secrets)
 
 
 def redact_settings(dump: dict[str, Any], secret_keys: Iterable[tuple[str, ...]] = ()) -> dict[str, Any]:

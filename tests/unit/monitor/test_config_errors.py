@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_settings
+from monitor.redact import SET
 
 
 def error_of(tmp_path: Path, toml: str) -> str:
@@ -289,10 +290,65 @@ def test_a_whole_section_variable_that_is_not_json_is_named(tmp_path: Path, monk
     """Found by review: 'cannot parse a MONITOR_* environment variable: error parsing value for field "windows"'."""
     monkeypatch.setenv("MONITOR_WINDOWS", '{"bucket_s": 60')
     text = error_of(tmp_path, "")
-    assert text.startswith("MONITOR_WINDOWS='{\"bucket_s\": 60' is not JSON") and "MONITOR_WINDOWS__KEY" in text
+    assert text.startswith("MONITOR_WINDOWS is not JSON (Expecting ',' delimiter at char 15 of 15) -- a whole "
+                           "[windows] section") and "MONITOR_WINDOWS__KEY" in text
 
 
 def test_onnxruntime_on_cuda_is_refused_when_the_config_loads(tmp_path: Path) -> None:
     """Found by review: monitor config showed a CUDA precision for it; only loading the model refused it."""
     text = error_of(tmp_path, '[classifier]\nruntime = "onnxruntime"\ndevice = "cuda"\n')
     assert "classifier.runtime = 'onnxruntime' runs on CPU here" in text
+
+
+SLACK = "slack+https://hooks.slack.com/services/T0001/B0002/XXSECRETSLACKTOKEN123"
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("MONITOR_ALERTS__SINKS", f'["{SLACK}"', "MONITOR_ALERTS__SINKS is not JSON (Expecting ',' delimiter at char 75 "
+     "of 75) -- alerts.sinks is a list; write it as JSON, e.g. MONITOR_ALERTS__SINKS='["),
+    ("MONITOR_KAFKA", '{"sasl_password": "hunter2SECRET",', "MONITOR_KAFKA is not JSON (Expecting property name "
+     "enclosed in double quotes at char 34 of 34) -- a whole [kafka] section in one variable is a JSON object"),
+    ("MONITOR_ALERTS__THRESHOLDS", '{"ticker:*": {"z_threshold": 4}, "k": "XXSECRETSLACKTOKEN123"',
+     "MONITOR_ALERTS__THRESHOLDS is not JSON (Expecting ',' delimiter at char 61 of 61) -- alerts.thresholds is a "
+     "dict"),
+])
+def test_an_environment_value_that_is_not_json_is_named_with_the_json_error_never_echoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str,
+) -> None:
+    """Found by review: the not-JSON error printed the raw value, a sink's token or a section's password included."""
+    monkeypatch.setenv(name, value)
+    text = error_of(tmp_path, "")
+    assert text.startswith(says)
+    assert "XXSECRETSLACKTOKEN123" not in text and "hunter2SECRET" not in text
+
+
+def test_a_lone_sink_url_that_is_not_a_json_list_is_shown_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONITOR_ALERTS__SINKS", SLACK)
+    text = error_of(tmp_path, "")
+    assert text.startswith("MONITOR_ALERTS__SINKS='slack+https://hooks.slack.com/services/T0001/B0002/***' is not JSON "
+                           "-- alerts.sinks is a list")
+    assert "XXSECRETSLACKTOKEN" not in text
+
+
+@pytest.mark.parametrize(("section", "value", "shown"), [
+    ('{"sasl_password": 98765432123}', "98765432123", f"kafka.sasl_password = {SET}: Input should be a valid string"),
+    ('{"sasl_password": ["hunter2SECRET"]}', "hunter2SECRET",
+     f"kafka.sasl_password = {SET}: Input should be a valid string"),
+    ('{"sasl_pasword": "hunter2SECRET"}', "hunter2SECRET",
+     f"kafka.sasl_pasword = {SET}: Extra inputs are not permitted -- did you mean kafka.sasl_password?"),
+    ('["hunter2SECRET"]', "hunter2SECRET", "kafka = <list>: Input should be a valid dictionary"),
+])
+def test_a_refused_secret_setting_is_shown_as_set_whatever_the_type_of_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str, value: str, shown: str,
+) -> None:
+    """Found by review: only a secret that was a URL was hidden (kafka.sasl_password = 98765432123 was printed)."""
+    monkeypatch.setenv("MONITOR_KAFKA", section)
+    text = error_of(tmp_path, "")
+    assert shown in text and value not in text
+
+
+def test_a_refused_secret_in_a_misspelled_section_is_hidden(tmp_path: Path) -> None:
+    text = error_of(tmp_path, '[kafak]\nsasl_password = "hunter2SECRET"\nbootstrap_servers = "b:9092"\n')
+    assert "did you mean kafka?" in text and "hunter2SECRET" not in text and "'b:9092'" in text

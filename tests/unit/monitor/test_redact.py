@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.redact import MASK, SET, UNSET, redact_settings, redact_url
+from monitor.redact import MASK, SET, UNSET, redact_setting, redact_settings, redact_url
 
 SLACK_TOKEN = "xoxbQ2w8Er4Ty6Ui9OpAsDf3"
 
@@ -71,3 +71,45 @@ def test_listed_secret_keys_are_hidden_whatever_their_name() -> None:
     shown = redact_settings({"kafka": {"sasl_password": "pw"}, "http": {"bearer": "b", "port": 1}},
                             [("http", "bearer")])
     assert shown == {"kafka": {"sasl_password": SET}, "http": {"bearer": SET, "port": 1}}
+
+
+@pytest.mark.parametrize("url", [
+    "slack+https://hooks.slack.com/services/T0001/B0002/{token}",
+    "https://hooks.slack.com/services/T0001/B0002/{token}",  # as the Slack sink posts it
+    "slack+https://hooks.slack.com/services/T0001/B0002/{token}/",
+])
+@given(token=st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+                     min_size=1, max_size=32))
+def test_a_slack_webhook_token_is_masked_even_with_no_digit_while_its_ids_stay_readable(url: str, token: str) -> None:
+    """Found by review: a token of 24 letters (about 1.5% of Slack's) was printed in full by monitor config."""
+    shown = redact_url(url.format(token=token))
+    assert shown.startswith(url.split("/services/")[0] + "/services/T0001/B0002/***")
+    assert token not in shown.removeprefix(url.split("/services/")[0] + "/services/T0001/B0002/")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("webhook+https://example.com/api/webhooks/secrettokenvalueonlyletters", "webhook+https://example.com/api/webhooks/***"),
+    ("https://example.com/api/webhooks/secrettokenvalueonlyletters", "https://example.com/api/webhooks/***"),
+    ("webhook+https://discord.example/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQr",
+     "webhook+https://discord.example/api/webhooks/***/***"),
+    ("webhook+https://hooks.example.com/api/v2/alerts", "webhook+https://hooks.example.com/api/v2/alerts"),
+    ("webhook+http://10.0.0.5:8080/finsent/incoming", "webhook+http://10.0.0.5:8080/finsent/incoming"),
+    ("alertmanager+https://am.example:9093/alertmanagerprod", "alertmanager+https://am.example:9093/alertmanagerprod"),
+])
+def test_a_webhook_path_segment_of_16_or_more_characters_is_masked_even_when_it_is_letters_only(
+    url: str, shown: str,
+) -> None:
+    """Found by review: a letters-only token in a webhook's path was printed in full (only letters *and* digits were
+    masked); ordinary short paths stay readable, and other schemes keep the letters-and-digits rule."""
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("value", ["hunter2", 98765432123, ["hunter2"], {"nested": "hunter2"}])
+def test_one_secret_setting_is_shown_as_set_whatever_the_type_of_its_value(value: object) -> None:
+    assert redact_setting(("kafka", "sasl_password"), value, [("kafka", "sasl_password")]) == SET
+    assert redact_setting(("http", "bearer"), value, [("http", "bearer")]) == SET
+
+
+def test_one_non_secret_setting_is_shown_with_its_urls_redacted() -> None:
+    assert redact_setting(("alerts", "sinks"), ["log://", "redis://:pw@h/0"]) == ["log://", "redis://:***@h/0"]
+    assert redact_setting(("alerts", "cooldown_s"), 30) == 30
