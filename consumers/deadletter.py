@@ -9,11 +9,17 @@ or DLQ produce acknowledged): the source may then count the record as processed 
   headers of their own (``dlq.*``, after the original ones), so the record can be re-fed to the input topic
   once the producer is fixed and lands on the partition its key chose. A broker outage is waited for like any other
   (``monitor/retry.py``: the ``dead_letter`` dependency on ``/readyz``), never a reason to pass a record over.
-- ``FileDeadLetter`` (any other source): one JSON object per line with reason, detail, origin, the payload
-  as text (undecodable bytes replaced) plus ``raw_b64`` when it is not UTF-8, the original Kafka record's
-  ``headers`` when it had any (its key is in ``origin``), and ``dead_lettered_at``.
+- ``FileDeadLetter`` (any other source, and ``monitor replay --kafka-topic``): one JSON object per line with
+  reason, detail, origin, the payload as text (undecodable bytes replaced) plus ``raw_b64`` when it is not
+  UTF-8, and ``dead_lettered_at``. A Kafka record's key and headers are kept exactly, so it can be re-fed
+  as it came: ``key_b64`` (base64 of the key's bytes; absent for a null key), ``headers`` as readable
+  ``[name, text]`` pairs and, when that text is not the exact header (a value that is not UTF-8, or one cut
+  for length), ``headers_b64``: all of them again as ``[name, base64 or null]``. ``origin.key`` is for
+  humans only (undecodable bytes replaced, cut to 200 characters).
   Each line is bounded: the payload is cut to ``max_raw_bytes`` (``raw_truncated``/``raw_size`` say so),
-  and so is the file: it rotates to ``.1`` … ``.N`` (``source.dead_letter_max_mb``/``_keep_files``).
+  which is never below ``source.max_message_bytes``, so only an ``oversized`` payload is cut; key and headers
+  are bounded by the largest record the consumer fetches (1 MiB). The file rotates to ``.1`` … ``.N``
+  (``source.dead_letter_max_mb``/``_keep_files``).
 
 Each sink logs a WARNING ``message_dead_lettered`` for the first dead letter of a reason at once, then at most
 one per reason per ``LOG_EVERY_S`` with ``left_out_since`` (how many it did not log since its last line):
@@ -53,6 +59,10 @@ MAX_REASON_CHARS = 64
 MAX_ORIGIN_CHARS = 512
 SMALL_RAW_BYTES = 65_536
 """What the Kafka DLQ still sends when the broker refuses the payload as too large."""
+DEFAULT_MAX_RAW_BYTES = 65_536
+"""Payload bytes a dead-letter file line keeps by default: above ``source.max_message_bytes``' default (64,000)."""
+LINE_END_BYTES = 2
+"""A replayed file line is dead-lettered with its ending (``\\r\\n`` at most), past ``source.max_message_bytes``."""
 DLQ_HEADER_PREFIX = "dlq."
 """The headers a dead letter adds; an original record's own ``dlq.*`` headers (a record dead-lettered before,
 re-fed and rejected again) are replaced by this dead-lettering's, so a reader never sees two reasons."""
@@ -149,12 +159,31 @@ def _header_text(value: bytes | None) -> str | None:
     return safe_text(value.decode("utf-8", errors="backslashreplace"), MAX_DETAIL_CHARS)
 
 
+def _b64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def _header_fields(headers: Headers) -> dict[str, Any]:
+    """``headers`` as readable ``[name, text]`` pairs (each cut to ``MAX_DETAIL_CHARS``), plus ``headers_b64``
+    with every pair exact (``[name, base64 or null]``) when any text is not the header itself.
+
+    Why both: the text escapes undecodable bytes (``\\xff``), so two different values could read the same
+    and a re-feed from the file would send the wrong bytes (found by review); the text stays for humans."""
+    readable = [[safe_text(str(name), MAX_REASON_CHARS), _header_text(value)] for name, value in headers]
+    fields: dict[str, Any] = {"headers": readable}
+    if any(text_name != name or (None if text is None else text.encode("utf-8")) != value
+           for (name, value), (text_name, text) in zip(headers, readable, strict=True)):
+        fields["headers_b64"] = [[safe_text(str(name), len(str(name))), _b64(value)] for name, value in headers]
+    return fields
+
+
 def dead_letter_record(
     raw: bytes, reason: str, detail: str, origin: Mapping[str, object], *, max_raw_bytes: int,
-    headers: Headers = (),
+    key: bytes | None = None, headers: Headers = (),
 ) -> dict[str, Any]:
     """The JSON-ready form of one dead letter, with the payload bounded to ``max_raw_bytes``; the original
-    record's ``headers`` (if any) as ``[name, text]`` pairs, each cut to ``MAX_DETAIL_CHARS``."""
+    Kafka record's key as ``key_b64`` (exact bytes, none for a null key) and its ``headers`` (if any) as
+    ``_header_fields`` gives them."""
     kept = raw[:max_raw_bytes]
     record: dict[str, Any] = {
         "reason": safe_text(reason, MAX_REASON_CHARS),
@@ -171,8 +200,10 @@ def dead_letter_record(
         record["raw_b64"] = base64.b64encode(kept).decode("ascii")
     else:
         record["raw"] = kept.decode("utf-8", errors="ignore")  # the cut may split one trailing character
+    if key is not None:
+        record["key_b64"] = _b64(key)
     if headers:
-        record["headers"] = [[safe_text(str(name), MAX_REASON_CHARS), _header_text(value)] for name, value in headers]
+        record.update(_header_fields(headers))
     return record
 
 
@@ -185,8 +216,8 @@ class DeadLetterWriteError(RuntimeError):
 class FileDeadLetter(Service):
     """Appends dead letters to a size-bounded JSONL file (created with its parent directories on start)."""
 
-    def __init__(self, path: Path, *, max_raw_bytes: int = 16_384, max_bytes: int = DEFAULT_MAX_BYTES,
-                 keep: int = DEFAULT_KEEP) -> None:
+    def __init__(self, path: Path, *, max_raw_bytes: int = DEFAULT_MAX_RAW_BYTES,
+                 max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> None:
         self.path = path
         self.max_raw_bytes = max_raw_bytes
         self.file = RotatingFile(path, max_bytes=max_bytes, keep=keep)
@@ -206,7 +237,8 @@ class FileDeadLetter(Service):
                    key: bytes | None = None, headers: Headers = ()) -> None:
         if not self.started:
             raise RuntimeError("FileDeadLetter.send() before start()")
-        record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes, headers=headers)
+        record = dead_letter_record(raw, reason, detail, origin, max_raw_bytes=self.max_raw_bytes, key=key,
+                                    headers=headers)
         # One small write per rare event, flushed (the file is closed after each line): cheaper than a
         # thread hop, and a crash of the daemon loses nothing.
         try:
@@ -284,9 +316,13 @@ class KafkaDeadLetter(Service):
 
 
 def file_dead_letter(source: SourceSettings) -> FileDeadLetter:
-    """The JSONL file ``source.dead_letter_path`` (rotation from ``source.dead_letter_max_mb``/``_keep_files``)."""
-    return FileDeadLetter(source.dead_letter_path, max_bytes=source.dead_letter_max_mb * MIB,
-                          keep=source.dead_letter_keep_files)
+    """The JSONL file ``source.dead_letter_path`` (rotation from ``source.dead_letter_max_mb``/``_keep_files``).
+
+    A line keeps any payload ``source.max_message_bytes`` lets through whole (a replayed line with its ending):
+    a fixed 16 KiB cut a 23 KB message that was rejected only for its time (found by review)."""
+    max_raw_bytes = max(DEFAULT_MAX_RAW_BYTES, source.max_message_bytes + LINE_END_BYTES)
+    return FileDeadLetter(source.dead_letter_path, max_raw_bytes=max_raw_bytes,
+                          max_bytes=source.dead_letter_max_mb * MIB, keep=source.dead_letter_keep_files)
 
 
 def build_dead_letter(settings: Settings) -> DeadLetterSink:

@@ -9,6 +9,10 @@ its file: losing a record is worse than overshooting once.
 Each append opens the file, so deleting or moving ``path`` from outside is picked up at the next line
 and the size is read from disk, never tracked. Only regular files rotate (``/dev/null`` never moves).
 One process writes a path; a lock serialises threads, since a cancelled ``to_thread`` keeps running.
+
+The lines hold message text and Kafka headers (dead letters) or alerts: a file this module creates is
+``0600`` and a directory ``0700`` (whatever the umask allows of that), never the umask's usual ``0644``/``0755``
+(found by review). Existing files and directories keep their modes: they are the operator's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import BinaryIO
 MIB = 1024 * 1024
 DEFAULT_MAX_BYTES = 100 * MIB
 DEFAULT_KEEP = 5
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 def rotated_path(path: Path, n: int) -> Path:
@@ -38,6 +44,23 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _open_private(path: str, flags: int) -> int:
+    """``open``'s opener: a file it creates is ``FILE_MODE``, not the umask's default."""
+    return os.open(path, flags, FILE_MODE)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """``directory`` and any missing parents, each created ``DIR_MODE``: ``Path.mkdir(mode=...)`` applies the
+    mode to the last one only. Directories that exist are left as they are."""
+    missing: list[Path] = []
+    while not directory.is_dir() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile (or not a directory: the open names it)
+            path.mkdir(mode=DIR_MODE)
 
 
 def _write_all(fh: BinaryIO, data: bytes) -> None:
@@ -68,8 +91,8 @@ class RotatingFile:
 
     def create(self) -> None:
         """Create the file and its directories now, so an unwritable path fails at start, not later."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.open("ab").close()
+        _make_private_dirs(self.path.parent)
+        open(self.path, "ab", opener=_open_private).close()
 
     def append(self, line: bytes) -> None:
         """Write ``line`` (newline included) in one piece, rotating first if it would not fit.
@@ -78,8 +101,8 @@ class RotatingFile:
         where the line began before the error is raised, so a retry never leaves a torn line behind it."""
         with self._lock:
             rotated = self._rotate_if_full(len(line))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab", buffering=0) as fh:
+            _make_private_dirs(self.path.parent)
+            with open(self.path, "ab", buffering=0, opener=_open_private) as fh:
                 start = fh.tell()
                 try:
                     _write_all(fh, line)

@@ -214,6 +214,13 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
+def test_the_systemd_unit_sets_a_umask_that_keeps_what_the_daemon_writes_from_other_users() -> None:
+    """Found by review: dead letters (message text, Kafka headers) were created 0644 in 0755 directories."""
+    service = (DEPLOY / "finsent-monitor.service").read_text().split("[Service]\n", 1)[1].split("\n[", 1)[0]
+    umask = re.findall(r"^UMask=(0[0-7]{3})$", service, flags=re.MULTILINE)
+    assert umask == ["0027"], service
+
+
 @pytest.mark.parametrize("name", ["prometheus-rules.yml", "alertmanager.yml", "compose.yml", "prometheus.yml"])
 def test_yaml_files_parse(name: str) -> None:
     assert yaml.safe_load((DEPLOY / name).read_text())

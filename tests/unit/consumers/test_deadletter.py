@@ -23,9 +23,11 @@ from consumers.deadletter import (
     DeadLetterLog,
     DeadLetterWriteError,
     FileDeadLetter,
+    Headers,
     KafkaDeadLetter,
     build_dead_letter,
     dead_letter_record,
+    file_dead_letter,
 )
 from monitor.config import Settings, SourceSettings
 from monitor.metrics import prometheus_client_value
@@ -235,6 +237,76 @@ async def test_file_dead_letter_keeps_the_original_kafka_headers_as_text(tmp_pat
     with_headers, without = lines(tmp_path / "dead.jsonl")
     assert with_headers["headers"] == [["trace-id", "abc"], ["bin", "\\xff"], ["empty", None]]
     assert "headers" not in without
+
+
+async def test_a_message_within_max_message_bytes_is_kept_whole_in_the_dead_letter_file(tmp_path: Path) -> None:
+    """Found by review: the file kept 16 KiB, so a 23,484-byte message rejected only for its time was cut,
+    though the replay summary says each rejected row is kept."""
+    message = b'{"id": "n-1", "text": "' + b"y" * 23_430 + b'", "published_at": "yesterday"}'
+    assert len(message) == 23_484
+    at_limit = b'{"text": "' + b"z" * (64_000 - 12) + b'"}\r\n'  # a replayed line of the limit, with its CRLF
+    dead_letter = build_dead_letter(Settings(source=SourceSettings(dead_letter_path=tmp_path / "dead.jsonl")))
+    async with dead_letter as sink:
+        await sink.send(message, "bad_time", "published_at: not a time", {"file": "in.jsonl", "line": 1})
+        await sink.send(at_limit, "late", "behind the watermark", {"file": "in.jsonl", "line": 2})
+    for record, raw in zip(lines(tmp_path / "dead.jsonl"), (message, at_limit), strict=True):
+        assert record["raw_truncated"] is False and record["raw"].encode() == raw
+
+
+async def test_a_raised_max_message_bytes_raises_what_the_dead_letter_file_keeps_and_only_oversized_is_cut(
+    tmp_path: Path,
+) -> None:
+    source = SourceSettings(dead_letter_path=tmp_path / "dead.jsonl", max_message_bytes=200_000)
+    async with file_dead_letter(source) as sink:
+        await sink.send(b"a" * 200_000, "late", "behind the watermark", {"offset": 1})
+        await sink.send(b"b" * 300_000, "oversized", "payload has 300000 bytes, limit is 200000", {"offset": 2})
+    kept, oversized = lines(tmp_path / "dead.jsonl")
+    assert kept["raw_truncated"] is False and kept["raw"] == "a" * 200_000
+    assert oversized["raw_truncated"] is True and oversized["raw_size"] == 300_000
+    assert 200_000 <= len(oversized["raw"]) < 300_000
+
+
+def _key_and_headers(record: dict[str, Any]) -> tuple[bytes | None, list[tuple[str, bytes | None]]]:
+    """What a re-feed reads back from a file dead letter (the rule the module docstring gives)."""
+    key = base64.b64decode(record["key_b64"]) if "key_b64" in record else None
+    if "headers_b64" in record:
+        return key, [(n, None if v is None else base64.b64decode(v)) for n, v in record["headers_b64"]]
+    return key, [(n, None if v is None else v.encode("utf-8")) for n, v in record.get("headers", [])]
+
+
+async def test_file_dead_letter_keeps_the_exact_bytes_of_a_binary_key_and_non_utf8_header_values(
+    tmp_path: Path,
+) -> None:
+    """Found by review: the key was kept only as text in ``origin`` (bytes replaced, cut to 200 characters) and
+    header values as escaped text, where ``b"\\xff"`` and ``b"\\\\xff"`` both read ``\\xff``."""
+    key = b"\x00\xffACME\xfe" * 30
+    headers = [("trace-id", b"abc"), ("bin", b"\xff"), ("text", b"\\xff"), ("empty", None), ("long", b"x" * 2_000)]
+    async with FileDeadLetter(tmp_path / "dead.jsonl") as sink:
+        await sink.send(b"{}", "missing_field", "text is required", {"topic": "news"}, key=key, headers=headers)
+        await sink.send(b"{}", "missing_field", "text is required", {"topic": "news"}, key=b"",
+                        headers=[("trace-id", b"abc")])
+        await sink.send(b"{}", "missing_field", "text is required", {"file": "f", "line": 1})
+    binary, plain, from_file = lines(tmp_path / "dead.jsonl")
+    assert _key_and_headers(binary) == (key, headers)
+    assert binary["headers"][1:3] == [["bin", "\\xff"], ["text", "\\xff"]]  # the readable form, for humans
+    assert _key_and_headers(plain) == (b"", [("trace-id", b"abc")]) and "headers_b64" not in plain
+    assert "key_b64" not in from_file and "headers" not in from_file
+
+
+@given(key=st.none() | st.binary(max_size=40),
+       headers=st.lists(st.tuples(st.text(max_size=80), st.none() | st.binary(max_size=1_200)), max_size=4))
+def test_any_kafka_key_and_headers_are_recovered_exactly_from_a_file_dead_letter(
+    key: bytes | None, headers: Headers
+) -> None:
+    record = dead_letter_record(b"{}", "bad_json", "x", {"offset": 1}, max_raw_bytes=100, key=key, headers=headers)
+    assert _key_and_headers(json.loads(json.dumps(record))) == (key, list(headers))
+
+
+async def test_the_dead_letter_file_and_the_directory_it_creates_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "dead.jsonl"
+    async with FileDeadLetter(path) as sink:
+        await sink.send(b"{}", "missing_field", "id is required", {"file": "f", "line": 1})
+    assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
 
 
 class _Clock:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,44 @@ def test_file_deleted_from_outside_is_recreated_with_its_directory(tmp_path: Pat
     path.parent.rmdir()
     f.append(b"b\n")
     assert path.read_bytes() == b"b\n"
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most shells have (022): without the fix it made files 0644 and directories 0755."""
+    before = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_created_files_are_0600_and_every_created_directory_0700_at_start_and_after_deletion(tmp_path: Path) -> None:
+    """Found by review: dead letters (message text, Kafka headers) and alerts were readable by every user."""
+    path = tmp_path / "var" / "deep" / "out.jsonl"
+    f = RotatingFile(path, max_bytes=4)
+    f.create()
+    f.append(b"one\n")
+    f.append(b"two\n")  # rotates: the new file is created by the append
+    assert [p.stat().st_mode & 0o777 for p in (path, rotated_path(path, 1))] == [0o600, 0o600]
+    for p in (path, rotated_path(path, 1)):
+        p.unlink()
+    path.parent.rmdir()
+    path.parent.parent.rmdir()
+    f.append(b"three\n")  # recreated with its directories
+    assert [p.stat().st_mode & 0o777 for p in (path, path.parent, path.parent.parent)] == [0o600, 0o700, 0o700]
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_an_existing_directory_and_file_keep_the_modes_their_owner_gave_them(tmp_path: Path) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir(mode=0o755)
+    path = directory / "out.jsonl"
+    path.write_bytes(b"")
+    path.chmod(0o640)
+    RotatingFile(path, max_bytes=100).append(b"a\n")
+    assert (directory.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o755, 0o640)
 
 
 def test_a_device_such_as_dev_null_is_never_rotated() -> None:
