@@ -1,7 +1,12 @@
 """Dead letters: input that failed validation, kept with *why* and *where from*, never silently dropped.
 
 A source hands every rejected record to a ``DeadLetterSink`` and moves on, so one bad message can never
-crash the daemon or block its partition. ``send`` returns only once the record is stored (file written,
+crash the daemon or block its partition. What the *source* rejects (schema, size, encoding) is stored as it
+came, byte for byte. What the *pipeline* rejects later (``late``, ``implausible_time``, ``id_conflict``,
+``classifier_error``) was valid and is stored as the message it parsed to, re-serialised (monitor/types.py
+``WireRecord``): it reads back as the same message, but fields the schema ignores are gone and the time and
+tickers are in their normal form (found by review: documented rather than kept, as keeping every buffered
+record's bytes doubles the engine's memory). ``send`` returns only once the record is stored (file written,
 or DLQ produce acknowledged): the source may then count the record as processed and commit past it.
 
 - ``KafkaDeadLetter`` (source kind ``kafka``): the original bytes, unchanged, as the value of a record on
