@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from alerts.model import one_line
 from monitor.windows.base import WindowStore
@@ -157,7 +157,10 @@ def mask_url(url: str | None) -> str | None:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 keeps its brackets
     netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme.lower(), netloc, _EMAIL.sub(EMAIL_MASK, parts.path), "", ""))
+    # characters a URL may not hold (<, >, spaces, quotes) percent-encoded: in an e-mail "https://evil/a> <https://
+    # reuters.com/x" read as two links, the second forged (found by review)
+    path = _EMAIL.sub(EMAIL_MASK, quote(parts.path, safe="/:@!$&'()*+,;=-._~%"))
+    return urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
 
 
 async def collect_evidence(

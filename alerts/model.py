@@ -32,10 +32,16 @@ def angle_link(url: str) -> str:
     return f"<{url}>"
 
 
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+"""Zero-width and direction-control characters: a U+202E in a tweet reversed the rest of its line in Slack and
+e-mail, the link label the engine adds after it too (found by review)."""
+
+
 def one_line(text: str) -> str:
-    """``text`` with every whitespace run (line breaks, tabs, U+2028/2029 included) as one space: evidence is
-    untrusted, and a line break in a tweet broke the layout and could forge a line that read as a finding."""
-    return _WHITESPACE.sub(" ", text).strip()
+    """``text`` with every whitespace run (line breaks, tabs, U+2028/2029 included) as one space and invisible
+    direction controls removed: evidence is untrusted, and a line break in a tweet broke the layout and could
+    forge a line that read as a finding."""
+    return _WHITESPACE.sub(" ", _INVISIBLE.sub("", text)).strip()
 
 
 class AlertStatus(StrEnum):

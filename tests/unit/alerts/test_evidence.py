@@ -9,6 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from alerts.evidence import EVIDENCE_TEXT_CHARS, collect_evidence, mask_pii, mask_url, shorten
+from alerts.model import one_line
 from monitor.windows.memory import MemoryWindowStore
 from tests.unit.alerts.builders import DAY0_S, messages
 
@@ -139,3 +140,13 @@ def test_slashes_join_phone_and_account_numbers_unless_the_run_reads_as_a_date_o
     for kept in ("2016/2017", "05/17/2014", "17/5/14", "3/4", "2026/11/03", "11/03/2026 10:30 ET",
                  "05/17/2014 2 analysts", "77.50/82.25"):
         assert mask_pii(f"from {kept} on") == f"from {kept} on"
+
+
+def test_a_link_path_cannot_forge_a_second_link_in_plain_text() -> None:
+    # found by review: in an e-mail "https://evil/a> <https://reuters.com/x" read as two links
+    assert mask_url("https://evil.com/a> <https://reuters.com/x") == "https://evil.com/a%3E%20%3Chttps://reuters.com/x"
+
+
+def test_evidence_text_loses_invisible_direction_controls() -> None:
+    # found by review: a U+202E reversed the rest of the line in Slack and e-mail, the engine's link label too
+    assert one_line("\u202eevil \u200b text\u2066!") == "evil text!"

@@ -192,6 +192,15 @@ def test_silence_on_a_ticker_also_mutes_its_topic_ticker_keys() -> None:
     assert len(out) == 1
 
 
+def test_silence_on_a_topic_also_mutes_its_topic_ticker_keys() -> None:
+    # found by review: muting topic:earnings still paged its pair keys, grouped as "topic:earnings"
+    silence = Silence(id="s1", matcher="topic:earnings", starts_at_s=DAY0_S, ends_at_s=DAY0_S + 99 * B)
+    out, _ = run([True] * 3, LifecyclePolicy(), [silence], key="topic_ticker:earnings|TSLA")
+    assert out == []
+    out, _ = run([True] * 3, LifecyclePolicy(), [silence], key="topic_ticker:macro|TSLA")
+    assert len(out) == 1
+
+
 def test_related_keys_firing_together_are_grouped_into_one_notification() -> None:
     now = DAY0_S + B
     keys = ["ticker:TSLA", "topic_ticker:earnings|TSLA", "topic:earnings", "ticker:AAPL", "topic:macro"]
