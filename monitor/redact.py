@@ -35,9 +35,11 @@ _SLACK_ID = re.compile(r"^[A-Z][A-Z0-9]{1,14}$")
 _SECRET_SETTING = re.compile(r"(password|secret|token|api_key)$", re.IGNORECASE)
 _PLAIN_PATH_SCHEMES = frozenset({"file", "log", "kafka", "memory", "unix"})
 """Schemes whose path is a file name or topic, never a token."""
-_WEBHOOK_SCHEMES = frozenset({"webhook+http", "webhook+https", "http", "https"})
-"""Schemes whose path may be a token with no digit in it (the webhook sink posts to the URL without ``webhook+``,
-and its delivery errors redact that URL)."""
+_WEBHOOK_SCHEMES = frozenset({"webhook+http", "webhook+https"})
+"""Schemes whose path may be a token with no digit in it."""
+_POSTED_SCHEMES = frozenset({"http", "https"})
+"""What an HTTP sink posts to (the webhook sink drops ``webhook+``): its delivery errors redact it with
+``posted=True``, as a webhook URL; elsewhere (``http.public_url``) long readable segments stay readable."""
 
 
 def _secret_query_key(key: str) -> bool:
@@ -59,12 +61,13 @@ def _slack_path(path: str) -> str:
     return "/".join(segments)
 
 
-def _redact_path(scheme: str, host: str, path: str) -> str:
+def _redact_path(scheme: str, host: str, path: str, posted: bool) -> str:
     if scheme in _PLAIN_PATH_SCHEMES:
         return path
     if scheme.startswith("slack+") or host == "hooks.slack.com":
         return _slack_path(path)
-    return _path(path, _LONG_SEGMENT if scheme in _WEBHOOK_SCHEMES else _RANDOM_LOOKING)
+    webhook = scheme in _WEBHOOK_SCHEMES or (posted and scheme in _POSTED_SCHEMES)
+    return _path(path, _LONG_SEGMENT if webhook else _RANDOM_LOOKING)
 
 
 def _query(query: str) -> str:
@@ -73,9 +76,10 @@ def _query(query: str) -> str:
     return "&".join(f"{quote(k, safe='')}={v if v == MASK else quote(v, safe='@,:/')}" for k, v in shown)
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, posted: bool = False) -> str:
     """``url`` with its password, secret-looking path segments and secret query values as ``***``.
-    Safe for logs, error messages and ``monitor config``; a URL it cannot parse is masked whole."""
+    Safe for logs, error messages and ``monitor config``; a URL it cannot parse is masked whole. ``posted``: the
+    plain http(s) URL an HTTP sink posts to, whose path may be a webhook's token."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -92,7 +96,7 @@ def redact_url(url: str) -> str:
         credentials = f"{user}:{MASK}" if parts.password is not None else user
         netloc = f"{credentials}@{host}" + (f":{port}" if port is not None else "")
     fragment = MASK if parts.fragment and _RANDOM_LOOKING.match(parts.fragment) else parts.fragment
-    path = _redact_path(parts.scheme, (parts.hostname or "").lower(), parts.path)
+    path = _redact_path(parts.scheme, (parts.hostname or "").lower(), parts.path, posted)
     return urlunsplit((parts.scheme, netloc, path, _query(parts.query) if parts.query else "", fragment))
 
 

@@ -83,7 +83,7 @@ def _described(exc: aiohttp.ClientError, url: str) -> str:
     webhook's or Slack's token in every ``alert_delivery_failed`` line (found by review)."""
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"{type(exc).__name__}: {exc.status}, {exc.message}"
-    return f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+    return f"{type(exc).__name__}: {exc}".replace(url, redact_url(url, posted=True))
 
 
 def redirect_target(url: str, location: str | None) -> str:
@@ -92,7 +92,7 @@ def redirect_target(url: str, location: str | None) -> str:
     if not location:
         return "?"
     try:
-        return redact_url(urljoin(url, location))
+        return redact_url(urljoin(url, location), posted=True)
     except ValueError:
         return "***"
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from alerts.sinks.base import SinkError
-from alerts.sinks.http import HttpPoster
+from alerts.sinks.http import HttpPoster, redirect_target
 
 TOKEN_PATH = "/services/T000/B000/XXXXsecretTOKEN1234abcd"
 
@@ -55,3 +55,8 @@ async def test_a_dropped_connection_is_still_retried_in_line() -> None:
         with pytest.raises(SinkError):
             await poster.post(f"http://127.0.0.1:{port}/hook", b"{}", {})
     assert len(hits) == 3
+
+
+def test_a_redirect_to_a_letters_only_webhook_token_is_masked_in_the_error() -> None:
+    shown = redirect_target("https://hooks.example/api/webhooks/a", "/api/webhooks/secrettokenvalueonlyletters")
+    assert shown == "https://hooks.example/api/webhooks/***"
