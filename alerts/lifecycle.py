@@ -190,10 +190,12 @@ def _quiet_long_enough(state: AlertState, bucket_s: int, now_s: int, policy: Lif
     """Whether a firing alert's quiet stretch resolves it: ``resolve_after_buckets`` quiet buckets, and while
     it flaps ``flap_resolve_factor`` times as many and no less quiet time than the longest gap between its
     recent episode starts (its observed cycle; module doc)."""
-    # counted back from the latest start, not from now: while a flapping alert waits out its cycle, the oldest
-    # start left a window measured from now, the count fell below the flap rule, and a story back every 85 to
-    # 115 minutes resolved and paged again each cycle, indefinitely (found by review)
-    recent = state.recent_episode_starts(max(state.episode_starts_s, default=now_s), policy)
+    # counted back from where this quiet stretch began, not from now: while a flapping alert waited out its
+    # cycle, the oldest start left a window measured from now, the count fell below the flap rule, and a story
+    # back every 85 to 115 minutes resolved and paged again each cycle (found by review). Not from the latest
+    # start either: an alert that flapped, then fired steadily for hours, waited up to 4 h more to resolve
+    # (found by the regression review)
+    recent = state.recent_episode_starts(now_s - state.quiet_buckets * bucket_s, policy)
     if len(recent) < policy.flap_max_episodes:
         return state.quiet_buckets >= policy.resolve_after_buckets
     cycle_s = max((b - a for a, b in pairwise(recent)), default=0)

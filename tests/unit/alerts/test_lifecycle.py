@@ -108,6 +108,14 @@ def test_a_story_back_more_slowly_than_the_cooldown_stays_one_episode_once_flapp
     assert calmed[-1].status is AlertStatus.RESOLVED  # quiet for a whole cycle: over
 
 
+def test_an_alert_that_flapped_then_fired_steadily_for_hours_resolves_like_any_other() -> None:
+    policy = LifecyclePolicy(repeat_interval_s=0)
+    flapped = [True] + [False] * 10 + [True] + [False] * 10  # two comebacks within the flap window
+    steady = [True] * (policy.flap_window_s // B + 12)  # then firing for longer than the window
+    out, _ = run([*flapped, *steady, *[False] * policy.resolve_after_buckets], policy)
+    assert out[-1].status is AlertStatus.RESOLVED  # after the plain 2 quiet buckets, not hours later
+
+
 def thin(neg_share: float, volume: int = 15) -> Callable[[int], Signal]:
     """A bucket the detectors did not judge: too few messages (the builders' baseline share is 0.1)."""
     return lambda now: replace(signal(KEY, now, False, neg_share), volume=volume, suppressed="low_volume")
