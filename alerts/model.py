@@ -32,9 +32,10 @@ def angle_link(url: str) -> str:
     return f"<{url}>"
 
 
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-"""Zero-width and direction-control characters: a U+202E in a tweet reversed the rest of its line in Slack and
-e-mail, the link label the engine adds after it too (found by review)."""
+_INVISIBLE = re.compile("[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+"""Zero-width spaces and direction controls: a U+202E in a tweet reversed the rest of its line in Slack and
+e-mail, the link label the engine adds after it too (found by review). The joiners U+200C/U+200D stay: emoji
+sequences and Persian and Indic words need them."""
 
 
 def one_line(text: str) -> str:

@@ -802,7 +802,10 @@ class Pipeline:
         if idle:
             self.watermark.mark_idle(idle)
         newest, last_data_at = self.watermark.max_event_s, self._last_data_at
-        if newest is None and self._resumed_at is not None:  # restarted, nothing read since: from the cursor
+        if newest is None and self._resumed_at is not None and self._lanes <= silent:
+            # restarted, nothing read since: from the cursor, once every lane was silent long enough to have been
+            # probed (a lane assigned since the restart may hold the backlog of the downtime; found by the
+            # regression review)
             newest, last_data_at = self._resumed_at
         # event time follows the wall clock only after every lane was known to be caught up for
         # idle_after_s: never past a partition with unread data or one that cannot be fetched

@@ -150,3 +150,8 @@ def test_a_link_path_cannot_forge_a_second_link_in_plain_text() -> None:
 def test_evidence_text_loses_invisible_direction_controls() -> None:
     # found by review: a U+202E reversed the rest of the line in Slack and e-mail, the engine's link label too
     assert one_line("\u202eevil \u200b text\u2066!") == "evil text!"
+
+
+def test_evidence_text_keeps_the_joiners_emoji_and_scripts_need() -> None:
+    text = "Family \U0001f468\u200d\U0001f469\u200d\U0001f467 rally; \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    assert one_line(text) == text

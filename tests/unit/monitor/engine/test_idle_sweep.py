@@ -113,3 +113,19 @@ async def test_a_restart_in_a_quiet_spell_moves_event_time_on_from_the_detection
     # five quiet minutes went by since
     assert pipe.watermark.value_s == cursor_s + 600 + 300
     assert pipe.watermark.closed_until_s is not None and pipe.watermark.closed_until_s > cursor_s
+
+
+async def test_after_a_restart_event_time_waits_until_every_lane_assigned_since_was_probed() -> None:
+    from tests.unit.monitor.engine.test_pipeline import CursorEvaluator
+
+    store = MemoryWindowStore(bucket_s=BUCKET_S, retention_s=10**6)
+    source = PartitionedListSource({"p1"})  # p1 holds what was produced during the downtime
+    pipe = Pipeline(source, None, store, CollectingDeadLetter(), CursorEvaluator(10_020),  # type: ignore[arg-type]
+                    allowed_lateness_s=600, max_batch_size=1, max_wait_ms=1, max_in_flight_batches=10)
+    await pipe._resume_detection()
+    assert pipe._resumed_at is not None
+    started = pipe._resumed_at[1]
+    await pipe._sync_lanes()
+    pipe._lane_seen["p1"] = started + 290.0  # assigned late: not silent for idle_after_s yet, so never probed
+    await pipe.idle_tick(now_monotonic=started + 291.0, idle_after_s=2.0)
+    assert pipe.watermark.value_s is None
