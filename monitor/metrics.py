@@ -90,6 +90,8 @@ CLOCK_OFFSET = Gauge(
     "clock is behind",
 )
 NOTIFICATIONS = Counter("finsent_notifications_total", "Alert notifications produced", ["state"])
+for _state in ("firing", "resolved"):  # at 0 from start-up, so increase() sees each state's first one
+    NOTIFICATIONS.labels(_state)
 DELIVERIES = Counter(
     "finsent_alert_deliveries_total", "Outbox delivery attempts by sink and outcome", ["sink", "outcome"]
 )

@@ -20,6 +20,8 @@ def test_every_dead_letter_reason_and_every_message_source_has_a_series_from_the
         assert prometheus_client_value("finsent_dead_letters_total", reason=reason) is not None, reason
     for source in SourceKind:
         assert prometheus_client_value("finsent_messages_total", source=source.value) is not None, source
+    for state in ("firing", "resolved"):  # the dashboard's increase() missed each state's first notification
+        assert prometheus_client_value("finsent_notifications_total", state=state) is not None, state
 
 
 def test_every_reason_the_code_dead_letters_with_is_pre_created_and_in_the_readme_table() -> None:
