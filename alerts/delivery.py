@@ -53,6 +53,8 @@ REFRESH_RETRY_S = 10.0
 """A failed re-post to Alertmanager is tried again this soon, not a whole refresh interval later: the alerts
 it keeps active end ``ends_after_s`` (4 intervals) after the last post that landed."""
 FIRING_MEMORY_MAX_AGE_S = 3_600.0
+RESOLVED_KEPT = 10_000
+"""Alerts whose RESOLVED went out that a refresh remembers (oldest forgotten first)."""
 """While the state store is down, re-posts use the firing set last read from it, up to this old. An alert
 cannot resolve meanwhile (detection needs the same store), so re-posting it is right; without this a Redis
 outage of ~4 minutes let Alertmanager time out every firing alert, send RESOLVED, and page again on return."""
@@ -132,6 +134,12 @@ class OutboxDelivery(Service):
         self._refreshed_at_s: dict[str, float] = {}
         self._firing_memory: tuple[float, Sequence[AlertState]] | None = None
         """When the firing set was last read from the state store, and what it was (FIRING_MEMORY_MAX_AGE_S)."""
+        self._resolved: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
+        """Alerts whose RESOLVED went out, with that notice's episode start and sequence (the newest
+        RESOLVED_KEPT): a refresh skips a state of that episode not newer than it (a new episode may restart the
+        sequence). The engine queues notices before it commits the states, so a refresh in between read the alert
+        as firing and re-posted it: Alertmanager reopened what it had just resolved, and resolved it again
+        ends_after_s later (found by review)."""
         self.outcomes: collections.Counter[str] = collections.Counter()
         """Delivery outcomes of this process (``delivered``/``failed``/``abandoned``), for the run summary."""
         self._export_zero_counters()
@@ -258,7 +266,7 @@ class OutboxDelivery(Service):
             return due_s
         self._refreshed_at_s[sink.name] = now_s
         try:
-            firing = await self._firing_now(now_s)
+            firing = self._still_firing(await self._firing_now(now_s))
         except Exception as exc:
             # the state store is down past the remembered set's age: nothing was posted, so it is not counted
             # as a refresh failure (it grew finsent_alert_refresh_failures_total every 10 s with nothing
@@ -285,11 +293,26 @@ class OutboxDelivery(Service):
         """Drop the alerts of a RESOLVED notice about to be acknowledged from the remembered firing set: it is
         up to a refresh interval old, so an alert that resolved just before Redis went down was re-posted as
         firing for the whole outage (Alertmanager reopened it and paged again; found by a regression review)."""
-        if notification.status is not AlertStatus.RESOLVED or self._firing_memory is None:
+        if notification.status is not AlertStatus.RESOLVED:
+            return
+        for alert in notification.alerts:
+            self._resolved.pop(alert.dedup_key, None)
+            self._resolved[alert.dedup_key] = (alert.started_at_s, alert.sequence)
+        while len(self._resolved) > RESOLVED_KEPT:
+            self._resolved.popitem(last=False)
+        if self._firing_memory is None:
             return
         resolved = {a.dedup_key for a in notification.alerts}
         read_s, states = self._firing_memory
         self._firing_memory = (read_s, [s for s in states if s.dedup_key not in resolved])
+
+    def _still_firing(self, states: Sequence[AlertState]) -> list[AlertState]:
+        """``states`` less those whose RESOLVED already went out (a state read before its commit landed)."""
+        return [s for s in states if not self._resolved_already(s)]
+
+    def _resolved_already(self, state: AlertState) -> bool:
+        resolved = self._resolved.get(state.dedup_key)
+        return resolved is not None and state.started_at_s == resolved[0] and state.sequence <= resolved[1]
 
     async def _firing_now(self, now_s: float) -> Sequence[AlertState]:
         """The firing alerts from the state store; while it is down, the set last read (FIRING_MEMORY_MAX_AGE_S)."""

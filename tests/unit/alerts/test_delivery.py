@@ -456,3 +456,38 @@ async def test_firing_alerts_keep_being_re_posted_while_a_backlog_fills_whole_ba
         while await outbox.pending(sink.name):  # noqa: ASYNC110 -- the loop under test is the only other task
             await asyncio.sleep(0)
     assert len(sink.reposts) >= 4, "one re-post per interval through the 300 s backlog, not one at its end"
+
+
+async def test_a_refresh_does_not_re_post_an_alert_whose_resolved_went_out_before_its_state_was_saved() -> None:
+    """Found by review: notices are queued before the states are committed, so a refresh in between read the alert
+    as firing and re-posted it; Alertmanager reopened what it had just resolved."""
+    policy, states, key = LifecyclePolicy(), {}, "ticker:T1"
+    fired = step(states, [signal(key, DAY0_S + 300, True)], DAY0_S + 300, policy)
+    stale = dict(fired.states)  # what the store still holds until the commit lands
+    states.update(fired.states)
+    resolved = None
+    for n in range(2, 6):
+        now = DAY0_S + 300 * n
+        result = step(states, [signal(key, now, False)], now, policy)
+        states.update(result.states)
+        resolved = next((x for x in result.notifications if x.status == "resolved"), resolved)
+    assert resolved is not None
+    now = [1_000.0]
+    sink = RefreshRecorder(interval_s=60.0)
+    outbox = MemoryOutbox([sink.name])
+    delivery = OutboxDelivery(outbox, [sink], RetryPolicy(), clock=lambda: now[0])
+    firing_states: list[object] = list(stale.values())
+
+    async def firing() -> list[object]:
+        return firing_states
+
+    delivery.firing = firing  # type: ignore[assignment]
+    await outbox.enqueue(resolved, now[0])
+    await delivery.deliver_due(sink)
+    await delivery.refresh_if_due(sink)
+    assert sink.reposts == [[]]
+    again = step(states, [signal(key, DAY0_S + 3_000, True)], DAY0_S + 3_000, policy)  # a new episode later
+    firing_states[:] = [s for s in again.states.values()]
+    now[0] += 61
+    await delivery.refresh_if_due(sink)
+    assert sink.reposts[-1] == [s.dedup_key for s in again.states.values()]
