@@ -77,7 +77,9 @@ class NegativesRecorder(MemoryWindowStore):
                 if item.message.id in seen:  # the store counts only the first item of an id (no conflict either)
                     continue
                 seen.add(item.message.id)
-                if item.prediction.sentiment is Sentiment.NEGATIVE:
+                # a folded repeat (a retweet of an older story) is no negative story: the windows count it as a
+                # repeat and never show it as evidence (it made "first negative" earlier; found by review)
+                if item.prediction.sentiment is Sentiment.NEGATIVE and item.repeat_of is None:
                     at_s = int(item.message.event_time.timestamp())
                     for key in dimension_keys(item.prediction.topic, item.message.tickers):
                         if key in self.negative_times_s:

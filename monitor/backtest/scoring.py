@@ -16,9 +16,11 @@ caller knows it), which is what a detector can react to at the earliest.
 from __future__ import annotations
 
 import csv
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 from consumers.replay import lines_inside_fields
@@ -97,7 +99,7 @@ def _same(symbol: str) -> str:
     return symbol
 
 
-def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same) -> list[Incident]:
+def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same, naive_zone: tzinfo = UTC) -> list[Incident]:
     """CSV with columns key,start,end[,description]; times ISO-8601 or epoch seconds. ``ticker_of`` maps a symbol to
     the ticker its windows are kept under (the watchlist's other symbols: ``ticker:FB`` is scored against
     ``ticker:META``, where FB stories are counted; an incident on a former ticker was otherwise missed). A bad row is a
@@ -105,13 +107,13 @@ def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same) -> list[
     a bad time blamed ``published_at``, and an end before its start or a key like ``BA`` scored recall 0); so is
     a row repeating an earlier one's key, start and end (it was counted as a second incident)."""
     try:
-        return _read_incidents(path, ticker_of)
+        return _read_incidents(path, ticker_of, naive_zone)
     except (UnicodeDecodeError, csv.Error) as exc:  # a generic "monitor backtest failed" that named no file
         raise InputError(f"--events {path}: not a UTF-8 CSV file the csv module can read ({exc}) -- save it as UTF-8 "
                          "CSV with columns key,start,end[,description], every quote closed") from exc
 
 
-def _read_incidents(path: Path, ticker_of: Callable[[str], str]) -> list[Incident]:
+def _read_incidents(path: Path, ticker_of: Callable[[str], str], naive_zone: tzinfo) -> list[Incident]:
     with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(fh)
         missing = {"key", "start", "end"} - set(reader.fieldnames or ())
@@ -128,7 +130,7 @@ def _read_incidents(path: Path, ticker_of: Callable[[str], str]) -> list[Inciden
                                  f"{reader.line_num}, and a line inside it is an incident of its own -- close the "
                                  "quote")
             line_before = reader.line_num
-            incident = _incident(row, where, ticker_of)
+            incident = _incident(row, where, ticker_of, naive_zone)
             same = (incident.key, incident.start_s, incident.end_s)
             if same in first_line:  # counted twice: "detected 0/2" for one incident
                 raise InputError(f"{where}: repeats line {first_line[same]} (same key, start and end) -- "
@@ -150,7 +152,10 @@ def _swallows_a_row(row: dict[str, str | None]) -> bool:
                for cells in (next(csv.reader([line]), []) for line in lines_inside_fields(row)))
 
 
-def _incident(row: dict[str, str | None], where: str, ticker_of: Callable[[str], str]) -> Incident:
+_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+
+
+def _incident(row: dict[str, str | None], where: str, ticker_of: Callable[[str], str], naive_zone: tzinfo) -> Incident:
     cells = {name: (row.get(name) or "").strip() for name in ("key", "start", "end", "description")}
     for name in ("key", "start", "end"):
         if not cells[name]:
@@ -158,8 +163,13 @@ def _incident(row: dict[str, str | None], where: str, ticker_of: Callable[[str],
     key = _canonical_key(cells["key"], where, ticker_of)
     times = {}
     for name in ("start", "end"):
+        if _DATE_ONLY.fullmatch(cells[name]):  # a whole day read as its first second: the incident was missed
+            raise InputError(f"{where}: column {name!r} = {cells[name]!r} has no time of day -- give one "
+                             f"({cells[name]}T14:00:00Z), as messages must")
         try:
-            times[name] = int(parse_event_time(epoch_or_text(cells[name])).timestamp())
+            # a time without an offset is read as messages are (source.naive_time_zone): labelled in the feed's
+            # local clock, every incident was shifted by its offset from UTC (found by review)
+            times[name] = int(parse_event_time(epoch_or_text(cells[name]), naive_zone).timestamp())
         except InvalidMessage as exc:
             raise InputError(f"{where}: column {name!r} = {cells[name]!r} is not a time -- use ISO-8601 "
                              "(2015-10-14T12:00:00Z) or epoch seconds") from exc
@@ -224,11 +234,13 @@ def incident_for(key: str, at_s: int, incidents: Sequence[Incident], early_s: in
     return min(((inc.start_s, i) for i, inc in near), default=(0, None))[1]
 
 
-def _ongoing(alerts: Sequence[FiredAlert], incidents: Sequence[Incident], early_s: int,
+def _ongoing(alerts: Sequence[FiredAlert], incidents: Sequence[Incident], early_s: int, late_s: int,
              resolved_at_s: Mapping[str, int]) -> dict[str, tuple[int, int]]:
-    """Episodes that started before an incident's early margin and were still firing at its start:
-    episode id -> (incident, episode's first notification time). The desk was already paged about the key
-    (before, the first notice was a false alarm and a reminder hours later the detection)."""
+    """Episodes that started before an incident's early margin, detected no incident of their own, and were still
+    firing at its start: episode id -> (incident, episode's first notification time). The desk was already paged
+    about the key (before, the first notice was a false alarm and a reminder hours later the detection). One that
+    detected an incident is not credited with the next one on its key: a story firing for a day "detected" a
+    follow-up label with no burst in the data, 20 hours early (found by review)."""
     first: dict[str, tuple[int, str]] = {}
     for alert in alerts:
         for key, episode in zip(alert.keys, alert.episode_ids(), strict=True):
@@ -237,7 +249,8 @@ def _ongoing(alerts: Sequence[FiredAlert], incidents: Sequence[Incident], early_
     for i, inc in enumerate(incidents):
         for episode, (at_s, key) in first.items():
             if (at_s < inc.start_s - early_s and resolved_at_s.get(episode, inc.start_s) >= inc.start_s
-                    and belongs(key, inc.key) and episode not in found):
+                    and belongs(key, inc.key) and episode not in found
+                    and incident_for(key, at_s, incidents, early_s, late_s) is None):
                 found[episode] = (i, at_s)
     return found
 
@@ -256,7 +269,7 @@ def score(
     or episodes are unknown)."""
     first_hit: dict[int, int] = {}
     detected_by: dict[str, int] = {}
-    for episode, (i, at_s) in _ongoing(alerts, incidents, early_s, resolved_at_s or {}).items():
+    for episode, (i, at_s) in _ongoing(alerts, incidents, early_s, late_s, resolved_at_s or {}).items():
         detected_by[episode] = i
         first_hit[i] = min(first_hit.get(i, at_s), at_s)
     hits = attributed = false_alarms = 0

@@ -57,7 +57,9 @@ def test_an_incident_on_a_key_the_input_never_names_is_reported_as_such_not_as_a
     incidents = (f"ticker:ACME,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n"
                  f"ticker:NEVER,{SURGE_START:.0f},{SURGE_START + 180:.0f},\"typo | in the key\nsecond line\"\n")
     assert _backtest(tmp_path, stream(), incidents) == 0
-    assert "warning: incident 1 (ticker:NEVER" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "warning: incident 1 (ticker:NEVER" in captured.err
+    assert "detected 1/2 (1 could not be detected, see the report)" in captured.out  # beside the recall it lowers
     report = (tmp_path / "out" / "report.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| ticker:NEVER |"))
     assert "missed (no message on this key in the input)" in row

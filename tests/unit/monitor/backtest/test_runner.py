@@ -38,3 +38,11 @@ def test_an_id_reused_within_one_batch_is_noted_once_as_the_store_counts_it() ->
 
     assert asyncio.run(store.apply(items)) == Applied(fresh=1, conflicts=(2,))
     assert store.negative_times_s["ticker:ACME"] == [1_300]
+
+
+def test_a_folded_repeat_of_an_older_story_is_not_the_first_negative() -> None:
+    # found by review: a retweet inside the incident of a story from before it shortened the delay shown
+    store = NegativesRecorder(600, 86_400, 2, trace_keys=["ticker:ACME"])
+    retweet = ClassifiedMessage(msg("rt", "RT: bad", 1_300, ("ACME",)), NEG, repeat_of="a")
+    asyncio.run(store.apply([ClassifiedMessage(msg("a", "bad", 900, ("ACME",)), NEG), retweet]))
+    assert store.first_negative_s("ticker:ACME", 1_200, 5_000) is None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -45,6 +46,20 @@ def test_lead_time_percentiles_use_the_first_hit_per_incident() -> None:
     assert s.lead_times_s == (300, 1200)
     assert s.lead_time_median_s == 750
     assert s.lead_time_p90_s == pytest.approx(300 + 0.9 * 900)
+
+
+def test_incident_times_without_an_offset_are_read_in_the_feeds_zone_and_date_only_times_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Found by review: labelled in the feed's local clock (source.naive_time_zone), every incident was shifted by
+    its UTC offset; a date alone became a zero-length incident at midnight."""
+    path = tmp_path / "incidents.csv"
+    path.write_text("key,start,end\nticker:BA,2026-11-03T09:00:00,2026-11-03T10:10:00\n")
+    [inc] = load_incidents(path, naive_zone=ZoneInfo("America/New_York"))
+    assert (inc.start_s, inc.end_s) == (1_793_714_400, 1_793_718_600)  # 14:00 and 15:10 UTC
+    path.write_text("key,start,end\nticker:BA,2026-11-03,2026-11-03\n")
+    with pytest.raises(InputError, match=r"'start' = '2026-11-03' has no time of day -- give one"):
+        load_incidents(path)
 
 
 def test_incident_csv_accepts_iso_and_epoch_times(tmp_path: Path) -> None:
@@ -138,6 +153,14 @@ def test_an_episode_firing_before_the_labelled_start_and_still_firing_detects_it
     assert s.lead_times_s == (-1_200, None)
     resolved_before = score([early], INCIDENTS, span_s=DAY, resolved_at_s={"burst:ticker:BA@8800": 9_500})
     assert (resolved_before.hits, resolved_before.false_alarms, resolved_before.detected) == (0, 1, 0)
+
+
+def test_an_episode_that_detected_one_incident_is_not_credited_with_the_next_on_its_key() -> None:
+    """Found by review: a story firing for a day "detected" a follow-up label with no burst in the data, 20 h early."""
+    first, follow_up = Incident("ticker:BA", 36_000, 43_200), Incident("ticker:BA", 72_000, 79_200)
+    alert = FiredAlert(37_800, ("ticker:BA",), ("burst:ticker:BA@37800",))
+    s = score([alert], [first, follow_up], span_s=DAY, resolved_at_s={"burst:ticker:BA@37800": 82_800})
+    assert (s.detected, s.lead_times_s) == (1, (1_800, None))
 
 
 def test_one_alert_detects_one_incident_even_where_the_late_margin_reaches_the_next() -> None:
