@@ -110,10 +110,11 @@ def matcher_problem(matcher: str) -> str | None:
 async def create_silence(
     store: AlertStateStore, matcher: str, duration_s: int, now_s: int, *,
     comment: str = "", created_by: str = "", lookback_s: int = 0, max_duration_s: int = 7 * 86_400,
-    judged_from_s: int | None = None,
+    judged_from_s: int | None = None, wall_s: int | None = None,
 ) -> Silence:
     """Mute ``matcher`` from ``lookback_s`` before now (or before ``judged_from_s``, the detection cursor,
-    when detection trails ``now_s``: the buckets it judges next are muted too) until ``now_s + duration_s``."""
+    when detection trails ``now_s``: the buckets it judges next are muted too) until ``duration_s`` after the later
+    of ``now_s`` and ``wall_s`` (the wall clock)."""
     matcher = matcher.strip()
     if not matcher or matcher == "*":
         raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
@@ -127,9 +128,12 @@ async def create_silence(
     if not 0 < duration_s <= max_duration_s:
         raise ValueError(f"the duration ({duration_s} s) must be 1 s..{max_duration_s} s "
                          "(alerts.max_silence_duration_s)")
+    # ends the duration after the later of event time and the wall clock: anchored to a cursor that trails the
+    # wall clock (after downtime, in a backlog, a namespace rebuilt from history) a "2h" silence ended in event
+    # time the daemon had already passed or soon would, and muted nothing (found by review)
     silence = Silence(
         id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=min(now_s, judged_from_s or now_s) - lookback_s,
-        ends_at_s=now_s + duration_s, comment=comment, created_by=created_by,
+        ends_at_s=max(now_s, wall_s or now_s) + duration_s, comment=comment, created_by=created_by,
     )
     await store.add_silence(silence, now_s)
     return silence
@@ -166,12 +170,12 @@ async def _run(args: argparse.Namespace, settings: Settings, now_s: int) -> int:
         # evaluation judges silences in event time: anchor to the stored detection cursor (the wall
         # clock only before the first evaluation), as the daemon's HTTP API does
         cursor = await store.get_cursor()
-        now_s = now_s if cursor is None else cursor
+        wall_s, now_s = now_s, now_s if cursor is None else cursor
         if args.command == "create":
             lookback_s = settings.windows.allowed_lateness_s + settings.windows.bucket_s
             silence = await create_silence(
                 store, args.matcher, args.duration_s, now_s, comment=args.comment,
-                created_by=args.created_by, lookback_s=lookback_s,
+                created_by=args.created_by, lookback_s=lookback_s, wall_s=wall_s,
                 max_duration_s=settings.alerts.max_silence_duration_s,
             )
             print(_shown(silence))

@@ -223,6 +223,7 @@ class AlertsApi:
             silence = await create_silence(
                 self.state, fields["matcher"], fields["duration_s"], now_s, comment=fields["comment"],
                 created_by=fields["created_by"], lookback_s=self.lookback_s, judged_from_s=clock.judged_next_s,
+                wall_s=clock.wall_s,
                 max_duration_s=self.max_silence_duration_s,
             )
         except ValueError as exc:

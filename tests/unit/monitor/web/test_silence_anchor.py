@@ -4,6 +4,8 @@ held back by another instance): anchored to the watermark, the next hour of judg
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -38,7 +40,19 @@ async def test_a_silence_covers_the_buckets_judged_next_and_lasts_its_duration_p
         reply = await client.post("/silences", json={"matcher": "ticker:TSLA", "duration_s": 7_200})
         made = _silence(await reply.json())
     assert all(silenced("ticker:TSLA", CURSOR + n * B, [made]) for n in (1, 6, 12))
-    assert made.ends_at_s == WATERMARK + 7_200
+    assert made.ends_at_s >= WATERMARK + 7_200  # the wall clock's hour is later still (WATERMARK is in 2023)
+
+
+async def test_a_silence_ends_its_duration_past_the_wall_clock_when_event_time_trails_it() -> None:
+    """Found by review: anchored to a cursor weeks behind (a namespace rebuilt from history, a backlog), a "2h"
+    silence ended in event time the daemon had passed by the time it read live data: it muted nothing."""
+    state = MemoryAlertStateStore()
+    await state.commit([], [], CURSOR)
+    async with await _client(state) as client:
+        made = _silence(await (await client.post("/silences", json={"matcher": "ticker:TSLA",
+                                                                    "duration_s": 7_200})).json())
+    assert abs(made.ends_at_s - (time.time() + 7_200)) < 60
+    assert made.starts_at_s <= CURSOR
 
 
 async def test_expiring_ends_the_silence_where_detection_judges_next() -> None:
