@@ -85,15 +85,17 @@ MISCONF_FIX = ("Redis cannot persist its data (a full disk, an unwritable dir, a
 MISCONF_HINT = f"{MISCONF_FIX}; waiting"
 
 
-NOREPLICAS_HINT = ("Redis refuses writes until enough replicas are connected (min-replicas-to-write): waiting; "
-                   "check replication (INFO replication on the primary) or lower min-replicas-to-write")
+NOREPLICAS_FIX = ("Redis refuses writes until enough replicas are connected (min-replicas-to-write): check "
+                  "replication (INFO replication on the primary) or lower min-replicas-to-write")
+"""Shared with ``monitor check`` (monitor/preflight.py)."""
+NOREPLICAS_HINT = f"{NOREPLICAS_FIX}; waiting"
 
 
 def _is_busy(exc: BaseException) -> bool:
     return type(exc) is ResponseError and str(exc).startswith("BUSY")
 
 
-def _is_noreplicas(exc: BaseException) -> bool:
+def is_noreplicas(exc: BaseException) -> bool:
     """A primary with ``min-replicas-to-write`` refuses writes while a replica is away (a common HA setting): a plain
     ResponseError, so the daemon exited at its next batch, and a start blamed the Redis version (found by review).
     The refusal is atomic (before a script writes anything), so waiting and retrying is safe."""
@@ -113,7 +115,7 @@ def describe(exc: BaseException) -> str:
         hint: str | None = BUSY_HINT
     elif is_misconf(exc):
         hint = MISCONF_HINT
-    elif _is_noreplicas(exc):
+    elif is_noreplicas(exc):
         hint = NOREPLICAS_HINT
     else:
         hint = next((h for kind, h in HINTS if isinstance(exc, kind)), None)
@@ -125,13 +127,13 @@ def refusing_for_now(exc: BaseException) -> bool:
     its data, busy with a script. Start-up waits for these like a running daemon does (it used to exit with a misleading
     "needs Redis >= 7.0" line, and a supervisor restarted it into the same wall); an unreachable Redis at start
     stays a one-line error (a wrong URL or a server not running is for a person to fix)."""
-    return (_is_busy(exc) or is_misconf(exc) or _is_noreplicas(exc)
+    return (_is_busy(exc) or is_misconf(exc) or is_noreplicas(exc)
             or isinstance(exc, (OutOfMemoryError, ReadOnlyError, BusyLoadingError)))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth waiting for: the dependency is unreachable or briefly unable, not the request wrong."""
-    if _is_busy(exc) or is_misconf(exc) or _is_noreplicas(exc):
+    if _is_busy(exc) or is_misconf(exc) or is_noreplicas(exc):
         return True  # Redis answers again after another client's script ends / once it can persist / replicas return
     if isinstance(exc, KAFKA_NOT_ALLOWED + KAFKA_NOT_AUTHENTICATED):
         # like Redis's AuthenticationError: exiting sent a supervisor into a crash loop on the same record (a

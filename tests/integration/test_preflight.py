@@ -207,3 +207,33 @@ async def test_a_refused_acl_is_reported_as_a_permission_not_as_an_unreachable_b
     monkeypatch.setattr(consumers.kafka_client, "topic_partitions", refused)
     (finding,) = await check_kafka(Settings(source={"kind": "kafka"}))
     assert finding.status == "FAIL" and "ACL" in finding.detail and "up and reachable" not in finding.detail
+
+
+async def test_a_redis_short_of_replicas_fails_with_the_fix(redis_url: str) -> None:
+    """Found by review: min-replicas-to-write with no replica refuses every write (NOREPLICAS), and check said ok."""
+    admin = aioredis.Redis.from_url(redis_url)
+    await admin.config_set("min-replicas-to-write", "1")
+    try:
+        found = await check_redis(redis_url)
+    finally:
+        await admin.config_set("min-replicas-to-write", "0")
+        await admin.aclose()
+    [refused] = [f for f in found if f.status == "FAIL"]
+    assert "NOREPLICAS" in refused.detail and "min-replicas-to-write" in refused.detail
+
+
+def test_a_writable_path_on_a_full_filesystem_fails_and_a_nearly_full_one_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: a full disk said "writable", and the run stopped at its first dead letter."""
+    real = os.statvfs(tmp_path)
+
+    def shaped(free_blocks: int) -> os.statvfs_result:
+        fields = list(real)
+        fields[4] = free_blocks  # f_bavail
+        return os.statvfs_result(fields)
+
+    for free_blocks, status in ((0, "FAIL"), (1, "warn")):
+        monkeypatch.setattr("monitor.preflight.os.statvfs", lambda _path, n=free_blocks: shaped(n))
+        found = check_writable("dead letters", tmp_path / "dl.jsonl", "source.dead_letter_path")
+        assert found.status == status, found
