@@ -49,15 +49,17 @@ def build_state_store(settings: Settings, *, wait_at_start: bool = True) -> Aler
     return MemoryAlertStateStore(settings.alerts.max_silences)
 
 
-def build_outbox(settings: Settings, sink_names: Sequence[str], *, wait_at_start: bool = True) -> Outbox:
-    """``wait_at_start=False`` for an operator's command: a Redis refusing for now is an error, not a wait."""
+def build_outbox(settings: Settings, sink_names: Sequence[str], *, wait_at_start: bool = True,
+                 read_only: bool = False) -> Outbox:
+    """``wait_at_start=False`` for an operator's command: a Redis refusing for now is an error, not a wait;
+    ``read_only``: a listing, which writes nothing at start."""
     a = settings.alerts
     if uses_redis(settings):
         box = RedisOutbox(
             settings.windows.store_url, alerts_key_prefix(settings), sink_names,
             max_entries=a.outbox_max_entries, ids_kept=a.outbox_delivered_ids_kept,
         )
-        box.wait_at_start = wait_at_start
+        box.wait_at_start, box.read_only = wait_at_start, read_only
         return box
     return MemoryOutbox(sink_names, max_entries=a.outbox_max_entries, ids_kept=a.outbox_delivered_ids_kept)
 

@@ -45,7 +45,8 @@ def _row(letter: DeadLetter) -> str:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, sinks: list[str]) -> int:
-    async with build_outbox(settings, sinks, wait_at_start=False) as outbox:
+    listing = args.command in ("sinks", "dead-letters")
+    async with build_outbox(settings, sinks, wait_at_start=False, read_only=listing) as outbox:
         assert isinstance(outbox, RedisOutbox)  # alerts_command checked uses_redis
         if args.command == "sinks":
             for name in sinks:

@@ -33,6 +33,10 @@ class RedisOutbox(RedisBacked):
         self.max_entries = max_entries
         self.ids_kept = ids_kept
         self._tag = "{" + key_prefix + "}"
+        self.read_only = False
+        """For a listing (``monitor alerts dead-letters|sinks``): start without the schema, sink-name and index
+        writes, so an operator can list what is stuck while Redis refuses writes (NOREPLICAS, full, MISCONF), in
+        the incident where that matters (found by review)."""
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._tag, "outbox", *parts))
@@ -50,6 +54,9 @@ class RedisOutbox(RedisBacked):
         self._adopt = self.redis.register_script(scripts.ADOPT)
         self._schema = self.redis.register_script(scripts.SCHEMA)
         self._repair = self.redis.register_script(scripts.REPAIR)
+        if self.read_only:
+            await retrying(self.component, self._check_schema_read_only, retry_if=self.start_retry_if)
+            return
         await retrying(self.component, self._check_schema, retry_if=self.start_retry_if)  # before any other write
         await retrying(self.component, self._report_orphans, retry_if=self.start_retry_if)  # SADD: a write
         await retrying(self.component, self.backfill_index, retry_if=self.start_retry_if)
@@ -65,6 +72,14 @@ class RedisOutbox(RedisBacked):
                 f"Redis keys {self._tag}:outbox:* were written by a newer finsent (outbox schema {found}, this one "
                 f"writes {OUTBOX_SCHEMA}): run the newer one, or drain the outbox with it (its `monitor alerts sinks` "
                 f"shows what is queued) and then DEL {key} to roll back")
+
+    async def _check_schema_read_only(self) -> None:
+        """``_check_schema`` for a listing, which writes nothing (see ``read_only``)."""
+        found = int(await self.redis.get(self._key("schema")) or 0)
+        if found > OUTBOX_SCHEMA:
+            raise StartupError(
+                f"Redis keys {self._tag}:outbox:* were written by a newer finsent (outbox schema {found}, this one "
+                f"reads {OUTBOX_SCHEMA}): list them with the newer one")
 
     async def _report_orphans(self) -> None:
         """Entries queued for a sink no longer in ``alerts.sinks`` (its URL changed, e.g. a rotated Slack

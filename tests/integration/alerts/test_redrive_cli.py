@@ -143,5 +143,25 @@ def test_a_command_against_a_read_only_redis_fails_at_once_instead_of_waiting(tm
         redis.Redis.from_url(url).replicaof("127.0.0.1", str(free_port()))
         started = time.monotonic()
         with pytest.raises(ReadOnlyError):
-            alerts_command(["dead-letters"], _settings(url, tmp_path))
+            alerts_command(["redrive"], _settings(url, tmp_path))
         assert time.monotonic() - started < 10
+
+
+def test_listings_work_while_redis_refuses_writes(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: `dead-letters` and `sinks` wrote at start (schema, sink names, index repair), so they failed
+    with NOREPLICAS (or on a full Redis) in the incident where an operator needs them."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    settings = _settings(redis_url, tmp_path)
+    assert alerts_command(["sinks"], settings) == 0  # the outbox exists
+    admin.config_set("min-replicas-to-write", "1")
+    try:
+        capsys.readouterr()
+        assert alerts_command(["dead-letters"], settings) == 0
+        assert alerts_command(["sinks"], settings) == 0
+        assert '"configured": true' in capsys.readouterr().out
+    finally:
+        admin.config_set("min-replicas-to-write", "0")
