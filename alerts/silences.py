@@ -113,8 +113,8 @@ async def create_silence(
     judged_from_s: int | None = None, wall_s: int | None = None,
 ) -> Silence:
     """Mute ``matcher`` from ``lookback_s`` before now (or before ``judged_from_s``, the detection cursor,
-    when detection trails ``now_s``: the buckets it judges next are muted too) until ``duration_s`` after the later
-    of ``now_s`` and ``wall_s`` (the wall clock)."""
+    when detection trails ``now_s``: the buckets it judges next are muted too) until ``duration_s`` after
+    ``now_s``, or after ``wall_s`` (the wall clock) when event time trails it by at most ``max_duration_s``."""
     matcher = matcher.strip()
     if not matcher or matcher == "*":
         raise ValueError("--matcher must name a key or a prefix ending in '*', not everything")
@@ -128,12 +128,15 @@ async def create_silence(
     if not 0 < duration_s <= max_duration_s:
         raise ValueError(f"the duration ({duration_s} s) must be 1 s..{max_duration_s} s "
                          "(alerts.max_silence_duration_s)")
-    # ends the duration after the later of event time and the wall clock: anchored to a cursor that trails the
-    # wall clock (after downtime, in a backlog, a namespace rebuilt from history) a "2h" silence ended in event
-    # time the daemon had already passed or soon would, and muted nothing (found by review)
+    # ends the duration after the wall clock while event time trails it by a backlog (downtime, a namespace rebuilt
+    # from recent history): anchored to the cursor, a "2h" silence ended in event time the daemon passed within
+    # minutes, and muted nothing (found by review). Not when event time is further behind than the longest silence:
+    # that is history being replayed, and an hour past the wall clock muted the rest of it (regression review)
+    behind_s = (wall_s or now_s) - now_s
+    end_from_s = wall_s if wall_s is not None and 0 < behind_s <= max_duration_s else now_s
     silence = Silence(
         id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=min(now_s, judged_from_s or now_s) - lookback_s,
-        ends_at_s=max(now_s, wall_s or now_s) + duration_s, comment=comment, created_by=created_by,
+        ends_at_s=end_from_s + duration_s, comment=comment, created_by=created_by,
     )
     await store.add_silence(silence, now_s)
     return silence

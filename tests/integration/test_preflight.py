@@ -237,3 +237,8 @@ def test_a_writable_path_on_a_full_filesystem_fails_and_a_nearly_full_one_warns(
         monkeypatch.setattr("monitor.preflight.os.statvfs", lambda _path, n=free_blocks: shaped(n))
         found = check_writable("dead letters", tmp_path / "dl.jsonl", "source.dead_letter_path")
         assert found.status == status, found
+
+
+def test_a_writable_path_on_a_filesystem_that_reports_no_blocks_is_ok() -> None:
+    """Found by the regression review: /proc/self/fd/1 (a container's stdout) reports no blocks, not a full disk."""
+    assert check_writable("dead letters", Path("/proc/self/fd/1"), "source.dead_letter_path").status == "ok"

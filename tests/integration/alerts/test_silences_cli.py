@@ -55,9 +55,28 @@ def test_silence_is_anchored_to_the_stored_detection_cursor_not_the_wall_clock(
     asyncio.run(store_cursor())
     assert silence_command(["create", "--matcher", "ticker:WFC", "--duration-s", "3600"], settings) == 0
     created = json.loads(capsys.readouterr().out)
-    assert created["starts_at_s"] == replayed_until - 900  # from where detection judges next
-    # to an hour past the wall clock, which is ahead: an hour past the cursor ended before live data (review)
-    assert abs(created["ends_at_s"] - (time.time() + 3600)) < 60
+    assert (created["starts_at_s"], created["ends_at_s"]) == (replayed_until - 900, replayed_until + 3600)
+
+
+def test_a_silence_made_while_detection_works_off_a_backlog_lasts_its_duration_past_the_wall_clock(
+        redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: anchored to a cursor hours behind (a backlog after downtime), a "2h" silence ended in event
+    time the daemon passed within minutes, and muted nothing."""
+    import asyncio
+
+    from alerts.factory import build_state_store
+
+    settings = redis_settings(redis_url)
+    behind = int(time.time()) - 6 * 3600  # detection works off six hours of backlog
+
+    async def store_cursor() -> None:
+        async with build_state_store(settings) as store:
+            await store.commit([], [], behind)
+
+    asyncio.run(store_cursor())
+    assert silence_command(["create", "--matcher", "ticker:WFC", "--duration-s", "3600"], settings) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["starts_at_s"] == behind - 900 and abs(created["ends_at_s"] - (time.time() + 3600)) < 60
 
 
 def test_invalid_requests_exit_2(redis_url: str) -> None:
