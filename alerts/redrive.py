@@ -66,6 +66,8 @@ async def _run(args: argparse.Namespace, settings: Settings, sinks: list[str]) -
             letters = [d for d in await outbox.dead_letters(args.sink) if args.id in (None, d.notification.id)]
             for letter in letters:
                 print(_row(letter))
+            if not letters:  # on stderr: stdout stays one JSON object per line for scripts
+                print("no dead-lettered notifications", file=sys.stderr)
             return 0
         moved = await outbox.redrive(time.time(), args.sink, args.id)
         print(f"re-queued {moved} notification(s)")

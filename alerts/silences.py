@@ -184,8 +184,12 @@ async def _run(args: argparse.Namespace, settings: Settings, now_s: int) -> int:
             print(_shown(silence))
             return 0
         if args.command == "list":
-            for s in await list_silences(store, now_s, include_expired=args.all):
+            found = await list_silences(store, now_s, include_expired=args.all)
+            for s in found:
                 print(_shown(s))
+            if not found:  # on stderr: stdout stays one JSON object per line for scripts
+                print("no silences" if args.all else "no live silences (--all lists expired ones too)",
+                      file=sys.stderr)
             return 0
         if await expire_silence(store, args.id, now_s):
             print(f"expired {args.id}")

@@ -48,6 +48,15 @@ KAFKA_REACH_FIX = ("check that the Kafka broker of kafka.bootstrap_servers is up
                    "MONITOR_KAFKA__BOOTSTRAP_SERVERS)")
 
 
+
+def named(exc: BaseException) -> str:
+    """``Type: message``, once: aiokafka's errors already start with their type ("KafkaConnectionError:
+    KafkaConnectionError: Unable to bootstrap", found by a walkthrough)."""
+    text, name = str(exc), type(exc).__name__
+    if not text:
+        return name
+    return text if text.startswith(f"{name}:") or text == name else f"{name}: {text}"
+
 def kafka_fix(exc: KafkaError) -> str:
     """What an operator should do about a Kafka error. Only a connection or timeout error (or one the client
     retries) is about reachability: blaming the broker for a refused ACL or a missing codec package sent
@@ -88,7 +97,7 @@ def one_line(text: str) -> str:
 def fatal_line(exc: BaseException, command: str) -> str:
     """``monitor <command> failed: <what>`` plus the setting to check when the backend is known."""
     cause = root_cause(exc)
-    what = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+    what = named(cause)
     if isinstance(cause, ResponseError):  # Redis answered, and said no: not a reachability problem
         return one_line(f"monitor {command} failed: windows.store_url: Redis refused a command ({what}) -- "
                         "check its maxmemory, the ACL user's permissions (scripts, keys) and its version "

@@ -33,7 +33,7 @@ from redis.exceptions import (
 
 from monitor.cluster.solo import describe_holder
 from monitor.config import ConfigError, Settings
-from monitor.fatal import StartupError, one_line
+from monitor.fatal import StartupError, named, one_line
 from monitor.redact import redact_url
 from monitor.redis_connect import config_value, connect, is_cluster_node, node_values
 from monitor.retry import MISCONF_FIX, NOREPLICAS_FIX, OOM_FIX, is_misconf, is_noreplicas
@@ -181,9 +181,9 @@ async def check_kafka(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[
     try:
         partitions = await topic_partitions(k, timeout_s)
     except KafkaError as exc:  # a refused ACL or login is not "is the broker up" (monitor/fatal.py kafka_fix)
-        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- {kafka_fix(exc)}")]
+        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {named(exc)} -- {kafka_fix(exc)}")]
     except (OSError, TimeoutError) as exc:
-        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {type(exc).__name__}: {exc} -- {KAFKA_REACH_FIX}")]
+        return [Finding("FAIL", "kafka", f"{k.bootstrap_servers}: {named(exc)} -- {KAFKA_REACH_FIX}")]
     found = [Finding("ok", "kafka", f"{k.bootstrap_servers}: broker answers ({len(partitions)} topics)")]
     for setting in ("news_topic", "comments_topic", "dead_letter_topic"):
         topic = getattr(k, setting)

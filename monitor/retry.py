@@ -35,7 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never, wait_random_exponential
 
 from monitor import metrics
-from monitor.fatal import KAFKA_ACCESS_FIX, KAFKA_LOGIN_FIX, KAFKA_NOT_ALLOWED, KAFKA_NOT_AUTHENTICATED
+from monitor.fatal import KAFKA_ACCESS_FIX, KAFKA_LOGIN_FIX, KAFKA_NOT_ALLOWED, KAFKA_NOT_AUTHENTICATED, named
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -110,7 +110,7 @@ def is_misconf(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """``Type: message``, plus the fix when the error is a known operational condition."""
-    text = f"{type(exc).__name__}: {exc}"
+    text = named(exc)
     if _is_busy(exc):
         hint: str | None = BUSY_HINT
     elif is_misconf(exc):

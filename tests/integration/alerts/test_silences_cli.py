@@ -120,3 +120,11 @@ def test_a_duration_out_of_range_names_the_duration_given_not_a_flag_that_was_no
 def test_a_memory_store_is_refused_with_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert silence_command(["list"], Settings()) == 2
     assert capsys.readouterr().err.startswith("error: silences need a shared store")
+
+
+def test_an_empty_listing_says_so_on_stderr_and_keeps_stdout_for_json(
+        redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = redis_settings(redis_url)
+    assert silence_command(["list"], settings) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no live silences" in captured.err

@@ -94,3 +94,14 @@ def test_a_failed_path_names_the_path_and_points_at_flags_as_well_as_the_configu
     """Found by review: ``monitor eval --report-dir FILE`` was told only to check the configuration's paths."""
     line = fatal_line(FileExistsError(17, "File exists", "/tmp/afile"), "eval")
     assert line.startswith("monitor eval failed: File exists (/tmp/afile) -- check that path: the command's flags")
+
+
+def test_an_error_that_starts_with_its_type_is_named_once() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    from monitor.fatal import named
+
+    # found by a walkthrough: "KafkaConnectionError: KafkaConnectionError: Unable to bootstrap"
+    assert named(KafkaConnectionError("Unable to bootstrap from b:9092")) == (
+        "KafkaConnectionError: Unable to bootstrap from b:9092")
+    assert (named(ValueError("bad")), named(TimeoutError())) == ("ValueError: bad", "TimeoutError")
