@@ -244,12 +244,22 @@ def _delegate(target: str, needs_settings: bool) -> Callable[[argparse.Namespace
     def run(args: argparse.Namespace) -> int:
         module_name, func_name = target.split(":")
         func: Callable[..., int] = getattr(importlib.import_module(module_name), func_name)
-        if needs_settings:
-            return func(args.rest, _settings(args))
-        configure_logging("INFO", args.log_format or "console")
-        return func(args.rest)
+        try:
+            if needs_settings:
+                return func(args.rest, _settings(args))
+            configure_logging("INFO", args.log_format or "console")
+            return func(args.rest)
+        finally:
+            if needs_settings and {"-h", "--help"} & set(args.rest):  # its own parser knows nothing of these
+                print(GLOBAL_HELP)
 
     return run
+
+
+GLOBAL_HELP = ("\nglobal options (before or after the command):\n"
+               "  --config FILE         TOML config (default: $MONITOR_CONFIG, else configs/default.toml)\n"
+               "  --log-format {json,console}")
+"""Shown under a delegated command's ``--help`` (a walkthrough found ``monitor check --help`` silent about them)."""
 
 
 # name: (module:function, help, whether the function takes the loaded Settings too)

@@ -175,3 +175,12 @@ def test_config_shows_the_log_format_given_on_the_command_line(capsys: pytest.Ca
 
     assert main(["--log-format", "json", "config"]) == 0
     assert json.loads(capsys.readouterr().out)["log"]["format"] == "json"
+
+
+def test_a_delegated_commands_help_names_the_global_options(capsys: pytest.CaptureFixture[str]) -> None:
+    # found by a walkthrough: `monitor check --help` said nothing of --config, which the README uses with it
+    from monitor.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["check", "--help"])
+    assert done.value.code == 0 and "--config FILE" in capsys.readouterr().out
