@@ -131,10 +131,11 @@ async def _serve(settings: Settings) -> int:
 
     if not settings.alerts.sinks:  # allowed (replay and backtest set their own sinks), but here nobody is alerted
         log.warning("alerts_go_nowhere", setting="alerts.sinks", detail=NO_SINKS)
-    exit_on_signals_while_building(lambda _sig: 0)  # a requested stop, like one once running
+    exit_on_signals_while_building(lambda sig: stopped_exit_code(sig) if sig == signal.SIGINT else 0)
     app = MonitorApp(settings)
     arm_backstop(app, settings)
-    install_stop_signals(app.request_stop)
+    received: list[int] = []
+    install_stop_signals(app.request_stop, received)
     # the backstop stays armed past the run: the interpreter's exit joins threads (a forward pass stuck in
     # the inference thread) and could hang there, long after "the graceful stop gave up" was printed
     stats = await app.run()
@@ -150,7 +151,9 @@ async def _serve(settings: Settings) -> int:
     from monitor.replay import run_verdict
 
     # a SIGTERM before the first row (a daemon waiting for its Redis prefix) is a normal stop, not an empty input
-    return run_verdict(stats, rows_expected=settings.source.kind == "replay" and stats.exhausted)
+    verdict = run_verdict(stats, rows_expected=settings.source.kind == "replay" and stats.exhausted)
+    # a service manager's SIGTERM/SIGHUP is a clean stop (0); Ctrl-C is a run cut short, 130 as a shell expects
+    return verdict or (stopped_exit_code(signal.SIGINT) if signal.SIGINT in received[:1] else 0)
 
 
 def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None) -> list[str]:

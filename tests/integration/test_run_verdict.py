@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +43,24 @@ def test_demo_run_whose_only_sink_fails_every_send_exits_1_saying_the_notificati
     err = capsys.readouterr().err
     assert "[FIRING] negative sentiment spike" in err
     assert "alert notifications never reached sink file://" in err and "end with this run" in err
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_ctrl_c_on_a_run_exits_130_and_a_service_managers_stop_exits_0(
+    tmp_path: Path, stop: signal.Signals, code: int,
+) -> None:
+    """Ctrl-C exited 0 like a SIGTERM stop; a shell or script reads 0 as "ran to the end" (a known gap until now)."""
+    env = {**os.environ, "MONITOR_CLASSIFIER__KIND": "lexicon", "MONITOR_SOURCE__REPLAY_SPEED": "1",
+           "MONITOR_LOG__FORMAT": "json", "MONITOR_LOG__LEVEL": "INFO"}
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    for line in proc.stderr:  # the engine runs: its signal handling is in place
+        if "monitor_started" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(stop)
+    try:
+        assert proc.wait(timeout=60) == code
+    finally:
+        proc.kill()
