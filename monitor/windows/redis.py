@@ -62,6 +62,7 @@ AUTH and TLS come from the URL: ``redis://[user]:password@host:port/db``, ``redi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -347,6 +348,9 @@ class RedisWindowStore(Service):
         self.epoch = StoreEpoch(self.keys.epoch, self.keys.generation, check_every_s=epoch_check_every_s)
         """Notices Redis losing the namespace under the running store (monitor/windows/epoch.py)."""
         self._client: RedisClient | None = None
+        self._applying = asyncio.Lock()
+        """One apply at a time: the write generation's replies must come back in Redis' order (two concurrent
+        applies on one store reported false rollbacks in a review; the pipeline has a single writer anyway)."""
 
     async def _start(self) -> None:
         self._client = client = await retrying("window_store", self._open, retry_if=refusing_for_now)
@@ -425,6 +429,10 @@ class RedisWindowStore(Service):
 
     async def apply(self, items: Sequence[ClassifiedMessage]) -> Applied:
         client = self.client  # fails fast when not started, even for an empty batch
+        async with self._applying:
+            return await self._apply_all(client, items)
+
+    async def _apply_all(self, client: RedisClient, items: Sequence[ClassifiedMessage]) -> Applied:
         checking = self.epoch.due()
         if checking:
             if await self.epoch.check(client):

@@ -556,3 +556,13 @@ async def test_a_namespace_emptied_while_every_instance_was_down_is_reported_whe
             store.report_if_lost_while_down("news:0", 42)
     [lost] = [e for e in logs if e["event"] == "window_store_lost_data"]
     assert lost["when"] == "while the daemon was down" and "news:0 at 42" in lost["evidence"]
+
+
+async def test_concurrent_applies_on_one_store_report_no_rollback(redis_url: str) -> None:
+    # found by review: replies of two concurrent applies came back out of order and read as a write generation
+    # going back (59 false reports in 200 rounds); the pipeline has one writer, and now the store enforces it
+    async with new_store(redis_url, epoch_check_every_s=3600) as store:
+        with capture_logs() as logs:
+            for n in range(30):
+                await asyncio.gather(*(store.apply([classified(f"c{n}-{k}", at_s=T0 + k)]) for k in range(4)))
+    assert [e for e in logs if e["log_level"] == "error"] == []
