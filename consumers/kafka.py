@@ -81,7 +81,6 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import (
     CommitFailedError,
     ConsumerStoppedError,
-    CorruptRecordException,
     IllegalStateError,
     KafkaError,
     RecordTooLargeError,
@@ -89,6 +88,7 @@ from aiokafka.errors import (
 )
 
 from consumers.kafka_client import (
+    CORRUPT_ERRORS,
     Unreadable,
     client_kwargs,
     parse_record,
@@ -547,7 +547,7 @@ class KafkaSource(Service):
             except RecordTooLargeError as exc:
                 fetched = {}
                 await self._dead_letter_unreadable(too_large(exc))
-            except (CorruptRecordException, UnsupportedCodecError) as exc:
+            except (*CORRUPT_ERRORS, UnsupportedCodecError) as exc:
                 fetched = {}
                 batch = await self._skip_corrupt(exc, limit, timeout_ms, before)
             for tp, records in fetched.items():
@@ -591,7 +591,7 @@ class KafkaSource(Service):
 
     # --- records that cannot be read ------------------------------------------------------------------
 
-    async def _skip_corrupt(self, exc: CorruptRecordException | UnsupportedCodecError, limit: int, timeout_ms: int,
+    async def _skip_corrupt(self, exc: Exception, limit: int, timeout_ms: int,
                             before: dict[TopicPartition, int]) -> list[SourceRecord]:
         """A batch failed its CRC, does not parse, or cannot be decompressed here. aiokafka does not move past it,
         and says which partition only for a CRC failure, never which offset: read the partition (each owned one

@@ -172,7 +172,7 @@ CORRUPT_FIX = ("the broker returned a batch that fails its checksum or does not 
                "disks for this partition, and the producer's client library")
 
 
-def unreadable_at(exc: KafkaError) -> tuple[TopicPartition | None, int | None]:
+def unreadable_at(exc: BaseException) -> tuple[TopicPartition | None, int | None]:
     """The partition, and the offset when it says one, that an aiokafka fetch error is about. aiokafka 0.14
     builds ``RecordTooLargeError(text, tp, fetch_offset, fetch_size)`` and ``CorruptRecordException`` with the
     partition in its text (a CRC failure) or none at all (a malformed record inside a batch)."""
@@ -217,7 +217,13 @@ def too_large(exc: RecordTooLargeError) -> Unreadable:
                       TOO_LARGE_FIX)
 
 
-def corrupt(tp: TopicPartition, offset: int, exc: CorruptRecordException) -> Unreadable:
+CORRUPT_ERRORS: tuple[type[Exception], ...] = (CorruptRecordException, UnicodeDecodeError)
+"""What aiokafka raises for a record it cannot unpack: a failed CRC or malformed batch, and a header name that is
+not UTF-8 (its record decoder decodes every header key; the error left ``getmany`` and ended the daemon, and every
+restart met the same record: a crash loop from one hostile producer; found by review)."""
+
+
+def corrupt(tp: TopicPartition, offset: int, exc: Exception) -> Unreadable:
     return Unreadable(tp, offset, "corrupt_record",
                       f"the record at {tp.topic}:{tp.partition} offset {offset} cannot be read: {exc}", CORRUPT_FIX)
 
@@ -285,7 +291,7 @@ async def probe_partition(
             break
         except RecordTooLargeError as exc:
             return too_large(exc)
-        except CorruptRecordException as exc:
+        except CORRUPT_ERRORS as exc:
             return corrupt(tp, offset, exc)
         except UnsupportedCodecError as exc:
             return undecodable(tp, offset, exc)

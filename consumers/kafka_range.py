@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CorruptRecordException, IllegalStateError, RecordTooLargeError, UnsupportedCodecError
+from aiokafka.errors import IllegalStateError, RecordTooLargeError, UnsupportedCodecError
 
 from consumers.kafka_client import (
+    CORRUPT_ERRORS,
     Unreadable,
     client_kwargs,
     parse_record,
@@ -166,7 +167,7 @@ class KafkaRangeReader(Service):
                 fetched = await consumer.getmany(*remaining, timeout_ms=wait_ms, max_records=max_records)
             except RecordTooLargeError as exc:  # aiokafka already moved past it
                 fetched, progress = {}, await self._dead_letter(too_large(exc))
-            except (CorruptRecordException, UnsupportedCodecError) as exc:
+            except (*CORRUPT_ERRORS, UnsupportedCodecError) as exc:
                 fetched, progress = {}, await self._skip_corrupt(consumer, exc, batch, max_records, timeout_ms)
             else:
                 progress = any(fetched.values())
@@ -197,7 +198,7 @@ class KafkaRangeReader(Service):
             self._next[tp] = records[-1].offset + 1
         return out
 
-    async def _skip_corrupt(self, consumer: AIOKafkaConsumer, exc: CorruptRecordException | UnsupportedCodecError,
+    async def _skip_corrupt(self, consumer: AIOKafkaConsumer, exc: Exception,
                             batch: list[SourceRecord], limit: int, timeout_ms: int) -> bool:
         """Find the record (``probe_partition``, as ``KafkaSource`` does), dead-letter a stub and seek past it
         (or end the scan on records this install cannot decompress: ``_dead_letter``);

@@ -15,6 +15,7 @@ from monitor.config import load_settings
 from monitor.types import SourceRecord
 from tests.fakes import CollectingDeadLetter
 from tests.unit.consumers.test_kafka_unreadable_records import (
+    BINARY_HEADER_NAME,
     CORRUPT,
     TOO_LARGE,
     UNNAMED_CORRUPT,
@@ -104,3 +105,10 @@ async def test_without_a_dead_letter_sink_unreadable_records_are_counted() -> No
     got = [r async for batch in reader.batches(10, 10) for r in batch]
     assert offsets(got) == [(0, 1)]
     assert reader.dead_count == 2
+
+
+async def test_a_record_whose_header_name_is_not_utf8_is_dead_lettered_and_the_replay_reads_on() -> None:
+    p0, p1 = news(0), news(1)
+    _, dead, got = await scan(RangeConsumer({p0: [good("a0")], p1: [good("b0"), BINARY_HEADER_NAME, good("b2")]}))
+    assert offsets(got) == [(0, 0), (1, 0), (1, 2)]
+    assert stubs(dead) == [(b"", "corrupt_record", 1, 1)]

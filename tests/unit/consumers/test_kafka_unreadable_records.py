@@ -38,6 +38,7 @@ TOO_LARGE = "too large"
 CORRUPT = "corrupt"
 UNNAMED_CORRUPT = "corrupt, no partition named"
 UNDECODABLE = "a batch this install cannot decompress"
+BINARY_HEADER_NAME = "a header whose name is not UTF-8"
 NO_LZ4 = "Libraries for lz4 compression codec not found"  # aiokafka 0.14's text (record/default_records.py)
 
 
@@ -109,6 +110,8 @@ class Consumer:
                     raise UnsupportedCodecError(NO_LZ4)  # what was drained is lost
                 if log[offset] == UNNAMED_CORRUPT:
                     raise CorruptRecordException("Record size is less than the minimum record overhead (14)")
+                if log[offset] == BINARY_HEADER_NAME:  # aiokafka decodes every header key as UTF-8
+                    raise UnicodeDecodeError("utf-8", b"\xff\xfe\x00bin", 0, 1, "invalid start byte")
                 if log[offset] == TOO_LARGE:
                     break
                 value = log[offset]
@@ -197,6 +200,18 @@ async def test_a_corrupt_record_whose_partition_aiokafka_does_not_name_is_found_
     assert offsets(got) == [(0, 0), (1, 0), (1, 2)]
     assert [(reason, origin["partition"], origin["offset"]) for _, reason, _, origin in dead.items] == [
         ("corrupt_record", 1, 1)]
+
+
+async def test_a_record_whose_header_name_is_not_utf8_is_dead_lettered_not_a_crash_loop() -> None:
+    """Found by review: the UnicodeDecodeError left getmany and ended the daemon, and each restart met it again."""
+    p0, p1 = news(0), news(1)
+    consumer = Consumer({p0: [good("a0")], p1: [good("b0"), BINARY_HEADER_NAME, good("b2")]}, committed=None)
+    source, dead = source_over(consumer)
+    got = await consume(source)
+    assert offsets(got) == [(0, 0), (1, 0), (1, 2)]
+    assert [(reason, origin["partition"], origin["offset"]) for _, reason, _, origin in dead.items] == [
+        ("corrupt_record", 1, 1)]
+    assert "invalid start byte" in dead.items[0][2]
 
 
 async def test_a_record_too_large_met_while_consumption_is_held_is_dead_lettered_not_passed_over() -> None:
