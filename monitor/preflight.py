@@ -156,7 +156,7 @@ async def check_redis(url: str, timeout_s: float = TIMEOUT_S, key_prefix: str = 
         found.append(Finding("FAIL", what, f"Redis {version}: the window scripts need Redis >= 7.0"))
     found += write_refusals(info, cluster=cluster, save=save, stop_writes_on_bgsave_error=stop_writes)
     if refused is not None and not any(f.status == "FAIL" for f in found):  # a refusal INFO does not show
-        found.append(Finding("FAIL", what, f"a write was refused ({type(refused).__name__}: {refused}) -- "
+        found.append(Finding("FAIL", what, f"a write was refused ({named(refused)}) -- "
                                            f"{_refusal_fix(refused) or 'check the ACL user may write its keys'}"))
     if policy is None:
         found.append(Finding("warn", what, "maxmemory-policy cannot be read (CONFIG refused): make sure it is "

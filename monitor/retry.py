@@ -91,21 +91,26 @@ NOREPLICAS_FIX = ("Redis refuses writes until enough replicas are connected (min
 NOREPLICAS_HINT = f"{NOREPLICAS_FIX}; waiting"
 
 
+def _refused_with(exc: BaseException, code: str) -> bool:
+    """A plain ResponseError whose reply starts with Redis' error ``code`` (redis-py has no class for these)."""
+    return type(exc) is ResponseError and str(exc).startswith(code)
+
+
 def _is_busy(exc: BaseException) -> bool:
-    return type(exc) is ResponseError and str(exc).startswith("BUSY")
+    return _refused_with(exc, "BUSY")
 
 
 def is_noreplicas(exc: BaseException) -> bool:
     """A primary with ``min-replicas-to-write`` refuses writes while a replica is away (a common HA setting): a plain
     ResponseError, so the daemon exited at its next batch, and a start blamed the Redis version (found by review).
     The refusal is atomic (before a script writes anything), so waiting and retrying is safe."""
-    return type(exc) is ResponseError and str(exc).startswith("NOREPLICAS")
+    return _refused_with(exc, "NOREPLICAS")
 
 
 def is_misconf(exc: BaseException) -> bool:
     """Redis refuses writes (and PING) while it cannot save (``stop-writes-on-bgsave-error``, AOF errors): before,
     a plain ResponseError, so the daemon exited at its first batch and at every restart (found by review)."""
-    return type(exc) is ResponseError and str(exc).startswith("MISCONF")
+    return _refused_with(exc, "MISCONF")
 
 
 def describe(exc: BaseException) -> str:

@@ -66,20 +66,19 @@ class RedisOutbox(RedisBacked):
         """Record ``OUTBOX_SCHEMA``; refuse an outbox a newer version wrote (a rollback past a schema change), which
         this one would misread: queued notices sent out of order or never."""
         key = self._key("schema")
-        found = int(await self._schema(keys=[key], args=[OUTBOX_SCHEMA]))
-        if found > OUTBOX_SCHEMA:
-            raise StartupError(
-                f"Redis keys {self._tag}:outbox:* were written by a newer finsent (outbox schema {found}, this one "
-                f"writes {OUTBOX_SCHEMA}): run the newer one, or drain the outbox with it (its `monitor alerts sinks` "
-                f"shows what is queued) and then DEL {key} to roll back")
+        self._refuse_newer(int(await self._schema(keys=[key], args=[OUTBOX_SCHEMA])), "writes",
+                           f"run the newer one, or drain the outbox with it (its `monitor alerts sinks` shows what "
+                           f"is queued) and then DEL {key} to roll back")
 
     async def _check_schema_read_only(self) -> None:
         """``_check_schema`` for a listing, which writes nothing (see ``read_only``)."""
-        found = int(await self.redis.get(self._key("schema")) or 0)
+        self._refuse_newer(int(await self.redis.get(self._key("schema")) or 0), "reads", "list them with the newer one")
+
+    def _refuse_newer(self, found: int, verb: str, fix: str) -> None:
         if found > OUTBOX_SCHEMA:
             raise StartupError(
                 f"Redis keys {self._tag}:outbox:* were written by a newer finsent (outbox schema {found}, this one "
-                f"reads {OUTBOX_SCHEMA}): list them with the newer one")
+                f"{verb} {OUTBOX_SCHEMA}): {fix}")
 
     async def _report_orphans(self) -> None:
         """Entries queued for a sink no longer in ``alerts.sinks`` (its URL changed, e.g. a rotated Slack

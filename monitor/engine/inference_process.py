@@ -39,6 +39,7 @@ from monitor import metrics
 from monitor.classify import build_classifier
 from monitor.classify.cpu_features import available_cpus
 from monitor.config import ClassifierSettings
+from monitor.fatal import named
 from monitor.lifecycle import Service
 from monitor.types import Classifier, Prediction
 
@@ -105,7 +106,7 @@ def _predict_in_worker(texts: list[str]) -> list[Prediction]:
         # only its text crosses back: an error the parent could not unpickle (a custom __init__) was reported as
         # the worker dying twice (two respawns, the real error lost), one the worker could not pickle as a
         # TypeError about pickling (found by review)
-        raise RuntimeError(f"{type(exc).__name__}: {exc}"[:2000]) from None
+        raise RuntimeError(named(exc)[:2000]) from None
 
 
 class ProcessClassifier(Service):
