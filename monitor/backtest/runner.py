@@ -162,7 +162,7 @@ def settings_with(settings: Settings, params: dict[str, float]) -> Settings:
             value = int(value)
         update[name] = value
     try:  # model_copy skips validation: z_threshold=-1 ran
-        alerts = type(settings.alerts).model_validate({**settings.alerts.model_dump(), **update})
+        alerts = type(settings.alerts).model_validate({**settings.alerts.model_dump(exclude_unset=True), **update})
     except ValidationError as exc:
         first = exc.errors()[0]
         if all(not error["loc"] for error in exc.errors()):  # the model validator: settings that disagree

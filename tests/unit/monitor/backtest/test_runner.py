@@ -46,3 +46,21 @@ def test_a_folded_repeat_of_an_older_story_is_not_the_first_negative() -> None:
     retweet = ClassifiedMessage(msg("rt", "RT: bad", 1_300, ("ACME",)), NEG, repeat_of="a")
     asyncio.run(store.apply([ClassifiedMessage(msg("a", "bad", 900, ("ACME",)), NEG), retweet]))
     assert store.first_negative_s("ticker:ACME", 1_200, 5_000) is None
+
+
+def test_a_backtest_run_does_not_warn_about_settings_the_user_never_set() -> None:
+    """Found by review: the run's settings were re-validated from a full dump, so every setting counted as given
+    and `monitor backtest` on production.toml warned "settings_ignored_by_detection ... remove them" for twelve
+    per-bucket settings that are in no file."""
+    from monitor.backtest.runner import settings_with
+    from monitor.config import DEFAULT_CONFIG, load_settings
+
+    production = DEFAULT_CONFIG.with_name("production.toml")
+    multiscale = load_settings(production, alerts={"burst_log10p": 4.0})
+    assert multiscale.alerts.ignored_by_detection() == []
+    assert settings_with(multiscale, {}).alerts.ignored_by_detection() == []
+    swept = settings_with(multiscale, {"shift_log10p": 6.0})
+    assert swept.alerts.ignored_by_detection() == []
+    assert (swept.alerts.shift_log10p, swept.alerts.burst_log10p) == (6.0, 4.0)
+    mixed = load_settings(production, alerts={"z_threshold": 4.0})
+    assert settings_with(mixed, {}).alerts.ignored_by_detection() == ["z_threshold"]
