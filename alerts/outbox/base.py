@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,7 +52,8 @@ class Outbox(Lifecycle, Protocol):
 
         Atomic: concurrent claimers never get the same entry until its lease has expired. Of the due
         entries looked at, one behind an older queued notice of one of its alerts is held (leased, not
-        returned) and one superseded by what the sink already got is dropped (module doc).
+        returned) and one superseded by what the sink already got is dropped (module doc); one superseded
+        for only some of its alerts is returned without them (``without_outdated``).
         """
         ...
 
@@ -112,10 +114,30 @@ def index_members(notification: Notification) -> str:
     return "\n".join(f"{tag}:{order}:{notification.id}" for tag, order in order_keys(notification))
 
 
+def without_outdated(notification: Notification, outdated: Collection[tuple[str, str]]) -> Notification:
+    """``notification`` less its alerts whose ``(tag, order)`` is in ``outdated`` (the sink already showed a later
+    notice of them), same id. A grouped notice redriven after one of its alerts moved on was sent whole: its old
+    state reopened (or closed) that alert at the receiver for good (found by review)."""
+    if not outdated:
+        return notification
+    keys = order_keys(notification)
+    kept = tuple(item for item, key in zip(notification.alerts, keys, strict=True) if key not in outdated)
+    return dataclasses.replace(notification, alerts=kept)
+
+
+def left_out(sent: Notification, queued: Notification) -> list[str]:
+    """The window keys of ``queued`` that ``sent`` (``without_outdated`` of it) no longer carries."""
+    kept = {item.dedup_key for item in sent.alerts}
+    return [item.window_key for item in queued.alerts if item.dedup_key not in kept]
+
+
 def report_skipped(sink: str, held: Sequence[tuple[str, str]], superseded: Sequence[str],
-                    due_again_at_s: float) -> None:
+                    due_again_at_s: float, trimmed: Sequence[tuple[str, list[str]]] = ()) -> None:
     for nid, behind in held:
         log.info("alert_delivery_held", sink=sink, notification_id=nid, behind=behind, due_again_at_s=due_again_at_s)
     for nid in superseded:
         log.warning("alert_notification_superseded", sink=sink, notification_id=nid,
                     why="this sink already got a later notice of each of its alerts: not sent")
+    for nid, keys in trimmed:
+        log.warning("alert_notification_part_superseded", sink=sink, notification_id=nid, left_out=keys,
+                    why="this sink already got a later notice of these alerts: sent without them")

@@ -6,7 +6,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from alerts.model import Notification
-from alerts.outbox.base import DeadLetter, OutboxEntry, OutboxFullError, bounded_add, log, order_keys, report_skipped
+from alerts.outbox.base import (
+    DeadLetter,
+    OutboxEntry,
+    OutboxFullError,
+    bounded_add,
+    left_out,
+    log,
+    order_keys,
+    report_skipped,
+    without_outdated,
+)
 from monitor.lifecycle import Service
 
 
@@ -60,10 +70,10 @@ class MemoryOutbox(Service):
                 return first
         return None
 
-    def _superseded(self, sink: str, notification: Notification) -> bool:
+    def _outdated(self, sink: str, notification: Notification) -> set[tuple[str, str]]:
+        """The ``(tag, order)`` of the alerts of ``notification`` the sink already showed a later notice of."""
         latest = self._latest[sink]
-        keys = order_keys(notification)
-        return bool(keys) and all(tag in latest and order <= latest[tag] for tag, order in keys)
+        return {(tag, order) for tag, order in order_keys(notification) if tag in latest and order <= latest[tag]}
 
     def _unlink(self, sink: str, notification: Notification, now_s: float) -> None:
         """Out of the order index; the next notice of each of its alerts, if held, is due at once."""
@@ -95,10 +105,13 @@ class MemoryOutbox(Service):
         entries: list[OutboxEntry] = []
         held: list[tuple[str, str]] = []
         superseded: list[str] = []
+        trimmed: list[tuple[str, list[str]]] = []
         for _, nid, attempts in ready:
             notification = self._payloads[nid]
             behind = self._blocker(sink, notification)
-            if behind is None and self._superseded(sink, notification):
+            outdated = self._outdated(sink, notification) if behind is None else set()
+            sent = without_outdated(notification, outdated)
+            if outdated and not sent.alerts:
                 self._done(sink, nid, now_s)
                 superseded.append(nid)
                 continue
@@ -108,8 +121,10 @@ class MemoryOutbox(Service):
                 held.append((nid, behind))
             else:
                 self._held[sink].discard(nid)
-                entries.append(OutboxEntry(notification, attempts))
-        report_skipped(sink, held, superseded, now_s + lease_s)
+                entries.append(OutboxEntry(sent, attempts))
+                if sent is not notification:
+                    trimmed.append((nid, left_out(sent, notification)))
+        report_skipped(sink, held, superseded, now_s + lease_s, trimmed)
         return entries
 
     def _done(self, sink: str, nid: str, now_s: float) -> bool:

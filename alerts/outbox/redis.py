@@ -7,7 +7,16 @@ from collections.abc import Sequence
 
 from alerts.model import Notification
 from alerts.outbox import scripts
-from alerts.outbox.base import DeadLetter, OutboxEntry, OutboxFullError, index_members, log, report_skipped
+from alerts.outbox.base import (
+    DeadLetter,
+    OutboxEntry,
+    OutboxFullError,
+    index_members,
+    left_out,
+    log,
+    report_skipped,
+    without_outdated,
+)
 from alerts.redis_client import RedisBacked
 from monitor.fatal import StartupError
 from monitor.retry import retrying
@@ -168,7 +177,9 @@ class RedisOutbox(RedisBacked):
         unindexed: list[Notification] = []
         held: list[tuple[str, str]] = []
         superseded: list[str] = []
-        for kind, nid, payload, tries in zip(flat[0::4], flat[1::4], flat[2::4], flat[3::4], strict=True):
+        trimmed: list[tuple[str, list[str]]] = []
+        rows = zip(flat[0::5], flat[1::5], flat[2::5], flat[3::5], flat[4::5], strict=True)
+        for kind, nid, payload, tries, outdated in rows:
             if kind == "held":
                 held.append((str(nid), str(payload)))
             elif kind == "superseded":
@@ -176,9 +187,12 @@ class RedisOutbox(RedisBacked):
             elif (notification := await self._readable(sink, str(nid), payload, now_s)) is not None:
                 if kind == "unindexed":
                     unindexed.append(notification)
-                else:
-                    entries.append(OutboxEntry(notification, int(tries or 0)))
-        report_skipped(sink, held, superseded, now_s + lease_s)
+                    continue
+                sent = without_outdated(notification, _order_keys_of(outdated))
+                entries.append(OutboxEntry(sent, int(tries or 0)))
+                if sent is not notification:
+                    trimmed.append((str(nid), left_out(sent, notification)))
+        report_skipped(sink, held, superseded, now_s + lease_s, trimmed)
         return entries, unindexed
 
     async def _readable(self, sink: str, nid: str, payload: str | None, now_s: float) -> Notification | None:
@@ -298,3 +312,8 @@ class RedisOutbox(RedisBacked):
         """One script over the sink's queue (at most ``max_entries`` ids)."""
         found = await self._oldest(keys=[self._key("queue", sink), self._key("seen")], args=[])
         return None if found is None else float(found)
+
+
+def _order_keys_of(outdated: str | None) -> set[tuple[str, str]]:
+    """``scripts.CLAIM``'s newline-separated ``tag:order`` list as ``order_keys`` pairs."""
+    return {(tag, order) for tag, _, order in (m.partition(":") for m in (outdated or "").split("\n") if m)}

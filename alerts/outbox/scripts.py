@@ -76,39 +76,43 @@ return 1
 
 CLAIM = ORDER_LIB + """
 -- KEYS: queue, payloads, attempts, remaining, members, order, held, latest ; ARGV: now, limit, lease_end
--- -> flat [kind, id, payload or blocker, attempts]...; kind: send | held | superseded | unindexed
+-- -> flat [kind, id, payload or blocker, attempts, outdated]...; kind: send | held | superseded | unindexed;
+-- outdated (send): the 'tag:order' of its alerts the sink already showed a later notice of, newline-separated,
+-- left out of what is sent (decided in the same atomic step as the hold and the superseded drop)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
-local function emit(kind, id, third, fourth)
-  out[#out + 1] = kind; out[#out + 1] = id; out[#out + 1] = third; out[#out + 1] = fourth
+local function emit(kind, id, third, fourth, fifth)
+  out[#out + 1] = kind; out[#out + 1] = id; out[#out + 1] = third; out[#out + 1] = fourth; out[#out + 1] = fifth
 end
 for _, id in ipairs(ids) do
   local members = redis.call('HGET', KEYS[5], id)
   if not members then
     -- queued by the previous version (no index members): Python indexes it and claims again; not leased
-    emit('unindexed', id, redis.call('HGET', KEYS[2], id), false)
+    emit('unindexed', id, redis.call('HGET', KEYS[2], id), false, false)
   else
-    local blocker, stale = false, members ~= ''  -- a notice without alerts is never superseded (as in memory)
+    local blocker, alerts, outdated = false, 0, {}  -- a notice without alerts is never superseded (as in memory)
     for m in string.gmatch(members, '[^\\n]+') do
       local tag, order = string.match(m, '^([^:]+):([^:]+):')
       local first = first_of(KEYS[6], KEYS[1], tag)
       if first and first ~= m then blocker = id_of(first) break end
       local known = redis.call('HGET', KEYS[8], tag)
-      if not known or order > known then stale = false end
+      alerts = alerts + 1
+      if known and order <= known then outdated[#outdated + 1] = tag .. ':' .. order end
     end
     if blocker then
       redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
       redis.call('SADD', KEYS[7], id)
       redis.call('HSETNX', KEYS[3], id, 0)  -- a waiting retry to versions before the index (module doc)
-      emit('held', id, blocker, false)
-    elseif stale then
+      emit('held', id, blocker, false, false)
+    elseif alerts > 0 and #outdated == alerts then
       finish(KEYS[1], KEYS[3], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, ARGV[1])
-      emit('superseded', id, false, false)
+      emit('superseded', id, false, false, false)
     else
       redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
       redis.call('SREM', KEYS[7], id)
       redis.call('HSETNX', KEYS[3], id, 0)  -- leased: due after later notices, so recorded as for held ones
-      emit('send', id, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id))
+      emit('send', id, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id),
+           table.concat(outdated, '\\n'))
     end
   end
 end

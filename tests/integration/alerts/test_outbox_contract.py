@@ -10,7 +10,7 @@ from alerts.lifecycle import LifecyclePolicy, step
 from alerts.model import AlertStatus, Notification
 from alerts.outbox import Outbox, OutboxFullError
 from tests.integration.alerts.conftest import SINKS
-from tests.unit.alerts.builders import DAY0_S, episode, signal
+from tests.unit.alerts.builders import DAY0_S, TSLA, TSLA_EARNINGS, episode, grouped, signal
 
 A, B = SINKS
 LEASE_S = 60.0
@@ -131,6 +131,63 @@ async def test_a_notice_older_than_what_the_sink_already_showed_is_superseded_no
     assert await outbox.pending(A) == 0 and not await outbox.is_delivered(A, firing.id)
     await outbox.enqueue(refiring, 40.0)
     assert [e.notification for e in await outbox.claim(A, 40.0, 10, LEASE_S)] == [refiring], "a new episode goes out"
+
+
+def keys(n: Notification) -> list[str]:
+    return [a.window_key for a in n.alerts]
+
+
+async def test_a_redriven_group_goes_out_without_the_alerts_whose_later_notice_the_sink_already_showed(
+    outbox: Outbox,
+) -> None:
+    (firing, pair_resolved), _ = grouped([(True, True), (True, False), (True, False), (True, False)], 2)
+    assert keys(firing) == [TSLA, TSLA_EARNINGS] and keys(pair_resolved) == [TSLA_EARNINGS]
+    await outbox.enqueue(firing, 10.0)
+    await outbox.enqueue(pair_resolved, 11.0)
+    await outbox.abandon(A, firing.id, 20.0)  # dead-lettered: the pair's RESOLVED goes out alone
+    [entry] = await outbox.claim(A, 21.0, 10, LEASE_S)
+    await outbox.mark_delivered(A, entry.notification.id, 21.0)
+    assert await outbox.redrive(30.0, A) == 1
+    [entry] = await outbox.claim(A, 30.0, 10, LEASE_S)
+    assert entry.notification.id == firing.id and keys(entry.notification) == [TSLA], \
+        "the pair's FIRING after its RESOLVED would show it firing for good"
+    await outbox.mark_delivered(A, firing.id, 31.0)
+    assert await outbox.pending(A) == 0 and await outbox.is_delivered(A, firing.id)
+    assert [e.notification for e in await outbox.claim(A, 31.0, 10, LEASE_S)] == []
+    assert [e.notification for e in await outbox.claim(B, 31.0, 10, LEASE_S)] == [firing], "per sink: B got none"
+
+
+async def test_a_redriven_group_resolved_leaves_out_an_alert_that_fired_again_since(outbox: Outbox) -> None:
+    (firing, resolved, refiring), _ = grouped([(True, True), (False, False), (True, False)], 1)
+    assert keys(resolved) == [TSLA, TSLA_EARNINGS] and keys(refiring) == [TSLA]
+    for n in (firing, resolved, refiring):
+        await outbox.enqueue(n, 10.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [firing]
+    await outbox.mark_delivered(A, firing.id, 20.0)
+    await outbox.abandon(A, resolved.id, 21.0)
+    [entry] = await outbox.claim(A, 22.0, 10, LEASE_S)
+    assert entry.notification == refiring
+    await outbox.mark_delivered(A, refiring.id, 22.0)
+    assert await outbox.redrive(30.0, A) == 1
+    [entry] = await outbox.claim(A, 30.0, 10, LEASE_S)
+    assert entry.notification.id == resolved.id and keys(entry.notification) == [TSLA_EARNINGS], \
+        "TSLA's old RESOLVED would end its new episode at the receiver"
+    assert entry.notification.alerts == resolved.alerts[1:]
+
+
+async def test_a_bucket_judged_again_into_a_larger_group_sends_only_the_alerts_not_yet_delivered(
+    outbox: Outbox,
+) -> None:
+    now = DAY0_S + 300
+    alone = step({}, [signal(TSLA, now, True)], now, LifecyclePolicy()).notifications[0]
+    [regrouped], _ = grouped([(True, True)], 2)  # the same bucket, judged again with the pair key (a new id)
+    assert regrouped.id != alone.id and keys(regrouped) == [TSLA, TSLA_EARNINGS]
+    await outbox.enqueue(alone, 10.0)
+    await outbox.enqueue(regrouped, 11.0)
+    assert [e.notification for e in await outbox.claim(A, 20.0, 10, LEASE_S)] == [alone]
+    await outbox.mark_delivered(A, alone.id, 20.0)
+    [entry] = await outbox.claim(A, 21.0, 10, LEASE_S)
+    assert keys(entry.notification) == [TSLA_EARNINGS], "TSLA's FIRING went out already"
 
 
 async def test_a_notification_without_alerts_is_sent_never_held_or_dropped(outbox: Outbox) -> None:

@@ -65,6 +65,25 @@ def episode(key: str = "ticker:TSLA", bucket_s: int = 300) -> list[Notification]
     return out
 
 
+TSLA, TSLA_EARNINGS = "ticker:TSLA", "topic_ticker:earnings|TSLA"
+"""Two alerts the engine groups into one notification (same group key)."""
+
+
+def grouped(plan: Iterable[tuple[bool, bool]], resolve_after_buckets: int
+            ) -> tuple[list[Notification], dict[str, AlertState]]:
+    """The notices of ``TSLA`` and ``TSLA_EARNINGS``, one bucket per ``(TSLA active, TSLA_EARNINGS active)`` of
+    ``plan``, and their final states."""
+    policy = LifecyclePolicy(repeat_interval_s=0, cooldown_s=0, resolve_after_buckets=resolve_after_buckets)
+    states: dict[str, AlertState] = {}
+    out: list[Notification] = []
+    for i, (tsla, pair) in enumerate(plan, 1):
+        now_s = DAY0_S + i * 300
+        result = step(states, [signal(TSLA, now_s, tsla), signal(TSLA_EARNINGS, now_s, pair)], now_s, policy)
+        states.update(result.states)
+        out += result.notifications
+    return out, states
+
+
 def messages(
     start_s: int, negative: int, neutral: int, topic: str = "earnings", tickers: tuple[str, ...] = ("TSLA",),
     text: str = "Shares slump after guidance cut", url: str | None = None,
