@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.schema import MAX_TICKERS
-from monitor.entities.linker import EntityLinker, _is_boundary, cashtags
+from monitor.entities import linker as linker_module
+from monitor.entities.linker import (
+    MAX_CUE_CHECKS,
+    MAX_MESSAGE_CUE_CHECKS,
+    EntityLinker,
+    _is_boundary,
+    cashtags,
+)
 from monitor.entities.watchlist import Company, load_watchlist
 
 COMPANIES = [
@@ -392,3 +399,51 @@ def test_a_guessed_spelling_yields_to_a_name_or_blocker_written_that_way() -> No
 @pytest.mark.parametrize("text", ["Dupont Circle protest grows", "Pierre Dupont said on Monday"])
 def test_a_surname_spelled_like_a_camel_case_name_links_nothing(bundled: EntityLinker, text: str) -> None:
     assert bundled.tickers(text) == ()
+
+
+@pytest.fixture
+def cue_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each ``_has_cue_word`` call's start, the cue still judged as before."""
+    calls: list[int] = []
+    real = linker_module._has_cue_word
+
+    def counted(text: str, start: int, end: int) -> bool:
+        calls.append(start)
+        return real(text, start, end)
+
+    monkeypatch.setattr(linker_module, "_has_cue_word", counted)
+    return calls
+
+
+def test_a_hostile_run_of_one_ambiguous_name_is_checked_for_a_cue_a_bounded_number_of_times(
+    linker: EntityLinker, cue_checks: list[int]
+) -> None:
+    """Found by review: 10,000 characters of "Visa Visa ..." looked for a cue 2,000 times (60-80 ms a message)."""
+    assert linker.tickers(("Visa " * 2_000).strip()) == ()
+    assert len(cue_checks) == MAX_CUE_CHECKS
+
+
+def test_cue_checks_of_one_message_are_bounded_across_its_ambiguous_names(cue_checks: list[int]) -> None:
+    names = [f"Name{letter}" for letter in string.ascii_uppercase[:8]]
+    many = EntityLinker([Company(name.upper(), (), ambiguous=(name,)) for name in names])
+    assert many.tickers(" ".join(names * 100)) == ()
+    assert len(cue_checks) == MAX_MESSAGE_CUE_CHECKS < len(names) * MAX_CUE_CHECKS
+
+
+def test_a_linked_ticker_is_not_checked_for_a_cue_again(linker: EntityLinker, cue_checks: list[int]) -> None:
+    assert linker.tickers("Visa Inc beats. " + "Visa " * 1_000) == ("V",)
+    assert len(cue_checks) == 1
+
+
+def test_names_are_not_judged_once_the_result_is_full(cue_checks: list[int]) -> None:
+    capped = EntityLinker(COMPANIES, max_tickers=1)
+    assert capped.tickers("Apple beats. " + "Target shares " * 500) == ("AAPL",)
+    assert capped.tickers("Target shares fall", given=("MSFT",)) == ("MSFT",)
+    assert cue_checks == []
+
+
+def test_a_mention_with_its_cue_within_the_checked_ones_still_links(linker: EntityLinker) -> None:
+    bare = "Visa. " * (MAX_CUE_CHECKS - 1)
+    assert linker.tickers(bare + "Visa earnings beat") == ("V",)
+    assert linker.tickers(bare + "Visa. Visa earnings beat") == ()  # past the bound: only its symbol would link it
+    assert linker.tickers(bare + "Visa. Visa (V) earnings beat") == ("V",)
