@@ -138,7 +138,9 @@ async def create_silence(
         id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=min(now_s, judged_from_s or now_s) - lookback_s,
         ends_at_s=end_from_s + duration_s, comment=comment, created_by=created_by,
     )
-    await store.add_silence(silence, now_s)
+    # pruned where detection judges next, not at a watermark ahead of it: a silence ending between the two still
+    # mutes buckets detection has to judge, and a POST deleted it (found by review)
+    await store.add_silence(silence, min(now_s, judged_from_s or now_s))
     return silence
 
 

@@ -199,11 +199,13 @@ class AlertsApi:
         })
 
     async def _silences(self, request: web.Request) -> web.Response:
-        now_s = await self._now_s()
+        # live where detection judges next (as create and expire anchor): one ending between the cursor and the
+        # watermark still mutes buckets to be judged, so it is live, not expired
+        at_s = (await self._clock.read()).judged_next_s
         include_expired = request.query.get("all", "") in ("1", "true")
-        found = await list_silences(self.state, now_s, include_expired=include_expired)
+        found = await list_silences(self.state, at_s, include_expired=include_expired)
         return web.json_response({
-            "silences": [silence_json(s, now_s) for s in found[:MAX_SILENCES]],
+            "silences": [silence_json(s, at_s) for s in found[:MAX_SILENCES]],
             "total": len(found), "truncated": len(found) > MAX_SILENCES,
         })
 

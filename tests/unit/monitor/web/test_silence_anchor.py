@@ -67,3 +67,26 @@ async def test_expiring_ends_the_silence_where_detection_judges_next() -> None:
         assert (await client.delete(f"/silences/{made['id']}")).status == 200
     [ended] = await state.list_silences()
     assert ended.ends_at_s == CURSOR and not silenced("ticker:TSLA", CURSOR + B, [ended])
+
+
+async def test_creating_a_silence_keeps_one_that_ends_between_the_cursor_and_the_watermark() -> None:
+    """Found by review: POST /silences pruned at the watermark, deleting a silence that still mutes the buckets
+    detection judges next (ticker:TSLA paged half an hour into its silence)."""
+    state = MemoryAlertStateStore()
+    await state.commit([], [], CURSOR)
+    desk = Silence(id="s1", matcher="ticker:TSLA", starts_at_s=CURSOR - 3_600, ends_at_s=CURSOR + 1_800)
+    await state.add_silence(desk, CURSOR)
+    async with await _client(state) as client:
+        assert (await client.post("/silences", json={"matcher": "ticker:AAPL", "duration_s": 3_600})).status == 201
+    left = await state.list_silences()
+    assert desk in left and silenced("ticker:TSLA", CURSOR + B, left)
+
+
+async def test_a_silence_ending_between_the_cursor_and_the_watermark_is_listed_live_and_active() -> None:
+    state = MemoryAlertStateStore()
+    await state.commit([], [], CURSOR)
+    await state.add_silence(Silence(id="s1", matcher="ticker:TSLA", starts_at_s=CURSOR - 3_600,
+                                    ends_at_s=CURSOR + 1_800), CURSOR)
+    async with await _client(state) as client:
+        listed = (await (await client.get("/silences")).json())["silences"]
+    assert [(s["id"], s["active"]) for s in listed] == [("s1", True)]
