@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -77,6 +77,9 @@ class PipelineStats:
     repeats: int = 0
     """Messages marked as repeats of an earlier story (novelty), counted as ``repeats`` in windows."""
     late: int = 0
+    refused: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Rows read, then dead-lettered by the pipeline for a reason other than ``late`` (counted above), by
+    reason (implausible_time, id_conflict, classifier_error): with them every row read is in one count."""
     batches: int = 0
     notifications: int = 0
     evaluated_until_s: int | None = None
@@ -378,6 +381,9 @@ class Pipeline:
         dead-lettered if refuted."""
         admitted: list[SourceRecord] = []
         behind: list[SourceRecord] = []
+        # id of a record behind -> the newest event time when it came, what it was late by (found by review: the
+        # newest of its whole batch made a row 20 min behind read "1h 20m behind")
+        newest_then: dict[int, int | None] = {}
         todo = deque(records)
         while todo:
             rec = todo.popleft()
@@ -387,10 +393,12 @@ class Pipeline:
                 await self._dead_letter_jump(bad, why, "event_time_jump_refuted")
             for ok in offer.admit:
                 admitted.append(ok)
+                newest_s = self.watermark.max_event_s
                 if not self.watermark.observe(_event_s(ok), ok.lane):
                     behind.append(ok)
+                    newest_then[id(ok)] = newest_s
             todo.extendleft(reversed(offer.again))
-        return await self._without_late(admitted, behind)
+        return await self._without_late(admitted, behind, newest_then)
 
     @staticmethod
     def _log_jump(rec: SourceRecord, offer: Offer) -> None:
@@ -423,8 +431,9 @@ class Pipeline:
         """The finite stream ended: the opening is settled, and a jump still waiting for confirmation is
         dead-lettered (it never was)."""
         floor = self._resume_floor()
-        resolved = self.jumps.close_opening()
+        resolved, refuted = await self._settle_opening()
         kept = await self._observe(resolved)
+        resolved += refuted
         dead = self.jumps.drain()
         if dead:
             metrics.EVENT_TIME_JUMPS.labels("unconfirmed").inc(len({rec.lane for rec, _ in dead}))
@@ -433,6 +442,16 @@ class Pipeline:
         resolved += [rec for rec, _ in dead]
         if resolved:
             await self._dispatch(resolved, kept, floor)
+
+    async def _settle_opening(self) -> tuple[list[SourceRecord], list[SourceRecord]]:
+        """Close the stream's opening early (it ended or went quiet): the records to offer again, in order,
+        and those it refuted, dead-lettered here (both to be committed)."""
+        opening = self.jumps.close_opening()
+        for bad, why in opening.refuted:
+            await self._dead_letter_jump(bad, why, "event_time_jump_refuted")
+        if opening.refuted:
+            metrics.EVENT_TIME_JUMPS.labels("refuted").inc()
+        return opening.again, [rec for rec, _ in opening.refuted]
 
     async def _dead_letter_jump(self, rec: SourceRecord, why: str, event: str) -> None:
         log.warning(event, lane=str(rec.lane), position=str(rec.position), event_time=iso_utc(_event_s(rec)))
@@ -451,14 +470,14 @@ class Pipeline:
         if settle_opening is None:
             return
         floor = self._resume_floor()
-        again = self.jumps.close_opening() if settle_opening else []
+        again, refuted = await self._settle_opening() if settle_opening else ([], [])
         released = self.jumps.recheck(self.watermark.lane_reference_s)
         if released:
             metrics.EVENT_TIME_JUMPS.labels("released").inc(len({rec.lane for rec in released}))
             log.info("event_time_jump_released", lanes=sorted({str(rec.lane) for rec in released}))
         again += released
-        if again:
-            await self._dispatch(again, await self._observe(again), floor)
+        if again or refuted:
+            await self._dispatch(again + refuted, await self._observe(again), floor)
 
     async def _set_apart_known_poison(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """Copies of a text the model already failed on alone are dead-lettered without another try."""
@@ -520,12 +539,14 @@ class Pipeline:
         b = self.store.bucket_s
         return await self._without_late(kept, [r for r in kept if align_s(_event_s(r), b) + b <= floor])
 
-    async def _without_late(self, records: list[SourceRecord], behind: list[SourceRecord]) -> list[SourceRecord]:
+    async def _without_late(self, records: list[SourceRecord], behind: list[SourceRecord],
+                            newest_then: Mapping[int, int | None] | None = None) -> list[SourceRecord]:
         """``records`` less those of ``behind`` (their buckets are closed) the store never counted: those are
         dead-lettered as late. One it counted is a redelivery (a partition changed hands, or the daemon
         restarted, before its offset was committed) and stays, so the store counts it as a duplicate: only the
         restart path asked, and after a handover 30 of 3,000 records were in both the dead letters and the
-        windows (found by review). The store is asked only when some are behind: the hot path is unchanged."""
+        windows (found by review). The store is asked only when some are behind: the hot path is unchanged.
+        ``newest_then``: per record (``id``), the newest event time when it came (default: the newest now)."""
         if not behind:
             return records
         seen = await retrying("window_store", functools.partial(self.store.seen, [r.message.id for r in behind]),
@@ -533,14 +554,14 @@ class Pipeline:
         late = {id(r) for r in behind if r.message.id not in seen}
         for rec in records:
             if id(rec) in late:
-                await self._dead_letter_late(rec)
+                newest_s = self.watermark.max_event_s if newest_then is None else newest_then.get(id(rec))
+                await self._dead_letter_late(rec, newest_s)
         return [r for r in records if id(r) not in late]
 
-    async def _dead_letter_late(self, rec: SourceRecord) -> None:
+    async def _dead_letter_late(self, rec: SourceRecord, newest_s: int | None) -> None:
         self.stats.late += 1
         metrics.LATE.labels(rec.message.source.value).inc()
         detail = f"event time {rec.message.event_time.isoformat()}: its bucket is already closed and final"
-        newest_s = self.watermark.max_event_s
         if newest_s is not None and newest_s > _event_s(rec):  # how late, so a slow feed's fix is plain
             detail += (f" ({duration(newest_s - _event_s(rec))} behind the newest event time {iso_utc(newest_s)}; "
                        f"windows.allowed_lateness_s = {self.watermark.allowed_lateness_s} s: raise it if a feed "
@@ -550,6 +571,8 @@ class Pipeline:
     async def _dead_letter(self, rec: SourceRecord, reason: str, detail: str) -> None:
         """A valid message the pipeline cannot count, with the reason, where it came from and (Kafka) its key and
         headers (``SourceRecord.wire``)."""
+        if reason != "late":
+            self.stats.refused[reason] = self.stats.refused.get(reason, 0) + 1
         raw = json_bytes(message_to_dict(rec.message))  # never raises, whatever the message holds
         if rec.wire is None:
             await self.dead_letter.send(raw, reason, detail, {"position": str(rec.position)})

@@ -22,14 +22,17 @@ them (the store counts each id once; a redelivered copy of a held message is not
 end of a finite stream (a range replay's finished partition keeps its holds until then), a jump still
 unconfirmed is dead-lettered with that reason. The stream's start is the median of its first
 ``2 * confirmations - 1`` messages (held until then, or until the stream ends, or the idle sweep finds every
-partition caught up and quiet), so a rogue *first* message is caught too. In a live stream (Kafka) the idle
+partition caught up and quiet), so a rogue *first* message is caught too: one dated far ahead is then held
+like any jump; one dated more than the bound (or the spread of the newer half) before the median of its
+partition's opening messages is dead-lettered as ``implausible_time``. In a live stream (Kafka) the idle
 sweep releases a hold once its partition's event time comes within the bound of the held row. Every call
 comes from the reader task.
 Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
 ``2 * confirmations - 1``.
 
 Sparse streams (messages further apart than the bound, one ticker's history) hold each message until the
-next ones arrive, and a replay's last message or two are dead-lettered: raise the bound, or set it to 0.
+next ones arrive, and a replay's last message or two (and a first one far before the next few) are
+dead-lettered: raise the bound, or set it to 0.
 
 Pure bookkeeping, no clock and no I/O: the pipeline feeds it records and the reference event time.
 """
@@ -80,7 +83,8 @@ class Offer:
     refuted: list[tuple[SourceRecord, str]] = field(default_factory=list)
     """Dead-letter these as ``implausible_time`` with the detail given."""
     again: list[SourceRecord] = field(default_factory=list)
-    """Offer these again, in order, after the admitted ones are observed (the opening, once settled)."""
+    """Offer these again, in order, after the admitted ones are observed (the opening, once settled: its
+    refuted records are dead-lettered first)."""
     confirmed_jump_s: int | None = None
     """Set when this offer confirmed a jump: the newest event time it admitted."""
     held_jump_s: int | None = None
@@ -120,7 +124,7 @@ class JumpGuard:
         if self._start_s is None:
             if not any(_copy_key(r) == _copy_key(record) for r, _ in self._opening):  # a redelivered copy
                 self._opening.append((record, event_s))
-            return Offer(again=self.close_opening()) if len(self._opening) >= 2 * self.confirmations - 1 else Offer()
+            return self.close_opening() if len(self._opening) >= 2 * self.confirmations - 1 else Offer()
         lane = record.lane
         own = reference(lane)
         reference_s = self._start_s if own is None else own
@@ -164,15 +168,41 @@ class JumpGuard:
         out.confirmed_jump_s = max(h.event_s for h in hold.held if h.event_s <= ceiling_s)
         return out
 
-    def close_opening(self) -> list[SourceRecord]:
+    def close_opening(self) -> Offer:
         """Fix where the stream starts (the median of its first messages) and return those messages, in
-        order, to be offered again. Called when enough arrived, or when the stream ends or goes quiet first."""
+        order, to be offered again (``again``), less any dated far before the others of its lane
+        (``refuted``). Called when enough arrived, or when the stream ends or goes quiet first."""
         if self._start_s is not None or not self._opening:
-            return []
+            return Offer()
         times = sorted(t for _, t in self._opening)
         self._start_s = times[(len(times) - 1) // 2]
-        again, self._opening = [r for r, _ in self._opening], []
-        return again
+        opening, self._opening = self._opening, []
+        floors = self._opening_floors(opening)
+        out = Offer()
+        for rec, event_s in opening:
+            if event_s < floors[rec.lane]:
+                out.refuted.append((rec, f"dated {iso_utc(event_s)}, more than source.max_event_time_jump_s="
+                                    f"{self.max_jump_s} before the other first messages of its partition (a "
+                                    "mistyped date?); it was not counted"))
+            else:
+                out.again.append(rec)
+        return out
+
+    def _opening_floors(self, opening: list[tuple[SourceRecord, int]]) -> dict[Hashable, int]:
+        """Per lane, the earliest plausible start: the median of the lane's opening less the bound (or the
+        spread of its newer half: a sparse stream's spacing). Offered again, an older one would become its
+        lane's event time and make the real stream a confirmed forward jump: a stream whose first row was
+        mistyped 2016 for 2026 was counted and measured as 10 years long (found by review). Judged per lane,
+        not against the whole opening: a partition catching up a backlog days behind the others is real."""
+        by_lane: dict[Hashable, list[int]] = {}
+        for rec, event_s in opening:
+            by_lane.setdefault(rec.lane, []).append(event_s)
+        floors: dict[Hashable, int] = {}
+        for lane, lane_times in by_lane.items():
+            lane_times.sort()
+            median_s = lane_times[(len(lane_times) - 1) // 2]
+            floors[lane] = median_s - max(self.max_jump_s, lane_times[-1] - median_s)
+        return floors
 
     def recheck(self, reference: Reference) -> list[SourceRecord]:
         """Event time moved without a message (the idle sweep of a caught-up live stream): a hold whose first

@@ -116,6 +116,17 @@ async def test_a_late_dead_letter_says_how_late_and_which_setting_and_counts_per
     assert metrics.LATE.labels("news")._value.get() == before + 1
 
 
+async def test_a_late_dead_letter_measures_how_late_from_the_newest_event_time_when_it_came_not_its_batchs_end(
+) -> None:
+    """Found by review: a row 20 min behind the row before it read "1h 20m behind", the newest of its whole batch
+    (the rows after it included), and advised a bigger allowed_lateness_s than the feed needs."""
+    store, dead = _store(), CollectingDeadLetter()
+    stream = [[msg("a", "x", 1000), msg("b", "x", 1200), msg("late", "x", 1010), msg("c", "x", 5000)]]
+    await _run(ListSource(stream), store, dead=dead, lateness_s=30)
+    [(_, _, detail, *_)] = dead.items
+    assert "3m behind the newest event time 1970-01-01T00:20:00Z" in detail
+
+
 async def test_a_redelivered_record_behind_the_watermark_is_a_duplicate_and_a_never_counted_one_is_late() -> None:
     """After a partition handover the new owner judges the old owner's uncommitted records behind its inherited
     promise: 30 of 3,000 were in both the dead letters and the windows (found by review)."""

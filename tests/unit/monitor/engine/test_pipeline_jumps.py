@@ -85,6 +85,25 @@ async def test_a_rogue_first_message_is_refuted_by_the_stream_behind_it() -> Non
     assert pipe.stats.late == 0 and sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 5
 
 
+async def test_a_first_message_dated_years_before_the_stream_is_dead_lettered_not_counted() -> None:
+    """Found by review: a first row mistyped 2016 for 2026 was counted, became event time, and the real stream
+    behind it a confirmed jump (a backtest measured 10 years of history)."""
+    stream = [msg("old", "x", PAST_S - 3650 * DAY_S), *_minutely("a", PAST_S, 6)]
+    store, dead, evaluator = _store(), CollectingDeadLetter(), RecordingEvaluator()
+    pipe = await _run(ListSource([[m] for m in stream]), store, evaluator, dead=dead, jumps=JumpGuard(6 * 3600, 3))
+    assert [(d[1], b'"old"' in d[0]) for d in dead.items] == [("implausible_time", True)]
+    assert pipe.stats.late == 0 and sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 6
+    assert pipe.watermark.first_event_s == PAST_S
+
+
+async def test_a_short_stream_whose_first_message_is_years_older_dead_letters_it_at_the_end() -> None:
+    stream = [msg("old", "x", PAST_S - 3650 * DAY_S), *_minutely("a", PAST_S, 2)]
+    store, dead = _store(), CollectingDeadLetter()
+    await _run(ListSource([stream]), store, dead=dead, jumps=JumpGuard(6 * 3600, 3))
+    assert [(d[1], b'"old"' in d[0]) for d in dead.items] == [("implausible_time", True)]
+    assert sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 2
+
+
 async def test_a_stream_of_fewer_messages_than_the_confirmations_is_counted_as_it_is() -> None:
     store, dead = _store(), CollectingDeadLetter()
     await _run(ListSource([[msg("a", "x", PAST_S)], [msg("b", "x", PAST_S + 60)]]), store, dead=dead,
@@ -150,6 +169,7 @@ async def test_a_replayed_file_with_one_mistyped_year_keeps_its_other_rows_and_d
     settings = _future_replay_settings(tmp_path, rows)
     stats = await MonitorApp(settings, classifier=RecordingClassifier(), history=True).run()
     assert (stats.read, stats.applied, stats.late, stats.dead_letters) == (7, 6, 0, 1)
+    assert stats.refused == {"implausible_time": 1}  # every row read is in one count (found by review)
     [dead] = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert dead["reason"] == "implausible_time" and '"typo"' in dead["raw"]
 
@@ -297,6 +317,22 @@ async def test_the_idle_sweep_settles_a_live_streams_opening_in_the_reader_once_
     await pipe.idle_tick(time.monotonic() + 120, idle_after_s=1.0)
     await _settled(lambda: not pipe.jumps.holding and pipe.stats.applied == 1)
     assert source.committed[-1] == [("p0", 0)]
+    pipe.request_stop()
+    await run
+
+
+async def test_an_opening_settled_by_the_idle_sweep_dead_letters_a_first_row_years_older_and_commits_it() -> None:
+    source = LiveSource()
+    dead = CollectingDeadLetter()
+    pipe, run = await _live(source, dead)
+    source.incoming.put_nowait([SourceRecord(msg("old", "x", PAST_S - 3650 * DAY_S), ("p0", 0), "p0"),
+                                *(SourceRecord(msg(f"m{i}", "x", PAST_S + i), ("p0", i + 1), "p0") for i in range(2))])
+    await _settled(lambda: pipe.stats.read == 3)
+    await pipe.idle_tick(time.monotonic() + 60, idle_after_s=1.0)
+    await _settled(lambda: not pipe.jumps.holding and pipe.stats.applied == 2)
+    assert [(d[1], b'"old"' in d[0]) for d in dead.items] == [("implausible_time", True)]
+    assert pipe.stats.refused == {"implausible_time": 1}
+    assert ("p0", 0) in source.committed[-1]
     pipe.request_stop()
     await run
 

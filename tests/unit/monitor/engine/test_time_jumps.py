@@ -56,10 +56,35 @@ def test_the_stream_starts_at_the_median_of_its_first_messages_so_a_rogue_first_
     assert _ids(_offer(guard, stream[1], None).admit) == ["m0"]
 
 
+def test_a_first_message_dated_years_before_the_rest_of_the_opening_is_refuted() -> None:
+    """Found by review: offered again, a first row mistyped 2016 for 2026 became its lane's event time, the
+    real stream a confirmed jump past it, and a backtest measured the stream as 10 years long."""
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("old", T0 - 3650 * DAY)] + [_rec(f"m{i}", T0 + i) for i in range(4)]
+    offers = [_offer(guard, r, None) for r in stream]
+    [(rogue, why)] = offers[4].refuted
+    assert rogue.message.id == "old" and "before the other first messages of its partition" in why
+    assert _ids(offers[4].again) == ["m0", "m1", "m2", "m3"]
+
+
+def test_the_opening_judges_each_lane_on_its_own_so_a_partition_days_behind_is_kept() -> None:
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("a0", T0, 0), _rec("b0", T0 - 3 * DAY, 1), _rec("a1", T0 + 1, 0), _rec("b1", T0 - 3 * DAY + 1, 1),
+              _rec("a2", T0 + 2, 0)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert opening.refuted == [] and _ids(opening.again) == ["a0", "b0", "a1", "b1", "a2"]
+
+
+def test_an_evenly_sparse_opening_keeps_its_first_message() -> None:
+    guard = JumpGuard(6 * H, 3)
+    opening = [_offer(guard, _rec(f"s{i}", T0 + i * 8 * H), None) for i in range(5)][4]
+    assert opening.refuted == [] and len(opening.again) == 5
+
+
 def test_a_stream_that_ends_during_its_opening_is_offered_again_as_it_is() -> None:
     guard = JumpGuard(6 * H, 3)
     assert _offer(guard, _rec("a", T0), None).admit == []
-    assert _ids(guard.close_opening()) == ["a"] and not guard.holding
+    assert _ids(guard.close_opening().again) == ["a"] and not guard.holding
     assert _ids(_offer(guard, _rec("a", T0), None).admit) == ["a"]
 
 
