@@ -166,7 +166,10 @@ def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_
     if stats.dead_letters:
         where = dead_letters_in or (f"Kafka topic {settings.kafka.dead_letter_topic}"
                                     if settings.source.kind == "kafka" else str(settings.source.dead_letter_path))
-        late = f" ({stats.late} of them late)" if stats.late else ""
+        # rows read, then refused: the replay's "replayed N messages (...)" counts them too (found by review)
+        after_read = [(reason, n) for reason, n in [("late", stats.late), *sorted(stats.refused.items())] if n]
+        late = " (" + ", ".join(f"{n} {'of them ' * (i == 0)}{reason}"
+                                for i, (reason, n) in enumerate(after_read)) + ")" if after_read else ""
         lines.append(f"{stats.dead_letters} input rows were rejected{late}; each is kept with its reason in {where}")
     if stats.notifications:
         from alerts.sinks.base import sink_name

@@ -34,8 +34,19 @@ from monitor.config import Settings
 from monitor.durations import parse_duration_s
 from monitor.engine.enrich import build_enricher
 from monitor.engine.pipeline import PipelineStats
-from monitor.replay import isolated_settings, require_files, require_writable_dir, run_verdict
+from monitor.replay import (
+    clear_dead_letters,
+    file_identity,
+    isolated_settings,
+    refused_counts,
+    require_files,
+    require_writable_dir,
+    run_verdict,
+)
 from monitor.windows.buckets import ALL_KEY
+
+DEAD_LETTER_FILE = "dead-letter.jsonl"
+"""In ``--out``: the run's rejected rows, each with its reason."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,10 +145,13 @@ async def _span_s(result: RunResult) -> int:
 def input_line(stats: PipelineStats, dead_letters: Path) -> str:
     """Where every input row went (the backtest said only "recall 0.00" when every row was rejected or late;
     found by review)."""
-    late = " (the late ones included)" if stats.late else ""
+    after_read = sorted(reason for reason, count in stats.refused.items() if count)
+    if stats.late:
+        after_read.insert(0, "late")
+    included = f" (the {' and '.join(after_read)} ones included)" if after_read else ""
     kept = f", kept with their reasons in {dead_letters}" if stats.dead_letters else ""
     return (f"input: {stats.read} valid messages ({stats.applied} counted, {stats.duplicates} duplicates, "
-            f"{stats.late} late); {stats.dead_letters} rows rejected{late}{kept}")
+            f"{stats.late} late{refused_counts(stats)}); {stats.dead_letters} rows rejected{included}{kept}")
 
 
 async def incident_notes(result: RunResult, incidents: Sequence[Incident]) -> list[str]:
@@ -169,7 +183,7 @@ def ticker_mapping(settings: Settings) -> Callable[[str], str]:
 
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
-    dead_letters = args.out / "dead-letter.jsonl"
+    dead_letters = args.out / DEAD_LETTER_FILE
     isolated = isolated_settings(settings, sinks=[], dead_letter_path=dead_letters, replay_paths=args.input)
     incidents = load_incidents(args.events, ticker_mapping(isolated), ZoneInfo(isolated.source.naive_time_zone))
     results = await run_backtest(isolated, incidents, args.sweep, early_s=args.early_s, late_s=args.late_s,
@@ -217,5 +231,23 @@ def backtest_command(argv: Sequence[str], settings: Settings) -> int:
     require_files(parser, "--events", [args.events], "pass a CSV with key,start,end[,description] rows",
                   "*.csv")
     require_writable_dir(parser, "--out", args.out, args.out)
+    clear_outputs(parser, args, settings)
     return asyncio.run(_main(args, settings))
+
+
+def clear_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> None:
+    """Start the run's dead-letter file afresh (``clear_dead_letters``: it was appended to across runs while the
+    input line counted one run's rejected rows; found by review), refusing an ``--input`` that is that file."""
+    isolated = isolated_settings(settings, sinks=[], dead_letter_path=args.out / DEAD_LETTER_FILE,
+                                 replay_paths=args.input)
+    own = file_identity(isolated.source.dead_letter_path)
+    for path in args.input:
+        if file_identity(path) == own:
+            parser.error(f"--input {path} is also this backtest's dead-letter file: the run would delete what it reads "
+                         "-- copy it elsewhere first, or choose another --out")
+    try:
+        clear_dead_letters(isolated)
+    except OSError as exc:
+        parser.error(f"--out {args.out}: cannot replace its dead-letter file ({exc.strerror or exc}) -- choose another "
+                     "directory")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,23 @@ def test_replay_summary_counts_duplicates_and_rejected_rows_and_names_the_dead_l
                     f"{tmp_path / 'r.jsonl'}; detection evaluated until {iso_utc(1_794_279_600)}")
     assert rejected == f"75 input rows were rejected (5 of them late); each is kept with its reason in {dead_path}"
     assert alerts.startswith("alerts went to: file://r.jsonl")
+
+
+def test_replay_summary_counts_rows_the_pipeline_refused_so_the_breakdown_adds_up_to_what_was_read(
+    tmp_path: Path,
+) -> None:
+    """Found by review: 302 rows, 2 refused by the event-time jump guard, printed "replayed 302 messages (300 new,
+    0 duplicates, 0 late)" and "2 input rows were rejected": the 2 were in neither breakdown."""
+    dead_path = tmp_path / "r.dead-letter.jsonl"
+    settings = isolated_settings(Settings(), sinks=["file://r.jsonl"], dead_letter_path=dead_path)
+    stats = PipelineStats(read=306, applied=300, late=1, refused={"implausible_time": 2, "id_conflict": 3},
+                          dead_letters=7)
+    head, rejected, *_ = replay_summary(settings, stats, tmp_path / "r.jsonl")
+    assert head.startswith("replayed 306 messages (300 new, 0 duplicates, 1 late, 3 id_conflict, 2 implausible_time);")
+    assert rejected.startswith("7 input rows were rejected (1 of them late, 3 id_conflict, 2 implausible_time); ")
+    only_refused = PipelineStats(read=2, refused={"implausible_time": 2}, dead_letters=2)
+    assert replay_summary(settings, only_refused, tmp_path / "r.jsonl")[1].startswith(
+        "2 input rows were rejected (2 of them implausible_time); ")
 
 
 def test_a_replay_with_nothing_rejected_prints_no_dead_letter_line(tmp_path: Path) -> None:
@@ -125,6 +143,56 @@ def test_replaying_its_own_dead_letter_file_is_refused(tmp_path: Path, capsys: p
     dead.write_text('{"reason": "bad_json"}\n')
     err = _refused(["--input", str(dead), "--report", str(tmp_path / "r.jsonl")], Settings(), capsys)
     assert "is also this replay's dead-letter file" in err
+
+
+def test_a_replay_starts_its_dead_letter_file_and_its_rotations_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: rerun with the same --report, the report was replaced but the dead-letter file kept every
+    earlier run's rows (3, 6, 9 lines) while the summary counted this run's 3."""
+    from monitor import replay
+
+    seen: list[bool] = []
+
+    async def run(settings: Settings, *, progress: bool, kafka: object = None,
+                  stopped_by: list[int] | None = None) -> PipelineStats:
+        seen.append(settings.source.dead_letter_path.exists())
+        return PipelineStats(read=1, applied=1)
+
+    data, report = tmp_path / "in.jsonl", tmp_path / "r.jsonl"
+    data.write_text('{"id": "a"}\n')
+    stale = [tmp_path / "r.dead-letter.jsonl", tmp_path / "r.dead-letter.jsonl.1", tmp_path / "r.dead-letter.jsonl.5"]
+    for path in stale:
+        path.write_text('{"reason": "bad_json"}\n')
+    monkeypatch.setattr(replay, "run_replay", run)
+    assert replay.replay_command(["--no-progress", "--input", str(data), "--report", str(report)], Settings()) == 0
+    assert seen == [False] and not any(path.exists() for path in stale)
+
+
+def test_a_kafka_range_without_an_offset_is_read_in_source_naive_time_zone_and_printed_in_utc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: ``--from 2026-11-03T09:30`` was 09:30 UTC while the same text in a message or in --events
+    is 09:30 in source.naive_time_zone (14:30 UTC in New York)."""
+    from datetime import UTC, datetime
+
+    from monitor import replay
+
+    ranges: list[tuple[object, object]] = []
+
+    async def run(settings: Settings, *, progress: bool, kafka: Any = None,
+                  stopped_by: list[int] | None = None) -> PipelineStats:
+        ranges.append((kafka.start, kafka.end))
+        return PipelineStats(read=1, applied=1)
+
+    monkeypatch.setattr(replay, "run_replay", run)
+    settings = Settings(source=SourceSettings(naive_time_zone="America/New_York"))
+    argv = ["--no-progress", "--kafka-topic", "news", "--report", str(tmp_path / "r.jsonl"),
+            "--from", "2026-11-03T09:30", "--to", "2026-11-03T16:00:00Z"]
+    assert replay.replay_command(argv, settings) == 0
+    assert ranges == [(datetime(2026, 11, 3, 14, 30, tzinfo=UTC), datetime(2026, 11, 3, 16, 0, tzinfo=UTC))]
+    assert ("event time range: 2026-11-03T14:30:00Z to 2026-11-03T16:00:00Z (UTC; times without an offset are read "
+            "in America/New_York, source.naive_time_zone)") in capsys.readouterr().err
 
 
 def test_a_report_that_is_a_production_file_sink_is_refused_before_that_file_is_touched(

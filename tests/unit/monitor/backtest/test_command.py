@@ -88,3 +88,45 @@ def test_an_incident_on_a_former_ticker_is_scored_against_the_ticker_its_stories
     rows = [{**row, "tickers": ["FB"]} for row in stream()]
     assert _backtest(tmp_path, rows, f"ticker:FB,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n") == 0
     assert "detected 1/1" in capsys.readouterr().out
+
+
+def test_the_backtest_input_line_counts_rows_the_jump_guard_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: 302 rows, 2 refused by the event-time jump guard, printed "302 valid messages (300
+    counted, 0 duplicates, 0 late); 2 rows rejected": the 2 were in neither count."""
+    rows = stream()
+    rows.insert(100, {**rows[100], "id": "rogue", "published_at": "2026-09-02T14:00:00Z"})
+    assert _backtest(tmp_path, rows, f"ticker:ACME,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n") == 0
+    line = (f"input: {len(rows)} valid messages ({len(rows) - 1} counted, 0 duplicates, 0 late, 1 implausible_time); "
+            "1 rows rejected (the implausible_time ones included)")
+    assert line in capsys.readouterr().out
+
+
+def test_a_backtest_starts_its_dead_letter_file_afresh_so_it_holds_this_runs_rejected_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: rerun with the same --out, the dead-letter file kept every earlier run's rows (3, then 6)
+    while the input line counted this run's 3."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for stale in (out / "dead-letter.jsonl", out / "dead-letter.jsonl.1"):
+        stale.write_text('{"reason": "bad_json"}\n' * 4)
+    rows = stream()
+    rows.append({"id": "bad", "text": "no time"})
+    assert _backtest(tmp_path, rows, f"ticker:ACME,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n") == 0
+    assert len((out / "dead-letter.jsonl").read_text().splitlines()) == 1
+    assert not (out / "dead-letter.jsonl.1").exists()
+
+
+def test_a_backtest_of_its_own_dead_letter_file_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / "dead-letter.jsonl"
+    dead.write_text('{"reason": "bad_json"}\n')
+    with pytest.raises(SystemExit):
+        main(["--config", str(DEFAULT_CONFIG), "backtest", "--input", str(dead), "--out", str(out), "--no-progress"])
+    assert "is also this backtest's dead-letter file" in capsys.readouterr().err
+    assert dead.read_text() == '{"reason": "bad_json"}\n'
