@@ -116,7 +116,16 @@ def load_incidents(path: Path, ticker_of: Callable[[str], str] = _same, naive_zo
 def _read_incidents(path: Path, ticker_of: Callable[[str], str], naive_zone: tzinfo) -> list[Incident]:
     with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(fh)
-        missing = {"key", "start", "end"} - set(reader.fieldnames or ())
+        # names read without case and surrounding spaces, as a messages CSV's header is (consumers.replay.csv_columns):
+        # "Key, Start, End" was "missing ['end', 'key', 'start']" (found by review)
+        header = list(reader.fieldnames or ())
+        reader.fieldnames = names = [name.strip().lower() for name in header]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:  # DictReader keeps the last one: an empty ``Key`` after ``key`` emptied every row
+            raise InputError(f"--events {path}: the header names column(s) {', '.join(repeated)} more than once "
+                             f"(names are read without case and surrounding spaces; found {', '.join(header)}) -- "
+                             "rename or remove the extra column(s)")
+        missing = {"key", "start", "end"} - set(names)
         if missing:
             raise InputError(f"--events {path}: incident file needs a header with columns "
                              f"key,start,end[,description] (missing {sorted(missing)})")

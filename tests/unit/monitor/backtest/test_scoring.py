@@ -95,6 +95,21 @@ def test_an_incident_file_saved_by_a_spreadsheet_with_a_byte_order_mark_reads(tm
     assert [i.key for i in load_incidents(path)] == ["ticker:BA"]
 
 
+def test_incident_csv_header_names_are_read_without_case_and_surrounding_spaces(tmp_path: Path) -> None:
+    """Found by review: "Key, Start, End, Description" was "missing ['end', 'key', 'start']" while a messages CSV
+    reads its header that way."""
+    path = tmp_path / "inc.csv"
+    path.write_text("Key, Start, End, Description\nticker:BA,2026-11-03T14:00:00Z,2026-11-03T15:10:00Z,grounding\n")
+    assert load_incidents(path) == [Incident("ticker:BA", 1_793_714_400, 1_793_718_600, "grounding")]
+
+
+def test_an_incident_csv_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inc.csv"
+    path.write_text("key,start,end,Key\nticker:BA,2026-11-03T14:00:00Z,2026-11-03T15:10:00Z,\n")
+    with pytest.raises(InputError, match=r"names column\(s\) key more than once"):
+        load_incidents(path)
+
+
 def test_sweep_is_the_cartesian_product_of_axes() -> None:
     grid = parse_sweep(["z_threshold=2,3", "min_volume=10,20,30"])
     assert len(grid) == 6
