@@ -125,12 +125,46 @@ class InvalidMessage(Exception):
 def _epoch_seconds(value: int | float) -> float:
     """Epoch seconds of a number of seconds or milliseconds; range-checked *before* any float
     conversion, so a 400-digit integer is refused instead of overflowing."""
-    if isinstance(value, int) and abs(value) > _MAX_EPOCH_S * 1000:
-        raise InvalidMessage("bad_timestamp", f"published_at epoch integer of {value.bit_length()} bits out of range")
+    if abs(value) > _MAX_EPOCH_S * 1000:  # exact for any int: Python compares int and float without converting
+        raise InvalidMessage("bad_timestamp", _epoch_too_large(value))
     seconds = float(value) / 1000.0 if abs(value) >= _EPOCH_MS_THRESHOLD else float(value)
     if not math.isfinite(seconds) or not _MIN_EPOCH_S <= seconds <= _MAX_EPOCH_S:
         raise InvalidMessage("bad_timestamp", f"published_at epoch {value!r} out of range")
     return seconds
+
+
+def _epoch_too_large(value: int | float) -> str:
+    """Why an epoch number past 2100 in milliseconds is refused: one that is a time in micro- or nanoseconds says
+    so and what to divide by (it said "epoch integer of 51 bits out of range"; found by review)."""
+    for divisor, unit in ((10**3, "microseconds"), (10**6, "nanoseconds")):
+        if 0 < value <= _MAX_EPOCH_S * 1000 * divisor:
+            return (f"published_at epoch {value!r} looks like {unit}: only epoch seconds or milliseconds are "
+                    f"supported -- divide it by {divisor:,}")
+    shown = f"integer of {value.bit_length()} bits" if isinstance(value, int) else repr(value)
+    return f"published_at epoch {shown} out of range"
+
+
+_LEAP_SECOND = re.compile(r"([Tt ]\d{2}:?\d{2}:?)60(?:[.,]\d+)?(?=[Zz+-]|$)")
+
+
+def _rfc3339_spellings(text: str) -> str:
+    """What ``datetime.fromisoformat`` refuses of RFC 3339: a lower-case ``z`` (RFC 3339 allows it), and a leap
+    second (``23:59:60``), read as the last microsecond before it; both were "not a valid ISO-8601 time" (found by
+    review). Only tried once the plain parse failed: the hot path is unchanged."""
+    if text[-1:] == "z":
+        text = text[:-1] + "Z"
+    return _LEAP_SECOND.sub(r"\g<1>59.999999", text, count=1)
+
+
+def _from_iso(text: str) -> datetime:
+    """``datetime.fromisoformat``, with the RFC 3339 spellings it refuses (``_rfc3339_spellings``)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        fixed = _rfc3339_spellings(text)
+        if fixed == text:
+            raise
+        return datetime.fromisoformat(fixed)
 
 
 def parse_event_time(value: Any, naive_zone: tzinfo = UTC) -> datetime:
@@ -141,8 +175,10 @@ def parse_event_time(value: Any, naive_zone: tzinfo = UTC) -> datetime:
     if isinstance(value, int | float):
         return datetime.fromtimestamp(_epoch_seconds(value), tz=UTC)
     if isinstance(value, str):
+        if not value.strip():
+            raise InvalidMessage("bad_timestamp", "published_at is empty: a message needs the moment it was published")
         try:
-            parsed = datetime.fromisoformat(value.strip())
+            parsed = _from_iso(value.strip())
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=naive_zone)
             parsed = parsed.astimezone(UTC)  # year 1 at +05:00 or 9999-12-31 at -05:00 overflow here
@@ -166,7 +202,7 @@ def message_time(value: Any, naive_zone: tzinfo) -> datetime:
     ``2026-11-24`` or ``2026-W48-2`` parsed as midnight: a feed dated by day collapsed into one bucket a day, or was
     judged late, with nothing saying why (found by review). The first time without an offset is logged once."""
     if isinstance(value, str):
-        if not _TIME_OF_DAY.search(value.strip()):  # stripped: ' 2026-11-24' matched its space and year
+        if value.strip() and not _TIME_OF_DAY.search(value.strip()):  # stripped: ' 2026-11-24' matched its space
             why = ("epoch seconds/milliseconds must be a JSON number, not a string" if _epoch_digits(value) else
                    "it has no time of day (hh:mm): a message needs the moment it was published")
             raise InvalidMessage("bad_timestamp", f"published_at {value[:64]!r}: {why}")
@@ -182,7 +218,7 @@ def message_time(value: Any, naive_zone: tzinfo) -> datetime:
 
 def _is_naive(text: str) -> bool:
     try:
-        return datetime.fromisoformat(text.strip()).tzinfo is None
+        return _from_iso(text.strip()).tzinfo is None
     except ValueError:
         return False
 

@@ -198,6 +198,43 @@ def test_times_of_day_in_every_iso_spelling_still_parse(value: str) -> None:
     assert _published(value) == datetime(2026, 11, 24, 14, 3, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("value", ["2026-11-24T14:03:00z", "2026-11-24t14:03:00.0z"])
+def test_a_lower_case_z_is_utc_as_rfc_3339_allows(value: str) -> None:
+    """Found by review: refused as "not a valid ISO-8601 time"."""
+    assert _published(value) == datetime(2026, 11, 24, 14, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["2026-12-31T23:59:60Z", "2026-12-31T23:59:60.5Z", "2026-12-31T18:59:60-05:00",
+                                   "20261231T235960Z"])
+def test_a_leap_second_is_read_as_the_last_microsecond_before_it(value: str) -> None:
+    """Found by review: ``23:59:60`` (RFC 3339 allows it) was refused as "not a valid ISO-8601 time"."""
+    assert _published(value) == datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_published_at_says_it_is_empty(value: str) -> None:
+    """Found by review: it said "it has no time of day"."""
+    with pytest.raises(InvalidMessage, match="published_at is empty") as err:
+        _published(value)
+    assert err.value.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize(("value", "unit", "divisor"), [
+    (1_764_554_400_000_000, "microseconds", "1,000"), (1.7645544e15, "microseconds", "1,000"),
+    (1_764_554_400_000_000_000, "nanoseconds", "1,000,000")])
+def test_an_epoch_in_micro_or_nanoseconds_says_so_and_what_to_divide_by(value: float, unit: str, divisor: str) -> None:
+    """Found by review: a microsecond epoch said "epoch integer of 51 bits out of range"."""
+    with pytest.raises(InvalidMessage) as err:
+        _published(value)
+    assert err.value.reason == "bad_timestamp"
+    assert f"looks like {unit}" in err.value.detail and f"divide it by {divisor}" in err.value.detail
+
+
+def test_an_epoch_too_large_for_any_unit_is_out_of_range() -> None:
+    with pytest.raises(InvalidMessage, match="epoch integer of 100 bits out of range"):
+        _published(10**30)
+
+
 def test_a_time_without_an_offset_is_read_in_source_naive_time_zone_and_logged_once() -> None:
     import consumers.schema as schema
 
