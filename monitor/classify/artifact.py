@@ -157,16 +157,19 @@ def _load_encoder_weights(model: FinSentModel, state: dict[str, torch.Tensor]) -
 
 
 def _delta_names(model: FinSentModel) -> set[str]:
-    """Names of the tensors a delta holds: both heads and the encoder layers in ``config.trained_layers``."""
-    prefixes = ("topic_head.", "sentiment_head.", *(f"encoder.encoder.layer.{i}." for i in model.config.trained_layers))
+    """Names of the tensors a delta holds: both heads, the encoder layers in ``config.trained_layers`` and the
+    neighbour memory (when the config has one)."""
+    prefixes = ("topic_head.", "sentiment_head.", "memory.",
+                *(f"encoder.encoder.layer.{i}." for i in model.config.trained_layers))
     return {name for name in model.state_dict() if name.startswith(prefixes)}
 
 
 def delta_state(model: FinSentModel) -> dict[str, torch.Tensor]:
-    """The parameters training changed: both heads and the encoder layers in ``config.trained_layers``."""
+    """The parameters training changed (both heads and the encoder layers in ``config.trained_layers``) and the
+    neighbour memory, floats as fp16 (labels keep their integer type)."""
     names = _delta_names(model)
     return {
-        name: tensor.detach().to(torch.float16).contiguous()
+        name: tensor.detach().to(torch.float16 if tensor.is_floating_point() else tensor.dtype).contiguous()
         for name, tensor in model.state_dict().items()
         if name in names
     }

@@ -17,6 +17,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils.generic import ModelOutput
 
+from monitor.classify.neighbours import NeighbourMemory
 from monitor.types import SENTIMENTS
 
 MODEL_TYPE = "finsent-two-head"
@@ -41,6 +42,11 @@ class FinSentConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
         classifier_dropout: float = 0.1,
         base_model: str | None = None,
         trained_layers: list[int] | None = None,
+        neighbour_topic_rows: int = 0,
+        neighbour_sentiment_rows: int = 0,
+        neighbour_k: int = 10,
+        neighbour_temperature: float = 0.05,
+        neighbour_weight: float = 0.5,
         **kwargs: Any,
     ) -> None:
         self.encoder = dict(encoder or {})
@@ -53,6 +59,16 @@ class FinSentConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
         """Where the encoder weights came from (package dir or hub id); informative only."""
         self.trained_layers = list(trained_layers or [])
         """Encoder layer indices updated by training (the delta artifact stores exactly these)."""
+        self.neighbour_topic_rows = int(neighbour_topic_rows)
+        """Topic-labelled training texts in the neighbour memory (monitor/classify/neighbours.py)."""
+        self.neighbour_sentiment_rows = int(neighbour_sentiment_rows)
+        """Sentiment-labelled training texts in the neighbour memory; no memory when both are 0."""
+        self.neighbour_k = int(neighbour_k)
+        """Nearest labelled texts that vote, per head."""
+        self.neighbour_temperature = float(neighbour_temperature)
+        """Softmax temperature of the votes over cosine similarities."""
+        self.neighbour_weight = float(neighbour_weight)
+        """Share of the votes in the blended probabilities (the heads get the rest)."""
         super().__init__(**kwargs)
 
     @property
@@ -71,11 +87,12 @@ class FinSentConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
 
 @dataclass
 class TwoHeadOutput(ModelOutput):
-    """Raw (uncalibrated) logits of both heads; ``loss`` when labels were given."""
+    """Raw (uncalibrated) logits of both heads, the pooled vector they read; ``loss`` when labels were given."""
 
     loss: torch.Tensor | None = None
     topic_logits: torch.Tensor | None = None
     sentiment_logits: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -107,6 +124,8 @@ class FinSentModel(PreTrainedModel):  # type: ignore[no-untyped-call]
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.topic_head = nn.Linear(hidden, len(config.topic_labels))
         self.sentiment_head = nn.Linear(hidden, len(config.sentiment_labels))
+        rows = config.neighbour_topic_rows, config.neighbour_sentiment_rows
+        self.memory = self.new_memory(*rows) if any(rows) else None
         self.post_init()  # type: ignore[no-untyped-call]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -118,6 +137,13 @@ class FinSentModel(PreTrainedModel):  # type: ignore[no-untyped-call]
             init = getattr(getattr(self, "encoder", None), "_init_weights", None)
             if callable(init):
                 init(module)
+
+    def new_memory(self, topic_rows: int, sentiment_rows: int) -> NeighbourMemory:
+        """An empty neighbour memory with this config's settings (``fill`` both heads' parts, then assign it to
+        ``self.memory`` and the row counts to the config)."""
+        c = self.config
+        return NeighbourMemory(topic_rows, sentiment_rows, self.sentiment_head.in_features, c.neighbour_k,
+                               c.neighbour_temperature, c.neighbour_weight)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -137,18 +163,22 @@ class FinSentModel(PreTrainedModel):  # type: ignore[no-untyped-call]
     ) -> TwoHeadOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        topic_logits, sentiment_logits = self.heads(self.pool(input_ids, attention_mask))
+        pooled = self.pool(input_ids, attention_mask)
+        topic_logits, sentiment_logits = self.heads(pooled)
         loss = None
         if topic_labels is not None and sentiment_labels is not None:
             ce = nn.functional.cross_entropy
             loss = ce(sentiment_logits, sentiment_labels) + ce(topic_logits, topic_labels)
-        return TwoHeadOutput(loss=loss, topic_logits=topic_logits, sentiment_logits=sentiment_logits)
+        return TwoHeadOutput(loss=loss, topic_logits=topic_logits, sentiment_logits=sentiment_logits, pooled=pooled)
 
     def probabilities(self, output: TwoHeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
-        """Temperature-scaled (calibrated) topic and sentiment probabilities, computed in float32."""
+        """Temperature-scaled (calibrated) topic and sentiment probabilities, computed in float32, blended
+        with the neighbour memory's votes when the model has one."""
         assert output.topic_logits is not None and output.sentiment_logits is not None
         topic = torch.softmax(output.topic_logits.float() / self.config.topic_temperature, dim=-1)
         sentiment = torch.softmax(output.sentiment_logits.float() / self.config.sentiment_temperature, dim=-1)
+        if self.memory is not None and output.pooled is not None:
+            return self.memory.blend(output.pooled, topic, sentiment)
         return topic, sentiment
 
 

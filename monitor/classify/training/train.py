@@ -35,9 +35,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 from transformers.masking_utils import create_bidirectional_mask
 
-from monitor.classify.artifact import init_encoder_from, new_model, pad, save_delta, save_full, tokenize
+from monitor.classify.artifact import init_encoder_from, load_model, new_model, pad, save_delta, save_full, tokenize
 from monitor.classify.cpu_features import cpu_bf16_flag
-from monitor.classify.model import FinSentModel, fit_temperature, mean_pool
+from monitor.classify.model import FinSentModel, TwoHeadOutput, fit_temperature, mean_pool
+from monitor.classify.neighbours import NeighbourMemory
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.arguments import (
     add_precision_argument,
@@ -132,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--unlabelled-max", type=non_negative_int, default=20_000, help="texts drawn from --unlabelled (0 = all)"
     )
     p.add_argument("--distill-weight", type=loss_weight, default=1.0, help="weight of the teachers' soft-label loss")
+    p.add_argument("--neighbour-weight", type=fraction, default=0.5,
+                   help="share of the k nearest labelled training texts' vote in the labels, in [0, 1] (0 = none)")
+    p.add_argument("--neighbour-k", type=positive_int, default=10, help="nearest labelled texts that vote, per head")
+    p.add_argument("--add-neighbours", action="store_true",
+                   help="no training: give the delta model in --output the neighbour memory of the rows it was "
+                        "trained on (its training_summary.json's split) and rewrite its held-out numbers")
     p.add_argument("--num-threads", type=non_negative_int, default=0, help="0 = all available cores")
     p.add_argument(
         "--max-examples", type=positive_int, default=None, help="use only the first N rows of each CSV (default: all)"
@@ -178,15 +185,20 @@ def frozen_states(model: FinSentModel, ids: list[list[int]], start: int, pad_id:
     return out
 
 
-def top_forward(
-    model: FinSentModel, hidden: torch.Tensor, mask: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Heads' logits from cached layer-``start`` inputs: the rest of ``FinSentModel.forward``."""
+def top_pooled(model: FinSentModel, hidden: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
+    """The pooled vector from cached layer-``start`` inputs: the rest of ``FinSentModel.pool``."""
     attn = create_bidirectional_mask(config=model.encoder.config, inputs_embeds=hidden, attention_mask=mask)
     for layer in encoder_layers(model)[start:]:
         result = layer(hidden, attention_mask=attn)
         hidden = result[0] if isinstance(result, tuple) else result
-    topic_logits, sentiment_logits = model.heads(mean_pool(hidden, mask))
+    return mean_pool(hidden, mask)
+
+
+def top_forward(
+    model: FinSentModel, hidden: torch.Tensor, mask: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heads' logits from cached layer-``start`` inputs: the rest of ``FinSentModel.forward``."""
+    topic_logits, sentiment_logits = model.heads(top_pooled(model, hidden, mask, start))
     return topic_logits, sentiment_logits
 
 
@@ -226,17 +238,16 @@ def make_batches(
     return batches
 
 
-def predict_logits(
-    model: FinSentModel, batches: list[Batch], start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: FinSentModel, batches: list[Batch], start: int) -> TwoHeadOutput:
+    """Both heads' logits and the pooled vectors of ``batches``, in their order (no grad)."""
     model.train(False)
-    topic, sentiment = [], []
+    pooled = []
     with torch.no_grad():
         for hidden, mask, *_ in batches:
-            t, s = top_forward(model, hidden, mask, start)
-            topic.append(t)
-            sentiment.append(s)
-    return torch.cat(topic), torch.cat(sentiment)
+            pooled.append(top_pooled(model, hidden, mask, start))
+        vectors = torch.cat(pooled)
+        topic, sentiment = model.heads(vectors)
+    return TwoHeadOutput(topic_logits=topic, sentiment_logits=sentiment, pooled=vectors)
 
 
 def warmup_linear_schedule(
@@ -380,16 +391,43 @@ class Trainer:
         return make_batches(self.states, c.sentiments, c.topics, index, size, generator, self.soft)
 
     def sentiment_report(self, index: list[int]) -> tuple[Report, torch.Tensor, torch.Tensor]:
+        """The report of the model's labels (neighbour memory included), its raw logits and the gold labels."""
         batches = self.batches(index, 128, None)
         gold = torch.cat([b[2] for b in batches])
-        _, logits = predict_logits(self.model, batches, self.start)
-        return classification_report(gold.tolist(), logits.argmax(-1).tolist(), SENTIMENT_LABELS), logits, gold
+        output = predict(self.model, batches, self.start)
+        labels = self.model.probabilities(output)[1].argmax(-1)
+        assert output.sentiment_logits is not None
+        return classification_report(gold.tolist(), labels.tolist(), SENTIMENT_LABELS), output.sentiment_logits, gold
 
     def topic_report(self) -> tuple[Report, torch.Tensor, torch.Tensor]:
         batches = self.batches(self.corpus.topic_val, 128, None)
         gold = torch.cat([b[3] for b in batches])
-        logits, _ = predict_logits(self.model, batches, self.start)
-        return classification_report(gold.tolist(), logits.argmax(-1).tolist(), self.topic_names), logits, gold
+        output = predict(self.model, batches, self.start)
+        labels = self.model.probabilities(output)[0].argmax(-1)
+        assert output.topic_logits is not None
+        return classification_report(gold.tolist(), labels.tolist(), self.topic_names), output.topic_logits, gold
+
+    def attach_memory(self) -> int:
+        """Give the model a neighbour memory of its labelled training rows (``--neighbour-weight`` 0: none);
+        the number of rows stored."""
+        c, model = self.corpus, self.model
+        model.memory = None
+        model.config.neighbour_topic_rows = model.config.neighbour_sentiment_rows = 0
+        rows = [i for i in c.train if c.sentiments[i] != IGNORE or c.topics[i] != IGNORE]
+        if not self.args.neighbour_weight or not rows:
+            return 0
+        model.config.neighbour_k, model.config.neighbour_weight = self.args.neighbour_k, self.args.neighbour_weight
+        batches = self.batches(rows, 128, None)
+        pooled = predict(model, batches, self.start).pooled
+        assert pooled is not None
+        topics, sentiments = torch.cat([b[3] for b in batches]), torch.cat([b[2] for b in batches])
+        has_topic, has_sentiment = topics != IGNORE, sentiments != IGNORE
+        memory = model.new_memory(int(has_topic.sum()), int(has_sentiment.sum()))
+        memory.topic.fill(pooled[has_topic], topics[has_topic].to(torch.int16))
+        memory.sentiment.fill(pooled[has_sentiment], sentiments[has_sentiment].to(torch.int16))
+        model.memory = memory
+        model.config.neighbour_topic_rows, model.config.neighbour_sentiment_rows = memory_rows(memory)
+        return len(rows)
 
     def fit(self) -> tuple[int, list[dict[str, Any]]]:
         args, c, model = self.args, self.corpus, self.model
@@ -467,13 +505,19 @@ class Trainer:
         return best_epoch, history
 
     def held_out(self) -> dict[str, Any]:
-        """Reports on the held-out slices (after calibration; argmax does not change with it)."""
+        """Calibrate the heads on the held-out slices, add the neighbour memory, and report on the slices (the
+        heads alone too, under ``heads_only``)."""
         c = self.corpus
         sent_report, sent_logits, sent_gold = self.sentiment_report(c.sentiment_val)
         topic_report, topic_logits, topic_gold = self.topic_report()
         self.model.config.sentiment_temperature = fit_temperature(sent_logits, sent_gold)
         self.model.config.topic_temperature = fit_temperature(topic_logits, topic_gold)
+        heads_only = {"sentiment": report_dict(sent_report), "topic": report_dict(topic_report)}
+        if self.attach_memory():
+            sent_report, topic_report = self.sentiment_report(c.sentiment_val)[0], self.topic_report()[0]
         out: dict[str, Any] = {"sentiment": report_dict(sent_report), "topic": report_dict(topic_report)}
+        if self.model.memory is not None:
+            out["heads_only"] = heads_only
         for style, rows in (
             ("headline", [i for i in c.sentiment_val if is_headline_style(c.texts[i])]),
             ("cashtag", [i for i in c.sentiment_val if not is_headline_style(c.texts[i])]),
@@ -485,8 +529,64 @@ class Trainer:
         return out
 
 
+SPLIT_ARGUMENTS = {"seed": int, "split_seed": int, "valid_fraction": float, "max_length": int, "train_layers": int,
+                   "ood_style": str, "max_examples": int, "base_model": str}
+"""What ``--add-neighbours`` takes from the model's training_summary.json: the rows it trained on, and so the
+held-out slices the memory must leave out."""
+
+
+def add_neighbours(args: argparse.Namespace) -> int:
+    summary_file = args.output / "training_summary.json"
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        trained = summary["args"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"error: --add-neighbours: cannot read {summary_file} ({exc}) -- it needs the directory "
+                         "`monitor train --output DIR` wrote") from None
+    for name, kind in SPLIT_ARGUMENTS.items():
+        value = trained.get(name, "None")
+        setattr(args, name, None if value == "None" or (name == "max_examples" and value == "0") else kind(value))
+    args.split_seed = summary.get("split_seed", args.split_seed)  # summaries before 2026-12 kept it only here
+    trainer = Trainer(args)
+    loaded, _ = load_model(str(args.output))
+    trainer.model.load_state_dict({k: v for k, v in loaded.state_dict().items() if not k.startswith("memory.")},
+                                  strict=False)
+    trainer.model.config.trained_layers = loaded.config.trained_layers
+    held_out = trainer.held_out()
+    model = trainer.model
+    save_delta(model, args.output)
+    summary.update(held_out=held_out, neighbours=neighbour_summary(model),
+                   sentiment_temperature=round(model.config.sentiment_temperature, 4),
+                   topic_temperature=round(model.config.topic_temperature, 4))
+    summary_file.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    alone = held_out.get("heads_only", held_out)
+    print(f"added {sum(memory_rows(model.memory)) if model.memory else 0} neighbour rows to {args.output}: "
+          f"held-out sentiment macro-F1 {held_out['sentiment']['macro_f1']:.4f} (heads alone "
+          f"{alone['sentiment']['macro_f1']:.4f}), topic accuracy {held_out['topic']['accuracy']:.4f} (heads alone "
+          f"{alone['topic']['accuracy']:.4f})")
+    return 0
+
+
+def memory_rows(memory: NeighbourMemory) -> tuple[int, int]:
+    """Topic and sentiment rows of ``memory``."""
+    return memory.topic.rows, memory.sentiment.rows
+
+
+def neighbour_summary(model: FinSentModel) -> dict[str, Any]:
+    c = model.config
+    return {"topic_rows": c.neighbour_topic_rows, "sentiment_rows": c.neighbour_sentiment_rows,
+            "k": c.neighbour_k, "temperature": c.neighbour_temperature,
+            "weight": c.neighbour_weight if model.memory is not None else 0.0}
+
+
 def train_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    if args.add_neighbours:
+        if args.full or args.teacher:
+            raise SystemExit("error: --add-neighbours works on a delta model and trains nothing: drop --full and "
+                             "--teacher")
+        torch.set_num_threads(cpu_threads(args.num_threads))
+        return add_neighbours(args)
     if args.init_encoder is not None and not (args.init_encoder / "config.json").is_file():
         raise SystemExit(f"error: --init-encoder {args.init_encoder}: no config.json -- pass a directory written "
                          "by `monitor pretrain --output DIR`")
@@ -524,6 +624,7 @@ def train_command(argv: Sequence[str]) -> int:
         "threads": torch.get_num_threads(),
         "sentiment_temperature": round(model.config.sentiment_temperature, 4),
         "topic_temperature": round(model.config.topic_temperature, 4),
+        "neighbours": neighbour_summary(model),
         "args": {k: str(v) for k, v in sorted(vars(args).items()) if k not in ("output", "num_threads")},
     }
     (args.output / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -102,3 +102,32 @@ def test_a_graph_that_fails_again_after_re_export_is_a_one_line_error_naming_the
     with pytest.raises(ModelLoadError, match=r"cannot load .*\.onnx .*\(classifier\.onnx_cache_dir\)") as err:
         OnnxClassifier(_settings(tiny_model_dir, tmp_path))
     assert len(exports) == 1 and "\n" not in str(err.value)
+
+
+def test_a_model_with_a_neighbour_memory_exports_and_predicts_as_torch_does(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The memory's votes are part of the exported graph (a data-dependent k did not trace)."""
+    import shutil
+
+    import torch
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    torch.manual_seed(1)
+    memory = model.new_memory(7, 12)
+    hidden = memory.topic.vectors.shape[1]
+    memory.topic.fill(torch.randn(7, hidden), torch.randint(0, len(model.config.topic_labels), (7,), dtype=torch.int16))
+    memory.sentiment.fill(torch.randn(12, hidden), torch.randint(0, 3, (12,), dtype=torch.int16))
+    model.memory = memory
+    model.config.neighbour_topic_rows, model.config.neighbour_sentiment_rows = 7, 12
+    with_memory = tmp_path / "with_memory"
+    model.save_pretrained(with_memory)
+    tokenizer.save_pretrained(with_memory)
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+    torch_path = TransformerClassifier(ClassifierSettings(model_path=str(with_memory)), sub_batch_size=3)
+    assert torch_path.model.memory is not None
+    assert torch.equal(torch_path.model.memory.topic.labels, memory.topic.labels)
+    onnx_path = OnnxClassifier(_settings(with_memory, tmp_path / "cache"), sub_batch_size=2)
+    for a, b in zip(onnx_path.predict(TEXTS), torch_path.predict(TEXTS), strict=True):
+        assert (a.topic, a.sentiment) == (b.topic, b.sentiment)
+        assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=1e-4)

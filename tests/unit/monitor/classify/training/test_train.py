@@ -235,3 +235,59 @@ def test_training_draws_no_progress_bars_when_stderr_is_not_a_terminal(
     assert _train(tiny_base_dir, tiny_csv, tmp_path / "quiet", "--epochs", "1") == 0
     err = capsys.readouterr().err
     assert "frozen layers" not in err and "epoch 1/1" not in err
+
+
+def test_a_trained_delta_carries_a_neighbour_memory_of_its_labelled_training_rows(
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "delta"
+    assert _train(tiny_base_dir, tiny_csv, out) == 0
+    tensors = load_file(str(out / DELTA_WEIGHTS))
+    summary = json.loads((out / "training_summary.json").read_text())
+    topic_rows, sentiment_rows = summary["neighbours"]["topic_rows"], summary["neighbours"]["sentiment_rows"]
+    assert topic_rows + sentiment_rows == summary["train_rows"] and "heads_only" in summary["held_out"]
+    assert tensors["memory.sentiment.vectors"].shape[0] == sentiment_rows
+    assert tensors["memory.topic.labels"].shape[0] == topic_rows
+    assert tensors["memory.sentiment.labels"].dtype == torch.int16
+    model, _ = load_model(str(out))
+    assert model.memory is not None
+    assert (model.config.neighbour_topic_rows, model.config.neighbour_sentiment_rows) == (topic_rows, sentiment_rows)
+    vectors = model.memory.sentiment.vectors
+    assert torch.allclose(vectors.norm(dim=-1), torch.ones(sentiment_rows), atol=1e-2)
+    assert set(model.memory.sentiment.labels.tolist()) == {0, 1, 2}
+
+
+def test_neighbour_weight_zero_trains_a_delta_without_memory(
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "plain"
+    assert _train(tiny_base_dir, tiny_csv, out, "--neighbour-weight", "0") == 0
+    assert not any(n.startswith("memory.") for n in load_file(str(out / DELTA_WEIGHTS)))
+    model, _ = load_model(str(out))
+    assert model.memory is None and model.config.neighbour_topic_rows == model.config.neighbour_sentiment_rows == 0
+
+
+def test_add_neighbours_gives_a_trained_delta_the_memory_training_would_have_given(
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
+) -> None:
+    """The bundled model got its memory this way: same rows (the summary's split), same labels, no training."""
+    plain, trained = tmp_path / "plain", tmp_path / "trained"
+    assert _train(tiny_base_dir, tiny_csv, plain, "--neighbour-weight", "0") == 0
+    assert _train(tiny_base_dir, tiny_csv, trained) == 0
+    before = load_file(str(plain / DELTA_WEIGHTS))
+    assert train_command(["--add-neighbours", "--output", str(plain), "--train-csv", str(tiny_csv),
+                          "--topic-csv", str(topic_csv)]) == 0
+    added, expected = load_file(str(plain / DELTA_WEIGHTS)), load_file(str(trained / DELTA_WEIGHTS))
+    assert all(torch.equal(added[k], before[k]) for k in before)  # the trained weights are untouched
+    for head in ("topic", "sentiment"):
+        assert torch.equal(added[f"memory.{head}.labels"], expected[f"memory.{head}.labels"])
+        assert torch.allclose(added[f"memory.{head}.vectors"].float(), expected[f"memory.{head}.vectors"].float(),
+                              atol=2e-2)
+    summary = json.loads((plain / "training_summary.json").read_text())
+    assert summary["neighbours"] == json.loads((trained / "training_summary.json").read_text())["neighbours"]
+    assert "heads_only" in summary["held_out"]
+
+
+def test_add_neighbours_without_a_training_summary_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--add-neighbours: cannot read .*training_summary\.json"):
+        train_command(["--add-neighbours", "--output", str(tmp_path / "nothing")])
