@@ -180,6 +180,12 @@ def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_
 
         lines.append("alerts went to: " + ", ".join(shown(sink) for sink in settings.alerts.sinks)
                      + " (file sinks append across runs)")
+    if settings.source.kind == "replay" and stats.read and stats.duplicates == stats.read:
+        # a second `make run` into Redis exited 0 saying "0 new, 4230 duplicates" and nothing else (walkthrough)
+        lines.append(f"warning: every message was already counted in {redact_url(settings.windows.store_url)} "
+                     f"under key prefix {settings.windows.key_prefix!r}, so this run counted and alerted nothing -- "
+                     "replay into a fresh namespace (`monitor replay` without --namespace) or set another "
+                     "windows.key_prefix")
     return lines
 
 

@@ -184,3 +184,19 @@ def test_a_delegated_commands_help_names_the_global_options(capsys: pytest.Captu
     with pytest.raises(SystemExit) as done:
         main(["check", "--help"])
     assert done.value.code == 0 and "--config FILE" in capsys.readouterr().out
+
+
+def test_a_replay_whose_every_message_was_already_counted_says_so_and_how_to_count_them() -> None:
+    """Found by a walkthrough: a second `make run` into Redis exited 0 with "0 new, 4230 duplicates" and nothing
+    saying that the store already held them."""
+    from monitor.cli import where_things_went
+    from monitor.config import load_settings
+    from monitor.engine.pipeline import PipelineStats
+
+    settings = load_settings(windows={"store_url": "redis://:secret@127.0.0.1:6379/0"})
+    assert settings.source.kind == "replay"
+    lines = where_things_went(settings, PipelineStats(read=40, duplicates=40))
+    warning = next(line for line in lines if line.startswith("warning: "))
+    assert "already counted" in warning and "windows.key_prefix" in warning and "secret" not in warning
+    assert not any(line.startswith("warning: ") for line in where_things_went(
+        settings, PipelineStats(read=40, applied=1, duplicates=39)))
