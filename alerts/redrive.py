@@ -81,8 +81,8 @@ def alerts_command(argv: Sequence[str], settings: Settings) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     if not uses_redis(settings):
-        print("error: dead letters need the shared store: set windows.store_url to redis://... (memory:// is per "
-              "process)", file=sys.stderr)
+        print(f"error: monitor alerts {args.command} reads the shared outbox: set windows.store_url to redis://... "
+              "(memory:// is per process, so a memory store has no outbox to read)", file=sys.stderr)
         return 2
     sinks = [sink_name(url) for url in settings.alerts.sinks]
     if getattr(args, "sink", None) is not None and args.sink not in sinks:

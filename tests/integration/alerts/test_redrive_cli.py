@@ -70,7 +70,9 @@ async def test_redrive_refuses_an_unknown_sink_and_a_memory_store(
     assert await _cli(["redrive", "--sink", "nope"], _settings(redis_url, tmp_path)) == 2
     assert "not a configured sink" in capsys.readouterr().err
     assert await _cli(["dead-letters"], Settings()) == 2
-    assert "error: dead letters need the shared store" in capsys.readouterr().err
+    assert "error: monitor alerts dead-letters reads the shared outbox" in capsys.readouterr().err
+    assert await _cli(["sinks"], Settings()) == 2  # it said "dead letters need ..." for sinks too (walkthrough)
+    assert "error: monitor alerts sinks reads the shared outbox" in capsys.readouterr().err
 
 
 async def _cli(argv: list[str], settings: Settings) -> int:
@@ -81,7 +83,7 @@ def test_monitor_alerts_is_a_cli_command(capsys: pytest.CaptureFixture[str]) -> 
     from monitor.cli import main
 
     assert main(["alerts", "dead-letters"]) == 2  # the default config keeps alerts in memory
-    assert "error: dead letters need the shared store" in capsys.readouterr().err
+    assert "error: monitor alerts dead-letters reads the shared outbox" in capsys.readouterr().err
 
 
 async def test_a_changed_sink_url_leaves_a_backlog_that_is_named_at_start_and_adopted_by_the_new_sink(
