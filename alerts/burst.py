@@ -84,9 +84,12 @@ def required_log10p(negatives: int, shortest: bool, p: BurstParams) -> float | N
 
 
 def burst_test(negatives: int, volume: int, exposure: float, rates: Rates, scale_s: int,
-               p: BurstParams, *, shortest: bool = False) -> Finding | None:
+               p: BurstParams, *, shortest: bool = False, window_s: int | None = None) -> Finding | None:
     """The window's negative count against its expected count; a Finding when significant.
-    ``shortest``: the window is the shortest scale's (see ``BurstParams.short_min_negatives``)."""
+    ``shortest``: the window is the shortest scale's (see ``BurstParams.short_min_negatives``). ``window_s``: its
+    real length when cut shorter than ``scale_s`` (at the end of an earlier episode): the per-hour rates are over it,
+    not the nominal scale (dividing by 6 h a window cut to 2 h 15 m showed a third of the real rates: found by
+    review)."""
     mean = exposure * rates.rate
     needed = required_log10p(negatives, shortest, p)
     if exposure <= 0 or needed is None or negatives <= mean or rates.rate <= 0:
@@ -97,7 +100,7 @@ def burst_test(negatives: int, volume: int, exposure: float, rates: Rates, scale
         return None
     if negatives < volume and share_log10p(negatives, volume, rates, p.share_concentration) < p.share_gate_log10p:
         return None  # a window of negatives only is no mixed volume surge: the gate could veto it on power alone
-    hours = scale_s / HOUR_S
+    hours = (window_s or scale_s) / HOUR_S
     return Finding("burst", scale_s, negatives, volume, mean, lp, baseline=mean / hours, observed=negatives / hours)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import structlog
@@ -62,9 +62,10 @@ FLUSH_TIMEOUT_S = 5.0
 REBUILD_READ_BUCKETS = 288
 """A baseline rebuild reads the history this many buckets at a time (a day of 5-minute buckets), so the
 bulk read and what it holds stay bounded however long ``rebuild_history_s`` is."""
-REBUILD_YIELD_BUCKETS = 16
-"""...and lets the event loop run after stepping this many: rebuilding 14 days of a few hundred keys is
-seconds of CPU, which in one piece stalled Kafka heartbeats, lease renewal and /healthz."""
+REBUILD_READ_KEYS = 10_000
+"""...and at most this many keys in one read, letting the event loop run between reads and after every bucket (and
+within a big one: ``MultiScaleDetector.stepping``): rebuilding 14 days of a few hundred keys is seconds of CPU, which
+in one piece stalled Kafka heartbeats, lease renewal and /healthz, and one day of 96k spam keys was a 0.5 s read."""
 LIVE = (AlertStatus.PENDING, AlertStatus.FIRING)
 
 
@@ -75,6 +76,47 @@ def _merged(dense: Signal | None, multi: Signal) -> Signal:
     if not multi.triggered:
         return dense
     return replace(multi, triggered=(*multi.triggered, *dense.triggered))
+
+
+async def _stepped(detector: MultiScaleDetector, start: int, buckets: Mapping[str, BucketStats],
+                   evaluate: set[str]) -> AsyncIterator[Signal]:
+    """``detector.step``, letting other tasks run after each of its parts (``MultiScaleDetector.stepping``)."""
+    for part in detector.stepping(start, buckets, evaluate):
+        for sig in part:
+            yield sig
+        await asyncio.sleep(0)
+
+
+def _evidence_rank(key: str, pass_buckets: Iterable[BucketStats], known: Container[str]
+                   ) -> tuple[int, int, bool, int, str]:
+    """The order a capped pass keeps keys in: ``all`` and the topics, then the most negatives in the pass (what can
+    alert), then keys with an established baseline (``known``: multiscale) before new ones, then volume, then name."""
+    buckets = list(pass_buckets)
+    return key_rank(key)[0], -sum(b.negative for b in buckets), key not in known, -sum(b.volume for b in buckets), key
+
+
+def _chosen(candidates: list[str], room: int, pass_buckets: Mapping[str, Sequence[BucketStats]],
+            detector: MultiScaleDetector | None) -> list[str]:
+    """The ``room`` candidates a capped pass evaluates (by ``_evidence_rank``), in the candidates' order."""
+    known: Container[str] = detector.keys if detector is not None else ()
+    chosen = set(sorted(candidates, key=lambda k: _evidence_rank(k, pass_buckets.get(k, ()), known))[:room])
+    return [k for k in candidates if k in chosen]
+
+
+def _observed(detector: MultiScaleDetector | None, keys: Sequence[str], active: Sequence[str]) -> list[str]:
+    """Keys multiscale detection observes in a pass: the evaluated ones, the active keys it already tracks, and new
+    active keys while it has room for their state (a key left out of evaluation by the cap still has its negatives
+    counted: observing only the evaluated ones gave the rest exposure without negatives, a rate too low). New keys
+    past ``max_tracked_keys`` are not: observing 192k spam keys in one bucket blocked the event loop for 5 s, and
+    their states were evicted at once (found by review)."""
+    if detector is None:
+        return []
+    tracked = detector.keys
+    observed = {*keys, *(k for k in active if k in tracked)}
+    room = detector.cfg.max_keys - len(tracked) - sum(1 for k in observed if k not in tracked)
+    if room > 0:
+        observed.update([k for k in active if k not in observed][:room])
+    return sorted(observed)
 
 
 def _live_keys(states: dict[str, AlertState]) -> set[str]:
@@ -244,38 +286,20 @@ class AlertEngine(Service):
         to reuse. Name order let junk tickers sorting before a real one push it out: a ZION surge under a wave of
         ``AJ...`` tickers fired 65 minutes late, or never (found by review)."""
         tracked = _live_keys(states)
-        candidates = sorted(set(active) - tracked, key=key_rank)
-        room = max(0, self.settings.max_keys_per_evaluation - len(tracked))
+        candidates, room = self._candidates(active, tracked)
         found: dict[str, list[BucketStats]] = {}
         if len(candidates) > room:
             log.error("alert_keys_truncated", keys=len(candidates) + len(tracked), evaluated=room + len(tracked))
             found = {k: list(v) for k, v in (await self.store.buckets_many(candidates, first, closed_end)).items()}
-            chosen = set(sorted(candidates, key=lambda k: self._evidence_rank(k, found.get(k, ())))[:room])
-            candidates = [k for k in candidates if k in chosen]
+            await asyncio.sleep(0)  # ranking a spam bucket's keys takes a few tenths of a second: let others run
+            candidates = _chosen(candidates, room, found, self.multiscale)
+            await asyncio.sleep(0)
         return sorted(tracked) + candidates, found
 
-    def _evidence_rank(self, key: str, pass_buckets: Sequence[BucketStats]) -> tuple[int, int, bool, int, str]:
-        """The order a capped pass keeps keys in: ``all`` and the topics, then the most negatives in the pass (what
-        can alert), then keys with an established baseline (multiscale) before new ones, then volume, then name."""
-        known = self.multiscale is not None and key in self.multiscale.keys
-        negatives = sum(b.negative for b in pass_buckets)
-        volume = sum(b.volume for b in pass_buckets)
-        return key_rank(key)[0], -negatives, not known, -volume, key
-
-    def _observed(self, keys: Sequence[str], active: Sequence[str]) -> list[str]:
-        """Keys multiscale detection observes in a pass: the evaluated ones, the active keys it already tracks, and
-        new active keys while it has room for their state (a key left out of evaluation by the cap still has its
-        negatives counted: observing only the evaluated ones gave the rest exposure without negatives, a rate too
-        low). New keys past ``max_tracked_keys`` are not: observing 192k spam keys in one bucket blocked the event
-        loop for 5 s, and their states were evicted at once (found by review)."""
-        if self.multiscale is None:
-            return []
-        tracked = self.multiscale.keys
-        observed = {*keys, *(k for k in active if k in tracked)}
-        room = self.multiscale.cfg.max_keys - len(tracked) - sum(1 for k in observed if k not in tracked)
-        if room > 0:
-            observed.update([k for k in active if k not in observed][:room])
-        return sorted(observed)
+    def _candidates(self, active: Iterable[str], tracked: set[str]) -> tuple[list[str], int]:
+        """Active keys not tracked anyway, and how many of them ``max_keys_per_evaluation`` leaves room for."""
+        candidates = sorted(set(active) - tracked, key=key_rank)
+        return candidates, max(0, self.settings.max_keys_per_evaluation - len(tracked))
 
     async def _series(self, keys: Sequence[str], active: Sequence[str], first: int, closed_end: int
                       ) -> dict[str, KeySeries]:
@@ -310,31 +334,55 @@ class AlertEngine(Service):
 
     async def _rebuild(self, detector: MultiScaleDetector, first: int) -> None:
         """Fresh baselines from the store's history before ``first`` (after a start, a restart or a
-        failed evaluation: the state never runs ahead of the committed cursor). Keys are evaluated as
-        the live passes do (those with data, and those with a finding until it ends), so an episode
-        that ended in the history marks its windows spent again: stepping without evaluating forgot
-        that, and after every restart the tail of a story that had paged could page again."""
+        failed evaluation: the state never runs ahead of the committed cursor). Each bucket is stepped as a live pass
+        of that one bucket steps it (``_rebuild_step``), so an episode that ended in the history marks its windows
+        spent again: stepping without evaluating forgot that, and after every restart the tail of a story that had
+        paged could page again."""
         b = self.store.bucket_s
         fresh = MultiScaleDetector(detector.cfg)
         since = first - self.settings.rebuild_history_s
         history = await self.store.buckets(ALL_KEY, since, first)
         if history:
-            keys = await self.store.active_keys(history[0].start_s, first)
+            keys: set[str] = set()
             read_s = REBUILD_READ_BUCKETS * b
             for read_start in range(history[0].start_s, first, read_s):
                 read_end = min(first, read_start + read_s)
-                by_bucket = await self._pass_buckets(keys, read_start, read_end)
-                for n, start in enumerate(range(read_start, read_end, b), 1):
-                    stats = by_bucket.get(start, {})
-                    fresh.step(start, stats, {k for k, st in stats.items() if st.volume} | fresh.active)
-                    if n % REBUILD_YIELD_BUCKETS == 0:
-                        await asyncio.sleep(0)
+                active = await self.store.active_keys(read_start, read_end)
+                keys.update(active)
+                by_bucket: dict[int, dict[str, BucketStats]] = {}
+                for i in range(0, len(active), REBUILD_READ_KEYS):
+                    part = await self._pass_buckets(active[i:i + REBUILD_READ_KEYS], read_start, read_end)
+                    for start, of_bucket in part.items():
+                        by_bucket.setdefault(start, {}).update(of_bucket)
+                    await asyncio.sleep(0)
+                for start in range(read_start, read_end, b):
+                    await self._rebuild_step(fresh, start, by_bucket.get(start, {}))
             log.info("alert_baselines_rebuilt", since_s=history[0].start_s, until_s=first, keys=len(keys))
         fresh.until_s = first
         self.multiscale = fresh
 
-    def _signals(self, start: int, series: dict[str, KeySeries], buckets: dict[str, BucketStats],
-                 live: set[str], evaluated: set[str]) -> list[Signal]:
+    async def _rebuild_step(self, fresh: MultiScaleDetector, start: int, stats: Mapping[str, BucketStats]) -> None:
+        """One bucket of the rebuild, with the keys a live pass of it evaluates and observes: its keys with data up to
+        ``max_keys_per_evaluation`` and those with a finding until it ends (live: those with a live alert), new keys
+        observed only while ``max_tracked_keys`` has room. Every key of the bucket, as before, made a restart's state
+        differ from the live one after a spam bucket, and froze the event loop for 12 s observing 96k keys (found by
+        review)."""
+        active = sorted(k for k, st in stats.items() if st.volume)
+        tracked = set(fresh.active)
+        candidates, room = self._candidates(active, tracked)
+        if len(candidates) > room:  # ranking a spam bucket's keys takes a few tenths of a second: let others run
+            await asyncio.sleep(0)
+            candidates = _chosen(candidates, room, {k: (stats[k],) for k in candidates}, fresh)
+            await asyncio.sleep(0)
+        keys = sorted(tracked) + candidates
+        observed = {k: stats[k] for k in (*_observed(fresh, keys, active), ALL_KEY) if k in stats}
+        evaluated = {*keys, ALL_KEY}
+        wanted = {k for k, st in observed.items() if st.volume and k in evaluated} | tracked
+        async for _ in _stepped(fresh, start, observed, wanted):
+            pass
+
+    async def _signals(self, start: int, series: dict[str, KeySeries], buckets: dict[str, BucketStats],
+                       live: set[str], evaluated: set[str]) -> list[Signal]:
         """Signals of one bucket: evaluated keys with data in it, plus keys with a live alert (so they resolve).
         Multiscale detection observes every key in ``buckets``."""
         by_key: dict[str, Signal] = {}
@@ -344,7 +392,7 @@ class AlertEngine(Service):
                     by_key[key] = detect(ks, start, self.detector_config)
         if self.multiscale is not None:
             wanted = {k for k, st in buckets.items() if st.volume and k in evaluated} | live
-            for sig in self.multiscale.step(start, buckets, wanted):
+            async for sig in _stepped(self.multiscale, start, buckets, wanted):
                 by_key[sig.key] = _merged(by_key.get(sig.key), sig)
         return [by_key[k] for k in sorted(by_key)]
 
@@ -410,7 +458,7 @@ class AlertEngine(Service):
         keys, ranked = await self._keys(active, states, first, closed_end)
         dense = self.settings.detection != "multiscale"
         series = await self._series(keys, active, first, closed_end) if dense else {}
-        by_bucket = (await self._pass_buckets(self._observed(keys, active), first, closed_end, ranked)
+        by_bucket = (await self._pass_buckets(_observed(self.multiscale, keys, active), first, closed_end, ranked)
                      if self.multiscale else {})
         evaluated = {*keys, ALL_KEY}
         changed: set[str] = set()
@@ -419,7 +467,7 @@ class AlertEngine(Service):
         historical: list[str] = []
         for start in range(first, closed_end, b):
             live = _live_keys(states)
-            signals = self._signals(start, series, by_bucket.get(start, {}), live, evaluated)
+            signals = await self._signals(start, series, by_bucket.get(start, {}), live, evaluated)
             if self.signal_observer is not None:
                 for sig in signals:
                     self.signal_observer(sig)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -120,6 +120,9 @@ class KeyState:
         return self.latest[0][0] + MEMBER_TTL_S
 
 
+STEP_CHUNK_KEYS = 1000
+"""Keys a ``stepping`` part observes or evaluates (about a tenth of a second of CPU)."""
+
 EVICT_TO_SHARE = 0.9
 """Eviction goes down to this share of ``max_keys``: a full state is ranked once per tenth of it, not per bucket."""
 
@@ -171,8 +174,17 @@ class MultiScaleDetector:
     def step(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str]) -> list[Signal]:
         """Advance through the bucket at ``start_s`` (consecutive buckets only) and return a signal
         for every key in ``evaluate`` (keys with data there, keys with live alerts)."""
+        return [sig for part in self.stepping(start_s, buckets, evaluate) for sig in part]
+
+    def stepping(self, start_s: int, buckets: Mapping[str, BucketStats], evaluate: Iterable[str],
+                 chunk_keys: int = STEP_CHUNK_KEYS) -> Iterator[list[Signal]]:
+        """``step`` in parts of at most ``chunk_keys`` keys observed or evaluated, each part's signals yielded as it
+        ends, so an async caller can let other tasks run between them: a bucket naming 96k spam tickers was one step
+        of 12 s that froze the event loop (found by review). ``until_s`` is None until the bucket is observed, so a
+        step left unfinished is never taken for a state standing at its start."""
         if self.until_s is not None and start_s != self.until_s:
             raise ValueError(f"buckets must be stepped in order: expected {self.until_s}, got {start_s}")
+        self.until_s = None
         all_stats = buckets.get(ALL_KEY, BucketStats(ALL_KEY, start_s))
         groups: dict[str, BucketStats] = {}
         for key, stats in buckets.items():
@@ -181,14 +193,24 @@ class MultiScaleDetector:
                 groups[g] = stats if g not in groups else groups[g].merge(stats)
         self.stream.advance(start_s, all_stats, groups)
         self._segment_cache.clear()
+        done = 0
         for key, stats in buckets.items():
             if stats.volume:
                 self._observe(key, stats)
+                done += 1
+                if done % chunk_keys == 0:
+                    yield []
         self._expire_members(start_s)
         self.until_s = start_s + self.cfg.bucket_s
-        signals = [self._signal(key, start_s) for key in sorted(set(evaluate))]
+        signals: list[Signal] = []
+        for key in sorted(set(evaluate)):
+            signals.append(self._signal(key, start_s))
+            done += 1
+            if done % chunk_keys == 0:
+                yield signals
+                signals = []
         self._evict()
-        return signals
+        yield signals
 
     def _state(self, key: str, start_s: int) -> KeyState:
         state = self.keys.get(key)
@@ -235,16 +257,17 @@ class MultiScaleDetector:
             self._leave_group(st)
 
     def _weights(self, st: KeyState) -> Weights | None:
-        """The key's rhythm weights; a ``topic_ticker`` key borrows its ticker's (far more messages tell the same
-        company's rhythm: a topic of a Tokyo ticker kept the stream's, and paged at night)."""
+        """The key's rhythm weights as last recomputed (``RhythmProfile.refresh``, when the key was observed); a
+        ``topic_ticker`` key borrows its ticker's (far more messages tell the same company's rhythm: a topic of a Tokyo
+        ticker kept the stream's, and paged at night). Reading them recomputes nothing, so it may happen at any
+        bucket: borrowing once also moved the ticker's refresh schedule (found by review)."""
         key = st.baseline.key
         if key.startswith("topic_ticker:") and "|" in key:
             ticker = self.keys.get("ticker:" + key.rsplit("|", 1)[1])
             if ticker is not None and ticker.baseline.rhythm is not None:
-                ticker.baseline.catch_up(self.stream)  # its weights settle at the stream's horizon
                 st = ticker
         rhythm = st.baseline.rhythm
-        return None if rhythm is None else rhythm.weights(self.stream)
+        return None if rhythm is None else rhythm.weights
 
     def _segments(self, start_s: int, end_s: int) -> list[tuple[int, int, int]]:
         """``hour_segments`` of the window, cached for the bucket being stepped (every key asks the same windows)."""
@@ -289,6 +312,8 @@ class MultiScaleDetector:
     def _observe(self, key: str, stats: BucketStats) -> None:
         st = self._state(key, stats.start_s)
         st.baseline.catch_up(self.stream)
+        if st.baseline.rhythm is not None:
+            st.baseline.rhythm.refresh(self.stream)
         rates = st.baseline.rates(self.stream, self.cfg.prior_strength)
         self._advance_cusum(st, stats.start_s, rates)
         st.baseline.add_recent(stats)
@@ -341,7 +366,9 @@ class MultiScaleDetector:
                     continue
                 previous_start_s = w.start_s
                 shortest = scale == cfg.scales_s[0] or scale <= cfg.burst.short_max_scale_s
-                for f in (burst_test(w.negatives, w.volume, w.exposure, rates, scale, cfg.burst, shortest=shortest),
+                window_s = start_s + cfg.bucket_s - w.start_s
+                for f in (burst_test(w.negatives, w.volume, w.exposure, rates, scale, cfg.burst, shortest=shortest,
+                                     window_s=window_s),
                           share_test(w.negatives, w.volume, rates, scale, cfg.shift),
                           score_test(w.negatives, w.volume, w.score_sum, rates, scale, cfg.shift)):
                     if f is not None:
@@ -357,8 +384,7 @@ class MultiScaleDetector:
             self.active.add(key)
         else:
             self.active.discard(key)
-        return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed,
-                          cfg.scales_s[0])
+        return _to_signal(key, start_s, cfg.bucket_s, windows[0], rates, st, tuple(findings), suppressed)
 
     def _evict(self) -> None:
         """Over ``max_keys`` states, drop the least established keys (fewest decayed sightings) down to
@@ -402,8 +428,11 @@ class MultiScaleDetector:
 
 
 def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rates | None, st: KeyState,
-               findings: tuple[Finding, ...], suppressed: str | None, first_scale_s: int) -> Signal:
+               findings: tuple[Finding, ...], suppressed: str | None) -> Signal:
+    """The key's signal; its expected rate per hour is over the shortest window's real length (cut at the end of an
+    earlier episode, it is shorter than the scale: found by review)."""
     top = findings[0] if findings else None
+    first_s = start_s + bucket_s - first.start_s
     volume = top.volume if top else first.volume
     negatives = top.negatives if top else first.negatives
     neg_share = negatives / volume if volume else 0.0
@@ -419,5 +448,5 @@ def _to_signal(key: str, start_s: int, bucket_s: int, first: _Window, rates: Rat
         z_robust=top.log10p if top else 0.0, cusum=st.cusum.value, score_drop=base_score - mean_score,
         triggered=tuple(f.name for f in findings), suppressed=suppressed, findings=findings,
         scale_s=top.scale_s if top else 0,
-        expected_negatives_per_h=first.exposure * rates.rate * HOUR_S / first_scale_s if rates else 0.0,
+        expected_negatives_per_h=first.exposure * rates.rate * HOUR_S / first_s if rates else 0.0,
     )

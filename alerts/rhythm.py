@@ -102,8 +102,9 @@ class Weights:
 
 
 REFRESH_EVERY = 12
-"""A key's weights are recomputed every this many of its catch-ups (an hour of 5-minute buckets), not at each: they
-move by the day, and computing them at every bucket made a multiscale step 2.4 times as slow (found by review)."""
+"""A key's weights are recomputed when it is observed at least this many buckets (an hour of 5-minute buckets) after
+the last time, not at each bucket: they move by the day, and computing them at every bucket made a multiscale step
+2.4 times as slow (found by review)."""
 
 
 @dataclass(slots=True)
@@ -112,14 +113,21 @@ class RhythmProfile:
 
     Catching up is lazy: the decays multiply into ``pending`` and the marginals settle (decay + the stream's exposure
     since) only when the weights are recomputed. ``(e - snapshot) * f1 * f2 + now`` is what two settles give, so the
-    result is the same; a fold in between is entered divided by ``pending``, which the settle multiplies back."""
+    result is the same; a fold in between is entered divided by ``pending``, which the settle multiplies back.
+
+    The weights are recomputed only in ``refresh``, which the detector calls when the key is observed (a bucket with
+    its own messages): live, replay and a rebuild after a restart all observe the same buckets, so they recompute at
+    the same ones. Counting catch-ups instead made it depend on how often the key was *evaluated* (a live alert is
+    evaluated at every bucket, a rebuild evaluates only buckets with data), and a restarted engine paged differently
+    from a continuous one (found by review)."""
 
     hours: Marginal
     days: Marginal
     pending: float = 1.0
-    _weights: Weights | None = None
-    _due: int = 0
-    """Catch-ups left before the weights are recomputed (0: at the next ask)."""
+    weights: Weights | None = None
+    """The weights as last recomputed (None before the key has data), read at any bucket."""
+    _refreshed_s: int | None = None
+    """The horizon the weights were last recomputed at (None: never)."""
 
     @classmethod
     def starting(cls, stream: StreamState) -> RhythmProfile:
@@ -127,22 +135,23 @@ class RhythmProfile:
 
     def catch_up(self, factor: float) -> None:
         self.pending *= factor
-        self._due -= 1
 
     def fold(self, stats: BucketStats, weight: float) -> None:
         volume = weight * stats.volume / self.pending
         self.hours.fold(hour_of(stats.start_s), volume)
         self.days.fold(day_of(stats.start_s), volume)
 
-    def weights(self, stream: StreamState) -> Weights | None:
-        """The key's weights (None before it has data), recomputed every ``REFRESH_EVERY`` catch-ups. ``stream``
-        must stand at the key's horizon (its baseline just caught up)."""
-        if self._due <= 0:
-            self._settle(stream)
-            hours, days = self.hours.factors(PSEUDO_MESSAGES), self.days.factors(PSEUDO_MESSAGES)
-            self._weights = None if hours is None or days is None else Weights(hours, days)
-            self._due = REFRESH_EVERY
-        return self._weights
+    def refresh(self, stream: StreamState) -> None:
+        """Recompute the weights when ``REFRESH_EVERY`` buckets have passed since the last time. Called only when the
+        key is observed (class doc); ``stream`` must stand at the key's horizon (its baseline just caught up)."""
+        horizon = stream.horizon_s
+        if horizon is None or (self._refreshed_s is not None
+                               and horizon - self._refreshed_s < REFRESH_EVERY * stream.bucket_s):
+            return
+        self._settle(stream)
+        hours, days = self.hours.factors(PSEUDO_MESSAGES), self.days.factors(PSEUDO_MESSAGES)
+        self.weights = None if hours is None or days is None else Weights(hours, days)
+        self._refreshed_s = horizon
 
     def _settle(self, stream: StreamState) -> None:
         self.hours.settle(stream.folded_hours, self.pending)

@@ -63,3 +63,12 @@ def test_a_window_of_negatives_only_passes_the_share_gate_on_a_key_whose_share_i
     assert burst_test(2, 2, 0.5, ordinary, 1800, PAIR, shortest=True) is not None
     assert burst_test(3, 3, 0.5, ordinary, 7200, PAIR) is not None
     assert burst_test(2, 5, 0.5, ordinary, 1800, PAIR, shortest=True) is None  # 2 of 5: share not above
+
+
+def test_a_window_cut_shorter_than_its_scale_gives_its_rates_per_hour_over_its_real_length() -> None:
+    """Found by review: a window cut at the end of an earlier episode had its counts divided by the nominal scale."""
+    nominal = burst_test(4, 4, 0.5, QUIET, 21600, BurstParams())
+    cut = burst_test(4, 4, 0.5, QUIET, 21600, BurstParams(), window_s=7200)
+    assert nominal is not None and cut is not None and cut.scale_s == 21600
+    assert nominal.observed == pytest.approx(4 / 6) and cut.observed == pytest.approx(4 / 2)
+    assert cut.baseline == pytest.approx(cut.expected / 2)

@@ -308,6 +308,37 @@ def test_a_second_story_right_after_an_episode_is_reported_once_not_at_every_sca
         assert len(counts) == len(set(counts)), sig.triggered
 
 
+def test_a_window_cut_at_the_end_of_an_episode_gives_its_rates_per_hour_over_its_real_length() -> None:
+    """Found by review: a window cut to 2 h 15 m at the end of an earlier episode was reported as "burst@6h ...
+    usual 0.17 negatives/h, now 1.3/h": its counts divided by the nominal 6 h, a third of the real rates."""
+    det = MultiScaleDetector(cfg())
+    run(det, history(4))
+    start = 4 * DAY // B
+
+    def step(j: int, negatives: int) -> Signal:
+        t = DAY0_S + (start + j) * B
+        keys = background(start + j)
+        if negatives:
+            keys[KEY] = bucket(KEY, t, negatives, 0)
+        full = with_all(keys, t)
+        return next(s for s in det.step(t, full, [*full, KEY]) if s.key == KEY)
+
+    assert [step(j, 3).active for j in range(3)][-1], "the first story fires"
+    j = 3
+    while step(j, 0).active:
+        j += 1
+    second = [step(j + k, 3) for k in range(1, 3)]
+    cut = [(sig, f) for sig in second for f in sig.findings
+           if f.detector == "burst" and f.start_s is not None and f.start_s > sig.bucket_end_s - f.scale_s]
+    assert cut, "the second story fires on windows cut at the end of the first"
+    for sig, f in cut:
+        assert f.start_s is not None
+        hours = (sig.bucket_end_s - f.start_s) / 3600
+        assert f.observed == pytest.approx(f.negatives / hours) and f.baseline == pytest.approx(f.expected / hours)
+        if f.scale_s == det.cfg.scales_s[0]:
+            assert sig.expected_negatives_per_h == pytest.approx(f.expected / hours)
+
+
 def test_a_flood_of_one_off_keys_evicts_them_not_the_established_keys_or_all() -> None:
     """Found by review: eviction by last sighting dropped every real key without a message in the spam bucket, then
     ``all`` (ties by name); their baselines restarted from nothing and paged on ordinary flow."""
@@ -367,13 +398,13 @@ def test_the_rhythm_of_a_key_on_the_streams_rhythm_stays_near_one_and_a_key_off_
     run(det, _two_rhythms(14))
     us = det.keys["ticker:US1"].baseline.rhythm
     assert us is not None
-    weights = us.weights(det.stream)
+    weights = us.weights
     assert weights is not None
     busy = [weights.hours[h] for h in range(14, 21)]
     assert max(busy) / min(busy) < 1.5 and 0.6 < busy[3] < 1.6
     tokyo = det.keys["ticker:TKY"].baseline.rhythm
     assert tokyo is not None
-    tokyo_weights = tokyo.weights(det.stream)
+    tokyo_weights = tokyo.weights
     assert tokyo_weights is not None
     assert min(tokyo_weights.hours[:6]) > 5 * max(tokyo_weights.hours[14:21]), "its own hours weigh more"
 
@@ -402,7 +433,7 @@ def test_a_key_busy_at_weekends_when_the_stream_is_not_is_judged_by_its_own_week
     if profile:
         rhythm = det.keys["ticker:COIN"].baseline.rhythm
         assert rhythm is not None
-        w = rhythm.weights(det.stream)
+        w = rhythm.weights
         assert w is not None
         assert min(w.days[5:]) > 3 * max(w.days[:5])
 
@@ -459,3 +490,36 @@ def test_the_expiry_heap_stays_within_a_small_multiple_of_the_key_bound_under_a_
         det.step(start, buckets, [])
     assert len(det.keys) <= 100
     assert len(det.expiries) <= 2 * len(det.keys) + 1024 + 200, "one bucket's members on top of the rebuild bound"
+
+
+def test_a_keys_rhythm_weights_do_not_depend_on_how_often_it_is_evaluated() -> None:
+    """Found by review: the weights were recomputed every 12 catch-ups of the key, so a key also evaluated at its empty
+    buckets (a live alert is, a rebuild after a restart does not) got other weights, and other alerts, from then on."""
+    sparse, often = MultiScaleDetector(cfg()), MultiScaleDetector(cfg())
+    seen: list[dict[int, float]] = [{}, {}]
+    for i, keys in _two_rhythms(4):
+        t = DAY0_S + i * B
+        full = with_all(keys, t)
+        for det, out, extra in ((sparse, seen[0], []), (often, seen[1], ["ticker:TKY"] if i % 7 == 0 else [])):
+            for s in det.step(t, full, [k for k, v in full.items() if v.volume] + extra):
+                if s.key == "ticker:TKY" and "ticker:TKY" in keys:
+                    out[t] = s.expected_negatives_per_h
+    assert len(seen[0]) > 100 and seen[0].keys() == seen[1].keys()
+    assert seen[1] == pytest.approx(seen[0], rel=1e-9)
+
+
+def test_stepping_in_parts_gives_the_signals_of_one_step_and_is_never_taken_for_a_finished_state() -> None:
+    """The engine lets other tasks run between parts (a bucket of 96k spam keys was one 12 s step: found by review);
+    a step abandoned between them must not look like a state standing at the bucket's start."""
+    whole, parts = MultiScaleDetector(cfg()), MultiScaleDetector(cfg())
+    run(whole, history(1))
+    run(parts, history(1))
+    t = DAY0_S + DAY
+    keys = with_all({f"ticker:J{n:03d}": bucket(f"ticker:J{n:03d}", t, 1, 1) for n in range(45)}, t)
+    expected = whole.step(t, keys, list(keys))
+    stepping = parts.stepping(t, keys, list(keys), chunk_keys=10)
+    assert next(stepping) == [] and parts.until_s is None, "mid-step: valid for no bucket sequence"
+    got = [sig for part in stepping for sig in part]
+    assert [(s.key, s.expected_negatives_per_h, s.triggered) for s in got] == [
+        (s.key, s.expected_negatives_per_h, s.triggered) for s in expected]
+    assert parts.until_s == whole.until_s == t + B
