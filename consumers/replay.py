@@ -16,7 +16,7 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from io import BufferedIOBase, BufferedReader, TextIOWrapper
 from pathlib import Path
@@ -67,10 +67,11 @@ def csv_columns(path: Path, header: Sequence[str]) -> list[str]:
     return columns
 
 
-def check_csv_header(path: Path, max_line_bytes: int | None = None) -> None:
+def check_csv_header(path: Path, max_line_bytes: int | None = None, *, warn: bool = True) -> None:
     """Refuse a CSV file whose header lacks a required column, names one twice or cannot be read, and warn once
-    about columns that are ignored (a ``symbols`` column lost every ticker without a word). An empty file has no
-    header and no rows. ``max_line_bytes`` as for ``iter_lines``."""
+    about columns that are ignored (a ``symbols`` column lost every ticker without a word; ``warn=False`` for a
+    check before the one that warns). An empty file has no header and no rows. ``max_line_bytes`` as for
+    ``iter_lines``."""
     try:
         with _open_text(path) as fh:
             header = _header(path, csv.DictReader(_BoundedLines(fh, csv_line_limit(max_line_bytes))))
@@ -79,7 +80,7 @@ def check_csv_header(path: Path, max_line_bytes: int | None = None) -> None:
     if header is None:
         return
     unknown = [name for name in header if name not in _CSV_KNOWN]
-    if unknown:
+    if unknown and warn:
         log.warning("csv_columns_ignored", file=str(path), ignored=unknown, known=list(_CSV_KNOWN))
 
 
@@ -440,7 +441,7 @@ def _open_text(path: Path) -> TextIOWrapper:
     return TextIOWrapper(open_input(path), encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def iter_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes, Any]]:
+def iter_lines(path: Path, max_line_bytes: int | None = None) -> Generator[tuple[int, bytes, Any], None, None]:
     """(line number, raw bytes, decoded object or an ``InvalidMessage``) for each record of a file.
     JSONL lines longer than ``max_line_bytes`` are ``oversized`` (raw cut to that bound) and never decoded; a CSV
     line of more characters is one ``bad_csv`` record (``csv_line_limit``), never held whole either.
@@ -519,6 +520,7 @@ class FileReplaySource(Service):
         """Files whose gzip data broke off (``bad_gzip``): the rows after the break were never read."""
         self.committed: tuple[str, int] | None = None
         self._pace_origin: tuple[float, float] | None = None
+        self._behind_logged = False
 
     async def _start(self) -> None:
         missing = [str(p) for p in self.paths if not p.is_file()]
@@ -538,22 +540,36 @@ class FileReplaySource(Service):
             raise InvalidMessage("oversized", f"record has {size} bytes, limit is {self.max_message_bytes}")
         return guarded(lambda: message_from_dict(obj, max_text_chars=self.max_text_chars, bounds=self.bounds))
 
-    async def _pace(self, msg: RawMessage) -> None:
+    def _due_in(self, msg: RawMessage) -> float:
+        """Seconds until ``msg`` is due at ``speed`` (<= 0: due now). A gap or a lag past ``MAX_PACE_WAIT_S`` moves
+        the origin to this line, so pacing goes on from here instead of sleeping the gap or never sleeping again."""
         if self.speed <= 0:
-            return
+            return 0.0
         event_s = msg.event_time.timestamp()
         if self._pace_origin is None:
             self._pace_origin = (time.monotonic(), event_s)
-            return
-        wall0, event0 = self._pace_origin
-        delay = (event_s - event0) / self.speed - (time.monotonic() - wall0)
+            return 0.0
+        event0 = self._pace_origin[1]
+        delay = self._schedule_delay(event_s)
         if delay > MAX_PACE_WAIT_S:  # a night without news, or one line dated far ahead: skip the gap, not
             log.info("replay_gap_skipped", would_wait_s=round(delay), event_gap_s=round(event_s - event0))
             self._pace_origin = (time.monotonic(), event_s)  # sleep it (results depend on event time only)
-        elif delay < -MAX_PACE_WAIT_S:  # the origin is a line dated far ahead (which the pipeline then refused):
-            self._pace_origin = (time.monotonic(), event_s)  # every later line was behind it, and none slept
-        elif delay > 0:
-            await asyncio.sleep(delay)
+        elif delay < -MAX_PACE_WAIT_S:  # the origin is a line dated far ahead (which the pipeline then refused),
+            if event_s >= event0 and not self._behind_logged:  # or the pipeline is slower than the speed asks
+                self._behind_logged = True
+                log.warning("replay_behind_schedule", behind_s=round(-delay), speed=self.speed,
+                            hint="the pipeline classifies slower than source.replay_speed asks; pacing restarts "
+                                 "from this line, so event time runs slower than the speed says")
+            self._pace_origin = (time.monotonic(), event_s)  # else every later line was behind it, none slept
+        else:
+            return delay
+        return 0.0
+
+    def _schedule_delay(self, event_s: float) -> float:
+        """Seconds from now until event time ``event_s`` is due against the pacing origin."""
+        assert self._pace_origin is not None
+        wall0, event0 = self._pace_origin
+        return (event_s - event0) / self.speed - (time.monotonic() - wall0)
 
     async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
         batch: list[SourceRecord] = []
@@ -569,11 +585,17 @@ class FileReplaySource(Service):
                     await self.dead_letter.send(raw, exc.reason, exc.detail, wire.origin)
                     continue
                 self.read_count += 1
-                if self.speed > 0 and batch:
-                    # paced: hand over what we have before sleeping, so latency stays low
-                    yield batch
-                    batch = []
-                await self._pace(msg)
+                delay = self._due_in(msg)
+                if delay > 0:
+                    # paced: hand over what we have before sleeping, so latency stays low; a line already due
+                    # joins the batch instead (found by review: one classifier batch per message made a paced
+                    # replay fall far behind its speed)
+                    if batch:
+                        yield batch
+                        batch = []
+                        delay = self._schedule_delay(msg.event_time.timestamp())  # the batch's work took time
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 batch.append(SourceRecord(msg, (str(path), line_no), wire=wire))
                 if len(batch) >= max_records:
                     yield batch

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import tempfile
@@ -251,6 +252,59 @@ async def test_one_line_dated_far_ahead_does_not_turn_pacing_off_for_the_rest_of
                                                max_text_chars=1000, speed=100.0))
     assert [r.message.id for r in records] == ["a", "far", "r1", "r2", "r3", "r4"]
     assert time.monotonic() - started >= 0.3 * 0.95  # r1 -> r4: 30 s of event time at 100x, paced again
+
+
+async def test_a_paced_replay_hands_lines_already_due_over_in_one_batch_not_one_batch_each(tmp_path: Path) -> None:
+    """Found by review: the pending batch was handed over before every line even when no sleep followed, so the
+    README's dashboard demo classified one message per batch (2,836 batches for 2,836 messages) and ran far slower
+    than its speed."""
+    path = tmp_path / "h.jsonl"
+    path.write_text("".join(_line(str(i), "2026-01-01T00:00:00Z") for i in range(50)))
+    source = FileReplaySource([path], CollectingDeadLetter(), max_message_bytes=10_000, max_text_chars=1000,
+                              speed=100.0)
+    async with source:
+        sizes = [len(batch) async for batch in source.batches(20, 10)]
+    assert sizes == [20, 20, 10]
+
+
+async def test_a_paced_replay_still_hands_each_line_over_before_sleeping_to_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text("".join(_line(str(i), f"2026-01-01T00:00:{i * 20:02d}Z") for i in range(4)))
+    source = FileReplaySource([path], CollectingDeadLetter(), max_message_bytes=10_000, max_text_chars=1000,
+                              speed=100.0)
+    started = time.monotonic()
+    async with source:
+        sizes = [len(batch) async for batch in source.batches(20, 10)]
+    assert sizes == [1, 1, 1, 1] and time.monotonic() - started >= 0.6 * 0.95  # 60 s of event time at 100x
+
+
+async def test_a_paced_replay_slower_than_its_speed_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: pacing restarted silently each time the replay fell a minute behind schedule."""
+    monkeypatch.setattr("consumers.replay.MAX_PACE_WAIT_S", 0.05)
+    path = tmp_path / "h.jsonl"
+    path.write_text("".join(_line(str(i), f"2026-01-01T00:00:{i:02d}Z") for i in range(12)))
+    source = FileReplaySource([path], CollectingDeadLetter(), max_message_bytes=10_000, max_text_chars=1000,
+                              speed=1000.0)
+    read = 0
+    with capture_logs() as logs:
+        async with source:
+            async for batch in source.batches(100, 10):
+                read += len(batch)
+                await asyncio.sleep(0.1)  # a classifier slower than 1 ms of wall time per line
+    assert read == 12
+    assert [e["event"] for e in logs if e["event"] == "replay_behind_schedule"] == ["replay_behind_schedule"]
+
+
+async def test_a_line_dated_far_ahead_is_not_reported_as_the_replay_falling_behind(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(_line("a", "2026-01-01T00:00:00Z") + _line("far", "2026-12-01T00:00:00Z")
+                    + _line("b", "2026-01-01T00:00:01Z"))
+    with capture_logs() as logs:
+        records = await _read_all(FileReplaySource([path], CollectingDeadLetter(), max_message_bytes=10_000,
+                                                   max_text_chars=1000, speed=100.0))
+    assert len(records) == 3 and not [e for e in logs if e["event"] == "replay_behind_schedule"]
 
 
 def _record_of(size: int, mid: str, t: str) -> bytes:
