@@ -23,7 +23,7 @@ from aiokafka.helpers import create_ssl_context
 
 from consumers.schema import InvalidMessage, guarded, parse_message
 from monitor.config import ConfigError, KafkaSettings, SourceSettings
-from monitor.fatal import KAFKA_CODEC_FIX, KAFKA_REACH_FIX, StartupError, kafka_fix
+from monitor.fatal import KAFKA_CODEC_FIX, KAFKA_REACH_FIX, StartupError, kafka_fix, named
 from monitor.time_bounds import EventTimeBounds
 from monitor.types import RawMessage, SourceKind, WireRecord
 
@@ -42,7 +42,7 @@ def cannot_start(settings: KafkaSettings, doing: str, exc: BaseException) -> Kaf
     ACL that refuses the client is not a broker that is down."""
     fix = kafka_fix(exc) if isinstance(exc, KafkaError) else KAFKA_REACH_FIX
     return KafkaUnavailableError(f"kafka.bootstrap_servers {settings.bootstrap_servers}: the {doing} "
-                                 f"({type(exc).__name__}: {exc}) -- {fix}")
+                                 f"({named(exc)}) -- {fix}")
 
 
 async def start_client(client: Any, settings: KafkaSettings, role: str) -> None:

@@ -80,3 +80,13 @@ async def test_a_client_that_cannot_connect_at_start_is_told_to_check_the_broker
         await start_client(client, Settings().kafka, "consumer")
     assert str(caught.value).startswith("kafka.bootstrap_servers 127.0.0.1:9092: the consumer cannot connect")
     assert "up and reachable" in str(caught.value)
+
+
+async def test_a_client_that_cannot_connect_names_the_error_type_once() -> None:
+    """Found by review: "(KafkaConnectionError: KafkaConnectionError: Unable to bootstrap ...)" -- aiokafka's
+    errors already start with their type."""
+    client = RefusedClient(KafkaConnectionError("Unable to bootstrap from 127.0.0.1:9092"))
+    with pytest.raises(KafkaUnavailableError) as caught:
+        await start_client(client, Settings().kafka, "consumer")
+    assert "(KafkaConnectionError: Unable to bootstrap from 127.0.0.1:9092) -- " in str(caught.value)
+    assert str(caught.value).count("KafkaConnectionError") == 1
