@@ -305,6 +305,16 @@ def _redis_url_options() -> frozenset[str]:
     return frozenset(names - {"self", "kwargs", "host", "port"})
 
 
+PASSWORD_ESCAPES = "a '#', '?' or '/' in the password must be percent-encoded: %23, %3F, %2F"
+
+
+def cut_short_by_password(parts: SplitResult) -> bool:
+    """True when a '#' or '?' (in the password, as a rule) cut the URL short: the host after the '@' landed in the
+    query or fragment and the password's first part was read as the port (found by review: the message said the
+    port was not a number, echoing that part)."""
+    return bool(parts.fragment) or "@" in parts.query
+
+
 def check_redis_url(url: str) -> None:
     """``ValueError`` naming what is wrong in a ``redis://``/``rediss://`` URL (its db, a query option) and the fix."""
     from urllib.parse import parse_qs, urlsplit
@@ -312,6 +322,8 @@ def check_redis_url(url: str) -> None:
     from redis.asyncio.connection import parse_url
 
     parts = urlsplit(url)
+    if cut_short_by_password(parts):  # not echoed: the query or fragment holds part of the password
+        raise ValueError(f"a '#' or '?' cuts the URL short -- {PASSWORD_ESCAPES}")
     db = parts.path.strip("/")
     if db and not db.isdigit():  # not echoed: with a '/' in the password, the "path" holds part of it
         raise ValueError("what follows host:port/ is not a database number -- write redis://host:6379/0 (a db number "

@@ -231,6 +231,27 @@ def test_a_password_with_a_slash_does_not_leak_through_the_database_message(
     assert "Zk9p" not in text and "Vm1S" not in text and "%2F" in text
 
 
+@pytest.mark.parametrize("url", ["redis://:Zk9p#Vm1S@redis.internal:6379/0", "redis://:Zk9p?Vm1S@redis.internal:6379/0",
+                                 "rediss://:Zk9p?Vm1S=x@redis.internal:6379/0"])
+def test_a_password_with_a_hash_or_question_mark_is_said_to_need_percent_encoding_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
+) -> None:
+    """Found by review: the part before the '#' or '?' was read as the port, so the message said the port was not a
+    number (echoing that part of the password) and advised fixing a timeout."""
+    monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", url)
+    text = error_of(tmp_path, "")
+    assert "windows.store_url" in text and "%23, %3F, %2F" in text
+    assert "Zk9p" not in text and "Vm1S" not in text and "Port" not in text
+
+
+def test_a_percent_encoded_hash_in_the_password_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "redis://:Zk9p%23Vm1S@redis.internal:6379/0"
+    monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", url)
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    assert load_settings(path).windows.store_url == url
+
+
 @pytest.mark.parametrize("url", ["redis://h:6379", "redis://h:6379/", "redis://h:6379/2",
                                  "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_cert_reqs=none&socket_timeout=1.5"])
 def test_usual_redis_urls_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:

@@ -71,7 +71,7 @@ def test_a_replay_stopped_by_a_signal_says_its_report_is_partial_and_exits_non_z
         return stats
 
     data = tmp_path / "in.jsonl"
-    data.write_text("")
+    data.write_text('{"id": "a"}\n')  # an empty input is refused before the run
     monkeypatch.setattr(replay, "run_replay", interrupted)
     code = replay.replay_command(["--no-progress", "--input", str(data), "--report", str(tmp_path / "r.jsonl")],
                                  Settings())
@@ -225,6 +225,16 @@ def test_a_store_url_redis_py_would_misread_and_a_namespace_without_redis_are_re
     assert "--namespace names a Redis key namespace: it needs --store redis://" in err
 
 
+def test_a_store_url_whose_password_holds_a_hash_says_to_percent_encode_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: the password's first part was read as the port ("Port could not be cast ... 'x'")."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    err = _refused(["--input", str(data), "--store", "redis://:Zk9p#Vm1S@127.0.0.1:6379/0"], Settings(), capsys)
+    assert "argument --store: " in err and "%23, %3F, %2F" in err and "Zk9p" not in err and "Vm1S" not in err
+
+
 def test_a_file_replay_of_no_rows_fails_and_an_idle_live_run_does_not(capsys: pytest.CaptureFixture[str]) -> None:
     """Found by review: an empty input exited 0 ("detected 0/3" in a backtest), read as a detector missing all."""
     from monitor.replay import run_verdict
@@ -285,3 +295,54 @@ def test_a_store_it_cannot_use_is_reported_as_the_store_flag(tmp_path: Path, mon
                                str(tmp_path / "r.jsonl")], Settings())
     assert str(info.value).startswith("--store redis://:***@h:6379/0: cannot use Redis")
     assert "MONITOR_WINDOWS__STORE_URL" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["in.jsonl", "in.csv", "in.jsonl.gz"])
+def test_an_empty_input_is_refused_before_the_classifier_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str,
+) -> None:
+    """Found by review: "the input held no rows" came after ~25 s of model loading."""
+    from monitor import replay
+
+    async def never(*_: object, **__: object) -> PipelineStats:
+        raise AssertionError("the run started")
+
+    data = tmp_path / name
+    if name.endswith(".gz"):
+        data.write_bytes(gzip.compress(b"\n\n"))
+    else:
+        data.write_text("id,source,text,published_at\n" if name.endswith(".csv") else "\n")
+    monkeypatch.setattr(replay, "run_replay", never)
+    assert replay.replay_command(["--no-progress", "--input", str(data), "--report", str(tmp_path / "r.jsonl")],
+                                 Settings()) == 1
+    assert "error: the input held no rows -- check the --input files" in capsys.readouterr().err
+
+
+def test_a_csv_header_lacking_a_column_is_refused_before_the_classifier_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: the header of the last --input file was judged only after ~25 s of model loading."""
+    from monitor import replay
+    from monitor.config import InputError
+
+    async def never(*_: object, **__: object) -> PipelineStats:
+        raise AssertionError("the run started")
+
+    good, bad = tmp_path / "a.jsonl", tmp_path / "b.csv"
+    good.write_text('{"id": "a", "source": "news", "text": "x", "published_at": 1767225600}\n')
+    bad.write_text("id,source,text\n1,news,hello\n")
+    monkeypatch.setattr(replay, "run_replay", never)
+    with pytest.raises(InputError, match=r"b\.csv: the CSV header lacks column\(s\) published_at"):
+        replay.replay_command(["--no-progress", "--input", str(good), str(bad), "--report",
+                               str(tmp_path / "r.jsonl")], Settings())
+
+
+def test_an_input_with_a_row_or_a_missing_file_goes_on_to_the_run(tmp_path: Path) -> None:
+    from monitor.replay import inputs_hold_rows
+
+    blank, row = tmp_path / "blank.jsonl", tmp_path / "row.csv"
+    blank.write_text("\n")
+    row.write_text("id,source,text,published_at\n1,news,ok,1767225600\n")
+    assert inputs_hold_rows([blank, row], 10_000)
+    assert not inputs_hold_rows([blank], 10_000)
+    assert inputs_hold_rows([blank, tmp_path / "missing.jsonl"], 10_000)  # the source names the missing file
