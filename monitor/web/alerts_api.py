@@ -178,9 +178,6 @@ class AlertsApi:
             web.delete("/silences/{id}", self._expire_silence),
         ]
 
-    async def _now_s(self) -> int:
-        return await self._clock.now_s()
-
     async def live_alerts(self) -> list[AlertState]:
         """Pending and firing states, firing first, then newest first."""
         states = [s for s in (await self.state.load_states()).values() if s.status in LIVE_ORDER]
@@ -190,11 +187,11 @@ class AlertsApi:
         wanted = request.query.get("status")
         if wanted is not None and wanted not in ("pending", "firing"):
             return _error(400, "status must be 'pending' or 'firing'", "status")
-        now_s = await self._now_s()
+        judged_s = (await self._clock.read()).judged_next_s  # silenced as detection will judge it (GET /silences)
         states = [s for s in await self.live_alerts() if wanted is None or s.status == wanted]
         silences = await self.state.list_silences()
         return web.json_response({
-            "alerts": [alert_json(s, silences, now_s) for s in states[:MAX_ALERTS]],
+            "alerts": [alert_json(s, silences, judged_s) for s in states[:MAX_ALERTS]],
             "total": len(states), "truncated": len(states) > MAX_ALERTS,
         })
 
@@ -233,7 +230,7 @@ class AlertsApi:
             return _error(400, message, field)
         except SilenceLimitError as exc:
             return _error(409, f"{exc} -- expire some silences first")
-        return web.json_response(silence_json(silence, now_s), status=201)
+        return web.json_response(silence_json(silence, clock.judged_next_s), status=201)
 
     async def _expire_silence(self, request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]

@@ -161,8 +161,9 @@ class Console:
     async def overview(self) -> dict[str, Any]:
         clock = await self.clock.read()
         live = await self.api.live_alerts()
-        silences = await list_silences(self.api.state, clock.now_s)
-        alerts = await self._alert_views(live, clock.now_s, silences)
+        # silences as detection judges them next (the cursor may trail "now"), like GET /silences
+        silences = await list_silences(self.api.state, clock.judged_next_s)
+        alerts = await self._alert_views(live, clock.judged_next_s, silences)
         all_states = list((await self.api.state.load_states()).values())
         busiest, active = await top_keys(self.api.store, *self.busiest_range(clock.now_s))
         return {
@@ -172,7 +173,7 @@ class Console:
             "firing_total": sum(s.status == AlertStatus.FIRING for s in live),
             "pending_total": sum(s.status == AlertStatus.PENDING for s in live),
             "history": history_rows(self.recent, HISTORY_ROWS, states=all_states),
-            "silences": [(s, s.active_at(clock.now_s)) for s in silences],
+            "silences": [(s, s.active_at(clock.judged_next_s)) for s in silences],
             "busiest": busiest, "active_keys": active, "busiest_window_s": BUSIEST_WINDOW_S,
             "live_states": live, "all_states": all_states,
         }
@@ -234,8 +235,9 @@ class Console:
             raise web.HTTPBadRequest(text=str(exc)) from exc
         window = data["window"]
         raw = await collect_evidence(self.api.store, key, window.start_s, window.end_s, EVIDENCE_FETCHED)
-        silences = await list_silences(self.api.state, data["clock"].now_s)
-        alerts = [alert_view(s, data["clock"].now_s, silences) for s in data["states"]
+        judged_s = data["clock"].judged_next_s
+        silences = await list_silences(self.api.state, judged_s)
+        alerts = [alert_view(s, judged_s, silences) for s in data["states"]
                   if s.status in (AlertStatus.FIRING, AlertStatus.PENDING)]
         points = data["points"]
         return self._html(

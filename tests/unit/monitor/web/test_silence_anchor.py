@@ -9,8 +9,8 @@ import time
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from alerts.lifecycle import silenced
-from alerts.model import Silence
+from alerts.lifecycle import AlertState, silenced
+from alerts.model import AlertStatus, Silence
 from alerts.state import MemoryAlertStateStore
 from monitor.web.alerts_api import AlertsApi
 from monitor.web.clock import EventClock
@@ -90,3 +90,29 @@ async def test_a_silence_ending_between_the_cursor_and_the_watermark_is_listed_l
     async with await _client(state) as client:
         listed = (await (await client.get("/silences")).json())["silences"]
     assert [(s["id"], s["active"]) for s in listed] == [("s1", True)]
+
+
+async def test_every_view_judges_a_silence_where_detection_does_while_the_cursor_trails() -> None:
+    """Found by the regression review: GET /silences listed s1 active, while GET /alerts, the console's overview
+    and its key page (still at the watermark) said TSLA was not silenced and showed no silence at all."""
+    from monitor.web.console import Console
+    from tests.unit.alerts.builders import signal
+
+    state = MemoryAlertStateStore()
+    firing = AlertState(dedup_key="r:ticker:TSLA", rule="r", window_key="ticker:TSLA", status=AlertStatus.FIRING,
+                        started_at_s=CURSOR - 1_200, last_signal=signal("ticker:TSLA", CURSOR, True))
+    await state.commit([firing], [], CURSOR)
+    await state.add_silence(Silence(id="s1", matcher="ticker:TSLA", starts_at_s=CURSOR - 3_600,
+                                    ends_at_s=CURSOR + 1_800), CURSOR)
+    clock = EventClock(lambda: WATERMARK, state)
+    api = AlertsApi(state, MemoryWindowStore(B, 86_400), clock, lookback_s=B, max_silence_duration_s=86_400)
+    app = web.Application()
+    app.add_routes([*api.routes(), *Console(api, clock, [], baseline_s=86_400, writes_enabled=False).routes()])
+    async with TestClient(TestServer(app)) as client:
+        alerts = (await (await client.get("/alerts")).json())["alerts"]
+        overview = await (await client.get("/api/overview")).json()
+        key_page = await (await client.get("/keys/ticker:TSLA")).text()
+    assert [(a["key"], a["silenced"]) for a in alerts] == [("ticker:TSLA", True)]
+    assert [(s["id"], s["active"]) for s in overview["silences"]] == [("s1", True)]
+    assert [a["silenced"] for a in overview["firing"]] == [True]
+    assert 'class="pill silenced"' in key_page
