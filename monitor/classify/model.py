@@ -174,11 +174,16 @@ class FinSentModel(PreTrainedModel):  # type: ignore[no-untyped-call]
     def probabilities(self, output: TwoHeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
         """Temperature-scaled (calibrated) topic and sentiment probabilities, computed in float32, blended
         with the neighbour memory's votes when the model has one."""
+        topic, sentiment = self.head_probabilities(output)
+        if self.memory is not None and output.pooled is not None:
+            return self.memory.blend(output.pooled, topic, sentiment)
+        return topic, sentiment
+
+    def head_probabilities(self, output: TwoHeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads' own calibrated probabilities (float32), before any neighbour memory."""
         assert output.topic_logits is not None and output.sentiment_logits is not None
         topic = torch.softmax(output.topic_logits.float() / self.config.topic_temperature, dim=-1)
         sentiment = torch.softmax(output.sentiment_logits.float() / self.config.sentiment_temperature, dim=-1)
-        if self.memory is not None and output.pooled is not None:
-            return self.memory.blend(output.pooled, topic, sentiment)
         return topic, sentiment
 
 

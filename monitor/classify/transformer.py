@@ -128,7 +128,15 @@ class BucketedClassifier(ABC):
 
     @abstractmethod
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Calibrated (topic, sentiment) probabilities of one padded sub-batch, float32 on CPU."""
+        """Calibrated (topic, sentiment) probabilities of one padded sub-batch, float32 on CPU (before
+        ``_finish``)."""
+
+    def _finish(self, topic: torch.Tensor, sentiment: torch.Tensor, order: list[int]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole call's probabilities, in the caller's order, after its last sub-batch (``order``: the
+        rows in the order the sub-batches ran): a runtime that blends in the neighbour memory does it here,
+        once per call (per sub-batch, each pass scanned the memory's 24k rows again)."""
+        return topic, sentiment
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated (topic, sentiment) probabilities in the caller's order, float32 on CPU."""
@@ -145,7 +153,7 @@ class BucketedClassifier(ABC):
                 chunk_topic, chunk_sentiment = self._forward(*self._pad([encoded[i] for i in chunk]))
                 topic[chunk] = chunk_topic
                 sentiment[chunk] = chunk_sentiment
-        return topic, sentiment
+            return self._finish(topic, sentiment, order)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return self._predictions(self._encode(texts)) if texts else []
@@ -207,6 +215,8 @@ class TransformerClassifier(BucketedClassifier):
         self.model: FinSentModel = model
         suffix = "-int8" if self.quantized else ""
         self.name = f"transformer:{settings.model_path or 'default'}{suffix}"
+        self._pooled: list[torch.Tensor] = []
+        """The pooled vectors of this call's sub-batches so far, blended with the memory in ``_finish``."""
         log.info(
             "classifier_loaded",
             name=self.name,
@@ -222,5 +232,22 @@ class TransformerClassifier(BucketedClassifier):
             mask = mask.pin_memory().to(self.device, non_blocking=True)
         with self.precision.context(self.device):
             output: TwoHeadOutput = self.model(input_ids=input_ids, attention_mask=mask)
-        topic, sentiment = self.model.probabilities(output)
+        topic, sentiment = self.model.head_probabilities(output)
+        if self.model.memory is not None and output.pooled is not None:
+            self._pooled.append(output.pooled)
         return topic.cpu(), sentiment.cpu()
+
+    def _proba(self, encoded: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        self._pooled = []  # a call that failed half-way leaves none behind
+        return super()._proba(encoded)
+
+    def _finish(self, topic: torch.Tensor, sentiment: torch.Tensor, order: list[int]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        memory, parts = self.model.memory, self._pooled
+        self._pooled = []
+        if memory is None or not parts:
+            return topic, sentiment
+        pooled = torch.empty((len(order), parts[0].shape[-1]), dtype=parts[0].dtype, device=parts[0].device)
+        pooled[order] = torch.cat(parts)
+        blended = memory.blend(pooled, topic.to(pooled.device), sentiment.to(pooled.device))
+        return blended[0].cpu(), blended[1].cpu()

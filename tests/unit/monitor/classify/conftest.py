@@ -135,3 +135,24 @@ def tiny_topic_csv(tmp_path: Path) -> Path:
         for _ in range(6):
             writer.writerows(rows)
     return path
+
+
+def save_with_memory(model_dir: Path, out: Path, topic_rows: int = 7, sentiment_rows: int = 12) -> Path:
+    """``model_dir``'s model plus a neighbour memory of random rows, saved as a full directory in ``out``."""
+    import torch
+
+    from monitor.classify.artifact import load_model
+
+    model, tokenizer = load_model(str(model_dir))
+    torch.manual_seed(1)
+    memory = model.new_memory(topic_rows, sentiment_rows)
+    hidden = memory.topic.vectors.shape[1]
+    memory.topic.fill(torch.randn(topic_rows, hidden),
+                      torch.randint(0, len(model.config.topic_labels), (topic_rows,), dtype=torch.int16))
+    memory.sentiment.fill(torch.randn(sentiment_rows, hidden),
+                          torch.randint(0, 3, (sentiment_rows,), dtype=torch.int16))
+    model.memory = memory
+    model.config.neighbour_topic_rows, model.config.neighbour_sentiment_rows = topic_rows, sentiment_rows
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

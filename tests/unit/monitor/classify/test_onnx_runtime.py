@@ -108,22 +108,13 @@ def test_a_model_with_a_neighbour_memory_exports_and_predicts_as_torch_does(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     """The memory's votes are part of the exported graph (a data-dependent k did not trace)."""
-    import shutil
-
     import torch
 
-    model, tokenizer = load_model(str(tiny_model_dir))
-    torch.manual_seed(1)
-    memory = model.new_memory(7, 12)
-    hidden = memory.topic.vectors.shape[1]
-    memory.topic.fill(torch.randn(7, hidden), torch.randint(0, len(model.config.topic_labels), (7,), dtype=torch.int16))
-    memory.sentiment.fill(torch.randn(12, hidden), torch.randint(0, 3, (12,), dtype=torch.int16))
-    model.memory = memory
-    model.config.neighbour_topic_rows, model.config.neighbour_sentiment_rows = 7, 12
-    with_memory = tmp_path / "with_memory"
-    model.save_pretrained(with_memory)
-    tokenizer.save_pretrained(with_memory)
-    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+    from tests.unit.monitor.classify.conftest import save_with_memory
+
+    with_memory = save_with_memory(tiny_model_dir, tmp_path / "with_memory")
+    memory = load_model(str(with_memory))[0].memory
+    assert memory is not None
     torch_path = TransformerClassifier(ClassifierSettings(model_path=str(with_memory)), sub_batch_size=3)
     assert torch_path.model.memory is not None
     assert torch.equal(torch_path.model.memory.topic.labels, memory.topic.labels)
