@@ -23,16 +23,18 @@ end of a finite stream (a range replay's finished partition keeps its holds unti
 unconfirmed is dead-lettered with that reason. The stream's start is the median of its first
 ``2 * confirmations - 1`` messages (held until then, or until the stream ends, or the idle sweep finds every
 partition caught up and quiet), so a rogue *first* message is caught too: one dated far ahead is then held
-like any jump; one dated more than the bound (or the spread of the newer half) before the median of its
-partition's opening messages is dead-lettered as ``implausible_time``. In a live stream (Kafka) the idle
-sweep releases a hold once its partition's event time comes within the bound of the held row. Every call
-comes from the reader task.
+like any jump; one dated more than the bound before the median of its partition's opening messages, with no
+other of them within the bound of it, is dead-lettered as ``implausible_time`` (only where the newer half
+of the partition's opening lies within the bound: in a sparse one the gaps are the data's own spacing).
+In a live stream (Kafka) the idle sweep releases a hold once its partition's event time comes within the
+bound of the held row. Every call comes from the reader task.
 Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
 ``2 * confirmations - 1``.
 
 Sparse streams (messages further apart than the bound, one ticker's history) hold each message until the
-next ones arrive, and a replay's last message or two (and a first one far before the next few) are
-dead-lettered: raise the bound, or set it to 0.
+next ones arrive, and a replay's last message or two are dead-lettered: raise the bound, or set it to 0.
+So is a lone first message more than the bound before a dense run of the next few (one row on Friday
+evening, then Monday's open): with nothing near it, it cannot be told from a mistyped date.
 
 Pure bookkeeping, no clock and no I/O: the pipeline feeds it records and the reference event time.
 """
@@ -177,23 +179,26 @@ class JumpGuard:
         times = sorted(t for _, t in self._opening)
         self._start_s = times[(len(times) - 1) // 2]
         opening, self._opening = self._opening, []
-        floors = self._opening_floors(opening)
+        early = self._implausibly_early(opening)
         out = Offer()
-        for rec, event_s in opening:
-            if event_s < floors[rec.lane]:
+        for i, (rec, event_s) in enumerate(opening):
+            if i in early:
                 out.refuted.append((rec, f"dated {iso_utc(event_s)}, more than source.max_event_time_jump_s="
-                                    f"{self.max_jump_s} before the other first messages of its partition (a "
-                                    "mistyped date?); it was not counted"))
+                                    f"{self.max_jump_s} before the other first messages of its partition, with "
+                                    "none near it (a mistyped date?); it was not counted"))
             else:
                 out.again.append(rec)
         return out
 
-    def _opening_floors(self, opening: list[tuple[SourceRecord, int]]) -> dict[Hashable, int]:
-        """Per lane, the earliest plausible start: the median of the lane's opening less the bound (or the
-        spread of its newer half: a sparse stream's spacing). Offered again, an older one would become its
-        lane's event time and make the real stream a confirmed forward jump: a stream whose first row was
-        mistyped 2016 for 2026 was counted and measured as 10 years long (found by review). Judged per lane,
-        not against the whole opening: a partition catching up a backlog days behind the others is real."""
+    def _implausibly_early(self, opening: list[tuple[SourceRecord, int]]) -> set[int]:
+        """Indexes into ``opening`` of the rows to refute. Offered again, such a row would become its lane's
+        event time and make the real stream a confirmed forward jump: a stream whose first row was mistyped
+        2016 for 2026 was counted and measured as 10 years long (found by review). A row is refuted only when
+        its lane is dense (the newer half of its opening within the bound: a sparse history's gaps are its
+        own spacing), it lies more than the bound before the lane's median, and no other row of the lane lies
+        within the bound of it: a mistyped date stands alone, while Friday's last two rows before Monday's
+        open corroborate each other (a floor alone dropped both, found by the regression review). Judged per
+        lane: a partition catching up a backlog days behind the others is real."""
         by_lane: dict[Hashable, list[int]] = {}
         for rec, event_s in opening:
             by_lane.setdefault(rec.lane, []).append(event_s)
@@ -201,8 +206,17 @@ class JumpGuard:
         for lane, lane_times in by_lane.items():
             lane_times.sort()
             median_s = lane_times[(len(lane_times) - 1) // 2]
-            floors[lane] = median_s - max(self.max_jump_s, lane_times[-1] - median_s)
-        return floors
+            if lane_times[-1] - median_s <= self.max_jump_s:
+                floors[lane] = median_s - self.max_jump_s
+        early: set[int] = set()
+        for i, (rec, event_s) in enumerate(opening):
+            floor_s = floors.get(rec.lane)
+            if floor_s is None or event_s >= floor_s:
+                continue
+            near = sum(abs(t - event_s) <= self.max_jump_s for t in by_lane[rec.lane])  # itself included
+            if near == 1:
+                early.add(i)
+        return early
 
     def recheck(self, reference: Reference) -> list[SourceRecord]:
         """Event time moved without a message (the idle sweep of a caught-up live stream): a hold whose first

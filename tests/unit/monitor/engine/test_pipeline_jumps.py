@@ -104,6 +104,20 @@ async def test_a_short_stream_whose_first_message_is_years_older_dead_letters_it
     assert sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 2
 
 
+async def test_a_replay_of_friday_afternoon_then_monday_counts_fridays_rows() -> None:
+    """Found by the regression review: one ticker's feed, Friday 15:00 and 16:30, then Monday 09:30 on every 15
+    min, dead-lettered both Friday rows as 'more than source.max_event_time_jump_s before the other first
+    messages of its partition' (so did a single-partition daemon restarted on Monday over Friday's backlog)."""
+    monday_s = PAST_S + 2 * DAY_S + 18 * H + 30 * 60
+    stream = [msg("fri0", "x", PAST_S), msg("fri1", "x", PAST_S + 90 * 60),
+              *(msg(f"mon{i}", "x", monday_s + i * 900) for i in range(23))]
+    store, dead = _store(), CollectingDeadLetter()
+    pipe = await _run(ListSource([[m] for m in stream]), store, dead=dead, jumps=JumpGuard(6 * 3600, 3))
+    assert dead.items == [] and pipe.stats.refused == {} and pipe.stats.late == 0
+    assert sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 25
+    assert pipe.watermark.first_event_s == PAST_S
+
+
 async def test_a_stream_of_fewer_messages_than_the_confirmations_is_counted_as_it_is() -> None:
     store, dead = _store(), CollectingDeadLetter()
     await _run(ListSource([[msg("a", "x", PAST_S)], [msg("b", "x", PAST_S + 60)]]), store, dead=dead,

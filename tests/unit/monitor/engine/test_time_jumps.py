@@ -75,6 +75,30 @@ def test_the_opening_judges_each_lane_on_its_own_so_a_partition_days_behind_is_k
     assert opening.refuted == [] and _ids(opening.again) == ["a0", "b0", "a1", "b1", "a2"]
 
 
+def test_two_first_messages_before_a_weekend_corroborate_each_other_and_are_kept() -> None:
+    """Found by the regression review: Friday 15:00 and 16:30, then Monday's open every 15 min, lost both Friday
+    rows (the floor 6 h before the Monday median refuted every earlier row, real or not)."""
+    guard = JumpGuard(6 * H, 3)
+    monday_s = T0 + 2 * DAY + 18 * H + 30 * 60
+    stream = [_rec("fri0", T0), _rec("fri1", T0 + 90 * 60)] + [_rec(f"mon{i}", monday_s + i * 900) for i in range(3)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert opening.refuted == [] and _ids(opening.again) == ["fri0", "fri1", "mon0", "mon1", "mon2"]
+
+
+def test_an_unevenly_sparse_opening_keeps_its_first_messages() -> None:
+    """One ticker's history (stocknet AGFS): rows months apart, then weeks; its gaps are its own spacing."""
+    guard = JumpGuard(6 * H, 3)
+    opening = [_offer(guard, _rec(f"s{i}", T0 + days * DAY), None) for i, days in enumerate((0, 85, 176, 196, 218))]
+    assert opening[4].refuted == [] and len(opening[4].again) == 5
+
+
+def test_a_lone_first_message_far_before_a_dense_run_is_refuted_as_it_cannot_be_told_from_a_mistyped_date() -> None:
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("fri", T0)] + [_rec(f"mon{i}", T0 + 65 * H + i * 900) for i in range(4)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert _ids([rec for rec, _ in opening.refuted]) == ["fri"] and len(opening.again) == 4
+
+
 def test_an_evenly_sparse_opening_keeps_its_first_message() -> None:
     guard = JumpGuard(6 * H, 3)
     opening = [_offer(guard, _rec(f"s{i}", T0 + i * 8 * H), None) for i in range(5)][4]
