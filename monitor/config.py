@@ -309,10 +309,17 @@ PASSWORD_ESCAPES = "a '#', '?' or '/' in the password must be percent-encoded: %
 
 
 def cut_short_by_password(parts: SplitResult) -> bool:
-    """True when a '#' or '?' (in the password, as a rule) cut the URL short: the host after the '@' landed in the
-    query or fragment and the password's first part was read as the port (found by review: the message said the
-    port was not a number, echoing that part)."""
-    return bool(parts.fragment) or "@" in parts.query
+    """True when a '#' or '?' in the password cut the URL short: the netloc lost its '@' (the host after it landed
+    in the query or fragment) and the password's first part was read as the port, or left no host (found by review:
+    the message said the port was not a number, echoing that part). A fragment, or an '@' in a query value
+    (``ssl_ca_certs=/etc/redis@prod/ca.pem``), with a readable host:port is a valid URL."""
+    if "@" in parts.netloc or ("@" not in parts.query and "@" not in parts.fragment):
+        return False
+    try:
+        parts.port  # noqa: B018 -- the property raises on a port that is not a number
+    except ValueError:
+        return True
+    return not parts.hostname
 
 
 def check_redis_url(url: str) -> None:

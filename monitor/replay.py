@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from consumers.replay import GZIP_ERRORS, READ_CHUNK_BYTES, check_csv_header, is_csv, iter_lines, open_input
 from consumers.schema import epoch_or_text, parse_event_time
-from monitor.config import Settings, check_redis_url
+from monitor.config import Settings, SourceSettings, check_redis_url
 from monitor.durations import iso_utc, non_negative_float
 from monitor.engine.pipeline import PipelineStats
 from monitor.progress import run_with_progress
@@ -322,12 +322,36 @@ def check_outputs(parser: argparse.ArgumentParser, report: Path, isolated: Setti
             parser.error(f"--input {same} is also {what}: the replay would write into what it reads -- {fix}")
 
 
-def clear_dead_letters(isolated: Settings) -> None:
-    """Remove a run's own dead-letter file and its rotations (``.1`` ...) before it starts, as its report is
-    replaced: they were appended to across runs while the summary counted one run's rejected rows (found by
-    review). Only for a run's isolated path, never the daemon's ``source.dead_letter_path``."""
-    path = isolated.source.dead_letter_path
-    for old in [path, *(rotated_path(path, n) for n in range(1, isolated.source.dead_letter_keep_files + 1))]:
+def dead_letter_files(source: SourceSettings) -> list[Path]:
+    """``source.dead_letter_path`` and the rotations it keeps (``.1`` ... ``.N``): every file of those dead letters."""
+    path = source.dead_letter_path
+    return [path, *(rotated_path(path, n) for n in range(1, source.dead_letter_keep_files + 1))]
+
+
+def own_dead_letters(parser: argparse.ArgumentParser, settings: Settings, isolated: Settings,
+                     inputs: Iterable[Path], run: str, fix: str) -> list[Path]:
+    """The run's dead-letter file and rotations, once none of them is an input or a file of the daemon's
+    ``source.dead_letter_path`` (a one-line usage error ending in ``fix`` otherwise): clearing them deleted an
+    ``--input`` that was a rotation, and ``backtest --out var`` the daemon's dead letters (found by review)."""
+    files = dead_letter_files(isolated.source)
+    owned = {file_identity(path): path for path in files}
+    for path in inputs:
+        if (same := owned.get(file_identity(path))) is not None:
+            what = (f"this {run}'s dead-letter file" if same == files[0]
+                    else f"a rotation ({same.name}) of this {run}'s dead-letter file")
+            parser.error(f"--input {path} is also {what}: the run would delete what it reads -- copy it elsewhere "
+                         f"first, or {fix}")
+    daemon = settings.source.dead_letter_path
+    if not owned.keys().isdisjoint(file_identity(path) for path in dead_letter_files(settings.source)):
+        parser.error(f"this {run}'s dead-letter file {files[0]} would be the daemon's (source.dead_letter_path "
+                     f"{daemon} and its rotations): the run would delete and write into them -- {fix}")
+    return files
+
+
+def clear_dead_letters(files: Iterable[Path]) -> None:
+    """Remove a run's own dead-letter files (``own_dead_letters``) before it starts, as its report is replaced: they
+    were appended to across runs while the summary counted one run's rejected rows (found by review)."""
+    for old in files:
         old.unlink(missing_ok=True)
 
 
@@ -364,9 +388,11 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     isolated = replay_settings(args, settings)
     require_writable_dir(parser, "--report", args.report, args.report.parent)
     check_outputs(parser, args.report, isolated)
+    dead_letters = own_dead_letters(parser, settings, isolated, args.input or (), "replay",
+                                    "choose another --report (its dead-letter file is named after it)")
     try:
         args.report.unlink(missing_ok=True)
-        clear_dead_letters(isolated)
+        clear_dead_letters(dead_letters)
     except OSError as exc:
         parser.error(f"--report {args.report}: cannot replace it or its dead-letter file ({exc.strerror or exc}) -- "
                      "choose another path")

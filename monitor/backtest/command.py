@@ -36,8 +36,8 @@ from monitor.engine.enrich import build_enricher
 from monitor.engine.pipeline import PipelineStats
 from monitor.replay import (
     clear_dead_letters,
-    file_identity,
     isolated_settings,
+    own_dead_letters,
     refused_counts,
     require_files,
     require_writable_dir,
@@ -237,16 +237,13 @@ def backtest_command(argv: Sequence[str], settings: Settings) -> int:
 
 def clear_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> None:
     """Start the run's dead-letter file afresh (``clear_dead_letters``: it was appended to across runs while the
-    input line counted one run's rejected rows; found by review), refusing an ``--input`` that is that file."""
+    input line counted one run's rejected rows; found by review), refusing an ``--input`` that is that file or a
+    rotation of it, and an ``--out`` where they would be the daemon's dead letters (``own_dead_letters``)."""
     isolated = isolated_settings(settings, sinks=[], dead_letter_path=args.out / DEAD_LETTER_FILE,
                                  replay_paths=args.input)
-    own = file_identity(isolated.source.dead_letter_path)
-    for path in args.input:
-        if file_identity(path) == own:
-            parser.error(f"--input {path} is also this backtest's dead-letter file: the run would delete what it reads "
-                         "-- copy it elsewhere first, or choose another --out")
+    dead_letters = own_dead_letters(parser, settings, isolated, args.input, "backtest", "choose another --out")
     try:
-        clear_dead_letters(isolated)
+        clear_dead_letters(dead_letters)
     except OSError as exc:
         parser.error(f"--out {args.out}: cannot replace its dead-letter file ({exc.strerror or exc}) -- choose another "
                      "directory")

@@ -232,7 +232,8 @@ def test_a_password_with_a_slash_does_not_leak_through_the_database_message(
 
 
 @pytest.mark.parametrize("url", ["redis://:Zk9p#Vm1S@redis.internal:6379/0", "redis://:Zk9p?Vm1S@redis.internal:6379/0",
-                                 "rediss://:Zk9p?Vm1S=x@redis.internal:6379/0"])
+                                 "rediss://:Zk9p?Vm1S=x@redis.internal:6379/0",
+                                 "redis://default:Zk9p#Vm1S@127.0.0.1:6379/0"])
 def test_a_password_with_a_hash_or_question_mark_is_said_to_need_percent_encoding_without_echoing_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
 ) -> None:
@@ -244,12 +245,39 @@ def test_a_password_with_a_hash_or_question_mark_is_said_to_need_percent_encodin
     assert "Zk9p" not in text and "Vm1S" not in text and "Port" not in text
 
 
+def test_a_password_cut_short_where_its_first_part_reads_as_a_port_leaves_no_host_and_is_refused() -> None:
+    """``redis://:9135#...@host/0``: the port is a number, but no host is left before the '#' (redis-py would try
+    localhost:9135); the message says to percent-encode without echoing any part of the password."""
+    from monitor.config import check_redis_url
+
+    with pytest.raises(ValueError, match="cuts the URL short") as info:
+        check_redis_url("redis://:9135#Vm1S@redis.internal/0")
+    assert "%23, %3F, %2F" in str(info.value) and "9135" not in str(info.value) and "Vm1S" not in str(info.value)
+
+
 def test_a_percent_encoded_hash_in_the_password_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = "redis://:Zk9p%23Vm1S@redis.internal:6379/0"
     monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", url)
     path = tmp_path / "c.toml"
     path.write_text("")
     assert load_settings(path).windows.store_url == url
+
+
+@pytest.mark.parametrize("url", ["rediss://default:abc@cache.corp:6380/0?ssl_ca_certs=/etc/redis@prod/ca.pem",
+                                 "redis://cache:6379/0?client_name=finsent@riskdesk", "redis://host:6379/0#frag"])
+def test_an_at_sign_in_a_query_value_or_a_fragment_after_a_readable_host_port_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
+) -> None:
+    """Found by review: any fragment, or an '@' anywhere in the query, was refused as a password cut short by '#' or
+    '?', though redis-py reads these URLs (host, port, db and options) as written."""
+    from redis.asyncio.connection import parse_url
+
+    monkeypatch.setenv("MONITOR_WINDOWS__STORE_URL", url)
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    assert load_settings(path).windows.store_url == url
+    options = parse_url(url)
+    assert options["host"] in {"cache.corp", "cache", "host"} and options["db"] == 0
 
 
 @pytest.mark.parametrize("url", ["redis://h:6379", "redis://h:6379/", "redis://h:6379/2",

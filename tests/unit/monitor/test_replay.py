@@ -169,6 +169,34 @@ def test_a_replay_starts_its_dead_letter_file_and_its_rotations_afresh(
     assert seen == [False] and not any(path.exists() for path in stale)
 
 
+def test_replaying_a_rotation_of_its_own_dead_letter_file_is_refused_and_the_input_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: clearing the run's dead-letter rotations deleted the --input that was one of them, then
+    said the replay file was not found."""
+    rotation = tmp_path / "r.dead-letter.jsonl.1"
+    rotation.write_text('{"id": "a"}\n' * 50)
+    err = _refused(["--input", str(rotation), "--report", str(tmp_path / "r.jsonl")], Settings(), capsys)
+    assert "is also a rotation (r.dead-letter.jsonl.1) of this replay's dead-letter file" in err
+    assert "choose another --report" in err and rotation.read_text() == '{"id": "a"}\n' * 50
+
+
+def test_a_report_whose_dead_letter_file_is_the_daemons_is_refused_and_the_daemons_files_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: the run's dead-letter file and rotations were deleted at start even where they were the
+    daemon's source.dead_letter_path, to which a running daemon then kept writing through an unlinked inode."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    daemon = [tmp_path / "r.dead-letter.jsonl", tmp_path / "r.dead-letter.jsonl.2"]
+    for path in daemon:
+        path.write_text('{"reason": "bad_json"}\n')
+    settings = Settings.model_validate({"source": {"dead_letter_path": str(daemon[0])}})
+    err = _refused(["--input", str(data), "--report", str(tmp_path / "r.jsonl")], settings, capsys)
+    assert "would be the daemon's (source.dead_letter_path" in err and "choose another --report" in err
+    assert all(path.read_text() == '{"reason": "bad_json"}\n' for path in daemon)
+
+
 def test_a_kafka_range_without_an_offset_is_read_in_source_naive_time_zone_and_printed_in_utc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:

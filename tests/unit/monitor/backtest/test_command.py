@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.bundled import DEFAULT_CONFIG
 from monitor.cli import main
-from monitor.config import DEFAULT_CONFIG
 from tests.integration.streams import BUCKET_S, T0, stream
 
 SURGE_START = T0.timestamp() + 30 * BUCKET_S
@@ -130,3 +130,40 @@ def test_a_backtest_of_its_own_dead_letter_file_is_refused_and_the_file_kept(
         main(["--config", str(DEFAULT_CONFIG), "backtest", "--input", str(dead), "--out", str(out), "--no-progress"])
     assert "is also this backtest's dead-letter file" in capsys.readouterr().err
     assert dead.read_text() == '{"reason": "bad_json"}\n'
+
+
+def test_a_backtest_of_a_rotation_of_its_own_dead_letter_file_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: clearing the run's dead-letter rotations deleted the --input that was one of them."""
+    out = tmp_path / "out"
+    out.mkdir()
+    rotation = out / "dead-letter.jsonl.1"
+    rotation.write_text('{"reason": "bad_json"}\n')
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(DEFAULT_CONFIG), "backtest", "--input", str(rotation), "--out", str(out),
+              "--no-progress"])
+    assert exit_.value.code == 2
+    assert "is also a rotation (dead-letter.jsonl.1) of this backtest's dead-letter file" in capsys.readouterr().err
+    assert rotation.read_text() == '{"reason": "bad_json"}\n'
+
+
+def test_a_backtest_out_holding_the_daemons_dead_letters_is_refused_and_they_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: ``--out var`` deleted var/dead-letter.jsonl and its rotations, the daemon's
+    source.dead_letter_path (a running daemon then wrote to an unlinked file)."""
+    monkeypatch.chdir(tmp_path)
+    history = tmp_path / "h.jsonl"
+    history.write_text("".join(json.dumps(r) + "\n" for r in stream()))
+    daemon = [Path("var/dead-letter.jsonl"), Path("var/dead-letter.jsonl.3")]
+    Path("var").mkdir()
+    for path in daemon:
+        path.write_text('{"reason": "bad_json"}\n')
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(DEFAULT_CONFIG), "backtest", "--input", str(history), "--out", "var", "--no-progress"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "would be the daemon's (source.dead_letter_path var/dead-letter.jsonl" in err
+    assert "choose another --out" in err
+    assert all(path.read_text() == '{"reason": "bad_json"}\n' for path in daemon)
