@@ -388,6 +388,11 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     isolated = replay_settings(args, settings)
     require_writable_dir(parser, "--report", args.report, args.report.parent)
     check_outputs(parser, args.report, isolated)
+    if file_identity(args.report) in {file_identity(path) for path in dead_letter_files(settings.source)}:
+        # the report is replaced at start: --report var/dead-letter.jsonl deleted the daemon's dead letters (review)
+        parser.error(f"--report {args.report} is a file of the daemon's dead letters (source.dead_letter_path "
+                     f"{settings.source.dead_letter_path} and its rotations): the replay would replace it -- choose "
+                     "another --report")
     dead_letters = own_dead_letters(parser, settings, isolated, args.input or (), "replay",
                                     "choose another --report (its dead-letter file is named after it)")
     try:

@@ -197,6 +197,21 @@ def test_a_report_whose_dead_letter_file_is_the_daemons_is_refused_and_the_daemo
     assert all(path.read_text() == '{"reason": "bad_json"}\n' for path in daemon)
 
 
+def test_a_report_that_is_the_daemons_dead_letter_file_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by review: the report is replaced at start, so --report var/dead-letter.jsonl deleted the daemon's
+    dead letters."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a"}\n')
+    daemon = tmp_path / "dead-letter.jsonl"
+    daemon.write_text('{"reason": "bad_json"}\n')
+    settings = Settings.model_validate({"source": {"dead_letter_path": str(daemon)}})
+    err = _refused(["--input", str(data), "--report", str(daemon)], settings, capsys)
+    assert "is a file of the daemon's dead letters" in err and "choose another --report" in err
+    assert daemon.read_text() == '{"reason": "bad_json"}\n'
+
+
 def test_a_kafka_range_without_an_offset_is_read_in_source_naive_time_zone_and_printed_in_utc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
