@@ -37,7 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from monitor.bundled import DEFAULT_CONFIG, DEMO_STREAM
 from monitor.durations import parse_duration_s
 from monitor.engine.time_jumps import DEFAULT_CONFIRMATIONS, DEFAULT_MAX_JUMP_S
-from monitor.redact import SET, UNSET, is_secret_setting, redact_setting, redact_url
+from monitor.redact import SET, UNSET, cut_short_by_password, is_secret_setting, redact_setting, redact_url
 from monitor.time_bounds import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_EVENT_TIME
 from monitor.windows.buckets import is_key_prefix
 
@@ -306,20 +306,6 @@ def _redis_url_options() -> frozenset[str]:
 
 
 PASSWORD_ESCAPES = "a '#', '?' or '/' in the password must be percent-encoded: %23, %3F, %2F"
-
-
-def cut_short_by_password(parts: SplitResult) -> bool:
-    """True when a '#' or '?' in the password cut the URL short: the netloc lost its '@' (the host after it landed
-    in the query or fragment) and the password's first part was read as the port, or left no host (found by review:
-    the message said the port was not a number, echoing that part). A fragment, or an '@' in a query value
-    (``ssl_ca_certs=/etc/redis@prod/ca.pem``), with a readable host:port is a valid URL."""
-    if "@" in parts.netloc or ("@" not in parts.query and "@" not in parts.fragment):
-        return False
-    try:
-        parts.port  # noqa: B018 -- the property raises on a port that is not a number
-    except ValueError:
-        return True
-    return not parts.hostname
 
 
 def check_redis_url(url: str) -> None:

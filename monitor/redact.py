@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit, urlunsplit
 
 MASK = "***"
 SET, UNSET = "<set>", "<unset>"
@@ -76,6 +76,22 @@ def _query(query: str) -> str:
     return "&".join(f"{quote(k, safe='')}={v if v == MASK else quote(v, safe='@,:/')}" for k, v in shown)
 
 
+def cut_short_by_password(parts: SplitResult) -> bool:
+    """True when a '#' or '?' in the password cut the URL short: the netloc lost its '@' (the host after it landed
+    in the query or fragment) and the password's first part was read as the port, or left no host (found by review:
+    the message said the port was not a number, echoing that part). A password of digits reads as a port, so the
+    '#' or '?' then follows the netloc with no path between (``redis://default:2024#Desk@host:6379/0``; accepted and
+    echoed in full by the first fix, found by the regression review). A fragment, or an '@' in a query value after
+    the path (``/0?ssl_ca_certs=/etc/redis@prod/ca.pem``), with a readable host:port is a valid URL."""
+    if "@" in parts.netloc or ("@" not in parts.query and "@" not in parts.fragment):
+        return False
+    try:
+        parts.port  # noqa: B018 -- the property raises on a port that is not a number
+    except ValueError:
+        return True
+    return not parts.hostname or not parts.path
+
+
 def redact_url(url: str, *, posted: bool = False) -> str:
     """``url`` with its password, secret-looking path segments and secret query values as ``***``.
     Safe for logs, error messages and ``monitor config``; a URL it cannot parse is masked whole. ``posted``: the
@@ -85,6 +101,8 @@ def redact_url(url: str, *, posted: bool = False) -> str:
         port = parts.port
     except ValueError:
         return MASK
+    if cut_short_by_password(parts):  # the password runs on into the query or fragment, past the netloc
+        return f"{parts.scheme}://{MASK}@{url.rpartition('@')[2]}"
     if not parts.scheme or (not parts.netloc and not parts.path):
         return url
     netloc = parts.netloc

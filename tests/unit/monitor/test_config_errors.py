@@ -233,7 +233,9 @@ def test_a_password_with_a_slash_does_not_leak_through_the_database_message(
 
 @pytest.mark.parametrize("url", ["redis://:Zk9p#Vm1S@redis.internal:6379/0", "redis://:Zk9p?Vm1S@redis.internal:6379/0",
                                  "rediss://:Zk9p?Vm1S=x@redis.internal:6379/0",
-                                 "redis://default:Zk9p#Vm1S@127.0.0.1:6379/0"])
+                                 "redis://default:Zk9p#Vm1S@127.0.0.1:6379/0",
+                                 "redis://default:2024#Vm1S@redis.prod:6379/0",
+                                 "redis://default:2024?Zk9p=x@redis.prod:6379/0"])
 def test_a_password_with_a_hash_or_question_mark_is_said_to_need_percent_encoding_without_echoing_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
 ) -> None:

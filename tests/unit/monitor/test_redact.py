@@ -121,3 +121,14 @@ def test_one_secret_setting_is_shown_as_set_whatever_the_type_of_its_value(value
 def test_one_non_secret_setting_is_shown_with_its_urls_redacted() -> None:
     assert redact_setting(("alerts", "sinks"), ["log://", "redis://:pw@h/0"]) == ["log://", "redis://:***@h/0"]
     assert redact_setting(("alerts", "cooldown_s"), 30) == 30
+
+
+def test_a_password_cut_short_by_a_hash_or_question_mark_is_masked_up_to_its_host() -> None:
+    """Found by the regression review: with no '@' left in the netloc, the whole password (a digit run read as a
+    port, the rest in the fragment) was printed in every error naming the URL."""
+    from monitor.redact import redact_url
+
+    assert redact_url("redis://default:2024#Desk@redis.prod:6379/0") == "redis://***@redis.prod:6379/0"
+    assert redact_url("redis://:Zk9p?Vm1S=x@redis.prod:6379/0") == "***"  # the port is not even a number
+    assert redact_url("redis://cache:6379/0?client_name=finsent@riskdesk") == (
+        "redis://cache:6379/0?client_name=finsent@riskdesk")
