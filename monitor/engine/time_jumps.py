@@ -23,9 +23,9 @@ end of a finite stream (a range replay's finished partition keeps its holds unti
 unconfirmed is dead-lettered with that reason. The stream's start is the median of its first
 ``2 * confirmations - 1`` messages (held until then, or until the stream ends, or the idle sweep finds every
 partition caught up and quiet), so a rogue *first* message is caught too: one dated far ahead is then held
-like any jump; one dated more than the bound before the median of its partition's opening messages, with no
-other of them within the bound of it, is dead-lettered as ``implausible_time`` (only where the newer half
-of the partition's opening lies within the bound: in a sparse one the gaps are the data's own spacing).
+like any jump; one dated more than ``MAX_CLOSURE_S`` (and the bound) before the next of its partition's
+opening messages, and any dated before it, is dead-lettered as ``implausible_time`` (only where the newer
+half of the partition's opening lies within the bound: in a sparse one the gaps are the data's own spacing).
 In a live stream (Kafka) the idle sweep releases a hold once its partition's event time comes within the
 bound of the held row. Every call comes from the reader task.
 Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
@@ -33,8 +33,8 @@ Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the 
 
 Sparse streams (messages further apart than the bound, one ticker's history) hold each message until the
 next ones arrive, and a replay's last message or two are dead-lettered: raise the bound, or set it to 0.
-So is a lone first message more than the bound before a dense run of the next few (one row on Friday
-evening, then Monday's open): with nothing near it, it cannot be told from a mistyped date.
+So is a first message (or a few) dated more than 4 days before a dense run of the next few: no market
+closes that long, so it cannot be told from a mistyped date (Friday's rows before Monday's open are kept).
 
 Pure bookkeeping, no clock and no I/O: the pipeline feeds it records and the reference event time.
 """
@@ -44,11 +44,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from monitor.durations import iso_utc
+from monitor.durations import duration, iso_utc
 from monitor.types import SourceRecord
 
 DEFAULT_MAX_JUMP_S = 6 * 3600
 DEFAULT_CONFIRMATIONS = 3
+MAX_CLOSURE_S = 4 * 86_400
+"""Longer than any market closure (a weekend, a long holiday weekend): an opening row further than this (and
+the bound) before the next one of its partition is a mistyped date, not the last trading day's news."""
 
 
 @dataclass(slots=True)
@@ -179,44 +182,44 @@ class JumpGuard:
         times = sorted(t for _, t in self._opening)
         self._start_s = times[(len(times) - 1) // 2]
         opening, self._opening = self._opening, []
-        early = self._implausibly_early(opening)
+        floors = self._opening_floors(opening)
+        gap_s = max(self.max_jump_s, MAX_CLOSURE_S)
         out = Offer()
-        for i, (rec, event_s) in enumerate(opening):
-            if i in early:
-                out.refuted.append((rec, f"dated {iso_utc(event_s)}, more than source.max_event_time_jump_s="
-                                    f"{self.max_jump_s} before the other first messages of its partition, with "
-                                    "none near it (a mistyped date?); it was not counted"))
+        for rec, event_s in opening:
+            if event_s < floors.get(rec.lane, event_s):
+                out.refuted.append((rec, f"dated {iso_utc(event_s)}, more than {duration(gap_s)} (longer than "
+                                    f"source.max_event_time_jump_s={self.max_jump_s} and any market closure) "
+                                    "before the other first messages of its partition (a mistyped date?); it "
+                                    "was not counted"))
             else:
                 out.again.append(rec)
         return out
 
-    def _implausibly_early(self, opening: list[tuple[SourceRecord, int]]) -> set[int]:
-        """Indexes into ``opening`` of the rows to refute. Offered again, such a row would become its lane's
-        event time and make the real stream a confirmed forward jump: a stream whose first row was mistyped
-        2016 for 2026 was counted and measured as 10 years long (found by review). A row is refuted only when
-        its lane is dense (the newer half of its opening within the bound: a sparse history's gaps are its
-        own spacing), it lies more than the bound before the lane's median, and no other row of the lane lies
-        within the bound of it: a mistyped date stands alone, while Friday's last two rows before Monday's
-        open corroborate each other (a floor alone dropped both, found by the regression review). Judged per
-        lane: a partition catching up a backlog days behind the others is real."""
+    def _opening_floors(self, opening: list[tuple[SourceRecord, int]]) -> dict[Hashable, int]:
+        """Per dense lane, its oldest plausible opening time: rows before it are refuted. Offered again, such a
+        row would become its lane's event time and make the real stream a confirmed forward jump: a stream
+        whose first row was mistyped 2016 for 2026 was counted and measured as 10 years long (found by
+        review). The floor is the row after the newest gap of more than ``MAX_CLOSURE_S`` (and the bound)
+        below the lane's median, so every row before such a gap goes, however many: two rows mistyped 2016
+        corroborated each other and were counted (found by review), while Friday's last rows, one or two,
+        before Monday's open are kept (a floor at the bound dropped them, found by the regression review).
+        Only a dense lane (the newer half of its opening within the bound) is judged: a sparse history's gaps
+        are its own spacing, so a sparse lane gets no floor. Judged per lane: a partition catching up a
+        backlog days behind the others is real."""
         by_lane: dict[Hashable, list[int]] = {}
         for rec, event_s in opening:
             by_lane.setdefault(rec.lane, []).append(event_s)
+        gap_s = max(self.max_jump_s, MAX_CLOSURE_S)
         floors: dict[Hashable, int] = {}
         for lane, lane_times in by_lane.items():
             lane_times.sort()
-            median_s = lane_times[(len(lane_times) - 1) // 2]
-            if lane_times[-1] - median_s <= self.max_jump_s:
-                floors[lane] = median_s - self.max_jump_s
-        early: set[int] = set()
-        for i, (rec, event_s) in enumerate(opening):
-            floor_s = floors.get(rec.lane)
-            if floor_s is None or event_s >= floor_s:
+            mid = (len(lane_times) - 1) // 2
+            if lane_times[-1] - lane_times[mid] > self.max_jump_s:
                 continue
-            near = sum(abs(t - event_s) <= self.max_jump_s for t in by_lane[rec.lane])  # itself included
-            if near == 1:
-                early.add(i)
-        return early
+            gaps = [i for i in range(mid) if lane_times[i + 1] - lane_times[i] > gap_s]
+            if gaps:
+                floors[lane] = lane_times[gaps[-1] + 1]
+        return floors
 
     def recheck(self, reference: Reference) -> list[SourceRecord]:
         """Event time moved without a message (the idle sweep of a caught-up live stream): a hold whose first

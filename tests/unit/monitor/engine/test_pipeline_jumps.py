@@ -118,6 +118,31 @@ async def test_a_replay_of_friday_afternoon_then_monday_counts_fridays_rows() ->
     assert pipe.watermark.first_event_s == PAST_S
 
 
+async def test_a_replay_of_one_friday_row_then_monday_counts_it() -> None:
+    """One row on Friday 16:30, 65 h before Monday's open: within a market closure, so it is real news (once
+    dead-lettered for standing alone more than the bound before the run)."""
+    monday_s = PAST_S + 2 * DAY_S + 17 * H
+    stream = [msg("fri", "x", PAST_S), *(msg(f"mon{i}", "x", monday_s + i * 900) for i in range(10))]
+    store, dead = _store(), CollectingDeadLetter()
+    pipe = await _run(ListSource([[m] for m in stream]), store, dead=dead, jumps=JumpGuard(6 * 3600, 3))
+    assert dead.items == [] and pipe.stats.refused == {} and pipe.stats.late == 0
+    assert sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 11
+    assert pipe.watermark.first_event_s == PAST_S
+
+
+async def test_two_first_messages_mistyped_years_before_the_stream_are_both_dead_lettered() -> None:
+    """Found by review: the demo stream with its first two rows dated 2016 for 2026 counted both (each lay
+    within the bound of the other), and the backtest measured 3,656 days with 0.00 notifications a day."""
+    stream = [msg("old0", "x", PAST_S - 3650 * DAY_S), msg("old1", "x", PAST_S - 3650 * DAY_S + 60),
+              *_minutely("a", PAST_S, 6)]
+    store, dead = _store(), CollectingDeadLetter()
+    pipe = await _run(ListSource([[m] for m in stream]), store, dead=dead, jumps=JumpGuard(6 * 3600, 3))
+    assert [(d[1], b'"old' in d[0]) for d in dead.items] == [("implausible_time", True)] * 2
+    assert pipe.stats.refused == {"implausible_time": 2} and pipe.stats.late == 0
+    assert sum(b.volume for b in await store.buckets("all", 0, 10**10)) == 6
+    assert pipe.watermark.first_event_s == PAST_S
+
+
 async def test_a_stream_of_fewer_messages_than_the_confirmations_is_counted_as_it_is() -> None:
     store, dead = _store(), CollectingDeadLetter()
     await _run(ListSource([[msg("a", "x", PAST_S)], [msg("b", "x", PAST_S + 60)]]), store, dead=dead,

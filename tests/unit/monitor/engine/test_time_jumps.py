@@ -75,7 +75,7 @@ def test_the_opening_judges_each_lane_on_its_own_so_a_partition_days_behind_is_k
     assert opening.refuted == [] and _ids(opening.again) == ["a0", "b0", "a1", "b1", "a2"]
 
 
-def test_two_first_messages_before_a_weekend_corroborate_each_other_and_are_kept() -> None:
+def test_two_first_messages_on_friday_before_mondays_dense_run_are_kept() -> None:
     """Found by the regression review: Friday 15:00 and 16:30, then Monday's open every 15 min, lost both Friday
     rows (the floor 6 h before the Monday median refuted every earlier row, real or not)."""
     guard = JumpGuard(6 * H, 3)
@@ -92,11 +92,62 @@ def test_an_unevenly_sparse_opening_keeps_its_first_messages() -> None:
     assert opening[4].refuted == [] and len(opening[4].again) == 5
 
 
-def test_a_lone_first_message_far_before_a_dense_run_is_refuted_as_it_cannot_be_told_from_a_mistyped_date() -> None:
+def test_a_lone_first_message_on_friday_before_mondays_dense_run_is_kept() -> None:
+    """Once refuted as standing alone more than the bound before the run; but Friday's last row before
+    Monday's open (65 h) lies within a market closure (``MAX_CLOSURE_S``, 4 days) of it, so it is real news,
+    and a mistyped date lies further off than that."""
     guard = JumpGuard(6 * H, 3)
     stream = [_rec("fri", T0)] + [_rec(f"mon{i}", T0 + 65 * H + i * 900) for i in range(4)]
     opening = [_offer(guard, r, None) for r in stream][4]
-    assert _ids([rec for rec, _ in opening.refuted]) == ["fri"] and len(opening.again) == 4
+    assert opening.refuted == [] and _ids(opening.again) == ["fri", "mon0", "mon1", "mon2", "mon3"]
+
+
+def test_two_first_messages_mistyped_years_before_a_dense_run_are_both_refuted() -> None:
+    """Found by review: two rows mistyped 2016 for 2026 lay within the bound of each other, so each
+    'corroborated' the other, both were counted and a backtest measured the stream as 10 years long."""
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("old0", T0 - 3650 * DAY), _rec("old1", T0 - 3650 * DAY + 60)] + [_rec(f"m{i}", T0 + i) for i in
+                                                                                      range(3)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert _ids([rec for rec, _ in opening.refuted]) == ["old0", "old1"]
+    assert _ids(opening.again) == ["m0", "m1", "m2"]
+    assert all("before the other first messages of its partition" in why for _, why in opening.refuted)
+
+
+@pytest.mark.parametrize("days_before", [4.5, 30])
+def test_first_messages_more_than_a_market_closure_before_a_dense_run_are_refuted_alone_or_together(
+    days_before: float,
+) -> None:
+    """No market closes for more than 4 days: a row (or rows) further off is a mistyped date, not the last
+    trading day's news; the rows of the run itself, and a row within a closure of it, are kept."""
+    guard = JumpGuard(6 * H, 3)
+    start_s = T0 - int(days_before * DAY)
+    stream = [_rec("far0", start_s), _rec("far1", start_s + 10 * H)] + [_rec(f"m{i}", T0 + i * 900) for i in range(3)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert _ids([rec for rec, _ in opening.refuted]) == ["far0", "far1"] and len(opening.again) == 3
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("far", start_s - 3 * DAY), _rec("fri", T0 - 3 * DAY)] + [_rec(f"m{i}", T0 + i * 900) for i in
+                                                                             range(3)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert _ids([rec for rec, _ in opening.refuted]) == ["far"] and _ids(opening.again)[0] == "fri"
+
+
+def test_a_bound_longer_than_a_market_closure_sets_the_gap_an_opening_row_may_lie_before_the_run() -> None:
+    guard = JumpGuard(10 * DAY, 3)
+    stream = [_rec("near", T0 - 9 * DAY)] + [_rec(f"m{i}", T0 + i * 900) for i in range(4)]
+    assert [_offer(guard, r, None) for r in stream][4].refuted == []
+    guard = JumpGuard(10 * DAY, 3)
+    stream = [_rec("far", T0 - 11 * DAY)] + [_rec(f"m{i}", T0 + i * 900) for i in range(4)]
+    assert _ids([rec for rec, _ in [_offer(guard, r, None) for r in stream][4].refuted]) == ["far"]
+
+
+def test_a_sparse_opening_is_not_judged_even_years_after_its_first_message() -> None:
+    """Its newer half lies further apart than the bound: the gaps are the data's own spacing (one ticker's
+    history), and a mistyped first row there is caught only as a jump by the rows after it, if at all."""
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec("old", T0 - 3650 * DAY)] + [_rec(f"s{i}", T0 + i * DAY) for i in range(4)]
+    opening = [_offer(guard, r, None) for r in stream][4]
+    assert opening.refuted == [] and len(opening.again) == 5
 
 
 def test_an_evenly_sparse_opening_keeps_its_first_message() -> None:
