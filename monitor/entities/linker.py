@@ -41,8 +41,8 @@ The rules, in order (README "Entity linking"):
   within three words after or two words before it in the same sentence (``Inc``, ``Corp``, ``shares``,
   ``stock``, ``CEO``, ``earnings``, ``revenue``, ``guidance``, ``analysts``...). Words about the market as
   a whole are no cue: ``stocks`` and ``investors`` ("Investors Chase AI Stocks", "Dow drops as stocks
-  slide"). Cue words are looked for around the first 16 mentions of each ambiguous name, 64 in all, per
-  message: later bare mentions link only by their symbol (a 10,000-character "GE GE GE ..." cost 60-80 ms).
+  slide"). Every mention is judged, however many: the message's words are found once, and each mention's cue is
+  then a few bisections (looking around each mention of a 10,000-character "GE GE GE ..." cost 60-80 ms).
 - Matching runs on ``monitor.entities.fold`` of the text (zero-width characters, fullwidth letters, HTML
   entities, curly apostrophes, Unicode hyphens), and names and blockers are folded the same way: ``Tesla``
   with a zero-width space inside or in fullwidth letters, ``AT&amp;T``, ``Macy's`` with a curly apostrophe
@@ -53,6 +53,7 @@ The rules, in order (README "Entity linking"):
 from __future__ import annotations
 
 import bisect
+import itertools
 import operator
 import re
 from collections.abc import Iterable
@@ -69,8 +70,11 @@ CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z]{0,5}(?:[./\-][A-Za-z]{1,2})
 EXCHANGE_SYMBOL = re.compile(r"\b(?:NYSE|NASDAQ|Nasdaq|NYSEARCA|AMEX|NYSE American|OTC)\s?:\s?([A-Z][A-Z.\-]{0,9})\b")
 PAREN_SYMBOL = re.compile(r"\(\s*([A-Z][A-Z.\-]{0,9})\s*\)")
 _WORD = re.compile(r"[A-Za-z&]+")
+_WORD_SPLIT = re.compile(f"({_WORD.pattern})")
+"""``_WORD`` captured: ``split`` keeps the words between the gaps."""
 _SENTENCE_END = re.compile(r"(?:(?<![A-Z])\.|[!?;])(?=\s|$)")
 """A full stop (not one after a capital: ``U.S.``), ``!``, ``?`` or ``;`` before a space: cues stop there."""
+_STOP_CHARS = frozenset(".!?;")
 CUE_WORDS = frozenset({
     "inc", "corp", "corporation", "co", "company", "plc", "ltd", "llc", "ag", "sa", "nv", "se", "group",
     "holdings", "share", "shares", "shareholders", "stock", "ceo", "cfo", "chief",
@@ -161,34 +165,95 @@ def _is_boundary(text: str, index: int) -> bool:
     return index < 0 or index >= len(text) or not text[index].isalnum()
 
 
-def _sentence_around(text: str, start: int, end: int) -> tuple[str, str]:
-    """Up to ``_CUE_SPAN_CHARS`` before and after a match, cut where its sentence ends: a cue in the next
-    sentence ("Dow falls 300 points; stocks slide") says nothing about this name."""
-    after = text[end : end + _CUE_SPAN_CHARS]
-    stop = _SENTENCE_END.search(after)
-    before = text[max(0, start - _CUE_SPAN_CHARS) : start]
-    begin = max((m.end() for m in _SENTENCE_END.finditer(before)), default=0)
-    return before[begin:], after[: stop.start()] if stop else after
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """A text's words (``_WORD``) and sentence ends, found once per message so that judging a mention's cue is a
+    few bisections, not a regex pass over its neighbourhood."""
+
+    text: str
+    starts: list[int]
+    ends: list[int]
+    cues: list[bool]
+    """Whether each word, whole, is in ``CUE_WORDS``."""
+    cue_starts: list[int]
+    """Where each of those cue words starts (``_cue_near``'s first test)."""
+    stops: list[int]
+    """Where each ``_SENTENCE_END`` of the whole text is."""
 
 
-def _has_cue_word(text: str, start: int, end: int) -> bool:
-    before, after = _sentence_around(text, start, end)
-    after_words = _WORD.findall(after)
-    if after_words[:1] in (["s"], ["S"]) and after.startswith("'"):  # possessive: Target's CEO
-        after_words = after_words[1:]
-    words = (*after_words[:CUE_AFTER_WORDS], *_WORD.findall(before)[-CUE_BEFORE_WORDS:])
-    return any(w.lower() in CUE_WORDS for w in words)
+def _words(text: str) -> _Words:
+    """``text`` split once: gap, word, gap, word, ..., gap, so the running lengths are the words' edges."""
+    pieces = _WORD_SPLIT.split(text)
+    edges = list(itertools.accumulate(map(len, pieces)))
+    starts = edges[0:-1:2]
+    cues = list(map(CUE_WORDS.__contains__, map(str.lower, pieces[1::2])))
+    return _Words(text, starts, edges[1::2], cues, list(itertools.compress(starts, cues)),
+                  [m.start() for m in _SENTENCE_END.finditer(text)])
 
 
-def _cue_starts(text: str) -> list[int]:
-    """Where each cue word of ``text`` starts, in order (one regex pass)."""
-    return [m.start() for m in _WORD.finditer(text) if m.group().lower() in CUE_WORDS]
+def _is_cue(words: _Words, index: int, low: int, high: int) -> bool:
+    """Whether word ``index`` cut to ``text[low:high]`` is a cue word (a window cuts at most its edge words)."""
+    start, end = words.starts[index], words.ends[index]
+    if low <= start and end <= high:
+        return words.cues[index]
+    return words.text[max(start, low) : min(end, high)].lower() in CUE_WORDS
 
 
-def _cue_near(cue_starts: list[int], start: int, end: int) -> bool:
-    """Whether a cue word starts within ``_CUE_SPAN_CHARS`` of the span: where ``_has_cue_word`` can find one."""
-    at = bisect.bisect_left(cue_starts, start - _CUE_SPAN_CHARS)
-    return at < len(cue_starts) and cue_starts[at] < end + _CUE_SPAN_CHARS
+def _cue_after(words: _Words, end: int) -> bool:
+    """A cue word among the first ``CUE_AFTER_WORDS`` words of ``text[end : end + _CUE_SPAN_CHARS]`` before its
+    sentence ends, skipping a possessive ``'s`` ("Target's CEO")."""
+    text = words.text
+    if text[end : end + 1] in _STOP_CHARS and _SENTENCE_END.match(text[end : end + 2]):
+        return False  # a stop right after the name ends its sentence even after a capital ("GE.")
+    high = min(end + _CUE_SPAN_CHARS, len(text))
+    at = bisect.bisect_left(words.stops, end)
+    if at < len(words.stops) and words.stops[at] < high:
+        high = words.stops[at]
+    first = bisect.bisect_right(words.ends, end)  # the first word reaching past the name
+    past = bisect.bisect_left(words.starts, high, first)  # the first starting past the window or the sentence
+    if first < past and text.startswith("'", end) and text[words.starts[first] : min(words.ends[first], high)] in (
+        "s", "S",
+    ):
+        first += 1
+    return any(_is_cue(words, index, end, high) for index in range(first, min(past, first + CUE_AFTER_WORDS)))
+
+
+def _cue_before(words: _Words, start: int) -> bool:
+    """A cue word among the last ``CUE_BEFORE_WORDS`` words of ``text[start - _CUE_SPAN_CHARS : start]`` after its
+    sentence's start."""
+    if start == 0 or (words.text[start - 1] in _STOP_CHARS and _SENTENCE_END.match(words.text, start - 1, start)):
+        return False  # a stop right before the name (the window's end counts as a space: "up.Target")
+    low = max(0, start - _CUE_SPAN_CHARS)
+    at = bisect.bisect_left(words.stops, start) - 1
+    if at >= 0 and words.stops[at] >= low:
+        low = words.stops[at] + 1
+    last = bisect.bisect_left(words.starts, start)  # the words starting before the name
+    return any(_is_cue(words, index, low, start)
+               for index in range(last - 1, max(last - 1 - CUE_BEFORE_WORDS, -1), -1) if words.ends[index] > low)
+
+
+def _has_cue_word(words: _Words, start: int, end: int) -> bool:
+    """Whether a cue word is within ``CUE_AFTER_WORDS`` words after or ``CUE_BEFORE_WORDS`` before the span, in
+    its sentence and within ``_CUE_SPAN_CHARS``: O(log n) on the words found once, where slicing and scanning the
+    span's neighbourhood for each mention took seconds for a batch of hostile texts (found by review)."""
+    return _cue_after(words, end) or _cue_before(words, start)
+
+
+def _cue_near(words: _Words, start: int, end: int) -> bool:
+    """Whether ``_has_cue_word`` can find a cue word: one starts within ``_CUE_SPAN_CHARS`` of the span and one is
+    among the ``CUE_BEFORE_WORDS`` words before it or the ``CUE_AFTER_WORDS`` + 1 (a possessive) after it, or the
+    window cuts one of those. A few bisections: a hostile "GE GE ... shares ..." judges its thousands of mentions
+    at once (each looked for its cue words in the text around it, 2-3 s a source batch; found by review)."""
+    at = bisect.bisect_left(words.cue_starts, start - _CUE_SPAN_CHARS)
+    if at == len(words.cue_starts) or words.cue_starts[at] >= end + _CUE_SPAN_CHARS:
+        return False
+    starts, ends, cues = words.starts, words.ends, words.cues
+    last = bisect.bisect_left(starts, start)  # the words starting before the span
+    first = last + 1 if last < len(ends) and ends[last] == end else bisect.bisect_right(ends, end)  # past its end
+    since, upto = max(last - CUE_BEFORE_WORDS, 0), min(first + CUE_AFTER_WORDS + 1, len(ends))
+    return (True in cues[since:last] or True in cues[first:upto]
+            or (since < last and (ends[last - 1] > start or starts[since] < start - _CUE_SPAN_CHARS))
+            or (first < upto and (starts[first] < end or ends[upto - 1] > end + _CUE_SPAN_CHARS)))
 
 
 _START_END = operator.itemgetter(0, 1)
@@ -310,16 +375,17 @@ class EntityLinker:
 
     def _names(self, text: str, known: dict[str, None], exchanges: set[int]) -> list[str]:
         """Tickers of the name spans (blockers have none) not in ``known`` yet, skipping exchange words (``AMEX:
-        FOO``). A ticker is judged until it links, the scan stops once ``max_tickers`` are found, and an ambiguous
-        span's cue words are looked for only when a cue word starts near it (``_cue_starts``, one pass over the
-        text): every span of a hostile "GE GE GE ..." looked for a cue, 60-80 ms a 10,000-character text and
-        seconds a source batch of them, all on the event loop (found by review). A cap on the looks instead
-        dropped a wire story's "Ford shares fell" after 17 bare mentions of Ford (found by the regression review)."""
+        FOO``). A ticker is judged until it links and the scan stops once ``max_tickers`` are found. The text's words
+        are found once, when the first ambiguous span needs judging, and each span's cue is then a few bisections
+        (``_cue_near``, ``_has_cue_word``): scanning each span's neighbourhood cost 60-80 ms a hostile 10,000-character
+        "GE GE GE ..." and seconds a source batch of them, all on the event loop (found by review), and a cap on the
+        looks dropped a wire story's "Ford shares fell" after 17 bare mentions of Ford (found by the regression
+        review)."""
         room = self.max_tickers - len(known)
         linked: list[str] = []
         done = set(known)  # known or linked
-        symbols: set[str] | None = None
-        cues: list[int] | None = None
+        symbols: set[str] = set()
+        words: _Words | None = None  # found with the symbols in parentheses, once a span needs them
         for start, end, targets in self._spans(text) if room > 0 else ():
             if start in exchanges:
                 continue
@@ -328,15 +394,14 @@ class EntityLinker:
                 if ticker in done:
                     continue
                 if target.ambiguous:
-                    if symbols is None:
+                    if words is None:
                         symbols = {self.company_ticker(normalise_ticker(s)) for s in PAREN_SYMBOL.findall(text)}
-                        cues = _cue_starts(text)
-                    if ticker not in symbols and not (_cue_near(cues or [], start, end)
-                                                      and _has_cue_word(text, start, end)):
+                        words = _words(text)
+                    if ticker not in symbols and not (_cue_near(words, start, end)
+                                                      and _has_cue_word(words, start, end)):
                         continue
                 linked.append(ticker)
                 done.add(ticker)
                 if len(linked) >= room:
                     return linked
-        return linked
         return linked

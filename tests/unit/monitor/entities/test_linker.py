@@ -177,6 +177,22 @@ def test_a_cue_in_the_next_sentence_does_not_count(linker: EntityLinker) -> None
     assert linker.tickers("Target U.S. sales rose") == ("TGT",)  # "U.S." ends no sentence
 
 
+@pytest.mark.parametrize("text", ["Bought GE. Shares of Apple fell", "Sold shares.GE fell"])
+def test_a_stop_right_next_to_an_ambiguous_name_ends_its_sentence_even_after_a_capital(text: str) -> None:
+    assert EntityLinker([Company("GE", (), ambiguous=("GE",))]).tickers(text) == ()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Target&Co shares", ("TGT",)),  # "&Co" is the word after the name
+    ("Target " + "x" * 52 + " shares fell", ("TGT",)),  # "shares" ends the 60-character window
+    ("Target " + "x" * 58 + " shares fell", ()),  # "shares" starts past it
+])
+def test_cue_words_are_found_as_in_the_text_right_after_the_name(
+    linker: EntityLinker, text: str, expected: tuple[str, ...]
+) -> None:
+    assert linker.tickers(text) == expected
+
+
 def test_plural_stocks_and_investors_are_no_company_cue(linker: EntityLinker) -> None:
     assert linker.tickers("Investors Chase AI Stocks") == ()
     assert linker.tickers("Visa rules hit travel stocks") == ()
@@ -405,9 +421,9 @@ def cue_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = linker_module._has_cue_word
 
-    def counted(text: str, start: int, end: int) -> bool:
+    def counted(words: linker_module._Words, start: int, end: int) -> bool:
         calls.append(start)
-        return real(text, start, end)
+        return real(words, start, end)
 
     monkeypatch.setattr(linker_module, "_has_cue_word", counted)
     return calls
@@ -419,6 +435,17 @@ def test_a_hostile_run_of_one_ambiguous_name_without_a_cue_word_is_never_checked
     """Found by review: 10,000 characters of "Visa Visa ..." looked for a cue 2,000 times (60-80 ms a message)."""
     assert linker.tickers(("Visa " * 2_000).strip()) == ()
     assert cue_checks == []
+
+
+def test_a_hostile_run_near_a_cue_word_out_of_its_reach_is_not_checked_for_one_mention_by_mention(
+    linker: EntityLinker, cue_checks: list[int]
+) -> None:
+    """Found by review: "a b c shares d e GE GE ..." put every mention within 60 characters of "shares" but none
+    within three words after or two before it, so each one scanned the text around it (2.2 s a source batch)."""
+    unit = "a b c shares d e " + "Visa " * 32
+    text = (unit * (10_000 // len(unit)))[:10_000]
+    assert linker.tickers(text) == ()
+    assert len(cue_checks) <= text.count("shares")  # the mention 4 words before it (one more for a possessive)
 
 
 def test_only_mentions_with_a_cue_word_near_them_are_checked_for_one(cue_checks: list[int]) -> None:
