@@ -53,11 +53,11 @@ REFRESH_RETRY_S = 10.0
 """A failed re-post to Alertmanager is tried again this soon, not a whole refresh interval later: the alerts
 it keeps active end ``ends_after_s`` (4 intervals) after the last post that landed."""
 FIRING_MEMORY_MAX_AGE_S = 3_600.0
-RESOLVED_KEPT = 10_000
-"""Alerts whose RESOLVED went out that a refresh remembers (oldest forgotten first)."""
 """While the state store is down, re-posts use the firing set last read from it, up to this old. An alert
 cannot resolve meanwhile (detection needs the same store), so re-posting it is right; without this a Redis
 outage of ~4 minutes let Alertmanager time out every firing alert, send RESOLVED, and page again on return."""
+RESOLVED_KEPT = 10_000
+"""Alerts whose RESOLVED went out that a refresh remembers (oldest forgotten first)."""
 STOP_WAIT_S = 10.0
 """How long a stop waits for each sink's send in hand. The default send timeout (sink_timeout_s x attempts
 + 5 = 35 s) alone outlasted the whole default shutdown_timeout_s (30 s), so one hanging sink turned every

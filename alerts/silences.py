@@ -134,13 +134,14 @@ async def create_silence(
     # that is history being replayed, and an hour past the wall clock muted the rest of it (regression review)
     behind_s = (wall_s or now_s) - now_s
     end_from_s = wall_s if wall_s is not None and 0 < behind_s <= max_duration_s else now_s
+    judged_s = min(now_s, judged_from_s or now_s)
     silence = Silence(
-        id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=min(now_s, judged_from_s or now_s) - lookback_s,
+        id=uuid.uuid4().hex[:12], matcher=matcher, starts_at_s=judged_s - lookback_s,
         ends_at_s=end_from_s + duration_s, comment=comment, created_by=created_by,
     )
     # pruned where detection judges next, not at a watermark ahead of it: a silence ending between the two still
     # mutes buckets detection has to judge, and a POST deleted it (found by review)
-    await store.add_silence(silence, min(now_s, judged_from_s or now_s))
+    await store.add_silence(silence, judged_s)
     return silence
 
 
