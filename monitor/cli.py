@@ -167,7 +167,7 @@ def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_
         where = dead_letters_in or (f"Kafka topic {settings.kafka.dead_letter_topic}"
                                     if settings.source.kind == "kafka" else str(settings.source.dead_letter_path))
         # rows read, then refused: the replay's "replayed N messages (...)" counts them too (found by review)
-        after_read = [(reason, n) for reason, n in [("late", stats.late), *sorted(stats.refused.items())] if n]
+        after_read = stats.refusals()
         late = " (" + ", ".join(f"{n} {'of them ' * (i == 0)}{reason}"
                                 for i, (reason, n) in enumerate(after_read)) + ")" if after_read else ""
         lines.append(f"{stats.dead_letters} input rows were rejected{late}; each is kept with its reason in {where}")

@@ -461,7 +461,7 @@ def refused_counts(stats: PipelineStats) -> str:
     """``, 2 implausible_time``: the rows read that the pipeline dead-lettered for another reason than late, so
     a summary's breakdown adds up to what was read (2 rows refused by the event-time jump guard were in neither
     count; found by review)."""
-    return "".join(f", {count} {reason}" for reason, count in sorted(stats.refused.items()) if count)
+    return "".join(f", {count} {reason}" for reason, count in stats.refusals() if reason != "late")
 
 
 def replay_summary(settings: Settings, stats: PipelineStats, report: Path) -> list[str]:

@@ -145,9 +145,7 @@ async def _span_s(result: RunResult) -> int:
 def input_line(stats: PipelineStats, dead_letters: Path) -> str:
     """Where every input row went (the backtest said only "recall 0.00" when every row was rejected or late;
     found by review)."""
-    after_read = sorted(reason for reason, count in stats.refused.items() if count)
-    if stats.late:
-        after_read.insert(0, "late")
+    after_read = [reason for reason, _ in stats.refusals()]
     included = f" (the {' and '.join(after_read)} ones included)" if after_read else ""
     kept = f", kept with their reasons in {dead_letters}" if stats.dead_letters else ""
     return (f"input: {stats.read} valid messages ({stats.applied} counted, {stats.duplicates} duplicates, "

@@ -99,6 +99,11 @@ class PipelineStats:
     inputs_cut_off: list[str] = dataclasses.field(default_factory=list)
     """Replayed files whose gzip data broke off: rows after the break were not read (filled in by MonitorApp)."""
 
+    def refusals(self) -> list[tuple[str, int]]:
+        """Rows read and then dead-lettered, by reason: ``late`` first, then ``refused`` by name (none at 0). The
+        summaries of run, replay and backtest list them so that every row read is in one count."""
+        return [(reason, n) for reason, n in [("late", self.late), *sorted(self.refused.items())] if n]
+
 
 @dataclass(slots=True)
 class _InFlight:

@@ -178,6 +178,11 @@ class AlertsApi:
             web.delete("/silences/{id}", self._expire_silence),
         ]
 
+    async def _judged_next_s(self) -> int:
+        """Where detection judges next (``ClockReading.judged_next_s``): every silence answer is judged there, as
+        detection will judge it, not at a watermark ahead of it."""
+        return (await self._clock.read()).judged_next_s
+
     async def live_alerts(self) -> list[AlertState]:
         """Pending and firing states, firing first, then newest first."""
         states = [s for s in (await self.state.load_states()).values() if s.status in LIVE_ORDER]
@@ -187,7 +192,7 @@ class AlertsApi:
         wanted = request.query.get("status")
         if wanted is not None and wanted not in ("pending", "firing"):
             return _error(400, "status must be 'pending' or 'firing'", "status")
-        judged_s = (await self._clock.read()).judged_next_s  # silenced as detection will judge it (GET /silences)
+        judged_s = await self._judged_next_s()
         states = [s for s in await self.live_alerts() if wanted is None or s.status == wanted]
         silences = await self.state.list_silences()
         return web.json_response({
@@ -198,7 +203,7 @@ class AlertsApi:
     async def _silences(self, request: web.Request) -> web.Response:
         # live where detection judges next (as create and expire anchor): one ending between the cursor and the
         # watermark still mutes buckets to be judged, so it is live, not expired
-        at_s = (await self._clock.read()).judged_next_s
+        at_s = await self._judged_next_s()
         include_expired = request.query.get("all", "") in ("1", "true")
         found = await list_silences(self.state, at_s, include_expired=include_expired)
         return web.json_response({
@@ -234,7 +239,7 @@ class AlertsApi:
 
     async def _expire_silence(self, request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]
-        ends_s = (await self._clock.read()).judged_next_s  # not the watermark: the buckets between are not muted
+        ends_s = await self._judged_next_s()  # not the watermark: the buckets between are not muted
         if not await expire_silence(self.state, silence_id, ends_s):
             return _error(404, f"no silence with id {silence_id!r}", "id")
         return web.json_response({"expired": silence_id})
