@@ -329,11 +329,17 @@ def dead_letter_files(source: SourceSettings) -> list[Path]:
 
 
 def own_dead_letters(parser: argparse.ArgumentParser, settings: Settings, isolated: Settings,
-                     inputs: Iterable[Path], run: str, fix: str) -> list[Path]:
+                     inputs: Iterable[Path], run: str, fix: str, report: Path | None = None) -> list[Path]:
     """The run's dead-letter file and rotations, once none of them is an input or a file of the daemon's
-    ``source.dead_letter_path`` (a one-line usage error ending in ``fix`` otherwise): clearing them deleted an
-    ``--input`` that was a rotation, and ``backtest --out var`` the daemon's dead letters (found by review)."""
+    ``source.dead_letter_path``, and ``report`` (replaced at start too) is none of the daemon's either (a one-line
+    usage error ending in ``fix`` otherwise): clearing them deleted an ``--input`` that was a rotation, ``backtest
+    --out var`` and ``replay --report var/dead-letter.jsonl`` the daemon's dead letters (found by review)."""
     files = dead_letter_files(isolated.source)
+    daemon_files = {file_identity(path) for path in dead_letter_files(settings.source)}
+    if report is not None and file_identity(report) in daemon_files:
+        parser.error(f"--report {report} is a file of the daemon's dead letters (source.dead_letter_path "
+                     f"{settings.source.dead_letter_path} and its rotations): the {run} would replace it -- "
+                     "choose another --report")
     owned = {file_identity(path): path for path in files}
     for path in inputs:
         if (same := owned.get(file_identity(path))) is not None:
@@ -342,7 +348,7 @@ def own_dead_letters(parser: argparse.ArgumentParser, settings: Settings, isolat
             parser.error(f"--input {path} is also {what}: the run would delete what it reads -- copy it elsewhere "
                          f"first, or {fix}")
     daemon = settings.source.dead_letter_path
-    if not owned.keys().isdisjoint(file_identity(path) for path in dead_letter_files(settings.source)):
+    if not owned.keys().isdisjoint(daemon_files):
         parser.error(f"this {run}'s dead-letter file {files[0]} would be the daemon's (source.dead_letter_path "
                      f"{daemon} and its rotations): the run would delete and write into them -- {fix}")
     return files
@@ -388,13 +394,8 @@ def replay_command(argv: Sequence[str], settings: Settings) -> int:
     isolated = replay_settings(args, settings)
     require_writable_dir(parser, "--report", args.report, args.report.parent)
     check_outputs(parser, args.report, isolated)
-    if file_identity(args.report) in {file_identity(path) for path in dead_letter_files(settings.source)}:
-        # the report is replaced at start: --report var/dead-letter.jsonl deleted the daemon's dead letters (review)
-        parser.error(f"--report {args.report} is a file of the daemon's dead letters (source.dead_letter_path "
-                     f"{settings.source.dead_letter_path} and its rotations): the replay would replace it -- choose "
-                     "another --report")
     dead_letters = own_dead_letters(parser, settings, isolated, args.input or (), "replay",
-                                    "choose another --report (its dead-letter file is named after it)")
+                                    "choose another --report (its dead-letter file is named after it)", args.report)
     try:
         args.report.unlink(missing_ok=True)
         clear_dead_letters(dead_letters)

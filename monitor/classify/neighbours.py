@@ -26,9 +26,13 @@ class HeadMemory(nn.Module):
 
     def __init__(self, rows: int, hidden: int) -> None:
         super().__init__()
-        self.rows = rows
         self.register_buffer("vectors", torch.zeros(rows, hidden))
         self.register_buffer("labels", torch.zeros(rows, dtype=torch.int16))
+
+    @property
+    def rows(self) -> int:
+        """Texts held."""
+        return int(self.vectors.shape[0])
 
     def fill(self, pooled: torch.Tensor, labels: torch.Tensor) -> None:
         self.vectors.copy_(nn.functional.normalize(pooled.float(), dim=-1))
