@@ -20,21 +20,25 @@ many votes against make it a rogue date: the held messages are dead-lettered as 
 A lane's records from the first held one on are not committed until it is resolved, so a crash redelivers
 them (the store counts each id once; a redelivered copy of a held message is not a second vote). At the
 end of a finite stream (a range replay's finished partition keeps its holds until then), a jump still
-unconfirmed is dead-lettered with that reason. The stream's start is the median of its first
-``2 * confirmations - 1`` messages (held until then, or until the stream ends, or the idle sweep finds every
-partition caught up and quiet), so a rogue *first* message is caught too: one dated far ahead is then held
-like any jump; one dated more than ``MAX_CLOSURE_S`` (and the bound) before the next of its partition's
-opening messages, and any dated before it, is dead-lettered as ``implausible_time`` (only where the newer
-half of the partition's opening lies within the bound: in a sparse one the gaps are the data's own spacing).
+unconfirmed is dead-lettered with that reason. The stream's start is the median of its first messages (at
+least ``2 * confirmations - 1``, more while a partition's rows are split by a gap longer than a market closure
+and its newest ``confirmations`` do not yet agree, at most ``16 * confirmations``; held until then, or until the
+stream ends, or the idle sweep finds every partition caught up and quiet), so a rogue *first* message is caught
+too: one dated far ahead is then held like any jump; one dated more than ``MAX_CLOSURE_S`` (and the bound)
+before where its partition is now (its agreeing newest rows, else its median where the newer half of its
+opening lies within the bound: in a sparse one the gaps are the data's own spacing), and any dated before it,
+is dead-lettered as ``implausible_time``. Up to ``2 * confirmations - 2`` such rows ahead of the real ones are
+caught; an opening made only of them is a stream of its own (``source.min_event_time`` refuses such dates).
 In a live stream (Kafka) the idle sweep releases a hold once its partition's event time comes within the
 bound of the held row. Every call comes from the reader task.
 Everything is bounded: a lane holds at most ``confirmations - 1`` messages, the opening
-``2 * confirmations - 1``.
+``16 * confirmations``.
 
 Sparse streams (messages further apart than the bound, one ticker's history) hold each message until the
 next ones arrive, and a replay's last message or two are dead-lettered: raise the bound, or set it to 0.
-So is a first message (or a few) dated more than 4 days before a dense run of the next few: no market
-closes that long, so it cannot be told from a mistyped date (Friday's rows before Monday's open are kept).
+So is a first message (or a few) dated more than 10 days before a dense run of the next few: no market
+closes that long, so it cannot be told from a mistyped date (Friday's rows before Monday's open, and the last
+ones before Easter or the Lunar New Year, are kept).
 
 Pure bookkeeping, no clock and no I/O: the pipeline feeds it records and the reference event time.
 """
@@ -43,15 +47,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from monitor.durations import duration, iso_utc
 from monitor.types import SourceRecord
 
 DEFAULT_MAX_JUMP_S = 6 * 3600
 DEFAULT_CONFIRMATIONS = 3
-MAX_CLOSURE_S = 4 * 86_400
-"""Longer than any market closure (a weekend, a long holiday weekend): an opening row further than this (and
-the bound) before the next one of its partition is a mistyped date, not the last trading day's news."""
+MAX_CLOSURE_S = 10 * 86_400
+"""Longer than any market closure (a weekend, Easter's Thursday-to-Tuesday, a Christmas with its Boxing Day, the
+Lunar New Year week): an opening row further than this (and the bound) before the next one of its partition is
+a mistyped date, not the last trading day's news (4 days dropped Easter's, found by review)."""
+OPENING_MAX_PER_CONFIRMATION = 16
+"""The opening waits for its newest rows to agree (``_present``) up to ``16 * confirmations`` rows; then it is
+settled with what it has (a sparse history never agrees; memory stays bounded)."""
 
 
 @dataclass(slots=True)
@@ -129,7 +138,7 @@ class JumpGuard:
         if self._start_s is None:
             if not any(_copy_key(r) == _copy_key(record) for r, _ in self._opening):  # a redelivered copy
                 self._opening.append((record, event_s))
-            return self.close_opening() if len(self._opening) >= 2 * self.confirmations - 1 else Offer()
+            return self.close_opening() if self._opening_settled() else Offer()
         lane = record.lane
         own = reference(lane)
         reference_s = self._start_s if own is None else own
@@ -179,11 +188,10 @@ class JumpGuard:
         (``refuted``). Called when enough arrived, or when the stream ends or goes quiet first."""
         if self._start_s is not None or not self._opening:
             return Offer()
-        times = sorted(t for _, t in self._opening)
-        self._start_s = times[(len(times) - 1) // 2]
         opening, self._opening = self._opening, []
-        floors = self._opening_floors(opening)
-        gap_s = max(self.max_jump_s, MAX_CLOSURE_S)
+        floors = {lane: floor for lane, arrived in _by_lane(opening).items()
+                  if (floor := self._lane_floor(arrived)) is not None}
+        gap_s = self._closure_s()
         out = Offer()
         for rec, event_s in opening:
             if event_s < floors.get(rec.lane, event_s):
@@ -193,33 +201,65 @@ class JumpGuard:
                                     "was not counted"))
             else:
                 out.again.append(rec)
+        kept = sorted(t for rec, t in opening if t >= floors.get(rec.lane, t))
+        self._start_s = kept[(len(kept) - 1) // 2]
         return out
 
-    def _opening_floors(self, opening: list[tuple[SourceRecord, int]]) -> dict[Hashable, int]:
-        """Per dense lane, its oldest plausible opening time: rows before it are refuted. Offered again, such a
-        row would become its lane's event time and make the real stream a confirmed forward jump: a stream
-        whose first row was mistyped 2016 for 2026 was counted and measured as 10 years long (found by
-        review). The floor is the row after the newest gap of more than ``MAX_CLOSURE_S`` (and the bound)
-        below the lane's median, so every row before such a gap goes, however many: two rows mistyped 2016
-        corroborated each other and were counted (found by review), while Friday's last rows, one or two,
-        before Monday's open are kept (a floor at the bound dropped them, found by the regression review).
-        Only a dense lane (the newer half of its opening within the bound) is judged: a sparse history's gaps
-        are its own spacing, so a sparse lane gets no floor. Judged per lane: a partition catching up a
-        backlog days behind the others is real."""
-        by_lane: dict[Hashable, list[int]] = {}
-        for rec, event_s in opening:
-            by_lane.setdefault(rec.lane, []).append(event_s)
-        gap_s = max(self.max_jump_s, MAX_CLOSURE_S)
-        floors: dict[Hashable, int] = {}
-        for lane, lane_times in by_lane.items():
-            lane_times.sort()
-            mid = (len(lane_times) - 1) // 2
-            if lane_times[-1] - lane_times[mid] > self.max_jump_s:
-                continue
-            gaps = [i for i in range(mid) if lane_times[i + 1] - lane_times[i] > gap_s]
-            if gaps:
-                floors[lane] = lane_times[gaps[-1] + 1]
-        return floors
+    def _closure_s(self) -> int:
+        return max(self.max_jump_s, MAX_CLOSURE_S)
+
+    def _opening_settled(self) -> bool:
+        """Enough opening rows to say where the stream starts: at least ``2 * confirmations - 1``, and every lane
+        whose rows are split by a gap longer than a market closure has its newest rows agreeing after it
+        (``_present``). By count alone, three rows mistyped 2016 ahead of two real ones outvoted them: the
+        stream started in 2016 and the real rows became the jump (found by review). Capped (a sparse history's
+        rows never agree)."""
+        if len(self._opening) < 2 * self.confirmations - 1:
+            return False
+        if len(self._opening) >= OPENING_MAX_PER_CONFIRMATION * self.confirmations:
+            return True
+        gap_s = self._closure_s()
+        for arrived in _by_lane(self._opening).values():
+            times = sorted(arrived)
+            split = any(b - a > gap_s for a, b in pairwise(times))
+            if split and self._present(arrived) is None:
+                return False
+        return True
+
+    def _present(self, arrived: list[int]) -> int | None:
+        """The oldest of a lane's newest ``confirmations`` rows (in arrival order) when they lie within the bound
+        of each other: where the lane is now. A sorted export's mistyped rows come first, so the newest rows,
+        not the majority, say which side of a gap is real."""
+        newest = arrived[-self.confirmations:]
+        if len(newest) < self.confirmations or max(newest) - min(newest) > self.max_jump_s:
+            return None
+        return min(newest)
+
+    def _lane_floor(self, arrived: list[int]) -> int | None:
+        """A lane's oldest plausible opening time (``arrived``: its opening rows' times in arrival order): rows
+        before it are refuted. Offered again, such a row would become its lane's event time and make the real
+        stream a confirmed forward jump: a stream whose first row was mistyped 2016 for 2026 was counted and
+        measured as 10 years long (found by review). The floor is the row after the newest gap of more than
+        ``MAX_CLOSURE_S`` (and the bound) below where the lane is now (its agreeing newest rows; without them
+        its median, if the newer half of its rows lies within the bound), so every row before such a gap goes,
+        however many, while Friday's last rows before Monday's open are kept. A sparse lane (neither) gets no
+        floor: a sparse history's gaps are its own spacing. Judged per lane: a partition catching up a backlog
+        days behind the others is real."""
+        times = sorted(arrived)
+        now_s = self._present(arrived)
+        if now_s is None:
+            mid = (len(times) - 1) // 2
+            if times[-1] - times[mid] > self.max_jump_s:
+                return None
+            now_s = times[mid]
+        gap_s = self._closure_s()
+        floor: int | None = None
+        for older, newer in pairwise(times):
+            if newer > now_s:
+                break
+            if newer - older > gap_s:
+                floor = newer
+        return floor
 
     def recheck(self, reference: Reference) -> list[SourceRecord]:
         """Event time moved without a message (the idle sweep of a caught-up live stream): a hold whose first
@@ -271,3 +311,11 @@ class JumpGuard:
         dropped += [r for r, _ in self._opening if r.lane not in keep]
         self._opening = [(r, t) for r, t in self._opening if r.lane in keep]
         return dropped
+
+
+def _by_lane(opening: Sequence[tuple[SourceRecord, int]]) -> dict[Hashable, list[int]]:
+    """Each lane's opening times, in arrival order."""
+    by_lane: dict[Hashable, list[int]] = {}
+    for rec, event_s in opening:
+        by_lane.setdefault(rec.lane, []).append(event_s)
+    return by_lane
