@@ -139,8 +139,10 @@ def markdown(
             "lead p50", "lead p90", "from 1st neg p50"]
     lines = ["# Backtest report", "", *([read, ""] if read else []),
              f"{len(incidents)} labelled incidents; best parameter set marked with *. *alerts* counts firing "
-             "notifications; *attributed* ones name only aggregate keys (`all`, `topic:*`) during an incident; one "
-             "that detects an incident and also names an unrelated key is both a hit and a false alarm.", "",
+             "notifications; *attributed* ones name only aggregate keys (`all`, `topic:*`) or keys sharing the "
+             "incident's ticker or topic during an incident; one that detects an incident and also names an unrelated "
+             "key is both a hit and a false alarm. Rates per day are over the days with data (a stretch of more than "
+             "10 days without a message is left out).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, (params, s) in enumerate(rows):
         cells = [f"{params.get(n, '-')}" for n in names] + [

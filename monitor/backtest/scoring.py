@@ -4,13 +4,15 @@ Matching rule (documented in the README): an alert (one window key of a firing n
 an incident when its key is the incident key or belongs to its group (``topic_ticker:*|BA`` belongs to
 ``ticker:BA``) and it fires inside ``[incident.start - early_s, incident.end + late_s]``, or its episode
 was already firing when the incident started (detected early). One alert detects one incident: the one
-under way, else the latest that just ended, else the next one. A reminder of an episode (same dedup key
-and start) takes the verdict of the episode. Aggregate keys (``all``, ``topic:*``) that fire inside an
-incident window are *attributed* to it (the incident moved the aggregate): neither hits nor false alarms.
-Everything else is a false alarm; a notification that detects an incident and also names an unrelated
-key counts as a hit *and* a false alarm. Lead time is detection delay: first detection minus incident
-start (negative = early); it is also measured from the incident's first negative message (when the
-caller knows it), which is what a detector can react to at the earliest.
+under way, else the latest that just ended, else the next one. Only an episode's first notification picks an
+incident: a reminder (same dedup key and start) takes the verdict of the episode. Aggregate keys (``all``,
+``topic:*``) and keys related to the incident (sharing its ticker, ``ticker:BA`` for
+``topic_ticker:earnings|BA``, or, where one of them names no ticker, its topic) that fire inside an incident
+window are *attributed* to it (the incident moved them): neither hits nor false alarms. Everything else is a
+false alarm; a notification that detects an incident and also names an unrelated key counts as a hit *and* a
+false alarm. Lead time is detection delay: first detection minus incident start (negative = early); it is also
+measured from the incident's first negative message (when the caller knows it), which is what a detector can
+react to at the earliest.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ class Scores:
     lead_time_p90_s: float | None
     lead_times_s: tuple[int | None, ...]
     span_s: int = 0
-    """Event-time span of the replayed history."""
+    """Event time the replayed history has data for: the rates per day are over it."""
+    spanned_s: int = 0
+    """Event time it spans, first message to last, gaps in the data included."""
     false_alarm_indices: tuple[int, ...] = ()
     """Positions (in the scored alert list) of the false alarms, for the report."""
     from_first_negative_s: tuple[int | None, ...] = ()
@@ -86,7 +90,7 @@ class Scores:
 
     @property
     def alerts_per_day(self) -> float:
-        """Firing notifications per day over the whole history (hits, attributed and false alarms)."""
+        """Firing notifications per day over the history with data (hits, attributed and false alarms)."""
         return self.alerts / max(self.span_s / DAY_S, 1e-9)
 
     @property
@@ -218,6 +222,25 @@ def belongs(key: str, incident_key: str) -> bool:
     return False
 
 
+def _topic_and_ticker(key: str) -> tuple[str | None, str | None]:
+    kind, _, value = key.partition(":")
+    if kind == "topic_ticker":
+        topic, _, ticker = value.rpartition("|")
+        return topic, ticker
+    return (value, None) if kind == "topic" else (None, value) if kind == "ticker" else (None, None)
+
+
+def related(key: str, incident_key: str) -> bool:
+    """Does window ``key`` share the incident's ticker (``ticker:BA`` and ``topic_ticker:*|BA``) or, where one of
+    them names no ticker, its topic (``topic:earnings`` and ``topic_ticker:earnings|*``)? The engine pages such keys
+    together; firing with the incident, they were counted as false alarms (found by review)."""
+    topic, ticker = _topic_and_ticker(key)
+    inc_topic, inc_ticker = _topic_and_ticker(incident_key)
+    if ticker is not None and inc_ticker is not None:
+        return ticker == inc_ticker
+    return topic is not None and topic == inc_topic
+
+
 def _aggregate(key: str) -> bool:
     return key == "all" or key.startswith("topic:")
 
@@ -255,7 +278,8 @@ def _ongoing(alerts: Sequence[FiredAlert], incidents: Sequence[Incident], early_
         for key, episode in zip(alert.keys, alert.episode_ids(), strict=True):
             first.setdefault(episode, (alert.at_s, key))
     found: dict[str, tuple[int, int]] = {}
-    for i, inc in enumerate(incidents):
+    # earliest incident first: in file order, an unsorted CSV credited the episode to a later incident (review)
+    for i, inc in sorted(enumerate(incidents), key=lambda pair: (pair[1].start_s, pair[1].end_s)):
         for episode, (at_s, key) in first.items():
             if (at_s < inc.start_s - early_s and resolved_at_s.get(episode, inc.start_s) >= inc.start_s
                     and belongs(key, inc.key) and episode not in found
@@ -269,13 +293,15 @@ def score(
     incidents: Sequence[Incident],
     *,
     span_s: int,
+    spanned_s: int | None = None,
     early_s: int = 0,
     late_s: int = 3600,
     first_negative_s: Sequence[int | None] = (),
     resolved_at_s: Mapping[str, int] | None = None,
 ) -> Scores:
-    """``alerts`` in firing order; ``resolved_at_s``: episode id -> when it resolved (absent = it never did,
-    or episodes are unknown)."""
+    """``alerts`` in firing order; ``span_s``: event time with data (the rates per day are over it), ``spanned_s``:
+    first to last message, gaps included (default ``span_s``); ``resolved_at_s``: episode id -> when it resolved
+    (absent = it never did, or episodes are unknown)."""
     first_hit: dict[int, int] = {}
     detected_by: dict[str, int] = {}
     for episode, (i, at_s) in _ongoing(alerts, incidents, early_s, late_s, resolved_at_s or {}).items():
@@ -283,23 +309,29 @@ def score(
         first_hit[i] = min(first_hit.get(i, at_s), at_s)
     hits = attributed = false_alarms = 0
     false_idx: list[int] = []
+    seen: set[str] = set()
     for n, alert in enumerate(alerts):
         hit = stray = False
+        during = [inc for inc in incidents if inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s]
         for key, episode in zip(alert.keys, alert.episode_ids(), strict=True):
-            target = incident_for(key, alert.at_s, incidents, early_s, late_s)
-            if target is not None:
+            first = episode not in seen
+            seen.add(episode)
+            if episode in detected_by:
+                hit = True  # a reminder of an episode that detected an incident, or one already firing at its start
+            elif first and (target := incident_for(key, alert.at_s, incidents, early_s, late_s)) is not None:
+                # only an episode's first notification picks an incident: a 4-hourly reminder "detected" the next
+                # incident on its key, so recall depended on alerts.repeat_interval_s (found by review)
                 first_hit[target] = min(first_hit.get(target, alert.at_s), alert.at_s)
-                detected_by.setdefault(episode, target)
+                detected_by[episode] = target
                 hit = True
-            elif episode in detected_by:
-                hit = True  # a reminder of an episode that detected an incident
-            elif not _aggregate(key):
+            elif not (_aggregate(key) or any(related(key, inc.key) and not belongs(key, inc.key) for inc in during)):
+                # an unrelated key; or a reminder, on an incident's key, of an episode that detected nothing: a false
+                # alarm as its first notice was (it began before the early margin and ended before the start)
                 stray = True
         hits += hit
         if hit and not stray:
             continue
-        if not hit and not stray and any(
-                inc.start_s - early_s <= alert.at_s <= inc.end_s + late_s for inc in incidents):
+        if not hit and not stray and during:
             attributed += 1
         else:
             false_alarms += 1
@@ -321,6 +353,7 @@ def score(
         lead_time_p90_s=_percentile(found, 0.9) if found else None,
         lead_times_s=lead,
         span_s=span_s,
+        spanned_s=span_s if spanned_s is None else spanned_s,
         false_alarm_indices=tuple(false_idx),
         from_first_negative_s=tuple(
             first_hit[i] - neg if i in first_hit and neg is not None else None

@@ -3,11 +3,15 @@ says about its input and about incidents it could not have detected."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from monitor.backtest.command import _spans_s
 from monitor.bundled import DEFAULT_CONFIG
 from monitor.cli import main
 from tests.integration.streams import BUCKET_S, T0, stream
@@ -167,3 +171,41 @@ def test_a_backtest_out_holding_the_daemons_dead_letters_is_refused_and_they_are
     assert "would be the daemon's (source.dead_letter_path var/dead-letter.jsonl" in err
     assert "choose another --out" in err
     assert all(path.read_text() == '{"reason": "bad_json"}\n' for path in daemon)
+
+
+def test_the_rates_per_day_leave_out_gaps_in_the_data_longer_than_a_market_closure() -> None:
+    """Found by review: 11 false alarms over 4 days with data, 58 days apart, read 0.18/day (over the span)."""
+    day = 86_400
+    starts = [0, 60, 20 * day, 20 * day + 60, 29 * day]  # a 20-day collection gap, then a 9-day closure (kept)
+
+    async def buckets(key: str, start_s: int, end_s: int) -> list[SimpleNamespace]:
+        return [SimpleNamespace(start_s=s) for s in starts]
+
+    result = SimpleNamespace(store=SimpleNamespace(bucket_s=60, buckets=buckets))
+    with_data, spanned = asyncio.run(_spans_s(result))  # type: ignore[arg-type]
+    assert spanned == 29 * day + 60
+    assert with_data == spanned - (20 * day - 120)
+
+
+def test_an_incident_inside_a_gap_of_the_input_is_marked_and_the_rates_are_over_the_days_with_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: an incident in a 58-day gap of the input was a plain miss, and the rates per day counted the
+    gap as quiet days."""
+    gap_s = 20 * 86_400
+    later = [{**row, "id": f"later-{row['id']}", "published_at": _shifted(str(row["published_at"]), gap_s)}
+             for row in stream()]
+    in_gap = SURGE_START + gap_s / 2
+    incidents = (f"ticker:ACME,{SURGE_START:.0f},{SURGE_START + 180:.0f},surge\n"
+                 f"ticker:ACME,{in_gap:.0f},{in_gap + 3600:.0f},in the gap\n")
+    assert _backtest(tmp_path, stream() + later, incidents) == 0
+    captured = capsys.readouterr()
+    assert "warning: incident 1 (ticker:ACME, in the gap): no message in the input during the incident" in captured.err
+    assert "detected 1/2 (1 could not be detected, see the report)" in captured.out
+    assert "/day over 0.1 days with data, 20.0 spanned)" in captured.out
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| in the gap | missed (no message in the input during the incident) |" in report
+
+
+def _shifted(iso: str, by_s: int) -> str:
+    return (datetime.fromisoformat(iso) + timedelta(seconds=by_s)).isoformat().replace("+00:00", "Z")

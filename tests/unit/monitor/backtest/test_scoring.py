@@ -290,13 +290,13 @@ def _fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, float]]:
         ran.append(params)
         return object()
 
-    async def span_s(result: object) -> int:
-        return 86_400
+    async def spans_s(result: object) -> tuple[int, int]:
+        return 86_400, 86_400
 
     monkeypatch.setattr(command, "build_classifier", lambda *a: None)
     monkeypatch.setattr(command, "CachedClassifier", lambda c: c)
     monkeypatch.setattr(command, "run_once", run_once)
-    monkeypatch.setattr(command, "_span_s", span_s)
+    monkeypatch.setattr(command, "_spans_s", spans_s)
     monkeypatch.setattr(command, "fired_alerts", lambda r: [])
     monkeypatch.setattr(command, "resolved_at_s", lambda r: {})
     monkeypatch.setattr(command, "score", lambda *a, **k: None)
@@ -427,3 +427,53 @@ def test_a_description_line_with_a_colon_and_commas_is_not_taken_for_a_swallowed
                     'Timeline: FAA grounding at 02:00, shares -8% premarket, per Reuters"\n')
     [incident] = load_incidents(path)
     assert incident.description.endswith("per Reuters")
+
+
+def test_a_reminder_never_detects_a_later_incident_so_recall_does_not_depend_on_the_repeat_interval() -> None:
+    """Found by review: with the default 4-hourly reminders the episode of the first incident "detected" the
+    follow-up one too (2/2), with repeat_interval_s = 0 it did not (1/2)."""
+    first, follow_up = Incident("ticker:BA", 36_000, 43_200), Incident("ticker:BA", 72_000, 79_200)
+    episode = "burst:ticker:BA@37800"
+    for interval in (0, 3 * 3600, 4 * 3600):
+        reminders = [FiredAlert(t, ("ticker:BA",), (episode,)) for t in range(37_800 + interval, 82_800, interval)
+                     ] if interval else []
+        s = score([FiredAlert(37_800, ("ticker:BA",), (episode,)), *reminders], [first, follow_up], span_s=DAY,
+                  resolved_at_s={episode: 82_800})
+        assert (s.detected, s.lead_times_s, s.false_alarms) == (1, (1_800, None), 0), interval
+
+
+def test_a_reminder_in_the_early_margin_of_an_episode_that_ended_before_the_incident_is_a_false_alarm() -> None:
+    """The reminder takes its episode's verdict: its first notice, before the margin, was a false alarm."""
+    episode = "burst:ticker:BA@1000"
+    alerts = [FiredAlert(1_000, ("ticker:BA",), (episode,)), FiredAlert(8_200, ("ticker:BA",), (episode,))]
+    s = score(alerts, INCIDENTS, span_s=DAY, early_s=3_600, resolved_at_s={episode: 9_000})
+    assert (s.hits, s.false_alarms, s.detected) == (0, 2, 0)
+
+
+def test_an_episode_firing_before_unsorted_incidents_is_credited_to_the_earliest() -> None:
+    """Found by review: the episode was credited to the first row of the file, 18 h early instead of 8."""
+    earlier, later = Incident("ticker:BA", 36_000, 39_600, "A"), Incident("ticker:BA", 72_000, 75_600, "B")
+    alert = FiredAlert(7_200, ("ticker:BA",), ("e@7200",))
+    for incidents in ([earlier, later], [later, earlier]):
+        s = score([alert], incidents, span_s=DAY, resolved_at_s={"e@7200": 79_200})
+        leads = dict(zip((inc.description for inc in incidents), s.lead_times_s, strict=True))
+        assert leads == {"A": -28_800, "B": None}
+
+
+@pytest.mark.parametrize(("incident_key", "keys", "expected"), [
+    ("topic_ticker:earnings|BA", ("ticker:BA", "topic_ticker:earnings|BA"), (1, 0, 0, 1)),
+    ("topic_ticker:earnings|BA", ("ticker:BA",), (0, 1, 0, 0)),
+    ("topic_ticker:earnings|BA", ("topic_ticker:guidance|BA",), (0, 1, 0, 0)),
+    ("topic_ticker:earnings|BA", ("topic_ticker:earnings|BA", "topic_ticker:earnings|TSLA"), (1, 0, 1, 1)),
+    ("topic:earnings", ("topic:earnings", "topic_ticker:earnings|BA"), (1, 0, 0, 1)),
+    ("topic:earnings", ("topic_ticker:earnings|BA",), (0, 1, 0, 0)),
+    ("topic:earnings", ("ticker:BA",), (0, 0, 1, 0)),
+])
+def test_a_key_sharing_the_incidents_ticker_or_topic_is_attributed_to_it_not_a_false_alarm(
+    incident_key: str, keys: tuple[str, ...], expected: tuple[int, int, int, int]
+) -> None:
+    """Found by review: the engine pages ``ticker:BA`` with ``topic_ticker:earnings|BA``; the notification that
+    detected a topic_ticker incident was also a false alarm, and ``ticker:BA`` alone was a miss and a false alarm.
+    Only the incident's key (or, for a ticker incident, a topic_ticker key of its ticker) detects it."""
+    s = score([FiredAlert(36_600, keys)], [Incident(incident_key, 36_000, 39_600)], span_s=DAY)
+    assert (s.hits, s.attributed, s.false_alarms, s.detected) == expected
