@@ -249,5 +249,5 @@ class TransformerClassifier(BucketedClassifier):
             return topic, sentiment
         pooled = torch.empty((len(order), parts[0].shape[-1]), dtype=parts[0].dtype, device=parts[0].device)
         pooled[order] = torch.cat(parts)
-        blended = memory.blend(pooled, topic.to(pooled.device), sentiment.to(pooled.device))
+        blended = memory.blend_rows(pooled, topic.to(pooled.device), sentiment.to(pooled.device))
         return blended[0].cpu(), blended[1].cpu()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monitor.classify.neighbours import NeighbourMemory
+from monitor.classify.neighbours import BLEND_ROWS, HeadMemory, NeighbourMemory
 
 
 def _memory(weight: float = 0.5, k: int = 1) -> NeighbourMemory:
@@ -57,3 +57,25 @@ def test_a_head_with_no_rows_keeps_its_own_probabilities() -> None:
     topic_head = torch.tensor([[0.3, 0.7]])
     topic, _ = memory.blend(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), topic_head, torch.tensor([[0.2, 0.6, 0.2]]))
     assert torch.allclose(topic, topic_head)
+
+
+def test_a_whole_call_is_blended_a_bounded_number_of_texts_at_a_time_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: a call of 4,096 texts held a 4,096 x 23,880 similarity matrix at once (+231 MiB)."""
+    torch.manual_seed(0)
+    memory = _memory(k=2)
+    pooled, topic, sentiment = torch.randn(600, 4), torch.softmax(torch.randn(600, 2), -1), torch.softmax(
+        torch.randn(600, 3), -1)
+    whole = memory.blend(pooled, topic, sentiment)
+    seen: list[int] = []
+    votes = HeadMemory.votes
+
+    def counting(self: HeadMemory, unit: torch.Tensor, head: torch.Tensor, k: int, temperature: float) -> torch.Tensor:
+        seen.append(unit.shape[0])
+        return votes(self, unit, head, k, temperature)
+
+    monkeypatch.setattr(HeadMemory, "votes", counting)
+    chunked = memory.blend_rows(pooled, topic, sentiment)
+    assert max(seen) == BLEND_ROWS and sum(seen) == 2 * 600
+    assert torch.equal(chunked[0], whole[0]) and torch.equal(chunked[1], whole[1])
