@@ -80,6 +80,6 @@ class NeighbourMemory(nn.Module):
         """``blend`` over ``BLEND_ROWS`` texts at a time, for a whole classifier call (eager only: the ONNX graph
         blends per sub-batch): a call of 4,096 texts held a 4,096 x 23,880 similarity matrix at once (+231 MiB,
         found by review)."""
-        parts = [self.blend(*rows) for rows in zip(pooled.split(BLEND_ROWS), topic.split(BLEND_ROWS),
-                                                   sentiment.split(BLEND_ROWS), strict=True)]
+        parts = [self.blend(*rows) for rows in zip(torch.split(pooled, BLEND_ROWS), torch.split(topic, BLEND_ROWS),
+                                                   torch.split(sentiment, BLEND_ROWS), strict=True)]
         return torch.cat([t for t, _ in parts]), torch.cat([s for _, s in parts])
