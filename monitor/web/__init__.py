@@ -15,6 +15,7 @@ from monitor.web.alerts_api import AlertsApi
 from monitor.web.auth import bearer_auth
 from monitor.web.clock import EventClock
 from monitor.web.console import Console
+from monitor.web.series import display_baseline_s
 from monitor.web.server import HttpServer
 
 
@@ -27,8 +28,9 @@ def install(http: HttpServer, engine: AlertEngine, settings: Settings, *, waterm
     http.event_now_s = clock.now_s
     api = AlertsApi.for_engine(engine, settings, clock)
     token = settings.http.api_token or None
-    console = Console(api, clock, recent, baseline_s=settings.alerts.baseline_buckets * settings.windows.bucket_s,
-                      writes_enabled=token is not None)
+    baseline_s = display_baseline_s(settings.alerts.detection, settings.alerts.baseline_buckets,
+                                    settings.windows.bucket_s)
+    console = Console(api, clock, recent, baseline_s=baseline_s, writes_enabled=token is not None)
     http.app.middlewares.append(bearer_auth(token))
     http.add_routes([*api.routes(), *console.routes()])
     return clock

@@ -31,6 +31,8 @@ BAND_SIGMAS = 2.0
 BASELINE_BLOCK_S = 3600
 MIN_BASELINE_BLOCKS = 3
 """Non-empty blocks the trailing window needs before a baseline is drawn."""
+MULTISCALE_BASELINE_S = 86_400
+"""Shortest display baseline under multi-scale detection (see ``display_baseline_s``)."""
 MarkerKind = Literal["firing", "resolved", "pending"]
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86_400}
@@ -64,6 +66,18 @@ def display_step_s(range_s: int, bucket_s: int, max_points: int = MAX_POINTS) ->
         if step >= bucket_s and step % bucket_s == 0 and range_s / step <= max_points:
             return step
     return bucket_s * math.ceil(range_s / (bucket_s * max_points))
+
+
+def display_baseline_s(detection: str, baseline_buckets: int, bucket_s: int) -> int:
+    """How far back the drawn baseline looks: the per-bucket detector's rolling span (``baseline_buckets``), but
+    never fewer hours than ``MIN_BASELINE_BLOCKS`` (a shorter span can never draw). Multi-scale detection ignores
+    ``baseline_buckets`` (its baseline is a weeks-long decayed rate), so there it is at least a day: a whole daily
+    rhythm, the longest default scale, and what the default config's 144 x 10 min already gives. Before, production
+    (multiscale, 24 x 5 min = 2 h) drew no baseline on any range while the legend named one (found by review)."""
+    span_s = baseline_buckets * bucket_s
+    if detection != "bucket":
+        span_s = max(span_s, MULTISCALE_BASELINE_S)
+    return max(span_s, MIN_BASELINE_BLOCKS * BASELINE_BLOCK_S)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from monitor.web.series import (
     RangeError,
     SeriesWindow,
     build_series,
+    display_baseline_s,
     display_step_s,
     markers_in,
     parse_duration_s,
@@ -120,3 +121,16 @@ def test_display_points_sum_exactly_the_stored_buckets_inside_the_window(
     assert len(points) == w.points
     assert sum(p.volume for p in points) == sum(s.volume for s in inside)
     assert sum(p.negative for p in points) == sum(s.negative for s in inside)
+
+
+def test_the_display_baseline_spans_a_day_under_multiscale_detection_which_ignores_baseline_buckets() -> None:
+    """Found by review: production (multiscale, 24 x 5 min) drew its baseline over 2 h, which can never hold the
+    hourly blocks a baseline needs."""
+    assert display_baseline_s("multiscale", 24, 300) == 86_400
+    assert display_baseline_s("both", 24, 300) == 86_400
+    assert display_baseline_s("multiscale", 144, 1200) == 2 * 86_400, "a longer rolling span is kept"
+
+
+def test_the_per_bucket_display_baseline_is_the_detectors_span_but_never_too_short_to_draw() -> None:
+    assert display_baseline_s("bucket", 144, 600) == 86_400  # configs/default.toml, unchanged
+    assert display_baseline_s("bucket", 24, 300) == 3 * 3600
