@@ -70,6 +70,8 @@ class ChartView:
     volume_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     share_path: str = ""
+    share_dots: list[tuple[float, float]] = field(default_factory=list)
+    """Isolated share points (empty neighbours on both sides), drawn as dots: a lone path move draws nothing."""
     baseline_path: str = ""
     expected_path: str = ""
     bars: list[Bar] = field(default_factory=list)
@@ -86,9 +88,10 @@ def _nice_ceiling(value: float, steps: Sequence[float]) -> float:
 
 
 def _share_ceiling(points: Sequence[SeriesPoint]) -> float:
-    """Top of the share axis: a round share above every share and baseline shown."""
+    """Top of the share axis: a round share above every share and baseline shown, at most 100% (with the 5%
+    headroom, a share over 95% doubled the axis to 200%, a share no point can reach: found by review)."""
     shares = [v for p in points for v in (p.neg_share, p.baseline_share) if v is not None]
-    return _nice_ceiling(max(shares, default=0.0) * 1.05, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0))
+    return min(_nice_ceiling(max(shares, default=0.0) * 1.05, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)), 1.0)
 
 
 def _volume_max(value: int) -> int:
@@ -119,6 +122,13 @@ def _path(points: Sequence[tuple[float, float] | None]) -> str:
         parts.append(f"{'L' if pen_down else 'M'}{p[0]:.1f},{p[1]:.1f}")
         pen_down = True
     return " ".join(parts)
+
+
+def _isolated(points: Sequence[tuple[float, float] | None]) -> list[tuple[float, float]]:
+    """The points with no neighbour to draw a line to: ``_path`` leaves each a lone move, which strokes nothing, so
+    a sparse key's single messages were invisible (found by review); the templates draw them as dots."""
+    return [p for i, p in enumerate(points) if p is not None
+            and (i == 0 or points[i - 1] is None) and (i == len(points) - 1 or points[i + 1] is None)]
 
 
 def _tooltip(p: SeriesPoint, step_s: int) -> str:
@@ -154,8 +164,8 @@ def build_chart(points: Sequence[SeriesPoint], window: SeriesWindow, markers: Se
     view.x_ticks = [(x(t), _label(t, tick_step)) for t in range(first_tick, window.end_s + 1, tick_step)]
 
     half = window.step_s / 2
-    view.share_path = _path([None if p.neg_share is None else (x(p.start_s + half), ys(p.neg_share))
-                             for p in points])
+    share = [None if p.neg_share is None else (x(p.start_s + half), ys(p.neg_share)) for p in points]
+    view.share_path, view.share_dots = _path(share), _isolated(share)
     view.baseline_path = _path([None if p.baseline_share is None else (x(p.start_s + half), ys(p.baseline_share))
                                 for p in points])
     step_w = view.plot_w * window.step_s / span_s
@@ -198,6 +208,7 @@ class Sparkline:
     width: int
     height: int
     share_path: str
+    share_dots: list[tuple[float, float]]
     baseline_path: str
     bars: list[tuple[float, float, float, float, float]]
     """(x, width, volume y, negative y, bottom y) per non-empty point."""
@@ -226,9 +237,9 @@ def build_sparkline(points: Sequence[SeriesPoint], window: SeriesWindow, markers
             bottom = float(height)
             bars.append((x(p.start_s), max(step_w * 0.8, 0.6), bottom - p.volume / vol_max * bar_h,
                          bottom - p.negative / vol_max * bar_h, bottom))
+    share = [None if p.neg_share is None else (x(p.start_s + half), ys(p.neg_share)) for p in points]
     return Sparkline(
-        width=width, height=height,
-        share_path=_path([None if p.neg_share is None else (x(p.start_s + half), ys(p.neg_share)) for p in points]),
+        width=width, height=height, share_path=_path(share), share_dots=_isolated(share),
         baseline_path=_path([None if p.baseline_share is None else (x(p.start_s + half), ys(p.baseline_share))
                              for p in points]),
         bars=bars, markers=[MarkerView(x(m.at_s), m.kind, m.label) for m in markers],

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.detectors import Signal
+from alerts.detectors import Signal, scale_label, window_start_s
 from alerts.lifecycle import AlertState, silenced
-from alerts.model import MULTISCALE, AlertStatus, Notification, Silence
+from alerts.model import MULTISCALE, AlertStatus, Notification, Silence, clock, signal_lines
 from monitor.durations import duration
 from monitor.web.series import Marker, MarkerKind
 from monitor.windows.buckets import EvidenceItem
@@ -96,17 +96,42 @@ MULTISCALE_HIDDEN = frozenset({"z_ewma", "z_robust", "baseline_sigma", "baseline
 -log10 p (shown with the finding), its sigmas are 0 and its median is its mean; shown, they read as z 7.8, sigma 0."""
 MULTISCALE_RENAMED = {"cusum": "cusum_llr_nats"}
 """The multi-scale CUSUM is a log-likelihood ratio in nats, not the per-bucket detector's z-sum."""
+MULTISCALE_TOP_WINDOW = frozenset({"volume", "neg_share"})
+"""Multi-scale fields counted over the top finding's window (``scale_s``; the shortest scale without a finding)."""
+MULTISCALE_SHORTEST = frozenset({"mean_score", "score_drop", "expected_negatives_per_h"})
+"""Multi-scale fields always computed over the shortest scale's window, whatever the top finding's scale: next to
+``volume 7`` and ``scale_s 2h`` they read as the 2 h window's (found by review)."""
+SHORTEST_SCALE = "shortest_scale"
+PER_BUCKET_HIDDEN = frozenset({"findings", "scale_s", "expected_negatives_per_h"})
+"""Multi-scale-only fields a per-bucket signal carries empty: shown, ``expected_negatives_per_h 0`` read as "the
+detector expected no negatives", ``scale_s 0s`` as a window of nothing and ``findings -`` as a test that ran."""
+
+
+def _multiscale_name(name: str, top_scale: str) -> str:
+    """``volume@2h`` / ``mean_score@shortest_scale``: each multi-scale number named with the window it counts."""
+    if name in MULTISCALE_TOP_WINDOW:
+        return f"{name}@{top_scale}"
+    if name in MULTISCALE_SHORTEST:
+        return f"{name}@{SHORTEST_SCALE}"
+    return MULTISCALE_RENAMED.get(name, name)
 
 
 def signal_fields(signal: object | None) -> list[Field]:
     """Every field of a detector signal, flattened, formatted by its name (shares as %, times as UTC); a
-    multi-scale signal without the per-bucket fields it does not compute (``MULTISCALE_HIDDEN``)."""
+    multi-scale signal without the per-bucket fields it does not compute (``MULTISCALE_HIDDEN``) and with each
+    number named by its window, a per-bucket one without the multi-scale fields it leaves empty
+    (``PER_BUCKET_HIDDEN``). A signal without ``baseline_kind`` (an unknown detector) shows every field."""
     if signal is None:
         return []
     out: list[tuple[str, str, bool]] = []
     _flatten("", signal, out)
-    if _get(signal, "baseline_kind") == MULTISCALE:
-        out = [(MULTISCALE_RENAMED.get(n, n), t, num) for n, t, num in out if n not in MULTISCALE_HIDDEN]
+    kind = _get(signal, "baseline_kind")
+    if kind == MULTISCALE:
+        scale_s = _get(signal, "scale_s")
+        top = scale_label(scale_s) if isinstance(scale_s, int) and scale_s > 0 else SHORTEST_SCALE
+        out = [(_multiscale_name(n, top), t, num) for n, t, num in out if n not in MULTISCALE_HIDDEN]
+    elif kind is not None:
+        out = [(n, t, num) for n, t, num in out if n.split("[", 1)[0] not in PER_BUCKET_HIDDEN]
     return [Field(n, t, num) for n, t, num in out[:MAX_FIELDS] if n != "key"]
 
 
@@ -149,6 +174,13 @@ class AlertView:
     evidence: list[EvidenceItem]
     fired_on: bool = False
     """The numbers are those of the bucket the alert fired on (``why_signal``), not of the latest bucket."""
+    window: str | None = None
+    """Multi-scale: the window ``neg_share`` and ``volume`` count (``burst@2h``, or the shortest scale without a
+    finding); None: the evaluated bucket (per-bucket detectors)."""
+    window_span: str | None = None
+    """Multi-scale with a finding: that window in UTC (``2026-11-05 13:35-15:35 UTC``, an en dash)."""
+    findings: list[str] = dataclasses.field(default_factory=list)
+    """Multi-scale: the notification's own finding lines (window, counts vs expected, rates with their units)."""
 
 
 def since_s(state: AlertState) -> int | None:
@@ -162,10 +194,32 @@ def why_signal(state: AlertState) -> Signal | None:
     return state.last_signal
 
 
+def fmt_span(start_s: int, end_s: int) -> str:
+    """``2026-11-05 13:35-15:35 UTC`` (an en dash; the end with its day when it is another day), as notifications
+    write a finding's window."""
+    start = datetime.fromtimestamp(start_s, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    return f"{start}\u2013{clock(end_s, start_s)} UTC"
+
+
+def _multiscale_window(sig: Signal) -> tuple[str, str | None, list[str]]:
+    """The window a multi-scale signal's share and volume count (its top finding's: the card labelled a 2 h
+    window's 7 messages as "fired on bucket ending 15:35", whose bucket held 3; found by review), that window in
+    UTC, and the notification's finding lines."""
+    top = sig.top
+    if top is None:
+        return SHORTEST_SCALE.replace("_", " "), None, []
+    return top.name, fmt_span(window_start_s(sig), sig.bucket_end_s), signal_lines(sig, sig.bucket_end_s)
+
+
 def alert_view(state: AlertState, now_s: int, silences: Sequence[Silence],
                evidence: Sequence[EvidenceItem] = ()) -> AlertView:
     sig = why_signal(state)
     triggered = _get(sig, "triggered", "detectors")
+    window: str | None = None
+    span: str | None = None
+    lines: list[str] = []
+    if isinstance(sig, Signal) and sig.baseline_kind == MULTISCALE:
+        window, span, lines = _multiscale_window(sig)
     return AlertView(
         key=state.window_key, status=str(state.status), since_s=since_s(state),
         silenced=silenced(state.window_key, now_s, silences),
@@ -173,6 +227,7 @@ def alert_view(state: AlertState, now_s: int, silences: Sequence[Silence],
         neg_share=_get(sig, "neg_share"), baseline_share=_get(sig, "baseline_neg_share", "baseline_share"),
         volume=_get(sig, "volume"), bucket_end_s=_get(sig, "bucket_end_s"),
         fields=signal_fields(sig), evidence=list(evidence), fired_on=sig is not state.last_signal,
+        window=window, window_span=span, findings=lines,
     )
 
 

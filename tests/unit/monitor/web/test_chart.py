@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from monitor.web.chart import build_chart
+from monitor.web.chart import build_chart, build_sparkline
+from monitor.web.console import _templates
 from monitor.web.series import Marker, SeriesWindow, build_series
 from monitor.windows.buckets import BucketStats
 
@@ -69,3 +70,23 @@ def test_sparkline_fits_its_box_and_breaks_at_gaps() -> None:
     assert spark.share_path.count("M") == 2 and len(spark.bars) == 3
     assert all(0 <= x <= spark.width and 0 <= vy <= ny <= by == spark.height for x, _, vy, ny, by in spark.bars)
     assert [m.kind for m in spark.markers] == ["firing"] and spark.span == "1h"
+
+
+def test_the_share_axis_stops_at_100_percent_when_a_point_is_all_negative() -> None:
+    """Found by review: with the 5% headroom a share over 95% doubled the axis to 200%."""
+    w = window(3)
+    points = build_series([stats(0, 1, 0), stats(1, 24, 1), stats(2, 1, 9)], w, 3600)
+    assert [label for _, label in build_chart(points, w, []).share_ticks] == ["0%", "25%", "50%", "75%", "100%"]
+    assert build_sparkline(points, w, []).share_max == "100%"
+
+
+def test_an_isolated_point_of_a_sparse_key_is_drawn_as_a_dot() -> None:
+    """Found by review: a point with empty neighbours was a lone path move, which draws nothing."""
+    w = window(6)
+    points = build_series([stats(0, 1, 0), stats(2, 1, 1), stats(3, 1, 1), stats(5, 0, 2)], w, 3600)
+    chart, spark = build_chart(points, w, []), build_sparkline(points, w, [])
+    assert [round(x) for x, _ in chart.share_dots] == [round(chart.left + chart.plot_w / 12),
+                                                       round(chart.left + chart.plot_w * 11 / 12)]
+    assert len(spark.share_dots) == 2 and spark.share_path.count("L") == 1
+    html = _templates().get_template("_chart.html").render(chart=chart, key="ticker:X", baseline_s=86_400, window=w)
+    assert html.count('<circle class="share-dot"') == 2

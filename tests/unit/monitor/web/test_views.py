@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from alerts.detectors import Finding
 from alerts.lifecycle import AlertState
 from alerts.model import AlertItem, AlertStatus, Notification, Silence
-from monitor.web.console import _episode_range
+from monitor.web.console import _episode_range, _templates
 from monitor.web.views import (
     alert_view,
     distinct_evidence,
@@ -163,3 +163,49 @@ def test_after_a_reminder_a_firing_cards_headlines_still_start_when_the_episode_
     state = _state(AlertStatus.FIRING, started_at_s=T - 7_200, firing_signal=reminder)
     start_s, _ = _episode_range(state, 300) or (0, 0)
     assert start_s <= T - 7_200 - 300
+
+
+def _multiscale_firing() -> AlertState:
+    """Fired on the bucket ending 15:35 by a 2 h burst (13:35-15:35: 4 negatives of 7), now quiet."""
+    end = T - 300
+    burst = Finding("burst", 7_200, 4, 7, 0.5, 5.2, baseline=0.25, observed=2.0)
+    fired = replace(signal("ticker:X", end, active=True), baseline_kind="multiscale", findings=(burst,),
+                    triggered=(burst.name,), scale_s=7_200, volume=7, neg_share=4 / 7, mean_score=-0.4,
+                    expected_negatives_per_h=0.3)
+    return replace(_state(AlertStatus.FIRING, started_at_s=end, firing_signal=fired),
+                   last_signal=replace(fired, bucket_start_s=end, bucket_end_s=T, findings=(), triggered=()))
+
+
+def test_a_multiscale_card_labels_its_numbers_with_the_top_findings_window_not_the_bucket() -> None:
+    """Found by review: the card said "volume 7 / negative share 57% / fired on bucket ending 15:35", but 7 and 57%
+    were the 2 h window's; the 15:30 bucket held 3 messages."""
+    view = alert_view(_multiscale_firing(), T, [])
+    assert (view.window, view.window_span) == ("burst@2h", "2026-11-05 13:35\u201315:35 UTC")
+    assert view.findings == ["burst@2h 13:35\u201315:35 UTC: 4 negative of 7 messages vs 0.5 expected "
+                             "(-log10 p 5.2); usual 0.25 negatives/h, now 2/h"]
+    html = _templates().get_template("_alert.html").render(a=view, show_evidence=False)
+    assert "negative share \u00b7 burst@2h" in html and "volume \u00b7 burst@2h" in html
+    assert "fired on window" in html and "fired on bucket ending" not in html
+    assert "4 negative of 7 messages" in html
+
+
+def test_a_multiscale_signals_fields_name_the_window_each_number_counts() -> None:
+    """Found by review: ``expected_negatives_per_h`` and ``mean_score`` (the 30 min window's) sat next to
+    ``volume 7`` and ``scale_s 2h`` as if they were the 2 h window's."""
+    shown = {f.name: f.text for f in alert_view(_multiscale_firing(), T, []).fields}
+    assert (shown["volume@2h"], shown["neg_share@2h"]) == ("7", "57.1%")
+    assert {"expected_negatives_per_h@shortest_scale", "mean_score@shortest_scale",
+            "score_drop@shortest_scale"} <= set(shown)
+    assert not {"volume", "neg_share", "mean_score", "expected_negatives_per_h"} & set(shown)
+
+
+def test_a_per_bucket_card_hides_the_multiscale_fields_it_leaves_empty() -> None:
+    """Found by review: every per-bucket card (and /api/overview) said ``findings -``, ``scale_s 0s`` and
+    ``expected_negatives_per_h 0``, read as "the detector expected no negatives"."""
+    view = alert_view(_state(AlertStatus.FIRING, started_at_s=T), T, [])
+    names = {f.name for f in view.fields}
+    assert not {"findings", "scale_s", "expected_negatives_per_h"} & names
+    assert {"z_ewma", "volume", "neg_share", "mean_score"} <= names
+    assert (view.window, view.window_span, view.findings) == (None, None, [])
+    html = _templates().get_template("_alert.html").render(a=view, show_evidence=False)
+    assert "fired on bucket ending" not in html and "last bucket ends" in html and "\u00b7" not in html
