@@ -1,18 +1,30 @@
-// finsent console: silence create/expire with a bearer token the analyst types (never stored),
-// and a 30 s refresh that waits while a form is being filled in.
+// finsent console: silence create/expire with a bearer token the analyst types (never stored), and a 30 s
+// refresh. The refresh fetches the page and swaps its body in: a daemon that is down or restarting leaves the
+// page as it was under a banner saying since when, and it is retried with a bounded backoff (a blind
+// location.reload() left the tab on the browser's error page, which has no script, for good). A form is "in
+// use" while it has focus or was typed in within the last 2 minutes, and a note says the refresh is paused
+// (any value left typed paused it for good, with the clock bar showing old event time as current; both
+// found by review). Handlers are delegated to the document, so they survive the swap.
 "use strict";
 (function () {
-  const form = document.getElementById("silence-form");
-  const out = document.getElementById("silence-result");
-  const tokenInput = form ? form.elements.namedItem("token") : null;
+  // tests shorten these (window.FINSENT_CONSOLE_TIMING, set before this script runs)
+  const timing = Object.assign({ refreshMs: 30000, typingMs: 120000, firstRetryMs: 5000, fetchTimeoutMs: 20000 },
+    window.FINSENT_CONSOLE_TIMING || {});
+  let lastTyped = -Infinity;
+  let loadedAt = new Date();
+  let failingSince = null;
+  let failures = 0;
+  let timer = null;
 
   function say(text, ok) {
+    const out = document.getElementById("silence-result");
     if (!out) return;
     out.textContent = text;
     out.className = ok ? "ok" : "err";
   }
 
   async function call(method, path, body) {
+    const tokenInput = document.querySelector("#silence-form [name=token]");
     const token = tokenInput ? tokenInput.value.trim() : "";
     if (!token) { say("Type the API token first.", false); return null; }
     const init = { method: method, headers: { "Authorization": "Bearer " + token } };
@@ -20,37 +32,122 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const resp = await fetch(path, init);
+    let resp;
+    try { resp = await fetch(path, init); } catch (e) { say("The daemon did not answer: " + e.message, false); return null; }
     let answer = {};
     try { answer = await resp.json(); } catch (e) { answer = { error: resp.statusText }; }
     if (!resp.ok) { say(resp.status + ": " + (answer.error || resp.statusText), false); return null; }
     return answer;
   }
 
-  if (form) {
-    form.addEventListener("submit", async function (ev) {
-      ev.preventDefault();
-      const f = form.elements;
-      const answer = await call("POST", "/silences", {
-        matcher: f.namedItem("matcher").value.trim(),
-        duration_s: parseInt(f.namedItem("duration").value, 10),
-        comment: f.namedItem("comment").value,
-        created_by: f.namedItem("created_by").value,
-      });
-      if (answer) { say("Silence " + answer.id + " created.", true); setTimeout(function () { location.reload(); }, 400); }
+  document.addEventListener("submit", async function (ev) {
+    const form = ev.target;
+    if (!form || form.id !== "silence-form") return;
+    ev.preventDefault();
+    const f = form.elements;
+    const answer = await call("POST", "/silences", {
+      matcher: f.namedItem("matcher").value.trim(),
+      duration_s: parseInt(f.namedItem("duration").value, 10),
+      comment: f.namedItem("comment").value,
+      created_by: f.namedItem("created_by").value,
     });
-  }
-  document.querySelectorAll("button.expire").forEach(function (button) {
-    button.addEventListener("click", async function () {
-      const answer = await call("DELETE", "/silences/" + encodeURIComponent(button.dataset.id));
-      if (answer) { say("Silence " + answer.expired + " expired.", true); setTimeout(function () { location.reload(); }, 400); }
-    });
+    if (answer) { say("Silence " + answer.id + " created.", true); setTimeout(function () { refresh(true); }, 400); }
   });
 
+  document.addEventListener("click", async function (ev) {
+    const button = ev.target && ev.target.closest ? ev.target.closest("button.expire") : null;
+    if (!button) return;
+    const answer = await call("DELETE", "/silences/" + encodeURIComponent(button.dataset.id));
+    if (answer) { say("Silence " + answer.expired + " expired.", true); setTimeout(function () { refresh(true); }, 400); }
+  });
+
+  function inForm(node) { return !!(node && node.closest && node.closest("form")); }
+
+  document.addEventListener("input", function (ev) {
+    if (inForm(ev.target)) { lastTyped = Date.now(); showPaused(); }
+  });
+  document.addEventListener("focusin", function (ev) { if (inForm(ev.target)) showPaused(); });
+
   function busy() {
-    const active = document.activeElement;
-    if (active && active.closest && active.closest("form")) return true;
-    return Array.from(document.querySelectorAll("form input")).some(function (i) { return i.value !== i.defaultValue; });
+    return inForm(document.activeElement) || Date.now() - lastTyped < timing.typingMs;
   }
-  setInterval(function () { if (!busy()) location.reload(); }, 30000);
+
+  function utc(date) { return date.toISOString().slice(11, 19) + " UTC"; }
+
+  // a bar under the clock (made here: it is only ever needed with this script running)
+  function notice(text, alarm) {
+    let bar = document.getElementById("refresh-state");
+    if (!text) { if (bar) bar.remove(); return; }
+    if (!bar) {
+      bar = document.createElement("section");
+      bar.id = "refresh-state";
+      bar.className = "clockbar";
+      bar.setAttribute("role", "status");
+      const clock = document.getElementById("clock");
+      if (clock) clock.after(bar); else document.body.prepend(bar);
+    }
+    const line = document.createElement("div");
+    line.className = "note";
+    const words = document.createElement(alarm ? "b" : "span");
+    if (alarm) words.className = "neg";
+    words.textContent = text;
+    line.appendChild(words);
+    bar.replaceChildren(line);
+  }
+
+  function showPaused() {
+    if (failingSince) return;  // the outage banner says more
+    notice("Auto-refresh paused while a form is in use (it resumes once focus leaves the form and nothing was " +
+      "typed for " + Math.round(timing.typingMs / 1000) + " s): this page shows event time as of " +
+      utc(loadedAt) + ".", false);
+  }
+
+  function swap(html) {
+    const next = new DOMParser().parseFromString(html, "text/html");
+    next.querySelectorAll("script").forEach(function (s) { s.remove(); });  // this one keeps running
+    document.title = next.title;
+    document.body.replaceWith(document.adoptNode(next.body));
+    loadedAt = new Date();
+    failingSince = null;
+    failures = 0;
+  }
+
+  async function fetchPage() {
+    const abort = new AbortController();
+    const stop = setTimeout(function () { abort.abort(); }, timing.fetchTimeoutMs);
+    try {
+      const resp = await fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store",
+                                                signal: abort.signal });
+      const type = resp.headers.get("Content-Type") || "";
+      // a 404 or 400 page is still this page's answer; a 5xx (a dependency down) or anything else is not
+      if (resp.status >= 500 || type.indexOf("text/html") === -1) return { problem: "it answered " + resp.status };
+      return { html: await resp.text() };
+    } catch (e) {
+      return { problem: abort.signal.aborted ? "no answer in " + Math.round(timing.fetchTimeoutMs / 1000) + " s"
+                                             : "no connection" };
+    } finally {
+      clearTimeout(stop);
+    }
+  }
+
+  async function refresh(force) {
+    clearTimeout(timer);
+    if (!force && busy()) { showPaused(); timer = setTimeout(refresh, timing.refreshMs); return; }
+    const got = await fetchPage();
+    if (got.html !== undefined) {
+      if (!force && busy()) { showPaused(); timer = setTimeout(refresh, timing.refreshMs); return; }
+      swap(got.html);
+      timer = setTimeout(refresh, timing.refreshMs);
+      return;
+    }
+    failures += 1;
+    failingSince = failingSince || new Date();
+    const delay = Math.min(timing.refreshMs, timing.firstRetryMs * Math.pow(2, failures - 1));
+    notice("Daemon unreachable since " + utc(failingSince) + " (" + got.problem + "), retrying in " +
+      Math.round(delay / 1000) + " s: this page shows event time as of " + utc(loadedAt) +
+      " and does not change until the daemon answers.", true);
+    timer = setTimeout(refresh, delay);
+  }
+
+  timer = setTimeout(refresh, timing.refreshMs);
 })();

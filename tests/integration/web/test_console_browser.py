@@ -8,6 +8,7 @@ silence created through the form with the typed token. Screenshots go to reports
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,119 @@ async def test_console_renders_alerts_chart_and_evidence_in_chromium(tmp_path: P
         await asyncio.wait_for(asyncio.to_thread(drive), 110)
     stored = await daemon.app.alerting.state.list_silences()
     assert [s.matcher for s in stored] == ["topic:legal_regulation"]
+
+
+FAST_REFRESH = ("window.FINSENT_CONSOLE_TIMING = "
+                "{refreshMs: 1500, typingMs: 8000, firstRetryMs: 500, fetchTimeoutMs: 3000};")
+"""console.js's refresh timings, shortened (30 s refresh, 2 min of typing) so a test waits seconds, not minutes."""
+
+
+class Relay:
+    """A TCP relay in front of the daemon that can refuse connections, as a stopped or restarting daemon does
+    (``ERR_CONNECTION_REFUSED``), and accept them again; the browser only ever talks to the relay."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()  # kept-alive connections too: a stopped daemon drops them
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65_536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.writers -= {writer, up_writer}
+
+
+def _fast_browser(session: WebDriver) -> None:
+    session.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FAST_REFRESH})
+
+
+def _refresh_state(session: WebDriver) -> str:
+    return str(session.execute_script(
+        "const b = document.getElementById('refresh-state'); return b ? b.textContent : '';"))
+
+
+async def test_the_console_says_the_daemon_is_unreachable_and_recovers_when_it_is_back(tmp_path: Path) -> None:
+    """Found by review: after a daemon restart the tab stayed on the browser's ERR_CONNECTION_REFUSED page for
+    good (a blind ``location.reload()``; the error page has no script to retry)."""
+    async with running_demo(tmp_path) as daemon:
+        relay = Relay(int(daemon.base.rsplit(":", 1)[1]))
+        await relay.start()
+        base = f"http://127.0.0.1:{relay.port}"
+        loop = asyncio.get_running_loop()
+
+        def drive() -> None:
+            with chromium() as session:
+                _fast_browser(session)
+                session.get(base + "/")
+                session.execute_script("document.body.dataset.mark = 'first'")
+                asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(10)
+                WebDriverWait(session, 10).until(lambda s: "unreachable since" in _refresh_state(s))
+                banner = _refresh_state(session)
+                assert "UTC" in banner and "retrying" in banner, banner
+                assert session.find_element(By.ID, "event-now").text.startswith("2026-11-05 15:")  # the page stays
+                full_page_screenshot(session, SHOTS / "overview-daemon-unreachable.png")
+                asyncio.run_coroutine_threadsafe(relay.start(), loop).result(10)  # the daemon is back
+                WebDriverWait(session, 15).until(
+                    lambda s: s.execute_script("return document.body.dataset.mark") is None)
+                assert _refresh_state(session) == "" and session.find_elements(By.ID, "firing")
+                assert session.title.endswith("finsent monitor") and not _csp_violations(session)
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(drive), 90)
+        finally:
+            if relay.server is not None and relay.server.is_serving():
+                await relay.stop()
+
+
+async def test_a_value_left_typed_pauses_the_refresh_for_a_while_not_for_good(tmp_path: Path) -> None:
+    """Found by review: any input whose value differed from its default (a silence refused with a wrong token, text
+    left in the "Go to key" box) stopped the refresh for good, and the clock bar showed old event time as now."""
+    async with running_demo(tmp_path) as daemon:
+        def drive() -> None:
+            with chromium() as session:
+                _fast_browser(session)
+                session.get(daemon.base + "/")
+                session.execute_script("document.body.dataset.mark = 'first'")
+                form = session.find_element(By.ID, "silence-form")
+                form.find_element(By.NAME, "matcher").send_keys("ticker:WFC")
+                form.find_element(By.NAME, "token").send_keys("wrong-token-000000000")
+                form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                WebDriverWait(session, 10).until(expected_conditions.text_to_be_present_in_element(
+                    (By.ID, "silence-result"), "401"))
+                assert "Auto-refresh paused" in _refresh_state(session)
+                session.execute_script("document.activeElement.blur()")
+                session.find_element(By.CSS_SELECTOR, "header.top input[name=key]").send_keys("ticker:w")
+                session.execute_script("document.activeElement.blur()")
+                time.sleep(4)  # typed within the last typingMs: still paused, the typed values kept
+                assert session.execute_script("return document.body.dataset.mark") == "first"
+                assert "Auto-refresh paused" in _refresh_state(session)
+                WebDriverWait(session, 20).until(
+                    lambda s: s.execute_script("return document.body.dataset.mark") is None)
+                assert _refresh_state(session) == ""
+                assert session.find_element(By.CSS_SELECTOR, "header.top input[name=key]").get_attribute("value") == ""
+
+        await asyncio.wait_for(asyncio.to_thread(drive), 90)
