@@ -3,6 +3,9 @@
 Pages: ``GET /`` (overview: firing/pending alerts with their numbers and evidence, history, clock,
 busiest keys, silences) and ``GET /keys/{key}?range=24h`` (chart, alerts, evidence of one key).
 JSON: ``GET /api/overview``, ``GET /api/keys`` and ``GET /api/keys/{key}/series?range=24h``.
+``/keys`` and ``/api/keys`` list keys in ``key_rank`` order (all, topics, tickers, topic x ticker), a page at a
+time (``?prefix=``, any case, and ``?offset=``). A key with no data within the store's retention and no alert
+state is a 404 naming the keys it may have meant; so is any other ``/api/`` path (JSON).
 One clock: event time (``monitor/web/clock.py``); no wall-clock range anywhere.
 Pages carry a strict Content-Security-Policy (scripts only from ``/static``), escape everything
 (autoescape), and keep no token: the silence form sends the one the analyst types, per request.
@@ -11,11 +14,13 @@ Pages carry a strict Content-Security-Policy (scripts only from ``/static``), es
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -30,6 +35,7 @@ from monitor.web.alerts_api import AlertsApi, top_keys
 from monitor.web.chart import Sparkline, build_chart, build_sparkline
 from monitor.web.clock import ClockReading, EventClock
 from monitor.web.series import RANGES_S, RangeError, build_series, markers_in, parse_range, series_window
+from monitor.web.server import is_integer
 from monitor.web.views import (
     AlertView,
     alert_view,
@@ -41,7 +47,7 @@ from monitor.web.views import (
     signal_fields,
     why_signal,
 )
-from monitor.windows.buckets import ALL_KEY, KEY_KINDS, align_s, key_path
+from monitor.windows.buckets import ALL_KEY, KEY_KINDS, align_s, key_path, key_rank
 
 PACKAGE = "monitor.web"
 MAX_ALERT_CARDS = 50
@@ -55,6 +61,10 @@ HISTORY_ROWS = 25
 BUSIEST_WINDOW_S = 3600
 SPARKLINE_RANGE = "6h"
 MAX_KEYS_LISTED = 500
+"""Keys per page of ``/keys`` and ``/api/keys`` (``?offset=`` pages on)."""
+MAX_SUGGESTIONS = 5
+MAX_KEYS_COMPARED = 1_000
+"""Most keys of one kind a 404 compares spellings with (difflib: about 3 ms per 1,000)."""
 FETCH_CONCURRENCY = 8
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -115,12 +125,18 @@ class Console:
             web.get("/api/overview", self._overview_json),
             web.get("/api/keys", self._keys_json),
             web.get("/api/keys/{key}/series", self._series_json),
+            web.get("/api/{path:.*}", self._no_api_route),  # after the others: only what none of them serves
             web.static("/static", static_dir(), append_version=False),
         ]
 
-    def _html(self, template: str, **context: Any) -> web.Response:
+    def _html(self, template: str, status: int = 200, **context: Any) -> web.Response:
         text = self.env.get_template(template).render(writes_enabled=self.writes_enabled, **context)
-        return web.Response(text=text, content_type="text/html", headers=SECURITY_HEADERS)
+        return web.Response(text=text, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+
+    async def _no_api_route(self, request: web.Request) -> web.Response:
+        """A JSON 404, as every other ``/api/`` answer is JSON (aiohttp's own 404 is plain text)."""
+        return web.json_response({"error": f"no API route {request.path[:200]!r}: see /api/overview, /api/keys, "
+                                           "/api/keys/{key}/series"}, status=404)
 
     # -- overview ---------------------------------------------------------------------------------
 
@@ -165,7 +181,8 @@ class Console:
         silences = await list_silences(self.api.state, clock.judged_next_s)
         alerts = await self._alert_views(live, clock.judged_next_s, silences)
         all_states = list((await self.api.state.load_states()).values())
-        busiest, active = await top_keys(self.api.store, *self.busiest_range(clock.now_s))
+        firing_keys = [s.window_key for s in live if s.status is AlertStatus.FIRING]
+        busiest, active = await top_keys(self.api.store, *self.busiest_range(clock.now_s), always=firing_keys)
         return {
             "clock": clock,
             "firing": [a for a in alerts if a.status == AlertStatus.FIRING],
@@ -214,11 +231,35 @@ class Console:
         return {"key": key, "range": label, "clock": clock, "window": window, "points": points,
                 "markers": markers, "states": states}
 
+    async def has_data(self, key: str) -> bool:
+        """Whether the store holds a bucket of ``key`` within its retention (``all`` always exists)."""
+        if key == ALL_KEY:
+            return True
+        now_s, retention_s = await self.clock.now_s(), self.api.store.retention_s
+        return bool(await self.api.store.buckets(key, now_s - retention_s, now_s + retention_s))
+
+    async def _is_known(self, data: dict[str, Any]) -> bool:
+        """A key page or series is served for a key with data or an alert state: any other one (a typo,
+        ``ticker:NOPE``, ``a/b``) answered 200 with an empty chart, as if the key were just quiet (found by review)."""
+        return bool(data["states"]) or any(p.volume for p in data["points"]) or await self.has_data(data["key"])
+
+    async def suggestions(self, key: str) -> list[str]:
+        """Keys with data within the retention that ``key`` may have meant (``suggest_keys``)."""
+        now_s = await self.clock.now_s()
+        return suggest_keys(key, await self.api.store.active_keys(now_s - self.api.store.retention_s))
+
+    def _unknown(self, key: str) -> str:
+        return (f"no data for {key!r} within the {fmt_duration(self.api.store.retention_s)} kept and no alert: "
+                "GET /api/keys lists the keys")
+
     async def _series_json(self, request: web.Request) -> web.Response:
         try:
             data = await self.key_series(request.match_info["key"], request.query.get("range"))
         except RangeError as exc:
             return web.json_response({"error": str(exc), "field": "range"}, status=400)
+        if not await self._is_known(data):
+            return web.json_response({"error": self._unknown(data["key"]), "field": "key",
+                                      "did_you_mean": await self.suggestions(data["key"])}, status=404)
         return web.json_response({
             "key": data["key"], "range": data["range"], "clock": "event_time",
             "now_s": data["clock"].now_s, "window": asdict(data["window"]),
@@ -233,6 +274,10 @@ class Console:
             data = await self.key_series(key, request.query.get("range"))
         except RangeError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
+        if not await self._is_known(data):
+            listing = await self._key_listing("", 0)
+            listing.update(missing=key, missing_why=self._unknown(key), suggestions=await self.suggestions(key))
+            return self._html("keys.html", status=404, **listing)
         window = data["window"]
         raw = await collect_evidence(self.api.store, key, window.start_s, window.end_s, EVIDENCE_FETCHED)
         judged_s = data["clock"].judged_next_s
@@ -249,41 +294,116 @@ class Console:
             last_signal_fields=signal_fields(why_signal(data["states"][0])) if data["states"] else [],
         )
 
+    async def _key_listing(self, prefix: str, offset: int) -> dict[str, Any]:
+        """One page of the keys with data in the 24 h of event time up to now, for ``keys.html``."""
+        clock = await self.clock.read()
+        keys, total = page_of_keys(await self.api.store.active_keys(clock.now_s - RANGES_S["24h"]), prefix, offset)
+        return {"clock": clock, "keys": keys, "total": total, "offset": offset, "prefix": prefix,
+                "previous_url": _listing_url(prefix, max(0, offset - MAX_KEYS_LISTED)) if offset else None,
+                "next_url": _listing_url(prefix, offset + len(keys)) if offset + len(keys) < total else None,
+                "missing": None, "missing_why": "", "suggestions": []}
+
     async def _keys_page(self, request: web.Request) -> web.Response:
         wanted = request.query.get("key", "").strip()
         if wanted:
-            raise web.HTTPFound(key_url(typed_key(wanted)))
-        clock = await self.clock.read()
-        keys = await self.api.store.active_keys(clock.now_s - RANGES_S["24h"])
-        return self._html("keys.html", clock=clock, keys=keys[:MAX_KEYS_LISTED], total=len(keys))
+            raise web.HTTPFound(key_url(await self._typed_key(wanted)))
+        try:
+            offset = _offset(request.query.get("offset"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
+        return self._html("keys.html", **await self._key_listing(request.query.get("prefix", "").strip(), offset))
+
+    async def _typed_key(self, wanted: str) -> str:
+        """The first of ``typed_keys(wanted)`` with data (``earnings`` is ``topic:earnings``, not a ticker nobody
+        trades), else the last, which ``typed_key`` names."""
+        candidates = typed_keys(wanted)
+        for key in candidates[:-1]:
+            if await self.has_data(key):
+                return key
+        return candidates[-1]
 
     async def _keys_json(self, request: web.Request) -> web.Response:
         try:
             _, range_s = parse_range(request.query.get("range"))
         except RangeError as exc:
             return web.json_response({"error": str(exc), "field": "range"}, status=400)
+        try:
+            offset = _offset(request.query.get("offset"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc), "field": "offset"}, status=400)
+        prefix = request.query.get("prefix", "").strip()
         now_s = await self.clock.now_s()
-        keys = await self.api.store.active_keys(now_s - range_s)
-        return web.json_response({"keys": keys[:MAX_KEYS_LISTED], "total": len(keys),
-                                  "truncated": len(keys) > MAX_KEYS_LISTED, "since_s": now_s - range_s})
+        keys, total = page_of_keys(await self.api.store.active_keys(now_s - range_s), prefix, offset)
+        more = offset + len(keys) < total
+        return web.json_response({"keys": keys, "total": total, "offset": offset, "prefix": prefix,
+                                  "truncated": more, "next_offset": offset + len(keys) if more else None,
+                                  "since_s": now_s - range_s})
+
+
+def _offset(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not is_integer(raw) or int(raw) < 0:
+        raise ValueError(f"offset must be an integer 0 or more (ASCII digits), not {raw[:40]!r}")
+    return int(raw)
+
+
+def _listing_url(prefix: str, offset: int) -> str:
+    query = {k: v for k, v in (("prefix", prefix), ("offset", str(offset) if offset else "")) if v}
+    return "/keys" + (f"?{urlencode(query)}" if query else "")
+
+
+def page_of_keys(keys: Sequence[str], prefix: str, offset: int) -> tuple[list[str], int]:
+    """The ``MAX_KEYS_LISTED`` keys from ``offset`` of those starting with ``prefix`` (any case), in ``key_rank``
+    order, and how many start with it. Cut alphabetically, 3,000 tickers left every topic (and ``ticker:WFC``)
+    out of the list, with no way to page on (found by review)."""
+    folded = prefix.lower()
+    matching = sorted((k for k in keys if k.lower().startswith(folded)), key=key_rank)
+    return matching[offset:offset + MAX_KEYS_LISTED], len(matching)
+
+
+def suggest_keys(wanted: str, known: Sequence[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
+    """Keys of ``known`` that ``wanted`` may have meant: what the key box makes of it (``typed_keys``), a key
+    equal to it but for case, then the closest spellings of its name among keys of its kind whose name starts
+    with the same character (at most ``MAX_KEYS_COMPARED``)."""
+    have = set(known)
+    guessed = typed_key(wanted)
+    kind = next((k for k in KEY_KINDS if guessed.startswith(k)), "")
+    name = guessed[len(kind):].lower()
+    same_kind = sorted((k for k in known if k.startswith(kind) and k[len(kind):len(kind) + 1].lower() == name[:1]),
+                       key=key_rank)[:MAX_KEYS_COMPARED]
+    by_name = {k[len(kind):].lower(): k for k in same_kind}
+    close = difflib.get_close_matches(name, list(by_name), n=limit, cutoff=0.6)
+    found = [*(k for k in typed_keys(wanted) if k in have), *(k for k in known if k.lower() == wanted.lower()),
+             *(by_name[c] for c in close)]
+    return list(dict.fromkeys(k for k in found if k != wanted))[:limit]
+
+
+def typed_keys(wanted: str) -> list[str]:
+    """The window keys what was typed in the console's key box may mean, the one to go to when none has data
+    last: ``wfc``, ``$WFC`` and ``ticker:wfc`` are ``ticker:WFC`` (tickers are stored upper case); a bare word is
+    also a topic (``earnings``: ``topic:earnings``, which the console prefers when it has data); the kind prefix
+    is matched in any case and a topic is lower-cased (``Topic:Earnings``, ``topic_ticker:General_News|wfc``);
+    ``ALL`` is ``all``. ``TOPIC:earnings`` went to ``ticker:TOPIC:EARNINGS`` and ``earnings`` to
+    ``ticker:EARNINGS`` (found by review)."""
+    if wanted.lower() == ALL_KEY:
+        return [ALL_KEY]
+    kind = next((k for k in KEY_KINDS if wanted.lower().startswith(k)), None)
+    if kind is None:
+        symbol = normalise_ticker(wanted)
+        topics = [] if wanted.startswith("$") else [f"topic:{wanted}", f"topic:{wanted.lower()}"]
+        return list(dict.fromkeys([*topics, f"ticker:{symbol}" if symbol else wanted]))
+    rest = wanted[len(kind):]
+    if kind == "ticker:":
+        return [kind + (normalise_ticker(rest) or rest)]
+    topic, bar, symbol = rest.rpartition("|") if kind == "topic_ticker:" and "|" in rest else (rest, "", "")
+    symbol = normalise_ticker(symbol) or symbol
+    return list(dict.fromkeys([f"{kind}{topic}{bar}{symbol}", f"{kind}{topic.lower()}{bar}{symbol}"]))
 
 
 def typed_key(wanted: str) -> str:
-    """The window key meant by what was typed in the console's key box: ``wfc``, ``$WFC`` and ``ticker:wfc``
-    are ``ticker:WFC`` (tickers are stored upper case; ``ticker:wfc`` showed an empty page saying "No messages",
-    while ``POST /silences`` already answered "did you mean ticker:WFC?"; found by review)."""
-    if wanted == ALL_KEY:
-        return wanted
-    kind = next((k for k in KEY_KINDS if wanted.startswith(k)), None)
-    if kind is None:
-        return f"ticker:{normalise_ticker(wanted)}" if normalise_ticker(wanted) else wanted
-    rest = wanted[len(kind):]
-    if kind == "ticker:":
-        return kind + (normalise_ticker(rest) or rest)
-    if kind == "topic_ticker:" and "|" in rest:
-        topic, symbol = rest.rsplit("|", 1)
-        return f"{kind}{topic}|{normalise_ticker(symbol) or symbol}"
-    return wanted
+    """The key the console's key box goes to for ``wanted`` when none of ``typed_keys`` has data."""
+    return typed_keys(wanted)[-1]
 
 
-__all__ = ["Console", "key_url", "typed_key"]
+__all__ = ["Console", "key_url", "page_of_keys", "suggest_keys", "typed_key", "typed_keys"]

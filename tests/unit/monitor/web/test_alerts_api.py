@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 
 from alerts.lifecycle import AlertState
 from alerts.model import AlertStatus
-from monitor.web.alerts_api import alert_json
+from monitor.web.alerts_api import alert_json, parse_silence_request
 from tests.unit.alerts.builders import DAY0_S, signal
 
 
@@ -28,3 +28,12 @@ def test_an_alert_says_whether_its_episode_was_paged() -> None:
     state = AlertState("d", "r", "ticker:X", AlertStatus.FIRING, started_at_s=DAY0_S, last_signal=fired)
     assert alert_json(state, [], DAY0_S)["paged"] is False
     assert alert_json(replace(state, notified=True), [], DAY0_S)["paged"] is True
+
+
+def test_a_silence_comment_and_author_lose_direction_controls_as_evidence_text_does() -> None:
+    """Found by review: ``"x \\u202eevil"`` was stored as is and reversed the rest of its row in the overview's
+    silences table."""
+    fields = parse_silence_request({"matcher": "ticker:WFC", "duration_s": 60, "comment": "x \u202eevil\u202c",
+                                    "created_by": "\u2066ann\u2069\u200f"})
+    assert (fields["comment"], fields["created_by"]) == ("x evil", "ann")
+    assert fields["matcher"] == "ticker:WFC"
