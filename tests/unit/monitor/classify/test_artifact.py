@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from monitor.classify import ModelLoadError
+from monitor.classify import ModelLoadError, artifact
 from monitor.classify.artifact import (
     DELTA_WEIGHTS,
     FULL_WEIGHTS,
+    PACKAGED_BASE,
     encodable,
     load_model,
+    new_model,
     normalize_text,
     save_delta,
     save_full,
@@ -171,3 +173,72 @@ def test_a_full_save_in_torchs_older_format_still_loads(tiny_model_dir: Path, tm
     torch.save(weights, directory / "pytorch_model.bin")
     (directory / "model.safetensors").unlink()
     assert load_model(str(directory))[0].config.topic_labels == ["earnings", "markets", "other"]
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def _interrupt(*_: object, **__: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_delta_is_written_leaves_the_old_model_whole(
+    tiny_delta_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found by review: config.json was written first, in place, so the new run's config sat over the old weights
+    # and loaded without error
+    directory = _copy(tiny_delta_dir, tmp_path)
+    before = _contents(directory)
+    model, _ = load_model(str(directory))
+    model.config.topic_temperature = 0.151
+    monkeypatch.setattr(artifact, "save_file", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_delta(model, directory)
+    assert _contents(directory) == before  # no staging directory left either
+
+
+def test_ctrl_c_while_a_full_model_is_written_leaves_the_old_model_whole(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _copy(tiny_model_dir, tmp_path)
+    before = _contents(directory)
+    model, tokenizer = load_model(str(directory))
+    model.config.topic_temperature = 0.151
+    monkeypatch.setattr(tokenizer, "save_pretrained", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_full(model, tokenizer, directory)
+    assert _contents(directory) == before
+
+
+def test_save_interrupted_while_moving_its_files_in_leaves_a_directory_that_refuses_to_load(
+    tiny_delta_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _copy(tiny_delta_dir, tmp_path)
+    model, _ = load_model(str(directory))
+    monkeypatch.setattr(artifact.os, "replace", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_delta(model, directory)
+    monkeypatch.undo()
+    _refused(directory, r"config\.json not found .*a save interrupted")
+    assert [p.name for p in directory.iterdir()] == [DELTA_WEIGHTS]
+
+
+def test_delta_trained_from_a_relative_base_directory_loads_from_any_working_directory(
+    tiny_base_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found by review: config.json kept "mybase", resolved against the daemon's working directory
+    monkeypatch.chdir(tiny_base_dir.parent)
+    model, _ = new_model(tiny_base_dir.name, ["earnings", "other"], ["negative", "neutral", "positive"])
+    model.config.trained_layers = [1]
+    save_delta(model, tmp_path / "delta")
+    monkeypatch.chdir(tmp_path)
+    loaded, _ = load_model(str(tmp_path / "delta"))
+    assert loaded.config.base_model == str(tiny_base_dir.resolve())
+
+
+def test_packaged_base_and_hub_ids_are_recorded_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert artifact.recorded_base(None) == artifact.recorded_base(PACKAGED_BASE) == PACKAGED_BASE
+    hub_id = "sentence-transformers/all-MiniLM-L6-v2"
+    assert artifact.recorded_base(hub_id) == hub_id
