@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,32 @@ class Taxonomy:
             raise TaxonomyError(f"dataset label {dataset_label} not in [sentiment_labels] {known}") from exc
 
 
+_KEY_SEPARATORS = "|:*"
+"""Characters with a meaning in window keys and silence matchers: ``topic_ticker:<topic>|<ticker>``, the
+``kind:`` prefix, the trailing ``*`` of a prefix matcher."""
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a topic (None when it can): it becomes the window key ``topic:<name>``, and a
+    name holding ``|`` (``Fed | Central Banks``), ``:`` or ``*``, an invisible character or an outer space made a
+    key that no silence can match (found by review)."""
+    if not name or name != name.strip():
+        return "is empty or starts or ends with whitespace"
+    for char in name:
+        if char in _KEY_SEPARATORS:
+            return f"holds {char!r} (window keys use '|', ':' and '*' as separators)"
+        if char != " " and unicodedata.category(char)[0] in "CZ":
+            return f"holds U+{ord(char):04X} (a control, format or space character other than a plain space)"
+    return None
+
+
+def _suggested_name(name: str) -> str:
+    """``name`` with separators and invisible characters squeezed out: ``Fed | Central Banks`` -> ``Fed Central
+    Banks``."""
+    kept = "".join(c if c not in _KEY_SEPARATORS and unicodedata.category(c)[0] not in "CZ" else " " for c in name)
+    return " ".join(kept.split()) or "other"
+
+
 def parse_taxonomy(data: Mapping[str, object], origin: str = "<taxonomy>") -> Taxonomy:
     """Validate a parsed TOML document and compile its rules."""
     raw_topics = data.get("topics")
@@ -125,6 +152,12 @@ def parse_taxonomy(data: Mapping[str, object], origin: str = "<taxonomy>") -> Ta
     for i, raw in enumerate(raw_topics):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise TaxonomyError(f"{origin}: topics[{i}] needs a string `name`")
+        problem = topic_name_problem(raw["name"])
+        if problem:
+            raise TaxonomyError(
+                f"{origin}: topics[{i}] name {raw['name']!r} {problem} -- rename it, e.g. "
+                f"{_suggested_name(raw['name'])!r} (it becomes the window key topic:<name>)"
+            )
         keywords = tuple(str(k) for k in raw.get("keywords", []))
         patterns = tuple(str(p) for p in raw.get("patterns", []))
         try:

@@ -117,3 +117,22 @@ def test_invalid_pattern_is_reported_with_the_topic_name() -> None:
 def test_default_topic_must_be_a_listed_topic() -> None:
     with pytest.raises(TaxonomyError, match="default_topic"):
         parse_taxonomy({"default_topic": "misc", "topics": [{"name": "a"}]})
+
+
+@pytest.mark.parametrize("name", ["Fed | Central Banks", "fx:usd", "S&P*", "", " macro", "macro ", "oil\tgas",
+                                  "oil\u202egas", "oil\u00a0gas"])
+def test_topic_name_that_no_silence_could_match_is_refused_naming_the_topic(name: str) -> None:
+    # its window key topic:<name> could never be silenced ("Fed | Central Banks" read as a topic_ticker key)
+    with pytest.raises(TaxonomyError, match=r"topics\[1\] name .* -- rename it"):
+        parse_taxonomy({"topics": [{"name": "other"}, {"name": name}]})
+
+
+def test_refused_topic_name_comes_with_a_usable_suggestion() -> None:
+    with pytest.raises(TaxonomyError, match="'Fed Central Banks'"):
+        parse_taxonomy({"topics": [{"name": "Fed | Central Banks"}, {"name": "other"}]})
+
+
+def test_topic_names_with_inner_spaces_and_ampersands_still_load(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    parsed = parse_taxonomy({"topics": [{"name": "M&A Investments"}, {"name": "other"}]})
+    assert parsed.names == ("M&A Investments", "other")
+    assert len(taxonomy.names) == 20  # the bundled taxonomy (also the lexicon's rules) still parses
