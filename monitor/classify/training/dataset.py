@@ -2,10 +2,13 @@
 
 Two shared datasets feed the two heads: ``sent_train.csv`` (sentiment labels) and ``topic_train.csv``
 (human topic labels, ids 0-19 mapped to the canonical names by ``[topic_labels]`` in the taxonomy).
-A missing file, a CSV without a ``text``/``label`` column, a header naming a column twice, a row with more cells
-than the header (an unquoted comma in a text), an empty text, bytes that are not UTF-8 or a file with no data rows
-is a :class:`DatasetError` whose one-line message names the file (and line) and the fix. A UTF-8 byte-order mark
-(Excel's "CSV UTF-8") is accepted.
+A label is a dataset id of the taxonomy's map or the label's name, any case (``negative``; the sentiment ids are the
+dataset card's 0=negative, 1=positive, 2=neutral, not the head's order). Header names are read without case and
+surrounding spaces (``Text, Label``), as a replay CSV's are. A missing file, a CSV without a ``text``/``label``
+column, a header naming a column twice, a row with more cells than the header (an unquoted comma in a text), an
+empty text, an unknown label, bytes that are not UTF-8 or a file with no data rows is a :class:`DatasetError`
+whose one-line message names the file (and line) and the fix. A UTF-8 byte-order mark (Excel's "CSV UTF-8") is
+accepted.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import json
 import os
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.classify.topics import Taxonomy, TaxonomyError
+from monitor.classify.topics import Taxonomy
 from monitor.types import SENTIMENTS
 
 DATASET_ENV = "MONITOR_DATASET_DIR"
@@ -69,20 +72,34 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+def _normalize_header(reader: csv.DictReader[str]) -> list[str] | None:
+    """The header as written, after renaming the reader's columns without case and surrounding spaces: ``Text,Label``
+    was refused while replay CSVs accept it (found by review). ``None`` for an empty file."""
+    if reader.fieldnames is None:
+        return None
+    header = list(reader.fieldnames)
+    reader.fieldnames = [name.strip().lower() for name in header]
+    return header
+
+
 def _header(path: Path, reader: csv.DictReader[str]) -> None:
     """Refuse a header that is empty, lacks ``text``/``label`` or repeats a name (DictReader keeps the last)."""
-    if reader.fieldnames is None:
+    header = _normalize_header(reader)
+    if header is None:
         raise DatasetError(f"{path} is empty -- a labelled CSV needs the header 'text,label' and one row per text")
-    names = list(reader.fieldnames)
+    names = list(reader.fieldnames or ())
     missing = {"text", "label"} - set(names)
     if missing:
         raise DatasetError(
             f"{path} has no {sorted(missing)} column(s) -- a labelled CSV needs the header "
-            f"'text,label' (found {names})"
+            f"'text,label' (found {header})"
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise DatasetError(f"{path}:1: column(s) {repeated} named twice in the header -- name each column once")
+        raise DatasetError(
+            f"{path}:1: column(s) {repeated} named twice in the header (names are read without case and "
+            f"surrounding spaces; found {header}) -- name each column once"
+        )
 
 
 def _rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, str, str | None]]:
@@ -101,7 +118,20 @@ def _rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, str, s
         yield line, text, row["label"]
 
 
-def _read(path: Path, to_label: Callable[[int], int], env: str, table: str, flag: str) -> LabelledTexts:
+def _label_index(cell: str | None, ids: Mapping[int, str], names: Sequence[str]) -> int | None:
+    """Index into ``names`` of a label cell: a dataset id mapped through ``ids``, or a name in any case; ``None``
+    when it is neither (a short row's cell is ``None``)."""
+    value = (cell or "").strip()
+    try:
+        name = ids.get(int(value))
+    except ValueError:
+        folded = value.casefold()
+        name = next((n for n in names if n == value), None) or next((n for n in names if n.casefold() == folded), None)
+    return names.index(name) if name in names else None
+
+
+def _read(path: Path, ids: Mapping[int, str], names: Sequence[str], env: str, table: str, flag: str
+          ) -> LabelledTexts:
     texts: list[str] = []
     labels: list[int] = []
     if not path.is_file():
@@ -112,12 +142,14 @@ def _read(path: Path, to_label: Callable[[int], int], env: str, table: str, flag
     reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
     _header(path, reader)
     for line, text, label in _rows(path, reader):
-        try:
-            labels.append(to_label(int(label or "")))  # a short row's label is None: a bad label
-        except (TypeError, ValueError, TaxonomyError) as exc:
+        index = _label_index(label, ids, names)
+        if index is None:  # the id -> name map: the sentiment ids are not in the natural order (found by review)
+            known = ", ".join(f"{i}={name}" for i, name in sorted(ids.items()))
             raise DatasetError(
-                f"{path}:{line}: label {label!r} is not one of the taxonomy's [{table}] ids"
-            ) from exc
+                f"{path}:{line}: label {label!r} is not one of the taxonomy's [{table}] ids ({known}) or "
+                "names (any case) -- write the id or the name of the label"
+            )
+        labels.append(index)
         texts.append(text)
     if not texts:
         raise DatasetError(f"{path} has a header but no data rows -- add 'text,label' rows")
@@ -127,19 +159,13 @@ def _read(path: Path, to_label: Callable[[int], int], env: str, table: str, flag
 def read_csv(path: Path, taxonomy: Taxonomy, flag: str = "--train-csv") -> LabelledTexts:
     """Sentiment ``text,label`` rows, dataset labels mapped through ``[sentiment_labels]``; ``flag`` is the
     option that named ``path`` (a missing file's error names it)."""
-    return _read(
-        path,
-        lambda label: SENTIMENT_LABELS.index(taxonomy.sentiment_of(label).value),
-        DATASET_ENV,
-        "sentiment_labels",
-        flag,
-    )
+    ids = {i: sentiment.value for i, sentiment in taxonomy.sentiment_labels.items()}
+    return _read(path, ids, SENTIMENT_LABELS, DATASET_ENV, "sentiment_labels", flag)
 
 
 def read_topic_csv(path: Path, taxonomy: Taxonomy) -> LabelledTexts:
     """Topic ``text,label`` rows, dataset ids mapped through ``[topic_labels]`` to indices of ``names``."""
-    index = {name: i for i, name in enumerate(taxonomy.names)}
-    return _read(path, lambda label: index[taxonomy.topic_of(label)], TOPIC_DATASET_ENV, "topic_labels", "--topic-csv")
+    return _read(path, taxonomy.topic_labels, taxonomy.names, TOPIC_DATASET_ENV, "topic_labels", "--topic-csv")
 
 
 def require_every_class(labels: Sequence[int], names: Sequence[str], source: str) -> None:
@@ -182,6 +208,23 @@ def topic_holdout(path: Path, taxonomy: Taxonomy, fraction: float, seed: int) ->
 _RETWEET = re.compile(r"^RT @\w+:\s*")
 
 
+def _jsonl_texts(path: Path, lines: Iterator[str]) -> Iterator[str]:
+    """The ``text`` field of each non-blank line; a line that is not a JSON object is a :class:`DatasetError` naming
+    ``path:line`` (a bare ``JSONDecodeError: line 1 column 1`` named neither; found by review)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{number}: not a JSON object ({exc}) -- write one JSON object per line, "
+                               'e.g. {"text": "..."}') from None
+        if not isinstance(record, dict):
+            raise DatasetError(f"{path}:{number}: a JSON {type(record).__name__}, not an object -- write one JSON "
+                               'object per line, e.g. {"text": "..."}')
+        yield str(record.get("text") or "")
+
+
 def read_unlabelled(path: Path, limit: int, seed: int, exclude: set[str]) -> list[str]:
     """Texts of a ``.jsonl`` (``text`` field) or ``.csv`` (``text`` column) file for distillation: the
     ``RT @user:`` prefix dropped, exact repeats and ``exclude`` (the labelled rows) left out, then
@@ -190,11 +233,12 @@ def read_unlabelled(path: Path, limit: int, seed: int, exclude: set[str]) -> lis
         raise DatasetError(f"unlabelled text file {path} not found -- pass a .jsonl or .csv file with a 'text' field")
     handle = io.StringIO(_decode(path), newline="")
     if path.suffix == ".jsonl":
-        raw = [str(json.loads(line).get("text") or "") for line in handle if line.strip()]
+        raw = list(_jsonl_texts(path, handle))
     else:
         reader = csv.DictReader(handle)
+        header = _normalize_header(reader)
         if "text" not in (reader.fieldnames or ()):
-            raise DatasetError(f"{path} has no 'text' column (found {reader.fieldnames})")
+            raise DatasetError(f"{path} has no 'text' column (found {header})")
         raw = [row["text"] or "" for row in reader]
     seen = set(exclude)
     texts: list[str] = []

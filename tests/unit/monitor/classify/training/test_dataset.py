@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.topics import load_taxonomy
-from monitor.classify.training.dataset import DatasetError, read_csv, read_unlabelled
+from monitor.classify.training.dataset import DatasetError, read_csv, read_topic_csv, read_unlabelled
 from monitor.cli import main
 
 
@@ -113,3 +113,68 @@ def test_error_after_a_quoted_multiline_text_names_that_rows_own_line(tmp_path: 
 def test_unlabelled_csv_with_a_byte_order_mark_keeps_its_text_column(tmp_path: Path) -> None:
     csv = _csv(tmp_path, "\ufefftext\nShares jump\n")
     assert read_unlabelled(csv, 0, 13, set()) == ["Shares jump"]
+
+
+def test_unknown_label_error_lists_the_id_to_name_map(tmp_path: Path) -> None:
+    # the sentiment ids are 0=negative, 1=positive, 2=neutral (not the natural order): 0/1/2 written in the natural
+    # order trained positive and neutral swapped, and the error did not show the map
+    csv = _csv(tmp_path, "text,label\nhello,bearish\n")
+    with pytest.raises(DatasetError, match=r"v\.csv:2: label 'bearish' .*\(0=negative, 1=positive, 2=neutral\)"):
+        read_csv(csv, load_taxonomy())
+
+
+def test_sentiment_labels_written_as_names_in_any_case_are_read(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, "text,label\nStocks slump,negative\nShares jump,Positive\nBoard meets, NEUTRAL\n")
+    assert read_csv(csv, load_taxonomy()).sentiments == [0, 2, 1]  # SENTIMENT_LABELS order, as for ids 0, 1, 2
+
+
+def test_topic_labels_written_as_names_in_any_case_are_read(tmp_path: Path) -> None:
+    taxonomy = load_taxonomy()
+    csv = _csv(tmp_path, "text,label\nFed holds,Central_Banks\nEPS beat,earnings\nEPS miss,5\n")
+    index = taxonomy.names.index
+    assert read_topic_csv(csv, taxonomy).labels == [index("central_banks"), index("earnings"), index("earnings")]
+
+
+def test_unknown_topic_label_error_lists_the_id_to_name_map(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, "text,label\nFed holds,fed\n")
+    with pytest.raises(DatasetError, match=r"v\.csv:2: label 'fed' .*\[topic_labels\] ids \(0=analyst_update, "):
+        read_topic_csv(csv, load_taxonomy())
+
+
+@pytest.mark.parametrize("header", ["Text,Label", " text , LABEL ", "TEXT,label"])
+def test_header_names_are_read_without_case_and_surrounding_spaces(tmp_path: Path, header: str) -> None:
+    # replay CSVs accept them; 'Text,Label' was refused here
+    csv = _csv(tmp_path, f"{header}\nStocks slump,0\n")
+    assert read_csv(csv, load_taxonomy()).texts == ["Stocks slump"]
+
+
+def test_header_naming_a_column_twice_in_different_case_is_refused(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, "text,label,Label\nStocks slump,0,1\n")
+    with pytest.raises(DatasetError, match=r"v\.csv:1: column\(s\) \['label'\] named twice"):
+        read_csv(csv, load_taxonomy())
+
+
+def test_unlabelled_csv_text_column_is_read_without_case(tmp_path: Path) -> None:
+    csv = _csv(tmp_path, " Text \nShares jump\n")
+    assert read_unlabelled(csv, 0, 13, set()) == ["Shares jump"]
+
+
+@pytest.mark.parametrize(("line", "shown"), [("not json", "not a JSON object"), ('["a list"]', "a JSON list")])
+def test_unlabelled_jsonl_line_that_is_not_an_object_is_refused_naming_file_and_line(
+    tmp_path: Path, line: str, shown: str,
+) -> None:
+    # it was a bare "JSONDecodeError: Expecting value: line 1 column 1" with no file or line
+    path = tmp_path / "u.jsonl"
+    path.write_text(f'{{"text": "Shares jump"}}\n\n{line}\n')
+    with pytest.raises(DatasetError, match=rf"u\.jsonl:3: {shown}"):
+        read_unlabelled(path, 0, 13, set())
+
+
+def test_monitor_pretrain_on_a_bad_jsonl_line_is_a_one_line_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "u.jsonl"
+    path.write_text("{oops\n")
+    assert main(["pretrain", "--text", str(path), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}:1: not a JSON object") and "\n" not in err
