@@ -26,6 +26,7 @@ import contextlib
 import html
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -266,7 +267,25 @@ def read_config(directory: Path) -> FinSentConfig:
             f"{config_file}: sentiment_labels {config.sentiment_labels} are not {list(SENTIMENT_NAMES)} in some "
             f"order ({SETTING}) -- rename them in config.json (keep the head's order) or retrain"
         )
+    if (bad := _bad_calibration(config)) is not None:
+        raise ModelLoadError(f"{config_file}: {bad} ({SETTING}) -- restore the config.json `monitor train` wrote, "
+                             "or retrain")
     return config
+
+
+def _bad_calibration(config: FinSentConfig) -> str | None:
+    """What in the blend and calibration numbers would corrupt every probability, if anything: a hand-edited
+    config loaded with temperature 0 (NaN everywhere), neighbour_k 0 (probabilities summing to 0.5, scores
+    halved) or weight 1.5 (scores past -1) without a word (found by review)."""
+    for name in ("topic_temperature", "sentiment_temperature", "neighbour_temperature"):
+        value = getattr(config, name)
+        if not math.isfinite(value) or value <= 0:
+            return f"{name} is {value}, must be a positive number"
+    if not 0.0 <= config.neighbour_weight <= 1.0:
+        return f"neighbour_weight is {config.neighbour_weight}, must be between 0 and 1"
+    if (config.neighbour_topic_rows or config.neighbour_sentiment_rows) and config.neighbour_k < 1:
+        return f"neighbour_k is {config.neighbour_k}, must be at least 1 with a neighbour memory"
+    return None
 
 
 def check_delta(delta: dict[str, torch.Tensor], model: FinSentModel, delta_file: Path) -> None:
@@ -288,6 +307,27 @@ def check_delta(delta: dict[str, torch.Tensor], model: FinSentModel, delta_file:
                 f"{list(own[name].shape)} ({SETTING}) -- the config's label lists do not fit these weights; "
                 "restore the pair or retrain"
             )
+
+
+def check_memory(model: FinSentModel, weights_file: Path) -> None:
+    """Refuse a neighbour memory that would mislabel texts: labels out of range failed only when such a row
+    happened to be a neighbour, zeroed vectors voted one label for every text (found by review)."""
+    memory = model.memory
+    if memory is None:
+        return
+    for head, rows, labels in (("topic", memory.topic, len(model.config.topic_labels)),
+                               ("sentiment", memory.sentiment, len(model.config.sentiment_labels))):
+        if not rows.rows:
+            continue
+        ids, norms = rows.labels, rows.vectors.float().norm(dim=-1)
+        if int(ids.min()) < 0 or int(ids.max()) >= labels:
+            bad = f"labels hold {int(ids.min())}..{int(ids.max())}, outside the head's 0..{labels - 1}"
+        elif not bool(torch.isfinite(norms).all()) or bool(((norms - 1).abs() > 0.01).any()):
+            bad = "vectors hold a row that is not a unit vector (non-finite, zero or scaled)"
+        else:
+            continue
+        raise ModelLoadError(f"{weights_file}: memory.{head}.{bad} ({SETTING}) -- restore the file, or rebuild the "
+                             "memory: `monitor train --add-neighbours --output DIR`")
 
 
 def load_delta(path: Path, config: FinSentConfig) -> tuple[FinSentModel, PreTrainedTokenizerBase]:
@@ -368,6 +408,7 @@ def load_model(path: str | None) -> tuple[FinSentModel, PreTrainedTokenizerBase]
         model, tokenizer = load_delta(directory, config)
     else:
         model, tokenizer = load_full(directory, config, weights)
+    check_memory(model, directory / weights)
     embeddings = cast("torch.nn.Embedding", cast(Any, model.encoder).get_input_embeddings())
     check_vocabulary(directory, len(tokenizer), embeddings.num_embeddings)
     return model, tokenizer

@@ -22,6 +22,7 @@ from monitor.classify.artifact import (
     save_delta,
     save_full,
 )
+from tests.unit.monitor.classify.conftest import save_with_memory
 
 
 def _copy(source: Path, tmp_path: Path) -> Path:
@@ -242,3 +243,42 @@ def test_packaged_base_and_hub_ids_are_recorded_as_given(tmp_path: Path, monkeyp
     assert artifact.recorded_base(None) == artifact.recorded_base(PACKAGED_BASE) == PACKAGED_BASE
     hub_id = "sentence-transformers/all-MiniLM-L6-v2"
     assert artifact.recorded_base(hub_id) == hub_id
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"sentiment_temperature": 0}, "sentiment_temperature is 0"),
+    ({"neighbour_temperature": -0.05}, "neighbour_temperature is -0.05"),
+    ({"neighbour_weight": 1.5}, "neighbour_weight is 1.5"),
+    ({"neighbour_k": 0}, "neighbour_k is 0"),
+])
+def test_blend_or_calibration_numbers_that_corrupt_every_probability_are_refused_naming_them(
+    change: dict[str, object], named: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Found by review: a hand-edited config loaded with temperature 0 (NaN everywhere), neighbour_k 0
+    (probabilities summing to 0.5) or weight 1.5 (scores past -1), without a word."""
+    directory = save_with_memory(tiny_model_dir, tmp_path / "model")
+    _edit_config(directory, **change)
+    _refused(directory, named)
+
+
+@pytest.mark.parametrize(("head", "spoil", "named"), [
+    ("sentiment", "labels_high", "labels hold .* outside the head's 0..2"),
+    ("topic", "labels_negative", "labels hold -1"),
+    ("sentiment", "zero_vectors", "not a unit vector"),
+])
+def test_a_neighbour_memory_that_would_mislabel_texts_is_refused_at_load(
+    head: str, spoil: str, named: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Found by review: labels out of range loaded and failed only when such a row was a neighbour; zeroed
+    vectors made every text's vote the same label."""
+    directory = save_with_memory(tiny_model_dir, tmp_path / "model")
+    tensors = load_file(str(directory / FULL_WEIGHTS))
+    labels, vectors = f"memory.{head}.labels", f"memory.{head}.vectors"
+    if spoil == "labels_high":
+        tensors[labels][0] = 3
+    elif spoil == "labels_negative":
+        tensors[labels][0] = -1
+    else:
+        tensors[vectors][0] = 0
+    save_file(tensors, str(directory / FULL_WEIGHTS))
+    assert "--add-neighbours" in _refused(directory, named)
