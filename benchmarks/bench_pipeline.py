@@ -22,6 +22,8 @@ commit returns (durable in the window store). (a) has no queue, so its latency i
 of one message. (b) is measured while the source is a backlog: a message's latency is that of its
 source batch (read -> classified -> applied -> committed), *including* waiting behind up to
 ``max_in_flight_batches`` earlier batches -- the latency a saturated daemon has, not an idle one.
+It is timed per record (the commit that acknowledges it, whichever list that is), and the run fails
+unless every record read got exactly one latency.
 Throughput counts from the first read to the end of the pipeline's final detection pass; service
 start/stop (Redis connect, thread pool) is outside both. The "detection share" column is the part of the
 wall time spent in ``AlertEngine.evaluate``. Default runtime: ~4.5 minutes on 2 busy shared CPU cores,
@@ -141,13 +143,18 @@ class TimedEvaluator:
 
 
 class TimedSource(Service):
-    """Wraps a source: notes when each batch is handed over and when its commit returns."""
+    """Wraps a source: notes when each record is handed over and when its commit returns.
+
+    Keyed per record, not per batch: the pipeline commits a new list (the records its event-time jump
+    guard lets through), so a batch's list is never the one committed. Each pending entry keeps its
+    record alive, so an ``id`` cannot be reused while it waits."""
 
     def __init__(self, inner: FileReplaySource) -> None:
         self.inner = inner
         self.first_read_at: float | None = None
+        self.handed = 0
         self.latencies_ms: list[float] = []
-        self._handed_at: dict[int, float] = {}
+        self._handed_at: dict[int, tuple[SourceRecord, float]] = {}
 
     async def _start(self) -> None:
         await self.inner.start()
@@ -158,14 +165,26 @@ class TimedSource(Service):
     async def batches(self, max_records: int, timeout_ms: int) -> AsyncIterator[list[SourceRecord]]:
         self.first_read_at = time.perf_counter()
         async for records in self.inner.batches(max_records, timeout_ms):
-            self._handed_at[id(records)] = time.perf_counter()
+            handed = time.perf_counter()
+            self.handed += len(records)
+            self._handed_at.update((id(rec), (rec, handed)) for rec in records)
             yield records
 
     async def commit(self, records: Sequence[SourceRecord]) -> None:
         await self.inner.commit(records)
-        handed = self._handed_at.pop(id(records), None)
-        if handed is not None:
-            self.latencies_ms.extend([(time.perf_counter() - handed) * 1000] * len(records))
+        done = time.perf_counter()
+        for rec in records:
+            entry = self._handed_at.pop(id(rec), None)
+            if entry is not None and entry[0] is rec:
+                self.latencies_ms.append((done - entry[1]) * 1000)
+
+    def check_complete(self, read: int) -> None:
+        """Fail loudly unless every record read got exactly one latency: a silent gap would print 0.00 ms."""
+        if not (len(self.latencies_ms) == self.handed == read) or self._handed_at:
+            raise RuntimeError(
+                f"latency bookkeeping broken: {len(self.latencies_ms)} latencies for {self.handed} records "
+                f"handed over ({read} read by the pipeline), {len(self._handed_at)} never committed"
+            )
 
 
 def settings_for(store_url: str, prefix: str, workdir: Path, input_path: Path) -> Settings:
@@ -270,6 +289,7 @@ async def run_ours(settings: Settings, classifier: Classifier, labels: tuple[str
         async with store:
             windowed = await windowed_messages(store)
     assert source.first_read_at is not None
+    source.check_complete(stats.read)
     batches = metric(f"{hist}_count") - count_before
     mean_ms = 1000 * (metric(f"{hist}_sum") - sum_before) / max(batches, 1)
     result = Result(
