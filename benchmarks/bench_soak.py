@@ -15,7 +15,8 @@ and the event loop's lag (p99 of a probe waking every 0.25 s, ``finsent_event_lo
 Verdict at the end: **flat lag** = the lag over the second half never exceeds ``rate x 2 s`` above
 its first value there (it keeps up rather than falling behind), **bounded memory** = RSS at the end is
 within 15% of RSS at the half-way sample. Both are printed, not asserted: on a shared host a
-neighbour's burst shows as lag, and the numbers say so.
+neighbour's burst shows as lag, and the numbers say so. A daemon that processed nothing gets
+"NO (nothing processed)" for both and the script exits 1: an idle daemon's flat lines prove nothing.
 """
 
 from __future__ import annotations
@@ -193,9 +194,11 @@ async def soak(args: argparse.Namespace, bootstrap: str, redis_url: str, workdir
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=60)
-    print_verdict(args, samples)
+    worked = print_verdict(args, samples)
     print(f"daemon exited {code} after SIGTERM")
-    return 0 if code == 0 else 1
+    if not worked:
+        print("FAILED: the daemon processed nothing", file=sys.stderr)
+    return 0 if code == 0 and worked else 1
 
 
 def start_daemon(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -237,10 +240,18 @@ async def run_producer(args: argparse.Namespace, bootstrap: str, topics: dict[st
     return samples
 
 
-def print_verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> None:
+def verdict(ok: bool, worked: bool) -> str:
+    """The verdict word: "yes" or "NO", and never "yes" for a daemon that did no work."""
+    return ("yes" if ok else "NO") if worked else "NO (nothing processed)"
+
+
+def print_verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> bool:
+    """Print the verdicts; False when the daemon processed nothing (a flat RSS and lag of an idle daemon
+    prove nothing, so both verdicts are then NO and the run fails)."""
+    worked = bool(samples) and samples[-1].processed > 0
     if len(samples) < 2:
-        print("too few samples for a verdict")
-        return
+        print("too few samples for a verdict" + ("" if worked else " (nothing processed)"))
+        return worked
     half = samples[len(samples) // 2 :]
     growth = max(s.lag for s in half) - half[0].lag
     flat = growth <= args.rate * 2
@@ -248,14 +259,15 @@ def print_verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> None:
     overall = (samples[-1].processed - samples[0].processed) / max(samples[-1].at_s - samples[0].at_s, 1e-9)
     print(f"\nproducer {args.rate:,.0f} msg/s for {samples[-1].at_s:.0f} s; daemon processed {overall:,.0f} msg/s "
           f"(first to last sample); final lag {samples[-1].lag:,}")
-    print(f"flat lag: {'yes' if flat else 'NO'} (second half grew by {growth:,} messages; bound {args.rate * 2:,.0f})")
-    print(f"bounded memory: {'yes' if memory <= 1.15 else 'NO'} (RSS {half[0].rss_mib:,.0f} -> "
+    print(f"flat lag: {verdict(flat, worked)} (second half grew by {growth:,} messages; bound {args.rate * 2:,.0f})")
+    print(f"bounded memory: {verdict(memory <= 1.15, worked)} (RSS {half[0].rss_mib:,.0f} -> "
           f"{samples[-1].rss_mib:,.0f} MiB over the second half, max {max(s.rss_mib for s in samples):,.0f} MiB)")
     last, first = samples[-1].loop_lag, samples[0].loop_lag
     stalls = last.get(float("inf"), 0.0) - last.get(1.0, 0.0) - (first.get(float("inf"), 0.0) - first.get(1.0, 0.0))
     print(f"event loop: p99 lag {lag_quantile(last, first, 0.99)} s, p99.9 {lag_quantile(last, first, 0.999)} s, "
           f"{stalls:,.0f} stalls over 1 s (probe every 0.25 s)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+    return worked
 
 
 def main(argv: Sequence[str]) -> int:
