@@ -168,3 +168,21 @@ def test_every_batch_shape_runs_once_before_the_clock_starts() -> None:
     bench_gpu.measure(forward, batches, lambda: calls.append("sync"), lambda _lengths: 0.0, ("x", "eager", 2))
     warm, timed = calls[: calls.index("sync")], [c for c in calls[calls.index("sync") :] if c != "sync"]
     assert set(timed) <= set(warm) and len(timed) == len(batches)
+
+
+def test_flops_are_counted_before_the_clock_starts_not_between_timed_batches() -> None:
+    """A FLOP count (~0.5 ms on the CPU) between batches was timed as GPU work (found by review)."""
+    encoded = [[5] * n for n in (3, 4, 20, 21, 40, 41)]
+    batches = bench_gpu.padded_batches(encoded, 2, torch.device("cpu"))
+    calls: list[object] = []
+
+    def forward(ids: torch.Tensor, _mask: torch.Tensor) -> None:
+        calls.append("forward")
+
+    def flops(lengths: list[int]) -> float:
+        calls.append("flops")
+        return 10.0 * sum(lengths)
+
+    row = bench_gpu.measure(forward, batches, lambda: calls.append("sync"), flops, ("x", "eager", 2))
+    assert "flops" not in calls[calls.index("sync") :]  # nothing but forward passes once warm
+    assert row.flops == 10.0 * sum(len(e) for e in encoded)
