@@ -26,12 +26,13 @@ import time
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.backtest.command import run_backtest
-from monitor.backtest.scoring import Scores, load_incidents
-from monitor.config import REPO_ROOT, load_settings
+from monitor.backtest.command import run_backtest, ticker_mapping
+from monitor.backtest.scoring import Incident, Scores, load_incidents
+from monitor.config import REPO_ROOT, Settings, load_settings
 from monitor.logging import configure_logging
 from monitor.replay import isolated_settings
 
@@ -52,6 +53,13 @@ def _input(dev: Path, messages: int | None, tmp: Path) -> Path:
     return head
 
 
+def incidents_for(path: Path, settings: Settings) -> list[Incident]:
+    """The incidents exactly as ``monitor backtest`` loads them: keys through the run's entity linking
+    (``ticker:FB`` is scored against META's windows) and naive times in ``source.naive_time_zone`` -- else the
+    benchmark scores a different answer key than the command it stands for."""
+    return load_incidents(path, ticker_mapping(settings), ZoneInfo(settings.source.naive_time_zone))
+
+
 def run(args: argparse.Namespace, dev: Path, tmp: Path) -> tuple[Scores, float, int]:
     settings = load_settings(args.config)
     settings = settings.model_copy(update={
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace, dev: Path, tmp: Path) -> tuple[Scores, float, 
     stream = _input(dev, args.messages, tmp)
     isolated = isolated_settings(settings, sinks=[], dead_letter_path=tmp / "dead-letter.jsonl",
                                  replay_paths=[stream])
-    incidents = load_incidents(dev / "dev_incidents.csv")
+    incidents = incidents_for(dev / "dev_incidents.csv", isolated)
     started = time.perf_counter()
     [(result, scores)] = asyncio.run(run_backtest(isolated, incidents, [], early_s=0, late_s=3600,
                                                   progress=not args.no_progress))
