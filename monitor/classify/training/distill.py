@@ -6,7 +6,8 @@ for both heads with its calibrated probabilities: the sentiment head then also l
 topic tweets (news-style text the sentiment file has little of) and the topic head from the
 sentiment tweets. Averaged teachers are an ensemble; the student is one model of the same size, so
 inference cost does not change. Teachers must have been trained on the same training slice
-(same ``--split-seed``): a teacher that saw the validation rows would leak them into early stopping.
+(same ``--split-seed``): a teacher that saw the validation rows would leak them into early stopping;
+``monitor train`` refuses one whose training_summary.json records another split.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from monitor.classify.artifact import load_model, pad, tokenize
+from monitor.classify.model_source import locate_model
 
 TEACHER_BATCH = 128
 
@@ -25,7 +27,7 @@ TEACHER_BATCH = 128
 def _one_teacher(
     path: Path, texts: Sequence[str], max_length: int, labels: tuple[list[str], list[str]], bf16: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    model, tokenizer = load_model(str(path))
+    model, tokenizer = load_model(str(locate_model(str(path), "--teacher")))  # errors name --teacher, not the setting
     if (list(model.config.topic_labels), list(model.config.sentiment_labels)) != labels:
         raise SystemExit(f"teacher {path} has other labels than this run's taxonomy -- retrain it")
     model.train(False)

@@ -35,11 +35,22 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 from transformers.masking_utils import create_bidirectional_mask
 
-from monitor.classify.artifact import init_encoder_from, load_model, new_model, pad, save_delta, save_full, tokenize
+from monitor.classify.artifact import (
+    FULL_WEIGHTS,
+    PACKAGED_BASE,
+    init_encoder_from,
+    load_model,
+    new_model,
+    pad,
+    save_delta,
+    save_full,
+    tokenize,
+)
 from monitor.classify.cpu_features import cpu_bf16_flag
 from monitor.classify.model import FinSentModel, TwoHeadOutput, fit_temperature, mean_pool
+from monitor.classify.model_source import locate_model
 from monitor.classify.neighbours import NeighbourMemory
-from monitor.classify.topics import load_taxonomy
+from monitor.classify.topics import DEFAULT_TAXONOMY, load_taxonomy
 from monitor.classify.training.arguments import (
     add_precision_argument,
     fraction,
@@ -138,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbour-k", type=positive_int, default=10, help="nearest labelled texts that vote, per head")
     p.add_argument("--add-neighbours", action="store_true",
                    help="no training: give the delta model in --output the neighbour memory of the rows it was "
-                        "trained on (its training_summary.json's split) and rewrite its held-out numbers")
+                        "trained on (its training_summary.json's files and split) and rewrite its held-out numbers")
     p.add_argument("--num-threads", type=non_negative_int, default=0, help="0 = all available cores")
     p.add_argument(
         "--max-examples", type=positive_int, default=None, help="use only the first N rows of each CSV (default: all)"
@@ -308,6 +319,7 @@ def load_corpus(args: argparse.Namespace) -> Corpus:
     rows = f" (first {limit} rows)" if limit else ""
     kept = " (cashtag rows: --ood-style headline)" if ood else ""
     require_every_class([s_labels[i] for i in in_domain], SENTIMENT_LABELS, f"{args.train_csv}{rows}{kept}")
+    require_every_class(t_labels, taxonomy.names, f"{args.topic_csv}{rows}")
     split_seed = args.seed if args.split_seed is None else args.split_seed
     s_train, s_val = stratified_split([s_labels[i] for i in in_domain], args.valid_fraction, split_seed)
     t_train, t_val = stratified_split(t_labels, args.valid_fraction, split_seed)
@@ -357,6 +369,8 @@ class Trainer:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        if args.teacher:
+            check_teachers(args)
         self.precision = training_precision(args.precision, cpu_bf16_flag())
         """``bf16`` or ``fp32``: the autocast dtype of the training steps and of the teachers."""
         taxonomy = load_taxonomy(args.taxonomy)
@@ -533,9 +547,113 @@ SPLIT_ARGUMENTS = {"seed": int, "split_seed": int, "valid_fraction": float, "max
                    "ood_style": str, "max_examples": int, "base_model": str}
 """What ``--add-neighbours`` takes from the model's training_summary.json: the rows it trained on, and so the
 held-out slices the memory must leave out."""
+RECORDED_FILES = ("train_csv", "topic_csv", "taxonomy")
+"""The files a training_summary.json records (absolute paths; older summaries kept them as given, relative to the
+run's working directory): the rows, labels and split are only the model's with these files."""
+SPLIT_FLAGS = {"split_seed": "--split-seed", "valid_fraction": "--valid-fraction", "max_examples": "--max-examples",
+               "ood_style": "--ood-style", "train_csv": "--train-csv", "topic_csv": "--topic-csv"}
+"""What decides which rows a run trains on and holds out (keys of :func:`split_record`), and the flag of each."""
 
 
-def add_neighbours(args: argparse.Namespace) -> int:
+def summary_args(args: argparse.Namespace) -> dict[str, str]:
+    """The run's arguments as training_summary.json records them: the files resolved, so that ``--add-neighbours``,
+    ``monitor eval`` and a student's teacher check find the same files from any working directory."""
+    out = {k: str(v) for k, v in sorted(vars(args).items()) if k not in ("output", "num_threads")}
+    for name in RECORDED_FILES:
+        if getattr(args, name) is not None:
+            out[name] = str(Path(getattr(args, name)).resolve())
+    return out
+
+
+def split_record(summary: dict[str, Any]) -> dict[str, str]:
+    """What ``summary`` (a training_summary.json) records of the split, as strings keyed as :data:`SPLIT_FLAGS` (the
+    files as recorded); what an older summary lacks is left out (not recorded: nothing to compare)."""
+    args = summary.get("args", {})
+    out: dict[str, str] = {}
+    seed = summary.get("split_seed", args.get("split_seed"))
+    if seed in (None, "None"):  # older summaries: --split-seed unset means --seed
+        seed = args.get("seed", summary.get("seed"))
+    if seed is not None:
+        out["split_seed"] = str(int(seed))
+    fraction = summary.get("valid_fraction", args.get("valid_fraction"))
+    if fraction is not None:
+        out["valid_fraction"] = str(float(fraction))
+    if "max_examples" in args:  # "0" in summaries before --max-examples took only positive counts: all rows
+        out["max_examples"] = "None" if args["max_examples"] in ("None", "0") else str(int(args["max_examples"]))
+    if "ood_style" in args:
+        out["ood_style"] = str(args["ood_style"])
+    for name in ("train_csv", "topic_csv"):
+        if name in args:
+            out[name] = str(args[name])
+    return out
+
+
+def read_summary(directory: Path, flag: str) -> dict[str, Any] | None:
+    """``directory``'s training_summary.json (None where it has none); one-line error naming ``flag`` if unreadable."""
+    summary_file = directory / "training_summary.json"
+    if not summary_file.is_file():
+        return None
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if not isinstance(summary, dict) or not isinstance(summary.get("args", {}), dict):
+            raise ValueError("not a JSON object with an 'args' object")
+        return summary
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: {flag} {directory}: cannot read {summary_file} ({exc}) -- restore it") from None
+
+
+def check_teachers(args: argparse.Namespace) -> None:
+    """Refuse a teacher trained on another split than this run's (where its summary records it): its training rows
+    then hold this run's validation rows, and its soft labels leak them into early stopping and the held-out
+    numbers -- 26 of 30 with --split-seed 5 against 13 (found by review)."""
+    student = split_record({"args": summary_args(args)})
+    for path in args.teacher:
+        summary = read_summary(locate_model(str(path), "--teacher"), "--teacher")
+        try:
+            recorded = split_record(summary or {})
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise SystemExit(f"error: --teacher {path}: its training_summary.json is unreadable ({exc})") from None
+        for key, flag in SPLIT_FLAGS.items():
+            kept = recorded.get(key)
+            if kept is None or (key.endswith("_csv") and not Path(kept).is_absolute()):
+                continue  # not recorded, or a relative path of an older summary (to an unknown directory)
+            kept = str(Path(kept).resolve()) if key.endswith("_csv") else kept
+            if kept != student[key]:
+                fix = f"drop {flag}" if kept == "None" else f"pass {flag} {kept}"
+                raise SystemExit(
+                    f"error: --teacher {path} was trained with {flag} {kept}, this run has {student[key]} -- its "
+                    f"training rows hold this run's validation rows; {fix} (or retrain the teacher with this run's)"
+                )
+
+
+def given_options(argv: Sequence[str], names: Sequence[str]) -> set[str]:
+    """Which of the options ``names`` (dests) the command line sets: a default is no choice of the user's."""
+    unset = object()  # not a string: argparse converts a string default with the option's type
+    parser = build_parser()
+    parser.set_defaults(**dict.fromkeys(names, unset))
+    parsed = vars(parser.parse_args(list(argv)))
+    return {name for name in names if parsed[name] is not unset}
+
+
+def recorded_file(trained: dict[str, str], name: str, current: Path | None, given: bool) -> Path | None:
+    """The file ``name`` for ``--add-neighbours``: the one the model was trained with (its summary), since only its
+    rows give the model's split; an older summary without it, or a recorded file that is gone: ``current``."""
+    flag = "--" + name.replace("_", "-")
+    if name not in trained:
+        return current
+    recorded = None if trained[name] == "None" else Path(trained[name])
+    if recorded is not None and not recorded.is_file():
+        print(f"warning: {flag} {recorded} (the model's training_summary.json) is gone: reading {current}",
+              file=sys.stderr)
+        return current
+    if given and (current or DEFAULT_TAXONOMY).resolve() != (recorded or DEFAULT_TAXONOMY).resolve():
+        raise SystemExit(f"error: --add-neighbours: {flag} {current} is not {recorded or DEFAULT_TAXONOMY}, the file "
+                         f"the model was trained with (its training_summary.json) -- drop {flag}")
+    return recorded
+
+
+def add_neighbours(args: argparse.Namespace, given: set[str]) -> int:
+    """``given``: the options of :data:`RECORDED_FILES` the command line sets (each must be the recorded file)."""
     summary_file = args.output / "training_summary.json"
     try:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
@@ -547,8 +665,22 @@ def add_neighbours(args: argparse.Namespace) -> int:
         value = trained.get(name, "None")
         setattr(args, name, None if value == "None" or (name == "max_examples" and value == "0") else kind(value))
     args.split_seed = summary.get("split_seed", args.split_seed)  # summaries before 2026-12 kept it only here
-    trainer = Trainer(args)
+    for name in RECORDED_FILES:
+        setattr(args, name, recorded_file(trained, name, getattr(args, name), name in given))
     loaded, _ = load_model(str(args.output))
+    names = list(load_taxonomy(args.taxonomy).names)
+    if list(loaded.config.topic_labels) != names:
+        raise SystemExit(f"error: --add-neighbours: the model's {len(loaded.config.topic_labels)} topic labels are "
+                         f"not the {len(names)} of --taxonomy {args.taxonomy or DEFAULT_TAXONOMY} -- pass the "
+                         "taxonomy it was trained with")
+    c = load_corpus(args)  # checked before the minutes of frozen states: the model's split, or a one-line error
+    rows = {"sentiment_validation_rows": len(c.sentiment_val), "topic_validation_rows": len(c.topic_val)}
+    for key, count in rows.items():
+        if key in summary and summary[key] != count:
+            raise SystemExit(f"error: --add-neighbours: --train-csv {args.train_csv} and --topic-csv {args.topic_csv} "
+                             f"give {count} {key.replace('_', ' ')}, the model's training_summary.json {summary[key]} "
+                             "-- pass the files it was trained with")
+    trainer = Trainer(args)
     trainer.model.load_state_dict({k: v for k, v in loaded.state_dict().items() if not k.startswith("memory.")},
                                   strict=False)
     trainer.model.config.trained_layers = loaded.config.trained_layers
@@ -586,7 +718,12 @@ def train_command(argv: Sequence[str]) -> int:
             raise SystemExit("error: --add-neighbours works on a delta model and trains nothing: drop --full and "
                              "--teacher")
         torch.set_num_threads(cpu_threads(args.num_threads))
-        return add_neighbours(args)
+        return add_neighbours(args, given_options(argv, RECORDED_FILES))
+    if args.base_model not in (None, PACKAGED_BASE) and not args.full and not (
+        Path(args.base_model) / FULL_WEIGHTS
+    ).is_file():
+        raise SystemExit(f"error: --base-model {args.base_model}: no local {FULL_WEIGHTS} there (a hub id?) -- delta "
+                         "artifacts need a local base: pass --full, or a directory holding the base's save_pretrained")
     if args.init_encoder is not None and not (args.init_encoder / "config.json").is_file():
         raise SystemExit(f"error: --init-encoder {args.init_encoder}: no config.json -- pass a directory written "
                          "by `monitor pretrain --output DIR`")
@@ -625,7 +762,7 @@ def train_command(argv: Sequence[str]) -> int:
         "sentiment_temperature": round(model.config.sentiment_temperature, 4),
         "topic_temperature": round(model.config.topic_temperature, 4),
         "neighbours": neighbour_summary(model),
-        "args": {k: str(v) for k, v in sorted(vars(args).items()) if k not in ("output", "num_threads")},
+        "args": summary_args(args),
     }
     (args.output / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     size_mb = sum(f.stat().st_size for f in args.output.iterdir() if f.is_file()) / 1e6

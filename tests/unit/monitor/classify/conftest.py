@@ -115,7 +115,9 @@ def tiny_csv(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_topic_csv(tmp_path: Path) -> Path:
-    """A 60-row topic CSV in topic_train.csv's format: CRLF line ends, HTML entities, dataset ids 0-19."""
+    """A 75-row topic CSV in topic_train.csv's format: CRLF line ends, HTML entities, dataset ids 0-19: 12 rows of
+    each of five topics (one of each held out) and one row of each other id (``monitor train`` refuses a topic
+    without training rows)."""
     rows = [
         ("fed rates rise on the market", 1),  # central_banks
         ("the fed and rates", 1),
@@ -134,6 +136,7 @@ def tiny_topic_csv(tmp_path: Path) -> Path:
         writer.writerow(["text", "label"])
         for _ in range(6):
             writer.writerows(rows)
+        writer.writerows((f"market news item {label}", label) for label in range(20) if label not in (1, 5, 6, 12, 13))
     return path
 
 

@@ -9,12 +9,15 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from monitor.classify import ModelLoadError
 from monitor.classify.artifact import DELTA_WEIGHTS, load_model, pad, tokenize
 from monitor.classify.topics import load_taxonomy
 from monitor.classify.training.dataset import SENTIMENT_LABELS
 from monitor.classify.training.distill import soft_cross_entropy, teacher_probabilities
 from monitor.classify.training.train import IGNORE, Trainer, build_parser, train_command
 from tests.unit.monitor.classify.training.test_train import _train
+
+from ..conftest import save_tiny_two_head
 
 
 def _args(base: Path, csv: Path, topic_csv: Path, *extra: str) -> argparse.Namespace:
@@ -120,3 +123,32 @@ def test_teachers_label_in_exact_fp32_unless_the_student_trains_in_bf16(tiny_mod
     labels = (list(model.config.topic_labels), list(model.config.sentiment_labels))
     soft_sentiment, soft_topic = teacher_probabilities([tiny_model_dir], texts, 32, *labels, bf16=False)
     assert torch.allclose(soft_sentiment, sentiment, atol=1e-6) and torch.allclose(soft_topic, topic, atol=1e-6)
+
+
+def _teacher(tmp_path: Path, **recorded: object) -> Path:
+    """A random teacher of the shipped taxonomy whose training_summary.json records ``recorded``."""
+    teacher = save_tiny_two_head(tmp_path / "teacher", list(load_taxonomy().names), seed=2)
+    summary = {"split_seed": recorded.pop("split_seed", 13), "valid_fraction": 0.1, "args": recorded}
+    (teacher / "training_summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return teacher
+
+
+def test_a_teacher_trained_on_another_split_is_refused(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path
+) -> None:
+    """Found by review: a teacher of --split-seed 5 had trained on 26 of the student's 30 validation rows."""
+    teacher = _teacher(tmp_path, split_seed=5)
+    with pytest.raises(SystemExit, match=r"^error: --teacher \S*teacher was trained with --split-seed 5, this run has "
+                                         r"13 -- .* pass --split-seed 5 \(or retrain"):
+        Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(teacher)))
+    other = _teacher(tmp_path / "b", train_csv=str(tmp_path / "other.csv"), topic_csv=str(tiny_topic_csv))
+    with pytest.raises(SystemExit, match=r"trained with --train-csv \S*other\.csv, this run has \S*train\.csv"):
+        Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(other)))
+    # the same split; an older summary's relative path (to an unknown working directory) is not compared
+    same = _teacher(tmp_path / "c", train_csv="data/sent.csv", topic_csv=str(tiny_topic_csv), max_examples="None")
+    assert Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(same))).soft is not None
+
+
+def test_a_missing_teacher_is_an_error_naming_the_teacher_flag(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"hub id 'nope' .*\(--teacher\)"):
+        teacher_probabilities([Path("nope")], ["ok"], 32, ["a"], SENTIMENT_LABELS, bf16=False)

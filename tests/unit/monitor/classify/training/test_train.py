@@ -153,10 +153,10 @@ def _args(csv: Path, topic_csv: Path, *extra: str):  # type: ignore[no-untyped-d
 
 def test_corpus_carries_one_label_per_row_and_holds_out_both_files(tiny_csv: Path, topic_csv: Path) -> None:
     corpus = load_corpus(_args(tiny_csv, topic_csv))
-    assert len(corpus.texts) == 120
-    sentiment_rows = [i for i in range(120) if corpus.sentiments[i] != IGNORE]
-    topic_rows = [i for i in range(120) if corpus.topics[i] != IGNORE]
-    assert len(sentiment_rows) == len(topic_rows) == 60 and not set(sentiment_rows) & set(topic_rows)
+    assert len(corpus.texts) == 135
+    sentiment_rows = [i for i in range(135) if corpus.sentiments[i] != IGNORE]
+    topic_rows = [i for i in range(135) if corpus.topics[i] != IGNORE]
+    assert (len(sentiment_rows), len(topic_rows)) == (60, 75) and not set(sentiment_rows) & set(topic_rows)
     assert (len(corpus.sentiment_val), len(corpus.topic_val)) == (6, 5)  # 10% of each class
     assert not set(corpus.train) & (set(corpus.sentiment_val) | set(corpus.topic_val))
     assert set(corpus.sentiment_val) <= set(sentiment_rows) and set(corpus.topic_val) <= set(topic_rows)
@@ -291,3 +291,52 @@ def test_add_neighbours_gives_a_trained_delta_the_memory_training_would_have_giv
 def test_add_neighbours_without_a_training_summary_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"--add-neighbours: cannot read .*training_summary\.json"):
         train_command(["--add-neighbours", "--output", str(tmp_path / "nothing")])
+
+
+def test_training_refuses_a_topic_without_training_rows(tmp_path: Path, tiny_csv: Path) -> None:
+    """Found by review: a missing sentiment class was refused, a missing topic trained silently."""
+    few = tmp_path / "few_topics.csv"
+    few.write_text("text,label\n" + "fed rates rise,1\nearnings beat,5\n" * 10, encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"few_topics\.csv has no \['analyst_update', 'company_news', .* to train"):
+        load_corpus(_args(tiny_csv, few))
+
+
+def test_a_delta_over_a_hub_id_is_refused_before_any_work(tmp_path: Path, topic_csv: Path) -> None:
+    """Found by review: a delta records the hub id as its base, and a delta loads only over a local base."""
+    with pytest.raises(SystemExit, match=r"^error: --base-model org/encoder: .*delta artifacts need a local base"):
+        train_command(["--output", str(tmp_path / "m"), "--base-model", "org/encoder",
+                       "--train-csv", str(tmp_path / "absent.csv"), "--topic-csv", str(topic_csv)])
+
+
+def test_add_neighbours_takes_the_files_and_taxonomy_the_model_was_trained_with(
+    tiny_base_dir: Path, tiny_csv: Path, topic_csv: Path, tmp_path: Path
+) -> None:
+    """Found by review: it read the default files (the full datasets put 27 of the model's 30 held-out rows in the
+    memory), and the default taxonomy (a size-mismatch traceback for a model of another taxonomy)."""
+    model = tmp_path / "model"
+    assert _train(tiny_base_dir, tiny_csv, model, "--neighbour-weight", "0", "--epochs", "1") == 0
+    summary_file = model / "training_summary.json"
+    summary = json.loads(summary_file.read_text())
+    assert summary["args"]["train_csv"] == str(tiny_csv.resolve())
+    other = tmp_path / "other.csv"
+    other.write_text(tiny_csv.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"^error: --add-neighbours: --train-csv \S*other\.csv is not \S*train\.csv, "
+                                         r"the file the model was trained with .* -- drop --train-csv$"):
+        train_command(["--add-neighbours", "--output", str(model), "--train-csv", str(other)])
+    assert train_command(["--add-neighbours", "--output", str(model)]) == 0  # no flags: the recorded files
+    added = json.loads(summary_file.read_text())
+    assert added["neighbours"]["sentiment_rows"] + added["neighbours"]["topic_rows"] == summary["train_rows"]
+    assert added["held_out"]["sentiment"]["rows"] == summary["sentiment_validation_rows"]
+    taxonomy = tmp_path / "four.toml"
+    taxonomy.write_text("\n".join(
+        ["version = 2", 'default_topic = "other"', "[sentiment_labels]", '0 = "negative"', '1 = "positive"',
+         '2 = "neutral"', "[topic_labels]", *(f'{i} = "{("fed", "company", "markets")[i % 3]}"' for i in range(20)),
+         *(f'[[topics]]\nname = "{name}"\nkeywords = []' for name in ("fed", "company", "markets", "other"))]
+    ) + "\n", encoding="utf-8")
+    summary_file.write_text(json.dumps({**added, "args": {**added["args"], "taxonomy": str(taxonomy)}}))
+    with pytest.raises(SystemExit, match=r"^error: --add-neighbours: the model's 20 topic labels are not the 4 of "
+                                         r"--taxonomy \S*four\.toml -- pass the taxonomy it was trained with$"):
+        train_command(["--add-neighbours", "--output", str(model)])
+    summary_file.write_text(json.dumps({**added, "sentiment_validation_rows": 7}))
+    with pytest.raises(SystemExit, match=r"give 6 sentiment validation rows, the model's training_summary\.json 7"):
+        train_command(["--add-neighbours", "--output", str(model)])
