@@ -1,9 +1,13 @@
 """``monitor eval``: score both heads of a model on held-out data never used in training.
 
 * sentiment: ``sent_valid.csv`` (the held-out split; never trained or early-stopped on);
-* topic: the stratified slice of ``topic_train.csv`` that ``monitor train`` held out: the split seed and
-  fraction come from the model's ``training_summary.json``, so the rows are exactly the ones the model did
-  not train on (``--seed`` / ``--topic-valid-fraction`` override them only with a warning).
+* topic: the stratified slice of the topic CSV that ``monitor train`` held out: the file, the split seed,
+  the fraction and ``--max-examples`` come from the model's ``training_summary.json``, so the rows are exactly
+  the ones the model did not train on (``--topic-csv`` / ``--seed`` / ``--topic-valid-fraction`` override them
+  only with a warning).
+
+A ``--valid-csv`` text the model trained on (its summary's files and split) is counted and warned about: its
+score is inflated (the neighbour memory holds the row with its label).
 
 For the model (fp32), its int8 (dynamic quantization) and bf16 variants and the lexicon baseline it
 prints per-class reports, accuracy, macro-F1, calibration (ECE) and, for the variants, the share of
@@ -22,28 +26,31 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
 
 from monitor.classify import ModelLoadError
-from monitor.classify.artifact import DEFAULT_MODEL_DIR
+from monitor.classify.artifact import DEFAULT_MODEL_DIR, normalize_text
 from monitor.classify.lexicon import LexiconClassifier
 from monitor.classify.model_source import locate_model
-from monitor.classify.topics import Taxonomy, load_taxonomy
+from monitor.classify.topics import Taxonomy, TaxonomyError, load_taxonomy
 from monitor.classify.training.arguments import open_fraction, output_dir
 from monitor.classify.training.calibration import expected_calibration_error, reliability_bins
 from monitor.classify.training.dataset import (
     DATASET_DIR,
     SENTIMENT_LABELS,
     TOPIC_DATASET_DIR,
+    DatasetError,
     LabelledTexts,
     read_csv,
-    topic_holdout,
+    read_topic_csv,
+    stratified_split,
 )
 from monitor.classify.training.metrics import Report, classification_report
 from monitor.classify.training.plots import plot_confusion, plot_reliability
+from monitor.classify.training.train import load_corpus, split_record
 from monitor.classify.transformer import BucketedClassifier, TransformerClassifier
 from monitor.config import ClassifierSettings
 
@@ -52,13 +59,32 @@ CHUNK = 256
 SUMMARY_FILE = "training_summary.json"
 DEFAULT_SPLIT = (13, 0.1)
 """(split seed, fraction) of ``monitor train``'s defaults: used when the model records none."""
+DEFAULT_TOPIC_CSV = TOPIC_DATASET_DIR / "topic_train.csv"
+"""``monitor train``'s default topic CSV: scored when the model records none (or the recorded one is gone)."""
+
+
+class RecordedSplit(NamedTuple):
+    """What the model's training_summary.json says of the rows ``monitor train`` trained on (None: not recorded)."""
+
+    seed: int
+    fraction: float
+    max_examples: int | None = None
+    """Training read only the first N rows of each CSV (None: all)."""
+    topic_csv: Path | None = None
+    train_csv: Path | None = None
+    ood_style: str = "none"
+    taxonomy: Path | None = None
+    """None: the default taxonomy, or not recorded."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="model dir or hub id; default: the bundled model")
     p.add_argument("--valid-csv", type=Path, default=DATASET_DIR / "sent_valid.csv", help="sentiment held-out")
-    p.add_argument("--topic-csv", type=Path, default=TOPIC_DATASET_DIR / "topic_train.csv")
+    p.add_argument(
+        "--topic-csv", type=Path, default=None,
+        help=f"default: the model's training_summary.json, else {DEFAULT_TOPIC_CSV}",
+    )
     p.add_argument(
         "--topic-valid-fraction", type=open_fraction, default=None,
         help=f"held-out fraction of the topic CSV; default: the model's training_summary.json, else {DEFAULT_SPLIT[1]}",
@@ -182,19 +208,27 @@ def variants(
     return out
 
 
-def recorded_split(model_dir: Path) -> tuple[int, float] | None:
-    """(split seed, held-out fraction) of the ``monitor train`` run that wrote ``model_dir``, if it says."""
+def recorded_split(model_dir: Path) -> RecordedSplit | None:
+    """The split of the ``monitor train`` run that wrote ``model_dir``, if it says (its seed and fraction at least)."""
     summary_file = model_dir / SUMMARY_FILE
     if not summary_file.is_file():
         return None
     try:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        record = split_record(summary)
+        if "split_seed" not in record or "valid_fraction" not in record:
+            return None
         args = summary.get("args", {})
-        seed = summary.get("split_seed", args.get("split_seed"))
-        if seed in (None, "None"):  # older summaries: --split-seed unset means --seed
-            seed = args.get("seed", summary.get("seed"))
-        fraction = summary.get("valid_fraction", args.get("valid_fraction"))
-        return None if seed is None or fraction is None else (int(seed), float(fraction))
+        taxonomy = args.get("taxonomy", "None")
+        return RecordedSplit(
+            int(record["split_seed"]),
+            float(record["valid_fraction"]),
+            None if record.get("max_examples", "None") == "None" else int(record["max_examples"]),
+            Path(record["topic_csv"]) if "topic_csv" in record else None,
+            Path(record["train_csv"]) if "train_csv" in record else None,
+            record.get("ood_style", "none"),
+            None if taxonomy == "None" else Path(taxonomy),
+        )
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise ModelLoadError(
             f"{summary_file} is unreadable ({exc}) -- restore it, or delete it and pass --seed and "
@@ -202,7 +236,66 @@ def recorded_split(model_dir: Path) -> tuple[int, float] | None:
         ) from exc
 
 
-def topic_split(seed: int | None, fraction: float | None, recorded: tuple[int, float] | None) -> tuple[int, float]:
+def topic_file(given: Path | None, recorded: RecordedSplit | None) -> Path:
+    """``--topic-csv``, else the file the model trained on, else the default; a warning where it is not the file the
+    model trained on: the slice of another file is not its held-out rows (found by review: eval scored the default
+    topic_train.csv for a model trained on another file)."""
+    kept = recorded.topic_csv if recorded is not None else None
+    if given is None:
+        if kept is None or kept.is_file():
+            return kept or DEFAULT_TOPIC_CSV
+        print(f"warning: the topic CSV of the model's {SUMMARY_FILE}, {kept}, is gone: scoring {DEFAULT_TOPIC_CSV}",
+              file=sys.stderr)
+        return DEFAULT_TOPIC_CSV
+    if kept is not None and given.resolve() != kept.resolve():
+        print(f"warning: --topic-csv {given} is not {kept}, the file the model trained on (its {SUMMARY_FILE}): "
+              "the topic slice is not its held-out rows", file=sys.stderr)
+    return given
+
+
+def topic_slice(path: Path, taxonomy: Taxonomy, fraction: float, seed: int, max_examples: int | None) -> LabelledTexts:
+    """The rows of the topic CSV that ``monitor train`` held out: ``fraction`` of each topic of its first
+    ``max_examples`` rows (all when None) -- the whole file's split put training rows in the slice after
+    ``--max-examples`` (20 of 41, found by review)."""
+    data = read_topic_csv(path, taxonomy)
+    labels = data.labels[:max_examples]
+    _, held = stratified_split(labels, fraction, seed)
+    return LabelledTexts([data.texts[i] for i in held], [labels[i] for i in held])
+
+
+def trained_texts(recorded: RecordedSplit | None, taxonomy: Path | None) -> set[str] | None:
+    """The normalised texts of the rows the model trained on (its summary's files, taxonomy and split; not its
+    ``--unlabelled`` texts); None where the summary records no files or they are gone."""
+    if recorded is None or recorded.train_csv is None or recorded.topic_csv is None:
+        return None
+    if not (recorded.train_csv.is_file() and recorded.topic_csv.is_file()):
+        return None
+    args = argparse.Namespace(
+        taxonomy=recorded.taxonomy or taxonomy, train_csv=recorded.train_csv, topic_csv=recorded.topic_csv,
+        max_examples=recorded.max_examples, ood_style=recorded.ood_style, seed=recorded.seed,
+        split_seed=recorded.seed, valid_fraction=recorded.fraction, unlabelled=[], unlabelled_max=0,
+    )
+    try:
+        corpus = load_corpus(args)
+    except (DatasetError, TaxonomyError) as exc:
+        print(f"warning: cannot tell which --valid-csv texts the model trained on: {exc}", file=sys.stderr)
+        return None
+    return {normalize_text(corpus.texts[i]) for i in corpus.train}
+
+
+def training_overlap(sentiment: LabelledTexts, trained: set[str] | None, valid_csv: Path) -> dict[str, int] | None:
+    """How many ``--valid-csv`` rows the model trained on (warned: their score is inflated -- its own training file
+    scored macro-F1 0.90 against 0.25 held out, without a word; found by review); None where it cannot tell."""
+    if trained is None:
+        return None
+    overlap = sum(normalize_text(text) in trained for text in sentiment.texts)
+    if overlap:
+        print(f"warning: {overlap} of {len(sentiment.texts)} --valid-csv texts ({valid_csv}) are training rows of this "
+              f"model (its {SUMMARY_FILE}): the score is inflated", file=sys.stderr)
+    return {"training_rows": overlap, "rows": len(sentiment.texts)}
+
+
+def topic_split(seed: int | None, fraction: float | None, recorded: RecordedSplit | None) -> tuple[int, float]:
     """The topic slice to score: the recorded split, unless a flag overrides it -- with a warning, because
     another split puts rows the model trained on into the held-out slice and inflates its accuracy."""
     if recorded is None:
@@ -226,12 +319,17 @@ def eval_command(argv: Sequence[str]) -> int:
     names = list(taxonomy.names)
     sentiment_data = read_csv(args.valid_csv, taxonomy, "--valid-csv")
     model_dir = locate_model(args.model, "--model") if args.model else DEFAULT_MODEL_DIR
-    seed, fraction = topic_split(args.seed, args.topic_valid_fraction, recorded_split(model_dir))
-    topic_data = topic_holdout(args.topic_csv, taxonomy, fraction, seed)
+    recorded = recorded_split(model_dir)
+    seed, fraction = topic_split(args.seed, args.topic_valid_fraction, recorded)
+    topic_csv = topic_file(args.topic_csv, recorded)
+    limit = recorded.max_examples if recorded is not None else None
+    topic_data = topic_slice(topic_csv, taxonomy, fraction, seed, limit)
+    first = f" of its first {limit} rows" if limit else ""
     print(
         f"held-out data: {len(sentiment_data.texts)} sentiment rows ({args.valid_csv}), "
-        f"{len(topic_data.texts)} topic rows ({fraction:.0%} slice of {args.topic_csv}, split seed {seed})"
+        f"{len(topic_data.texts)} topic rows ({fraction:.0%} slice of {topic_csv}{first}, split seed {seed})"
     )
+    overlap = training_overlap(sentiment_data, trained_texts(recorded, args.taxonomy), args.valid_csv)
     settings = ClassifierSettings(
         model_path=args.model, device="cpu", dtype="float32", max_length_tokens=args.max_length
     )
@@ -240,6 +338,8 @@ def eval_command(argv: Sequence[str]) -> int:
     _print_head("sentiment", fp32.name, sent)
     _print_head("topic", fp32.name, topic)
     results: dict[str, Any] = {"model": fp32.name, "fp32": {"sentiment": sent.summary(), "topic": topic.summary()}}
+    if overlap is not None:
+        results["valid_csv_training_rows"] = overlap
     curves = {
         "sentiment": {"fp32": reliability_bins(sent.probs, sent.gold)},
         "topic": {"fp32": reliability_bins(topic.probs, topic.gold)},
