@@ -10,13 +10,13 @@ of the same history makes the same ones (the novelty index remembers each messag
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from monitor.config import ConfigError, Settings
 from monitor.entities.linker import EntityLinker
 from monitor.entities.watchlist import WatchlistError, load_watchlist
 from monitor.novelty.index import NoveltyIndex
-from monitor.types import RawMessage, SourceRecord
+from monitor.types import RawMessage, Sentiment, SourceRecord
 
 
 class Enricher:
@@ -32,11 +32,12 @@ class Enricher:
         tickers = self.linker.tickers(msg.text, msg.tickers)
         return msg if tickers == msg.tickers else dataclasses.replace(msg, tickers=tickers)
 
-    def repeat_of(self, msg: RawMessage) -> str | None:
-        """Id of the story ``msg`` repeats, None when it is a story of its own (or novelty is off)."""
+    def repeat_of(self, msg: RawMessage, sentiment: Sentiment | None = None) -> str | None:
+        """Id of the story ``msg`` repeats, None when it is a story of its own (or novelty is off). With its
+        ``sentiment``, a negative message never repeats a positive story, nor the reverse."""
         if self.novelty is None:
             return None
-        return self.novelty.decide(msg.id, msg.text, int(msg.event_time.timestamp()), msg.tickers)
+        return self.novelty.decide(msg.id, msg.text, int(msg.event_time.timestamp()), msg.tickers, sentiment)
 
     def link_all(self, records: Sequence[SourceRecord]) -> list[SourceRecord]:
         """The records with linked tickers (the reader does this before classification)."""
@@ -46,11 +47,13 @@ class Enricher:
             out.append(rec if msg is rec.message else dataclasses.replace(rec, message=msg))
         return out
 
-    def repeats(self, records: Sequence[SourceRecord]) -> dict[str, str]:
-        """``{message id: story id}`` for the records that repeat a story, decided in their order."""
+    def repeats(self, records: Sequence[SourceRecord],
+                sentiments: Mapping[str, Sentiment] | None = None) -> dict[str, str]:
+        """``{message id: story id}`` for the records that repeat a story, decided in their order
+        (``sentiments``: the classifier's label per message id, where known)."""
         found: dict[str, str] = {}
         for rec in records:
-            story = self.repeat_of(rec.message)
+            story = self.repeat_of(rec.message, sentiments.get(rec.message.id) if sentiments else None)
             if story is not None:
                 found[rec.message.id] = story
         return found

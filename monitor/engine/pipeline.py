@@ -724,7 +724,8 @@ class Pipeline:
             await self._dead_letter(rec, "classifier_error", why)
         repeat_of: dict[str, str] = {}
         if self.enricher is not None:  # after the model: a rejected story is never indexed (engine/enrich.py)
-            repeat_of = self.enricher.repeats(await self._without_conflicts([r for r, _ in labelled]))
+            sentiments = {r.message.id: p.sentiment for r, p in reversed(labelled)}  # the first of an id names it
+            repeat_of = self.enricher.repeats(await self._without_conflicts([r for r, _ in labelled]), sentiments)
             self.stats.repeats += len(repeat_of)
             metrics.REPEATS.inc(len(repeat_of))
         return [ClassifiedMessage(r.message, p, repeat_of.get(r.message.id)) for r, p in labelled]

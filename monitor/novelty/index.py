@@ -2,8 +2,10 @@
 
 A message *repeats* an earlier story when, within ``window_s`` of event time, an indexed story has
 a Jaccard similarity of at least ``min_similarity`` (unigrams + bigrams of the
-normalised text, see ``monitor.novelty.text``) and the two share a ticker (or both have none), so
-one generic headline about two companies stays two stories. Only stories are indexed, not their
+normalised text, see ``monitor.novelty.text``; the short-text bar when either of the two is short) and the two
+are about the same companies (``same_companies``), so one generic headline about two companies stays two
+stories, and they do not go opposite ways (their direction words, or the classifier's sentiment: a negative
+message never folds into a positive story, nor the reverse). Only stories are indexed, not their
 repeats: a story's copies fold into it until the window has passed since the story itself.
 
 Bounded memory: stories (their feature hashes and band keys) live in a ring of ``max_entries``
@@ -24,11 +26,13 @@ split the partitions, a copy whose story was counted elsewhere counts once more 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from monitor import metrics
 from monitor.novelty.minhash import BANDS, NUM_PERM, Hashes, MinHasher, feature_hashes, jaccard
-from monitor.novelty.text import direction, features, tokens
+from monitor.novelty.text import cashtag_set, direction, features, tokens
+from monitor.types import Sentiment
 
 MAX_SLOTS_PER_KEY = 8
 
@@ -53,11 +57,47 @@ def _members(slots: _Slots) -> tuple[int, ...]:
 
 
 SHORT_TEXT_TOKENS = 8
-"""Texts of fewer words than this (and at least ``min_tokens``) fold only when near-identical."""
+"""Texts of fewer words than this (and at least ``min_tokens``) fold only when near-identical; so does a text
+into a story of fewer words: with the message's length alone, "$BA is a total scam" then "... scam. Get out now"
+folded, and the same two the other way round did not (found by review)."""
 SHORT_MIN_SIMILARITY = 0.9
 """Similarity a short text needs to be a copy: at 0.6, independently written short comments about one ticker
 ("$XYZ is a total scam", "... scam imo", "... scam!!") folded into one story (found by review), so a pile-on
 of opinions counted once. Copies (retweets, reposts) of a short text are near-identical and still fold."""
+
+
+BROAD_MARKET_TICKERS = frozenset({"SPY", "QQQ", "DIA", "IWM", "VOO", "VTI"})
+"""Index funds a feed tags on any company's story ("... $SPY"): they say nothing about which company it is, so
+``same_companies`` looks past them. Two companies' stories in one template both tagged SPY folded into one (found
+by review: "Apple shares plunge 9% after CEO abruptly resigns ... $SPY", then Microsoft's)."""
+
+_SIGN = {Sentiment.POSITIVE: 1, Sentiment.NEGATIVE: -1}
+
+
+def same_companies(story: frozenset[str], message: frozenset[str]) -> bool:
+    """Whether a message with these tickers may be a copy of a story with those (both sets already normalised).
+
+    Broad market tickers aside, the two name the same companies, or one names all the other's and more (a copy
+    that adds a cashtag, which then counts as a repeat under the added ticker's key too: the window store counts a
+    message as a story or a repeat for all its keys at once). Sharing one company is not enough: "Dell shares
+    plunge ... Nvidia supplier checks soft" and the same about HP share NVDA and are two stories. When neither
+    names a company, the broad tickers decide as before: both none, or one in common."""
+    if story == message:  # the common case: the same tickers (or none)
+        return True
+    ours, theirs = story - BROAD_MARKET_TICKERS, message - BROAD_MARKET_TICKERS
+    if ours or theirs:
+        return not ours.isdisjoint(theirs) and (ours <= theirs or theirs <= ours)
+    return not story.isdisjoint(message) or not (story or message)
+
+
+def other_cashtags(story: Collection[str], message: frozenset[str]) -> bool:
+    """Both texts carry cashtags, linked or not, and name no company in common (broad market tickers aside):
+    "$ACME shares plunge 40% after auditor resigns" and the same of $ZETA, both off the watchlist so with no
+    ticker at all, folded into one story on the ``all`` and topic keys (found by review)."""
+    if not story or not message:
+        return False
+    ours, theirs = frozenset(story) - BROAD_MARKET_TICKERS, message - BROAD_MARKET_TICKERS
+    return ours.isdisjoint(theirs) if ours and theirs else message.isdisjoint(story)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +109,13 @@ class _Story:
     hashes: Hashes
     direction: int = 0
     """+1 / -1: its words move only up / only down (``monitor.novelty.text.direction``): no copy of the other way."""
+    sentiment: int = 0
+    """+1 / -1: classified positive / negative (0: neutral or not given): no copy classified the other way."""
+    words: int = SHORT_TEXT_TOKENS
+    """How many words it has: a short story takes only near-identical copies, whatever the copy's length."""
+    cashtags: tuple[str, ...] = ()
+    """Every cashtag of its text, linked to a ticker or not (``monitor.novelty.text.cashtag_set``; a tuple: a
+    one-element frozenset costs 216 bytes a story)."""
 
 
 class NoveltyIndex:
@@ -99,43 +146,48 @@ class NoveltyIndex:
     def __len__(self) -> int:
         return sum(s is not None for s in self._stories)
 
-    def decide(self, message_id: str, text: str, event_s: int, tickers: tuple[str, ...]) -> str | None:
-        """The story ``message_id`` repeats (None: it is a story of its own). Same id, same answer."""
+    def decide(self, message_id: str, text: str, event_s: int, tickers: tuple[str, ...],
+               sentiment: Sentiment | None = None) -> str | None:
+        """The story ``message_id`` repeats (None: it is a story of its own). Same id, same answer.
+
+        ``sentiment``: the classifier's label, when known (the pipeline decides after classification)."""
         if message_id in self._decisions:
             self._decisions.move_to_end(message_id)
             return self._decisions[message_id]
-        decision = self._decide(message_id, text, event_s, frozenset(tickers))
+        sign = _SIGN.get(sentiment, 0) if sentiment is not None else 0
+        decision = self._decide(message_id, text, event_s, frozenset(tickers), sign)
         self._decisions[message_id] = decision
         if len(self._decisions) > self.max_entries:
             self._decisions.popitem(last=False)
         return decision
 
-    def _decide(self, message_id: str, text: str, event_s: int, tickers: frozenset[str]) -> str | None:
+    def _decide(self, message_id: str, text: str, event_s: int, tickers: frozenset[str], sign: int) -> str | None:
         words = tokens(text)
         if len(words) < self.min_tokens:  # "sell $TSLA" from two people is two opinions, not a copy
             return None
         hashes = feature_hashes(features(words))
         moves = direction(words)
+        tags = cashtag_set(text)
         keys = self._hasher.band_keys(self._hasher.signature(hashes))
-        needed = self.min_similarity if len(words) >= SHORT_TEXT_TOKENS else max(self.min_similarity,
-                                                                                SHORT_MIN_SIMILARITY)
+        short = max(self.min_similarity, SHORT_MIN_SIMILARITY)
         best: tuple[float, int, int] | None = None  # (-similarity, event time, slot): most similar, then oldest
         for slot in {s for k in keys if k in self._bands for s in _members(self._bands[k])}:
             story = self._stories[slot]
             if story is None or abs(event_s - story.event_s) > self.window_s:
                 continue
-            if story.tickers.isdisjoint(tickers) and (story.tickers or tickers):
+            if not same_companies(story.tickers, tickers) or other_cashtags(story.cashtags, tags):
                 continue
-            if story.direction * moves < 0:  # the same template, the other way: another story
+            if story.direction * moves < 0 or story.sentiment * sign < 0:  # the other way: another story
                 continue
             sim = jaccard(story.hashes, hashes)
+            needed = self.min_similarity if min(len(words), story.words) >= SHORT_TEXT_TOKENS else short
             if sim >= needed and (best is None or (-sim, story.event_s, slot) < best):
                 best = (-sim, story.event_s, slot)
         if best is not None:
             story = self._stories[best[2]]
             assert story is not None
             return None if story.story_id == message_id else story.story_id
-        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes, moves))
+        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes, moves, sign, len(words), tuple(tags)))
         return None
 
     def _insert(self, story: _Story) -> None:

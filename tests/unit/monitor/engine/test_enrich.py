@@ -7,7 +7,7 @@ import pytest
 
 from monitor.config import ConfigError, load_settings
 from monitor.engine.enrich import Enricher, build_enricher
-from monitor.types import RawMessage, SourceKind, SourceRecord
+from monitor.types import RawMessage, Sentiment, SourceKind, SourceRecord
 
 
 def _rec(mid: str, text: str, tickers: tuple[str, ...] = ()) -> SourceRecord:
@@ -58,3 +58,14 @@ def test_a_custom_watchlist_replaces_the_bundled_one(tmp_path: Path) -> None:
 def test_a_bad_watchlist_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"source\.watchlist_path"):
         build_enricher(load_settings(source={"watchlist_path": str(tmp_path / "missing.csv")}))
+
+
+def test_a_copy_labelled_the_other_way_is_no_repeat_when_sentiments_are_given() -> None:
+    enricher = build_enricher(load_settings())
+    assert enricher is not None
+    records = [_rec("a", "Boeing quarter in line with estimates as deliveries came in good"),
+               _rec("b", "Boeing quarter in line with estimates as deliveries came in bad")]
+    assert enricher.repeats(records, {"a": Sentiment.POSITIVE, "b": Sentiment.NEGATIVE}) == {}
+    unlabelled = build_enricher(load_settings())  # a fresh index: decisions are remembered per message id
+    assert unlabelled is not None
+    assert unlabelled.repeats(records) == {"b": "a"}

@@ -76,3 +76,17 @@ async def test_a_message_dead_lettered_as_an_id_conflict_never_becomes_the_story
     [bucket] = await store.buckets("ticker:ACME", 120, 180)
     assert (bucket.negative, bucket.repeats, pipe.stats.repeats) == (1, 0, 0)
 
+
+
+async def test_a_negative_story_never_folds_into_a_positive_one_of_the_same_template() -> None:
+    """Found by review: novelty ran after classification but never saw the labels, so a negative story whose
+    movement word was on no list ("decline") folded into the positive one it resembled: negative 0."""
+    template = "Acme quarter in line with estimates for the period as deliveries came in {}"
+    store = MemoryWindowStore(bucket_s=60, retention_s=10**6)
+
+    pipe = await _run(ListSource([[msg("up", template.format("good"), 100), msg("down", template.format("bad"), 110),
+                                   msg("rt", "RT @x: " + template.format("bad"), 115)]]), store, RecordingClassifier())
+
+    [bucket] = await store.buckets("ticker:ACME", 0, 1000)
+    assert (bucket.positive, bucket.negative, bucket.repeats) == (1, 1, 1)
+    assert pipe.stats.repeats == 1

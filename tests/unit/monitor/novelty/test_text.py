@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.novelty.text import direction, features, normalise, tokens
+from monitor.novelty.text import cashtag_set, direction, features, normalise, tokens
 
 STORY = "Acme shares plunge after fraud probe"
 
@@ -75,6 +75,37 @@ def test_how_much_whitespace_separates_the_words_changes_nothing(words: list[str
     ("Acme misses estimates, cuts guidance", -1),
     ("Acme rose early then fell on the outlook", 0),
     ("Acme holds its annual meeting", 0),
+    # found by review: movement words the lists lacked, so each pair's negative story folded into its positive one
+    ("Boeing shares gain as investors cheer", 1), ("Boeing shares decline as investors weigh", -1),
+    ("Boeing shares advance 3%", 1), ("Boeing shares slip 3%", -1), ("Boeing stock spikes 6%", 1),
+    ("Boeing stock plummets 6%", -1), ("EPS tops consensus", 1), ("EPS trails consensus", -1),
+    ("shares rebound 5%", 1), ("shares dip 5%", -1), ("stock tanks 4%", -1), ("Boeing sheds 4%", -1),
+    ("the guidance lifts shares", 1), ("buyback boost for Boeing", 1), ("shares retreat", -1),
+    ("weaker demand", -1),
 ])
 def test_direction_is_one_way_or_none(text: str, expected: int) -> None:
     assert direction(tokens(text)) == expected
+
+
+def test_a_run_of_chinese_or_japanese_becomes_overlapping_character_pairs() -> None:
+    """Found by review: a clause without spaces was one "word", so a Chinese retweet had fewer words than
+    ``min_tokens`` and never folded."""
+    assert tokens("RT @x: 特斯拉股价暴跌8%\uff0c因上海工厂停产") == [
+        "特斯", "斯拉", "拉股", "股价", "价暴", "暴跌", "8", "因上", "上海", "海工", "工厂", "厂停", "停产"]
+    assert tokens("トヨタ株が急落 abc") == ["トヨ", "ヨタ", "タ株", "株が", "が急", "急落", "abc"]
+    assert tokens("삼성전자 주가") == ["삼성", "성전", "전자", "주가"]
+    assert tokens("Acme 涨 shares") == ["acme", "涨", "shares"]
+
+
+def test_cyrillic_and_greek_look_alikes_inside_latin_words_become_latin() -> None:
+    """Found by review: copies disguised with look-alike letters shared no word with their story."""
+    disguised = "B\u043eeing wh\u0456stleblower s\u0430ys \u0440lanes \u03bfk, \u0421EO quits"
+    assert normalise(disguised) == "boeing whistleblower says planes ok ceo quits"
+    assert normalise("Сбербанк акции упали, Boeing тоже") == "сбербанк акции упали boeing тоже"  # Russian stays
+    assert normalise("R\u0442 @desk: Boeing halts deliveries") == "boeing halts deliveries"  # then the prefix goes
+
+
+def test_cashtags_are_kept_whether_or_not_they_link() -> None:
+    assert cashtag_set("$ACME plunges; $acme and $BRK-B, not $5 or US$20") == {"ACME", "BRK.B"}
+    assert cashtag_set("\uff04ZETA shares") == {"ZETA"}
+    assert cashtag_set("no symbols here") == frozenset()
