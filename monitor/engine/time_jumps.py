@@ -222,9 +222,24 @@ class JumpGuard:
         for arrived in _by_lane(self._opening).values():
             times = sorted(arrived)
             split = any(b - a > gap_s for a, b in pairwise(times))
-            if split and self._present(arrived) is None:
+            if split and self._run_after_gap(times) is None and self._present(arrived) is None:
                 return False
         return True
+
+    def _run_after_gap(self, times: list[int]) -> int | None:
+        """The first row after a lane's newest gap longer than a market closure (``times`` sorted) when at least
+        ``confirmations`` rows follow it and the first of them lie within the bound: a dense run the older rows
+        cannot belong to, whichever came first (three real rows, then three mistyped 2016, were counted as late
+        and confirmed a jump to 2016, found by the regression review). More such rows dated ahead is a jump the
+        hold would confirm anyway."""
+        gap_s = self._closure_s()
+        gaps = [i for i, (a, b) in enumerate(pairwise(times)) if b - a > gap_s]
+        if not gaps:
+            return None
+        run = times[gaps[-1] + 1:]
+        if len(run) < self.confirmations or run[self.confirmations - 1] - run[0] > self.max_jump_s:
+            return None
+        return run[0]
 
     def _present(self, arrived: list[int]) -> int | None:
         """The oldest of a lane's newest ``confirmations`` rows (in arrival order) when they lie within the bound
@@ -239,13 +254,16 @@ class JumpGuard:
         """A lane's oldest plausible opening time (``arrived``: its opening rows' times in arrival order): rows
         before it are refuted. Offered again, such a row would become its lane's event time and make the real
         stream a confirmed forward jump: a stream whose first row was mistyped 2016 for 2026 was counted and
-        measured as 10 years long (found by review). The floor is the row after the newest gap of more than
-        ``MAX_CLOSURE_S`` (and the bound) below where the lane is now (its agreeing newest rows; without them
-        its median, if the newer half of its rows lies within the bound), so every row before such a gap goes,
+        measured as 10 years long (found by review). The floor is the start of a dense run after the lane's newest
+        gap of more than ``MAX_CLOSURE_S`` (and the bound); else the row after the newest such gap below where the
+        lane is now (its agreeing newest rows; without them its median, if the newer half of its rows lies within
+        the bound), so every row before such a gap goes,
         however many, while Friday's last rows before Monday's open are kept. A sparse lane (neither) gets no
         floor: a sparse history's gaps are its own spacing. Judged per lane: a partition catching up a backlog
         days behind the others is real."""
         times = sorted(arrived)
+        if (run_s := self._run_after_gap(times)) is not None:
+            return run_s
         now_s = self._present(arrived)
         if now_s is None:
             mid = (len(times) - 1) // 2

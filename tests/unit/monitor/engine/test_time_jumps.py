@@ -366,3 +366,16 @@ def test_a_redelivered_message_votes_against_a_jump_once() -> None:
     for _ in range(3):
         assert _offer(guard, behind).refuted == []
     assert guard.holding
+
+
+def test_mistyped_rows_arriving_after_the_real_opening_rows_are_refuted_not_made_the_start() -> None:
+    """Found by the regression review: three real rows, then three mistyped 2016: the newest three agreed on
+    2016, nothing was refuted, the stream started in 2016 and the real rows confirmed a jump."""
+    guard = JumpGuard(6 * H, 3)
+    stream = [_rec(f"m{i}", T0 + i * 60) for i in range(3)]
+    stream += [_rec(f"old{i}", T0 - 3650 * DAY + i * 60) for i in range(3)]
+    settled = [_offer(guard, r, None) for r in stream[:5]][4]
+    assert _ids([rec for rec, _ in settled.refuted]) == ["old0", "old1"]  # the opening's, before the run
+    assert [_ids(_offer(guard, r, None).admit) for r in settled.again] == [["m0"], ["m1"], ["m2"]]  # from T0 + 60
+    # a later mistyped row lies behind the stream: admitted here, the watermark's lateness check drops it
+    assert _ids(_offer(guard, stream[5], T0 + 120).admit) == ["old2"] and not guard.holding
