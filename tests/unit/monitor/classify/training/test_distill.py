@@ -141,12 +141,28 @@ def test_a_teacher_trained_on_another_split_is_refused(
     with pytest.raises(SystemExit, match=r"^error: --teacher \S*teacher was trained with --split-seed 5, this run has "
                                          r"13 -- .* pass --split-seed 5 \(or retrain"):
         Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(teacher)))
+    (tmp_path / "other.csv").write_text("text,label\nanother file,1\n", encoding="utf-8")
     other = _teacher(tmp_path / "b", train_csv=str(tmp_path / "other.csv"), topic_csv=str(tiny_topic_csv))
     with pytest.raises(SystemExit, match=r"trained with --train-csv \S*other\.csv, this run has \S*train\.csv"):
         Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(other)))
     # the same split; an older summary's relative path (to an unknown working directory) is not compared
     same = _teacher(tmp_path / "c", train_csv="data/sent.csv", topic_csv=str(tiny_topic_csv), max_examples="None")
     assert Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(same))).soft is not None
+
+
+def test_a_teacher_trained_on_the_same_file_under_another_path_or_a_gone_one_is_accepted(
+    tiny_base_dir: Path, tiny_csv: Path, tiny_topic_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by the regression review: paths were compared, so a teacher trained on an identical copy (another
+    machine, a moved dataset folder) was refused, with a fix naming a path that may not exist."""
+    copy = tmp_path / "copies" / "sent_train.csv"
+    copy.parent.mkdir()
+    copy.write_bytes(tiny_csv.read_bytes())
+    same = _teacher(tmp_path / "a", train_csv=str(copy), topic_csv=str(tiny_topic_csv))
+    assert Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(same))).soft is not None
+    gone = _teacher(tmp_path / "b", train_csv=str(tmp_path / "gone" / "sent_train.csv"), topic_csv=str(tiny_topic_csv))
+    assert Trainer(_args(tiny_base_dir, tiny_csv, tiny_topic_csv, "--teacher", str(gone))).soft is not None
+    assert "gone/sent_train.csv is gone: its split cannot be compared" in capsys.readouterr().err
 
 
 def test_a_missing_teacher_is_an_error_naming_the_teacher_flag(tmp_path: Path) -> None:

@@ -297,8 +297,24 @@ def test_training_refuses_a_topic_without_training_rows(tmp_path: Path, tiny_csv
     """Found by review: a missing sentiment class was refused, a missing topic trained silently."""
     few = tmp_path / "few_topics.csv"
     few.write_text("text,label\n" + "fed rates rise,1\nearnings beat,5\n" * 10, encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"few_topics\.csv has no \['analyst_update', 'company_news', .* to train"):
+    with pytest.raises(DatasetError, match=r"few_topics\.csv \(training rows\) has no \['analyst_update', "):
         load_corpus(_args(tiny_csv, few))
+
+
+def test_max_examples_takes_a_label_sorted_topic_file_and_a_topic_only_held_out_is_refused(
+    tmp_path: Path, tiny_csv: Path
+) -> None:
+    """Found by the regression review: topic_train.csv is sorted by label (all 20 topics from row 16,670), so the
+    first change refused every --max-examples quick run; and it checked all rows, so a topic whose only row went
+    to validation still trained silently."""
+    few = tmp_path / "few_topics.csv"
+    few.write_text("text,label\n" + "fed rates rise,1\nearnings beat,5\n" * 10, encoding="utf-8")
+    assert load_corpus(_args(tiny_csv, few, "--max-examples", "20")).train
+    lone = tmp_path / "lone_topic.csv"
+    lone.write_text("text,label\n" + "".join(f"topic {label} row {i},{label}\n" for label in range(20) for i in
+                                            range(1 if label == 4 else 5)), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"lone_topic\.csv \(training rows\) has no \['dividend'\]"):
+        load_corpus(_args(tiny_csv, lone, "--valid-fraction", "0.6"))
 
 
 def test_a_delta_over_a_hub_id_is_refused_before_any_work(tmp_path: Path, topic_csv: Path) -> None:
