@@ -2,16 +2,21 @@
 // refresh. The refresh fetches the page and swaps its body in: a daemon that is down or restarting leaves the
 // page as it was under a banner saying since when, and it is retried with a bounded backoff (a blind
 // location.reload() left the tab on the browser's error page, which has no script, for good). A form is "in
-// use" while it has focus or was typed in within the last 2 minutes, and a note says the refresh is paused
-// (any value left typed paused it for good, with the clock bar showing old event time as current; both
-// found by review). Handlers are delegated to the document, so they survive the swap.
+// use" for 2 minutes after a text box in it got focus or was typed in, and a note says the refresh is paused
+// (any value left typed paused it for good, with the clock bar showing old event time as current; then any
+// focus left in a form did, the submit button's after a refused silence included; all found by review).
+// Notes give the event time the page shows (#event-now), not when it was fetched. A 503 page from the daemon
+// names the dependency that is down: the banner says so rather than "unreachable". Handlers are delegated to
+// the document, so they survive the swap.
 "use strict";
 (function () {
   // tests shorten these (window.FINSENT_CONSOLE_TIMING, set before this script runs)
   const timing = Object.assign({ refreshMs: 30000, typingMs: 120000, firstRetryMs: 5000, fetchTimeoutMs: 20000 },
     window.FINSENT_CONSOLE_TIMING || {});
   let lastTyped = -Infinity;
+  let lastFocused = -Infinity;
   let loadedAt = new Date();
+  let eventNow = shownEventTime();
   let failingSince = null;
   let failures = 0;
   let timer = null;
@@ -51,6 +56,8 @@
       comment: f.namedItem("comment").value,
       created_by: f.namedItem("created_by").value,
     });
+    const active = document.activeElement;  // the submit button, whatever the answer: it holds no typing
+    if (active && active.matches && active.matches("button, input[type=submit]")) active.blur();
     if (answer) { say("Silence " + answer.id + " created.", true); setTimeout(function () { refresh(true); }, 400); }
   });
 
@@ -63,16 +70,40 @@
 
   function inForm(node) { return !!(node && node.closest && node.closest("form")); }
 
+  // a control text is typed in (not a button, checkbox or radio: a clicked submit button kept its focus)
+  function textEntry(node) {
+    if (!inForm(node) || !node.matches) return false;
+    return node.matches("textarea, select") ||
+      (node.matches("input") && !node.matches("[type=submit], [type=button], [type=reset], [type=checkbox], " +
+                                              "[type=radio], [type=image], [type=hidden]"));
+  }
+
   document.addEventListener("input", function (ev) {
     if (inForm(ev.target)) { lastTyped = Date.now(); showPaused(); }
   });
-  document.addEventListener("focusin", function (ev) { if (inForm(ev.target)) showPaused(); });
+  document.addEventListener("focusin", function (ev) {
+    if (textEntry(ev.target)) { lastFocused = Date.now(); showPaused(); }
+  });
 
+  // focus left in a text box counts for typingMs after it came there, and only while the tab has focus
   function busy() {
-    return inForm(document.activeElement) || Date.now() - lastTyped < timing.typingMs;
+    const now = Date.now();
+    if (now - lastTyped < timing.typingMs) return true;
+    return textEntry(document.activeElement) && document.hasFocus() && now - lastFocused < timing.typingMs;
   }
 
   function utc(date) { return date.toISOString().slice(11, 19) + " UTC"; }
+
+  function shownEventTime() {
+    const now = document.getElementById("event-now");
+    return now ? now.textContent.trim() : "";
+  }
+
+  // what the page shows: its event time (the clock bar's), and when it was fetched (the wall clock)
+  function shown() {
+    return "this page shows " + (eventNow ? "event time up to " + eventNow + ", fetched " : "what was fetched at ") +
+      utc(loadedAt) + " (wall clock)";
+  }
 
   // a bar under the clock (made here: it is only ever needed with this script running)
   function notice(text, alarm) {
@@ -97,9 +128,8 @@
 
   function showPaused() {
     if (failingSince) return;  // the outage banner says more
-    notice("Auto-refresh paused while a form is in use (it resumes once focus leaves the form and nothing was " +
-      "typed for " + Math.round(timing.typingMs / 1000) + " s): this page shows event time as of " +
-      utc(loadedAt) + ".", false);
+    notice("Auto-refresh paused while a form is in use (it resumes once nothing was typed in it for " +
+      Math.round(timing.typingMs / 1000) + " s): " + shown() + ".", false);
   }
 
   function swap(html) {
@@ -108,6 +138,7 @@
     document.title = next.title;
     document.body.replaceWith(document.adoptNode(next.body));
     loadedAt = new Date();
+    eventNow = shownEventTime();
     failingSince = null;
     failures = 0;
   }
@@ -119,15 +150,28 @@
       const resp = await fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store",
                                                 signal: abort.signal });
       const type = resp.headers.get("Content-Type") || "";
+      const html = type.indexOf("text/html") !== -1;
       // a 404 or 400 page is still this page's answer; a 5xx (a dependency down) or anything else is not
-      if (resp.status >= 500 || type.indexOf("text/html") === -1) return { problem: "it answered " + resp.status };
+      if (resp.status === 503 && html) {
+        const reason = dependencyDown(await resp.text());
+        if (reason) {
+          return { problem: "Daemon up, a dependency is unreachable", detail: ": " + reason + " (see /readyz)" };
+        }
+      }
+      if (resp.status >= 500 || !html) return { problem: "Daemon up but answering " + resp.status, detail: "" };
       return { html: await resp.text() };
     } catch (e) {
-      return { problem: abort.signal.aborted ? "no answer in " + Math.round(timing.fetchTimeoutMs / 1000) + " s"
-                                             : "no connection" };
+      return { problem: "Daemon unreachable", detail: " (" + (abort.signal.aborted ? "no answer in " +
+        Math.round(timing.fetchTimeoutMs / 1000) + " s" : "no connection") + ")" };
     } finally {
       clearTimeout(stop);
     }
+  }
+
+  // the reason a 503 page of monitor/web/errors.py gives ("" for any other page, e.g. a proxy's)
+  function dependencyDown(html) {
+    const reason = new DOMParser().parseFromString(html, "text/html").querySelector("main p.err");
+    return reason ? reason.textContent.trim().slice(0, 300) : "";
   }
 
   async function refresh(force) {
@@ -143,9 +187,8 @@
     failures += 1;
     failingSince = failingSince || new Date();
     const delay = Math.min(timing.refreshMs, timing.firstRetryMs * Math.pow(2, failures - 1));
-    notice("Daemon unreachable since " + utc(failingSince) + " (" + got.problem + "), retrying in " +
-      Math.round(delay / 1000) + " s: this page shows event time as of " + utc(loadedAt) +
-      " and does not change until the daemon answers.", true);
+    notice(got.problem + " since " + utc(failingSince) + got.detail + ", retrying in " + Math.round(delay / 1000) +
+      " s: " + shown() + " and does not change until the page can be fetched again.", true);
     timer = setTimeout(refresh, delay);
   }
 

@@ -18,6 +18,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from monitor.config import REPO_ROOT
+from tests.chaos.harness import RedisProcess, running
 from tests.integration.web.browser import chromium, full_page_screenshot
 from tests.integration.web.demo_daemon import TOKEN, running_demo
 
@@ -177,26 +178,36 @@ async def test_the_console_says_the_daemon_is_unreachable_and_recovers_when_it_i
                 await relay.stop()
 
 
+def _event_now(session: WebDriver) -> str:
+    """The event time the page shows (the clock bar's), as the console's notes should quote it."""
+    return str(session.execute_script("return document.getElementById('event-now').textContent.trim();"))
+
+
 async def test_a_value_left_typed_pauses_the_refresh_for_a_while_not_for_good(tmp_path: Path) -> None:
     """Found by review: any input whose value differed from its default (a silence refused with a wrong token, text
-    left in the "Go to key" box) stopped the refresh for good, and the clock bar showed old event time as now."""
+    left in the "Go to key" box) stopped the refresh for good, and the clock bar showed old event time as now. Then,
+    by the regression review, focus did: the submit button keeps it after a refused silence, and a key box left
+    focused without typing counted as "in use" for good (the test blurred both, hiding it). The note gave the
+    page's wall-clock load time as its event time."""
     async with running_demo(tmp_path) as daemon:
         def drive() -> None:
             with chromium() as session:
                 _fast_browser(session)
                 session.get(daemon.base + "/")
                 session.execute_script("document.body.dataset.mark = 'first'")
+                event_now = _event_now(session)
+                assert event_now.startswith("2026-11-05 15:")
                 form = session.find_element(By.ID, "silence-form")
                 form.find_element(By.NAME, "matcher").send_keys("ticker:WFC")
                 form.find_element(By.NAME, "token").send_keys("wrong-token-000000000")
                 form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
                 WebDriverWait(session, 10).until(expected_conditions.text_to_be_present_in_element(
                     (By.ID, "silence-result"), "401"))
-                assert "Auto-refresh paused" in _refresh_state(session)
-                session.execute_script("document.activeElement.blur()")
+                note = _refresh_state(session)
+                assert "Auto-refresh paused" in note and f"event time up to {event_now}, fetched " in note, note
+                assert session.execute_script("return document.activeElement.tagName") != "BUTTON"
                 session.find_element(By.CSS_SELECTOR, "header.top input[name=key]").send_keys("ticker:w")
-                session.execute_script("document.activeElement.blur()")
-                time.sleep(4)  # typed within the last typingMs: still paused, the typed values kept
+                time.sleep(4)  # typed within the last typingMs, focus left in the key box: still paused, values kept
                 assert session.execute_script("return document.body.dataset.mark") == "first"
                 assert "Auto-refresh paused" in _refresh_state(session)
                 WebDriverWait(session, 20).until(
@@ -205,3 +216,31 @@ async def test_a_value_left_typed_pauses_the_refresh_for_a_while_not_for_good(tm
                 assert session.find_element(By.CSS_SELECTOR, "header.top input[name=key]").get_attribute("value") == ""
 
         await asyncio.wait_for(asyncio.to_thread(drive), 90)
+
+
+async def test_a_dependency_outage_is_named_with_its_reason_not_as_an_unreachable_daemon(tmp_path: Path) -> None:
+    """Found by the regression review: with Redis down the daemon answers a 503 page naming the error, and the
+    banner said "Daemon unreachable ... (it answered 503)" without it (``location.reload()`` had shown that page)."""
+    (tmp_path / "demo").mkdir()
+    with running(RedisProcess(tmp_path).start()) as redis:
+        assert isinstance(redis, RedisProcess)
+        async with running_demo(tmp_path / "demo", store_url=redis.url) as daemon:
+            def drive() -> None:
+                with chromium() as session:
+                    _fast_browser(session)
+                    session.get(daemon.base + "/")
+                    session.execute_script("document.body.dataset.mark = 'first'")
+                    event_now = _event_now(session)
+                    redis.stop()
+                    WebDriverWait(session, 20).until(lambda s: "dependency is unreachable" in _refresh_state(s))
+                    banner = _refresh_state(session)
+                    assert banner.startswith("Daemon up, a dependency is unreachable since "), banner
+                    assert "ConnectionError" in banner and "(see /readyz)" in banner, banner
+                    assert f"event time up to {event_now}, fetched " in banner, banner
+                    assert session.execute_script("return document.body.dataset.mark") == "first"  # the page stays
+                    redis.start()
+                    WebDriverWait(session, 30).until(
+                        lambda s: s.execute_script("return document.body.dataset.mark") is None)
+                    assert _refresh_state(session) == "" and session.find_elements(By.ID, "firing")
+
+            await asyncio.wait_for(asyncio.to_thread(drive), 120)
