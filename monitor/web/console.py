@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import heapq
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.resources import files
@@ -299,7 +300,7 @@ class Console:
         clock = await self.clock.read()
         keys, total = page_of_keys(await self.api.store.active_keys(clock.now_s - RANGES_S["24h"]), prefix, offset)
         return {"clock": clock, "keys": keys, "total": total, "offset": offset, "prefix": prefix,
-                "previous_url": _listing_url(prefix, max(0, offset - MAX_KEYS_LISTED)) if offset else None,
+                "previous_url": _listing_url(prefix, previous_offset(offset, total)) if offset else None,
                 "next_url": _listing_url(prefix, offset + len(keys)) if offset + len(keys) < total else None,
                 "missing": None, "missing_why": "", "suggestions": []}
 
@@ -348,6 +349,14 @@ def _offset(raw: str | None) -> int:
     return int(raw)
 
 
+def previous_offset(offset: int, total: int) -> int:
+    """Where a page's "previous" link goes: the page before, or from past the end the last page there is
+    (``?offset=100000`` linked to ``?offset=99500``, empty again: found by review)."""
+    if offset >= total:
+        return max(0, total - 1) // MAX_KEYS_LISTED * MAX_KEYS_LISTED
+    return max(0, offset - MAX_KEYS_LISTED)
+
+
 def _listing_url(prefix: str, offset: int) -> str:
     query = {k: v for k, v in (("prefix", prefix), ("offset", str(offset) if offset else "")) if v}
     return "/keys" + (f"?{urlencode(query)}" if query else "")
@@ -365,18 +374,34 @@ def page_of_keys(keys: Sequence[str], prefix: str, offset: int) -> tuple[list[st
 def suggest_keys(wanted: str, known: Sequence[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
     """Keys of ``known`` that ``wanted`` may have meant: what the key box makes of it (``typed_keys``), a key
     equal to it but for case, then the closest spellings of its name among keys of its kind whose name starts
-    with the same character (at most ``MAX_KEYS_COMPARED``)."""
+    with the same character (``compared_keys``)."""
     have = set(known)
     guessed = typed_key(wanted)
     kind = next((k for k in KEY_KINDS if guessed.startswith(k)), "")
     name = guessed[len(kind):].lower()
-    same_kind = sorted((k for k in known if k.startswith(kind) and k[len(kind):len(kind) + 1].lower() == name[:1]),
-                       key=key_rank)[:MAX_KEYS_COMPARED]
-    by_name = {k[len(kind):].lower(): k for k in same_kind}
+    by_name = {k[len(kind):].lower(): k for k in compared_keys(name, kind, known)}
     close = difflib.get_close_matches(name, list(by_name), n=limit, cutoff=0.6)
     found = [*(k for k in typed_keys(wanted) if k in have), *(k for k in known if k.lower() == wanted.lower()),
              *(by_name[c] for c in close)]
     return list(dict.fromkeys(k for k in found if k != wanted))[:limit]
+
+
+def compared_keys(name: str, kind: str, known: Sequence[str]) -> list[str]:
+    """The keys of ``kind`` whose name starts with ``name``'s first character that a 404 compares spellings with:
+    the ``MAX_KEYS_COMPARED`` sharing the longest start with ``name`` (the typed topic of a topic x ticker key),
+    then the nearest in length. The first 1,000 alphabetically left ``topic_ticker:markets|WFC`` out behind 1,200
+    ``topic_ticker:macro|T...`` keys, so ``markets|WFCC`` had no suggestion (found by review)."""
+    same_kind = [k for k in known if k.startswith(kind) and k[len(kind):len(kind) + 1].lower() == name[:1]]
+
+    def closeness(key: str) -> tuple[int, int, str]:
+        other, shared = key[len(kind):].lower(), 0
+        for x, y in zip(name, other, strict=False):
+            if x != y:
+                break
+            shared += 1
+        return -shared, abs(len(other) - len(name)), key
+
+    return heapq.nsmallest(MAX_KEYS_COMPARED, same_kind, key=closeness)
 
 
 def typed_keys(wanted: str) -> list[str]:

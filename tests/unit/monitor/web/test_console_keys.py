@@ -14,7 +14,7 @@ from alerts.model import AlertStatus
 from alerts.state import MemoryAlertStateStore
 from monitor.web.alerts_api import MAX_KEYS_SCANNED, AlertsApi, top_keys
 from monitor.web.clock import EventClock
-from monitor.web.console import MAX_KEYS_LISTED, Console
+from monitor.web.console import MAX_KEYS_COMPARED, MAX_KEYS_LISTED, Console, suggest_keys
 from monitor.web.server import HttpServer
 from monitor.windows.memory import MemoryWindowStore
 from tests.contract.messages import classified
@@ -81,6 +81,27 @@ async def test_the_keys_page_links_the_next_and_previous_pages(client: TestClien
     assert 'rel="prev" href="/keys"' in second and f"{MAX_KEYS_LISTED + 1}&ndash;" in second
     filtered = await (await client.get("/keys?prefix=ticker%3AW")).text()
     assert 'href="/keys/ticker%3AWFC"' in filtered and 'rel="next"' not in filtered
+
+
+async def test_previous_from_past_the_end_links_the_last_page_there_is(client: TestClient) -> None:  # type: ignore[type-arg]
+    """Found by review: ``?offset=100000`` linked "previous" to ``?offset=99500``, empty again."""
+    total = 1 + 2 + 2 * (FLOOD + 1)
+    last = (total - 1) // MAX_KEYS_LISTED * MAX_KEYS_LISTED
+    page = await (await client.get("/keys?offset=100000")).text()
+    assert f'rel="prev" href="/keys?offset={last}"' in page
+    assert f"{last + 1}&ndash;{total} of {total}" in await (await client.get(f"/keys?offset={last}")).text()
+    empty = await (await client.get("/keys?prefix=nothing%3A&offset=500")).text()
+    assert 'rel="prev" href="/keys?prefix=nothing%3A"' in empty
+
+
+def test_a_close_key_is_suggested_past_a_thousand_keys_of_the_same_first_letter() -> None:
+    """Found by review: only the first 1,000 keys of the kind and first letter, alphabetically, were compared, so
+    1,200 ``topic_ticker:macro|T...`` keys hid ``topic_ticker:markets|WFC`` from ``markets|WFCC``."""
+    macro = [f"topic_ticker:macro|T{i:04d}" for i in range(MAX_KEYS_COMPARED + 200)]
+    known = sorted(["all", "topic:markets", "ticker:WFC", "topic_ticker:markets|WFC", *macro])
+    assert suggest_keys("topic_ticker:markets|WFCC", known) == ["topic_ticker:markets|WFC"]
+    tickers = [f"ticker:W{i:04d}" for i in range(MAX_KEYS_COMPARED + 200)]
+    assert suggest_keys("ticker:WXYZQ", ["ticker:WXYZ", *tickers]) == ["ticker:WXYZ"]
 
 
 async def test_an_unknown_key_is_a_404_naming_the_key_it_may_have_meant(client: TestClient) -> None:  # type: ignore[type-arg]
