@@ -17,6 +17,7 @@ its first value there (it keeps up rather than falling behind), **bounded memory
 within 15% of RSS at the half-way sample. Both are printed, not asserted: on a shared host a
 neighbour's burst shows as lag, and the numbers say so. A daemon that processed nothing gets
 "NO (nothing processed)" for both and the script exits 1: an idle daemon's flat lines prove nothing.
+A /metrics scrape that fails (2 s timeout) is a missing sample ("no /metrics" in its row), not zero processed.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class Sample:
     rss_mib: float
     loop_lag: dict[float, float]
     """Cumulative ``finsent_event_loop_lag_seconds`` bucket counts at this sample."""
+    scraped: bool = True
+    """False when /metrics did not answer (``scrape`` gave ""): ``processed`` and ``loop_lag`` are then unknown, not
+    zero, and the sample is left out of lag and rate (one timed-out last scrape failed a good run: found by review)."""
 
     @property
     def lag(self) -> int:
@@ -229,10 +233,14 @@ async def run_producer(args: argparse.Namespace, bootstrap: str, topics: dict[st
     while (elapsed := time.monotonic() - started) < args.duration_s:
         await asyncio.sleep(min(args.sample_s, max(0.1, args.duration_s - elapsed)))
         text = await asyncio.to_thread(scrape, port)
-        s = Sample(time.monotonic() - started, counter[0], processed(text), rss_mib(pid), loop_lag_buckets(text))
-        prev = samples[-1] if samples else Sample(0.0, 0, 0, 0.0, {})
-        rate = (s.processed - prev.processed) / max(s.at_s - prev.at_s, 1e-9)
+        s = Sample(time.monotonic() - started, counter[0], processed(text), rss_mib(pid), loop_lag_buckets(text),
+                   scraped=bool(text))
+        prev = next((p for p in reversed(samples) if p.scraped), Sample(0.0, 0, 0, 0.0, {}))
         samples.append(s)
+        if not s.scraped:
+            print(f"| {s.at_s:.0f} | {s.produced:,} | no /metrics | - | - | {s.rss_mib:,.0f} | - |", flush=True)
+            continue
+        rate = (s.processed - prev.processed) / max(s.at_s - prev.at_s, 1e-9)
         print(f"| {s.at_s:.0f} | {s.produced:,} | {s.processed:,} | {s.lag:,} | {rate:,.0f} | {s.rss_mib:,.0f} "
               f"| {lag_quantile(s.loop_lag, prev.loop_lag, 0.99)} |", flush=True)
     stop.set()
@@ -247,22 +255,27 @@ def verdict(ok: bool, worked: bool) -> str:
 
 def print_verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> bool:
     """Print the verdicts; False when the daemon processed nothing (a flat RSS and lag of an idle daemon
-    prove nothing, so both verdicts are then NO and the run fails)."""
-    worked = bool(samples) and samples[-1].processed > 0
-    if len(samples) < 2:
+    prove nothing, so both verdicts are then NO and the run fails). A sample whose scrape failed is left out of
+    lag, rate and the event loop (its RSS, read from /proc, still counts)."""
+    counted = [s for s in samples if s.scraped]
+    worked = any(s.processed > 0 for s in counted)
+    if len(samples) > len(counted):
+        print(f"{len(samples) - len(counted)} of {len(samples)} /metrics scrapes failed: left out of lag and rate")
+    if len(counted) < 2:
         print("too few samples for a verdict" + ("" if worked else " (nothing processed)"))
         return worked
-    half = samples[len(samples) // 2 :]
+    half = counted[len(counted) // 2 :]
     growth = max(s.lag for s in half) - half[0].lag
     flat = growth <= args.rate * 2
-    memory = samples[-1].rss_mib / max(half[0].rss_mib, 1e-9)
-    overall = (samples[-1].processed - samples[0].processed) / max(samples[-1].at_s - samples[0].at_s, 1e-9)
+    rss_half = samples[len(samples) // 2 :]
+    memory = samples[-1].rss_mib / max(rss_half[0].rss_mib, 1e-9)
+    overall = (counted[-1].processed - counted[0].processed) / max(counted[-1].at_s - counted[0].at_s, 1e-9)
     print(f"\nproducer {args.rate:,.0f} msg/s for {samples[-1].at_s:.0f} s; daemon processed {overall:,.0f} msg/s "
-          f"(first to last sample); final lag {samples[-1].lag:,}")
+          f"(first to last sample); final lag {counted[-1].lag:,}")
     print(f"flat lag: {verdict(flat, worked)} (second half grew by {growth:,} messages; bound {args.rate * 2:,.0f})")
-    print(f"bounded memory: {verdict(memory <= 1.15, worked)} (RSS {half[0].rss_mib:,.0f} -> "
+    print(f"bounded memory: {verdict(memory <= 1.15, worked)} (RSS {rss_half[0].rss_mib:,.0f} -> "
           f"{samples[-1].rss_mib:,.0f} MiB over the second half, max {max(s.rss_mib for s in samples):,.0f} MiB)")
-    last, first = samples[-1].loop_lag, samples[0].loop_lag
+    last, first = counted[-1].loop_lag, counted[0].loop_lag
     stalls = last.get(float("inf"), 0.0) - last.get(1.0, 0.0) - (first.get(float("inf"), 0.0) - first.get(1.0, 0.0))
     print(f"event loop: p99 lag {lag_quantile(last, first, 0.99)} s, p99.9 {lag_quantile(last, first, 0.999)} s, "
           f"{stalls:,.0f} stalls over 1 s (probe every 0.25 s)")
