@@ -81,7 +81,8 @@ def build_enricher(settings: Settings) -> Enricher | None:
     novelty = None
     if win.novelty_window_s > 0:
         novelty = NoveltyIndex(window_s=win.novelty_window_s, max_entries=win.novelty_max_entries,
-                               min_similarity=win.novelty_min_similarity, min_tokens=win.novelty_min_tokens)
+                               min_similarity=win.novelty_min_similarity, min_tokens=win.novelty_min_tokens,
+                               company_ticker=linker.company_ticker if linker else None)
     if linker is None and novelty is None:
         return None
     return Enricher(linker, novelty)

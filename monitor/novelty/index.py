@@ -26,12 +26,13 @@ split the partitions, a copy whose story was counted elsewhere counts once more 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from monitor import metrics
+from monitor.entities.linker import MAX_CASHTAGS
 from monitor.novelty.minhash import BANDS, NUM_PERM, Hashes, MinHasher, feature_hashes, jaccard
-from monitor.novelty.text import cashtag_set, direction, features, tokens
+from monitor.novelty.text import cashtag_set, direction, features, tokens_and_length
 from monitor.types import Sentiment
 
 MAX_SLOTS_PER_KEY = 8
@@ -91,13 +92,25 @@ def same_companies(story: frozenset[str], message: frozenset[str]) -> bool:
 
 
 def other_cashtags(story: Collection[str], message: frozenset[str]) -> bool:
-    """Both texts carry cashtags, linked or not, and name no company in common (broad market tickers aside):
+    """Both texts carry cashtags besides broad market ones, linked or not, and name no company in common:
     "$ACME shares plunge 40% after auditor resigns" and the same of $ZETA, both off the watchlist so with no
-    ticker at all, folded into one story on the ``all`` and topic keys (found by review)."""
-    if not story or not message:
-        return False
+    ticker at all, folded into one story on the ``all`` and topic keys (found by review). Both sets already say
+    each company once (``company_cashtags``); a text tagged only $SPY names no company, so never vetoes."""
     ours, theirs = frozenset(story) - BROAD_MARKET_TICKERS, message - BROAD_MARKET_TICKERS
-    return ours.isdisjoint(theirs) if ours and theirs else message.isdisjoint(story)
+    return bool(ours) and bool(theirs) and ours.isdisjoint(theirs)
+
+
+def company_cashtags(text: str, company_ticker: Callable[[str], str]) -> frozenset[str]:
+    """The text's cashtags, each company's other symbols as its ticker (``$FB`` is META, ``$GOOG`` GOOGL, by the
+    linker's ``company_ticker``: compared as written, copies tagged with the other symbol were other stories,
+    found by review). More than the linker's ``MAX_CASHTAGS`` make a ticker list, which names no company: none
+    (a 10 KB list of 2,000 cashtags cost 137 KiB a story, kept for the whole window)."""
+    tags = cashtag_set(text)
+    return frozenset() if len(tags) > MAX_CASHTAGS else frozenset(map(company_ticker, tags))
+
+
+def _as_written(symbol: str) -> str:
+    return symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +127,7 @@ class _Story:
     words: int = SHORT_TEXT_TOKENS
     """How many words it has: a short story takes only near-identical copies, whatever the copy's length."""
     cashtags: tuple[str, ...] = ()
-    """Every cashtag of its text, linked to a ticker or not (``monitor.novelty.text.cashtag_set``; a tuple: a
+    """Its text's cashtags, linked to a ticker or not (``company_cashtags``: at most ``MAX_CASHTAGS``; a tuple: a
     one-element frozenset costs 216 bytes a story)."""
 
 
@@ -130,13 +143,17 @@ class NoveltyIndex:
         min_tokens: int = 4,
         num_perm: int = NUM_PERM,
         bands: int = BANDS,
+        company_ticker: Callable[[str], str] | None = None,
     ) -> None:
+        """``company_ticker``: a symbol to its company's ticker (``EntityLinker.company_ticker``: FB is META);
+        None: symbols as written (no linker)."""
         if window_s < 1 or max_entries < 1 or not 0 < min_similarity <= 1:
             raise ValueError("window_s and max_entries must be >= 1, min_similarity in (0, 1]")
         self.window_s = window_s
         self.max_entries = max_entries
         self.min_similarity = min_similarity
         self.min_tokens = min_tokens
+        self.company_ticker = company_ticker or _as_written
         self._hasher = MinHasher(num_perm, bands)
         self._stories: list[_Story | None] = [None] * max_entries
         self._bands: dict[int, _Slots] = {}
@@ -162,12 +179,12 @@ class NoveltyIndex:
         return decision
 
     def _decide(self, message_id: str, text: str, event_s: int, tickers: frozenset[str], sign: int) -> str | None:
-        words = tokens(text)
-        if len(words) < self.min_tokens:  # "sell $TSLA" from two people is two opinions, not a copy
+        words, length = tokens_and_length(text)
+        if length < self.min_tokens:  # "sell $TSLA" from two people is two opinions, not a copy
             return None
         hashes = feature_hashes(features(words))
         moves = direction(words)
-        tags = cashtag_set(text)
+        tags = company_cashtags(text, self.company_ticker)
         keys = self._hasher.band_keys(self._hasher.signature(hashes))
         short = max(self.min_similarity, SHORT_MIN_SIMILARITY)
         best: tuple[float, int, int] | None = None  # (-similarity, event time, slot): most similar, then oldest
@@ -180,14 +197,14 @@ class NoveltyIndex:
             if story.direction * moves < 0 or story.sentiment * sign < 0:  # the other way: another story
                 continue
             sim = jaccard(story.hashes, hashes)
-            needed = self.min_similarity if min(len(words), story.words) >= SHORT_TEXT_TOKENS else short
+            needed = self.min_similarity if min(length, story.words) >= SHORT_TEXT_TOKENS else short
             if sim >= needed and (best is None or (-sim, story.event_s, slot) < best):
                 best = (-sim, story.event_s, slot)
         if best is not None:
             story = self._stories[best[2]]
             assert story is not None
             return None if story.story_id == message_id else story.story_id
-        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes, moves, sign, len(words), tuple(tags)))
+        self._insert(_Story(message_id, event_s, tickers, tuple(keys), hashes, moves, sign, length, tuple(tags)))
         return None
 
     def _insert(self, story: _Story) -> None:
