@@ -159,13 +159,17 @@ async def _serve(settings: Settings) -> int:
 def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None) -> list[str]:
     """Where a run's alerts and rejected rows are (a new user read "16 alert notifications" and nothing more:
     not the 3 rejected input rows, not the files; found by a walkthrough). ``dead_letters_in``: where the run's
-    dead letters went when that is not what ``source.kind`` implies (a replay keeps them in a file)."""
+    dead letters went when that is not what ``source.kind`` implies (a replay keeps them in a file, and starts it
+    and its file sinks afresh each run; the daemon appends to both: a walkthrough read "file sinks append" after a
+    replay that had replaced them, and "kept in var/dead-letter.jsonl" over 11 rows from four runs)."""
     from monitor.redact import redact_url
 
+    daemon = dead_letters_in is None
     lines = []
     if stats.dead_letters:
         where = dead_letters_in or (f"Kafka topic {settings.kafka.dead_letter_topic}"
-                                    if settings.source.kind == "kafka" else str(settings.source.dead_letter_path))
+                                    if settings.source.kind == "kafka"
+                                    else f"{settings.source.dead_letter_path} (appended across runs)")
         # rows read, then refused: the replay's "replayed N messages (...)" counts them too (found by review)
         after_read = stats.refusals()
         late = " (" + ", ".join(f"{n} {'of them ' * (i == 0)}{reason}"
@@ -179,7 +183,7 @@ def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_
             return redact_url(url) + (f" ({missed} not delivered)" if missed else "")
 
         lines.append("alerts went to: " + ", ".join(shown(sink) for sink in settings.alerts.sinks)
-                     + " (file sinks append across runs)")
+                     + (" (file sinks append across runs)" if daemon else ""))
     if settings.source.kind == "replay" and stats.read and stats.duplicates == stats.read:
         # a second `make run` into Redis exited 0 saying "0 new, 4230 duplicates" and nothing else (walkthrough)
         lines.append(f"warning: every message was already counted in {redact_url(settings.windows.store_url)} "

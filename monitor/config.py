@@ -849,6 +849,9 @@ def _format_error(exc: ValidationError, origin: str) -> str:
         hint = _HINTS.get(err["type"], "fix the value")
         where = f"in the file, or via {env}"
         if err["type"] == "extra_forbidden" and err["loc"]:
+            # an unknown key has no variable: the suggested MONITOR_ALERTS__Z_TRESHOLD was itself refused, and
+            # pydantic's "Extra inputs are not permitted" named nothing (found by a walkthrough)
+            msg, where = "no such setting", "in the file"
             hint = _unknown_key_hint(tuple(err["loc"]))
         elif named and (seconds := _seconds_hint(named[-1], err["type"], err.get("input"))):
             hint = seconds

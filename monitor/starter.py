@@ -18,6 +18,7 @@ from monitor.bundled import DEFAULT_CONFIG, PRODUCTION_CONFIG
 REPLAY_LINE = 'replay_paths = ["../data/demo_stream.jsonl"]'
 STARTER_REPLAY = ('# replay_paths = ["my-stream.jsonl"]      # JSONL/CSV, relative to this file; '
                   "default: the bundled demo stream")
+MAKE_RUN_NOTE = " `make run` uses this file."
 
 
 def starter_files() -> dict[str, str]:
@@ -26,6 +27,7 @@ def starter_files() -> dict[str, str]:
     line = next((ln for ln in demo.splitlines() if ln.startswith(REPLAY_LINE)), None)
     if line is not None:  # the packaged demo path means nothing next to a user's config
         demo = demo.replace(line, STARTER_REPLAY)
+    demo = demo.replace(MAKE_RUN_NOTE, "")  # `make run` reads the packaged file, never this copy (a walkthrough)
     header = "# Starter config written by `monitor init`. Run: monitor --config {path} run\n"
     return {
         "monitor.toml": header + demo,

@@ -200,3 +200,20 @@ def test_a_replay_whose_every_message_was_already_counted_says_so_and_how_to_cou
     assert "already counted" in warning and "windows.key_prefix" in warning and "secret" not in warning
     assert not any(line.startswith("warning: ") for line in where_things_went(
         settings, PipelineStats(read=40, applied=1, duplicates=39)))
+
+
+def test_the_daemon_says_its_files_are_appended_and_a_replay_does_not_claim_it() -> None:
+    """Found by a walkthrough: a replay's summary said 'file sinks append across runs' although a replay starts
+    them afresh, and the daemon's 'each is kept with its reason in var/dead-letter.jsonl' sat over 11 rows from
+    four runs."""
+    from monitor.cli import where_things_went
+    from monitor.config import load_settings
+    from monitor.engine.pipeline import PipelineStats
+
+    settings = load_settings()
+    stats = PipelineStats(read=40, applied=37, dead_letters=3, notifications=2)
+    daemon = where_things_went(settings, stats)
+    assert any(line.endswith("dead-letter.jsonl (appended across runs)") for line in daemon)
+    assert any(line.endswith("(file sinks append across runs)") for line in daemon)
+    replay = where_things_went(settings, stats, dead_letters_in="reports/replay.dead-letter.jsonl")
+    assert not any("across runs" in line for line in replay)

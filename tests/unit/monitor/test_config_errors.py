@@ -18,11 +18,13 @@ def error_of(tmp_path: Path, toml: str) -> str:
     return str(info.value)
 
 
-def test_a_misspelled_setting_is_answered_with_the_closest_valid_name_and_its_variable(tmp_path: Path) -> None:
+def test_a_misspelled_setting_is_answered_with_the_closest_valid_name_and_no_variable(tmp_path: Path) -> None:
+    """A walkthrough found the answer also offered MONITOR_ALERTS__BURST_MIN_NEGATIVE, a variable that is itself
+    refused as unknown, and pydantic's 'Extra inputs are not permitted'."""
     text = error_of(tmp_path, "[alerts]\nburst_min_negative = 3\n")
-    assert ("alerts.burst_min_negative = 3: Extra inputs are not permitted -- did you mean "
-            "alerts.burst_min_negatives? (or remove it; see docs/settings.md)") in text
-    assert "MONITOR_ALERTS__BURST_MIN_NEGATIVE" in text
+    assert ("alerts.burst_min_negative = 3: no such setting -- did you mean "
+            "alerts.burst_min_negatives? (or remove it; see docs/settings.md) (in the file)") in text
+    assert "MONITOR_ALERTS__BURST_MIN_NEGATIVE" not in text
 
 
 def test_a_misspelled_section_is_answered_with_the_closest_section(tmp_path: Path) -> None:
@@ -388,7 +390,7 @@ def test_a_lone_sink_url_that_is_not_a_json_list_is_shown_redacted(
     ('{"sasl_password": ["hunter2SECRET"]}', "hunter2SECRET",
      f"kafka.sasl_password = {SET}: Input should be a valid string"),
     ('{"sasl_pasword": "hunter2SECRET"}', "hunter2SECRET",
-     f"kafka.sasl_pasword = {SET}: Extra inputs are not permitted -- did you mean kafka.sasl_password?"),
+     f"kafka.sasl_pasword = {SET}: no such setting -- did you mean kafka.sasl_password?"),
     ('["hunter2SECRET"]', "hunter2SECRET", "kafka = <list>: Input should be a valid dictionary"),
 ])
 def test_a_refused_secret_setting_is_shown_as_set_whatever_the_type_of_its_value(
