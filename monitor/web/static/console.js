@@ -81,8 +81,9 @@
   document.addEventListener("input", function (ev) {
     if (inForm(ev.target)) { lastTyped = Date.now(); showPaused(); }
   });
+  let restoring = false;  // a refresh giving the focus back is no use of the form
   document.addEventListener("focusin", function (ev) {
-    if (textEntry(ev.target)) { lastFocused = Date.now(); showPaused(); }
+    if (!restoring && textEntry(ev.target)) { lastFocused = Date.now(); showPaused(); }
   });
 
   // focus left in a text box counts for typingMs after it came there, and only while the tab has focus
@@ -132,11 +133,52 @@
       Math.round(timing.typingMs / 1000) + " s): " + shown() + ".", false);
   }
 
+  // where a control is on the page: its form's id (or its place among the forms) and its name (or id)
+  function fieldKey(node) {
+    const form = node.closest("form");
+    const forms = Array.prototype.indexOf.call(document.forms, form);
+    return (form && form.id ? form.id : "form" + forms) + "/" + (node.name || node.id || "");
+  }
+
+  function typedValues() {
+    const kept = {};
+    document.querySelectorAll("form input, form textarea, form select").forEach(function (node) {
+      if (!textEntry(node)) return;
+      const typed = node.matches("select") ? Array.prototype.some.call(node.options, function (o) {
+        return o.selected !== o.defaultSelected; }) : node.value !== node.defaultValue;
+      if (typed) kept[fieldKey(node)] = node.value;
+    });
+    return kept;
+  }
+
+  // a refresh keeps what was typed and not sent, and the focus: it replaced a half-typed silence form of an
+  // analyst who had looked at another tab for two minutes (found by the regression review)
+  function restoreValues(kept, focusKey, selection) {
+    document.querySelectorAll("form input, form textarea, form select").forEach(function (node) {
+      if (!textEntry(node)) return;
+      const key = fieldKey(node);
+      if (Object.prototype.hasOwnProperty.call(kept, key)) node.value = kept[key];
+      if (key === focusKey) {
+        restoring = true;
+        try { node.focus(); } finally { restoring = false; }
+        if (selection && typeof node.setSelectionRange === "function") {
+          try { node.setSelectionRange(selection[0], selection[1]); } catch (e) { /* not a text input */ }
+        }
+      }
+    });
+  }
+
   function swap(html) {
     const next = new DOMParser().parseFromString(html, "text/html");
     next.querySelectorAll("script").forEach(function (s) { s.remove(); });  // this one keeps running
+    const kept = typedValues();
+    const active = document.activeElement;
+    const focusKey = textEntry(active) ? fieldKey(active) : null;
+    const selection = focusKey && typeof active.selectionStart === "number" ?
+      [active.selectionStart, active.selectionEnd] : null;
     document.title = next.title;
     document.body.replaceWith(document.adoptNode(next.body));
+    restoreValues(kept, focusKey, selection);
     loadedAt = new Date();
     eventNow = shownEventTime();
     failingSince = null;
@@ -158,7 +200,8 @@
           return { problem: "Daemon up, a dependency is unreachable", detail: ": " + reason + " (see /readyz)" };
         }
       }
-      if (resp.status >= 500 || !html) return { problem: "Daemon up but answering " + resp.status, detail: "" };
+      // not the daemon's own page: a reverse proxy answers 502/504 for a daemon that is down (regression review)
+      if (resp.status >= 500 || !html) return { problem: "Daemon or its proxy answering " + resp.status, detail: "" };
       return { html: await resp.text() };
     } catch (e) {
       return { problem: "Daemon unreachable", detail: " (" + (abort.signal.aborted ? "no answer in " +
