@@ -326,3 +326,12 @@ def test_short_chinese_opinions_written_independently_stay_separate_but_their_co
     opinions = [f"$TSLA {take}" for take in takes]
     assert [ix.decide(f"o{n}", text, n, ("TSLA",)) for n, text in enumerate(opinions)] == [None] * 4
     assert ix.decide("rt", f"RT @x: {opinions[1]}", 10, ("TSLA",)) == "o1"
+
+
+def test_two_long_bodies_with_one_preamble_and_opposite_endings_stay_two_stories() -> None:
+    """Found by the regression review: only the first 2,000 tokens were compared, so a long shared disclaimer made
+    'shares fell' and 'shares rose' one story, past the direction guard."""
+    preamble = " ".join(f"disclaimer{n}" for n in range(2_500))
+    ix = index()
+    assert ix.decide("a", f"{preamble} acme shares fell sharply today", 0, ("ACME",)) is None
+    assert ix.decide("b", f"{preamble} acme shares rose sharply today", 10, ("ACME",)) is None

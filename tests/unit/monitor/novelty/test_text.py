@@ -140,10 +140,21 @@ def test_a_dense_run_counts_as_half_its_characters_in_words() -> None:
     assert tokens_and_length("Acme shares plunge") == (["acme", "shares", "plunge"], 3)
 
 
-def test_a_long_text_keeps_only_its_first_tokens_but_counts_all_its_words() -> None:
-    """Found by the regression review: 10 KB of Chinese made 9,999 pairs, 15.9 ms a decision on the event loop."""
+def test_a_long_text_keeps_its_first_and_last_tokens_but_counts_all_its_words() -> None:
+    """Found by the regression review: 10 KB of Chinese made 9,999 pairs, 15.9 ms a decision on the event loop; then
+    keeping only the head let two bodies with one long preamble and opposite endings fold."""
     han = "".join(chr(0x4E00 + (n * 7919) % 20_000) for n in range(10_000))
     words, length = tokens_and_length(han)
-    assert words == [han[i : i + 2] for i in range(MAX_TOKENS)] and length == 5_000
+    pairs = [han[i : i + 2] for i in range(9_999)]
+    half = MAX_TOKENS // 2
+    assert words == pairs[:half] + pairs[-half:] and length == 5_000
     english = " ".join(f"w{n}" for n in range(3 * MAX_TOKENS))
-    assert tokens_and_length(english) == ([f"w{n}" for n in range(MAX_TOKENS)], 3 * MAX_TOKENS)
+    kept = [f"w{n}" for n in range(half)] + [f"w{n}" for n in range(3 * MAX_TOKENS - half, 3 * MAX_TOKENS)]
+    assert tokens_and_length(english) == (kept, 3 * MAX_TOKENS)
+
+
+def test_an_emoji_variation_selector_is_no_word() -> None:
+    """Found by the regression review: U+FE0F (a combining mark) survived as a stray token, lifting a 7-word
+    comment past the short-text bar, and a copy without it (many clients strip it) no longer folded."""
+    assert tokens_and_length("Huge beat raised \U0001F680\ufe0f") == tokens_and_length("Huge beat raised \U0001F680")
+    assert tokens("top 3\ufe0f\u20e3 picks") == ["top", "3", "picks"]
