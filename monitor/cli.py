@@ -156,12 +156,14 @@ async def _serve(settings: Settings) -> int:
     return verdict or (stopped_exit_code(signal.SIGINT) if signal.SIGINT in received[:1] else 0)
 
 
-def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None) -> list[str]:
+def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_in: str | None = None,
+                      report: Path | None = None) -> list[str]:
     """Where a run's alerts and rejected rows are (a new user read "16 alert notifications" and nothing more:
     not the 3 rejected input rows, not the files; found by a walkthrough). ``dead_letters_in``: where the run's
     dead letters went when that is not what ``source.kind`` implies (a replay keeps them in a file, and starts it
-    and its file sinks afresh each run; the daemon appends to both: a walkthrough read "file sinks append" after a
-    replay that had replaced them, and "kept in var/dead-letter.jsonl" over 11 rows from four runs)."""
+    and its ``report`` afresh each run; the daemon appends to both, and to the sinks a replay borrows from it: a
+    walkthrough read "file sinks append" after a replay that had replaced them, and "kept in var/dead-letter.jsonl"
+    over 11 rows from four runs)."""
     from monitor.redact import redact_url
 
     daemon = dead_letters_in is None
@@ -180,7 +182,11 @@ def where_things_went(settings: Settings, stats: PipelineStats, *, dead_letters_
 
         def shown(url: str) -> str:  # a sink that failed was listed as where the alerts went (found by review)
             missed = stats.undelivered.get(sink_name(url))
-            return redact_url(url) + (f" ({missed} not delivered)" if missed else "")
+            # a replay's own report starts afresh; its --production-sinks files are the daemon's and grow (found
+            # by the regression review)
+            grows = not daemon and url.startswith("file://") and url != f"file://{report}"
+            return (redact_url(url) + (f" ({missed} not delivered)" if missed else "")
+                    + (" (appended across runs)" if grows else ""))
 
         lines.append("alerts went to: " + ", ".join(shown(sink) for sink in settings.alerts.sinks)
                      + (" (file sinks append across runs)" if daemon else ""))

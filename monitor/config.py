@@ -852,6 +852,9 @@ def _format_error(exc: ValidationError, origin: str) -> str:
             # an unknown key has no variable: the suggested MONITOR_ALERTS__Z_TRESHOLD was itself refused, and
             # pydantic's "Extra inputs are not permitted" named nothing (found by a walkthrough)
             msg, where = "no such setting", "in the file"
+            section = "MONITOR_" + named[0].upper()
+            if len(named) > 1 and _env_value(section) is not None:  # MONITOR_WINDOWS='{"bucket_z": 60}'
+                where = f"from {section}, which overrides the file"
             hint = _unknown_key_hint(tuple(err["loc"]))
         elif named and (seconds := _seconds_hint(named[-1], err["type"], err.get("input"))):
             hint = seconds

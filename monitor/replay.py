@@ -476,5 +476,6 @@ def replay_summary(settings: Settings, stats: PipelineStats, report: Path) -> li
             f"{stats.notifications} alert notifications -> {report}; "
             f"detection evaluated until {iso_utc(stats.evaluated_until_s)}")
     # every replay dead-letters to the file (run_replay), whatever source.kind says
-    return [head, *where_things_went(settings, stats, dead_letters_in=str(settings.source.dead_letter_path))]
+    return [head, *where_things_went(settings, stats, dead_letters_in=str(settings.source.dead_letter_path),
+                                     report=report)]
 

@@ -215,5 +215,23 @@ def test_the_daemon_says_its_files_are_appended_and_a_replay_does_not_claim_it()
     daemon = where_things_went(settings, stats)
     assert any(line.endswith("dead-letter.jsonl (appended across runs)") for line in daemon)
     assert any(line.endswith("(file sinks append across runs)") for line in daemon)
-    replay = where_things_went(settings, stats, dead_letters_in="reports/replay.dead-letter.jsonl")
+    replay_settings = load_settings(alerts={"sinks": ["file://reports/replay-alerts.jsonl"]})
+    replay = where_things_went(replay_settings, stats, dead_letters_in="reports/replay.dead-letter.jsonl",
+                               report=Path("reports/replay-alerts.jsonl"))
     assert not any("across runs" in line for line in replay)
+
+
+def test_a_replay_marks_the_daemons_file_sinks_it_borrows_as_appended_not_its_report() -> None:
+    """Found by the regression review: `monitor replay --production-sinks` lost the note while the desk's file sink
+    grew 10 -> 20 lines over two runs (only the replay's own report starts afresh)."""
+    from monitor.cli import where_things_went
+    from monitor.config import load_settings
+    from monitor.engine.pipeline import PipelineStats
+
+    report = Path("/tmp/r/replay-alerts.jsonl")
+    settings = load_settings(alerts={"sinks": [f"file://{report}", "file:///tmp/r/desk.jsonl", "log://"]})
+    lines = where_things_went(settings, PipelineStats(read=4, applied=4, notifications=2),
+                              dead_letters_in="/tmp/r/replay-alerts.dead-letter.jsonl", report=report)
+    sinks = next(line for line in lines if line.startswith("alerts went to: "))
+    assert sinks == ("alerts went to: file:///tmp/r/replay-alerts.jsonl, file:///tmp/r/desk.jsonl (appended across "
+                     "runs), log://")

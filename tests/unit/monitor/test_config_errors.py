@@ -405,3 +405,13 @@ def test_a_refused_secret_setting_is_shown_as_set_whatever_the_type_of_its_value
 def test_a_refused_secret_in_a_misspelled_section_is_hidden(tmp_path: Path) -> None:
     text = error_of(tmp_path, '[kafak]\nsasl_password = "hunter2SECRET"\nbootstrap_servers = "b:9092"\n')
     assert "did you mean kafka?" in text and "hunter2SECRET" not in text and "'b:9092'" in text
+
+
+def test_an_unknown_key_in_a_section_variable_is_blamed_on_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the regression review: MONITOR_WINDOWS='{"bucket_z": 60}' was reported as '(in the file)'."""
+    monkeypatch.setenv("MONITOR_WINDOWS", '{"bucket_z": 60}')
+    text = error_of(tmp_path, "[alerts]\nz_threshold = 3.0\n")
+    assert "windows.bucket_z = 60: no such setting -- did you mean windows.bucket_s?" in text
+    assert "(from MONITOR_WINDOWS, which overrides the file)" in text
