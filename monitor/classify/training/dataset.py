@@ -198,11 +198,15 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
     return sorted(train), sorted(held)
 
 
-def topic_holdout(path: Path, taxonomy: Taxonomy, fraction: float, seed: int) -> LabelledTexts:
-    """The rows of the topic CSV that ``monitor train --valid-fraction F --seed S`` held out."""
+def topic_holdout(path: Path, taxonomy: Taxonomy, fraction: float, seed: int,
+                  max_examples: int | None = None) -> LabelledTexts:
+    """The rows of the topic CSV that ``monitor train --valid-fraction F --seed S [--max-examples N]`` held out:
+    ``fraction`` of each topic of its first ``max_examples`` rows (all when None) -- the whole file's split put
+    training rows in ``monitor eval``'s slice after ``--max-examples`` (20 of 41, found by review)."""
     data = read_topic_csv(path, taxonomy)
-    _, held = stratified_split(data.labels, fraction, seed)
-    return LabelledTexts([data.texts[i] for i in held], [data.labels[i] for i in held])
+    labels = data.labels[:max_examples]
+    _, held = stratified_split(labels, fraction, seed)
+    return LabelledTexts([data.texts[i] for i in held], [labels[i] for i in held])
 
 
 _RETWEET = re.compile(r"^RT @\w+:\s*")

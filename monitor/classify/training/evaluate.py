@@ -45,8 +45,7 @@ from monitor.classify.training.dataset import (
     DatasetError,
     LabelledTexts,
     read_csv,
-    read_topic_csv,
-    stratified_split,
+    topic_holdout,
 )
 from monitor.classify.training.metrics import Report, classification_report
 from monitor.classify.training.plots import plot_confusion, plot_reliability
@@ -253,16 +252,6 @@ def topic_file(given: Path | None, recorded: RecordedSplit | None) -> Path:
     return given
 
 
-def topic_slice(path: Path, taxonomy: Taxonomy, fraction: float, seed: int, max_examples: int | None) -> LabelledTexts:
-    """The rows of the topic CSV that ``monitor train`` held out: ``fraction`` of each topic of its first
-    ``max_examples`` rows (all when None) -- the whole file's split put training rows in the slice after
-    ``--max-examples`` (20 of 41, found by review)."""
-    data = read_topic_csv(path, taxonomy)
-    labels = data.labels[:max_examples]
-    _, held = stratified_split(labels, fraction, seed)
-    return LabelledTexts([data.texts[i] for i in held], [labels[i] for i in held])
-
-
 def trained_texts(recorded: RecordedSplit | None, taxonomy: Path | None) -> set[str] | None:
     """The normalised texts of the rows the model trained on (its summary's files, taxonomy and split; not its
     ``--unlabelled`` texts); None where the summary records no files or they are gone."""
@@ -323,7 +312,7 @@ def eval_command(argv: Sequence[str]) -> int:
     seed, fraction = topic_split(args.seed, args.topic_valid_fraction, recorded)
     topic_csv = topic_file(args.topic_csv, recorded)
     limit = recorded.max_examples if recorded is not None else None
-    topic_data = topic_slice(topic_csv, taxonomy, fraction, seed, limit)
+    topic_data = topic_holdout(topic_csv, taxonomy, fraction, seed, limit)
     first = f" of its first {limit} rows" if limit else ""
     print(
         f"held-out data: {len(sentiment_data.texts)} sentiment rows ({args.valid_csv}), "
