@@ -14,6 +14,13 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
+def bar_wanted(progress: bool) -> bool:
+    """Whether to draw a progress bar: asked for (no ``--no-progress``) and stderr is a terminal. Drawn into a file
+    or a pipe (a CI log, ``2> run.log``) a bar is carriage returns and cursor-up codes among the log lines, and
+    buried the summary (found by a walkthrough)."""
+    return progress and sys.stderr.isatty()
+
+
 class _AboveBar:
     """A stream that writes each log line above the progress bars (``tqdm.write``) instead of into them.
 

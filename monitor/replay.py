@@ -31,7 +31,7 @@ from consumers.schema import epoch_or_text, parse_event_time
 from monitor.config import Settings, SourceSettings, check_redis_url
 from monitor.durations import iso_utc, non_negative_float
 from monitor.engine.pipeline import PipelineStats
-from monitor.progress import run_with_progress
+from monitor.progress import bar_wanted, run_with_progress
 from monitor.redact import redact_url
 from monitor.rotating_file import rotated_path
 from monitor.windows.buckets import is_key_prefix
@@ -246,7 +246,7 @@ async def run_replay(settings: Settings, *, progress: bool, kafka: argparse.Name
     arm_backstop(app, settings)  # a model hung in this process's inference thread never let a replay exit
     install_stop_signals(app.request_stop, stopped_by)
     total = count_lines(settings.source.replay_paths) if source is None else None
-    bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=total, unit="msg", disable=not bar_wanted(progress), file=sys.stderr)
 
     return await run_with_progress(app.run, lambda: app.pipeline.stats.read, bar, 0.2)
 

@@ -36,6 +36,7 @@ from monitor.durations import parse_duration_s
 from monitor.engine.enrich import build_enricher
 from monitor.engine.pipeline import PipelineStats
 from monitor.engine.time_jumps import MAX_CLOSURE_S
+from monitor.progress import bar_wanted
 from monitor.replay import (
     clear_dead_letters,
     isolated_settings,
@@ -122,7 +123,8 @@ async def run_backtest(
     classifier = CachedClassifier(build_classifier(settings.classifier))
     results: list[tuple[RunResult, Scores]] = []
     keys = sorted({inc.key for inc in incidents})
-    bar = tqdm(combos, desc="backtest runs", unit="run", disable=not progress or len(combos) < 2, file=sys.stderr)
+    bar = tqdm(combos, desc="backtest runs", unit="run", disable=not bar_wanted(progress) or len(combos) < 2,
+               file=sys.stderr)
     for n, params in enumerate(bar):
         if n == 1:  # every parameter set replays the same input: report its malformed lines once
             settings = settings.model_copy(update={

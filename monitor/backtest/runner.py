@@ -17,7 +17,7 @@ from alerts.detectors import Signal
 from alerts.model import AlertStatus, Notification
 from monitor.config import DETECTION_ONLY_SETTINGS, InputError, Settings
 from monitor.engine.pipeline import Evaluator, PipelineStats
-from monitor.progress import run_with_progress
+from monitor.progress import bar_wanted, run_with_progress
 from monitor.replay import count_lines
 from monitor.types import ClassifiedMessage, Classifier, Prediction, Sentiment
 from monitor.windows.base import Applied
@@ -192,7 +192,7 @@ async def run_once(settings: Settings, classifier: Classifier, params: dict[str,
                 traces[sig.key].append(sig)
         app.alerting.signal_observer = observe
     total = count_lines(tuned.source.replay_paths) if progress else None
-    bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, leave=False,
+    bar = tqdm(total=total, unit="msg", disable=not bar_wanted(progress), file=sys.stderr, leave=False,
                desc=", ".join(f"{k}={v:g}" for k, v in params.items()) or "backtest")
 
     stats = await run_with_progress(app.run, lambda: app.pipeline.stats.read, bar, 0.5)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from tqdm import tqdm
 
-from monitor.progress import logs_above, run_with_progress
+from monitor.progress import bar_wanted, logs_above, run_with_progress
 
 
 @pytest.fixture
@@ -56,3 +56,17 @@ def test_disabled_bar_leaves_the_handlers_alone(
     stream, handler = stream_handler
     with logs_above(tqdm(total=1, file=stream, disable=True), stream):
         assert handler.stream is stream
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_is_drawn_only_when_asked_for_and_stderr_is_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a walkthrough: drawn into a file or pipe, a bar was carriage returns and cursor-up codes among the
+    log lines of `monitor backtest 2> log`."""
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not bar_wanted(True)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert bar_wanted(True) and not bar_wanted(False)
