@@ -218,25 +218,27 @@ class JumpGuard:
             return False
         if len(self._opening) >= OPENING_MAX_PER_CONFIRMATION * self.confirmations:
             return True
-        gap_s = self._closure_s()
         for arrived in _by_lane(self._opening).values():
             times = sorted(arrived)
-            split = any(b - a > gap_s for a, b in pairwise(times))
-            if split and self._run_after_gap(times) is None and self._present(arrived) is None:
+            after = self._after_long_gaps(times)
+            if after and self._run_after_gap(times, after) is None and self._present(arrived) is None:
                 return False
         return True
 
-    def _run_after_gap(self, times: list[int]) -> int | None:
-        """The first row after a lane's newest gap longer than a market closure (``times`` sorted) when at least
+    def _after_long_gaps(self, times: list[int]) -> list[int]:
+        """Positions in ``times`` (sorted) of each row that follows a gap longer than a market closure."""
+        gap_s = self._closure_s()
+        return [i + 1 for i, (a, b) in enumerate(pairwise(times)) if b - a > gap_s]
+
+    def _run_after_gap(self, times: list[int], after: list[int]) -> int | None:
+        """The first row after a lane's newest long gap (``after``: ``_after_long_gaps(times)``) when at least
         ``confirmations`` rows follow it and the first of them lie within the bound: a dense run the older rows
         cannot belong to, whichever came first (three real rows, then three mistyped 2016, were counted as late
         and confirmed a jump to 2016, found by the regression review). More such rows dated ahead is a jump the
         hold would confirm anyway."""
-        gap_s = self._closure_s()
-        gaps = [i for i, (a, b) in enumerate(pairwise(times)) if b - a > gap_s]
-        if not gaps:
+        if not after:
             return None
-        run = times[gaps[-1] + 1:]
+        run = times[after[-1]:]
         if len(run) < self.confirmations or run[self.confirmations - 1] - run[0] > self.max_jump_s:
             return None
         return run[0]
@@ -257,12 +259,12 @@ class JumpGuard:
         measured as 10 years long (found by review). The floor is the start of a dense run after the lane's newest
         gap of more than ``MAX_CLOSURE_S`` (and the bound); else the row after the newest such gap below where the
         lane is now (its agreeing newest rows; without them its median, if the newer half of its rows lies within
-        the bound), so every row before such a gap goes,
-        however many, while Friday's last rows before Monday's open are kept. A sparse lane (neither) gets no
-        floor: a sparse history's gaps are its own spacing. Judged per lane: a partition catching up a backlog
-        days behind the others is real."""
+        the bound), so every row before such a gap goes, however many, while Friday's last rows before Monday's
+        open are kept. A sparse lane (neither) gets no floor: a sparse history's gaps are its own spacing. Judged
+        per lane: a partition catching up a backlog days behind the others is real."""
         times = sorted(arrived)
-        if (run_s := self._run_after_gap(times)) is not None:
+        after = self._after_long_gaps(times)
+        if (run_s := self._run_after_gap(times, after)) is not None:
             return run_s
         now_s = self._present(arrived)
         if now_s is None:
@@ -270,14 +272,7 @@ class JumpGuard:
             if times[-1] - times[mid] > self.max_jump_s:
                 return None
             now_s = times[mid]
-        gap_s = self._closure_s()
-        floor: int | None = None
-        for older, newer in pairwise(times):
-            if newer > now_s:
-                break
-            if newer - older > gap_s:
-                floor = newer
-        return floor
+        return max((times[i] for i in after if times[i] <= now_s), default=None)
 
     def recheck(self, reference: Reference) -> list[SourceRecord]:
         """Event time moved without a message (the idle sweep of a caught-up live stream): a hold whose first
