@@ -136,8 +136,12 @@ class Relay:
         self.writers -= {writer, up_writer}
 
 
-def _fast_browser(session: WebDriver) -> None:
+def _open_marked(session: WebDriver, url: str) -> None:
+    """Open ``url`` with the console's short test timings, and mark its body: a refresh swaps the body, so the mark
+    is gone once the page refreshed."""
     session.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FAST_REFRESH})
+    session.get(url)
+    session.execute_script("document.body.dataset.mark = 'first'")
 
 
 def _refresh_state(session: WebDriver) -> str:
@@ -156,9 +160,7 @@ async def test_the_console_says_the_daemon_is_unreachable_and_recovers_when_it_i
 
         def drive() -> None:
             with chromium() as session:
-                _fast_browser(session)
-                session.get(base + "/")
-                session.execute_script("document.body.dataset.mark = 'first'")
+                _open_marked(session, base + "/")
                 asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(10)
                 WebDriverWait(session, 10).until(lambda s: "unreachable since" in _refresh_state(s))
                 banner = _refresh_state(session)
@@ -192,9 +194,7 @@ async def test_a_value_left_typed_pauses_the_refresh_for_a_while_not_for_good(tm
     async with running_demo(tmp_path) as daemon:
         def drive() -> None:
             with chromium() as session:
-                _fast_browser(session)
-                session.get(daemon.base + "/")
-                session.execute_script("document.body.dataset.mark = 'first'")
+                _open_marked(session, daemon.base + "/")
                 event_now = _event_now(session)
                 assert event_now.startswith("2026-11-05 15:")
                 form = session.find_element(By.ID, "silence-form")
@@ -233,9 +233,7 @@ async def test_a_dependency_outage_is_named_with_its_reason_not_as_an_unreachabl
         async with running_demo(tmp_path / "demo", store_url=redis.url) as daemon:
             def drive() -> None:
                 with chromium() as session:
-                    _fast_browser(session)
-                    session.get(daemon.base + "/")
-                    session.execute_script("document.body.dataset.mark = 'first'")
+                    _open_marked(session, daemon.base + "/")
                     event_now = _event_now(session)
                     redis.stop()
                     WebDriverWait(session, 20).until(lambda s: "dependency is unreachable" in _refresh_state(s))
